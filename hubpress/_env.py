@@ -1,0 +1,34 @@
+"""Environment switches that must be settled before huggingface_hub is imported."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+log = logging.getLogger("hubpress")
+
+_TRUE = {"1", "true", "yes", "on"}
+_applied = False
+
+
+def apply_transfer_compat(environ: dict[str, str] | None = None) -> bool:
+    """Turn the qflux guide's HF_HUB_ENABLE_HF_TRANSFER=1 into HF_XET_HIGH_PERFORMANCE=1.
+
+    huggingface_hub removed hf_transfer in 1.0 and only warns about the variable now; the
+    acceleration it gave lives in hf_xet. Returns True when the switch was translated.
+    Logs once per process, in one line.
+    """
+    global _applied
+    env = os.environ if environ is None else environ
+    if env.get("HF_HUB_ENABLE_HF_TRANSFER", "").strip().lower() not in _TRUE:
+        return False
+    if env.get("HF_XET_HIGH_PERFORMANCE", "").strip() == "":
+        env["HF_XET_HIGH_PERFORMANCE"] = "1"
+    if environ is None and not _applied:
+        _applied = True
+        log.warning(
+            "HF_HUB_ENABLE_HF_TRANSFER=1 is ignored by huggingface_hub>=1.0 (hf_transfer was removed); "
+            "hubpress set HF_XET_HIGH_PERFORMANCE=%s instead, which gives the same acceleration through hf_xet.",
+            env["HF_XET_HIGH_PERFORMANCE"],
+        )
+    return True

@@ -1,0 +1,117 @@
+"""One settings object for the whole project.
+
+Values come from HUBPRESS_* environment variables (or a .env file) and can be overridden per
+flow run by passing a `Settings` (or a dict of overrides) to a flow. Secrets are SecretStr so
+that they never print in reprs, logs, artifacts or pydantic-generated UI forms.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from hubpress.errors import MissingTokenError
+
+DEFAULT_ENDPOINT = "https://huggingface.co"
+
+# Where a token may come from, in lookup order. Used in messages, so a person knows every way.
+TOKEN_SOURCES_HELP = (
+    "pass token=... (or --token), "
+    "name a Prefect Secret block in HUBPRESS_TOKEN_SECRET_BLOCK, "
+    "or set HUBPRESS_TOKEN, HF_TOKEN, HUGGING_FACE_HUB_TOKEN or HUGGINGFACE_HUB_TOKEN"
+)
+
+
+class Settings(BaseSettings):
+    """hubpress settings. Every field reads HUBPRESS_<FIELD> from the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="HUBPRESS_", env_file=".env", extra="ignore")
+
+    hub_endpoint: str | None = Field(
+        default=None,
+        description="Hub API endpoint. Defaults to HF_ENDPOINT, then https://huggingface.co.",
+    )
+    token: SecretStr | None = Field(default=None, description="Hub token (prefer a Secret block).")
+    token_secret_block: str | None = Field(
+        default=None, description="Name of a Prefect Secret block that holds the Hub token."
+    )
+    staging: str = Field(
+        default=".hubpress/staging", description="Local directory or s3://bucket/prefix for staging."
+    )
+    cache_dir: str = Field(default=".hubpress/cache", description="Hash and validation caches.")
+    s3_endpoint_url: str | None = Field(default=None, description="S3-compatible endpoint (MinIO, moto).")
+    aws_access_key_id: SecretStr | None = None
+    aws_secret_access_key: SecretStr | None = None
+    aws_session_token: SecretStr | None = None
+    aws_region: str | None = None
+    aws_credentials_block: str | None = Field(
+        default=None, description="Name of a prefect-aws AwsCredentials block to use for S3."
+    )
+    s3_max_attempts: int = Field(default=8, description="botocore retry attempts (adaptive mode).")
+    hub_max_concurrency: int = Field(default=4, description="Parallel Hub requests (uploads, hashes).")
+
+    def endpoint(self) -> str:
+        return (self.hub_endpoint or os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
+
+    def with_overrides(self, overrides: dict[str, Any] | None) -> Settings:
+        if not overrides:
+            return self
+        return self.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+
+
+def get_settings(overrides: dict[str, Any] | Settings | None = None) -> Settings:
+    if isinstance(overrides, Settings):
+        return overrides
+    return Settings().with_overrides(overrides)
+
+
+@dataclass(frozen=True)
+class ResolvedToken:
+    """A token and where it came from. `repr` and `str` never show the token itself."""
+
+    value: str | None
+    source: str  # e.g. "HF_TOKEN", "Prefect Secret block 'hub-token'", "anonymous"
+
+    def __repr__(self) -> str:
+        return f"ResolvedToken(source={self.source!r})"
+
+    __str__ = __repr__
+
+
+def _from_secret_block(name: str) -> str | None:
+    try:
+        from prefect.blocks.system import Secret
+
+        return Secret.load(name).get()
+    except Exception:  # a missing block is reported by the caller as "not found"
+        return None
+
+
+def resolve_token(explicit: str | None = None, settings: Settings | None = None) -> ResolvedToken:
+    """Find a Hub token: argument, Secret block, then the environment variables, in that order."""
+    settings = settings or get_settings()
+    if explicit:
+        return ResolvedToken(explicit, "the token argument")
+    if settings.token is not None and settings.token.get_secret_value():
+        return ResolvedToken(settings.token.get_secret_value(), "HUBPRESS_TOKEN")
+    if settings.token_secret_block:
+        value = _from_secret_block(settings.token_secret_block)
+        if value:
+            return ResolvedToken(value, f"Prefect Secret block {settings.token_secret_block!r}")
+    for var in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HUGGINGFACE_HUB_TOKEN"):
+        value = os.environ.get(var, "").strip()
+        if value:
+            return ResolvedToken(value, var)
+    return ResolvedToken(None, "anonymous (no token found)")
+
+
+def require_write_token(explicit: str | None = None, settings: Settings | None = None) -> ResolvedToken:
+    """Like resolve_token, but a write without a token fails before any work, naming every way."""
+    token = resolve_token(explicit, settings)
+    if token.value is None:
+        raise MissingTokenError(f"No Hugging Face token found for a write to the Hub. To provide one, {TOKEN_SOURCES_HELP}.")
+    return token

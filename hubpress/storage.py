@@ -1,0 +1,221 @@
+"""Where bytes live: a local directory or an S3 prefix, behind one small interface.
+
+Discovery lists a tree once through `Storage.list`; validation reads through `read_bytes` /
+`open`; staging writes through `write_bytes` / `put_file`, which are atomic: a local write goes
+to a temporary name and is renamed, an S3 object only appears when its (multipart) upload
+completes. All S3 details (client, retries, endpoint) stay in this module.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import BinaryIO, Protocol
+from urllib.parse import urlparse
+
+from hubpress.errors import SourceError
+from hubpress.settings import Settings, get_settings
+
+
+@dataclass(frozen=True, slots=True)
+class ListedFile:
+    relpath: str  # POSIX, relative to the storage root
+    size: int
+    version: str  # local: mtime_ns; S3: ETag. Together with size, the cache key of a file.
+    inode: int | None = None
+
+
+class Storage(Protocol):
+    root: str
+
+    def uri(self, relpath: str) -> str: ...
+    def list(self, prefix: str = "") -> Iterator[ListedFile]: ...
+    def exists(self, relpath: str) -> bool: ...
+    def read_bytes(self, relpath: str) -> bytes: ...
+    def open(self, relpath: str) -> BinaryIO: ...
+    def write_bytes(self, relpath: str, data: bytes) -> None: ...
+    def put_file(self, relpath: str, local_path: str | Path) -> None: ...
+    def get_file(self, relpath: str, local_path: str | Path) -> None: ...
+    def delete(self, relpath: str) -> None: ...
+
+
+def is_s3(uri: str) -> bool:
+    return uri.startswith("s3://")
+
+
+def open_storage(uri: str, settings: Settings | None = None) -> Storage:
+    if is_s3(uri):
+        return S3Storage(uri, settings or get_settings())
+    if uri.startswith("file://"):
+        uri = urlparse(uri).path
+    return LocalStorage(uri)
+
+
+class LocalStorage:
+    def __init__(self, root: str | Path):
+        self.root = str(Path(root).expanduser().resolve())
+
+    def uri(self, relpath: str) -> str:
+        return os.path.join(self.root, relpath) if relpath else self.root
+
+    def list(self, prefix: str = "") -> Iterator[ListedFile]:
+        """Every regular file below root/prefix, one os.scandir per directory (no globbing)."""
+        start = self.uri(prefix)
+        if not os.path.isdir(start):
+            return
+        stack = [(start, prefix.strip("/"))]
+        while stack:
+            path, rel = stack.pop()
+            with os.scandir(path) as entries:
+                for entry in entries:
+                    child = f"{rel}/{entry.name}" if rel else entry.name
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append((entry.path, child))
+                    elif entry.is_file():  # follows symlinks; validation decides if they leave the root
+                        st = entry.stat()
+                        yield ListedFile(child, st.st_size, str(st.st_mtime_ns), st.st_ino)
+
+    def exists(self, relpath: str) -> bool:
+        return os.path.exists(self.uri(relpath))
+
+    def read_bytes(self, relpath: str) -> bytes:
+        with open(self.uri(relpath), "rb") as fh:
+            return fh.read()
+
+    def open(self, relpath: str) -> BinaryIO:
+        return open(self.uri(relpath), "rb")
+
+    def write_bytes(self, relpath: str, data: bytes) -> None:
+        target = Path(self.uri(relpath))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def put_file(self, relpath: str, local_path: str | Path) -> None:
+        target = Path(self.uri(relpath))
+        if Path(local_path).resolve() == target:
+            return
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        os.close(fd)
+        try:
+            shutil.copyfile(local_path, tmp)
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def get_file(self, relpath: str, local_path: str | Path) -> None:
+        shutil.copyfile(self.uri(relpath), local_path)
+
+    def delete(self, relpath: str) -> None:
+        Path(self.uri(relpath)).unlink(missing_ok=True)
+
+
+def s3_client(settings: Settings):
+    """A boto3 S3 client with botocore's adaptive retry mode (throttling and 5xx are retried)."""
+    import boto3
+    from botocore.config import Config
+
+    def secret(value):
+        return value.get_secret_value() if value is not None else None
+
+    kwargs = {}
+    if settings.aws_credentials_block:
+        from prefect_aws import AwsCredentials
+
+        creds = AwsCredentials.load(settings.aws_credentials_block)
+        session = creds.get_boto3_session()
+        endpoint = settings.s3_endpoint_url or creds.aws_client_parameters.endpoint_url
+    else:
+        session = boto3.session.Session(
+            aws_access_key_id=secret(settings.aws_access_key_id),
+            aws_secret_access_key=secret(settings.aws_secret_access_key),
+            aws_session_token=secret(settings.aws_session_token),
+            region_name=settings.aws_region or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
+        )
+        endpoint = settings.s3_endpoint_url
+    if endpoint:
+        kwargs["endpoint_url"] = endpoint
+    config = Config(retries={"mode": "adaptive", "max_attempts": settings.s3_max_attempts})
+    return session.client("s3", config=config, **kwargs)
+
+
+class S3Storage:
+    def __init__(self, uri: str, settings: Settings):
+        parsed = urlparse(uri)
+        if not parsed.netloc:
+            raise SourceError(f"{uri!r} is not a usable S3 location: expected s3://bucket/prefix.")
+        self.bucket = parsed.netloc
+        self.prefix = parsed.path.strip("/")
+        self.root = f"s3://{self.bucket}/{self.prefix}" if self.prefix else f"s3://{self.bucket}"
+        self.settings = settings
+
+    @cached_property
+    def client(self):
+        return s3_client(self.settings)
+
+    def key(self, relpath: str) -> str:
+        relpath = relpath.strip("/")
+        if not self.prefix:
+            return relpath
+        return f"{self.prefix}/{relpath}" if relpath else self.prefix
+
+    def uri(self, relpath: str) -> str:
+        return f"s3://{self.bucket}/{self.key(relpath)}"
+
+    def list(self, prefix: str = "") -> Iterator[ListedFile]:
+        """One paginated ListObjectsV2 over the prefix."""
+        base = self.key(prefix)
+        base = base + "/" if base else ""
+        strip = len(self.prefix) + 1 if self.prefix else 0
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=base):
+            for obj in page.get("Contents", ()):
+                key = obj["Key"]
+                if key.endswith("/"):
+                    continue
+                yield ListedFile(key[strip:], obj["Size"], obj["ETag"].strip('"'))
+
+    def exists(self, relpath: str) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=self.key(relpath))
+            return True
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
+                return False
+            raise
+
+    def read_bytes(self, relpath: str) -> bytes:
+        return self.client.get_object(Bucket=self.bucket, Key=self.key(relpath))["Body"].read()
+
+    def open(self, relpath: str) -> BinaryIO:
+        return self.client.get_object(Bucket=self.bucket, Key=self.key(relpath))["Body"]
+
+    def write_bytes(self, relpath: str, data: bytes) -> None:
+        self.client.put_object(Bucket=self.bucket, Key=self.key(relpath), Body=data)
+
+    def put_file(self, relpath: str, local_path: str | Path) -> None:
+        # upload_file switches to multipart above 8 MB; the object appears only on completion.
+        self.client.upload_file(str(local_path), self.bucket, self.key(relpath))
+
+    def get_file(self, relpath: str, local_path: str | Path) -> None:
+        self.client.download_file(self.bucket, self.key(relpath), str(local_path))
+
+    def delete(self, relpath: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=self.key(relpath))
