@@ -67,14 +67,18 @@ class HashCache:
             return None
         row = (
             self._conn()
-            .execute("SELECT sha256, info FROM facts WHERE uri=? AND size=? AND version=?", (uri, size, version))
+            .execute(
+                "SELECT sha256, info FROM facts WHERE uri=? AND size=? AND version=?", (uri, size, version)
+            )
             .fetchone()
         )
         if row is None:
             return None
         return row[0], (json.loads(row[1]) if row[1] else None)
 
-    def get_many(self, keys: list[tuple[str, int, str]]) -> dict[tuple[str, int, str], tuple[str | None, dict | None]]:
+    def get_many(
+        self, keys: list[tuple[str, int, str]]
+    ) -> dict[tuple[str, int, str], tuple[str | None, dict | None]]:
         """Batch lookup, for validation chunks of thousands of files."""
         found: dict[tuple[str, int, str], tuple[str | None, dict | None]] = {}
         if self.path is None or not keys:
@@ -93,7 +97,9 @@ class HashCache:
                     found[key] = (sha, json.loads(info) if info else None)
         return found
 
-    def put(self, uri: str, size: int, version: str, sha256: str | None, info: dict[str, Any] | None = None) -> None:
+    def put(
+        self, uri: str, size: int, version: str, sha256: str | None, info: dict[str, Any] | None = None
+    ) -> None:
         self.put_many([(uri, size, version, sha256, info)])
 
     def put_many(self, rows: list[tuple[str, int, str, str | None, dict[str, Any] | None]]) -> None:
@@ -106,7 +112,10 @@ class HashCache:
             conn.executemany("DELETE FROM facts WHERE uri=?", [(r[0],) for r in rows])
             conn.executemany(
                 "INSERT OR REPLACE INTO facts (uri, size, version, sha256, info) VALUES (?, ?, ?, ?, ?)",
-                [(u, s, v, h, json.dumps(i, sort_keys=True) if i is not None else None) for u, s, v, h, i in rows],
+                [
+                    (u, s, v, h, json.dumps(i, sort_keys=True) if i is not None else None)
+                    for u, s, v, h, i in rows
+                ],
             )
             conn.execute("COMMIT")
         except BaseException:

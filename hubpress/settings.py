@@ -113,5 +113,7 @@ def require_write_token(explicit: str | None = None, settings: Settings | None =
     """Like resolve_token, but a write without a token fails before any work, naming every way."""
     token = resolve_token(explicit, settings)
     if token.value is None:
-        raise MissingTokenError(f"No Hugging Face token found for a write to the Hub. To provide one, {TOKEN_SOURCES_HELP}.")
+        raise MissingTokenError(
+            f"No Hugging Face token found for a write to the Hub. To provide one, {TOKEN_SOURCES_HELP}."
+        )
     return token

@@ -1,0 +1,67 @@
+"""Pre-flight checks against the Hub's limits, before a single byte is uploaded."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+from hubpress.errors import HubLimitError
+from hubpress.plan import PublishPlan
+
+MAX_FILES_PER_FOLDER = 10_000
+MAX_FILES_PER_REPO = 100_000
+MAX_LFS_FILES_PER_COMMIT = 25_000
+MAX_REGULAR_BYTES_PER_COMMIT = 1_000_000_000
+MAX_FILE_BYTES = 50 * 1000**3  # the Hub refuses single files above 50 GB
+LFS_SIZE_THRESHOLD = 10 * 1024 * 1024
+TEXT_SUFFIXES = (".md", ".json", ".jsonl", ".txt", ".yaml", ".yml", ".csv", ".gitattributes", ".py", ".toml")
+
+
+@dataclass(frozen=True)
+class Limits:
+    files_per_folder: int = MAX_FILES_PER_FOLDER
+    files_per_repo: int = MAX_FILES_PER_REPO
+    lfs_files_per_commit: int = MAX_LFS_FILES_PER_COMMIT
+    regular_bytes_per_commit: int = MAX_REGULAR_BYTES_PER_COMMIT
+    file_bytes: int = MAX_FILE_BYTES
+
+
+def goes_to_lfs(path: str, size: int) -> bool:
+    return size > LFS_SIZE_THRESHOLD or not path.lower().endswith(TEXT_SUFFIXES)
+
+
+def check_limits(plan: PublishPlan, existing_paths: set[str], limits: Limits = Limits()) -> None:
+    """Raise HubLimitError naming the limit and the fix when the commit would break one."""
+    deleted = {c.path for c in plan.of("deleted")}
+    final = (existing_paths - deleted) | {c.path for c in plan.changes if c.kind != "deleted"}
+    if len(final) > limits.files_per_repo:
+        raise HubLimitError(
+            f"The repo would hold {len(final):,} files; the Hub allows under {limits.files_per_repo:,}. "
+            "Raise --max-shard-size so the dataset is written as fewer, larger shards."
+        )
+    folders = Counter(p.rsplit("/", 1)[0] if "/" in p else "" for p in final)
+    folder, count = folders.most_common(1)[0] if folders else ("", 0)
+    if count > limits.files_per_folder:
+        raise HubLimitError(
+            f"Folder {folder or '(repo root)'!r} would hold {count:,} files; the Hub allows at most "
+            f"{limits.files_per_folder:,} per folder. Raise --max-shard-size to write fewer shards."
+        )
+    sending = [c for c in plan.changes if c.kind in ("added", "changed")]
+    for change in sending:
+        if change.size > limits.file_bytes:
+            raise HubLimitError(
+                f"{change.path} is {change.size:,} bytes; the Hub refuses files over {limits.file_bytes:,} bytes. "
+                "Lower --max-shard-size (datasets) or split the weights (models)."
+            )
+    lfs = [c for c in sending if goes_to_lfs(c.path, c.size)]
+    if len(lfs) > limits.lfs_files_per_commit:
+        raise HubLimitError(
+            f"The commit would add {len(lfs):,} LFS files; the Hub allows {limits.lfs_files_per_commit:,} per commit. "
+            "Raise --max-shard-size to write fewer shards."
+        )
+    regular = sum(c.size for c in sending if not goes_to_lfs(c.path, c.size))
+    if regular > limits.regular_bytes_per_commit:
+        raise HubLimitError(
+            f"The commit would carry {regular:,} bytes of regular (non-LFS) files; the Hub allows "
+            f"{limits.regular_bytes_per_commit:,}. Large text files should be compressed or sharded."
+        )

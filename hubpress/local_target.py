@@ -1,0 +1,218 @@
+"""A local directory as a publishing target, holding exactly what the Hub repo would.
+
+The directory the user names is a symlink to an immutable version directory kept beside it
+(`.<name>.hubpress/versions/<id>`). A publish builds the next version completely, then swaps the
+symlink with one rename, so a reader (or `datasets.load_dataset(DIR)`) sees the old or the new
+version, never a mix. The two newest versions are kept.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from hubpress.errors import PublishError
+from hubpress.hashcache import HashCache, sha256_file
+from hubpress.plan import PublishPlan, RemoteFile, StagedFile, git_blob_oid
+from hubpress.targets import CommitConflict, CommitResult, RemoteState
+
+KEEP_VERSIONS = 2
+
+
+class LocalDir:
+    def __init__(self, path: str | Path, cache: HashCache | None = None):
+        self.path = Path(os.path.abspath(Path(path).expanduser()))
+        self.home = self.path.parent / f".{self.path.name}.hubpress"
+        self.versions = self.home / "versions"
+        self.cache = cache or HashCache(None)
+        self.description = f"local directory {self.path}"
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def ensure_exists(self, private: bool) -> bool:
+        self.versions.mkdir(parents=True, exist_ok=True)
+        return False
+
+    def _head(self) -> str | None:
+        if self.path.is_symlink():
+            resolved = Path(os.path.realpath(self.path))
+            if resolved.parent == Path(os.path.realpath(self.versions)):
+                return resolved.name
+            return f"external:{resolved}"
+        if self.path.is_dir():
+            return "unmanaged"
+        return None
+
+    def state(self, revision: str) -> RemoteState:
+        head = self._head()
+        if head is None:
+            return RemoteState(exists=False, head=None)
+        files: dict[str, RemoteFile] = {}
+        root = Path(os.path.realpath(self.path))
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames[:] = [d for d in dirnames if not d.startswith(".hubpress")]
+            for name in filenames:
+                full = os.path.join(dirpath, name)
+                rel = os.path.relpath(full, root).replace(os.sep, "/")
+                sha = self.cache.sha256_local(full)
+                files[rel] = RemoteFile(path=rel, size=os.path.getsize(full), sha256=sha)
+        return RemoteState(exists=True, head=head, files=files)
+
+    def read_text(self, path: str, revision: str) -> str | None:
+        full = self.path / path
+        try:
+            return full.read_text(encoding="utf-8")
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+
+    # -- writing -------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _lock(self) -> Iterator[None]:
+        self.home.mkdir(parents=True, exist_ok=True)
+        with open(self.home / "lock", "w") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def commit(
+        self,
+        plan: PublishPlan,
+        files: dict[str, StagedFile],
+        local_paths: dict[str, str],
+        message: str,
+        create_pr: bool = False,
+    ) -> CommitResult:
+        if create_pr:
+            raise PublishError("--create-pr needs a Hub repo; a local directory has no pull requests.")
+        with self._lock():
+            head = self._head()
+            if head != plan.parent_commit:
+                raise CommitConflict(f"{self.path} moved from {plan.parent_commit} to {head}")
+            self.versions.mkdir(parents=True, exist_ok=True)
+            current = Path(os.path.realpath(self.path)) if head is not None else None
+            build = Path(tempfile.mkdtemp(prefix=".build-", dir=self.versions))
+            try:
+                touched = {c.path for c in plan.changes if c.kind in ("added", "changed", "deleted")}
+                if current is not None:
+                    self._carry_over(current, build, skip=touched)
+                for change in plan.changes:
+                    if change.kind in ("added", "changed"):
+                        dest = build / change.path
+                        dest.parent.mkdir(parents=True, exist_ok=True)
+                        shutil.copyfile(local_paths[change.path], dest)
+                        if sha256_file(dest) != files[change.path].sha256:
+                            raise PublishError(f"{change.path} changed while it was copied into {self.path}.")
+                version = self._version_id(build)
+                final = self.versions / version
+                if final.exists():
+                    shutil.rmtree(build)
+                else:
+                    os.rename(build, final)
+            except BaseException:
+                shutil.rmtree(build, ignore_errors=True)
+                raise
+            self._swap(final, head)
+            self._prune(keep={version})
+        return CommitResult(commit=version, url=self.commit_url(version))
+
+    def _carry_over(self, current: Path, build: Path, skip: set[str]) -> None:
+        """Unchanged files and files hubpress does not own come along into the new version.
+        Hard links when possible: versions are immutable, so sharing inodes is safe and cheap."""
+        for dirpath, _dirnames, filenames in os.walk(current):
+            for name in filenames:
+                src = Path(dirpath) / name
+                rel = src.relative_to(current).as_posix()
+                if rel in skip:
+                    continue
+                dest = build / rel
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    os.link(src, dest)
+                except OSError:
+                    shutil.copy2(src, dest)
+
+    @staticmethod
+    def _version_id(build: Path) -> str:
+        digest = hashlib.sha256()
+        for path in sorted(p for p in build.rglob("*") if p.is_file()):
+            digest.update(path.relative_to(build).as_posix().encode() + b"\0")
+            digest.update(sha256_file(path).encode() + b"\n")
+        return digest.hexdigest()[:40]
+
+    def _swap(self, final: Path, head: str | None) -> None:
+        if head == "unmanaged" or (head or "").startswith("external:"):
+            # A plain directory (or foreign symlink) cannot be replaced by a rename: move it aside
+            # into the versions store first. Its files were carried into the new version already.
+            aside = self.versions / f"previous-{os.getpid()}"
+            os.rename(self.path, aside)
+        link = self.path.parent / f".{self.path.name}.{os.getpid()}.link"
+        with contextlib.suppress(FileNotFoundError):
+            link.unlink()
+        os.symlink(os.path.relpath(final, self.path.parent), link)
+        os.replace(link, self.path)
+
+    def _prune(self, keep: set[str]) -> None:
+        entries = [p for p in self.versions.iterdir() if p.is_dir() and not p.name.startswith(".build-")]
+        entries.sort(key=lambda p: p.stat().st_mtime, reverse=True)
+        survivors = set(keep) | {p.name for p in entries[:KEEP_VERSIONS]}
+        for p in entries:
+            if p.name not in survivors:
+                shutil.rmtree(p, ignore_errors=True)
+
+    def tag(self, commit: str, tag: str, message: str | None = None) -> bool:
+        tags = self.home / "tags"
+        tags.mkdir(parents=True, exist_ok=True)
+        marker = tags / tag
+        if marker.exists():
+            existing = marker.read_text().strip()
+            if existing == commit:
+                return False
+            raise PublishError(f"Tag {tag!r} already exists in {self.path} on version {existing[:12]}.")
+        marker.write_text(commit + "\n")
+        return True
+
+    def verify(self, commit: str, files: list[StagedFile]) -> list[str]:
+        root = self.versions / commit
+        mismatches = []
+        for f in files:
+            full = root / f.path
+            if not full.is_file():
+                mismatches.append(f"{f.path}: missing from version {commit[:12]}")
+            elif sha256_file(full) != f.sha256:
+                mismatches.append(f"{f.path}: sha256 differs from the staged file")
+        return mismatches
+
+    def parquet_row_counts(self, commit: str, paths: list[str]) -> dict[str, int]:
+        import pyarrow.parquet as pq
+
+        return {p: pq.ParquetFile(self.versions / commit / p).metadata.num_rows for p in paths}
+
+    def commit_url(self, commit: str) -> str:
+        return (self.versions / commit).as_uri()
+
+
+def staged_text(path: str, text: str, directory: Path) -> tuple[StagedFile, str]:
+    """Write a small generated text file (README.md, manifest.json) and describe it as staged."""
+    data = text.encode("utf-8")
+    directory.mkdir(parents=True, exist_ok=True)
+    local = directory / path.replace("/", "__")
+    local.write_bytes(data)
+    return (
+        StagedFile(
+            path=path,
+            sha256=hashlib.sha256(data).hexdigest(),
+            size=len(data),
+            source=str(local),
+            git_oid=git_blob_oid(data),
+        ),
+        str(local),
+    )

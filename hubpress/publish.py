@@ -1,0 +1,204 @@
+"""Publishing staged files to a target: plan, pre-flight, one commit, re-plan on conflict, tag,
+verify. Shared by datasets, LoRA releases and refreshes; the flows wrap these steps as tasks.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hubpress.errors import PublishError
+from hubpress.limits import check_limits
+from hubpress.local_target import LocalDir, staged_text
+from hubpress.plan import PublishPlan, StagedFile, make_plan
+from hubpress.settings import Settings, require_write_token, resolve_token
+from hubpress.targets import CommitConflict, RepoType, Target, check_repo_id, is_local_target, local_path
+
+log = logging.getLogger("hubpress.publish")
+
+MANIFEST = "manifest.json"
+CARD = "README.md"
+
+
+def open_target(
+    target: str, repo_type: RepoType, settings: Settings, token: str | None = None, write: bool = True
+) -> Target:
+    """A Target for a Hub repo id or a local directory. A write to the Hub without a token fails
+    here, before any work, with one message naming every way to provide one."""
+    if is_local_target(target):
+        from hubpress.hashcache import HashCache
+
+        return LocalDir(local_path(target), cache=HashCache(Path(settings.cache_dir) / "hashes.sqlite"))
+    from hubpress.hub import HubRepo
+
+    check_repo_id(target)
+    resolved = require_write_token(token, settings) if write else resolve_token(token, settings)
+    return HubRepo(target, repo_type, settings, resolved)
+
+
+def owned_paths(manifest_text: str | None) -> set[str]:
+    """Paths hubpress wrote in the previous publish, from its manifest.json (`files`)."""
+    if not manifest_text:
+        return set()
+    try:
+        data = json.loads(manifest_text)
+    except ValueError:
+        return set()
+    files = data.get("files", {}) if isinstance(data, dict) else {}
+    owned = set(files) if isinstance(files, dict) else {f.get("path") for f in files if isinstance(f, dict)}
+    return {p for p in owned if isinstance(p, str)} | {MANIFEST}
+
+
+@dataclass(slots=True)
+class PublishOutcome:
+    target: str
+    plan: PublishPlan
+    commit: str | None = None  # None when nothing changed (or dry run)
+    commit_url: str | None = None
+    pr_url: str | None = None
+    tag: str | None = None
+    tag_created: bool = False
+    created_repo: bool = False
+    attempts: int = 1
+    dry_run: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def uploaded_files(self) -> list[str]:
+        if self.commit is None:
+            return []
+        return [c.path for c in self.plan.changes if c.kind in ("added", "changed")]
+
+    @property
+    def uploaded_bytes(self) -> int:
+        return 0 if self.commit is None else self.plan.upload_bytes
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "target": self.target,
+            "commit": self.commit,
+            "commit_url": self.commit_url,
+            "pr_url": self.pr_url,
+            "tag": self.tag,
+            "dry_run": self.dry_run,
+            "uploaded_files": self.uploaded_files,
+            "uploaded_bytes": self.uploaded_bytes,
+            "unchanged_files": [c.path for c in self.plan.of("unchanged")],
+            "deleted_files": [c.path for c in self.plan.of("deleted")] if self.commit else [],
+            "plan": self.plan.summary(),
+            "attempts": self.attempts,
+        }
+
+
+CardFn = Callable[[str | None], str]
+Materialise = Callable[[StagedFile], str]
+
+
+def _local_source(staged: StagedFile) -> str:
+    if staged.source.startswith("s3://"):
+        raise PublishError(f"{staged.path} is staged on S3 but no materialiser was given.")
+    return staged.source
+
+
+def publish_files(
+    target: Target,
+    staged: list[StagedFile],
+    *,
+    target_name: str,
+    revision: str = "main",
+    private: bool = True,
+    message: str,
+    card: CardFn | None = None,
+    allow_deletes: bool = True,
+    create_pr: bool = False,
+    tag: str | None = None,
+    dry_run: bool = False,
+    materialise: Materialise = _local_source,
+    max_attempts: int = 5,
+    on_plan: Callable[[PublishPlan], None] | None = None,
+) -> PublishOutcome:
+    """Publish `staged` (plus a card merged with the target's current README) in ONE commit.
+
+    The plan is made against the target's head and the commit names that head as its parent;
+    when someone else committed in between, the target refuses, and the plan is made again
+    (their commit is kept). Nothing changed: no upload and no commit.
+    """
+    created = False
+    revision_missing = False
+    if not dry_run:
+        created = target.ensure_exists(private)
+        ensure_revision = getattr(target, "ensure_revision", None)
+        if ensure_revision is not None and revision != "main" and not create_pr:
+            ensure_revision(revision)
+    scratch = Path(tempfile.mkdtemp(prefix="hubpress-publish-"))
+    for attempt in range(1, max_attempts + 1):
+        state = target.state(revision)
+        if state.exists and not state.revision_exists:
+            revision_missing = True  # dry run against a branch that does not exist yet: plan against empty
+        head = state.head
+        owned = owned_paths(target.read_text(MANIFEST, head) if head else None) if allow_deletes else set()
+        files = list(staged)
+        if card is not None:
+            existing = target.read_text(CARD, head) if head else None
+            card_file, _ = staged_text(CARD, card(existing), scratch)
+            files = [f for f in files if f.path != CARD] + [card_file]
+        plan = make_plan(target_name, revision, head, files, state.files, owned)
+        check_limits(plan, set(state.files))
+        if on_plan is not None:
+            on_plan(plan)
+        outcome = PublishOutcome(
+            target=target_name, plan=plan, created_repo=created, attempts=attempt, dry_run=dry_run
+        )
+        if revision_missing:
+            outcome.notes.append(f"revision {revision!r} does not exist yet; it will be created")
+        if dry_run:
+            return outcome
+        if plan.is_noop:
+            log.info("%s is up to date: nothing to upload, no commit made", target_name)
+            outcome.notes.append("nothing changed: no upload, no commit")
+            if tag:
+                outcome.tag = tag
+                outcome.tag_created = target.tag(head, tag) if head else False
+            return outcome
+        by_path = {f.path: f for f in files}
+        local_paths = {
+            c.path: materialise(by_path[c.path]) for c in plan.changes if c.kind in ("added", "changed")
+        }
+        try:
+            result = target.commit(plan, by_path, local_paths, message, create_pr=create_pr)
+        except CommitConflict as exc:
+            log.warning(
+                "%s moved while publishing (%s); planning again (attempt %d/%d)",
+                target_name,
+                exc,
+                attempt,
+                max_attempts,
+            )
+            continue
+        outcome.commit, outcome.commit_url, outcome.pr_url = result.commit, result.url, result.pr_url
+        sent = [by_path[c.path] for c in plan.changes if c.kind in ("added", "changed")]
+        mismatches = target.verify(result.commit, sent)
+        if mismatches:
+            raise PublishError(
+                f"Verification of commit {result.commit[:12]} in {target_name} failed: "
+                + "; ".join(mismatches[:5])
+            )
+        if tag:
+            outcome.tag = tag
+            outcome.tag_created = target.tag(result.commit, tag, message)
+        log.info(
+            "published %d file(s), %d bytes, to %s at %s",
+            len(outcome.uploaded_files),
+            outcome.uploaded_bytes,
+            target_name,
+            result.commit[:12],
+        )
+        return outcome
+    raise PublishError(
+        f"{target_name} kept moving: {max_attempts} plans in a row were overtaken by other commits. "
+        "Nothing of ours was committed; run again when the other writer is done."
+    )
