@@ -1,0 +1,72 @@
+"""Small real images and Sample values for the build-side tests (shards, staging, cards)."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from hubpress.models import FileRef, Sample
+
+PIL_FORMATS = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP", "bmp": "BMP", "tiff": "TIFF"}
+EXTENSIONS = {"png": "png", "jpeg": "jpg", "webp": "webp", "bmp": "bmp", "tiff": "tiff"}
+
+
+def write_image(
+    path: Path, seed: int, fmt: str = "png", size: tuple[int, int] = (24, 16), ext: str | None = None
+) -> FileRef:
+    """Noise image at `path` (extension from `ext`, default the format's own); a FileRef as intake makes it."""
+    path = path.with_suffix("." + (ext or EXTENSIONS[fmt]))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pixels = np.random.default_rng(seed).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    kwargs = {"lossless": True} if fmt == "webp" else {}
+    Image.fromarray(pixels).save(path, format=PIL_FORMATS[fmt], **kwargs)
+    data = path.read_bytes()
+    return FileRef(
+        uri=str(path.resolve()),
+        relpath=path.name,
+        size=len(data),
+        format=fmt,
+        sha256=hashlib.sha256(data).hexdigest(),
+        width=size[0],
+        height=size[1],
+        version="1",
+    )
+
+
+def make_sample(
+    root: Path,
+    sample_id: str,
+    *,
+    split: str = "train",
+    controls: int = 1,
+    mask: bool = False,
+    target: bool = True,
+    fmt: str = "png",
+    prompt: str | None = None,
+) -> Sample:
+    seed = int.from_bytes(hashlib.sha256(sample_id.encode()).digest()[:4], "big")
+    folder = root / split
+    return Sample(
+        id=sample_id,
+        split=split,
+        prompt=prompt if prompt is not None else f"edit {sample_id}",
+        controls=[write_image(folder / f"{sample_id}_control_{i}", seed + i, fmt) for i in range(controls)],
+        mask=write_image(folder / f"{sample_id}_mask", seed + 10, "png") if mask else None,
+        target=write_image(folder / f"{sample_id}_target", seed + 20, fmt) if target else None,
+    )
+
+
+def fake_sample(sample_id: str, size: int = 100_000, split: str = "train") -> Sample:
+    """A sample whose files need not exist: enough for planning, which reads no bytes."""
+    digest = hashlib.sha256(sample_id.encode()).hexdigest()
+    ref = FileRef(
+        uri=f"/nonexistent/{sample_id}.png",
+        relpath=f"{sample_id}.png",
+        size=size,
+        format="png",
+        sha256=digest,
+    )
+    return Sample(id=sample_id, split=split, prompt=f"edit {sample_id}", controls=[ref])
