@@ -1,0 +1,104 @@
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from hubpress.errors import PublishError
+from hubpress.local_target import LocalDir
+from hubpress.plan import StagedFile, git_blob_oid, make_plan
+from hubpress.publish import publish_files
+from hubpress.targets import CommitConflict
+
+
+def stage(tmp: Path, path: str, data: bytes) -> StagedFile:
+    src = tmp / "src" / path.replace("/", "__")
+    src.parent.mkdir(parents=True, exist_ok=True)
+    src.write_bytes(data)
+    return StagedFile(path, hashlib.sha256(data).hexdigest(), len(data), str(src), git_blob_oid(data))
+
+
+def manifest(tmp: Path, paths: list[str]) -> StagedFile:
+    return stage(tmp, "manifest.json", json.dumps({"files": {p: {} for p in paths}}).encode())
+
+
+def test_publish_then_republish_is_a_noop_and_owned_files_are_deleted(tmp_path):
+    target = LocalDir(tmp_path / "out")
+    first = [stage(tmp_path, "data/a.parquet", b"A"), stage(tmp_path, "data/b.parquet", b"B")]
+    first.append(manifest(tmp_path, ["data/a.parquet", "data/b.parquet"]))
+    out = publish_files(target, first, target_name="out", message="first", card=lambda old: "# card\n")
+    assert out.commit and sorted(out.uploaded_files) == [
+        "README.md",
+        "data/a.parquet",
+        "data/b.parquet",
+        "manifest.json",
+    ]
+    assert (tmp_path / "out").is_symlink()
+    assert (tmp_path / "out" / "data" / "a.parquet").read_bytes() == b"A"
+
+    # A file the user put there is not hubpress's: it must survive every later publish.
+    user_version = Path(os.path.realpath(tmp_path / "out"))
+    again = publish_files(target, first, target_name="out", message="again", card=lambda old: "# card\n")
+    assert again.commit is None and again.uploaded_bytes == 0
+
+    second = [stage(tmp_path, "data/a.parquet", b"A"), stage(tmp_path, "data/c.parquet", b"C")]
+    second.append(manifest(tmp_path, ["data/a.parquet", "data/c.parquet"]))
+    out2 = publish_files(target, second, target_name="out", message="second", card=lambda old: "# card\n")
+    assert out2.plan.summary()["deleted"] == ["data/b.parquet"]
+    assert sorted(out2.uploaded_files) == ["data/c.parquet", "manifest.json"]
+    assert not (tmp_path / "out" / "data" / "b.parquet").exists()
+    assert user_version != Path(os.path.realpath(tmp_path / "out"))
+
+
+def test_user_files_and_card_edits_survive(tmp_path):
+    target = LocalDir(tmp_path / "out")
+    files = [stage(tmp_path, "w.bin", b"W"), manifest(tmp_path, ["w.bin"])]
+    publish_files(target, files, target_name="out", message="m", card=lambda old: (old or "") + "gen\n")
+    # The user adds a file by publishing it through another tool: emulate with a plan of our own.
+    extra = stage(tmp_path, "notes.txt", b"mine")
+    plan = make_plan("out", "main", target.state("main").head, [extra], target.state("main").files, set())
+    target.commit(plan, {"notes.txt": extra}, {"notes.txt": extra.source}, "user")
+    files2 = [stage(tmp_path, "w.bin", b"W2"), manifest(tmp_path, ["w.bin"])]
+    out = publish_files(target, files2, target_name="out", message="m2", card=lambda old: "gen\n")
+    assert "notes.txt" not in out.plan.summary()["deleted"]
+    assert (tmp_path / "out" / "notes.txt").read_bytes() == b"mine"
+
+
+def test_stale_parent_is_refused(tmp_path):
+    target = LocalDir(tmp_path / "out")
+    f = stage(tmp_path, "a.txt", b"1")
+    plan = make_plan("out", "main", None, [f], {}, set())
+    target.commit(plan, {"a.txt": f}, {"a.txt": f.source}, "first")
+    stale = make_plan("out", "main", None, [stage(tmp_path, "a.txt", b"2")], {}, set())
+    with pytest.raises(CommitConflict):
+        target.commit(stale, {}, {}, "second")
+
+
+def test_plain_directory_is_adopted_without_losing_its_files(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("user data")
+    target = LocalDir(out)
+    publish_files(target, [stage(tmp_path, "x.bin", b"X")], target_name="out", message="m")
+    assert out.is_symlink()
+    assert (out / "keep.txt").read_text() == "user data" and (out / "x.bin").read_bytes() == b"X"
+
+
+def test_local_target_refuses_pull_requests(tmp_path):
+    with pytest.raises(PublishError, match="pull requests"):
+        publish_files(
+            LocalDir(tmp_path / "o"),
+            [stage(tmp_path, "a", b"a")],
+            target_name="o",
+            message="m",
+            create_pr=True,
+        )
+
+
+def test_tags_never_move(tmp_path):
+    target = LocalDir(tmp_path / "out")
+    out = publish_files(target, [stage(tmp_path, "a", b"1")], target_name="out", message="m", tag="v1")
+    assert out.tag_created
+    with pytest.raises(PublishError, match="already exists"):
+        publish_files(target, [stage(tmp_path, "a", b"2")], target_name="out", message="m", tag="v1")
