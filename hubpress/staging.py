@@ -1,0 +1,303 @@
+"""The staging area: built shards, README.md and manifest.json, kept under the dataset's fingerprint.
+
+A stage lives at `<staging>/<fingerprint>/` in a local directory or under an s3://bucket/prefix.
+Every file is written atomically and checked (sha256 of what landed locally; size, plus the
+checksum boto3 sends with every upload, on S3), and a completion record, `_complete.json`, listing
+every file with its sha256 and size, is written LAST. `lookup` trusts a stage only when that
+record exists and every file it lists is there with the right size (and, locally, the right
+sha256, through the hash cache), so a crash mid-build never leaves a stage a later run would reuse.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import hubpress
+from hubpress.errors import SourceError
+from hubpress.hashcache import HashCache, sha256_file
+from hubpress.models import FileRef, IntakeReport, Sample
+from hubpress.plan import StagedFile, git_blob_oid
+from hubpress.settings import Settings, get_settings
+from hubpress.shards import SHARD_FORMAT
+from hubpress.storage import LocalStorage, S3Storage, Storage, open_storage
+
+log = logging.getLogger("hubpress.staging")
+
+COMPLETE_RECORD = "_complete.json"
+RECORD_FORMAT = 1
+# Regular (non-LFS) files get a git blob id so the plan can compare them with the Hub's oid.
+SMALL_FILE_LIMIT = 10 * 1024**2
+
+
+# --- fingerprint ----------------------------------------------------------------------------------
+
+
+def _ref_facts(ref: FileRef | None) -> list[Any] | None:
+    if ref is None:
+        return None
+    return [ref.relpath, ref.sha256 or f"{ref.uri}|{ref.size}|{ref.version}", ref.format, ref.size]
+
+
+def _sample_facts(sample: Sample) -> list[Any]:
+    return [
+        sample.id,
+        sample.prompt,
+        [_ref_facts(r) for r in sample.controls],
+        _ref_facts(sample.mask),
+        _ref_facts(sample.target),
+    ]
+
+
+def dataset_fingerprint(report: IntakeReport, options: Mapping[str, Any]) -> str:
+    """A hash of everything a stage holds depends on: the intake manifest (ids, file sha256s,
+    prompts, skipped samples and corrections, which manifest.json reports), the build and card
+    options, and the hubpress and shard format versions. 32 hex characters."""
+    digest = hashlib.sha256()
+
+    def feed(value: Any) -> None:
+        digest.update(json.dumps(value, ensure_ascii=False, sort_keys=True, default=str).encode() + b"\n")
+
+    feed(["hubpress-stage", RECORD_FORMAT, SHARD_FORMAT, hubpress.__version__, report.source, report.layout])
+    feed(dict(options))
+    for split in sorted(report.splits):
+        manifest = report.splits[split]
+        feed(["split", split, len(manifest.samples)])
+        for sample in sorted(manifest.samples, key=lambda s: s.id):
+            feed(_sample_facts(sample))
+        feed(sorted([s.id, list(s.reasons)] for s in manifest.skipped))
+    feed(sorted([c.split, c.sample, c.path, c.from_, c.to, c.kind] for c in report.corrections))
+    return digest.hexdigest()[:32]
+
+
+# --- staging --------------------------------------------------------------------------------------
+
+
+class Staging:
+    """One staging location (`Settings.staging` by default): a local directory or s3://bucket/prefix."""
+
+    def __init__(
+        self,
+        uri: str | None = None,
+        settings: Settings | None = None,
+        hash_cache: HashCache | None = None,
+    ):
+        self.settings = get_settings(settings)
+        self.storage: Storage = open_storage(uri or self.settings.staging, self.settings)
+        self.hash_cache = hash_cache or HashCache(Path(self.settings.cache_dir) / "hashes.sqlite")
+
+    @property
+    def is_local(self) -> bool:
+        return isinstance(self.storage, LocalStorage)
+
+    def stage_uri(self, fingerprint: str, path: str = "") -> str:
+        return self.storage.uri(f"{fingerprint}/{path}".rstrip("/"))
+
+    def build_dir(self, fingerprint: str) -> Path | None:
+        """Where shards can be written in place (local staging); None on S3 (build in a temp dir)."""
+        if not self.is_local:
+            return None
+        return Path(self.stage_uri(fingerprint))
+
+    # -- reading a stage ---------------------------------------------------------------------------
+
+    def _read_record(self, fingerprint: str) -> dict[str, Any] | None:
+        relpath = f"{fingerprint}/{COMPLETE_RECORD}"
+        try:
+            data = self.storage.read_bytes(relpath)
+        except FileNotFoundError:
+            return None
+        except Exception as exc:  # botocore ClientError for a missing key
+            if _is_missing(exc):
+                return None
+            raise
+        try:
+            record = json.loads(data)
+        except ValueError:
+            log.warning("Ignoring stage %s: its completion record is not JSON.", self.stage_uri(fingerprint))
+            return None
+        if not isinstance(record, dict) or record.get("fingerprint") != fingerprint:
+            log.warning(
+                "Ignoring stage %s: its completion record is for another stage.", self.stage_uri(fingerprint)
+            )
+            return None
+        return record
+
+    def _sizes(self, fingerprint: str) -> dict[str, int]:
+        strip = len(fingerprint) + 1
+        return {f.relpath[strip:]: f.size for f in self.storage.list(fingerprint)}
+
+    def lookup(self, fingerprint: str) -> list[StagedFile] | None:
+        """The staged files of a complete, intact stage, or None (absent, unfinished or damaged)."""
+        record = self._read_record(fingerprint)
+        if record is None:
+            return None
+        sizes = self._sizes(fingerprint)
+        files: list[StagedFile] = []
+        for entry in record.get("files", []):
+            path, sha, size = entry["path"], entry["sha256"], entry["size"]
+            if sizes.get(path) != size:
+                log.warning(
+                    "Ignoring stage %s: %s is %s (expected %d bytes); it will be rebuilt.",
+                    self.stage_uri(fingerprint),
+                    path,
+                    "missing" if path not in sizes else f"{sizes[path]} bytes",
+                    size,
+                )
+                return None
+            source = self.stage_uri(fingerprint, path)
+            if self.is_local and self.hash_cache.sha256_local(source) != sha:
+                log.warning(
+                    "Ignoring stage %s: %s does not match its recorded sha256; it will be rebuilt.",
+                    self.stage_uri(fingerprint),
+                    path,
+                )
+                return None
+            files.append(
+                StagedFile(path=path, sha256=sha, size=size, source=source, git_oid=entry.get("git_oid"))
+            )
+        return files
+
+    # -- writing a stage ---------------------------------------------------------------------------
+
+    def add_file(
+        self,
+        fingerprint: str,
+        path_in_repo: str,
+        local_path: str | os.PathLike[str],
+        sha256: str | None = None,
+    ) -> StagedFile:
+        """Stage a local file (a built shard) at `path_in_repo`. `sha256` is what the file must hash
+        to (computed from `local_path` when not given). Atomic; verified after it lands."""
+        local_path = Path(local_path)
+        expected = sha256 or sha256_file(local_path)
+        size = local_path.stat().st_size
+        relpath = f"{fingerprint}/{path_in_repo}"
+        if isinstance(self.storage, LocalStorage):
+            target = Path(self.storage.uri(relpath))
+            if local_path.resolve() != target.resolve():
+                _copy_verified(local_path, target, expected)
+            elif sha256_file(target) != expected:
+                raise SourceError(f"Staged file {target} does not match its sha256; build it again.")
+        else:
+            self.storage.put_file(relpath, local_path)
+            landed = _remote_size(self.storage, relpath)
+            if landed != size:
+                raise SourceError(
+                    f"Staging {path_in_repo} to {self.storage.uri(relpath)} left {landed} bytes instead of "
+                    f"{size}; run the build again."
+                )
+        git_oid = _git_oid_of(local_path, size)
+        return StagedFile(path_in_repo, expected, size, self.storage.uri(relpath), git_oid)
+
+    def add_bytes(self, fingerprint: str, path_in_repo: str, data: bytes) -> StagedFile:
+        """Stage a small generated file (README.md, manifest.json); read back and checked."""
+        relpath = f"{fingerprint}/{path_in_repo}"
+        expected = hashlib.sha256(data).hexdigest()
+        self.storage.write_bytes(relpath, data)
+        if hashlib.sha256(self.storage.read_bytes(relpath)).hexdigest() != expected:
+            raise SourceError(
+                f"Staging {path_in_repo} to {self.storage.uri(relpath)} did not keep its bytes."
+            )
+        return StagedFile(path_in_repo, expected, len(data), self.storage.uri(relpath), git_blob_oid(data))
+
+    def complete(self, fingerprint: str, files: Iterable[StagedFile]) -> list[StagedFile]:
+        """Seal the stage: check every file is there at its size, then write the completion record."""
+        files = sorted(files, key=lambda f: f.path)
+        sizes = self._sizes(fingerprint)
+        for f in files:
+            if sizes.get(f.path) != f.size:
+                raise SourceError(
+                    f"Cannot seal stage {self.stage_uri(fingerprint)}: {f.path} is missing or has the wrong size."
+                )
+        record = {
+            "format": RECORD_FORMAT,
+            "fingerprint": fingerprint,
+            "files": [
+                {"path": f.path, "sha256": f.sha256, "size": f.size, "git_oid": f.git_oid} for f in files
+            ],
+        }
+        self.storage.write_bytes(f"{fingerprint}/{COMPLETE_RECORD}", json.dumps(record, indent=1).encode())
+        return files
+
+    def discard(self, fingerprint: str) -> None:
+        """Remove a stage (completion record first, so a half-removed stage is never trusted)."""
+        self.storage.delete(f"{fingerprint}/{COMPLETE_RECORD}")
+        for f in list(self.storage.list(fingerprint)):
+            self.storage.delete(f.relpath)
+
+    # -- using a stage -----------------------------------------------------------------------------
+
+    def local_copy(self, staged: StagedFile, directory: str | os.PathLike[str]) -> str:
+        """A local path holding `staged`'s bytes: the staged file itself when staging is local, else
+        a verified download into `directory`."""
+        if not staged.source.startswith("s3://"):
+            return staged.source
+        relpath = self._relpath(staged.source)
+        dest = Path(directory) / staged.path
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        self.storage.get_file(relpath, dest)
+        if sha256_file(dest) != staged.sha256:
+            dest.unlink(missing_ok=True)
+            raise SourceError(
+                f"{staged.source} does not match its recorded sha256; the stage is damaged, build again."
+            )
+        return str(dest)
+
+    @contextmanager
+    def local_paths(
+        self, files: Iterable[StagedFile], only: Iterable[str] | None = None
+    ) -> Iterator[dict[str, str]]:
+        """{path in repo: local path} for uploading; S3 files are downloaded to a temporary directory
+        (only the paths in `only`, when given) that is removed afterwards."""
+        wanted = set(only) if only is not None else None
+        with tempfile.TemporaryDirectory(prefix="hubpress-upload-") as tmp:
+            yield {f.path: self.local_copy(f, tmp) for f in files if wanted is None or f.path in wanted}
+
+    def _relpath(self, uri: str) -> str:
+        root = self.storage.root.rstrip("/") + "/"
+        if not uri.startswith(root):
+            raise SourceError(f"{uri} is not in the staging area {self.storage.root}.")
+        return uri[len(root) :]
+
+
+def _is_missing(exc: Exception) -> bool:
+    response = getattr(exc, "response", None)
+    return isinstance(response, dict) and response.get("Error", {}).get("Code") in {
+        "404",
+        "NoSuchKey",
+        "NotFound",
+    }
+
+
+def _remote_size(storage: S3Storage, relpath: str) -> int:
+    return storage.client.head_object(Bucket=storage.bucket, Key=storage.key(relpath))["ContentLength"]
+
+
+def _copy_verified(source: Path, target: Path, expected_sha256: str) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        shutil.copyfile(source, tmp)
+        if sha256_file(tmp) != expected_sha256:
+            raise SourceError(f"{source} changed while it was staged to {target}; build again.")
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _git_oid_of(path: Path, size: int) -> str | None:
+    if size > SMALL_FILE_LIMIT or path.suffix == ".parquet":
+        return None
+    return git_blob_oid(path.read_bytes())
