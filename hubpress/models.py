@@ -33,11 +33,25 @@ ERROR_KINDS = frozenset(
         "ambiguous_file",
         "missing_file",
         "missing_cell",
+        "prompt_undecodable",
     }
 )
 WARNING_KINDS = frozenset(
-    {"orphan_control", "orphan_mask", "orphan_target", "extension_mismatch", "file_resolved", "unknown_column"}
+    {
+        "orphan_control",
+        "orphan_mask",
+        "orphan_target",
+        "extension_mismatch",
+        "file_resolved",
+        "unknown_column",
+        "ignored_file",
+    }
 )
+
+
+def severity_of(kind: str) -> Severity:
+    """Warnings are the kinds listed in WARNING_KINDS; every other kind stops a sample."""
+    return "warning" if kind in WARNING_KINDS else "error"
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +135,13 @@ class IntakeReport:
     problems: list[Problem] = field(default_factory=list)
     corrections: list[Correction] = field(default_factory=list)
     options: dict[str, object] = field(default_factory=dict)
+    # Work counters of the run that made the report (files, cache_hits, files_read, bytes_read,
+    # images_decoded, ...): how a test or a person sees that a re-run read nothing.
+    stats: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "warning"]
 
     @property
     def errors(self) -> list[Problem]:
