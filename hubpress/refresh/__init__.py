@@ -1,0 +1,36 @@
+"""Refresh a published dataset from upstream Hub datasets (SimpleTuner's Hugging Face backend config).
+
+config.py parses the configuration, rows.py decides per row (pure), mix.py plans a mix of
+backends, upstream.py reads the Hub. The publishing flow lives elsewhere and calls these.
+"""
+
+from hubpress.refresh.config import (
+    HuggingfaceBackend,
+    LocalBackend,
+    RefreshConfig,
+    parse_refresh_config,
+)
+from hubpress.refresh.mix import apply_plan, mix_plan
+from hubpress.refresh.rows import (
+    RefreshReport,
+    caption_for,
+    fingerprint,
+    passes_filters,
+    slice_composite,
+    virtual_index,
+)
+
+__all__ = [
+    "HuggingfaceBackend",
+    "LocalBackend",
+    "RefreshConfig",
+    "RefreshReport",
+    "apply_plan",
+    "caption_for",
+    "fingerprint",
+    "mix_plan",
+    "parse_refresh_config",
+    "passes_filters",
+    "slice_composite",
+    "virtual_index",
+]
