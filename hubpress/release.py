@@ -1,0 +1,587 @@
+"""The post-training hook's pure parts: what a training output holds, which checkpoint to release,
+and which files go where in the model repo.
+
+A training output is a local directory or an `s3://` prefix, listed once. It holds:
+
+- checkpoints: directories named `checkpoint-<step>` (also `checkpoint_<step>`, `ckpt-<step>`,
+  `step-<step>`, `global_step<step>`, `checkpoint-<epoch>-<step>`: the last number is the step),
+  at any depth, with the weights as direct children: `pytorch_lora_weights.safetensors`, else
+  `adapter_model.safetensors`, else the only `*.safetensors` file;
+- optionally final weights at the top level (same rule). They are the *final* checkpoint: training
+  writes them last, so "latest" picks them over every `checkpoint-*` directory. Their step is the
+  trainer's `global_step` (trainer_state.json) or else the highest step seen anywhere;
+- a training config at the top level: train_config.yaml, config.yaml, train_config.yml/json,
+  config.yml/json, else the only other *.yaml / *.yml / *.json there;
+- optionally metrics: metrics.json, metrics.jsonl, trainer_state.json (`log_history`) at the top
+  level, and the newest checkpoint's trainer_state.json;
+- optionally sample images in samples/ or validation/ (top level or inside a checkpoint).
+
+Selection (`select_checkpoint`): "latest", "step:N", or "best:METRIC[:min|max]". The default
+direction is min. Names that read as higher-is-better (accuracy, psnr, ssim, iou, f1, reward,
+score, ...) must say :max or :min explicitly, so that "best" never silently means "worst".
+A checkpoint's value of a metric is the last one logged at or before its step and after the
+previous checkpoint's step; ties go to the later checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import yaml
+
+from hubpress.errors import ConfigError, SourceError
+from hubpress.lora import DEFAULT_WEIGHT_NAME, PICKLE_SUFFIXES
+from hubpress.settings import Settings
+from hubpress.storage import open_storage
+
+WEIGHT_NAMES = (DEFAULT_WEIGHT_NAME, "adapter_model.safetensors")
+CONFIG_NAMES = (
+    "train_config.yaml",
+    "config.yaml",
+    "train_config.yml",
+    "config.yml",
+    "train_config.json",
+    "config.json",
+)
+METRIC_NAMES = ("metrics.json", "metrics.jsonl", "trainer_state.json")
+# JSON files at the top level that are never the training config.
+NOT_CONFIG = frozenset({*METRIC_NAMES, "adapter_config.json", "hubpress_release.json", "release.json"})
+SAMPLE_DIRS = ("samples", "validation", "sample_images", "validation_images")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp")
+STEP_KEYS = ("step", "global_step", "iteration", "iter")
+HIGHER_IS_BETTER = frozenset(
+    {
+        "accuracy",
+        "acc",
+        "psnr",
+        "ssim",
+        "iou",
+        "miou",
+        "dice",
+        "f1",
+        "precision",
+        "recall",
+        "auc",
+        "reward",
+        "score",
+    }
+)
+SELECT_FORMS = (
+    "'latest', 'step:N' (e.g. step:1500), or 'best:METRIC[:min|max]' (e.g. best:loss, best:psnr:max)"
+)
+
+_CHECKPOINT_DIR = re.compile(r"^(?:checkpoint|ckpt|step|global[-_]?step)[-_]?\d+(?:[-_]\d+)*$", re.IGNORECASE)
+_SAMPLE_STEP = re.compile(r"(?:^|[^a-z])(?:global_step|steps?|iter|it)[-_]?(\d+)", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class OutputFile:
+    relpath: str  # POSIX, relative to the training output's root
+    uri: str  # absolute local path or s3://bucket/key
+    size: int
+    version: str  # mtime_ns or ETag: with size, the hash-cache key
+
+    @property
+    def name(self) -> str:
+        return self.relpath.rsplit("/", 1)[-1]
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    name: str  # "checkpoint-500", or "final" for top-level weights
+    step: int | None  # None only for final weights whose step nothing tells
+    weights: OutputFile | None  # None when the weights are missing or ambiguous (see `problem`)
+    directory: str  # relpath of the checkpoint directory ("" for final weights)
+    is_final: bool = False
+    samples: tuple[OutputFile, ...] = ()
+    problem: str | None = None  # why `weights` is None
+
+
+@dataclass(frozen=True, slots=True)
+class TrainingOutput:
+    root: str
+    checkpoints: tuple[Checkpoint, ...]  # by step, final weights last
+    config: OutputFile | None
+    metrics: dict[int, dict[str, float]] = field(hash=False)  # step -> metric -> value
+    metric_files: tuple[str, ...]
+    samples: tuple[OutputFile, ...]  # top-level samples
+    global_step: int | None = None
+    problems: tuple[str, ...] = ()  # things skipped while reading (unparseable metrics, ...)
+
+    def metric_names(self) -> list[str]:
+        return sorted({name for values in self.metrics.values() for name in values})
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseFile:
+    source_uri: str
+    path_in_repo: str
+    size: int | None = None
+    version: str | None = None
+
+
+@dataclass(slots=True)
+class ReleaseManifest:
+    """What a release published, written next to the weights (and kept by the flow's artifacts)."""
+
+    source: str
+    checkpoint: str
+    checkpoint_step: int | None
+    select: str
+    files: dict[str, str]  # path_in_repo -> sha256
+    sources: dict[str, str] = field(default_factory=dict)  # path_in_repo -> source uri
+    commit: str | None = None
+    tag: str | None = None
+    flow_run_id: str | None = None
+    hubpress_version: str = ""
+    lora: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        if not self.hubpress_version:
+            from hubpress import __version__
+
+            self.hubpress_version = __version__
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> ReleaseManifest:
+        return cls(**json.loads(text))
+
+
+def default_tag(checkpoint: Checkpoint) -> str:
+    """The git tag a release gets unless told otherwise: step-<N>, or 'final' without a step."""
+    return f"step-{checkpoint.step}" if checkpoint.step is not None else "final"
+
+
+# ---------------------------------------------------------------------------------------------
+# Discovery
+
+
+def discover_training_output(uri: str, settings: Settings | None = None) -> TrainingOutput:
+    """One listing of the output, plus reads of its (small) metrics files."""
+    storage = open_storage(uri, settings)
+    listed = list(storage.list())
+    if not listed:
+        raise SourceError(f"{uri} is empty or does not exist: expected a training output directory.")
+    files = [OutputFile(f.relpath, storage.uri(f.relpath), f.size, f.version) for f in listed]
+    wanted = metric_files_to_read(files)
+    texts = {relpath: storage.read_bytes(relpath) for relpath in wanted}
+    return build_training_output(storage.root, files, texts)
+
+
+def _checkpoint_dir(relpath: str) -> tuple[str, int] | None:
+    """(checkpoint directory relpath, step) of the deepest checkpoint directory holding relpath."""
+    parts = relpath.split("/")[:-1]
+    for i in range(len(parts) - 1, -1, -1):
+        if _CHECKPOINT_DIR.match(parts[i]):
+            return "/".join(parts[: i + 1]), int(re.findall(r"\d+", parts[i])[-1])
+    return None
+
+
+def _pick_weights(children: list[OutputFile], where: str) -> tuple[OutputFile | None, str | None]:
+    by_name = {f.name: f for f in children}
+    for name in WEIGHT_NAMES:
+        if name in by_name:
+            return by_name[name], None
+    tensors = sorted((f for f in children if f.name.lower().endswith(".safetensors")), key=lambda f: f.name)
+    if len(tensors) == 1:
+        return tensors[0], None
+    if tensors:
+        names = ", ".join(f.name for f in tensors)
+        return None, f"{where} holds several .safetensors files ({names}) and no {DEFAULT_WEIGHT_NAME}"
+    pickles = sorted(f.name for f in children if f.name.lower().endswith(PICKLE_SUFFIXES))
+    if pickles:
+        return None, (
+            f"{where} holds only pickle-based weights ({', '.join(pickles)}); hubpress never unpickles: "
+            "save the LoRA as safetensors"
+        )
+    return (
+        None,
+        f"{where} holds no weights (looked for {' or '.join(WEIGHT_NAMES)} or a single *.safetensors)",
+    )
+
+
+def _sample_files(files: list[OutputFile], base: str) -> tuple[OutputFile, ...]:
+    """Images under the first sample directory (in SAMPLE_DIRS order) directly below `base`."""
+    prefix = f"{base}/" if base else ""
+    for dirname in SAMPLE_DIRS:
+        start = f"{prefix}{dirname}/"
+        found = [f for f in files if f.relpath.startswith(start) and f.name.lower().endswith(IMAGE_SUFFIXES)]
+        if found:
+            return tuple(sorted(found, key=lambda f: f.relpath))
+    return ()
+
+
+def metric_files_to_read(files: list[OutputFile]) -> list[str]:
+    """Top-level metrics files and the newest checkpoint's trainer_state.json."""
+    wanted = [f.relpath for f in files if f.relpath in METRIC_NAMES]
+    newest: tuple[int, str] | None = None
+    for f in files:
+        if f.name == "trainer_state.json":
+            found = _checkpoint_dir(f.relpath)
+            if (
+                found
+                and f.relpath == f"{found[0]}/trainer_state.json"
+                and (newest is None or found[1] > newest[0])
+            ):
+                newest = (found[1], f.relpath)
+    if newest:
+        wanted.append(newest[1])
+    return sorted(wanted)
+
+
+def _pick_config(top: list[OutputFile]) -> tuple[OutputFile | None, str | None]:
+    by_name = {f.name: f for f in top}
+    for name in CONFIG_NAMES:
+        if name in by_name:
+            return by_name[name], None
+    others = sorted(
+        (f for f in top if f.name.lower().endswith((".yaml", ".yml", ".json")) and f.name not in NOT_CONFIG),
+        key=lambda f: f.name,
+    )
+    if len(others) == 1:
+        return others[0], None
+    if others:
+        names = ", ".join(f.name for f in others)
+        return (
+            None,
+            f"several config candidates at the top level ({names}); none released: name one config.yaml",
+        )
+    return None, None
+
+
+def build_training_output(
+    root: str, files: list[OutputFile], metric_texts: dict[str, bytes]
+) -> TrainingOutput:
+    """The typed view of a listed training output (pure: no I/O)."""
+    problems: list[str] = []
+    groups: dict[str, tuple[int, list[OutputFile]]] = {}
+    top: list[OutputFile] = []
+    for f in files:
+        found = _checkpoint_dir(f.relpath)
+        if found:
+            directory, step = found
+            groups.setdefault(directory, (step, []))[1].append(f)
+        elif "/" not in f.relpath:
+            top.append(f)
+
+    metrics, global_step = parse_metrics(metric_texts, problems)
+    checkpoints: list[Checkpoint] = []
+    for directory, (step, members) in groups.items():
+        children = [f for f in members if f.relpath == f"{directory}/{f.name}"]
+        weights, problem = _pick_weights(children, directory)
+        checkpoints.append(
+            Checkpoint(
+                name=directory.rsplit("/", 1)[-1],
+                step=step,
+                weights=weights,
+                directory=directory,
+                samples=_sample_files(members, directory),
+                problem=problem,
+            )
+        )
+    checkpoints.sort(key=lambda c: (c.step, c.directory))
+
+    top_tensors = [f for f in top if f.name.lower().endswith(".safetensors")]
+    if top_tensors:
+        weights, problem = _pick_weights(top_tensors, "the top level")
+        known = [
+            s
+            for s in (global_step, max(metrics, default=None), *(c.step for c in checkpoints))
+            if s is not None
+        ]
+        final_step = global_step if global_step is not None else max(known, default=None)
+        checkpoints.append(
+            Checkpoint(
+                name="final", step=final_step, weights=weights, directory="", is_final=True, problem=problem
+            )
+        )
+
+    config, problem = _pick_config(top)
+    if problem:
+        problems.append(problem)
+    return TrainingOutput(
+        root=root,
+        checkpoints=tuple(checkpoints),
+        config=config,
+        metrics=metrics,
+        metric_files=tuple(sorted(metric_texts)),
+        samples=_sample_files(files, ""),
+        global_step=global_step,
+        problems=tuple(problems),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Metrics
+
+
+def _record_step(record: dict[str, Any]) -> int | None:
+    for key in STEP_KEYS:
+        value = record.get(key)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+    return None
+
+
+def _numbers(record: dict[str, Any]) -> dict[str, float]:
+    return {
+        k: float(v)
+        for k, v in record.items()
+        if k not in STEP_KEYS and isinstance(v, int | float) and not isinstance(v, bool)
+    }
+
+
+def _records(doc: Any) -> tuple[list[dict[str, Any]], int | None]:
+    """Metric records (dicts with a step) from any of the accepted JSON shapes, and a global step."""
+    if isinstance(doc, list):
+        return [r for r in doc if isinstance(r, dict)], None
+    if isinstance(doc, dict):
+        if isinstance(doc.get("log_history"), list):  # transformers' trainer_state.json
+            gs = doc.get("global_step")
+            return [r for r in doc["log_history"] if isinstance(r, dict)], gs if isinstance(gs, int) else None
+        if doc and all(re.fullmatch(r"\d+", str(k)) for k in doc):  # {"500": {"loss": ...}}
+            return [{"step": int(k), **v} for k, v in doc.items() if isinstance(v, dict)], None
+        if _record_step(doc) is not None:
+            return [doc], None
+    return [], None
+
+
+def parse_metrics(
+    texts: dict[str, bytes], problems: list[str]
+) -> tuple[dict[int, dict[str, float]], int | None]:
+    """step -> metric -> value from metrics files; unreadable files or lines are skipped and reported
+    in `problems` (they only matter to best:METRIC, which then names what exists)."""
+    metrics: dict[int, dict[str, float]] = {}
+    global_step: int | None = None
+    # Top-level files first, so a checkpoint's copy doesn't override the full history's values.
+    for relpath in sorted(texts, key=lambda p: (p.count("/"), p)):
+        try:
+            text = texts[relpath].decode("utf-8")
+        except UnicodeDecodeError:
+            problems.append(f"{relpath} is not UTF-8 text; its metrics were skipped")
+            continue
+        docs: list[Any] = []
+        if relpath.endswith(".jsonl"):
+            bad = 0
+            for line in text.splitlines():
+                if line.strip():
+                    try:
+                        docs.append(json.loads(line))
+                    except ValueError:
+                        bad += 1
+            if bad:
+                problems.append(f"{relpath}: {bad} line(s) are not JSON and were skipped")
+        else:
+            try:
+                docs.append(json.loads(text))
+            except ValueError as exc:
+                problems.append(f"{relpath} is not valid JSON ({exc}); its metrics were skipped")
+                continue
+        for doc in docs:
+            records, gs = _records(doc)
+            if gs is not None:
+                global_step = gs if global_step is None else max(global_step, gs)
+            for record in records:
+                step = _record_step(record)
+                if step is None:
+                    continue
+                values = metrics.setdefault(step, {})
+                for name, value in _numbers(record).items():
+                    values.setdefault(name, value)
+    return dict(sorted(metrics.items())), global_step
+
+
+# ---------------------------------------------------------------------------------------------
+# Selection
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    kind: str  # "latest", "step" or "best"
+    metric: str | None = None
+    direction: str = "min"
+    step: int | None = None
+
+
+def parse_select(select: str) -> Selection:
+    text = (select or "").strip()
+    if text == "latest":
+        return Selection("latest")
+    parts = text.split(":")
+    if parts[0] == "step" and len(parts) == 2 and parts[1].isdigit():
+        return Selection("step", step=int(parts[1]))
+    if parts[0] == "best" and len(parts) in (2, 3) and parts[1].strip():
+        metric = parts[1].strip()
+        if len(parts) == 3:
+            if parts[2] not in ("min", "max"):
+                raise ConfigError(
+                    f"select={select!r}: the direction must be min or max, not {parts[2]!r}. "
+                    f"Accepted forms: {SELECT_FORMS}."
+                )
+            return Selection("best", metric=metric, direction=parts[2])
+        tokens = set(re.split(r"[^a-z0-9]+", metric.lower()))
+        if tokens & HIGHER_IS_BETTER and "loss" not in tokens:
+            raise ConfigError(
+                f"select={select!r}: is a higher {metric!r} better? Say best:{metric}:max or "
+                f"best:{metric}:min (without a direction, best means the minimum)."
+            )
+        return Selection("best", metric=metric, direction="min")
+    raise ConfigError(f"select={select!r} is not understood. Accepted forms: {SELECT_FORMS}.")
+
+
+def _usable(checkpoint: Checkpoint) -> Checkpoint:
+    if checkpoint.weights is None:
+        raise SourceError(f"Cannot release {checkpoint.name}: {checkpoint.problem}.")
+    return checkpoint
+
+
+def _metric_at(output: TrainingOutput, metric: str, step: int, after: int | None) -> tuple[int, float] | None:
+    """(logged step, value) of the last finite value logged at or before `step` and after `after`."""
+    best: tuple[int, float] | None = None
+    for logged, values in output.metrics.items():
+        if logged > step or (after is not None and logged <= after):
+            continue
+        value = values.get(metric)
+        if value is not None and math.isfinite(value):
+            best = (logged, value)
+    return best
+
+
+def select_checkpoint(output: TrainingOutput, select: str = "latest") -> Checkpoint:
+    """The checkpoint to release. Never falls back silently: an unusable choice is an error."""
+    selection = parse_select(select)
+    if not output.checkpoints:
+        raise SourceError(
+            f"No checkpoints in {output.root}: looked for checkpoint-<step>/ directories with "
+            f"{DEFAULT_WEIGHT_NAME} and for weights at the top level."
+        )
+    if selection.kind == "latest":
+        return _usable(output.checkpoints[-1])  # sorted by step, final weights last
+    if selection.kind == "step":
+        matches = [c for c in output.checkpoints if c.step == selection.step and not c.is_final]
+        matches = matches or [c for c in output.checkpoints if c.step == selection.step]
+        if not matches:
+            steps = ", ".join(str(c.step) for c in output.checkpoints if c.step is not None)
+            raise ConfigError(
+                f"select={select!r}: no checkpoint at step {selection.step}. Steps present: {steps}."
+            )
+        return _usable(matches[-1])
+
+    metric = selection.metric
+    assert metric is not None
+    names = output.metric_names()
+    if metric not in names:
+        if not output.metrics:
+            looked = ", ".join(METRIC_NAMES)
+            detail = f"no metrics were found (looked for {looked} at the top level and in checkpoints)"
+        else:
+            detail = f"metrics present: {', '.join(names)} (from {', '.join(output.metric_files)})"
+        skipped = f" Skipped while reading: {'; '.join(output.problems)}." if output.problems else ""
+        raise ConfigError(f"select={select!r}: no metric {metric!r} in {output.root}; {detail}.{skipped}")
+
+    scored: list[tuple[float, int, Checkpoint]] = []
+    previous: int | None = None
+    for order, checkpoint in enumerate(output.checkpoints):
+        if checkpoint.step is None:
+            continue
+        found = _metric_at(output, metric, checkpoint.step, None if checkpoint.is_final else previous)
+        if not checkpoint.is_final:
+            previous = checkpoint.step
+        if found is not None:
+            value = found[1] if selection.direction == "min" else -found[1]
+            scored.append((value, -order, checkpoint))
+    if not scored:
+        logged = [s for s, v in output.metrics.items() if metric in v]
+        steps = ", ".join(f"{c.name} (step {c.step})" for c in output.checkpoints)
+        raise ConfigError(
+            f"select={select!r}: {metric!r} was logged at steps {logged[0]}..{logged[-1]}, but no checkpoint "
+            f"has a value logged at or before its step; checkpoints: {steps}."
+        )
+    scored.sort(key=lambda t: (t[0], t[1]))
+    return _usable(scored[0][2])
+
+
+def metric_value(output: TrainingOutput, checkpoint: Checkpoint, metric: str) -> float | None:
+    """The value of `metric` that selection attributed to `checkpoint` (for reports and the card)."""
+    if checkpoint.step is None:
+        return None
+    earlier = [
+        c.step
+        for c in output.checkpoints
+        if not c.is_final and c.step is not None and c.step < checkpoint.step
+    ]
+    after = None if checkpoint.is_final or not earlier else max(earlier)
+    found = _metric_at(output, metric, checkpoint.step, after)
+    return found[1] if found else None
+
+
+# ---------------------------------------------------------------------------------------------
+# What goes into the repo
+
+
+def _step_samples(samples: tuple[OutputFile, ...], step: int | None) -> list[OutputFile]:
+    """Top-level samples for one checkpoint: those whose path names its step (or, failing that, the
+    latest earlier step); samples whose path names no step are always kept."""
+    stepped: dict[int, list[OutputFile]] = {}
+    plain: list[OutputFile] = []
+    for f in samples:
+        m = list(_SAMPLE_STEP.finditer(f.relpath))
+        (stepped.setdefault(int(m[-1].group(1)), []) if m else plain).append(f)
+    if not stepped:
+        return plain
+    eligible = [s for s in stepped if step is None or s <= step]
+    return plain + (stepped[max(eligible)] if eligible else [])
+
+
+def _config_repo_name(config: OutputFile) -> str:
+    return "train_config.json" if config.name.lower().endswith(".json") else "train_config.yaml"
+
+
+def release_files(output: TrainingOutput, checkpoint: Checkpoint) -> list[ReleaseFile]:
+    """Weights as pytorch_lora_weights.safetensors, the config as train_config.yaml/json, sample
+    images under samples/ (the checkpoint's own, else the top-level ones for its step)."""
+    weights = _usable(checkpoint).weights
+    assert weights is not None
+    files = [ReleaseFile(weights.uri, DEFAULT_WEIGHT_NAME, weights.size, weights.version)]
+    if output.config is not None:
+        c = output.config
+        files.append(ReleaseFile(c.uri, _config_repo_name(c), c.size, c.version))
+    samples = list(checkpoint.samples) or _step_samples(output.samples, checkpoint.step)
+    for f in samples:
+        # Keep the path below the sample directory (which is the first component after `base`).
+        base = f"{checkpoint.directory}/" if checkpoint.samples and checkpoint.directory else ""
+        inner = f.relpath[len(base) :].split("/", 1)[1]
+        files.append(ReleaseFile(f.uri, f"samples/{inner}", f.size, f.version))
+    return files
+
+
+def parse_training_config(data: bytes, name: str) -> dict[str, Any]:
+    """A training config's content (YAML or JSON), for the model card's summary."""
+    try:
+        doc = json.loads(data) if name.lower().endswith(".json") else yaml.safe_load(data)
+    except (ValueError, yaml.YAMLError) as exc:
+        raise SourceError(
+            f"{name} cannot be parsed: {exc}. Fix the file or release without a config summary."
+        )
+    if doc is None:
+        return {}
+    if not isinstance(doc, dict):
+        raise SourceError(f"{name} holds a {type(doc).__name__}, not a mapping of settings.")
+    return doc
+
+
+def load_training_config(output: TrainingOutput, settings: Settings | None = None) -> dict[str, Any] | None:
+    """The parsed training config, or None when the output has none."""
+    if output.config is None:
+        return None
+    storage = open_storage(output.root, settings)
+    return parse_training_config(storage.read_bytes(output.config.relpath), output.config.relpath)
