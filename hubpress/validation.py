@@ -1,0 +1,352 @@
+"""Validation: read every file a sample uses, hash it, and fully decode every image.
+
+Work goes chunk by chunk. For each chunk the hash cache is asked first (one batched lookup keyed
+by URI, size and mtime_ns:inode locally or ETag on S3); only files it does not know are read, in
+worker processes (ProcessPoolExecutor: decoding is CPU-bound), and their facts are written back.
+A re-run over an unchanged tree therefore reads no bytes at all, and a changed tree reads only
+what changed. `ValidationStats` counts the work, so tests and reports can show it.
+
+Facts are plain values (`FileFacts`); what they mean for a sample (skip it, warn, correct) is
+decided later by `hubpress.intake.decide`.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import multiprocessing
+import os
+import warnings
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from hubpress.formats import DEFAULT_MAX_PIXELS, PIL_FORMAT, SUPPORTED_FORMATS, sniff_format
+from hubpress.hashcache import HashCache
+from hubpress.models import Sample
+from hubpress.settings import Settings, get_settings
+from hubpress.storage import Storage, is_s3, open_storage
+
+# Bump when what a cached fact means changes: older entries are then checked again.
+FACTS_VERSION = 1
+CACHE_FILE = "files.sqlite"
+DEFAULT_CHUNK = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class FileJob:
+    relpath: str
+    uri: str
+    size: int
+    version: str
+    kind: Literal["image", "prompt"] = "image"
+
+
+@dataclass(frozen=True, slots=True)
+class FileFacts:
+    """What reading one file established. `error` is a problem kind, or None when the file is fine."""
+
+    sha256: str | None = None
+    format: str | None = None  # true format, from the bytes
+    width: int | None = None
+    height: int | None = None
+    error: str | None = None
+    detail: str | None = None
+    text: bytes | None = None  # prompt files: their raw bytes (decoded by policy, not here)
+    checked_pixels: int | None = None  # the pixel limit a too-large verdict was reached under
+
+
+@dataclass(slots=True)
+class ValidationStats:
+    files: int = 0
+    cache_hits: int = 0
+    files_read: int = 0
+    bytes_read: int = 0
+    images_decoded: int = 0
+    chunks: int = 0
+
+    def add(self, other: ValidationStats) -> None:
+        for name in self.__slots__:  # type: ignore[attr-defined]
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+    def as_dict(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in self.__slots__}  # type: ignore[attr-defined]
+
+
+@dataclass(slots=True)
+class ValidationResult:
+    facts: dict[str, FileFacts] = field(default_factory=dict)  # by relpath
+    stats: ValidationStats = field(default_factory=ValidationStats)
+
+
+def intake_cache(settings: Settings | None = None) -> HashCache:
+    """The shared file-facts cache under Settings.cache_dir (sha256 plus validation results)."""
+    settings = settings or get_settings()
+    return HashCache(Path(settings.cache_dir).expanduser() / CACHE_FILE)
+
+
+def file_jobs(samples: Iterable[Sample]) -> list[FileJob]:
+    """Every file the samples use, once each, in a stable order."""
+    jobs: dict[str, FileJob] = {}
+    for sample in samples:
+        if sample.prompt_file is not None:
+            ref = sample.prompt_file
+            jobs.setdefault(ref.relpath, FileJob(ref.relpath, ref.uri, ref.size, ref.version or "", "prompt"))
+        for ref in sample.images():
+            jobs.setdefault(ref.relpath, FileJob(ref.relpath, ref.uri, ref.size, ref.version or "", "image"))
+    return list(jobs.values())
+
+
+# ------------------------------------------------------------------------------------- pure checks
+
+
+def check_image_bytes(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> FileFacts:
+    """Identify, size-check and fully decode one image. Never lets Pillow allocate a bomb."""
+    from PIL import Image
+
+    sha = hashlib.sha256(data).hexdigest()
+    fmt = sniff_format(data)
+    if fmt is None:
+        return FileFacts(
+            sha, None, error="undecodable_image", detail="not a recognisable image (unknown magic bytes)"
+        )
+    if fmt not in SUPPORTED_FORMATS:
+        detail = f"{fmt.upper()} images are not supported (use png, jpeg, webp, bmp or tiff)"
+        return FileFacts(sha, fmt, error="unsupported_format", detail=detail)
+    saved = Image.MAX_IMAGE_PIXELS
+    # Pillow's own guard follows our limit: it warns above it and raises above twice it, while the
+    # header is read and before any pixel buffer exists. The explicit check below covers the rest.
+    Image.MAX_IMAGE_PIXELS = max_pixels
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data), formats=[PIL_FORMAT[fmt]]) as im:
+                width, height = im.size
+                if width * height > max_pixels:
+                    return _too_large(sha, fmt, width, height, max_pixels)
+                im.load()
+    except Image.DecompressionBombError as exc:
+        return FileFacts(sha, fmt, error="image_too_large", detail=str(exc), checked_pixels=max_pixels)
+    except Exception as exc:  # Pillow raises OSError, SyntaxError, ValueError... for broken files
+        return FileFacts(sha, fmt, error="undecodable_image", detail=f"cannot decode: {exc}")
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved
+    return FileFacts(sha, fmt, width, height)
+
+
+def _too_large(sha: str | None, fmt: str | None, width: int, height: int, max_pixels: int) -> FileFacts:
+    detail = (
+        f"{width}x{height} = {width * height:,} pixels is above the limit of {max_pixels:,} (--max-pixels)"
+    )
+    return FileFacts(sha, fmt, width, height, "image_too_large", detail, checked_pixels=max_pixels)
+
+
+def check_prompt_bytes(data: bytes) -> FileFacts:
+    return FileFacts(hashlib.sha256(data).hexdigest(), text=data)
+
+
+def apply_pixel_limit(facts: FileFacts, max_pixels: int) -> FileFacts | None:
+    """Cached facts under a (possibly) different limit; None when the image must be decoded again."""
+    if facts.error == "image_too_large":
+        if facts.width and facts.height and facts.width * facts.height <= max_pixels:
+            return None  # the limit was raised: decode it now
+        return facts
+    if facts.error is None and facts.width and facts.height and facts.width * facts.height > max_pixels:
+        return _too_large(facts.sha256, facts.format, facts.width, facts.height, max_pixels)
+    return facts
+
+
+# ----------------------------------------------------------------------------------- cache mapping
+
+
+def _to_info(job: FileJob, facts: FileFacts) -> dict[str, Any]:
+    info: dict[str, Any] = {"v": FACTS_VERSION, "kind": job.kind}
+    if job.kind == "prompt":
+        info["text_b64"] = base64.b64encode(facts.text or b"").decode("ascii")
+    else:
+        info.update(format=facts.format, width=facts.width, height=facts.height)
+        info.update(error=facts.error, detail=facts.detail, checked_pixels=facts.checked_pixels)
+    return info
+
+
+def _from_cache(job: FileJob, sha: str | None, info: dict[str, Any] | None) -> FileFacts | None:
+    if not info or info.get("v") != FACTS_VERSION or info.get("kind") != job.kind:
+        return None
+    if job.kind == "prompt":
+        return FileFacts(sha, text=base64.b64decode(info.get("text_b64", "")))
+    return FileFacts(
+        sha,
+        info.get("format"),
+        info.get("width"),
+        info.get("height"),
+        info.get("error"),
+        info.get("detail"),
+        checked_pixels=info.get("checked_pixels"),
+    )
+
+
+# --------------------------------------------------------------------------------------- workers
+
+_WORKER_STORAGE: dict[str, Storage] = {}
+
+
+def _storage_for(root: str, settings: Settings | None) -> Storage:
+    storage = _WORKER_STORAGE.get(root)
+    if storage is None:
+        storage = _WORKER_STORAGE[root] = open_storage(root, settings)
+    return storage
+
+
+def _read(storage: Storage, job: FileJob) -> tuple[bytes | None, FileFacts | None]:
+    """The file's bytes, or the facts that say why it cannot be used. Transient S3 errors propagate."""
+    if not is_s3(job.uri):
+        real = os.path.realpath(job.uri)
+        root = os.path.realpath(storage.root)
+        if real != root and not real.startswith(root + os.sep):
+            return None, FileFacts(
+                error="path_outside_root", detail=f"a symlink that leaves the source root (-> {real})"
+            )
+        try:
+            with open(real, "rb") as fh:
+                return fh.read(), None
+        except FileNotFoundError:
+            return None, FileFacts(error="missing_file", detail="listed, but gone before it could be read")
+        except OSError as exc:
+            return None, FileFacts(error="undecodable_image", detail=f"cannot read: {exc.strerror or exc}")
+    from botocore.exceptions import ClientError
+
+    try:
+        return storage.read_bytes(job.relpath), None
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in {"NoSuchKey", "404", "NotFound"}:
+            return None, FileFacts(error="missing_file", detail="listed, but gone before it could be read")
+        raise
+
+
+def check_files(
+    root: str, jobs: Sequence[FileJob], max_pixels: int, settings: Settings | None = None
+) -> tuple[list[tuple[str, FileFacts]], ValidationStats]:
+    """Read and check one batch of files (runs in a worker process, or inline)."""
+    storage = _storage_for(root, settings)
+    stats = ValidationStats()
+    out: list[tuple[str, FileFacts]] = []
+    for job in jobs:
+        data, refused = _read(storage, job)
+        if refused is not None:
+            out.append((job.relpath, refused))
+            continue
+        assert data is not None
+        stats.files_read += 1
+        stats.bytes_read += len(data)
+        if job.kind == "prompt":
+            out.append((job.relpath, check_prompt_bytes(data)))
+        else:
+            stats.images_decoded += 1
+            out.append((job.relpath, check_image_bytes(data, max_pixels)))
+    return out, stats
+
+
+def _batched(items: Sequence[FileJob], size: int) -> Iterator[Sequence[FileJob]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def default_workers() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return max(1, os.cpu_count() or 1)
+
+
+def validate_files(
+    jobs: Sequence[FileJob],
+    *,
+    root: str,
+    settings: Settings | None = None,
+    cache: HashCache | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    workers: int | None = None,
+    chunk_size: int = DEFAULT_CHUNK,
+) -> ValidationResult:
+    """Facts for every job: from the cache when it knows the file's version, else read and decoded.
+
+    `workers=1` checks inline (no processes); otherwise a ProcessPoolExecutor of `workers`
+    processes (default: the usable CPUs) checks the files the cache did not know.
+    """
+    settings = settings or get_settings()
+    cache = cache if cache is not None else intake_cache(settings)
+    workers = workers or default_workers()
+    result = ValidationResult()
+    pool: Executor | None = None
+    try:
+        for chunk in _batched(jobs, chunk_size):
+            result.stats.chunks += 1
+            result.stats.files += len(chunk)
+            known = cache.get_many([(j.uri, j.size, j.version) for j in chunk])
+            todo: list[FileJob] = []
+            for job in chunk:
+                hit = known.get((job.uri, job.size, job.version))
+                facts = _from_cache(job, *hit) if hit else None
+                if facts is not None and job.kind == "image":
+                    facts = apply_pixel_limit(facts, max_pixels)
+                if facts is None:
+                    todo.append(job)
+                else:
+                    result.facts[job.relpath] = facts
+                    result.stats.cache_hits += 1
+            if not todo:
+                continue
+            if workers > 1 and len(todo) > 1 and pool is None:
+                # forkserver: workers start from a clean process, not a fork of one running threads.
+                method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+                pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method))
+            batches: list[tuple[list[tuple[str, FileFacts]], ValidationStats]]
+            if pool is None or len(todo) == 1:
+                batches = [check_files(root, todo, max_pixels, settings)]
+            else:
+                size = max(4, min(256, -(-len(todo) // (workers * 4))))
+                futures = [
+                    pool.submit(check_files, root, list(part), max_pixels, settings)
+                    for part in _batched(todo, size)
+                ]
+                batches = [f.result() for f in futures]
+            by_path = {job.relpath: job for job in todo}
+            rows = []
+            for checked, stats in batches:
+                result.stats.add(stats)
+                for relpath, facts in checked:
+                    result.facts[relpath] = facts
+                    job = by_path[relpath]
+                    # Read failures say nothing lasting about a version of a file: not cached.
+                    if facts.error not in ("missing_file", "path_outside_root") and facts.sha256 is not None:
+                        rows.append((job.uri, job.size, job.version, facts.sha256, _to_info(job, facts)))
+            cache.put_many(rows)
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+    return result
+
+
+def validate_samples(
+    samples: Sequence[Sample],
+    *,
+    root: str,
+    settings: Settings | None = None,
+    cache: HashCache | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    workers: int | None = None,
+    chunk_size: int = DEFAULT_CHUNK,
+) -> ValidationResult:
+    """Validate every file of the samples (see validate_files), chunk by chunk."""
+    return validate_files(
+        file_jobs(samples),
+        root=root,
+        settings=settings,
+        cache=cache,
+        max_pixels=max_pixels,
+        workers=workers,
+        chunk_size=chunk_size,
+    )
