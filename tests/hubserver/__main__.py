@@ -1,0 +1,59 @@
+"""Run the Hub-protocol server standalone.
+
+    python -m tests.hubserver --port 8080 --data /tmp/hub --token alice=hf_xxx:write
+
+Prints one line, `READY http://127.0.0.1:PORT`, once it accepts requests; stops on SIGINT/SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from .server import HubServer
+
+
+def _token(spec: str) -> tuple[str, tuple[str, str]]:
+    """NAME=TOKEN:ROLE -> (TOKEN, (NAME, ROLE))."""
+    name, sep, rest = spec.partition("=")
+    token, sep2, role = rest.rpartition(":")
+    if not sep or not sep2 or not name or not token or role not in ("read", "write"):
+        raise argparse.ArgumentTypeError("expected NAME=TOKEN:write or NAME=TOKEN:read")
+    return token, (name, role)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.hubserver", description=__doc__.split("\n")[1])
+    parser.add_argument("--port", type=int, default=0, help="port to listen on (0 picks a free one)")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--data", type=Path, required=True, help="directory holding the repos")
+    parser.add_argument("--token", type=_token, action="append", default=[], metavar="NAME=TOKEN:ROLE")
+    parser.add_argument("--multipart-threshold", type=int, default=50 * 1024 * 1024)
+    parser.add_argument("--multipart-chunk-size", type=int, default=8 * 1024 * 1024)
+    args = parser.parse_args(argv)
+
+    server = HubServer(
+        data_dir=args.data,
+        port=args.port,
+        tokens=dict(args.token),
+        host=args.host,
+        multipart_threshold=args.multipart_threshold,
+        multipart_chunk_size=args.multipart_chunk_size,
+    )
+    done = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: done.set())
+    server.start()
+    print(f"READY {server.url}", flush=True)
+    try:
+        done.wait()
+    finally:
+        server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
