@@ -1,0 +1,104 @@
+"""publish-dataset: an image-editing dataset (qflux folder or CSV layout, local or S3) to a Hub
+dataset repo or a local directory, as content-defined parquet shards, through staging, with a
+plan, one atomic commit, a card and a manifest. Nothing is uploaded when nothing changed."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.context import FlowRunContext
+from prefect.futures import as_completed
+
+from hubpress import artifacts
+from hubpress.dataset_pipeline import build_options, card_renderer, dataset_fingerprint, plan_all_shards
+from hubpress.params import PublishDatasetParams
+from hubpress.publish import open_target
+from hubpress.settings import get_settings, resolve_token
+from hubpress.staging import Staging
+from tasks.build import build_shard
+from tasks.intake import intake_report_artifacts, run_intake_task
+from tasks.publish import publish_task, reuse_stage_task, seal_stage_task, verify_task
+
+
+def _flow_run_id() -> str | None:
+    ctx = FlowRunContext.get()
+    return str(ctx.flow_run.id) if ctx and ctx.flow_run else None
+
+
+@flow(name="publish-dataset", log_prints=False, validate_parameters=True)
+def publish_dataset(params: PublishDatasetParams) -> dict[str, Any]:
+    """Intake -> stage (reused when the fingerprint is already staged) -> plan -> one commit -> verify."""
+    log = get_run_logger() if FlowRunContext.get() else logging.getLogger("hubpress")
+    settings = get_settings({"staging": params.staging} if params.staging else None)
+    # Opening the target first makes a write without a token fail before any work.
+    target = open_target(params.target, "dataset", settings, write=not params.dry_run)
+
+    report = run_intake_task(params, settings)
+    intake_report_artifacts(report)
+
+    options = build_options(params)
+    fingerprint = dataset_fingerprint(report, options)
+    staging = Staging(settings.staging, settings)
+    staged = reuse_stage_task(staging, fingerprint)
+    if staged is not None:
+        log.info("Reusing the complete stage %s: the data and options are unchanged.", staged.stage_uri)
+    else:
+        plans = plan_all_shards(report, options)
+        log.info("Building %d shard(s) into %s", len(plans), staging.stage_uri(fingerprint))
+        progress = artifacts.Progress(len(plans), f"Building {len(plans)} shard(s)")
+        futures = build_shard.map(
+            plans, staging_uri=settings.staging, fingerprint=fingerprint, settings=settings
+        )
+        shards = []
+        for future in as_completed(futures):
+            shards.append(future.result())
+            progress.advance()
+        staged = seal_stage_task(staging, fingerprint, report, shards, options, _flow_run_id())
+
+    outcome = publish_task(
+        target,
+        staged.files,
+        staging,
+        target_name=params.target,
+        revision=params.revision,
+        private=not params.public,
+        message=params.commit_message or f"Publish dataset with hubpress ({fingerprint[:12]})",
+        card=card_renderer(staged.card_info),
+        create_pr=params.create_pr,
+        tag=params.tag,
+        dry_run=params.dry_run,
+    )
+    if params.public and outcome.created_repo:
+        log.warning("Created %s as a PUBLIC repo (--public).", params.target)
+
+    rows = {name: len(m.samples) for name, m in report.splits.items()}
+    if outcome.commit and not params.create_pr:
+        token = resolve_token(None, settings).value
+        rows = verify_task(params.target, target, outcome.commit, staged, staging, settings, token)
+        artifacts.commit_link(outcome.commit_url, f"Commit {outcome.commit[:12]} in {params.target}")
+
+    result = outcome.to_dict()
+    result["samples"] = rows
+    result["skipped"] = {name: len(m.skipped) for name, m in report.splits.items()}
+    result["stage"] = staged.stage_uri
+    result["stage_reused"] = staged.reused
+    artifacts.markdown(
+        _summary(result), key="publish-summary", description=f"publish-dataset {params.target}"
+    )
+    return result
+
+
+def _summary(result: dict[str, Any]) -> str:
+    if result["dry_run"]:
+        head = "Dry run: nothing was uploaded."
+    elif result["commit"] is None:
+        head = "Nothing changed: no upload, no commit."
+    else:
+        head = f"Committed `{result['commit'][:12]}`: {len(result['uploaded_files'])} file(s), {result['uploaded_bytes']:,} bytes."
+    lines = [f"# {result['target']}", "", head, "", "| split | samples | skipped |", "|---|---|---|"]
+    for split in sorted(result["samples"]):
+        lines.append(f"| {split} | {result['samples'][split]} | {result['skipped'].get(split, 0)} |")
+    lines += ["", f"Stage: `{result['stage']}` ({'reused' if result['stage_reused'] else 'built'})"]
+    return "\n".join(lines)

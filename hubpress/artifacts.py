@@ -1,0 +1,95 @@
+"""What a run shows in the Prefect UI: tables for the plan, a link to the commit, a markdown
+summary and a progress bar. Every function is a no-op outside a flow or task run, so the same
+pipeline code runs from the CLI, the Python API and tests without Prefect."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable
+from uuid import UUID
+
+from hubpress.plan import PublishPlan
+
+log = logging.getLogger("hubpress.artifacts")
+
+
+def _in_run() -> bool:
+    from prefect.context import FlowRunContext, TaskRunContext
+
+    return FlowRunContext.get() is not None or TaskRunContext.get() is not None
+
+
+def artifact_key(text: str) -> str:
+    """Prefect artifact keys allow lowercase letters, digits and dashes only."""
+    return re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-")[:100] or "hubpress"
+
+
+def plan_table(plan: PublishPlan, key: str = "publish-plan") -> None:
+    if not _in_run():
+        return
+    from prefect.artifacts import create_table_artifact
+
+    rows = [{"path": c.path, "change": c.kind, "bytes": c.size} for c in plan.changes]
+    counts = {k: len(plan.of(k)) for k in ("added", "changed", "unchanged", "deleted")}
+    create_table_artifact(
+        key=artifact_key(key),
+        table=rows or [{"path": "(none)", "change": "-", "bytes": 0}],
+        description=(
+            f"Plan for {plan.target}@{plan.revision} against {(plan.parent_commit or 'empty')[:12]}: "
+            + ", ".join(f"{n} {k}" for k, n in counts.items())
+            + f"; {plan.upload_bytes:,} bytes to upload"
+        ),
+    )
+
+
+def commit_link(url: str | None, description: str, key: str = "published-commit") -> None:
+    if not _in_run() or not url:
+        return
+    from prefect.artifacts import create_link_artifact
+
+    create_link_artifact(key=artifact_key(key), link=url, link_text=url, description=description)
+
+
+def markdown(text: str, key: str, description: str | None = None) -> None:
+    if not _in_run():
+        return
+    from prefect.artifacts import create_markdown_artifact
+
+    create_markdown_artifact(key=artifact_key(key), markdown=text, description=description)
+
+
+def table(rows: Iterable[dict], key: str, description: str | None = None) -> None:
+    if not _in_run():
+        return
+    from prefect.artifacts import create_table_artifact
+
+    rows = list(rows)
+    create_table_artifact(key=artifact_key(key), table=rows or [{"(empty)": ""}], description=description)
+
+
+class Progress:
+    """A Prefect progress artifact updated as work advances (throttled to whole percents)."""
+
+    def __init__(self, total: int, description: str):
+        self.total = max(total, 1)
+        self.done = 0
+        self._last = -1
+        self.id: UUID | None = None
+        if _in_run():
+            from prefect.artifacts import create_progress_artifact
+
+            self.id = create_progress_artifact(progress=0.0, description=description)
+
+    def advance(self, amount: int = 1) -> None:
+        self.done += amount
+        percent = int(100 * min(self.done, self.total) / self.total)
+        if self.id is None or percent == self._last:
+            return
+        self._last = percent
+        from prefect.artifacts import update_progress_artifact
+
+        try:
+            update_progress_artifact(artifact_id=self.id, progress=float(percent))
+        except Exception as exc:  # a progress bar must never fail a publish
+            log.debug("progress artifact update failed: %s", exc)

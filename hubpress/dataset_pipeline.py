@@ -1,0 +1,181 @@
+"""The dataset publishing pipeline's steps as plain functions over typed values.
+
+The flow (flows/publish_dataset.py) wraps each step as a Prefect task; the Python API and tests
+can call them without Prefect. Order: intake -> fingerprint -> (reuse a complete stage, or plan
+shards, build them, stage them) -> publish (plan, one commit) -> verify.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import TypeAdapter
+
+from hubpress.dataset_card import (
+    DatasetCardInfo,
+    build_manifest,
+    manifest_bytes,
+    render_dataset_card,
+    summarize_split,
+)
+from hubpress.errors import PublishError
+from hubpress.models import IntakeReport
+from hubpress.params import PublishDatasetParams
+from hubpress.plan import StagedFile
+from hubpress.settings import Settings
+from hubpress.shards import BuiltShard, ShardPlan, parse_size, plan_shards
+from hubpress.staging import StagedShard, Staging, dataset_fingerprint  # noqa: F401  (re-exported for the flow)
+from hubpress.targets import is_local_target
+
+log = logging.getLogger("hubpress.dataset")
+
+CARD_INFO = "_hubpress/card_info.json"  # staged beside the files, never published
+_CARD_INFO = TypeAdapter(DatasetCardInfo)
+
+
+def build_options(params: PublishDatasetParams) -> dict[str, Any]:
+    """Everything besides the data that shapes the staged bytes (part of the fingerprint)."""
+    return {
+        "layout": params.layout,
+        "on_error": params.on_error,
+        "allow_missing_target": params.allow_missing_target,
+        "prompt_encoding": params.prompt_encoding,
+        "max_shard_size": parse_size(params.max_shard_size),
+        "license": params.license,
+        "pretty_name": params.pretty_name,
+        "tags": sorted(params.tags),
+        "repo_id": None if is_local_target(params.target) else params.target,
+    }
+
+
+def plan_all_shards(report: IntakeReport, options: dict[str, Any]) -> list[ShardPlan]:
+    plans: list[ShardPlan] = []
+    for split in sorted(report.splits):
+        samples = report.splits[split].samples
+        if samples:
+            plans.extend(plan_shards(split, samples, options["max_shard_size"]))
+    return plans
+
+
+@dataclass(slots=True)
+class StagedDataset:
+    fingerprint: str
+    files: list[StagedFile]  # what is published (shards, manifest.json); README.md is merged later
+    card_info: DatasetCardInfo
+    reused: bool
+    stage_uri: str
+
+
+def card_info_for(report: IntakeReport, built: list[BuiltShard], options: dict[str, Any]) -> DatasetCardInfo:
+    splits = tuple(
+        summarize_split(name, report.splits[name].samples, [b for b in built if b.split == name])
+        for name in sorted(report.splits)
+        if report.splits[name].samples
+    )
+    return DatasetCardInfo(
+        splits=splits,
+        repo_id=options.get("repo_id"),
+        pretty_name=options.get("pretty_name"),
+        license=options.get("license"),
+        tags=tuple(options.get("tags") or ()),
+        source_layout=report.layout,
+    )
+
+
+def stage_build(
+    staging: Staging,
+    fingerprint: str,
+    report: IntakeReport,
+    shards: list[StagedShard],
+    options: dict[str, Any],
+    flow_run_id: str | None,
+) -> StagedDataset:
+    """Stage manifest.json and the card's facts beside the staged shards, then seal the stage.
+
+    The README itself is not staged: it is merged with the target's current card at publish
+    time, so edits a user makes to the card between two publishes of unchanged data survive."""
+    built = [s.shard for s in shards]
+    files = [s.file for s in shards]
+    manifest = build_manifest(report, built, options, fingerprint=fingerprint, flow_run_id=flow_run_id)
+    files.append(staging.add_bytes(fingerprint, "manifest.json", manifest_bytes(manifest)))
+    info = card_info_for(report, built, options)
+    files.append(staging.add_bytes(fingerprint, CARD_INFO, _CARD_INFO.dump_json(info)))
+    sealed = staging.complete(fingerprint, files)
+    return _staged(staging, fingerprint, sealed, reused=False)
+
+
+def reuse_stage(staging: Staging, fingerprint: str) -> StagedDataset | None:
+    files = staging.lookup(fingerprint)
+    if files is None:
+        return None
+    return _staged(staging, fingerprint, files, reused=True)
+
+
+def _staged(staging: Staging, fingerprint: str, files: list[StagedFile], reused: bool) -> StagedDataset:
+    info_file = next((f for f in files if f.path == CARD_INFO), None)
+    if info_file is None:
+        raise PublishError(
+            f"Stage {staging.stage_uri(fingerprint)} has no card facts; delete it and run again."
+        )
+    info = _CARD_INFO.validate_json(staging.storage.read_bytes(f"{fingerprint}/{CARD_INFO}"))
+    published = [f for f in files if not f.path.startswith("_hubpress/")]
+    return StagedDataset(fingerprint, published, info, reused, staging.stage_uri(fingerprint))
+
+
+def card_renderer(info: DatasetCardInfo):
+    return lambda existing: render_dataset_card(existing, info)
+
+
+def expected_rows(staged: StagedDataset, staging: Staging) -> dict[str, dict[str, Any]]:
+    """manifest.json's per-file facts (split, num_rows), read from the stage."""
+    manifest = json.loads(staging.storage.read_bytes(f"{staged.fingerprint}/manifest.json"))
+    return manifest["files"]
+
+
+def verify_published(
+    target_name: str,
+    target: Any,
+    commit: str,
+    staged: StagedDataset,
+    staging: Staging,
+    settings: Settings,
+    token: str | None,
+) -> dict[str, int]:
+    """Row counts from the committed parquet footers must match the manifest, and the committed
+    revision must open with `datasets` with the editing features. Returns rows per split."""
+    from hubpress.shards import editing_features
+
+    files = expected_rows(staged, staging)
+    counts = target.parquet_row_counts(commit, sorted(files))
+    problems = [
+        f"{path}: {counts.get(path)} rows committed, {facts['num_rows']} in the manifest"
+        for path, facts in files.items()
+        if counts.get(path) != facts["num_rows"]
+    ]
+    if problems:
+        raise PublishError(f"Verification of {target_name}@{commit[:12]} failed: " + "; ".join(problems[:5]))
+    per_split: dict[str, int] = {}
+    for facts in files.values():
+        per_split[facts["split"]] = per_split.get(facts["split"], 0) + facts["num_rows"]
+
+    import datasets
+
+    expected = editing_features()
+    for split in sorted(per_split):
+        if is_local_target(target_name):
+            ds = datasets.load_dataset(str(Path(target.versions) / commit), split=split, streaming=True)
+        else:
+            ds = datasets.load_dataset(
+                target_name, split=split, revision=commit, streaming=True, token=token or False
+            )
+        first = next(iter(ds), None)
+        if ds.features != expected or first is None or not first["control_images"]:
+            raise PublishError(
+                f"Verification of {target_name}@{commit[:12]}: split {split!r} does not open with the editing "
+                f"features (got {ds.features})."
+            )
+    return per_split

@@ -1,0 +1,122 @@
+"""Flow parameters as pydantic models: the Prefect UI renders them as forms with titles,
+descriptions and defaults, and a bad value is refused before a run starts. The CLI and the
+Python API build the same models, so every entry point validates the same way."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from hubpress.errors import ConfigError
+from hubpress.targets import check_repo_id, is_local_target
+
+
+def _check_target(value: str) -> str:
+    value = value.strip()
+    if not value:
+        raise ValueError("a target is required: a Hub repo id (org/name) or a local directory (./path)")
+    if not is_local_target(value):
+        try:
+            check_repo_id(value)
+        except ConfigError as exc:  # pydantic reports ValueError as a validation message
+            raise ValueError(str(exc)) from None
+    return value
+
+
+def _check_size(value: str | int) -> str | int:
+    from hubpress.shards import parse_size
+
+    try:
+        parse_size(value)
+    except (ConfigError, ValueError) as exc:
+        raise ValueError(str(exc)) from None
+    return value
+
+
+class PublishDatasetParams(BaseModel):
+    """Publish an image-editing dataset (qflux folder or CSV layout) to the Hub or a local directory."""
+
+    model_config = ConfigDict(extra="forbid", title="Publish dataset")
+
+    source: str = Field(title="Source", description="Dataset root: a local directory or s3://bucket/prefix.")
+    target: str = Field(
+        title="Target",
+        description="Hub dataset repo id (org/name), or a local directory (/path, ./path, file://).",
+    )
+    layout: Literal["auto", "folder", "csv"] = Field(
+        "auto", title="Layout", description="auto detects folder or CSV."
+    )
+    on_error: Literal["skip", "fail"] = Field(
+        "skip",
+        title="On error",
+        description="skip: leave bad samples out and report them; fail: stop before building.",
+    )
+    allow_missing_target: bool = Field(False, title="Allow missing target images in train")
+    prompt_encoding: str = Field(
+        "utf-8", title="Prompt encoding", description="Encoding of the prompt .txt files."
+    )
+    max_pixels: int = Field(
+        178_956_970,
+        gt=0,
+        title="Max pixels per image",
+        description="Decompression-bomb guard (Pillow's default).",
+    )
+    staging: str | None = Field(
+        None,
+        title="Staging",
+        description="Local directory or s3://bucket/prefix (default: HUBPRESS_STAGING).",
+    )
+    max_shard_size: str = Field("500MB", title="Max shard size", description="e.g. 500MB, 1GB.")
+    public: bool = Field(False, title="Public", description="New repos are private unless this is set.")
+    revision: str = Field("main", title="Branch", description="Created from main when missing.")
+    tag: str | None = Field(None, title="Tag the new commit")
+    create_pr: bool = Field(False, title="Open a pull request instead of committing to the branch")
+    dry_run: bool = Field(False, title="Dry run", description="Plan only: print what would change and stop.")
+    license: str = Field("other", title="License (card)")
+    pretty_name: str | None = Field(None, title="Pretty name (card)")
+    tags: list[str] = Field(default_factory=list, title="Extra card tags")
+    commit_message: str | None = Field(None, title="Commit message")
+
+    @field_validator("target")
+    @classmethod
+    def _target(cls, value: str) -> str:
+        return _check_target(value)
+
+    @field_validator("max_shard_size")
+    @classmethod
+    def _size(cls, value: str) -> str:
+        return _check_size(value)
+
+    @field_validator("source")
+    @classmethod
+    def _source(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            raise ValueError("a source directory or s3:// prefix is required")
+        return value
+
+
+class PublishLoraParams(BaseModel):
+    """Publish LoRA safetensors weights (and extra files) to a Hub model repo or a local directory."""
+
+    model_config = ConfigDict(extra="forbid", title="Publish LoRA")
+
+    src_path: str = Field(title="Weights", description="A .safetensors file, or a directory holding one.")
+    target: str = Field(title="Target", description="Hub model repo id (org/name) or a local directory.")
+    remote_name: str | None = Field(
+        None, title="Remote file name", description="Default: pytorch_lora_weights.safetensors"
+    )
+    extra_files: dict[str, str] = Field(default_factory=dict, title="Extra files {local path: path in repo}")
+    public: bool = Field(False, title="Public")
+    revision: str = Field("main", title="Branch")
+    tag: str | None = Field(None, title="Tag the new commit")
+    dry_run: bool = Field(False, title="Dry run")
+    base_model: str | None = Field(None, title="Base model (card)")
+    license: str | None = Field(None, title="License (card)")
+    commit_message: str | None = Field(None, title="Commit message")
+
+    @field_validator("target")
+    @classmethod
+    def _target(cls, value: str) -> str:
+        return _check_target(value)
