@@ -490,6 +490,16 @@ def inspect_safetensors(path: str | Path) -> LoraInfo:
     return info
 
 
+def inspect_stream(fh: BinaryIO, file_size: int, where: str) -> LoraInfo:
+    """The header checks and LoRA recognition of `inspect_safetensors`, from a stream positioned at 0
+    (e.g. `Storage.open` on an S3 object), reading only the header: a bad remote file is refused
+    before it is downloaded. It does not replace `inspect_safetensors` on the local copy (no
+    safe_open confirmation, and kohya alpha values are not read)."""
+    if where.lower().endswith(PICKLE_SUFFIXES):
+        raise PickleWeightsError(f"{where} is a pickle-based weights file. {CONVERT_HINT}")
+    return describe_lora(read_header(fh, file_size, where), where)
+
+
 def _confirm_with_safetensors(path: Path, header: SafetensorsHeader) -> None:
     """Let the reference implementation open the file too: what it refuses, loaders refuse."""
     from safetensors import safe_open

@@ -219,3 +219,23 @@ def test_errors_are_hubpress_errors(tmp_path):
     path = write_broken(tmp_path / "x.safetensors", "not_lora")
     with pytest.raises(HubpressError):
         inspect_safetensors(path)
+
+
+def test_a_remote_file_is_checked_from_its_header_before_download(tmp_path, s3):
+    from hubpress.lora import inspect_stream
+    from hubpress.storage import open_storage
+
+    _, bucket = s3
+    storage = open_storage(f"s3://{bucket}/run")
+    good = write_lora(tmp_path / "good.safetensors", rank=4, modules=3)
+    bad = write_broken(tmp_path / "bad.safetensors", "offsets_past_end")
+    storage.put_file("good.safetensors", good)
+    storage.put_file("bad.safetensors", bad)
+    sizes = {f.relpath: f.size for f in storage.list()}
+
+    body = storage.open("good.safetensors")
+    info = inspect_stream(body, sizes["good.safetensors"], storage.uri("good.safetensors"))
+    body.close()
+    assert info.rank == 4 and info.lora_layers == 3 and info.file_name == "good.safetensors"
+    with pytest.raises(InvalidWeightsError, match="past its end"):
+        inspect_stream(storage.open("bad.safetensors"), sizes["bad.safetensors"], "bad.safetensors")
