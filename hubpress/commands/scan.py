@@ -1,0 +1,100 @@
+"""`hubpress scan SOURCE`: what intake finds in a dataset, without building or uploading anything.
+
+Runs the plain intake functions (no Prefect), so it is quick. Exit codes: 0 done, 1 when
+--on-error fail tripped, 2 for unusable arguments (including a source that cannot be read).
+"""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+
+import typer
+
+
+class LayoutChoice(StrEnum):
+    auto = "auto"
+    folder = "folder"
+    csv = "csv"
+
+
+class OnErrorChoice(StrEnum):
+    skip = "skip"
+    fail = "fail"
+
+
+def scan(
+    source: str = typer.Argument(..., help="Dataset root: a local directory or s3://bucket/prefix."),
+    layout: LayoutChoice = typer.Option(LayoutChoice.auto, "--layout", help="auto, folder or csv."),
+    on_error: OnErrorChoice = typer.Option(
+        OnErrorChoice.skip, "--on-error", help="skip: leave bad samples out; fail: exit 1 on any error."
+    ),
+    allow_missing_target: bool = typer.Option(
+        False, "--allow-missing-target", help="Accept train samples without a target image."
+    ),
+    prompt_encoding: str = typer.Option(
+        "utf-8", "--prompt-encoding", help="Encoding of prompts and CSV files."
+    ),
+    max_pixels: int | None = typer.Option(
+        None,
+        "--max-pixels",
+        min=1,
+        help="Largest image (width x height) to decode. Default: Pillow's 89,478,485.",
+    ),
+    fix_source: bool = typer.Option(
+        False,
+        "--fix-source",
+        help="Rename files whose bytes disagree with their extension and rewrite the CSVs.",
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a summary."),
+    workers: int | None = typer.Option(None, "--workers", min=1, help="Decoding processes (default: CPUs)."),
+) -> None:
+    """Discover and validate a dataset (folder or CSV layout) and report what would be published."""
+    from hubpress.errors import ConfigError, SourceError, ValidationFailed
+    from hubpress.formats import DEFAULT_MAX_PIXELS
+    from hubpress.intake import fix_source as apply_fixes
+    from hubpress.intake import run_intake
+    from hubpress.report import render_text, scan_json
+
+    def intake():
+        return run_intake(
+            source,
+            layout=layout.value,
+            on_error=on_error.value,
+            allow_missing_target=allow_missing_target,
+            prompt_encoding=prompt_encoding,
+            max_pixels=max_pixels or DEFAULT_MAX_PIXELS,
+            workers=workers,
+        )
+
+    def show(report) -> None:
+        if as_json:
+            typer.echo(json.dumps(scan_json(report), ensure_ascii=False))
+        else:
+            typer.echo(render_text(report))
+
+    try:
+        report = intake()
+        if fix_source:
+            fixes = apply_fixes(report)
+            for fix in fixes:
+                arrow = f" -> {fix.to}" if fix.to else ""
+                typer.echo(f"{fix.action}: {fix.path}{arrow} ({fix.detail})", err=as_json)
+            if not fixes:
+                typer.echo("--fix-source: nothing to change", err=as_json)
+            else:
+                report = intake()  # what the source holds now
+        show(report)
+    except ValidationFailed as exc:
+        failed = getattr(exc, "report", None)
+        if failed is not None:
+            show(failed)
+        typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(1)
+    except (SourceError, ConfigError) as exc:
+        typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(2)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("scan")(scan)
