@@ -10,24 +10,33 @@ sha256, through the hash cache), so a crash mid-build never leaves a stage a lat
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import hubpress
+from hubpress.dataset_card import (
+    DatasetCardInfo,
+    build_manifest,
+    manifest_bytes,
+    render_dataset_card,
+    summarize_split,
+)
 from hubpress.errors import SourceError
 from hubpress.hashcache import HashCache, sha256_file
 from hubpress.models import FileRef, IntakeReport, Sample
 from hubpress.plan import StagedFile, git_blob_oid
 from hubpress.settings import Settings, get_settings
-from hubpress.shards import SHARD_FORMAT
+from hubpress.shards import SHARD_FORMAT, BuiltShard, ShardPlan, SourceReader, write_shard
 from hubpress.storage import LocalStorage, S3Storage, Storage, open_storage
 
 log = logging.getLogger("hubpress.staging")
@@ -36,6 +45,16 @@ COMPLETE_RECORD = "_complete.json"
 RECORD_FORMAT = 1
 # Regular (non-LFS) files get a git blob id so the plan can compare them with the Hub's oid.
 SMALL_FILE_LIMIT = 10 * 1024**2
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetCardOptions:
+    """What the publish asked for the card; part of the fingerprint (the card is staged)."""
+
+    repo_id: str | None = None
+    pretty_name: str | None = None
+    license: str | None = None
+    tags: tuple[str, ...] = field(default_factory=tuple)
 
 
 # --- fingerprint ----------------------------------------------------------------------------------
@@ -57,10 +76,16 @@ def _sample_facts(sample: Sample) -> list[Any]:
     ]
 
 
-def dataset_fingerprint(report: IntakeReport, options: Mapping[str, Any]) -> str:
+def dataset_fingerprint(
+    report: IntakeReport,
+    options: Mapping[str, Any],
+    card: DatasetCardOptions | None = None,
+    existing_card: str | None = None,
+) -> str:
     """A hash of everything a stage holds depends on: the intake manifest (ids, file sha256s,
-    prompts, skipped samples and corrections, which manifest.json reports), the build and card
-    options, and the hubpress and shard format versions. 32 hex characters."""
+    prompts, skipped samples and corrections, which manifest.json reports), the build options,
+    the card options and the card the target holds now (README.md merges with it), and the
+    hubpress and shard format versions. 32 hex characters."""
     digest = hashlib.sha256()
 
     def feed(value: Any) -> None:
@@ -68,6 +93,8 @@ def dataset_fingerprint(report: IntakeReport, options: Mapping[str, Any]) -> str
 
     feed(["hubpress-stage", RECORD_FORMAT, SHARD_FORMAT, hubpress.__version__, report.source, report.layout])
     feed(dict(options))
+    feed(dataclasses.asdict(card) if card is not None else None)
+    feed(hashlib.sha256(existing_card.encode()).hexdigest() if existing_card is not None else None)
     for split in sorted(report.splits):
         manifest = report.splits[split]
         feed(["split", split, len(manifest.samples)])
@@ -178,15 +205,14 @@ class Staging:
         """Stage a local file (a built shard) at `path_in_repo`. `sha256` is what the file must hash
         to (computed from `local_path` when not given). Atomic; verified after it lands."""
         local_path = Path(local_path)
-        expected = sha256 or sha256_file(local_path)
         size = local_path.stat().st_size
+        expected = sha256 or sha256_file(local_path)
         relpath = f"{fingerprint}/{path_in_repo}"
         if isinstance(self.storage, LocalStorage):
             target = Path(self.storage.uri(relpath))
+            # A shard built in place was hashed by write_shard before its rename: nothing to copy.
             if local_path.resolve() != target.resolve():
                 _copy_verified(local_path, target, expected)
-            elif sha256_file(target) != expected:
-                raise SourceError(f"Staged file {target} does not match its sha256; build it again.")
         else:
             self.storage.put_file(relpath, local_path)
             landed = _remote_size(self.storage, relpath)
@@ -267,6 +293,65 @@ class Staging:
         if not uri.startswith(root):
             raise SourceError(f"{uri} is not in the staging area {self.storage.root}.")
         return uri[len(root) :]
+
+
+# --- building into a stage (the plain functions behind tasks/build.py) ----------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StagedShard:
+    shard: BuiltShard  # local_path is where it was built (gone after staging to S3)
+    file: StagedFile
+
+
+def stage_shard(
+    staging: Staging,
+    fingerprint: str,
+    plan: ShardPlan,
+    read_bytes: Callable[[FileRef], bytes] | None = None,
+) -> StagedShard:
+    """Build one shard into the stage: in place for local staging, via a temporary file for S3."""
+    read = read_bytes or SourceReader(staging.settings)
+    build_dir = staging.build_dir(fingerprint)
+    if build_dir is not None:
+        built = write_shard(plan, build_dir, read)
+        return StagedShard(built, staging.add_file(fingerprint, built.path_in_repo, built.local_path, None))
+    with tempfile.TemporaryDirectory(prefix="hubpress-shard-") as tmp:
+        built = write_shard(plan, tmp, read)
+        return StagedShard(
+            built, staging.add_file(fingerprint, built.path_in_repo, built.local_path, built.sha256)
+        )
+
+
+def seal_stage(
+    staging: Staging,
+    fingerprint: str,
+    report: IntakeReport,
+    shards: Iterable[StagedShard],
+    options: Mapping[str, Any],
+    card: DatasetCardOptions,
+    existing_card: str | None = None,
+    flow_run_id: str | None = None,
+) -> list[StagedFile]:
+    """Write README.md and manifest.json next to the shards, then the completion record (last)."""
+    shards = sorted(shards, key=lambda s: s.file.path)
+    built = [s.shard for s in shards]
+    info = DatasetCardInfo(
+        splits=tuple(
+            summarize_split(name, report.splits[name].samples, built) for name in sorted(report.splits)
+        ),
+        repo_id=card.repo_id,
+        pretty_name=card.pretty_name,
+        license=card.license,
+        tags=tuple(card.tags),
+        source_layout=report.layout,
+    )
+    readme = render_dataset_card(existing_card, info).encode("utf-8")
+    manifest = build_manifest(report, built, options, fingerprint=fingerprint, flow_run_id=flow_run_id)
+    files = [s.file for s in shards]
+    files.append(staging.add_bytes(fingerprint, "README.md", readme))
+    files.append(staging.add_bytes(fingerprint, "manifest.json", manifest_bytes(manifest)))
+    return staging.complete(fingerprint, files)
 
 
 def _is_missing(exc: Exception) -> bool:
