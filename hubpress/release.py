@@ -176,11 +176,15 @@ def discover_training_output(uri: str, settings: Settings | None = None) -> Trai
 
 
 def _checkpoint_dir(relpath: str) -> tuple[str, int] | None:
-    """(checkpoint directory relpath, step) of the deepest checkpoint directory holding relpath."""
-    parts = relpath.split("/")[:-1]
-    for i in range(len(parts) - 1, -1, -1):
-        if _CHECKPOINT_DIR.match(parts[i]):
-            return "/".join(parts[: i + 1]), int(re.findall(r"\d+", parts[i])[-1])
+    """(checkpoint directory relpath, step) of the outermost checkpoint directory holding relpath.
+
+    Outermost, so DeepSpeed's checkpoint-500/global_step500/ stays part of checkpoint-500; and
+    nothing below a sample directory counts (samples/step_500/ is a folder of images)."""
+    for i, part in enumerate(relpath.split("/")[:-1]):
+        if part in SAMPLE_DIRS:
+            return None
+        if _CHECKPOINT_DIR.match(part):
+            return "/".join(relpath.split("/")[: i + 1]), int(re.findall(r"\d+", part)[-1])
     return None
 
 

@@ -282,3 +282,21 @@ def test_metric_file_shapes_are_all_read():
     assert global_step == 200 and problems == []
     parse_metrics({"metrics.json": b"{oops"}, problems)
     assert problems and "metrics.json is not valid JSON" in problems[0]
+
+
+def test_step_folders_of_samples_and_deepspeed_states_are_not_checkpoints(tmp_path):
+    root = tmp_path / "run"
+    for step in (500, 1000):
+        write_lora(root / f"checkpoint-{step}" / "pytorch_lora_weights.safetensors")
+        states = root / f"checkpoint-{step}" / f"global_step{step}"
+        states.mkdir()
+        (states / "mp_rank_00_model_states.pt").write_bytes(b"\x80\x04")
+        (root / "samples" / f"step_{step}").mkdir(parents=True)
+        (root / "samples" / f"step_{step}" / "0.png").write_bytes(b"png")
+    output = discover_training_output(str(root))
+    assert [c.name for c in output.checkpoints] == ["checkpoint-500", "checkpoint-1000"]
+    latest = select_checkpoint(output, "latest")
+    assert sorted(f.path_in_repo for f in release_files(output, latest)) == [
+        "pytorch_lora_weights.safetensors",
+        "samples/step_1000/0.png",
+    ]
