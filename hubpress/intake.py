@@ -289,9 +289,10 @@ def judge(
 
     prompt = _prompt_text(sample, facts, options, fail)
     if prompt is not None and not prompt.strip():
-        fail(
-            "empty_prompt", "the prompt is empty", sample.prompt_file.relpath if sample.prompt_file else None
-        )
+        if sample.prompt_file is not None:
+            fail("empty_prompt", "the prompt is empty", sample.prompt_file.relpath)
+        else:
+            fail("empty_prompt", f"{split}.csv row {sample.row}: the prompt cell is empty", f"{split}.csv")
     controls = [checked(ref) for ref in sample.controls]
     mask, target = checked(sample.mask), checked(sample.target)
     prompt_file = sample.prompt_file
