@@ -1,0 +1,145 @@
+"""The shared publish step against the Hub-protocol server, through the real huggingface_hub."""
+
+import hashlib
+import json
+import os
+import uuid
+
+import pytest
+from huggingface_hub import CommitOperationAdd, HfApi
+
+from hubpress.errors import HubAccessError, MissingTokenError
+from hubpress.hub import RepoNotFound
+from hubpress.plan import StagedFile, git_blob_oid
+from hubpress.publish import open_target, publish_files
+from hubpress.settings import Settings
+from tests.conftest import OTHER_WRITE_TOKEN, READ_TOKEN, WRITE_TOKEN
+
+
+def stage(tmp, path, data: bytes) -> StagedFile:
+    src = tmp / "src" / path.replace("/", "__")
+    src.parent.mkdir(parents=True, exist_ok=True)
+    src.write_bytes(data)
+    return StagedFile(path, hashlib.sha256(data).hexdigest(), len(data), str(src), git_blob_oid(data))
+
+
+def manifest(tmp, paths):
+    return stage(tmp, "manifest.json", json.dumps({"files": {p: {} for p in paths}}).encode())
+
+
+def repo_name():
+    return f"alice/pub-{uuid.uuid4().hex[:8]}"
+
+
+def test_publish_republish_and_delete_against_the_hub(hub, tmp_path, write_token):
+    repo = repo_name()
+    target = open_target(repo, "dataset", Settings())
+    files = [
+        stage(tmp_path, "data/a.parquet", os.urandom(2000)),
+        stage(tmp_path, "data/b.parquet", os.urandom(3000)),
+    ]
+    files.append(manifest(tmp_path, ["data/a.parquet", "data/b.parquet"]))
+    out = publish_files(target, files, target_name=repo, message="first", card=lambda old: "card\n")
+    assert out.created_repo and out.commit
+    assert hub.head("dataset", repo) == out.commit
+    info = HfApi(token=WRITE_TOKEN).dataset_info(repo)
+    assert info.private is True  # private unless asked
+
+    hub.reset_stats()
+    again = publish_files(target, files, target_name=repo, message="again", card=lambda old: "card\n")
+    assert again.commit is None
+    assert hub.stats.commits == 0 and hub.stats.upload_bytes == 0
+
+    files2 = [files[0], manifest(tmp_path, ["data/a.parquet"])]
+    out3 = publish_files(target, files2, target_name=repo, message="drop b", card=lambda old: "card\n")
+    assert out3.plan.summary()["deleted"] == ["data/b.parquet"]
+    paths = {
+        f.path for f in HfApi(token=WRITE_TOKEN).list_repo_tree(repo, repo_type="dataset", recursive=True)
+    }
+    assert "data/b.parquet" not in paths and "data/a.parquet" in paths
+
+
+def test_someone_elses_commit_between_plan_and_commit_is_kept(hub, tmp_path, write_token):
+    repo = repo_name()
+    target = open_target(repo, "dataset", Settings())
+    publish_files(target, [stage(tmp_path, "a.bin", b"1" * 100)], target_name=repo, message="base")
+    other = HfApi(token=WRITE_TOKEN)
+    interfered = []
+
+    def interfere(plan):
+        if not interfered:  # exactly once, after the first plan is made
+            interfered.append(plan.parent_commit)
+            other.create_commit(
+                repo,
+                [CommitOperationAdd("theirs.txt", b"their work")],
+                commit_message="someone else",
+                repo_type="dataset",
+            )
+
+    out = publish_files(
+        target, [stage(tmp_path, "a.bin", b"2" * 100)], target_name=repo, message="ours", on_plan=interfere
+    )
+    assert out.attempts == 2 and out.commit
+    history = [c["title"] for c in hub.commit_history("dataset", repo)]
+    assert history[:2] == ["ours", "someone else"]
+    assert hub.read_file("dataset", repo, "theirs.txt") == b"their work"
+
+
+def test_write_without_token_fails_before_any_request(hub, monkeypatch):
+    for var in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HUGGINGFACE_HUB_TOKEN"):
+        monkeypatch.delenv(var, raising=False)
+    with pytest.raises(MissingTokenError):
+        open_target(repo_name(), "dataset", Settings())
+    assert sum(hub.stats.requests.values()) == 0
+
+
+def test_read_token_gets_a_clear_403_naming_its_source(hub, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", READ_TOKEN)
+    target = open_target(repo_name(), "dataset", Settings())
+    with pytest.raises(HubAccessError) as info:
+        publish_files(target, [stage(tmp_path, "a", b"a")], target_name="x", message="m")
+    assert "HF_TOKEN" in str(info.value) and READ_TOKEN not in str(info.value)
+
+
+def test_bad_token_is_401_without_retries(hub, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", "hf_not_a_real_token_123")
+    target = open_target(repo_name(), "dataset", Settings())
+    with pytest.raises(HubAccessError) as info:
+        publish_files(target, [stage(tmp_path, "a", b"a")], target_name="x", message="m")
+    assert "401" in str(info.value) and "hf_not_a_real_token_123" not in str(info.value)
+
+
+def test_other_users_private_repo_is_not_found(hub, tmp_path, write_token):
+    repo = repo_name()
+    publish_files(
+        open_target(repo, "dataset", Settings()), [stage(tmp_path, "a", b"a")], target_name=repo, message="m"
+    )
+    with pytest.raises(RepoNotFound, match="not visible with the token from the token argument"):
+        # bob cannot see alice's private repo, so it is reported as not found for his token
+        publish_files(
+            open_target(repo, "dataset", Settings(), token=OTHER_WRITE_TOKEN),
+            [stage(tmp_path, "b", b"b")],
+            target_name=repo,
+            message="m",
+        )
+
+
+def test_rate_limit_is_waited_on_and_reported(hub, tmp_path, write_token):
+    repo = repo_name()
+    target = open_target(repo, "dataset", Settings())
+    hub.arm_fault("commit", "429", count=1, retry_after=1)
+    out = publish_files(target, [stage(tmp_path, "a.bin", b"x" * 10)], target_name=repo, message="m")
+    assert out.commit and hub.head("dataset", repo) == out.commit
+    assert any("rate-limited" in m for m in target.retry_messages)
+    assert len(hub.commit_history("dataset", repo)) == 2  # initial commit + ours, no duplicate
+
+
+def test_tag_and_branch(hub, tmp_path, write_token):
+    repo = repo_name()
+    target = open_target(repo, "dataset", Settings())
+    out = publish_files(
+        target, [stage(tmp_path, "a.bin", b"x")], target_name=repo, message="m", revision="dev", tag="v1"
+    )
+    refs = HfApi(token=WRITE_TOKEN).list_repo_refs(repo, repo_type="dataset")
+    assert {b.name for b in refs.branches} >= {"main", "dev"}
+    assert [(t.name, t.target_commit) for t in refs.tags] == [("v1", out.commit)]
