@@ -21,8 +21,9 @@ def split_front_matter(text: str) -> tuple[dict[str, Any], str]:
         end = rest.find("\n---")
         if end != -1:
             meta = yaml.safe_load(rest[:end]) or {}
-            body = rest[end + 4 :]
-            body = body[1:] if body.startswith("\n") else body
+            # The blank line(s) after the closing fence are layout, not body: dropping them here
+            # keeps merge_card idempotent (re-rendering an unchanged card gives identical bytes).
+            body = rest[end + 4 :].lstrip("\r\n")
             if isinstance(meta, dict):
                 return meta, body
     return {}, text

@@ -1,0 +1,77 @@
+"""The qflux guide's functions, with the same names and arguments, on top of hubpress's flows.
+
+    from hubpress.api import (
+        upload_editing_dataset, upload_editing_dataset_from_csv, load_editing_dataset,
+        upload_lora_safetensors, download_lora,
+    )
+
+Uploads run the Prefect flows (so they show in the Prefect UI when a server is configured);
+loading and downloading are plain reads.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from hubpress.params import PublishDatasetParams
+from hubpress.targets import is_local_target, local_path
+
+
+def _publish(
+    root_dir: str, repo_id: str, private: bool, layout: str, token: str | None, **extra: Any
+) -> dict:
+    import os
+
+    from flows.publish_dataset import publish_dataset
+
+    params = PublishDatasetParams(
+        source=str(root_dir), target=repo_id, public=not private, layout=layout, **extra
+    )
+    if token:  # an explicit token wins over the environment, as in huggingface_hub
+        previous = os.environ.get("HUBPRESS_TOKEN")
+        os.environ["HUBPRESS_TOKEN"] = token
+        try:
+            return publish_dataset(params)
+        finally:
+            if previous is None:
+                os.environ.pop("HUBPRESS_TOKEN", None)
+            else:
+                os.environ["HUBPRESS_TOKEN"] = previous
+    return publish_dataset(params)
+
+
+def upload_editing_dataset(
+    root_dir: str, repo_id: str, private: bool = True, *, token: str | None = None, **options: Any
+) -> dict:
+    """Publish a folder-layout dataset (train/ and/or test/ with control_images/ and
+    training_images/). Returns the publish result (commit, files, counts). Keyword options are
+    those of PublishDatasetParams (on_error, max_shard_size, revision, tag, dry_run, ...)."""
+    return _publish(root_dir, repo_id, private, "folder", token, **options)
+
+
+def upload_editing_dataset_from_csv(
+    root_dir: str, repo_id: str, private: bool = True, *, token: str | None = None, **options: Any
+) -> dict:
+    """Publish a CSV-layout dataset (train.csv and/or test.csv at the root)."""
+    return _publish(root_dir, repo_id, private, "csv", token, **options)
+
+
+def load_editing_dataset(
+    repo_id: str,
+    split: str | None = None,
+    revision: str | None = None,
+    *,
+    token: str | None = None,
+    **kwargs: Any,
+):
+    """Load a published editing dataset from the Hub or from a local target directory. Returns a
+    DatasetDict, or a Dataset when `split` is given."""
+    import datasets
+
+    if is_local_target(repo_id) or Path(repo_id).is_dir():
+        return datasets.load_dataset(str(local_path(repo_id)), split=split, **kwargs)
+    from hubpress.settings import resolve_token
+
+    resolved = token or resolve_token().value
+    return datasets.load_dataset(repo_id, split=split, revision=revision, token=resolved or None, **kwargs)
