@@ -109,28 +109,36 @@ def discover(
     layout: str = "auto",
     csv_texts: Mapping[str, str] | None = None,
     allow_missing_target: bool = False,
+    splits: Iterable[str] | None = None,
 ) -> Discovery:
-    """Samples of every split, from one listing of the source (and the CSV texts for that layout).
+    """Samples of every split (or of `splits`), from one listing of the source (and the CSV texts).
 
     `root` is the source URI (local path or s3://bucket/prefix) that FileRef URIs are built on;
     `csv_texts` maps a split to the decoded text of its CSV file.
     """
     chosen = detect_layout((lf.relpath for lf in listing), layout)
     if chosen == "folder":
-        return discover_folder(listing, root=root)
+        return discover_folder(listing, root=root, splits=splits)
     return discover_csv(
-        listing, root=root, csv_texts=csv_texts or {}, allow_missing_target=allow_missing_target
+        listing,
+        root=root,
+        csv_texts=csv_texts or {},
+        allow_missing_target=allow_missing_target,
+        splits=splits,
     )
 
 
 # ----------------------------------------------------------------------------------------- folder
 
 
-def discover_folder(listing: Iterable[ListedFile], *, root: str) -> Discovery:
+def discover_folder(
+    listing: Iterable[ListedFile], *, root: str, splits: Iterable[str] | None = None
+) -> Discovery:
+    wanted = set(SPLITS if splits is None else splits)
     by_split: dict[str, list[ListedFile]] = {}
     for lf in listing:
         top, slash, _ = lf.relpath.partition("/")
-        if slash and top in SPLITS:
+        if slash and top in wanted:
             by_split.setdefault(top, []).append(lf)
     if not by_split:
         raise SourceError(
@@ -316,13 +324,15 @@ def discover_csv(
     root: str,
     csv_texts: Mapping[str, str],
     allow_missing_target: bool = False,
+    splits: Iterable[str] | None = None,
 ) -> Discovery:
     index = _Index({lf.relpath: lf for lf in listing})
-    splits = [s for s in SPLITS if CSV_NAMES[s] in index.files]
-    if not splits:
+    wanted = set(SPLITS if splits is None else splits)
+    present = [s for s in SPLITS if CSV_NAMES[s] in index.files]
+    if not present:
         raise SourceError(f"no train.csv or test.csv at the root of the source ({LAYOUT_HELP}).")
     found = Discovery(layout="csv")
-    for split in splits:
+    for split in (s for s in present if s in wanted):
         if split not in csv_texts:
             raise SourceError(f"{CSV_NAMES[split]} was listed but its text was not read.")
         found.samples[split] = _csv_split(split, csv_texts[split], index, root, found, allow_missing_target)

@@ -1,0 +1,205 @@
+"""Prefect tasks for dataset intake: thin wrappers over hubpress.intake / discovery / validation.
+
+    @flow
+    def publish(source: str):
+        report = intake_in_flow(source)      # list -> discover per split -> validate chunks -> decide
+        ...
+
+Shape of the work: one listing task, one discovery task per split, validation mapped over
+chunks of samples (never one task per sample: a task costs ~5 ms), then the pure decision.
+Only storage I/O is retried, and only when the failure is transient (S3 throttling, 5xx,
+dropped connections): bad data is never retried, it is reported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from prefect.utilities.annotations import quote, unmapped
+
+from hubpress.discovery import SPLITS, Discovery, detect_layout, discover
+from hubpress.formats import DEFAULT_MAX_PIXELS
+from hubpress.intake import IntakeOptions, decide, list_source, read_csv_texts
+from hubpress.models import IntakeReport, Sample
+from hubpress.report import problem_rows, render_markdown
+from hubpress.settings import Settings, get_settings
+from hubpress.storage import ListedFile, open_storage
+from hubpress.validation import DEFAULT_CHUNK, ValidationResult, validate_samples
+
+THROTTLING_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottled",
+        "SlowDown",
+        "RequestLimitExceeded",
+        "TooManyRequestsException",
+        "ProvisionedThroughputExceededException",
+        "RequestTimeout",
+        "RequestTimeoutException",
+        "InternalError",
+        "ServiceUnavailable",
+    }
+)
+RETRY_DELAYS = [2, 10, 30]
+
+
+def is_transient_storage_error(exc: BaseException | None) -> bool:
+    """True for failures worth retrying: S3 throttling or 5xx, timeouts, dropped connections."""
+    from botocore.exceptions import ClientError, HTTPClientError
+    from botocore.exceptions import ConnectionError as BotoConnectionError
+
+    seen = 0
+    while exc is not None and seen < 8:  # follow `raise ... from ...` chains a little way
+        if isinstance(exc, ClientError):
+            err = exc.response.get("Error", {})
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+            return err.get("Code") in THROTTLING_CODES or int(status) >= 500 or int(status) == 429
+        if isinstance(exc, BotoConnectionError | HTTPClientError | ConnectionError | TimeoutError):
+            return True
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return False
+
+
+def retry_transient_storage(task, task_run, state) -> bool:
+    """Prefect retry_condition_fn: retry only transient storage failures, never bad data."""
+    try:
+        state.result(raise_on_failure=True)
+    except BaseException as exc:  # the task's own exception, re-raised by the state
+        return is_transient_storage_error(exc)
+    return False
+
+
+_STORAGE_TASK = dict(
+    retries=len(RETRY_DELAYS),
+    retry_delay_seconds=RETRY_DELAYS,
+    retry_condition_fn=retry_transient_storage,
+    cache_policy=NO_CACHE,  # inputs are large listings; intake has its own file-level cache
+)
+
+
+@task(name="intake-list-source", **_STORAGE_TASK)
+def list_source_task(source: str, settings: Settings | None = None) -> list[ListedFile]:
+    return list_source(open_storage(source, get_settings(settings)))
+
+
+@task(name="intake-discover-split", task_run_name="intake-discover-{split}", **_STORAGE_TASK)
+def discover_split_task(
+    source: str,
+    listing: Sequence[ListedFile],
+    split: str,
+    options: IntakeOptions,
+    settings: Settings | None = None,
+) -> Discovery:
+    storage = open_storage(source, get_settings(settings))
+    layout = detect_layout((lf.relpath for lf in listing), options.layout)
+    texts = read_csv_texts(storage, listing, options) if layout == "csv" else {}
+    return discover(
+        listing,
+        root=storage.root,
+        layout=layout,
+        csv_texts={k: v for k, v in texts.items() if k == split},
+        allow_missing_target=options.allow_missing_target,
+        splits=[split],
+    )
+
+
+@task(name="intake-validate-chunk", **_STORAGE_TASK)
+def validate_chunk_task(
+    source: str,
+    samples: Sequence[Sample],
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    workers: int = 1,
+    settings: Settings | None = None,
+) -> ValidationResult:
+    """One chunk of samples. workers=1 decodes inline: parallelism comes from the task runner
+    (ThreadPoolTaskRunner, ProcessPoolTaskRunner or Dask), not from a pool per chunk."""
+    settings = get_settings(settings)
+    root = open_storage(source, settings).root
+    return validate_samples(samples, root=root, settings=settings, max_pixels=max_pixels, workers=workers)
+
+
+@task(name="intake-decide", cache_policy=NO_CACHE)
+def decide_task(
+    found: Discovery, result: ValidationResult, source: str, options: IntakeOptions
+) -> IntakeReport:
+    stats = {"samples_discovered": found.sample_count(), **result.stats.as_dict()}
+    return decide(found, result.facts, source=source, options=options, stats=stats)
+
+
+def publish_report_artifacts(report: IntakeReport, key: str | None = "intake-report") -> bool:
+    """A table artifact (one row per problem) and a markdown summary, when inside a flow run.
+
+    Returns False (and does nothing) outside a flow run, so plain callers can always call it.
+    """
+    from prefect.artifacts import create_markdown_artifact, create_table_artifact
+    from prefect.context import FlowRunContext, TaskRunContext
+
+    if FlowRunContext.get() is None and TaskRunContext.get() is None:
+        return False
+    rows = problem_rows(report)
+    if rows:
+        create_table_artifact(
+            rows, key=f"{key}-problems" if key else None, description=f"Problems in {report.source}"
+        )
+    create_markdown_artifact(render_markdown(report), key=key, description=f"Intake of {report.source}")
+    return True
+
+
+def _chunks(samples: Sequence[Sample], size: int) -> list[list[Sample]]:
+    return [list(samples[i : i + size]) for i in range(0, len(samples), size)]
+
+
+def intake_in_flow(
+    source: str,
+    *,
+    layout: str = "auto",
+    on_error: str = "skip",
+    allow_missing_target: bool = False,
+    prompt_encoding: str = "utf-8",
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    settings: Settings | None = None,
+    chunk_size: int = DEFAULT_CHUNK,
+    workers: int = 1,
+    artifacts: bool = True,
+) -> IntakeReport:
+    """run_intake as Prefect tasks; call it inside a flow. Same report, same policy."""
+    options = IntakeOptions(layout, on_error, allow_missing_target, prompt_encoding, max_pixels).check()  # type: ignore[arg-type]
+    listing = list_source_task(source, settings)
+    layout_found = detect_layout((lf.relpath for lf in listing), options.layout)
+    tops = {lf.relpath.split("/", 1)[0] for lf in listing}
+    present = [s for s in SPLITS if (f"{s}.csv" if layout_found == "csv" else s) in tops]
+    futures = [
+        discover_split_task.submit(source, quote(listing), split, options, settings) for split in present
+    ]
+    found = Discovery(layout=layout_found)
+    for future in futures:
+        part: Discovery = future.result()
+        found.samples.update(part.samples)
+        found.problems.extend(part.problems)
+        found.corrections.extend(part.corrections)
+    samples = [s for split_samples in found.samples.values() for s in split_samples]
+    chunks = _chunks(samples, chunk_size)
+    merged = ValidationResult()
+    if chunks:
+        results = validate_chunk_task.map(
+            unmapped(source), chunks, unmapped(max_pixels), unmapped(workers), unmapped(settings)
+        )
+        for r in results.result():
+            merged.facts.update(r.facts)
+            merged.stats.add(r.stats)
+    root = open_storage(source, get_settings(settings)).root
+    try:
+        report = decide_task(found, quote(merged), root, options)
+    except Exception as exc:
+        failed = getattr(exc, "report", None)
+        if artifacts and failed is not None:
+            publish_report_artifacts(failed)
+        raise
+    if artifacts:
+        publish_report_artifacts(report)
+    return report
