@@ -201,11 +201,10 @@ class HubApp:
         return identity
 
     def readable(self, request: Request, repo_type: str, repo_id: str) -> Repo:
+        identity = self.identity(request)  # a bad token is refused even where none is needed
         repo = self.store.get(repo_type, repo_id)
-        if repo.meta.private:
-            identity = self.identity(request)
-            if identity is None or identity.user != repo.meta.owner:
-                raise RepoNotFound(f"Repository Not Found for {repo_type} {repo_id}")
+        if repo.meta.private and (identity is None or identity.user != repo.meta.owner):
+            raise RepoNotFound(f"Repository Not Found for {repo_type} {repo_id}")
         return repo
 
     def writable(self, request: Request, repo_type: str, repo_id: str, *, pull_request: bool = False) -> Repo:
