@@ -1,0 +1,410 @@
+"""Read upstream datasets for a refresh: resolve the revision, then stream or scan rows.
+
+The Hub is asked once for the revision's commit sha (so a refresh reads one fixed snapshot and
+its fingerprint means something), then `datasets` reads that sha. Media columns are cast to
+`decode=False`: filters and captions read only the metadata columns, and image bytes are read
+only for rows that pass them. Non-streaming scans run in two phases (metadata for every row,
+then media for the survivors); streaming handles each row as it arrives, in bounded memory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from array import array
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hubpress.errors import ConfigError, HubAccessError, SourceError
+from hubpress.refresh.config import HuggingfaceBackend, LocalBackend, RefreshConfig
+from hubpress.refresh.mix import Stopping, mix_plan
+from hubpress.refresh.rows import (
+    RefreshReport,
+    check_columns,
+    decide,
+    fingerprint,
+    image_size_from_bytes,
+    media_columns,
+    metadata_cache_dir,
+    metadata_columns,
+    process_rows,
+    virtual_index,
+)
+from hubpress.settings import TOKEN_SOURCES_HELP, get_settings, resolve_token
+
+SCAN_BATCH = 1000  # metadata rows per Arrow batch in the first phase
+MEDIA_BATCH = 64  # rows with media bytes per batch in the second phase
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
+CACHE_FORMAT = 1
+
+
+def _endpoint(endpoint: str | None) -> str:
+    return (endpoint or get_settings().endpoint()).rstrip("/")
+
+
+def resolve_revision(cfg: HuggingfaceBackend, token: str | None = None, endpoint: str | None = None) -> str:
+    """The commit sha of cfg.revision (or the default branch), or a one-line error naming what is wrong."""
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
+
+    base = _endpoint(endpoint)
+    name = cfg.dataset_name
+    try:
+        info = HfApi(endpoint=base).dataset_info(name, revision=cfg.revision, token=token or False)
+    except RevisionNotFoundError:
+        raise SourceError(
+            f"Revision {cfg.revision!r} not found in dataset {name!r} at {base}: use a branch, tag or commit sha it has"
+        ) from None
+    except RepositoryNotFoundError as exc:
+        status = exc.response.status_code if exc.response is not None else None
+        if status == 401 and not token:
+            raise SourceError(
+                f"Dataset {name!r} not found at {base}, or it is private and needs a token: {TOKEN_SOURCES_HELP}"
+            ) from None
+        if status == 401:
+            raise HubAccessError(f"The Hub at {base} refused the token for dataset {name!r} (401)") from None
+        raise SourceError(
+            f"Dataset {name!r} not found at {base}"
+            + ("" if token else " (if it is private, provide a token)")
+        ) from None
+    except HfHubHTTPError as exc:
+        status = exc.response.status_code if exc.response is not None else None
+        if status in (401, 403):
+            raise HubAccessError(f"The Hub at {base} refused access to dataset {name!r} ({status})") from None
+        raise SourceError(f"Reading dataset {name!r} at {base} failed: HTTP {status}") from None
+    if not info.sha:
+        raise SourceError(f"The Hub at {base} returned no commit sha for dataset {name!r}")
+    return info.sha
+
+
+def _cast_media(ds: Any, cfg: HuggingfaceBackend) -> Any:
+    """Turn off decoding of every media column so that reading a row never decodes pixels or audio."""
+    from datasets import Audio, Image, Video
+
+    features = ds.features or {}
+    for column in media_columns(cfg):
+        feature = features.get(column)
+        if isinstance(feature, Image):
+            ds = ds.cast_column(column, Image(decode=False))
+        elif isinstance(feature, Video):
+            ds = ds.cast_column(column, Video(decode=False))
+        elif isinstance(feature, Audio):
+            ds = ds.cast_column(column, Audio(decode=False))
+    return ds
+
+
+def load_upstream(cfg: HuggingfaceBackend, revision_sha: str, token: str | None = None) -> Any:
+    """datasets.load_dataset at a fixed sha, media columns undecoded (nothing is decoded by reading)."""
+    from datasets import load_dataset
+
+    kwargs: dict[str, Any] = {
+        "name": cfg.dataset_config,
+        "data_files": cfg.data_files,
+        "split": cfg.split,
+        "revision": revision_sha,
+        "streaming": cfg.streaming,
+        "token": token or False,
+        "cache_dir": cfg.cache_dir,
+    }
+    if cfg.num_proc and not cfg.streaming:
+        kwargs["num_proc"] = cfg.num_proc
+    try:
+        ds = load_dataset(cfg.dataset_name, **{k: v for k, v in kwargs.items() if v is not None})
+    except ValueError as exc:
+        message = str(exc).splitlines()[0]
+        if "split" in message.lower():
+            raise SourceError(f"Dataset {cfg.dataset_name!r}: {message}") from None
+        raise SourceError(f"Dataset {cfg.dataset_name!r} could not be read: {message}") from None
+    return _cast_media(ds, cfg)
+
+
+def column_names(ds: Any) -> list[str]:
+    names = getattr(ds, "column_names", None)
+    if names:
+        return list(names)
+    first = next(iter(ds), None)  # a streaming dataset without declared features: peek at one row
+    return list(first) if first else []
+
+
+def _batch_rows(batch: Mapping[str, list[Any]]) -> Iterator[dict[str, Any]]:
+    keys = list(batch)
+    for values in zip(*(batch[k] for k in keys), strict=True):
+        yield dict(zip(keys, values, strict=True))
+
+
+@dataclass
+class BackendRead:
+    """One backend being read: `rows()` yields output rows; report and index fill as it goes."""
+
+    backend: HuggingfaceBackend | LocalBackend
+    revision_sha: str | None
+    fingerprint: str | None
+    report: RefreshReport
+    _rows: Iterator[dict[str, Any]] | None = None
+    kept_source_indices: array = field(default_factory=lambda: array("q"))
+
+    def rows(self) -> Iterator[dict[str, Any]]:
+        assert self._rows is not None, "rows() can be iterated once"
+        source, self._rows = self._rows, None
+        for row in source:
+            self.kept_source_indices.append(row["source_index"])
+            yield row
+
+    def index(self) -> dict[str, int]:
+        """Virtual name (SimpleTuner's `0.jpg`, `0.mp4`, `0.wav`) -> source row, for rows read so far."""
+        return virtual_index(self.kept_source_indices, self.backend.virtual_extension)
+
+
+def _first_phase(ds: Any, cfg: HuggingfaceBackend, available: list[str], report: RefreshReport) -> list[int]:
+    """Metadata columns of every row: captions and metadata filters. Returns the surviving indices."""
+    meta = ds.select_columns(metadata_columns(cfg, available))
+    survivors: list[int] = []
+    index = 0
+    for batch in meta.iter(batch_size=SCAN_BATCH):
+        for row in _batch_rows(batch):
+            decision = decide(row, cfg, None)
+            if decision.keep:
+                survivors.append(index)
+            else:
+                report.drop(index, decision.reasons)
+            index += 1
+    return survivors
+
+
+def _cache_file(cfg: HuggingfaceBackend, key: str) -> Path:
+    return metadata_cache_dir(cfg, get_settings().cache_dir) / f"refresh-{key[:32]}.json"
+
+
+def _load_first_phase(cfg: HuggingfaceBackend, key: str) -> tuple[list[int], RefreshReport] | None:
+    path = _cache_file(cfg, key)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if data.get("format") != CACHE_FORMAT or data.get("fingerprint") != key:
+        return None
+    # Phase one counts only its drops in `seen`; phase two counts the survivors as it reads them.
+    report = RefreshReport(cfg.id, seen=data["report"]["seen"], kept=0)
+    report.dropped = Counter(data["report"]["dropped"])
+    report.filter_failures = Counter(data["report"]["filter_failures"])
+    report.examples = {k: list(v) for k, v in data["report"]["examples"].items()}
+    return list(data["survivors"]), report
+
+
+def _save_first_phase(cfg: HuggingfaceBackend, key: str, survivors: list[int], report: RefreshReport) -> None:
+    path = _cache_file(cfg, key)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"format": CACHE_FORMAT, "fingerprint": key, "survivors": survivors, "report": report.to_dict()}
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(payload))
+    os.replace(tmp, path)  # a cache file is complete or absent, never half-written
+
+
+def read_huggingface(
+    cfg: HuggingfaceBackend, token: str | None = None, endpoint: str | None = None, use_cache: bool = True
+) -> BackendRead:
+    """Resolve, load and check one Hub backend; all errors are raised here, before any row is read."""
+    token = token if token is not None else resolve_token().value
+    sha = resolve_revision(cfg, token, endpoint)
+    return read_dataset(load_upstream(cfg, sha, token), cfg, sha, use_cache=use_cache)
+
+
+def read_dataset(ds: Any, cfg: HuggingfaceBackend, revision_sha: str, use_cache: bool = True) -> BackendRead:
+    """Refresh rows from an already-loaded Dataset or IterableDataset (media columns undecoded).
+
+    Columns are checked here, before any row is read. The first phase's outcome is cached under
+    `{cache_dir}/huggingface_metadata/{id}/`, keyed by the fingerprint (revision sha + rules)."""
+    ds = _cast_media(ds, cfg)
+    available = column_names(ds)
+    check_columns(cfg, available)
+    report = RefreshReport(cfg.id)
+    key = fingerprint(cfg, revision_sha)
+    read = BackendRead(cfg, revision_sha, key, report)
+    wanted = list(dict.fromkeys(metadata_columns(cfg, available) + media_columns(cfg)))
+    if cfg.streaming or not hasattr(ds, "select"):
+        read._rows = iter(process_rows(enumerate(ds.select_columns(wanted)), cfg, report))
+        return read
+    cached = _load_first_phase(cfg, key) if use_cache else None
+    if cached is None:
+        survivors = _first_phase(ds, cfg, available, report)
+        if use_cache:
+            _save_first_phase(cfg, key, survivors, report)
+    else:
+        # Same fingerprint: same snapshot, same rules. The first phase's drops are already known.
+        survivors, report = cached
+        read.report = report
+    read._rows = iter(_second_phase(ds, cfg, wanted, survivors, report))
+    return read
+
+
+def _second_phase(
+    ds: Any, cfg: HuggingfaceBackend, wanted: list[str], survivors: list[int], report: RefreshReport
+) -> Iterator[dict[str, Any]]:
+    """Media of the surviving rows only, in batches; header-based size checks happen here."""
+    if not survivors:
+        return
+    subset = ds.select_columns(wanted).select(survivors)
+    positions = iter(survivors)
+    rows = (
+        (next(positions), row) for batch in subset.iter(batch_size=MEDIA_BATCH) for row in _batch_rows(batch)
+    )
+    yield from process_rows(rows, cfg, report)
+
+
+# ---------------------------------------------------------------------------------------------
+# Local folders (the document's mixing example)
+
+
+def _local_caption(image: Path, cfg: LocalBackend) -> str | None:
+    if cfg.caption_source in ("textfile_or_filename", "textfile"):
+        text_file = image.with_suffix(".txt")
+        if text_file.is_file():
+            text = text_file.read_text(encoding="utf-8", errors="replace").strip()
+            if text:
+                return text
+        if cfg.caption_source == "textfile":
+            return None
+    # SimpleTuner's filename strategy: the file name without extension, underscores as spaces
+    return image.stem.replace("_", " ").strip() or None
+
+
+def read_local(cfg: LocalBackend) -> BackendRead:
+    """A folder of images in sorted path order; source_index is the position in that order."""
+    root = Path(cfg.instance_data_dir)
+    if not root.is_dir():
+        raise SourceError(f"backend {cfg.id!r}: instance_data_dir {str(root)!r} is not a directory")
+    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    report = RefreshReport(cfg.id)
+    read = BackendRead(cfg, None, None, report)
+
+    def rows() -> Iterator[dict[str, Any]]:
+        minimums = cfg.size_minimums()
+        for index, path in enumerate(files):
+            caption = _local_caption(path, cfg)
+            data = path.read_bytes()
+            size = image_size_from_bytes(data)
+            reasons = [] if caption else ["no_caption"]
+            if size is None:
+                reasons.append("unreadable_image")
+            else:
+                width, height = size
+                reasons += [m.name for m in minimums if not m.passes(width, height)]
+                aspect = width / height
+                if cfg.minimum_aspect_ratio and aspect < cfg.minimum_aspect_ratio:
+                    reasons.append("minimum_aspect_ratio")
+                if cfg.maximum_aspect_ratio and aspect > cfg.maximum_aspect_ratio:
+                    reasons.append("maximum_aspect_ratio")
+            if reasons:
+                report.drop(index, reasons)
+                continue
+            report.keep()
+            yield {
+                "image": {"bytes": data, "path": path.relative_to(root).as_posix()},
+                "captions": [caption],
+                "width": size[0],
+                "height": size[1],
+                "source_index": index,
+            }
+
+    read._rows = rows()
+    return read
+
+
+def read_backend(
+    cfg: HuggingfaceBackend | LocalBackend, token: str | None = None, endpoint: str | None = None
+) -> BackendRead:
+    if isinstance(cfg, LocalBackend):
+        return read_local(cfg)
+    return read_huggingface(cfg, token, endpoint)
+
+
+# ---------------------------------------------------------------------------------------------
+# Output features and mixing
+
+
+def output_features(cfg: HuggingfaceBackend | LocalBackend, with_backend_id: bool = False) -> Any:
+    """datasets.Features of the rows a backend yields (audio as a bytes/path struct: encoding an
+    Audio feature needs torchcodec, so cast the column to Audio(decode=False) afterwards)."""
+    from datasets import Features, Image, List, Value, Video
+
+    media_struct = {"bytes": Value("binary"), "path": Value("string")}
+    if isinstance(cfg, HuggingfaceBackend) and cfg.editing is not None:
+        spec: dict[str, Any] = {
+            "id": Value("string"),
+            "control_images": List(Image()),
+            "control_mask": Image(),
+            "target_image": Image(),
+            "prompt": Value("string"),
+            "source_index": Value("int64"),
+        }
+    else:
+        spec = {"captions": List(Value("string")), "source_index": Value("int64")}
+        if cfg.dataset_type == "image":
+            spec |= {"image": Image(), "width": Value("int32"), "height": Value("int32")}
+        elif cfg.dataset_type == "video":
+            spec |= {
+                "video": Video(decode=False),
+                "width": Value("int32"),
+                "height": Value("int32"),
+                "num_frames": Value("int32"),
+                "fps": Value("float32"),
+            }
+        else:
+            spec |= {"audio": media_struct, "lyrics": Value("string")}
+    if with_backend_id:
+        spec["backend_id"] = Value("string")
+    return Features(spec)
+
+
+@dataclass
+class MixedRead:
+    dataset: Any  # datasets.Dataset, on disk (Arrow), in the mixed order
+    reports: dict[str, RefreshReport]
+    revisions: dict[str, str | None]
+    indexes: dict[str, dict[str, int]]
+
+
+def read_mixed(
+    config: RefreshConfig,
+    seed: int,
+    token: str | None = None,
+    endpoint: str | None = None,
+    stopping: Stopping = "first_exhausted",
+) -> MixedRead:
+    """Every backend read into an Arrow-backed Dataset (bounded memory), then mixed by mix_plan."""
+    from datasets import Dataset, concatenate_datasets
+
+    kinds = {("editing" if getattr(b, "editing", None) else b.dataset_type) for b in config.backends}
+    if len(kinds) > 1:
+        raise ConfigError(f"backends of different kinds cannot be mixed into one dataset: {sorted(kinds)}")
+    reads = [read_backend(b, token, endpoint) for b in config.backends]  # every error before any rows
+    features = output_features(config.backends[0], with_backend_id=True)
+    parts = []
+    for read in reads:
+        backend_id = read.backend.id
+
+        def tagged(read: BackendRead = read, backend_id: str = backend_id) -> Iterator[dict[str, Any]]:
+            for row in read.rows():
+                yield {**row, "backend_id": backend_id}
+
+        # A fresh fingerprint each time: a cached Arrow file would skip the generator, and with it
+        # the report and the index that reading fills in.
+        parts.append(Dataset.from_generator(tagged, features=features, fingerprint=uuid.uuid4().hex))
+    sizes = {r.backend.id: len(p) for r, p in zip(reads, parts, strict=True)}
+    plan = mix_plan(sizes, config.probabilities(), seed, stopping)
+    offsets, total = {}, 0
+    for read, part in zip(reads, parts, strict=True):
+        offsets[read.backend.id] = total
+        total += len(part)
+    combined = concatenate_datasets(parts)
+    mixed = combined.select([offsets[b] + i for b, i in plan])
+    return MixedRead(
+        dataset=mixed,
+        reports={r.backend.id: r.report for r in reads},
+        revisions={r.backend.id: r.revision_sha for r in reads},
+        indexes={r.backend.id: r.index() for r in reads},
+    )
