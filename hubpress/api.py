@@ -75,3 +75,72 @@ def load_editing_dataset(
 
     resolved = token or resolve_token().value
     return datasets.load_dataset(repo_id, split=split, revision=revision, token=resolved or None, **kwargs)
+
+
+def upload_lora_safetensors(
+    src_path: str,
+    repo_id: str,
+    private: bool = True,
+    remote_name: str | None = None,
+    commit_message: str = "Upload LoRA weights",
+    extra_files: dict[str, str] | None = None,
+    token: str | None = None,
+    **options: Any,
+) -> str:
+    """Publish LoRA weights (a .safetensors file or a directory holding one) and extra files
+    ({local: remote}). Skips everything whose sha256 the repo already has. Returns the repo URL
+    (or the local target path)."""
+    import os
+
+    from flows.publish_lora import publish_lora
+    from hubpress.params import PublishLoraParams
+    from hubpress.settings import get_settings
+
+    params = PublishLoraParams(
+        src_path=str(src_path),
+        target=repo_id,
+        remote_name=remote_name,
+        extra_files=extra_files or {},
+        public=not private,
+        commit_message=commit_message,
+        **options,
+    )
+    previous = os.environ.get("HUBPRESS_TOKEN")
+    if token:
+        os.environ["HUBPRESS_TOKEN"] = token
+    try:
+        publish_lora(params)
+    finally:
+        if token:
+            if previous is None:
+                os.environ.pop("HUBPRESS_TOKEN", None)
+            else:
+                os.environ["HUBPRESS_TOKEN"] = previous
+    if is_local_target(repo_id):
+        return str(local_path(repo_id))
+    return f"{get_settings().endpoint()}/{repo_id}"
+
+
+def download_lora(
+    repo_id: str,
+    filename: str = "pytorch_lora_weights.safetensors",
+    revision: str | None = None,
+    token: str | None = None,
+) -> str:
+    """Download LoRA weights from a Hub model repo (or a local target) and return the local path."""
+    if is_local_target(repo_id):
+        path = local_path(repo_id) / filename
+        if not path.is_file():
+            from hubpress.errors import SourceError
+
+            raise SourceError(f"{path} does not exist.")
+        return str(path)
+    from hubpress.hub import HubRepo
+    from hubpress.settings import get_settings, resolve_token
+
+    settings = get_settings()
+    repo = HubRepo(repo_id, "model", settings, resolve_token(token, settings))
+    from hubpress.hub import hub_errors
+
+    with hub_errors("download from", repo.description, repo.token):
+        return repo.download(filename, revision)

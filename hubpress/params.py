@@ -120,3 +120,38 @@ class PublishLoraParams(BaseModel):
     @classmethod
     def _target(cls, value: str) -> str:
         return _check_target(value)
+
+
+class ReleaseTrainingRunParams(BaseModel):
+    """Release the chosen checkpoint of a finished training run (the post-training hook)."""
+
+    model_config = ConfigDict(extra="forbid", title="Release training run")
+
+    output_uri: str = Field(title="Training output", description="Local directory or s3://bucket/prefix.")
+    repo_id: str = Field(title="Target", description="Hub model repo id (org/name) or a local directory.")
+    select: str = Field(
+        "latest",
+        title="Checkpoint",
+        description="latest, step:N, or best:METRIC[:min|max] (e.g. best:loss:min).",
+    )
+    tag: str | None = Field(None, title="Tag", description="Default: step-<N> of the chosen checkpoint.")
+    base_model: str | None = Field(None, title="Base model (card)")
+    license: str | None = Field(None, title="License (card)")
+    public: bool = Field(False, title="Public")
+    revision: str = Field("main", title="Branch")
+
+    @field_validator("repo_id")
+    @classmethod
+    def _target(cls, value: str) -> str:
+        return _check_target(value)
+
+    @field_validator("select")
+    @classmethod
+    def _select(cls, value: str) -> str:
+        from hubpress.release import parse_select
+
+        try:
+            parse_select(value)
+        except Exception as exc:
+            raise ValueError(str(exc)) from None
+        return value

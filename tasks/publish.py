@@ -47,8 +47,10 @@ def seal_stage_task(staging, fingerprint, report, shards, options, flow_run_id) 
 
 
 @task(name="publish", **_NO_CACHE, **_TRANSIENT_RETRIES)
-def publish_task(target, staged_files, staging: Staging, **kwargs) -> PublishOutcome:
+def publish_task(target, staged_files, staging: Staging | None, **kwargs) -> PublishOutcome:
     """Plan against the target, then one commit. The plan becomes a table artifact."""
+    if staging is None:  # files published from where they are (LoRA weights on local disk)
+        return publish_files(target, staged_files, on_plan=artifacts.plan_table, **kwargs)
     # Only files the plan uploads are fetched from S3 staging, and only once they are needed.
     with tempfile.TemporaryDirectory(prefix="hubpress-upload-") as tmp:
         return publish_files(

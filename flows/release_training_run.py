@@ -1,0 +1,88 @@
+"""release-training-run: the post-training hook. A `training.job.finished` event (or a person in
+the Prefect UI) starts it; it picks a checkpoint, stages its files, publishes weights, config,
+samples, card and release.json in one commit, tags it, and emits `hubpress.release.published`.
+Running it again on the same output makes no new commit and no new tag."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from prefect import flow
+from prefect.context import FlowRunContext
+
+from hubpress import artifacts
+from hubpress.local_target import staged_text
+from hubpress.lora_publish import RELEASE_JSON, card_for, release_manifest
+from hubpress.params import ReleaseTrainingRunParams
+from hubpress.publish import open_target
+from hubpress.release import default_tag
+from hubpress.settings import get_settings
+from tasks.lora import prepare_release_task
+from tasks.publish import publish_task
+
+RELEASE_EVENT = "hubpress.release.published"
+
+
+def _flow_run_id() -> str | None:
+    ctx = FlowRunContext.get()
+    return str(ctx.flow_run.id) if ctx and ctx.flow_run else None
+
+
+@flow(name="release-training-run", validate_parameters=True)
+def release_training_run(params: ReleaseTrainingRunParams) -> dict[str, Any]:
+    settings = get_settings()
+    target = open_target(params.repo_id, "model", settings)
+    prep = prepare_release_task(params.output_uri, params.select, settings)
+    tag = params.tag or default_tag(prep.checkpoint)
+
+    state = target.state(params.revision)
+    previous = target.read_text(RELEASE_JSON, state.head) if state.head else None
+    manifest = release_manifest(prep, params.select, tag, _flow_run_id(), previous)
+    scratch = Path(tempfile.mkdtemp(prefix="hubpress-release-json-"))
+    release_file, _ = staged_text(RELEASE_JSON, manifest.decode("utf-8"), scratch)
+
+    provenance = {
+        "checkpoint": prep.checkpoint.name,
+        "step": prep.checkpoint.step,
+        "selection": params.select,
+    }
+    outcome = publish_task(
+        target,
+        [*prep.bundle.files, release_file],
+        prep.staging,
+        target_name=params.repo_id,
+        revision=params.revision,
+        private=not params.public,
+        message=f"Release {prep.checkpoint.name} of {params.output_uri} ({tag})",
+        card=card_for(prep.bundle, params.repo_id, params.base_model, params.license, provenance),
+        allow_deletes=False,
+        tag=tag,
+    )
+    commit = outcome.commit or state.head
+    result = outcome.to_dict()
+    result.update(
+        {
+            "checkpoint": prep.checkpoint.name,
+            "step": prep.checkpoint.step,
+            "tag": tag,
+            "released_commit": commit,
+        }
+    )
+    if outcome.commit or outcome.tag_created:
+        _emit_published(params.repo_id, tag, commit, prep.checkpoint.name)
+        artifacts.commit_link(
+            outcome.commit_url or target.commit_url(commit), f"Release {tag} of {params.repo_id}"
+        )
+    return result
+
+
+def _emit_published(repo_id: str, tag: str, commit: str | None, checkpoint: str) -> None:
+    from prefect.events import emit_event
+
+    emit_event(
+        event=RELEASE_EVENT,
+        resource={"prefect.resource.id": f"huggingface.model.{repo_id}", "prefect.resource.name": repo_id},
+        payload={"repo_id": repo_id, "tag": tag, "commit": commit, "checkpoint": checkpoint},
+    )

@@ -1,0 +1,217 @@
+"""LoRA publishing and the post-training release, as plain steps over typed values.
+
+Everything that can be refused is refused before a byte is sent: the weights' header, that the
+tensors are a LoRA, pickles, missing extra files. Hashes come from the hash cache (path, size,
+mtime, inode), so an unchanged multi-GB file is never re-read; the plan then compares them with
+the remote's sha256 and nothing differs -> no upload and no commit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hubpress.errors import ConfigError
+from hubpress.hashcache import HashCache
+from hubpress.lora import LoraInfo, find_weights, inspect_safetensors
+from hubpress.model_card import render_model_card
+from hubpress.plan import StagedFile, git_blob_oid
+from hubpress.release import (
+    Checkpoint,
+    ReleaseManifest,
+    TrainingOutput,
+    discover_training_output,
+    load_training_config,
+    release_files,
+    select_checkpoint,
+)
+from hubpress.settings import Settings
+from hubpress.staging import Staging
+
+log = logging.getLogger("hubpress.lora")
+
+DEFAULT_WEIGHT_NAME = "pytorch_lora_weights.safetensors"
+RELEASE_JSON = "release.json"
+SMALL = 10 * 1024 * 1024
+
+
+@dataclass(slots=True)
+class LoraBundle:
+    """What a LoRA publish sends: the weights, extra files, and what the card needs to know."""
+
+    files: list[StagedFile]
+    info: LoraInfo
+    weight_name: str
+    training_config: dict[str, Any] | None = None
+    sample_images: list[str] = field(default_factory=list)
+    user_card: bool = False  # the user passed their own README.md: no generated card
+
+
+def hash_cache(settings: Settings) -> HashCache:
+    return HashCache(Path(settings.cache_dir) / "hashes.sqlite")
+
+
+def staged_local(path: str | Path, path_in_repo: str, cache: HashCache) -> StagedFile:
+    path = os.path.abspath(path)
+    size = os.path.getsize(path)
+    sha = cache.sha256_local(path)
+    oid = None
+    if size <= SMALL:
+        with open(path, "rb") as fh:
+            oid = git_blob_oid(fh.read())
+    return StagedFile(path=path_in_repo, sha256=sha, size=size, source=path, git_oid=oid)
+
+
+def prepare_lora(
+    src_path: str | Path,
+    *,
+    remote_name: str | None = None,
+    extra_files: dict[str, str] | None = None,
+    cache: HashCache,
+) -> LoraBundle:
+    """Validate and hash everything a LoRA publish will send. Raises before any network call."""
+    weights = find_weights(src_path)
+    info = inspect_safetensors(weights)
+    weight_name = remote_name or DEFAULT_WEIGHT_NAME
+    extra_files = dict(extra_files or {})
+    missing = [local for local in extra_files if not os.path.isfile(local)]
+    if missing:
+        raise ConfigError(
+            "Extra file(s) not found, nothing was uploaded: "
+            + ", ".join(missing)
+            + ". Fix the paths and run again."
+        )
+    remote_paths = [weight_name, *extra_files.values()]
+    duplicates = sorted({p for p in remote_paths if remote_paths.count(p) > 1})
+    if duplicates:
+        raise ConfigError(f"Several files would land at the same path in the repo: {', '.join(duplicates)}.")
+    files = [staged_local(weights, weight_name, cache)]
+    config = None
+    for local, remote in sorted(extra_files.items(), key=lambda kv: kv[1]):
+        files.append(staged_local(local, remote, cache))
+        if remote.rsplit("/", 1)[-1] in {
+            "train_config.yaml",
+            "train_config.yml",
+            "train_config.json",
+            "config.yaml",
+        }:
+            from hubpress.release import parse_training_config
+
+            config = parse_training_config(Path(local).read_bytes(), local)
+    return LoraBundle(
+        files=files,
+        info=info,
+        weight_name=weight_name,
+        training_config=config,
+        user_card="README.md" in extra_files.values(),
+    )
+
+
+def card_for(bundle: LoraBundle, repo_id: str, base_model: str | None, license: str | None, provenance=None):
+    if bundle.user_card:
+        return None
+    return lambda existing: render_model_card(
+        existing,
+        bundle.info,
+        repo_id=repo_id,
+        base_model=base_model,
+        license=license,
+        training_config=bundle.training_config,
+        sample_images=bundle.sample_images or None,
+        weight_name=bundle.weight_name,
+        provenance=provenance,
+    )
+
+
+# --- the post-training release ----------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class PreparedRelease:
+    output: TrainingOutput
+    checkpoint: Checkpoint
+    bundle: LoraBundle
+    staging: Staging
+    fingerprint: str
+
+
+def _release_fingerprint(files) -> str:
+    facts = sorted([f.source_uri, f.path_in_repo, f.size, f.version] for f in files)
+    return "release-" + hashlib.sha256(json.dumps(facts).encode()).hexdigest()[:32]
+
+
+def prepare_release(output_uri: str, select: str, settings: Settings) -> PreparedRelease:
+    """Find the checkpoint, stage its files (local or S3 staging), and validate the weights."""
+    output = discover_training_output(output_uri, settings)
+    checkpoint = select_checkpoint(output, select)
+    chosen = release_files(output, checkpoint)
+    staging = Staging(settings.staging, settings)
+    fingerprint = _release_fingerprint(chosen)
+    staged = staging.lookup(fingerprint)
+    if staged is None:
+        from hubpress.storage import open_storage
+
+        source = open_storage(output.root, settings)
+        root = source.root.rstrip("/") + "/"
+        import tempfile
+
+        staged = []
+        with tempfile.TemporaryDirectory(prefix="hubpress-release-") as tmp:
+            for f in chosen:
+                local = Path(tmp) / f.path_in_repo
+                local.parent.mkdir(parents=True, exist_ok=True)
+                rel = f.source_uri[len(root) :] if f.source_uri.startswith(root) else f.source_uri
+                source.get_file(rel, local)
+                staged.append(staging.add_file(fingerprint, f.path_in_repo, local))
+        staged = staging.complete(fingerprint, staged)
+    weights = next(f for f in staged if f.path == DEFAULT_WEIGHT_NAME)
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="hubpress-inspect-") as tmp:
+        info = inspect_safetensors(staging.local_copy(weights, tmp))
+    config = load_training_config(output, settings)
+    samples = sorted(f.path for f in staged if f.path.startswith("samples/"))
+    bundle = LoraBundle(
+        files=staged,
+        info=info,
+        weight_name=DEFAULT_WEIGHT_NAME,
+        training_config=config,
+        sample_images=samples,
+    )
+    return PreparedRelease(output, checkpoint, bundle, staging, fingerprint)
+
+
+def release_manifest(
+    prep: PreparedRelease, select: str, tag: str, flow_run_id: str | None, previous: str | None
+) -> bytes:
+    """release.json. When the previous release.json describes the same files from the same
+    checkpoint, its bytes are reused as they are, so re-releasing the same output is a no-op."""
+    manifest = ReleaseManifest(
+        source=prep.output.root,
+        checkpoint=prep.checkpoint.name,
+        checkpoint_step=prep.checkpoint.step,
+        select=select,
+        files={f.path: f.sha256 for f in prep.bundle.files},
+        sources={},
+        tag=tag,
+        flow_run_id=flow_run_id,
+        lora=prep.bundle.info.to_dict(),
+    )
+    if previous:
+        try:
+            old = ReleaseManifest.from_json(previous)
+        except Exception:
+            old = None
+        if old is not None and (old.files, old.checkpoint, old.source, old.tag) == (
+            manifest.files,
+            manifest.checkpoint,
+            manifest.source,
+            manifest.tag,
+        ):
+            return previous.encode("utf-8")
+    return (manifest.to_json() + "\n").encode("utf-8")

@@ -1,0 +1,26 @@
+"""Prefect tasks for LoRA publishing and releases: thin wrappers over hubpress.lora_publish."""
+
+from __future__ import annotations
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from hubpress.lora_publish import LoraBundle, PreparedRelease, hash_cache, prepare_lora, prepare_release
+from hubpress.settings import Settings
+from tasks.build import _STORAGE_RETRIES
+
+
+@task(name="validate-and-hash-lora", cache_policy=NO_CACHE, persist_result=False)
+def prepare_lora_task(
+    src_path: str, remote_name: str | None, extra_files: dict[str, str], settings: Settings
+) -> LoraBundle:
+    """Refuse bad weights, pickles and missing extra files before anything is sent; hash the rest."""
+    return prepare_lora(
+        src_path, remote_name=remote_name, extra_files=extra_files, cache=hash_cache(settings)
+    )
+
+
+@task(name="stage-release", cache_policy=NO_CACHE, persist_result=False, **_STORAGE_RETRIES)
+def prepare_release_task(output_uri: str, select: str, settings: Settings) -> PreparedRelease:
+    """Choose the checkpoint and stage its weights, config and samples."""
+    return prepare_release(output_uri, select, settings)
