@@ -6,8 +6,10 @@ If these pass, the server answers the way the Hub does for everything hubpress r
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
+import json
 import os
 import select
 import shutil
@@ -17,6 +19,7 @@ import urllib.error
 import urllib.request
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from http.client import HTTPConnection
 from pathlib import Path
 
 import pytest
@@ -259,6 +262,10 @@ def test_paths_info_and_tree_report_lfs_sha256(api, hub, repo_name):
     assert lfs_entry.blob_id == blob_id(pointer) and lfs_entry.lfs.pointer_size == len(pointer)
     assert by_path["dir/readme.txt"].lfs is None and by_path["dir/readme.txt"].blob_id == blob_id(text)
 
+    siblings = {s.rfilename: s for s in api.model_info(repo_name, files_metadata=True).siblings}
+    assert siblings["dir/model.bin"].lfs.sha256 == sha256(lfs_content)
+    assert siblings["dir/readme.txt"].blob_id == blob_id(text) and siblings["dir/readme.txt"].lfs is None
+
     tree = {e.path: e for e in api.list_repo_tree(repo_name, recursive=True)}
     assert tree["dir/model.bin"].lfs.sha256 == sha256(lfs_content)
     assert type(tree["dir"]).__name__ == "RepoFolder"
@@ -436,6 +443,33 @@ def test_repos_are_real_git_repositories(api, hub, repo_name):
     assert [line.split(" ", 1)[0] for line in log] == [
         c["id"] for c in hub.commit_history("model", repo_name)
     ]
+
+
+def test_chunked_request_bodies_are_read(api, hub, repo_name):
+    """Clients that stream bodies without a Content-Length (chunked transfer encoding) work too."""
+    api.create_repo(repo_name)
+    lines = [
+        {"key": "header", "value": {"summary": "chunked commit", "description": ""}},
+        {
+            "key": "file",
+            "value": {
+                "path": "c.txt",
+                "content": base64.b64encode(b"chunked").decode(),
+                "encoding": "base64",
+            },
+        },
+    ]
+    body = (json.dumps(line).encode() + b"\n" for line in lines)
+    connection = HTTPConnection("127.0.0.1", hub.port, timeout=30)
+    connection.request(
+        "POST", f"/api/models/{repo_name}/commit/main", body=body, encode_chunked=True,
+        headers={"Authorization": f"Bearer {WRITE_TOKEN}", "Content-Type": "application/x-ndjson"},
+    )  # fmt: skip
+    response = connection.getresponse()
+    assert response.status == 200, response.read()
+    assert json.loads(response.read())["commitOid"] == hub.head("model", repo_name)
+    connection.close()
+    assert hub.read_file("model", repo_name, "c.txt") == b"chunked"
 
 
 # ---- access -----------------------------------------------------------------------------------
