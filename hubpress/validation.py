@@ -117,9 +117,11 @@ def check_image_bytes(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> File
         detail = f"{fmt.upper()} images are not supported (use png, jpeg, webp, bmp or tiff)"
         return FileFacts(sha, fmt, error="unsupported_format", detail=detail)
     saved = Image.MAX_IMAGE_PIXELS
-    # Pillow's own guard follows our limit: it warns above it and raises above twice it, while the
-    # header is read and before any pixel buffer exists. The explicit check below covers the rest.
-    Image.MAX_IMAGE_PIXELS = max_pixels
+    # Opening reads only the header (no pixel buffer exists yet), so Pillow's own guard is lifted
+    # for it and the explicit check below applies our limit before load() allocates anything.
+    # Pillow's guard would raise before telling us the size, which the cache needs to reconsider
+    # the verdict under a higher --max-pixels later.
+    Image.MAX_IMAGE_PIXELS = None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -127,6 +129,7 @@ def check_image_bytes(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> File
                 width, height = im.size
                 if width * height > max_pixels:
                     return _too_large(sha, fmt, width, height, max_pixels)
+                Image.MAX_IMAGE_PIXELS = max_pixels  # any later check inside Pillow uses our limit
                 im.load()
     except Image.DecompressionBombError as exc:
         return FileFacts(sha, fmt, error="image_too_large", detail=str(exc), checked_pixels=max_pixels)
