@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import shutil
@@ -254,3 +255,13 @@ def test_write_to_an_explicit_path(tmp_path):
     assert built.local_path == str(tmp_path / "x" / "mine.parquet")
     assert built.path_in_repo == plan.path_in_repo
     shutil.rmtree(tmp_path / "x")
+
+
+def test_a_file_larger_than_listed_is_still_stored_whole(tmp_path):
+    sample = make_sample(tmp_path / "src", "g", controls=2, target=True)
+    # No sha256 to hold the bytes to and a listed size that is too small (a file still being written).
+    small = [dataclasses.replace(r, sha256=None, size=10) for r in sample.controls]
+    sample.controls = small
+    (plan,) = plan_shards("train", [sample], "10MB")
+    row = pq.read_table(write_shard(plan, tmp_path / "out").local_path).to_pylist()[0]
+    assert [c["bytes"] for c in row["control_images"]] == [Path(r.uri).read_bytes() for r in small]
