@@ -548,7 +548,7 @@ class Repo:
             if self.read_ref(full) is not None or (self.root / full).is_dir():
                 raise Conflict(f"Reference already exists: {full}")
             oid = self.resolve(starting_point or "main")[0]
-            self.write_ref(full, oid)
+            self._write_new_ref(full, oid)
             return oid
 
     def delete_branch(self, branch: str) -> None:
@@ -567,8 +567,15 @@ class Repo:
             if self.read_ref(full) is not None or (self.root / full).is_dir():
                 raise Conflict(f"Tag already exists: {tag}")
             oid = self.resolve(revision)[0]
-            self.write_ref(full, oid)
+            self._write_new_ref(full, oid)
             return oid
+
+    def _write_new_ref(self, full_ref: str, oid: str) -> None:
+        try:
+            self.write_ref(full_ref, oid)
+        except (NotADirectoryError, FileExistsError):
+            # like git: "a/b" cannot exist next to a ref named "a"
+            raise Conflict(f"Reference {full_ref} conflicts with an existing reference") from None
 
     def delete_tag(self, tag: str) -> None:
         with self.lock:
