@@ -32,7 +32,7 @@ from hubpress.dataset_card import (
     summarize_split,
 )
 from hubpress.errors import SourceError
-from hubpress.hashcache import HashCache, sha256_file
+from hubpress.hashcache import HashCache, local_version, sha256_file
 from hubpress.models import FileRef, IntakeReport, Sample
 from hubpress.plan import StagedFile, git_blob_oid
 from hubpress.settings import Settings, get_settings
@@ -213,6 +213,8 @@ class Staging:
             # A shard built in place was hashed by write_shard before its rename: nothing to copy.
             if local_path.resolve() != target.resolve():
                 _copy_verified(local_path, target, expected)
+            # Remember the hash against this exact file version: the next lookup need not re-read it.
+            self.hash_cache.put(os.path.abspath(target), *local_version(target), expected)
         else:
             self.storage.put_file(relpath, local_path)
             landed = _remote_size(self.storage, relpath)

@@ -11,7 +11,7 @@ import boto3
 import pytest
 
 from hubpress.errors import SourceError
-from hubpress.hashcache import HashCache
+from hubpress.hashcache import HashCache, local_version
 from hubpress.models import IntakeReport, SkippedSample, SplitManifest
 from hubpress.plan import git_blob_oid
 from hubpress.settings import Settings
@@ -78,6 +78,9 @@ def test_a_complete_stage_is_found_with_every_file(tmp_path, samples):
     readme = next(f for f in found if f.path == "README.md")
     assert readme.git_oid == git_blob_oid(b"# card\n")
     assert all(f.git_oid is None for f in found if f.path.endswith(".parquet"))
+    # The hashes are remembered for these exact file versions: a later lookup does not re-read them.
+    for f in found:
+        assert staging.hash_cache.get(f.source, *local_version(f.source)) == (f.sha256, None)
     # Built in place: the shard was not copied a second time, and no temporary file is left.
     assert not [p for p in (tmp_path / "staging").rglob("*") if p.name.endswith(".tmp")]
 
