@@ -5,9 +5,10 @@ plan, one atomic commit, a card and a manifest. Nothing is uploaded when nothing
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
-from prefect import flow, get_run_logger
+from prefect import flow, get_run_logger, unmapped
 from prefect.context import FlowRunContext
 from prefect.futures import as_completed
 
@@ -18,7 +19,7 @@ from hubpress.publish import open_target
 from hubpress.settings import get_settings, resolve_token
 from hubpress.staging import Staging
 from tasks.build import build_shard
-from tasks.intake import intake_report_artifacts, run_intake_task
+from tasks.intake import intake_in_flow
 from tasks.publish import publish_task, reuse_stage_task, seal_stage_task, verify_task
 
 
@@ -35,8 +36,16 @@ def publish_dataset(params: PublishDatasetParams) -> dict[str, Any]:
     # Opening the target first makes a write without a token fail before any work.
     target = open_target(params.target, "dataset", settings, write=not params.dry_run)
 
-    report = run_intake_task(params, settings)
-    intake_report_artifacts(report)
+    report = intake_in_flow(
+        params.source,
+        layout=params.layout,
+        on_error=params.on_error,
+        allow_missing_target=params.allow_missing_target,
+        prompt_encoding=params.prompt_encoding,
+        max_pixels=params.max_pixels,
+        settings=settings,
+        workers=os.cpu_count() or 1,
+    )
 
     options = build_options(params)
     fingerprint = dataset_fingerprint(report, options)
@@ -49,7 +58,10 @@ def publish_dataset(params: PublishDatasetParams) -> dict[str, Any]:
         log.info("Building %d shard(s) into %s", len(plans), staging.stage_uri(fingerprint))
         progress = artifacts.Progress(len(plans), f"Building {len(plans)} shard(s)")
         futures = build_shard.map(
-            plans, staging_uri=settings.staging, fingerprint=fingerprint, settings=settings
+            plans,
+            staging_uri=unmapped(settings.staging),
+            fingerprint=unmapped(fingerprint),
+            settings=unmapped(settings),
         )
         shards = []
         for future in as_completed(futures):
