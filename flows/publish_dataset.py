@@ -67,6 +67,8 @@ def publish_dataset(params: PublishDatasetParams) -> dict[str, Any]:
         for future in as_completed(futures):
             shards.append(future.result())
             progress.advance()
+        order = {plan.path_in_repo: i for i, plan in enumerate(plans)}  # id order, for the card
+        shards.sort(key=lambda shard: order[shard.file.path])
         staged = seal_stage_task(staging, fingerprint, report, shards, options, _flow_run_id())
 
     outcome = publish_task(

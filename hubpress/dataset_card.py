@@ -46,6 +46,9 @@ class SplitSummary:
     with_target: int
     max_controls: int
     examples: tuple[tuple[str, str | None], ...] = ()  # (id, prompt) of the first few samples
+    # Shard paths in sample-id order. Listed explicitly in the card's data_files because shard
+    # names are content hashes: a glob would make datasets read the rows in hash order.
+    files: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +64,7 @@ class DatasetCardInfo:
 def summarize_split(
     split: str, samples: Iterable[Sample], shards: Iterable[BuiltShard], examples: int = EXAMPLES_PER_SPLIT
 ) -> SplitSummary:
-    """Counts for the card from a split's kept samples and its built shards."""
+    """Counts for the card from a split's kept samples and its built shards (in id order)."""
     ordered = sorted(samples, key=lambda s: s.id)
     built = [b for b in shards if b.split == split]
     return SplitSummary(
@@ -74,6 +77,7 @@ def summarize_split(
         with_target=sum(1 for s in ordered if s.target is not None),
         max_controls=max((len(s.controls) for s in ordered), default=0),
         examples=tuple((s.id, s.prompt) for s in ordered[:examples]),
+        files=tuple(b.path_in_repo for b in built),
     )
 
 
@@ -103,7 +107,10 @@ def card_metadata(info: DatasetCardInfo, existing_meta: Mapping[str, Any] | None
     meta["configs"] = [
         {
             "config_name": "default",
-            "data_files": [{"split": s.name, "path": f"data/{s.name}-*.parquet"} for s in info.splits],
+            "data_files": [
+                {"split": s.name, "path": list(s.files) if s.files else f"data/{s.name}-*.parquet"}
+                for s in info.splits
+            ],
         }
     ]
     # datasets' own YAML form of features and splits, so the Hub and load_dataset read it as theirs.

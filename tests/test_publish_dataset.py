@@ -59,6 +59,7 @@ def test_first_publish_loads_back_equal_and_unchanged_republish_sends_nothing(
     dsd = load_editing_dataset(name, revision=result["commit"], token=WRITE_TOKEN)
     assert set(dsd) == {"train", "test"}
     expected = source_rows(src, "train")
+    assert dsd["train"]["id"] == sorted(expected)  # rows in id order across shards
     got = {row["id"]: row for row in dsd["train"]}
     assert set(got) == set(expected)
     for sample_id, (prompt, control_bytes) in expected.items():
