@@ -54,9 +54,10 @@ def test_card_front_matter_is_what_datasets_and_the_hub_read(tmp_path):
     assert meta["configs"] == [
         {
             "config_name": "default",
+            # Explicit shard lists in id order (names are hashes; a glob would read them in hash order).
             "data_files": [
-                {"split": "train", "path": "data/train-*.parquet"},
-                {"split": "test", "path": "data/test-*.parquet"},
+                {"split": "train", "path": [b.path_in_repo for b in built if b.split == "train"]},
+                {"split": "test", "path": [b.path_in_repo for b in built if b.split == "test"]},
             ],
         }
     ]
