@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from hubpress.discovery import CSV_NAMES, Discovery, detect_layout, discover, normalise_csv_path
+from hubpress.discovery import CSV_NAMES, Discovery, detect_layout, discover, gc_paused, normalise_csv_path
 from hubpress.errors import ConfigError, SourceError, ValidationFailed
 from hubpress.formats import DEFAULT_MAX_PIXELS, canonical_name, extension_agrees, split_extension
 from hubpress.hashcache import HashCache
@@ -94,11 +94,13 @@ def list_source(storage: Storage) -> list[ListedFile]:
             raise SourceError(
                 f"source {storage.root} {what}: expected a dataset directory or s3://bucket/prefix."
             )
-        return list(storage.list())
+        with gc_paused():  # hundreds of thousands of small objects, none of them garbage
+            return list(storage.list())
     from botocore.exceptions import ClientError, NoCredentialsError
 
     try:
-        listing = list(storage.list())
+        with gc_paused():
+            listing = list(storage.list())
     except NoCredentialsError:
         raise SourceError(
             f"no AWS credentials to list {storage.root}: set AWS_* variables or an AwsCredentials block."
