@@ -34,6 +34,8 @@ from hubpress.storage import Storage, is_s3, open_storage
 FACTS_VERSION = 1
 CACHE_FILE = "files.sqlite"
 DEFAULT_CHUNK = 2000
+# Fewer files than this are checked inline: starting worker processes would cost more.
+INLINE_BELOW = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,10 +232,14 @@ def _read(storage: Storage, job: FileJob) -> tuple[bytes | None, FileFacts | Non
 
 
 def check_files(
-    root: str, jobs: Sequence[FileJob], max_pixels: int, settings: Settings | None = None
+    root: str,
+    jobs: Sequence[FileJob],
+    max_pixels: int,
+    settings: Settings | None = None,
+    storage: Storage | None = None,
 ) -> tuple[list[tuple[str, FileFacts]], ValidationStats]:
-    """Read and check one batch of files (runs in a worker process, or inline)."""
-    storage = _storage_for(root, settings)
+    """Read and check one batch of files (in a worker process, or inline with the caller's storage)."""
+    storage = storage if storage is not None else _storage_for(root, settings)
     stats = ValidationStats()
     out: list[tuple[str, FileFacts]] = []
     for job in jobs:
@@ -284,6 +290,7 @@ def validate_files(
     workers = workers or default_workers()
     result = ValidationResult()
     pool: Executor | None = None
+    inline_storage: Storage | None = None
     try:
         for chunk in _batched(jobs, chunk_size):
             result.stats.chunks += 1
@@ -302,13 +309,15 @@ def validate_files(
                     result.stats.cache_hits += 1
             if not todo:
                 continue
-            if workers > 1 and len(todo) > 1 and pool is None:
+            if workers > 1 and len(todo) >= INLINE_BELOW and pool is None:
                 # forkserver: workers start from a clean process, not a fork of one running threads.
                 method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
                 pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method))
             batches: list[tuple[list[tuple[str, FileFacts]], ValidationStats]]
-            if pool is None or len(todo) == 1:
-                batches = [check_files(root, todo, max_pixels, settings)]
+            if pool is None or len(todo) < INLINE_BELOW:
+                if inline_storage is None:
+                    inline_storage = open_storage(root, settings)
+                batches = [check_files(root, todo, max_pixels, settings, inline_storage)]
             else:
                 size = max(4, min(256, -(-len(todo) // (workers * 4))))
                 futures = [

@@ -97,12 +97,13 @@ def discover_split_task(
 ) -> Discovery:
     storage = open_storage(source, get_settings(settings))
     layout = detect_layout((lf.relpath for lf in listing), options.layout)
-    texts = read_csv_texts(storage, listing, options) if layout == "csv" else {}
+    own_csv = [lf for lf in listing if lf.relpath == f"{split}.csv"]  # read this split's CSV only
+    texts = read_csv_texts(storage, own_csv, options) if layout == "csv" else {}
     return discover(
         listing,
         root=storage.root,
         layout=layout,
-        csv_texts={k: v for k, v in texts.items() if k == split},
+        csv_texts=texts,
         allow_missing_target=options.allow_missing_target,
         splits=[split],
     )
@@ -194,7 +195,7 @@ def intake_in_flow(
             merged.stats.add(r.stats)
     root = open_storage(source, get_settings(settings)).root
     try:
-        report = decide_task(found, quote(merged), root, options)
+        report = decide_task(quote(found), quote(merged), root, options)
     except Exception as exc:
         failed = getattr(exc, "report", None)
         if artifacts and failed is not None:
