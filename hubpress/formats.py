@@ -23,7 +23,13 @@ IMAGE_EXTENSIONS = frozenset(EXTENSION_FORMATS)
 SUPPORTED_FORMATS = frozenset(EXTENSION_FORMATS.values())
 
 # The extension a file of a given true format is named with when hubpress renames or publishes it.
-CANONICAL_EXTENSION: dict[str, str] = {"png": "png", "jpeg": "jpg", "webp": "webp", "bmp": "bmp", "tiff": "tiff"}
+CANONICAL_EXTENSION: dict[str, str] = {
+    "png": "png",
+    "jpeg": "jpg",
+    "webp": "webp",
+    "bmp": "bmp",
+    "tiff": "tiff",
+}
 
 # Pillow's name for each supported format (what `Image.open(..., formats=[...])` expects).
 PIL_FORMAT: dict[str, str] = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP", "bmp": "BMP", "tiff": "TIFF"}
@@ -61,7 +67,9 @@ def _acceptors() -> tuple[tuple[str, object], ...]:
 
     Image.init()
     order = [f for f in _PREFERRED if f in Image.OPEN] + [f for f in Image.ID if f not in _PREFERRED]
-    return tuple((fmt, Image.OPEN[fmt][1]) for fmt in order if Image.OPEN.get(fmt, (None, None))[1] is not None)
+    return tuple(
+        (fmt, Image.OPEN[fmt][1]) for fmt in order if Image.OPEN.get(fmt, (None, None))[1] is not None
+    )
 
 
 def sniff_format(prefix: bytes) -> str | None:
