@@ -10,7 +10,6 @@ sha256, through the hash cache), so a crash mid-build never leaves a stage a lat
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import logging
@@ -19,18 +18,11 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import hubpress
-from hubpress.dataset_card import (
-    DatasetCardInfo,
-    build_manifest,
-    manifest_bytes,
-    render_dataset_card,
-    summarize_split,
-)
 from hubpress.errors import SourceError
 from hubpress.hashcache import HashCache, local_version, sha256_file
 from hubpress.models import FileRef, IntakeReport, Sample
@@ -45,16 +37,6 @@ COMPLETE_RECORD = "_complete.json"
 RECORD_FORMAT = 1
 # Regular (non-LFS) files get a git blob id so the plan can compare them with the Hub's oid.
 SMALL_FILE_LIMIT = 10 * 1024**2
-
-
-@dataclass(frozen=True, slots=True)
-class DatasetCardOptions:
-    """What the publish asked for the card; part of the fingerprint (the card is staged)."""
-
-    repo_id: str | None = None
-    pretty_name: str | None = None
-    license: str | None = None
-    tags: tuple[str, ...] = field(default_factory=tuple)
 
 
 # --- fingerprint ----------------------------------------------------------------------------------
@@ -76,16 +58,12 @@ def _sample_facts(sample: Sample) -> list[Any]:
     ]
 
 
-def dataset_fingerprint(
-    report: IntakeReport,
-    options: Mapping[str, Any],
-    card: DatasetCardOptions | None = None,
-    existing_card: str | None = None,
-) -> str:
+def dataset_fingerprint(report: IntakeReport, options: Mapping[str, Any]) -> str:
     """A hash of everything a stage holds depends on: the intake manifest (ids, file sha256s,
-    prompts, skipped samples and corrections, which manifest.json reports), the build options,
-    the card options and the card the target holds now (README.md merges with it), and the
-    hubpress and shard format versions. 32 hex characters."""
+    prompts, skipped samples and corrections, which manifest.json reports), the build and card
+    options, and the hubpress and shard format versions. 32 hex characters. The README is not
+    staged (it is merged with the target's card at publish time), so the target's card is not
+    part of it."""
     digest = hashlib.sha256()
 
     def feed(value: Any) -> None:
@@ -93,8 +71,6 @@ def dataset_fingerprint(
 
     feed(["hubpress-stage", RECORD_FORMAT, SHARD_FORMAT, hubpress.__version__, report.source, report.layout])
     feed(dict(options))
-    feed(dataclasses.asdict(card) if card is not None else None)
-    feed(hashlib.sha256(existing_card.encode()).hexdigest() if existing_card is not None else None)
     for split in sorted(report.splits):
         manifest = report.splits[split]
         feed(["split", split, len(manifest.samples)])
@@ -323,37 +299,6 @@ def stage_shard(
         return StagedShard(
             built, staging.add_file(fingerprint, built.path_in_repo, built.local_path, built.sha256)
         )
-
-
-def seal_stage(
-    staging: Staging,
-    fingerprint: str,
-    report: IntakeReport,
-    shards: Iterable[StagedShard],
-    options: Mapping[str, Any],
-    card: DatasetCardOptions,
-    existing_card: str | None = None,
-    flow_run_id: str | None = None,
-) -> list[StagedFile]:
-    """Write README.md and manifest.json next to the shards, then the completion record (last)."""
-    shards = sorted(shards, key=lambda s: s.file.path)
-    built = [s.shard for s in shards]
-    info = DatasetCardInfo(
-        splits=tuple(
-            summarize_split(name, report.splits[name].samples, built) for name in sorted(report.splits)
-        ),
-        repo_id=card.repo_id,
-        pretty_name=card.pretty_name,
-        license=card.license,
-        tags=tuple(card.tags),
-        source_layout=report.layout,
-    )
-    readme = render_dataset_card(existing_card, info).encode("utf-8")
-    manifest = build_manifest(report, built, options, fingerprint=fingerprint, flow_run_id=flow_run_id)
-    files = [s.file for s in shards]
-    files.append(staging.add_bytes(fingerprint, "README.md", readme))
-    files.append(staging.add_bytes(fingerprint, "manifest.json", manifest_bytes(manifest)))
-    return staging.complete(fingerprint, files)
 
 
 def _is_missing(exc: Exception) -> bool:

@@ -9,18 +9,15 @@ changed since validation, a bad option or a full disk fail at once with their ow
 from __future__ import annotations
 
 import errno
-from collections.abc import Mapping
 from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from hubpress.errors import HubpressError
-from hubpress.models import IntakeReport, Sample
-from hubpress.plan import StagedFile
 from hubpress.settings import Settings
-from hubpress.shards import DEFAULT_MAX_SHARD_SIZE, DEFAULT_ROW_GROUP_ROWS, ShardPlan, plan_shards
-from hubpress.staging import DatasetCardOptions, StagedShard, Staging, seal_stage, stage_shard
+from hubpress.shards import ShardPlan
+from hubpress.staging import StagedShard, Staging, stage_shard
 
 _TRANSIENT_S3_CODES = frozenset(
     {
@@ -90,44 +87,9 @@ _STORAGE_RETRIES: dict[str, Any] = {
 _NO_CACHE: dict[str, Any] = {"cache_policy": NO_CACHE, "persist_result": False}
 
 
-@task(name="lookup-stage", **_NO_CACHE, **_STORAGE_RETRIES)
-def lookup_stage(
-    staging_uri: str | None, fingerprint: str, settings: Settings | None = None
-) -> list[StagedFile] | None:
-    """The files of a complete stage for this fingerprint, or None when it must be built."""
-    return Staging(staging_uri, settings).lookup(fingerprint)
-
-
-@task(name="plan-shards", task_run_name="plan-shards-{split}", **_NO_CACHE)
-def plan_split_shards(
-    split: str,
-    samples: list[Sample],
-    max_shard_size: int | str = DEFAULT_MAX_SHARD_SIZE,
-    row_group_rows: int = DEFAULT_ROW_GROUP_ROWS,
-) -> list[ShardPlan]:
-    return plan_shards(split, samples, max_shard_size, row_group_rows=row_group_rows)
-
-
 @task(name="build-shard", task_run_name="build-{plan.name}", **_NO_CACHE, **_STORAGE_RETRIES)
 def build_shard(
     plan: ShardPlan, staging_uri: str | None, fingerprint: str, settings: Settings | None = None
 ) -> StagedShard:
     """Write one shard and stage it. Peak memory is one row group, whatever the shard's size."""
     return stage_shard(Staging(staging_uri, settings), fingerprint, plan)
-
-
-@task(name="seal-stage", **_NO_CACHE, **_STORAGE_RETRIES)
-def seal(
-    staging_uri: str | None,
-    fingerprint: str,
-    report: IntakeReport,
-    shards: list[StagedShard],
-    options: Mapping[str, Any],
-    card: DatasetCardOptions,
-    existing_card: str | None = None,
-    flow_run_id: str | None = None,
-    settings: Settings | None = None,
-) -> list[StagedFile]:
-    """README.md and manifest.json, then the completion record: the stage is now reusable."""
-    staging = Staging(staging_uri, settings)
-    return seal_stage(staging, fingerprint, report, shards, options, card, existing_card, flow_run_id)

@@ -10,10 +10,12 @@ import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 from prefect import flow
 
+from hubpress.dataset_pipeline import plan_all_shards
 from hubpress.errors import SourceError
 from hubpress.models import IntakeReport, SplitManifest
-from hubpress.staging import DatasetCardOptions, dataset_fingerprint
-from tasks.build import build_shard, is_transient_storage_error, lookup_stage, plan_split_shards, seal
+from hubpress.staging import Staging, dataset_fingerprint
+from tasks.build import build_shard, is_transient_storage_error
+from tasks.publish import reuse_stage_task, seal_stage_task
 from tests.build_helpers import make_sample
 
 
@@ -42,19 +44,15 @@ def test_only_transient_storage_errors_are_retried(exc, transient):
 
 
 @flow
-def build_dataset(staging: str, report: IntakeReport, options: dict, card: DatasetCardOptions):
-    """A minimal version of the publish flow's build stage."""
-    fingerprint = dataset_fingerprint(report, options, card)
-    found = lookup_stage(staging, fingerprint)
+def build_dataset(staging: str, report: IntakeReport, options: dict):
+    """The publish flow's build stage, with the same tasks."""
+    fingerprint = dataset_fingerprint(report, options)
+    store = Staging(staging)
+    found = reuse_stage_task(store, fingerprint)
     if found is not None:
-        return "reused", found
-    plans = [
-        p
-        for split in sorted(report.splits)
-        for p in plan_split_shards(split, report.splits[split].samples, options["max_shard_size"])
-    ]
-    shards = build_shard.map(plans, staging, fingerprint).result()
-    return "built", seal(staging, fingerprint, report, shards, options, card, None, "run-123")
+        return "reused", found.files
+    shards = build_shard.map(plan_all_shards(report, options), staging, fingerprint).result()
+    return "built", seal_stage_task(store, fingerprint, report, shards, options, "run-123").files
 
 
 @pytest.mark.parametrize("where", ["local", "s3"])
@@ -72,20 +70,18 @@ def test_flow_builds_once_then_reuses_the_stage(tmp_path, prefect_harness, where
         layout="folder",
         splits={s: SplitManifest(s, samples[s]) for s in samples},
     )
-    options = {"max_shard_size": 60_000}
-    card = DatasetCardOptions(repo_id="alice/ds", tags=("faces",))
+    options = {"max_shard_size": 60_000, "repo_id": "alice/ds", "tags": ["faces"]}
 
-    kind, files = build_dataset(staging, report, options, card)
+    kind, files = build_dataset(staging, report, options)
     assert kind == "built"
     paths = [f.path for f in files]
-    assert "README.md" in paths and "manifest.json" in paths
+    # README.md is not staged: it is merged with the target's card at publish time.
+    assert "manifest.json" in paths and "README.md" not in paths
     shards = [p for p in paths if p.endswith(".parquet")]
     assert len(shards) > 2 and {p.split("-")[0] for p in shards} == {"data/train", "data/test"}
 
-    kind, again = build_dataset(staging, report, options, card)
+    kind, again = build_dataset(staging, report, options)
     assert kind == "reused" and again == files
-
-    from hubpress.staging import Staging
 
     with Staging(staging).local_paths(files, only=["manifest.json"]) as local:
         manifest = json.loads(Path(local["manifest.json"]).read_text())

@@ -1,0 +1,140 @@
+"""publish-dataset against the qflux guide's way, to the same local Hub-protocol server.
+
+    .venv/bin/python -m bench.bench_publish [--samples 2000] [--sizes 1000,3000,6000]
+
+Prints, for one generated dataset (256x256 noise PNGs, a control and a target per sample):
+- hubpress first publish vs the reference (`Dataset.from_list` of paths with the guide's Features,
+  then `DatasetDict.push_to_hub`): wall time and peak RSS of the job's own process;
+- an unchanged re-publish: time and bytes sent;
+- bytes sent after adding 1% of samples;
+- peak RSS of a first publish at several dataset sizes (memory should stay flat).
+Prefect's start-up is outside the timings: the children use one Prefect server started here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import textwrap
+from pathlib import Path
+
+from bench.common import Servers, measure, workdir
+
+HUBPRESS = textwrap.dedent(
+    """
+    import json, time
+    from flows.publish_dataset import publish_dataset
+    from hubpress.params import PublishDatasetParams
+    start = time.perf_counter()
+    r = publish_dataset(PublishDatasetParams(source={src!r}, target={repo!r}))
+    print(json.dumps({{"seconds": time.perf_counter() - start, "uploaded_bytes": r["uploaded_bytes"],
+                      "uploaded_files": len(r["uploaded_files"]), "commit": r["commit"]}}))
+    """
+)
+
+# The qflux guide's reference implementation, reduced to what it does: a list of paths with its
+# Features, one Dataset per split, then DatasetDict.push_to_hub (which embeds the image bytes).
+REFERENCE = textwrap.dedent(
+    """
+    import json, os, time
+    from pathlib import Path
+    from datasets import Dataset, DatasetDict, Features, Image, List, Value
+    root = Path({src!r})
+    start = time.perf_counter()
+    features = Features({{"id": Value("string"), "control_images": List(Image()), "control_mask": Image(),
+                          "target_image": Image(), "prompt": Value("string")}})
+    splits = {{}}
+    for split in ("train", "test"):
+        if not (root / split).is_dir():
+            continue
+        rows = []
+        for prompt in sorted((root / split / "training_images").glob("*.txt")):
+            base = prompt.stem
+            controls = sorted((root / split / "control_images").glob(base + ".*"))
+            targets = [p for p in (root / split / "training_images").glob(base + ".*") if p.suffix != ".txt"]
+            rows.append({{"id": base, "control_images": [str(c) for c in controls], "control_mask": None,
+                         "target_image": str(targets[0]) if targets else None, "prompt": prompt.read_text()}})
+        splits[split] = Dataset.from_list(rows, features=features)
+    DatasetDict(splits).push_to_hub({repo!r}, private=True, token=os.environ["HF_TOKEN"])
+    print(json.dumps({{"seconds": time.perf_counter() - start}}))
+    """
+)
+
+
+def generate(root: Path, samples: int, seed: int, repeat: bool) -> None:
+    from hubpress.synth import write_dataset
+
+    write_dataset(root, samples=samples, image_size=256, seed=seed, repeat_bytes=repeat)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--samples", type=int, default=2000)
+    parser.add_argument("--sizes", default="1000,3000,6000")
+    args = parser.parse_args()
+    work = workdir("hubpress-bench-publish-")
+    servers = Servers(work)
+    try:
+        env = servers.env()
+        src = work / "src"
+        generate(src, args.samples, seed=1, repeat=False)
+        size_mb = sum(p.stat().st_size for p in src.rglob("*") if p.is_file()) / 1e6
+        print(f"dataset: {args.samples} samples, {size_mb:.0f} MB of images")
+
+        ref = measure(REFERENCE.format(src=str(src), repo="bench/reference"), env)
+        first = measure(HUBPRESS.format(src=str(src), repo="bench/hubpress"), env)
+        again = measure(HUBPRESS.format(src=str(src), repo="bench/hubpress"), env)
+
+        extra = work / "extra"
+        generate(extra, max(1, args.samples // 100), seed=99, repeat=False)
+        for sub in ("control_images", "training_images"):
+            for f in (extra / "train" / sub).iterdir():
+                shutil.copy(f, src / "train" / sub / f"zz_{f.name}")
+        grown = measure(HUBPRESS.format(src=str(src), repo="bench/hubpress"), env)
+
+        rows = [
+            ("reference (from_list + push_to_hub)", ref["seconds"], ref["peak_rss_mb"], "-"),
+            (
+                "hubpress first publish",
+                first["seconds"],
+                first["peak_rss_mb"],
+                f"{first['uploaded_bytes']:,}",
+            ),
+            (
+                "hubpress unchanged re-publish",
+                again["seconds"],
+                again["peak_rss_mb"],
+                f"{again['uploaded_bytes']:,}",
+            ),
+            (
+                "hubpress after +1% samples",
+                grown["seconds"],
+                grown["peak_rss_mb"],
+                f"{grown['uploaded_bytes']:,}",
+            ),
+        ]
+        print("\n| run | seconds | peak RSS MB | bytes sent |\n|---|---:|---:|---:|")
+        for name, sec, rss, sent in rows:
+            print(f"| {name} | {sec:.1f} | {rss} | {sent} |")
+        print(
+            f"\nspeed-up vs reference: {ref['seconds'] / first['seconds']:.1f}x; unchanged re-publish takes "
+            f"{again['seconds'] / first['seconds']:.1%} of the first publish; +1% sent "
+            f"{grown['uploaded_bytes'] / max(first['uploaded_bytes'], 1):.1%} of the first publish's bytes"
+        )
+
+        print("\n| samples | MB of images | seconds | peak RSS MB |\n|---:|---:|---:|---:|")
+        for n in [int(x) for x in args.sizes.split(",") if x]:
+            root = work / f"size-{n}"
+            generate(root, n, seed=n, repeat=True)
+            mb = sum(p.stat().st_size for p in root.rglob("*") if p.is_file()) / 1e6
+            r = measure(HUBPRESS.format(src=str(root), repo=f"bench/size-{n}"), env)
+            print(f"| {n} | {mb:.0f} | {r['seconds']:.1f} | {r['peak_rss_mb']} |")
+        print(json.dumps({"reference": ref, "first": first, "again": again, "grown": grown}))
+    finally:
+        servers.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

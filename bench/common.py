@@ -1,0 +1,131 @@
+"""Shared bench plumbing: a standalone Hub-protocol server and measured child processes.
+
+Each measurement runs in a fresh child process so that its peak RSS (ru_maxrss from wait4) is its
+own. Prefect's start-up is kept out of the timings by starting one local Prefect server for the
+whole bench (the children connect to it) and timing inside the child around the job itself.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TOKEN = "hf_benchwrite_0000"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Servers:
+    """A Hub-protocol server and a Prefect server on 127.0.0.1, for one bench run."""
+
+    def __init__(self, work: Path, prefect: bool = True):
+        self.work = work
+        self.hub_port = free_port()
+        self.hub = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tests.hubserver",
+                "--port",
+                str(self.hub_port),
+                "--data",
+                str(work / "hub"),
+                "--token",
+                f"bench={TOKEN}:write",
+            ],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        line = self.hub.stdout.readline()
+        assert line.startswith("READY"), line
+        self.hub_url = line.split()[1]
+        self.prefect = None
+        self.prefect_url = None
+        if prefect:
+            port = free_port()
+            env = dict(
+                os.environ, PREFECT_HOME=str(work / "prefect"), PREFECT_SERVER_ANALYTICS_ENABLED="false"
+            )
+            self.prefect = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "prefect",
+                    "server",
+                    "start",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                ],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            self.prefect_url = f"http://127.0.0.1:{port}/api"
+            import urllib.request
+
+            for _ in range(120):
+                try:
+                    urllib.request.urlopen(self.prefect_url + "/health", timeout=1)
+                    break
+                except Exception:
+                    time.sleep(0.5)
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            HF_ENDPOINT=self.hub_url,
+            HF_HUB_DISABLE_XET="1",
+            HF_TOKEN=TOKEN,
+            HF_HUB_DISABLE_PROGRESS_BARS="1",
+            HF_HOME=str(self.work / "hf-home"),
+            HF_DATASETS_CACHE=str(self.work / "hf-datasets"),
+            HUBPRESS_STAGING=str(self.work / "staging"),
+            HUBPRESS_CACHE_DIR=str(self.work / "cache"),
+            PREFECT_LOGGING_LEVEL="WARNING",
+            PYTHONPATH=str(ROOT),
+        )
+        if self.prefect_url:
+            env["PREFECT_API_URL"] = self.prefect_url
+        return env
+
+    def stop(self) -> None:
+        for proc in (self.hub, self.prefect):
+            if proc is not None:
+                proc.terminate()
+                proc.wait(timeout=30)
+
+
+def measure(code: str, env: dict[str, str]) -> dict:
+    """Run `code` in a child; it must print one JSON line. Returns it plus the child's peak RSS (MB)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], env=env, cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
+    _, status, usage = os.wait4(proc.pid, 0)
+    out = proc.stdout.read().strip().splitlines()
+    if os.waitstatus_to_exitcode(status) != 0 or not out:
+        raise RuntimeError(f"bench child failed ({status}): {out[-5:] if out else ''}")
+    result = json.loads(out[-1])
+    result["peak_rss_mb"] = round(usage.ru_maxrss / 1024)
+    return result
+
+
+def hub_stats(hub_url: str) -> None:  # the standalone server has no stats endpoint; bytes come from results
+    return None
+
+
+def workdir(prefix: str) -> Path:
+    return Path(tempfile.mkdtemp(prefix=prefix))
