@@ -37,7 +37,9 @@ def main(argv: list[str] | None = None) -> None:
     from hubpress.synth import write_dataset
     from hubpress.synth_lora import write_lora
 
-    _say(f"Generating a small dataset in {out / 'source'} (with one truncated image and one mislabelled JPEG)")
+    _say(
+        f"Generating a small dataset in {out / 'source'} (with one truncated image and one mislabelled JPEG)"
+    )
     summary = write_dataset(
         out / "source",
         samples=40,
@@ -62,7 +64,9 @@ def main(argv: list[str] | None = None) -> None:
     target = f"{out / 'dataset'}"
     _say(f"Publishing to the local target {target} (the flow runs on a temporary Prefect server)")
     result = upload_editing_dataset(str(out / "source"), f"{target}/", max_shard_size="200KB")
-    print(f"   commit {result['commit'][:12]}: {len(result['uploaded_files'])} files, {result['uploaded_bytes']:,} bytes")
+    print(
+        f"   commit {result['commit'][:12]}: {len(result['uploaded_files'])} files, {result['uploaded_bytes']:,} bytes"
+    )
     print(f"   samples {result['samples']}, skipped {result['skipped']}")
 
     _say("Loading it back with load_editing_dataset")
@@ -76,7 +80,9 @@ def main(argv: list[str] | None = None) -> None:
 
     _say("Publishing again: the data did not change")
     again = upload_editing_dataset(str(out / "source"), f"{target}/", max_shard_size="200KB")
-    print(f"   commit: {again['commit']}, bytes written: {again['uploaded_bytes']}, stage reused: {again['stage_reused']}")
+    print(
+        f"   commit: {again['commit']}, bytes written: {again['uploaded_bytes']}, stage reused: {again['stage_reused']}"
+    )
 
     _say("Publishing a LoRA to a local target, twice")
     weights = write_lora(out / "lora" / "pytorch_lora_weights.safetensors", rank=8)

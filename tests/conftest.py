@@ -28,7 +28,13 @@ WRITE_TOKEN = "hf_testwrite_9f2c1e7b5a"
 READ_TOKEN = "hf_testread_3d8a6c2f0e"
 OTHER_WRITE_TOKEN = "hf_testother_7b1d4e9a2c"
 
-for _var in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HUGGINGFACE_HUB_TOKEN", "HUBPRESS_TOKEN", "HF_HUB_ENABLE_HF_TRANSFER"):
+for _var in (
+    "HF_TOKEN",
+    "HUGGING_FACE_HUB_TOKEN",
+    "HUGGINGFACE_HUB_TOKEN",
+    "HUBPRESS_TOKEN",
+    "HF_HUB_ENABLE_HF_TRANSFER",
+):
     os.environ.pop(_var, None)
 os.environ.update(
     {
@@ -119,7 +125,10 @@ def prefect_harness():
     from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness(server_startup_timeout=120), temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+    with (
+        prefect_test_harness(server_startup_timeout=120),
+        temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}),
+    ):
         yield
 
 
