@@ -7,13 +7,18 @@ traceback; unusable arguments exit 2 (Typer/Click's convention).
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import sys
 
-import typer
+# Prefect's server telemetry heartbeat races the ephemeral server's SQLite on start-up and logs
+# "database is locked" tracebacks; hubpress never needs it.
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
-import hubpress  # noqa: F401  (applies the HF_HUB_ENABLE_HF_TRANSFER translation first)
-from hubpress.errors import HubpressError
+import typer  # noqa: E402
+
+import hubpress  # noqa: F401, E402  (applies the HF_HUB_ENABLE_HF_TRANSFER translation first)
+from hubpress.errors import HubpressError  # noqa: E402
 
 app = typer.Typer(
     name="hubpress",
@@ -32,6 +37,7 @@ COMMAND_MODULES = [
     "release",
     "refresh",
     "serve",
+    "server",
 ]
 
 
@@ -57,10 +63,42 @@ def _register_commands() -> None:
 _register_commands()
 
 
+class _QuietExpectedErrors(logging.Filter):
+    """Prefect logs a flow's exception with its traceback; for errors hubpress raises on purpose
+    the message says everything, so the console shows it without the traceback (--debug keeps
+    it). Logs sent to the Prefect API are untouched."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], HubpressError):
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+def _validation_lines(exc) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err.get("loc", ()))
+        msg = str(err.get("msg", "")).removeprefix("Value error, ")
+        parts.append(f"{loc}: {msg}" if loc else msg)
+    return "; ".join(parts)
+
+
 def main(argv: list[str] | None = None) -> None:
+    from pydantic import ValidationError
+
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    if not debug:
+        quiet = _QuietExpectedErrors()
+        for name in ("prefect", "prefect.flow_runs", "prefect.task_runs"):
+            logging.getLogger(name).addFilter(quiet)
     try:
         app(args=argv, standalone_mode=True)
+    except ValidationError as exc:  # a parameter value the flow's model refuses: unusable arguments
+        if debug:
+            raise
+        typer.secho(f"error: {_validation_lines(exc)}", err=True, fg=typer.colors.RED)
+        raise SystemExit(2)
     except HubpressError as exc:
         if debug:
             raise

@@ -20,7 +20,7 @@ DEFAULT_ENDPOINT = "https://huggingface.co"
 
 # Where a token may come from, in lookup order. Used in messages, so a person knows every way.
 TOKEN_SOURCES_HELP = (
-    "pass token=... (or --token), "
+    "pass token=... (Python API), "
     "name a Prefect Secret block in HUBPRESS_TOKEN_SECRET_BLOCK, "
     "or set HUBPRESS_TOKEN, HF_TOKEN, HUGGING_FACE_HUB_TOKEN or HUGGINGFACE_HUB_TOKEN"
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from hubpress.commands.common import emit_result, run_flow
+from hubpress.commands.preflight import fail_fast_without_token
 
 
 def register(app: typer.Typer) -> None:
@@ -47,6 +48,8 @@ def register(app: typer.Typer) -> None:
             allow_missing_target=allow_missing_target,
             dry_run=dry_run,
         )
+
+        fail_fast_without_token(target, dry_run)
 
         def run():
             from flows.publish_dataset import publish_dataset

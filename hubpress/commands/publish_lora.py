@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from hubpress.commands.common import emit_result, run_flow
-from hubpress.errors import ConfigError
+from hubpress.commands.preflight import fail_fast_without_token
 
 
 def _extras(values: list[str] | None) -> dict[str, str]:
@@ -13,8 +13,10 @@ def _extras(values: list[str] | None) -> dict[str, str]:
     for value in values or []:
         local, sep, remote = value.partition("=")
         if not sep or not local or not remote:
-            raise ConfigError(
-                f"--extra {value!r}: expected LOCAL=REMOTE, e.g. --extra ./cfg.yaml=train_config.yaml"
+            # A usage error (exit 2), like any other unusable argument.
+            raise typer.BadParameter(
+                f"{value!r}: expected LOCAL=REMOTE, e.g. --extra ./cfg.yaml=train_config.yaml",
+                param_hint="--extra",
             )
         extras[local] = remote
     return extras
@@ -50,6 +52,8 @@ def register(app: typer.Typer) -> None:
             base_model=base_model,
             dry_run=dry_run,
         )
+
+        fail_fast_without_token(target, dry_run)
 
         def run():
             from flows.publish_lora import publish_lora

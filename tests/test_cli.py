@@ -1,0 +1,73 @@
+"""The command line as a person meets it: one- or two-line errors, exit codes 1 and 2, no tracebacks."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from hubpress.synth import write_dataset
+
+
+def hubpress(*args, env_drop=(), cwd=None):
+    env = {k: v for k, v in os.environ.items() if k not in env_drop}
+    return subprocess.run(
+        [sys.executable, "-m", "hubpress.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=300,
+    )
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli") / "src"
+    write_dataset(root, samples=6, defects=("truncated",))
+    return root
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["publish-dataset", "{src}", "not a repo"], "target: 'not a repo' is neither a Hub repo id"),
+        (
+            ["publish-dataset", "{src}", "org/ds", "--max-shard-size", "lots"],
+            "max_shard_size: 'lots' is not a size",
+        ),
+        (["publish-dataset", "{src}", "org/ds", "--on-error", "explode"], "on_error"),
+        (["publish-lora", "w.safetensors", "org/m", "--extra", "no-equals-sign"], "expected LOCAL=REMOTE"),
+    ],
+)
+def test_unusable_arguments_exit_2_with_one_line(source, args, needle):
+    out = hubpress(*[a.format(src=source) for a in args])
+    assert out.returncode == 2
+    assert needle in out.stderr and "Traceback" not in out.stderr
+
+
+def test_write_without_token_fails_before_prefect_starts(source, tmp_path):
+    drop = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HUGGINGFACE_HUB_TOKEN", "HUBPRESS_TOKEN")
+    out = hubpress("publish-dataset", str(source), "org/ds", env_drop=drop)
+    assert out.returncode == 1
+    assert "HUGGINGFACE_HUB_TOKEN" in out.stderr and "Secret block" in out.stderr
+    assert "Starting temporary server" not in out.stderr + out.stdout and "Traceback" not in out.stderr
+
+
+def test_scan_json_is_one_object_and_fail_policy_exits_1(source):
+    out = hubpress("scan", str(source), "--json")
+    assert out.returncode == 0
+    report = json.loads(out.stdout)
+    assert report["splits"]["train"] == {"samples": 5, "skipped": 1}
+    assert [p["kind"] for p in report["problems"] if p["kind"] == "undecodable_image"] == [
+        "undecodable_image"
+    ]
+    failed = hubpress("scan", str(source), "--on-error", "fail")
+    assert failed.returncode == 1 and "undecodable_image" in failed.stderr + failed.stdout
+
+
+def test_help_lists_every_command():
+    out = hubpress("--help")
+    for command in ("scan", "publish-dataset", "publish-lora", "download-lora"):
+        assert command in out.stdout
