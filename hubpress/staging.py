@@ -16,6 +16,7 @@ import logging
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ from hubpress.models import FileRef, IntakeReport, Sample
 from hubpress.plan import StagedFile, git_blob_oid
 from hubpress.settings import Settings, get_settings
 from hubpress.shards import SHARD_FORMAT, BuiltShard, ShardPlan, SourceReader, write_shard
-from hubpress.storage import LocalStorage, S3Storage, Storage, open_storage
+from hubpress.storage import ListedFile, LocalStorage, S3Storage, Storage, open_storage
 
 log = logging.getLogger("hubpress.staging")
 
@@ -134,19 +135,33 @@ class Staging:
             return None
         return record
 
-    def _sizes(self, fingerprint: str) -> dict[str, int]:
+    def _listing(self, fingerprint: str) -> dict[str, ListedFile]:
         strip = len(fingerprint) + 1
-        return {f.relpath[strip:]: f.size for f in self.storage.list(fingerprint)}
+        return {f.relpath[strip:]: f for f in self.storage.list(fingerprint)}
+
+    def _sizes(self, fingerprint: str) -> dict[str, int]:
+        return {path: f.size for path, f in self._listing(fingerprint).items()}
 
     def lookup(self, fingerprint: str) -> list[StagedFile] | None:
         """The staged files of a complete, intact stage, or None (absent, unfinished or damaged)."""
         record = self._read_record(fingerprint)
         if record is None:
             return None
-        sizes = self._sizes(fingerprint)
+        listing = self._listing(fingerprint)
+        sizes = {path: f.size for path, f in listing.items()}
         files: list[StagedFile] = []
         for entry in record.get("files", []):
             path, sha, size = entry["path"], entry["sha256"], entry["size"]
+            # On S3 the ETag recorded at sealing stands in for the sha256: an object rewritten since
+            # (same size or not) has another ETag, and a stage that was tampered with is rebuilt.
+            etag = entry.get("etag")
+            if etag is not None and path in listing and listing[path].version != etag:
+                log.warning(
+                    "Ignoring stage %s: %s changed since the stage was sealed; it will be rebuilt.",
+                    self.stage_uri(fingerprint),
+                    path,
+                )
+                return None
             if sizes.get(path) != size:
                 log.warning(
                     "Ignoring stage %s: %s is %s (expected %d bytes); it will be rebuilt.",
@@ -216,18 +231,23 @@ class Staging:
     def complete(self, fingerprint: str, files: Iterable[StagedFile]) -> list[StagedFile]:
         """Seal the stage: check every file is there at its size, then write the completion record."""
         files = sorted(files, key=lambda f: f.path)
-        sizes = self._sizes(fingerprint)
+        listing = self._listing(fingerprint)
         for f in files:
-            if sizes.get(f.path) != f.size:
+            if f.path not in listing or listing[f.path].size != f.size:
                 raise SourceError(
                     f"Cannot seal stage {self.stage_uri(fingerprint)}: {f.path} is missing or has the wrong size."
                 )
+
+        def entry(f: StagedFile) -> dict[str, Any]:
+            fields = {"path": f.path, "sha256": f.sha256, "size": f.size, "git_oid": f.git_oid}
+            if not self.is_local:  # each file was checked when staged; its ETag pins those bytes
+                fields["etag"] = listing[f.path].version
+            return fields
+
         record = {
             "format": RECORD_FORMAT,
             "fingerprint": fingerprint,
-            "files": [
-                {"path": f.path, "sha256": f.sha256, "size": f.size, "git_oid": f.git_oid} for f in files
-            ],
+            "files": [entry(f) for f in files],
         }
         self.storage.write_bytes(f"{fingerprint}/{COMPLETE_RECORD}", json.dumps(record, indent=1).encode())
         return files
@@ -251,8 +271,12 @@ class Staging:
         self.storage.get_file(relpath, dest)
         if sha256_file(dest) != staged.sha256:
             dest.unlink(missing_ok=True)
+            # Unseal the damaged stage so the next run rebuilds it instead of failing here again.
+            fingerprint = relpath.split("/", 1)[0]
+            self.storage.delete(f"{fingerprint}/{COMPLETE_RECORD}")
             raise SourceError(
-                f"{staged.source} does not match its recorded sha256; the stage is damaged, build again."
+                f"{staged.source} does not match its recorded sha256; the stage was damaged and is "
+                "unsealed: run again to rebuild it."
             )
         return str(dest)
 
@@ -282,13 +306,38 @@ class StagedShard:
     file: StagedFile
 
 
+_build_slots_lock = threading.Lock()
+_build_slots: dict[int, threading.BoundedSemaphore] = {}
+
+
+def _slots(count: int) -> threading.BoundedSemaphore:
+    with _build_slots_lock:
+        if count not in _build_slots:
+            _build_slots[count] = threading.BoundedSemaphore(count)
+        return _build_slots[count]
+
+
 def stage_shard(
     staging: Staging,
     fingerprint: str,
     plan: ShardPlan,
     read_bytes: Callable[[FileRef], bytes] | None = None,
 ) -> StagedShard:
-    """Build one shard into the stage: in place for local staging, via a temporary file for S3."""
+    """Build one shard into the stage: in place for local staging, via a temporary file for S3.
+
+    At most `Settings.build_concurrency` shards are built at once in one process, whatever the
+    task runner's thread count: each build holds one row group of image bytes, so this is what
+    keeps peak memory bounded (threads beyond it still overlap uploads and S3 reads)."""
+    with _slots(max(1, staging.settings.build_concurrency)):
+        return _stage_shard(staging, fingerprint, plan, read_bytes)
+
+
+def _stage_shard(
+    staging: Staging,
+    fingerprint: str,
+    plan: ShardPlan,
+    read_bytes: Callable[[FileRef], bytes] | None,
+) -> StagedShard:
     read = read_bytes or SourceReader(staging.settings)
     build_dir = staging.build_dir(fingerprint)
     if build_dir is not None:
