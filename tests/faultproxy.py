@@ -1,0 +1,156 @@
+"""A small fault-injecting HTTP proxy, for putting in front of moto's S3 server in tests.
+
+    proxy = FaultProxy("http://127.0.0.1:5000").start()
+    proxy.url                                        # point HUBPRESS_S3_ENDPOINT_URL here
+    proxy.arm(r"^PUT ", "slowdown", count=3)         # the next 3 matching requests get 503 SlowDown
+    proxy.arm(r"^GET /bucket/", "reset", count=1)    # the next matching request: TCP reset
+    proxy.fired                                      # [(kind, "METHOD /path"), ...]
+    proxy.requests                                   # every request seen, faulted or not
+
+A pattern is a regex searched in "METHOD /path?query". Kinds:
+  slowdown  503 with S3's SlowDown error document (what S3 answers when throttling)
+  500       500 InternalError
+  503       503 ServiceUnavailable
+  reset     the connection is reset (SO_LINGER 0) after the request was read
+Requests that match no armed fault are forwarded unchanged, body and headers included.
+"""
+
+from __future__ import annotations
+
+import http.client
+import re
+import socket
+import struct
+import threading
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlparse
+
+_S3_ERRORS = {
+    "slowdown": (503, "SlowDown", "Please reduce your request rate."),
+    "500": (500, "InternalError", "We encountered an internal error. Please try again."),
+    "503": (503, "ServiceUnavailable", "Service is unable to handle request."),
+}
+KINDS = (*_S3_ERRORS, "reset")
+
+
+@dataclass
+class _Fault:
+    pattern: re.Pattern[str]
+    kind: str
+    remaining: int
+
+
+class FaultProxy:
+    def __init__(self, upstream: str, host: str = "127.0.0.1", port: int = 0):
+        parsed = urlparse(upstream)
+        self.upstream_host = parsed.hostname or "127.0.0.1"
+        self.upstream_port = parsed.port or 80
+        self._lock = threading.Lock()
+        self._faults: list[_Fault] = []
+        self.fired: list[tuple[str, str]] = []
+        self.requests: list[str] = []
+        proxy = self
+
+        class Handler(_Handler):
+            owner = proxy
+
+        self._server = ThreadingHTTPServer((host, port), Handler)
+        self._server.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> FaultProxy:
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def arm(self, pattern: str, kind: str, count: int = 1) -> None:
+        if kind not in KINDS:
+            raise ValueError(f"unknown fault kind {kind!r}; known: {', '.join(KINDS)}")
+        with self._lock:
+            self._faults.append(_Fault(re.compile(pattern), kind, count))
+
+    def clear(self) -> None:
+        with self._lock:
+            self._faults.clear()
+            self.fired.clear()
+            self.requests.clear()
+
+    @property
+    def pending(self) -> int:
+        with self._lock:
+            return sum(f.remaining for f in self._faults)
+
+    def _take(self, line: str) -> str | None:
+        with self._lock:
+            self.requests.append(line)
+            for fault in self._faults:
+                if fault.remaining > 0 and fault.pattern.search(line):
+                    fault.remaining -= 1
+                    self.fired.append((fault.kind, line))
+                    return fault.kind
+        return None
+
+
+class _Handler(BaseHTTPRequestHandler):
+    owner: FaultProxy
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format, *args):  # noqa: A002 - quiet
+        pass
+
+    def _body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _handle(self) -> None:
+        body = self._body()
+        kind = self.owner._take(f"{self.command} {self.path}")
+        if kind == "reset":
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.close_connection = True
+            self.connection.close()
+            return
+        if kind is not None:
+            status, code, message = _S3_ERRORS[kind]
+            payload = (
+                f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code>'
+                f"<Message>{message}</Message><RequestId>faultproxy</RequestId></Error>"
+            ).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/xml")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(payload)
+            return
+        conn = http.client.HTTPConnection(self.owner.upstream_host, self.owner.upstream_port, timeout=60)
+        try:
+            headers = {k: v for k, v in self.headers.items() if k.lower() not in ("connection",)}
+            conn.request(self.command, self.path, body=body or None, headers=headers)
+            response = conn.getresponse()
+            data = response.read()
+            self.send_response(response.status, response.reason)
+            for key, value in response.getheaders():
+                if key.lower() in ("transfer-encoding", "connection", "content-length", "server", "date"):
+                    continue
+                self.send_header(key, value)
+            # HEAD answers carry the object's length without its bytes.
+            length = response.getheader("Content-Length") if self.command == "HEAD" else None
+            self.send_header("Content-Length", length or str(len(data)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(data)
+        finally:
+            conn.close()
+
+    do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _handle
