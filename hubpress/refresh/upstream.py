@@ -145,6 +145,9 @@ class BackendRead:
     fingerprint: str | None
     report: RefreshReport
     _rows: Iterator[dict[str, Any]] | None = None
+    # True: the first phase came from the metadata cache; False: it was computed (and saved);
+    # None: no cache applies (streaming, local folders, cache turned off).
+    cache_reused: bool | None = None
     kept_source_indices: array = field(default_factory=lambda: array("q"))
 
     def rows(self) -> Iterator[dict[str, Any]]:
@@ -233,7 +236,9 @@ def read_dataset(ds: Any, cfg: HuggingfaceBackend, revision_sha: str, use_cache:
         survivors = _first_phase(ds, cfg, available, report)
         if use_cache:
             _save_first_phase(cfg, key, survivors, report)
+            read.cache_reused = False
     else:
+        read.cache_reused = True
         # Same fingerprint: same snapshot, same rules. The first phase's drops are already known.
         survivors, report = cached
         read.report = report
@@ -366,6 +371,7 @@ class MixedRead:
     reports: dict[str, RefreshReport]
     revisions: dict[str, str | None]
     indexes: dict[str, dict[str, int]]
+    cache_reused: dict[str, bool | None] = field(default_factory=dict)
 
 
 def read_mixed(
@@ -407,4 +413,5 @@ def read_mixed(
         reports={r.backend.id: r.report for r in reads},
         revisions={r.backend.id: r.revision_sha for r in reads},
         indexes={r.backend.id: r.index() for r in reads},
+        cache_reused={r.backend.id: r.cache_reused for r in reads},
     )

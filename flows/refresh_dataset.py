@@ -1,0 +1,167 @@
+"""refresh-dataset: re-publish a dataset built from upstream Hub datasets (a SimpleTuner dataloader
+configuration), on a schedule. When every upstream revision sha and the configuration are what
+the target's manifest.json records, the run stops before downloading anything and says so.
+Otherwise: read rows -> parquet shards -> stage -> plan -> one commit (card, manifest, index and
+a SimpleTuner dataloader entry included)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.context import FlowRunContext
+
+from hubpress import artifacts
+from hubpress.publish import open_target
+from hubpress.refresh.params import RefreshParams
+from hubpress.refresh.publish import (
+    check_single_kind,
+    config_fingerprint,
+    load_config,
+    nothing_changed_result,
+    render_refresh_card,
+    stage_fingerprint,
+    unchanged_manifest,
+)
+from hubpress.settings import get_settings, resolve_token
+from hubpress.staging import Staging
+from tasks.publish import publish_task
+from tasks.refresh import (
+    build_refresh_task,
+    read_manifest_task,
+    resolve_upstream_task,
+    reuse_refresh_stage_task,
+)
+
+
+def _flow_run_id() -> str | None:
+    ctx = FlowRunContext.get()
+    return str(ctx.flow_run.id) if ctx and ctx.flow_run else None
+
+
+@flow(name="refresh-dataset", log_prints=False, validate_parameters=True)
+def refresh_dataset(params: RefreshParams) -> dict[str, Any]:
+    """Resolve upstream shas -> (nothing changed: stop) -> read, build, stage -> one commit."""
+    log = get_run_logger() if FlowRunContext.get() else logging.getLogger("hubpress")
+    settings = get_settings({"staging": params.staging} if params.staging else None)
+    # Opening the target first makes a write without a token fail before any work.
+    target = open_target(params.target, "dataset", settings, write=not params.dry_run)
+    config = load_config(params)
+    check_single_kind(config)
+    for note in config.warnings:
+        log.warning("%s", note.message)
+    for backend_id, keys in config.not_affecting.items():
+        log.info(
+            "backend %r: %s do not affect the refresh (training-only settings)", backend_id, ", ".join(keys)
+        )
+
+    token = resolve_token(None, settings).value
+    revisions = resolve_upstream_task(config, token)
+    config_fp = config_fingerprint(config, params)
+    previous = unchanged_manifest(read_manifest_task(target, params.revision), revisions, config_fp)
+    if previous is not None:
+        result = nothing_changed_result(params.target, previous, params.dry_run)
+        log.info(
+            "Nothing changed upstream (%s) and the configuration is the same: no download, no build, no commit.",
+            ", ".join(f"{k}@{v[:12]}" for k, v in revisions.items()),
+        )
+        artifacts.markdown(_summary(result), key="refresh-summary", description=f"refresh {params.target}")
+        return result
+
+    stage_fp = stage_fingerprint(revisions, config_fp, params.seed)
+    staging = Staging(settings.staging, settings)
+    staged = reuse_refresh_stage_task(staging, stage_fp)
+    if staged is not None:
+        log.info("Reusing the complete stage %s: same upstream revisions, config and seed.", staged.stage_uri)
+    else:
+        log.info("Building the refresh into %s", staging.stage_uri(stage_fp))
+        staged = build_refresh_task(
+            config, params, revisions, config_fp, stage_fp, staging, token, _flow_run_id()
+        )
+    for backend_id, reused in staged.cache_reused.items():
+        if reused is not None:
+            log.info("backend %r: metadata cache %s", backend_id, "reused" if reused else "built")
+
+    card = staged.card
+    outcome = publish_task(
+        target,
+        staged.files,
+        staging,
+        target_name=params.target,
+        revision=params.revision,
+        private=not params.public,
+        message=params.commit_message
+        or "Refresh from "
+        + ", ".join(f"{k}@{v[:12]}" for k, v in revisions.items())
+        + f" with hubpress ({stage_fp[:12]})",
+        card=lambda existing: render_refresh_card(existing, card),
+        tag=params.tag,
+        dry_run=params.dry_run,
+    )
+    if params.public and outcome.created_repo:
+        log.warning("Created %s as a PUBLIC repo (--public).", params.target)
+    if outcome.commit:
+        artifacts.commit_link(outcome.commit_url, f"Commit {outcome.commit[:12]} in {params.target}")
+
+    result = outcome.to_dict()
+    result |= {
+        "samples": {"train": staged.kept},
+        "skipped": {"train": staged.dropped},
+        "nothing_changed": False,
+        "message": _message(outcome.commit, params.dry_run),
+        "upstream": dict(revisions),
+        "metadata_cache_reused": dict(staged.cache_reused),
+        "stage": staged.stage_uri,
+        "stage_reused": staged.reused,
+    }
+    report = "\n\n".join(
+        _report_markdown(backend_id, counts) for backend_id, counts in staged.manifest["counts"].items()
+    )
+    artifacts.markdown(report, key="refresh-report", description=f"Rows kept and dropped for {params.target}")
+    artifacts.markdown(_summary(result), key="refresh-summary", description=f"refresh {params.target}")
+    return result
+
+
+def _message(commit: str | None, dry_run: bool) -> str:
+    if dry_run:
+        return "dry run: nothing was sent"
+    if commit is None:
+        return "upstream changed but the published files are identical: no commit"
+    return f"published commit {commit[:12]}"
+
+
+def _report_markdown(backend_id: str, counts: dict[str, Any]) -> str:
+    # The manifest keeps RefreshReport.to_dict(); rebuild the report to render it the same way.
+    from collections import Counter
+
+    from hubpress.refresh.rows import RefreshReport
+
+    report = RefreshReport(backend_id, seen=counts["seen"], kept=counts["kept"])
+    report.dropped = Counter(counts["dropped"])
+    report.filter_failures = Counter(counts["filter_failures"])
+    report.examples = {k: list(v) for k, v in counts["examples"].items()}
+    return report.to_markdown()
+
+
+def _summary(result: dict[str, Any]) -> str:
+    if result.get("nothing_changed"):
+        head = "Nothing changed upstream: no download, no build, no commit."
+    elif result["dry_run"]:
+        head = "Dry run: nothing was sent."
+    elif result["commit"] is None:
+        head = "The published files are unchanged: no commit."
+    else:
+        head = f"Committed `{result['commit'][:12]}`: {len(result['uploaded_files'])} file(s), {result['uploaded_bytes']:,} bytes."
+    lines = [f"# {result['target']}", "", head, "", "| upstream backend | revision sha |", "|---|---|"]
+    lines += [f"| {k} | `{v}` |" for k, v in (result.get("upstream") or {}).items()]
+    lines += [
+        "",
+        f"Rows kept: {result['samples'].get('train', 0)}; left out: {result['skipped'].get('train', 0)}.",
+    ]
+    cache = {k: v for k, v in (result.get("metadata_cache_reused") or {}).items() if v is not None}
+    if cache:
+        lines.append(
+            "Metadata cache: " + ", ".join(f"{k} {'reused' if v else 'built'}" for k, v in cache.items())
+        )
+    return "\n".join(lines)

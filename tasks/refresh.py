@@ -1,0 +1,52 @@
+"""Prefect tasks for the refresh flow: thin wrappers over hubpress.refresh.publish.
+
+Resolving upstream revisions and reading the target's manifest retry on transient failures only
+(a dataset that does not exist or a refused token fails at once, with its one-line message).
+Building is one task: rows arrive as a stream (bounded memory), so there is nothing to map over.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import task
+
+from hubpress.publish import MANIFEST
+from hubpress.refresh.config import RefreshConfig
+from hubpress.refresh.params import RefreshParams
+from hubpress.refresh.publish import StagedRefresh, build_refresh, reuse_refresh_stage, upstream_revisions
+from hubpress.staging import Staging
+from tasks.publish import _NO_CACHE, _TRANSIENT_RETRIES
+
+
+@task(name="resolve-upstream", **_NO_CACHE, **_TRANSIENT_RETRIES)
+def resolve_upstream_task(config: RefreshConfig, token: str | None) -> dict[str, str]:
+    """Backend id -> exact upstream revision sha (one Hub API call per backend, no data)."""
+    return upstream_revisions(config, token)
+
+
+@task(name="read-target-manifest", **_NO_CACHE, **_TRANSIENT_RETRIES)
+def read_manifest_task(target: Any, revision: str) -> str | None:
+    """The manifest.json the target holds now (None for a new repo, branch or directory)."""
+    return target.read_text(MANIFEST, revision)
+
+
+@task(name="reuse-refresh-stage", **_NO_CACHE)
+def reuse_refresh_stage_task(staging: Staging, stage_fp: str) -> StagedRefresh | None:
+    return reuse_refresh_stage(staging, stage_fp)
+
+
+@task(name="build-refresh", **_NO_CACHE, **_TRANSIENT_RETRIES)
+def build_refresh_task(
+    config: RefreshConfig,
+    params: RefreshParams,
+    revisions: dict[str, str],
+    config_fp: str,
+    stage_fp: str,
+    staging: Staging,
+    token: str | None,
+    flow_run_id: str | None,
+) -> StagedRefresh:
+    """Read rows (streaming when configured), write parquet shards, stage them with the manifest,
+    the index, the dataloader entry and the card's facts."""
+    return build_refresh(config, params, revisions, config_fp, stage_fp, staging, token, flow_run_id)
