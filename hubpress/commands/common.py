@@ -20,18 +20,22 @@ def run_flow(run: Callable[[], Any], as_json: bool) -> Any:
     if as_json:
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
         logging.getLogger("prefect").setLevel(logging.WARNING)
-    where = os.environ.get("PREFECT_API_URL")
+    from hubpress.prefect_server import api_url_for_commands, prefect_api
+
+    # PREFECT_API_URL when set, else the server `hubpress server start` left running.
+    where = api_url_for_commands()
     if not as_json:
         typer.secho(
-            f"Prefect: runs are recorded at {where}"
+            f"Prefect: runs are recorded at {where.removesuffix('/api')}"
             if where
             else "Prefect: no server configured; using a temporary one "
-            "(start one with `hubpress server` to see runs in the UI and skip this start-up cost)",
+            "(start one with `hubpress server start` to see runs in the UI and skip this start-up cost)",
             err=True,
             fg=typer.colors.BRIGHT_BLACK,
         )
     try:
-        return run()
+        with prefect_api(where):
+            return run()
     except ValidationError as exc:
         raise ConfigError(_validation_message(exc)) from None
 

@@ -1,0 +1,138 @@
+"""Every hubpress deployment, served from one process (`hubpress serve` or `python -m deployments.serve`).
+
+- publish-dataset/manual and publish-lora/manual: started by hand from the Prefect UI (the form is
+  the flow's pydantic parameter model; the server refuses values the schema rejects).
+- release-training-run/on-training-finished: started by a `training.job.finished` event whose
+  payload carries output_uri, repo_id and optionally tag, base_model, select.
+- refresh-dataset/nightly: a cron example (03:00 UTC), created INACTIVE; activate it in the UI
+  after filling in its parameters. Only when the refresh flow (flows/refresh_dataset.py) exists.
+
+prefect.yaml describes the same deployments for `prefect deploy` onto a work pool.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from typing import Any
+
+TRAINING_FINISHED_EVENT = "training.job.finished"
+TAGS = ["hubpress"]
+REFRESH_CRON = "0 3 * * *"
+
+PUBLISH_DATASET = "publish-dataset/manual"
+PUBLISH_LORA = "publish-lora/manual"
+RELEASE_TRAINING_RUN = "release-training-run/on-training-finished"
+REFRESH_DATASET = "refresh-dataset/nightly"
+
+log = logging.getLogger("hubpress")
+
+
+def release_trigger_parameters() -> dict[str, Any]:
+    """How an event's payload becomes release-training-run's `params`.
+
+    Prefect renders a template that is one `{{ expression }}` through `| tojson`, so it keeps its
+    JSON type: a missing optional field becomes null (the flow's default applies), not the text
+    "None". The parentheses keep `or` from binding after that filter."""
+    return {
+        "params": {
+            "output_uri": "{{ event.payload.output_uri }}",
+            "repo_id": "{{ event.payload.repo_id }}",
+            "tag": "{{ (event.payload.get('tag') or None) }}",
+            "base_model": "{{ (event.payload.get('base_model') or None) }}",
+            "select": "{{ (event.payload.get('select') or 'latest') }}",
+        }
+    }
+
+
+def release_trigger():
+    from prefect.events import DeploymentEventTrigger
+
+    return DeploymentEventTrigger(
+        name="Release when training finishes",
+        description=f"Runs release-training-run for every `{TRAINING_FINISHED_EVENT}` event.",
+        expect={TRAINING_FINISHED_EVENT},
+        match={"prefect.resource.id": "*"},
+        parameters=release_trigger_parameters(),
+    )
+
+
+def _deployment_name(full: str) -> str:
+    return full.split("/", 1)[1]
+
+
+def build_deployments() -> list:
+    """RunnerDeployments for every flow that exists in this installation."""
+    from flows.publish_dataset import publish_dataset
+    from flows.publish_lora import publish_lora
+    from flows.release_training_run import release_training_run
+
+    common: dict[str, Any] = {"tags": TAGS, "enforce_parameter_schema": True}
+    deployments = [
+        publish_dataset.to_deployment(
+            name=_deployment_name(PUBLISH_DATASET),
+            description="Publish an image-editing dataset to the Hub or a local directory. Start it from the UI.",
+            **common,
+        ),
+        publish_lora.to_deployment(
+            name=_deployment_name(PUBLISH_LORA),
+            description="Publish LoRA safetensors weights to a Hub model repo. Start it from the UI.",
+            **common,
+        ),
+        release_training_run.to_deployment(
+            name=_deployment_name(RELEASE_TRAINING_RUN),
+            description=f"Release a finished training run; started by `{TRAINING_FINISHED_EVENT}` events.",
+            triggers=[release_trigger()],
+            **common,
+        ),
+    ]
+    refresh = _refresh_flow()
+    if refresh is not None:
+        from prefect.schedules import Cron
+
+        deployments.append(
+            refresh.to_deployment(
+                name=_deployment_name(REFRESH_DATASET),
+                description="Refresh a published dataset from its upstream sources. An example schedule "
+                "(03:00 UTC), inactive: fill in the parameters, then activate it in the UI.",
+                schedules=[Cron(REFRESH_CRON, timezone="UTC", active=False)],
+                **common,
+            )
+        )
+    return deployments
+
+
+def _refresh_flow():
+    try:
+        module = importlib.import_module("flows.refresh_dataset")
+    except ModuleNotFoundError as exc:
+        if exc.name != "flows.refresh_dataset":
+            raise
+        log.warning("refresh-dataset is not served: flows/refresh_dataset.py is not installed.")
+        return None
+    return module.refresh_dataset
+
+
+def ui_address() -> str | None:
+    from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL
+
+    return PREFECT_UI_URL.value() or (PREFECT_API_URL.value() or "").removesuffix("/api") or None
+
+
+def serve_all(limit: int | None = None, pause_on_shutdown: bool = False) -> None:
+    """Serve every deployment until interrupted.
+
+    pause_on_shutdown defaults to False (Prefect's default is True): a `training.job.finished`
+    event that arrives while this process is down then still creates a run, which starts when
+    serving resumes, instead of being dropped by a paused deployment."""
+    from prefect import serve
+
+    deployments = build_deployments()
+    address = ui_address()
+    if address:
+        print(f"hubpress: serving {len(deployments)} deployment(s); Prefect UI: {address}", flush=True)
+    serve(*deployments, limit=limit, pause_on_shutdown=pause_on_shutdown)
+
+
+if __name__ == "__main__":
+    serve_all()

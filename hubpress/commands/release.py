@@ -1,0 +1,135 @@
+"""`hubpress release OUTPUT_URI --repo ORG/NAME` and `hubpress training-finished OUTPUT_URI --repo ORG/NAME`.
+
+`release` runs the release flow here and now. `training-finished` is what a trainer calls when it
+is done: it only announces a `training.job.finished` event to the Prefect server, where the
+release-training-run deployment (served by `hubpress serve` or a worker) picks it up. It never
+blocks or fails the trainer: it gives up after a few seconds and always exits 0.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import typer
+
+from hubpress.commands.common import emit_result, run_flow
+
+TRAINING_FINISHED_EVENT = "training.job.finished"
+EMIT_TIMEOUT_S = 5.0
+
+
+def training_finished_event(
+    output_uri: str, repo_id: str, tag: str | None, base_model: str | None, select: str | None
+) -> dict[str, Any]:
+    """The event as Prefect's POST /api/events takes it (one element of the JSON list)."""
+    payload = {"output_uri": output_uri, "repo_id": repo_id, "select": select or "latest"}
+    if tag:
+        payload["tag"] = tag
+    if base_model:
+        payload["base_model"] = base_model
+    return {
+        "id": str(uuid.uuid4()),
+        "occurred": datetime.now(UTC).isoformat(),
+        "event": TRAINING_FINISHED_EVENT,
+        "resource": {
+            "prefect.resource.id": f"hubpress.training-run.{output_uri}",
+            "prefect.resource.name": output_uri,
+        },
+        "related": [],
+        "payload": payload,
+    }
+
+
+def post_event(api_url: str, event: dict[str, Any], timeout: float = EMIT_TIMEOUT_S) -> None:
+    """POST one event to a Prefect server. Raises httpx errors; the caller decides what they mean."""
+    import httpx
+
+    headers = {}
+    if os.environ.get("PREFECT_API_KEY"):
+        headers["Authorization"] = f"Bearer {os.environ['PREFECT_API_KEY']}"
+    response = httpx.post(f"{api_url.rstrip('/')}/events", json=[event], headers=headers, timeout=timeout)
+    response.raise_for_status()
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("release")
+    def release_command(
+        output_uri: str = typer.Argument(
+            ..., help="Training output: a local directory or s3://bucket/prefix."
+        ),
+        repo: str = typer.Option(..., "--repo", help="Hub model repo id (org/name) or a local directory."),
+        select: str = typer.Option("latest", help="latest, step:N, or best:METRIC[:min|max]."),
+        tag: str = typer.Option(None, help="Tag for the release (default: step-<N>)."),
+        base_model: str = typer.Option(None, "--base-model", help="Base model named in the card."),
+        public: bool = typer.Option(False, "--public", help="Create the repo public (default: private)."),
+        as_json: bool = typer.Option(False, "--json", help="Print one JSON object, no progress output."),
+    ) -> None:
+        """Release a checkpoint of a finished training run: weights, config, samples, card and
+        release.json in one commit, tagged. Running it again on the same output changes nothing."""
+        from hubpress.params import ReleaseTrainingRunParams
+
+        params = ReleaseTrainingRunParams(
+            output_uri=output_uri, repo_id=repo, select=select, tag=tag, base_model=base_model, public=public
+        )
+
+        def run():
+            from flows.release_training_run import release_training_run
+
+            return release_training_run(params)
+
+        result = run_flow(run, as_json)
+        emit_result(result, as_json)
+        if not as_json:
+            typer.echo(f"  release: {result['checkpoint']} (step {result['step']}) tagged {result['tag']}")
+
+    @app.command("training-finished")
+    def training_finished_command(
+        output_uri: str = typer.Argument(
+            ..., help="Training output: a local directory or s3://bucket/prefix."
+        ),
+        repo: str = typer.Option(..., "--repo", help="Hub model repo id (org/name) to release to."),
+        tag: str = typer.Option(None, help="Tag for the release (default: step-<N>)."),
+        base_model: str = typer.Option(None, "--base-model", help="Base model named in the card."),
+        select: str = typer.Option(None, help="latest (default), step:N, or best:METRIC[:min|max]."),
+        timeout: float = typer.Option(EMIT_TIMEOUT_S, help="Seconds to wait for the Prefect server."),
+    ) -> None:
+        """Tell Prefect a training run finished (event `training.job.finished`), so the
+        release-training-run deployment releases it. Never fails the trainer: always exits 0."""
+        try:
+            _announce(output_uri, repo, tag, base_model, select, timeout)
+        except Exception as exc:  # the trainer's job is done; a lost announcement must not undo it
+            typer.secho(
+                f"warning: could not announce {TRAINING_FINISHED_EVENT} ({type(exc).__name__}: {exc}); "
+                f"release it by hand with: hubpress release {output_uri} --repo {repo}",
+                err=True,
+                fg=typer.colors.YELLOW,
+            )
+        raise typer.Exit(0)
+
+
+def _announce(
+    output_uri: str, repo: str, tag: str | None, base_model: str | None, select: str | None, timeout: float
+) -> None:
+    from hubpress.prefect_server import api_url_for_commands
+
+    event = training_finished_event(output_uri, repo, tag, base_model, select)
+    api_url = api_url_for_commands()
+    if api_url is None:
+        typer.secho(
+            f"warning: no Prefect server configured (PREFECT_API_URL, or `hubpress server start`), so "
+            f"nothing listens for {TRAINING_FINISHED_EVENT}; release it by hand with: "
+            f"hubpress release {output_uri} --repo {repo}",
+            err=True,
+            fg=typer.colors.YELLOW,
+        )
+        return
+    post_event(api_url, event, timeout=timeout)
+    typer.secho(
+        f"Announced {TRAINING_FINISHED_EVENT} for {output_uri} -> {repo} to {api_url.removesuffix('/api')}",
+        err=True,
+    )
+    typer.echo(json.dumps({"event": event["event"], "id": event["id"], "payload": event["payload"]}))

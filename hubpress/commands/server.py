@@ -1,0 +1,72 @@
+"""`hubpress server start|stop|status`: a local background Prefect server that later commands reuse."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    server_app = typer.Typer(
+        help="A local background Prefect server (SQLite, under .hubpress/prefect). Later hubpress "
+        "commands use it automatically when PREFECT_API_URL is not set: no start-up cost per "
+        "command, and every run appears in its UI.",
+        no_args_is_help=True,
+    )
+
+    @server_app.command("start")
+    def start(
+        host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+        port: int = typer.Option(None, help="Port (default: 4200 when free, else any free port)."),
+        as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    ) -> None:
+        """Start the server in the background (or report the one already running)."""
+        from hubpress.prefect_server import start_server
+
+        if not as_json:
+            typer.secho("Starting a local Prefect server (takes 5-15 s)...", err=True, fg="bright_black")
+        server, started = start_server(host=host, port=port)
+        _report(server, "started" if started else "already running", as_json)
+
+    @server_app.command("stop")
+    def stop(as_json: bool = typer.Option(False, "--json", help="Print one JSON object.")) -> None:
+        """Stop the server started by `hubpress server start`. Its database is kept."""
+        from hubpress.prefect_server import stop_server
+
+        server = stop_server()
+        if as_json:
+            typer.echo(json.dumps({"status": "stopped" if server else "not running"}))
+        else:
+            typer.echo(
+                "Stopped the local Prefect server." if server else "No local Prefect server is running."
+            )
+
+    @server_app.command("status")
+    def status(as_json: bool = typer.Option(False, "--json", help="Print one JSON object.")) -> None:
+        """Say whether the server runs, and where."""
+        from hubpress.prefect_server import running_server
+
+        server = running_server()
+        if server is None:
+            if as_json:
+                typer.echo(json.dumps({"status": "not running"}))
+            else:
+                typer.echo("No local Prefect server is running (start one with `hubpress server start`).")
+            return
+        _report(server, "running", as_json)
+
+    app.add_typer(server_app, name="server")
+
+
+def _report(server, status: str, as_json: bool) -> None:
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {"status": status, "api_url": server.url, "ui_url": server.ui_url, "pid": server.pid},
+                sort_keys=True,
+            )
+        )
+        return
+    typer.echo(f"Prefect server {status}: UI {server.ui_url}  (API {server.url}, pid {server.pid})")
+    typer.echo(f"  hubpress commands run from this directory now record their runs there; log: {server.log}")

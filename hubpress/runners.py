@@ -1,0 +1,75 @@
+"""Which engine runs a flow's tasks: a bounded thread pool (default) or a Dask cluster.
+
+    from hubpress.runners import TaskRunnerChoice, with_task_runner
+    from flows.publish_dataset import publish_dataset
+
+    flow = with_task_runner(publish_dataset, TaskRunnerChoice(kind="dask", dask_address="tcp://sched:8786"))
+    flow(params)
+
+With Dask, Prefect sends each task (shard building, hashing, validation chunks) to the cluster;
+the flow itself stays in this process and still reports to the Prefect API. Dask pickles tasks by
+reference, so the `hubpress`, `flows` and `tasks` packages must be importable, at the same version,
+on the scheduler and on every worker (`pip install hubpress` there), and the workers must reach the
+source, the staging location and the Hub with their own environment (HUBPRESS_*, AWS_*, HF_*).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Literal, TypeVar
+
+from hubpress.errors import ConfigError
+
+F = TypeVar("F")
+
+TaskRunnerKind = Literal["threads", "dask"]
+
+
+def default_thread_count() -> int:
+    """Enough threads to overlap I/O (S3 reads, uploads) without one per shard."""
+    return min(16, (os.cpu_count() or 1) + 4)
+
+
+@dataclass(frozen=True)
+class TaskRunnerChoice:
+    """What the user asked for: `--task-runner threads|dask [--dask-address tcp://host:8786]`.
+
+    dask without an address starts a temporary local cluster of `dask_workers` processes for the
+    run (useful on one big machine); with an address it uses that existing scheduler."""
+
+    kind: TaskRunnerKind = "threads"
+    dask_address: str | None = None
+    threads: int | None = None
+    dask_workers: int = 2
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("threads", "dask"):
+            raise ConfigError(f"Unknown task runner {self.kind!r}: use 'threads' or 'dask'.")
+        if self.dask_address and self.kind != "dask":
+            raise ConfigError("--dask-address needs --task-runner dask.")
+        if self.threads is not None and self.threads < 1:
+            raise ConfigError(f"The thread count must be at least 1, not {self.threads}.")
+
+
+def make_task_runner(choice: TaskRunnerChoice | None = None):
+    """A Prefect task runner for `choice`: ThreadPoolTaskRunner(bounded) or prefect-dask's DaskTaskRunner."""
+    choice = choice or TaskRunnerChoice()
+    if choice.kind == "threads":
+        from prefect.task_runners import ThreadPoolTaskRunner
+
+        return ThreadPoolTaskRunner(max_workers=choice.threads or default_thread_count())
+    try:
+        from prefect_dask import DaskTaskRunner
+    except ImportError:
+        raise ConfigError("--task-runner dask needs prefect-dask: pip install prefect-dask") from None
+    if choice.dask_address:
+        return DaskTaskRunner(address=choice.dask_address)
+    return DaskTaskRunner(
+        cluster_kwargs={"n_workers": choice.dask_workers, "threads_per_worker": 1, "dashboard_address": None}
+    )
+
+
+def with_task_runner(flow: F, choice: TaskRunnerChoice | None = None) -> F:
+    """The same flow, running its tasks on the chosen runner (Prefect's Flow.with_options)."""
+    return flow.with_options(task_runner=make_task_runner(choice))  # type: ignore[attr-defined]

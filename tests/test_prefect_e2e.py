@@ -1,0 +1,337 @@
+"""End to end on a real Prefect server: `hubpress server start`, `hubpress serve`, then runs started
+the way the UI starts them, by a trainer's event, refused by the parameter schema, and looked at
+in the UI with headless Chromium.
+
+The server and the serve process are subprocesses with their own environment (PREFECT_HOME,
+PREFECT_API_URL), so the session's prefect_harness used by other modules is left alone. The test
+talks to the server over its REST API, as the UI does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+from huggingface_hub import HfApi
+
+from deployments.serve import PUBLISH_DATASET, RELEASE_TRAINING_RUN
+from hubpress.params import PublishDatasetParams
+from hubpress.synth import write_dataset
+from hubpress.synth_lora import write_lora
+from tests.conftest import WRITE_TOKEN, _free_port
+
+CHROMIUM = "/usr/bin/chromium"
+RUN_TIMEOUT_S = 240
+TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+
+
+def _hubpress(
+    args: list[str], env: dict[str, str], cwd: Path, timeout: float = 180
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "hubpress.cli", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture(scope="module")
+def e2e_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("prefect-e2e")
+
+
+@pytest.fixture(scope="module")
+def base_env(e2e_dir) -> dict[str, str]:
+    """The environment a user's shell would have: no PREFECT_API_URL, a token, hubpress dirs in tmp."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API_")}
+    env.update(
+        {
+            "HUBPRESS_PREFECT_DIR": str(e2e_dir / "server"),
+            "PREFECT_HOME": str(e2e_dir / "client-home"),
+            "HF_TOKEN": WRITE_TOKEN,
+            "HF_HUB_DISABLE_XET": "1",
+            "HUBPRESS_STAGING": str(e2e_dir / "staging"),
+            "HUBPRESS_CACHE_DIR": str(e2e_dir / "cache"),
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    return env
+
+
+@pytest.fixture(scope="module")
+def prefect_server(base_env, e2e_dir):
+    """`hubpress server start` on a free port; stopped with `hubpress server stop`."""
+    started = _hubpress(["server", "start", "--port", str(_free_port()), "--json"], base_env, e2e_dir)
+    assert started.returncode == 0, started.stderr
+    info = json.loads(started.stdout)
+    yield info["api_url"]
+    stopped = _hubpress(["server", "stop"], base_env, e2e_dir, timeout=60)
+    assert stopped.returncode == 0, stopped.stderr
+
+
+@pytest.fixture(scope="module")
+def api(prefect_server):
+    with httpx.Client(base_url=prefect_server, timeout=30) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def served(prefect_server, hub_server, base_env, e2e_dir, api):
+    """`hubpress serve` in a subprocess, pointed at the server and the Hub-protocol server."""
+    env = {**base_env, "PREFECT_API_URL": prefect_server, "HF_ENDPOINT": hub_server.url}
+    log_path = e2e_dir / "serve.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "hubpress.cli", "serve"],
+            env=env,
+            cwd=e2e_dir,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deployments = {}
+        deadline = time.monotonic() + 120
+        while len(deployments) < 3:
+            assert proc.poll() is None, f"hubpress serve exited:\n{log_path.read_text()}"
+            assert time.monotonic() < deadline, f"deployments never appeared:\n{log_path.read_text()}"
+            time.sleep(0.5)
+            for full in (PUBLISH_DATASET, RELEASE_TRAINING_RUN, "publish-lora/manual"):
+                response = api.get(f"/deployments/name/{full}")
+                if response.status_code == 200:
+                    deployments[full] = response.json()
+        yield deployments
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _wait_for_run(api: httpx.Client, run_id: str, log: Path | None = None) -> dict:
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    while True:
+        run = api.get(f"/flow_runs/{run_id}").raise_for_status().json()
+        if run["state_type"] in TERMINAL:
+            return run
+        assert time.monotonic() < deadline, f"run {run_id} still {run['state_type']}:\n{_tail(log)}"
+        time.sleep(0.5)
+
+
+def _tail(log: Path | None) -> str:
+    return log.read_text()[-4000:] if log and log.exists() else ""
+
+
+def _ui_form_parameters(**values) -> dict:
+    """What the UI's form posts: every field of the params model, defaults included."""
+    return {"params": PublishDatasetParams(**values).model_dump(mode="json")}
+
+
+@pytest.fixture(scope="module")
+def completed_publish(served, api, hub_server, e2e_dir):
+    """One publish-dataset run created through the REST API the UI uses, waited for."""
+    src = e2e_dir / "dataset"
+    write_dataset(src, samples=6, test_fraction=0.34, image_size=16, seed=7)
+    repo = f"alice/e2e-{uuid.uuid4().hex[:8]}"
+    deployment = served[PUBLISH_DATASET]
+    response = api.post(
+        f"/deployments/{deployment['id']}/create_flow_run",
+        json={
+            "parameters": _ui_form_parameters(source=str(src), target=repo, tag="v1"),
+            "state": {"type": "SCHEDULED", "message": "Run from the Prefect UI"},
+        },
+    )
+    assert response.status_code == 201, response.text
+    run = _wait_for_run(api, response.json()["id"], e2e_dir / "serve.log")
+    return run, repo
+
+
+def test_publish_started_from_the_ui_completes_with_plan_and_link_artifacts(
+    completed_publish, api, hub_server
+):
+    run, repo = completed_publish
+    assert run["state_type"] == "COMPLETED", run["state"]
+    artifacts = api.post(
+        "/artifacts/filter", json={"artifacts": {"flow_run_id": {"any_": [run["id"]]}}}
+    ).json()
+    by_key = {a["key"]: a for a in artifacts if a["key"]}
+    plan = by_key["publish-plan"]
+    assert plan["type"] == "table"
+    rows = json.loads(plan["data"]) if isinstance(plan["data"], str) else plan["data"]
+    planned = {row["path"] for row in rows} if isinstance(rows, list) else set(rows["path"])
+    assert "README.md" in planned and any(p.endswith(".parquet") for p in planned)
+
+    head = HfApi(token=WRITE_TOKEN).repo_info(repo, repo_type="dataset").sha
+    link = by_key["published-commit"]
+    # Prefect stores a link artifact as markdown: [text](url).
+    assert head in link["data"] and f"/commit/{head}" in link["data"]
+    refs = HfApi(token=WRITE_TOKEN).list_repo_refs(repo, repo_type="dataset")
+    assert [(t.name, t.target_commit) for t in refs.tags] == [("v1", head)]
+    assert by_key["publish-summary"]["type"] == "markdown"
+
+
+def test_training_finished_event_releases_a_tagged_commit(served, api, prefect_server, base_env, e2e_dir):
+    output = e2e_dir / "training-output"
+    for step in (100, 200):
+        write_lora(output / f"checkpoint-{step}" / "pytorch_lora_weights.safetensors", seed=step)
+    (output / "config.yaml").write_text("learning_rate: 0.0001\n")
+    repo = f"alice/e2e-lora-{uuid.uuid4().hex[:8]}"
+
+    # The trainer's hook, as a trainer would call it.
+    env = {**base_env, "PREFECT_API_URL": prefect_server}
+    emitted = _hubpress(
+        [
+            "training-finished",
+            str(output),
+            "--repo",
+            repo,
+            "--tag",
+            "rel-1",
+            "--base-model",
+            "Qwen/Qwen-Image-Edit",
+        ],
+        env,
+        e2e_dir,
+        timeout=60,
+    )
+    assert emitted.returncode == 0 and "warning" not in emitted.stderr, emitted.stderr
+
+    deployment = served[RELEASE_TRAINING_RUN]
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    while True:
+        runs = api.post(
+            "/flow_runs/filter", json={"deployments": {"id": {"any_": [deployment["id"]]}}}
+        ).json()
+        if runs:
+            break
+        assert time.monotonic() < deadline, "the event created no release-training-run run"
+        time.sleep(0.5)
+    assert len(runs) == 1
+    params = runs[0]["parameters"]["params"]
+    assert params["output_uri"] == str(output) and params["repo_id"] == repo
+    assert params["tag"] == "rel-1" and params["select"] == "latest"
+    assert params["base_model"] == "Qwen/Qwen-Image-Edit"
+
+    run = _wait_for_run(api, runs[0]["id"], e2e_dir / "serve.log")
+    assert run["state_type"] == "COMPLETED", run["state"]
+    hf = HfApi(token=WRITE_TOKEN)
+    head = hf.repo_info(repo).sha
+    assert [(t.name, t.target_commit) for t in hf.list_repo_refs(repo).tags] == [("rel-1", head)]
+    release = json.loads(Path(hf.hf_hub_download(repo, "release.json", revision=head)).read_text())
+    assert release["checkpoint"] == "checkpoint-200"
+
+
+def test_bad_parameter_values_are_refused_by_the_server(served, api):
+    deployment = served[PUBLISH_DATASET]
+    good = _ui_form_parameters(source="/data/x", target="alice/x")
+    for field, value in (("layout", "zip"), ("max_pixels", -1)):
+        bad = {"params": {**good["params"], field: value}}
+        response = api.post(f"/deployments/{deployment['id']}/create_flow_run", json={"parameters": bad})
+        assert response.status_code == 409, response.text
+        detail = response.json()["detail"]
+        assert "Validation failed" in detail and field in detail, detail
+    missing = {"params": {k: v for k, v in good["params"].items() if k != "source"}}
+    response = api.post(f"/deployments/{deployment['id']}/create_flow_run", json={"parameters": missing})
+    assert response.status_code == 409 and "source" in response.json()["detail"]
+
+
+def test_cli_commands_record_their_runs_on_the_local_server(
+    prefect_server, api, base_env, e2e_dir, hub_server
+):
+    """No PREFECT_API_URL: the command finds the server `hubpress server start` recorded."""
+    src = e2e_dir / "cli-dataset"
+    write_dataset(src, samples=3, test_fraction=0.0, image_size=16, seed=8)
+    out = e2e_dir / "cli-out"
+    result = _hubpress(["publish-dataset", str(src), f"./{out.name}"], base_env, e2e_dir)
+    assert result.returncode == 0, result.stderr
+    assert f"runs are recorded at {prefect_server.removesuffix('/api')}" in result.stderr
+    runs = api.post(
+        "/flow_runs/filter",
+        json={
+            "flows": {"name": {"any_": ["publish-dataset"]}},
+            "flow_runs": {"deployment_id": {"is_null_": True}},
+        },
+    ).json()
+    assert any(r["state_type"] == "COMPLETED" for r in runs)
+    assert (out / "README.md").exists()
+
+
+def test_prefect_ui_shows_the_completed_run(completed_publish, prefect_server, e2e_dir):
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is absent: install Debian's chromium (apt-get install -y chromium)")
+    run, _ = completed_publish
+    url = f"{prefect_server.removesuffix('/api')}/runs/flow-run/{run['id']}"
+    flags = [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        "--window-size=1400,1000",
+        # The UI is a single-page app: give its scripts time to fetch the run before the dump.
+        "--virtual-time-budget=20000",
+    ]
+    text = ""
+    for attempt in range(3):  # a busy machine may not finish the page's first fetches in time
+        dom = subprocess.run(
+            [*flags, f"--user-data-dir={e2e_dir / f'chromium-dom-{attempt}'}", "--dump-dom", url],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        ).stdout
+        text = _visible_text(dom)
+        if run["name"] in text and "Completed" in text:
+            break
+    assert run["name"] in text, text[:2000]
+    assert "Completed" in text, text[:2000]
+    shot = e2e_dir / "flow-run.png"
+    subprocess.run(
+        [*flags, f"--user-data-dir={e2e_dir / 'chromium-shot'}", f"--screenshot={shot}", url],
+        capture_output=True,
+        timeout=120,
+    )
+    assert shot.exists() and shot.stat().st_size > 10_000
+    keep = os.environ.get("HUBPRESS_E2E_SCREENSHOT")
+    if keep:
+        shutil.copy(shot, keep)
+
+
+def _visible_text(html: str) -> str:
+    import re
+
+    html = re.sub(r"<(svg|script|style)\b.*?</\1>", " ", html, flags=re.S)
+    return " ".join(re.sub(r"<[^>]+>", " ", html).split())
+
+
+def test_training_finished_never_fails_the_trainer(base_env, e2e_dir):
+    unreachable = {**base_env, "PREFECT_API_URL": f"http://127.0.0.1:{_free_port()}/api"}
+    result = _hubpress(
+        ["training-finished", "/out/run", "--repo", "alice/x", "--timeout", "2"],
+        unreachable,
+        e2e_dir,
+        timeout=60,
+    )
+    assert result.returncode == 0 and "warning: could not announce" in result.stderr
+    assert "hubpress release /out/run --repo alice/x" in result.stderr
+
+    no_server = {**base_env, "HUBPRESS_PREFECT_DIR": str(e2e_dir / "no-server-here")}
+    result = _hubpress(["training-finished", "/out/run", "--repo", "alice/x"], no_server, e2e_dir, timeout=60)
+    assert result.returncode == 0 and "no Prefect server configured" in result.stderr
