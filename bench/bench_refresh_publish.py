@@ -1,0 +1,148 @@
+"""Refresh end to end without Prefect: what a scheduled run costs when upstream changed, and when not.
+
+Starts the project's Hub-protocol server, pushes an upstream dataset (a caption column and a
+quality dict), then times with the plain functions the flow wraps:
+  first refresh    resolve sha -> read rows -> write shards -> stage -> publish to a local dir
+  unchanged check  resolve sha + read the target's manifest.json (what a no-op night costs)
+  rebuild          same upstream, another seed: the metadata cache is reused
+Prints a table. Usage: .venv/bin/python bench/bench_refresh_publish.py [--rows 5000] [--size 64]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import random
+import resource
+import socket
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+TOKEN = "hf_benchwrite_0123456789"
+
+
+def _port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=5000)
+    parser.add_argument("--size", type=int, default=64)
+    args = parser.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="bench-refresh-publish-"))
+    port = _port()
+    os.environ.update(
+        {
+            "HF_ENDPOINT": f"http://127.0.0.1:{port}",
+            "HF_HUB_DISABLE_XET": "1",
+            "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+            "HF_HOME": str(tmp / "hf-home"),
+            "HF_DATASETS_CACHE": str(tmp / "hf-datasets"),
+            "HUBPRESS_CACHE_DIR": str(tmp / "cache"),
+            "HUBPRESS_STAGING": str(tmp / "staging"),
+            "HF_TOKEN": TOKEN,
+        }
+    )
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from datasets import Dataset, Features, Image, Value
+    from PIL import Image as PILImage
+
+    from hubpress.publish import open_target, publish_files
+    from hubpress.refresh.params import RefreshParams
+    from hubpress.refresh.publish import (
+        MANIFEST,
+        build_refresh,
+        config_fingerprint,
+        load_config,
+        render_refresh_card,
+        stage_fingerprint,
+        unchanged_manifest,
+        upstream_revisions,
+    )
+    from hubpress.settings import get_settings
+    from hubpress.staging import Staging
+    from tests.hubserver import HubServer
+
+    server = HubServer(data_dir=tmp / "hub", port=port, tokens={TOKEN: ("bench", "write")})
+    server.start()
+    try:
+        rng = random.Random(0)
+        jpegs = []
+        for k in range(32):
+            buf = io.BytesIO()
+            PILImage.effect_noise((args.size, args.size), 40 + k).convert("RGB").save(buf, format="JPEG")
+            jpegs.append(buf.getvalue())
+        features = Features(
+            {
+                "image": Image(),
+                "caption": Value("string"),
+                "quality_assessment": {"aesthetic": Value("float64")},
+            }
+        )
+        rows = {
+            "image": [{"bytes": jpegs[i % 32], "path": None} for i in range(args.rows)],
+            "caption": [f"row {i}" if i % 50 else None for i in range(args.rows)],
+            "quality_assessment": [{"aesthetic": rng.uniform(0, 10)} for _ in range(args.rows)],
+        }
+        Dataset.from_dict(rows, features=features).push_to_hub("bench/upstream", token=TOKEN)
+        config = {
+            "id": "up",
+            "type": "huggingface",
+            "dataset_name": "bench/upstream",
+            "caption_column": "caption",
+            "filter_func": {"quality_thresholds": {"aesthetic": 5.0}},
+            "cache_dir": str(tmp / "meta"),
+        }
+        settings = get_settings()
+        staging = Staging(settings.staging, settings)
+
+        def refresh(seed: int) -> tuple[float, dict]:
+            params = RefreshParams(config=config, target=str(tmp / "out"), seed=seed)
+            start = time.perf_counter()
+            cfg = load_config(params)
+            target = open_target(params.target, "dataset", settings)
+            revisions = upstream_revisions(cfg, TOKEN)
+            fp = config_fingerprint(cfg, params)
+            stage = stage_fingerprint(revisions, fp, seed)
+            staged = build_refresh(cfg, params, revisions, fp, stage, staging, TOKEN)
+            publish_files(
+                target,
+                staged.files,
+                target_name=params.target,
+                message="bench",
+                card=lambda existing: render_refresh_card(existing, staged.card),
+            )
+            return time.perf_counter() - start, staged.cache_reused
+
+        first, cache1 = refresh(0)
+        params = RefreshParams(config=config, target=str(tmp / "out"), seed=0)
+        start = time.perf_counter()
+        cfg = load_config(params)
+        target = open_target(params.target, "dataset", settings)
+        unchanged = unchanged_manifest(
+            target.read_text(MANIFEST, "main"),
+            upstream_revisions(cfg, TOKEN),
+            config_fingerprint(cfg, params),
+        )
+        check = time.perf_counter() - start
+        rebuild, cache2 = refresh(1)
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(f"rows={args.rows} image={args.size}px (JPEG)  peak RSS {rss:.0f} MB")
+        print(f"{'step':<34}{'seconds':>10}")
+        print(f"{'first refresh (cache ' + ('reused' if cache1['up'] else 'built') + ')':<34}{first:>10.2f}")
+        print(f"{'unchanged check (no-op night)':<34}{check:>10.3f}   unchanged={unchanged is not None}")
+        print(
+            f"{'rebuild, seed 1 (cache ' + ('reused' if cache2['up'] else 'built') + ')':<34}{rebuild:>10.2f}"
+        )
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()
