@@ -348,9 +348,22 @@ class HubRepo:
         return f"{self.endpoint}/{prefix}{self.repo_id}/commit/{commit}"
 
     def download(self, filename: str, revision: str | None, cache_dir: str | None = None) -> str:
-        return self._retry(
-            f"download {filename} from",
-            lambda: self.api.hf_hub_download(
-                self.repo_id, filename, repo_type=self.repo_type, revision=revision, cache_dir=cache_dir
-            ),
-        )
+        from huggingface_hub.errors import EntryNotFoundError, RevisionNotFoundError
+
+        # A missing revision or file is the caller's mistake, not a crash: say which, and where.
+        try:
+            return self._retry(
+                f"download {filename} from",
+                lambda: self.api.hf_hub_download(
+                    self.repo_id, filename, repo_type=self.repo_type, revision=revision, cache_dir=cache_dir
+                ),
+            )
+        except RevisionNotFoundError:
+            raise RepoNotFound(
+                f"{self.description} has no revision {revision!r}. Check the branch, tag or commit name."
+            ) from None
+        except EntryNotFoundError:
+            raise RepoNotFound(
+                f"{self.description} has no file {filename!r} at {revision or 'main'}. "
+                "Check the file name (--filename)."
+            ) from None
