@@ -15,6 +15,7 @@ source, the staging location and the Hub with their own environment (HUBPRESS_*,
 
 from __future__ import annotations
 
+import copyreg
 import os
 from dataclasses import dataclass
 from typing import Literal, TypeVar
@@ -63,11 +64,34 @@ def make_task_runner(choice: TaskRunnerChoice | None = None):
         from prefect_dask import DaskTaskRunner
     except ImportError:
         raise ConfigError("--task-runner dask needs prefect-dask: pip install prefect-dask") from None
+    make_annotations_picklable()
     if choice.dask_address:
         return DaskTaskRunner(address=choice.dask_address)
     return DaskTaskRunner(
         cluster_kwargs={"n_workers": choice.dask_workers, "threads_per_worker": 1, "dashboard_address": None}
     )
+
+
+def _reduce_annotation(annotation):
+    return type(annotation), (annotation.unwrap(),)
+
+
+def make_annotations_picklable() -> None:
+    """Let Prefect's quote/unmapped/allow_failure survive pickling, as Dask pickles task arguments.
+
+    They are tuple subclasses whose __new__ wraps its argument, so the default tuple pickling
+    rebuilds quote(x) as quote((x,)) and the task receives a tuple (Prefect 3.8; reported as
+    prefect-dask issue #43). Registering a reducer in the process that pickles (the flow's) is
+    enough: unpickling then calls quote(x)."""
+    from prefect.utilities.annotations import BaseAnnotation
+
+    def subclasses(cls):
+        for sub in cls.__subclasses__():
+            yield sub
+            yield from subclasses(sub)
+
+    for cls in subclasses(BaseAnnotation):
+        copyreg.pickle(cls, _reduce_annotation)
 
 
 def with_task_runner(flow: F, choice: TaskRunnerChoice | None = None) -> F:
