@@ -1,0 +1,70 @@
+"""prefect.yaml (for `prefect deploy` onto a work pool) and deployments/serve.py (for `hubpress
+serve`) describe the same deployments: names, entrypoints, schema enforcement and the trigger."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+import yaml
+
+from deployments.serve import (
+    PUBLISH_DATASET,
+    PUBLISH_LORA,
+    REFRESH_CRON,
+    REFRESH_DATASET,
+    RELEASE_TRAINING_RUN,
+    TRAINING_FINISHED_EVENT,
+    build_deployments,
+    release_trigger_parameters,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _yaml_deployments() -> dict[str, dict]:
+    config = yaml.safe_load((ROOT / "prefect.yaml").read_text())
+    found = {}
+    for entry in config["deployments"]:
+        module_path, func = entry["entrypoint"].split(":")
+        module = module_path.removesuffix(".py").replace("/", ".")
+        found[(module, func, entry["name"])] = entry
+    return found
+
+
+def _flow_name(module: str, func: str) -> str | None:
+    try:
+        return getattr(importlib.import_module(module), func).name
+    except ModuleNotFoundError:
+        return None
+
+
+def test_prefect_yaml_names_the_served_deployments():
+    by_full_name = {}
+    for (module, func, name), entry in _yaml_deployments().items():
+        flow_name = _flow_name(module, func) or func.replace("_", "-")
+        by_full_name[f"{flow_name}/{name}"] = entry
+    assert set(by_full_name) == {PUBLISH_DATASET, PUBLISH_LORA, RELEASE_TRAINING_RUN, REFRESH_DATASET}
+    assert all(entry["enforce_parameter_schema"] for entry in by_full_name.values())
+
+    (trigger,) = by_full_name[RELEASE_TRAINING_RUN]["triggers"]
+    assert trigger["expect"] == [TRAINING_FINISHED_EVENT]
+    assert trigger["parameters"] == release_trigger_parameters()
+
+    (schedule,) = by_full_name[REFRESH_DATASET]["schedules"]
+    assert schedule["cron"] == REFRESH_CRON and schedule["active"] is False
+
+
+def test_served_deployments_enforce_the_schema_and_carry_the_trigger():
+    deployments = {f"{d.flow_name}/{d.name}": d for d in build_deployments()}
+    assert {PUBLISH_DATASET, PUBLISH_LORA, RELEASE_TRAINING_RUN} <= set(deployments)
+    assert all(d.enforce_parameter_schema for d in deployments.values())
+    (trigger,) = deployments[RELEASE_TRAINING_RUN].triggers
+    assert trigger.expect == {TRAINING_FINISHED_EVENT}
+    assert trigger.parameters == release_trigger_parameters()
+    # The UI form is the params model: required fields and enums come from pydantic.
+    schema = deployments[PUBLISH_DATASET]._parameter_openapi_schema.model_dump()
+    assert schema["required"] == ["params"]
+    if REFRESH_DATASET in deployments:
+        (schedule,) = deployments[REFRESH_DATASET].schedules
+        assert schedule.active is False
