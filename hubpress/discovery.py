@@ -118,17 +118,40 @@ def discover(
     `root` is the source URI (local path or s3://bucket/prefix) that FileRef URIs are built on;
     `csv_texts` maps a split to the decoded text of its CSV file.
     """
+    listing, unnamed = _split_undecodable_names(listing)
     chosen = detect_layout((lf.relpath for lf in listing), layout)
     with gc_paused():
         if chosen == "folder":
-            return discover_folder(listing, root=root, splits=splits)
-        return discover_csv(
-            listing,
-            root=root,
-            csv_texts=csv_texts or {},
-            allow_missing_target=allow_missing_target,
-            splits=splits,
-        )
+            found = discover_folder(listing, root=root, splits=splits)
+        else:
+            found = discover_csv(
+                listing,
+                root=root,
+                csv_texts=csv_texts or {},
+                allow_missing_target=allow_missing_target,
+                splits=splits,
+            )
+    found.problems.extend(unnamed)
+    return found
+
+
+def _split_undecodable_names(listing: Sequence[ListedFile]) -> tuple[Sequence[ListedFile], list[Problem]]:
+    """Files whose names are not valid UTF-8 (a local listing carries them surrogate-escaped) cannot
+    become sample ids, Arrow strings or Hub paths: each is left out with its own problem, shown
+    with backslash escapes, instead of breaking the whole run later."""
+    problems: list[Problem] = []
+    kept: list[ListedFile] = []
+    for lf in listing:
+        try:
+            lf.relpath.encode("utf-8")
+        except UnicodeEncodeError:
+            shown = lf.relpath.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+            split = shown.split("/", 1)[0]
+            detail = f"the file name {shown!r} is not valid UTF-8; rename it"
+            problems.append(_problem(split, None, "name_not_utf8", detail, shown))
+        else:
+            kept.append(lf)
+    return (listing, problems) if not problems else (kept, problems)
 
 
 @contextmanager

@@ -34,6 +34,7 @@ ERROR_KINDS = frozenset(
         "missing_file",
         "missing_cell",
         "prompt_undecodable",
+        "name_not_utf8",
     }
 )
 WARNING_KINDS = frozenset(
