@@ -1,0 +1,153 @@
+"""Crash trials: kill -9 a publishing process at a random moment, run it again, and check the Hub.
+
+Shared by tests/test_crash_safety.py (a few trials) and bench/reliability.py (20 or more). Each
+trial publishes version 1 of a tiny dataset to a fresh repo, then starts a process publishing
+version 2 (`hubpress.api.upload_editing_dataset`, i.e. the publish-dataset flow) against a Prefect
+API shared by all trials (no ephemeral server per process), kills it with SIGKILL after a random
+delay, records what the process was doing then (building/staging, uploading, committing, done),
+and runs the publish again to completion. It holds when:
+- every commit on the branch is the initial commit, version 1 or version 2 in full (never a mix),
+  and version 2 is committed exactly once;
+- the final data files equal those of a clean publish of version 2 (same git blob ids).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+_PUBLISH = (
+    "import sys; from hubpress.api import upload_editing_dataset; "
+    "upload_editing_dataset(sys.argv[1], sys.argv[2])"
+)
+
+
+@dataclass
+class TrialResult:
+    trial: int
+    delay: float
+    phase: str  # what the killed process was doing: build/stage, upload, commit, finished
+    held: bool
+    problems: list[str] = field(default_factory=list)
+
+
+def data_files(history_entry: dict) -> dict[str, str]:
+    return {p: oid for p, oid in history_entry["files"].items() if p.startswith("data/")}
+
+
+class CrashBed:
+    """Two versions of a dataset, a server to publish to, and the environment of the processes."""
+
+    def __init__(self, hub, prefect_api_url: str, token: str, workdir: Path, samples: int = 6):
+        from hubpress.synth import write_dataset
+
+        self.hub = hub
+        self.workdir = Path(workdir)
+        self.sources = []
+        for version, seed in ((1, 101), (2, 202)):
+            src = self.workdir / f"v{version}"
+            write_dataset(src, samples=samples + version - 1, image_size=24, seed=seed)
+            self.sources.append(src)
+        self.env = {
+            **os.environ,
+            "HF_TOKEN": token,
+            "HF_ENDPOINT": hub.url,
+            "PREFECT_API_URL": prefect_api_url,
+            "PREFECT_LOGGING_LEVEL": "WARNING",
+            "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": "",
+            "PYTHONPATH": str(ROOT),
+        }
+        self.env.pop("PREFECT_FLOWS_HEARTBEAT_FREQUENCY")
+        self.reference: dict[str, str] = {}
+        self.clean_seconds = 0.0
+
+    def run(self, version: int, repo: str, staging: Path, kill_after: float | None = None) -> float | None:
+        """Publish `version` to `repo`; with kill_after, SIGKILL the process then. Returns the run's
+        wall time when it finished by itself, None when it was killed."""
+        env = {**self.env, "HUBPRESS_STAGING": str(staging)}
+        started = time.monotonic()
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _PUBLISH, str(self.sources[version - 1]), repo],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        if kill_after is None:
+            _, err = proc.communicate(timeout=300)
+            if proc.returncode != 0:
+                raise RuntimeError(f"publish of v{version} to {repo} failed:\n{err.decode()[-3000:]}")
+            return time.monotonic() - started
+        try:
+            proc.wait(timeout=kill_after)
+            return time.monotonic() - started  # finished before the kill
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+            return None
+        finally:
+            proc.stderr.close()
+
+    def prepare(self) -> None:
+        """A clean publish of version 2: the reference, and the run's duration for kill delays."""
+        repo = f"alice/crash-ref-{uuid.uuid4().hex[:8]}"
+        self.clean_seconds = self.run(2, repo, self.workdir / "staging-ref") or 0.0
+        self.reference = data_files(self.hub.commit_history("dataset", repo)[0])
+
+    def phase(self) -> str:
+        requests = self.hub.stats.requests
+        if self.hub.stats.commits:
+            return "finished"
+        if requests.get("commit"):
+            return "commit"
+        if requests.get("preupload") or requests.get("lfs_batch") or requests.get("lfs_upload"):
+            return "upload"
+        if requests.get("repo_info") or requests.get("repo_create"):
+            return "plan"
+        return "build/stage"
+
+    def trial(self, number: int, rng: random.Random) -> TrialResult:
+        repo = f"alice/crash-{number}-{uuid.uuid4().hex[:6]}"
+        staging = self.workdir / f"staging-{number}"
+        self.run(1, repo, staging)
+        v1 = data_files(self.hub.commit_history("dataset", repo)[0])
+        delay = rng.uniform(0.2, 1.1) * self.clean_seconds
+        self.hub.reset_stats()
+        finished = self.run(2, repo, staging, kill_after=delay)
+        phase = "finished" if finished is not None else self.phase()
+        self.run(2, repo, staging)  # run again after the crash
+        problems = []
+        history = self.hub.commit_history("dataset", repo)
+        v2_commits = 0
+        for commit in history:
+            files = data_files(commit)
+            if commit["title"] == "initial commit":
+                continue
+            if files == self.reference:
+                v2_commits += 1
+            elif files != v1:
+                problems.append(f"commit {commit['id'][:10]} holds a mix of versions: {sorted(files)}")
+        if v2_commits != 1:
+            problems.append(f"version 2 committed {v2_commits} times")
+        if data_files(history[0]) != self.reference:
+            problems.append("the final state differs from a clean publish of version 2")
+        for required in ("README.md", "manifest.json"):
+            if required not in history[0]["files"]:
+                problems.append(f"{required} missing at the head")
+        return TrialResult(number, round(delay, 2), phase, not problems, problems)
+
+
+def run_trials(hub, prefect_api_url: str, token: str, workdir: Path, trials: int, seed: int = 0):
+    bed = CrashBed(hub, prefect_api_url, token, workdir)
+    bed.prepare()
+    rng = random.Random(seed)
+    return bed, [bed.trial(i, rng) for i in range(trials)]
