@@ -124,11 +124,26 @@ def served(prefect_server, hub_server, base_env, e2e_dir, api):
 def _wait_for_run(api: httpx.Client, run_id: str, log: Path | None = None) -> dict:
     deadline = time.monotonic() + RUN_TIMEOUT_S
     while True:
-        run = api.get(f"/flow_runs/{run_id}").raise_for_status().json()
+        response = api.get(f"/flow_runs/{run_id}")
+        if response.status_code == 503:  # SQLite busy: ask again
+            time.sleep(1)
+            continue
+        run = response.raise_for_status().json()
         if run["state_type"] in TERMINAL:
             return run
         assert time.monotonic() < deadline, f"run {run_id} still {run['state_type']}:\n{_tail(log)}"
         time.sleep(0.5)
+
+
+def _post(api: httpx.Client, url: str, body: dict) -> httpx.Response:
+    """POST as the UI's client does: SQLite under concurrent writers answers 503 now and then, and
+    Prefect's clients retry it."""
+    for _ in range(10):
+        response = api.post(url, json=body)
+        if response.status_code not in (429, 503):
+            return response
+        time.sleep(1)
+    return response
 
 
 def _tail(log: Path | None) -> str:
@@ -147,9 +162,10 @@ def completed_publish(served, api, hub_server, e2e_dir):
     write_dataset(src, samples=6, test_fraction=0.34, image_size=16, seed=7)
     repo = f"alice/e2e-{uuid.uuid4().hex[:8]}"
     deployment = served[PUBLISH_DATASET]
-    response = api.post(
+    response = _post(
+        api,
         f"/deployments/{deployment['id']}/create_flow_run",
-        json={
+        {
             "parameters": _ui_form_parameters(source=str(src), target=repo, tag="v1"),
             "state": {"type": "SCHEDULED", "message": "Run from the Prefect UI"},
         },
@@ -164,9 +180,7 @@ def test_publish_started_from_the_ui_completes_with_plan_and_link_artifacts(
 ):
     run, repo = completed_publish
     assert run["state_type"] == "COMPLETED", run["state"]
-    artifacts = api.post(
-        "/artifacts/filter", json={"artifacts": {"flow_run_id": {"any_": [run["id"]]}}}
-    ).json()
+    artifacts = _post(api, "/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [run["id"]]}}}).json()
     by_key = {a["key"]: a for a in artifacts if a["key"]}
     plan = by_key["publish-plan"]
     assert plan["type"] == "table"
@@ -212,9 +226,7 @@ def test_training_finished_event_releases_a_tagged_commit(served, api, prefect_s
     deployment = served[RELEASE_TRAINING_RUN]
     deadline = time.monotonic() + RUN_TIMEOUT_S
     while True:
-        runs = api.post(
-            "/flow_runs/filter", json={"deployments": {"id": {"any_": [deployment["id"]]}}}
-        ).json()
+        runs = _post(api, "/flow_runs/filter", {"deployments": {"id": {"any_": [deployment["id"]]}}}).json()
         if runs:
             break
         assert time.monotonic() < deadline, "the event created no release-training-run run"
@@ -239,12 +251,12 @@ def test_bad_parameter_values_are_refused_by_the_server(served, api):
     good = _ui_form_parameters(source="/data/x", target="alice/x")
     for field, value in (("layout", "zip"), ("max_pixels", -1)):
         bad = {"params": {**good["params"], field: value}}
-        response = api.post(f"/deployments/{deployment['id']}/create_flow_run", json={"parameters": bad})
+        response = _post(api, f"/deployments/{deployment['id']}/create_flow_run", {"parameters": bad})
         assert response.status_code == 409, response.text
         detail = response.json()["detail"]
         assert "Validation failed" in detail and field in detail, detail
     missing = {"params": {k: v for k, v in good["params"].items() if k != "source"}}
-    response = api.post(f"/deployments/{deployment['id']}/create_flow_run", json={"parameters": missing})
+    response = _post(api, f"/deployments/{deployment['id']}/create_flow_run", {"parameters": missing})
     assert response.status_code == 409 and "source" in response.json()["detail"]
 
 
@@ -258,9 +270,10 @@ def test_cli_commands_record_their_runs_on_the_local_server(
     result = _hubpress(["publish-dataset", str(src), f"./{out.name}"], base_env, e2e_dir)
     assert result.returncode == 0, result.stderr
     assert f"runs are recorded at {prefect_server.removesuffix('/api')}" in result.stderr
-    runs = api.post(
+    runs = _post(
+        api,
         "/flow_runs/filter",
-        json={
+        {
             "flows": {"name": {"any_": ["publish-dataset"]}},
             "flow_runs": {"deployment_id": {"is_null_": True}},
         },
