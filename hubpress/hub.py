@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from typing import TypeVar
 
 from hubpress.errors import HubAccessError, HubpressError, PublishError
+from hubpress.parquet_footer import ParquetFooter, read_footer
 from hubpress.plan import PublishPlan, RemoteFile, StagedFile
 from hubpress.settings import ResolvedToken, Settings
 from hubpress.targets import CommitConflict, CommitResult, RemoteState, RepoType
@@ -326,22 +327,22 @@ class HubRepo:
                 mismatches.append(f"{f.path}: {info.size} bytes on the Hub, {f.size} staged")
         return mismatches
 
-    def parquet_row_counts(self, commit: str, paths: list[str]) -> dict[str, int]:
-        """Rows per parquet file, read from each footer with range requests (no full download)."""
-        import pyarrow.parquet as pq
+    def parquet_footers(self, commit: str, paths: list[str]) -> dict[str, ParquetFooter]:
+        """Rows and schema of each parquet file, from its footer read with range requests (no
+        full download)."""
         from huggingface_hub import HfFileSystem
 
         fs = HfFileSystem(endpoint=self.endpoint, token=self.token.value or False)
         prefix = "datasets/" if self.repo_type == "dataset" else ""
-        counts = {}
+        footers = {}
         for path in paths:
 
-            def read(path=path) -> int:
+            def read(path=path) -> ParquetFooter:
                 with fs.open(f"{prefix}{self.repo_id}@{commit}/{path}", "rb", block_size=256 * 1024) as fh:
-                    return pq.ParquetFile(fh).metadata.num_rows
+                    return read_footer(fh)
 
-            counts[path] = self._retry("read parquet footer of", read)
-        return counts
+            footers[path] = self._retry("read parquet footer of", read)
+        return footers
 
     def commit_url(self, commit: str) -> str:
         prefix = "datasets/" if self.repo_type == "dataset" else ""

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from hubpress.errors import PublishError
 from hubpress.hashcache import HashCache, sha256_file
+from hubpress.parquet_footer import ParquetFooter, read_footer
 from hubpress.plan import PublishPlan, RemoteFile, StagedFile, git_blob_oid
 from hubpress.targets import CommitConflict, CommitResult, RemoteState
 
@@ -191,10 +192,12 @@ class LocalDir:
                 mismatches.append(f"{f.path}: sha256 differs from the staged file")
         return mismatches
 
-    def parquet_row_counts(self, commit: str, paths: list[str]) -> dict[str, int]:
-        import pyarrow.parquet as pq
-
-        return {p: pq.ParquetFile(self.versions / commit / p).metadata.num_rows for p in paths}
+    def parquet_footers(self, commit: str, paths: list[str]) -> dict[str, ParquetFooter]:
+        footers = {}
+        for p in paths:
+            with open(self.versions / commit / p, "rb") as fh:
+                footers[p] = read_footer(fh)
+        return footers
 
     def commit_url(self, commit: str) -> str:
         return (self.versions / commit).as_uri()

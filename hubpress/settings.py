@@ -53,6 +53,10 @@ class Settings(BaseSettings):
     )
     s3_max_attempts: int = Field(default=8, description="botocore retry attempts (adaptive mode).")
     hub_max_concurrency: int = Field(default=4, description="Parallel Hub requests (uploads, hashes).")
+    build_concurrency: int = Field(
+        default_factory=lambda: os.cpu_count() or 1,
+        description="Shards built at once per process; each holds one row group in memory.",
+    )
 
     def endpoint(self) -> str:
         return (self.hub_endpoint or os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")

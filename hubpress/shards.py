@@ -44,7 +44,7 @@ SHARD_FORMAT = 1
 DEFAULT_MAX_SHARD_SIZE = 500 * 1000**2  # datasets' own default, "500MB"
 DEFAULT_ROW_GROUP_ROWS = 100
 # A row group of large images is also cut by bytes, so memory stays bounded whatever the images.
-DEFAULT_ROW_GROUP_BYTES = 64 * 1024**2
+DEFAULT_ROW_GROUP_BYTES = 32 * 1024**2
 # Rough per-row overhead beyond image bytes and strings (offsets, validity, struct paths).
 _ROW_OVERHEAD = 128
 

@@ -47,7 +47,7 @@ from hubpress.refresh.upstream import (
     read_mixed,
     resolve_revision,
 )
-from hubpress.shards import parse_size
+from hubpress.shards import DEFAULT_ROW_GROUP_BYTES, DEFAULT_ROW_GROUP_ROWS, parse_size
 from hubpress.staging import Staging
 from hubpress.targets import is_local_target, local_path
 
@@ -57,8 +57,8 @@ MANIFEST = "manifest.json"
 INDEX_FILE = "simpletuner_index.json"
 DATALOADER_FILE = "simpletuner_dataloader.json"
 CARD_FACTS = "_hubpress/refresh_card.json"  # staged beside the files, never published
-ROW_GROUP_ROWS = 100
-ROW_GROUP_BYTES = 64 * 1024**2
+ROW_GROUP_ROWS = DEFAULT_ROW_GROUP_ROWS  # the same bounds as dataset shards: viewer-sized, memory-bounded
+ROW_GROUP_BYTES = DEFAULT_ROW_GROUP_BYTES
 BASE_TAGS = ("hubpress", "simpletuner", "refresh")
 
 Backend = HuggingfaceBackend | LocalBackend
