@@ -10,13 +10,9 @@ from typing import Any
 
 import typer
 
-from hubpress.errors import ConfigError
-
 
 def run_flow(run: Callable[[], Any], as_json: bool) -> Any:
     """Run a flow. With --json, Prefect's own console logging is silenced so stdout holds one object."""
-    from pydantic import ValidationError
-
     if as_json:
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
         logging.getLogger("prefect").setLevel(logging.WARNING)
@@ -33,19 +29,13 @@ def run_flow(run: Callable[[], Any], as_json: bool) -> Any:
             err=True,
             fg=typer.colors.BRIGHT_BLACK,
         )
-    try:
-        with prefect_api(where):
-            return run()
-    except ValidationError as exc:
-        raise ConfigError(_validation_message(exc)) from None
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
-
-def _validation_message(exc) -> str:
-    parts = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err.get("loc", ()) if p != "params")
-        parts.append(f"{loc}: {err.get('msg')}" if loc else str(err.get("msg")))
-    return "; ".join(parts)
+    # A command waits ~1 s at the end of a run for the heartbeat thread. The person at the terminal
+    # sees a crash for themselves, so command runs skip heartbeats; deployments keep them.
+    # (Refused parameter values are pydantic ValidationErrors: hubpress.cli prints them, exit 2.)
+    with prefect_api(where), temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        return run()
 
 
 def emit_result(result: dict[str, Any], as_json: bool) -> None:

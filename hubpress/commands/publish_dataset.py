@@ -6,6 +6,7 @@ import typer
 
 from hubpress.commands.common import emit_result, run_flow
 from hubpress.commands.preflight import fail_fast_without_token
+from hubpress.errors import ConfigError
 
 
 def register(app: typer.Typer) -> None:
@@ -29,6 +30,11 @@ def register(app: typer.Typer) -> None:
             False, "--allow-missing-target", help="Train samples may lack a target."
         ),
         dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and stop."),
+        task_runner: str = typer.Option("threads", help="threads (default) or dask."),
+        dask_address: str = typer.Option(
+            None,
+            help="An existing Dask scheduler (tcp://host:8786); without it, dask starts a local cluster.",
+        ),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object, no progress output."),
     ) -> None:
         """Publish an image-editing dataset as sharded parquet: plan, one commit, card, manifest."""
@@ -51,9 +57,17 @@ def register(app: typer.Typer) -> None:
 
         fail_fast_without_token(target, dry_run)
 
+        from hubpress.runners import TaskRunnerChoice
+
+        try:
+            choice = TaskRunnerChoice(kind=task_runner, dask_address=dask_address)
+        except ConfigError as exc:  # an unusable argument: exit 2 like the others
+            raise typer.BadParameter(str(exc), param_hint="--task-runner") from None
+
         def run():
             from flows.publish_dataset import publish_dataset
+            from hubpress.runners import with_task_runner
 
-            return publish_dataset(params)
+            return with_task_runner(publish_dataset, choice)(params)
 
         emit_result(run_flow(run, as_json), as_json)
