@@ -5,14 +5,13 @@
 - release-training-run/on-training-finished: started by a `training.job.finished` event whose
   payload carries output_uri, repo_id and optionally tag, base_model, select.
 - refresh-dataset/nightly: a cron example (03:00 UTC), created INACTIVE; activate it in the UI
-  after filling in its parameters. Only when the refresh flow (flows/refresh_dataset.py) exists.
+  after filling in its parameters.
 
 prefect.yaml describes the same deployments for `prefect deploy` onto a work pool.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 from typing import Any
 
@@ -62,9 +61,12 @@ def _deployment_name(full: str) -> str:
 
 
 def build_deployments() -> list:
-    """RunnerDeployments for every flow that exists in this installation."""
+    """RunnerDeployments for every hubpress flow."""
+    from prefect.schedules import Cron
+
     from flows.publish_dataset import publish_dataset
     from flows.publish_lora import publish_lora
+    from flows.refresh_dataset import refresh_dataset
     from flows.release_training_run import release_training_run
 
     common: dict[str, Any] = {"tags": TAGS, "enforce_parameter_schema": True}
@@ -85,32 +87,15 @@ def build_deployments() -> list:
             triggers=[release_trigger()],
             **common,
         ),
+        refresh_dataset.to_deployment(
+            name=_deployment_name(REFRESH_DATASET),
+            description="Refresh a published dataset from its upstream sources. An example schedule "
+            "(03:00 UTC), inactive: fill in the parameters, then activate it in the UI.",
+            schedules=[Cron(REFRESH_CRON, timezone="UTC", active=False)],
+            **common,
+        ),
     ]
-    refresh = _refresh_flow()
-    if refresh is not None:
-        from prefect.schedules import Cron
-
-        deployments.append(
-            refresh.to_deployment(
-                name=_deployment_name(REFRESH_DATASET),
-                description="Refresh a published dataset from its upstream sources. An example schedule "
-                "(03:00 UTC), inactive: fill in the parameters, then activate it in the UI.",
-                schedules=[Cron(REFRESH_CRON, timezone="UTC", active=False)],
-                **common,
-            )
-        )
     return deployments
-
-
-def _refresh_flow():
-    try:
-        module = importlib.import_module("flows.refresh_dataset")
-    except ModuleNotFoundError as exc:
-        if exc.name != "flows.refresh_dataset":
-            raise
-        log.warning("refresh-dataset is not served: flows/refresh_dataset.py is not installed.")
-        return None
-    return module.refresh_dataset
 
 
 def ui_address() -> str | None:
