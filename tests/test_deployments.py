@@ -32,17 +32,14 @@ def _yaml_deployments() -> dict[str, dict]:
     return found
 
 
-def _flow_name(module: str, func: str) -> str | None:
-    try:
-        return getattr(importlib.import_module(module), func).name
-    except ModuleNotFoundError:
-        return None
+def _flow_name(module: str, func: str) -> str:
+    return getattr(importlib.import_module(module), func).name
 
 
 def test_prefect_yaml_names_the_served_deployments():
     by_full_name = {}
     for (module, func, name), entry in _yaml_deployments().items():
-        flow_name = _flow_name(module, func) or func.replace("_", "-")
+        flow_name = _flow_name(module, func)
         by_full_name[f"{flow_name}/{name}"] = entry
     assert set(by_full_name) == {PUBLISH_DATASET, PUBLISH_LORA, RELEASE_TRAINING_RUN, REFRESH_DATASET}
     assert all(entry["enforce_parameter_schema"] for entry in by_full_name.values())
