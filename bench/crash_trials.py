@@ -70,9 +70,12 @@ class CrashBed:
         self.reference: dict[str, str] = {}
         self.clean_seconds = 0.0
 
-    def run(self, version: int, repo: str, staging: Path, kill_after: float | None = None) -> float | None:
-        """Publish `version` to `repo`; with kill_after, SIGKILL the process then. Returns the run's
-        wall time when it finished by itself, None when it was killed."""
+    def run(
+        self, version: int, repo: str, staging: Path, kill_when=None, timeout: float = 120
+    ) -> float | None:
+        """Publish `version` to `repo`. With `kill_when` (a function polled every 10 ms), SIGKILL
+        the process as soon as it returns True. Returns the run's wall time when it finished by
+        itself, None when it was killed."""
         env = {**self.env, "HUBPRESS_STAGING": str(staging)}
         started = time.monotonic()
         proc = subprocess.Popen(
@@ -82,19 +85,25 @@ class CrashBed:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
-        if kill_after is None:
+        if kill_when is None:
             _, err = proc.communicate(timeout=300)
             if proc.returncode != 0:
                 raise RuntimeError(f"publish of v{version} to {repo} failed:\n{err.decode()[-3000:]}")
             return time.monotonic() - started
         try:
-            proc.wait(timeout=kill_after)
-            return time.monotonic() - started  # finished before the kill
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait()
-            return None
+            while time.monotonic() - started < timeout:
+                if proc.poll() is not None:
+                    return time.monotonic() - started  # finished before the kill
+                if kill_when():
+                    os.kill(proc.pid, signal.SIGKILL)
+                    proc.wait()
+                    return None
+                time.sleep(0.01)
+            raise RuntimeError(f"the kill condition never held within {timeout} s")
         finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
             proc.stderr.close()
 
     def prepare(self) -> None:
@@ -115,16 +124,36 @@ class CrashBed:
             return "plan"
         return "build/stage"
 
-    def trial(self, number: int, rng: random.Random) -> TrialResult:
+    def kill_condition(self, phase: str, staging: Path, rng: random.Random):
+        """When to kill, for a target phase. Uploads and commits are stalled by the server for a
+        moment so that the kill lands while the request is in flight (a stalled commit still
+        lands after the client is gone, as on the real Hub when a response is lost)."""
+        if phase == "build/stage":
+            before = {p for p in staging.rglob("*")} if staging.exists() else set()
+            return lambda: staging.exists() and any(p not in before for p in staging.rglob("*.parquet*"))
+        if phase in ("upload", "commit"):
+            endpoint = "lfs_upload" if phase == "upload" else "commit"
+            self.hub.arm_fault(endpoint, "stall", count=1, stall_seconds=1.5)
+            return lambda: self.hub.stats.requests.get(endpoint, 0) > 0
+        if phase == "after commit (verify/tag)":
+            return lambda: self.hub.stats.commits > 0
+        delay = rng.uniform(0.3, 1.0) * self.clean_seconds  # "random": anywhere in the run
+        started = time.monotonic()
+        return lambda: time.monotonic() - started >= delay
+
+    def trial(self, number: int, rng: random.Random, phase: str = "random") -> TrialResult:
         repo = f"alice/crash-{number}-{uuid.uuid4().hex[:6]}"
         staging = self.workdir / f"staging-{number}"
         self.run(1, repo, staging)
         v1 = data_files(self.hub.commit_history("dataset", repo)[0])
-        # Most of a clean run is process start-up (imports); kills spread over its whole length.
-        delay = rng.uniform(0.3, 0.95) * self.clean_seconds
         self.hub.reset_stats()
-        finished = self.run(2, repo, staging, kill_after=delay)
-        phase = "exited before the kill" if finished is not None else self.phase()
+        self.hub.clear_faults()
+        started = time.monotonic()
+        finished = self.run(2, repo, staging, kill_when=self.kill_condition(phase, staging, rng))
+        delay = time.monotonic() - started
+        landed = "exited before the kill" if finished is not None else self.phase()
+        self.hub.clear_faults()
+        time.sleep(1.6)  # let a stalled request the dead client left behind play out
         self.run(2, repo, staging)  # run again after the crash
         problems = []
         history = self.hub.commit_history("dataset", repo)
@@ -140,15 +169,22 @@ class CrashBed:
         if v2_commits != 1:
             problems.append(f"version 2 committed {v2_commits} times")
         if data_files(history[0]) != self.reference:
-            problems.append("the final state differs from a clean publish of version 2")
+            problems.append(
+                f"the final state differs from a clean publish of version 2: {sorted(data_files(history[0]))} "
+                f"vs {sorted(self.reference)}"
+            )
         for required in ("README.md", "manifest.json"):
             if required not in history[0]["files"]:
                 problems.append(f"{required} missing at the head")
-        return TrialResult(number, round(delay, 2), phase, not problems, problems)
+        return TrialResult(number, round(delay, 2), f"{phase} -> {landed}", not problems, problems)
+
+
+PHASES = ("build/stage", "upload", "commit", "after commit (verify/tag)", "random")
 
 
 def run_trials(hub, prefect_api_url: str, token: str, workdir: Path, trials: int, seed: int = 0):
     bed = CrashBed(hub, prefect_api_url, token, workdir)
     bed.prepare()
     rng = random.Random(seed)
-    return bed, [bed.trial(i, rng) for i in range(trials)]
+    # Every phase is targeted in turn, so a few trials already cover each way a run can die.
+    return bed, [bed.trial(i, rng, PHASES[i % len(PHASES)]) for i in range(trials)]
