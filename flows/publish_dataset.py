@@ -23,11 +23,6 @@ from tasks.intake import intake_in_flow
 from tasks.publish import publish_task, reuse_stage_task, seal_stage_task, verify_task
 
 
-def _flow_run_id() -> str | None:
-    ctx = FlowRunContext.get()
-    return str(ctx.flow_run.id) if ctx and ctx.flow_run else None
-
-
 @flow(name="publish-dataset", log_prints=False, validate_parameters=True)
 def publish_dataset(params: PublishDatasetParams) -> dict[str, Any]:
     """Intake -> stage (reused when the fingerprint is already staged) -> plan -> one commit -> verify."""
@@ -69,7 +64,7 @@ def publish_dataset(params: PublishDatasetParams) -> dict[str, Any]:
             progress.advance()
         order = {plan.path_in_repo: i for i, plan in enumerate(plans)}  # id order, for the card
         shards.sort(key=lambda shard: order[shard.file.path])
-        staged = seal_stage_task(staging, fingerprint, report, shards, options, _flow_run_id())
+        staged = seal_stage_task(staging, fingerprint, report, shards, options, artifacts.flow_run_id())
 
     outcome = publish_task(
         target,

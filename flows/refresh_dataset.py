@@ -35,11 +35,6 @@ from tasks.refresh import (
 )
 
 
-def _flow_run_id() -> str | None:
-    ctx = FlowRunContext.get()
-    return str(ctx.flow_run.id) if ctx and ctx.flow_run else None
-
-
 @flow(name="refresh-dataset", log_prints=False, validate_parameters=True)
 def refresh_dataset(params: RefreshParams) -> dict[str, Any]:
     """Resolve upstream shas -> (nothing changed: stop) -> read, build, stage -> one commit."""
@@ -77,7 +72,7 @@ def refresh_dataset(params: RefreshParams) -> dict[str, Any]:
     else:
         log.info("Building the refresh into %s", staging.stage_uri(stage_fp))
         staged = build_refresh_task(
-            config, params, revisions, config_fp, stage_fp, staging, token, _flow_run_id()
+            config, params, revisions, config_fp, stage_fp, staging, token, artifacts.flow_run_id()
         )
     for backend_id, reused in staged.cache_reused.items():
         if reused is not None:

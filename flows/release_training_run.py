@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow
-from prefect.context import FlowRunContext
 
 from hubpress import artifacts
 from hubpress.local_target import staged_text
@@ -25,11 +24,6 @@ from tasks.publish import publish_task
 RELEASE_EVENT = "hubpress.release.published"
 
 
-def _flow_run_id() -> str | None:
-    ctx = FlowRunContext.get()
-    return str(ctx.flow_run.id) if ctx and ctx.flow_run else None
-
-
 @flow(name="release-training-run", validate_parameters=True)
 def release_training_run(params: ReleaseTrainingRunParams) -> dict[str, Any]:
     settings = get_settings()
@@ -39,7 +33,7 @@ def release_training_run(params: ReleaseTrainingRunParams) -> dict[str, Any]:
 
     state = target.state(params.revision)
     previous = target.read_text(RELEASE_JSON, state.head) if state.head else None
-    manifest = release_manifest(prep, params.select, tag, _flow_run_id(), previous)
+    manifest = release_manifest(prep, params.select, tag, artifacts.flow_run_id(), previous)
     scratch = Path(tempfile.mkdtemp(prefix="hubpress-release-json-"))
     release_file, _ = staged_text(RELEASE_JSON, manifest.decode("utf-8"), scratch)
 

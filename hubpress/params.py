@@ -4,9 +4,9 @@ Python API build the same models, so every entry point validates the same way.""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from hubpress.errors import ConfigError
 from hubpress.targets import check_repo_id, is_local_target
@@ -34,13 +34,18 @@ def _check_size(value: str | int) -> str | int:
     return value
 
 
+# Shared by every parameter model that publishes (datasets, LoRA, releases, refreshes).
+TargetStr = Annotated[str, AfterValidator(_check_target)]
+ShardSize = Annotated[str, AfterValidator(_check_size)]
+
+
 class PublishDatasetParams(BaseModel):
     """Publish an image-editing dataset (qflux folder or CSV layout) to the Hub or a local directory."""
 
     model_config = ConfigDict(extra="forbid", title="Publish dataset")
 
     source: str = Field(title="Source", description="Dataset root: a local directory or s3://bucket/prefix.")
-    target: str = Field(
+    target: TargetStr = Field(
         title="Target",
         description="Hub dataset repo id (org/name), or a local directory (/path, ./path, file://).",
     )
@@ -67,7 +72,7 @@ class PublishDatasetParams(BaseModel):
         title="Staging",
         description="Local directory or s3://bucket/prefix (default: HUBPRESS_STAGING).",
     )
-    max_shard_size: str = Field("500MB", title="Max shard size", description="e.g. 500MB, 1GB.")
+    max_shard_size: ShardSize = Field("500MB", title="Max shard size", description="e.g. 500MB, 1GB.")
     public: bool = Field(False, title="Public", description="New repos are private unless this is set.")
     revision: str = Field("main", title="Branch", description="Created from main when missing.")
     tag: str | None = Field(None, title="Tag the new commit")
@@ -77,16 +82,6 @@ class PublishDatasetParams(BaseModel):
     pretty_name: str | None = Field(None, title="Pretty name (card)")
     tags: list[str] = Field(default_factory=list, title="Extra card tags")
     commit_message: str | None = Field(None, title="Commit message")
-
-    @field_validator("target")
-    @classmethod
-    def _target(cls, value: str) -> str:
-        return _check_target(value)
-
-    @field_validator("max_shard_size")
-    @classmethod
-    def _size(cls, value: str) -> str:
-        return _check_size(value)
 
     @field_validator("source")
     @classmethod
@@ -103,7 +98,9 @@ class PublishLoraParams(BaseModel):
     model_config = ConfigDict(extra="forbid", title="Publish LoRA")
 
     src_path: str = Field(title="Weights", description="A .safetensors file, or a directory holding one.")
-    target: str = Field(title="Target", description="Hub model repo id (org/name) or a local directory.")
+    target: TargetStr = Field(
+        title="Target", description="Hub model repo id (org/name) or a local directory."
+    )
     remote_name: str | None = Field(
         None, title="Remote file name", description="Default: pytorch_lora_weights.safetensors"
     )
@@ -116,11 +113,6 @@ class PublishLoraParams(BaseModel):
     license: str | None = Field(None, title="License (card)")
     commit_message: str | None = Field(None, title="Commit message")
 
-    @field_validator("target")
-    @classmethod
-    def _target(cls, value: str) -> str:
-        return _check_target(value)
-
 
 class ReleaseTrainingRunParams(BaseModel):
     """Release the chosen checkpoint of a finished training run (the post-training hook)."""
@@ -128,7 +120,9 @@ class ReleaseTrainingRunParams(BaseModel):
     model_config = ConfigDict(extra="forbid", title="Release training run")
 
     output_uri: str = Field(title="Training output", description="Local directory or s3://bucket/prefix.")
-    repo_id: str = Field(title="Target", description="Hub model repo id (org/name) or a local directory.")
+    repo_id: TargetStr = Field(
+        title="Target", description="Hub model repo id (org/name) or a local directory."
+    )
     select: str = Field(
         "latest",
         title="Checkpoint",
@@ -139,11 +133,6 @@ class ReleaseTrainingRunParams(BaseModel):
     license: str | None = Field(None, title="License (card)")
     public: bool = Field(False, title="Public")
     revision: str = Field("main", title="Branch")
-
-    @field_validator("repo_id")
-    @classmethod
-    def _target(cls, value: str) -> str:
-        return _check_target(value)
 
     @field_validator("select")
     @classmethod

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from hubpress.params import _check_size, _check_target
+from hubpress.params import ShardSize, TargetStr
 
 
 class RefreshParams(BaseModel):
@@ -22,7 +22,7 @@ class RefreshParams(BaseModel):
             "or the backend object / list of backends itself."
         ),
     )
-    target: str = Field(
+    target: TargetStr = Field(
         title="Target",
         description="Hub dataset repo id (org/name), or a local directory (/path, ./path, file://).",
     )
@@ -37,7 +37,7 @@ class RefreshParams(BaseModel):
         title="Staging",
         description="Local directory or s3://bucket/prefix (default: HUBPRESS_STAGING).",
     )
-    max_shard_size: str = Field("500MB", title="Max shard size", description="e.g. 500MB, 1GB.")
+    max_shard_size: ShardSize = Field("500MB", title="Max shard size", description="e.g. 500MB, 1GB.")
     public: bool = Field(False, title="Public", description="New repos are private unless this is set.")
     revision: str = Field("main", title="Branch", description="Created from main when missing.")
     tag: str | None = Field(None, title="Tag the new commit")
@@ -45,16 +45,6 @@ class RefreshParams(BaseModel):
     license: str = Field("other", title="License (card)")
     pretty_name: str | None = Field(None, title="Pretty name (card)")
     commit_message: str | None = Field(None, title="Commit message")
-
-    @field_validator("target")
-    @classmethod
-    def _target(cls, value: str) -> str:
-        return _check_target(value)
-
-    @field_validator("max_shard_size")
-    @classmethod
-    def _size(cls, value: str) -> str:
-        return _check_size(value)
 
     @field_validator("config")
     @classmethod
