@@ -32,3 +32,38 @@ def apply_transfer_compat(environ: dict[str, str] | None = None) -> bool:
             env["HF_XET_HIGH_PERFORMANCE"],
         )
     return True
+
+
+def limit_malloc_arenas(arenas: int = 2) -> bool:
+    """Cap glibc's malloc arenas (like MALLOC_ARENA_MAX, but settable after start-up).
+
+    Shard builds run on whichever of the task runner's threads is free, and glibc gives each
+    thread its own arena that keeps freed image buffers for reuse: peak RSS then grows with the
+    number of threads that ever built a shard, i.e. with the dataset's size. A couple of shared
+    arenas keep it flat. No-op where glibc is not the allocator."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if not name:
+        return False
+    try:
+        libc = ctypes.CDLL(name)
+        m_arena_max = -8  # from malloc.h
+        return bool(libc.mallopt(m_arena_max, arenas))
+    except (OSError, AttributeError):
+        return False
+
+
+def release_free_memory() -> None:
+    """Hand memory freed by a finished shard build back to the OS (glibc's malloc_trim), so the
+    next build starts from the same footprint. No-op where glibc is not the allocator."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if name:
+        try:
+            ctypes.CDLL(name).malloc_trim(0)
+        except (OSError, AttributeError):
+            pass

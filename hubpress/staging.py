@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import hubpress
+from hubpress._env import release_free_memory
 from hubpress.errors import SourceError
 from hubpress.hashcache import HashCache, local_version, sha256_file
 from hubpress.models import FileRef, IntakeReport, Sample
@@ -329,7 +330,10 @@ def stage_shard(
     task runner's thread count: each build holds one row group of image bytes, so this is what
     keeps peak memory bounded (threads beyond it still overlap uploads and S3 reads)."""
     with _slots(max(1, staging.settings.build_concurrency)):
-        return _stage_shard(staging, fingerprint, plan, read_bytes)
+        try:
+            return _stage_shard(staging, fingerprint, plan, read_bytes)
+        finally:
+            release_free_memory()
 
 
 def _stage_shard(
