@@ -251,9 +251,11 @@ class HubRepo:
         operations = []
         for change in plan.changes:
             if change.kind in ("added", "changed"):
-                operations.append(
-                    CommitOperationAdd(path_in_repo=change.path, path_or_fileobj=local_paths[change.path])
-                )
+                op = CommitOperationAdd(path_in_repo=change.path, path_or_fileobj=local_paths[change.path])
+                # huggingface_hub hashes lazily; we hashed while staging, so it need not read every
+                # shard again. The Hub checks it on upload and `verify` compares it after the commit.
+                op.upload_info.sha256 = bytes.fromhex(files[change.path].sha256)
+                operations.append(op)
             elif change.kind == "deleted":
                 operations.append(CommitOperationDelete(path_in_repo=change.path))
 

@@ -346,7 +346,10 @@ def _stage_shard(
     build_dir = staging.build_dir(fingerprint)
     if build_dir is not None:
         built = write_shard(plan, build_dir, read)
-        return StagedShard(built, staging.add_file(fingerprint, built.path_in_repo, built.local_path, None))
+        # write_shard hashed these bytes before renaming them into the stage: no second read.
+        return StagedShard(
+            built, staging.add_file(fingerprint, built.path_in_repo, built.local_path, built.sha256)
+        )
     with tempfile.TemporaryDirectory(prefix="hubpress-shard-") as tmp:
         built = write_shard(plan, tmp, read)
         return StagedShard(
