@@ -76,21 +76,58 @@ def table(rows: Iterable[dict], key: str, description: str | None = None) -> Non
     create_table_artifact(key=artifact_key(key), table=rows or [{"(empty)": ""}], description=description)
 
 
+# Set by the command line when a person is watching (not with --json): progress then also shows
+# as a bar on the terminal. Flows started by deployments or the Python API leave it off.
+_terminal_bars = False
+
+
+def show_terminal_progress(enabled: bool = True) -> None:
+    global _terminal_bars
+    _terminal_bars = enabled
+
+
 class Progress:
-    """A Prefect progress artifact updated as work advances (throttled to whole percents)."""
+    """Progress of a long step: a Prefect progress artifact (throttled to whole percents) and,
+    from the command line, a bar on the terminal with count, rate and ETA."""
 
     def __init__(self, total: int, description: str):
         self.total = max(total, 1)
         self.done = 0
         self._last = -1
         self.id: UUID | None = None
+        self._bar = None
         if _in_run():
             from prefect.artifacts import create_progress_artifact
 
             self.id = create_progress_artifact(progress=0.0, description=description)
+        if _terminal_bars:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+            from rich.progress import Progress as Bar
+
+            self._bar = Bar(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TextColumn("ETA"),
+                TimeRemainingColumn(),
+                transient=True,
+            )
+            self._task = self._bar.add_task(description, total=self.total)
+            self._bar.start()
 
     def advance(self, amount: int = 1) -> None:
         self.done += amount
+        if self._bar is not None:
+            self._bar.advance(self._task, amount)
+            if self.done >= self.total:
+                self._bar.stop()
         percent = int(100 * min(self.done, self.total) / self.total)
         if self.id is None or percent == self._last:
             return

@@ -13,9 +13,16 @@ import typer
 
 def run_flow(run: Callable[[], Any], as_json: bool) -> Any:
     """Run a flow. With --json, Prefect's own console logging is silenced so stdout holds one object."""
+    from huggingface_hub.utils import disable_progress_bars
+
+    from hubpress import artifacts
+
     if as_json:
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
         logging.getLogger("prefect").setLevel(logging.WARNING)
+        disable_progress_bars()  # huggingface_hub's upload bars (files, bytes, rate, ETA)
+    else:
+        artifacts.show_terminal_progress()  # shard building
     from hubpress.prefect_server import api_url_for_commands, prefect_api
 
     # PREFECT_API_URL when set, else the server `hubpress server start` left running.
