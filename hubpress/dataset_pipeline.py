@@ -18,6 +18,7 @@ from pydantic import TypeAdapter
 from hubpress.dataset_card import (
     DatasetCardInfo,
     build_manifest,
+    dataset_info_yaml,
     manifest_bytes,
     render_dataset_card,
     summarize_split,
@@ -83,6 +84,7 @@ def card_info_for(report: IntakeReport, built: list[BuiltShard], options: dict[s
         license=options.get("license"),
         tags=tuple(options.get("tags") or ()),
         source_layout=report.layout,
+        dataset_info=dataset_info_yaml(splits),
     )
 
 
