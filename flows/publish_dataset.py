@@ -13,7 +13,14 @@ from prefect.context import FlowRunContext
 from prefect.futures import as_completed
 
 from hubpress import artifacts
-from hubpress.dataset_pipeline import build_options, card_renderer, dataset_fingerprint, plan_all_shards
+from hubpress.dataset_pipeline import (
+    build_options,
+    card_renderer,
+    dataset_fingerprint,
+    load_split_plans,
+    plan_all_shards,
+    save_split_plans,
+)
 from hubpress.params import PublishDatasetParams
 from hubpress.publish import open_target
 from hubpress.settings import get_settings, resolve_token
@@ -21,6 +28,33 @@ from hubpress.staging import Staging
 from tasks.build import build_shard
 from tasks.intake import intake_in_flow
 from tasks.publish import publish_task, reuse_stage_task, seal_stage_task, verify_task
+
+
+def _build_shards(plans, staging_uri, fingerprint, settings, progress=None) -> list:
+    """Map build_shard over the plans on the flow's task runner (threads or Dask)."""
+    futures = build_shard.map(
+        plans,
+        staging_uri=unmapped(staging_uri),
+        fingerprint=unmapped(fingerprint),
+        settings=unmapped(settings),
+    )
+    shards = []
+    for future in as_completed(futures):
+        shards.append(future.result())
+        if progress is not None:
+            progress.advance()
+    return shards
+
+
+@flow(name="build-split", flow_run_name="build-{split}")
+def build_split(split: str, fingerprint: str, staging_uri: str) -> list:
+    """The shards of one split, as a subflow run of publish-dataset (`fan_out: splits`).
+
+    Its parameters are only names: the split's shard plans are read from the stage, where the
+    parent wrote them, so no sample list travels through the Prefect API."""
+    settings = get_settings({"staging": staging_uri})
+    plans = load_split_plans(Staging(staging_uri, settings), fingerprint, split)
+    return _build_shards(plans, staging_uri, fingerprint, settings)
 
 
 @flow(name="publish-dataset", log_prints=False, validate_parameters=True)
@@ -52,16 +86,16 @@ def publish_dataset(params: PublishDatasetParams) -> dict[str, Any]:
         plans = plan_all_shards(report, options)
         log.info("Building %d shard(s) into %s", len(plans), staging.stage_uri(fingerprint))
         progress = artifacts.Progress(len(plans), f"Building {len(plans)} shard(s)")
-        futures = build_shard.map(
-            plans,
-            staging_uri=unmapped(settings.staging),
-            fingerprint=unmapped(fingerprint),
-            settings=unmapped(settings),
-        )
-        shards = []
-        for future in as_completed(futures):
-            shards.append(future.result())
-            progress.advance()
+        if params.fan_out == "splits":
+            # One subflow run per split (a child run in the UI, with its own tasks and logs).
+            shards = []
+            for split in sorted({plan.split for plan in plans}):
+                save_split_plans(staging, fingerprint, split, [p for p in plans if p.split == split])
+                built = build_split(split, fingerprint, settings.staging)
+                shards.extend(built)
+                progress.advance(len(built))
+        else:
+            shards = _build_shards(plans, settings.staging, fingerprint, settings, progress)
         order = {plan.path_in_repo: i for i, plan in enumerate(plans)}  # id order, for the card
         shards.sort(key=lambda shard: order[shard.file.path])
         staged = seal_stage_task(staging, fingerprint, report, shards, options, artifacts.flow_run_id())

@@ -62,6 +62,22 @@ def plan_all_shards(report: IntakeReport, options: dict[str, Any]) -> list[Shard
     return plans
 
 
+_PLANS = TypeAdapter(list[ShardPlan])
+
+
+def _plans_path(split: str) -> str:
+    return f"_hubpress/plans-{split}.json"
+
+
+def save_split_plans(staging: Staging, fingerprint: str, split: str, plans: list[ShardPlan]) -> None:
+    """Write a split's shard plans into the stage, for a subflow (or a remote worker) to build."""
+    staging.add_bytes(fingerprint, _plans_path(split), _PLANS.dump_json(plans))
+
+
+def load_split_plans(staging: Staging, fingerprint: str, split: str) -> list[ShardPlan]:
+    return _PLANS.validate_json(staging.storage.read_bytes(f"{fingerprint}/{_plans_path(split)}"))
+
+
 @dataclass(slots=True)
 class StagedDataset:
     fingerprint: str

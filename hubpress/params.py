@@ -78,6 +78,11 @@ class PublishDatasetParams(BaseModel):
     tag: str | None = Field(None, title="Tag the new commit")
     create_pr: bool = Field(False, title="Open a pull request instead of committing to the branch")
     dry_run: bool = Field(False, title="Dry run", description="Plan only: print what would change and stop.")
+    fan_out: Literal["none", "splits"] = Field(
+        "none",
+        title="Fan out",
+        description="splits: build each split's shards in its own subflow run (a child run in the UI).",
+    )
     license: str = Field("other", title="License (card)")
     pretty_name: str | None = Field(None, title="Pretty name (card)")
     tags: list[str] = Field(default_factory=list, title="Extra card tags")

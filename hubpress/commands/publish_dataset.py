@@ -30,6 +30,7 @@ def register(app: typer.Typer) -> None:
             False, "--allow-missing-target", help="Train samples may lack a target."
         ),
         dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and stop."),
+        fan_out: str = typer.Option("none", help="none, or splits: build each split in its own subflow run."),
         task_runner: str = typer.Option("threads", help="threads (default) or dask."),
         dask_address: str = typer.Option(
             None,
@@ -53,6 +54,7 @@ def register(app: typer.Typer) -> None:
             create_pr=create_pr,
             allow_missing_target=allow_missing_target,
             dry_run=dry_run,
+            fan_out=fan_out,
         )
 
         fail_fast_without_token(target, dry_run)
