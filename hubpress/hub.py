@@ -259,7 +259,11 @@ class HubRepo:
             elif change.kind == "deleted":
                 operations.append(CommitOperationDelete(path_in_repo=change.path))
 
+        additions = [op for op in operations if isinstance(op, CommitOperationAdd)]
+        self._upload_with_progress(additions, plan.revision, create_pr)
+
         def create():
+            # Files already uploaded above are not sent again: create_commit skips uploaded ops.
             return self.api.create_commit(
                 self.repo_id,
                 operations,
@@ -278,6 +282,38 @@ class HubRepo:
                 raise CommitConflict(str(exc)) from None
             raise PublishError(f"The Hub refused the commit to {self.description}: {exc}") from None
         return CommitResult(commit=info.oid, url=info.commit_url, pr_url=info.pr_url)
+
+    def _upload_with_progress(self, additions: list, revision: str, create_pr: bool) -> None:
+        """Upload the LFS files of a commit before the commit itself (huggingface_hub's
+        preupload_lfs_files), in parallel, advancing a bytes progress artifact (and, from the
+        command line, a terminal bar) as each file lands. Objects the Hub already holds are not
+        sent; regular files travel inside the commit."""
+        from concurrent.futures import ThreadPoolExecutor, as_completed
+
+        from hubpress.artifacts import Progress
+
+        if not additions:
+            return
+        total = sum(op.upload_info.size for op in additions)
+        progress = Progress(total, f"Uploading {len(additions)} file(s), {total:,} bytes")
+
+        def upload(op) -> int:
+            self._retry(
+                f"upload {op.path_in_repo} to",
+                lambda: self.api.preupload_lfs_files(
+                    self.repo_id,
+                    [op],
+                    repo_type=self.repo_type,
+                    revision=revision,
+                    create_pr=create_pr or None,
+                    num_threads=1,
+                ),
+            )
+            return op.upload_info.size
+
+        with ThreadPoolExecutor(max_workers=max(1, self.settings.hub_max_concurrency)) as pool:
+            for done in as_completed([pool.submit(upload, op) for op in additions]):
+                progress.advance(done.result())
 
     def tag(self, commit: str, tag: str, message: str | None = None) -> bool:
         """Tag `commit`. Returns False when the tag already points there; a tag on another commit

@@ -143,3 +143,17 @@ def test_tag_and_branch(hub, tmp_path, write_token):
     refs = HfApi(token=WRITE_TOKEN).list_repo_refs(repo, repo_type="dataset")
     assert {b.name for b in refs.branches} >= {"main", "dev"}
     assert [(t.name, t.target_commit) for t in refs.tags] == [("v1", out.commit)]
+
+
+def test_create_pr_opens_a_pull_request_and_leaves_main_alone(hub, tmp_path, write_token):
+    repo = repo_name()
+    target = open_target(repo, "dataset", Settings())
+    first = publish_files(target, [stage(tmp_path, "a.bin", b"1" * 64)], target_name=repo, message="base")
+    out = publish_files(
+        target, [stage(tmp_path, "a.bin", b"2" * 64)], target_name=repo, message="proposal", create_pr=True
+    )
+    assert out.pr_url and "/discussions/" in out.pr_url
+    assert hub.head("dataset", repo) == first.commit  # main did not move
+    refs = HfApi(token=WRITE_TOKEN).list_repo_refs(repo, repo_type="dataset", include_pull_requests=True)
+    assert [p.ref for p in refs.pull_requests] == ["refs/pr/1"]
+    assert hub.read_file("dataset", repo, "a.bin", revision="refs/pr/1") == b"2" * 64
