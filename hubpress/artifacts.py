@@ -90,7 +90,7 @@ class Progress:
     """Progress of a long step: a Prefect progress artifact (throttled to whole percents) and,
     from the command line, a bar on the terminal with count, rate and ETA."""
 
-    def __init__(self, total: int, description: str):
+    def __init__(self, total: int, description: str, unit: str = "files"):
         self.total = max(total, 1)
         self.done = 0
         self._last = -1
@@ -103,17 +103,20 @@ class Progress:
         if _terminal_bars:
             from rich.progress import (
                 BarColumn,
+                DownloadColumn,
                 MofNCompleteColumn,
                 TextColumn,
                 TimeElapsedColumn,
                 TimeRemainingColumn,
+                TransferSpeedColumn,
             )
             from rich.progress import Progress as Bar
 
+            amount = (DownloadColumn(), TransferSpeedColumn()) if unit == "bytes" else (MofNCompleteColumn(),)
             self._bar = Bar(
                 TextColumn("{task.description}"),
                 BarColumn(),
-                MofNCompleteColumn(),
+                *amount,
                 TimeElapsedColumn(),
                 TextColumn("ETA"),
                 TimeRemainingColumn(),

@@ -295,7 +295,7 @@ class HubRepo:
         if not additions:
             return
         total = sum(op.upload_info.size for op in additions)
-        progress = Progress(total, f"Uploading {len(additions)} file(s), {total:,} bytes")
+        progress = Progress(total, f"Uploading {len(additions)} file(s)", unit="bytes")
 
         def upload(op) -> int:
             self._retry(
