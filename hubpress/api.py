@@ -11,6 +11,9 @@ loading and downloading are plain reads.
 
 from __future__ import annotations
 
+import contextlib
+import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,27 +21,36 @@ from hubpress.params import PublishDatasetParams
 from hubpress.targets import is_local_target, local_path
 
 
+@contextlib.contextmanager
+def _explicit_token(token: str | None) -> Iterator[None]:
+    """Make an explicit `token=` win for the flow run it wraps.
+
+    It is handed over through HUBPRESS_TOKEN in this process, never as a flow parameter: the
+    Prefect API stores parameters, and a token must not end up there."""
+    if not token:
+        yield
+        return
+    previous = os.environ.get("HUBPRESS_TOKEN")
+    os.environ["HUBPRESS_TOKEN"] = token
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("HUBPRESS_TOKEN", None)
+        else:
+            os.environ["HUBPRESS_TOKEN"] = previous
+
+
 def _publish(
     root_dir: str, repo_id: str, private: bool, layout: str, token: str | None, **extra: Any
 ) -> dict:
-    import os
-
     from flows.publish_dataset import publish_dataset
 
     params = PublishDatasetParams(
         source=str(root_dir), target=repo_id, public=not private, layout=layout, **extra
     )
-    if token:  # an explicit token wins over the environment, as in huggingface_hub
-        previous = os.environ.get("HUBPRESS_TOKEN")
-        os.environ["HUBPRESS_TOKEN"] = token
-        try:
-            return publish_dataset(params)
-        finally:
-            if previous is None:
-                os.environ.pop("HUBPRESS_TOKEN", None)
-            else:
-                os.environ["HUBPRESS_TOKEN"] = previous
-    return publish_dataset(params)
+    with _explicit_token(token):
+        return publish_dataset(params)
 
 
 def upload_editing_dataset(
@@ -90,8 +102,6 @@ def upload_lora_safetensors(
     """Publish LoRA weights (a .safetensors file or a directory holding one) and extra files
     ({local: remote}). Skips everything whose sha256 the repo already has. Returns the repo URL
     (or the local target path)."""
-    import os
-
     from flows.publish_lora import publish_lora
     from hubpress.params import PublishLoraParams
     from hubpress.settings import get_settings
@@ -105,17 +115,8 @@ def upload_lora_safetensors(
         commit_message=commit_message,
         **options,
     )
-    previous = os.environ.get("HUBPRESS_TOKEN")
-    if token:
-        os.environ["HUBPRESS_TOKEN"] = token
-    try:
+    with _explicit_token(token):
         publish_lora(params)
-    finally:
-        if token:
-            if previous is None:
-                os.environ.pop("HUBPRESS_TOKEN", None)
-            else:
-                os.environ["HUBPRESS_TOKEN"] = previous
     if is_local_target(repo_id):
         return str(local_path(repo_id))
     return f"{get_settings().endpoint()}/{repo_id}"

@@ -127,3 +127,15 @@ def test_release_with_missing_metric_is_an_error(hub, s3, write_token):
                 output_uri=f"s3://{bucket}/run2", repo_id=name(), select="best:accuracy:max"
             )
         )
+
+
+def test_explicit_token_is_used_and_never_left_behind(hub, tmp_path, monkeypatch):
+    import os
+
+    for var in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HUGGINGFACE_HUB_TOKEN", "HUBPRESS_TOKEN"):
+        monkeypatch.delenv(var, raising=False)
+    weights = write_lora(tmp_path / "w.safetensors")
+    repo = name()
+    upload_lora_safetensors(str(weights), repo, token=WRITE_TOKEN)
+    assert hub.head("model", repo) is not None
+    assert "HUBPRESS_TOKEN" not in os.environ  # handed to the run only, not left in the process
