@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from prefect import task
-from prefect.cache_policies import NO_CACHE
+from prefect.cache_policies import NO_CACHE as NO_CACHE_POLICY
 from prefect.utilities.annotations import quote, unmapped
 
 from hubpress.discovery import SPLITS, Discovery, detect_layout, discover
@@ -24,62 +24,14 @@ from hubpress.formats import DEFAULT_MAX_PIXELS
 from hubpress.intake import IntakeOptions, decide, list_source, read_csv_texts
 from hubpress.models import IntakeReport, Sample
 from hubpress.report import problem_rows, render_markdown
+from hubpress.retries import TRANSIENT_RETRIES
 from hubpress.settings import Settings, get_settings
 from hubpress.storage import ListedFile, open_storage
 from hubpress.validation import DEFAULT_CHUNK, ValidationResult, validate_samples
 
-THROTTLING_CODES = frozenset(
-    {
-        "Throttling",
-        "ThrottlingException",
-        "ThrottledException",
-        "RequestThrottled",
-        "SlowDown",
-        "RequestLimitExceeded",
-        "TooManyRequestsException",
-        "ProvisionedThroughputExceededException",
-        "RequestTimeout",
-        "RequestTimeoutException",
-        "InternalError",
-        "ServiceUnavailable",
-    }
-)
-RETRY_DELAYS = [2, 10, 30]
-
-
-def is_transient_storage_error(exc: BaseException | None) -> bool:
-    """True for failures worth retrying: S3 throttling or 5xx, timeouts, dropped connections."""
-    from botocore.exceptions import ClientError, HTTPClientError
-    from botocore.exceptions import ConnectionError as BotoConnectionError
-
-    seen = 0
-    while exc is not None and seen < 8:  # follow `raise ... from ...` chains a little way
-        if isinstance(exc, ClientError):
-            err = exc.response.get("Error", {})
-            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
-            return err.get("Code") in THROTTLING_CODES or int(status) >= 500 or int(status) == 429
-        if isinstance(exc, BotoConnectionError | HTTPClientError | ConnectionError | TimeoutError):
-            return True
-        exc = exc.__cause__ or exc.__context__
-        seen += 1
-    return False
-
-
-def retry_transient_storage(task, task_run, state) -> bool:
-    """Prefect retry_condition_fn: retry only transient storage failures, never bad data."""
-    try:
-        state.result(raise_on_failure=True)
-    except BaseException as exc:  # the task's own exception, re-raised by the state
-        return is_transient_storage_error(exc)
-    return False
-
-
-_STORAGE_TASK = dict(
-    retries=len(RETRY_DELAYS),
-    retry_delay_seconds=RETRY_DELAYS,
-    retry_condition_fn=retry_transient_storage,
-    cache_policy=NO_CACHE,  # inputs are large listings; intake has its own file-level cache
-)
+# Inputs are large listings (intake has its own file-level cache); storage I/O retries only
+# transient failures.
+_STORAGE_TASK = {**TRANSIENT_RETRIES, "cache_policy": NO_CACHE_POLICY}
 
 
 @task(name="intake-list-source", **_STORAGE_TASK)
@@ -124,7 +76,7 @@ def validate_chunk_task(
     return validate_samples(samples, root=root, settings=settings, max_pixels=max_pixels, workers=workers)
 
 
-@task(name="intake-decide", cache_policy=NO_CACHE)
+@task(name="intake-decide", cache_policy=NO_CACHE_POLICY)
 def decide_task(
     found: Discovery, result: ValidationResult, source: str, options: IntakeOptions
 ) -> IntakeReport:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from prefect import task
-from prefect.cache_policies import NO_CACHE
 
 from hubpress.lora_publish import LoraBundle, PreparedRelease, hash_cache, prepare_lora, prepare_release
+from hubpress.retries import NO_CACHE, TRANSIENT_RETRIES
 from hubpress.settings import Settings
-from tasks.build import _STORAGE_RETRIES
 
 
-@task(name="validate-and-hash-lora", cache_policy=NO_CACHE, persist_result=False)
+@task(name="validate-and-hash-lora", **NO_CACHE)
 def prepare_lora_task(
     src_path: str, remote_name: str | None, extra_files: dict[str, str], settings: Settings
 ) -> LoraBundle:
@@ -20,7 +19,7 @@ def prepare_lora_task(
     )
 
 
-@task(name="stage-release", cache_policy=NO_CACHE, persist_result=False, **_STORAGE_RETRIES)
+@task(name="stage-release", **NO_CACHE, **TRANSIENT_RETRIES)
 def prepare_release_task(output_uri: str, select: str, settings: Settings) -> PreparedRelease:
     """Choose the checkpoint and stage its weights, config and samples."""
     return prepare_release(output_uri, select, settings)

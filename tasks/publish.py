@@ -7,46 +7,28 @@ Hub limit fail at once. The Hub client already retries 429/5xx inside a task wit
 from __future__ import annotations
 
 import tempfile
-from typing import Any
 
 from prefect import task
-from prefect.cache_policies import NO_CACHE
 
 from hubpress import artifacts
 from hubpress.dataset_pipeline import StagedDataset, card_renderer, reuse_stage, stage_build, verify_published
-from hubpress.hub import is_transient
 from hubpress.publish import PublishOutcome, publish_files
+from hubpress.retries import NO_CACHE, TRANSIENT_RETRIES
 from hubpress.settings import Settings
 from hubpress.staging import Staging
 
 
-def _transient_only(task, task_run, state) -> bool:
-    try:
-        exc = state.result(raise_on_failure=False)
-    except Exception as error:
-        exc = error
-    return isinstance(exc, BaseException) and is_transient(exc)
-
-
-_NO_CACHE: dict[str, Any] = {"cache_policy": NO_CACHE, "persist_result": False}
-_TRANSIENT_RETRIES: dict[str, Any] = {
-    "retries": 2,
-    "retry_delay_seconds": [5, 30],
-    "retry_condition_fn": _transient_only,
-}
-
-
-@task(name="reuse-stage", **_NO_CACHE)
+@task(name="reuse-stage", **NO_CACHE)
 def reuse_stage_task(staging: Staging, fingerprint: str) -> StagedDataset | None:
     return reuse_stage(staging, fingerprint)
 
 
-@task(name="seal-stage", **_NO_CACHE)
+@task(name="seal-stage", **NO_CACHE)
 def seal_stage_task(staging, fingerprint, report, shards, options, flow_run_id) -> StagedDataset:
     return stage_build(staging, fingerprint, report, shards, options, flow_run_id)
 
 
-@task(name="publish", **_NO_CACHE, **_TRANSIENT_RETRIES)
+@task(name="publish", **NO_CACHE, **TRANSIENT_RETRIES)
 def publish_task(target, staged_files, staging: Staging | None, **kwargs) -> PublishOutcome:
     """Plan against the target, then one commit. The plan becomes a table artifact."""
     if staging is None:  # files published from where they are (LoRA weights on local disk)
@@ -62,7 +44,7 @@ def publish_task(target, staged_files, staging: Staging | None, **kwargs) -> Pub
         )
 
 
-@task(name="verify", **_NO_CACHE, **_TRANSIENT_RETRIES)
+@task(name="verify", **NO_CACHE, **TRANSIENT_RETRIES)
 def verify_task(target_name, target, commit, staged, staging, settings: Settings, token) -> dict[str, int]:
     return verify_published(target_name, target, commit, staged, staging, settings, token)
 

@@ -15,28 +15,28 @@ from hubpress.publish import MANIFEST
 from hubpress.refresh.config import RefreshConfig
 from hubpress.refresh.params import RefreshParams
 from hubpress.refresh.publish import StagedRefresh, build_refresh, reuse_refresh_stage, upstream_revisions
+from hubpress.retries import NO_CACHE, TRANSIENT_RETRIES
 from hubpress.staging import Staging
-from tasks.publish import _NO_CACHE, _TRANSIENT_RETRIES
 
 
-@task(name="resolve-upstream", **_NO_CACHE, **_TRANSIENT_RETRIES)
+@task(name="resolve-upstream", **NO_CACHE, **TRANSIENT_RETRIES)
 def resolve_upstream_task(config: RefreshConfig, token: str | None) -> dict[str, str]:
     """Backend id -> exact upstream revision sha (one Hub API call per backend, no data)."""
     return upstream_revisions(config, token)
 
 
-@task(name="read-target-manifest", **_NO_CACHE, **_TRANSIENT_RETRIES)
+@task(name="read-target-manifest", **NO_CACHE, **TRANSIENT_RETRIES)
 def read_manifest_task(target: Any, revision: str) -> str | None:
     """The manifest.json the target holds now (None for a new repo, branch or directory)."""
     return target.read_text(MANIFEST, revision)
 
 
-@task(name="reuse-refresh-stage", **_NO_CACHE)
+@task(name="reuse-refresh-stage", **NO_CACHE)
 def reuse_refresh_stage_task(staging: Staging, stage_fp: str) -> StagedRefresh | None:
     return reuse_refresh_stage(staging, stage_fp)
 
 
-@task(name="build-refresh", **_NO_CACHE, **_TRANSIENT_RETRIES)
+@task(name="build-refresh", **NO_CACHE, **TRANSIENT_RETRIES)
 def build_refresh_task(
     config: RefreshConfig,
     params: RefreshParams,

@@ -13,8 +13,9 @@ from prefect import flow
 from hubpress.dataset_pipeline import plan_all_shards
 from hubpress.errors import SourceError
 from hubpress.models import IntakeReport, SplitManifest
+from hubpress.retries import is_transient_storage_error
 from hubpress.staging import Staging, dataset_fingerprint
-from tasks.build import build_shard, is_transient_storage_error
+from tasks.build import build_shard
 from tasks.publish import reuse_stage_task, seal_stage_task
 from tests.build_helpers import make_sample
 

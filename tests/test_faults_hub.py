@@ -21,9 +21,9 @@ from hubpress.hub import RepoNotFound, is_transient
 from hubpress.params import PublishDatasetParams
 from hubpress.plan import StagedFile, git_blob_oid
 from hubpress.publish import open_target, publish_files
+from hubpress.retries import is_transient_storage_error
 from hubpress.settings import Settings
 from hubpress.synth import write_dataset
-from tasks.build import is_transient_storage_error
 from tests.conftest import READ_TOKEN, WRITE_TOKEN
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")

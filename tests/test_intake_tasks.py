@@ -8,13 +8,10 @@ from prefect import flow, task
 
 from hubpress.errors import ValidationFailed
 from hubpress.intake import run_intake
+from hubpress.retries import is_transient_storage_error
+from hubpress.retries import retry_only_transient as retry_transient_storage
 from hubpress.synth import DEFECTS, write_dataset
-from tasks.intake import (
-    intake_in_flow,
-    is_transient_storage_error,
-    publish_report_artifacts,
-    retry_transient_storage,
-)
+from tasks.intake import intake_in_flow, publish_report_artifacts
 
 
 def client_error(code: str, status: int) -> ClientError:
