@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 
@@ -34,6 +35,22 @@ def apply_transfer_compat(environ: dict[str, str] | None = None) -> bool:
     return True
 
 
+@functools.cache
+def _glibc():
+    """The C library when it is glibc, looked up once: find_library runs ldconfig each time."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if not name:
+        return None
+    try:
+        libc = ctypes.CDLL(name)
+        return libc if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None
+    except OSError:
+        return None
+
+
 def limit_malloc_arenas(arenas: int = 2) -> bool:
     """Cap glibc's malloc arenas (like MALLOC_ARENA_MAX, but settable after start-up).
 
@@ -41,29 +58,14 @@ def limit_malloc_arenas(arenas: int = 2) -> bool:
     thread its own arena that keeps freed image buffers for reuse: peak RSS then grows with the
     number of threads that ever built a shard, i.e. with the dataset's size. A couple of shared
     arenas keep it flat. No-op where glibc is not the allocator."""
-    import ctypes
-    import ctypes.util
-
-    name = ctypes.util.find_library("c")
-    if not name:
-        return False
-    try:
-        libc = ctypes.CDLL(name)
-        m_arena_max = -8  # from malloc.h
-        return bool(libc.mallopt(m_arena_max, arenas))
-    except (OSError, AttributeError):
-        return False
+    libc = _glibc()
+    m_arena_max = -8  # from malloc.h
+    return bool(libc is not None and libc.mallopt(m_arena_max, arenas))
 
 
 def release_free_memory() -> None:
     """Hand memory freed by a finished shard build back to the OS (glibc's malloc_trim), so the
     next build starts from the same footprint. No-op where glibc is not the allocator."""
-    import ctypes
-    import ctypes.util
-
-    name = ctypes.util.find_library("c")
-    if name:
-        try:
-            ctypes.CDLL(name).malloc_trim(0)
-        except (OSError, AttributeError):
-            pass
+    libc = _glibc()
+    if libc is not None:
+        libc.malloc_trim(0)
