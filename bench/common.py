@@ -123,9 +123,5 @@ def measure(code: str, env: dict[str, str]) -> dict:
     return result
 
 
-def hub_stats(hub_url: str) -> None:  # the standalone server has no stats endpoint; bytes come from results
-    return None
-
-
 def workdir(prefix: str) -> Path:
     return Path(tempfile.mkdtemp(prefix=prefix))

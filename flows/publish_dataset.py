@@ -16,7 +16,6 @@ from hubpress import artifacts
 from hubpress.dataset_pipeline import (
     build_options,
     card_renderer,
-    dataset_fingerprint,
     load_split_plans,
     plan_all_shards,
     save_split_plans,
@@ -24,7 +23,7 @@ from hubpress.dataset_pipeline import (
 from hubpress.params import PublishDatasetParams
 from hubpress.publish import open_target
 from hubpress.settings import get_settings, resolve_token
-from hubpress.staging import Staging
+from hubpress.staging import Staging, dataset_fingerprint
 from tasks.build import build_shard
 from tasks.intake import intake_in_flow
 from tasks.publish import publish_task, reuse_stage_task, seal_stage_task, verify_task

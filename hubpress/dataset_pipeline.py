@@ -29,7 +29,7 @@ from hubpress.params import PublishDatasetParams
 from hubpress.plan import StagedFile
 from hubpress.settings import Settings
 from hubpress.shards import BuiltShard, ShardPlan, parse_size, plan_shards
-from hubpress.staging import StagedShard, Staging, dataset_fingerprint  # noqa: F401  (re-exported for the flow)
+from hubpress.staging import StagedShard, Staging
 from hubpress.targets import is_local_target
 
 log = logging.getLogger("hubpress.dataset")

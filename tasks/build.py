@@ -1,9 +1,9 @@
-"""Prefect tasks for the dataset build: thin wrappers over hubpress.shards and hubpress.staging.
+"""The shard-building task: a thin wrapper over hubpress.staging.stage_shard.
 
-The publish flow looks the fingerprint up in staging, and only when no complete stage exists
-plans shards per split, maps `build_shard` over the plans (its task runner runs them in
-parallel), then seals the stage. Only transient storage errors are retried: a source file that
-changed since validation, a bad option or a full disk fail at once with their own message.
+The publish flow maps `build_shard` over the shard plans when no complete stage exists (its task
+runner, or a build-split subflow per split, runs them in parallel). Only transient failures are
+retried (hubpress.retries): a source file that changed since validation, a bad option or a full
+disk fail at once with their own message.
 """
 
 from __future__ import annotations
