@@ -17,6 +17,7 @@ import os
 import re
 import secrets
 import tempfile
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -502,20 +503,25 @@ class HubApp:
             headers={"Content-Type": "application/vnd.git-lfs+json"},
         )
 
-    def _receive(self, request: Request, directory: Path) -> tuple[Path, str]:
-        """Stream the request body into a temporary file; returns it and the body's md5."""
+    def _receive(self, request: Request, directory: Path, digest=None) -> tuple[Path, str]:
+        """Stream the request body into a temporary file; returns it and an ETag for it.
+
+        The ETag is opaque, as S3's is to clients: huggingface_hub only hands a part's ETag back
+        when completing the upload. It is a fresh token rather than the body's MD5 because hashing
+        every byte twice (MD5 here, sha256 at ingest) cost this server more CPU than the client
+        it serves; the content itself is checked against its sha256 when it is ingested."""
         fd, name = tempfile.mkstemp(dir=directory, prefix=".upload-")
-        md5 = hashlib.md5()
         try:
             with os.fdopen(fd, "wb") as handle:
                 for chunk in request.body_chunks():
                     handle.write(chunk)
-                    md5.update(chunk)
+                    if digest is not None:
+                        digest.update(chunk)
                     self.accounting.uploaded(len(chunk))
         except BaseException:
             Path(name).unlink(missing_ok=True)
             raise
-        return Path(name), md5.hexdigest()
+        return Path(name), uuid.uuid4().hex
 
     def _lfs_repo(self, request: Request) -> Repo:
         p = request.params
@@ -524,20 +530,34 @@ class HubApp:
     def lfs_upload(self, request: Request) -> Response:
         size = self._check_signature(request)
         repo = self._lfs_repo(request)
-        tmp, md5 = self._receive(request, repo.lfs_incoming())
-        repo.lfs_ingest(tmp, request.params["oid"], size)
-        return Response(status=200, headers={"ETag": f'"{md5}"'})
+        digest = hashlib.sha256()
+        tmp, etag = self._receive(request, repo.lfs_incoming(), digest)
+        repo.lfs_ingest(tmp, request.params["oid"], size, sha256=digest.hexdigest())
+        return Response(status=200, headers={"ETag": f'"{etag}"'})
 
     def lfs_upload_part(self, request: Request) -> Response:
         self._check_signature(request)
         repo = self._lfs_repo(request)
         parts = repo.lfs_parts_dir(request.params["oid"])
         parts.mkdir(parents=True, exist_ok=True)
-        tmp, md5 = self._receive(request, parts)
         number = int(request.params["part"])
-        os.replace(tmp, parts / f"{number}.part")
-        (parts / f"{number}.etag").write_text(md5)
-        return Response(status=200, headers={"ETag": f'"{md5}"'})
+        if number < 1:
+            raise BadRequest(f"Part numbers start at 1, not {number}")
+        # Each part is written in place, at its offset in the object, so completing the upload
+        # only has to hash the object, not copy every part into it. A part sent again (a retry)
+        # overwrites its own range; the sha256 checked at completion catches anything amiss.
+        offset = (number - 1) * self.transfer.multipart_chunk_size
+        fd = os.open(parts / "object", os.O_WRONLY | os.O_CREAT, 0o644)
+        try:
+            for chunk in request.body_chunks():
+                os.pwrite(fd, chunk, offset)
+                offset += len(chunk)
+                self.accounting.uploaded(len(chunk))
+        finally:
+            os.close(fd)
+        etag = uuid.uuid4().hex
+        (parts / f"{number}.etag").write_text(etag)
+        return Response(status=200, headers={"ETag": f'"{etag}"'})
 
     def lfs_complete(self, request: Request) -> Response:
         size = self._check_signature(request)
@@ -550,20 +570,19 @@ class HubApp:
         )
         if not parts:
             raise BadRequest("Completion needs the list of parts")
+        for part in parts:
+            number = int(part["partNumber"])
+            etag_file = parts_dir / f"{number}.etag"
+            if not etag_file.exists():
+                raise BadRequest(f"Part {number} of {oid} was not uploaded")
+            if str(part.get("etag", "")).strip('"') != etag_file.read_text():
+                raise BadRequest(f"Part {number} of {oid}: etag does not match the uploaded part")
+        assembled = parts_dir / "object"
+        if not assembled.exists():
+            raise BadRequest(f"No part of {oid} was uploaded")
         fd, name = tempfile.mkstemp(dir=repo.lfs_incoming(), prefix=".assembled-")
-        with os.fdopen(fd, "wb") as out:
-            for part in parts:
-                number = int(part["partNumber"])
-                etag_file = parts_dir / f"{number}.etag"
-                if not etag_file.exists():
-                    Path(name).unlink(missing_ok=True)
-                    raise BadRequest(f"Part {number} of {oid} was not uploaded")
-                if str(part.get("etag", "")).strip('"') != etag_file.read_text():
-                    Path(name).unlink(missing_ok=True)
-                    raise BadRequest(f"Part {number} of {oid}: etag does not match the uploaded part")
-                with open(parts_dir / f"{number}.part", "rb") as handle:
-                    while chunk := handle.read(1024 * 1024):
-                        out.write(chunk)
+        os.close(fd)
+        os.replace(assembled, name)
         repo.lfs_ingest(Path(name), oid, size)
         for leftover in parts_dir.iterdir():
             leftover.unlink()

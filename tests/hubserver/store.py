@@ -418,19 +418,21 @@ class Repo:
     def lfs_parts_dir(self, oid: str) -> Path:
         return self.lfs_incoming() / f"parts-{oid}"
 
-    def lfs_ingest(self, tmp: Path, oid: str, size: int | None) -> None:
-        """Move an uploaded file into the LFS store after checking its sha256 (and size)."""
-        digest = hashlib.sha256()
-        actual = 0
-        with open(tmp, "rb") as handle:
-            while chunk := handle.read(1024 * 1024):
-                digest.update(chunk)
-                actual += len(chunk)
-        if digest.hexdigest() != oid or (size is not None and actual != size):
+    def lfs_ingest(self, tmp: Path, oid: str, size: int | None, sha256: str | None = None) -> None:
+        """Move an uploaded file into the LFS store after checking its sha256 (and size).
+        `sha256`: the file's digest when the caller computed it while writing the file."""
+        actual = tmp.stat().st_size
+        if sha256 is None:
+            digest = hashlib.sha256()
+            with open(tmp, "rb") as handle:
+                while chunk := handle.read(1024 * 1024):
+                    digest.update(chunk)
+            sha256 = digest.hexdigest()
+        if sha256 != oid or (size is not None and actual != size):
             tmp.unlink(missing_ok=True)
             raise BadRequest(
                 f"Uploaded content does not match the LFS object: expected sha256 {oid} and size {size}, "
-                f"got {digest.hexdigest()} and {actual}"
+                f"got {sha256} and {actual}"
             )
         target = self.lfs_path(oid)
         target.parent.mkdir(parents=True, exist_ok=True)
