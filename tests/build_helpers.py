@@ -24,6 +24,7 @@ def write_image(
     kwargs = {"lossless": True} if fmt == "webp" else {}
     Image.fromarray(pixels).save(path, format=PIL_FORMATS[fmt], **kwargs)
     data = path.read_bytes()
+    st = path.stat()
     return FileRef(
         uri=str(path.resolve()),
         relpath=path.name,
@@ -32,7 +33,7 @@ def write_image(
         sha256=hashlib.sha256(data).hexdigest(),
         width=size[0],
         height=size[1],
-        version="1",
+        version=f"{st.st_mtime_ns}:{st.st_ino}",  # as the listing records it
     )
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import io
+import os
 import shutil
+import time
 from pathlib import Path
 
 import boto3
@@ -213,7 +215,8 @@ def test_row_groups_hold_about_row_group_rows(tmp_path):
 def test_a_source_file_changed_since_validation_is_an_error_naming_it(tmp_path):
     sample = make_sample(tmp_path / "src", "m", target=True)
     (plan,) = plan_shards("train", [sample], "10MB")
-    write_image(tmp_path / "src" / "train" / "m_target", 999)  # overwritten after validation
+    path = write_image(tmp_path / "src" / "train" / "m_target", 999).uri  # overwritten after validation
+    os.utime(path, ns=(time.time_ns(), time.time_ns() + 1_000_000_000))  # ...a moment later, as edits are
     with pytest.raises(SourceError, match="m_target.png.*changed after validation"):
         write_shard(plan, tmp_path / "out")
     assert not list((tmp_path / "out").rglob("*.parquet*"))  # nothing half-written is left
@@ -221,6 +224,30 @@ def test_a_source_file_changed_since_validation_is_an_error_naming_it(tmp_path):
     (tmp_path / "src" / "train" / "m_control_0.png").unlink()
     with pytest.raises(SourceError, match="m_control_0.png.*disappeared"):
         write_shard(plan, tmp_path / "out")
+
+
+def test_a_local_source_is_held_to_its_listed_size_and_mtime_without_rehashing(tmp_path):
+    sample = make_sample(tmp_path / "src", "v", target=True)
+    reader = SourceReader()
+    assert reader(sample.target) == Path(sample.target.uri).read_bytes()
+
+    # Same bytes, newer mtime: refused (the file was written after validation).
+    st = os.stat(sample.target.uri)
+    os.utime(sample.target.uri, ns=(st.st_atime_ns, st.st_mtime_ns + 1))
+    with pytest.raises(SourceError, match="v_target.png.*changed after validation.*modification time"):
+        reader(sample.target)
+
+    # Different bytes of the same size, with the validated mtime put back: the size and mtime are
+    # the file's identity here (as in the validation cache), so this is read; a ref without a
+    # version is still held to its sha256.
+    os.utime(sample.target.uri, ns=(st.st_atime_ns, st.st_mtime_ns))
+    data = bytearray(Path(sample.target.uri).read_bytes())
+    data[-1] ^= 0xFF
+    Path(sample.target.uri).write_bytes(bytes(data))
+    os.utime(sample.target.uri, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert reader(sample.target) == bytes(data)
+    with pytest.raises(SourceError, match="sha256 no longer matches"):
+        reader(dataclasses.replace(sample.target, version=None))
 
 
 def test_reads_and_verifies_s3_sources(tmp_path, s3):
