@@ -23,6 +23,8 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hubpress.staging import COMPLETE_RECORD
+
 ROOT = Path(__file__).resolve().parents[1]
 
 _PUBLISH = (
@@ -112,7 +114,9 @@ class CrashBed:
         self.clean_seconds = self.run(2, repo, self.workdir / "staging-ref") or 0.0
         self.reference = data_files(self.hub.commit_history("dataset", repo)[0])
 
-    def phase(self) -> str:
+    def phase(self, sealed_before: int, staging: Path) -> str:
+        """Where the run was when it died, from the Hub's request counts and the staging area.
+        (The flow checks the repo before building, so Hub reads alone do not mean "planning".)"""
         requests = self.hub.stats.requests
         if self.hub.stats.commits:
             return "after commit (verify/tag)"
@@ -120,7 +124,7 @@ class CrashBed:
             return "commit"
         if requests.get("preupload") or requests.get("lfs_batch") or requests.get("lfs_upload"):
             return "upload"
-        if requests.get("repo_info") or requests.get("repo_create"):
+        if _sealed_stages(staging) > sealed_before:
             return "plan"
         return "build/stage"
 
@@ -148,10 +152,11 @@ class CrashBed:
         v1 = data_files(self.hub.commit_history("dataset", repo)[0])
         self.hub.reset_stats()
         self.hub.clear_faults()
+        sealed_before = _sealed_stages(staging)
         started = time.monotonic()
         finished = self.run(2, repo, staging, kill_when=self.kill_condition(phase, staging, rng))
         delay = time.monotonic() - started
-        landed = "exited before the kill" if finished is not None else self.phase()
+        landed = "exited before the kill" if finished is not None else self.phase(sealed_before, staging)
         self.hub.clear_faults()
         time.sleep(1.6)  # let a stalled request the dead client left behind play out
         self.run(2, repo, staging)  # run again after the crash
@@ -177,6 +182,10 @@ class CrashBed:
             if required not in history[0]["files"]:
                 problems.append(f"{required} missing at the head")
         return TrialResult(number, round(delay, 2), f"{phase} -> {landed}", not problems, problems)
+
+
+def _sealed_stages(staging: Path) -> int:
+    return len(list(staging.glob(f"*/{COMPLETE_RECORD}"))) if staging.exists() else 0
 
 
 PHASES = ("build/stage", "upload", "commit", "after commit (verify/tag)", "random")

@@ -8,9 +8,15 @@ import logging
 import os
 from typing import Any
 
+# The run builds shards with datasets' Features and talks to the Hub: both are imported with the
+# flow (as the CLI or a served deployment loads it), not inside the first task that needs them,
+# where every build thread would queue on the import lock.
+import datasets  # noqa: F401
+import huggingface_hub.hf_api  # noqa: F401
 from prefect import flow, get_run_logger, unmapped
 from prefect.context import FlowRunContext
-from prefect.futures import as_completed
+from prefect.futures import as_completed, wait
+from prefect.utilities.annotations import quote
 
 from hubpress import artifacts
 from hubpress.dataset_pipeline import (
@@ -20,29 +26,46 @@ from hubpress.dataset_pipeline import (
     plan_all_shards,
     save_split_plans,
 )
+from hubpress.hub import HubRepo
 from hubpress.params import PublishDatasetParams
 from hubpress.publish import open_target
 from hubpress.settings import get_settings, resolve_token
 from hubpress.staging import Staging, dataset_fingerprint
 from tasks.build import build_shard
 from tasks.intake import intake_in_flow
-from tasks.publish import publish_task, reuse_stage_task, seal_stage_task, verify_task
+from tasks.publish import preupload_task, publish_task, reuse_stage_task, seal_stage_task, verify_task
 
 
-def _build_shards(plans, staging_uri, fingerprint, settings, progress=None) -> list:
-    """Map build_shard over the plans on the flow's task runner (threads or Dask)."""
+def _build_shards(plans, staging_uri, fingerprint, settings, progress=None, upload_to=None) -> list:
+    """Map build_shard over the plans on the flow's task runner (threads or Dask); with
+    `upload_to`, each shard's upload starts as soon as it is built, while the others build."""
+    # Largest first: the longest build-then-upload chain starts at once, the small ones fill in.
+    plans = sorted(plans, key=lambda plan: -plan.estimated_size)
     futures = build_shard.map(
-        plans,
+        [quote(plan) for plan in plans],  # a plan holds its samples: not walked for futures
         staging_uri=unmapped(staging_uri),
         fingerprint=unmapped(fingerprint),
         settings=unmapped(settings),
     )
-    shards = []
+    shards, uploads = [], []
     for future in as_completed(futures):
-        shards.append(future.result())
+        shard = future.result()
+        shards.append(shard)
+        if upload_to is not None:
+            uploads.append(preupload_task.submit(upload_to, shard.file))
         if progress is not None:
             progress.advance()
+    wait(uploads)
     return shards
+
+
+def _early_upload_target(target, staging: Staging, params: PublishDatasetParams) -> HubRepo | None:
+    """Where built shards can be sent before the commit: a Hub repo, from local staging, when this
+    run will commit. (From S3 staging, the publish step fetches and uploads them; a local target
+    is written at once.)"""
+    if isinstance(target, HubRepo) and staging.is_local and not params.dry_run:
+        return target
+    return None
 
 
 @flow(name="build-split", flow_run_name="build-{split}")
@@ -79,25 +102,34 @@ def publish_dataset(params: PublishDatasetParams) -> dict[str, Any]:
     fingerprint = dataset_fingerprint(report, options)
     staging = Staging(settings.staging, settings)
     staged = reuse_stage_task(staging, fingerprint)
+    created_early = False
     if staged is not None:
         log.info("Reusing the complete stage %s: the data and options are unchanged.", staged.stage_uri)
     else:
         plans = plan_all_shards(report, options)
+        upload_to = _early_upload_target(target, staging, params)
+        if upload_to is not None:
+            created_early = upload_to.ensure_exists(private=not params.public)
         log.info("Building %d shard(s) into %s", len(plans), staging.stage_uri(fingerprint))
         progress = artifacts.Progress(len(plans), f"Building {len(plans)} shard(s)")
         if params.fan_out == "splits":
             # One subflow run per split (a child run in the UI, with its own tasks and logs).
-            shards = []
+            shards, uploads = [], []
             for split in sorted({plan.split for plan in plans}):
                 save_split_plans(staging, fingerprint, split, [p for p in plans if p.split == split])
                 built = build_split(split, fingerprint, settings.staging)
                 shards.extend(built)
                 progress.advance(len(built))
+                if upload_to is not None:  # this split's uploads overlap the next split's build
+                    uploads.extend(preupload_task.submit(upload_to, shard.file) for shard in built)
+            wait(uploads)
         else:
-            shards = _build_shards(plans, settings.staging, fingerprint, settings, progress)
+            shards = _build_shards(plans, settings.staging, fingerprint, settings, progress, upload_to)
         order = {plan.path_in_repo: i for i, plan in enumerate(plans)}  # id order, for the card
         shards.sort(key=lambda shard: order[shard.file.path])
-        staged = seal_stage_task(staging, fingerprint, report, shards, options, artifacts.flow_run_id())
+        staged = seal_stage_task(
+            staging, fingerprint, quote(report), quote(shards), options, artifacts.flow_run_id()
+        )
 
     outcome = publish_task(
         target,
@@ -112,7 +144,7 @@ def publish_dataset(params: PublishDatasetParams) -> dict[str, Any]:
         tag=params.tag,
         dry_run=params.dry_run,
     )
-    if params.public and outcome.created_repo:
+    if params.public and (outcome.created_repo or created_early):
         log.warning("Created %s as a PUBLIC repo (--public).", params.target)
 
     rows = {name: len(m.samples) for name, m in report.splits.items()}

@@ -125,6 +125,16 @@ def hub_errors(action: str, where: str, token: ResolvedToken) -> Iterator[None]:
         raise
 
 
+def _addition(file: StagedFile, local_path: str):
+    from huggingface_hub import CommitOperationAdd
+
+    op = CommitOperationAdd(path_in_repo=file.path, path_or_fileobj=local_path)
+    # huggingface_hub hashes lazily; we hashed while staging, so it need not read every shard
+    # again. The Hub checks it on upload and `verify` compares it after the commit.
+    op.upload_info.sha256 = bytes.fromhex(file.sha256)
+    return op
+
+
 class HubRepo:
     """A Hub repo as a publishing target."""
 
@@ -248,14 +258,10 @@ class HubRepo:
         from huggingface_hub import CommitOperationAdd, CommitOperationDelete
         from huggingface_hub.errors import HfHubHTTPError
 
-        operations = []
+        operations: list = []
         for change in plan.changes:
             if change.kind in ("added", "changed"):
-                op = CommitOperationAdd(path_in_repo=change.path, path_or_fileobj=local_paths[change.path])
-                # huggingface_hub hashes lazily; we hashed while staging, so it need not read every
-                # shard again. The Hub checks it on upload and `verify` compares it after the commit.
-                op.upload_info.sha256 = bytes.fromhex(files[change.path].sha256)
-                operations.append(op)
+                operations.append(_addition(files[change.path], local_paths[change.path]))
             elif change.kind == "deleted":
                 operations.append(CommitOperationDelete(path_in_repo=change.path))
 
@@ -298,22 +304,35 @@ class HubRepo:
         progress = Progress(total, f"Uploading {len(additions)} file(s)", unit="bytes")
 
         def upload(op) -> int:
-            self._retry(
-                f"upload {op.path_in_repo} to",
-                lambda: self.api.preupload_lfs_files(
-                    self.repo_id,
-                    [op],
-                    repo_type=self.repo_type,
-                    revision=revision,
-                    create_pr=create_pr or None,
-                    num_threads=1,
-                ),
-            )
+            self._preupload(op, revision, create_pr)
             return op.upload_info.size
 
         with ThreadPoolExecutor(max_workers=max(1, self.settings.hub_max_concurrency)) as pool:
             for done in as_completed([pool.submit(upload, op) for op in additions]):
                 progress.advance(done.result())
+
+    def _preupload(self, op, revision: str | None, create_pr: bool = False) -> None:
+        self._retry(
+            f"upload {op.path_in_repo} to",
+            lambda: self.api.preupload_lfs_files(
+                self.repo_id,
+                [op],
+                repo_type=self.repo_type,
+                revision=revision,
+                create_pr=create_pr or None,
+                num_threads=1,
+            ),
+        )
+
+    def preupload(self, file: StagedFile, local_path: str) -> None:
+        """Send one file's LFS object ahead of the commit, while the rest are still being built.
+
+        LFS objects belong to the repo, not to a revision or a commit: nothing in the repo changes
+        until the commit names them, and the commit's own upload step then finds them present and
+        sends nothing. An object the repo already holds is not sent here either (the LFS batch
+        answer has no upload action for it). Small files that would travel inside the commit are
+        left to it."""
+        self._preupload(_addition(file, local_path), revision=None)
 
     def tag(self, commit: str, tag: str, message: str | None = None) -> bool:
         """Tag `commit`. Returns False when the tag already points there; a tag on another commit

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import tempfile
 
-from prefect import task
+from prefect import get_run_logger, task
 
 from hubpress import artifacts
 from hubpress.dataset_pipeline import StagedDataset, card_renderer, reuse_stage, stage_build, verify_published
+from hubpress.errors import HubAccessError
+from hubpress.hub import HubRepo
+from hubpress.plan import StagedFile
 from hubpress.publish import PublishOutcome, publish_files
 from hubpress.retries import NO_CACHE, TRANSIENT_RETRIES
 from hubpress.settings import Settings
@@ -44,9 +47,33 @@ def publish_task(target, staged_files, staging: Staging | None, **kwargs) -> Pub
         )
 
 
+@task(name="preupload", task_run_name="preupload-{file.path}", **NO_CACHE)
+def preupload_task(target: HubRepo, file: StagedFile) -> bool:
+    """Send one built shard's LFS object while the other shards build (HubRepo.preupload).
+
+    Best effort, because the publish step uploads whatever is not there yet with its own retries
+    and messages: a failure here is a warning, except a refused token, which would only fail
+    again there after every shard was built."""
+    try:
+        target.preupload(file, file.source)
+        return True
+    except HubAccessError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any other failure is retried by the publish step
+        get_run_logger().warning("Early upload of %s failed (%s); the publish step sends it.", file.path, exc)
+        return False
+
+
 @task(name="verify", **NO_CACHE, **TRANSIENT_RETRIES)
 def verify_task(target_name, target, commit, staged, staging, settings: Settings, token) -> dict[str, int]:
     return verify_published(target_name, target, commit, staged, staging, settings, token)
 
 
-__all__ = ["card_renderer", "publish_task", "reuse_stage_task", "seal_stage_task", "verify_task"]
+__all__ = [
+    "card_renderer",
+    "preupload_task",
+    "publish_task",
+    "reuse_stage_task",
+    "seal_stage_task",
+    "verify_task",
+]

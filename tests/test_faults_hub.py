@@ -126,7 +126,9 @@ def test_a_commit_whose_answer_was_lost_is_not_committed_twice(hub, tmp_path, wr
 @pytest.mark.parametrize(
     ("token", "status"), [("hf_invalid_fault_token_5150", "401"), (READ_TOKEN, "403")], ids=["401", "403"]
 )
-def test_refused_tokens_fail_at_once_without_retries(hub, dataset, staging, monkeypatch, token, status):
+def test_refused_tokens_fail_at_once_without_retries(
+    hub, dataset, staging, monkeypatch, tmp_path, token, status
+):
     monkeypatch.setenv("HF_TOKEN", token)
     name = repo("auth")
     state = publish_dataset(PublishDatasetParams(source=str(dataset), target=name), return_state=True)
@@ -141,7 +143,10 @@ def test_refused_tokens_fail_at_once_without_retries(hub, dataset, staging, monk
     requests = hub.stats.requests
     assert set(requests) <= {"repo_info", "repo_create"}, requests
     assert requests["repo_create"] <= 1 and requests["repo_info"] <= 1 + requests["repo_create"]
-    assert task_run_counts(state) == {"publish": [1]}
+    # The repo is checked before the first shard is built (built shards go up as they are built),
+    # so the run stops there: no shard was built and no task ran into the refusal to retry it.
+    assert not list((tmp_path / "staging").rglob("*.parquet"))
+    assert task_run_counts(state, expect_failed=0) == {}
 
 
 def task_run_counts(flow_state, expect_failed: int = 1) -> dict[str, list[int]]:
@@ -234,12 +239,13 @@ def test_downloading_a_missing_repo_revision_or_file_is_a_clear_error(hub, tmp_p
 # -- someone else's commit, and two publishers at once ----------------------------------------------
 
 
-def test_a_commit_made_while_the_flow_uploads_is_kept(hub, dataset, staging, write_token):
+def test_a_commit_made_between_plan_and_commit_is_kept(hub, dataset, staging, write_token):
     name = repo("stale")
     first = publish_dataset(PublishDatasetParams(source=str(dataset), target=name))
     write_dataset(dataset, samples=5, image_size=16, seed=12)  # new content to publish
     hub.reset_stats()
-    hub.arm_fault("preupload", "stall", count=1, stall_seconds=2)
+    # Our commit (planned against the old head) is held up while someone else's lands first.
+    hub.arm_fault("commit", "stall", count=1, stall_seconds=2)
 
     def interfere():
         while not hub.stats.faults:
