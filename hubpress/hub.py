@@ -13,7 +13,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Iterator
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from hubpress.errors import HubAccessError, HubpressError, PublishError
 from hubpress.parquet_footer import ParquetFooter, read_footer
@@ -150,6 +150,10 @@ class HubRepo:
         self.api = HfApi(endpoint=self.endpoint, token=token.value if token.value else False)
         self.description = f"{repo_type} repo {repo_id}"
         self.retry_messages: list[str] = []
+        # Operations sent ahead by preupload(), by (path, sha256): the commit reuses these objects,
+        # which carry huggingface_hub's record that they are uploaded (its documented pattern:
+        # preupload_lfs_files, then create_commit with the same operations).
+        self._preuploaded: dict[tuple[str, str], Any] = {}
 
     def _retry(self, action: str, fn: Callable[[], T]) -> T:
         with hub_errors(action, self.description, self.token):
@@ -261,7 +265,9 @@ class HubRepo:
         operations: list = []
         for change in plan.changes:
             if change.kind in ("added", "changed"):
-                operations.append(_addition(files[change.path], local_paths[change.path]))
+                staged = files[change.path]
+                sent = self._preuploaded.get((staged.path, staged.sha256))
+                operations.append(sent or _addition(staged, local_paths[change.path]))
             elif change.kind == "deleted":
                 operations.append(CommitOperationDelete(path_in_repo=change.path))
 
@@ -298,6 +304,7 @@ class HubRepo:
 
         from hubpress.artifacts import Progress
 
+        additions = [op for op in additions if not op._is_uploaded]  # sent ahead by preupload()
         if not additions:
             return
         total = sum(op.upload_info.size for op in additions)
@@ -332,7 +339,9 @@ class HubRepo:
         sends nothing. An object the repo already holds is not sent here either (the LFS batch
         answer has no upload action for it). Small files that would travel inside the commit are
         left to it."""
-        self._preupload(_addition(file, local_path), revision=None)
+        op = _addition(file, local_path)
+        self._preupload(op, revision=None)
+        self._preuploaded[(file.path, file.sha256)] = op
 
     def tag(self, commit: str, tag: str, message: str | None = None) -> bool:
         """Tag `commit`. Returns False when the tag already points there; a tag on another commit

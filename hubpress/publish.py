@@ -8,6 +8,7 @@ import json
 import logging
 import tempfile
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -104,6 +105,22 @@ def _local_source(staged: StagedFile) -> str:
     return staged.source
 
 
+def _read_both(target: Target, head: str | None, first: str | None, second: str | None):
+    """The target's text of two files at `head` (None for a file not asked for or absent), read
+    at the same time: each is a round trip to the Hub."""
+    if head is None:
+        return None, None
+    wanted = [path for path in (first, second) if path is not None]
+    if len(wanted) < 2:
+        texts = {path: target.read_text(path, head) for path in wanted}
+    else:
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            texts = dict(
+                zip(wanted, pool.map(lambda path: target.read_text(path, head), wanted), strict=True)
+            )
+    return texts.get(first) if first else None, texts.get(second) if second else None
+
+
 def publish_files(
     target: Target,
     staged: list[StagedFile],
@@ -140,11 +157,13 @@ def publish_files(
         if state.exists and not state.revision_exists:
             revision_missing = True  # dry run against a branch that does not exist yet: plan against empty
         head = state.head
-        owned = owned_paths(target.read_text(MANIFEST, head) if head else None) if allow_deletes else set()
+        manifest_text, existing_card = _read_both(
+            target, head, MANIFEST if allow_deletes else None, CARD if card is not None else None
+        )
+        owned = owned_paths(manifest_text) if allow_deletes else set()
         files = list(staged)
         if card is not None:
-            existing = target.read_text(CARD, head) if head else None
-            card_file, _ = staged_text(CARD, card(existing), scratch)
+            card_file, _ = staged_text(CARD, card(existing_card), scratch)
             files = [f for f in files if f.path != CARD] + [card_file]
         plan = make_plan(target_name, revision, head, files, state.files, owned)
         check_limits(plan, set(state.files))
