@@ -2,7 +2,7 @@
 
     @flow
     def publish(source: str):
-        report = intake_in_flow(source)      # list -> discover per split -> validate chunks -> decide
+        report = intake_in_flow(source)      # list -> discover per split -> validate chunks -> decide (pure, in the flow)
         ...
 
 Shape of the work: one listing task, one discovery task per split, validation mapped over
@@ -76,14 +76,6 @@ def validate_chunk_task(
     return validate_samples(samples, root=root, settings=settings, max_pixels=max_pixels, workers=workers)
 
 
-@task(name="intake-decide", cache_policy=NO_CACHE_POLICY)
-def decide_task(
-    found: Discovery, result: ValidationResult, source: str, options: IntakeOptions
-) -> IntakeReport:
-    stats = {"samples_discovered": found.sample_count(), **result.stats.as_dict()}
-    return decide(found, result.facts, source=source, options=options, stats=stats)
-
-
 def publish_report_artifacts(report: IntakeReport, key: str | None = "intake-report") -> bool:
     """A table artifact (one row per problem) and a markdown summary, when inside a flow run.
 
@@ -153,7 +145,10 @@ def intake_in_flow(
             merged.stats.add(r.stats)
     root = open_storage(source, get_settings(settings)).root
     try:
-        report = decide_task(quote(found), quote(merged), root, options)
+        # A pure decision over what the tasks found: run in the flow, as a task would only add
+        # an API round trip (and a walk over every sample) to every run.
+        stats = {"samples_discovered": found.sample_count(), **merged.stats.as_dict()}
+        report = decide(found, merged.facts, source=root, options=options, stats=stats)
     except Exception as exc:
         failed = getattr(exc, "report", None)
         if artifacts and failed is not None:
