@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections import deque
 from typing import Any
 
 # The run builds shards with datasets' Features and talks to the Hub: both are imported with the
@@ -13,7 +14,7 @@ from typing import Any
 # where every build thread would queue on the import lock.
 import datasets  # noqa: F401
 import huggingface_hub.hf_api  # noqa: F401
-from prefect import flow, get_run_logger, unmapped
+from prefect import flow, get_run_logger
 from prefect.context import FlowRunContext
 from prefect.futures import as_completed, wait
 from prefect.utilities.annotations import quote
@@ -37,19 +38,29 @@ from tasks.publish import preupload_task, publish_task, reuse_stage_task, seal_s
 
 
 def _build_shards(plans, staging_uri, fingerprint, settings, progress=None, upload_to=None) -> list:
-    """Map build_shard over the plans on the flow's task runner (threads or Dask); with
-    `upload_to`, each shard's upload starts as soon as it is built, while the others build."""
-    # Largest first: the longest build-then-upload chain starts at once, the small ones fill in.
-    plans = sorted(plans, key=lambda plan: -plan.estimated_size)
-    futures = build_shard.map(
-        [quote(plan) for plan in plans],  # a plan holds its samples: not walked for futures
-        staging_uri=unmapped(staging_uri),
-        fingerprint=unmapped(fingerprint),
-        settings=unmapped(settings),
-    )
+    """build_shard over the plans on the flow's task runner (threads or Dask); with `upload_to`,
+    each shard's upload starts as soon as it is built, while the others build.
+
+    Largest first, so the longest build-then-upload chain starts at once and small shards fill in.
+    On threads, only as many builds as there are build slots are submitted at a time: submitted all
+    at once, they would race for the slots and the largest could start last."""
+    queue = deque(sorted(plans, key=lambda plan: -plan.estimated_size))
+    in_flight = len(queue) if _on_dask() else max(1, settings.build_concurrency)
+    running: list = []
     shards, uploads = [], []
-    for future in as_completed(futures):
-        shard = future.result()
+
+    def submit_next() -> None:
+        plan = queue.popleft()  # quote(): a plan holds its samples; Prefect need not walk them
+        running.append(build_shard.submit(quote(plan), staging_uri, fingerprint, settings))
+
+    while queue and len(running) < in_flight:
+        submit_next()
+    while running:
+        done = next(as_completed(running))
+        running.remove(done)
+        if queue:
+            submit_next()
+        shard = done.result()
         shards.append(shard)
         if upload_to is not None:
             uploads.append(preupload_task.submit(upload_to, shard.file))
@@ -57,6 +68,11 @@ def _build_shards(plans, staging_uri, fingerprint, settings, progress=None, uplo
             progress.advance()
     wait(uploads)
     return shards
+
+
+def _on_dask() -> bool:
+    context = FlowRunContext.get()
+    return context is not None and type(context.task_runner).__name__ == "DaskTaskRunner"
 
 
 def _early_upload_target(target, staging: Staging, params: PublishDatasetParams) -> HubRepo | None:
