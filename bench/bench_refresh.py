@@ -6,8 +6,9 @@ Compares, in one run and on the same parquet data:
   simpletuner-style   what SimpleTuner's backend does: Dataset.filter over full rows (every image
                       decoded by the Image feature), then dataset[idx] per row to extract captions
 
-Each mode runs in its own process so that its peak RSS is its own. Prints a table.
-Usage: .venv/bin/python bench/bench_refresh.py [--rows 20000] [--size 192]
+Each mode runs in its own process so that its peak RSS is its own. Prints a table, then the
+streaming mode's peak RSS for several dataset sizes (it should stay flat).
+Usage: .venv/bin/python bench/bench_refresh.py [--rows 20000] [--size 192] [--stream-sizes 5000,20000,40000]
 """
 
 from __future__ import annotations
@@ -86,7 +87,12 @@ def run_mode(mode: str, parquet: str) -> dict:
     start = time.perf_counter()
     if mode in ("hubpress", "hubpress-streaming"):
         cfg = parse_refresh_config({**CONFIG, "streaming": mode == "hubpress-streaming"}).backends[0]
-        ds = load_dataset("parquet", data_files=parquet, split="train", streaming=cfg.streaming)
+        if cfg.streaming:  # what load_upstream streams a Hub parquet dataset with (here a local file)
+            from hubpress.refresh.parquet_stream import ParquetStream
+
+            ds = ParquetStream.open([parquet])
+        else:
+            ds = load_dataset("parquet", data_files=parquet, split="train")
         read = read_dataset(ds, cfg, "bench", use_cache=False)
         kept = sum(1 for _ in read.rows())
         report = read.report
@@ -118,6 +124,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=20_000)
     parser.add_argument("--size", type=int, default=192)
+    parser.add_argument(
+        "--stream-sizes", default="5000,20000,40000", help="row counts for the streaming memory table"
+    )
     parser.add_argument("--mode")
     parser.add_argument("--parquet")
     args = parser.parse_args()
@@ -146,6 +155,20 @@ def main() -> None:
                 continue
             r = json.loads(proc.stdout.strip().splitlines()[-1])
             print(f"{mode:<20} {r['seconds']:>8} {r['peak_rss_mb']:>12} {r['kept']:>7}")
+
+        # Streaming peak memory against dataset size: it should stay flat.
+        print(f"\n{'rows':>7} {'parquet MB':>11} {'streaming s':>12} {'peak RSS MB':>12}")
+        for rows in [int(x) for x in args.stream_sizes.split(",") if x]:
+            path = Path(tmp) / f"size-{rows}.parquet"
+            make_parquet(path, rows, args.size)
+            proc = subprocess.run(
+                [sys.executable, __file__, "--mode", "hubpress-streaming", "--parquet", str(path)],
+                capture_output=True,
+                text=True,
+            )
+            r = json.loads(proc.stdout.strip().splitlines()[-1])
+            print(f"{rows:>7} {path.stat().st_size / 1e6:>11.0f} {r['seconds']:>12} {r['peak_rss_mb']:>12}")
+            path.unlink()
 
 
 if __name__ == "__main__":

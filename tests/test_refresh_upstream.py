@@ -153,6 +153,61 @@ def test_streaming_equals_non_streaming(art_dataset, tmp_path):
     assert stream_read.report.dropped == {"min_width": 1, "no_caption": 1}
 
 
+def test_streaming_reads_the_hub_parquet_files_one_row_group_at_a_time(hub, tmp_path):
+    """ParquetStream gives exactly datasets' streaming rows (media undecoded), reads the files
+    datasets resolves for the split, and never holds more than one row group."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from datasets import Features, Image, Value, load_dataset
+    from huggingface_hub import HfApi
+
+    from hubpress.refresh.parquet_stream import ParquetStream
+    from hubpress.refresh.upstream import load_upstream
+
+    features = Features({"image": Image(), "caption": Value("string"), "score": {"a": Value("float64")}})
+    rows = [
+        {"image": {"bytes": png(4 + i, 4), "path": f"{i}.png"}, "caption": f"c{i}", "score": {"a": i / 2}}
+        for i in range(50)
+    ]
+    local = tmp_path / "train-00000-of-00001.parquet"
+    # 10-row row groups, as the Hub's image datasets have small ones.
+    pq.write_table(pa.Table.from_pylist(rows, schema=features.arrow_schema), local, row_group_size=10)
+    name = f"alice/rg-{uuid.uuid4().hex[:8]}"
+    api = HfApi(token=WRITE_TOKEN)
+    api.create_repo(name, repo_type="dataset")
+    api.upload_file(
+        path_or_fileobj=str(local), path_in_repo=f"data/{local.name}", repo_id=name, repo_type="dataset"
+    )
+    cfg = backend(name, tmp_path, streaming=True, caption_column="caption")
+    sha = resolve_revision(cfg, token=WRITE_TOKEN)
+
+    stream = load_upstream(cfg, sha, WRITE_TOKEN)
+    assert isinstance(stream, ParquetStream)
+    assert [f.rsplit("/", 1)[-1] for f in stream.files] == [local.name] and f"@{sha}/" in stream.files[0]
+    theirs = load_dataset(name, split="train", streaming=True, revision=sha, token=WRITE_TOKEN)
+    theirs = theirs.cast_column("image", Image(decode=False))
+    assert list(stream) == list(theirs) == rows
+    assert list(stream.select_columns(["caption"]))[:2] == [{"caption": "c0"}, {"caption": "c1"}]
+
+    # One row group at a time: the reader is asked for row groups singly, in order.
+    asked = []
+    real = pq.ParquetFile.iter_batches
+
+    def spy(self, *args, **kwargs):
+        asked.append((kwargs.get("row_groups"), kwargs.get("use_threads")))
+        return real(self, *args, **kwargs)
+
+    pq.ParquetFile.iter_batches = spy
+    try:
+        assert len(list(stream)) == 50
+    finally:
+        pq.ParquetFile.iter_batches = real
+    assert asked == [([g], False) for g in range(5)]
+
+    with pytest.raises(SourceError, match="Unknown split 'validation'.*'train'"):
+        load_upstream(backend(name, tmp_path, streaming=True, split="validation"), sha, WRITE_TOKEN)
+
+
 def test_first_phase_is_cached_under_the_fingerprint(art_dataset, tmp_path):
     cfg = backend(
         art_dataset, tmp_path, caption_column="metadata.caption", fallback_caption_column="basic_caption"

@@ -22,6 +22,7 @@ from typing import Any
 from hubpress.errors import ConfigError, HubAccessError, SourceError
 from hubpress.refresh.config import HuggingfaceBackend, LocalBackend, RefreshConfig
 from hubpress.refresh.mix import Stopping, mix_plan
+from hubpress.refresh.parquet_stream import ParquetStream, resolve_parquet_files
 from hubpress.refresh.rows import (
     RefreshReport,
     check_columns,
@@ -85,6 +86,9 @@ def _cast_media(ds: Any, cfg: HuggingfaceBackend) -> Any:
     """Turn off decoding of every media column so that reading a row never decodes pixels or audio."""
     from datasets import Audio, Image, Video
 
+    if isinstance(ds, ParquetStream):
+        return ds  # its rows hold the stored {bytes, path} structs: nothing is ever decoded
+
     features = ds.features or {}
     for column in media_columns(cfg):
         feature = features.get(column)
@@ -97,9 +101,19 @@ def _cast_media(ds: Any, cfg: HuggingfaceBackend) -> Any:
     return ds
 
 
-def load_upstream(cfg: HuggingfaceBackend, revision_sha: str, token: str | None = None) -> Any:
-    """datasets.load_dataset at a fixed sha, media columns undecoded (nothing is decoded by reading)."""
+def load_upstream(
+    cfg: HuggingfaceBackend, revision_sha: str, token: str | None = None, endpoint: str | None = None
+) -> Any:
+    """datasets.load_dataset at a fixed sha, media columns undecoded (nothing is decoded by reading).
+
+    Streaming a parquet dataset reads its files with ParquetStream (one row group at a time) rather
+    than through datasets' reader, whose read-ahead makes memory grow with the dataset."""
     from datasets import load_dataset
+
+    if cfg.streaming:
+        stream = _parquet_stream(cfg, revision_sha, token, endpoint)
+        if stream is not None:
+            return stream
 
     kwargs: dict[str, Any] = {
         "name": cfg.dataset_config,
@@ -120,6 +134,26 @@ def load_upstream(cfg: HuggingfaceBackend, revision_sha: str, token: str | None 
             raise SourceError(f"Dataset {cfg.dataset_name!r}: {message}") from None
         raise SourceError(f"Dataset {cfg.dataset_name!r} could not be read: {message}") from None
     return _cast_media(ds, cfg)
+
+
+def _parquet_stream(
+    cfg: HuggingfaceBackend, revision_sha: str, token: str | None, endpoint: str | None
+) -> ParquetStream | None:
+    try:
+        files = resolve_parquet_files(
+            cfg.dataset_name,
+            revision_sha,
+            cfg.split,
+            config_name=cfg.dataset_config,
+            data_files=cfg.data_files,
+            token=token or False,
+        )
+    except ValueError as exc:
+        message = str(exc).splitlines()[0]
+        raise SourceError(f"Dataset {cfg.dataset_name!r}: {message}") from None
+    if files is None:
+        return None
+    return ParquetStream.open(files, endpoint=_endpoint(endpoint), token=token or False)
 
 
 def column_names(ds: Any) -> list[str]:
@@ -213,7 +247,7 @@ def read_huggingface(
     """Resolve, load and check one Hub backend; all errors are raised here, before any row is read."""
     token = token if token is not None else resolve_token().value
     sha = resolve_revision(cfg, token, endpoint)
-    return read_dataset(load_upstream(cfg, sha, token), cfg, sha, use_cache=use_cache)
+    return read_dataset(load_upstream(cfg, sha, token, endpoint), cfg, sha, use_cache=use_cache)
 
 
 def read_dataset(ds: Any, cfg: HuggingfaceBackend, revision_sha: str, use_cache: bool = True) -> BackendRead:

@@ -1,0 +1,114 @@
+"""Streaming rows of a Hub dataset's parquet files at a fixed revision, in bounded memory.
+
+`datasets` streams parquet through pyarrow's threaded batch reader, which reads row groups ahead
+of the consumer without a bound: streaming a 300 MB file held about all of it in memory, so peak
+memory grew with the dataset (measured in bench/bench_refresh.py). Here each file is opened through
+HfFileSystem (range requests) and read one row group at a time, without reader threads, only the
+columns asked for, so a streaming refresh holds one row group whatever the dataset's size.
+
+The files are the ones `datasets` itself resolves for the split (its builder's data_files, from
+the card's configs or the default patterns), so the rows and their order are the same as
+`load_dataset(..., streaming=True)` gives; media columns come out as their stored {bytes, path}
+structs, which is what a `decode=False` feature yields there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+BATCH_ROWS = 64  # rows converted to Python at a time, inside one row group
+
+
+@dataclass(frozen=True)
+class ParquetStream:
+    """The rows of `files` in order; `select_columns` narrows what is read (like datasets')."""
+
+    files: tuple[str, ...]  # hf:// paths pinned to a commit sha, or local paths
+    features: Any  # datasets.Features of the files (from the first file's schema)
+    endpoint: str | None = None
+    token: str | bool | None = None
+    columns: tuple[str, ...] | None = None
+    _fs: Any = field(default=None, compare=False, repr=False)
+
+    @property
+    def column_names(self) -> list[str]:
+        return list(self.columns) if self.columns is not None else list(self.features)
+
+    def select_columns(self, columns: list[str]) -> ParquetStream:
+        missing = [c for c in columns if c not in self.features]
+        if missing:
+            raise ValueError(f"Columns {missing} are not in the dataset (it has {list(self.features)})")
+        return replace(self, columns=tuple(columns))
+
+    def _open(self, path: str):
+        if not path.startswith("hf://"):
+            return open(path, "rb")
+        fs = self._fs
+        if fs is None:
+            from huggingface_hub import HfFileSystem
+
+            fs = HfFileSystem(endpoint=self.endpoint, token=self.token)
+            object.__setattr__(self, "_fs", fs)
+        return fs.open(path, "rb")
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        import pyarrow.parquet as pq
+
+        columns = list(self.columns) if self.columns is not None else None
+        for path in self.files:
+            with self._open(path) as handle:
+                parquet = pq.ParquetFile(handle, pre_buffer=False)
+                for group in range(parquet.metadata.num_row_groups):
+                    # use_threads=False: the threaded reader reads further row groups ahead, unbounded.
+                    for batch in parquet.iter_batches(
+                        batch_size=BATCH_ROWS, row_groups=[group], columns=columns, use_threads=False
+                    ):
+                        yield from batch.to_pylist()
+
+    @classmethod
+    def open(
+        cls, files: list[str], endpoint: str | None = None, token: str | bool | None = None
+    ) -> ParquetStream:
+        """A stream over `files`, its features read from the first file's footer (the Hugging Face
+        features metadata when the file carries it, else derived from the Arrow schema)."""
+        import pyarrow.parquet as pq
+        from datasets import Features
+
+        stream = cls(tuple(files), features=None, endpoint=endpoint, token=token)
+        if not files:
+            return replace(stream, features=Features({}))
+        with stream._open(files[0]) as handle:
+            schema = pq.ParquetFile(handle).schema_arrow
+        return replace(stream, features=Features.from_arrow_schema(schema), _fs=stream._fs)
+
+
+def resolve_parquet_files(
+    dataset_name: str,
+    revision_sha: str,
+    split: str,
+    *,
+    config_name: str | None = None,
+    data_files: Any = None,
+    token: str | bool | None = None,
+) -> list[str] | None:
+    """The parquet files `datasets` would stream for `split` at `revision_sha`, or None when the
+    dataset is not a parquet dataset (then `datasets` streams it itself).
+
+    Raises ValueError (from `datasets`) for a split the dataset does not have."""
+    from datasets import load_dataset_builder
+
+    kwargs: dict[str, Any] = {"revision": revision_sha, "token": token}
+    if config_name is not None:
+        kwargs["name"] = config_name
+    if data_files is not None:
+        kwargs["data_files"] = data_files
+    builder = load_dataset_builder(dataset_name, **kwargs)
+    if type(builder).__module__.rsplit(".", 1)[-1] != "parquet":
+        return None
+    files = builder.config.data_files
+    if files is None or split not in files:
+        available = sorted(files) if files else []
+        raise ValueError(f"Unknown split {split!r}. Should be one of {available}.")
+    return [str(f) for f in files[split]]
