@@ -17,6 +17,7 @@ from PIL import Image as PILImage
 from flows.refresh_dataset import refresh_dataset
 from hubpress.errors import ConfigError, MissingTokenError, SourceError
 from hubpress.refresh.params import RefreshParams
+from hubpress.refresh.publish import ROW_GROUP_ROWS, shard_row_groups
 from tests.conftest import WRITE_TOKEN
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
@@ -142,6 +143,16 @@ def test_refresh_publishes_then_does_nothing_then_follows_upstream(hub, write_to
     assert stats.download_bytes <= len(json.dumps(manifest, indent=2)) + 2
     assert hub.head("dataset", repo) == first["commit"]
 
+    # Asked to tag, an unchanged run tags the head it left in place (once; again is a no-op).
+    tagged = refresh_dataset(params.model_copy(update={"tag": "nightly-1"}))
+    assert tagged["nothing_changed"] and tagged["tag"] == "nightly-1" and tagged["tag_created"] is True
+    from huggingface_hub import HfApi
+
+    tags = HfApi(token=WRITE_TOKEN).list_repo_refs(repo, repo_type="dataset").tags
+    assert [(t.name, t.target_commit) for t in tags] == [("nightly-1", first["commit"])]
+    again = refresh_dataset(params.model_copy(update={"tag": "nightly-1"}))
+    assert again["tag_created"] is False and hub.head("dataset", repo) == first["commit"]
+
     # A new upstream commit: a new published commit whose manifest records the new sha.
     more, _ = captioned_rows(11)
     push(more, features, name=upstream)
@@ -182,8 +193,12 @@ def test_streaming_refresh_to_a_local_directory_and_cache_reuse(hub, write_token
     assert plain["metadata_cache_reused"] == {"up": False}
     assert again["metadata_cache_reused"] == {"up": True} and again["commit"]
     assert load_dataset(str(base), split="train")["source_index"] == loaded["source_index"]
-    shard = "data/train-00000.parquet"
-    assert (out / shard).read_bytes() == (base / shard).read_bytes()
+    shards = sorted(p.relative_to(out).as_posix() for p in (out / "data").glob("*.parquet"))
+    assert shards and shards == sorted(
+        p.relative_to(base).as_posix() for p in (base / "data").glob("*.parquet")
+    )
+    for shard in shards:  # streaming and not write the same bytes (so, content-named, the same names)
+        assert (out / shard).read_bytes() == (base / shard).read_bytes()
 
 
 def test_editing_mapping_loads_with_load_editing_dataset(hub, write_token, tmp_path):
@@ -255,7 +270,7 @@ def test_dry_run_sends_nothing(hub, write_token, tmp_path):
     hub.reset_stats()
     result = refresh_dataset(RefreshParams(config=hf_backend(upstream, tmp_path), target=repo, dry_run=True))
     assert result["dry_run"] and result["commit"] is None and result["uploaded_bytes"] == 0
-    assert "data/train-00000.parquet" in result["plan"]["added"]
+    assert any(p.startswith("data/train-") and p.endswith(".parquet") for p in result["plan"]["added"])
     assert hub.stats.commits == 0 and hub.stats.upload_bytes == 0
     assert hub.head("dataset", repo) is None
 
@@ -316,3 +331,103 @@ def test_cli_refresh_json(hub, write_token, tmp_path):
     } <= set(data)
     second = runner.invoke(app, ["refresh", str(config_file), str(out), "--seed", "1"])
     assert second.exit_code == 0 and "nothing changed upstream" in second.stdout
+
+
+def _shards_of(rows, max_size: int) -> list[list[int]]:
+    shards, current = [], []
+    for group, ends in shard_row_groups(rows, max_size):
+        current += [row["source_index"] for row in group]
+        if ends:
+            shards.append(current)
+            current = []
+    return shards
+
+
+def test_refresh_shard_boundaries_are_content_defined():
+    def rows(indices):
+        return [
+            {"source_index": i, "image": {"bytes": b"x" * (500 + 37 * (i % 11)), "path": None}}
+            for i in indices
+        ]
+
+    before = _shards_of(rows(range(2000)), 60_000)
+    assert len(before) > 10 and [i for s in before for i in s] == list(range(2000))
+    # The shard cap holds; shards average about half of it.
+    sizes = [sum(128 + 500 + 37 * (i % 11) for i in s) for s in before]
+    assert max(sizes) <= 60_000 and 20_000 < sum(sizes) / len(sizes) < 45_000
+    # Rows dropped near the start (a changed filter) and in the middle: the shards that hold them
+    # change, and at most the next one (when a shard was cut at the cap, the next starts where
+    # the cap fell); every other shard comes out again, row for row. Fixed-size shards would all
+    # shift after the first dropped row.
+    dropped = {3, 4, 1000}
+    after = _shards_of(rows(i for i in range(2000) if i not in dropped), 60_000)
+    untouched = [s for s in before if not dropped & set(s)]
+    assert len(untouched) == len(before) - 2
+    assert sum(s not in after for s in untouched) <= 2
+    # Row groups never exceed the viewer-sized bound.
+    assert all(len(group) <= ROW_GROUP_ROWS for group, _ in shard_row_groups(rows(range(500)), 10**9))
+
+
+def test_a_changed_filter_uploads_only_the_shards_it_touches(hub, write_token, tmp_path):
+    rows, features = captioned_rows(240)
+    upstream = push(rows, features)
+    repo = f"alice/cdc-{uuid.uuid4().hex[:8]}"
+    first = refresh_dataset(
+        RefreshParams(config=hf_backend(upstream, tmp_path), target=repo, max_shard_size="12KB")
+    )
+    shards = [p for p in first["plan"]["added"] if p.startswith("data/")]
+    assert len(shards) > 4
+    # Now rows 0..3 (the narrowest images) are filtered out: only the first shard changes.
+    second = refresh_dataset(
+        RefreshParams(
+            config=hf_backend(upstream, tmp_path, filter_func={"min_width": 12}),
+            target=repo,
+            max_shard_size="12KB",
+        )
+    )
+    changed = [p for p in second["plan"]["added"] + second["plan"]["changed"] if p.startswith("data/")]
+    deleted = [p for p in second["plan"]["deleted"] if p.startswith("data/")]
+    assert 1 <= len(changed) <= 2 and 1 <= len(deleted) <= 2, (changed, deleted)
+    assert len([p for p in second["plan"]["unchanged"] if p.startswith("data/")]) >= len(shards) - 2
+    from datasets import load_dataset
+
+    loaded = load_dataset(repo, split="train", revision=second["commit"], token=WRITE_TOKEN)
+    assert min(loaded["width"]) >= 12 and loaded["source_index"] == sorted(loaded["source_index"])
+
+
+def test_a_published_refresh_is_verified_against_its_manifest(hub, write_token, tmp_path):
+    """The flow checks the new commit (footers' row counts and features, datasets opens it); the
+    same check fails, naming the shard, when the committed data is not what the manifest says."""
+    from hubpress.errors import PublishError
+    from hubpress.publish import open_target
+    from hubpress.refresh.config import parse_refresh_config
+    from hubpress.refresh.publish import verify_refresh
+    from hubpress.settings import get_settings
+
+    rows, features = captioned_rows(9)
+    upstream = push(rows, features)
+    repo = f"alice/verified-{uuid.uuid4().hex[:8]}"
+    raw = hf_backend(upstream, tmp_path, **QUALITY)
+    result = refresh_dataset(RefreshParams(config=raw, target=repo))
+    assert result["samples"] == {"train": 3}
+    manifest = fetch_json(hub, repo, "manifest.json", result["commit"])
+    target = open_target(repo, "dataset", get_settings(), token=WRITE_TOKEN)
+    config = parse_refresh_config(raw)
+    assert verify_refresh(repo, target, result["commit"], config, manifest, WRITE_TOKEN) == {"train": 3}
+
+    shard = next(p for p in manifest["files"] if p.startswith("data/"))
+    manifest["files"][shard]["num_rows"] = 4
+    with pytest.raises(PublishError, match=rf"{shard}: 3 rows committed, 4 in the manifest"):
+        verify_refresh(repo, target, result["commit"], config, manifest, WRITE_TOKEN)
+    with pytest.raises(PublishError, match="features are not the expected ones"):
+        other = parse_refresh_config(
+            {**raw, "editing": {"control_columns": ["image"], "target_column": "image", "prompt_column": "caption"}}
+        )
+        verify_refresh(
+            repo,
+            target,
+            result["commit"],
+            other,
+            fetch_json(hub, repo, "manifest.json", result["commit"]),
+            WRITE_TOKEN,
+        )

@@ -51,7 +51,7 @@ from hubpress.shards import DEFAULT_ROW_GROUP_BYTES, DEFAULT_ROW_GROUP_ROWS, par
 from hubpress.staging import Staging
 from hubpress.targets import is_local_target, local_path
 
-REFRESH_FORMAT = 1  # bump when the bytes a refresh writes change for the same inputs
+REFRESH_FORMAT = 2  # bump when the bytes a refresh writes change for the same inputs
 SPLIT = "train"
 MANIFEST = "manifest.json"
 INDEX_FILE = "simpletuner_index.json"
@@ -191,13 +191,13 @@ class WrittenShard:
 
 
 class ShardWriter:
-    """Row groups in, `data/train-NNNNN.parquet` files out, each at most about max_shard_size."""
+    """Row groups in, `data/train-<content hash>.parquet` files out; the caller says where a shard
+    ends (shard_row_groups decides that from the rows themselves)."""
 
-    def __init__(self, out_dir: str | os.PathLike[str], features: Any, max_shard_size: int):
+    def __init__(self, out_dir: str | os.PathLike[str], features: Any):
         self.out_dir = Path(out_dir)
         self.features = features
         self.schema: pa.Schema = features.arrow_schema
-        self.max_shard_size = max_shard_size
         self.options = _writer_options(features)
         self.shards: list[WrittenShard] = []
         self._writer: pq.ParquetWriter | None = None
@@ -206,7 +206,7 @@ class ShardWriter:
         self._bytes = 0
 
     def _open(self) -> None:
-        self._path = self.out_dir / "data" / f"{SPLIT}-{len(self.shards):05d}.parquet"
+        self._path = self.out_dir / "data" / f".{SPLIT}-{len(self.shards):05d}.parquet.tmp"
         self._path.parent.mkdir(parents=True, exist_ok=True)
         self._writer = pq.ParquetWriter(self._path, self.schema, **self.options)
         self._writer.add_key_value_metadata(
@@ -214,26 +214,30 @@ class ShardWriter:
         )
         self._rows = self._bytes = 0
 
-    def write(self, table: pa.Table) -> None:
-        if self._writer is not None and self._rows and self._bytes + table.nbytes > self.max_shard_size:
-            self._close_shard()
+    def write(self, table: pa.Table, ends_shard: bool = False) -> None:
         if self._writer is None:
             self._open()
         assert self._writer is not None
         self._writer.write_table(table, row_group_size=max(table.num_rows, 1))
         self._rows += table.num_rows
         self._bytes += table.nbytes
+        if ends_shard:
+            self._close_shard()
 
     def _close_shard(self) -> None:
         assert self._writer is not None and self._path is not None
         self._writer.close()
-        path = self._path
+        sha = sha256_file(self._path)
+        # Named by content, like publish-dataset's shards: an unchanged shard keeps its name, so
+        # the plan sees it unchanged even when shards before it were added or removed.
+        final = self.out_dir / "data" / f"{SPLIT}-{sha[:16]}.parquet"
+        os.replace(self._path, final)
         self.shards.append(
             WrittenShard(
-                path_in_repo=path.relative_to(self.out_dir).as_posix(),
-                local_path=str(path),
-                sha256=sha256_file(path),
-                size=path.stat().st_size,
+                path_in_repo=final.relative_to(self.out_dir).as_posix(),
+                local_path=str(final),
+                sha256=sha,
+                size=final.stat().st_size,
                 num_rows=self._rows,
                 num_bytes=self._bytes,
             )
@@ -248,7 +252,7 @@ class ShardWriter:
         return self.shards
 
 
-# --- reading rows into row groups -----------------------------------------------------------------
+# --- rows into row groups and shards ---------------------------------------------------------------
 
 
 def _row_bytes(row: Mapping[str, Any]) -> int:
@@ -261,26 +265,55 @@ def _row_bytes(row: Mapping[str, Any]) -> int:
     return total
 
 
-def _chunks(rows: Iterable[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
-    """At most ROW_GROUP_ROWS rows and (beyond one row) ROW_GROUP_BYTES of media per row group."""
-    chunk: list[dict[str, Any]] = []
-    size = 0
+def _row_key(row: Mapping[str, Any]) -> bytes:
+    """What identifies a refreshed row: its backend and its row in the upstream snapshot."""
+    return f"{row.get('backend_id', '')}:{row['source_index']}".encode()
+
+
+def is_shard_boundary(key: bytes, row_bytes: int, spacing: int) -> bool:
+    """A content-defined boundary after this row, chosen by the row's own key with a probability
+    proportional to its size: boundaries fall every `spacing` bytes on average, whatever the row
+    sizes, and a boundary stays on its row when rows elsewhere are added, dropped or changed."""
+    draw = int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big")
+    return draw < min(1.0, row_bytes / spacing) * 2**64
+
+
+def shard_row_groups(
+    rows: Iterable[dict[str, Any]], max_shard_size: int, min_shard_size: int | None = None
+) -> Iterator[tuple[list[dict[str, Any]], bool]]:
+    """(row group, whether a shard ends after it), in row order. Pure.
+
+    Row groups hold at most ROW_GROUP_ROWS rows and (beyond one row) ROW_GROUP_BYTES of media.
+    A shard ends at a content-defined boundary once it holds `min_shard_size` (default max/8), and
+    is cut before a row that would take it past `max_shard_size`; shards average about half the
+    maximum, as publish-dataset's do."""
+    min_size = max_shard_size // 8 if min_shard_size is None else min_shard_size
+    spacing = max(max_shard_size // 2 - min_size, 1)
+    group: list[dict[str, Any]] = []
+    group_bytes = shard_bytes = 0
     for row in rows:
-        row_size = _row_bytes(row)
-        if chunk and (len(chunk) >= ROW_GROUP_ROWS or size + row_size > ROW_GROUP_BYTES):
-            yield chunk
-            chunk, size = [], 0
-        chunk.append(row)
-        size += row_size
-    if chunk:
-        yield chunk
+        size = _row_bytes(row)
+        if group and shard_bytes + size > max_shard_size:
+            yield group, True
+            group, group_bytes, shard_bytes = [], 0, 0
+        elif group and (len(group) >= ROW_GROUP_ROWS or group_bytes + size > ROW_GROUP_BYTES):
+            yield group, False
+            group, group_bytes = [], 0
+        group.append(row)
+        group_bytes += size
+        shard_bytes += size
+        if shard_bytes >= min_size and is_shard_boundary(_row_key(row), size, spacing):
+            yield group, True
+            group, group_bytes, shard_bytes = [], 0, 0
+    if group:
+        yield group, True
 
 
 @dataclass
 class RowsRead:
-    """The backends' rows as Arrow row groups (lazily), with their reports once consumed."""
+    """The backends' rows (lazily, in the published order), with their reports once consumed."""
 
-    tables: Iterator[pa.Table]
+    rows: Iterator[dict[str, Any]]
     reports: dict[str, RefreshReport]
     cache_reused: dict[str, bool | None]
 
@@ -288,17 +321,16 @@ class RowsRead:
 def read_rows(
     config: RefreshConfig, seed: int, stopping: str, token: str | None, endpoint: str | None = None
 ) -> RowsRead:
-    """One backend: its rows streamed straight into row groups. Several: read_mixed's order.
+    """One backend: its rows as they are read. Several: read_mixed's order.
     Every configuration error (missing column, ...) is raised here, before any row is written."""
     if len(config.backends) == 1:
         backend = config.backends[0]
         read = read_backend(backend, token, endpoint)
-        schema = output_features(backend).arrow_schema
-        tables = (pa.Table.from_pylist(chunk, schema=schema) for chunk in _chunks(read.rows()))
-        return RowsRead(tables, {backend.id: read.report}, {backend.id: read.cache_reused})
+        return RowsRead(read.rows(), {backend.id: read.report}, {backend.id: read.cache_reused})
     mixed = read_mixed(config, seed, token, endpoint, stopping=stopping)  # type: ignore[arg-type]
-    tables = mixed.dataset.with_format("arrow").iter(batch_size=ROW_GROUP_ROWS)
-    return RowsRead(iter(tables), mixed.reports, mixed.cache_reused)
+    batches = mixed.dataset.with_format("arrow").iter(batch_size=ROW_GROUP_ROWS)
+    rows = (row for batch in batches for row in batch.to_pylist())
+    return RowsRead(rows, mixed.reports, mixed.cache_reused)
 
 
 # --- staging a refresh ----------------------------------------------------------------------------
@@ -600,15 +632,15 @@ def build_refresh(
     rows = read_rows(config, params.seed, params.stopping, token, endpoint)
     source_indices: list[int] = []
     backend_ids: list[str] = []
+    mixed = "backend_id" in features
     with tempfile.TemporaryDirectory(prefix="hubpress-refresh-") as tmp:
-        writer = ShardWriter(tmp, features, parse_size(params.max_shard_size))
-        for table in rows.tables:
-            source_indices.extend(table.column("source_index").to_pylist())
-            if "backend_id" in table.column_names:
-                backend_ids.extend(table.column("backend_id").to_pylist())
-            writer.write(
-                pa.Table.from_arrays([table.column(n) for n in out_names], schema=features.arrow_schema)
-            )
+        writer = ShardWriter(tmp, features)
+        for group, ends_shard in shard_row_groups(rows.rows, parse_size(params.max_shard_size)):
+            source_indices.extend(row["source_index"] for row in group)
+            if mixed:
+                backend_ids.extend(row["backend_id"] for row in group)
+            columns = {name: [row.get(name) for row in group] for name in out_names}
+            writer.write(pa.Table.from_pydict(columns, schema=features.arrow_schema), ends_shard)
         shards = writer.close()
         files = [staging.add_file(stage_fp, s.path_in_repo, s.local_path, s.sha256) for s in shards]
     extra = {
@@ -630,6 +662,25 @@ def build_refresh(
     published = [f for f in sealed if not f.path.startswith("_hubpress/")]
     return StagedRefresh(
         stage_fp, published, card, manifest, False, staging.stage_uri(stage_fp), dict(rows.cache_reused)
+    )
+
+
+def verify_refresh(
+    target_name: str,
+    target: Any,
+    commit: str,
+    config: RefreshConfig,
+    manifest: Mapping[str, Any],
+    token: str | None,
+) -> dict[str, int]:
+    """The published refresh at `commit`: row counts from the shard footers, the published features,
+    and the split opening with datasets (hubpress.dataset_pipeline.verify_dataset_revision)."""
+    from hubpress.dataset_pipeline import verify_dataset_revision
+
+    features = published_features(config)
+    first = ["id", "prompt"] if _is_editing(config) else ["source_index"]
+    return verify_dataset_revision(
+        target_name, target, commit, dict(manifest["files"]), features.to_dict(), token, first_columns=first
     )
 
 
