@@ -32,6 +32,8 @@ from tasks.refresh import (
     read_manifest_task,
     resolve_upstream_task,
     reuse_refresh_stage_task,
+    tag_head_task,
+    verify_refresh_task,
 )
 
 
@@ -57,6 +59,10 @@ def refresh_dataset(params: RefreshParams) -> dict[str, Any]:
     previous = unchanged_manifest(read_manifest_task(target, params.revision), revisions, config_fp)
     if previous is not None:
         result = nothing_changed_result(params.target, previous, params.dry_run)
+        if params.tag and not params.dry_run:
+            # A scheduled run asked to tag what it publishes: the unchanged head is that.
+            result["tag"] = params.tag
+            result["tag_created"] = tag_head_task(target, params.revision, params.tag)
         log.info(
             "Nothing changed upstream (%s) and the configuration is the same: no download, no build, no commit.",
             ", ".join(f"{k}@{v[:12]}" for k, v in revisions.items()),
@@ -97,6 +103,7 @@ def refresh_dataset(params: RefreshParams) -> dict[str, Any]:
     if params.public and outcome.created_repo:
         log.warning("Created %s as a PUBLIC repo (--public).", params.target)
     if outcome.commit:
+        verify_refresh_task(params.target, target, outcome.commit, config, staged, token)
         artifacts.commit_link(outcome.commit_url, f"Commit {outcome.commit[:12]} in {params.target}")
 
     result = outcome.to_dict()

@@ -163,38 +163,62 @@ def verify_published(
     settings: Settings,
     token: str | None,
 ) -> dict[str, int]:
-    """Check the committed revision without downloading the dataset: every shard's footer (range
-    reads) must carry the manifest's row count and the editing features, and each split must open
-    with `datasets` (streaming the first row's id and prompt, so no image bytes are fetched).
-    Returns rows per split."""
-    import datasets
-
+    """Check a published editing dataset at `commit` (see verify_dataset_revision)."""
     from hubpress.shards import editing_features
 
-    expected_features = editing_features().to_dict()
     files = expected_rows(staged, staging)
-    footers = target.parquet_footers(commit, sorted(files))
+    return verify_dataset_revision(
+        target_name,
+        target,
+        commit,
+        files,
+        editing_features().to_dict(),
+        token,
+        first_columns=["id", "prompt"],
+    )
+
+
+def verify_dataset_revision(
+    target_name: str,
+    target: Any,
+    commit: str,
+    files: dict[str, dict[str, Any]],
+    expected_features: dict[str, Any],
+    token: str | None,
+    first_columns: list[str],
+) -> dict[str, int]:
+    """Check a committed dataset revision without downloading it: every shard's footer (range
+    reads) must carry the manifest's row count and the expected features, and each split must open
+    with `datasets` (streaming the first row's `first_columns`, so no image bytes are fetched).
+    `files`: path -> {"split", "num_rows", ...} for the parquet shards (other entries are ignored).
+    Returns rows per split; a mismatch raises PublishError saying what differs."""
+    import datasets
+
+    shards = {path: facts for path, facts in files.items() if "num_rows" in facts}
+    footers = target.parquet_footers(commit, sorted(shards))
     problems = []
-    for path, facts in sorted(files.items()):
+    for path, facts in sorted(shards.items()):
         footer = footers.get(path)
         if footer is None or footer.num_rows != facts["num_rows"]:
             problems.append(
                 f"{path}: {footer and footer.num_rows} rows committed, {facts['num_rows']} in the manifest"
             )
         elif footer.features != expected_features:
-            problems.append(f"{path}: its features are not the editing schema ({footer.features})")
+            problems.append(f"{path}: its features are not the expected ones ({footer.features})")
     if problems:
         raise PublishError(f"Verification of {target_name}@{commit[:12]} failed: " + "; ".join(problems[:5]))
     per_split: dict[str, int] = {}
-    for facts in files.values():
+    for facts in shards.values():
         per_split[facts["split"]] = per_split.get(facts["split"], 0) + facts["num_rows"]
 
     for split in sorted(per_split):
+        if not per_split[split]:
+            continue  # an empty split has no first row to read
         source = str(Path(target.versions) / commit) if is_local_target(target_name) else target_name
         extra = {} if is_local_target(target_name) else {"revision": commit, "token": token or False}
-        ds = datasets.load_dataset(source, split=split, streaming=True, columns=["id", "prompt"], **extra)
+        ds = datasets.load_dataset(source, split=split, streaming=True, columns=first_columns, **extra)
         first = next(iter(ds), None)
-        if first is None or not isinstance(first.get("id"), str):
+        if first is None or set(first) != set(first_columns):
             raise PublishError(
                 f"Verification of {target_name}@{commit[:12]}: split {split!r} does not open with datasets."
             )

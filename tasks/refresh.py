@@ -14,7 +14,13 @@ from prefect import task
 from hubpress.publish import MANIFEST
 from hubpress.refresh.config import RefreshConfig
 from hubpress.refresh.params import RefreshParams
-from hubpress.refresh.publish import StagedRefresh, build_refresh, reuse_refresh_stage, upstream_revisions
+from hubpress.refresh.publish import (
+    StagedRefresh,
+    build_refresh,
+    reuse_refresh_stage,
+    upstream_revisions,
+    verify_refresh,
+)
 from hubpress.retries import NO_CACHE, TRANSIENT_RETRIES
 from hubpress.staging import Staging
 
@@ -50,3 +56,27 @@ def build_refresh_task(
     """Read rows (streaming when configured), write parquet shards, stage them with the manifest,
     the index, the dataloader entry and the card's facts."""
     return build_refresh(config, params, revisions, config_fp, stage_fp, staging, token, flow_run_id)
+
+
+@task(name="verify", **NO_CACHE, **TRANSIENT_RETRIES)
+def verify_refresh_task(
+    target_name: str,
+    target: Any,
+    commit: str,
+    config: RefreshConfig,
+    staged: StagedRefresh,
+    token: str | None,
+) -> dict[str, int]:
+    """The committed revision's shards carry the manifest's row counts and the published features,
+    and the split opens with datasets at the new commit (first row only)."""
+    return verify_refresh(target_name, target, commit, config, staged.manifest, token)
+
+
+@task(name="tag-unchanged", **NO_CACHE, **TRANSIENT_RETRIES)
+def tag_head_task(target: Any, revision: str, tag: str) -> bool:
+    """Tag the target's current head (nothing changed, so it is the refresh being asked for).
+    False when the tag already points there; a tag on another commit is an error (never moved)."""
+    head = target.state(revision).head
+    if head is None:
+        return False
+    return target.tag(head, tag, f"Refresh unchanged: tagged {tag}")
