@@ -8,7 +8,7 @@ Compares, in one run and on the same parquet data:
 
 Each mode runs in its own process so that its peak RSS is its own. Prints a table, then the
 streaming mode's peak RSS for several dataset sizes (it should stay flat).
-Usage: .venv/bin/python bench/bench_refresh.py [--rows 20000] [--size 192] [--stream-sizes 5000,20000,40000]
+Usage: .venv/bin/python -m bench.bench_refresh [--rows 20000] [--size 192] [--stream-sizes 5000,20000,40000]
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import random
 import resource
 import subprocess
@@ -85,7 +86,14 @@ def run_mode(mode: str, parquet: str) -> dict:
     from hubpress.refresh.upstream import read_dataset
 
     start = time.perf_counter()
-    if mode in ("hubpress", "hubpress-streaming"):
+    if mode == "hub-streaming":  # a full streaming read from the Hub-protocol server, as a refresh does
+        from hubpress.refresh.upstream import read_huggingface
+
+        cfg = parse_refresh_config({**CONFIG, "streaming": True, "dataset_name": parquet}).backends[0]
+        read = read_huggingface(cfg, token=os.environ["HF_TOKEN"], use_cache=False)
+        kept = sum(1 for _ in read.rows())
+        result = {"kept": kept, "seen": read.report.seen}
+    elif mode in ("hubpress", "hubpress-streaming"):
         cfg = parse_refresh_config({**CONFIG, "streaming": mode == "hubpress-streaming"}).backends[0]
         if cfg.streaming:  # what load_upstream streams a Hub parquet dataset with (here a local file)
             from hubpress.refresh.parquet_stream import ParquetStream
@@ -133,6 +141,8 @@ def main() -> None:
     if args.mode:
         print(json.dumps(run_mode(args.mode, args.parquet)))
         return
+    os.environ["HF_HUB_DISABLE_XET"] = "1"  # the Hub-protocol server speaks LFS; set before any import
+    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
     with tempfile.TemporaryDirectory(prefix="bench-refresh-") as tmp:
         parquet = Path(tmp) / "train.parquet"
         t0 = time.perf_counter()
@@ -148,7 +158,7 @@ def main() -> None:
                 [sys.executable, __file__, "--mode", mode, "--parquet", str(parquet)],
                 capture_output=True,
                 text=True,
-                env={**__import__("os").environ, **env_cache},
+                env={**os.environ, **env_cache},
             )
             if proc.returncode:
                 print(f"{mode:<20} failed: {proc.stderr.strip().splitlines()[-1]}")
@@ -156,19 +166,62 @@ def main() -> None:
             r = json.loads(proc.stdout.strip().splitlines()[-1])
             print(f"{mode:<20} {r['seconds']:>8} {r['peak_rss_mb']:>12} {r['kept']:>7}")
 
-        # Streaming peak memory against dataset size: it should stay flat.
-        print(f"\n{'rows':>7} {'parquet MB':>11} {'streaming s':>12} {'peak RSS MB':>12}")
-        for rows in [int(x) for x in args.stream_sizes.split(",") if x]:
-            path = Path(tmp) / f"size-{rows}.parquet"
-            make_parquet(path, rows, args.size)
-            proc = subprocess.run(
-                [sys.executable, __file__, "--mode", "hubpress-streaming", "--parquet", str(path)],
-                capture_output=True,
-                text=True,
+        # Streaming peak memory against dataset size: it should stay flat. Read from a local file,
+        # and from the project's Hub-protocol server (HfFileSystem range requests), as a refresh does.
+        from huggingface_hub import HfApi
+
+        from tests.hubserver import HubServer
+
+        token = "hf_benchwrite_0123456789"
+        server = HubServer(data_dir=Path(tmp) / "hub", tokens={token: ("bench", "write")})
+        server.start()
+        hub_env = {
+            **os.environ,
+            "HF_ENDPOINT": server.url,
+            "HF_TOKEN": token,
+            "HF_HUB_DISABLE_XET": "1",
+            "HF_HOME": str(Path(tmp) / "hf-home"),
+            "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+        }
+        try:
+            print(
+                f"\n{'rows':>7} {'parquet MB':>11} {'local s':>8} {'local RSS MB':>13} {'Hub s':>6} {'Hub RSS MB':>11}"
             )
-            r = json.loads(proc.stdout.strip().splitlines()[-1])
-            print(f"{rows:>7} {path.stat().st_size / 1e6:>11.0f} {r['seconds']:>12} {r['peak_rss_mb']:>12}")
-            path.unlink()
+            for rows in [int(x) for x in args.stream_sizes.split(",") if x]:
+                path = Path(tmp) / f"size-{rows}.parquet"
+                make_parquet(path, rows, args.size)
+                name = f"bench/stream-{rows}"
+                api = HfApi(endpoint=server.url, token=token)
+                api.create_repo(name, repo_type="dataset")
+                api.upload_file(
+                    path_or_fileobj=str(path),
+                    path_in_repo="data/train-00000-of-00001.parquet",
+                    repo_id=name,
+                    repo_type="dataset",
+                )
+                figures = []
+                for mode, where, env in (
+                    ("hubpress-streaming", str(path), None),
+                    ("hub-streaming", name, hub_env),
+                ):
+                    proc = subprocess.run(
+                        [sys.executable, __file__, "--mode", mode, "--parquet", where],
+                        capture_output=True,
+                        text=True,
+                        env=env,
+                        cwd=Path(__file__).resolve().parents[1],
+                    )
+                    if proc.returncode:
+                        raise SystemExit(f"{mode} failed: {proc.stderr.strip().splitlines()[-1]}")
+                    figures.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+                local, hub = figures
+                print(
+                    f"{rows:>7} {path.stat().st_size / 1e6:>11.0f} {local['seconds']:>8} "
+                    f"{local['peak_rss_mb']:>13} {hub['seconds']:>6} {hub['peak_rss_mb']:>11}"
+                )
+                path.unlink()
+        finally:
+            server.stop()
 
 
 if __name__ == "__main__":
