@@ -1,8 +1,9 @@
 """Refresh throughput and memory: 20,000 upstream rows, a caption column and a quality filter.
 
 Compares, in one run and on the same parquet data:
-  hubpress            two phases: metadata columns for every row, image bytes only for survivors
-  hubpress-streaming  rows as they arrive (IterableDataset), bounded memory
+  hubpress            two phases over the parquet file: metadata columns for every row, then image
+                      bytes only from the row groups that hold survivors
+  hubpress-streaming  rows as they arrive, one row group at a time, bounded memory
   simpletuner-style   what SimpleTuner's backend does: Dataset.filter over full rows (every image
                       decoded by the Image feature), then dataset[idx] per row to extract captions
 
@@ -95,12 +96,11 @@ def run_mode(mode: str, parquet: str) -> dict:
         result = {"kept": kept, "seen": read.report.seen}
     elif mode in ("hubpress", "hubpress-streaming"):
         cfg = parse_refresh_config({**CONFIG, "streaming": mode == "hubpress-streaming"}).backends[0]
-        if cfg.streaming:  # what load_upstream streams a Hub parquet dataset with (here a local file)
-            from hubpress.refresh.parquet_stream import ParquetStream
+        # What load_upstream reads a Hub parquet dataset with (here a local file, as it is once
+        # downloaded): streamed a row group at a time, or scanned in two phases.
+        from hubpress.refresh.parquet_stream import ParquetStream
 
-            ds = ParquetStream.open([parquet])
-        else:
-            ds = load_dataset("parquet", data_files=parquet, split="train")
+        ds = ParquetStream.open([parquet])
         read = read_dataset(ds, cfg, "bench", use_cache=False)
         kept = sum(1 for _ in read.rows())
         report = read.report

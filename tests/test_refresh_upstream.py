@@ -435,3 +435,30 @@ def test_local_backend_reads_a_folder(tmp_path):
     cfg = parse_refresh_config({"id": "l", "type": "local", "instance_data_dir": str(tmp_path)}).backends[0]
     (row,) = read_backend(cfg).rows()
     assert (row["captions"], row["width"], row["height"]) == (["a cat"], 8, 4)
+
+
+def test_a_dataset_that_is_not_parquet_is_read_through_datasets(hub, tmp_path):
+    """An imagefolder dataset (images + metadata.jsonl) is not parquet: datasets reads it, in both
+    modes, with the same rows."""
+    import json
+
+    from huggingface_hub import CommitOperationAdd, HfApi
+
+    from hubpress.refresh.parquet_stream import ParquetStream
+    from hubpress.refresh.upstream import load_upstream
+
+    name = f"alice/folder-{uuid.uuid4().hex[:8]}"
+    api = HfApi(token=WRITE_TOKEN)
+    api.create_repo(name, repo_type="dataset")
+    meta = "".join(json.dumps({"file_name": f"{i}.png", "caption": f"pic {i}"}) + "\n" for i in range(3))
+    ops = [CommitOperationAdd(f"train/{i}.png", png(10 + i, 8)) for i in range(3)]
+    ops.append(CommitOperationAdd("train/metadata.jsonl", meta.encode()))
+    api.create_commit(name, ops, commit_message="folder", repo_type="dataset")
+    results = []
+    for streaming in (False, True):
+        cfg = backend(name, tmp_path, streaming=streaming, caption_column="caption")
+        sha = resolve_revision(cfg, token=WRITE_TOKEN)
+        assert not isinstance(load_upstream(cfg, sha, WRITE_TOKEN), ParquetStream)
+        _, rows = read_all(cfg)
+        results.append([(r["captions"], r["width"], r["height"]) for r in rows])
+    assert results[0] == results[1] == [(["pic 0"], 10, 8), (["pic 1"], 11, 8), (["pic 2"], 12, 8)]

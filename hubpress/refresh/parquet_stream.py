@@ -6,6 +6,11 @@ memory grew with the dataset (measured in bench/bench_refresh.py). Here each fil
 HfFileSystem (range requests) and read one row group at a time, without reader threads, only the
 columns asked for, so a streaming refresh holds one row group whatever the dataset's size.
 
+Without streaming, the files are downloaded (into huggingface_hub's cache) and scanned in two
+phases: the metadata columns of every row, then the media of the surviving rows, reading only the
+row groups that hold some (`rows_at`). No Arrow copy of the dataset is prepared, as
+`load_dataset` would.
+
 The files are the ones `datasets` itself resolves for the split (its builder's data_files, from
 the card's configs or the default patterns), so the rows and their order are the same as
 `load_dataset(..., streaming=True)` gives; media columns come out as their stored {bytes, path}
@@ -67,6 +72,33 @@ class ParquetStream:
                     ):
                         yield from batch.to_pylist()
 
+    def rows_at(self, indices: list[int]) -> Iterator[tuple[int, dict[str, Any]]]:
+        """(index, row) for the given ascending row indices (over all files, in order). A row group
+        holding none of them is not read; one that does is read once, and only those rows are
+        turned into Python values."""
+        import pyarrow.parquet as pq
+
+        columns = list(self.columns) if self.columns is not None else None
+        wanted = iter(indices)
+        next_index = next(wanted, None)
+        offset = 0
+        for path in self.files:
+            if next_index is None:
+                return
+            with self._open(path) as handle:
+                parquet = pq.ParquetFile(handle, pre_buffer=False)
+                for group in range(parquet.metadata.num_row_groups):
+                    rows = parquet.metadata.row_group(group).num_rows
+                    local = []
+                    while next_index is not None and next_index < offset + rows:
+                        local.append(next_index - offset)
+                        next_index = next(wanted, None)
+                    if local:
+                        table = parquet.read_row_group(group, columns=columns, use_threads=False)
+                        for position, row in zip(local, table.take(local).to_pylist(), strict=True):
+                            yield offset + position, row
+                    offset += rows
+
     @classmethod
     def open(
         cls, files: list[str], endpoint: str | None = None, token: str | bool | None = None
@@ -82,6 +114,28 @@ class ParquetStream:
         with stream._open(files[0]) as handle:
             schema = pq.ParquetFile(handle).schema_arrow
         return replace(stream, features=Features.from_arrow_schema(schema), _fs=stream._fs)
+
+
+def download_files(files: list[str], token: str | bool | None, cache_dir: str | None = None) -> list[str]:
+    """Local copies of hf:// files (huggingface_hub's cache: a file already there is not fetched
+    again, and the revision in each path is a commit sha, so a cached copy is the right one)."""
+    from huggingface_hub import HfFileSystem, hf_hub_download
+
+    fs = HfFileSystem(token=token)
+    local = []
+    for path in files:
+        resolved = fs.resolve_path(path)
+        local.append(
+            hf_hub_download(
+                resolved.repo_id,
+                resolved.path_in_repo,
+                repo_type=resolved.repo_type,
+                revision=resolved.revision,
+                token=token,
+                cache_dir=cache_dir,
+            )
+        )
+    return local
 
 
 def resolve_parquet_files(

@@ -22,7 +22,7 @@ from typing import Any
 from hubpress.errors import ConfigError, HubAccessError, SourceError
 from hubpress.refresh.config import HuggingfaceBackend, LocalBackend, RefreshConfig
 from hubpress.refresh.mix import Stopping, mix_plan
-from hubpress.refresh.parquet_stream import ParquetStream, resolve_parquet_files
+from hubpress.refresh.parquet_stream import ParquetStream, download_files, resolve_parquet_files
 from hubpress.refresh.rows import (
     RefreshReport,
     check_columns,
@@ -88,6 +88,10 @@ def _cast_media(ds: Any, cfg: HuggingfaceBackend) -> Any:
 
     if isinstance(ds, ParquetStream):
         return ds  # its rows hold the stored {bytes, path} structs: nothing is ever decoded
+    if hasattr(ds, "decode"):
+        # A streamed dataset decodes media by itself (imagefolder's, despite a decode=False cast,
+        # yields PIL images): turned off for the whole dataset, so rows carry {bytes, path}.
+        ds = ds.decode(False)
 
     features = ds.features or {}
     for column in media_columns(cfg):
@@ -106,14 +110,14 @@ def load_upstream(
 ) -> Any:
     """datasets.load_dataset at a fixed sha, media columns undecoded (nothing is decoded by reading).
 
-    Streaming a parquet dataset reads its files with ParquetStream (one row group at a time) rather
-    than through datasets' reader, whose read-ahead makes memory grow with the dataset."""
+    A parquet dataset (anything pushed with datasets) is read with ParquetStream instead: streamed
+    one row group at a time (datasets' reader reads ahead without a bound, so its memory grows with
+    the dataset), or downloaded and scanned in two phases without preparing an Arrow copy."""
     from datasets import load_dataset
 
-    if cfg.streaming:
-        stream = _parquet_stream(cfg, revision_sha, token, endpoint)
-        if stream is not None:
-            return stream
+    stream = _parquet_stream(cfg, revision_sha, token, endpoint)
+    if stream is not None:
+        return stream
 
     kwargs: dict[str, Any] = {
         "name": cfg.dataset_config,
@@ -153,6 +157,8 @@ def _parquet_stream(
         raise SourceError(f"Dataset {cfg.dataset_name!r}: {message}") from None
     if files is None:
         return None
+    if not cfg.streaming:  # download once (cached), then scan the local files in two phases
+        files = download_files(files, token or False, cfg.cache_dir)
     return ParquetStream.open(files, endpoint=_endpoint(endpoint), token=token or False)
 
 
@@ -199,16 +205,17 @@ class BackendRead:
 def _first_phase(ds: Any, cfg: HuggingfaceBackend, available: list[str], report: RefreshReport) -> list[int]:
     """Metadata columns of every row: captions and metadata filters. Returns the surviving indices."""
     meta = ds.select_columns(metadata_columns(cfg, available))
+    if isinstance(meta, ParquetStream):
+        rows: Iterator[Mapping[str, Any]] = iter(meta)
+    else:
+        rows = (row for batch in meta.iter(batch_size=SCAN_BATCH) for row in _batch_rows(batch))
     survivors: list[int] = []
-    index = 0
-    for batch in meta.iter(batch_size=SCAN_BATCH):
-        for row in _batch_rows(batch):
-            decision = decide(row, cfg, None)
-            if decision.keep:
-                survivors.append(index)
-            else:
-                report.drop(index, decision.reasons)
-            index += 1
+    for index, row in enumerate(rows):
+        decision = decide(row, cfg, None)
+        if decision.keep:
+            survivors.append(index)
+        else:
+            report.drop(index, decision.reasons)
     return survivors
 
 
@@ -247,10 +254,49 @@ def read_huggingface(
     """Resolve, load and check one Hub backend; all errors are raised here, before any row is read."""
     token = token if token is not None else resolve_token().value
     sha = resolve_revision(cfg, token, endpoint)
-    return read_dataset(load_upstream(cfg, sha, token, endpoint), cfg, sha, use_cache=use_cache)
+    return read_dataset(load_upstream(cfg, sha, token, endpoint), cfg, sha, use_cache=use_cache, token=token)
 
 
-def read_dataset(ds: Any, cfg: HuggingfaceBackend, revision_sha: str, use_cache: bool = True) -> BackendRead:
+def _fetch_remote_media(
+    rows: Iterator[tuple[int, Mapping[str, Any]]], columns: list[str], token: str | None
+) -> Iterator[tuple[int, Mapping[str, Any]]]:
+    """datasets' streaming gives media stored beside the data files (imagefolder, audiofolder) as
+    {"bytes": None, "path": "hf://..."}: their bytes are read here, through HfFileSystem with the
+    run's token, so filters and the output see them as they see embedded bytes."""
+    fs = None
+
+    def fetch(value: Any) -> Any:
+        nonlocal fs
+        if not isinstance(value, Mapping) or value.get("bytes") is not None:
+            return value
+        path = value.get("path")
+        if not isinstance(path, str) or not path.startswith("hf://"):
+            return value
+        if fs is None:
+            from huggingface_hub import HfFileSystem
+
+            fs = HfFileSystem(token=token or False)
+        with fs.open(path, "rb") as handle:
+            return {**value, "bytes": handle.read()}
+
+    for index, row in rows:
+        changed = {}
+        for column in columns:
+            value = row.get(column)
+            if isinstance(value, list):
+                fetched = [fetch(v) for v in value]
+                if any(a is not b for a, b in zip(fetched, value, strict=True)):
+                    changed[column] = fetched
+            elif isinstance(value, Mapping):
+                fetched = fetch(value)
+                if fetched is not value:
+                    changed[column] = fetched
+        yield index, ({**row, **changed} if changed else row)
+
+
+def read_dataset(
+    ds: Any, cfg: HuggingfaceBackend, revision_sha: str, use_cache: bool = True, token: str | None = None
+) -> BackendRead:
     """Refresh rows from an already-loaded Dataset or IterableDataset (media columns undecoded).
 
     Columns are checked here, before any row is read. The first phase's outcome is cached under
@@ -262,8 +308,12 @@ def read_dataset(ds: Any, cfg: HuggingfaceBackend, revision_sha: str, use_cache:
     key = fingerprint(cfg, revision_sha)
     read = BackendRead(cfg, revision_sha, key, report)
     wanted = list(dict.fromkeys(metadata_columns(cfg, available) + media_columns(cfg)))
-    if cfg.streaming or not hasattr(ds, "select"):
-        read._rows = iter(process_rows(enumerate(ds.select_columns(wanted)), cfg, report))
+    two_phase = isinstance(ds, ParquetStream) or hasattr(ds, "select")  # a Dataset, or parquet files
+    if cfg.streaming or not two_phase:
+        rows = enumerate(ds.select_columns(wanted))
+        if not isinstance(ds, ParquetStream):
+            rows = _fetch_remote_media(rows, media_columns(cfg), token)
+        read._rows = iter(process_rows(rows, cfg, report))
         return read
     cached = _load_first_phase(cfg, key) if use_cache else None
     if cached is None:
@@ -285,6 +335,9 @@ def _second_phase(
 ) -> Iterator[dict[str, Any]]:
     """Media of the surviving rows only, in batches; header-based size checks happen here."""
     if not survivors:
+        return
+    if isinstance(ds, ParquetStream):  # only the row groups that hold survivors are read
+        yield from process_rows(ds.select_columns(wanted).rows_at(survivors), cfg, report)
         return
     subset = ds.select_columns(wanted).select(survivors)
     positions = iter(survivors)
