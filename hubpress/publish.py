@@ -151,73 +151,76 @@ def publish_files(
         ensure_revision = getattr(target, "ensure_revision", None)
         if ensure_revision is not None and revision != "main" and not create_pr:
             ensure_revision(revision)
-    scratch = Path(tempfile.mkdtemp(prefix="hubpress-publish-"))
-    for attempt in range(1, max_attempts + 1):
-        state = target.state(revision)
-        if state.exists and not state.revision_exists:
-            revision_missing = True  # dry run against a branch that does not exist yet: plan against empty
-        head = state.head
-        manifest_text, existing_card = _read_both(
-            target, head, MANIFEST if allow_deletes else None, CARD if card is not None else None
-        )
-        owned = owned_paths(manifest_text) if allow_deletes else set()
-        files = list(staged)
-        if card is not None:
-            card_file, _ = staged_text(CARD, card(existing_card), scratch)
-            files = [f for f in files if f.path != CARD] + [card_file]
-        plan = make_plan(target_name, revision, head, files, state.files, owned)
-        check_limits(plan, set(state.files))
-        if on_plan is not None:
-            on_plan(plan)
-        outcome = PublishOutcome(
-            target=target_name, plan=plan, created_repo=created, attempts=attempt, dry_run=dry_run
-        )
-        if revision_missing:
-            outcome.notes.append(f"revision {revision!r} does not exist yet; it will be created")
-        if dry_run:
-            return outcome
-        if plan.is_noop:
-            log.info("%s is up to date: nothing to upload, no commit made", target_name)
-            outcome.notes.append("nothing changed: no upload, no commit")
+    # The merged card is written here; the directory goes when the publish ends, however it ends.
+    with tempfile.TemporaryDirectory(prefix="hubpress-publish-") as scratch_dir:
+        scratch = Path(scratch_dir)
+        for attempt in range(1, max_attempts + 1):
+            state = target.state(revision)
+            if state.exists and not state.revision_exists:
+                # A dry run against a branch that does not exist yet: plan against empty.
+                revision_missing = True
+            head = state.head
+            manifest_text, existing_card = _read_both(
+                target, head, MANIFEST if allow_deletes else None, CARD if card is not None else None
+            )
+            owned = owned_paths(manifest_text) if allow_deletes else set()
+            files = list(staged)
+            if card is not None:
+                card_file, _ = staged_text(CARD, card(existing_card), scratch)
+                files = [f for f in files if f.path != CARD] + [card_file]
+            plan = make_plan(target_name, revision, head, files, state.files, owned)
+            check_limits(plan, set(state.files))
+            if on_plan is not None:
+                on_plan(plan)
+            outcome = PublishOutcome(
+                target=target_name, plan=plan, created_repo=created, attempts=attempt, dry_run=dry_run
+            )
+            if revision_missing:
+                outcome.notes.append(f"revision {revision!r} does not exist yet; it will be created")
+            if dry_run:
+                return outcome
+            if plan.is_noop:
+                log.info("%s is up to date: nothing to upload, no commit made", target_name)
+                outcome.notes.append("nothing changed: no upload, no commit")
+                if tag:
+                    outcome.tag = tag
+                    outcome.tag_created = target.tag(head, tag) if head else False
+                return outcome
+            by_path = {f.path: f for f in files}
+            local_paths = {
+                c.path: materialise(by_path[c.path]) for c in plan.changes if c.kind in ("added", "changed")
+            }
+            try:
+                result = target.commit(plan, by_path, local_paths, message, create_pr=create_pr)
+            except CommitConflict as exc:
+                log.warning(
+                    "%s moved while publishing (%s); planning again (attempt %d/%d)",
+                    target_name,
+                    exc,
+                    attempt,
+                    max_attempts,
+                )
+                continue
+            outcome.commit, outcome.commit_url, outcome.pr_url = result.commit, result.url, result.pr_url
+            sent = [by_path[c.path] for c in plan.changes if c.kind in ("added", "changed")]
+            mismatches = target.verify(result.commit, sent)
+            if mismatches:
+                raise PublishError(
+                    f"Verification of commit {result.commit[:12]} in {target_name} failed: "
+                    + "; ".join(mismatches[:5])
+                )
             if tag:
                 outcome.tag = tag
-                outcome.tag_created = target.tag(head, tag) if head else False
-            return outcome
-        by_path = {f.path: f for f in files}
-        local_paths = {
-            c.path: materialise(by_path[c.path]) for c in plan.changes if c.kind in ("added", "changed")
-        }
-        try:
-            result = target.commit(plan, by_path, local_paths, message, create_pr=create_pr)
-        except CommitConflict as exc:
-            log.warning(
-                "%s moved while publishing (%s); planning again (attempt %d/%d)",
+                outcome.tag_created = target.tag(result.commit, tag, message)
+            log.info(
+                "published %d file(s), %d bytes, to %s at %s",
+                len(outcome.uploaded_files),
+                outcome.uploaded_bytes,
                 target_name,
-                exc,
-                attempt,
-                max_attempts,
+                result.commit[:12],
             )
-            continue
-        outcome.commit, outcome.commit_url, outcome.pr_url = result.commit, result.url, result.pr_url
-        sent = [by_path[c.path] for c in plan.changes if c.kind in ("added", "changed")]
-        mismatches = target.verify(result.commit, sent)
-        if mismatches:
-            raise PublishError(
-                f"Verification of commit {result.commit[:12]} in {target_name} failed: "
-                + "; ".join(mismatches[:5])
-            )
-        if tag:
-            outcome.tag = tag
-            outcome.tag_created = target.tag(result.commit, tag, message)
-        log.info(
-            "published %d file(s), %d bytes, to %s at %s",
-            len(outcome.uploaded_files),
-            outcome.uploaded_bytes,
-            target_name,
-            result.commit[:12],
+            return outcome
+        raise PublishError(
+            f"{target_name} kept moving: {max_attempts} plans in a row were overtaken by other commits. "
+            "Nothing of ours was committed; run again when the other writer is done."
         )
-        return outcome
-    raise PublishError(
-        f"{target_name} kept moving: {max_attempts} plans in a row were overtaken by other commits. "
-        "Nothing of ours was committed; run again when the other writer is done."
-    )

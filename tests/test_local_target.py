@@ -102,3 +102,21 @@ def test_tags_never_move(tmp_path):
     assert out.tag_created
     with pytest.raises(PublishError, match="already exists"):
         publish_files(target, [stage(tmp_path, "a", b"2")], target_name="out", message="m", tag="v1")
+
+
+def test_publishing_leaves_no_scratch_directory_behind(tmp_path, monkeypatch):
+    # The merged card is written to a scratch directory; it must go when the publish ends,
+    # whether it committed, found nothing to do, or failed.
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    target = LocalDir(tmp_path / "out")
+    files = [stage(tmp_path, "data/a.parquet", b"A"), manifest(tmp_path, ["data/a.parquet"])]
+    card = lambda old: "# card\n"  # noqa: E731
+    publish_files(target, files, target_name="out", message="first", card=card, tag="v1")
+    publish_files(target, files, target_name="out", message="again", card=card, tag="v1")
+    changed = [stage(tmp_path, "data/a.parquet", b"A2"), manifest(tmp_path, ["data/a.parquet"])]
+    with pytest.raises(PublishError, match="Tag 'v1' already exists"):  # tags never move
+        publish_files(target, changed, target_name="out", message="third", card=card, tag="v1")
+    assert list((tmp_path / "tmp").iterdir()) == []
