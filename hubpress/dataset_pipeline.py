@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -192,10 +193,15 @@ def verify_dataset_revision(
     with `datasets` (streaming the first row's `first_columns`, so no image bytes are fetched).
     `files`: path -> {"split", "num_rows", ...} for the parquet shards (other entries are ignored).
     Returns rows per split; a mismatch raises PublishError saying what differs."""
-    import datasets
-
     shards = {path: facts for path, facts in files.items() if "num_rows" in facts}
-    footers = target.parquet_footers(commit, sorted(shards))
+    per_split: dict[str, int] = {}
+    for facts in shards.values():
+        per_split[facts["split"]] = per_split.get(facts["split"], 0) + facts["num_rows"]
+    # The footers (range reads) and datasets opening each split are independent round trips.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        footers_read = pool.submit(target.parquet_footers, commit, sorted(shards))
+        opened = _open_splits(target_name, target, commit, per_split, token, first_columns)
+        footers = footers_read.result()
     problems = []
     for path, facts in sorted(shards.items()):
         footer = footers.get(path)
@@ -207,19 +213,37 @@ def verify_dataset_revision(
             problems.append(f"{path}: its features are not the expected ones ({footer.features})")
     if problems:
         raise PublishError(f"Verification of {target_name}@{commit[:12]} failed: " + "; ".join(problems[:5]))
-    per_split: dict[str, int] = {}
-    for facts in shards.values():
-        per_split[facts["split"]] = per_split.get(facts["split"], 0) + facts["num_rows"]
-
-    for split in sorted(per_split):
-        if not per_split[split]:
-            continue  # an empty split has no first row to read
-        source = str(Path(target.versions) / commit) if is_local_target(target_name) else target_name
-        extra = {} if is_local_target(target_name) else {"revision": commit, "token": token or False}
-        ds = datasets.load_dataset(source, split=split, streaming=True, columns=first_columns, **extra)
-        first = next(iter(ds), None)
+    for split, first in opened.items():
         if first is None or set(first) != set(first_columns):
             raise PublishError(
                 f"Verification of {target_name}@{commit[:12]}: split {split!r} does not open with datasets."
             )
     return per_split
+
+
+def _open_splits(
+    target_name: str,
+    target: Any,
+    commit: str,
+    per_split: dict[str, int],
+    token: str | None,
+    columns: list[str],
+) -> dict[str, dict[str, Any] | None]:
+    """The first row (`columns` only) of each non-empty split, as `datasets` streams it at `commit`."""
+    import datasets
+
+    first_rows = {}
+    for split in sorted(per_split):
+        if not per_split[split]:
+            continue  # an empty split has no first row to read
+        source = str(Path(target.versions) / commit) if is_local_target(target_name) else target_name
+        extra = {} if is_local_target(target_name) else {"revision": commit, "token": token or False}
+        try:
+            ds = datasets.load_dataset(source, split=split, streaming=True, columns=columns, **extra)
+            first_rows[split] = next(iter(ds), None)
+        except Exception:  # noqa: BLE001 - reported after the footers' findings, which say more
+            log.warning(
+                "datasets could not open split %r of %s@%s", split, target_name, commit[:12], exc_info=True
+            )
+            first_rows[split] = None
+    return first_rows
