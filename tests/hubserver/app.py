@@ -17,11 +17,13 @@ import os
 import re
 import secrets
 import tempfile
+import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote, unquote, urlencode
 
 from .errors import (
@@ -134,6 +136,8 @@ class HubApp:
         self.accounting = accounting
         self.transfer = transfer
         self._secret = secrets.token_bytes(32)
+        self._running_lock = threading.Lock()
+        self._running_sha256: dict[str, tuple[int, Any]] = {}  # parts dir -> (next part, sha256 so far)
         self.routes = self._routes()
 
     # ---- routing ------------------------------------------------------------------------------
@@ -547,14 +551,27 @@ class HubApp:
         # only has to hash the object, not copy every part into it. A part sent again (a retry)
         # overwrites its own range; the sha256 checked at completion catches anything amiss.
         offset = (number - 1) * self.transfer.multipart_chunk_size
+        key = str(parts)
+        with self._running_lock:
+            expected, digest = self._running_sha256.get(key, (1, hashlib.sha256()))
+        # Clients send a file's parts in order: hashing each part as it lands (on a copy, kept only
+        # when the part arrives whole) spares completion a read of the whole object.
+        digest = digest.copy() if number == expected else None
         fd = os.open(parts / "object", os.O_WRONLY | os.O_CREAT, 0o644)
         try:
             for chunk in request.body_chunks():
                 os.pwrite(fd, chunk, offset)
+                if digest is not None:
+                    digest.update(chunk)
                 offset += len(chunk)
                 self.accounting.uploaded(len(chunk))
         finally:
             os.close(fd)
+        with self._running_lock:
+            if digest is not None:
+                self._running_sha256[key] = (number + 1, digest)
+            elif number < expected:  # an earlier part sent again: the running hash no longer holds
+                self._running_sha256[key] = (0, hashlib.sha256())
         etag = uuid.uuid4().hex
         (parts / f"{number}.etag").write_text(etag)
         return Response(status=200, headers={"ETag": f'"{etag}"'})
@@ -580,10 +597,17 @@ class HubApp:
         assembled = parts_dir / "object"
         if not assembled.exists():
             raise BadRequest(f"No part of {oid} was uploaded")
+        with self._running_lock:
+            upto, digest = self._running_sha256.pop(str(parts_dir), (0, None))
+        whole = (
+            digest is not None
+            and upto == len(parts) + 1
+            and [int(p["partNumber"]) for p in parts] == list(range(1, len(parts) + 1))
+        )
         fd, name = tempfile.mkstemp(dir=repo.lfs_incoming(), prefix=".assembled-")
         os.close(fd)
         os.replace(assembled, name)
-        repo.lfs_ingest(Path(name), oid, size)
+        repo.lfs_ingest(Path(name), oid, size, sha256=digest.hexdigest() if whole else None)
         for leftover in parts_dir.iterdir():
             leftover.unlink()
         parts_dir.rmdir()

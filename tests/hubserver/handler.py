@@ -20,7 +20,7 @@ from .faults import Fault, FaultPlan, FiredFault
 from .messages import FileSlice, Request, Response
 
 logger = logging.getLogger("tests.hubserver")
-_CHUNK = 256 * 1024
+_CHUNK = 1024 * 1024
 
 
 class _ResetConnection(Exception):
