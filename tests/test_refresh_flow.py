@@ -421,7 +421,14 @@ def test_a_published_refresh_is_verified_against_its_manifest(hub, write_token, 
         verify_refresh(repo, target, result["commit"], config, manifest, WRITE_TOKEN)
     with pytest.raises(PublishError, match="features are not the expected ones"):
         other = parse_refresh_config(
-            {**raw, "editing": {"control_columns": ["image"], "target_column": "image", "prompt_column": "caption"}}
+            {
+                **raw,
+                "editing": {
+                    "control_columns": ["image"],
+                    "target_column": "image",
+                    "prompt_column": "caption",
+                },
+            }
         )
         verify_refresh(
             repo,
