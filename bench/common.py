@@ -110,7 +110,11 @@ class Servers:
 
 
 def measure(code: str, env: dict[str, str]) -> dict:
-    """Run `code` in a child; it must print one JSON line. Returns it plus the child's peak RSS (MB)."""
+    """Run `code` in a child; it must print one JSON line. Returns it plus the child's peak RSS (MB).
+
+    The page cache's dirty data is written out first, so a run does not pay for the writes of the
+    run before it (each publish writes gigabytes: sources, stage, the server's objects)."""
+    os.sync()
     proc = subprocess.Popen(
         [sys.executable, "-c", code], env=env, cwd=ROOT, stdout=subprocess.PIPE, text=True
     )
