@@ -115,14 +115,11 @@ def main() -> None:
             }
 
         # Each figure is the median of --repeat runs (the machine is shared; runs vary by ~10%).
-        refs = [
-            measure(REFERENCE.format(src=str(src), repo=f"bench/reference-{i}"), fresh(i))
-            for i in range(args.repeat)
-        ]
-        firsts = [
-            measure(HUBPRESS.format(src=str(src), repo=f"bench/hubpress-{i}"), fresh(i))
-            for i in range(args.repeat)
-        ]
+        # Interleaved, so that both ways meet the same machine (a VM disk slows as writes pile up).
+        refs, firsts = [], []
+        for i in range(args.repeat):
+            refs.append(measure(REFERENCE.format(src=str(src), repo=f"bench/reference-{i}"), fresh(i)))
+            firsts.append(measure(HUBPRESS.format(src=str(src), repo=f"bench/hubpress-{i}"), fresh(i)))
         agains = [
             measure(HUBPRESS.format(src=str(src), repo="bench/hubpress-0"), fresh(0))
             for _ in range(args.repeat)
