@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from hubpress.errors import HubAccessError, HubpressError, PublishError
 from hubpress.parquet_footer import ParquetFooter, read_footer
-from hubpress.plan import PublishPlan, RemoteFile, StagedFile
+from hubpress.plan import PublishPlan, RemoteFile, StagedFile, git_blob_oid
 from hubpress.settings import ResolvedToken, Settings
 from hubpress.targets import CommitConflict, CommitResult, RemoteState, RepoType
 
@@ -125,6 +125,43 @@ def hub_errors(action: str, where: str, token: ResolvedToken) -> Iterator[None]:
         raise
 
 
+class BlobTexts:
+    """Small files by their git blob id (content-addressed: an entry is right forever). A copy
+    whose bytes no longer hash to its id is ignored."""
+
+    def __init__(self, root: str):
+        self.root = root
+
+    def _path(self, oid: str) -> str:
+        import os
+
+        return os.path.join(self.root, oid[:2], oid)
+
+    def get(self, oid: str) -> str | None:
+        try:
+            with open(self._path(oid), "rb") as fh:
+                data = fh.read()
+        except OSError:
+            return None
+        return data.decode("utf-8", errors="replace") if git_blob_oid(data) == oid else None
+
+    def put(self, data: bytes) -> None:
+        import os
+        import tempfile
+
+        path = self._path(git_blob_oid(data))
+        if os.path.exists(path):
+            return
+        try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            os.replace(tmp, path)
+        except OSError as exc:  # a cache that cannot be written only costs a download next time
+            log.debug("could not keep a copy of a committed file: %s", exc)
+
+
 def _addition(file: StagedFile, local_path: str):
     from huggingface_hub import CommitOperationAdd
 
@@ -226,8 +263,15 @@ class HubRepo:
                 )
         return RemoteState(exists=True, head=head, files=files)
 
-    def read_text(self, path: str, revision: str) -> str | None:
+    def read_text(self, path: str, revision: str, git_oid: str | None = None) -> str | None:
+        """A small text file of the repo at `revision`. With the file's git blob id (from the tree
+        listing), a copy this machine already has (read or committed before) is used without a
+        request: the id names the content, so it cannot be stale."""
         from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
+
+        known = self._texts().get(git_oid) if git_oid else None
+        if known is not None:
+            return known
 
         def download() -> str:
             return self.api.hf_hub_download(
@@ -238,8 +282,19 @@ class HubRepo:
             local = self._retry(f"download {path} from", download)
         except (EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError, RepoNotFound):
             return None
-        with open(local, encoding="utf-8") as fh:
-            return fh.read()
+        with open(local, "rb") as fh:
+            data = fh.read()
+        self._texts().put(data)
+        return data.decode("utf-8")
+
+    def remember_text(self, data: bytes) -> None:
+        """Keep a copy of a small file just committed, so the next run need not download it."""
+        self._texts().put(data)
+
+    def _texts(self) -> BlobTexts:
+        import os
+
+        return BlobTexts(os.path.join(self.settings.cache_dir, "hub-texts"))
 
     def _cache_dir(self) -> str:
         import os

@@ -65,7 +65,7 @@ class LocalDir:
                 files[rel] = RemoteFile(path=rel, size=os.path.getsize(full), sha256=sha)
         return RemoteState(exists=True, head=head, files=files)
 
-    def read_text(self, path: str, revision: str) -> str | None:
+    def read_text(self, path: str, revision: str, git_oid: str | None = None) -> str | None:
         full = self.path / path
         try:
             return full.read_text(encoding="utf-8")

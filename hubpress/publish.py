@@ -17,7 +17,15 @@ from hubpress.limits import check_limits
 from hubpress.local_target import LocalDir, staged_text
 from hubpress.plan import PublishPlan, StagedFile, make_plan
 from hubpress.settings import Settings, require_write_token, resolve_token
-from hubpress.targets import CommitConflict, RepoType, Target, check_repo_id, is_local_target, local_path
+from hubpress.targets import (
+    CommitConflict,
+    RemoteState,
+    RepoType,
+    Target,
+    check_repo_id,
+    is_local_target,
+    local_path,
+)
 
 log = logging.getLogger("hubpress.publish")
 
@@ -105,19 +113,22 @@ def _local_source(staged: StagedFile) -> str:
     return staged.source
 
 
-def _read_both(target: Target, head: str | None, first: str | None, second: str | None):
-    """The target's text of two files at `head` (None for a file not asked for or absent), read
-    at the same time: each is a round trip to the Hub."""
-    if head is None:
+def _read_both(target: Target, state: RemoteState, first: str | None, second: str | None):
+    """The target's text of two files at its head (None for a file not asked for or absent), read
+    at the same time: each may be a round trip to the Hub. Files absent from the tree are not asked
+    for, and the tree's blob ids let the target use copies it already has."""
+    if state.head is None:
         return None, None
-    wanted = [path for path in (first, second) if path is not None]
+    wanted = [path for path in (first, second) if path is not None and path in state.files]
+
+    def read(path: str) -> str | None:
+        return target.read_text(path, state.head, git_oid=state.files[path].git_oid)
+
     if len(wanted) < 2:
-        texts = {path: target.read_text(path, head) for path in wanted}
+        texts = {path: read(path) for path in wanted}
     else:
         with ThreadPoolExecutor(max_workers=2) as pool:
-            texts = dict(
-                zip(wanted, pool.map(lambda path: target.read_text(path, head), wanted), strict=True)
-            )
+            texts = dict(zip(wanted, pool.map(read, wanted), strict=True))
     return texts.get(first) if first else None, texts.get(second) if second else None
 
 
@@ -161,7 +172,7 @@ def publish_files(
                 revision_missing = True
             head = state.head
             manifest_text, existing_card = _read_both(
-                target, head, MANIFEST if allow_deletes else None, CARD if card is not None else None
+                target, state, MANIFEST if allow_deletes else None, CARD if card is not None else None
             )
             owned = owned_paths(manifest_text) if allow_deletes else set()
             files = list(staged)
@@ -202,6 +213,10 @@ def publish_files(
                 )
                 continue
             outcome.commit, outcome.commit_url, outcome.pr_url = result.commit, result.url, result.pr_url
+            remember = getattr(target, "remember_text", None)
+            for path in (CARD, MANIFEST) if remember is not None else ():
+                if path in local_paths:  # the next run finds these by blob id, without a download
+                    remember(Path(local_paths[path]).read_bytes())
             sent = [by_path[c.path] for c in plan.changes if c.kind in ("added", "changed")]
             mismatches = target.verify(result.commit, sent)
             if mismatches:

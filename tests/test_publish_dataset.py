@@ -78,6 +78,8 @@ def test_first_publish_loads_back_equal_and_unchanged_republish_sends_nothing(
     assert again["commit"] is None and again["stage_reused"] is True
     assert hub.stats.commits == 0 and hub.stats.upload_bytes == 0
     assert hub.stats.requests["lfs_batch"] == 0 and hub.stats.requests["preupload"] == 0
+    # The card and manifest it committed are known by their blob ids: nothing is downloaded.
+    assert hub.stats.requests["resolve"] == 0 and hub.stats.download_bytes == 0
 
 
 def test_adding_samples_uploads_only_the_shards_they_land_in(hub, tmp_path, staging, write_token):
