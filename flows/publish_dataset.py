@@ -17,6 +17,7 @@ import huggingface_hub.hf_api  # noqa: F401
 from prefect import flow, get_run_logger
 from prefect.context import FlowRunContext
 from prefect.futures import as_completed, wait
+from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.annotations import quote
 
 from hubpress import artifacts
@@ -45,7 +46,7 @@ def _build_shards(plans, staging_uri, fingerprint, settings, progress=None, uplo
     On threads, only as many builds as there are build slots are submitted at a time: submitted all
     at once, they would race for the slots and the largest could start last."""
     queue = deque(sorted(plans, key=lambda plan: -plan.estimated_size))
-    in_flight = len(queue) if _on_dask() else max(1, settings.build_concurrency)
+    in_flight = max(1, settings.build_concurrency) if _on_threads() else len(queue)
     running: list = []
     shards, uploads = [], []
 
@@ -70,9 +71,10 @@ def _build_shards(plans, staging_uri, fingerprint, settings, progress=None, uplo
     return shards
 
 
-def _on_dask() -> bool:
+def _on_threads() -> bool:
+    """Tasks run on this process's thread pool (where the build slots are), not on a cluster."""
     context = FlowRunContext.get()
-    return context is not None and type(context.task_runner).__name__ == "DaskTaskRunner"
+    return context is None or isinstance(context.task_runner, ThreadPoolTaskRunner)
 
 
 def _early_upload_target(target, staging: Staging, params: PublishDatasetParams) -> HubRepo | None:
