@@ -58,46 +58,46 @@ class ParquetStream:
             object.__setattr__(self, "_fs", fs)
         return fs.open(path, "rb")
 
-    def __iter__(self) -> Iterator[dict[str, Any]]:
+    def _row_groups(self) -> Iterator[tuple[Any, int, int]]:
+        """(open ParquetFile, row group number, index of its first row over all files), in order."""
         import pyarrow.parquet as pq
 
-        columns = list(self.columns) if self.columns is not None else None
+        offset = 0
         for path in self.files:
             with self._open(path) as handle:
                 parquet = pq.ParquetFile(handle, pre_buffer=False)
                 for group in range(parquet.metadata.num_row_groups):
-                    # use_threads=False: the threaded reader reads further row groups ahead, unbounded.
-                    for batch in parquet.iter_batches(
-                        batch_size=BATCH_ROWS, row_groups=[group], columns=columns, use_threads=False
-                    ):
-                        yield from batch.to_pylist()
+                    yield parquet, group, offset
+                    offset += parquet.metadata.row_group(group).num_rows
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        columns = list(self.columns) if self.columns is not None else None
+        for parquet, group, _ in self._row_groups():
+            # use_threads=False: the threaded reader reads further row groups ahead, unbounded.
+            for batch in parquet.iter_batches(
+                batch_size=BATCH_ROWS, row_groups=[group], columns=columns, use_threads=False
+            ):
+                yield from batch.to_pylist()
 
     def rows_at(self, indices: list[int]) -> Iterator[tuple[int, dict[str, Any]]]:
         """(index, row) for the given ascending row indices (over all files, in order). A row group
         holding none of them is not read; one that does is read once, and only those rows are
         turned into Python values."""
-        import pyarrow.parquet as pq
-
         columns = list(self.columns) if self.columns is not None else None
         wanted = iter(indices)
         next_index = next(wanted, None)
-        offset = 0
-        for path in self.files:
+        for parquet, group, offset in self._row_groups():
             if next_index is None:
                 return
-            with self._open(path) as handle:
-                parquet = pq.ParquetFile(handle, pre_buffer=False)
-                for group in range(parquet.metadata.num_row_groups):
-                    rows = parquet.metadata.row_group(group).num_rows
-                    local = []
-                    while next_index is not None and next_index < offset + rows:
-                        local.append(next_index - offset)
-                        next_index = next(wanted, None)
-                    if local:
-                        table = parquet.read_row_group(group, columns=columns, use_threads=False)
-                        for position, row in zip(local, table.take(local).to_pylist(), strict=True):
-                            yield offset + position, row
-                    offset += rows
+            end = offset + parquet.metadata.row_group(group).num_rows
+            local = []
+            while next_index is not None and next_index < end:
+                local.append(next_index - offset)
+                next_index = next(wanted, None)
+            if local:
+                table = parquet.read_row_group(group, columns=columns, use_threads=False)
+                for position, row in zip(local, table.take(local).to_pylist(), strict=True):
+                    yield offset + position, row
 
     @classmethod
     def open(
