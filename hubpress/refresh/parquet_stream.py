@@ -116,12 +116,14 @@ class ParquetStream:
         return replace(stream, features=Features.from_arrow_schema(schema), _fs=stream._fs)
 
 
-def download_files(files: list[str], token: str | bool | None, cache_dir: str | None = None) -> list[str]:
+def download_files(
+    files: list[str], token: str | bool | None, cache_dir: str | None = None, endpoint: str | None = None
+) -> list[str]:
     """Local copies of hf:// files (huggingface_hub's cache: a file already there is not fetched
     again, and the revision in each path is a commit sha, so a cached copy is the right one)."""
     from huggingface_hub import HfFileSystem, hf_hub_download
 
-    fs = HfFileSystem(token=token)
+    fs = HfFileSystem(endpoint=endpoint, token=token)
     local = []
     for path in files:
         resolved = fs.resolve_path(path)
@@ -133,6 +135,7 @@ def download_files(files: list[str], token: str | bool | None, cache_dir: str | 
                 revision=resolved.revision,
                 token=token,
                 cache_dir=cache_dir,
+                endpoint=endpoint,
             )
         )
     return local

@@ -157,9 +157,10 @@ def _parquet_stream(
         raise SourceError(f"Dataset {cfg.dataset_name!r}: {message}") from None
     if files is None:
         return None
+    base = _endpoint(endpoint)
     if not cfg.streaming:  # download once (cached), then scan the local files in two phases
-        files = download_files(files, token or False, cfg.cache_dir)
-    return ParquetStream.open(files, endpoint=_endpoint(endpoint), token=token or False)
+        files = download_files(files, token or False, cfg.cache_dir, endpoint=base)
+    return ParquetStream.open(files, endpoint=base, token=token or False)
 
 
 def column_names(ds: Any) -> list[str]:
