@@ -124,11 +124,8 @@ def _read_both(target: Target, state: RemoteState, first: str | None, second: st
     def read(path: str) -> str | None:
         return target.read_text(path, state.head, git_oid=state.files[path].git_oid)
 
-    if len(wanted) < 2:
-        texts = {path: read(path) for path in wanted}
-    else:
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            texts = dict(zip(wanted, pool.map(read, wanted), strict=True))
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        texts = dict(zip(wanted, pool.map(read, wanted), strict=True))
     return texts.get(first) if first else None, texts.get(second) if second else None
 
 
