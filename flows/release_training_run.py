@@ -31,30 +31,31 @@ def release_training_run(params: ReleaseTrainingRunParams) -> dict[str, Any]:
     prep = prepare_release_task(params.output_uri, params.select, settings)
     tag = params.tag or default_tag(prep.checkpoint)
 
-    state = target.state(params.revision)
-    previous = target.read_text(RELEASE_JSON, state.head) if state.head else None
+    head = target.head(params.revision)  # only the commit: publish_task lists the files itself
+    previous = target.read_text(RELEASE_JSON, head) if head else None
     manifest = release_manifest(prep, params.select, tag, artifacts.flow_run_id(), previous)
-    scratch = Path(tempfile.mkdtemp(prefix="hubpress-release-json-"))
-    release_file, _ = staged_text(RELEASE_JSON, manifest.decode("utf-8"), scratch)
+    # release.json is written here; the directory goes once the publish is over, however it ends.
+    with tempfile.TemporaryDirectory(prefix="hubpress-release-json-") as scratch:
+        release_file, _ = staged_text(RELEASE_JSON, manifest.decode("utf-8"), Path(scratch))
 
-    provenance = {
-        "checkpoint": prep.checkpoint.name,
-        "step": prep.checkpoint.step,
-        "selection": params.select,
-    }
-    outcome = publish_task(
-        target,
-        [*prep.bundle.files, release_file],
-        prep.staging,
-        target_name=params.repo_id,
-        revision=params.revision,
-        private=not params.public,
-        message=f"Release {prep.checkpoint.name} of {params.output_uri} ({tag})",
-        card=card_for(prep.bundle, params.repo_id, params.base_model, params.license, provenance),
-        allow_deletes=False,
-        tag=tag,
-    )
-    commit = outcome.commit or state.head
+        provenance = {
+            "checkpoint": prep.checkpoint.name,
+            "step": prep.checkpoint.step,
+            "selection": params.select,
+        }
+        outcome = publish_task(
+            target,
+            [*prep.bundle.files, release_file],
+            prep.staging,
+            target_name=params.repo_id,
+            revision=params.revision,
+            private=not params.public,
+            message=f"Release {prep.checkpoint.name} of {params.output_uri} ({tag})",
+            card=card_for(prep.bundle, params.repo_id, params.base_model, params.license, provenance),
+            allow_deletes=False,
+            tag=tag,
+        )
+    commit = outcome.commit or head
     result = outcome.to_dict()
     result.update(
         {

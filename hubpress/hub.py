@@ -233,9 +233,9 @@ class HubRepo:
             )
             return True
 
-    def state(self, revision: str) -> RemoteState:
+    def _head_state(self, revision: str) -> RemoteState:
+        """The revision's head commit, without listing files (`files` is left empty)."""
         from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
-        from huggingface_hub.hf_api import RepoFile
 
         try:
             info = self._retry(
@@ -245,7 +245,18 @@ class HubRepo:
             return RemoteState(exists=False, head=None)
         except RevisionNotFoundError:
             return RemoteState(exists=True, head=None, revision_exists=False)
-        head = info.sha
+        return RemoteState(exists=True, head=info.sha)
+
+    def head(self, revision: str) -> str | None:
+        return self._head_state(revision).head
+
+    def state(self, revision: str) -> RemoteState:
+        from huggingface_hub.hf_api import RepoFile
+
+        found = self._head_state(revision)
+        if found.head is None:
+            return found
+        head = found.head
 
         def tree() -> list:
             return list(

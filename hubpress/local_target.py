@@ -50,6 +50,9 @@ class LocalDir:
             return "unmanaged"
         return None
 
+    def head(self, revision: str) -> str | None:
+        return self._head()
+
     def state(self, revision: str) -> RemoteState:
         head = self._head()
         if head is None:

@@ -63,6 +63,7 @@ class Target(Protocol):
     description: str  # for messages and artifacts: "hub dataset org/name@main" or a path
 
     def ensure_exists(self, private: bool) -> bool: ...  # returns True when it was created
+    def head(self, revision: str) -> str | None: ...  # the revision's head commit, files not listed
     def state(self, revision: str) -> RemoteState: ...
     def read_text(self, path: str, revision: str, git_oid: str | None = None) -> str | None: ...
     def commit(

@@ -76,7 +76,7 @@ def verify_refresh_task(
 def tag_head_task(target: Any, revision: str, tag: str) -> bool:
     """Tag the target's current head (nothing changed, so it is the refresh being asked for).
     False when the tag already points there; a tag on another commit is an error (never moved)."""
-    head = target.state(revision).head
+    head = target.head(revision)
     if head is None:
         return False
     return target.tag(head, tag, f"Refresh unchanged: tagged {tag}")
