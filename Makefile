@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 demo: venv
-	$(BIN)/python -m hubpress.demo
+	$(BIN)/python -m hubpress.commands.demo
 
 lint: venv
 	$(BIN)/ruff check .

@@ -3,9 +3,9 @@
     .venv/bin/python bench/bench_intake.py                  # everything (writes ~1 GB of tiny files)
     .venv/bin/python bench/bench_intake.py --sizes 10000 --skip-s3
 
-Discovery = one listing of the source + pure matching (hubpress.intake.discover_source), each
+Discovery = one listing of the source + pure matching (hubpress.sources.intake.discover_source), each
 case measured in a fresh subprocess so its peak RSS (ru_maxrss) is its own. Trees are generated
-with hubpress.synth (8x8 images, repeated bytes) under --workdir and kept for later runs.
+with hubpress.testdata.synth (8x8 images, repeated bytes) under --workdir and kept for later runs.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ sys.path.insert(0, str(HERE.parent))
 
 
 def _tree(workdir: Path, layout: str, samples: int) -> Path:
-    from hubpress.synth import write_dataset
+    from hubpress.testdata.synth import write_dataset
 
     root = workdir / f"{layout}-{samples}"
     marker = root / ".complete"
@@ -41,8 +41,8 @@ def _tree(workdir: Path, layout: str, samples: int) -> Path:
 
 
 def _case_discover(source: str) -> dict:
-    from hubpress.intake import IntakeOptions, discover_source
-    from hubpress.storage import open_storage
+    from hubpress.sources.intake import IntakeOptions, discover_source
+    from hubpress.storage.files import open_storage
 
     storage = open_storage(source)
     t = time.perf_counter()
@@ -77,9 +77,9 @@ def bench_discovery(workdir: Path, sizes: list[int]) -> None:
 
 
 def bench_validation(workdir: Path, samples: int, size: int, workers: int) -> None:
-    from hubpress.hashcache import HashCache
-    from hubpress.intake import run_intake
-    from hubpress.synth import write_dataset
+    from hubpress.sources.intake import run_intake
+    from hubpress.storage.hashcache import HashCache
+    from hubpress.testdata.synth import write_dataset
 
     root = workdir / f"validate-{samples}-{size}"
     if not (root / ".complete").exists():
@@ -108,7 +108,7 @@ def bench_s3(workdir: Path, samples: int) -> None:
     import boto3
     from moto.server import ThreadedMotoServer
 
-    from hubpress.synth import write_dataset
+    from hubpress.testdata.synth import write_dataset
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's server logs every request otherwise
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)

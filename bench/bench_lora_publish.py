@@ -35,10 +35,10 @@ def main() -> None:
     )
     from huggingface_hub import HfApi
 
-    from hubpress.lora_publish import card_for, hash_cache, prepare_lora
-    from hubpress.publish import open_target, publish_files
+    from hubpress.lora.publish import card_for, hash_cache, prepare_lora
     from hubpress.settings import get_settings
-    from hubpress.synth_lora import write_streaming
+    from hubpress.targets.publish import open_target, publish_files
+    from hubpress.testdata.synth_lora import write_streaming
     from tests.hubserver import HubServer
 
     hub = HubServer(work / "hub", port=port, tokens={"hf_benchwrite_0000": ("bench", "write")}).start()

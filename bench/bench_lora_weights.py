@@ -17,9 +17,9 @@ from pathlib import Path
 
 import psutil
 
-from hubpress.hashcache import sha256_file
-from hubpress.lora import inspect_safetensors
-from hubpress.synth_lora import write_streaming
+from hubpress.lora.weights import inspect_safetensors
+from hubpress.storage.hashcache import sha256_file
+from hubpress.testdata.synth_lora import write_streaming
 
 
 def _rss_mb() -> float:

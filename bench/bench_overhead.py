@@ -54,10 +54,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-shard-size", default="1MB")
     args = parser.parse_args(argv)
 
-    from hubpress.synth import write_dataset
+    from hubpress.testdata.synth import write_dataset
 
     work = Path(tempfile.mkdtemp(prefix="hubpress-bench-overhead-"))
-    hubpress = [sys.executable, "-m", "hubpress.cli"]
+    hubpress = [sys.executable, "-m", "hubpress.commands.cli"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API_")}
     env.update(
         {
@@ -123,10 +123,10 @@ def _compare_runners(work: Path, api_url: str, args) -> None:
     os.environ["PREFECT_API_URL"] = api_url  # before Prefect is imported in this process
     os.environ["PREFECT_HOME"] = str(work / "client-home")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    from flows.params import PublishDatasetParams
     from flows.publish_dataset import publish_dataset
-    from hubpress.params import PublishDatasetParams
-    from hubpress.runners import TaskRunnerChoice, default_thread_count, with_task_runner
-    from hubpress.synth import write_dataset
+    from hubpress.orchestration.runners import TaskRunnerChoice, default_thread_count, with_task_runner
+    from hubpress.testdata.synth import write_dataset
 
     src = work / "dataset"
     write_dataset(src, samples=args.samples, test_fraction=0.1, image_size=args.image_size, seed=2)

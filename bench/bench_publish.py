@@ -33,7 +33,7 @@ HUBPRESS = textwrap.dedent(
     from prefect import flow
     from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
     from flows.publish_dataset import publish_dataset
-    from hubpress.params import PublishDatasetParams
+    from flows.params import PublishDatasetParams
 
     @flow
     def warm_up(params: PublishDatasetParams):
@@ -78,7 +78,7 @@ REFERENCE = textwrap.dedent(
 
 
 def generate(root: Path, samples: int, seed: int, repeat: bool) -> None:
-    from hubpress.synth import write_dataset
+    from hubpress.testdata.synth import write_dataset
 
     write_dataset(root, samples=samples, image_size=256, seed=seed, repeat_bytes=repeat)
 

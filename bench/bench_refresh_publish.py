@@ -53,8 +53,8 @@ def main() -> None:
     from datasets import Dataset, Features, Image, Value
     from PIL import Image as PILImage
 
-    from hubpress.publish import open_target, publish_files
-    from hubpress.refresh.params import RefreshParams
+    from flows.params import RefreshParams
+    from hubpress.build.staging import Staging
     from hubpress.refresh.publish import (
         MANIFEST,
         build_refresh,
@@ -66,7 +66,7 @@ def main() -> None:
         upstream_revisions,
     )
     from hubpress.settings import get_settings
-    from hubpress.staging import Staging
+    from hubpress.targets.publish import open_target, publish_files
     from tests.hubserver import HubServer
 
     server = HubServer(data_dir=tmp / "hub", port=port, tokens={TOKEN: ("bench", "write")})

@@ -23,7 +23,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hubpress.staging import COMPLETE_RECORD
+from hubpress.build.staging import COMPLETE_RECORD
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -50,7 +50,7 @@ class CrashBed:
     """Two versions of a dataset, a server to publish to, and the environment of the processes."""
 
     def __init__(self, hub, prefect_api_url: str, token: str, workdir: Path, samples: int = 6):
-        from hubpress.synth import write_dataset
+        from hubpress.testdata.synth import write_dataset
 
         self.hub = hub
         self.workdir = Path(workdir)

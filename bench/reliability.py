@@ -27,7 +27,7 @@ TOKEN = "hf_bench_reliability_5e3a"
 
 _BIG_PUBLISH = """
 import resource, sys, time
-from hubpress.synth import write_dataset
+from hubpress.testdata.synth import write_dataset
 from hubpress.api import upload_editing_dataset
 src, repo, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
 write_dataset(src, samples=n, image_size=16, seed=1, repeat_bytes=True)
@@ -90,9 +90,9 @@ def lora_releases(hub, count: int, work: Path) -> tuple[int, list[float]]:
     """`count` releases of new weights to one repo in this process, RSS sampled after each."""
     import psutil
 
+    from flows.params import PublishLoraParams
     from flows.publish_lora import publish_lora
-    from hubpress.params import PublishLoraParams
-    from hubpress.synth_lora import write_lora
+    from hubpress.testdata.synth_lora import write_lora
 
     repo = f"alice/loras-{uuid.uuid4().hex[:6]}"
     rss, correct = [], 0

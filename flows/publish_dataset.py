@@ -20,19 +20,19 @@ from prefect.futures import as_completed, wait
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.annotations import quote
 
-from hubpress import artifacts
-from hubpress.dataset_pipeline import (
+from flows.params import PublishDatasetParams
+from hubpress.build.pipeline import (
     build_options,
     card_renderer,
     load_split_plans,
     plan_all_shards,
     save_split_plans,
 )
-from hubpress.hub import HubRepo
-from hubpress.params import PublishDatasetParams
-from hubpress.publish import open_target
+from hubpress.build.staging import Staging, dataset_fingerprint
+from hubpress.orchestration import artifacts
 from hubpress.settings import get_settings, resolve_token
-from hubpress.staging import Staging, dataset_fingerprint
+from hubpress.targets.hub import HubRepo
+from hubpress.targets.publish import open_target
 from tasks.build import build_shard
 from tasks.intake import intake_in_flow
 from tasks.publish import preupload_task, publish_task, reuse_stage_task, seal_stage_task, verify_task

@@ -7,11 +7,11 @@ from typing import Any
 
 from prefect import flow
 
-from hubpress import artifacts
-from hubpress.lora_publish import card_for
-from hubpress.params import PublishLoraParams
-from hubpress.publish import open_target
+from flows.params import PublishLoraParams
+from hubpress.lora.publish import card_for
+from hubpress.orchestration import artifacts
 from hubpress.settings import get_settings
+from hubpress.targets.publish import open_target
 from tasks.lora import prepare_lora_task
 from tasks.publish import publish_task
 

@@ -12,9 +12,9 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.context import FlowRunContext
 
-from hubpress import artifacts
-from hubpress.publish import open_target
-from hubpress.refresh.params import RefreshParams
+from flows.params import RefreshParams
+from hubpress.build.staging import Staging
+from hubpress.orchestration import artifacts
 from hubpress.refresh.publish import (
     check_single_kind,
     config_fingerprint,
@@ -25,7 +25,7 @@ from hubpress.refresh.publish import (
     unchanged_manifest,
 )
 from hubpress.settings import get_settings, resolve_token
-from hubpress.staging import Staging
+from hubpress.targets.publish import open_target
 from tasks.publish import publish_task
 from tasks.refresh import (
     build_refresh_task,

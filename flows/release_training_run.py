@@ -11,13 +11,13 @@ from typing import Any
 
 from prefect import flow
 
-from hubpress import artifacts
-from hubpress.local_target import staged_text
-from hubpress.lora_publish import RELEASE_JSON, card_for, release_manifest
-from hubpress.params import ReleaseTrainingRunParams
-from hubpress.publish import open_target
-from hubpress.release import default_tag
+from flows.params import ReleaseTrainingRunParams
+from hubpress.lora.publish import RELEASE_JSON, card_for, release_manifest
+from hubpress.lora.release import default_tag
+from hubpress.orchestration import artifacts
 from hubpress.settings import get_settings
+from hubpress.targets.local import staged_text
+from hubpress.targets.publish import open_target
 from tasks.lora import prepare_release_task
 from tasks.publish import publish_task
 

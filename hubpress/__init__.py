@@ -2,6 +2,20 @@
 
 Importing hubpress first translates the qflux guide's HF_HUB_ENABLE_HF_TRANSFER=1 into its
 modern equivalent, because huggingface_hub reads its switches once, when it is imported.
+
+The package follows the pipeline, one subpackage per stage:
+
+- `hubpress.storage`: local and S3 files, the hash cache (the lowest layer: everything reads through it);
+- `hubpress.sources`: discovery of the qflux layouts, formats, validation, the intake report;
+- `hubpress.refresh`: SimpleTuner dataloader configs, upstream Hub reading, row rules, mixing;
+- `hubpress.build`: content-defined shards, the parquet writer, card and manifest, staging;
+- `hubpress.targets`: a Hub repo or a local directory, the plan, limits, retries, one commit;
+- `hubpress.lora`: weights checks, LoRA publishing, training-run releases, the model card;
+- `hubpress.orchestration`: the Prefect server, task runners, artifacts;
+- `hubpress.commands`: the `hubpress` command line;
+- `hubpress.testdata`: generators of synthetic datasets and LoRA files for the demo, tests and benches.
+
+The Prefect flows, their tasks and parameter models live in the top-level `flows/` and `tasks/`.
 """
 
 from hubpress._env import apply_transfer_compat, limit_malloc_arenas

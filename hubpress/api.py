@@ -17,8 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from hubpress.params import PublishDatasetParams
-from hubpress.targets import is_local_target, local_path
+from flows.params import PublishDatasetParams
+from hubpress.targets.base import is_local_target, local_path
 
 
 @contextlib.contextmanager
@@ -102,8 +102,8 @@ def upload_lora_safetensors(
     """Publish LoRA weights (a .safetensors file or a directory holding one) and extra files
     ({local: remote}). Skips everything whose sha256 the repo already has. Returns the repo URL
     (or the local target path)."""
+    from flows.params import PublishLoraParams
     from flows.publish_lora import publish_lora
-    from hubpress.params import PublishLoraParams
     from hubpress.settings import get_settings
 
     params = PublishLoraParams(
@@ -136,12 +136,12 @@ def download_lora(
 
             raise SourceError(f"{path} does not exist.")
         return str(path)
-    from hubpress.hub import HubRepo
     from hubpress.settings import get_settings, resolve_token
+    from hubpress.targets.hub import HubRepo
 
     settings = get_settings()
     repo = HubRepo(repo_id, "model", settings, resolve_token(token, settings))
-    from hubpress.hub import hub_errors
+    from hubpress.targets.hub import hub_errors
 
     with hub_errors("download from", repo.description, repo.token):
         return repo.download(filename, revision)

@@ -1,8 +1,8 @@
-"""The shard-building task: a thin wrapper over hubpress.staging.stage_shard.
+"""The shard-building task: a thin wrapper over hubpress.build.staging.stage_shard.
 
 The publish flow maps `build_shard` over the shard plans when no complete stage exists (its task
 runner, or a build-split subflow per split, runs them in parallel). Only transient failures are
-retried (hubpress.retries): a source file that changed since validation, a bad option or a full
+retried (hubpress.targets.retries): a source file that changed since validation, a bad option or a full
 disk fail at once with their own message.
 """
 
@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from prefect import task
 
-from hubpress.retries import NO_CACHE, TRANSIENT_RETRIES
+from hubpress.build.shards import ShardPlan
+from hubpress.build.staging import StagedShard, Staging, stage_shard
 from hubpress.settings import Settings
-from hubpress.shards import ShardPlan
-from hubpress.staging import StagedShard, Staging, stage_shard
+from hubpress.targets.retries import NO_CACHE, TRANSIENT_RETRIES
 
 
 @task(name="build-shard", task_run_name="build-{plan.name}", **NO_CACHE, **TRANSIENT_RETRIES)

@@ -1,4 +1,4 @@
-"""Prefect tasks for dataset intake: thin wrappers over hubpress.intake / discovery / validation.
+"""Prefect tasks for dataset intake: thin wrappers over hubpress.sources.intake / discovery / validation.
 
     @flow
     def publish(source: str):
@@ -19,15 +19,15 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE as NO_CACHE_POLICY
 from prefect.utilities.annotations import quote, unmapped
 
-from hubpress.discovery import SPLITS, Discovery, detect_layout, discover
-from hubpress.formats import DEFAULT_MAX_PIXELS
-from hubpress.intake import IntakeOptions, decide, list_source, read_csv_texts
-from hubpress.models import IntakeReport, Sample
-from hubpress.report import problem_rows, render_markdown
-from hubpress.retries import TRANSIENT_RETRIES
 from hubpress.settings import Settings, get_settings
-from hubpress.storage import ListedFile, open_storage
-from hubpress.validation import DEFAULT_CHUNK, ValidationResult, validate_samples
+from hubpress.sources.discovery import SPLITS, Discovery, detect_layout, discover
+from hubpress.sources.formats import DEFAULT_MAX_PIXELS
+from hubpress.sources.intake import IntakeOptions, decide, list_source, read_csv_texts
+from hubpress.sources.models import IntakeReport, Sample
+from hubpress.sources.report import problem_rows, render_markdown
+from hubpress.sources.validation import DEFAULT_CHUNK, ValidationResult, validate_samples
+from hubpress.storage.files import ListedFile, open_storage
+from hubpress.targets.retries import TRANSIENT_RETRIES
 
 # Inputs are large listings (intake has its own file-level cache); storage I/O retries only
 # transient failures.

@@ -1,12 +1,12 @@
-"""Prefect tasks for LoRA publishing and releases: thin wrappers over hubpress.lora_publish."""
+"""Prefect tasks for LoRA publishing and releases: thin wrappers over hubpress.lora.publish."""
 
 from __future__ import annotations
 
 from prefect import task
 
-from hubpress.lora_publish import LoraBundle, PreparedRelease, hash_cache, prepare_lora, prepare_release
-from hubpress.retries import NO_CACHE, TRANSIENT_RETRIES
+from hubpress.lora.publish import LoraBundle, PreparedRelease, hash_cache, prepare_lora, prepare_release
 from hubpress.settings import Settings
+from hubpress.targets.retries import NO_CACHE, TRANSIENT_RETRIES
 
 
 @task(name="validate-and-hash-lora", **NO_CACHE)

@@ -1,4 +1,4 @@
-"""Prefect tasks for publishing: thin wrappers over hubpress.publish and the dataset pipeline.
+"""Prefect tasks for publishing: thin wrappers over hubpress.targets.publish and the dataset pipeline.
 
 Task retries are for transient failures only (a retry condition): bad data, a refused token or a
 Hub limit fail at once. The Hub client already retries 429/5xx inside a task with backoff.
@@ -10,15 +10,15 @@ import tempfile
 
 from prefect import get_run_logger, task
 
-from hubpress import artifacts
-from hubpress.dataset_pipeline import StagedDataset, card_renderer, reuse_stage, stage_build, verify_published
+from hubpress.build.pipeline import StagedDataset, card_renderer, reuse_stage, stage_build, verify_published
+from hubpress.build.staging import Staging
 from hubpress.errors import HubAccessError
-from hubpress.hub import HubRepo
-from hubpress.plan import StagedFile
-from hubpress.publish import PublishOutcome, publish_files
-from hubpress.retries import NO_CACHE, TRANSIENT_RETRIES
+from hubpress.orchestration import artifacts
 from hubpress.settings import Settings
-from hubpress.staging import Staging
+from hubpress.targets.hub import HubRepo
+from hubpress.targets.plan import StagedFile
+from hubpress.targets.publish import PublishOutcome, publish_files
+from hubpress.targets.retries import NO_CACHE, TRANSIENT_RETRIES
 
 
 @task(name="reuse-stage", **NO_CACHE)

@@ -11,9 +11,9 @@ from typing import Any
 
 from prefect import task
 
-from hubpress.publish import MANIFEST
+from flows.params import RefreshParams
+from hubpress.build.staging import Staging
 from hubpress.refresh.config import RefreshConfig
-from hubpress.refresh.params import RefreshParams
 from hubpress.refresh.publish import (
     StagedRefresh,
     build_refresh,
@@ -21,8 +21,8 @@ from hubpress.refresh.publish import (
     upstream_revisions,
     verify_refresh,
 )
-from hubpress.retries import NO_CACHE, TRANSIENT_RETRIES
-from hubpress.staging import Staging
+from hubpress.targets.publish import MANIFEST
+from hubpress.targets.retries import NO_CACHE, TRANSIENT_RETRIES
 
 
 @task(name="resolve-upstream", **NO_CACHE, **TRANSIENT_RETRIES)

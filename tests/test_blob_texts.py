@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from hubpress.hub import BlobTexts
-from hubpress.plan import git_blob_oid
+from hubpress.targets.hub import BlobTexts
+from hubpress.targets.plan import git_blob_oid
 
 
 def test_a_copy_is_found_by_its_blob_id_and_a_damaged_one_is_ignored(tmp_path):

@@ -10,11 +10,11 @@ import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 from prefect import flow
 
-from hubpress.dataset_pipeline import plan_all_shards
+from hubpress.build.pipeline import plan_all_shards
+from hubpress.build.staging import Staging, dataset_fingerprint
 from hubpress.errors import SourceError
-from hubpress.models import IntakeReport, SplitManifest
-from hubpress.retries import is_transient_storage_error
-from hubpress.staging import Staging, dataset_fingerprint
+from hubpress.sources.models import IntakeReport, SplitManifest
+from hubpress.targets.retries import is_transient_storage_error
 from tasks.build import build_shard
 from tasks.publish import reuse_stage_task, seal_stage_task
 from tests.build_helpers import make_sample

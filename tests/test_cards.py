@@ -1,4 +1,4 @@
-from hubpress.cards import BEGIN, END, merge_card, split_front_matter
+from hubpress.build.cards import BEGIN, END, merge_card, split_front_matter
 
 
 def test_merge_card_is_idempotent_and_keeps_user_text_and_keys():

@@ -7,13 +7,13 @@ import sys
 
 import pytest
 
-from hubpress.synth import write_dataset
+from hubpress.testdata.synth import write_dataset
 
 
 def hubpress(*args, env_drop=(), cwd=None):
     env = {k: v for k, v in os.environ.items() if k not in env_drop}
     return subprocess.run(
-        [sys.executable, "-m", "hubpress.cli", *args],
+        [sys.executable, "-m", "hubpress.commands.cli", *args],
         capture_output=True,
         text=True,
         env=env,

@@ -5,7 +5,7 @@ import boto3
 import pytest
 
 from hubpress.settings import Settings
-from hubpress.storage import open_storage
+from hubpress.storage.files import open_storage
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from flows.params import PublishDatasetParams
 from flows.publish_dataset import publish_dataset
 from hubpress.errors import ConfigError
-from hubpress.params import PublishDatasetParams
-from hubpress.runners import TaskRunnerChoice, make_task_runner, with_task_runner
-from hubpress.synth import write_dataset
+from hubpress.orchestration.runners import TaskRunnerChoice, make_task_runner, with_task_runner
+from hubpress.testdata.synth import write_dataset
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -75,7 +75,7 @@ def test_prefect_annotations_survive_pickling_once_registered():
     import cloudpickle
     from prefect.utilities.annotations import quote, unmapped
 
-    from hubpress.runners import make_annotations_picklable
+    from hubpress.orchestration.runners import make_annotations_picklable
 
     make_annotations_picklable()
     for annotation in (quote([1, 2]), unmapped({"a": 1})):

@@ -7,16 +7,16 @@ import json
 import yaml
 from pydantic import SecretStr
 
-from hubpress.cards import BEGIN, END, split_front_matter
-from hubpress.dataset_card import (
+from hubpress.build.card import (
     DatasetCardInfo,
     build_manifest,
     manifest_bytes,
     render_dataset_card,
     summarize_split,
 )
-from hubpress.models import Correction, IntakeReport, SkippedSample, SplitManifest
-from hubpress.shards import editing_features, plan_shards, write_shard
+from hubpress.build.cards import BEGIN, END, split_front_matter
+from hubpress.build.shards import editing_features, plan_shards, write_shard
+from hubpress.sources.models import Correction, IntakeReport, SkippedSample, SplitManifest
 from tests.build_helpers import make_sample
 
 

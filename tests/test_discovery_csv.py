@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from hubpress.discovery import discover_csv, normalise_csv_path
 from hubpress.errors import SourceError
-from hubpress.storage import ListedFile
+from hubpress.sources.discovery import discover_csv, normalise_csv_path
+from hubpress.storage.files import ListedFile
 
 ROOT = "s3://bucket/ds"
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from hubpress.discovery import detect_layout, discover, discover_folder
 from hubpress.errors import SourceError
-from hubpress.intake import IntakeOptions, discover_source
-from hubpress.storage import ListedFile, LocalStorage
-from hubpress.synth import write_dataset
+from hubpress.sources.discovery import detect_layout, discover, discover_folder
+from hubpress.sources.intake import IntakeOptions, discover_source
+from hubpress.storage.files import ListedFile, LocalStorage
+from hubpress.testdata.synth import write_dataset
 
 ROOT = "/data/ds"
 

@@ -14,16 +14,16 @@ import uuid
 import pytest
 from huggingface_hub import CommitOperationAdd, HfApi
 
+from flows.params import PublishDatasetParams
 from flows.publish_dataset import publish_dataset
 from hubpress.api import download_lora
 from hubpress.errors import HubAccessError, HubpressError, PublishError, ValidationFailed
-from hubpress.hub import RepoNotFound, is_transient
-from hubpress.params import PublishDatasetParams
-from hubpress.plan import StagedFile, git_blob_oid
-from hubpress.publish import open_target, publish_files
-from hubpress.retries import is_transient_storage_error
 from hubpress.settings import Settings
-from hubpress.synth import write_dataset
+from hubpress.targets.hub import RepoNotFound, is_transient
+from hubpress.targets.plan import StagedFile, git_blob_oid
+from hubpress.targets.publish import open_target, publish_files
+from hubpress.targets.retries import is_transient_storage_error
+from hubpress.testdata.synth import write_dataset
 from tests.conftest import READ_TOKEN, WRITE_TOKEN
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")

@@ -1,5 +1,5 @@
 """S3 faults on staging: throttling, 5xx and dropped connections on reads and writes are retried by
-botocore's adaptive retry mode (hubpress.storage.s3_client); a staged file whose bytes no longer
+botocore's adaptive retry mode (hubpress.storage.files.s3_client); a staged file whose bytes no longer
 match its recorded sha256 is never published: the stage is rebuilt.
 
 moto sits behind tests/faultproxy.py, which answers the next N matching requests with a fault."""
@@ -12,12 +12,12 @@ import uuid
 import boto3
 import pytest
 
+from flows.params import PublishDatasetParams
 from flows.publish_dataset import publish_dataset
-from hubpress.params import PublishDatasetParams
+from hubpress.build.staging import COMPLETE_RECORD
 from hubpress.settings import Settings
-from hubpress.staging import COMPLETE_RECORD
-from hubpress.storage import open_storage
-from hubpress.synth import write_dataset
+from hubpress.storage.files import open_storage
+from hubpress.testdata.synth import write_dataset
 from tests.faultproxy import FaultProxy
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")

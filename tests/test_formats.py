@@ -7,7 +7,7 @@ import io
 import pytest
 from PIL import Image
 
-from hubpress.formats import canonical_name, extension_agrees, sniff_format, split_extension
+from hubpress.sources.formats import canonical_name, extension_agrees, sniff_format, split_extension
 
 
 def encoded(fmt: str, size=(4, 4), mode="RGB") -> bytes:

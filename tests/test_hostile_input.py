@@ -10,15 +10,15 @@ import uuid
 import pyarrow.parquet as pq
 import pytest
 
+from flows.params import PublishDatasetParams, PublishLoraParams
 from flows.publish_dataset import publish_dataset
 from hubpress.errors import HubLimitError, HubpressError
-from hubpress.hashcache import HashCache
-from hubpress.intake import run_intake
-from hubpress.lora import inspect_safetensors
-from hubpress.params import PublishDatasetParams, PublishLoraParams
-from hubpress.plan import StagedFile
-from hubpress.publish import open_target, publish_files
+from hubpress.lora.weights import inspect_safetensors
 from hubpress.settings import Settings
+from hubpress.sources.intake import run_intake
+from hubpress.storage.hashcache import HashCache
+from hubpress.targets.plan import StagedFile
+from hubpress.targets.publish import open_target, publish_files
 from tests.hostile import GOOD_SAMPLES, HUGE_PROMPT, csv_tree, folder_tree, safetensors_cases
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")

@@ -9,10 +9,10 @@ import pytest
 from huggingface_hub import CommitOperationAdd, HfApi
 
 from hubpress.errors import HubAccessError, MissingTokenError
-from hubpress.hub import RepoNotFound
-from hubpress.plan import StagedFile, git_blob_oid
-from hubpress.publish import open_target, publish_files
 from hubpress.settings import Settings
+from hubpress.targets.hub import RepoNotFound
+from hubpress.targets.plan import StagedFile, git_blob_oid
+from hubpress.targets.publish import open_target, publish_files
 from tests.conftest import OTHER_WRITE_TOKEN, READ_TOKEN, WRITE_TOKEN
 
 

@@ -10,10 +10,10 @@ import pytest
 from PIL import Image
 
 from hubpress.errors import ConfigError, SourceError, ValidationFailed
-from hubpress.hashcache import HashCache
-from hubpress.intake import fix_source, run_intake
-from hubpress.models import IntakeReport
-from hubpress.synth import DEFECTS, write_dataset
+from hubpress.sources.intake import fix_source, run_intake
+from hubpress.sources.models import IntakeReport
+from hubpress.storage.hashcache import HashCache
+from hubpress.testdata.synth import DEFECTS, write_dataset
 
 
 def png(size=(16, 16), mode="RGB") -> bytes:

@@ -6,10 +6,10 @@ import boto3
 import pytest
 
 from hubpress.errors import SourceError
-from hubpress.hashcache import HashCache
-from hubpress.intake import IntakeOptions, discover_source, fix_source, run_intake
-from hubpress.storage import open_storage
-from hubpress.synth import DEFECTS, write_dataset
+from hubpress.sources.intake import IntakeOptions, discover_source, fix_source, run_intake
+from hubpress.storage.files import open_storage
+from hubpress.storage.hashcache import HashCache
+from hubpress.testdata.synth import DEFECTS, write_dataset
 
 
 def kept(report):

@@ -7,10 +7,10 @@ from botocore.exceptions import ClientError, EndpointConnectionError
 from prefect import flow, task
 
 from hubpress.errors import ValidationFailed
-from hubpress.intake import run_intake
-from hubpress.retries import is_transient_storage_error
-from hubpress.retries import retry_only_transient as retry_transient_storage
-from hubpress.synth import DEFECTS, write_dataset
+from hubpress.sources.intake import run_intake
+from hubpress.targets.retries import is_transient_storage_error
+from hubpress.targets.retries import retry_only_transient as retry_transient_storage
+from hubpress.testdata.synth import DEFECTS, write_dataset
 from tasks.intake import intake_in_flow, publish_report_artifacts
 
 

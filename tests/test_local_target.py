@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 
 from hubpress.errors import PublishError
-from hubpress.local_target import LocalDir
-from hubpress.plan import StagedFile, git_blob_oid, make_plan
-from hubpress.publish import publish_files
-from hubpress.targets import CommitConflict
+from hubpress.targets.base import CommitConflict
+from hubpress.targets.local import LocalDir
+from hubpress.targets.plan import StagedFile, git_blob_oid, make_plan
+from hubpress.targets.publish import publish_files
 
 
 def stage(tmp: Path, path: str, data: bytes) -> StagedFile:

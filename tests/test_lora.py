@@ -11,7 +11,7 @@ import pytest
 from safetensors import safe_open
 
 from hubpress.errors import ConfigError, HubpressError
-from hubpress.lora import (
+from hubpress.lora.weights import (
     InvalidWeightsError,
     LoraInfo,
     NotALoraError,
@@ -22,7 +22,7 @@ from hubpress.lora import (
     read_header,
     shortest_unique_suffixes,
 )
-from hubpress.synth_lora import BROKEN_KINDS, _write_raw, write_broken, write_lora, write_streaming
+from hubpress.testdata.synth_lora import BROKEN_KINDS, _write_raw, write_broken, write_lora, write_streaming
 
 
 @pytest.mark.parametrize("naming", ["peft", "kohya", "diffusers"])
@@ -222,8 +222,8 @@ def test_errors_are_hubpress_errors(tmp_path):
 
 
 def test_a_remote_file_is_checked_from_its_header_before_download(tmp_path, s3):
-    from hubpress.lora import inspect_stream
-    from hubpress.storage import open_storage
+    from hubpress.lora.weights import inspect_stream
+    from hubpress.storage.files import open_storage
 
     _, bucket = s3
     storage = open_storage(f"s3://{bucket}/run")

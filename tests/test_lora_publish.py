@@ -8,13 +8,13 @@ import boto3
 import pytest
 from huggingface_hub import HfApi
 
+from flows.params import PublishLoraParams, ReleaseTrainingRunParams
 from flows.publish_lora import publish_lora
 from flows.release_training_run import release_training_run
 from hubpress.api import download_lora, upload_lora_safetensors
 from hubpress.errors import ConfigError
-from hubpress.lora import InvalidWeightsError
-from hubpress.params import PublishLoraParams, ReleaseTrainingRunParams
-from hubpress.synth_lora import write_broken, write_lora
+from hubpress.lora.weights import InvalidWeightsError
+from hubpress.testdata.synth_lora import write_broken, write_lora
 from tests.conftest import WRITE_TOKEN
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")

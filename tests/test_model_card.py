@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from hubpress.cards import BEGIN, END, split_front_matter
-from hubpress.lora import inspect_safetensors
-from hubpress.model_card import base_model_from_config, render_model_card, summarize_training_config
-from hubpress.synth_lora import write_lora
+from hubpress.build.cards import BEGIN, END, split_front_matter
+from hubpress.lora.model_card import base_model_from_config, render_model_card, summarize_training_config
+from hubpress.lora.weights import inspect_safetensors
+from hubpress.testdata.synth_lora import write_lora
 
 CONFIG = {
     "model": {

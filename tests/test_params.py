@@ -4,8 +4,7 @@ same message the CLI prints)."""
 import pytest
 from pydantic import ValidationError
 
-from hubpress.params import PublishDatasetParams, PublishLoraParams, ReleaseTrainingRunParams
-from hubpress.refresh.params import RefreshParams
+from flows.params import PublishDatasetParams, PublishLoraParams, RefreshParams, ReleaseTrainingRunParams
 
 MODELS = {
     "dataset": lambda target, **kw: PublishDatasetParams(source="./src", target=target, **kw),

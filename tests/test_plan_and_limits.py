@@ -1,8 +1,8 @@
 import pytest
 
 from hubpress.errors import HubLimitError
-from hubpress.limits import Limits, check_limits
-from hubpress.plan import RemoteFile, StagedFile, git_blob_oid, make_plan
+from hubpress.targets.limits import Limits, check_limits
+from hubpress.targets.plan import RemoteFile, StagedFile, git_blob_oid, make_plan
 
 
 def staged(path, sha, size=10, text=None):

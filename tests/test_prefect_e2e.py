@@ -24,9 +24,9 @@ import pytest
 from huggingface_hub import HfApi
 
 from deployments.serve import PUBLISH_DATASET, RELEASE_TRAINING_RUN
-from hubpress.params import PublishDatasetParams
-from hubpress.synth import write_dataset
-from hubpress.synth_lora import write_lora
+from flows.params import PublishDatasetParams
+from hubpress.testdata.synth import write_dataset
+from hubpress.testdata.synth_lora import write_lora
 from tests.conftest import WRITE_TOKEN, _free_port
 
 CHROMIUM = "/usr/bin/chromium"
@@ -38,7 +38,7 @@ def _hubpress(
     args: list[str], env: dict[str, str], cwd: Path, timeout: float = 180
 ) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "hubpress.cli", *args],
+        [sys.executable, "-m", "hubpress.commands.cli", *args],
         env=env,
         cwd=cwd,
         capture_output=True,
@@ -94,7 +94,7 @@ def served(prefect_server, hub_server, base_env, e2e_dir, api):
     log_path = e2e_dir / "serve.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "hubpress.cli", "serve"],
+            [sys.executable, "-m", "hubpress.commands.cli", "serve"],
             env=env,
             cwd=e2e_dir,
             stdout=log,

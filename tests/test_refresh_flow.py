@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from PIL import Image as PILImage
 
+from flows.params import RefreshParams
 from flows.refresh_dataset import refresh_dataset
 from hubpress.errors import ConfigError, MissingTokenError, SourceError
-from hubpress.refresh.params import RefreshParams
 from hubpress.refresh.publish import ROW_GROUP_ROWS, shard_row_groups
 from tests.conftest import WRITE_TOKEN
 
@@ -308,7 +308,7 @@ def test_errors_before_any_work(hub, tmp_path, monkeypatch):
 def test_cli_refresh_json(hub, write_token, tmp_path):
     from typer.testing import CliRunner
 
-    from hubpress.cli import app
+    from hubpress.commands.cli import app
 
     rows, features = captioned_rows(3)
     upstream = push(rows, features)
@@ -399,10 +399,10 @@ def test_a_published_refresh_is_verified_against_its_manifest(hub, write_token, 
     """The flow checks the new commit (footers' row counts and features, datasets opens it); the
     same check fails, naming the shard, when the committed data is not what the manifest says."""
     from hubpress.errors import PublishError
-    from hubpress.publish import open_target
     from hubpress.refresh.config import parse_refresh_config
     from hubpress.refresh.publish import verify_refresh
     from hubpress.settings import get_settings
+    from hubpress.targets.publish import open_target
 
     rows, features = captioned_rows(9)
     upstream = push(rows, features)

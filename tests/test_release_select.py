@@ -10,7 +10,7 @@ import boto3
 import pytest
 
 from hubpress.errors import ConfigError, SourceError
-from hubpress.release import (
+from hubpress.lora.release import (
     ReleaseManifest,
     default_tag,
     discover_training_output,
@@ -20,7 +20,7 @@ from hubpress.release import (
     release_files,
     select_checkpoint,
 )
-from hubpress.synth_lora import write_broken, write_lora
+from hubpress.testdata.synth_lora import write_broken, write_lora
 
 # eval_loss is best at 1000; psnr is best at 1500; loss falls steadily.
 LOG_HISTORY = [
@@ -215,7 +215,7 @@ def test_ambiguous_or_pickled_checkpoint_weights_are_errors_not_fallbacks(tmp_pa
 
 
 def test_broken_weights_in_a_checkpoint_are_found_at_inspection(tmp_path):
-    from hubpress.lora import InvalidWeightsError, inspect_safetensors
+    from hubpress.lora.weights import InvalidWeightsError, inspect_safetensors
 
     root = make_training_output(tmp_path / "run")
     write_broken(root / "checkpoint-1500" / "pytorch_lora_weights.safetensors", "truncated")
@@ -264,7 +264,7 @@ def test_manifest_round_trips(local_output):
 
 
 def test_metric_file_shapes_are_all_read():
-    from hubpress.release import parse_metrics
+    from hubpress.lora.release import parse_metrics
 
     problems: list[str] = []
     texts = {

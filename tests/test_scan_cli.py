@@ -6,8 +6,8 @@ import json
 
 from typer.testing import CliRunner
 
-from hubpress.cli import app
-from hubpress.synth import DEFECTS, write_dataset
+from hubpress.commands.cli import app
+from hubpress.testdata.synth import DEFECTS, write_dataset
 
 runner = CliRunner()
 

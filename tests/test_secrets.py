@@ -12,14 +12,14 @@ import pytest
 from huggingface_hub import HfApi
 from typer.testing import CliRunner
 
+from flows.params import PublishDatasetParams, PublishLoraParams, ReleaseTrainingRunParams
 from flows.publish_dataset import publish_dataset
 from flows.publish_lora import publish_lora
 from flows.release_training_run import release_training_run
-from hubpress.cli import app
+from hubpress.commands.cli import app
 from hubpress.errors import HubAccessError
-from hubpress.params import PublishDatasetParams, PublishLoraParams, ReleaseTrainingRunParams
-from hubpress.synth import write_dataset
-from hubpress.synth_lora import write_lora
+from hubpress.testdata.synth import write_dataset
+from hubpress.testdata.synth_lora import write_lora
 from tests.conftest import WRITE_TOKEN
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")

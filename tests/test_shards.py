@@ -16,15 +16,15 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from hubpress.errors import ConfigError, SourceError
-from hubpress.models import FileRef
-from hubpress.shards import (
+from hubpress.build.shards import (
     SourceReader,
     estimate_sample_size,
     parse_size,
     plan_shards,
     write_shard,
 )
+from hubpress.errors import ConfigError, SourceError
+from hubpress.sources.models import FileRef
 from tests.build_helpers import fake_sample, make_sample, write_image
 
 

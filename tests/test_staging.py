@@ -10,13 +10,13 @@ from pathlib import Path
 import boto3
 import pytest
 
+from hubpress.build.shards import plan_shards, write_shard
+from hubpress.build.staging import COMPLETE_RECORD, Staging, dataset_fingerprint
 from hubpress.errors import SourceError
-from hubpress.hashcache import HashCache, local_version
-from hubpress.models import IntakeReport, SkippedSample, SplitManifest
-from hubpress.plan import git_blob_oid
 from hubpress.settings import Settings
-from hubpress.shards import plan_shards, write_shard
-from hubpress.staging import COMPLETE_RECORD, Staging, dataset_fingerprint
+from hubpress.sources.models import IntakeReport, SkippedSample, SplitManifest
+from hubpress.storage.hashcache import HashCache, local_version
+from hubpress.targets.plan import git_blob_oid
 from tests.build_helpers import make_sample
 
 

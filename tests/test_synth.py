@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from hubpress.formats import sniff_format
-from hubpress.synth import DEFECTS, SynthSpec, main, write_dataset
+from hubpress.sources.formats import sniff_format
+from hubpress.testdata.synth import DEFECTS, SynthSpec, main, write_dataset
 
 
 def digest_tree(root: Path) -> dict[str, str]:

@@ -10,10 +10,10 @@ import zlib
 import pytest
 from PIL import Image
 
-from hubpress.hashcache import HashCache
-from hubpress.storage import LocalStorage
-from hubpress.synth import write_dataset
-from hubpress.validation import FileJob, apply_pixel_limit, check_image_bytes, validate_files
+from hubpress.sources.validation import FileJob, apply_pixel_limit, check_image_bytes, validate_files
+from hubpress.storage.files import LocalStorage
+from hubpress.storage.hashcache import HashCache
+from hubpress.testdata.synth import write_dataset
 
 
 def png(size=(8, 8), mode="RGB") -> bytes:

@@ -15,7 +15,7 @@ def run_flow(run: Callable[[], Any], as_json: bool) -> Any:
     """Run a flow. With --json, Prefect's own console logging is silenced so stdout holds one object."""
     from huggingface_hub.utils import disable_progress_bars
 
-    from hubpress import artifacts
+    from hubpress.orchestration import artifacts
 
     if as_json:
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
@@ -23,7 +23,7 @@ def run_flow(run: Callable[[], Any], as_json: bool) -> Any:
         disable_progress_bars()  # huggingface_hub's upload bars (files, bytes, rate, ETA)
     else:
         artifacts.show_terminal_progress()  # shard building
-    from hubpress.prefect_server import api_url_for_commands, prefect_api
+    from hubpress.orchestration.server import api_url_for_commands, prefect_api
 
     # PREFECT_API_URL when set, else the server `hubpress server start` left running.
     where = api_url_for_commands()
@@ -40,7 +40,7 @@ def run_flow(run: Callable[[], Any], as_json: bool) -> Any:
 
     # A command waits ~1 s at the end of a run for the heartbeat thread. The person at the terminal
     # sees a crash for themselves, so command runs skip heartbeats; deployments keep them.
-    # (Refused parameter values are pydantic ValidationErrors: hubpress.cli prints them, exit 2.)
+    # (Refused parameter values are pydantic ValidationErrors: hubpress.commands.cli prints them, exit 2.)
     with prefect_api(where), temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
         return run()
 

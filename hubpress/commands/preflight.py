@@ -4,7 +4,7 @@ milliseconds instead of after the flow engine's start-up."""
 from __future__ import annotations
 
 from hubpress.settings import require_write_token
-from hubpress.targets import is_local_target
+from hubpress.targets.base import is_local_target
 
 
 def fail_fast_without_token(target: str, dry_run: bool) -> None:

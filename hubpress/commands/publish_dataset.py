@@ -39,7 +39,7 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object, no progress output."),
     ) -> None:
         """Publish an image-editing dataset as sharded parquet: plan, one commit, card, manifest."""
-        from hubpress.params import PublishDatasetParams
+        from flows.params import PublishDatasetParams
 
         params = PublishDatasetParams(
             source=source,
@@ -59,7 +59,7 @@ def register(app: typer.Typer) -> None:
 
         fail_fast_without_token(target, dry_run)
 
-        from hubpress.runners import TaskRunnerChoice
+        from hubpress.orchestration.runners import TaskRunnerChoice
 
         try:
             choice = TaskRunnerChoice(kind=task_runner, dask_address=dask_address)
@@ -68,7 +68,7 @@ def register(app: typer.Typer) -> None:
 
         def run():
             from flows.publish_dataset import publish_dataset
-            from hubpress.runners import with_task_runner
+            from hubpress.orchestration.runners import with_task_runner
 
             return with_task_runner(publish_dataset, choice)(params)
 

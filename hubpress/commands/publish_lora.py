@@ -39,7 +39,7 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     ) -> None:
         """Publish LoRA weights: validated, SHA256-skipped, one commit, a model card."""
-        from hubpress.params import PublishLoraParams
+        from flows.params import PublishLoraParams
 
         params = PublishLoraParams(
             src_path=src,

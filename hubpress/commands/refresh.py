@@ -26,7 +26,7 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object, no progress output."),
     ) -> None:
         """Re-publish a dataset from its upstream Hub datasets; does nothing when nothing changed."""
-        from hubpress.refresh.params import RefreshParams
+        from flows.params import RefreshParams
 
         params = RefreshParams(
             config=config,

@@ -70,7 +70,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Release a checkpoint of a finished training run: weights, config, samples, card and
         release.json in one commit, tagged. Running it again on the same output changes nothing."""
-        from hubpress.params import ReleaseTrainingRunParams
+        from flows.params import ReleaseTrainingRunParams
 
         params = ReleaseTrainingRunParams(
             output_uri=output_uri, repo_id=repo, select=select, tag=tag, base_model=base_model, public=public
@@ -114,7 +114,7 @@ def register(app: typer.Typer) -> None:
 def _announce(
     output_uri: str, repo: str, tag: str | None, base_model: str | None, select: str | None, timeout: float
 ) -> None:
-    from hubpress.prefect_server import api_url_for_commands
+    from hubpress.orchestration.server import api_url_for_commands
 
     event = training_finished_event(output_uri, repo, tag, base_model, select)
     api_url = api_url_for_commands()

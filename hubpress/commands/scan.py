@@ -51,10 +51,10 @@ def scan(
 ) -> None:
     """Discover and validate a dataset (folder or CSV layout) and report what would be published."""
     from hubpress.errors import ConfigError, SourceError, ValidationFailed
-    from hubpress.formats import DEFAULT_MAX_PIXELS
-    from hubpress.intake import fix_source as apply_fixes
-    from hubpress.intake import run_intake
-    from hubpress.report import render_text, scan_json
+    from hubpress.sources.formats import DEFAULT_MAX_PIXELS
+    from hubpress.sources.intake import fix_source as apply_fixes
+    from hubpress.sources.intake import run_intake
+    from hubpress.sources.report import render_text, scan_json
 
     def intake():
         return run_intake(

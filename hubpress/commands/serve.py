@@ -23,7 +23,7 @@ def register(app: typer.Typer) -> None:
 
         Uses PREFECT_API_URL when set, else the server of `hubpress server start`, else starts that
         local server (it keeps running after this command; stop it with `hubpress server stop`)."""
-        from hubpress.prefect_server import api_url_for_commands, start_server
+        from hubpress.orchestration.server import api_url_for_commands, start_server
 
         url = api_url_for_commands()
         if url is None:

@@ -22,7 +22,7 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     ) -> None:
         """Start the server in the background (or report the one already running)."""
-        from hubpress.prefect_server import start_server
+        from hubpress.orchestration.server import start_server
 
         if not as_json:
             typer.secho("Starting a local Prefect server (takes 5-15 s)...", err=True, fg="bright_black")
@@ -32,7 +32,7 @@ def register(app: typer.Typer) -> None:
     @server_app.command("stop")
     def stop(as_json: bool = typer.Option(False, "--json", help="Print one JSON object.")) -> None:
         """Stop the server started by `hubpress server start`. Its database is kept."""
-        from hubpress.prefect_server import stop_server
+        from hubpress.orchestration.server import stop_server
 
         server = stop_server()
         if as_json:
@@ -45,7 +45,7 @@ def register(app: typer.Typer) -> None:
     @server_app.command("status")
     def status(as_json: bool = typer.Option(False, "--json", help="Print one JSON object.")) -> None:
         """Say whether the server runs, and where."""
-        from hubpress.prefect_server import running_server
+        from hubpress.orchestration.server import running_server
 
         server = running_server()
         if server is None:

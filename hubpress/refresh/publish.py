@@ -10,7 +10,7 @@ The flow (flows/refresh_dataset.py) calls these in order:
 3. `reuse_refresh_stage` or `build_refresh`: rows are read (streaming when configured), written
    as parquet with the Hugging Face features metadata (so `load_dataset` decodes the images), and
    staged with manifest.json, the index, the dataloader entry and the card's facts.
-4. The shared publisher (`hubpress.publish.publish_files`) plans and makes one commit;
+4. The shared publisher (`hubpress.targets.publish.publish_files`) plans and makes one commit;
    `render_refresh_card` merges the card with the target's current README.
 
 Everything written is a pure function of its inputs (no timestamps), so an unchanged refresh
@@ -32,13 +32,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 import hubpress
-from hubpress.cards import merge_card, split_front_matter
+from flows.params import RefreshParams
+from hubpress.build.cards import merge_card, split_front_matter
+from hubpress.build.shards import DEFAULT_ROW_GROUP_BYTES, DEFAULT_ROW_GROUP_ROWS, parse_size
+from hubpress.build.staging import Staging
 from hubpress.errors import ConfigError, SourceError
-from hubpress.hashcache import sha256_file
-from hubpress.plan import StagedFile
 from hubpress.refresh.config import HuggingfaceBackend, LocalBackend, RefreshConfig, parse_refresh_config
 from hubpress.refresh.mix import normalised_probabilities
-from hubpress.refresh.params import RefreshParams
 from hubpress.refresh.rows import RefreshReport
 from hubpress.refresh.upstream import (
     IMAGE_SUFFIXES,
@@ -47,9 +47,9 @@ from hubpress.refresh.upstream import (
     read_mixed,
     resolve_revision,
 )
-from hubpress.shards import DEFAULT_ROW_GROUP_BYTES, DEFAULT_ROW_GROUP_ROWS, parse_size
-from hubpress.staging import Staging
-from hubpress.targets import is_local_target, local_path
+from hubpress.storage.hashcache import sha256_file
+from hubpress.targets.base import is_local_target, local_path
+from hubpress.targets.plan import StagedFile
 
 REFRESH_FORMAT = 2  # bump when the bytes a refresh writes change for the same inputs
 SPLIT = "train"
@@ -156,7 +156,7 @@ def published_features(config: RefreshConfig) -> Any:
     several backends are mixed); the editing schema exactly when an `editing` mapping is used."""
     from datasets import Audio, Features
 
-    from hubpress.shards import editing_features
+    from hubpress.build.shards import editing_features
 
     if _is_editing(config):
         return editing_features()
@@ -438,7 +438,7 @@ def build_manifest(
     flow_run_id: str | None,
 ) -> dict[str, Any]:
     """manifest.json: the upstream datasets at their exact shas, the rules, the counts and every
-    published file (`files` is path -> facts, which hubpress.publish.owned_paths reads)."""
+    published file (`files` is path -> facts, which hubpress.targets.publish.owned_paths reads)."""
     files: dict[str, Any] = {
         s.path_in_repo: {"sha256": s.sha256, "size": s.size, "split": SPLIT, "num_rows": s.num_rows}
         for s in shards
@@ -674,8 +674,8 @@ def verify_refresh(
     token: str | None,
 ) -> dict[str, int]:
     """The published refresh at `commit`: row counts from the shard footers, the published features,
-    and the split opening with datasets (hubpress.dataset_pipeline.verify_dataset_revision)."""
-    from hubpress.dataset_pipeline import verify_dataset_revision
+    and the split opening with datasets (hubpress.build.pipeline.verify_dataset_revision)."""
+    from hubpress.build.pipeline import verify_dataset_revision
 
     features = published_features(config)
     first = ["id", "prompt"] if _is_editing(config) else ["source_index"]

@@ -123,7 +123,7 @@ def csv_tree(root: str | os.PathLike[str], outside: str | os.PathLike[str]) -> d
 
 def safetensors_cases(directory: str | os.PathLike[str]) -> dict[Path, str]:
     """Weights files that must be refused, each with its expected error class name."""
-    from hubpress.synth_lora import write_broken
+    from hubpress.testdata.synth_lora import write_broken
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)

@@ -3,7 +3,7 @@
     report = run_intake("data/face_seg")                       # local folder or CSV layout
     report = run_intake("s3://bucket/datasets/face_seg", on_error="fail")
 
-`run_intake` is I/O at the edges around two pure steps: `discover` (hubpress.discovery) turns one
+`run_intake` is I/O at the edges around two pure steps: `discover` (hubpress.sources.discovery) turns one
 listing into samples; `decide` applies the policy to the facts validation established and builds
 the IntakeReport. `fix_source` is the only code that changes a source, and only when asked.
 """
@@ -20,11 +20,18 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from hubpress.discovery import CSV_NAMES, Discovery, detect_layout, discover, gc_paused, normalise_csv_path
 from hubpress.errors import ConfigError, SourceError, ValidationFailed
-from hubpress.formats import DEFAULT_MAX_PIXELS, canonical_name, extension_agrees, split_extension
-from hubpress.hashcache import HashCache
-from hubpress.models import (
+from hubpress.settings import Settings, get_settings
+from hubpress.sources.discovery import (
+    CSV_NAMES,
+    Discovery,
+    detect_layout,
+    discover,
+    gc_paused,
+    normalise_csv_path,
+)
+from hubpress.sources.formats import DEFAULT_MAX_PIXELS, canonical_name, extension_agrees, split_extension
+from hubpress.sources.models import (
     Correction,
     FileRef,
     IntakeReport,
@@ -34,9 +41,9 @@ from hubpress.models import (
     SplitManifest,
     severity_of,
 )
-from hubpress.settings import Settings, get_settings
-from hubpress.storage import ListedFile, Storage, is_s3, open_storage
-from hubpress.validation import FileFacts, validate_samples
+from hubpress.sources.validation import FileFacts, validate_samples
+from hubpress.storage.files import ListedFile, Storage, is_s3, open_storage
+from hubpress.storage.hashcache import HashCache
 
 OnError = Literal["skip", "fail"]
 

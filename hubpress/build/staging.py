@@ -25,13 +25,13 @@ from typing import Any
 
 import hubpress
 from hubpress._env import release_free_memory
+from hubpress.build.shards import SHARD_FORMAT, BuiltShard, ShardPlan, SourceReader, write_shard
 from hubpress.errors import SourceError
-from hubpress.hashcache import HashCache, local_version, sha256_file
-from hubpress.models import FileRef, IntakeReport, Sample
-from hubpress.plan import StagedFile, git_blob_oid
 from hubpress.settings import Settings, get_settings
-from hubpress.shards import SHARD_FORMAT, BuiltShard, ShardPlan, SourceReader, write_shard
-from hubpress.storage import ListedFile, LocalStorage, S3Storage, Storage, open_storage
+from hubpress.sources.models import FileRef, IntakeReport, Sample
+from hubpress.storage.files import ListedFile, LocalStorage, S3Storage, Storage, open_storage
+from hubpress.storage.hashcache import HashCache, local_version, sha256_file
+from hubpress.targets.plan import StagedFile, git_blob_oid
 
 log = logging.getLogger("hubpress.staging")
 

@@ -1,6 +1,6 @@
 """Generated image-editing datasets, in both layouts of the qflux guide, for tests and benches.
 
-    python -m hubpress.synth OUT --layout folder --samples 200 --test-fraction 0.2 --masks \\
+    python -m hubpress.testdata.synth OUT --layout folder --samples 200 --test-fraction 0.2 --masks \\
         --extra-controls 1 --defects all --seed 7
 
 Pixels are random noise (numpy), so file sizes are realistic for their dimensions. Everything is
@@ -103,10 +103,10 @@ class _Encoder:
 
 
 class _Writer:
-    """Writes files under a local directory, or to an S3 prefix through hubpress.storage."""
+    """Writes files under a local directory, or to an S3 prefix through hubpress.storage.files."""
 
     def __init__(self, root: str):
-        from hubpress.storage import is_s3, open_storage
+        from hubpress.storage.files import is_s3, open_storage
 
         self.s3 = is_s3(root)
         self.storage = open_storage(root) if self.s3 else None
@@ -271,7 +271,9 @@ def write_dataset(root: str | os.PathLike[str], spec: SynthSpec | None = None, *
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m hubpress.synth", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(
+        prog="python -m hubpress.testdata.synth", description=__doc__.split("\n\n")[0]
+    )
     p.add_argument("out", help="directory or s3://bucket/prefix to write")
     p.add_argument("--layout", choices=["folder", "csv"], default="folder")
     p.add_argument("--samples", type=int, default=10)

@@ -16,12 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hubpress.build.staging import Staging
 from hubpress.errors import ConfigError
-from hubpress.hashcache import HashCache
-from hubpress.lora import LoraInfo, find_weights, inspect_safetensors
-from hubpress.model_card import render_model_card
-from hubpress.plan import StagedFile, git_blob_oid
-from hubpress.release import (
+from hubpress.lora.model_card import render_model_card
+from hubpress.lora.release import (
     Checkpoint,
     ReleaseManifest,
     TrainingOutput,
@@ -30,8 +28,10 @@ from hubpress.release import (
     release_files,
     select_checkpoint,
 )
+from hubpress.lora.weights import LoraInfo, find_weights, inspect_safetensors
 from hubpress.settings import Settings
-from hubpress.staging import Staging
+from hubpress.storage.hashcache import HashCache
+from hubpress.targets.plan import StagedFile, git_blob_oid
 
 log = logging.getLogger("hubpress.lora")
 
@@ -100,7 +100,7 @@ def prepare_lora(
             "train_config.json",
             "config.yaml",
         }:
-            from hubpress.release import parse_training_config
+            from hubpress.lora.release import parse_training_config
 
             config = parse_training_config(Path(local).read_bytes(), local)
     return LoraBundle(
@@ -154,7 +154,7 @@ def prepare_release(output_uri: str, select: str, settings: Settings) -> Prepare
     fingerprint = _release_fingerprint(chosen)
     staged = staging.lookup(fingerprint)
     if staged is None:
-        from hubpress.storage import open_storage
+        from hubpress.storage.files import open_storage
 
         source = open_storage(output.root, settings)
         root = source.root.rstrip("/") + "/"

@@ -2,7 +2,7 @@
 
 Both are pure functions of their inputs with no timestamps, so an unchanged dataset renders an
 identical card and manifest and a re-publish commits nothing. The card goes through
-`hubpress.cards.merge_card`: text a user wrote outside hubpress's markers and YAML keys a user
+`hubpress.build.cards.merge_card`: text a user wrote outside hubpress's markers and YAML keys a user
 added survive; the keys below and the marked block are hubpress's.
 """
 
@@ -16,9 +16,9 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import hubpress
-from hubpress.cards import merge_card, split_front_matter
-from hubpress.models import IntakeReport, Sample
-from hubpress.shards import BuiltShard
+from hubpress.build.cards import merge_card, split_front_matter
+from hubpress.build.shards import BuiltShard
+from hubpress.sources.models import IntakeReport, Sample
 
 BASE_TAGS = ("hubpress", "image-editing")
 TASK_CATEGORIES = ["image-to-image"]
@@ -113,7 +113,7 @@ def dataset_info_yaml(splits: Iterable[SplitSummary]) -> dict[str, Any]:
     """datasets' own YAML form of the features and splits, so the Hub and load_dataset read it as theirs."""
     from datasets import DatasetInfo, SplitDict, SplitInfo
 
-    from hubpress.shards import editing_features
+    from hubpress.build.shards import editing_features
 
     splits = list(splits)
     split_dict = SplitDict()

@@ -33,10 +33,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from hubpress.errors import ConfigError, SourceError
-from hubpress.hashcache import sha256_file
-from hubpress.models import FileRef, Sample
 from hubpress.settings import Settings
-from hubpress.storage import Storage, is_s3, open_storage
+from hubpress.sources.models import FileRef, Sample
+from hubpress.storage.files import Storage, is_s3, open_storage
+from hubpress.storage.hashcache import sha256_file
 
 # Bump when the bytes a plan produces change (columns, writer options): it is part of every name.
 SHARD_FORMAT = 1

@@ -6,7 +6,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from hubpress.errors import HubLimitError
-from hubpress.plan import PublishPlan
+from hubpress.targets.plan import PublishPlan
 
 MAX_FILES_PER_FOLDER = 10_000
 MAX_FILES_PER_REPO = 100_000

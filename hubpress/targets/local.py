@@ -17,11 +17,11 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from hubpress.build.parquet_footer import ParquetFooter, read_footer
 from hubpress.errors import PublishError
-from hubpress.hashcache import HashCache, sha256_file
-from hubpress.parquet_footer import ParquetFooter, read_footer
-from hubpress.plan import PublishPlan, RemoteFile, StagedFile, git_blob_oid
-from hubpress.targets import CommitConflict, CommitResult, RemoteState
+from hubpress.storage.hashcache import HashCache, sha256_file
+from hubpress.targets.base import CommitConflict, CommitResult, RemoteState
+from hubpress.targets.plan import PublishPlan, RemoteFile, StagedFile, git_blob_oid
 
 KEEP_VERSIONS = 2
 

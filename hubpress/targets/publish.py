@@ -13,11 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hubpress.errors import PublishError
-from hubpress.limits import check_limits
-from hubpress.local_target import LocalDir, staged_text
-from hubpress.plan import PublishPlan, StagedFile, make_plan
 from hubpress.settings import Settings, require_write_token, resolve_token
-from hubpress.targets import (
+from hubpress.targets.base import (
     CommitConflict,
     RemoteState,
     RepoType,
@@ -26,6 +23,9 @@ from hubpress.targets import (
     is_local_target,
     local_path,
 )
+from hubpress.targets.limits import check_limits
+from hubpress.targets.local import LocalDir, staged_text
+from hubpress.targets.plan import PublishPlan, StagedFile, make_plan
 
 log = logging.getLogger("hubpress.publish")
 
@@ -39,10 +39,10 @@ def open_target(
     """A Target for a Hub repo id or a local directory. A write to the Hub without a token fails
     here, before any work, with one message naming every way to provide one."""
     if is_local_target(target):
-        from hubpress.hashcache import HashCache
+        from hubpress.storage.hashcache import HashCache
 
         return LocalDir(local_path(target), cache=HashCache(Path(settings.cache_dir) / "hashes.sqlite"))
-    from hubpress.hub import HubRepo
+    from hubpress.targets.hub import HubRepo
 
     check_repo_id(target)
     resolved = require_write_token(token, settings) if write else resolve_token(token, settings)

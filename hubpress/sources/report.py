@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from hubpress.models import IntakeReport, Problem
+from hubpress.sources.models import IntakeReport, Problem
 
 
 def scan_json(report: IntakeReport) -> dict[str, Any]:

@@ -7,7 +7,7 @@ A re-run over an unchanged tree therefore reads no bytes at all, and a changed t
 what changed. `ValidationStats` counts the work, so tests and reports can show it.
 
 Facts are plain values (`FileFacts`); what they mean for a sample (skip it, warn, correct) is
-decided later by `hubpress.intake.decide`.
+decided later by `hubpress.sources.intake.decide`.
 """
 
 from __future__ import annotations
@@ -24,11 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from hubpress.formats import DEFAULT_MAX_PIXELS, PIL_FORMAT, SUPPORTED_FORMATS, sniff_format
-from hubpress.hashcache import HashCache
-from hubpress.models import Sample
 from hubpress.settings import Settings, get_settings
-from hubpress.storage import Storage, is_s3, open_storage
+from hubpress.sources.formats import DEFAULT_MAX_PIXELS, PIL_FORMAT, SUPPORTED_FORMATS, sniff_format
+from hubpress.sources.models import Sample
+from hubpress.storage.files import Storage, is_s3, open_storage
+from hubpress.storage.hashcache import HashCache
 
 # Bump when what a cached fact means changes: older entries are then checked again.
 FACTS_VERSION = 1

@@ -16,7 +16,8 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
-from hubpress.dataset_card import (
+from flows.params import PublishDatasetParams
+from hubpress.build.card import (
     DatasetCardInfo,
     build_manifest,
     dataset_info_yaml,
@@ -24,14 +25,13 @@ from hubpress.dataset_card import (
     render_dataset_card,
     summarize_split,
 )
+from hubpress.build.shards import BuiltShard, ShardPlan, parse_size, plan_shards
+from hubpress.build.staging import StagedShard, Staging
 from hubpress.errors import PublishError
-from hubpress.models import IntakeReport
-from hubpress.params import PublishDatasetParams
-from hubpress.plan import StagedFile
 from hubpress.settings import Settings
-from hubpress.shards import BuiltShard, ShardPlan, parse_size, plan_shards
-from hubpress.staging import StagedShard, Staging
-from hubpress.targets import is_local_target
+from hubpress.sources.models import IntakeReport
+from hubpress.targets.base import is_local_target
+from hubpress.targets.plan import StagedFile
 
 log = logging.getLogger("hubpress.dataset")
 
@@ -165,7 +165,7 @@ def verify_published(
     token: str | None,
 ) -> dict[str, int]:
     """Check a published editing dataset at `commit` (see verify_dataset_revision)."""
-    from hubpress.shards import editing_features
+    from hubpress.build.shards import editing_features
 
     files = expected_rows(staged, staging)
     return verify_dataset_revision(

@@ -34,9 +34,9 @@ from typing import Any
 import yaml
 
 from hubpress.errors import ConfigError, SourceError
-from hubpress.lora import DEFAULT_WEIGHT_NAME, PICKLE_SUFFIXES
+from hubpress.lora.weights import DEFAULT_WEIGHT_NAME, PICKLE_SUFFIXES
 from hubpress.settings import Settings
-from hubpress.storage import open_storage
+from hubpress.storage.files import open_storage
 
 WEIGHT_NAMES = (DEFAULT_WEIGHT_NAME, "adapter_model.safetensors")
 CONFIG_NAMES = (

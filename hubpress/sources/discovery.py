@@ -31,9 +31,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from hubpress.errors import SourceError
-from hubpress.formats import split_extension
-from hubpress.models import Correction, FileRef, Layout, Problem, Sample, severity_of
-from hubpress.storage import ListedFile
+from hubpress.sources.formats import split_extension
+from hubpress.sources.models import Correction, FileRef, Layout, Problem, Sample, severity_of
+from hubpress.storage.files import ListedFile
 
 SPLITS = ("train", "test")
 CSV_NAMES = {split: f"{split}.csv" for split in SPLITS}

@@ -9,7 +9,7 @@ import re
 from collections.abc import Iterable
 from uuid import UUID
 
-from hubpress.plan import PublishPlan
+from hubpress.targets.plan import PublishPlan
 
 log = logging.getLogger("hubpress.artifacts")
 

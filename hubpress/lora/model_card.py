@@ -1,7 +1,7 @@
 """The model card (README.md) of a LoRA repo, regenerated on each release without trampling edits.
 
 `render_model_card` builds the YAML keys and the marked block from a `LoraInfo` and the training
-config; `hubpress.cards.merge_card` keeps everything a user wrote outside the markers and every
+config; `hubpress.build.cards.merge_card` keeps everything a user wrote outside the markers and every
 YAML key hubpress does not generate. Tags are merged (a user's tags stay). Output is deterministic
 (no dates), so an unchanged release produces an unchanged card and no commit.
 """
@@ -12,8 +12,8 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from hubpress.cards import merge_card, split_front_matter
-from hubpress.lora import DEFAULT_WEIGHT_NAME, LoraInfo
+from hubpress.build.cards import merge_card, split_front_matter
+from hubpress.lora.weights import DEFAULT_WEIGHT_NAME, LoraInfo
 
 BASE_TAGS = ("lora", "hubpress", "image-editing", "diffusers")
 MAX_WIDGET_SAMPLES = 10  # the Hub's widget shows a handful; the rest stay in samples/

@@ -15,11 +15,11 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
+from hubpress.build.parquet_footer import ParquetFooter, read_footer
 from hubpress.errors import HubAccessError, HubpressError, PublishError
-from hubpress.parquet_footer import ParquetFooter, read_footer
-from hubpress.plan import PublishPlan, RemoteFile, StagedFile, git_blob_oid
 from hubpress.settings import ResolvedToken, Settings
-from hubpress.targets import CommitConflict, CommitResult, RemoteState, RepoType
+from hubpress.targets.base import CommitConflict, CommitResult, RemoteState, RepoType
+from hubpress.targets.plan import PublishPlan, RemoteFile, StagedFile, git_blob_oid
 
 log = logging.getLogger("hubpress.hub")
 
@@ -368,7 +368,7 @@ class HubRepo:
         sent; regular files travel inside the commit."""
         from concurrent.futures import ThreadPoolExecutor, as_completed
 
-        from hubpress.artifacts import Progress
+        from hubpress.orchestration.artifacts import Progress
 
         additions = [op for op in additions if not op._is_uploaded]  # sent ahead by preupload()
         if not additions:

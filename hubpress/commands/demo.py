@@ -34,8 +34,8 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("HUBPRESS_CACHE_DIR", str(out / "cache"))
 
     from hubpress.api import load_editing_dataset, upload_editing_dataset, upload_lora_safetensors
-    from hubpress.synth import write_dataset
-    from hubpress.synth_lora import write_lora
+    from hubpress.testdata.synth import write_dataset
+    from hubpress.testdata.synth_lora import write_lora
 
     _say(
         f"Generating a small dataset in {out / 'source'} (with one truncated image and one mislabelled JPEG)"
@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"   {len(summary.files)} files written")
 
     _say("hubpress scan (the intake report)")
-    from hubpress.cli import main as cli
+    from hubpress.commands.cli import main as cli
 
     try:
         cli(["scan", str(out / "source")])

@@ -12,7 +12,7 @@ from typing import Literal, Protocol
 from urllib.parse import urlparse
 
 from hubpress.errors import ConfigError
-from hubpress.plan import PublishPlan, RemoteFile, StagedFile
+from hubpress.targets.plan import PublishPlan, RemoteFile, StagedFile
 
 RepoType = Literal["dataset", "model"]
 

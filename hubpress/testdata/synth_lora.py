@@ -17,7 +17,7 @@ from typing import Literal
 
 import numpy as np
 
-from hubpress.lora import DTYPE_BITS
+from hubpress.lora.weights import DTYPE_BITS
 
 Naming = Literal["peft", "kohya", "diffusers"]
 

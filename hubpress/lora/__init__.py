@@ -1,0 +1,1 @@
+"""hubpress.lora.weights"""
