@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv demo test lint format serve bench clean
+.PHONY: venv demo test docs lint format serve bench clean
 
 venv: $(STAMP)
 
@@ -26,7 +26,11 @@ format: venv
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: lint
+# The documentation site (docs/, mkdocs.yml); --strict turns a broken link or anchor into a failure.
+docs: venv
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
+test: lint docs
 	$(BIN)/python -m pytest -q
 
 serve: venv
@@ -36,4 +40,4 @@ bench: venv
 	$(BIN)/python -m bench.run_all
 
 clean:
-	rm -rf $(VENV) .hubpress .pytest_cache .ruff_cache
+	rm -rf $(VENV) .hubpress .pytest_cache .ruff_cache site
