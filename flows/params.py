@@ -142,7 +142,7 @@ class ReleaseTrainingRunParams(BaseModel):
     @field_validator("select")
     @classmethod
     def _select(cls, value: str) -> str:
-        from hubpress.lora.release import parse_select
+        from hubpress.lora.selection import parse_select
 
         try:
             parse_select(value)

@@ -15,11 +15,9 @@ from hubpress.lora.release import (
     default_tag,
     discover_training_output,
     load_training_config,
-    metric_value,
-    parse_select,
     release_files,
-    select_checkpoint,
 )
+from hubpress.lora.selection import metric_value, parse_select, select_checkpoint
 from hubpress.testdata.synth_lora import write_broken, write_lora
 
 # eval_loss is best at 1000; psnr is best at 1500; loss falls steadily.
@@ -264,7 +262,7 @@ def test_manifest_round_trips(local_output):
 
 
 def test_metric_file_shapes_are_all_read():
-    from hubpress.lora.release import parse_metrics
+    from hubpress.lora.metrics import parse_metrics
 
     problems: list[str] = []
     texts = {

@@ -26,8 +26,8 @@ from hubpress.lora.release import (
     discover_training_output,
     load_training_config,
     release_files,
-    select_checkpoint,
 )
+from hubpress.lora.selection import select_checkpoint
 from hubpress.lora.weights import LoraInfo, find_weights, inspect_safetensors
 from hubpress.settings import Settings
 from hubpress.storage.hashcache import HashCache

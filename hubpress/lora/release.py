@@ -16,24 +16,20 @@ A training output is a local directory or an `s3://` prefix, listed once. It hol
   level, and the newest checkpoint's trainer_state.json;
 - optionally sample images in samples/ or validation/ (top level or inside a checkpoint).
 
-Selection (`select_checkpoint`): "latest", "step:N", or "best:METRIC[:min|max]". The default
-direction is min. Names that read as higher-is-better (accuracy, psnr, ssim, iou, f1, reward,
-score, ...) must say :max or :min explicitly, so that "best" never silently means "worst".
-A checkpoint's value of a metric is the last one logged at or before its step and after the
-previous checkpoint's step; ties go to the later checkpoint.
+Which checkpoint to release is hubpress.lora.selection's job; metrics parsing is hubpress.lora.metrics'.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import yaml
 
-from hubpress.errors import ConfigError, SourceError
+from hubpress.errors import SourceError
+from hubpress.lora.metrics import parse_metrics
 from hubpress.lora.weights import DEFAULT_WEIGHT_NAME, PICKLE_SUFFIXES
 from hubpress.settings import Settings
 from hubpress.storage.files import open_storage
@@ -52,27 +48,6 @@ METRIC_NAMES = ("metrics.json", "metrics.jsonl", "trainer_state.json")
 NOT_CONFIG = frozenset({*METRIC_NAMES, "adapter_config.json", "hubpress_release.json", "release.json"})
 SAMPLE_DIRS = ("samples", "validation", "sample_images", "validation_images")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp")
-STEP_KEYS = ("step", "global_step", "iteration", "iter")
-HIGHER_IS_BETTER = frozenset(
-    {
-        "accuracy",
-        "acc",
-        "psnr",
-        "ssim",
-        "iou",
-        "miou",
-        "dice",
-        "f1",
-        "precision",
-        "recall",
-        "auc",
-        "reward",
-        "score",
-    }
-)
-SELECT_FORMS = (
-    "'latest', 'step:N' (e.g. step:1500), or 'best:METRIC[:min|max]' (e.g. best:loss, best:psnr:max)"
-)
 
 _CHECKPOINT_DIR = re.compile(r"^(?:checkpoint|ckpt|step|global[-_]?step)[-_]?\d+(?:[-_]\d+)*$", re.IGNORECASE)
 _SAMPLE_STEP = re.compile(r"(?:^|[^a-z])(?:global_step|steps?|iter|it)[-_]?(\d+)", re.IGNORECASE)
@@ -322,210 +297,10 @@ def build_training_output(
     )
 
 
-# ---------------------------------------------------------------------------------------------
-# Metrics
-
-
-def _record_step(record: dict[str, Any]) -> int | None:
-    for key in STEP_KEYS:
-        value = record.get(key)
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-    return None
-
-
-def _numbers(record: dict[str, Any]) -> dict[str, float]:
-    return {
-        k: float(v)
-        for k, v in record.items()
-        if k not in STEP_KEYS and isinstance(v, int | float) and not isinstance(v, bool)
-    }
-
-
-def _records(doc: Any) -> tuple[list[dict[str, Any]], int | None]:
-    """Metric records (dicts with a step) from any of the accepted JSON shapes, and a global step."""
-    if isinstance(doc, list):
-        return [r for r in doc if isinstance(r, dict)], None
-    if isinstance(doc, dict):
-        if isinstance(doc.get("log_history"), list):  # transformers' trainer_state.json
-            gs = doc.get("global_step")
-            return [r for r in doc["log_history"] if isinstance(r, dict)], gs if isinstance(gs, int) else None
-        if doc and all(re.fullmatch(r"\d+", str(k)) for k in doc):  # {"500": {"loss": ...}}
-            return [{"step": int(k), **v} for k, v in doc.items() if isinstance(v, dict)], None
-        if _record_step(doc) is not None:
-            return [doc], None
-    return [], None
-
-
-def parse_metrics(
-    texts: dict[str, bytes], problems: list[str]
-) -> tuple[dict[int, dict[str, float]], int | None]:
-    """step -> metric -> value from metrics files; unreadable files or lines are skipped and reported
-    in `problems` (they only matter to best:METRIC, which then names what exists)."""
-    metrics: dict[int, dict[str, float]] = {}
-    global_step: int | None = None
-    # Top-level files first, so a checkpoint's copy doesn't override the full history's values.
-    for relpath in sorted(texts, key=lambda p: (p.count("/"), p)):
-        try:
-            text = texts[relpath].decode("utf-8")
-        except UnicodeDecodeError:
-            problems.append(f"{relpath} is not UTF-8 text; its metrics were skipped")
-            continue
-        docs: list[Any] = []
-        if relpath.endswith(".jsonl"):
-            bad = 0
-            for line in text.splitlines():
-                if line.strip():
-                    try:
-                        docs.append(json.loads(line))
-                    except ValueError:
-                        bad += 1
-            if bad:
-                problems.append(f"{relpath}: {bad} line(s) are not JSON and were skipped")
-        else:
-            try:
-                docs.append(json.loads(text))
-            except ValueError as exc:
-                problems.append(f"{relpath} is not valid JSON ({exc}); its metrics were skipped")
-                continue
-        for doc in docs:
-            records, gs = _records(doc)
-            if gs is not None:
-                global_step = gs if global_step is None else max(global_step, gs)
-            for record in records:
-                step = _record_step(record)
-                if step is None:
-                    continue
-                values = metrics.setdefault(step, {})
-                for name, value in _numbers(record).items():
-                    values.setdefault(name, value)
-    return dict(sorted(metrics.items())), global_step
-
-
-# ---------------------------------------------------------------------------------------------
-# Selection
-
-
-@dataclass(frozen=True, slots=True)
-class Selection:
-    kind: str  # "latest", "step" or "best"
-    metric: str | None = None
-    direction: str = "min"
-    step: int | None = None
-
-
-def parse_select(select: str) -> Selection:
-    text = (select or "").strip()
-    if text == "latest":
-        return Selection("latest")
-    parts = text.split(":")
-    if parts[0] == "step" and len(parts) == 2 and parts[1].isdigit():
-        return Selection("step", step=int(parts[1]))
-    if parts[0] == "best" and len(parts) in (2, 3) and parts[1].strip():
-        metric = parts[1].strip()
-        if len(parts) == 3:
-            if parts[2] not in ("min", "max"):
-                raise ConfigError(
-                    f"select={select!r}: the direction must be min or max, not {parts[2]!r}. "
-                    f"Accepted forms: {SELECT_FORMS}."
-                )
-            return Selection("best", metric=metric, direction=parts[2])
-        tokens = set(re.split(r"[^a-z0-9]+", metric.lower()))
-        if tokens & HIGHER_IS_BETTER and "loss" not in tokens:
-            raise ConfigError(
-                f"select={select!r}: is a higher {metric!r} better? Say best:{metric}:max or "
-                f"best:{metric}:min (without a direction, best means the minimum)."
-            )
-        return Selection("best", metric=metric, direction="min")
-    raise ConfigError(f"select={select!r} is not understood. Accepted forms: {SELECT_FORMS}.")
-
-
-def _usable(checkpoint: Checkpoint) -> Checkpoint:
+def usable(checkpoint: Checkpoint) -> Checkpoint:
     if checkpoint.weights is None:
         raise SourceError(f"Cannot release {checkpoint.name}: {checkpoint.problem}.")
     return checkpoint
-
-
-def _metric_at(output: TrainingOutput, metric: str, step: int, after: int | None) -> tuple[int, float] | None:
-    """(logged step, value) of the last finite value logged at or before `step` and after `after`."""
-    best: tuple[int, float] | None = None
-    for logged, values in output.metrics.items():
-        if logged > step or (after is not None and logged <= after):
-            continue
-        value = values.get(metric)
-        if value is not None and math.isfinite(value):
-            best = (logged, value)
-    return best
-
-
-def select_checkpoint(output: TrainingOutput, select: str = "latest") -> Checkpoint:
-    """The checkpoint to release. Never falls back silently: an unusable choice is an error."""
-    selection = parse_select(select)
-    if not output.checkpoints:
-        raise SourceError(
-            f"No checkpoints in {output.root}: looked for checkpoint-<step>/ directories with "
-            f"{DEFAULT_WEIGHT_NAME} and for weights at the top level."
-        )
-    if selection.kind == "latest":
-        return _usable(output.checkpoints[-1])  # sorted by step, final weights last
-    if selection.kind == "step":
-        matches = [c for c in output.checkpoints if c.step == selection.step and not c.is_final]
-        matches = matches or [c for c in output.checkpoints if c.step == selection.step]
-        if not matches:
-            steps = ", ".join(str(c.step) for c in output.checkpoints if c.step is not None)
-            raise ConfigError(
-                f"select={select!r}: no checkpoint at step {selection.step}. Steps present: {steps}."
-            )
-        return _usable(matches[-1])
-
-    metric = selection.metric
-    assert metric is not None
-    names = output.metric_names()
-    if metric not in names:
-        if not output.metrics:
-            looked = ", ".join(METRIC_NAMES)
-            detail = f"no metrics were found (looked for {looked} at the top level and in checkpoints)"
-        else:
-            detail = f"metrics present: {', '.join(names)} (from {', '.join(output.metric_files)})"
-        skipped = f" Skipped while reading: {'; '.join(output.problems)}." if output.problems else ""
-        raise ConfigError(f"select={select!r}: no metric {metric!r} in {output.root}; {detail}.{skipped}")
-
-    scored: list[tuple[float, int, Checkpoint]] = []
-    previous: int | None = None
-    for order, checkpoint in enumerate(output.checkpoints):
-        if checkpoint.step is None:
-            continue
-        found = _metric_at(output, metric, checkpoint.step, None if checkpoint.is_final else previous)
-        if not checkpoint.is_final:
-            previous = checkpoint.step
-        if found is not None:
-            value = found[1] if selection.direction == "min" else -found[1]
-            scored.append((value, -order, checkpoint))
-    if not scored:
-        logged = [s for s, v in output.metrics.items() if metric in v]
-        steps = ", ".join(f"{c.name} (step {c.step})" for c in output.checkpoints)
-        raise ConfigError(
-            f"select={select!r}: {metric!r} was logged at steps {logged[0]}..{logged[-1]}, but no checkpoint "
-            f"has a value logged at or before its step; checkpoints: {steps}."
-        )
-    scored.sort(key=lambda t: (t[0], t[1]))
-    return _usable(scored[0][2])
-
-
-def metric_value(output: TrainingOutput, checkpoint: Checkpoint, metric: str) -> float | None:
-    """The value of `metric` that selection attributed to `checkpoint` (for reports and the card)."""
-    if checkpoint.step is None:
-        return None
-    earlier = [
-        c.step
-        for c in output.checkpoints
-        if not c.is_final and c.step is not None and c.step < checkpoint.step
-    ]
-    after = None if checkpoint.is_final or not earlier else max(earlier)
-    found = _metric_at(output, metric, checkpoint.step, after)
-    return found[1] if found else None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -553,7 +328,7 @@ def _config_repo_name(config: OutputFile) -> str:
 def release_files(output: TrainingOutput, checkpoint: Checkpoint) -> list[ReleaseFile]:
     """Weights as pytorch_lora_weights.safetensors, the config as train_config.yaml/json, sample
     images under samples/ (the checkpoint's own, else the top-level ones for its step)."""
-    weights = _usable(checkpoint).weights
+    weights = usable(checkpoint).weights
     assert weights is not None
     files = [ReleaseFile(weights.uri, DEFAULT_WEIGHT_NAME, weights.size, weights.version)]
     if output.config is not None:

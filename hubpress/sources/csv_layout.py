@@ -1,0 +1,238 @@
+"""Discovery of the CSV layout, from one listing and the CSV texts. Pure: no I/O.
+
+`train.csv` / `test.csv` at the root, columns image, control, control_1..K, prompt, optionally
+mask and id; paths relative to the root.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import posixpath
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from hubpress.errors import SourceError
+from hubpress.sources.formats import split_extension
+from hubpress.sources.found import (
+    CSV_COLUMNS_HELP,
+    CSV_NAMES,
+    LAYOUT_HELP,
+    SPLITS,
+    Discovery,
+    ambiguous,
+    file_ref,
+    problem,
+)
+from hubpress.sources.models import Correction, FileRef, Problem, Sample
+from hubpress.storage.files import ListedFile
+
+_CONTROL_COLUMN = re.compile(r"control_([1-9][0-9]*)")
+_URL_OR_DRIVE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
+
+
+@dataclass(slots=True)
+class _Index:
+    """The listing, as a dict by relpath and (lazily) by (directory, stem) for image files."""
+
+    files: dict[str, ListedFile]
+    _by_stem: dict[tuple[str, str], list[str]] | None = None
+
+    def by_stem(self, directory: str, stem: str) -> list[str]:
+        if self._by_stem is None:
+            index: dict[tuple[str, str], list[str]] = defaultdict(list)
+            for rel in self.files:
+                d, _, name = rel.rpartition("/")
+                s, ext = split_extension(name)
+                if ext is not None:
+                    index[(d, s)].append(rel)
+            self._by_stem = index
+        return self._by_stem.get((directory, stem), [])
+
+
+def normalise_csv_path(cell: str) -> tuple[str | None, str | None]:
+    """(relpath, None) for a usable path inside the root, else (None, why it is refused)."""
+    if "\x00" in cell:
+        return None, "contains a NUL character"
+    path = cell.strip().replace("\\", "/")
+    if _URL_OR_DRIVE.match(path):
+        return None, "is a URL or a drive path; paths must be relative to the dataset root"
+    if path.startswith("/"):
+        return None, "is absolute; paths must be relative to the dataset root"
+    norm = posixpath.normpath(path)
+    if norm == ".." or norm.startswith("../"):
+        return None, "leaves the dataset root (..)"
+    return norm, None
+
+
+def discover_csv(
+    listing: Iterable[ListedFile],
+    *,
+    root: str,
+    csv_texts: Mapping[str, str],
+    allow_missing_target: bool = False,
+    splits: Iterable[str] | None = None,
+) -> Discovery:
+    index = _Index({lf.relpath: lf for lf in listing})
+    wanted = set(SPLITS if splits is None else splits)
+    present = [s for s in SPLITS if CSV_NAMES[s] in index.files]
+    if not present:
+        raise SourceError(f"no train.csv or test.csv at the root of the source ({LAYOUT_HELP}).")
+    found = Discovery(layout="csv")
+    for split in (s for s in present if s in wanted):
+        if split not in csv_texts:
+            raise SourceError(f"{CSV_NAMES[split]} was listed but its text was not read.")
+        found.samples[split] = _csv_split(split, csv_texts[split], index, root, found, allow_missing_target)
+    return found
+
+
+def _csv_split(
+    split: str, text: str, index: _Index, root: str, found: Discovery, allow_missing_target: bool
+) -> list[Sample]:
+    name = CSV_NAMES[split]
+    reader = csv.reader(io.StringIO(text))
+    header = next(reader, None)
+    if not header or not any(h.strip() for h in header):
+        raise SourceError(f"{name} is empty: expected a header row with the columns {CSV_COLUMNS_HELP}.")
+    columns = [h.strip().lower() for h in header]
+    position: dict[str, int] = {}
+    numbered_cols: list[tuple[int, str]] = []
+    for i, col in enumerate(columns):
+        if col in position:
+            raise SourceError(f"{name}: column {col!r} appears twice (found: {', '.join(columns)}).")
+        m = _CONTROL_COLUMN.fullmatch(col)
+        if m:
+            numbered_cols.append((int(m.group(1)), col))
+        elif col not in ("image", "control", "prompt", "mask", "id"):
+            found.problems.append(
+                problem(
+                    split, None, "unknown_column", f"{name}: unknown column {header[i]!r} is ignored", name
+                )
+            )
+            continue
+        position[col] = i
+    missing = [c for c in ("control", "prompt") if c not in position]
+    if split == "train" and "image" not in position and not allow_missing_target:
+        missing.insert(0, "image")
+    if missing:
+        hint = (
+            " (the train split needs targets; pass allow_missing_target / --allow-missing-target to accept none)"
+            if "image" in missing
+            else ""
+        )
+        raise SourceError(
+            f"{name} lacks the required column(s) {', '.join(missing)}; found: {', '.join(columns)}. "
+            f"Expected {CSV_COLUMNS_HELP}{hint}."
+        )
+    control_cols = ["control"] + [col for _, col in sorted(numbered_cols)]
+
+    samples: list[Sample] = []
+    rows = _CsvRows(split, name, index, root, position, control_cols)
+    for rowno, row in enumerate(reader, start=1):
+        if not any(cell.strip() for cell in row):
+            continue  # blank line
+        samples.append(rows.sample(rowno, row, found))
+    samples.sort(key=lambda s: s.id)
+    return samples
+
+
+@dataclass(slots=True)
+class _CsvRows:
+    """Turns rows of one CSV file into Samples, resolving paths against the listing."""
+
+    split: str
+    name: str
+    index: _Index
+    root: str
+    position: dict[str, int]
+    control_cols: list[str]
+
+    def cell(self, row: list[str], col: str) -> str:
+        i = self.position.get(col)
+        return row[i].strip() if i is not None and i < len(row) else ""
+
+    def sample(self, rowno: int, row: list[str], found: Discovery) -> Sample:
+        pending: list[Problem] = []
+        resolved: list[tuple[str, str]] = []  # (as written in the CSV, the file found instead)
+        target = self.resolve(row, "image", rowno, pending, resolved) if "image" in self.position else None
+        controls = [self.resolve(row, col, rowno, pending, resolved) for col in self.control_cols]
+        controls = [ref for ref in controls if ref is not None]
+        if "mask" in self.position:
+            mask = self.resolve(row, "mask", rowno, pending, resolved)
+        else:
+            mask = self.conventional_mask(rowno, controls, target, pending)
+        cell = self.cell
+        sid = (
+            cell(row, "id")
+            or _stem_of(cell(row, "image"))
+            or next((_stem_of(cell(row, c)) for c in self.control_cols if cell(row, c)), "")
+            or f"row {rowno}"
+        )
+        blocked = any(p.kind in ("missing_control", "path_outside_root", "ambiguous_file") for p in pending)
+        if not controls and not blocked:
+            detail = f"{self.name} row {rowno}: no control path (control and control_N are empty)"
+            pending.append(problem(self.split, None, "missing_control", detail, self.name))
+        # Problems and corrections were met before the sample's id was known: attach it now.
+        for p in pending:
+            found.problems.append(Problem(p.split, sid, p.kind, p.detail, p.path, p.severity))
+        for written, actual in resolved:
+            found.corrections.append(Correction(self.split, sid, actual, written, actual, "file_resolved"))
+        prompt = cell(row, "prompt")  # a missing cell reads as empty: empty_prompt
+        return Sample(
+            id=sid, split=self.split, prompt=prompt, controls=controls, mask=mask, target=target, row=rowno
+        )
+
+    def resolve(
+        self, row: list[str], col: str, rowno: int, pending: list[Problem], resolved: list[tuple[str, str]]
+    ) -> FileRef | None:
+        raw = self.cell(row, col)
+        if not raw:
+            return None
+        where = f"{self.name} row {rowno}, {col}"
+        rel, why = normalise_csv_path(raw)
+        if rel is None:
+            pending.append(problem(self.split, None, "path_outside_root", f"{where}: {raw!r} {why}", raw))
+            return None
+        lf = self.index.files.get(rel)
+        if lf is not None:
+            return file_ref(lf, self.root)
+        directory, _, fname = rel.rpartition("/")
+        candidates = self.index.by_stem(directory, fname.rpartition(".")[0] or fname)
+        if len(candidates) == 1:
+            resolved.append((rel, candidates[0]))
+            return file_ref(self.index.files[candidates[0]], self.root)
+        if candidates:
+            pending.append(
+                ambiguous(self.split, None, f"{col} {rel!r} of {self.name} row {rowno}", candidates)
+            )
+            return None
+        if col in self.control_cols:
+            kind = "missing_control"
+        elif col == "image" and self.split == "train":
+            kind = "missing_target"
+        else:
+            kind = "missing_file"
+        pending.append(problem(self.split, None, kind, f"{where}: {rel} does not exist", rel))
+        return None
+
+    def conventional_mask(
+        self, rowno: int, controls: list[FileRef], target: FileRef | None, pending: list[Problem]
+    ) -> FileRef | None:
+        """`<stem>_mask.<ext>` beside the main control, then beside the target (from the listing)."""
+        homes = [ref.relpath for ref in (controls[:1] + ([target] if target is not None else []))]
+        for rel in homes:
+            directory, _, fname = rel.rpartition("/")
+            candidates = self.index.by_stem(directory, f"{split_extension(fname)[0]}_mask")
+            if len(candidates) == 1:
+                return file_ref(self.index.files[candidates[0]], self.root)
+            if candidates:
+                pending.append(ambiguous(self.split, None, f"mask of {self.name} row {rowno}", candidates))
+                return None
+        return None
+
+
+def _stem_of(path: str) -> str:
+    name = path.strip().replace("\\", "/").rsplit("/", 1)[-1]
+    return split_extension(name)[0] if name else ""

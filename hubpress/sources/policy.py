@@ -1,0 +1,273 @@
+"""The intake policy: options, and the verdict on each sample given what discovery and validation found.
+
+Pure: no I/O. `decide` builds the IntakeReport; `judge` decides one sample.
+"""
+
+from __future__ import annotations
+
+import codecs
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from typing import Literal
+
+from hubpress.errors import ConfigError, ValidationFailed
+from hubpress.sources.discovery import Discovery
+from hubpress.sources.formats import DEFAULT_MAX_PIXELS, canonical_name, extension_agrees, split_extension
+from hubpress.sources.models import (
+    Correction,
+    FileRef,
+    IntakeReport,
+    Problem,
+    Sample,
+    SkippedSample,
+    SplitManifest,
+    severity_of,
+)
+from hubpress.sources.validation import FileFacts
+
+OnError = Literal["skip", "fail"]
+
+
+@dataclass(frozen=True, slots=True)
+class IntakeOptions:
+    layout: str = "auto"
+    on_error: OnError = "skip"
+    allow_missing_target: bool = False
+    prompt_encoding: str = "utf-8"
+    max_pixels: int = DEFAULT_MAX_PIXELS
+
+    def check(self) -> IntakeOptions:
+        if self.layout not in ("auto", "folder", "csv"):
+            raise ConfigError(f"layout {self.layout!r} is not one of auto, folder, csv.")
+        if self.on_error not in ("skip", "fail"):
+            raise ConfigError(f"on_error {self.on_error!r} is not one of skip, fail.")
+        if self.max_pixels <= 0:
+            raise ConfigError(f"max_pixels must be a positive number of pixels, not {self.max_pixels}.")
+        try:
+            codecs.lookup(self.prompt_encoding)
+        except LookupError:
+            raise ConfigError(
+                f"prompt encoding {self.prompt_encoding!r} is not a known text encoding (e.g. utf-8, cp1252)."
+            )
+        return self
+
+    @property
+    def codec(self) -> str:
+        # A UTF-8 byte-order mark (Windows editors write one) is not part of the prompt.
+        return "utf-8-sig" if codecs.lookup(self.prompt_encoding).name == "utf-8" else self.prompt_encoding
+
+    @property
+    def is_utf8(self) -> bool:
+        return codecs.lookup(self.prompt_encoding).name == "utf-8"
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "layout": self.layout,
+            "on_error": self.on_error,
+            "allow_missing_target": self.allow_missing_target,
+            "prompt_encoding": self.prompt_encoding,
+            "max_pixels": self.max_pixels,
+        }
+
+
+# --------------------------------------------------------------------------------------- decision
+
+
+def decide(
+    found: Discovery,
+    facts: Mapping[str, FileFacts],
+    *,
+    source: str,
+    options: IntakeOptions,
+    stats: Mapping[str, int] | None = None,
+) -> IntakeReport:
+    """Apply the policy to what discovery and validation found. Pure: no I/O.
+
+    A sample with any error is skipped (reported as SkippedSample with the problem kinds), or,
+    with on_error="fail", the whole intake raises ValidationFailed (carrying the report).
+    """
+    report = IntakeReport(
+        source=source, layout=found.layout, options=options.as_dict(), stats=dict(stats or {})
+    )
+    problems = report.problems
+    problems.extend(found.problems)
+    seen_corrections: set[tuple[str, str, str]] = set()
+
+    def correct(c: Correction, detail: str) -> None:
+        key = (c.split, c.path, c.kind)
+        if key not in seen_corrections:
+            seen_corrections.add(key)
+            report.corrections.append(c)
+            problems.append(Problem(c.split, c.sample, c.kind, detail, c.path, "warning"))
+
+    for c in found.corrections:
+        correct(c, f"{c.from_} does not exist; using {c.to}, the only image with that name")
+
+    sample_errors: dict[tuple[str, str], set[str]] = {}
+    for p in found.problems:
+        if p.sample is not None and p.severity == "error":
+            sample_errors.setdefault((p.split, p.sample), set()).add(p.kind)
+
+    for split, samples in found.samples.items():
+        manifest = report.splits[split] = SplitManifest(split)
+        folded = Counter(s.id.casefold() for s in samples)
+        for sample in samples:
+            verdict = judge(
+                sample,
+                facts,
+                options,
+                prior=sample_errors.get((split, sample.id), set()),
+                duplicate=folded[sample.id.casefold()] > 1,
+            )
+            problems.extend(verdict.problems)
+            for c, detail in verdict.corrections:
+                correct(c, detail)
+            if verdict.kept is None:
+                manifest.skipped.append(SkippedSample(sample.id, verdict.kinds))
+            else:
+                manifest.samples.append(verdict.kept)
+        manifest.samples.sort(key=lambda s: s.id)
+
+    if options.on_error == "fail" and report.errors:
+        exc = ValidationFailed(_failure_message(report))
+        exc.report = report  # type: ignore[attr-defined]  # the CLI prints it; callers may inspect it
+        raise exc
+    return report
+
+
+@dataclass(slots=True)
+class Verdict:
+    """One sample judged: the sample to keep (FileRefs filled in), or the error kinds that skip it."""
+
+    kept: Sample | None
+    kinds: list[str]
+    problems: list[Problem]
+    corrections: list[tuple[Correction, str]]
+
+
+def judge(
+    sample: Sample,
+    facts: Mapping[str, FileFacts],
+    options: IntakeOptions,
+    *,
+    prior: Iterable[str] = (),
+    duplicate: bool = False,
+) -> Verdict:
+    """The verdict on one sample, given its files' facts and the problems discovery already found."""
+    split = sample.split
+    kinds = set(prior)
+    problems: list[Problem] = []
+    corrections: list[tuple[Correction, str]] = []
+
+    def fail(kind: str, detail: str, path: str | None = None) -> None:
+        kinds.add(kind)
+        problems.append(Problem(split, sample.id, kind, detail, path, severity_of(kind)))
+
+    def checked(ref: FileRef | None) -> FileRef | None:
+        if ref is None:
+            return None
+        f = facts.get(ref.relpath)
+        if f is None:
+            fail("missing_file", "was not validated", ref.relpath)
+            return ref
+        if f.error is not None:
+            fail(f.error, f.detail or f.error, ref.relpath)
+            return ref
+        _, ext = split_extension(ref.name)
+        if not extension_agrees(ext, f.format):
+            new = _renamed(ref.relpath, f.format or "")
+            detail = (
+                f"holds {(f.format or '').upper()} bytes but is named .{ext}: it is published as {f.format}"
+            )
+            corrections.append(
+                (Correction(split, sample.id, ref.relpath, ref.relpath, new, "extension_mismatch"), detail)
+            )
+        return replace(ref, format=f.format, sha256=f.sha256, width=f.width, height=f.height)
+
+    prompt = _prompt_text(sample, facts, options, fail)
+    if prompt is not None and not prompt.strip():
+        if sample.prompt_file is not None:
+            fail("empty_prompt", "the prompt is empty", sample.prompt_file.relpath)
+        else:
+            fail("empty_prompt", f"{split}.csv row {sample.row}: the prompt cell is empty", f"{split}.csv")
+    controls = [checked(ref) for ref in sample.controls]
+    mask, target = checked(sample.mask), checked(sample.target)
+    prompt_file = sample.prompt_file
+    if prompt_file is not None and prompt_file.relpath in facts:
+        prompt_file = replace(prompt_file, sha256=facts[prompt_file.relpath].sha256)
+
+    if (
+        target is None
+        and split == "train"
+        and not options.allow_missing_target
+        and "missing_target" not in kinds
+    ):
+        fail("missing_target", "the train split needs a target image (or allow_missing_target)")
+    if mask is not None and controls and controls[0] is not None:
+        main = controls[0]
+        if mask.width and main.width and (mask.width, mask.height) != (main.width, main.height):
+            detail = (
+                f"mask is {mask.width}x{mask.height}, main control {main.name} is {main.width}x{main.height}"
+            )
+            fail("mask_size_mismatch", detail, mask.relpath)
+    if duplicate:
+        fail(
+            "duplicate_id",
+            f"another sample of {split} has the id {sample.id!r} (ids are compared ignoring case)",
+        )
+
+    if kinds:
+        return Verdict(None, sorted(kinds), problems, corrections)
+    kept = Sample(
+        id=sample.id,
+        split=split,
+        prompt=prompt.strip() if prompt is not None else None,  # a trailing newline is not part of a prompt
+        controls=[c for c in controls if c is not None],
+        mask=mask,
+        target=target,
+        prompt_file=prompt_file,
+        row=sample.row,
+    )
+    return Verdict(kept, [], problems, corrections)
+
+
+def _prompt_text(sample: Sample, facts: Mapping[str, FileFacts], options: IntakeOptions, fail) -> str | None:
+    if sample.prompt_file is None:
+        return sample.prompt if sample.prompt is not None else ""
+    rel = sample.prompt_file.relpath
+    f = facts.get(rel)
+    if f is None or f.error is not None:
+        fail(
+            f.error if f is not None and f.error else "missing_file",
+            (f.detail if f else None) or "prompt unreadable",
+            rel,
+        )
+        return None
+    try:
+        return (f.text or b"").decode(options.codec)
+    except UnicodeDecodeError as exc:
+        kind = "prompt_not_utf8" if options.is_utf8 else "prompt_undecodable"
+        fail(
+            kind,
+            f"not valid {options.prompt_encoding} (byte {exc.start}); name its encoding with --prompt-encoding",
+            rel,
+        )
+        return None
+
+
+def _renamed(relpath: str, true_format: str) -> str:
+    directory, _, name = relpath.rpartition("/")
+    new = canonical_name(name, true_format)
+    return f"{directory}/{new}" if directory else new
+
+
+def _failure_message(report: IntakeReport) -> str:
+    counts = Counter(p.kind for p in report.errors)
+    summary = ", ".join(f"{n} {kind}" for kind, n in counts.most_common())
+    first = report.errors[0]
+    where = f" ({first.path})" if first.path else ""
+    return (
+        f"{len(report.errors)} problem(s) in {report.source}: {summary}. First: {first.split}/{first.sample}: "
+        f"{first.kind}{where}: {first.detail}. Nothing was built; fix the data or use --on-error skip."
+    )
