@@ -14,13 +14,8 @@ from PIL import Image as PILImage
 
 from hubpress.errors import ConfigError, SourceError
 from hubpress.refresh.config import parse_refresh_config
-from hubpress.refresh.upstream import (
-    output_features,
-    read_backend,
-    read_huggingface,
-    read_mixed,
-    resolve_revision,
-)
+from hubpress.refresh.reading import output_features, read_backend, read_mixed
+from hubpress.refresh.upstream import read_huggingface, resolve_revision
 from tests.conftest import WRITE_TOKEN
 
 

@@ -1,7 +1,9 @@
 """Refresh a published dataset from upstream Hub datasets (SimpleTuner's Hugging Face backend config).
 
-config.py parses the configuration, rows.py decides per row (pure), mix.py plans a mix of
-backends, upstream.py reads the Hub. The publishing flow lives elsewhere and calls these.
+backends.py models one backend, config.py parses the configuration; captions.py, columns.py,
+filters.py and rows.py decide per row (pure), report.py counts; mix.py plans a mix of backends;
+upstream.py reads the Hub, local.py a folder, reading.py reads (and mixes) every backend.
+The publishing flow lives elsewhere and calls these.
 """
 
 from hubpress.refresh.config import (

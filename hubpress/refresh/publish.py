@@ -38,15 +38,11 @@ from hubpress.build.shards import DEFAULT_ROW_GROUP_BYTES, DEFAULT_ROW_GROUP_ROW
 from hubpress.build.staging import Staging
 from hubpress.errors import ConfigError, SourceError
 from hubpress.refresh.config import HuggingfaceBackend, LocalBackend, RefreshConfig, parse_refresh_config
+from hubpress.refresh.local import IMAGE_SUFFIXES
 from hubpress.refresh.mix import normalised_probabilities
+from hubpress.refresh.reading import output_features, read_backend, read_mixed
 from hubpress.refresh.rows import RefreshReport
-from hubpress.refresh.upstream import (
-    IMAGE_SUFFIXES,
-    output_features,
-    read_backend,
-    read_mixed,
-    resolve_revision,
-)
+from hubpress.refresh.upstream import resolve_revision
 from hubpress.storage.hashcache import sha256_file
 from hubpress.targets.base import is_local_target, local_path
 from hubpress.targets.plan import StagedFile

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 from array import array
 from collections import Counter
 from collections.abc import Iterator, Mapping
@@ -19,16 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hubpress.errors import ConfigError, HubAccessError, SourceError
-from hubpress.refresh.config import HuggingfaceBackend, LocalBackend, RefreshConfig
-from hubpress.refresh.mix import Stopping, mix_plan
+from hubpress.errors import HubAccessError, SourceError
+from hubpress.refresh.config import HuggingfaceBackend, LocalBackend
 from hubpress.refresh.parquet_stream import ParquetStream, download_files, resolve_parquet_files
 from hubpress.refresh.rows import (
     RefreshReport,
     check_columns,
     decide,
     fingerprint,
-    image_size_from_bytes,
     media_columns,
     metadata_cache_dir,
     metadata_columns,
@@ -39,7 +36,6 @@ from hubpress.settings import TOKEN_SOURCES_HELP, get_settings, resolve_token
 
 SCAN_BATCH = 1000  # metadata rows per Arrow batch in the first phase
 MEDIA_BATCH = 64  # rows with media bytes per batch in the second phase
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
 CACHE_FORMAT = 1
 
 
@@ -346,160 +342,3 @@ def _second_phase(
         (next(positions), row) for batch in subset.iter(batch_size=MEDIA_BATCH) for row in _batch_rows(batch)
     )
     yield from process_rows(rows, cfg, report)
-
-
-# ---------------------------------------------------------------------------------------------
-# Local folders (the document's mixing example)
-
-
-def _local_caption(image: Path, cfg: LocalBackend) -> str | None:
-    if cfg.caption_source in ("textfile_or_filename", "textfile"):
-        text_file = image.with_suffix(".txt")
-        if text_file.is_file():
-            text = text_file.read_text(encoding="utf-8", errors="replace").strip()
-            if text:
-                return text
-        if cfg.caption_source == "textfile":
-            return None
-    # SimpleTuner's filename strategy: the file name without extension, underscores as spaces
-    return image.stem.replace("_", " ").strip() or None
-
-
-def read_local(cfg: LocalBackend) -> BackendRead:
-    """A folder of images in sorted path order; source_index is the position in that order."""
-    root = Path(cfg.instance_data_dir)
-    if not root.is_dir():
-        raise SourceError(f"backend {cfg.id!r}: instance_data_dir {str(root)!r} is not a directory")
-    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-    report = RefreshReport(cfg.id)
-    read = BackendRead(cfg, None, None, report)
-
-    def rows() -> Iterator[dict[str, Any]]:
-        minimums = cfg.size_minimums()
-        for index, path in enumerate(files):
-            caption = _local_caption(path, cfg)
-            data = path.read_bytes()
-            size = image_size_from_bytes(data)
-            reasons = [] if caption else ["no_caption"]
-            if size is None:
-                reasons.append("unreadable_image")
-            else:
-                width, height = size
-                reasons += [m.name for m in minimums if not m.passes(width, height)]
-                aspect = width / height
-                if cfg.minimum_aspect_ratio and aspect < cfg.minimum_aspect_ratio:
-                    reasons.append("minimum_aspect_ratio")
-                if cfg.maximum_aspect_ratio and aspect > cfg.maximum_aspect_ratio:
-                    reasons.append("maximum_aspect_ratio")
-            if reasons:
-                report.drop(index, reasons)
-                continue
-            report.keep()
-            yield {
-                "image": {"bytes": data, "path": path.relative_to(root).as_posix()},
-                "captions": [caption],
-                "width": size[0],
-                "height": size[1],
-                "source_index": index,
-            }
-
-    read._rows = rows()
-    return read
-
-
-def read_backend(
-    cfg: HuggingfaceBackend | LocalBackend, token: str | None = None, endpoint: str | None = None
-) -> BackendRead:
-    if isinstance(cfg, LocalBackend):
-        return read_local(cfg)
-    return read_huggingface(cfg, token, endpoint)
-
-
-# ---------------------------------------------------------------------------------------------
-# Output features and mixing
-
-
-def output_features(cfg: HuggingfaceBackend | LocalBackend, with_backend_id: bool = False) -> Any:
-    """datasets.Features of the rows a backend yields (audio as a bytes/path struct: encoding an
-    Audio feature needs torchcodec, so cast the column to Audio(decode=False) afterwards)."""
-    from datasets import Features, Image, List, Value, Video
-
-    media_struct = {"bytes": Value("binary"), "path": Value("string")}
-    if isinstance(cfg, HuggingfaceBackend) and cfg.editing is not None:
-        spec: dict[str, Any] = {
-            "id": Value("string"),
-            "control_images": List(Image()),
-            "control_mask": Image(),
-            "target_image": Image(),
-            "prompt": Value("string"),
-            "source_index": Value("int64"),
-        }
-    else:
-        spec = {"captions": List(Value("string")), "source_index": Value("int64")}
-        if cfg.dataset_type == "image":
-            spec |= {"image": Image(), "width": Value("int32"), "height": Value("int32")}
-        elif cfg.dataset_type == "video":
-            spec |= {
-                "video": Video(decode=False),
-                "width": Value("int32"),
-                "height": Value("int32"),
-                "num_frames": Value("int32"),
-                "fps": Value("float32"),
-            }
-        else:
-            spec |= {"audio": media_struct, "lyrics": Value("string")}
-    if with_backend_id:
-        spec["backend_id"] = Value("string")
-    return Features(spec)
-
-
-@dataclass
-class MixedRead:
-    dataset: Any  # datasets.Dataset, on disk (Arrow), in the mixed order
-    reports: dict[str, RefreshReport]
-    revisions: dict[str, str | None]
-    indexes: dict[str, dict[str, int]]
-    cache_reused: dict[str, bool | None] = field(default_factory=dict)
-
-
-def read_mixed(
-    config: RefreshConfig,
-    seed: int,
-    token: str | None = None,
-    endpoint: str | None = None,
-    stopping: Stopping = "first_exhausted",
-) -> MixedRead:
-    """Every backend read into an Arrow-backed Dataset (bounded memory), then mixed by mix_plan."""
-    from datasets import Dataset, concatenate_datasets
-
-    kinds = {("editing" if getattr(b, "editing", None) else b.dataset_type) for b in config.backends}
-    if len(kinds) > 1:
-        raise ConfigError(f"backends of different kinds cannot be mixed into one dataset: {sorted(kinds)}")
-    reads = [read_backend(b, token, endpoint) for b in config.backends]  # every error before any rows
-    features = output_features(config.backends[0], with_backend_id=True)
-    parts = []
-    for read in reads:
-        backend_id = read.backend.id
-
-        def tagged(read: BackendRead = read, backend_id: str = backend_id) -> Iterator[dict[str, Any]]:
-            for row in read.rows():
-                yield {**row, "backend_id": backend_id}
-
-        # A fresh fingerprint each time: a cached Arrow file would skip the generator, and with it
-        # the report and the index that reading fills in.
-        parts.append(Dataset.from_generator(tagged, features=features, fingerprint=uuid.uuid4().hex))
-    sizes = {r.backend.id: len(p) for r, p in zip(reads, parts, strict=True)}
-    plan = mix_plan(sizes, config.probabilities(), seed, stopping)
-    offsets, total = {}, 0
-    for read, part in zip(reads, parts, strict=True):
-        offsets[read.backend.id] = total
-        total += len(part)
-    combined = concatenate_datasets(parts)
-    mixed = combined.select([offsets[b] + i for b, i in plan])
-    return MixedRead(
-        dataset=mixed,
-        reports={r.backend.id: r.report for r in reads},
-        revisions={r.backend.id: r.revision_sha for r in reads},
-        indexes={r.backend.id: r.index() for r in reads},
-        cache_reused={r.backend.id: r.cache_reused for r in reads},
-    )

@@ -1,0 +1,72 @@
+"""Read a local folder of images for a refresh (the document's mixing example)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from hubpress.errors import SourceError
+from hubpress.refresh.config import LocalBackend
+from hubpress.refresh.rows import (
+    RefreshReport,
+    image_size_from_bytes,
+)
+from hubpress.refresh.upstream import BackendRead
+
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
+
+
+def _local_caption(image: Path, cfg: LocalBackend) -> str | None:
+    if cfg.caption_source in ("textfile_or_filename", "textfile"):
+        text_file = image.with_suffix(".txt")
+        if text_file.is_file():
+            text = text_file.read_text(encoding="utf-8", errors="replace").strip()
+            if text:
+                return text
+        if cfg.caption_source == "textfile":
+            return None
+    # SimpleTuner's filename strategy: the file name without extension, underscores as spaces
+    return image.stem.replace("_", " ").strip() or None
+
+
+def read_local(cfg: LocalBackend) -> BackendRead:
+    """A folder of images in sorted path order; source_index is the position in that order."""
+    root = Path(cfg.instance_data_dir)
+    if not root.is_dir():
+        raise SourceError(f"backend {cfg.id!r}: instance_data_dir {str(root)!r} is not a directory")
+    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    report = RefreshReport(cfg.id)
+    read = BackendRead(cfg, None, None, report)
+
+    def rows() -> Iterator[dict[str, Any]]:
+        minimums = cfg.size_minimums()
+        for index, path in enumerate(files):
+            caption = _local_caption(path, cfg)
+            data = path.read_bytes()
+            size = image_size_from_bytes(data)
+            reasons = [] if caption else ["no_caption"]
+            if size is None:
+                reasons.append("unreadable_image")
+            else:
+                width, height = size
+                reasons += [m.name for m in minimums if not m.passes(width, height)]
+                aspect = width / height
+                if cfg.minimum_aspect_ratio and aspect < cfg.minimum_aspect_ratio:
+                    reasons.append("minimum_aspect_ratio")
+                if cfg.maximum_aspect_ratio and aspect > cfg.maximum_aspect_ratio:
+                    reasons.append("maximum_aspect_ratio")
+            if reasons:
+                report.drop(index, reasons)
+                continue
+            report.keep()
+            yield {
+                "image": {"bytes": data, "path": path.relative_to(root).as_posix()},
+                "captions": [caption],
+                "width": size[0],
+                "height": size[1],
+                "source_index": index,
+            }
+
+    read._rows = rows()
+    return read
