@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from hubpress.errors import ConfigError
 from hubpress.targets.base import check_repo_id, is_local_target
@@ -34,9 +34,47 @@ def _check_size(value: str | int) -> str | int:
     return value
 
 
+def _check_ref(value: str | None) -> str | None:
+    """A branch or tag as git accepts it (the name gate's rule), checked before any work."""
+    from hubpress.storage.names import git_ref
+
+    if value is None:
+        return None
+    try:
+        return git_ref(value, what="ref")
+    except ConfigError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _check_repo_path(value: str | None) -> str | None:
+    """A path a file takes in the repo, through the name gate: relative, no '..', no empty parts."""
+    from hubpress.storage.names import path_in_repo
+
+    if value is None:
+        return None
+    try:
+        return path_in_repo(value, what="path in the repo")
+    except ConfigError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _apart(source: str, target: str) -> None:
+    """A local target must not be, contain or lie inside the source it is written from."""
+    from hubpress.storage.names import overlap
+
+    if is_local_target(target):
+        why = overlap(source, target)
+        if why:
+            raise ValueError(
+                f"{why}: choose a target directory outside the source (and the source outside it)"
+            )
+
+
 # Shared by every parameter model that publishes (datasets, LoRA, releases, refreshes).
 TargetStr = Annotated[str, AfterValidator(_check_target)]
 ShardSize = Annotated[str, AfterValidator(_check_size)]
+RefStr = Annotated[str, AfterValidator(_check_ref)]
+RepoPath = Annotated[str, AfterValidator(_check_repo_path)]
 
 
 class PublishDatasetParams(BaseModel):
@@ -74,8 +112,8 @@ class PublishDatasetParams(BaseModel):
     )
     max_shard_size: ShardSize = Field("500MB", title="Max shard size", description="e.g. 500MB, 1GB.")
     public: bool = Field(False, title="Public", description="New repos are private unless this is set.")
-    revision: str = Field("main", title="Branch", description="Created from main when missing.")
-    tag: str | None = Field(None, title="Tag the new commit")
+    revision: RefStr = Field("main", title="Branch", description="Created from main when missing.")
+    tag: RefStr | None = Field(None, title="Tag the new commit")
     create_pr: bool = Field(False, title="Open a pull request instead of committing to the branch")
     dry_run: bool = Field(False, title="Dry run", description="Plan only: print what would change and stop.")
     fan_out: Literal["none", "splits"] = Field(
@@ -96,6 +134,11 @@ class PublishDatasetParams(BaseModel):
             raise ValueError("a source directory or s3:// prefix is required")
         return value
 
+    @model_validator(mode="after")
+    def _target_apart_from_source(self):
+        _apart(self.source, self.target)
+        return self
+
 
 class PublishLoraParams(BaseModel):
     """Publish LoRA safetensors weights (and extra files) to a Hub model repo or a local directory."""
@@ -106,17 +149,24 @@ class PublishLoraParams(BaseModel):
     target: TargetStr = Field(
         title="Target", description="Hub model repo id (org/name) or a local directory."
     )
-    remote_name: str | None = Field(
+    remote_name: RepoPath | None = Field(
         None, title="Remote file name", description="Default: pytorch_lora_weights.safetensors"
     )
-    extra_files: dict[str, str] = Field(default_factory=dict, title="Extra files {local path: path in repo}")
+    extra_files: dict[str, RepoPath] = Field(
+        default_factory=dict, title="Extra files {local path: path in repo}"
+    )
     public: bool = Field(False, title="Public")
-    revision: str = Field("main", title="Branch")
-    tag: str | None = Field(None, title="Tag the new commit")
+    revision: RefStr = Field("main", title="Branch")
+    tag: RefStr | None = Field(None, title="Tag the new commit")
     dry_run: bool = Field(False, title="Dry run")
     base_model: str | None = Field(None, title="Base model (card)")
     license: str | None = Field(None, title="License (card)")
     commit_message: str | None = Field(None, title="Commit message")
+
+    @model_validator(mode="after")
+    def _target_apart_from_source(self):
+        _apart(self.src_path, self.target)
+        return self
 
 
 class ReleaseTrainingRunParams(BaseModel):
@@ -133,11 +183,11 @@ class ReleaseTrainingRunParams(BaseModel):
         title="Checkpoint",
         description="latest, step:N, or best:METRIC[:min|max] (e.g. best:loss:min).",
     )
-    tag: str | None = Field(None, title="Tag", description="Default: step-<N> of the chosen checkpoint.")
+    tag: RefStr | None = Field(None, title="Tag", description="Default: step-<N> of the chosen checkpoint.")
     base_model: str | None = Field(None, title="Base model (card)")
     license: str | None = Field(None, title="License (card)")
     public: bool = Field(False, title="Public")
-    revision: str = Field("main", title="Branch")
+    revision: RefStr = Field("main", title="Branch")
 
     @field_validator("select")
     @classmethod
@@ -149,6 +199,11 @@ class ReleaseTrainingRunParams(BaseModel):
         except Exception as exc:
             raise ValueError(str(exc)) from None
         return value
+
+    @model_validator(mode="after")
+    def _target_apart_from_source(self):
+        _apart(self.output_uri, self.repo_id)
+        return self
 
 
 class RefreshParams(BaseModel):
@@ -180,8 +235,8 @@ class RefreshParams(BaseModel):
     )
     max_shard_size: ShardSize = Field("500MB", title="Max shard size", description="e.g. 500MB, 1GB.")
     public: bool = Field(False, title="Public", description="New repos are private unless this is set.")
-    revision: str = Field("main", title="Branch", description="Created from main when missing.")
-    tag: str | None = Field(None, title="Tag the new commit")
+    revision: RefStr = Field("main", title="Branch", description="Created from main when missing.")
+    tag: RefStr | None = Field(None, title="Tag the new commit")
     dry_run: bool = Field(False, title="Dry run", description="Plan only: print what would change and stop.")
     license: str = Field("other", title="License (card)")
     pretty_name: str | None = Field(None, title="Pretty name (card)")

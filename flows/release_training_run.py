@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from prefect import flow
+from prefect import flow, get_run_logger
 
 from flows.params import ReleaseTrainingRunParams
 from hubpress.lora.publish import RELEASE_JSON, card_for, release_manifest
@@ -63,8 +63,13 @@ def release_training_run(params: ReleaseTrainingRunParams) -> dict[str, Any]:
             "step": prep.checkpoint.step,
             "tag": tag,
             "released_commit": commit,
+            # What was left out while reading the output (unsafe S3 keys, unreadable metrics):
+            # reported with the result, never dropped silently.
+            "problems": list(prep.output.problems),
         }
     )
+    for problem in prep.output.problems:
+        get_run_logger().warning("%s: %s", params.output_uri, problem)
     if outcome.commit or outcome.tag_created:
         _emit_published(params.repo_id, tag, commit, prep.checkpoint.name)
         artifacts.commit_link(

@@ -11,34 +11,12 @@ loading and downloading are plain reads.
 
 from __future__ import annotations
 
-import contextlib
-import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from flows.params import PublishDatasetParams
+from hubpress.settings import call_token
 from hubpress.targets.base import is_local_target, local_path
-
-
-@contextlib.contextmanager
-def _explicit_token(token: str | None) -> Iterator[None]:
-    """Make an explicit `token=` win for the flow run it wraps.
-
-    It is handed over through HUBPRESS_TOKEN in this process, never as a flow parameter: the
-    Prefect API stores parameters, and a token must not end up there."""
-    if not token:
-        yield
-        return
-    previous = os.environ.get("HUBPRESS_TOKEN")
-    os.environ["HUBPRESS_TOKEN"] = token
-    try:
-        yield
-    finally:
-        if previous is None:
-            os.environ.pop("HUBPRESS_TOKEN", None)
-        else:
-            os.environ["HUBPRESS_TOKEN"] = previous
 
 
 def _publish(
@@ -49,7 +27,7 @@ def _publish(
     params = PublishDatasetParams(
         source=str(root_dir), target=repo_id, public=not private, layout=layout, **extra
     )
-    with _explicit_token(token):
+    with call_token(token):
         return publish_dataset(params)
 
 
@@ -115,7 +93,7 @@ def upload_lora_safetensors(
         commit_message=commit_message,
         **options,
     )
-    with _explicit_token(token):
+    with call_token(token):
         publish_lora(params)
     if is_local_target(repo_id):
         return str(local_path(repo_id))

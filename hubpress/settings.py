@@ -7,7 +7,10 @@ that they never print in reprs, logs, artifacts or pydantic-generated UI forms.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -95,9 +98,29 @@ def _from_secret_block(name: str) -> str | None:
         return None
 
 
+# A `token=` given to the Python API, for the calls made inside it (the flow run and its tasks,
+# which Prefect runs in copies of the caller's context). A value in a context variable: another
+# thread or call never sees it, unlike os.environ, and the Prefect API never stores it.
+_CALL_TOKEN: ContextVar[str | None] = ContextVar("hubpress_call_token", default=None)
+
+
+@contextlib.contextmanager
+def call_token(token: str | None) -> Iterator[None]:
+    """Make an explicit token win for everything called inside this block, in this context only."""
+    if not token:
+        yield
+        return
+    reset = _CALL_TOKEN.set(token)
+    try:
+        yield
+    finally:
+        _CALL_TOKEN.reset(reset)
+
+
 def resolve_token(explicit: str | None = None, settings: Settings | None = None) -> ResolvedToken:
     """Find a Hub token: argument, Secret block, then the environment variables, in that order."""
     settings = settings or get_settings()
+    explicit = explicit or _CALL_TOKEN.get()
     if explicit:
         return ResolvedToken(explicit, "the token argument")
     if settings.token is not None and settings.token.get_secret_value():

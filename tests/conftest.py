@@ -27,6 +27,7 @@ HUB_URL = f"http://127.0.0.1:{HUB_PORT}"
 WRITE_TOKEN = "hf_testwrite_9f2c1e7b5a"
 READ_TOKEN = "hf_testread_3d8a6c2f0e"
 OTHER_WRITE_TOKEN = "hf_testother_7b1d4e9a2c"
+ORG = "acme-org"
 
 for _var in (
     "HF_TOKEN",
@@ -72,6 +73,7 @@ def hub_server():
             READ_TOKEN: ("alice", "read"),
             OTHER_WRITE_TOKEN: ("bob", "write"),
         },
+        orgs={"alice": {ORG}},  # alice writes to acme-org's repos too; bob does not
     )
     server.start()
     yield server

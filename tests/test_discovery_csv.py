@@ -118,6 +118,8 @@ def test_referenced_files_that_do_not_exist():
         "/etc/passwd",
         "../outside.png",
         "train/../../outside.png",
+        "train/x/../control/a.png",
+        "train//control/a.png",
         "https://example.com/a.png",
         "s3://other/a.png",
         "C:\\data\\a.png",
@@ -132,7 +134,8 @@ def test_paths_that_leave_the_root_are_refused(cell):
 
 def test_normalised_paths_inside_the_root_are_fine():
     assert normalise_csv_path(" train\\control\\a.png ") == ("train/control/a.png", None)
-    assert normalise_csv_path("./train/x/../control/a.png") == ("train/control/a.png", None)
+    assert normalise_csv_path("./train/./control/a.png") == ("train/control/a.png", None)
+    assert normalise_csv_path("train/x/../control/a.png")[0] is None  # '..' is refused, even inside
 
 
 def test_a_missing_file_with_one_other_extension_is_resolved():

@@ -38,7 +38,7 @@ from huggingface_hub.errors import (
     RevisionNotFoundError,
 )
 
-from tests.conftest import OTHER_WRITE_TOKEN, READ_TOKEN, WRITE_TOKEN
+from tests.conftest import ORG, OTHER_WRITE_TOKEN, READ_TOKEN, WRITE_TOKEN
 from tests.hubserver import HubServer
 from tests.hubserver.gitobjects import blob_id
 
@@ -513,6 +513,56 @@ def test_auth_errors_and_private_repos(api, hub, repo_name):
     with pytest.raises(RepositoryNotFoundError):
         api.model_info(repo_name)
     api.delete_repo(repo_name, missing_ok=True)
+
+
+def status_of(call) -> int:
+    with pytest.raises(HfHubHTTPError) as refused:
+        call()
+    return refused.value.response.status_code
+
+
+def test_namespaces_a_token_writes_only_to_its_user_and_its_orgs(api, hub):
+    """As on the Hub: creating or writing a repo outside the token user's namespace and orgs is 403."""
+    other = HfApi(endpoint=hub.url, token=OTHER_WRITE_TOKEN)
+    suffix = uuid.uuid4().hex[:8]
+    assert status_of(lambda: other.create_repo(f"alice/ns-{suffix}")) == 403
+    assert status_of(lambda: other.create_repo(f"{ORG}/ns-{suffix}", repo_type="dataset")) == 403
+    assert hub.head("model", f"alice/ns-{suffix}") is None
+
+    api.create_repo(f"{ORG}/ns-{suffix}", repo_type="dataset", private=False)  # alice is in the org
+    api.upload_file(
+        path_or_fileobj=b"x", path_in_repo="x.txt", repo_id=f"{ORG}/ns-{suffix}", repo_type="dataset"
+    )
+    assert [o["name"] for o in api.whoami()["orgs"]] == [ORG]
+    assert (
+        status_of(
+            lambda: other.upload_file(
+                path_or_fileobj=b"y", path_in_repo="y.txt", repo_id=f"{ORG}/ns-{suffix}", repo_type="dataset"
+            )
+        )
+        == 403
+    )
+    assert status_of(lambda: other.create_tag(f"{ORG}/ns-{suffix}", tag="v1", repo_type="dataset")) == 403
+    assert (
+        status_of(lambda: other.create_branch(f"{ORG}/ns-{suffix}", branch="b", repo_type="dataset")) == 403
+    )
+    assert status_of(lambda: other.delete_repo(f"{ORG}/ns-{suffix}", repo_type="dataset")) == 403
+    assert api.list_repo_files(f"{ORG}/ns-{suffix}", repo_type="dataset") == [".gitattributes", "x.txt"]
+
+
+def test_refusals_hubpress_relies_on(api, hub, repo_name):
+    """An existing tag is a 409 (not moved), a stale parent is a 412, a bad ref name is a 400."""
+    api.create_repo(repo_name)
+    first = api.upload_file(path_or_fileobj=b"1", path_in_repo="a.txt", repo_id=repo_name).oid
+    api.create_tag(repo_name, tag="v1", revision=first)
+    second = api.upload_file(path_or_fileobj=b"2", path_in_repo="a.txt", repo_id=repo_name).oid
+    assert status_of(lambda: api.create_tag(repo_name, tag="v1", revision=second)) == 409
+    assert {t.name: t.target_commit for t in api.list_repo_refs(repo_name).tags} == {"v1": first}
+    stale = lambda: api.create_commit(  # noqa: E731
+        repo_name, [CommitOperationAdd("b.txt", b"b")], commit_message="m", parent_commit=first
+    )
+    assert status_of(stale) == 412
+    assert status_of(lambda: api.create_tag(repo_name, tag="a..b", revision=second)) == 400
 
 
 # ---- faults -----------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ from hubpress.settings import Settings, get_settings
 from hubpress.sources.models import FileRef, IntakeReport, Sample
 from hubpress.storage.files import ListedFile, LocalStorage, S3Storage, Storage, open_storage
 from hubpress.storage.hashcache import HashCache, local_version, sha256_file
+from hubpress.storage.names import inside
 from hubpress.targets.plan import StagedFile, git_blob_oid
 
 log = logging.getLogger("hubpress.staging")
@@ -267,7 +268,7 @@ class Staging:
         if not staged.source.startswith("s3://"):
             return staged.source
         relpath = self._relpath(staged.source)
-        dest = Path(directory) / staged.path
+        dest = inside(directory, staged.path, what="path in the repo")
         dest.parent.mkdir(parents=True, exist_ok=True)
         self.storage.get_file(relpath, dest)
         if sha256_file(dest) != staged.sha256:

@@ -30,6 +30,7 @@ from hubpress.lora.release import (
 from hubpress.lora.selection import select_checkpoint
 from hubpress.lora.weights import LoraInfo, find_weights, inspect_safetensors
 from hubpress.settings import Settings
+from hubpress.storage import names
 from hubpress.storage.hashcache import HashCache
 from hubpress.targets.plan import StagedFile, git_blob_oid
 
@@ -163,7 +164,7 @@ def prepare_release(output_uri: str, select: str, settings: Settings) -> Prepare
         staged = []
         with tempfile.TemporaryDirectory(prefix="hubpress-release-") as tmp:
             for f in chosen:
-                local = Path(tmp) / f.path_in_repo
+                local = names.inside(tmp, f.path_in_repo, what="path in the repo")
                 local.parent.mkdir(parents=True, exist_ok=True)
                 rel = f.source_uri[len(root) :] if f.source_uri.startswith(root) else f.source_uri
                 source.get_file(rel, local)

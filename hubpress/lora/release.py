@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import yaml
@@ -32,6 +32,7 @@ from hubpress.errors import SourceError
 from hubpress.lora.metrics import parse_metrics
 from hubpress.lora.weights import DEFAULT_WEIGHT_NAME, PICKLE_SUFFIXES
 from hubpress.settings import Settings
+from hubpress.storage import names
 from hubpress.storage.files import open_storage
 
 WEIGHT_NAMES = (DEFAULT_WEIGHT_NAME, "adapter_model.safetensors")
@@ -144,10 +145,19 @@ def discover_training_output(uri: str, settings: Settings | None = None) -> Trai
     listed = list(storage.list())
     if not listed:
         raise SourceError(f"{uri} is empty or does not exist: expected a training output directory.")
-    files = [OutputFile(f.relpath, storage.uri(f.relpath), f.size, f.version) for f in listed]
+    unsafe = [f"{f.relpath!r} {names.why_unsafe(f.relpath)}; left out" for f in listed]
+    unsafe = [u for f, u in zip(listed, unsafe, strict=True) if not names.is_safe(f.relpath)]
+    files = [
+        OutputFile(f.relpath, storage.uri(f.relpath), f.size, f.version)
+        for f in listed
+        if names.is_safe(f.relpath)
+    ]
     wanted = metric_files_to_read(files)
     texts = {relpath: storage.read_bytes(relpath) for relpath in wanted}
-    return build_training_output(storage.root, files, texts)
+    output = build_training_output(storage.root, files, texts)
+    if unsafe:  # reported, never dropped silently, never joined to a path
+        output = replace(output, problems=(*output.problems, *unsafe))
+    return output
 
 
 def _checkpoint_dir(relpath: str) -> tuple[str, int] | None:
@@ -339,7 +349,8 @@ def release_files(output: TrainingOutput, checkpoint: Checkpoint) -> list[Releas
         # Keep the path below the sample directory (which is the first component after `base`).
         base = f"{checkpoint.directory}/" if checkpoint.samples and checkpoint.directory else ""
         inner = f.relpath[len(base) :].split("/", 1)[1]
-        files.append(ReleaseFile(f.uri, f"samples/{inner}", f.size, f.version))
+        path = names.path_in_repo(f"samples/{inner}", what=f"sample {f.relpath!r}")
+        files.append(ReleaseFile(f.uri, path, f.size, f.version))
     return files
 
 

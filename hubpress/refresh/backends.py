@@ -183,6 +183,17 @@ class _BackendBase(_Model):
     crop_aspect: str = "square"
     cache_dir: str | None = None
 
+    @field_validator("id")
+    @classmethod
+    def _id_names_a_cache_folder(cls, value: str) -> str:
+        # The id names the backend's metadata cache folder: the name gate keeps it inside cache_dir.
+        from hubpress.storage.names import UnsafeNameError, relpath
+
+        try:
+            return relpath(value, what="backend id")
+        except UnsafeNameError as exc:
+            raise ValueError(str(exc)) from None
+
     @model_validator(mode="after")
     def _area_values_are_megapixels(self) -> _BackendBase:
         # SimpleTuner refuses an area minimum above 5 MP: it is almost surely a pixel edge by mistake.

@@ -191,4 +191,8 @@ def fingerprint(cfg: HuggingfaceBackend, revision_sha: str) -> str:
 
 def metadata_cache_dir(cfg: HuggingfaceBackend, default_cache_dir: str | Path) -> Path:
     """`{cache_dir}/huggingface_metadata/{id}/`, SimpleTuner's layout for the metadata cache."""
-    return Path(cfg.cache_dir or default_cache_dir) / "huggingface_metadata" / cfg.id
+    from hubpress.storage.names import inside
+
+    return inside(
+        Path(cfg.cache_dir or default_cache_dir) / "huggingface_metadata", cfg.id, what="backend id"
+    )

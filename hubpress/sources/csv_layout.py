@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import io
-import posixpath
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
@@ -28,6 +27,7 @@ from hubpress.sources.found import (
 )
 from hubpress.sources.models import Correction, FileRef, Problem, Sample
 from hubpress.storage.files import ListedFile
+from hubpress.storage.names import why_unsafe
 
 _CONTROL_COLUMN = re.compile(r"control_([1-9][0-9]*)")
 _URL_OR_DRIVE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
@@ -53,7 +53,11 @@ class _Index:
 
 
 def normalise_csv_path(cell: str) -> tuple[str | None, str | None]:
-    """(relpath, None) for a usable path inside the root, else (None, why it is refused)."""
+    """(relpath, None) for a usable path inside the root, else (None, why it is refused).
+
+    Backslashes read as folder separators and leading/inner `.` segments are dropped; everything
+    else goes through the name gate (hubpress.storage.names): `..`, empty segments, NUL, absolute
+    paths and URLs are refused."""
     if "\x00" in cell:
         return None, "contains a NUL character"
     path = cell.strip().replace("\\", "/")
@@ -61,10 +65,11 @@ def normalise_csv_path(cell: str) -> tuple[str | None, str | None]:
         return None, "is a URL or a drive path; paths must be relative to the dataset root"
     if path.startswith("/"):
         return None, "is absolute; paths must be relative to the dataset root"
-    norm = posixpath.normpath(path)
-    if norm == ".." or norm.startswith("../"):
-        return None, "leaves the dataset root (..)"
-    return norm, None
+    path = "/".join(part for part in path.split("/") if part != ".")
+    why = why_unsafe(path)
+    if why is not None:
+        return None, why
+    return path, None
 
 
 def discover_csv(

@@ -40,6 +40,7 @@ from hubpress.sources.found import (
 )
 from hubpress.sources.models import Layout, Problem
 from hubpress.storage.files import ListedFile
+from hubpress.storage.names import UNSAFE_NAME, why_unsafe
 
 __all__ = [
     "CSV_COLUMNS_HELP",
@@ -122,7 +123,9 @@ def discover(
 def _split_undecodable_names(listing: Sequence[ListedFile]) -> tuple[Sequence[ListedFile], list[Problem]]:
     """Files whose names are not valid UTF-8 (a local listing carries them surrogate-escaped) cannot
     become sample ids, Arrow strings or Hub paths: each is left out with its own problem, shown
-    with backslash escapes, instead of breaking the whole run later."""
+    with backslash escapes, instead of breaking the whole run later. So are names the name gate
+    refuses (an S3 key with `//`, `.` or `..` segments, a control character): reported, never
+    dropped silently, never joined to a path."""
     problems: list[Problem] = []
     kept: list[ListedFile] = []
     for lf in listing:
@@ -134,7 +137,13 @@ def _split_undecodable_names(listing: Sequence[ListedFile]) -> tuple[Sequence[Li
             detail = f"the file name {shown!r} is not valid UTF-8; rename it"
             problems.append(problem(split, None, "name_not_utf8", detail, shown))
         else:
-            kept.append(lf)
+            why = why_unsafe(lf.relpath)
+            if why is None:
+                kept.append(lf)
+                continue
+            split = lf.relpath.split("/", 1)[0]
+            detail = f"the name {lf.relpath!r} {why}; it is left out"
+            problems.append(problem(split, None, UNSAFE_NAME, detail, lf.relpath))
     return (listing, problems) if not problems else (kept, problems)
 
 

@@ -20,6 +20,8 @@ from urllib.parse import urlparse
 
 from hubpress.errors import SourceError
 from hubpress.settings import Settings, get_settings
+from hubpress.storage import names
+from hubpress.storage.names import inside
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +63,8 @@ class LocalStorage:
         self.root = str(Path(root).expanduser().resolve())
 
     def uri(self, relpath: str) -> str:
-        return os.path.join(self.root, relpath) if relpath else self.root
+        """root/relpath; the name gate refuses a relpath that is absolute or holds `..` (etc.)."""
+        return str(inside(self.root, relpath, what="path", follow_links=False)) if relpath else self.root
 
     def list(self, prefix: str = "") -> Iterator[ListedFile]:
         """Every regular file below root/prefix, one os.scandir per directory (no globbing)."""
@@ -169,7 +172,9 @@ class S3Storage:
         return s3_client(self.settings)
 
     def key(self, relpath: str) -> str:
-        relpath = relpath.strip("/")
+        relpath = relpath.rstrip("/")
+        if relpath:
+            names.relpath(relpath, what="S3 key")
         if not self.prefix:
             return relpath
         return f"{self.prefix}/{relpath}" if relpath else self.prefix

@@ -20,10 +20,17 @@ from pathlib import Path
 from hubpress.build.parquet_footer import ParquetFooter, read_footer
 from hubpress.errors import PublishError
 from hubpress.storage.hashcache import HashCache, sha256_file
+from hubpress.storage.names import inside
 from hubpress.targets.base import CommitConflict, CommitResult, RemoteState
 from hubpress.targets.plan import PublishPlan, RemoteFile, StagedFile, git_blob_oid
 
 KEEP_VERSIONS = 2
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 class LocalDir:
@@ -104,13 +111,14 @@ class LocalDir:
             self.versions.mkdir(parents=True, exist_ok=True)
             current = Path(os.path.realpath(self.path)) if head is not None else None
             build = Path(tempfile.mkdtemp(prefix=".build-", dir=self.versions))
+            os.chmod(build, 0o777 & ~_umask())  # mkdtemp makes 0700: readers of shared storage too
             try:
                 touched = {c.path for c in plan.changes if c.kind in ("added", "changed", "deleted")}
                 if current is not None:
                     self._carry_over(current, build, skip=touched)
                 for change in plan.changes:
                     if change.kind in ("added", "changed"):
-                        dest = build / change.path
+                        dest = inside(build, change.path, what="path in the repo")
                         dest.parent.mkdir(parents=True, exist_ok=True)
                         shutil.copyfile(local_paths[change.path], dest)
                         if sha256_file(dest) != files[change.path].sha256:

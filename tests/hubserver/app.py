@@ -130,9 +130,11 @@ class HubApp:
         tokens: dict[str, tuple[str, str]],
         accounting: Accounting,
         transfer: TransferSettings,
+        orgs: dict[str, set[str]] | None = None,
     ) -> None:
         self.store = store
         self.tokens = {token: Identity(user, role) for token, (user, role) in tokens.items()}
+        self.orgs = {user: set(names) for user, names in (orgs or {}).items()}  # user -> orgs
         self.accounting = accounting
         self.transfer = transfer
         self._secret = secrets.token_bytes(32)
@@ -220,9 +222,13 @@ class HubApp:
         repo = self.readable(request, repo_type, repo_id)
         if identity.role != "write":
             raise Forbidden("This token has the read role: writing needs a write token")
-        if identity.user != repo.meta.owner and not pull_request:
+        if not self.may_write_in(identity, repo_id.split("/", 1)[0]) and not pull_request:
             raise Forbidden(f"{identity.user} may not write to {repo_id}: open a pull request instead")
         return repo
+
+    def may_write_in(self, identity: Identity, namespace: str) -> bool:
+        """As on the Hub: a token writes to its user's namespace and to the orgs the user belongs to."""
+        return namespace == identity.user or namespace in self.orgs.get(identity.user, set())
 
     def owned(self, request: Request, repo_type: str, repo_id: str) -> Repo:
         return self.writable(request, repo_type, repo_id)
@@ -242,7 +248,7 @@ class HubApp:
                 "emailVerified": True,
                 "isPro": False,
                 "canPay": False,
-                "orgs": [],
+                "orgs": [{"type": "org", "name": org} for org in sorted(self.orgs.get(identity.user, ()))],
                 "auth": {
                     "type": "access_token",
                     "accessToken": {"displayName": f"{identity.user}-{identity.role}", "role": identity.role},
@@ -272,7 +278,12 @@ class HubApp:
         if not isinstance(payload, dict) or not payload.get("name"):
             raise BadRequest("Body must be a JSON object with a name")
         repo_type = payload.get("type") or "model"
-        repo_id = f"{payload.get('organization') or identity.user}/{payload['name']}"
+        namespace = payload.get("organization") or identity.user
+        repo_id = f"{namespace}/{payload['name']}"
+        if not self.may_write_in(identity, namespace):
+            raise Forbidden(
+                f"You don't have the rights to create a {repo_type} under the namespace {namespace!r}"
+            )
         private = self._private_flag(payload) or False
         url = self._repo_url(request, repo_type, repo_id)
         try:

@@ -23,8 +23,9 @@ class _HTTPServer(ThreadingHTTPServer):
 class HubServer:
     """A server speaking the Hugging Face Hub's HTTP API, storing repos under `data_dir`.
 
-    tokens maps a bearer token to (user name, "write" | "read"). A write token's user may create
-    repos in any namespace and owns them; the owner's tokens (read or write) see its private repos.
+    tokens maps a bearer token to (user name, "write" | "read"); orgs maps a user to the orgs it
+    belongs to. As on the Hub, a write token creates and writes repos only in its user's namespace
+    and its orgs (403 elsewhere); the owner's tokens (read or write) see its private repos.
     """
 
     def __init__(
@@ -35,6 +36,7 @@ class HubServer:
         host: str = "127.0.0.1",
         multipart_threshold: int = 50 * 1024 * 1024,
         multipart_chunk_size: int = 8 * 1024 * 1024,
+        orgs: dict[str, set[str]] | None = None,
     ) -> None:
         for _user, role in (tokens or {}).values():
             if role not in ("read", "write"):
@@ -48,7 +50,7 @@ class HubServer:
         )
         self._accounting = Accounting()
         self._faults = FaultPlan()
-        self.app = HubApp(self.store, dict(tokens or {}), self._accounting, self.transfer)
+        self.app = HubApp(self.store, dict(tokens or {}), self._accounting, self.transfer, orgs)
         self._connections = Connections()
         self._stopping = threading.Event()
         self._httpd: _HTTPServer | None = None

@@ -1,0 +1,157 @@
+"""The one gate where an input name becomes a filesystem path, a path in a repo, a git ref or a
+cache key.
+
+Every name hubpress did not make itself (an S3 key, a CSV cell, a file name, a config value, an
+extra file's destination, a tag) passes here before it is joined to a root. A name is refused
+when it is empty, absolute, holds a NUL or another control character, a backslash, an empty
+segment (`a//b`), a `.` or `..` segment, or when the joined path would leave its root (through
+a symlink, say). Refusals carry the kind of problem and a one-line reason naming the input, so
+a listing can report the file and a command can stop with one line.
+
+    relpath("samples/a.png", what="S3 key")          -> "samples/a.png"
+    inside("/staging", "fp/data/x.parquet")          -> Path("/staging/fp/data/x.parquet")
+    git_ref("v1.0", what="--tag")                    -> "v1.0"
+    cache_key("my-backend")                          -> "my-backend"
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from hubpress.errors import ConfigError
+
+UNSAFE_NAME = "unsafe_name"  # the problem kind of a refused name
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_DRIVE = re.compile(r"^[A-Za-z]:")
+# git check-ref-format: no "..", no ASCII control, space, ~ ^ : ? * [ \, no "@{", not "@",
+# no component starting with "." or ending with ".lock", no trailing "." or "/", no "//".
+_REF_BAD = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]|\.\.|@\{|//")
+_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+class UnsafeNameError(ConfigError):
+    """A name would escape its root or cannot be a path, ref or key. `kind` is the problem kind."""
+
+    def __init__(self, message: str, name: str, kind: str = UNSAFE_NAME):
+        super().__init__(message)
+        self.name = name
+        self.kind = kind
+
+
+def _shown(name: str) -> str:
+    return repr(name) if len(name) <= 200 else repr(name[:200] + "...")
+
+
+def why_unsafe(name: str) -> str | None:
+    """Why `name` cannot be a relative POSIX path below a root, or None when it can. Pure."""
+    if not isinstance(name, str) or name == "":
+        return "is empty"
+    if "\x00" in name:
+        return "contains a NUL character"
+    if _CONTROL.search(name):
+        return "contains a control character"
+    if "\\" in name:
+        return "contains a backslash; use / between folders"
+    if name.startswith("/"):
+        return "is absolute; it must be relative to its root"
+    if _DRIVE.match(name) or "://" in name:
+        return "is a URL or a drive path; it must be relative to its root"
+    parts = name.split("/")
+    if "" in parts:
+        return "has an empty segment (// or a trailing /)"
+    if ".." in parts:
+        return "has a '..' segment: it would leave its root"
+    if "." in parts:
+        return "has a '.' segment"
+    return None
+
+
+def relpath(name: str, *, what: str = "name") -> str:
+    """`name` as a safe relative POSIX path, or UnsafeNameError naming it and why."""
+    why = why_unsafe(name)
+    if why is not None:
+        raise UnsafeNameError(f"{what} {_shown(name)} {why}.", name)
+    return name
+
+
+def is_safe(name: str) -> bool:
+    return why_unsafe(name) is None
+
+
+def inside(root: str | Path, name: str, *, what: str = "name", follow_links: bool = True) -> Path:
+    """root/name after checking the name, and that the result (symlinks resolved, when
+    `follow_links`) stays inside root. The path itself need not exist."""
+    rel = relpath(name, what=what)
+    base = Path(os.path.abspath(root))
+    joined = base.joinpath(*rel.split("/"))
+    if follow_links:
+        real_base = os.path.realpath(base)
+        real = os.path.realpath(joined)
+        if real != real_base and not real.startswith(real_base.rstrip(os.sep) + os.sep):
+            raise UnsafeNameError(
+                f"{what} {_shown(name)} leads outside {base} (through a symbolic link).", name
+            )
+    return joined
+
+
+def path_in_repo(name: str, *, what: str = "path in the repo") -> str:
+    """A path a file takes in a Hub repo or a local target. Same rules as `relpath`; the Hub also
+    refuses paths inside .git/."""
+    rel = relpath(name, what=what)
+    if rel.split("/", 1)[0] == ".git":
+        raise UnsafeNameError(f"{what} {_shown(name)} is inside .git/, which a repo cannot hold.", name)
+    return rel
+
+
+def git_ref(name: str, *, what: str = "ref") -> str:
+    """A branch or tag name the way `git check-ref-format --branch` accepts it, or UnsafeNameError.
+
+    `refs/pr/N` (the Hub's pull-request refs) is refused too: nothing may commit or tag there."""
+    why = None
+    if not isinstance(name, str) or not name:
+        why = "is empty"
+    elif _REF_BAD.search(name):
+        why = "contains '..', '//', '@{', a space, a control character or one of ~ ^ : ? * [ \\"
+    elif name == "@" or name.startswith(("/", "-")) or name.endswith(("/", ".")):
+        why = "starts with / or -, ends with / or ., or is '@'"
+    elif any(p.startswith(".") or p.endswith(".lock") for p in name.split("/")):
+        why = "has a part that starts with '.' or ends with '.lock'"
+    elif name.startswith("refs/"):
+        why = "names a full ref (refs/...); give a branch or tag name"
+    if why is not None:
+        raise UnsafeNameError(f"{what} {_shown(name)} is not a valid git ref name: it {why}.", name)
+    return name
+
+
+def cache_key(name: str, *, what: str = "id") -> str:
+    """A name used as one directory or file name in a cache: letters, digits, '.', '_', '-',
+    starting with a letter or digit, at most 128 characters."""
+    if not isinstance(name, str) or not _KEY.match(name) or name in (".", ".."):
+        raise UnsafeNameError(
+            f"{what} {_shown(name)} cannot name a cache entry: use letters, digits, '.', '_' and '-' "
+            "(starting with a letter or digit, at most 128 characters).",
+            name,
+        )
+    return name
+
+
+def overlap(source: str, target: str) -> str | None:
+    """Why a local `target` cannot be written with `source` as the input, or None.
+
+    A target that is the source, lies inside it or contains it would replace or swallow the data
+    being read (the target directory becomes a symlink to a version kept beside it). Both are
+    compared with symlinks resolved; an s3:// source never overlaps a local target."""
+    if source.startswith("s3://") or target.startswith("s3://"):
+        return None
+    src = os.path.realpath(os.path.expanduser(source.removeprefix("file://")))
+    dst = os.path.realpath(os.path.expanduser(target.removeprefix("file://")))
+    if src == dst:
+        return f"the target {target} is the source {source}"
+    if dst.startswith(src.rstrip(os.sep) + os.sep):
+        return f"the target {target} lies inside the source {source}"
+    if src.startswith(dst.rstrip(os.sep) + os.sep):
+        return f"the target {target} contains the source {source}"
+    return None
