@@ -54,19 +54,19 @@ def main() -> None:
     from PIL import Image as PILImage
 
     from flows.params import RefreshParams
+    from flows.refresh_dataset import refresh_options
     from hubpress.build.staging import Staging
-    from hubpress.refresh.publish import (
-        MANIFEST,
-        build_refresh,
+    from hubpress.refresh.card import render_refresh_card
+    from hubpress.refresh.config import parse_refresh_config
+    from hubpress.refresh.lineage import (
         config_fingerprint,
-        load_config,
-        render_refresh_card,
         stage_fingerprint,
         unchanged_manifest,
         upstream_revisions,
     )
+    from hubpress.refresh.publish import build_refresh
     from hubpress.settings import get_settings
-    from hubpress.targets.publish import open_target, publish_files
+    from hubpress.targets.publish import MANIFEST, open_target, publish_files
     from tests.hubserver import HubServer
 
     server = HubServer(data_dir=tmp / "hub", port=port, tokens={TOKEN: ("bench", "write")})
@@ -105,12 +105,12 @@ def main() -> None:
         def refresh(seed: int) -> tuple[float, dict]:
             params = RefreshParams(config=config, target=str(tmp / "out"), seed=seed)
             start = time.perf_counter()
-            cfg = load_config(params)
+            cfg = parse_refresh_config(params.config)
             target = open_target(params.target, "dataset", settings)
             revisions = upstream_revisions(cfg, TOKEN)
-            fp = config_fingerprint(cfg, params)
+            fp = config_fingerprint(cfg, refresh_options(params))
             stage = stage_fingerprint(revisions, fp, seed)
-            staged = build_refresh(cfg, params, revisions, fp, stage, staging, TOKEN)
+            staged = build_refresh(cfg, refresh_options(params), revisions, fp, stage, staging, TOKEN)
             publish_files(
                 target,
                 staged.files,
@@ -123,12 +123,12 @@ def main() -> None:
         first, cache1 = refresh(0)
         params = RefreshParams(config=config, target=str(tmp / "out"), seed=0)
         start = time.perf_counter()
-        cfg = load_config(params)
+        cfg = parse_refresh_config(params.config)
         target = open_target(params.target, "dataset", settings)
         unchanged = unchanged_manifest(
             target.read_text(MANIFEST, "main"),
             upstream_revisions(cfg, TOKEN),
-            config_fingerprint(cfg, params),
+            config_fingerprint(cfg, refresh_options(params)),
         )
         check = time.perf_counter() - start
         rebuild, cache2 = refresh(1)

@@ -116,7 +116,17 @@ def publish_dataset(params: PublishDatasetParams) -> dict[str, Any]:
         workers=os.cpu_count() or 1,
     )
 
-    options = build_options(params)
+    options = build_options(
+        target=params.target,
+        layout=params.layout,
+        on_error=params.on_error,
+        allow_missing_target=params.allow_missing_target,
+        prompt_encoding=params.prompt_encoding,
+        max_shard_size=params.max_shard_size,
+        license=params.license,
+        pretty_name=params.pretty_name,
+        tags=params.tags,
+    )
     fingerprint = dataset_fingerprint(report, options)
     staging = Staging(settings.staging, settings)
     staged = reuse_stage_task(staging, fingerprint)

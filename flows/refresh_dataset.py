@@ -13,17 +13,19 @@ from prefect import flow, get_run_logger
 from prefect.context import FlowRunContext
 
 from flows.params import RefreshParams
+from hubpress.build.sizes import parse_size
 from hubpress.build.staging import Staging
 from hubpress.orchestration import artifacts
-from hubpress.refresh.publish import (
-    check_single_kind,
+from hubpress.refresh.card import render_refresh_card
+from hubpress.refresh.config import parse_refresh_config
+from hubpress.refresh.lineage import (
+    RefreshOptions,
     config_fingerprint,
-    load_config,
     nothing_changed_result,
-    render_refresh_card,
     stage_fingerprint,
     unchanged_manifest,
 )
+from hubpress.refresh.publish import check_single_kind
 from hubpress.settings import get_settings, resolve_token
 from hubpress.targets.publish import open_target
 from tasks.publish import publish_task
@@ -44,7 +46,8 @@ def refresh_dataset(params: RefreshParams) -> dict[str, Any]:
     settings = get_settings({"staging": params.staging} if params.staging else None)
     # Opening the target first makes a write without a token fail before any work.
     target = open_target(params.target, "dataset", settings, write=not params.dry_run)
-    config = load_config(params)
+    config = parse_refresh_config(params.config)
+    options = refresh_options(params)
     check_single_kind(config)
     for note in config.warnings:
         log.warning("%s", note.message)
@@ -55,7 +58,7 @@ def refresh_dataset(params: RefreshParams) -> dict[str, Any]:
 
     token = resolve_token(None, settings).value
     revisions = resolve_upstream_task(config, token)
-    config_fp = config_fingerprint(config, params)
+    config_fp = config_fingerprint(config, options)
     previous = unchanged_manifest(read_manifest_task(target, params.revision), revisions, config_fp)
     if previous is not None:
         result = nothing_changed_result(params.target, previous, params.dry_run)
@@ -78,7 +81,7 @@ def refresh_dataset(params: RefreshParams) -> dict[str, Any]:
     else:
         log.info("Building the refresh into %s", staging.stage_uri(stage_fp))
         staged = build_refresh_task(
-            config, params, revisions, config_fp, stage_fp, staging, token, artifacts.flow_run_id()
+            config, options, revisions, config_fp, stage_fp, staging, token, artifacts.flow_run_id()
         )
     for backend_id, reused in staged.cache_reused.items():
         if reused is not None:
@@ -123,6 +126,18 @@ def refresh_dataset(params: RefreshParams) -> dict[str, Any]:
     artifacts.markdown(report, key="refresh-report", description=f"Rows kept and dropped for {params.target}")
     artifacts.markdown(_summary(result), key="refresh-summary", description=f"refresh {params.target}")
     return result
+
+
+def refresh_options(params: RefreshParams) -> RefreshOptions:
+    """The parameters that shape what is published, as the plain values hubpress.refresh takes."""
+    return RefreshOptions(
+        target=params.target,
+        seed=params.seed,
+        stopping=params.stopping,
+        max_shard_size=parse_size(params.max_shard_size),
+        license=params.license,
+        pretty_name=params.pretty_name,
+    )
 
 
 def _message(commit: str | None, dry_run: bool) -> str:

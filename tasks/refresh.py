@@ -1,4 +1,4 @@
-"""Prefect tasks for the refresh flow: thin wrappers over hubpress.refresh.publish.
+"""Prefect tasks for the refresh flow: thin wrappers over hubpress.refresh (lineage, publish).
 
 Resolving upstream revisions and reading the target's manifest retry on transient failures only
 (a dataset that does not exist or a refused token fails at once, with its one-line message).
@@ -11,16 +11,10 @@ from typing import Any
 
 from prefect import task
 
-from flows.params import RefreshParams
 from hubpress.build.staging import Staging
 from hubpress.refresh.config import RefreshConfig
-from hubpress.refresh.publish import (
-    StagedRefresh,
-    build_refresh,
-    reuse_refresh_stage,
-    upstream_revisions,
-    verify_refresh,
-)
+from hubpress.refresh.lineage import RefreshOptions, upstream_revisions
+from hubpress.refresh.publish import StagedRefresh, build_refresh, reuse_refresh_stage, verify_refresh
 from hubpress.targets.publish import MANIFEST
 from hubpress.targets.retries import NO_CACHE, TRANSIENT_RETRIES
 
@@ -45,7 +39,7 @@ def reuse_refresh_stage_task(staging: Staging, stage_fp: str) -> StagedRefresh |
 @task(name="build-refresh", **NO_CACHE, **TRANSIENT_RETRIES)
 def build_refresh_task(
     config: RefreshConfig,
-    params: RefreshParams,
+    options: RefreshOptions,
     revisions: dict[str, str],
     config_fp: str,
     stage_fp: str,
@@ -55,7 +49,7 @@ def build_refresh_task(
 ) -> StagedRefresh:
     """Read rows (streaming when configured), write parquet shards, stage them with the manifest,
     the index, the dataloader entry and the card's facts."""
-    return build_refresh(config, params, revisions, config_fp, stage_fp, staging, token, flow_run_id)
+    return build_refresh(config, options, revisions, config_fp, stage_fp, staging, token, flow_run_id)
 
 
 @task(name="verify", **NO_CACHE, **TRANSIENT_RETRIES)

@@ -15,7 +15,8 @@ from hubpress.build.card import (
     summarize_split,
 )
 from hubpress.build.cards import BEGIN, END, split_front_matter
-from hubpress.build.shards import editing_features, plan_shards, write_shard
+from hubpress.build.editing import editing_features
+from hubpress.build.shards import plan_shards, write_shard
 from hubpress.sources.models import Correction, IntakeReport, SkippedSample, SplitManifest
 from tests.build_helpers import make_sample
 

@@ -16,15 +16,11 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from hubpress.build.shards import (
-    SourceReader,
-    estimate_sample_size,
-    parse_size,
-    plan_shards,
-    write_shard,
-)
+from hubpress.build.shards import estimate_sample_size, plan_shards, write_shard
+from hubpress.build.sizes import parse_size
 from hubpress.errors import ConfigError, SourceError
 from hubpress.sources.models import FileRef
+from hubpress.sources.reader import SourceReader
 from tests.build_helpers import fake_sample, make_sample, write_image
 
 

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import hubpress
 from hubpress.build.cards import merge_card, split_front_matter
-from hubpress.build.shards import BuiltShard
+from hubpress.build.parquet import BuiltShard
 from hubpress.sources.models import IntakeReport, Sample
 
 BASE_TAGS = ("hubpress", "image-editing")
@@ -113,7 +113,7 @@ def dataset_info_yaml(splits: Iterable[SplitSummary]) -> dict[str, Any]:
     """datasets' own YAML form of the features and splits, so the Hub and load_dataset read it as theirs."""
     from datasets import DatasetInfo, SplitDict, SplitInfo
 
-    from hubpress.build.shards import editing_features
+    from hubpress.build.editing import editing_features
 
     splits = list(splits)
     split_dict = SplitDict()

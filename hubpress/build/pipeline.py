@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,6 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
-from flows.params import PublishDatasetParams
 from hubpress.build.card import (
     DatasetCardInfo,
     build_manifest,
@@ -25,7 +25,8 @@ from hubpress.build.card import (
     render_dataset_card,
     summarize_split,
 )
-from hubpress.build.shards import BuiltShard, ShardPlan, parse_size, plan_shards
+from hubpress.build.shards import BuiltShard, ShardPlan, plan_shards
+from hubpress.build.sizes import DEFAULT_MAX_SHARD_SIZE, parse_size
 from hubpress.build.staging import StagedShard, Staging
 from hubpress.errors import PublishError
 from hubpress.settings import Settings
@@ -39,18 +40,30 @@ CARD_INFO = "_hubpress/card_info.json"  # staged beside the files, never publish
 _CARD_INFO = TypeAdapter(DatasetCardInfo)
 
 
-def build_options(params: PublishDatasetParams) -> dict[str, Any]:
-    """Everything besides the data that shapes the staged bytes (part of the fingerprint)."""
+def build_options(
+    *,
+    target: str,
+    layout: str = "auto",
+    on_error: str = "skip",
+    allow_missing_target: bool = False,
+    prompt_encoding: str = "utf-8",
+    max_shard_size: int | str = DEFAULT_MAX_SHARD_SIZE,
+    license: str | None = None,
+    pretty_name: str | None = None,
+    tags: Iterable[str] = (),
+) -> dict[str, Any]:
+    """Everything besides the data that shapes the staged bytes (part of the fingerprint, and the
+    manifest's `options`), from plain values: the flow passes its parameters' fields."""
     return {
-        "layout": params.layout,
-        "on_error": params.on_error,
-        "allow_missing_target": params.allow_missing_target,
-        "prompt_encoding": params.prompt_encoding,
-        "max_shard_size": parse_size(params.max_shard_size),
-        "license": params.license,
-        "pretty_name": params.pretty_name,
-        "tags": sorted(params.tags),
-        "repo_id": None if is_local_target(params.target) else params.target,
+        "layout": layout,
+        "on_error": on_error,
+        "allow_missing_target": allow_missing_target,
+        "prompt_encoding": prompt_encoding,
+        "max_shard_size": parse_size(max_shard_size),
+        "license": license,
+        "pretty_name": pretty_name,
+        "tags": sorted(tags),
+        "repo_id": None if is_local_target(target) else target,
     }
 
 
@@ -165,7 +178,7 @@ def verify_published(
     token: str | None,
 ) -> dict[str, int]:
     """Check a published editing dataset at `commit` (see verify_dataset_revision)."""
-    from hubpress.build.shards import editing_features
+    from hubpress.build.editing import editing_features
 
     files = expected_rows(staged, staging)
     return verify_dataset_revision(

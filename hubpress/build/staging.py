@@ -25,10 +25,11 @@ from typing import Any
 
 import hubpress
 from hubpress._env import release_free_memory
-from hubpress.build.shards import SHARD_FORMAT, BuiltShard, ShardPlan, SourceReader, write_shard
+from hubpress.build.shards import SHARD_FORMAT, BuiltShard, ShardPlan, write_shard
 from hubpress.errors import SourceError
 from hubpress.settings import Settings, get_settings
 from hubpress.sources.models import FileRef, IntakeReport, Sample
+from hubpress.sources.reader import SourceReader
 from hubpress.storage.files import ListedFile, LocalStorage, S3Storage, Storage, open_storage
 from hubpress.storage.hashcache import HashCache, local_version, sha256_file
 from hubpress.storage.names import inside

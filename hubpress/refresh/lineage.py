@@ -1,0 +1,142 @@
+"""What a refresh depends on, and whether anything of it changed since the last publish.
+
+`upstream_revisions` resolves each backend's exact upstream revision (a Hub commit sha; for a
+local folder, a hash of its listing) without downloading data. `config_fingerprint` hashes every
+other input that shapes the published bytes, and `unchanged_manifest` compares both with what the
+target's manifest.json records: when they match, nothing can differ and the run stops there.
+`RefreshOptions` carries the run's parameters as plain values (the flow builds it from its
+parameter model), so this layer never imports the flows layer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from hubpress.build.sizes import DEFAULT_MAX_SHARD_SIZE
+from hubpress.errors import SourceError
+from hubpress.refresh.config import HuggingfaceBackend, LocalBackend, RefreshConfig
+from hubpress.refresh.local import IMAGE_SUFFIXES
+from hubpress.refresh.upstream import resolve_revision
+
+REFRESH_FORMAT = 2  # bump when the bytes a refresh writes change for the same inputs
+SPLIT = "train"
+MANIFEST = "manifest.json"
+
+Backend = HuggingfaceBackend | LocalBackend
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshOptions:
+    """The run's parameters that shape what a refresh publishes, as plain typed values."""
+
+    target: str  # Hub repo id or local directory
+    seed: int = 0
+    stopping: Literal["first_exhausted", "all_exhausted"] = "first_exhausted"
+    max_shard_size: int = DEFAULT_MAX_SHARD_SIZE  # bytes
+    license: str = "other"
+    pretty_name: str | None = None
+
+
+def local_folder_revision(cfg: LocalBackend) -> str:
+    """A local folder's "revision": a hash of its image and caption files' paths, sizes and mtimes."""
+    root = Path(cfg.instance_data_dir)
+    if not root.is_dir():
+        raise SourceError(f"backend {cfg.id!r}: instance_data_dir {str(root)!r} is not a directory")
+    digest = hashlib.sha256()
+    wanted = IMAGE_SUFFIXES | {".txt"}
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in wanted):
+        stat = path.stat()
+        digest.update(f"{path.relative_to(root).as_posix()}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return "local:" + digest.hexdigest()[:40]
+
+
+def upstream_revisions(
+    config: RefreshConfig, token: str | None, endpoint: str | None = None
+) -> dict[str, str]:
+    """Backend id -> the exact revision a refresh would read now. Errors (dataset not found,
+    private without a token, bad revision) are one line each, raised before any work."""
+    revisions: dict[str, str] = {}
+    for backend in config.backends:
+        if isinstance(backend, LocalBackend):
+            revisions[backend.id] = local_folder_revision(backend)
+        else:
+            revisions[backend.id] = resolve_revision(backend, token, endpoint)
+    return revisions
+
+
+def backend_facts(backend: Backend) -> dict[str, Any]:
+    # Where the cache lives and how rows are fetched do not change what is published.
+    return backend.model_dump(mode="json", exclude={"cache_dir", "streaming", "num_proc"})
+
+
+def config_fingerprint(config: RefreshConfig, options: RefreshOptions) -> str:
+    """Everything besides upstream data that shapes the published bytes. 32 hex characters."""
+    payload = {
+        "format": REFRESH_FORMAT,
+        "backends": [backend_facts(b) for b in config.backends],
+        "seed": options.seed,
+        "stopping": options.stopping,
+        "max_shard_size": options.max_shard_size,
+        "license": options.license,
+        "pretty_name": options.pretty_name,
+        "target": options.target,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def stage_fingerprint(revisions: Mapping[str, str], config_fp: str, seed: int) -> str:
+    payload = {"refresh": REFRESH_FORMAT, "upstream": dict(revisions), "config": config_fp, "seed": seed}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def unchanged_manifest(
+    manifest_text: str | None, revisions: Mapping[str, str], config_fp: str
+) -> dict[str, Any] | None:
+    """The target's manifest when it records exactly these upstream revisions and this config
+    fingerprint (nothing to do), else None."""
+    if not manifest_text:
+        return None
+    try:
+        manifest = json.loads(manifest_text)
+    except ValueError:
+        return None
+    if not isinstance(manifest, dict) or manifest.get("config_fingerprint") != config_fp:
+        return None
+    recorded = {
+        k: v.get("revision_sha") for k, v in (manifest.get("upstream") or {}).items() if isinstance(v, dict)
+    }
+    return manifest if recorded == dict(revisions) else None
+
+
+def nothing_changed_result(target_name: str, manifest: Mapping[str, Any], dry_run: bool) -> dict[str, Any]:
+    """The result of a run that stopped because nothing changed upstream (same fields as a publish)."""
+    split = manifest.get("splits", {}).get(SPLIT, {})
+    unchanged = sorted({*manifest.get("files", {}), MANIFEST, "README.md"})
+    return {
+        "target": target_name,
+        "commit": None,
+        "commit_url": None,
+        "pr_url": None,
+        "tag": None,
+        "dry_run": dry_run,
+        "uploaded_files": [],
+        "uploaded_bytes": 0,
+        "unchanged_files": unchanged,
+        "deleted_files": [],
+        "plan": {"added": [], "changed": [], "unchanged": unchanged, "deleted": []},
+        "attempts": 0,
+        "samples": {SPLIT: split.get("num_examples", 0)},
+        "skipped": {SPLIT: split.get("num_dropped", 0)},
+        "nothing_changed": True,
+        "message": "nothing changed upstream: same upstream revisions and the same configuration; "
+        "no download, no build, no commit",
+        "upstream": {k: v.get("revision_sha") for k, v in manifest.get("upstream", {}).items()},
+        "metadata_cache_reused": {},
+        "stage": None,
+        "stage_reused": False,
+    }
