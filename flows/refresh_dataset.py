@@ -51,6 +51,8 @@ def refresh_dataset(params: RefreshParams) -> dict[str, Any]:
     check_single_kind(config)
     for note in config.warnings:
         log.warning("%s", note.message)
+    for note in config.departures:
+        log.info("%s", note.message)
     for backend_id, keys in config.not_affecting.items():
         log.info(
             "backend %r: %s do not affect the refresh (training-only settings)", backend_id, ", ".join(keys)

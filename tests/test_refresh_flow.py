@@ -96,8 +96,8 @@ def test_refresh_publishes_then_does_nothing_then_follows_upstream(hub, write_to
     assert first["upstream"] == {"up": upstream_sha}
 
     ds = load_dataset(repo, split="train", revision=first["commit"], token=WRITE_TOKEN)
-    assert ds.column_names == ["image", "captions", "width", "height", "source_index"]
-    assert ds["captions"] == [["caption 0"], ["caption 4"], ["caption 6"]]
+    assert ds.column_names == ["image", "caption", "width", "height", "source_index"]
+    assert ds["caption"] == ["caption 0", "caption 4", "caption 6"]
     assert ds["source_index"] == [0, 4, 6]
     assert ds[1]["image"].size == (12, 6) and (ds[1]["width"], ds[1]["height"]) == (12, 6)
 
@@ -122,9 +122,7 @@ def test_refresh_publishes_then_does_nothing_then_follows_upstream(hub, write_to
             "metadata_backend": "huggingface",
             "cache_dir": f"cache/{repo.split('/')[1]}",
             "image_column": "image",
-            "caption_column": "captions",
-            "width_column": "width",
-            "height_column": "height",
+            "huggingface": {"caption_column": "caption", "width_column": "width", "height_column": "height"},
         }
     ]
     card = hub.read_file("dataset", repo, "README.md", first["commit"]).decode()
@@ -179,7 +177,7 @@ def test_streaming_refresh_to_a_local_directory_and_cache_reuse(hub, write_token
     )
     assert streamed["samples"] == {"train": 2} and streamed["metadata_cache_reused"] == {"up": None}
     loaded = load_dataset(str(out), split="train")
-    assert loaded["captions"] == [["caption 0"], ["caption 4"]]
+    assert loaded["caption"] == ["caption 0", "caption 4"]
 
     # Non-streaming to another directory: the same rows; the second one reuses the metadata cache
     # (its config differs only in pretty_name, so it builds again but with the cached first phase).

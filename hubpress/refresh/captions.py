@@ -79,11 +79,18 @@ def caption_for(row: Mapping[str, Any], cfg: HuggingfaceBackend) -> list[str] | 
 
 
 def lyrics_for(row: Mapping[str, Any], cfg: HuggingfaceBackend) -> str | None:
-    """Lyrics from lyrics_column, falling back to norm_lyrics as SimpleTuner does."""
-    text = text_value(get_path(row, cfg.lyrics_column))
-    if text is None and cfg.lyrics_column != NORM_LYRICS_COLUMN:
-        text = text_value(get_path(row, NORM_LYRICS_COLUMN))
-    return text
+    """Lyrics from lyrics_column, falling back to norm_lyrics only when the value is missing (None).
+
+    Faithful to SimpleTuner (HuggingfaceMetadataBackend._process_for_bucket): an empty string is
+    kept as it is, because an instrumental or regularisation track legitimately has no lyrics."""
+    paths = [cfg.lyrics_column]
+    if cfg.lyrics_column != NORM_LYRICS_COLUMN:
+        paths.append(NORM_LYRICS_COLUMN)
+    for path in paths:
+        value = get_path(row, path)
+        if value is not None:
+            return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else str(value)
+    return None
 
 
 def editing_prompt(row: Mapping[str, Any], cfg: HuggingfaceBackend) -> list[str] | None:

@@ -16,21 +16,18 @@ from typing import Any
 import hubpress
 from hubpress.build.cards import merge_card, split_front_matter
 from hubpress.build.parquet import BuiltShard
-from hubpress.refresh.config import HuggingfaceBackend, LocalBackend, RefreshConfig
+from hubpress.refresh import simpletuner
+from hubpress.refresh.config import LocalBackend, RefreshConfig
 from hubpress.refresh.lineage import REFRESH_FORMAT, SPLIT, Backend, RefreshOptions, backend_facts
 from hubpress.refresh.mix import normalised_probabilities
 from hubpress.refresh.rows import RefreshReport
+from hubpress.refresh.simpletuner import is_editing
 from hubpress.targets.base import is_local_target, local_path
 from hubpress.targets.plan import StagedFile
 
 INDEX_FILE = "simpletuner_index.json"
 DATALOADER_FILE = "simpletuner_dataloader.json"
 BASE_TAGS = ("hubpress", "simpletuner", "refresh")
-
-
-def is_editing(config: RefreshConfig) -> bool:
-    """The refresh publishes the qflux editing schema (a backend maps columns with `editing`)."""
-    return any(isinstance(b, HuggingfaceBackend) and b.editing is not None for b in config.backends)
 
 
 def published_dataset_name(target: str) -> str:
@@ -40,38 +37,12 @@ def published_dataset_name(target: str) -> str:
 
 def dataloader_entry(config: RefreshConfig, target: str) -> list[dict[str, Any]]:
     """A SimpleTuner multidatabackend list with one huggingface entry reading the published dataset."""
-    backend = config.backends[0]
-    name = published_dataset_name(target)
-    backend_id = name.rstrip("/").rsplit("/", 1)[-1] or "refreshed"
-    entry: dict[str, Any] = {
-        "id": backend_id,
-        "type": "huggingface",
-        "dataset_type": backend.dataset_type,
-        "dataset_name": name,
-        "split": SPLIT,
-        "caption_strategy": "huggingface",
-        "metadata_backend": "huggingface",
-        "cache_dir": f"cache/{backend_id}",
-    }
-    if is_editing(config):
-        entry |= {"image_column": "target_image", "caption_column": "prompt"}
-    elif backend.dataset_type == "image":
-        entry |= {
-            "image_column": "image",
-            "caption_column": "captions",
-            "width_column": "width",
-            "height_column": "height",
-        }
-    elif backend.dataset_type == "video":
-        entry |= {
-            "video_column": "video",
-            "caption_column": "captions",
-            "num_frames_column": "num_frames",
-            "fps_column": "fps",
-        }
-    else:
-        entry |= {"audio_column": "audio", "caption_column": "captions", "lyrics_column": "lyrics"}
-    return [entry]
+    return simpletuner.dataloader_entry(config, published_dataset_name(target))
+
+
+def caption_names(config: RefreshConfig) -> list[str]:
+    """The published columns that hold captions (the prompt in the editing schema)."""
+    return ["prompt"] if is_editing(config) else simpletuner.caption_columns(config)
 
 
 def simpletuner_index(
@@ -255,7 +226,9 @@ def card_body(
         f'ds = load_dataset("{name}", split="{SPLIT}")',
         "```",
         "",
-        f"`{DATALOADER_FILE}` is a ready-to-use SimpleTuner dataloader entry for this dataset. "
+        f"`{DATALOADER_FILE}` is a ready-to-use SimpleTuner dataloader entry for this dataset: put it in "
+        "SimpleTuner's config folder as your `multidatabackend.json`. Captions are plain strings in "
+        f"{', '.join(f'`{c}`' for c in caption_names(config))}, named in its `huggingface` block. "
         f"`{INDEX_FILE}` maps SimpleTuner's virtual file names (`0.{config.backends[0].virtual_extension}` is "
         "row 0) to the upstream row each came from. `manifest.json` records the exact upstream revisions.",
     ]

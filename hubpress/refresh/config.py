@@ -63,6 +63,8 @@ class RefreshConfig:
     warnings: list[ConfigNote] = field(default_factory=list)
     not_affecting: dict[str, list[str]] = field(default_factory=dict)
     skipped: list[ConfigNote] = field(default_factory=list)
+    # Options hubpress applies where SimpleTuner would not read them (see HUGGINGFACE_BLOCK_ONLY).
+    departures: list[ConfigNote] = field(default_factory=list)
 
     def backend(self, backend_id: str) -> HuggingfaceBackend | LocalBackend:
         for backend in self.backends:
@@ -85,6 +87,24 @@ _NESTED_MODELS: dict[str, type[BaseModel]] = {
     "editing": EditingMapping,
 }
 _BLOCKS = ("huggingface", "config")
+# Options SimpleTuner reads only from the entry's `huggingface` block: HuggingfaceMetadataBackend
+# (simpletuner/helpers/metadata/backends/huggingface.py) reads hf_config, the block itself, and the
+# builders read filter_func and composite_image_config from it. hubpress reads them anywhere.
+HUGGINGFACE_BLOCK_ONLY = frozenset(
+    {
+        "caption_column",
+        "fallback_caption_column",
+        "description_column",
+        "width_column",
+        "height_column",
+        "num_frames_column",
+        "fps_column",
+        "lyrics_column",
+        "audio_caption_fields",
+        "filter_func",
+        "composite_image_config",
+    }
+)
 _IDENTITY_KEYS = frozenset({"type", "disabled", "disable"})
 
 
@@ -228,7 +248,9 @@ def parse_backend(
     model: type[HuggingfaceBackend] | type[LocalBackend] = (
         HuggingfaceBackend if backend_type == "huggingface" else LocalBackend
     )
-    merged, _ = _flatten(raw, backend_id)
+    merged, where = _flatten(raw, backend_id)
+    if backend_type == "huggingface":
+        _note_departures(backend_id, where, notes)
     options = _sort_keys(merged, model, backend_id, notes)
     options["type"] = backend_type
     options.setdefault("id", backend_id)
@@ -239,6 +261,21 @@ def parse_backend(
     _note_video_settings(backend, notes)
     _note_conditional_keys(backend, set(merged), notes)
     return backend
+
+
+def _note_departures(backend_id: str, where: Mapping[str, str], notes: RefreshConfig) -> None:
+    outside = sorted(
+        k for k in HUGGINGFACE_BLOCK_ONLY if k in where and where[k] != "the 'huggingface' block"
+    )
+    for key in outside:
+        notes.departures.append(
+            ConfigNote(
+                backend_id,
+                key,
+                f"backend {backend_id!r}: {key!r} is set at {where[key]}; hubpress applies it, but SimpleTuner "
+                "reads it only inside the 'huggingface' block (move it there to train on the same rows)",
+            )
+        )
 
 
 def _note_conditional_keys(

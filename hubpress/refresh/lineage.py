@@ -23,7 +23,7 @@ from hubpress.refresh.config import HuggingfaceBackend, LocalBackend, RefreshCon
 from hubpress.refresh.local import IMAGE_SUFFIXES
 from hubpress.refresh.upstream import resolve_revision
 
-REFRESH_FORMAT = 2  # bump when the bytes a refresh writes change for the same inputs
+REFRESH_FORMAT = 3  # bump when the bytes a refresh writes change for the same inputs
 SPLIT = "train"
 MANIFEST = "manifest.json"
 

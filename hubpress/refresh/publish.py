@@ -32,6 +32,7 @@ from hubpress.build.parquet import write_shards
 from hubpress.build.sizes import DEFAULT_ROW_GROUP_BYTES, DEFAULT_ROW_GROUP_ROWS
 from hubpress.build.staging import Staging
 from hubpress.errors import ConfigError
+from hubpress.refresh import simpletuner
 from hubpress.refresh.card import (
     DATALOADER_FILE,
     INDEX_FILE,
@@ -54,13 +55,13 @@ ROW_GROUP_ROWS = DEFAULT_ROW_GROUP_ROWS  # the same bounds as dataset shards: vi
 ROW_GROUP_BYTES = DEFAULT_ROW_GROUP_BYTES
 
 
-_COLUMN_ORDER = ("image", "video", "audio", "captions", "width", "height", "num_frames", "fps", "lyrics")
+_COLUMN_ORDER = ("image", "video", "audio", "width", "height", "num_frames", "fps", "lyrics")
 
 
 def published_features(config: RefreshConfig) -> Any:
     """The published columns: media first, then captions, size, source_index (and backend_id when
     several backends are mixed); the editing schema exactly when an `editing` mapping is used."""
-    from datasets import Audio, Features
+    from datasets import Audio, Features, Value
 
     from hubpress.build.editing import editing_features
 
@@ -70,7 +71,12 @@ def published_features(config: RefreshConfig) -> Any:
     raw = output_features(config.backends[0], with_backend_id=mixed)
     if "audio" in raw:
         raw["audio"] = Audio(decode=False)  # same storage as the bytes/path struct, decoded by datasets
-    order = [c for c in _COLUMN_ORDER if c in raw] + ["source_index"] + (["backend_id"] if mixed else [])
+    captions = simpletuner.caption_columns(config)
+    for name in captions:  # plain strings, as SimpleTuner reads them (hubpress.refresh.simpletuner)
+        raw[name] = Value("string")
+    media = [c for c in ("image", "video", "audio") if c in raw]
+    rest = [c for c in _COLUMN_ORDER if c in raw and c not in media]
+    order = media + captions + rest + ["source_index"] + (["backend_id"] if mixed else [])
     return Features({name: raw[name] for name in order})
 
 
@@ -155,6 +161,7 @@ def build_refresh(
     """Read the rows, write the shards, stage everything, seal the stage (completion record last)."""
     features = published_features(config)
     out_names = list(features)
+    caption_names = simpletuner.caption_columns(config)
     rows = read_rows(config, options.seed, options.stopping, token, endpoint)
     source_indices: list[int] = []
     backend_ids: list[str] = []
@@ -164,6 +171,7 @@ def build_refresh(
         source_indices.extend(row["source_index"] for row in group)
         if mixed:
             backend_ids.extend(row["backend_id"] for row in group)
+        group = [simpletuner.published_row(row, caption_names) for row in group]
         columns = {name: [row.get(name) for row in group] for name in out_names}
         return pa.Table.from_pydict(columns, schema=features.arrow_schema)
 

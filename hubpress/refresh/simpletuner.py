@@ -1,0 +1,97 @@
+"""How a refreshed dataset is laid out for SimpleTuner, and the dataloader entry that reads it.
+
+SimpleTuner's Hugging Face metadata backend (simpletuner/helpers/metadata/backends/huggingface.py,
+HuggingfaceMetadataBackend) reads its caption, size and media-column options only from the
+entry's `huggingface` block, and turns a single caption column's value into `str(value)`: a list
+would become its Python repr ("['a red car']"). So captions are published as plain strings, one
+column per caption a row can have (`caption`, then `caption_2`, ...), and the entry names them in
+the `huggingface` block (a list of columns when there are several: SimpleTuner then keeps the
+non-empty ones, in order). Width and height are published as integer columns and named there too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from hubpress.refresh.backends import HuggingfaceBackend, LocalBackend
+from hubpress.refresh.config import RefreshConfig
+from hubpress.refresh.lineage import SPLIT
+
+CAPTION_COLUMN = "caption"  # SimpleTuner's default caption_column, so the name alone already works
+
+
+def _captions_per_row(backend: HuggingfaceBackend | LocalBackend) -> int:
+    """The most captions one row of this backend can carry: one per listed caption column."""
+    if isinstance(backend, HuggingfaceBackend) and isinstance(backend.caption_column, list):
+        return len(backend.caption_column)
+    return 1
+
+
+def caption_columns(config: RefreshConfig) -> list[str]:
+    """The published caption columns: `caption`, then `caption_2` ... for rows with several captions."""
+    count = max(_captions_per_row(b) for b in config.backends)
+    return [CAPTION_COLUMN] + [f"{CAPTION_COLUMN}_{i}" for i in range(2, count + 1)]
+
+
+def caption_values(captions: Sequence[str] | None, columns: Sequence[str]) -> dict[str, str | None]:
+    """A row's captions spread over the caption columns, in order; columns beyond them are null."""
+    captions = list(captions or [])
+    if len(captions) > len(columns):
+        raise ValueError(f"{len(captions)} captions for {len(columns)} caption columns")
+    return {name: captions[i] if i < len(captions) else None for i, name in enumerate(columns)}
+
+
+def published_row(row: Mapping[str, Any], columns: Sequence[str]) -> dict[str, Any]:
+    """A refreshed row (with its `captions` list) as it is published (caption string columns)."""
+    if "captions" not in row:
+        return dict(row)  # the editing schema: its prompt is already a string column
+    out = {k: v for k, v in row.items() if k != "captions"}
+    out.update(caption_values(row["captions"], columns))
+    return out
+
+
+def is_editing(config: RefreshConfig) -> bool:
+    return any(isinstance(b, HuggingfaceBackend) and b.editing is not None for b in config.backends)
+
+
+def dataloader_entry(config: RefreshConfig, dataset_name: str) -> list[dict[str, Any]]:
+    """A SimpleTuner multidatabackend list with one `huggingface` entry reading the published dataset.
+
+    Top level: what SimpleTuner's ImageBackendConfig.from_dict reads there (dataset_name, split,
+    image_column/video_column). `huggingface` block: what HuggingfaceMetadataBackend reads
+    (caption_column, width_column, height_column, num_frames_column, fps_column, lyrics_column)."""
+    backend = config.backends[0]
+    backend_id = dataset_name.rstrip("/").rsplit("/", 1)[-1] or "refreshed"
+    entry: dict[str, Any] = {
+        "id": backend_id,
+        "type": "huggingface",
+        "dataset_type": backend.dataset_type,
+        "dataset_name": dataset_name,
+        "split": SPLIT,
+        "caption_strategy": "huggingface",
+        "metadata_backend": "huggingface",
+        "cache_dir": f"cache/{backend_id}",
+    }
+    columns = caption_columns(config)
+    caption: str | list[str] = columns[0] if len(columns) == 1 else columns
+    block: dict[str, Any]
+    if is_editing(config):
+        entry["image_column"] = "target_image"
+        block = {"caption_column": "prompt"}
+    elif backend.dataset_type == "image":
+        entry["image_column"] = "image"
+        block = {"caption_column": caption, "width_column": "width", "height_column": "height"}
+    elif backend.dataset_type == "video":
+        entry["video_column"] = "video"
+        block = {
+            "caption_column": caption,
+            "width_column": "width",
+            "height_column": "height",
+            "num_frames_column": "num_frames",
+            "fps_column": "fps",
+        }
+    else:
+        block = {"caption_column": caption, "lyrics_column": "lyrics"}
+    entry["huggingface"] = block
+    return [entry]
