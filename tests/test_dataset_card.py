@@ -69,7 +69,7 @@ def test_card_front_matter_is_what_datasets_and_the_hub_read(tmp_path):
     assert BEGIN in body and END in body
     assert 'load_editing_dataset("alice/face-seg")' in body and 'load_dataset("alice/face-seg")' in body
     assert "| train | 3 | 1 | 3 | 1 | 1 |" in body  # examples, with mask, with target, controls, files
-    assert "| test | `test0` | edit test0 |" in body
+    assert "| test | test0 | edit test0 |" in body
 
 
 def test_load_dataset_on_the_published_directory_follows_the_card(tmp_path):
@@ -118,7 +118,7 @@ def test_prompts_cannot_break_the_examples_table(tmp_path):
     sample = make_sample(tmp_path, "p", prompt="make it | pop\nand shine " + "x" * 300)
     info = DatasetCardInfo(splits=(summarize_split("train", [sample], []),))
     body = split_front_matter(render_dataset_card(None, info))[1]
-    row = next(line for line in body.splitlines() if line.startswith("| train | `p`"))
+    row = next(line for line in body.splitlines() if line.startswith("| train | p |"))
     assert "make it \\| pop and shine" in row and row.endswith("… |")
     assert 'load_dataset("path/to/this/dataset")' in body
 

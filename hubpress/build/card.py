@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import hubpress
-from hubpress.build.cards import merge_card, split_front_matter
+from hubpress.build.cards import escape_text, merge_card, split_front_matter
 from hubpress.build.parquet import BuiltShard
 from hubpress.sources.models import IntakeReport, Sample
 
@@ -130,7 +130,7 @@ def dataset_info_yaml(splits: Iterable[SplitSummary]) -> dict[str, Any]:
 def card_body(info: DatasetCardInfo, pretty_name: str | None) -> str:
     repo = info.repo_id or "path/to/this/dataset"
     lines = [
-        f"# {pretty_name or repo}",
+        f"# {escape_text(pretty_name or repo)}",
         "",
         "An image-editing dataset: each row pairs one or more control images (and an optional mask) "
         "with a target image and an editing prompt. The schema is the one qflux trainers load "
@@ -174,7 +174,7 @@ def card_body(info: DatasetCardInfo, pretty_name: str | None) -> str:
     examples = [(s.name, i, p) for s in info.splits for i, p in s.examples]
     if examples:
         lines += ["", "## Examples", "", "| split | id | prompt |", "| --- | --- | --- |"]
-        lines += [f"| {split} | `{_cell(i, 60)}` | {_cell(p or '', 120)} |" for split, i, p in examples]
+        lines += [f"| {split} | {_cell(i, 60)} | {_cell(p or '', 120)} |" for split, i, p in examples]
     lines += ["", f"Published with hubpress {hubpress.__version__}."]
     return "\n".join(lines)
 
@@ -295,8 +295,7 @@ def _default_pretty_name(repo_id: str | None) -> str | None:
 
 
 def _cell(text: str, limit: int) -> str:
-    text = " ".join(text.split()).replace("|", "\\|")
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return escape_text(text, limit)
 
 
 def _human(size: int) -> str:

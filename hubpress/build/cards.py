@@ -2,25 +2,57 @@
 
 hubpress owns the text between its markers and the YAML keys it generates; everything a user
 wrote outside the markers, and every YAML key a user added, survives a re-publish.
+
+Text that comes from users (prompts, ids, names, config values) goes into a card only through
+`escape_text`: HTML is escaped (so neither a tag nor hubpress's own markers can appear in it), and
+so are the Markdown characters that would break a table or open a link. A merge is a fixed point:
+merging the card it produced with the same input gives the same bytes.
 """
 
 from __future__ import annotations
 
+import html
+import logging
+import re
 from typing import Any
 
 import yaml
+
+log = logging.getLogger("hubpress.cards")
+_MARKDOWN = re.compile(r"([\\`*_\[\]|])")
 
 BEGIN = "<!-- hubpress:begin (generated; edits between these markers are replaced on publish) -->"
 END = "<!-- hubpress:end -->"
 
 
+def escape_text(text: object, limit: int | None = None) -> str:
+    """User text as one line of inert Markdown: whitespace runs become one space, HTML is escaped
+    (no tag, no comment, no hubpress marker survives), and the Markdown characters that would end
+    a table cell, open a link or start a code span are backslash-escaped."""
+    flat = " ".join(str(text).split())
+    if limit is not None and len(flat) > limit:
+        flat = flat[: limit - 1] + "…"
+    return _MARKDOWN.sub(r"\\\1", html.escape(flat, quote=False))
+
+
 def split_front_matter(text: str) -> tuple[dict[str, Any], str]:
-    """(front matter as a dict, body). A card without front matter gives ({}, text)."""
+    """(front matter as a dict, body). A card without front matter gives ({}, text); front matter
+    that is not valid YAML (or not a mapping) is left in the body as the user's text, so it never
+    blocks a publish, and hubpress writes valid front matter above it."""
     if text.startswith("---\n") or text.startswith("---\r\n"):
         rest = text.split("\n", 1)[1]
         end = rest.find("\n---")
         if end != -1:
-            meta = yaml.safe_load(rest[:end]) or {}
+            try:
+                meta = yaml.safe_load(rest[:end]) or {}
+            except yaml.YAMLError as exc:
+                where = getattr(exc, "problem_mark", None)
+                log.warning(
+                    "The card's YAML front matter cannot be parsed%s; it is kept as text below the "
+                    "generated block.",
+                    f" (line {where.line + 2})" if where is not None else "",
+                )
+                return {}, text
             # The blank line(s) after the closing fence are layout, not body: dropping them here
             # keeps merge_card idempotent (re-rendering an unchanged card gives identical bytes).
             body = rest[end + 4 :].lstrip("\r\n")
@@ -35,8 +67,9 @@ def merge_card(existing: str | None, generated_meta: dict[str, Any], generated_b
     merged = dict(meta)
     merged.update(generated_meta)
     block = f"{BEGIN}\n{generated_body.strip()}\n{END}"
-    start, stop = body.find(BEGIN), body.find(END)
-    if start != -1 and stop != -1 and stop > start:
+    start = body.find(BEGIN)
+    stop = body.find(END, start + len(BEGIN)) if start != -1 else -1  # the END that closes BEGIN
+    if start != -1 and stop != -1:
         body = body[:start] + block + body[stop + len(END) :]
     elif body.strip():
         body = block + "\n\n" + body.lstrip("\n")

@@ -11,8 +11,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
+from urllib.parse import quote
 
-from hubpress.build.cards import merge_card, split_front_matter
+from hubpress.build.cards import escape_text, merge_card, split_front_matter
 from hubpress.lora.weights import DEFAULT_WEIGHT_NAME, LoraInfo
 
 BASE_TAGS = ("lora", "hubpress", "image-editing", "diffusers")
@@ -99,12 +100,21 @@ def base_model_from_config(config: Mapping[str, Any] | None) -> str | None:
 
 
 def _cell(text: object) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+    return escape_text(text)
 
 
-def _table(rows: list[tuple[str, str]]) -> str:
+def _code(text: str) -> str:
+    """A value shown inside a Python string in a code block or a code span: no quote, backslash,
+    backtick, pipe, angle bracket or newline can end the string, the span or the fence, or form a
+    hubpress marker."""
+    return "".join(c for c in text if c not in "\"'\\`|<>\n\r")
+
+
+def _table(rows: list[tuple[str, str]], *, escape: bool = True) -> str:
+    """A two-column table; cells are escaped unless the caller built them from escaped parts."""
     lines = ["| | |", "|---|---|"]
-    lines += [f"| {_cell(label)} | {_cell(value)} |" for label, value in rows]
+    show = _cell if escape else str
+    lines += [f"| {show(label)} | {show(value)} |" for label, value in rows]
     return "\n".join(lines)
 
 
@@ -126,15 +136,15 @@ def _lora_rows(info: LoraInfo, weight_name: str) -> list[tuple[str, str]]:
         rows.append(("Alpha", ", ".join(f"{a:g}" for a in info.alphas)))
     rows += [
         ("Layers adapted", str(info.lora_layers)),
-        ("Target modules", ", ".join(f"`{m}`" for m in info.target_modules)),
+        ("Target modules", ", ".join(f"`{_code(m)}`" for m in info.target_modules)),
     ]
     if info.components:
-        rows.append(("Components", ", ".join(info.components)))
+        rows.append(("Components", escape_text(", ".join(info.components))))
     rows += [
-        ("Tensor dtypes", ", ".join(info.dtypes)),
+        ("Tensor dtypes", escape_text(", ".join(info.dtypes))),
         ("Parameters", f"{info.parameter_count:,}"),
-        ("Tensor naming", info.naming),
-        ("File", f"`{weight_name}` ({_human_size(info.file_size)})"),
+        ("Tensor naming", escape_text(info.naming)),
+        ("File", f"`{_code(weight_name)}` ({_human_size(info.file_size)})"),
     ]
     return rows
 
@@ -179,9 +189,14 @@ def render_model_card(
             {"text": prompts.get(path, ""), "output": {"url": path}} for path in samples[:MAX_WIDGET_SAMPLES]
         ]
 
-    name = repo_id.rsplit("/", 1)[-1]
-    base_text = f"[{base_model}](https://huggingface.co/{base_model})" if base_model else "its base model"
-    pipeline_base = base_model or "<base model repo id>"
+    name = escape_text(repo_id.rsplit("/", 1)[-1])
+    linkable = base_model is not None and _REPO_ID.match(base_model) is not None
+    if linkable:
+        base_text = f"[{escape_text(base_model)}](https://huggingface.co/{base_model})"
+    else:
+        base_text = escape_text(base_model) if base_model else "its base model"
+    pipeline_base = _code(base_model) if linkable and base_model else "<base model repo id>"
+    weight_name = _code(weight_name)
     body = [
         f"# {name}",
         "",
@@ -209,7 +224,7 @@ def render_model_card(
         "",
         "## LoRA",
         "",
-        _table(_lora_rows(info, weight_name)),
+        _table(_lora_rows(info, weight_name), escape=False),
     ]
     config_rows = summarize_training_config(training_config)
     if config_rows:
@@ -220,7 +235,10 @@ def render_model_card(
             body += ["", "## Release", "", _table(rows)]
     if samples:
         body += ["", "## Samples", ""]
-        body += [f"![{path.rsplit('/', 1)[-1]}]({path})" for path in samples[:MAX_WIDGET_SAMPLES]]
+        body += [
+            f"![{escape_text(path.rsplit('/', 1)[-1])}](<{quote(path, safe='/')}>)"
+            for path in samples[:MAX_WIDGET_SAMPLES]
+        ]
         if len(samples) > MAX_WIDGET_SAMPLES:
             body.append(f"\n{len(samples) - MAX_WIDGET_SAMPLES} more in `samples/`.")
     card = merge_card(existing, meta, "\n".join(body))
