@@ -119,7 +119,7 @@ def download_lora(
 
     settings = get_settings()
     repo = HubRepo(repo_id, "model", settings, resolve_token(token, settings))
-    from hubpress.targets.hub import hub_errors
+    from hubpress.targets.hub_calls import hub_errors
 
     with hub_errors("download from", repo.description, repo.token):
         return repo.download(filename, revision)

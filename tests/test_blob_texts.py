@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from hubpress.targets.hub import BlobTexts
+from hubpress.targets.blob_texts import BlobTexts
 from hubpress.targets.plan import git_blob_oid
 
 

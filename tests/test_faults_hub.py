@@ -19,7 +19,7 @@ from flows.publish_dataset import publish_dataset
 from hubpress.api import download_lora
 from hubpress.errors import HubAccessError, HubpressError, PublishError, ValidationFailed
 from hubpress.settings import Settings
-from hubpress.targets.hub import RepoNotFound, is_transient
+from hubpress.targets.hub_calls import RepoNotFound, is_transient
 from hubpress.targets.plan import StagedFile, git_blob_oid
 from hubpress.targets.publish import open_target, publish_files
 from hubpress.targets.retries import is_transient_storage_error

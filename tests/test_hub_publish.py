@@ -10,7 +10,7 @@ from huggingface_hub import CommitOperationAdd, HfApi
 
 from hubpress.errors import HubAccessError, MissingTokenError
 from hubpress.settings import Settings
-from hubpress.targets.hub import RepoNotFound
+from hubpress.targets.hub_calls import RepoNotFound
 from hubpress.targets.plan import StagedFile, git_blob_oid
 from hubpress.targets.publish import open_target, publish_files
 from tests.conftest import OTHER_WRITE_TOKEN, READ_TOKEN, WRITE_TOKEN

@@ -1,165 +1,38 @@
-"""Every conversation with the Hugging Face Hub goes through this module.
+"""A Hub repo as a publishing target: every conversation with the Hugging Face Hub goes through
+`HubRepo`.
 
 It speaks through huggingface_hub's HfApi (never raw HTTP) and turns what the Hub answers into
-hubpress's typed values (RemoteState, RemoteFile, CommitResult) and errors a person can act on.
-Transient failures (429, 5xx, dropped connections) are retried here with exponential backoff and
-jitter; auth failures (401/403) never are.
+hubpress's typed values (RemoteState, RemoteFile, CommitResult). Each call goes through
+hubpress.targets.hub_calls: transient failures are retried with backoff, auth and not-found
+answers become errors a person can act on. Small files it reads or commits are kept by blob id
+(hubpress.targets.blob_texts).
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import random
-import time
-from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from collections.abc import Callable
+from typing import Any
 
 from hubpress.build.parquet_footer import ParquetFooter, read_footer
-from hubpress.errors import HubAccessError, HubpressError, PublishError
+from hubpress.errors import PublishError
 from hubpress.settings import ResolvedToken, Settings
 from hubpress.targets.base import CommitConflict, CommitResult, RemoteState, RepoType
-from hubpress.targets.plan import PublishPlan, RemoteFile, StagedFile, git_blob_oid
+from hubpress.targets.blob_texts import BlobTexts
+from hubpress.targets.hub_calls import RepoNotFound, T, hub_errors, retry_transient, status_of
+from hubpress.targets.plan import PublishPlan, RemoteFile, StagedFile, commit_mismatches
 
 log = logging.getLogger("hubpress.hub")
 
-T = TypeVar("T")
 
-TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}
-
-
-class RepoNotFound(HubpressError):
-    pass
-
-
-def _status(exc: BaseException) -> int | None:
-    response = getattr(exc, "response", None)
-    return getattr(response, "status_code", None)
-
-
-def is_transient(exc: BaseException) -> bool:
-    """A failure worth retrying: rate limits, server errors, dropped or stalled connections."""
-    status = _status(exc)
-    if status is not None:
-        return status in TRANSIENT_STATUS
-    name = type(exc).__name__
-    return isinstance(exc, (ConnectionError, TimeoutError)) or any(
-        part in name
-        for part in ("Connect", "Timeout", "RemoteProtocol", "ReadError", "WriteError", "NetworkError")
+def _remote_file(entry: Any) -> RemoteFile:
+    """A RepoFile from the tree listing or paths info, as the plan compares it."""
+    return RemoteFile(
+        path=entry.path,
+        size=entry.size,
+        sha256=entry.lfs.sha256 if entry.lfs else None,
+        git_oid=entry.blob_id,
     )
-
-
-def retry_transient(
-    action: str,
-    fn: Callable[[], T],
-    *,
-    attempts: int = 6,
-    base_delay: float = 0.5,
-    max_total: float = 120.0,
-    on_retry: Callable[[str], None] | None = None,
-) -> T:
-    """Call fn, retrying transient failures with exponential backoff and full jitter, bounded in
-    attempts and total time. A Retry-After header, when present, is honoured."""
-    started = time.monotonic()
-    for attempt in range(1, attempts + 1):
-        try:
-            return fn()
-        except Exception as exc:
-            if not is_transient(exc) or attempt == attempts:
-                raise
-            retry_after = None
-            response = getattr(exc, "response", None)
-            if response is not None:
-                with contextlib.suppress(TypeError, ValueError):
-                    retry_after = float(response.headers.get("Retry-After"))
-            delay = (
-                retry_after if retry_after is not None else random.uniform(0, base_delay * 2 ** (attempt - 1))
-            )
-            if time.monotonic() - started + delay > max_total:
-                raise
-            status = _status(exc)
-            what = (
-                "rate-limited (429)"
-                if status == 429
-                else f"transient failure ({status or type(exc).__name__})"
-            )
-            message = f"{action}: {what}; retrying in {delay:.1f}s (attempt {attempt + 1}/{attempts})"
-            log.warning(message)
-            if on_retry:
-                on_retry(message)
-            time.sleep(delay)
-    raise AssertionError("unreachable")
-
-
-@contextlib.contextmanager
-def hub_errors(action: str, where: str, token: ResolvedToken) -> Iterator[None]:
-    """Turn the Hub's auth and not-found answers into hubpress errors that say what to do."""
-    from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
-
-    try:
-        yield
-    except RevisionNotFoundError:
-        raise
-    except RepositoryNotFoundError as exc:
-        if _status(exc) == 401 and token.value is not None:
-            raise HubAccessError(
-                f"The Hub refused the token from {token.source} (HTTP 401) while trying to {action} {where}: "
-                "the token is invalid or expired. Create a new one at <endpoint>/settings/tokens."
-            ) from None
-        raise RepoNotFound(
-            f"{where} does not exist or is not visible with the token from {token.source}. "
-            "Check the name, or use a token that can read it."
-        ) from None
-    except HfHubHTTPError as exc:
-        status = _status(exc)
-        if status == 401:
-            hint = "provide a write token" if token.value is None else "the token is invalid or expired"
-            raise HubAccessError(
-                f"The Hub refused the request to {action} {where} (HTTP 401, token from {token.source}): {hint}."
-            ) from None
-        if status == 403:
-            raise HubAccessError(
-                f"The Hub forbade the request to {action} {where} (HTTP 403, token from {token.source}): "
-                "the token cannot write there. Use a token with write access to that namespace."
-            ) from None
-        raise
-
-
-class BlobTexts:
-    """Small files by their git blob id (content-addressed: an entry is right forever). A copy
-    whose bytes no longer hash to its id is ignored."""
-
-    def __init__(self, root: str):
-        self.root = root
-
-    def _path(self, oid: str) -> str:
-        import os
-
-        return os.path.join(self.root, oid[:2], oid)
-
-    def get(self, oid: str) -> str | None:
-        try:
-            with open(self._path(oid), "rb") as fh:
-                data = fh.read()
-        except OSError:
-            return None
-        return data.decode("utf-8", errors="replace") if git_blob_oid(data) == oid else None
-
-    def put(self, data: bytes) -> None:
-        import os
-        import tempfile
-
-        path = self._path(git_blob_oid(data))
-        if os.path.exists(path):
-            return
-        try:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-            os.replace(tmp, path)
-        except OSError as exc:  # a cache that cannot be written only costs a download next time
-            log.debug("could not keep a copy of a committed file: %s", exc)
 
 
 def _addition(file: StagedFile, local_path: str):
@@ -266,12 +139,7 @@ class HubRepo:
         files = {}
         for entry in self._retry("list files of", tree):
             if isinstance(entry, RepoFile):
-                files[entry.path] = RemoteFile(
-                    path=entry.path,
-                    size=entry.size,
-                    sha256=entry.lfs.sha256 if entry.lfs else None,
-                    git_oid=entry.blob_id,
-                )
+                files[entry.path] = _remote_file(entry)
         return RemoteState(exists=True, head=head, files=files)
 
     def read_text(self, path: str, revision: str, git_oid: str | None = None) -> str | None:
@@ -329,13 +197,11 @@ class HubRepo:
         from huggingface_hub.errors import HfHubHTTPError
 
         operations: list = []
-        for change in plan.changes:
-            if change.kind in ("added", "changed"):
-                staged = files[change.path]
-                sent = self._preuploaded.get((staged.path, staged.sha256))
-                operations.append(sent or _addition(staged, local_paths[change.path]))
-            elif change.kind == "deleted":
-                operations.append(CommitOperationDelete(path_in_repo=change.path))
+        for change in plan.uploads:
+            staged = files[change.path]
+            sent = self._preuploaded.get((staged.path, staged.sha256))
+            operations.append(sent or _addition(staged, local_paths[change.path]))
+        operations += [CommitOperationDelete(path_in_repo=change.path) for change in plan.deletions]
 
         additions = [op for op in operations if isinstance(op, CommitOperationAdd)]
         self._upload_with_progress(additions, plan.revision, create_pr)
@@ -356,7 +222,7 @@ class HubRepo:
         try:
             info = self._retry("commit to", create)
         except HfHubHTTPError as exc:
-            if _status(exc) in (409, 412):
+            if status_of(exc) in (409, 412):
                 raise CommitConflict(str(exc)) from None
             raise PublishError(f"The Hub refused the commit to {self.description}: {exc}") from None
         return CommitResult(commit=info.oid, url=info.commit_url, pr_url=info.pr_url)
@@ -435,9 +301,8 @@ class HubRepo:
         """Compare the Hub's hashes of the committed files with the staged ones, without downloading."""
         from huggingface_hub.hf_api import RepoFile
 
-        mismatches: list[str] = []
         paths = [f.path for f in files]
-        infos: dict[str, RepoFile] = {}
+        committed: dict[str, RemoteFile] = {}
         for start in range(0, len(paths), 500):
             chunk = paths[start : start + 500]
             result = self._retry(
@@ -446,18 +311,8 @@ class HubRepo:
                     self.repo_id, chunk, revision=commit, repo_type=self.repo_type
                 ),
             )
-            infos.update({i.path: i for i in result if isinstance(i, RepoFile)})
-        for f in files:
-            info = infos.get(f.path)
-            if info is None:
-                mismatches.append(f"{f.path}: missing at {commit[:12]}")
-            elif info.lfs is not None and info.lfs.sha256 != f.sha256:
-                mismatches.append(f"{f.path}: sha256 {info.lfs.sha256} on the Hub, {f.sha256} staged")
-            elif info.lfs is None and f.git_oid is not None and info.blob_id != f.git_oid:
-                mismatches.append(f"{f.path}: git oid {info.blob_id} on the Hub, {f.git_oid} staged")
-            elif info.size != f.size:
-                mismatches.append(f"{f.path}: {info.size} bytes on the Hub, {f.size} staged")
-        return mismatches
+            committed.update({i.path: _remote_file(i) for i in result if isinstance(i, RepoFile)})
+        return commit_mismatches(commit, files, committed)
 
     def parquet_footers(self, commit: str, paths: list[str]) -> dict[str, ParquetFooter]:
         """Rows and schema of each parquet file, from its footer read with range requests (no

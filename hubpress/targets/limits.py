@@ -46,7 +46,7 @@ def check_limits(plan: PublishPlan, existing_paths: set[str], limits: Limits = L
             f"Folder {folder or '(repo root)'!r} would hold {count:,} files; the Hub allows at most "
             f"{limits.files_per_folder:,} per folder. Raise --max-shard-size to write fewer shards."
         )
-    sending = [c for c in plan.changes if c.kind in ("added", "changed")]
+    sending = plan.uploads
     for change in sending:
         if change.size > limits.file_bytes:
             raise HubLimitError(

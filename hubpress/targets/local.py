@@ -22,7 +22,7 @@ from hubpress.errors import PublishError
 from hubpress.storage.hashcache import HashCache, sha256_file
 from hubpress.storage.names import inside
 from hubpress.targets.base import CommitConflict, CommitResult, RemoteState
-from hubpress.targets.plan import PublishPlan, RemoteFile, StagedFile, git_blob_oid
+from hubpress.targets.plan import PublishPlan, RemoteFile, StagedFile, commit_mismatches, git_blob_oid
 
 KEEP_VERSIONS = 2
 
@@ -193,15 +193,16 @@ class LocalDir:
         return True
 
     def verify(self, commit: str, files: list[StagedFile]) -> list[str]:
+        """Hash the committed version's copy of each file and compare it with the staged one."""
         root = self.versions / commit
-        mismatches = []
-        for f in files:
-            full = root / f.path
-            if not full.is_file():
-                mismatches.append(f"{f.path}: missing from version {commit[:12]}")
-            elif sha256_file(full) != f.sha256:
-                mismatches.append(f"{f.path}: sha256 differs from the staged file")
-        return mismatches
+        committed = {
+            f.path: RemoteFile(
+                path=f.path, size=(root / f.path).stat().st_size, sha256=sha256_file(root / f.path)
+            )
+            for f in files
+            if (root / f.path).is_file()
+        }
+        return commit_mismatches(commit, files, committed)
 
     def parquet_footers(self, commit: str, paths: list[str]) -> dict[str, ParquetFooter]:
         footers = {}

@@ -54,8 +54,17 @@ class PublishPlan:
         return all(c.kind == "unchanged" for c in self.changes)
 
     @property
+    def uploads(self) -> list[FileChange]:
+        """What a commit of this plan sends: added and changed files."""
+        return [c for c in self.changes if c.kind in ("added", "changed")]
+
+    @property
+    def deletions(self) -> list[FileChange]:
+        return self.of("deleted")
+
+    @property
     def upload_bytes(self) -> int:
-        return sum(c.size for c in self.changes if c.kind in ("added", "changed"))
+        return sum(c.size for c in self.uploads)
 
     def summary(self) -> dict[str, object]:
         return {
@@ -72,6 +81,24 @@ def _same(staged: StagedFile, remote: RemoteFile) -> bool:
     if remote.sha256 is not None:
         return remote.sha256 == staged.sha256
     return staged.git_oid is not None and remote.git_oid == staged.git_oid
+
+
+def commit_mismatches(commit: str, sent: list[StagedFile], committed: dict[str, RemoteFile]) -> list[str]:
+    """What differs between the files a commit sent and what the target holds at that commit
+    (`committed`: path -> the target's facts), one line per file; empty when all arrived intact.
+    Every target verifies its commits with this one rule."""
+    mismatches: list[str] = []
+    for f in sent:
+        have = committed.get(f.path)
+        if have is None:
+            mismatches.append(f"{f.path}: missing at {commit[:12]}")
+        elif have.sha256 is not None and have.sha256 != f.sha256:
+            mismatches.append(f"{f.path}: sha256 {have.sha256} committed, {f.sha256} staged")
+        elif have.sha256 is None and f.git_oid is not None and have.git_oid != f.git_oid:
+            mismatches.append(f"{f.path}: git oid {have.git_oid} committed, {f.git_oid} staged")
+        elif have.size != f.size:
+            mismatches.append(f"{f.path}: {have.size} bytes committed, {f.size} staged")
+    return mismatches
 
 
 def make_plan(

@@ -80,7 +80,7 @@ class PublishOutcome:
     def uploaded_files(self) -> list[str]:
         if self.commit is None:
             return []
-        return [c.path for c in self.plan.changes if c.kind in ("added", "changed")]
+        return [c.path for c in self.plan.uploads]
 
     @property
     def uploaded_bytes(self) -> int:
@@ -195,9 +195,7 @@ def publish_files(
                     outcome.tag_created = target.tag(head, tag) if head else False
                 return outcome
             by_path = {f.path: f for f in files}
-            local_paths = {
-                c.path: materialise(by_path[c.path]) for c in plan.changes if c.kind in ("added", "changed")
-            }
+            local_paths = {c.path: materialise(by_path[c.path]) for c in plan.uploads}
             try:
                 result = target.commit(plan, by_path, local_paths, message, create_pr=create_pr)
             except CommitConflict as exc:
@@ -214,7 +212,7 @@ def publish_files(
             for path in (CARD, MANIFEST) if remember is not None else ():
                 if path in local_paths:  # the next run finds these by blob id, without a download
                     remember(Path(local_paths[path]).read_bytes())
-            sent = [by_path[c.path] for c in plan.changes if c.kind in ("added", "changed")]
+            sent = [by_path[c.path] for c in plan.uploads]
             mismatches = target.verify(result.commit, sent)
             if mismatches:
                 raise PublishError(

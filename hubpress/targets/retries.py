@@ -13,7 +13,7 @@ from typing import Any
 from prefect.cache_policies import NO_CACHE as _NO_CACHE_POLICY
 
 from hubpress.errors import HubpressError
-from hubpress.targets.hub import is_transient as is_transient_hub_error
+from hubpress.targets.hub_calls import is_transient as is_transient_hub_error
 
 TRANSIENT_S3_CODES = frozenset(
     {

@@ -1,0 +1,118 @@
+"""How hubpress calls the Hub: transient failures (429, 5xx, dropped connections) are retried with
+exponential backoff and jitter, and the Hub's auth and not-found answers become hubpress errors
+that say what to do (auth failures, 401/403, are never retried)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Callable, Iterator
+from typing import TypeVar
+
+from hubpress.errors import HubAccessError, HubpressError
+from hubpress.settings import ResolvedToken
+
+log = logging.getLogger("hubpress.hub")
+
+T = TypeVar("T")
+
+TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}
+
+
+class RepoNotFound(HubpressError):
+    pass
+
+
+def status_of(exc: BaseException) -> int | None:
+    response = getattr(exc, "response", None)
+    return getattr(response, "status_code", None)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A failure worth retrying: rate limits, server errors, dropped or stalled connections."""
+    status = status_of(exc)
+    if status is not None:
+        return status in TRANSIENT_STATUS
+    name = type(exc).__name__
+    return isinstance(exc, (ConnectionError, TimeoutError)) or any(
+        part in name
+        for part in ("Connect", "Timeout", "RemoteProtocol", "ReadError", "WriteError", "NetworkError")
+    )
+
+
+def retry_transient(
+    action: str,
+    fn: Callable[[], T],
+    *,
+    attempts: int = 6,
+    base_delay: float = 0.5,
+    max_total: float = 120.0,
+    on_retry: Callable[[str], None] | None = None,
+) -> T:
+    """Call fn, retrying transient failures with exponential backoff and full jitter, bounded in
+    attempts and total time. A Retry-After header, when present, is honoured."""
+    started = time.monotonic()
+    for attempt in range(1, attempts + 1):
+        try:
+            return fn()
+        except Exception as exc:
+            if not is_transient(exc) or attempt == attempts:
+                raise
+            retry_after = None
+            response = getattr(exc, "response", None)
+            if response is not None:
+                with contextlib.suppress(TypeError, ValueError):
+                    retry_after = float(response.headers.get("Retry-After"))
+            delay = (
+                retry_after if retry_after is not None else random.uniform(0, base_delay * 2 ** (attempt - 1))
+            )
+            if time.monotonic() - started + delay > max_total:
+                raise
+            status = status_of(exc)
+            what = (
+                "rate-limited (429)"
+                if status == 429
+                else f"transient failure ({status or type(exc).__name__})"
+            )
+            message = f"{action}: {what}; retrying in {delay:.1f}s (attempt {attempt + 1}/{attempts})"
+            log.warning(message)
+            if on_retry:
+                on_retry(message)
+            time.sleep(delay)
+    raise AssertionError("unreachable")
+
+
+@contextlib.contextmanager
+def hub_errors(action: str, where: str, token: ResolvedToken) -> Iterator[None]:
+    """Turn the Hub's auth and not-found answers into hubpress errors that say what to do."""
+    from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
+
+    try:
+        yield
+    except RevisionNotFoundError:
+        raise
+    except RepositoryNotFoundError as exc:
+        if status_of(exc) == 401 and token.value is not None:
+            raise HubAccessError(
+                f"The Hub refused the token from {token.source} (HTTP 401) while trying to {action} {where}: "
+                "the token is invalid or expired. Create a new one at <endpoint>/settings/tokens."
+            ) from None
+        raise RepoNotFound(
+            f"{where} does not exist or is not visible with the token from {token.source}. "
+            "Check the name, or use a token that can read it."
+        ) from None
+    except HfHubHTTPError as exc:
+        status = status_of(exc)
+        if status == 401:
+            hint = "provide a write token" if token.value is None else "the token is invalid or expired"
+            raise HubAccessError(
+                f"The Hub refused the request to {action} {where} (HTTP 401, token from {token.source}): {hint}."
+            ) from None
+        if status == 403:
+            raise HubAccessError(
+                f"The Hub forbade the request to {action} {where} (HTTP 403, token from {token.source}): "
+                "the token cannot write there. Use a token with write access to that namespace."
+            ) from None
+        raise
