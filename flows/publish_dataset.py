@@ -9,10 +9,9 @@ import os
 from collections import deque
 from typing import Any
 
-# The run builds shards with datasets' Features and talks to the Hub: both are imported with the
-# flow (as the CLI or a served deployment loads it), not inside the first task that needs them,
-# where every build thread would queue on the import lock.
-import datasets  # noqa: F401
+# The run talks to the Hub: huggingface_hub is imported with the flow (as the CLI or a served
+# deployment loads it), not inside the first task that needs it. `datasets` is imported only once
+# the run knows it must build (see _import_build_libraries): an unchanged night never loads it.
 import huggingface_hub.hf_api  # noqa: F401
 from prefect import flow, get_run_logger
 from prefect.context import FlowRunContext
@@ -28,13 +27,21 @@ from hubpress.build.pipeline import (
     plan_all_shards,
     save_split_plans,
 )
+from hubpress.build.published import (
+    PublishedRecord,
+    PublishedRecords,
+    is_unchanged,
+    listing_digest,
+    sample_changes,
+    sample_digests,
+)
 from hubpress.build.staging import Staging, dataset_fingerprint
 from hubpress.orchestration import artifacts
 from hubpress.settings import get_settings, resolve_token
 from hubpress.targets.hub import HubRepo
 from hubpress.targets.publish import open_target
 from tasks.build import build_shard
-from tasks.intake import intake_in_flow
+from tasks.intake import intake_in_flow, list_source_task
 from tasks.publish import preupload_task, publish_task, reuse_stage_task, seal_stage_task, verify_task
 
 
@@ -99,23 +106,34 @@ def build_split(split: str, fingerprint: str, staging_uri: str) -> list:
 
 @flow(name="publish-dataset", log_prints=False, validate_parameters=True)
 def publish_dataset(params: PublishDatasetParams) -> dict[str, Any]:
-    """Intake -> stage (reused when the fingerprint is already staged) -> plan -> one commit -> verify."""
+    """List the source -> unchanged since the last publish? stop -> intake -> stage (reused when
+    the fingerprint is already staged) -> plan -> one commit -> verify.
+
+    The summary artifact's first line names the kind of run: "unchanged", "N samples added, M
+    changed, K removed: X bytes sent", or "failed: ..."."""
+    try:
+        result = _publish(params)
+    except Exception as exc:
+        artifacts.markdown(
+            _failure_summary(params.target, exc),
+            key="publish-summary",
+            description=f"publish-dataset {params.target}",
+        )
+        raise
+    artifacts.markdown(
+        _summary(result), key="publish-summary", description=f"publish-dataset {params.target}"
+    )
+    return result
+
+
+def _publish(params: PublishDatasetParams) -> dict[str, Any]:
     log = get_run_logger() if FlowRunContext.get() else logging.getLogger("hubpress")
     settings = get_settings({"staging": params.staging} if params.staging else None)
     # Opening the target first makes a write without a token fail before any work.
     target = open_target(params.target, "dataset", settings, write=not params.dry_run)
 
-    report = intake_in_flow(
-        params.source,
-        layout=params.layout,
-        on_error=params.on_error,
-        allow_missing_target=params.allow_missing_target,
-        prompt_encoding=params.prompt_encoding,
-        max_pixels=params.max_pixels,
-        settings=settings,
-        workers=os.cpu_count() or 1,
-    )
-
+    # The cheapest check first: the listing (no file read) and the target's head (one round trip).
+    listing = list_source_task(params.source, settings)
     options = build_options(
         target=params.target,
         layout=params.layout,
@@ -127,6 +145,37 @@ def publish_dataset(params: PublishDatasetParams) -> dict[str, Any]:
         pretty_name=params.pretty_name,
         tags=params.tags,
     )
+    digest = listing_digest(listing, {**options, "max_pixels": params.max_pixels})
+    records = PublishedRecords(settings.cache_dir)
+    record = records.get(params.target, params.revision)
+    # A dry run, a pull request or a tag asks for more than "is there anything new".
+    if (
+        record is not None
+        and record.listing == digest
+        and not (params.dry_run or params.create_pr or params.tag)
+    ):
+        head = target.head(params.revision)
+        if is_unchanged(record, digest, head):
+            log.info(
+                "%s: the source listing and %s's head are as last published: unchanged.",
+                params.source,
+                params.target,
+            )
+            return _unchanged_result(params.target, record)
+
+    _import_build_libraries()
+    report = intake_in_flow(
+        params.source,
+        layout=params.layout,
+        on_error=params.on_error,
+        allow_missing_target=params.allow_missing_target,
+        prompt_encoding=params.prompt_encoding,
+        max_pixels=params.max_pixels,
+        settings=settings,
+        workers=os.cpu_count() or 1,
+        listing=listing,
+    )
+
     fingerprint = dataset_fingerprint(report, options)
     staging = Staging(settings.staging, settings)
     staged = reuse_stage_task(staging, fingerprint)
@@ -181,25 +230,87 @@ def publish_dataset(params: PublishDatasetParams) -> dict[str, Any]:
         rows = verify_task(params.target, target, outcome.commit, staged, staging, settings, token)
         artifacts.commit_link(outcome.commit_url, f"Commit {outcome.commit[:12]} in {params.target}")
 
+    published = sample_digests(report)
+    changes = sample_changes(record.samples if record is not None else None, published)
+    head = outcome.commit or outcome.plan.parent_commit
+    if head and not (params.dry_run or params.create_pr):
+        records.put(params.target, params.revision, PublishedRecord(digest, head, published))
+
     result = outcome.to_dict()
     result["samples"] = rows
     result["skipped"] = {name: len(m.skipped) for name, m in report.splits.items()}
     result["stage"] = staged.stage_uri
     result["stage_reused"] = staged.reused
-    artifacts.markdown(
-        _summary(result), key="publish-summary", description=f"publish-dataset {params.target}"
-    )
+    result["listing_unchanged"] = False
+    result["changes"] = {"added": changes.added, "changed": changes.changed, "removed": changes.removed}
     return result
 
 
-def _summary(result: dict[str, Any]) -> str:
+def _import_build_libraries() -> None:
+    """Shards are built with datasets' Features: import it once here, in the flow, before the
+    build threads start (each would otherwise queue on the import lock). Only runs that build
+    get here; an unchanged night never imports it."""
+    import datasets  # noqa: F401
+
+
+def _unchanged_result(target: str, record: PublishedRecord) -> dict[str, Any]:
+    rows: dict[str, int] = {}
+    for key in record.samples:
+        split = key.split("/", 1)[0]
+        rows[split] = rows.get(split, 0) + 1
+    return {
+        "target": target,
+        "commit": None,
+        "commit_url": None,
+        "pr_url": None,
+        "tag": None,
+        "dry_run": False,
+        "uploaded_files": [],
+        "uploaded_bytes": 0,
+        "unchanged_files": [],
+        "deleted_files": [],
+        "plan": None,
+        "attempts": 0,
+        "samples": rows,
+        "skipped": {},
+        "stage": None,
+        "stage_reused": False,
+        "listing_unchanged": True,
+        "changes": {"added": 0, "changed": 0, "removed": 0},
+    }
+
+
+def summary_head(result: dict[str, Any]) -> str:
+    """The first line of the summary: which kind of run this was."""
     if result["dry_run"]:
-        head = "Dry run: nothing was uploaded."
-    elif result["commit"] is None:
-        head = "Nothing changed: no upload, no commit."
-    else:
-        head = f"Committed `{result['commit'][:12]}`: {len(result['uploaded_files'])} file(s), {result['uploaded_bytes']:,} bytes."
-    lines = [f"# {result['target']}", "", head, "", "| split | samples | skipped |", "|---|---|---|"]
+        return "dry run: nothing was uploaded"
+    if result["commit"] is None:
+        return "unchanged"
+    changes = result["changes"]
+    return (
+        f"{changes['added']} samples added, {changes['changed']} changed, {changes['removed']} removed: "
+        f"{result['uploaded_bytes']:,} bytes sent"
+    )
+
+
+def _failure_summary(target: str, exc: BaseException) -> str:
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return f"failed: {first}\n\n# {target}\n"
+
+
+def _summary(result: dict[str, Any]) -> str:
+    lines = [summary_head(result), "", f"# {result['target']}", ""]
+    if result["listing_unchanged"]:
+        lines.append(
+            "The source listing and the target's head are as last published: nothing was read or sent."
+        )
+        return "\n".join(lines)
+    if result["commit"] is not None:
+        lines.append(
+            f"Committed `{result['commit'][:12]}`: {len(result['uploaded_files'])} file(s), "
+            f"{result['uploaded_bytes']:,} bytes."
+        )
+    lines += ["", "| split | samples | skipped |", "|---|---|---|"]
     for split in sorted(result["samples"]):
         lines.append(f"| {split} | {result['samples'][split]} | {result['skipped'].get(split, 0)} |")
     lines += ["", f"Stage: `{result['stage']}` ({'reused' if result['stage_reused'] else 'built'})"]

@@ -111,10 +111,13 @@ def intake_in_flow(
     chunk_size: int = DEFAULT_CHUNK,
     workers: int = 1,
     artifacts: bool = True,
+    listing: Sequence[ListedFile] | None = None,
 ) -> IntakeReport:
-    """run_intake as Prefect tasks; call it inside a flow. Same report, same policy."""
+    """run_intake as Prefect tasks; call it inside a flow. Same report, same policy.
+    `listing`: the source's listing when the caller already made it (it is not listed again)."""
     options = IntakeOptions(layout, on_error, allow_missing_target, prompt_encoding, max_pixels).check()  # type: ignore[arg-type]
-    listing = list_source_task(source, settings)
+    if listing is None:
+        listing = list_source_task(source, settings)
     layout_found = detect_layout((lf.relpath for lf in listing), options.layout)
     tops = {lf.relpath.split("/", 1)[0] for lf in listing}
     present = [s for s in SPLITS if (f"{s}.csv" if layout_found == "csv" else s) in tops]

@@ -73,9 +73,19 @@ def test_first_publish_loads_back_equal_and_unchanged_republish_sends_nothing(
     manifest = json.loads(hub.read_file("dataset", name, "manifest.json"))
     assert manifest["splits"]["train"]["num_examples"] == 18 and "token" not in json.dumps(manifest).lower()
 
+    # The same listing and the same head: one round trip (the head), nothing read or staged.
     hub.reset_stats()
     again = publish_dataset(PublishDatasetParams(source=str(src), target=name, max_shard_size="40KB"))
-    assert again["commit"] is None and again["stage_reused"] is True
+    assert again["commit"] is None and again["listing_unchanged"] is True
+    assert sum(hub.stats.requests.values()) == 1 and hub.stats.requests["repo_info"] == 1
+
+    # A file that is no part of any sample changes the listing, not the data: the full path
+    # reuses the stage and finds nothing to send.
+    (src / "NOTES.txt").write_text("not a sample\n")
+    hub.reset_stats()
+    again = publish_dataset(PublishDatasetParams(source=str(src), target=name, max_shard_size="40KB"))
+    assert again["commit"] is None and again["stage_reused"] is True and again["listing_unchanged"] is False
+    assert again["changes"] == {"added": 0, "changed": 0, "removed": 0}
     assert hub.stats.commits == 0 and hub.stats.upload_bytes == 0
     assert hub.stats.requests["lfs_batch"] == 0 and hub.stats.requests["preupload"] == 0
     # The card and manifest it committed are known by their blob ids: nothing is downloaded.
@@ -189,7 +199,7 @@ def test_s3_source_and_s3_staging_to_a_local_target(s3, tmp_path, monkeypatch):
     assert dsd["test"][0]["target_image"] is None
 
     again = upload_editing_dataset_from_csv(f"s3://{bucket}/datasets/ds1", f"{out_dir}/")
-    assert again["commit"] is None and again["stage_reused"]
+    assert again["commit"] is None and again["listing_unchanged"]  # keys, sizes and ETags decided
 
 
 def test_local_target_is_a_complete_dataset_directory(tmp_path, staging):

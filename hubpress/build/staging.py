@@ -52,7 +52,7 @@ def _ref_facts(ref: FileRef | None) -> list[Any] | None:
     return [ref.relpath, ref.sha256 or f"{ref.uri}|{ref.size}|{ref.version}", ref.format, ref.size]
 
 
-def _sample_facts(sample: Sample) -> list[Any]:
+def sample_facts(sample: Sample) -> list[Any]:
     return [
         sample.id,
         sample.prompt,
@@ -79,7 +79,7 @@ def dataset_fingerprint(report: IntakeReport, options: Mapping[str, Any]) -> str
         manifest = report.splits[split]
         feed(["split", split, len(manifest.samples)])
         for sample in sorted(manifest.samples, key=lambda s: s.id):
-            feed(_sample_facts(sample))
+            feed(sample_facts(sample))
         feed(sorted([s.id, list(s.reasons)] for s in manifest.skipped))
     feed(sorted([c.split, c.sample, c.path, c.from_, c.to, c.kind] for c in report.corrections))
     return digest.hexdigest()[:32]
