@@ -6,6 +6,9 @@
   payload carries output_uri, repo_id and optionally tag, base_model, select.
 - refresh-dataset/nightly: a cron example (03:00 UTC), created INACTIVE; activate it in the UI
   after filling in its parameters.
+- publish-dataset/scheduled: publish a growing dataset (S3 or a shared disk) every night (02:00
+  UTC), created INACTIVE with example parameters; at most one run at a time (a run due while
+  another is still running is cancelled: concurrency limit 1, CANCEL_NEW).
 
 prefect.yaml describes the same deployments for `prefect deploy` onto a work pool.
 """
@@ -23,6 +26,14 @@ PUBLISH_DATASET = "publish-dataset/manual"
 PUBLISH_LORA = "publish-lora/manual"
 RELEASE_TRAINING_RUN = "release-training-run/on-training-finished"
 REFRESH_DATASET = "refresh-dataset/nightly"
+SCHEDULED_PUBLISH = "publish-dataset/scheduled"
+SCHEDULED_PUBLISH_CRON = "0 2 * * *"
+# What the scheduled publish starts with: replace both with your own (UI: Edit deployment, or
+# `prefect deployment run publish-dataset/scheduled --param params='{...}'` to try it once).
+SCHEDULED_PUBLISH_EXAMPLE = {"source": "s3://YOUR-BUCKET/datasets/edits", "target": "YOUR-ORG/edits"}
+# One run at a time: a run that comes due while the previous one still runs is cancelled, so two
+# nights never publish over each other (the next night picks up whatever the cancelled one missed).
+SCHEDULED_PUBLISH_CONCURRENCY = {"limit": 1, "collision_strategy": "CANCEL_NEW"}
 
 log = logging.getLogger("hubpress")
 
@@ -60,8 +71,16 @@ def _deployment_name(full: str) -> str:
     return full.split("/", 1)[1]
 
 
+def scheduled_publish_parameters() -> dict[str, Any]:
+    """The scheduled publish's example parameters: the flow's full form, defaults included."""
+    from flows.params import PublishDatasetParams
+
+    return {"params": PublishDatasetParams(**SCHEDULED_PUBLISH_EXAMPLE).model_dump(mode="json")}
+
+
 def build_deployments() -> list:
     """RunnerDeployments for every hubpress flow."""
+    from prefect.client.schemas.objects import ConcurrencyLimitConfig
     from prefect.schedules import Cron
 
     from flows.publish_dataset import publish_dataset
@@ -92,6 +111,16 @@ def build_deployments() -> list:
             description="Refresh a published dataset from its upstream sources. An example schedule "
             "(03:00 UTC), inactive: fill in the parameters, then activate it in the UI.",
             schedules=[Cron(REFRESH_CRON, timezone="UTC", active=False)],
+            **common,
+        ),
+        publish_dataset.to_deployment(
+            name=_deployment_name(SCHEDULED_PUBLISH),
+            description="Publish a growing dataset from S3 or a shared disk every night (02:00 UTC), "
+            "inactive: fill in source and target, then activate the schedule. An unchanged night costs "
+            "a listing and one Hub round trip; one run at a time (a run due while another runs is cancelled).",
+            schedules=[Cron(SCHEDULED_PUBLISH_CRON, timezone="UTC", active=False)],
+            parameters=scheduled_publish_parameters(),
+            concurrency_limit=ConcurrencyLimitConfig(**SCHEDULED_PUBLISH_CONCURRENCY),
             **common,
         ),
     ]

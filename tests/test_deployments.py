@@ -14,6 +14,10 @@ from deployments.serve import (
     REFRESH_CRON,
     REFRESH_DATASET,
     RELEASE_TRAINING_RUN,
+    SCHEDULED_PUBLISH,
+    SCHEDULED_PUBLISH_CONCURRENCY,
+    SCHEDULED_PUBLISH_CRON,
+    SCHEDULED_PUBLISH_EXAMPLE,
     TRAINING_FINISHED_EVENT,
     build_deployments,
     release_trigger_parameters,
@@ -41,7 +45,13 @@ def test_prefect_yaml_names_the_served_deployments():
     for (module, func, name), entry in _yaml_deployments().items():
         flow_name = _flow_name(module, func)
         by_full_name[f"{flow_name}/{name}"] = entry
-    assert set(by_full_name) == {PUBLISH_DATASET, PUBLISH_LORA, RELEASE_TRAINING_RUN, REFRESH_DATASET}
+    assert set(by_full_name) == {
+        PUBLISH_DATASET,
+        PUBLISH_LORA,
+        RELEASE_TRAINING_RUN,
+        REFRESH_DATASET,
+        SCHEDULED_PUBLISH,
+    }
     assert all(entry["enforce_parameter_schema"] for entry in by_full_name.values())
 
     (trigger,) = by_full_name[RELEASE_TRAINING_RUN]["triggers"]
@@ -50,6 +60,26 @@ def test_prefect_yaml_names_the_served_deployments():
 
     (schedule,) = by_full_name[REFRESH_DATASET]["schedules"]
     assert schedule["cron"] == REFRESH_CRON and schedule["active"] is False
+
+    scheduled = by_full_name[SCHEDULED_PUBLISH]
+    (schedule,) = scheduled["schedules"]
+    assert schedule["cron"] == SCHEDULED_PUBLISH_CRON and schedule["active"] is False
+    assert scheduled["concurrency_limit"] == SCHEDULED_PUBLISH_CONCURRENCY
+    assert scheduled["parameters"] == {"params": SCHEDULED_PUBLISH_EXAMPLE}
+
+
+def test_the_scheduled_publish_is_its_own_inactive_deployment_with_one_run_at_a_time():
+    deployments = {f"{d.flow_name}/{d.name}": d for d in build_deployments()}
+    scheduled, manual = deployments[SCHEDULED_PUBLISH], deployments[PUBLISH_DATASET]
+    assert SCHEDULED_PUBLISH != PUBLISH_DATASET and scheduled.flow_name == manual.flow_name
+    (schedule,) = scheduled.schedules
+    assert schedule.active is False and schedule.schedule.cron == SCHEDULED_PUBLISH_CRON
+    assert scheduled.concurrency_limit == 1
+    assert scheduled.concurrency_options.collision_strategy.value == "CANCEL_NEW"
+    # The example parameters pass the deployment's own schema (enforced by the server).
+    params = scheduled.parameters["params"]
+    assert {k: params[k] for k in SCHEDULED_PUBLISH_EXAMPLE} == SCHEDULED_PUBLISH_EXAMPLE
+    assert manual.schedules in (None, []) and manual.concurrency_limit is None
 
 
 def test_served_deployments_enforce_the_schema_and_carry_the_trigger():
