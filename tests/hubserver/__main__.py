@@ -1,6 +1,7 @@
 """Run the Hub-protocol server standalone.
 
     python -m tests.hubserver --port 8080 --data /tmp/hub --token alice=hf_xxx:write
+    python -m tests.hubserver ... --latency-ms 50 --mbytes-per-s 40     # a realistic uplink
 
 Prints one line, `READY http://127.0.0.1:PORT`, once it accepts requests; stops on SIGINT/SIGTERM.
 """
@@ -13,6 +14,7 @@ import sys
 import threading
 from pathlib import Path
 
+from .link import Link
 from .server import HubServer
 
 
@@ -33,7 +35,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--token", type=_token, action="append", default=[], metavar="NAME=TOKEN:ROLE")
     parser.add_argument("--multipart-threshold", type=int, default=50 * 1024 * 1024)
     parser.add_argument("--multipart-chunk-size", type=int, default=8 * 1024 * 1024)
+    parser.add_argument("--latency-ms", type=float, default=0, help="added to every response (default 0)")
+    parser.add_argument(
+        "--mbytes-per-s",
+        type=float,
+        default=None,
+        help="request and response bodies paced to this rate (MB/s), shared by all connections",
+    )
     args = parser.parse_args(argv)
+    if args.latency_ms < 0 or (args.mbytes_per_s is not None and args.mbytes_per_s <= 0):
+        parser.error("--latency-ms must be >= 0 and --mbytes-per-s > 0")
 
     server = HubServer(
         data_dir=args.data,
@@ -42,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         host=args.host,
         multipart_threshold=args.multipart_threshold,
         multipart_chunk_size=args.multipart_chunk_size,
+        link=Link(args.latency_ms, args.mbytes_per_s),
     )
     done = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

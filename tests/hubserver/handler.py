@@ -17,6 +17,7 @@ from urllib.parse import parse_qs
 from .app import HubApp, error_response
 from .errors import HubError
 from .faults import Fault, FaultPlan, FiredFault
+from .link import Link
 from .messages import FileSlice, Request, Response
 
 logger = logging.getLogger("tests.hubserver")
@@ -53,8 +54,14 @@ class Connections:
 
 
 def make_handler(
-    app: HubApp, faults: FaultPlan, connections: Connections, stopping: threading.Event
+    app: HubApp,
+    faults: FaultPlan,
+    connections: Connections,
+    stopping: threading.Event,
+    link: Link | None = None,
 ) -> type[BaseHTTPRequestHandler]:
+    link = link or Link()
+
     class HubRequestHandler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         server_version = "hubpress-test-hub/1"
@@ -102,6 +109,7 @@ def make_handler(
                 data = self.rfile.read(want)
                 if not data:
                     raise ConnectionError("client closed the connection mid-body")
+                link.transfer(len(data))  # the request body crosses the (shaped) link
                 self._remaining -= len(data)
                 sent += len(data)
                 if self._chunked and self._remaining == 0:
@@ -205,6 +213,7 @@ def make_handler(
                 pass
 
         def _send(self, response: Response, head: bool) -> None:
+            link.before_response()  # the link's latency, once per response
             try:
                 self.send_response(response.status)
                 for name, value in response.headers.items():
@@ -222,10 +231,15 @@ def make_handler(
                             data = handle.read(min(left, _CHUNK))
                             if not data:
                                 break
+                            link.transfer(len(data))
                             self.wfile.write(data)
                             left -= len(data)
                 elif body:
-                    self.wfile.write(body)
+                    view = memoryview(body)
+                    for start in range(0, len(view), _CHUNK):
+                        piece = view[start : start + _CHUNK]
+                        link.transfer(len(piece))
+                        self.wfile.write(piece)
             except (ConnectionError, TimeoutError):
                 self.close_connection = True
 

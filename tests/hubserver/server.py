@@ -10,6 +10,7 @@ from .app import HubApp, TransferSettings
 from .errors import HubError
 from .faults import FaultKind, FaultPlan
 from .handler import Connections, make_handler
+from .link import Link
 from .stats import Accounting, Stats
 from .store import Store
 
@@ -37,6 +38,7 @@ class HubServer:
         multipart_threshold: int = 50 * 1024 * 1024,
         multipart_chunk_size: int = 8 * 1024 * 1024,
         orgs: dict[str, set[str]] | None = None,
+        link: Link | None = None,
     ) -> None:
         for _user, role in (tokens or {}).values():
             if role not in ("read", "write"):
@@ -52,6 +54,8 @@ class HubServer:
         self._faults = FaultPlan()
         self.app = HubApp(self.store, dict(tokens or {}), self._accounting, self.transfer, orgs)
         self._connections = Connections()
+        # Latency and a shared rate for bodies (--latency-ms, --mbytes-per-s); none by default.
+        self.link = link or Link()
         self._stopping = threading.Event()
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -62,7 +66,7 @@ class HubServer:
         if self._httpd is not None:
             raise RuntimeError(f"HubServer already running at {self.url}")
         self._stopping.clear()
-        handler = make_handler(self.app, self._faults, self._connections, self._stopping)
+        handler = make_handler(self.app, self._faults, self._connections, self._stopping, self.link)
         self._httpd = _HTTPServer((self.host, self.port), handler)
         self.port = self._httpd.server_address[1]
         self._thread = threading.Thread(
