@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import pytest
 from huggingface_hub import HfApi
@@ -80,7 +81,7 @@ def test_server_adds_latency_to_every_response_and_paces_every_body(tmp_path):
         api.create_repo("alice/shaped", repo_type="model")
         api.upload_file(path_or_fileobj=str(tmp_path / "w.bin"), path_in_repo="w.bin", repo_id="alice/shaped")
         got = api.hf_hub_download("alice/shaped", "w.bin", cache_dir=str(tmp_path / "dl"))
-        assert open(got, "rb").read() == payload
+        assert Path(got).read_bytes() == payload
         stats = server.stats
 
     assert link.responses == sum(stats.requests.values())  # one latency per response

@@ -23,7 +23,7 @@ import httpx
 import pytest
 from huggingface_hub import HfApi
 
-from deployments.serve import PUBLISH_DATASET, RELEASE_TRAINING_RUN
+from deployments.serve import PUBLISH_DATASET, RELEASE_TRAINING_RUN, SCHEDULED_PUBLISH
 from flows.params import PublishDatasetParams
 from hubpress.testdata.synth import write_dataset
 from hubpress.testdata.synth_lora import write_lora
@@ -91,6 +91,7 @@ def api(prefect_server):
 def served(prefect_server, hub_server, base_env, e2e_dir, api):
     """`hubpress serve` in a subprocess, pointed at the server and the Hub-protocol server."""
     env = {**base_env, "PREFECT_API_URL": prefect_server, "HF_ENDPOINT": hub_server.url}
+    env["PREFECT_RUNNER_POLL_FREQUENCY"] = "2"  # runs start within 2 s of being created
     log_path = e2e_dir / "serve.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
@@ -195,6 +196,48 @@ def test_publish_started_from_the_ui_completes_with_plan_and_link_artifacts(
     refs = HfApi(token=WRITE_TOKEN).list_repo_refs(repo, repo_type="dataset")
     assert [(t.name, t.target_commit) for t in refs.tags] == [("v1", head)]
     assert by_key["publish-summary"]["type"] == "markdown"
+
+
+def test_overlapping_scheduled_runs_never_both_publish(served, api, hub_server, e2e_dir):
+    """A slow night runs into the next one: the deployment's concurrency limit (1, CANCEL_NEW)
+    cancels the second run; only the first commits."""
+    deadline = time.monotonic() + 60
+    while (response := api.get(f"/deployments/name/{SCHEDULED_PUBLISH}")).status_code != 200:
+        assert time.monotonic() < deadline, f"{SCHEDULED_PUBLISH} was not served"
+        time.sleep(0.5)
+    deployment = response.json()
+    assert deployment["global_concurrency_limit"]["limit"] == 1
+    assert deployment["concurrency_options"]["collision_strategy"] == "CANCEL_NEW"
+    assert [s["active"] for s in deployment["schedules"]] == [False]
+
+    src = e2e_dir / "nightly-dataset"
+    write_dataset(src, samples=4, test_fraction=0.0, image_size=16, seed=11)
+    repo = f"alice/e2e-nightly-{uuid.uuid4().hex[:8]}"
+    parameters = _ui_form_parameters(source=str(src), target=repo)
+    # The first night is slow: its commit is held for a while by the Hub.
+    hub_server.arm_fault("commit", "stall", count=1, stall_seconds=30)
+    try:
+        first = _post(api, f"/deployments/{deployment['id']}/create_flow_run", {"parameters": parameters})
+        assert first.status_code == 201, first.text
+        first_id = first.json()["id"]
+        deadline = time.monotonic() + RUN_TIMEOUT_S
+        while api.get(f"/flow_runs/{first_id}").json()["state_type"] != "RUNNING":
+            assert time.monotonic() < deadline, (
+                f"the first run never started:\n{_tail(e2e_dir / 'serve.log')}"
+            )
+            time.sleep(0.5)
+        # The next night comes due while the first still runs.
+        second = _post(api, f"/deployments/{deployment['id']}/create_flow_run", {"parameters": parameters})
+        assert second.status_code == 201, second.text
+        second_run = _wait_for_run(api, second.json()["id"], e2e_dir / "serve.log")
+        assert api.get(f"/flow_runs/{first_id}").json()["state_type"] == "RUNNING"
+    finally:
+        hub_server.clear_faults()
+    first_run = _wait_for_run(api, first_id, e2e_dir / "serve.log")
+    assert first_run["state_type"] == "COMPLETED", first_run["state"]
+    assert second_run["state_type"] == "CANCELLED", second_run["state"]
+    commits = [c for c in hub_server.commit_history("dataset", repo) if c["parents"]]
+    assert len(commits) == 1  # one publish, besides the repo's initial commit
 
 
 def test_training_finished_event_releases_a_tagged_commit(served, api, prefect_server, base_env, e2e_dir):
