@@ -10,13 +10,13 @@ from pydantic import SecretStr
 from hubpress.build.card import (
     DatasetCardInfo,
     build_manifest,
-    manifest_bytes,
     render_dataset_card,
     summarize_split,
 )
 from hubpress.build.cards import BEGIN, END, split_front_matter
 from hubpress.build.editing import editing_features
 from hubpress.build.shards import plan_shards, write_shard
+from hubpress.build.staging import json_bytes
 from hubpress.sources.models import Correction, IntakeReport, SkippedSample, SplitManifest
 from tests.build_helpers import make_sample
 
@@ -136,7 +136,7 @@ def test_manifest_is_complete_stable_and_secret_free(tmp_path):
         "s3": {"aws_secret_access_key": "abc", "endpoint": "http://127.0.0.1:9000"},
     }
     manifest = build_manifest(report, built, options, fingerprint="f" * 32, flow_run_id="run-1")
-    text = manifest_bytes(manifest).decode()
+    text = json_bytes(manifest).decode()
     for secret in ("hunter2", "hf_secret_value", "hf_plain_secret", "abc"):
         assert secret not in text
     assert manifest["source"] == "s3://bucket/faces"
@@ -168,5 +168,5 @@ def test_manifest_is_complete_stable_and_secret_free(tmp_path):
         fingerprint="f" * 32,
         flow_run_id="run-1",
     )
-    assert manifest_bytes(again) == manifest_bytes(manifest)
+    assert json_bytes(again) == json_bytes(manifest)
     assert list(json.loads(text)) == list(manifest)

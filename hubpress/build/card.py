@@ -8,7 +8,6 @@ added survive; the keys below and the marked block are hubpress's.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -251,10 +250,6 @@ def build_manifest(
     }
 
 
-def manifest_bytes(manifest: Mapping[str, Any]) -> bytes:
-    return (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
-
-
 # --- helpers --------------------------------------------------------------------------------------
 
 _SECRET_KEY = re.compile(r"token|secret|password|passwd|credential|api_?key|access_?key", re.IGNORECASE)
@@ -314,7 +309,6 @@ __all__ = [
     "SplitSummary",
     "build_manifest",
     "card_metadata",
-    "manifest_bytes",
     "render_dataset_card",
     "summarize_split",
 ]

@@ -7,7 +7,6 @@ shards, build them, stage them) -> publish (plan, one commit) -> verify.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -21,18 +20,18 @@ from hubpress.build.card import (
     DatasetCardInfo,
     build_manifest,
     dataset_info_yaml,
-    manifest_bytes,
     render_dataset_card,
     summarize_split,
 )
 from hubpress.build.shards import BuiltShard, ShardPlan, plan_shards
 from hubpress.build.sizes import DEFAULT_MAX_SHARD_SIZE, parse_size
-from hubpress.build.staging import StagedShard, Staging
+from hubpress.build.staging import StagedShard, Staging, json_bytes
 from hubpress.errors import PublishError
 from hubpress.settings import Settings
 from hubpress.sources.models import IntakeReport
 from hubpress.targets.base import is_local_target
 from hubpress.targets.plan import StagedFile
+from hubpress.targets.publish import MANIFEST
 
 log = logging.getLogger("hubpress.dataset")
 
@@ -131,31 +130,20 @@ def stage_build(
     The README itself is not staged: it is merged with the target's current card at publish
     time, so edits a user makes to the card between two publishes of unchanged data survive."""
     built = [s.shard for s in shards]
-    files = [s.file for s in shards]
     manifest = build_manifest(report, built, options, fingerprint=fingerprint, flow_run_id=flow_run_id)
-    files.append(staging.add_bytes(fingerprint, "manifest.json", manifest_bytes(manifest)))
     info = card_info_for(report, built, options)
-    files.append(staging.add_bytes(fingerprint, CARD_INFO, _CARD_INFO.dump_json(info)))
-    sealed = staging.complete(fingerprint, files)
-    return _staged(staging, fingerprint, sealed, reused=False)
+    generated = {MANIFEST: json_bytes(manifest), CARD_INFO: _CARD_INFO.dump_json(info)}
+    files = staging.seal(fingerprint, [s.file for s in shards], generated)
+    return StagedDataset(fingerprint, files, info, False, staging.stage_uri(fingerprint))
 
 
 def reuse_stage(staging: Staging, fingerprint: str) -> StagedDataset | None:
-    files = staging.lookup(fingerprint)
+    """A complete stage of exactly this data and these options, or None."""
+    files = staging.reopen(fingerprint, required=[MANIFEST, CARD_INFO])
     if files is None:
         return None
-    return _staged(staging, fingerprint, files, reused=True)
-
-
-def _staged(staging: Staging, fingerprint: str, files: list[StagedFile], reused: bool) -> StagedDataset:
-    info_file = next((f for f in files if f.path == CARD_INFO), None)
-    if info_file is None:
-        raise PublishError(
-            f"Stage {staging.stage_uri(fingerprint)} has no card facts; delete it and run again."
-        )
     info = _CARD_INFO.validate_json(staging.storage.read_bytes(f"{fingerprint}/{CARD_INFO}"))
-    published = [f for f in files if not f.path.startswith("_hubpress/")]
-    return StagedDataset(fingerprint, published, info, reused, staging.stage_uri(fingerprint))
+    return StagedDataset(fingerprint, files, info, True, staging.stage_uri(fingerprint))
 
 
 def card_renderer(info: DatasetCardInfo):
@@ -164,8 +152,7 @@ def card_renderer(info: DatasetCardInfo):
 
 def expected_rows(staged: StagedDataset, staging: Staging) -> dict[str, dict[str, Any]]:
     """manifest.json's per-file facts (split, num_rows), read from the stage."""
-    manifest = json.loads(staging.storage.read_bytes(f"{staged.fingerprint}/manifest.json"))
-    return manifest["files"]
+    return staging.read_json(staged.fingerprint, MANIFEST)["files"]
 
 
 def verify_published(

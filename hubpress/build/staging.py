@@ -38,9 +38,22 @@ from hubpress.targets.plan import StagedFile, git_blob_oid
 log = logging.getLogger("hubpress.staging")
 
 COMPLETE_RECORD = "_complete.json"
+# Staged beside the published files (card facts, shard plans) and never published.
+PRIVATE_PREFIX = "_hubpress/"
 RECORD_FORMAT = 1
 # Regular (non-LFS) files get a git blob id so the plan can compare them with the Hub's oid.
 SMALL_FILE_LIMIT = 10 * 1024**2
+
+
+def json_bytes(value: Any) -> bytes:
+    """A generated JSON file's bytes (manifest.json, card facts, index): indented, UTF-8, one final
+    newline. Keys keep the order they were built in, so the same value gives the same bytes."""
+    return (json.dumps(value, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def published(files: Iterable[StagedFile]) -> list[StagedFile]:
+    """The staged files a publish sends: all but hubpress's private ones."""
+    return [f for f in files if not f.path.startswith(PRIVATE_PREFIX)]
 
 
 # --- fingerprint ----------------------------------------------------------------------------------
@@ -254,6 +267,33 @@ class Staging:
         }
         self.storage.write_bytes(f"{fingerprint}/{COMPLETE_RECORD}", json.dumps(record, indent=1).encode())
         return files
+
+    def seal(
+        self, fingerprint: str, files: Iterable[StagedFile], generated: Mapping[str, bytes]
+    ) -> list[StagedFile]:
+        """Every build ends here: stage the generated files (manifest.json, the card's facts) beside
+        the staged shards, seal the stage, and return what is to be published."""
+        staged = list(files) + [self.add_bytes(fingerprint, path, data) for path, data in generated.items()]
+        return published(self.complete(fingerprint, staged))
+
+    def reopen(self, fingerprint: str, required: Iterable[str]) -> list[StagedFile] | None:
+        """The files to publish from a complete, intact stage that holds every `required` path
+        (the generated files a reuse reads back), or None: then the stage is built again."""
+        files = self.lookup(fingerprint)
+        if files is None:
+            return None
+        missing = set(required) - {f.path for f in files}
+        if missing:
+            log.warning(
+                "Ignoring stage %s: it has no %s; it will be rebuilt.",
+                self.stage_uri(fingerprint),
+                ", ".join(sorted(missing)),
+            )
+            return None
+        return published(files)
+
+    def read_json(self, fingerprint: str, path: str) -> Any:
+        return json.loads(self.storage.read_bytes(f"{fingerprint}/{path}"))
 
     def discard(self, fingerprint: str) -> None:
         """Remove a stage (completion record first, so a half-removed stage is never trusted)."""

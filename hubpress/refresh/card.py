@@ -73,10 +73,6 @@ def _upstream_facts(backend: Backend, revision: str) -> dict[str, Any]:
     }
 
 
-def json_bytes(value: Any) -> bytes:
-    return (json.dumps(value, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
-
-
 def build_manifest(
     config: RefreshConfig,
     options: RefreshOptions,

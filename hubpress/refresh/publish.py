@@ -19,7 +19,6 @@ stages identical bytes and the same seed always gives the same mixed dataset.
 
 from __future__ import annotations
 
-import json
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -30,7 +29,7 @@ import pyarrow as pa
 from hubpress.build.boundaries import ShardBounds, cut_rows
 from hubpress.build.parquet import write_shards
 from hubpress.build.sizes import DEFAULT_ROW_GROUP_BYTES, DEFAULT_ROW_GROUP_ROWS
-from hubpress.build.staging import Staging
+from hubpress.build.staging import Staging, json_bytes
 from hubpress.errors import ConfigError
 from hubpress.refresh import simpletuner
 from hubpress.refresh.card import (
@@ -40,7 +39,6 @@ from hubpress.refresh.card import (
     card_facts,
     dataloader_entry,
     is_editing,
-    json_bytes,
     simpletuner_index,
 )
 from hubpress.refresh.config import RefreshConfig
@@ -191,13 +189,10 @@ def build_refresh(
         config, options, revisions, config_fp, stage_fp, rows.reports, shards, extra, flow_run_id
     )
     card = card_facts(config, options, manifest, features, shards, rows.reports)
-    files += list(extra.values())
-    files.append(staging.add_bytes(stage_fp, MANIFEST, json_bytes(manifest)))
-    files.append(staging.add_bytes(stage_fp, CARD_FACTS, json_bytes(card)))
-    sealed = staging.complete(stage_fp, files)
-    published = [f for f in sealed if not f.path.startswith("_hubpress/")]
+    generated = {MANIFEST: json_bytes(manifest), CARD_FACTS: json_bytes(card)}
+    files = staging.seal(stage_fp, files + list(extra.values()), generated)
     return StagedRefresh(
-        stage_fp, published, card, manifest, False, staging.stage_uri(stage_fp), dict(rows.cache_reused)
+        stage_fp, files, card, manifest, False, staging.stage_uri(stage_fp), dict(rows.cache_reused)
     )
 
 
@@ -222,16 +217,12 @@ def verify_refresh(
 
 def reuse_refresh_stage(staging: Staging, stage_fp: str) -> StagedRefresh | None:
     """A complete stage for exactly these upstream revisions, config and seed, or None."""
-    files = staging.lookup(stage_fp)
+    files = staging.reopen(stage_fp, required=[MANIFEST, CARD_FACTS])
     if files is None:
         return None
-    paths = {f.path for f in files}
-    if CARD_FACTS not in paths or MANIFEST not in paths:
-        return None
-    card = json.loads(staging.storage.read_bytes(f"{stage_fp}/{CARD_FACTS}"))
-    manifest = json.loads(staging.storage.read_bytes(f"{stage_fp}/{MANIFEST}"))
-    published = [f for f in files if not f.path.startswith("_hubpress/")]
-    return StagedRefresh(stage_fp, published, card, manifest, True, staging.stage_uri(stage_fp))
+    card = staging.read_json(stage_fp, CARD_FACTS)
+    manifest = staging.read_json(stage_fp, MANIFEST)
+    return StagedRefresh(stage_fp, files, card, manifest, True, staging.stage_uri(stage_fp))
 
 
 def check_single_kind(config: RefreshConfig) -> None:
