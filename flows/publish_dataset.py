@@ -39,7 +39,7 @@ from hubpress.build.staging import Staging, dataset_fingerprint
 from hubpress.orchestration import artifacts
 from hubpress.settings import get_settings, resolve_token
 from hubpress.targets.hub import HubRepo
-from hubpress.targets.publish import open_target
+from hubpress.targets.publish import after_commit, open_target
 from tasks.build import build_shard
 from tasks.intake import intake_in_flow, list_source_task
 from tasks.publish import preupload_task, publish_task, reuse_stage_task, seal_stage_task, verify_task
@@ -227,7 +227,8 @@ def _publish(params: PublishDatasetParams) -> dict[str, Any]:
     rows = {name: len(m.samples) for name, m in report.splits.items()}
     if outcome.commit and not params.create_pr:
         token = resolve_token(None, settings).value
-        rows = verify_task(params.target, target, outcome.commit, staged, staging, settings, token)
+        with after_commit(outcome.commit, outcome.commit_url, params.target):
+            rows = verify_task(params.target, target, outcome.commit, staged, staging, settings, token)
         artifacts.commit_link(outcome.commit_url, f"Commit {outcome.commit[:12]} in {params.target}")
 
     published = sample_digests(report)

@@ -1,6 +1,7 @@
 """Errors a user can act on: each says what went wrong, where, and what to do.
 
-The CLI prints these as one or two lines (no traceback unless --debug) and exits 1.
+The CLI prints these as one or two lines (no traceback unless --debug) and exits 1 (2 for unusable
+arguments, 3 when a commit was made and a later step failed).
 """
 
 from __future__ import annotations
@@ -38,3 +39,17 @@ class PublishError(HubpressError):
 
 class HubAccessError(HubpressError):
     """The Hub refused the credentials (401/403). Never retried."""
+
+
+class CommittedButFailed(PublishError):
+    """A step after the commit (tagging, verifying) failed: the repo DID move. The message, the
+    exit status (3) and `--json` name the commit, so a run never reports plain failure while the
+    repo moved."""
+
+    exit_code = 3
+
+    def __init__(self, message: str, *, commit: str, commit_url: str | None, target: str):
+        super().__init__(message)
+        self.commit = commit
+        self.commit_url = commit_url
+        self.target = target

@@ -84,6 +84,18 @@ def _validation_lines(exc) -> str:
     return "; ".join(parts)
 
 
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _error_object(exc: HubpressError) -> dict[str, object]:
+    out: dict[str, object] = {"error": _one_line(str(exc)), "kind": type(exc).__name__}
+    for key in ("commit", "commit_url", "target"):
+        if getattr(exc, key, None) is not None:
+            out[key] = getattr(exc, key)
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     from pydantic import ValidationError
 
@@ -102,7 +114,12 @@ def main(argv: list[str] | None = None) -> None:
     except HubpressError as exc:
         if debug:
             raise
-        typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
+        args = argv if argv is not None else sys.argv[1:]
+        if "--json" in args:  # stdout still holds one object; a commit made is named there too
+            import json
+
+            typer.echo(json.dumps(_error_object(exc), sort_keys=True))
+        typer.secho(f"error: {_one_line(str(exc))}", err=True, fg=typer.colors.RED)
         raise SystemExit(exc.exit_code)
     except KeyboardInterrupt:
         typer.secho("interrupted", err=True)

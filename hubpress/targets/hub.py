@@ -11,6 +11,7 @@ answers become errors a person can act on. Small files it reads or commits are k
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -19,7 +20,16 @@ from hubpress.errors import PublishError
 from hubpress.settings import ResolvedToken, Settings
 from hubpress.targets.base import CommitConflict, CommitResult, RemoteState, RepoType
 from hubpress.targets.blob_texts import BlobTexts
-from hubpress.targets.hub_calls import RepoNotFound, T, hub_errors, retry_transient, status_of
+from hubpress.targets.hub_calls import (
+    HubUnavailable,
+    RepoNotFound,
+    T,
+    failure_reason,
+    hub_errors,
+    is_transient,
+    retry_transient,
+    status_of,
+)
 from hubpress.targets.plan import PublishPlan, RemoteFile, StagedFile, commit_mismatches
 
 log = logging.getLogger("hubpress.hub")
@@ -66,8 +76,19 @@ class HubRepo:
         self._preuploaded: dict[tuple[str, str], Any] = {}
 
     def _retry(self, action: str, fn: Callable[[], T]) -> T:
+        started, before = time.monotonic(), len(self.retry_messages)
         with hub_errors(action, self.description, self.token):
-            return retry_transient(action, fn, on_retry=self.retry_messages.append)
+            try:
+                return retry_transient(action, fn, on_retry=self.retry_messages.append)
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                tries = len(self.retry_messages) - before + 1
+                raise HubUnavailable(
+                    f"Could not {action} {self.description}: the Hub at {self.endpoint} {failure_reason(exc)} "
+                    f"({tries} attempt(s) in {time.monotonic() - started:.0f} s). Check HF_ENDPOINT "
+                    "(or HUBPRESS_HUB_ENDPOINT) and the network, then run again."
+                ) from None
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -274,6 +295,13 @@ class HubRepo:
         op = _addition(file, local_path)
         self._preupload(op, revision=None)
         self._preuploaded[(file.path, file.sha256)] = op
+
+    def tag_commit(self, tag: str) -> str | None:
+        """The commit `tag` points to, or None when there is no such tag (asked before committing)."""
+        refs = self._retry(
+            "list refs of", lambda: self.api.list_repo_refs(self.repo_id, repo_type=self.repo_type)
+        )
+        return next((ref.target_commit for ref in refs.tags if ref.name == tag), None)
 
     def tag(self, commit: str, tag: str, message: str | None = None) -> bool:
         """Tag `commit`. Returns False when the tag already points there; a tag on another commit

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TypeVar
 
-from hubpress.errors import HubAccessError, HubpressError
+from hubpress.errors import HubAccessError, HubpressError, PublishError
 from hubpress.settings import ResolvedToken
 
 log = logging.getLogger("hubpress.hub")
@@ -23,6 +23,32 @@ TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}
 
 class RepoNotFound(HubpressError):
     pass
+
+
+class HubUnavailable(PublishError):
+    """The Hub could not be reached, or kept failing, through hubpress's whole retry budget. It is
+    not retried again (by Prefect or anyone): one retry policy per call."""
+
+
+# A connection that is refused or cannot be opened is retried for this long at most: a dead
+# endpoint is reported in seconds, not after minutes of backoff.
+CONNECT_BUDGET_SECONDS = 8.0
+
+
+def is_connect_failure(exc: BaseException) -> bool:
+    return status_of(exc) is None and (
+        isinstance(exc, ConnectionRefusedError) or "Connect" in type(exc).__name__
+    )
+
+
+def failure_reason(exc: BaseException) -> str:
+    """What a spent retry budget ran into, for the one-line error."""
+    status = status_of(exc)
+    if status is not None:
+        return f"kept answering HTTP {status}"
+    if is_connect_failure(exc):
+        return "refused the connection or could not be reached"
+    return f"kept failing ({type(exc).__name__})"
 
 
 def status_of(exc: BaseException) -> int | None:
@@ -68,7 +94,8 @@ def retry_transient(
             delay = (
                 retry_after if retry_after is not None else random.uniform(0, base_delay * 2 ** (attempt - 1))
             )
-            if time.monotonic() - started + delay > max_total:
+            spent = time.monotonic() - started + delay
+            if spent > max_total or (is_connect_failure(exc) and spent > CONNECT_BUDGET_SECONDS):
                 raise
             status = status_of(exc)
             what = (

@@ -180,10 +180,16 @@ class LocalDir:
             if p.name not in survivors:
                 shutil.rmtree(p, ignore_errors=True)
 
+    def tag_commit(self, tag: str) -> str | None:
+        """The version `tag` points to, or None (asked before committing)."""
+        marker = inside(self.home / "tags", tag, what="tag", follow_links=False)
+        return marker.read_text().strip() if marker.is_file() else None
+
     def tag(self, commit: str, tag: str, message: str | None = None) -> bool:
         tags = self.home / "tags"
         tags.mkdir(parents=True, exist_ok=True)
-        marker = tags / tag
+        marker = inside(tags, tag, what="tag", follow_links=False)
+        marker.parent.mkdir(parents=True, exist_ok=True)
         if marker.exists():
             existing = marker.read_text().strip()
             if existing == commit:

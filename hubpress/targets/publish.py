@@ -4,15 +4,16 @@ verify. Shared by datasets, LoRA releases and refreshes; the flows wrap these st
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hubpress.errors import PublishError
+from hubpress.errors import CommittedButFailed, HubpressError, PublishError
 from hubpress.settings import Settings, require_write_token, resolve_token
 from hubpress.targets.base import (
     CommitConflict,
@@ -129,6 +130,46 @@ def _read_both(target: Target, state: RemoteState, first: str | None, second: st
     return texts.get(first) if first else None, texts.get(second) if second else None
 
 
+def _is_absolute(url: str | None) -> bool:
+    return bool(url) and "://" in url  # type: ignore[operator]
+
+
+def _absolute(target: Target, url: str | None) -> str | None:
+    """A URL the server returned relative (`/org/name/commit/...`) made absolute from the endpoint."""
+    if not url or _is_absolute(url):
+        return url
+    endpoint = getattr(target, "endpoint", None)
+    return f"{endpoint.rstrip('/')}/{url.lstrip('/')}" if endpoint else url
+
+
+def _check_tag_free(target: Target, tag: str, allowed: str | None, target_name: str) -> None:
+    """Before any commit: a tag that already names another commit stops the publish (hubpress never
+    moves a tag). `allowed` is the head when nothing is to be committed (tagging it again is fine)."""
+    lookup = getattr(target, "tag_commit", None)
+    existing = lookup(tag) if lookup is not None else None
+    if existing is not None and existing != allowed:
+        raise PublishError(
+            f"Tag {tag!r} already exists in {target_name} on commit {existing[:12]}; hubpress does not "
+            "move tags, and nothing was committed. Choose another tag (--tag)."
+        )
+
+
+@contextlib.contextmanager
+def after_commit(commit: str, commit_url: str | None, target_name: str) -> Iterator[None]:
+    """Steps after a commit: a failure there says which commit was made (CommittedButFailed)."""
+    try:
+        yield
+    except CommittedButFailed:
+        raise
+    except HubpressError as exc:
+        raise CommittedButFailed(
+            f"committed {commit[:12]} to {target_name} ({commit_url or 'no URL'}), then failed: {exc}",
+            commit=commit,
+            commit_url=commit_url,
+            target=target_name,
+        ) from None
+
+
 def publish_files(
     target: Target,
     staged: list[StagedFile],
@@ -185,6 +226,8 @@ def publish_files(
             )
             if revision_missing:
                 outcome.notes.append(f"revision {revision!r} does not exist yet; it will be created")
+            if tag:
+                _check_tag_free(target, tag, head if plan.is_noop else None, target_name)
             if dry_run:
                 return outcome
             if plan.is_noop:
@@ -207,21 +250,20 @@ def publish_files(
                     max_attempts,
                 )
                 continue
-            outcome.commit, outcome.commit_url, outcome.pr_url = result.commit, result.url, result.pr_url
+            outcome.commit, outcome.pr_url = result.commit, _absolute(target, result.pr_url)
+            outcome.commit_url = result.url if _is_absolute(result.url) else target.commit_url(result.commit)
             remember = getattr(target, "remember_text", None)
             for path in (CARD, MANIFEST) if remember is not None else ():
                 if path in local_paths:  # the next run finds these by blob id, without a download
                     remember(Path(local_paths[path]).read_bytes())
             sent = [by_path[c.path] for c in plan.uploads]
-            mismatches = target.verify(result.commit, sent)
-            if mismatches:
-                raise PublishError(
-                    f"Verification of commit {result.commit[:12]} in {target_name} failed: "
-                    + "; ".join(mismatches[:5])
-                )
-            if tag:
-                outcome.tag = tag
-                outcome.tag_created = target.tag(result.commit, tag, message)
+            with after_commit(outcome.commit, outcome.commit_url, target_name):
+                mismatches = target.verify(result.commit, sent)
+                if mismatches:
+                    raise PublishError(f"verification failed: {'; '.join(mismatches[:5])}")
+                if tag:
+                    outcome.tag = tag
+                    outcome.tag_created = target.tag(result.commit, tag, message)
             log.info(
                 "published %d file(s), %d bytes, to %s at %s",
                 len(outcome.uploaded_files),

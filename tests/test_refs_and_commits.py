@@ -1,0 +1,101 @@
+"""Refs and commits: an existing tag is found before committing; a failure after the commit still
+names the commit (message, exit status 3, --json); commit URLs are absolute."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+
+import pytest
+from huggingface_hub import HfApi
+
+from flows.params import PublishLoraParams
+from flows.publish_lora import publish_lora
+from hubpress.errors import CommittedButFailed, PublishError
+from hubpress.testdata.synth_lora import write_lora
+from tests.conftest import WRITE_TOKEN
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+
+def test_a_tag_on_another_commit_stops_the_publish_before_it_commits(hub, tmp_path, write_token):
+    repo = f"alice/tags-{uuid.uuid4().hex[:8]}"
+    first = publish_lora(
+        PublishLoraParams(src_path=str(write_lora(tmp_path / "a.safetensors", seed=1)), target=repo, tag="v1")
+    )
+    head = hub.head("model", repo)
+    assert first["commit"] == head and first["commit_url"].startswith(hub.url + "/")
+    hub.reset_stats()
+    with pytest.raises(PublishError, match="already exists.*nothing was committed"):
+        publish_lora(
+            PublishLoraParams(
+                src_path=str(write_lora(tmp_path / "b.safetensors", seed=2)), target=repo, tag="v1"
+            )
+        )
+    assert hub.head("model", repo) == head and hub.stats.commits == 0
+    # The same weights again: nothing to commit, the tag already names the head: fine.
+    again = publish_lora(PublishLoraParams(src_path=str(tmp_path / "a.safetensors"), target=repo, tag="v1"))
+    assert again["commit"] is None
+
+
+def test_a_tag_on_another_local_version_is_found_before_committing(tmp_path):
+    target = tmp_path / "out"
+    publish_lora(
+        PublishLoraParams(
+            src_path=str(write_lora(tmp_path / "a.safetensors", seed=1)), target=str(target), tag="v1"
+        )
+    )
+    before = os.path.realpath(target)
+    with pytest.raises(PublishError, match="already exists"):
+        publish_lora(
+            PublishLoraParams(
+                src_path=str(write_lora(tmp_path / "b.safetensors", seed=2)), target=str(target), tag="v1"
+            )
+        )
+    assert os.path.realpath(target) == before
+
+
+def test_a_failure_after_the_commit_names_the_commit(hub, tmp_path, write_token):
+    repo = f"alice/after-{uuid.uuid4().hex[:8]}"
+    weights = write_lora(tmp_path / "a.safetensors", seed=3)
+    hub.arm_fault("tag_create", "500", count=50)
+    try:
+        with pytest.raises(CommittedButFailed) as failed:
+            publish_lora(PublishLoraParams(src_path=str(weights), target=repo, tag="v1"))
+    finally:
+        hub.clear_faults()
+    head = hub.head("model", repo)
+    assert failed.value.commit == head and head[:12] in str(failed.value)
+    assert failed.value.commit_url.startswith(hub.url) and "\n" not in str(failed.value)
+
+    # The CLI: exit status 3, one line naming the commit, and --json names it too.
+    weights2 = write_lora(tmp_path / "b.safetensors", seed=4)
+    hub.arm_fault("tag_create", "500", count=50)
+    try:
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "hubpress.commands.cli",
+                "publish-lora",
+                str(weights2),
+                repo,
+                "--tag",
+                "v2",
+                "--json",
+            ],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "HF_TOKEN": WRITE_TOKEN},
+            timeout=300,
+        )
+    finally:
+        hub.clear_faults()
+    new_head = hub.head("model", repo)
+    assert new_head != head and out.returncode == 3, out.stderr
+    assert json.loads(out.stdout)["commit"] == new_head
+    assert f"committed {new_head[:12]}" in out.stderr and "Traceback" not in out.stderr
+    assert [t.name for t in HfApi(token=WRITE_TOKEN).list_repo_refs(repo).tags] == []
