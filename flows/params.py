@@ -223,10 +223,14 @@ class RefreshParams(BaseModel):
         description="Hub dataset repo id (org/name), or a local directory (/path, ./path, file://).",
     )
     seed: int = Field(0, ge=0, title="Seed", description="Decides the order of a mix of several backends.")
-    stopping: Literal["first_exhausted", "all_exhausted"] = Field(
-        "first_exhausted",
-        title="Mixing stops when",
-        description="first_exhausted: no row repeats; all_exhausted: small backends repeat until all are used.",
+    stopping: Literal["all_rows", "first_exhausted", "all_exhausted"] = Field(
+        "all_rows",
+        title="Mixing rule",
+        description=(
+            "all_rows (default): every kept row of every backend once, in a seeded order drawn by probability; "
+            "first_exhausted: stop when a backend runs out (leaves rows out, counted); "
+            "all_exhausted: repeat small backends until all are used (repeats counted)."
+        ),
     )
     staging: str | None = Field(
         None,

@@ -20,6 +20,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.annotations import quote
 
 from flows.params import PublishDatasetParams
+from hubpress.build.empty import refuse_empty_splits
 from hubpress.build.pipeline import (
     build_options,
     card_renderer,
@@ -174,6 +175,12 @@ def _publish(params: PublishDatasetParams) -> dict[str, Any]:
         settings=settings,
         workers=os.cpu_count() or 1,
         listing=listing,
+    )
+    refuse_empty_splits(
+        {name: len(m.samples) for name, m in report.splits.items()},
+        {name: len(m.skipped) for name, m in report.splits.items()},
+        str(params.source),
+        f"Fix or remove the skipped samples (`hubpress scan {params.source}` lists them), or remove the empty split.",
     )
 
     fingerprint = dataset_fingerprint(report, options)

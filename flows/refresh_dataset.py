@@ -13,6 +13,7 @@ from prefect import flow, get_run_logger
 from prefect.context import FlowRunContext
 
 from flows.params import RefreshParams
+from hubpress.build.empty import refuse_empty_splits
 from hubpress.build.sizes import parse_size
 from hubpress.build.staging import Staging
 from hubpress.orchestration import artifacts
@@ -64,6 +65,7 @@ def refresh_dataset(params: RefreshParams) -> dict[str, Any]:
     previous = unchanged_manifest(read_manifest_task(target, params.revision), revisions, config_fp)
     if previous is not None:
         result = nothing_changed_result(params.target, previous, params.dry_run)
+        result["backends"] = _backend_counts(previous)
         if params.tag and not params.dry_run:
             # A scheduled run asked to tag what it publishes: the unchanged head is that.
             result["tag"] = params.tag
@@ -89,6 +91,7 @@ def refresh_dataset(params: RefreshParams) -> dict[str, Any]:
         if reused is not None:
             log.info("backend %r: metadata cache %s", backend_id, "reused" if reused else "built")
 
+    _refuse_empty(staged, params.target)
     card = staged.card
     outcome = publish_task(
         target,
@@ -115,6 +118,7 @@ def refresh_dataset(params: RefreshParams) -> dict[str, Any]:
     result |= {
         "samples": {"train": staged.kept},
         "skipped": {"train": staged.dropped},
+        "backends": _backend_counts(staged.manifest),
         "nothing_changed": False,
         "message": _message(outcome.commit, params.dry_run),
         "upstream": dict(revisions),
@@ -142,6 +146,30 @@ def refresh_options(params: RefreshParams) -> RefreshOptions:
     )
 
 
+def _refuse_empty(staged: Any, target: str) -> None:
+    """No commit of a refresh whose filters kept nothing: datasets could not open it."""
+    reasons = "; ".join(
+        f"{backend_id}: {counts['seen']} seen, "
+        + (", ".join(f"{k} {v}" for k, v in sorted(counts["dropped"].items())) or "none kept")
+        for backend_id, counts in staged.manifest.get("counts", {}).items()
+    )
+    refuse_empty_splits(
+        {"train": staged.kept},
+        {"train": staged.dropped},
+        f"the refresh of {target}",
+        f"Left out by the filters: {reasons}. Loosen the filters in the configuration.",
+    )
+
+
+def _backend_counts(manifest: dict[str, Any]) -> dict[str, dict[str, int]]:
+    """Per backend: rows seen, kept by the filters, published, and left out or repeated by mixing."""
+    keys = ("seen", "kept", "published", "left_out_by_mixing", "repeated_by_mixing")
+    return {
+        backend_id: {k: counts.get(k, counts["kept"] if k == "published" else 0) for k in keys}
+        for backend_id, counts in manifest.get("counts", {}).items()
+    }
+
+
 def _message(commit: str | None, dry_run: bool) -> str:
     if dry_run:
         return "dry run: nothing was sent"
@@ -152,15 +180,9 @@ def _message(commit: str | None, dry_run: bool) -> str:
 
 def _report_markdown(backend_id: str, counts: dict[str, Any]) -> str:
     # The manifest keeps RefreshReport.to_dict(); rebuild the report to render it the same way.
-    from collections import Counter
-
     from hubpress.refresh.rows import RefreshReport
 
-    report = RefreshReport(backend_id, seen=counts["seen"], kept=counts["kept"])
-    report.dropped = Counter(counts["dropped"])
-    report.filter_failures = Counter(counts["filter_failures"])
-    report.examples = {k: list(v) for k, v in counts["examples"].items()}
-    return report.to_markdown()
+    return RefreshReport.from_dict({"backend_id": backend_id, **counts}).to_markdown()
 
 
 def _summary(result: dict[str, Any]) -> str:

@@ -256,7 +256,7 @@ def test_mixing_two_backends_with_a_seed_is_deterministic(hub, write_token, tmp_
     assert manifest["mixing"] == {
         "probabilities": {"a": 0.5, "b": 0.5},
         "seed": 7,
-        "stopping": "first_exhausted",
+        "stopping": "all_rows",
     }
     assert "Seed 7" in (one / "README.md").read_text()
 

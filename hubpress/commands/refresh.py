@@ -17,6 +17,11 @@ def register(app: typer.Typer) -> None:
             ..., help="Hub dataset repo id (org/name) or a local directory (./out)."
         ),
         seed: int = typer.Option(0, help="Seed for the order of a mix of several backends."),
+        stopping: str = typer.Option(
+            "all_rows",
+            help="Mixing rule: all_rows (every kept row once; default), first_exhausted (leaves rows out, "
+            "counted) or all_exhausted (repeats small backends, counted).",
+        ),
         staging: str = typer.Option(None, help="Staging: a local directory or s3://bucket/prefix."),
         max_shard_size: str = typer.Option("500MB", help="Largest parquet shard, e.g. 500MB or 1GB."),
         public: bool = typer.Option(False, "--public", help="Create the repo public (default: private)."),
@@ -32,6 +37,7 @@ def register(app: typer.Typer) -> None:
             config=config,
             target=target,
             seed=seed,
+            stopping=stopping,
             staging=staging,
             max_shard_size=max_shard_size,
             public=public,

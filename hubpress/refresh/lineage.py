@@ -15,12 +15,13 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from hubpress.build.sizes import DEFAULT_MAX_SHARD_SIZE
 from hubpress.errors import SourceError
 from hubpress.refresh.config import HuggingfaceBackend, LocalBackend, RefreshConfig
 from hubpress.refresh.local import IMAGE_SUFFIXES
+from hubpress.refresh.mix import DEFAULT_STOPPING, Stopping
 from hubpress.refresh.upstream import resolve_revision
 
 REFRESH_FORMAT = 3  # bump when the bytes a refresh writes change for the same inputs
@@ -36,7 +37,7 @@ class RefreshOptions:
 
     target: str  # Hub repo id or local directory
     seed: int = 0
-    stopping: Literal["first_exhausted", "all_exhausted"] = "first_exhausted"
+    stopping: Stopping = DEFAULT_STOPPING
     max_shard_size: int = DEFAULT_MAX_SHARD_SIZE  # bytes
     license: str = "other"
     pretty_name: str | None = None

@@ -1,9 +1,12 @@
 """Several backends with probabilities -> one mixed dataset, the same one for the same seed.
 
 SimpleTuner picks, at each training step, a backend with probability proportional to its
-`probability`. A published dataset is a fixed sequence, so the mix is planned once: at each
-position a backend is drawn with those weights and its next row is taken, in order. The plan is
-a pure function of (sizes, probabilities, seed, stopping), so a refresh re-run publishes the same
+`probability`, and trains on every row of every backend. A published dataset is a fixed sequence,
+so the mix is planned once: at each position a backend is drawn with those weights and its next
+row is taken, in order. The default rule (`all_rows`) draws among the backends that still have
+rows until every row of every backend is placed once; the other rules are opt-in and leave rows
+out (`first_exhausted`) or repeat them (`all_exhausted`), which `mix_counts` counts. The plan is a
+pure function of (sizes, probabilities, seed, stopping), so a refresh re-run publishes the same
 rows in the same order, and a changed upstream changes only what it must.
 """
 
@@ -16,7 +19,9 @@ import numpy as np
 
 from hubpress.errors import ConfigError
 
-Stopping = Literal["first_exhausted", "all_exhausted"]
+Stopping = Literal["all_rows", "first_exhausted", "all_exhausted"]
+DEFAULT_STOPPING: Stopping = "all_rows"
+BLOCK = 4096  # draws per RNG call: one call per block keeps the plan cheap for millions of rows
 
 
 def normalised_probabilities(probabilities: Mapping[str, float]) -> dict[str, float]:
@@ -34,11 +39,13 @@ def mix_plan(
     sizes: Mapping[str, int],
     probabilities: Mapping[str, float],
     seed: int,
-    stopping: Stopping = "first_exhausted",
+    stopping: Stopping = DEFAULT_STOPPING,
 ) -> list[tuple[str, int]]:
     """The mixed order as (backend id, row index within that backend).
 
-    first_exhausted: stop when the drawn backend has no row left (the proportions hold exactly in
+    all_rows (the default): every row of every backend exactly once; at each position a backend
+    is drawn, in proportion to its weight, among those with rows left (a backend of weight 0 comes
+    after the weighted ones: SimpleTuner would still train on it). first_exhausted: stop when the drawn backend has no row left (the proportions hold exactly in
     expectation, and no row repeats). all_exhausted: keep drawing, restarting an exhausted backend
     from its first row, until every backend has been seen in full (small backends are oversampled,
     as datasets.interleave_datasets does).
@@ -46,6 +53,8 @@ def mix_plan(
     unknown = set(probabilities) - set(sizes)
     if unknown:
         raise ConfigError(f"probabilities given for unknown backends {sorted(unknown)}")
+    if stopping == "all_rows":
+        return _all_rows(sizes, probabilities, seed)
     weights = normalised_probabilities({k: probabilities.get(k, 0.0) for k in sizes})
     ids = [k for k in sizes if k in weights]
     if any(sizes[k] == 0 for k in ids):
@@ -61,10 +70,8 @@ def mix_plan(
     taken = dict.fromkeys(ids, 0)
     finished: set[str] = set()
     plan: list[tuple[str, int]] = []
-    # Draw in blocks: one RNG call per block keeps the plan cheap for millions of rows.
-    block = 4096
     while True:
-        for pick in rng.choice(len(ids), size=block, p=p):
+        for pick in rng.choice(len(ids), size=BLOCK, p=p):
             backend = ids[pick]
             position = taken[backend]
             if position >= sizes[backend]:
@@ -77,6 +84,48 @@ def mix_plan(
                 finished.add(backend)
             if stopping == "all_exhausted" and len(finished) == len(ids):
                 return plan
+
+
+def _all_rows(
+    sizes: Mapping[str, int], probabilities: Mapping[str, float], seed: int
+) -> list[tuple[str, int]]:
+    normalised_probabilities({k: probabilities.get(k, 0.0) for k in sizes})  # refuses negative or all-zero
+    rng = np.random.default_rng(seed)
+    left = {k: n for k, n in sizes.items() if n > 0}
+    taken = dict.fromkeys(sizes, 0)
+    plan: list[tuple[str, int]] = []
+    while left:
+        active = [k for k in left if probabilities.get(k, 0.0) > 0] or list(left)
+        weights = np.array([probabilities.get(k, 0.0) or 1.0 for k in active], dtype=float)
+        # Draw a block with these weights until a backend runs out; then redraw among the rest.
+        for pick in rng.choice(
+            len(active), size=min(BLOCK, sum(left[k] for k in active)), p=weights / weights.sum()
+        ):
+            backend = active[pick]
+            plan.append((backend, taken[backend]))
+            taken[backend] += 1
+            left[backend] -= 1
+            if not left[backend]:
+                del left[backend]
+                break
+    return plan
+
+
+def mix_counts(plan: Sequence[tuple[str, int]], sizes: Mapping[str, int]) -> dict[str, dict[str, int]]:
+    """Per backend: rows published, kept rows the plan left out, and extra (repeated) rows."""
+    published = dict.fromkeys(sizes, 0)
+    distinct: dict[str, set[int]] = {k: set() for k in sizes}
+    for backend, index in plan:
+        published[backend] += 1
+        distinct[backend].add(index)
+    return {
+        k: {
+            "published": published[k],
+            "left_out": sizes[k] - len(distinct[k]),
+            "repeated": published[k] - len(distinct[k]),
+        }
+        for k in sizes
+    }
 
 
 def apply_plan(plan: Sequence[tuple[str, int]], rows: Mapping[str, Sequence[dict]]) -> list[dict]:

@@ -10,7 +10,7 @@ from typing import Any
 from hubpress.errors import ConfigError
 from hubpress.refresh.config import HuggingfaceBackend, LocalBackend, RefreshConfig
 from hubpress.refresh.local import read_local
-from hubpress.refresh.mix import Stopping, mix_plan
+from hubpress.refresh.mix import DEFAULT_STOPPING, Stopping, mix_counts, mix_plan
 from hubpress.refresh.rows import (
     RefreshReport,
 )
@@ -73,7 +73,7 @@ def read_mixed(
     seed: int,
     token: str | None = None,
     endpoint: str | None = None,
-    stopping: Stopping = "first_exhausted",
+    stopping: Stopping = DEFAULT_STOPPING,
 ) -> MixedRead:
     """Every backend read into an Arrow-backed Dataset (bounded memory), then mixed by mix_plan."""
     from datasets import Dataset, concatenate_datasets
@@ -96,6 +96,11 @@ def read_mixed(
         parts.append(Dataset.from_generator(tagged, features=features, fingerprint=uuid.uuid4().hex))
     sizes = {r.backend.id: len(p) for r, p in zip(reads, parts, strict=True)}
     plan = mix_plan(sizes, config.probabilities(), seed, stopping)
+    counted = mix_counts(plan, sizes)
+    for read in reads:  # an opt-in rule's left-out and repeated rows are counted in the report
+        counts = counted[read.backend.id]
+        read.report.left_out_by_mixing = counts["left_out"]
+        read.report.repeated_by_mixing = counts["repeated"]
     offsets, total = {}, 0
     for read, part in zip(reads, parts, strict=True):
         offsets[read.backend.id] = total

@@ -19,6 +19,9 @@ class RefreshReport:
     dropped: Counter[str] = field(default_factory=Counter)  # by first reason
     filter_failures: Counter[str] = field(default_factory=Counter)  # every failing filter
     examples: dict[str, list[int]] = field(default_factory=dict)
+    # Mixing (hubpress.refresh.mix): kept rows an opt-in rule left out, and rows it published twice.
+    left_out_by_mixing: int = 0
+    repeated_by_mixing: int = 0
 
     def keep(self) -> None:
         self.seen += 1
@@ -35,20 +38,47 @@ class RefreshReport:
 
     @property
     def dropped_total(self) -> int:
-        return sum(self.dropped.values())
+        """Rows of this backend that are not published: filtered out, or left out by mixing."""
+        return sum(self.dropped.values()) + self.left_out_by_mixing
+
+    @property
+    def published(self) -> int:
+        return self.kept - self.left_out_by_mixing + self.repeated_by_mixing
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "backend_id": self.backend_id,
             "seen": self.seen,
             "kept": self.kept,
+            "published": self.published,
+            "left_out_by_mixing": self.left_out_by_mixing,
+            "repeated_by_mixing": self.repeated_by_mixing,
             "dropped": dict(self.dropped),
             "filter_failures": dict(self.filter_failures),
             "examples": self.examples,
         }
 
+    @classmethod
+    def from_dict(cls, counts: dict[str, Any]) -> RefreshReport:
+        return cls(
+            counts["backend_id"],
+            seen=counts["seen"],
+            kept=counts["kept"],
+            dropped=Counter(counts["dropped"]),
+            filter_failures=Counter(counts["filter_failures"]),
+            examples={k: list(v) for k, v in counts["examples"].items()},
+            left_out_by_mixing=counts.get("left_out_by_mixing", 0),
+            repeated_by_mixing=counts.get("repeated_by_mixing", 0),
+        )
+
     def to_markdown(self) -> str:
         lines = [f"**{self.backend_id}**: {self.kept} kept of {self.seen} rows", ""]
+        if self.left_out_by_mixing or self.repeated_by_mixing:
+            lines += [
+                f"Mixing published {self.published} of them: {self.left_out_by_mixing} left out, "
+                f"{self.repeated_by_mixing} repeated (the stopping rule chosen).",
+                "",
+            ]
         if self.filter_failures:
             lines += ["| filter | rows failing | example source rows |", "|---|---|---|"]
             for reason, count in self.filter_failures.most_common():
