@@ -10,7 +10,6 @@ from huggingface_hub import CommitOperationAdd, HfApi
 
 from hubpress.errors import HubAccessError, MissingTokenError
 from hubpress.settings import Settings
-from hubpress.targets.hub_calls import RepoNotFound
 from hubpress.targets.plan import StagedFile, git_blob_oid
 from hubpress.targets.publish import open_target, publish_files
 from tests.conftest import OTHER_WRITE_TOKEN, READ_TOKEN, WRITE_TOKEN
@@ -114,8 +113,9 @@ def test_other_users_private_repo_is_not_found(hub, tmp_path, write_token):
     publish_files(
         open_target(repo, "dataset", Settings()), [stage(tmp_path, "a", b"a")], target_name=repo, message="m"
     )
-    with pytest.raises(RepoNotFound, match="not visible with the token from the token argument"):
-        # bob cannot see alice's private repo, so it is reported as not found for his token
+    with pytest.raises(HubAccessError, match=r"create dataset repo .*HTTP 403.*cannot write there"):
+        # bob cannot see alice's private repo (404 to him), and creating it in alice's namespace is
+        # refused as on the Hub (403): hubpress reports the refusal, never bob's write to alice's repo
         publish_files(
             open_target(repo, "dataset", Settings(), token=OTHER_WRITE_TOKEN),
             [stage(tmp_path, "b", b"b")],
