@@ -8,7 +8,15 @@ from typing import Any
 from prefect import flow
 
 from flows.params import PublishLoraParams
+from hubpress.build.published import (
+    PublishedRecord,
+    PublishedRecords,
+    is_unchanged,
+    listing_digest,
+    local_listing,
+)
 from hubpress.lora.publish import card_for
+from hubpress.lora.weights import find_weights
 from hubpress.orchestration import artifacts
 from hubpress.settings import get_settings
 from hubpress.targets.publish import open_target
@@ -20,6 +28,31 @@ from tasks.publish import publish_task
 def publish_lora(params: PublishLoraParams) -> dict[str, Any]:
     settings = get_settings()
     target = open_target(params.target, "model", settings, write=not params.dry_run)
+
+    # The cheapest check first: one stat per file and the target's head (one round trip). The
+    # same files, options and head as the last publish from here: nothing to read or send.
+    records = PublishedRecords(settings.cache_dir, kind="model")
+    digest = _files_digest(params)
+    record = records.get(params.target, params.revision)
+    if (
+        digest is not None
+        and not (params.dry_run or params.tag)
+        and record is not None
+        and record.listing == digest
+        and is_unchanged(record, digest, target.head(params.revision))
+    ):
+        return {
+            "target": params.target,
+            "commit": None,
+            "commit_url": None,
+            "dry_run": False,
+            "uploaded_files": [],
+            "uploaded_bytes": 0,
+            "unchanged_files": [],
+            "deleted_files": [],
+            "unchanged": True,
+        }
+
     bundle = prepare_lora_task(params.src_path, params.remote_name, params.extra_files, settings)
     outcome = publish_task(
         target,
@@ -36,6 +69,21 @@ def publish_lora(params: PublishLoraParams) -> dict[str, Any]:
     )
     if outcome.commit:
         artifacts.commit_link(outcome.commit_url, f"LoRA commit {outcome.commit[:12]} in {params.target}")
+    head = outcome.commit or outcome.plan.parent_commit
+    if digest and head and not params.dry_run:
+        records.put(params.target, params.revision, PublishedRecord(digest, head))
     result = outcome.to_dict()
+    result["unchanged"] = outcome.commit is None and not params.dry_run
     result["lora"] = {"rank": bundle.info.rank, "target_modules": list(bundle.info.target_modules)}
     return result
+
+
+def _files_digest(params: PublishLoraParams) -> str | None:
+    """The digest of the files a publish would send (by path, size, mtime and inode) and of the
+    options that shape the card; None when a file is missing (the full path reports it)."""
+    try:
+        files = local_listing([find_weights(params.src_path), *sorted(params.extra_files)])
+    except Exception:  # noqa: BLE001 - prepare_lora says what is wrong, with its own message
+        return None
+    options = params.model_dump(mode="json", exclude={"src_path", "dry_run", "tag", "commit_message"})
+    return listing_digest(files, options)

@@ -39,6 +39,8 @@ def test_publish_twice_sends_nothing_the_second_time(hub, tmp_path, write_token)
     hub.reset_stats()
     upload_lora_safetensors(str(weights), repo, extra_files={str(config): "train_config.yaml"})
     assert hub.stats.commits == 0 and hub.stats.upload_bytes == 0
+    # The same files (by size, mtime and inode) and the same head: one round trip, nothing read.
+    assert sum(hub.stats.requests.values()) == 1 and hub.stats.requests["repo_info"] == 1
 
     # Change only the extra file: only it (and nothing else) is sent.
     config.write_text("learning_rate: 0.0002\nrank: 8\n")

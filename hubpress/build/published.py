@@ -49,6 +49,17 @@ def listing_digest(listing: Iterable[ListedFile], options: Mapping[str, Any]) ->
     return digest.hexdigest()[:32]
 
 
+def local_listing(paths: Iterable[str | os.PathLike[str]]) -> list[ListedFile]:
+    """Listing entries for local files named one by one (LoRA weights and extra files): what a
+    directory listing would say about them, from one stat each."""
+    listed = []
+    for path in paths:
+        real = os.path.realpath(path)
+        st = os.stat(real)
+        listed.append(ListedFile(real, st.st_size, str(st.st_mtime_ns), st.st_ino))
+    return listed
+
+
 def sample_digests(report: IntakeReport) -> dict[str, str]:
     """`split/id` -> a short digest of what the sample publishes (ids, prompt, file sha256s), the
     same facts the stage's fingerprint is made of."""
@@ -101,13 +112,14 @@ def is_unchanged(record: PublishedRecord | None, listing: str, head: str | None)
 
 
 class PublishedRecords:
-    """One small JSON file per (target, revision) under `<cache_dir>/published/`."""
+    """One small JSON file per (kind of repo, target, revision) under `<cache_dir>/published/`."""
 
-    def __init__(self, cache_dir: str | os.PathLike[str]):
+    def __init__(self, cache_dir: str | os.PathLike[str], kind: str = "dataset"):
         self.root = Path(cache_dir).expanduser() / "published"
+        self.kind = kind
 
     def _path(self, target: str, revision: str) -> Path:
-        name = hashlib.sha256(f"{target}\0{revision}".encode()).hexdigest()[:32]
+        name = hashlib.sha256(f"{self.kind}\0{target}\0{revision}".encode()).hexdigest()[:32]
         return self.root / f"{name}.json"
 
     def get(self, target: str, revision: str) -> PublishedRecord | None:
