@@ -16,8 +16,9 @@ from PIL import Image as PILImage
 
 from flows.params import RefreshParams
 from flows.refresh_dataset import refresh_dataset
+from hubpress.build.sizes import DEFAULT_ROW_GROUP_ROWS as ROW_GROUP_ROWS
 from hubpress.errors import ConfigError, MissingTokenError, SourceError
-from hubpress.refresh.publish import ROW_GROUP_ROWS, shard_row_groups
+from hubpress.refresh.publish import shard_row_groups
 from tests.conftest import WRITE_TOKEN
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")

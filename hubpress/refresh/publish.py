@@ -28,7 +28,7 @@ import pyarrow as pa
 
 from hubpress.build.boundaries import ShardBounds, cut_rows
 from hubpress.build.parquet import write_shards
-from hubpress.build.sizes import DEFAULT_ROW_GROUP_BYTES, DEFAULT_ROW_GROUP_ROWS
+from hubpress.build.sizes import DEFAULT_ROW_GROUP_ROWS
 from hubpress.build.staging import Staging, json_bytes
 from hubpress.errors import ConfigError
 from hubpress.refresh import simpletuner
@@ -49,8 +49,6 @@ from hubpress.targets.plan import StagedFile
 from hubpress.targets.publish import MANIFEST
 
 CARD_FACTS = "_hubpress/refresh_card.json"  # staged beside the files, never published
-ROW_GROUP_ROWS = DEFAULT_ROW_GROUP_ROWS  # the same bounds as dataset shards: viewer-sized, memory-bounded
-ROW_GROUP_BYTES = DEFAULT_ROW_GROUP_BYTES
 
 
 _COLUMN_ORDER = ("image", "video", "audio", "width", "height", "num_frames", "fps", "lyrics")
@@ -98,7 +96,7 @@ def shard_row_groups(
 ) -> Iterator[tuple[list[dict[str, Any]], bool]]:
     """(row group, whether a shard ends after it), in row order, by the boundary rule every build
     shares (hubpress.build.boundaries.cut_rows): keyed by backend and upstream row, sized by media."""
-    bounds = ShardBounds.of(max_shard_size, min_shard_size, ROW_GROUP_ROWS, ROW_GROUP_BYTES)
+    bounds = ShardBounds.of(max_shard_size, min_shard_size)  # row groups bounded as every build's
     return cut_rows(rows, bounds, _row_key, _row_bytes)
 
 
@@ -121,7 +119,7 @@ def read_rows(
         read = read_backend(backend, token, endpoint)
         return RowsRead(read.rows(), {backend.id: read.report}, {backend.id: read.cache_reused})
     mixed = read_mixed(config, seed, token, endpoint, stopping=stopping)  # type: ignore[arg-type]
-    batches = mixed.dataset.with_format("arrow").iter(batch_size=ROW_GROUP_ROWS)
+    batches = mixed.dataset.with_format("arrow").iter(batch_size=DEFAULT_ROW_GROUP_ROWS)
     rows = (row for batch in batches for row in batch.to_pylist())
     return RowsRead(rows, mixed.reports, mixed.cache_reused)
 
