@@ -21,6 +21,7 @@ from prefect.utilities.annotations import quote
 
 from flows.params import PublishDatasetParams
 from hubpress.build.empty import refuse_empty_splits
+from hubpress.build.fingerprint import dataset_fingerprint
 from hubpress.build.pipeline import (
     build_options,
     card_renderer,
@@ -36,7 +37,7 @@ from hubpress.build.published import (
     sample_changes,
     sample_digests,
 )
-from hubpress.build.staging import Staging, dataset_fingerprint
+from hubpress.build.staging import Staging
 from hubpress.orchestration import artifacts
 from hubpress.settings import get_settings, resolve_token
 from hubpress.targets.hub import HubRepo

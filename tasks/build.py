@@ -1,4 +1,4 @@
-"""The shard-building task: a thin wrapper over hubpress.build.staging.stage_shard.
+"""The shard-building task: a thin wrapper over hubpress.build.shards.stage_shard.
 
 The publish flow maps `build_shard` over the shard plans when no complete stage exists (its task
 runner, or a build-split subflow per split, runs them in parallel). Only transient failures are
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from prefect import task
 
-from hubpress.build.shards import ShardPlan
-from hubpress.build.staging import StagedShard, Staging, stage_shard
+from hubpress.build.shards import ShardPlan, StagedShard, stage_shard
+from hubpress.build.staging import Staging
 from hubpress.settings import Settings
 from hubpress.targets.retries import NO_CACHE, TRANSIENT_RETRIES
 

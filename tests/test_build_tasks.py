@@ -10,8 +10,9 @@ import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 from prefect import flow
 
+from hubpress.build.fingerprint import dataset_fingerprint
 from hubpress.build.pipeline import plan_all_shards
-from hubpress.build.staging import Staging, dataset_fingerprint
+from hubpress.build.staging import Staging
 from hubpress.errors import SourceError
 from hubpress.sources.models import IntakeReport, SplitManifest
 from hubpress.targets.retries import is_transient_storage_error

@@ -10,8 +10,9 @@ from pathlib import Path
 import boto3
 import pytest
 
+from hubpress.build.fingerprint import dataset_fingerprint
 from hubpress.build.shards import plan_shards, write_shard
-from hubpress.build.staging import COMPLETE_RECORD, Staging, dataset_fingerprint
+from hubpress.build.staging import COMPLETE_RECORD, Staging
 from hubpress.errors import SourceError
 from hubpress.settings import Settings
 from hubpress.sources.models import IntakeReport, SkippedSample, SplitManifest

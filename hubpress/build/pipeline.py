@@ -23,9 +23,9 @@ from hubpress.build.card import (
     render_dataset_card,
     summarize_split,
 )
-from hubpress.build.shards import BuiltShard, ShardPlan, plan_shards
+from hubpress.build.shards import BuiltShard, ShardPlan, StagedShard, plan_shards
 from hubpress.build.sizes import DEFAULT_MAX_SHARD_SIZE, parse_size
-from hubpress.build.staging import StagedShard, Staging, json_bytes
+from hubpress.build.staging import Staging, json_bytes
 from hubpress.errors import PublishError
 from hubpress.settings import Settings
 from hubpress.sources.models import IntakeReport

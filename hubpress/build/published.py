@@ -63,7 +63,7 @@ def local_listing(paths: Iterable[str | os.PathLike[str]]) -> list[ListedFile]:
 def sample_digests(report: IntakeReport) -> dict[str, str]:
     """`split/id` -> a short digest of what the sample publishes (ids, prompt, file sha256s), the
     same facts the stage's fingerprint is made of."""
-    from hubpress.build.staging import sample_facts
+    from hubpress.build.fingerprint import sample_facts
 
     return {
         f"{split}/{sample.id}": hashlib.sha256(

@@ -8,7 +8,8 @@ cut). Shard names carry a hash of the plan's content, so identical input gives i
 the names are known before anything is built (shards are built in parallel, anywhere).
 
 `write_shard` streams one shard to disk, one row group of images at a time
-(hubpress.build.editing builds each row group's table from the source files).
+(hubpress.build.editing builds each row group's table from the source files), and `stage_shard`
+builds one into the stage (what tasks/build.py maps over the plans).
 """
 
 from __future__ import annotations
@@ -16,11 +17,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import tempfile
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hubpress._env import release_free_memory
 from hubpress.build.boundaries import ShardBounds, cut_rows
 from hubpress.build.editing import editing_features, editing_table, file_extension
 from hubpress.build.parquet import BuiltShard, ShardWriter
@@ -30,8 +34,10 @@ from hubpress.build.sizes import (
     DEFAULT_ROW_GROUP_ROWS,
     check_split_name,
 )
+from hubpress.build.staging import Staging
 from hubpress.sources.models import FileRef, Sample
 from hubpress.sources.reader import SourceReader
+from hubpress.targets.plan import StagedFile
 
 # Bump when the bytes a plan produces change (columns, writer options, boundaries): it is part of
 # every name. 2: shards end where the boundary rule shared with refresh says (hubpress.build.boundaries).
@@ -173,12 +179,75 @@ def write_shard(
         return writer.finish(plan.path_in_repo, plan.split, local_path=target)
 
 
+# --- building into a stage (the plain functions behind tasks/build.py) ----------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StagedShard:
+    shard: BuiltShard  # local_path is where it was built (gone after staging to S3)
+    file: StagedFile
+
+
+_build_slots_lock = threading.Lock()
+
+
+_build_slots: dict[int, threading.BoundedSemaphore] = {}
+
+
+def _slots(count: int) -> threading.BoundedSemaphore:
+    with _build_slots_lock:
+        if count not in _build_slots:
+            _build_slots[count] = threading.BoundedSemaphore(count)
+        return _build_slots[count]
+
+
+def stage_shard(
+    staging: Staging,
+    fingerprint: str,
+    plan: ShardPlan,
+    read_bytes: Callable[[FileRef], bytes] | None = None,
+) -> StagedShard:
+    """Build one shard into the stage: in place for local staging, via a temporary file for S3.
+
+    At most `Settings.build_concurrency` shards are built at once in one process, whatever the
+    task runner's thread count: each build holds one row group of image bytes, so this is what
+    keeps peak memory bounded (threads beyond it still overlap uploads and S3 reads)."""
+    with _slots(max(1, staging.settings.build_concurrency)):
+        try:
+            return _stage_shard(staging, fingerprint, plan, read_bytes)
+        finally:
+            release_free_memory()
+
+
+def _stage_shard(
+    staging: Staging,
+    fingerprint: str,
+    plan: ShardPlan,
+    read_bytes: Callable[[FileRef], bytes] | None,
+) -> StagedShard:
+    read = read_bytes or SourceReader(staging.settings)
+    build_dir = staging.build_dir(fingerprint)
+    if build_dir is not None:
+        built = write_shard(plan, build_dir, read)
+        # write_shard hashed these bytes before renaming them into the stage: no second read.
+        return StagedShard(
+            built, staging.add_file(fingerprint, built.path_in_repo, built.local_path, built.sha256)
+        )
+    with tempfile.TemporaryDirectory(prefix="hubpress-shard-") as tmp:
+        built = write_shard(plan, tmp, read)
+        return StagedShard(
+            built, staging.add_file(fingerprint, built.path_in_repo, built.local_path, built.sha256)
+        )
+
+
 __all__ = [
     "SHARD_FORMAT",
+    "StagedShard",
     "BuiltShard",
     "ShardPlan",
     "estimate_sample_size",
     "plan_shards",
     "sample_key",
+    "stage_shard",
     "write_shard",
 ]

@@ -16,20 +16,13 @@ import logging
 import os
 import shutil
 import tempfile
-import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import hubpress
-from hubpress._env import release_free_memory
-from hubpress.build.shards import SHARD_FORMAT, BuiltShard, ShardPlan, write_shard
 from hubpress.errors import SourceError
 from hubpress.settings import Settings, get_settings
-from hubpress.sources.models import FileRef, IntakeReport, Sample
-from hubpress.sources.reader import SourceReader
 from hubpress.storage.files import ListedFile, LocalStorage, S3Storage, Storage, open_storage
 from hubpress.storage.hashcache import HashCache, local_version, sha256_file
 from hubpress.storage.names import inside
@@ -54,48 +47,6 @@ def json_bytes(value: Any) -> bytes:
 def published(files: Iterable[StagedFile]) -> list[StagedFile]:
     """The staged files a publish sends: all but hubpress's private ones."""
     return [f for f in files if not f.path.startswith(PRIVATE_PREFIX)]
-
-
-# --- fingerprint ----------------------------------------------------------------------------------
-
-
-def _ref_facts(ref: FileRef | None) -> list[Any] | None:
-    if ref is None:
-        return None
-    return [ref.relpath, ref.sha256 or f"{ref.uri}|{ref.size}|{ref.version}", ref.format, ref.size]
-
-
-def sample_facts(sample: Sample) -> list[Any]:
-    return [
-        sample.id,
-        sample.prompt,
-        [_ref_facts(r) for r in sample.controls],
-        _ref_facts(sample.mask),
-        _ref_facts(sample.target),
-    ]
-
-
-def dataset_fingerprint(report: IntakeReport, options: Mapping[str, Any]) -> str:
-    """A hash of everything a stage holds depends on: the intake manifest (ids, file sha256s,
-    prompts, skipped samples and corrections, which manifest.json reports), the build and card
-    options, and the hubpress and shard format versions. 32 hex characters. The README is not
-    staged (it is merged with the target's card at publish time), so the target's card is not
-    part of it."""
-    digest = hashlib.sha256()
-
-    def feed(value: Any) -> None:
-        digest.update(json.dumps(value, ensure_ascii=False, sort_keys=True, default=str).encode() + b"\n")
-
-    feed(["hubpress-stage", RECORD_FORMAT, SHARD_FORMAT, hubpress.__version__, report.source, report.layout])
-    feed(dict(options))
-    for split in sorted(report.splits):
-        manifest = report.splits[split]
-        feed(["split", split, len(manifest.samples)])
-        for sample in sorted(manifest.samples, key=lambda s: s.id):
-            feed(sample_facts(sample))
-        feed(sorted([s.id, list(s.reasons)] for s in manifest.skipped))
-    feed(sorted([c.split, c.sample, c.path, c.from_, c.to, c.kind] for c in report.corrections))
-    return digest.hexdigest()[:32]
 
 
 # --- staging --------------------------------------------------------------------------------------
@@ -340,63 +291,7 @@ class Staging:
         return uri[len(root) :]
 
 
-# --- building into a stage (the plain functions behind tasks/build.py) ----------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class StagedShard:
-    shard: BuiltShard  # local_path is where it was built (gone after staging to S3)
-    file: StagedFile
-
-
-_build_slots_lock = threading.Lock()
-_build_slots: dict[int, threading.BoundedSemaphore] = {}
-
-
-def _slots(count: int) -> threading.BoundedSemaphore:
-    with _build_slots_lock:
-        if count not in _build_slots:
-            _build_slots[count] = threading.BoundedSemaphore(count)
-        return _build_slots[count]
-
-
-def stage_shard(
-    staging: Staging,
-    fingerprint: str,
-    plan: ShardPlan,
-    read_bytes: Callable[[FileRef], bytes] | None = None,
-) -> StagedShard:
-    """Build one shard into the stage: in place for local staging, via a temporary file for S3.
-
-    At most `Settings.build_concurrency` shards are built at once in one process, whatever the
-    task runner's thread count: each build holds one row group of image bytes, so this is what
-    keeps peak memory bounded (threads beyond it still overlap uploads and S3 reads)."""
-    with _slots(max(1, staging.settings.build_concurrency)):
-        try:
-            return _stage_shard(staging, fingerprint, plan, read_bytes)
-        finally:
-            release_free_memory()
-
-
-def _stage_shard(
-    staging: Staging,
-    fingerprint: str,
-    plan: ShardPlan,
-    read_bytes: Callable[[FileRef], bytes] | None,
-) -> StagedShard:
-    read = read_bytes or SourceReader(staging.settings)
-    build_dir = staging.build_dir(fingerprint)
-    if build_dir is not None:
-        built = write_shard(plan, build_dir, read)
-        # write_shard hashed these bytes before renaming them into the stage: no second read.
-        return StagedShard(
-            built, staging.add_file(fingerprint, built.path_in_repo, built.local_path, built.sha256)
-        )
-    with tempfile.TemporaryDirectory(prefix="hubpress-shard-") as tmp:
-        built = write_shard(plan, tmp, read)
-        return StagedShard(
-            built, staging.add_file(fingerprint, built.path_in_repo, built.local_path, built.sha256)
-        )
+# --- helpers --------------------------------------------------------------------------------------
 
 
 def _is_missing(exc: Exception) -> bool:
