@@ -7,15 +7,21 @@ The package follows the pipeline, one subpackage per stage:
 
 - `hubpress.storage`: local and S3 files, the hash cache (the lowest layer: everything reads through it);
 - `hubpress.sources`: discovery of the qflux layouts, formats, validation, the intake report;
-- `hubpress.refresh`: SimpleTuner dataloader configs, upstream Hub reading, row rules, mixing;
-- `hubpress.build`: content-defined shards, the parquet writer, card and manifest, staging;
-- `hubpress.targets`: a Hub repo or a local directory, the plan, limits, retries, one commit;
+- `hubpress.refresh`: SimpleTuner dataloader configs, upstream Hub reading, row rules, mixing, and
+  what a refresh adds to the shared pipeline (its lineage, card, index and dataloader entry);
+- `hubpress.build`: the one shard pipeline both row sources share (a local or S3 tree after intake,
+  upstream Hub rows after a refresh's rules): the boundary rule, the one parquet writer, staging,
+  card and manifest;
+- `hubpress.targets`: a Hub repo or a local directory, the plan, limits, retries, one commit and
+  its check;
 - `hubpress.lora`: weights checks, LoRA publishing, training-run releases, the model card;
 - `hubpress.orchestration`: the Prefect server, task runners, artifacts;
 - `hubpress.commands`: the `hubpress` command line;
 - `hubpress.testdata`: generators of synthetic datasets and LoRA files for the demo, tests and benches.
 
-The Prefect flows, their tasks and parameter models live in the top-level `flows/` and `tasks/`.
+The Prefect flows, their tasks and parameter models live in the top-level `flows/` and `tasks/`;
+nothing in the subpackages imports them (tests/test_imports.py holds every module to that and to
+importing without a cycle).
 """
 
 from hubpress._env import apply_transfer_compat, limit_malloc_arenas
