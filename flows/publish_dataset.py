@@ -248,6 +248,9 @@ def _publish(params: PublishDatasetParams) -> dict[str, Any]:
     result = outcome.to_dict()
     result["samples"] = rows
     result["skipped"] = {name: len(m.skipped) for name, m in report.splits.items()}
+    result["empty_prompts"] = {
+        name: sum(1 for sample in m.samples if sample.prompt == "") for name, m in report.splits.items()
+    }
     result["stage"] = staged.stage_uri
     result["stage_reused"] = staged.reused
     result["listing_unchanged"] = False

@@ -30,3 +30,28 @@ __version__ = "0.1.0"
 
 apply_transfer_compat()
 limit_malloc_arenas()
+
+# The qflux guide's functions (hubpress.api), importable as `from hubpress import load_editing_dataset`.
+# Loaded on first use (PEP 562), so `import hubpress` stays cheap: no datasets, Prefect or flows.
+_API = (
+    "upload_editing_dataset",
+    "upload_editing_dataset_from_csv",
+    "load_editing_dataset",
+    "upload_lora_safetensors",
+    "download_lora",
+)
+__all__ = ["__version__", *_API]
+
+
+def __getattr__(name: str):
+    if name in _API:
+        from hubpress import api
+
+        value = getattr(api, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'hubpress' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_API})

@@ -63,14 +63,22 @@ def test_defective_tree_is_reported_exactly(tmp_path, layout):
     assert sample.controls[0].name.endswith(".png") and sample.controls[0].format == "jpeg"
     (corr,) = [c for c in report.corrections if c.kind == "extension_mismatch"]
     assert corr.sample == mismatched and corr.to.endswith(".jpg")
-    expected_warnings = {"extension_mismatch", "orphan_control" if layout == "folder" else "file_resolved"}
+    expected_warnings = {
+        "extension_mismatch",
+        "empty_prompt",
+        "orphan_control" if layout == "folder" else "file_resolved",
+    }
     assert set(kinds(report, "warning")) == expected_warnings
-    assert set(kinds(report, "error")) == {"undecodable_image", "empty_prompt"}
+    assert set(kinds(report, "error")) == {"undecodable_image"}
+    empty = {r.split("/", 1)[1] for r in s.defects["empty_prompt"]}
+    assert {x.id: x.prompt for x in report.splits["train"].samples if x.id in empty} == dict.fromkeys(
+        empty, ""
+    )
 
     for split in report.splits.values():
         assert [x.id for x in split.samples] == sorted(x.id for x in split.samples)
         for x in split.samples:
-            assert x.prompt and x.prompt == x.prompt.strip()
+            assert x.prompt is not None and x.prompt == x.prompt.strip()
             for ref in x.images():
                 assert ref.size > 0 and ref.format in {"png", "jpeg", "webp"}
                 assert len(ref.sha256) == 64 and ref.width == 16 and ref.height == 16

@@ -22,8 +22,9 @@ def test_person_readable_report(tmp_path):
     assert result.exit_code == 0, result.output
     out = result.output
     assert "folder layout" in out
-    assert "train         6 samples kept         2 skipped" in out
+    assert "train         7 samples kept         1 skipped" in out  # an empty prompt is kept
     assert "undecodable_image (error)" in out and "orphan_control (warning)" in out
+    assert "empty_prompt (warning)" in out
     assert "train/control_images/" in out  # problems name their files
 
 
@@ -35,7 +36,7 @@ def test_json_object(tmp_path):
     assert set(data) == {"layout", "splits", "problems", "corrections"}
     assert data["layout"] == "csv"
     assert data["splits"] == {
-        "train": {"samples": len(s.expected["train"]), "skipped": 2},
+        "train": {"samples": len(s.expected["train"]), "skipped": 1},
         "test": {"samples": 2, "skipped": 0},
     }
     assert {p["kind"] for p in data["problems"]} >= {"undecodable_image", "empty_prompt", "file_resolved"}

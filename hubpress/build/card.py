@@ -209,6 +209,8 @@ def build_manifest(
             "num_examples": len(manifest.samples),
             "num_bytes": sum(b.num_bytes for b in files),
             "num_skipped": len(manifest.skipped),
+            # kept with a warning, as qflux keeps them: unconditional examples
+            "num_empty_prompts": sum(1 for sample in manifest.samples if sample.prompt == ""),
             "files": [b.path_in_repo for b in files],
         }
     return {

@@ -22,7 +22,6 @@ ERROR_KINDS = frozenset(
         "missing_control",
         "missing_target",
         "missing_prompt",
-        "empty_prompt",
         "prompt_not_utf8",
         "undecodable_image",
         "unsupported_format",
@@ -39,6 +38,7 @@ ERROR_KINDS = frozenset(
 )
 WARNING_KINDS = frozenset(
     {
+        "empty_prompt",  # kept, as qflux keeps it: an unconditional example
         "orphan_control",
         "orphan_mask",
         "orphan_target",

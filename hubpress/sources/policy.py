@@ -185,12 +185,24 @@ def judge(
             )
         return replace(ref, format=f.format, sha256=f.sha256, width=f.width, height=f.height)
 
+    def warn(kind: str, detail: str, path: str | None = None) -> None:
+        problems.append(Problem(split, sample.id, kind, detail, path, severity_of(kind)))
+
     prompt = _prompt_text(sample, facts, options, fail)
     if prompt is not None and not prompt.strip():
+        # Kept with a warning, as qflux keeps it: an empty prompt is a deliberate unconditional example.
         if sample.prompt_file is not None:
-            fail("empty_prompt", "the prompt is empty", sample.prompt_file.relpath)
+            warn(
+                "empty_prompt",
+                "the prompt is empty: kept as an unconditional example",
+                sample.prompt_file.relpath,
+            )
         else:
-            fail("empty_prompt", f"{split}.csv row {sample.row}: the prompt cell is empty", f"{split}.csv")
+            warn(
+                "empty_prompt",
+                f"{split}.csv row {sample.row}: the prompt cell is empty: kept",
+                f"{split}.csv",
+            )
     controls = [checked(ref) for ref in sample.controls]
     mask, target = checked(sample.mask), checked(sample.target)
     prompt_file = sample.prompt_file

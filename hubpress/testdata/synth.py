@@ -11,7 +11,7 @@ Defects real trees have, each applied to `defect_count` distinct samples:
 - upper_ext      main control named `<id>.PNG` (still valid: extensions are case-insensitive)
 - ext_mismatch   main control holds JPEG bytes but is named .png (or PNG bytes named .jpg)
 - truncated      main control cut in half (the sample must be skipped: undecodable_image)
-- empty_prompt   prompt is empty (skipped: empty_prompt)
+- empty_prompt   prompt is empty (kept, as qflux keeps it; warning: empty_prompt)
 - orphan         folder layout: a control image with no prompt (warning: orphan_control)
 - csv_wrong_ext  CSV layout: the CSV names `<id>.png` but the file is `<id>.webp` (file_resolved)
 """
@@ -38,7 +38,7 @@ DEFECT_OUTCOME: dict[str, tuple[bool, str]] = {
     "upper_ext": (True, ""),
     "ext_mismatch": (True, "extension_mismatch"),
     "truncated": (False, "undecodable_image"),
-    "empty_prompt": (False, "empty_prompt"),
+    "empty_prompt": (True, "empty_prompt"),
     "orphan": (True, "orphan_control"),
     "csv_wrong_ext": (True, "file_resolved"),
 }
