@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from hubpress.errors import ConfigError
+from hubpress.sources.formats import DEFAULT_MAX_PIXELS
 from hubpress.targets.base import check_repo_id, is_local_target
 
 
@@ -100,10 +101,10 @@ class PublishDatasetParams(BaseModel):
         "utf-8", title="Prompt encoding", description="Encoding of the prompt .txt files."
     )
     max_pixels: int = Field(
-        178_956_970,
+        DEFAULT_MAX_PIXELS,
         gt=0,
         title="Max pixels per image",
-        description="Decompression-bomb guard (Pillow's default).",
+        description="Largest image (width x height) decoded: the decompression-bomb guard (Pillow's default).",
     )
     staging: str | None = Field(
         None,

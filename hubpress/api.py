@@ -23,11 +23,13 @@ def _publish(
     root_dir: str, repo_id: str, private: bool, layout: str, token: str | None, **extra: Any
 ) -> dict:
     from flows.publish_dataset import publish_dataset
+    from hubpress.commands.preflight import check_publish_dataset
 
     params = PublishDatasetParams(
         source=str(root_dir), target=repo_id, public=not private, layout=layout, **extra
     )
     with call_token(token):
+        check_publish_dataset(params)  # argument errors surface before Prefect starts
         return publish_dataset(params)
 
 
@@ -93,7 +95,10 @@ def upload_lora_safetensors(
         commit_message=commit_message,
         **options,
     )
+    from hubpress.commands.preflight import check_publish_lora
+
     with call_token(token):
+        check_publish_lora(params)  # argument errors surface before Prefect starts
         publish_lora(params)
     if is_local_target(repo_id):
         return str(local_path(repo_id))

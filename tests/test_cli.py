@@ -37,7 +37,7 @@ def source(tmp_path_factory):
             ["publish-dataset", "{src}", "org/ds", "--max-shard-size", "lots"],
             "max_shard_size: 'lots' is not a size",
         ),
-        (["publish-dataset", "{src}", "org/ds", "--on-error", "explode"], "on_error"),
+        (["publish-dataset", "{src}", "org/ds", "--on-error", "explode"], "--on-error"),
         (["publish-lora", "w.safetensors", "org/m", "--extra", "no-equals-sign"], "expected LOCAL=REMOTE"),
     ],
 )

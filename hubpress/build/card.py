@@ -129,7 +129,7 @@ def dataset_info_yaml(splits: Iterable[SplitSummary]) -> dict[str, Any]:
 def card_body(info: DatasetCardInfo, pretty_name: str | None) -> str:
     repo = info.repo_id or "path/to/this/dataset"
     lines = [
-        f"# {escape_text(pretty_name or repo)}",
+        f"# {escape_text(pretty_name or info.repo_id or 'Image-editing dataset')}",
         "",
         "An image-editing dataset: each row pairs one or more control images (and an optional mask) "
         "with a target image and an editing prompt. The schema is the one qflux trainers load "

@@ -6,6 +6,9 @@
    with `load_editing_dataset` and prints a row.
 4. Publishes it again: nothing changed, so nothing is written.
 5. Publishes a small LoRA to a local target, twice (the second time is skipped by SHA256).
+
+Running it again works: the source is regenerated identically, so every publish says
+"unchanged, nothing sent".
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("HUBPRESS_STAGING", str(out / "staging"))
     os.environ.setdefault("HUBPRESS_CACHE_DIR", str(out / "cache"))
 
-    from hubpress.api import load_editing_dataset, upload_editing_dataset, upload_lora_safetensors
+    from hubpress.api import load_editing_dataset, upload_editing_dataset
     from hubpress.testdata.synth import write_dataset
     from hubpress.testdata.synth_lora import write_lora
 
@@ -63,11 +66,14 @@ def main(argv: list[str] | None = None) -> None:
 
     target = f"{out / 'dataset'}"
     _say(f"Publishing to the local target {target} (the flow runs on a temporary Prefect server)")
-    result = upload_editing_dataset(str(out / "source"), f"{target}/", max_shard_size="200KB")
+    options = {"max_shard_size": "200KB", "pretty_name": "hubpress demo: face edits"}
+    result = upload_editing_dataset(str(out / "source"), f"{target}/", **options)
+    print(f"   {_outcome(result)}")
+    print(f"   samples {result['samples']}, skipped {result['skipped']} (listed in the intake report above)")
     print(
-        f"   commit {result['commit'][:12]}: {len(result['uploaded_files'])} files, {result['uploaded_bytes']:,} bytes"
+        f"   {target} is a link to the version it holds ({os.readlink(target)}): a local target keeps "
+        "its versions beside it and swaps the link in one step, so a reader never sees half a publish."
     )
-    print(f"   samples {result['samples']}, skipped {result['skipped']}")
 
     _say("Loading it back with load_editing_dataset")
     dsd = load_editing_dataset(f"{target}/")
@@ -79,19 +85,33 @@ def main(argv: list[str] | None = None) -> None:
     )
 
     _say("Publishing again: the data did not change")
-    again = upload_editing_dataset(str(out / "source"), f"{target}/", max_shard_size="200KB")
-    print(
-        f"   commit: {again['commit']}, bytes written: {again['uploaded_bytes']}, stage reused: {again['stage_reused']}"
-    )
+    again = upload_editing_dataset(str(out / "source"), f"{target}/", **options)
+    print(f"   {_outcome(again)} (stage reused: {again['stage_reused']})")
 
-    _say("Publishing a LoRA to a local target, twice")
+    _say("Publishing a LoRA to a local target, twice (the second time its sha256 is already there)")
+    from flows.params import PublishLoraParams
+    from flows.publish_lora import publish_lora
+
     weights = write_lora(out / "lora" / "pytorch_lora_weights.safetensors", rank=8)
     for attempt in (1, 2):
-        upload_lora_safetensors(str(weights), f"{out / 'lora-repo'}/")
+        lora = publish_lora(PublishLoraParams(src_path=str(weights), target=f"{out / 'lora-repo'}/"))
         files = sorted(p.name for p in (out / "lora-repo").iterdir())
-        print(f"   publish {attempt}: {files}")
+        print(f"   publish {attempt}: {_outcome(lora)}; the target holds {files}")
 
-    _say(f"Done. Look in {out}: dataset/ is what a Hub dataset repo would hold.")
+    _say(
+        f"Done. Look in {out}: dataset/ is what a Hub dataset repo would hold, lora-repo/ a model repo. "
+        "Run `make demo` again: everything is unchanged and nothing is sent."
+    )
+
+
+def _outcome(result: dict) -> str:
+    """One line: what a publish did (a commit, or nothing because the target already holds it)."""
+    if result.get("commit") is None:
+        return "unchanged, nothing sent: the target already holds exactly this (no commit)"
+    return (
+        f"commit {result['commit'][:12]}: {len(result['uploaded_files'])} file(s), "
+        f"{result['uploaded_bytes']:,} bytes sent"
+    )
 
 
 if __name__ == "__main__":

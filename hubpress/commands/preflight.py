@@ -1,9 +1,20 @@
-"""Checks a command makes before it starts Prefect, so a run that cannot succeed fails in
-milliseconds instead of after the flow engine's start-up."""
+"""Checks made before Prefect starts, so a run that cannot succeed fails in milliseconds (with one
+line) instead of after the flow engine's start-up and inside a flow run.
+
+The CLI commands and `hubpress.api` call these on the same parameter models the flows take. They
+look only at this machine (paths, tokens, the configuration file): nothing here talks to the Hub
+or S3. The flows check the same things again where they run (a worker may see other paths).
+"""
 
 from __future__ import annotations
 
-from hubpress.settings import require_write_token
+import os
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from hubpress.errors import ConfigError, SourceError
+from hubpress.settings import get_settings, require_write_token
 from hubpress.targets.base import is_local_target
 
 
@@ -11,3 +22,88 @@ def fail_fast_without_token(target: str, dry_run: bool) -> None:
     """A write to the Hub needs a token: say so (naming every way to give one) before any work."""
     if not dry_run and not is_local_target(target):
         require_write_token()
+
+
+def check_target_not_ambiguous(target: str, cwd: Path | None = None) -> None:
+    """`out/face-seg` reads as a Hub repo id, but when ./out exists here the user may well mean
+    the directory. Refuse to guess: one line saying how to write either."""
+    if is_local_target(target) or "/" not in target:
+        return
+    first = target.split("/", 1)[0]
+    if ((cwd or Path.cwd()) / first).exists():
+        raise ConfigError(
+            f"target {target!r} is ambiguous: ./{first} exists here. Write ./{target} for the local "
+            f"directory, or a Hub repo id whose organisation is not a local folder name (org/name)."
+        )
+
+
+def check_local_input(uri: str, what: str, expect: str = "dir") -> None:
+    """A local source, training output or weights file must exist (s3:// is checked by the flow)."""
+    if uri.startswith("s3://"):
+        if not urlparse(uri).netloc:
+            raise SourceError(f"{what} {uri!r} is not a usable S3 location: expected s3://bucket/prefix.")
+        return
+    path = Path(uri.removeprefix("file://")).expanduser()
+    if not path.exists():
+        raise SourceError(f"{what} {path} does not exist: check the path (or use s3://bucket/prefix).")
+    if expect == "dir" and not path.is_dir():
+        raise SourceError(f"{what} {path} is a file, not a directory.")
+
+
+def check_staging(staging: str | None) -> None:
+    """The staging location must be an S3 prefix or a local directory hubpress can create and write."""
+    uri = staging or get_settings().staging
+    if uri.startswith("s3://"):
+        if not urlparse(uri).netloc:
+            raise ConfigError(f"staging {uri!r} is not a usable S3 location: expected s3://bucket/prefix.")
+        return
+    if "://" in uri and not uri.startswith("file://"):
+        raise ConfigError(f"staging {uri!r}: expected a local directory or s3://bucket/prefix.")
+    path = Path(uri.removeprefix("file://")).expanduser().absolute()
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(
+            f"staging {uri!r} cannot be used: {existing} is a file, not a directory. "
+            "Pass --staging DIR or set HUBPRESS_STAGING."
+        )
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(
+            f"staging {uri!r} cannot be used: {existing} is not writable. "
+            "Pass --staging DIR or set HUBPRESS_STAGING."
+        )
+
+
+def check_publish_dataset(params: Any) -> None:
+    """PublishDatasetParams: the source, the staging location, the target and its token."""
+    check_local_input(params.source, "source")
+    check_staging(params.staging)
+    check_target_not_ambiguous(params.target)
+    fail_fast_without_token(params.target, params.dry_run)
+
+
+def check_refresh(params: Any) -> None:
+    """RefreshParams: the configuration parses (a missing file is one line), staging, target, token."""
+    from hubpress.refresh.config import parse_refresh_config
+
+    parse_refresh_config(params.config)
+    check_staging(params.staging)
+    check_target_not_ambiguous(params.target)
+    fail_fast_without_token(params.target, params.dry_run)
+
+
+def check_publish_lora(params: Any) -> None:
+    """PublishLoraParams: the weights and extra files exist, the target and its token."""
+    check_local_input(params.src_path, "weights", expect="any")
+    for local in params.extra_files:
+        check_local_input(local, "extra file", expect="any")
+    check_target_not_ambiguous(params.target)
+    fail_fast_without_token(params.target, params.dry_run)
+
+
+def check_release(params: Any) -> None:
+    """ReleaseTrainingRunParams: the training output exists, the target and its token."""
+    check_local_input(params.output_uri, "training output")
+    check_target_not_ambiguous(params.repo_id)
+    fail_fast_without_token(params.repo_id, False)

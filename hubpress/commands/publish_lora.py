@@ -1,11 +1,14 @@
-"""`hubpress publish-lora SRC TARGET`."""
+"""`hubpress publish-lora SRC_PATH TARGET`: its options are PublishLoraParams' fields
+(hubpress.commands.options), as in the publish-lora deployment's form."""
 
 from __future__ import annotations
 
 import typer
 
+from flows.params import PublishLoraParams
 from hubpress.commands.common import emit_result, run_flow
-from hubpress.commands.preflight import fail_fast_without_token
+from hubpress.commands.options import model_command
+from hubpress.commands.preflight import check_publish_lora
 
 
 def _extras(values: list[str] | None) -> dict[str, str]:
@@ -24,36 +27,22 @@ def _extras(values: list[str] | None) -> dict[str, str]:
 
 def register(app: typer.Typer) -> None:
     @app.command("publish-lora")
+    @model_command(
+        PublishLoraParams,
+        arguments={"src_path": "SRC_PATH", "target": "TARGET"},
+        exclude=("extra_files",),
+        build=False,
+    )
     def publish_lora_command(
-        src: str = typer.Argument(..., help="A .safetensors file, or a directory holding one."),
-        target: str = typer.Argument(..., help="Hub model repo id (org/name) or a local directory."),
-        remote_name: str = typer.Option(
-            None, help="File name in the repo (default pytorch_lora_weights.safetensors)."
+        values: dict,
+        extra: list[str] = typer.Option(
+            None, "--extra", help="An extra file as LOCAL=REMOTE (the form's extra_files), repeatable."
         ),
-        extra: list[str] = typer.Option(None, "--extra", help="LOCAL=REMOTE, repeatable."),
-        public: bool = typer.Option(False, "--public", help="Create the repo public (default: private)."),
-        revision: str = typer.Option("main", help="Branch."),
-        tag: str = typer.Option(None, help="Tag the new commit."),
-        base_model: str = typer.Option(None, help="Base model for the card."),
-        dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and stop."),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     ) -> None:
         """Publish LoRA weights: validated, SHA256-skipped, one commit, a model card."""
-        from flows.params import PublishLoraParams
-
-        params = PublishLoraParams(
-            src_path=src,
-            target=target,
-            remote_name=remote_name,
-            extra_files=_extras(extra),
-            public=public,
-            revision=revision,
-            tag=tag,
-            base_model=base_model,
-            dry_run=dry_run,
-        )
-
-        fail_fast_without_token(target, dry_run)
+        params = PublishLoraParams(**values, extra_files=_extras(extra))
+        check_publish_lora(params)
 
         def run():
             from flows.publish_lora import publish_lora

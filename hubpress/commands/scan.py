@@ -7,40 +7,20 @@ Runs the plain intake functions (no Prefect), so it is quick. Exit codes: 0 done
 from __future__ import annotations
 
 import json
-from enum import StrEnum
 
 import typer
 
+from flows.params import PublishDatasetParams
+from hubpress.commands.options import model_command
 
-class LayoutChoice(StrEnum):
-    auto = "auto"
-    folder = "folder"
-    csv = "csv"
-
-
-class OnErrorChoice(StrEnum):
-    skip = "skip"
-    fail = "fail"
+# The intake options are PublishDatasetParams' (the same names, defaults, choices and help as
+# publish-dataset and the deployment form): hubpress.commands.options derives them.
+INTAKE_FIELDS = ("layout", "on_error", "allow_missing_target", "prompt_encoding", "max_pixels")
 
 
+@model_command(PublishDatasetParams, arguments={"source": "SOURCE"}, include=INTAKE_FIELDS, build=False)
 def scan(
-    source: str = typer.Argument(..., help="Dataset root: a local directory or s3://bucket/prefix."),
-    layout: LayoutChoice = typer.Option(LayoutChoice.auto, "--layout", help="auto, folder or csv."),
-    on_error: OnErrorChoice = typer.Option(
-        OnErrorChoice.skip, "--on-error", help="skip: leave bad samples out; fail: exit 1 on any error."
-    ),
-    allow_missing_target: bool = typer.Option(
-        False, "--allow-missing-target", help="Accept train samples without a target image."
-    ),
-    prompt_encoding: str = typer.Option(
-        "utf-8", "--prompt-encoding", help="Encoding of prompts and CSV files."
-    ),
-    max_pixels: int | None = typer.Option(
-        None,
-        "--max-pixels",
-        min=1,
-        help="Largest image (width x height) to decode. Default: Pillow's 89,478,485.",
-    ),
+    intake_options: dict,
     fix_source: bool = typer.Option(
         False,
         "--fix-source",
@@ -51,21 +31,14 @@ def scan(
 ) -> None:
     """Discover and validate a dataset (folder or CSV layout) and report what would be published."""
     from hubpress.errors import ConfigError, SourceError, ValidationFailed
-    from hubpress.sources.formats import DEFAULT_MAX_PIXELS
     from hubpress.sources.intake import fix_source as apply_fixes
     from hubpress.sources.intake import run_intake
     from hubpress.sources.report import render_text, scan_json
 
+    defaults = {n: PublishDatasetParams.model_fields[n].default for n in INTAKE_FIELDS}
+
     def intake():
-        return run_intake(
-            source,
-            layout=layout.value,
-            on_error=on_error.value,
-            allow_missing_target=allow_missing_target,
-            prompt_encoding=prompt_encoding,
-            max_pixels=max_pixels or DEFAULT_MAX_PIXELS,
-            workers=workers,
-        )
+        return run_intake(**{**defaults, **intake_options}, workers=workers)
 
     def show(report) -> None:
         if as_json:

@@ -189,7 +189,7 @@ def render_model_card(
             {"text": prompts.get(path, ""), "output": {"url": path}} for path in samples[:MAX_WIDGET_SAMPLES]
         ]
 
-    name = escape_text(repo_id.rsplit("/", 1)[-1])
+    name = escape_text(repo_id.rstrip("/").rsplit("/", 1)[-1] or "LoRA adapter")
     linkable = base_model is not None and _REPO_ID.match(base_model) is not None
     if linkable:
         base_text = f"[{escape_text(base_model)}](https://huggingface.co/{base_model})"

@@ -2,7 +2,14 @@
 
 Work goes chunk by chunk. For each chunk the hash cache is asked first (one batched lookup keyed
 by URI, size and mtime_ns:inode locally or ETag on S3); only files it does not know are read, in
-worker processes (ProcessPoolExecutor: decoding is CPU-bound), and their facts are written back.
+worker processes (decoding is CPU-bound), and their facts are written back.
+
+The worker processes come from loky's reusable executor, not from a multiprocessing pool: its
+workers do not re-import the caller's `__main__` (spawn and forkserver do, which makes library code
+called from a plain script without an `if __name__ == "__main__":` guard fail with "... before the
+current process has finished its bootstrapping phase"), they are started once per process and
+reused by every chunk and every call, they exit after `POOL_IDLE_SECONDS` without work, and they
+are stopped when the interpreter exits (or dies: they watch their parent).
 A re-run over an unchanged tree therefore reads no bytes at all, and a changed tree reads only
 what changed. `ValidationStats` counts the work, so tests and reports can show it.
 
@@ -15,11 +22,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
-import multiprocessing
 import os
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -36,6 +42,8 @@ CACHE_FILE = "files.sqlite"
 DEFAULT_CHUNK = 2000
 # Fewer files than this are checked inline: starting worker processes would cost more.
 INLINE_BELOW = 16
+# Idle decode workers exit after this long; the next chunk starts them again (~0.3 s).
+POOL_IDLE_SECONDS = 60
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,6 +278,13 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def decode_pool(workers: int) -> Executor:
+    """The process's shared pool of `workers` decode processes (see the module docstring)."""
+    from loky import get_reusable_executor
+
+    return get_reusable_executor(max_workers=workers, timeout=POOL_IDLE_SECONDS)
+
+
 def validate_files(
     jobs: Sequence[FileJob],
     *,
@@ -282,8 +297,8 @@ def validate_files(
 ) -> ValidationResult:
     """Facts for every job: from the cache when it knows the file's version, else read and decoded.
 
-    `workers=1` checks inline (no processes); otherwise a ProcessPoolExecutor of `workers`
-    processes (default: the usable CPUs) checks the files the cache did not know.
+    `workers=1` checks inline (no processes); otherwise `decode_pool(workers)` (default: the
+    usable CPUs) checks the files the cache did not know.
     """
     settings = settings or get_settings()
     cache = cache if cache is not None else intake_cache(settings)
@@ -291,54 +306,53 @@ def validate_files(
     result = ValidationResult()
     pool: Executor | None = None
     inline_storage: Storage | None = None
-    try:
-        for chunk in _batched(jobs, chunk_size):
-            result.stats.chunks += 1
-            result.stats.files += len(chunk)
-            known = cache.get_many([(j.uri, j.size, j.version) for j in chunk])
-            todo: list[FileJob] = []
-            for job in chunk:
-                hit = known.get((job.uri, job.size, job.version))
-                facts = _from_cache(job, *hit) if hit else None
-                if facts is not None and job.kind == "image":
-                    facts = apply_pixel_limit(facts, max_pixels)
-                if facts is None:
-                    todo.append(job)
-                else:
-                    result.facts[job.relpath] = facts
-                    result.stats.cache_hits += 1
-            if not todo:
-                continue
-            if workers > 1 and len(todo) >= INLINE_BELOW and pool is None:
-                # forkserver: workers start from a clean process, not a fork of one running threads.
-                method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-                pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method))
-            batches: list[tuple[list[tuple[str, FileFacts]], ValidationStats]]
-            if pool is None or len(todo) < INLINE_BELOW:
-                if inline_storage is None:
-                    inline_storage = open_storage(root, settings)
-                batches = [check_files(root, todo, max_pixels, settings, inline_storage)]
+    for chunk in _batched(jobs, chunk_size):
+        result.stats.chunks += 1
+        result.stats.files += len(chunk)
+        known = cache.get_many([(j.uri, j.size, j.version) for j in chunk])
+        todo: list[FileJob] = []
+        for job in chunk:
+            hit = known.get((job.uri, job.size, job.version))
+            facts = _from_cache(job, *hit) if hit else None
+            if facts is not None and job.kind == "image":
+                facts = apply_pixel_limit(facts, max_pixels)
+            if facts is None:
+                todo.append(job)
             else:
-                size = max(4, min(256, -(-len(todo) // (workers * 4))))
-                futures = [
-                    pool.submit(check_files, root, list(part), max_pixels, settings)
-                    for part in _batched(todo, size)
-                ]
+                result.facts[job.relpath] = facts
+                result.stats.cache_hits += 1
+        if not todo:
+            continue
+        if workers > 1 and len(todo) >= INLINE_BELOW and pool is None:
+            pool = decode_pool(workers)
+        batches: list[tuple[list[tuple[str, FileFacts]], ValidationStats]]
+        if pool is None or len(todo) < INLINE_BELOW:
+            if inline_storage is None:
+                inline_storage = open_storage(root, settings)
+            batches = [check_files(root, todo, max_pixels, settings, inline_storage)]
+        else:
+            size = max(4, min(256, -(-len(todo) // (workers * 4))))
+            futures = [
+                pool.submit(check_files, root, list(part), max_pixels, settings)
+                for part in _batched(todo, size)
+            ]
+            try:
                 batches = [f.result() for f in futures]
-            by_path = {job.relpath: job for job in todo}
-            rows = []
-            for checked, stats in batches:
-                result.stats.add(stats)
-                for relpath, facts in checked:
-                    result.facts[relpath] = facts
-                    job = by_path[relpath]
-                    # Read failures say nothing lasting about a version of a file: not cached.
-                    if facts.error not in ("missing_file", "path_outside_root") and facts.sha256 is not None:
-                        rows.append((job.uri, job.size, job.version, facts.sha256, _to_info(job, facts)))
-            cache.put_many(rows)
-    finally:
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+            except BaseException:
+                for future in futures:  # the pool is shared: leave it no work nobody waits for
+                    future.cancel()
+                raise
+        by_path = {job.relpath: job for job in todo}
+        rows = []
+        for checked, stats in batches:
+            result.stats.add(stats)
+            for relpath, facts in checked:
+                result.facts[relpath] = facts
+                job = by_path[relpath]
+                # Read failures say nothing lasting about a version of a file: not cached.
+                if facts.error not in ("missing_file", "path_outside_root") and facts.sha256 is not None:
+                    rows.append((job.uri, job.size, job.version, facts.sha256, _to_info(job, facts)))
+        cache.put_many(rows)
     return result
 
 
