@@ -78,6 +78,8 @@ def test_readme_snippet_runs_as_a_plain_script_and_leaves_no_process(tmp_path, h
     script = work / "snippet.py"
     snippet = readme_api_snippet()
     assert "__main__" not in snippet
+    # The test Hub gives the write token the namespace "alice" (as the Hub gives a user theirs).
+    snippet = snippet.replace('"my-org/', '"alice/')
     script.write_text(snippet + "\nprint('rows', len(dsd['train']), len(train), 'lora', path)\n")
 
     marker = uuid.uuid4().hex
@@ -95,7 +97,7 @@ def test_readme_snippet_runs_as_a_plain_script_and_leaves_no_process(tmp_path, h
     _, rows, local_rows, _, path = line.split()
     assert int(rows) == int(local_rows) > 0
     assert Path(path).read_bytes() == (work / "output" / "pytorch_lora_weights.safetensors").read_bytes()
-    assert hub.read_file("model", "my-org/face-seg-lora", "train_config.yaml") == b"learning_rate: 0.0001\n"
+    assert hub.read_file("model", "alice/face-seg-lora", "train_config.yaml") == b"learning_rate: 0.0001\n"
     assert survivors(marker) == []
 
 
@@ -108,7 +110,7 @@ def test_a_failing_script_leaves_no_process(tmp_path, hub):
     script.write_text(
         "from hubpress.api import upload_editing_dataset\n"
         'upload_editing_dataset("face_seg", "./out/face-seg")\n'
-        'upload_editing_dataset("face_seg", "my-org/face-seg")\n'
+        'upload_editing_dataset("face_seg", "alice/face-seg-refused")\n'
     )
     marker = uuid.uuid4().hex
     done = subprocess.run(

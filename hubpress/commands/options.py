@@ -27,12 +27,20 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 
+def _plain(annotation: Any) -> Any:
+    """The type without Annotated[...] validators (the model applies them)."""
+    while typing.get_origin(annotation) is typing.Annotated:
+        annotation = typing.get_args(annotation)[0]
+    return annotation
+
+
 def _unwrap_optional(annotation: Any) -> tuple[Any, bool]:
+    annotation = _plain(annotation)
     args = typing.get_args(annotation)
     if typing.get_origin(annotation) in (typing.Union, types.UnionType) and type(None) in args:
         rest = [a for a in args if a is not type(None)]
         if len(rest) == 1:
-            return rest[0], True
+            return _plain(rest[0]), True
     return annotation, False
 
 
