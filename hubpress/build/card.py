@@ -87,7 +87,7 @@ def card_metadata(info: DatasetCardInfo, existing_meta: Mapping[str, Any] | None
     """The YAML keys hubpress owns, in the order they are written."""
     existing_meta = existing_meta or {}
     meta: dict[str, Any] = {}
-    pretty = info.pretty_name or existing_meta.get("pretty_name") or _default_pretty_name(info.repo_id)
+    pretty = info.pretty_name or existing_meta.get("pretty_name") or default_pretty_name(info.repo_id)
     if pretty:
         meta["pretty_name"] = pretty
     meta["license"] = info.license or existing_meta.get("license") or DEFAULT_LICENSE
@@ -182,11 +182,7 @@ def render_dataset_card(existing: str | None, info: DatasetCardInfo) -> str:
     """The new README.md: hubpress's YAML keys and marked block regenerated, the user's kept."""
     existing_meta, _ = split_front_matter(existing or "")
     meta = card_metadata(info, existing_meta)
-    card = merge_card(existing, meta, card_body(info, meta.get("pretty_name")))
-    # merge_card keeps the blank line after the front matter as part of the body and adds its own,
-    # so each re-render would grow the card by a line (and re-commit an unchanged dataset's card).
-    head, fence, body = card.partition("\n---\n")
-    return head + fence + "\n" + body.lstrip("\n") if fence else card
+    return merge_card(existing, meta, card_body(info, meta.get("pretty_name")))
 
 
 def build_manifest(
@@ -285,7 +281,8 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
-def _default_pretty_name(repo_id: str | None) -> str | None:
+def default_pretty_name(repo_id: str | None) -> str | None:
+    """The card's default title from a repo id or a directory: "org/my-data_set" -> "My Data Set"."""
     if not repo_id:
         return None
     return repo_id.rsplit("/", 1)[-1].replace("-", " ").replace("_", " ").strip().title() or None

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import hubpress
+from hubpress.build.card import default_pretty_name
 from hubpress.build.cards import merge_card, split_front_matter
 from hubpress.build.parquet import BuiltShard
 from hubpress.refresh import simpletuner
@@ -149,9 +150,7 @@ def card_facts(
         dataset_size=split["num_bytes"],
     )
     name = published_dataset_name(options.target)
-    pretty = (
-        options.pretty_name or name.rstrip("/").rsplit("/", 1)[-1].replace("-", " ").replace("_", " ").title()
-    )
+    pretty = options.pretty_name or default_pretty_name(name.rstrip("/")) or name
     meta = {
         "pretty_name": pretty,
         "license": options.license,
@@ -259,6 +258,4 @@ def render_refresh_card(existing: str | None, card: Mapping[str, Any]) -> str:
     meta = dict(card["meta"])
     if existing_meta.get("license") and card["meta"].get("license") == "other":
         meta["license"] = existing_meta["license"]  # a license a user set on the Hub wins over the default
-    merged = merge_card(existing, meta, card["body"])
-    head, fence, body = merged.partition("\n---\n")
-    return head + fence + "\n" + body.lstrip("\n") if fence else merged
+    return merge_card(existing, meta, card["body"])
