@@ -16,7 +16,7 @@ from hubpress.build.published import (
     local_listing,
 )
 from hubpress.lora.publish import card_for
-from hubpress.lora.weights import find_weights
+from hubpress.lora.weights import adapter_config_beside, find_weights
 from hubpress.orchestration import artifacts
 from hubpress.settings import get_settings
 from hubpress.targets.publish import open_target
@@ -74,7 +74,15 @@ def publish_lora(params: PublishLoraParams) -> dict[str, Any]:
         records.put(params.target, params.revision, PublishedRecord(digest, head))
     result = outcome.to_dict()
     result["unchanged"] = outcome.commit is None and not params.dry_run
-    result["lora"] = {"rank": bundle.info.rank, "target_modules": list(bundle.info.target_modules)}
+    info = bundle.info
+    result["lora_family"] = info.family
+    result["lora"] = {
+        "lora_family": info.family,
+        "rank": info.rank,
+        "ranks": list(info.ranks),
+        "alphas": list(info.alphas),
+        "target_modules": list(info.target_modules),
+    }
     return result
 
 
@@ -82,7 +90,9 @@ def _files_digest(params: PublishLoraParams) -> str | None:
     """The digest of the files a publish would send (by path, size, mtime and inode) and of the
     options that shape the card; None when a file is missing (the full path reports it)."""
     try:
-        files = local_listing([find_weights(params.src_path), *sorted(params.extra_files)])
+        weights = find_weights(params.src_path)
+        beside = adapter_config_beside(weights)
+        files = local_listing([weights, *([beside] if beside else []), *sorted(params.extra_files)])
     except Exception:  # noqa: BLE001 - prepare_lora says what is wrong, with its own message
         return None
     options = params.model_dump(mode="json", exclude={"src_path", "dry_run", "tag", "commit_message"})

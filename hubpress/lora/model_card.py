@@ -127,8 +127,25 @@ def _human_size(size: int) -> str:
     return f"{size} B"
 
 
+_FAMILY_TEXT = {"lycoris-lokr": "LyCORIS LoKr", "lycoris-loha": "LyCORIS LoHa"}
+
+
+def _rank_text(info: LoraInfo) -> str:
+    return f"rank {info.rank}" if info.rank else "full-size Kronecker factors"
+
+
+def _lycoris_note(info: LoraInfo) -> list[str]:
+    if not info.family.startswith("lycoris"):
+        return []
+    return [
+        "LyCORIS weights (lokr_*/hada_* tensors with their alphas) load with the LyCORIS library or "
+        "SimpleTuner; diffusers' `load_lora_weights` does not read every LyCORIS module.",
+        "",
+    ]
+
+
 def _lora_rows(info: LoraInfo, weight_name: str) -> list[tuple[str, str]]:
-    rank = str(info.rank)
+    rank = str(info.rank) if info.rank else _rank_text(info)
     if len(info.ranks) > 1:
         rank += f" (most layers; ranks present: {', '.join(map(str, info.ranks))})"
     rows = [("Rank", rank)]
@@ -143,7 +160,7 @@ def _lora_rows(info: LoraInfo, weight_name: str) -> list[tuple[str, str]]:
     rows += [
         ("Tensor dtypes", escape_text(", ".join(info.dtypes))),
         ("Parameters", f"{info.parameter_count:,}"),
-        ("Tensor naming", escape_text(info.naming)),
+        ("LoRA family", escape_text(info.family)),
         ("File", f"`{_code(weight_name)}` ({_human_size(info.file_size)})"),
     ]
     return rows
@@ -200,9 +217,11 @@ def render_model_card(
     body = [
         f"# {name}",
         "",
-        f"A LoRA adapter (rank {info.rank}, {info.lora_layers} adapted layers) for image editing with "
+        f"A {_FAMILY_TEXT.get(info.family, 'LoRA')} adapter (LoRA family `{escape_text(info.family)}`, "
+        f"{_rank_text(info)}, {info.lora_layers} adapted layers) for image editing with "
         f"{base_text}. The weights are `{weight_name}` (safetensors), published with hubpress.",
         "",
+        *_lycoris_note(info),
         "## Use with diffusers",
         "",
         "```python",

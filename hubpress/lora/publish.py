@@ -28,7 +28,14 @@ from hubpress.lora.release import (
     release_files,
 )
 from hubpress.lora.selection import select_checkpoint
-from hubpress.lora.weights import LoraInfo, find_weights, inspect_safetensors
+from hubpress.lora.weights import (
+    ADAPTER_CONFIG,
+    LoraInfo,
+    adapter_config_beside,
+    apply_adapter_config,
+    find_weights,
+    inspect_safetensors,
+)
 from hubpress.settings import Settings
 from hubpress.storage import names
 from hubpress.storage.hashcache import HashCache
@@ -80,6 +87,11 @@ def prepare_lora(
     info = inspect_safetensors(weights)
     weight_name = remote_name or DEFAULT_WEIGHT_NAME
     extra_files = dict(extra_files or {})
+    adapter_config = adapter_config_beside(weights)
+    if adapter_config is not None:  # PEFT's config travels with its weights, and is checked against them
+        info = apply_adapter_config(info, adapter_config)
+        if ADAPTER_CONFIG not in extra_files.values():
+            extra_files.setdefault(str(adapter_config), ADAPTER_CONFIG)
     missing = [local for local in extra_files if not os.path.isfile(local)]
     if missing:
         raise ConfigError(

@@ -37,6 +37,8 @@ __all__ = [
     "SafetensorsHeader",
     "TensorEntry",
     "WeightsNotFoundError",
+    "adapter_config_beside",
+    "apply_adapter_config",
     "describe_lora",
     "find_weights",
     "inspect_safetensors",
@@ -46,6 +48,7 @@ __all__ = [
 ]
 
 DEFAULT_WEIGHT_NAME = "pytorch_lora_weights.safetensors"
+ADAPTER_CONFIG = "adapter_config.json"  # PEFT's LoraConfig, saved beside PEFT weights
 
 
 class WeightsNotFoundError(SourceError):
@@ -121,3 +124,32 @@ def inspect_stream(fh: BinaryIO, file_size: int, where: str) -> LoraInfo:
     if where.lower().endswith(PICKLE_SUFFIXES):
         raise PickleWeightsError(f"{where} is a pickle-based weights file. {CONVERT_HINT}")
     return describe_lora(read_header(fh, file_size, where), where)
+
+
+def adapter_config_beside(weights: Path) -> Path | None:
+    """PEFT's adapter_config.json in the weights' directory, when there is one."""
+    beside = weights.with_name(ADAPTER_CONFIG)
+    return beside if beside.is_file() else None
+
+
+def apply_adapter_config(info: LoraInfo, config_path: Path) -> LoraInfo:
+    """Check adapter_config.json against the weights (its `r` must be a rank they have) and add its
+    `lora_alpha` to the alphas. A config that is not JSON, or disagrees, is refused before sending."""
+    import dataclasses
+    import json
+
+    try:
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise InvalidWeightsError(f"{config_path} is not a readable JSON adapter config: {exc}.") from None
+    if not isinstance(config, dict):
+        raise InvalidWeightsError(f"{config_path} is JSON but not an object.")
+    rank, alpha = config.get("r"), config.get("lora_alpha")
+    if isinstance(rank, int) and info.rank and rank not in info.ranks and not config.get("rank_pattern"):
+        raise InvalidWeightsError(
+            f"{config_path} says r={rank} but {info.file_name} has rank {info.rank}: they belong to different "
+            "adapters. Put the matching adapter_config.json beside the weights (or remove it)."
+        )
+    if isinstance(alpha, int | float) and not isinstance(alpha, bool):
+        info = dataclasses.replace(info, alphas=tuple(sorted({*info.alphas, float(alpha)})))
+    return info

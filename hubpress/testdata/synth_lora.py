@@ -19,7 +19,7 @@ import numpy as np
 
 from hubpress.lora.weights import DTYPE_BITS
 
-Naming = Literal["peft", "kohya", "diffusers"]
+Naming = Literal["peft", "kohya", "diffusers", "lokr", "loha"]
 
 # Qwen-Image-Edit transformer blocks' usual LoRA targets, in diffusers naming.
 QWEN_TARGETS = (
@@ -69,12 +69,34 @@ def lora_layout(
     layout: list[tuple[str, tuple[int, ...]]] = []
     for i in range(modules):
         module = f"transformer_blocks.{i // len(targets)}.{targets[i % len(targets)]}"
+        if naming in ("lokr", "loha"):
+            layout += _lycoris_layout(module, naming, rank, hidden)
+            continue
         down, up = lora_tensor_names(module, naming)
         layout.append((down, (rank, hidden)))
         layout.append((up, (hidden, rank)))
         if naming == "kohya":
             layout.append((down.removesuffix(".lora_down.weight") + ".alpha", ()))
     return layout
+
+
+def _lycoris_layout(module: str, naming: str, rank: int, hidden: int) -> list[tuple[str, tuple[int, ...]]]:
+    """LyCORIS as SimpleTuner saves it (`lycoris_` + the module path with underscores): LoKr with a
+    whole w1 (a small Kronecker factor) and w2 factored as w2_a @ w2_b; LoHa with two factored pairs.
+    Each module carries its .alpha."""
+    flat = "lycoris_" + module.replace(".", "_")
+    if naming == "lokr":
+        factor = 4 if hidden % 4 == 0 else 1
+        inner = hidden // factor
+        shapes = [("lokr_w1", (factor, factor)), ("lokr_w2_a", (inner, rank)), ("lokr_w2_b", (rank, inner))]
+    else:
+        shapes = [
+            ("hada_w1_a", (hidden, rank)),
+            ("hada_w1_b", (rank, hidden)),
+            ("hada_w2_a", (hidden, rank)),
+            ("hada_w2_b", (rank, hidden)),
+        ]
+    return [(f"{flat}.{name}", shape) for name, shape in shapes] + [(f"{flat}.alpha", ())]
 
 
 def hidden_for_size(target_bytes: int, *, rank: int, modules: int, dtype: str = "F16") -> int:
