@@ -16,7 +16,7 @@ from hubpress.build.sizes import DEFAULT_ROW_GROUP_ROWS
 from hubpress.build.staging import Staging
 from hubpress.refresh.config import parse_refresh_config
 from hubpress.refresh.lineage import RefreshOptions, config_fingerprint, stage_fingerprint
-from hubpress.refresh.publish import _row_bytes, _row_key, build_refresh, shard_row_groups
+from hubpress.refresh.publish import build_refresh, row_key, row_size, shard_row_groups
 from hubpress.settings import get_settings
 from tests.build_helpers import fake_sample, make_sample
 
@@ -50,8 +50,8 @@ def test_both_sources_cut_the_same_rows_at_the_same_places():
         samples.append(sample)
         text = len(sample.id.encode()) + len(sample.prompt.encode())
         rows.append({"source_index": index, "image": {"bytes": b"x" * (size + text), "path": None}})
-        assert _row_key(rows[-1]) == sample_key(sample)
-        assert _row_bytes(rows[-1]) == sum(r.size for r in sample.images()) + text + 128
+        assert row_key(rows[-1]) == sample_key(sample)
+        assert row_size(rows[-1]) == sum(r.size for r in sample.images()) + text + 128
 
     plans = plan_shards("train", samples, "2MB", row_group_rows=DEFAULT_ROW_GROUP_ROWS)
     from_samples = []
@@ -68,7 +68,7 @@ def test_both_sources_cut_the_same_rows_at_the_same_places():
     assert from_samples == from_rows
     # ... and both are the shared rule itself.
     bounds = ShardBounds.of(2_000_000)
-    shared = cut_rows(rows, bounds, _row_key, _row_bytes)
+    shared = cut_rows(rows, bounds, row_key, row_size)
     assert _cuts(([f":{r['source_index']}" for r in g], e) for g, e in shared) == from_rows
 
 

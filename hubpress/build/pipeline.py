@@ -25,7 +25,7 @@ from hubpress.build.card import (
 )
 from hubpress.build.shards import BuiltShard, ShardPlan, StagedShard, plan_shards
 from hubpress.build.sizes import DEFAULT_MAX_SHARD_SIZE, parse_size
-from hubpress.build.staging import Staging, json_bytes
+from hubpress.build.staging import PRIVATE_PREFIX, Staging, json_bytes
 from hubpress.errors import PublishError
 from hubpress.settings import Settings
 from hubpress.sources.models import IntakeReport
@@ -35,7 +35,7 @@ from hubpress.targets.publish import MANIFEST
 
 log = logging.getLogger("hubpress.dataset")
 
-CARD_INFO = "_hubpress/card_info.json"  # staged beside the files, never published
+CARD_INFO = f"{PRIVATE_PREFIX}card_info.json"  # staged beside the files, never published
 _CARD_INFO = TypeAdapter(DatasetCardInfo)
 
 
@@ -79,7 +79,7 @@ _PLANS = TypeAdapter(list[ShardPlan])
 
 
 def _plans_path(split: str) -> str:
-    return f"_hubpress/plans-{split}.json"
+    return f"{PRIVATE_PREFIX}plans-{split}.json"
 
 
 def save_split_plans(staging: Staging, fingerprint: str, split: str, plans: list[ShardPlan]) -> None:

@@ -23,10 +23,10 @@ from hubpress.refresh.config import HuggingfaceBackend, LocalBackend, RefreshCon
 from hubpress.refresh.local import IMAGE_SUFFIXES
 from hubpress.refresh.mix import DEFAULT_STOPPING, Stopping
 from hubpress.refresh.upstream import resolve_revision
+from hubpress.targets.publish import CARD, MANIFEST
 
 REFRESH_FORMAT = 3  # bump when the bytes a refresh writes change for the same inputs
 SPLIT = "train"
-MANIFEST = "manifest.json"
 
 Backend = HuggingfaceBackend | LocalBackend
 
@@ -117,7 +117,7 @@ def unchanged_manifest(
 def nothing_changed_result(target_name: str, manifest: Mapping[str, Any], dry_run: bool) -> dict[str, Any]:
     """The result of a run that stopped because nothing changed upstream (same fields as a publish)."""
     split = manifest.get("splits", {}).get(SPLIT, {})
-    unchanged = sorted({*manifest.get("files", {}), MANIFEST, "README.md"})
+    unchanged = sorted({*manifest.get("files", {}), MANIFEST, CARD})
     return {
         "target": target_name,
         "commit": None,

@@ -29,7 +29,7 @@ import pyarrow as pa
 from hubpress.build.boundaries import ShardBounds, cut_rows
 from hubpress.build.parquet import write_shards
 from hubpress.build.sizes import DEFAULT_ROW_GROUP_ROWS
-from hubpress.build.staging import Staging, json_bytes
+from hubpress.build.staging import PRIVATE_PREFIX, Staging, json_bytes
 from hubpress.errors import ConfigError
 from hubpress.refresh import simpletuner
 from hubpress.refresh.card import (
@@ -48,7 +48,7 @@ from hubpress.refresh.rows import RefreshReport
 from hubpress.targets.plan import StagedFile
 from hubpress.targets.publish import MANIFEST
 
-CARD_FACTS = "_hubpress/refresh_card.json"  # staged beside the files, never published
+CARD_FACTS = f"{PRIVATE_PREFIX}refresh_card.json"  # staged beside the files, never published
 
 
 _COLUMN_ORDER = ("image", "video", "audio", "width", "height", "num_frames", "fps", "lyrics")
@@ -76,7 +76,8 @@ def published_features(config: RefreshConfig) -> Any:
     return Features({name: raw[name] for name in order})
 
 
-def _row_bytes(row: Mapping[str, Any]) -> int:
+def row_size(row: Mapping[str, Any]) -> int:
+    """A refreshed row's bytes for the boundary rule: its media bytes and a fixed overhead."""
     total = 128
     for value in row.values():
         if isinstance(value, Mapping) and isinstance(value.get("bytes"), bytes | bytearray):
@@ -86,7 +87,7 @@ def _row_bytes(row: Mapping[str, Any]) -> int:
     return total
 
 
-def _row_key(row: Mapping[str, Any]) -> bytes:
+def row_key(row: Mapping[str, Any]) -> bytes:
     """What identifies a refreshed row: its backend and its row in the upstream snapshot."""
     return f"{row.get('backend_id', '')}:{row['source_index']}".encode()
 
@@ -97,7 +98,7 @@ def shard_row_groups(
     """(row group, whether a shard ends after it), in row order, by the boundary rule every build
     shares (hubpress.build.boundaries.cut_rows): keyed by backend and upstream row, sized by media."""
     bounds = ShardBounds.of(max_shard_size, min_shard_size)  # row groups bounded as every build's
-    return cut_rows(rows, bounds, _row_key, _row_bytes)
+    return cut_rows(rows, bounds, row_key, row_size)
 
 
 @dataclass
