@@ -9,7 +9,9 @@ SimpleTuner's behaviour (re-read it) or in hubpress's (rerun the table) shows up
   (`backend_dict.get("huggingface", {})`); nothing at the top level or in a `config` block.
 - captions: simpletuner/helpers/metadata/backends/huggingface.py,
   HuggingfaceMetadataBackend._extract_caption_from_item (with _get_nested_value).
-- size: the same file, HuggingfaceMetadataBackend metadata from width_column/height_column.
+- size: the same file, HuggingfaceMetadataBackend metadata from width_column/height_column (the
+  guarded reading; _get_image_metadata_from_item int()s the values unguarded, so hubpress never
+  publishes a null size under a named column).
 - quality: the same file, HuggingfaceMetadataBackend._passes_quality_filter and its caller.
 - lyrics: the same file, HuggingfaceMetadataBackend._process_for_bucket (audio).
 """

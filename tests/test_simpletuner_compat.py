@@ -307,3 +307,46 @@ def test_refreshed_dataset_reads_back_in_simpletuner_as_published(hub, write_tok
         source = row["source_index"]
         assert as_list(st.caption(row, options)) == expected[source], source
         assert st.size(row, options) == sizes[source] == row[image_column].size
+
+
+def test_an_image_without_a_readable_size_is_left_out():
+    """SimpleTuner int()s a named width column's value unguarded: no published image has a null size."""
+    from hubpress.refresh.report import RefreshReport
+    from hubpress.refresh.rows import process_rows
+
+    cfg = hubpress_backend({})
+    report = RefreshReport("t")
+    rows = [
+        (0, {"image": {"bytes": png(5, 3), "path": None}, "caption": "ok"}),
+        (1, {"image": {"bytes": b"not an image", "path": None}, "caption": "broken"}),
+    ]
+    out = list(process_rows(rows, cfg, report))
+    assert [(r["source_index"], r["width"], r["height"]) for r in out] == [(0, 5, 3)]
+    assert report.dropped == {"unreadable_image": 1}
+
+
+def test_video_entry_names_only_columns_every_row_fills():
+    def entry(block):
+        config = parse_refresh_config(
+            {
+                "id": "v",
+                "type": "huggingface",
+                "dataset_name": "a/b",
+                "dataset_type": "video",
+                "huggingface": block,
+            }
+        )
+        return dataloader_entry(config, "org/out")[0]["huggingface"]
+
+    assert entry({"num_frames_column": "frames"}) == {
+        "caption_column": "caption",
+        "num_frames_column": "num_frames",
+    }
+    full = {"width_column": "w", "height_column": "h", "num_frames_column": "n", "fps_column": "f"}
+    assert entry(full) == {
+        "caption_column": "caption",
+        "width_column": "width",
+        "height_column": "height",
+        "num_frames_column": "num_frames",
+        "fps_column": "fps",
+    }

@@ -89,7 +89,9 @@ def build_output_row(
             out["image"] = {"bytes": data, "path": f"{source_index}.png"}
             out["width"], out["height"] = w, h
         else:
-            size = source_size(row, cfg, header_size_fn(cfg.image_column)) or (None, None)
+            size = source_size(row, cfg, header_size_fn(cfg.image_column))
+            if size is None:  # SimpleTuner's int(width) would fail on a null: no image without a size
+                raise ValueError(f"row {source_index}: the image's size cannot be read")
             out["width"], out["height"] = size
     elif cfg.dataset_type == "video":
         size = source_size(row, cfg, None) or (None, None)

@@ -84,14 +84,27 @@ def dataloader_entry(config: RefreshConfig, dataset_name: str) -> list[dict[str,
         block = {"caption_column": caption, "width_column": "width", "height_column": "height"}
     elif backend.dataset_type == "video":
         entry["video_column"] = "video"
-        block = {
-            "caption_column": caption,
-            "width_column": "width",
-            "height_column": "height",
-            "num_frames_column": "num_frames",
-            "fps_column": "fps",
-        }
+        block = {"caption_column": caption, **_video_columns(config)}
     else:
         block = {"caption_column": caption, "lyrics_column": "lyrics"}
     entry["huggingface"] = block
     return [entry]
+
+
+def _video_columns(config: RefreshConfig) -> dict[str, str]:
+    """Video size, frame and fps columns, named only when every backend fills them: SimpleTuner's
+    HuggingfaceMetadataBackend._get_image_metadata_from_item calls int()/float() on a named column's
+    value without a guard, so a column of nulls would stop its metadata scan."""
+    backends = [b for b in config.backends if isinstance(b, HuggingfaceBackend)]
+
+    def every(option: str) -> bool:
+        return len(backends) == len(config.backends) and all(getattr(b, option) for b in backends)
+
+    columns = {}
+    if every("width_column") and every("height_column"):
+        columns |= {"width_column": "width", "height_column": "height"}
+    if every("num_frames_column"):
+        columns["num_frames_column"] = "num_frames"
+    if every("fps_column"):
+        columns["fps_column"] = "fps"
+    return columns
