@@ -45,7 +45,11 @@ def listing_digest(listing: Iterable[ListedFile], options: Mapping[str, Any]) ->
     head = ["hubpress-listing", RECORD_FORMAT, hubpress.__version__, dict(options)]
     digest.update(json.dumps(head, sort_keys=True, default=str).encode() + b"\n")
     for lf in sorted(listing, key=lambda lf: lf.relpath):
-        digest.update(f"{lf.relpath}\0{lf.size}\0{lf.version}\0{lf.inode}\n".encode())
+        # surrogateescape: a name that is not UTF-8 (reported by intake as name_not_utf8) still
+        # has bytes, and those bytes decide the digest
+        digest.update(
+            f"{lf.relpath}\0{lf.size}\0{lf.version}\0{lf.inode}\n".encode("utf-8", "surrogateescape")
+        )
     return digest.hexdigest()[:32]
 
 
