@@ -1,7 +1,9 @@
 """The refresh configuration: SimpleTuner's multidatabackend JSON, read as pydantic models.
 
 A refresh reads the same file a SimpleTuner user already has (one backend object or a list of
-them) so that the dataset published to the Hub is the dataset SimpleTuner would have trained on.
+them) and applies its caption and filter rules as the document describes them; where that
+departs from SimpleTuner's code, docs/refresh-semantics.md says how (HUGGINGFACE_BLOCK_ONLY notes
+the options SimpleTuner would not read).
 Options that only steer training (cropping, caches, repeats, text embeds...) are accepted and
 listed as not affecting the refresh; an unknown key is a warning with the nearest known key.
 

@@ -45,8 +45,9 @@ def mix_plan(
 
     all_rows (the default): every row of every backend exactly once; at each position a backend
     is drawn, in proportion to its weight, among those with rows left (a backend of weight 0 comes
-    after the weighted ones: SimpleTuner would still train on it). first_exhausted: stop when the drawn backend has no row left (the proportions hold exactly in
-    expectation, and no row repeats). all_exhausted: keep drawing, restarting an exhausted backend
+    after the weighted ones: SimpleTuner would still train on it). first_exhausted: stop when the
+    drawn backend has no row left (the proportions hold exactly in expectation, and no row
+    repeats). all_exhausted: keep drawing, restarting an exhausted backend
     from its first row, until every backend has been seen in full (small backends are oversampled,
     as datasets.interleave_datasets does).
     """
