@@ -10,7 +10,9 @@
   UTC), created INACTIVE with example parameters; at most one run at a time (a run due while
   another is still running is cancelled: concurrency limit 1, CANCEL_NEW).
 
-prefect.yaml describes the same deployments for `prefect deploy` onto a work pool.
+prefect.yaml describes the same deployments for `prefect deploy` onto a work pool, under distinct
+names (`pool_name`: publish-dataset/manual-pool): a `serve` process only ever runs the deployments
+it serves, so it never picks up (and crashes) a run meant for a work pool's workers.
 """
 
 from __future__ import annotations
@@ -35,7 +37,15 @@ SCHEDULED_PUBLISH_EXAMPLE = {"source": "s3://YOUR-BUCKET/datasets/edits", "targe
 # nights never publish over each other (the next night picks up whatever the cancelled one missed).
 SCHEDULED_PUBLISH_CONCURRENCY = {"limit": 1, "collision_strategy": "CANCEL_NEW"}
 
+# prefect.yaml's deployments are these names plus POOL_SUFFIX.
+POOL_SUFFIX = "-pool"
+
 log = logging.getLogger("hubpress")
+
+
+def pool_name(served: str) -> str:
+    """The work-pool deployment (prefect.yaml) that matches a served one."""
+    return served + POOL_SUFFIX
 
 
 def release_trigger_parameters() -> dict[str, Any]:

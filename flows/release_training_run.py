@@ -68,8 +68,20 @@ def release_training_run(params: ReleaseTrainingRunParams) -> dict[str, Any]:
             "problems": list(prep.output.problems),
         }
     )
+    log = get_run_logger()
     for problem in prep.output.problems:
-        get_run_logger().warning("%s: %s", params.output_uri, problem)
+        log.warning("%s: %s", params.output_uri, problem)
+    log.info(
+        "%s %s (step %s) of %s to %s: commit %s, tag %s%s.",
+        "Released" if outcome.commit else "Already released:",
+        prep.checkpoint.name,
+        prep.checkpoint.step,
+        params.output_uri,
+        params.repo_id,
+        (commit or "none")[:12],
+        tag,
+        "" if outcome.commit or outcome.tag_created else " (nothing sent, no new commit or tag)",
+    )
     if outcome.commit or outcome.tag_created:
         _emit_published(params.repo_id, tag, commit, prep.checkpoint.name)
         artifacts.commit_link(

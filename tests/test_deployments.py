@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
+import pytest
 import yaml
 
 from deployments.serve import (
@@ -20,8 +21,10 @@ from deployments.serve import (
     SCHEDULED_PUBLISH_EXAMPLE,
     TRAINING_FINISHED_EVENT,
     build_deployments,
+    pool_name,
     release_trigger_parameters,
 )
+from deployments.steps import require_checkout
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -40,18 +43,37 @@ def _flow_name(module: str, func: str) -> str:
     return getattr(importlib.import_module(module), func).name
 
 
+SERVED = {PUBLISH_DATASET, PUBLISH_LORA, RELEASE_TRAINING_RUN, REFRESH_DATASET, SCHEDULED_PUBLISH}
+
+
+def test_pool_and_served_deployments_have_distinct_names():
+    """A `serve` process must never pick up a run meant for the work pool: no name is shared."""
+    served = {f"{d.flow_name}/{d.name}" for d in build_deployments()}
+    assert served == SERVED
+    in_yaml = {f"{_flow_name(m, f)}/{name}" for (m, f, name) in _yaml_deployments()}
+    assert in_yaml == {pool_name(s) for s in SERVED}
+    assert not in_yaml & served
+
+
+def test_prefect_deploy_refuses_to_run_without_the_checkout(monkeypatch):
+    config = yaml.safe_load((ROOT / "prefect.yaml").read_text())
+    assert config["build"] == [
+        {"deployments.steps.require_checkout": {"directory": "{{ $HUBPRESS_CHECKOUT }}"}}
+    ]
+    for bad in ("", "  ", "relative/dir"):
+        with pytest.raises(SystemExit) as refused:
+            require_checkout(bad)
+        message = str(refused.value.code)
+        assert message.startswith("error: HUBPRESS_CHECKOUT") and "\n" not in message
+    assert require_checkout("/opt/hubpress") == {"directory": "/opt/hubpress"}
+
+
 def test_prefect_yaml_names_the_served_deployments():
     by_full_name = {}
     for (module, func, name), entry in _yaml_deployments().items():
         flow_name = _flow_name(module, func)
-        by_full_name[f"{flow_name}/{name}"] = entry
-    assert set(by_full_name) == {
-        PUBLISH_DATASET,
-        PUBLISH_LORA,
-        RELEASE_TRAINING_RUN,
-        REFRESH_DATASET,
-        SCHEDULED_PUBLISH,
-    }
+        by_full_name[f"{flow_name}/{name.removesuffix('-pool')}"] = entry
+    assert set(by_full_name) == SERVED
     assert all(entry["enforce_parameter_schema"] for entry in by_full_name.values())
 
     (trigger,) = by_full_name[RELEASE_TRAINING_RUN]["triggers"]

@@ -55,10 +55,15 @@ def e2e_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def base_env(e2e_dir) -> dict[str, str]:
     """The environment a user's shell would have: no PREFECT_API_URL, a token, hubpress dirs in tmp."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API_")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("PREFECT_API_") and k != "HUBPRESS_PREFECT_DIR"
+    }
     env.update(
         {
-            "HUBPRESS_PREFECT_DIR": str(e2e_dir / "server"),
+            # The local server's state goes to its default, user-level place ($XDG_STATE_HOME).
+            "XDG_STATE_HOME": str(e2e_dir / "user-state"),
             "PREFECT_HOME": str(e2e_dir / "client-home"),
             "HF_TOKEN": WRITE_TOKEN,
             "HF_HUB_DISABLE_XET": "1",
@@ -378,16 +383,101 @@ def _visible_text(html: str) -> str:
 
 
 def test_training_finished_never_fails_the_trainer(base_env, e2e_dir):
+    run = e2e_dir / "runs" / "run1"
+    run.mkdir(parents=True, exist_ok=True)
     unreachable = {**base_env, "PREFECT_API_URL": f"http://127.0.0.1:{_free_port()}/api"}
+    # A relative path, as a trainer in its own directory passes it: announced as an absolute one.
     result = _hubpress(
-        ["training-finished", "/out/run", "--repo", "alice/x", "--timeout", "2"],
+        ["training-finished", "run1", "--repo", "alice/x", "--timeout", "2"],
         unreachable,
-        e2e_dir,
+        run.parent,
         timeout=60,
     )
     assert result.returncode == 0 and "warning: could not announce" in result.stderr
-    assert "hubpress release /out/run --repo alice/x" in result.stderr
+    assert f"hubpress release {run} --repo alice/x" in result.stderr
 
     no_server = {**base_env, "HUBPRESS_PREFECT_DIR": str(e2e_dir / "no-server-here")}
-    result = _hubpress(["training-finished", "/out/run", "--repo", "alice/x"], no_server, e2e_dir, timeout=60)
+    result = _hubpress(["training-finished", str(run), "--repo", "alice/x"], no_server, e2e_dir, timeout=60)
     assert result.returncode == 0 and "no Prefect server configured" in result.stderr
+
+    missing = _hubpress(["training-finished", "run2", "--repo", "alice/x"], no_server, run.parent, timeout=60)
+    assert missing.returncode == 0
+    assert (
+        f"{run.parent / 'run2'} does not exist" in missing.stderr
+        and "Nothing was announced" in missing.stderr
+    )
+
+
+def test_the_local_server_is_found_from_any_directory(prefect_server, base_env, e2e_dir):
+    """State in a user-level directory: `server status` elsewhere sees the same server, and a
+    second `server start --port N` says that one already runs on another port."""
+    elsewhere = e2e_dir / "some" / "other" / "dir"
+    elsewhere.mkdir(parents=True, exist_ok=True)
+    status = _hubpress(["server", "status", "--json"], base_env, elsewhere, timeout=60)
+    assert status.returncode == 0, status.stderr
+    assert json.loads(status.stdout) | {"pid": 0} == {
+        "status": "running",
+        "api_url": prefect_server,
+        "ui_url": prefect_server.removesuffix("/api"),
+        "pid": 0,
+    }
+    assert (e2e_dir / "user-state" / "hubpress" / "prefect" / "server.json").exists()
+    other_port = _free_port()
+    again = _hubpress(["server", "start", "--port", str(other_port)], base_env, elsewhere, timeout=60)
+    assert again.returncode == 0, again.stderr
+    assert "already running" in again.stdout
+    assert f"--port {other_port} was not used" in again.stderr
+
+
+def test_prefect_deploy_all_needs_the_checkout_and_uses_pool_names(prefect_server, api, base_env, e2e_dir):
+    """`prefect deploy --all` (prefect.yaml) on a real server: refused in one line without
+    HUBPRESS_CHECKOUT, and otherwise creates the "-pool" deployments next to the served ones."""
+    from deployments.serve import PUBLISH_LORA, REFRESH_DATASET, pool_name
+
+    root = Path(__file__).resolve().parents[1]
+    prefect = str(Path(sys.executable).parent / "prefect")
+    env = {**base_env, "PREFECT_API_URL": prefect_server}
+    env.pop("HUBPRESS_CHECKOUT", None)
+    pool = subprocess.run(
+        [prefect, "work-pool", "create", "hubpress-process", "--type", "process"],
+        env=env,
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert pool.returncode == 0 or "already exists" in pool.stdout + pool.stderr, pool.stdout + pool.stderr
+    pool_names = [
+        pool_name(n) for n in (PUBLISH_DATASET, PUBLISH_LORA, RELEASE_TRAINING_RUN, REFRESH_DATASET)
+    ]
+
+    refused = subprocess.run(
+        [prefect, "deploy", "--all"], env=env, cwd=root, capture_output=True, text=True, timeout=300
+    )
+    out = refused.stdout + refused.stderr
+    assert refused.returncode == 1, out
+    assert (
+        [line for line in out.splitlines() if line.startswith("error:")]
+        == [line for line in out.splitlines() if "HUBPRESS_CHECKOUT is not set" in line]
+        != []
+    )
+    assert "Traceback" not in out
+    assert all(api.get(f"/deployments/name/{name}").status_code == 404 for name in pool_names)
+
+    deployed = subprocess.run(
+        [prefect, "deploy", "--all"],
+        env={**env, "HUBPRESS_CHECKOUT": str(root)},
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert deployed.returncode == 0, deployed.stdout[-3000:] + deployed.stderr[-3000:]
+    for name in pool_names:
+        found = api.get(f"/deployments/name/{name}")
+        assert found.status_code == 200, name
+        assert found.json()["work_pool_name"] == "hubpress-process"
+    # The served deployment of the same flow is another deployment, with no work pool.
+    served = api.get(f"/deployments/name/{PUBLISH_DATASET}")
+    if served.status_code == 200:
+        assert served.json()["id"] != api.get(f"/deployments/name/{pool_names[0]}").json()["id"]

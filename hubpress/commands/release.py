@@ -12,14 +12,28 @@ import json
 import os
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import typer
 
 from hubpress.commands.common import emit_result, run_flow
+from hubpress.commands.preflight import check_local_input, check_release
+from hubpress.errors import SourceError
+from hubpress.targets.base import is_local_target
 
 TRAINING_FINISHED_EVENT = "training.job.finished"
 EMIT_TIMEOUT_S = 5.0
+
+
+def absolute_local(uri: str, only_if_local_target: bool = False) -> str:
+    """A local path as an absolute one (s3:// and Hub repo ids unchanged): the event is handled
+    in another process, in another working directory."""
+    if uri.startswith("s3://") or (only_if_local_target and not is_local_target(uri)):
+        return uri
+    if "://" in uri and not uri.startswith("file://"):
+        return uri
+    return str(Path(uri.removeprefix("file://")).expanduser().resolve())
 
 
 def training_finished_event(
@@ -75,6 +89,7 @@ def register(app: typer.Typer) -> None:
         params = ReleaseTrainingRunParams(
             output_uri=output_uri, repo_id=repo, select=select, tag=tag, base_model=base_model, public=public
         )
+        check_release(params)
 
         def run():
             from flows.release_training_run import release_training_run
@@ -84,7 +99,11 @@ def register(app: typer.Typer) -> None:
         result = run_flow(run, as_json)
         emit_result(result, as_json)
         if not as_json:
-            typer.echo(f"  release: {result['checkpoint']} (step {result['step']}) tagged {result['tag']}")
+            commit = (result.get("released_commit") or "")[:12] or "none"
+            typer.echo(
+                f"  release: {result['checkpoint']} (step {result['step']}), commit {commit}, "
+                f"tagged {result['tag']}"
+            )
 
     @app.command("training-finished")
     def training_finished_command(
@@ -98,7 +117,16 @@ def register(app: typer.Typer) -> None:
         timeout: float = typer.Option(EMIT_TIMEOUT_S, help="Seconds to wait for the Prefect server."),
     ) -> None:
         """Tell Prefect a training run finished (event `training.job.finished`), so the
-        release-training-run deployment releases it. Never fails the trainer: always exits 0."""
+        release-training-run deployment releases it. Never fails the trainer: always exits 0.
+
+        Local paths are sent as absolute paths (the release runs in the worker's directory, not
+        the trainer's), and a local output that does not exist is not announced."""
+        output_uri, repo = absolute_local(output_uri), absolute_local(repo, only_if_local_target=True)
+        try:
+            check_local_input(output_uri, "training output")
+        except SourceError as exc:
+            typer.secho(f"warning: {exc} Nothing was announced.", err=True, fg=typer.colors.YELLOW)
+            raise typer.Exit(0)
         try:
             _announce(output_uri, repo, tag, base_model, select, timeout)
         except Exception as exc:  # the trainer's job is done; a lost announcement must not undo it

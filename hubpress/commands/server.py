@@ -9,9 +9,9 @@ import typer
 
 def register(app: typer.Typer) -> None:
     server_app = typer.Typer(
-        help="A local background Prefect server (SQLite, under .hubpress/prefect). Later hubpress "
-        "commands use it automatically when PREFECT_API_URL is not set: no start-up cost per "
-        "command, and every run appears in its UI.",
+        help="A local background Prefect server (SQLite, under ~/.local/state/hubpress/prefect or "
+        "HUBPRESS_PREFECT_DIR). Later hubpress commands, from any directory, use it automatically "
+        "when PREFECT_API_URL is not set: no start-up cost per command, and every run appears in its UI.",
         no_args_is_help=True,
     )
 
@@ -28,6 +28,13 @@ def register(app: typer.Typer) -> None:
             typer.secho("Starting a local Prefect server (takes 5-15 s)...", err=True, fg="bright_black")
         server, started = start_server(host=host, port=port)
         _report(server, "started" if started else "already running", as_json)
+        if not started and port is not None and server.port != port:
+            typer.secho(
+                f"note: the local server already runs on port {server.port}, so --port {port} was not "
+                "used; to move it: `hubpress server stop`, then start it again with --port.",
+                err=True,
+                fg=typer.colors.YELLOW,
+            )
 
     @server_app.command("stop")
     def stop(as_json: bool = typer.Option(False, "--json", help="Print one JSON object.")) -> None:
@@ -69,4 +76,4 @@ def _report(server, status: str, as_json: bool) -> None:
         )
         return
     typer.echo(f"Prefect server {status}: UI {server.ui_url}  (API {server.url}, pid {server.pid})")
-    typer.echo(f"  hubpress commands run from this directory now record their runs there; log: {server.log}")
+    typer.echo(f"  every hubpress command of this user now records its runs there; log: {server.log}")

@@ -1,10 +1,10 @@
 """A local background Prefect server that hubpress commands reuse.
 
 Prefect's ephemeral mode starts a temporary server in every process (8-16 s before the first
-flow). `hubpress server start` runs one `prefect server start` (SQLite, its own PREFECT_HOME under
-.hubpress/prefect) in the background and writes where it listens to a small JSON file; every
-later command reads that file at start and points PREFECT_API_URL at it, unless the user has set
-PREFECT_API_URL themselves. Runs then start in well under a second and appear in the server's UI.
+flow). `hubpress server start` runs one `prefect server start` (SQLite, its own PREFECT_HOME) in the
+background and writes where it listens to a small JSON file in a user-level directory
+(`server_dir()`); every later hubpress command of that user, from any directory, reads that file
+at start and points PREFECT_API_URL at it, unless the user has set PREFECT_API_URL themselves. Runs then start in well under a second and appear in the server's UI.
 """
 
 from __future__ import annotations
@@ -31,8 +31,16 @@ HEALTH_TIMEOUT_S = 1.0
 
 
 def server_dir() -> Path:
-    """Where the local server keeps its PREFECT_HOME, database, log and state file."""
-    return Path(os.environ.get("HUBPRESS_PREFECT_DIR") or ".hubpress/prefect").absolute()
+    """Where the local server keeps its PREFECT_HOME, database, log and state file: one place per
+    user, so every hubpress command finds it whatever its working directory.
+
+    HUBPRESS_PREFECT_DIR when set, else $XDG_STATE_HOME/hubpress/prefect (by default
+    ~/.local/state/hubpress/prefect)."""
+    explicit = os.environ.get("HUBPRESS_PREFECT_DIR")
+    if explicit:
+        return Path(explicit).expanduser().absolute()
+    state_home = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state_home).expanduser().absolute() / "hubpress" / "prefect"
 
 
 @dataclass(frozen=True)
@@ -47,6 +55,12 @@ class LocalServer:
     @property
     def ui_url(self) -> str:
         return self.url.removesuffix("/api")
+
+    @property
+    def port(self) -> int:
+        from urllib.parse import urlparse
+
+        return urlparse(self.url).port or 80
 
 
 def state_file(base: Path | None = None) -> Path:
