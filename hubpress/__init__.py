@@ -24,12 +24,13 @@ nothing in the subpackages imports them (tests/test_imports.py holds every modul
 importing without a cycle).
 """
 
-from hubpress._env import apply_transfer_compat, limit_malloc_arenas
+from hubpress._env import apply_transfer_compat, limit_malloc_arenas, quiet_prefect_telemetry
 
 __version__ = "0.1.0"
 
 apply_transfer_compat()
 limit_malloc_arenas()
+quiet_prefect_telemetry()
 
 # The qflux guide's functions (hubpress.api), importable as `from hubpress import load_editing_dataset`.
 # Loaded on first use (PEP 562), so `import hubpress` stays cheap: no datasets, Prefect or flows.

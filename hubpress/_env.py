@@ -35,6 +35,16 @@ def apply_transfer_compat(environ: dict[str, str] | None = None) -> bool:
     return True
 
 
+def quiet_prefect_telemetry(environ: dict[str, str] | None = None) -> None:
+    """Turn off the Prefect server's analytics heartbeat (unless the user set it).
+
+    In a temporary (ephemeral) server it races SQLite at start-up and logs a telemetry ERROR with
+    a traceback ("database is locked") into the user's output, from the CLI and from the Python
+    API alike; hubpress never needs it, and nothing here may reach the network anyway."""
+    env = os.environ if environ is None else environ
+    env.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+
 @functools.cache
 def _glibc():
     """The C library when it is glibc, looked up once: find_library runs ldconfig each time."""

@@ -71,3 +71,25 @@ def test_help_lists_every_command():
     out = hubpress("--help")
     for command in ("scan", "publish-dataset", "publish-lora", "download-lora"):
         assert command in out.stdout
+
+
+def test_an_error_inside_a_flow_is_said_once(source, tmp_path):
+    """ValidationFailed is raised inside the flow run: the terminal shows it once, as the command's
+    own error line, not again as the task's, the flow's and each 'Finished in state Failed'."""
+    out = hubpress("publish-dataset", str(source), "./published", "--on-error", "fail", cwd=tmp_path)
+    assert out.returncode == 1
+    said = out.stdout + out.stderr
+    assert said.count("Nothing was built") == 1, said
+    assert "error: " in out.stderr and "Finished in state Failed" not in said
+    assert "Encountered exception" not in said and "Traceback" not in said
+
+
+def test_download_lora_json(tmp_path):
+    from hubpress.testdata.synth_lora import write_lora
+
+    weights = write_lora(tmp_path / "repo" / "pytorch_lora_weights.safetensors", rank=2)
+    out = hubpress("download-lora", "./repo", "--json", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["path"].endswith("pytorch_lora_weights.safetensors")
+    assert result["size"] == weights.stat().st_size and result["repo"] == "./repo"

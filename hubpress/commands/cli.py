@@ -11,14 +11,10 @@ import logging
 import os
 import sys
 
-# Prefect's server telemetry heartbeat races the ephemeral server's SQLite on start-up and logs
-# "database is locked" tracebacks; hubpress never needs it.
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+import typer
 
-import typer  # noqa: E402
-
-import hubpress  # noqa: F401, E402  (applies the HF_HUB_ENABLE_HF_TRANSFER translation first)
-from hubpress.errors import HubpressError  # noqa: E402
+import hubpress  # noqa: F401  (HF_HUB_ENABLE_HF_TRANSFER translation, Prefect telemetry off: hubpress._env)
+from hubpress.errors import HubpressError
 
 app = typer.Typer(
     name="hubpress",
@@ -121,6 +117,18 @@ def main(argv: list[str] | None = None) -> None:
             typer.echo(json.dumps(_error_object(exc), sort_keys=True))
         typer.secho(f"error: {_one_line(str(exc))}", err=True, fg=typer.colors.RED)
         raise SystemExit(exc.exit_code)
+    except RuntimeError as exc:
+        # Prefect's temporary server did not come up (a busy machine): say what to do, in one line.
+        if debug or "ephemeral Prefect API server" not in str(exc):
+            raise
+        typer.secho(
+            "error: Prefect's temporary server did not start in time (the machine may be busy). Start one "
+            "that every command reuses with `hubpress server start`, or raise "
+            "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.",
+            err=True,
+            fg=typer.colors.RED,
+        )
+        raise SystemExit(1)
     except KeyboardInterrupt:
         typer.secho("interrupted", err=True)
         raise SystemExit(130)

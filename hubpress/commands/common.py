@@ -11,6 +11,52 @@ from typing import Any
 import typer
 
 
+def _expected_error_names() -> set[str]:
+    from hubpress.errors import HubpressError
+
+    names, todo = set(), [HubpressError]
+    while todo:
+        cls = todo.pop()
+        names.add(cls.__name__)
+        todo.extend(cls.__subclasses__())
+    return names
+
+
+class _OneLineErrors(logging.Filter):
+    """On the terminal, an error hubpress raises on purpose is said once, by the command's own
+    `error:` line. Prefect would also log it as the task's and the flow's exception and again in
+    each "Finished in state Failed(...)" line (4-5 times); those records are left out of the
+    console only (the Prefect API and its UI keep them). `--debug` shows everything."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.names = _expected_error_names()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith(("prefect.flow_runs", "prefect.task_runs")):
+            return True
+        if record.exc_info and type(record.exc_info[1]).__name__ in self.names:
+            return False
+        message = record.getMessage()
+        if "Finished in state Failed(" in message or "Encountered exception during execution" in message:
+            return not any(f"{name}:" in message or f"{name}(" in message for name in self.names)
+        return True
+
+
+def quiet_expected_errors_on_console() -> None:
+    """Attach _OneLineErrors to Prefect's console handler (configured when prefect.main loads)."""
+    if os.environ.get("HUBPRESS_DEBUG"):
+        return
+    import prefect.main  # noqa: F401  (sets up Prefect's logging handlers)
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, PrefectConsoleHandler) and not any(
+            isinstance(f, _OneLineErrors) for f in handler.filters
+        ):
+            handler.addFilter(_OneLineErrors())
+
+
 def run_flow(run: Callable[[], Any], as_json: bool) -> Any:
     """Run a flow. With --json, Prefect's own console logging is silenced so stdout holds one object."""
     from huggingface_hub.utils import disable_progress_bars
@@ -38,6 +84,8 @@ def run_flow(run: Callable[[], Any], as_json: bool) -> Any:
         )
     from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
+    quiet_expected_errors_on_console()
+
     # A command waits ~1 s at the end of a run for the heartbeat thread. The person at the terminal
     # sees a crash for themselves, so command runs skip heartbeats; deployments keep them.
     # (Refused parameter values are pydantic ValidationErrors: hubpress.commands.cli prints them, exit 2.)
@@ -45,7 +93,7 @@ def run_flow(run: Callable[[], Any], as_json: bool) -> Any:
         return run()
 
 
-def emit_result(result: dict[str, Any], as_json: bool) -> None:
+def emit_result(result: dict[str, Any], as_json: bool, source: str | None = None) -> None:
     if as_json:
         typer.echo(json.dumps(result, sort_keys=True, default=str))
         return
@@ -60,6 +108,10 @@ def emit_result(result: dict[str, Any], as_json: bool) -> None:
         )
         if result.get("commit_url"):
             typer.echo(f"  {result['commit_url']}")
+    if result.get("pr_url"):
+        typer.echo(f"  pull request: {result['pr_url']}")
+    if result.get("tag"):
+        typer.echo(f"  tag: {result['tag']}")
     plan = result.get("plan") or {}
     for kind in ("added", "changed", "deleted", "unchanged"):
         paths = plan.get(kind) or []
@@ -69,7 +121,10 @@ def emit_result(result: dict[str, Any], as_json: bool) -> None:
     if "samples" in result:
         for split, count in sorted(result["samples"].items()):
             skipped = (result.get("skipped") or {}).get(split, 0)
-            typer.echo(
-                f"  {split}: {count} samples"
-                + (f", {skipped} skipped (see the intake report)" if skipped else "")
-            )
+            typer.echo(f"  {split}: {count} samples" + (f", {skipped} skipped" if skipped else ""))
+    if any((result.get("skipped") or {}).values()):
+        where = f"`hubpress scan {source}`" if source else "`hubpress scan SOURCE`"
+        typer.echo(
+            f"  skipped samples and why: {where} prints them; in the Prefect UI, the run's "
+            "`intake-report` artifact lists them"
+        )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import typer
 
 
@@ -11,8 +13,26 @@ def register(app: typer.Typer) -> None:
         repo: str = typer.Argument(..., help="Hub model repo id (org/name) or a local target directory."),
         filename: str = typer.Option("pytorch_lora_weights.safetensors", help="File to download."),
         revision: str = typer.Option(None, help="Branch, tag or commit."),
+        as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     ) -> None:
         """Download LoRA weights and print the local path."""
+        import os
+
         from hubpress.api import download_lora
 
-        typer.echo(download_lora(repo, filename=filename, revision=revision))
+        path = download_lora(repo, filename=filename, revision=revision)
+        if as_json:
+            typer.echo(
+                json.dumps(
+                    {
+                        "repo": repo,
+                        "filename": filename,
+                        "revision": revision,
+                        "path": path,
+                        "size": os.path.getsize(path),
+                    },
+                    sort_keys=True,
+                )
+            )
+        else:
+            typer.echo(path)

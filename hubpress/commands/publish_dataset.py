@@ -39,4 +39,4 @@ def register(app: typer.Typer) -> None:
 
             return with_task_runner(publish_dataset, choice)(params)
 
-        emit_result(run_flow(run, as_json), as_json)
+        emit_result(run_flow(run, as_json), as_json, source=params.source)

@@ -86,6 +86,29 @@ def show_terminal_progress(enabled: bool = True) -> None:
     _terminal_bars = enabled
 
 
+def _log_through(console) -> list:
+    """While a bar is live, Prefect's console log lines print through the bar's console, which
+    draws them above the bar instead of through it. Returns what _restore_consoles puts back."""
+    import logging
+
+    try:
+        from prefect.logging.handlers import PrefectConsoleHandler
+    except ImportError:
+        return []
+    swapped = []
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, PrefectConsoleHandler):
+            swapped.append((handler, handler.console))
+            handler.console = console
+    return swapped
+
+
+def _restore_consoles(swapped: list) -> None:
+    for handler, console in swapped:
+        handler.console = console
+    swapped.clear()
+
+
 class Progress:
     """Progress of a long step: a Prefect progress artifact (throttled to whole percents) and,
     from the command line, a bar on the terminal with count, rate and ETA."""
@@ -101,6 +124,7 @@ class Progress:
 
             self.id = create_progress_artifact(progress=0.0, description=description)
         if _terminal_bars:
+            from rich.console import Console
             from rich.progress import (
                 BarColumn,
                 DownloadColumn,
@@ -121,8 +145,10 @@ class Progress:
                 TextColumn("ETA"),
                 TimeRemainingColumn(),
                 transient=True,
+                console=Console(stderr=True),  # beside the log lines, never in stdout
             )
             self._task = self._bar.add_task(description, total=self.total)
+            self._consoles = _log_through(self._bar.console)
             self._bar.start()
 
     def advance(self, amount: int = 1) -> None:
@@ -131,6 +157,7 @@ class Progress:
             self._bar.advance(self._task, amount)
             if self.done >= self.total:
                 self._bar.stop()
+                _restore_consoles(self._consoles)
         percent = int(100 * min(self.done, self.total) / self.total)
         if self.id is None or percent == self._last:
             return

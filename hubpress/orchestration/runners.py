@@ -65,11 +65,26 @@ def make_task_runner(choice: TaskRunnerChoice | None = None):
     except ImportError:
         raise ConfigError("--task-runner dask needs prefect-dask: pip install prefect-dask") from None
     make_annotations_picklable()
+    quiet_dask_logs()
     if choice.dask_address:
         return DaskTaskRunner(address=choice.dask_address)
     return DaskTaskRunner(
         cluster_kwargs={"n_workers": choice.dask_workers, "threads_per_worker": 1, "dashboard_address": None}
     )
+
+
+def quiet_dask_logs() -> None:
+    """distributed logs every scheduler, nanny and connection event at INFO (about 40 lines for
+    a LocalCluster's start and stop) and warns while it kills its own workers at shutdown: keep
+    its warnings and errors only, here and in the worker processes (DASK_LOGGING__DISTRIBUTED);
+    the nanny's shutdown chatter only at ERROR. A level the user set is left alone."""
+    import logging
+
+    os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
+    for name, level in (("distributed", logging.WARNING), ("distributed.nanny", logging.ERROR)):
+        logger = logging.getLogger(name)
+        if logger.level == logging.NOTSET or logger.level < level:
+            logger.setLevel(level)
 
 
 def _reduce_annotation(annotation):
