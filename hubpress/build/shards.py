@@ -58,7 +58,7 @@ class ShardPlan:
     key: str  # sha256 hex of the plan's content; its first 16 characters name the file
     row_group_rows: int = DEFAULT_ROW_GROUP_ROWS
     row_group_bytes: int = DEFAULT_ROW_GROUP_BYTES
-    row_groups: tuple[int, ...] = ()  # samples per row group; empty: one row group per row_group_rows
+    row_groups: tuple[int, ...] = ()  # samples per row group (hubpress.build.boundaries.cut_rows)
 
     @property
     def name(self) -> str:
@@ -73,13 +73,11 @@ class ShardPlan:
         return len(self.samples)
 
     def groups(self) -> list[tuple[Sample, ...]]:
-        """The samples of each row group, in order."""
-        counts = self.row_groups or tuple(
-            min(self.row_group_rows, self.num_rows - start)
-            for start in range(0, self.num_rows, self.row_group_rows)
-        )
+        """The samples of each row group, in order, as plan_shards cut them."""
+        if sum(self.row_groups) != self.num_rows:
+            raise ValueError(f"Shard plan {self.name}: its row groups do not cover its samples.")
         groups, start = [], 0
-        for count in counts:
+        for count in self.row_groups:
             groups.append(self.samples[start : start + count])
             start += count
         return groups
