@@ -143,19 +143,34 @@ def ui_address() -> str | None:
     return PREFECT_UI_URL.value() or (PREFECT_API_URL.value() or "").removesuffix("/api") or None
 
 
-def serve_all(limit: int | None = None, pause_on_shutdown: bool = False) -> None:
+# How often `serve` asks the server for runs to start (Prefect's default: 10 s). A run that an
+# event or the UI creates waits for the next poll: most of the event-to-release time was this wait.
+SERVE_POLL_SECONDS = 1.0
+
+
+def serve_all(
+    limit: int | None = None, pause_on_shutdown: bool = False, poll_seconds: float | None = None
+) -> None:
     """Serve every deployment until interrupted.
 
+    Runs are picked up within `poll_seconds` (default SERVE_POLL_SECONDS, 1 s) of being created.
     pause_on_shutdown defaults to False (Prefect's default is True): a `training.job.finished`
     event that arrives while this process is down then still creates a run, which starts when
     serving resumes, instead of being dropped by a paused deployment."""
+    import os
+
     from prefect import serve
+    from prefect.settings import PREFECT_RUNNER_POLL_FREQUENCY, temporary_settings
 
     deployments = build_deployments()
     address = ui_address()
     if address:
         print(f"hubpress: serving {len(deployments)} deployment(s); Prefect UI: {address}", flush=True)
-    serve(*deployments, limit=limit, pause_on_shutdown=pause_on_shutdown)
+    if poll_seconds is None:  # PREFECT_RUNNER_POLL_FREQUENCY, when the user set it, wins
+        poll_seconds = None if os.environ.get("PREFECT_RUNNER_POLL_FREQUENCY") else SERVE_POLL_SECONDS
+    overrides = {PREFECT_RUNNER_POLL_FREQUENCY: poll_seconds} if poll_seconds else {}
+    with temporary_settings(overrides):
+        serve(*deployments, limit=limit, pause_on_shutdown=pause_on_shutdown)
 
 
 if __name__ == "__main__":

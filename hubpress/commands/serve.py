@@ -17,6 +17,12 @@ def register(app: typer.Typer) -> None:
             help="Pause the deployments when this process stops (events and schedules then create no "
             "runs until the next `hubpress serve`). By default runs created meanwhile wait for it.",
         ),
+        poll: float = typer.Option(
+            None,
+            "--poll",
+            min=0.1,
+            help="Seconds between asks for new runs (default 1; PREFECT_RUNNER_POLL_FREQUENCY when set).",
+        ),
     ) -> None:
         """Serve publish-dataset, publish-lora, release-training-run (on `training.job.finished`
         events) and refresh-dataset (inactive nightly schedule) until Ctrl-C.
@@ -34,4 +40,4 @@ def register(app: typer.Typer) -> None:
 
         from deployments.serve import serve_all
 
-        serve_all(limit=limit, pause_on_shutdown=pause_on_shutdown)
+        serve_all(limit=limit, pause_on_shutdown=pause_on_shutdown, poll_seconds=poll)
