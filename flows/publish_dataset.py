@@ -125,7 +125,44 @@ def publish_dataset(params: PublishDatasetParams) -> dict[str, Any]:
     artifacts.markdown(
         _summary(result), key="publish-summary", description=f"publish-dataset {params.target}"
     )
+    _log_outcome(params, result)
     return result
+
+
+def _log_outcome(params: PublishDatasetParams, result: dict[str, Any]) -> None:
+    """The run's last log lines say what it did, so its log page tells the story: the intake,
+    the plan and the outcome with the commit's link (each artifact holds the details)."""
+    log = get_run_logger() if FlowRunContext.get() else logging.getLogger("hubpress")
+    skipped = result.get("skipped") or {}
+    splits = ", ".join(
+        f"{name} {count} kept" + (f", {skipped[name]} skipped" if skipped.get(name) else "")
+        for name, count in sorted((result.get("samples") or {}).items())
+    )
+    if splits:
+        more = " (the intake-report artifact lists each problem)" if any(skipped.values()) else ""
+        log.info("Intake of %s: %s%s.", params.source, splits, more)
+    plan = result.get("plan") or {}
+    counts = {kind: len(plan.get(kind) or []) for kind in ("added", "changed", "deleted", "unchanged")}
+    if any(counts.values()):
+        log.info(
+            "Plan: %s (the publish-plan artifact lists each file).",
+            ", ".join(f"{n} {kind}" for kind, n in counts.items()),
+        )
+    tag = f", tag {result['tag']}" if result.get("tag") else ""
+    if result.get("dry_run"):
+        log.info("Dry run for %s: nothing sent.", params.target)
+    elif result.get("commit"):
+        log.info(
+            "Published to %s: commit %s%s, %d file(s), %s bytes sent: %s",
+            params.target,
+            result["commit"][:12],
+            tag,
+            len(result.get("uploaded_files") or []),
+            f"{result.get('uploaded_bytes') or 0:,}",
+            result.get("pr_url") or result.get("commit_url") or "",
+        )
+    else:
+        log.info("%s is unchanged, nothing sent (no commit)%s.", params.target, tag)
 
 
 def _publish(params: PublishDatasetParams) -> dict[str, Any]:

@@ -9,6 +9,7 @@ talks to the server over its REST API, as the UI does.
 
 from __future__ import annotations
 
+import enum
 import json
 import os
 import shutil
@@ -16,6 +17,7 @@ import signal
 import subprocess
 import sys
 import time
+import typing
 import uuid
 from pathlib import Path
 
@@ -330,42 +332,75 @@ def test_cli_commands_record_their_runs_on_the_local_server(
     assert (out / "README.md").exists()
 
 
-def test_prefect_ui_shows_the_completed_run(completed_publish, prefect_server, e2e_dir):
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is absent: install Debian's chromium (apt-get install -y chromium)")
-    run, _ = completed_publish
-    url = f"{prefect_server.removesuffix('/api')}/runs/flow-run/{run['id']}"
-    flags = [
-        CHROMIUM,
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-dev-shm-usage",
-        "--window-size=1400,1000",
-        # The UI is a single-page app: give its scripts time to fetch the run before the dump.
-        "--virtual-time-budget=20000",
-    ]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--window-size=1400,2000",
+    # The UI is a single-page app: give its scripts time to fetch the run before the dump.
+    "--virtual-time-budget=20000",
+]
+
+
+def _page_text(url: str, profile: Path, must: list[str]) -> str:
+    """The visible text of a UI page in headless Chromium, asked again (up to 3 times) until it
+    holds every string of `must`: a busy machine may not finish the page's first fetches in time."""
     text = ""
-    for attempt in range(3):  # a busy machine may not finish the page's first fetches in time
+    for attempt in range(3):
         dom = subprocess.run(
-            [*flags, f"--user-data-dir={e2e_dir / f'chromium-dom-{attempt}'}", "--dump-dom", url],
+            [CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={profile}-{attempt}", "--dump-dom", url],
             capture_output=True,
             text=True,
             timeout=120,
         ).stdout
         text = _visible_text(dom)
-        if run["name"] in text and "Completed" in text:
+        if all(m in text for m in must):
             break
-    assert run["name"] in text, text[:2000]
-    assert "Completed" in text, text[:2000]
+    return text
+
+
+def test_prefect_ui_shows_the_completed_run(completed_publish, prefect_server, api, e2e_dir):
+    """The flow-run page tells the story of the publish (intake, plan, the commit's link), and the
+    artifacts it names show the intake report, the plan and the commit link themselves."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is absent: install Debian's chromium (apt-get install -y chromium)")
+    run, repo = completed_publish
+    ui = prefect_server.removesuffix("/api")
+    head = HfApi(token=WRITE_TOKEN).repo_info(repo, repo_type="dataset").sha
+    url = f"{ui}/runs/flow-run/{run['id']}"
+    must = [run["name"], "Completed", "Intake of", "Plan:", f"/commit/{head}", "tag v1"]
+    text = _page_text(url, e2e_dir / "chromium-run", must)
+    for needle in must:
+        assert needle in text, f"{needle!r} not on the flow-run page: {text[:3000]}"
+
+    artifacts = _post(api, "/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [run["id"]]}}}).json()
+    by_key = {a["key"]: a for a in artifacts if a["key"]}
+    for key, needles in (
+        ("intake-report", ["Intake of", "kept", "skipped"]),
+        ("publish-plan", ["README.md", ".parquet", "added"]),
+        ("published-commit", [f"/commit/{head}"]),
+    ):
+        page = _page_text(
+            f"{ui}/artifacts/artifact/{by_key[key]['id']}", e2e_dir / f"chromium-{key}", needles
+        )
+        for needle in needles:
+            assert needle in page, f"{needle!r} not on the {key} artifact page: {page[:3000]}"
+
     shot = e2e_dir / "flow-run.png"
     subprocess.run(
-        [*flags, f"--user-data-dir={e2e_dir / 'chromium-shot'}", f"--screenshot={shot}", url],
+        [
+            CHROMIUM,
+            *CHROMIUM_FLAGS,
+            f"--user-data-dir={e2e_dir / 'chromium-shot'}",
+            f"--screenshot={shot}",
+            url,
+        ],
         capture_output=True,
         timeout=120,
     )
@@ -373,6 +408,38 @@ def test_prefect_ui_shows_the_completed_run(completed_publish, prefect_server, e
     keep = os.environ.get("HUBPRESS_E2E_SCREENSHOT")
     if keep:
         shutil.copy(shot, keep)
+
+
+def test_the_deployment_form_offers_the_cli_options(served, prefect_server, e2e_dir):
+    """The UI's run form for publish-dataset and `hubpress publish-dataset` come from one model:
+    every CLI option is a field of the form (its title shows), with the same choices."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is absent: install Debian's chromium (apt-get install -y chromium)")
+
+    from typer.main import get_command
+
+    from hubpress.commands.cli import app
+
+    command = get_command(app).commands["publish-dataset"]
+    own = {"task_runner", "dask_address", "as_json"}
+    cli_fields = {p.name: p for p in command.params if p.name not in own}
+    fields = PublishDatasetParams.model_fields
+    assert set(cli_fields) == set(fields)
+
+    deployment = served[PUBLISH_DATASET]
+    titles = [fields[name].title for name in cli_fields]
+    text = _page_text(
+        f"{prefect_server.removesuffix('/api')}/deployments/deployment/{deployment['id']}/run",
+        e2e_dir / "chromium-form",
+        titles,
+    )
+    for name, param in cli_fields.items():
+        assert fields[name].title in text, f"the form lacks {name} ({fields[name].title!r}): {text[:3000]}"
+        kind = param.type_descriptor.annotation  # what the CLI parses the option as
+        if isinstance(kind, type) and issubclass(kind, enum.Enum):
+            choices = [c.value for c in kind]
+            assert list(typing.get_args(fields[name].annotation)) == choices
+            assert " ".join(choices) in text, f"{name}: the choices {choices} are not in the form"
 
 
 def _visible_text(html: str) -> str:
