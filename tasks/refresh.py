@@ -15,7 +15,7 @@ from hubpress.build.staging import Staging
 from hubpress.refresh.config import RefreshConfig
 from hubpress.refresh.lineage import RefreshOptions, upstream_revisions
 from hubpress.refresh.publish import StagedRefresh, build_refresh, reuse_refresh_stage, verify_refresh
-from hubpress.targets.publish import MANIFEST
+from hubpress.targets.publish import MANIFEST, apply_tag
 from hubpress.targets.retries import NO_CACHE, TRANSIENT_RETRIES
 
 
@@ -73,4 +73,4 @@ def tag_head_task(target: Any, revision: str, tag: str) -> bool:
     head = target.head(revision)
     if head is None:
         return False
-    return target.tag(head, tag, f"Refresh unchanged: tagged {tag}")
+    return apply_tag(target, head, tag, f"Refresh unchanged: tagged {tag}")

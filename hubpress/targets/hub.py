@@ -303,27 +303,14 @@ class HubRepo:
         )
         return next((ref.target_commit for ref in refs.tags if ref.name == tag), None)
 
-    def tag(self, commit: str, tag: str, message: str | None = None) -> bool:
-        """Tag `commit`. Returns False when the tag already points there; a tag on another commit
-        is an error (tags are releases: hubpress never moves one)."""
-        refs = self._retry(
-            "list refs of", lambda: self.api.list_repo_refs(self.repo_id, repo_type=self.repo_type)
-        )
-        for ref in refs.tags:
-            if ref.name == tag:
-                if ref.target_commit == commit:
-                    return False
-                raise PublishError(
-                    f"Tag {tag!r} already exists in {self.description} on commit {ref.target_commit[:12]}; "
-                    "hubpress does not move tags. Choose another tag (--tag)."
-                )
+    def create_tag(self, commit: str, tag: str, message: str | None = None) -> None:
+        """Create `tag` on `commit` (hubpress.targets.publish.apply_tag decides whether to)."""
         self._retry(
             "tag",
             lambda: self.api.create_tag(
                 self.repo_id, tag=tag, tag_message=message, revision=commit, repo_type=self.repo_type
             ),
         )
-        return True
 
     def verify(self, commit: str, files: list[StagedFile]) -> list[str]:
         """Compare the Hub's hashes of the committed files with the staged ones, without downloading."""

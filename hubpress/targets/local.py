@@ -185,18 +185,11 @@ class LocalDir:
         marker = inside(self.home / "tags", tag, what="tag", follow_links=False)
         return marker.read_text().strip() if marker.is_file() else None
 
-    def tag(self, commit: str, tag: str, message: str | None = None) -> bool:
-        tags = self.home / "tags"
-        tags.mkdir(parents=True, exist_ok=True)
-        marker = inside(tags, tag, what="tag", follow_links=False)
+    def create_tag(self, commit: str, tag: str, message: str | None = None) -> None:
+        """Create `tag` on version `commit` (hubpress.targets.publish.apply_tag decides whether to)."""
+        marker = inside(self.home / "tags", tag, what="tag", follow_links=False)
         marker.parent.mkdir(parents=True, exist_ok=True)
-        if marker.exists():
-            existing = marker.read_text().strip()
-            if existing == commit:
-                return False
-            raise PublishError(f"Tag {tag!r} already exists in {self.path} on version {existing[:12]}.")
         marker.write_text(commit + "\n")
-        return True
 
     def verify(self, commit: str, files: list[StagedFile]) -> list[str]:
         """Hash the committed version's copy of each file and compare it with the staged one."""

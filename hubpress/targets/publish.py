@@ -142,16 +142,31 @@ def _absolute(target: Target, url: str | None) -> str | None:
     return f"{endpoint.rstrip('/')}/{url.lstrip('/')}" if endpoint else url
 
 
+def _tag_taken(tag: str, where: str, existing: str, note: str = "") -> PublishError:
+    return PublishError(
+        f"Tag {tag!r} already exists in {where} on commit {existing[:12]}; hubpress does not move "
+        f"tags{note}. Choose another tag (--tag)."
+    )
+
+
 def _check_tag_free(target: Target, tag: str, allowed: str | None, target_name: str) -> None:
     """Before any commit: a tag that already names another commit stops the publish (hubpress never
     moves a tag). `allowed` is the head when nothing is to be committed (tagging it again is fine)."""
-    lookup = getattr(target, "tag_commit", None)
-    existing = lookup(tag) if lookup is not None else None
+    existing = target.tag_commit(tag)
     if existing is not None and existing != allowed:
-        raise PublishError(
-            f"Tag {tag!r} already exists in {target_name} on commit {existing[:12]}; hubpress does not "
-            "move tags, and nothing was committed. Choose another tag (--tag)."
-        )
+        raise _tag_taken(tag, target_name, existing, ", and nothing was committed")
+
+
+def apply_tag(target: Target, commit: str, tag: str, message: str | None = None) -> bool:
+    """Tag `commit`, on any target. False when the tag already names it; a tag on another commit is
+    an error (tags are releases: hubpress never moves one)."""
+    existing = target.tag_commit(tag)
+    if existing == commit:
+        return False
+    if existing is not None:
+        raise _tag_taken(tag, target.description, existing)
+    target.create_tag(commit, tag, message)
+    return True
 
 
 @contextlib.contextmanager
@@ -235,7 +250,7 @@ def publish_files(
                 outcome.notes.append("nothing changed: no upload, no commit")
                 if tag:
                     outcome.tag = tag
-                    outcome.tag_created = target.tag(head, tag) if head else False
+                    outcome.tag_created = apply_tag(target, head, tag) if head else False
                 return outcome
             by_path = {f.path: f for f in files}
             local_paths = {c.path: materialise(by_path[c.path]) for c in plan.uploads}
@@ -263,7 +278,7 @@ def publish_files(
                     raise PublishError(f"verification failed: {'; '.join(mismatches[:5])}")
                 if tag:
                     outcome.tag = tag
-                    outcome.tag_created = target.tag(result.commit, tag, message)
+                    outcome.tag_created = apply_tag(target, result.commit, tag, message)
             log.info(
                 "published %d file(s), %d bytes, to %s at %s",
                 len(outcome.uploaded_files),
