@@ -6,6 +6,9 @@ arguments, 3 when a commit was made and a later step failed).
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 
 class HubpressError(Exception):
     """Base of every error hubpress raises on purpose. `str()` is the message for a person."""
@@ -53,3 +56,35 @@ class CommittedButFailed(PublishError):
         self.commit = commit
         self.commit_url = commit_url
         self.target = target
+
+
+class DiskError(HubpressError):
+    """A local disk hubpress writes to is full, read-only or not writable; the message names it."""
+
+
+DISK_ERRNOS = frozenset({28, 30, 13, 122})  # ENOSPC, EROFS, EACCES, EDQUOT
+
+
+def disk_error(exc: OSError, where: str) -> DiskError | None:
+    """A DiskError for a full or read-only disk (naming the file, else `where`), or None."""
+    if exc.errno not in DISK_ERRNOS:
+        return None
+    return DiskError(
+        f"{exc.strerror or exc} writing {exc.filename or where}: free space there, or point "
+        "HUBPRESS_STAGING / HUBPRESS_CACHE_DIR / HF_HOME (or the target) at a writable disk, then run again."
+    )
+
+
+@contextlib.contextmanager
+def disk_errors(where: str) -> Iterator[None]:
+    """Inside: a full or read-only disk becomes one DiskError naming `where` (the directory being
+    written: a stage, a target), whatever the library's own message named."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in DISK_ERRNOS:
+            raise
+        raise DiskError(
+            f"{exc.strerror or 'cannot write'} while writing to {where}: free space there, or point "
+            "HUBPRESS_STAGING (or the target) at a writable disk, then run again. Nothing was published."
+        ) from None

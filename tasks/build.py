@@ -12,6 +12,7 @@ from prefect import task
 
 from hubpress.build.shards import ShardPlan, StagedShard, stage_shard
 from hubpress.build.staging import Staging
+from hubpress.errors import disk_errors
 from hubpress.settings import Settings
 from hubpress.targets.retries import NO_CACHE, TRANSIENT_RETRIES
 
@@ -21,4 +22,6 @@ def build_shard(
     plan: ShardPlan, staging_uri: str | None, fingerprint: str, settings: Settings | None = None
 ) -> StagedShard:
     """Write one shard and stage it. Peak memory is one row group, whatever the shard's size."""
-    return stage_shard(Staging(staging_uri, settings), fingerprint, plan)
+    staging = Staging(staging_uri, settings)
+    with disk_errors(staging.stage_uri(fingerprint)):
+        return stage_shard(staging, fingerprint, plan)

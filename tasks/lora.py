@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from prefect import task
 
+from hubpress.errors import disk_errors
 from hubpress.lora.publish import LoraBundle, PreparedRelease, hash_cache, prepare_lora, prepare_release
 from hubpress.settings import Settings
 from hubpress.targets.retries import NO_CACHE, TRANSIENT_RETRIES
@@ -22,4 +23,5 @@ def prepare_lora_task(
 @task(name="stage-release", **NO_CACHE, **TRANSIENT_RETRIES)
 def prepare_release_task(output_uri: str, select: str, settings: Settings) -> PreparedRelease:
     """Choose the checkpoint and stage its weights, config and samples."""
-    return prepare_release(output_uri, select, settings)
+    with disk_errors(settings.staging):
+        return prepare_release(output_uri, select, settings)

@@ -12,7 +12,7 @@ from prefect import get_run_logger, task
 
 from hubpress.build.pipeline import StagedDataset, card_renderer, reuse_stage, stage_build, verify_published
 from hubpress.build.staging import Staging
-from hubpress.errors import HubAccessError
+from hubpress.errors import HubAccessError, disk_errors
 from hubpress.orchestration import artifacts
 from hubpress.settings import Settings
 from hubpress.targets.hub import HubRepo
@@ -34,6 +34,11 @@ def seal_stage_task(staging, fingerprint, report, shards, options, flow_run_id) 
 @task(name="publish", **NO_CACHE, **TRANSIENT_RETRIES)
 def publish_task(target, staged_files, staging: Staging | None, **kwargs) -> PublishOutcome:
     """Plan against the target, then one commit. The plan becomes a table artifact."""
+    with disk_errors(getattr(target, "description", "the target")):
+        return _publish(target, staged_files, staging, **kwargs)
+
+
+def _publish(target, staged_files, staging: Staging | None, **kwargs) -> PublishOutcome:
     if staging is None:  # files published from where they are (LoRA weights on local disk)
         return publish_files(target, staged_files, on_plan=artifacts.plan_table, **kwargs)
     # Only files the plan uploads are fetched from S3 staging, and only once they are needed.

@@ -12,6 +12,7 @@ from typing import Any
 from prefect import task
 
 from hubpress.build.staging import Staging
+from hubpress.errors import disk_errors
 from hubpress.refresh.config import RefreshConfig
 from hubpress.refresh.lineage import RefreshOptions, upstream_revisions
 from hubpress.refresh.publish import StagedRefresh, build_refresh, reuse_refresh_stage, verify_refresh
@@ -49,7 +50,8 @@ def build_refresh_task(
 ) -> StagedRefresh:
     """Read rows (streaming when configured), write parquet shards, stage them with the manifest,
     the index, the dataloader entry and the card's facts."""
-    return build_refresh(config, options, revisions, config_fp, stage_fp, staging, token, flow_run_id)
+    with disk_errors(staging.stage_uri(stage_fp)):
+        return build_refresh(config, options, revisions, config_fp, stage_fp, staging, token, flow_run_id)
 
 
 @task(name="verify", **NO_CACHE, **TRANSIENT_RETRIES)

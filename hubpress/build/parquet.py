@@ -63,7 +63,11 @@ class ShardWriter:
         fd, tmp_name = tempfile.mkstemp(dir=self.root, prefix=".shard-", suffix=".parquet.tmp")
         os.close(fd)
         self._tmp: Path | None = Path(tmp_name)
-        self._writer = pq.ParquetWriter(self._tmp, self.schema, **options)
+        try:
+            self._writer = pq.ParquetWriter(self._tmp, self.schema, **options)
+        except BaseException:
+            self._tmp.unlink(missing_ok=True)  # a full disk fails here already: leave nothing
+            raise
         # datasets records the chunking options in the footer; do the same so files match its own.
         self._writer.add_key_value_metadata(
             {"content_defined_chunking": json.dumps(options["use_content_defined_chunking"])}
@@ -113,9 +117,13 @@ class ShardWriter:
 
     def abort(self) -> None:
         if self._tmp is not None:
-            self._writer.close()
-            self._tmp.unlink(missing_ok=True)
-            self._tmp = None
+            tmp, self._tmp = self._tmp, None
+            try:
+                self._writer.close()  # may fail again (a full disk): the file goes all the same
+            except OSError:
+                pass
+            finally:
+                tmp.unlink(missing_ok=True)
 
     def __enter__(self) -> ShardWriter:
         return self

@@ -30,6 +30,41 @@ from hubpress.targets.plan import StagedFile, git_blob_oid
 
 log = logging.getLogger("hubpress.staging")
 
+# Temporary files of hubpress's own writers: a shard being written, an atomic write's temp name.
+TEMP_SUFFIXES = (".parquet.tmp", ".tmp")
+STALE_AFTER_SECONDS = 3600  # older than any write in progress: left by a run that crashed
+_swept: set[str] = set()
+_swept_lock = threading.Lock()
+
+
+def sweep_stale_temp_files(root: str, max_age: float = STALE_AFTER_SECONDS) -> list[str]:
+    """Remove temporary files a crashed run left in a local staging directory (once per process
+    and directory). Only hidden `*.tmp` files older than `max_age` go: a write in progress is
+    never that old. Returns what was removed."""
+    import time
+
+    with _swept_lock:
+        if root in _swept:
+            return []
+        _swept.add(root)
+    removed: list[str] = []
+    cutoff = time.time() - max_age
+    for dirpath, _dirs, names in os.walk(root):
+        for name in names:
+            if not (name.startswith(".") and name.endswith(TEMP_SUFFIXES)):
+                continue
+            path = os.path.join(dirpath, name)
+            try:
+                if os.lstat(path).st_mtime < cutoff:
+                    os.unlink(path)
+                    removed.append(path)
+            except OSError:
+                continue
+    if removed:
+        log.warning("Removed %d temporary file(s) an earlier run left in %s", len(removed), root)
+    return removed
+
+
 COMPLETE_RECORD = "_complete.json"
 # Staged beside the published files (card facts, shard plans) and never published.
 PRIVATE_PREFIX = "_hubpress/"
@@ -64,6 +99,8 @@ class Staging:
         self.settings = get_settings(settings)
         self.storage: Storage = open_storage(uri or self.settings.staging, self.settings)
         self.hash_cache = hash_cache or HashCache(Path(self.settings.cache_dir) / "hashes.sqlite")
+        if isinstance(self.storage, LocalStorage):
+            sweep_stale_temp_files(self.storage.root)
 
     @property
     def is_local(self) -> bool:

@@ -11,10 +11,17 @@ import logging
 import os
 import sys
 
-import typer
+# The terminal shows hubpress's result, progress and warnings; Prefect's INFO lines (run and task
+# states, the temporary server's start) go to the Prefect API and its UI, so a failed run ends in
+# one line, not hundreds. --debug shows everything.
+if "--debug" not in sys.argv[1:]:
+    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
 
-import hubpress  # noqa: F401  (HF_HUB_ENABLE_HF_TRANSFER translation, Prefect telemetry off: hubpress._env)
-from hubpress.errors import HubpressError
+import typer  # noqa: E402
+
+import hubpress  # noqa: F401, E402  (HF_HUB_ENABLE_HF_TRANSFER translation, Prefect telemetry off)
+from hubpress.commands.common import is_expected  # noqa: E402
+from hubpress.errors import HubpressError, disk_error  # noqa: E402
 
 app = typer.Typer(
     name="hubpress",
@@ -65,7 +72,7 @@ class _QuietExpectedErrors(logging.Filter):
     it). Logs sent to the Prefect API are untouched."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and isinstance(record.exc_info[1], HubpressError):
+        if record.exc_info and is_expected(record.exc_info[1]):
             record.exc_info = None
             record.exc_text = None
         return True
@@ -107,6 +114,12 @@ def main(argv: list[str] | None = None) -> None:
             raise
         typer.secho(f"error: {_validation_lines(exc)}", err=True, fg=typer.colors.RED)
         raise SystemExit(2)
+    except OSError as exc:  # a full or read-only disk outside any flow step that names it
+        failure = None if debug else disk_error(exc, "a local file")
+        if failure is None:
+            raise
+        typer.secho(f"error: {failure}", err=True, fg=typer.colors.RED)
+        raise SystemExit(1)
     except HubpressError as exc:
         if debug:
             raise

@@ -11,6 +11,16 @@ from typing import Any
 import typer
 
 
+def is_expected(exc: BaseException | None) -> bool:
+    """Errors a person can act on from one line: hubpress's own, and a disk that is full,
+    read-only or not ours to write (the CLI's line names the path)."""
+    from hubpress.errors import DISK_ERRNOS, HubpressError
+
+    if isinstance(exc, HubpressError):
+        return True
+    return isinstance(exc, OSError) and exc.errno in DISK_ERRNOS
+
+
 def _expected_error_names() -> set[str]:
     from hubpress.errors import HubpressError
 
@@ -33,9 +43,13 @@ class _OneLineErrors(logging.Filter):
         self.names = _expected_error_names()
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.getMessage().startswith("Still processing items"):
+            return False  # Prefect's events worker flushing at exit: not news at the terminal
         if not record.name.startswith(("prefect.flow_runs", "prefect.task_runs")):
             return True
-        if record.exc_info and type(record.exc_info[1]).__name__ in self.names:
+        if record.exc_info and (
+            type(record.exc_info[1]).__name__ in self.names or is_expected(record.exc_info[1])
+        ):
             return False
         message = record.getMessage()
         if "Finished in state Failed(" in message or "Encountered exception during execution" in message:

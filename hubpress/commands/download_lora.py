@@ -19,7 +19,11 @@ def register(app: typer.Typer) -> None:
         import os
 
         from hubpress.api import download_lora
+        from hubpress.commands.preflight import check_hub_reachable
+        from hubpress.targets.base import is_local_target
 
+        if not is_local_target(repo):
+            check_hub_reachable()
         path = download_lora(repo, filename=filename, revision=revision)
         if as_json:
             typer.echo(

@@ -2,16 +2,21 @@
 line) instead of after the flow engine's start-up and inside a flow run.
 
 The CLI commands and `hubpress.api` call these on the same parameter models the flows take. They
-look only at this machine (paths, tokens, the configuration file): nothing here talks to the Hub
-or S3. The flows check the same things again where they run (a worker may see other paths).
+look at this machine (paths, tokens, the configuration file, a staging and cache directory that
+can be written) and open one TCP connection to the Hub endpoint when the command needs the Hub
+(a dead endpoint is one line in ~2 s, not a failed flow run); nothing else talks to the Hub or S3.
+The flows check the same things again where they run (a worker may see other paths).
 """
 
 from __future__ import annotations
 
 import os
+import socket
+import tempfile
+import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import urlparse, urlsplit
 
 from hubpress.errors import ConfigError, SourceError
 from hubpress.settings import get_settings, require_write_token
@@ -22,6 +27,63 @@ def fail_fast_without_token(target: str, dry_run: bool) -> None:
     """A write to the Hub needs a token: say so (naming every way to give one) before any work."""
     if not dry_run and not is_local_target(target):
         require_write_token()
+
+
+# A dead endpoint is reported after this many connection attempts (0.5 s, then 1 s apart).
+CONNECT_ATTEMPTS = 3
+CONNECT_TIMEOUT = 3.0
+
+
+def check_hub_reachable() -> None:
+    """The Hub endpoint accepts a TCP connection, within a few attempts; else HubUnavailable
+    naming the endpoint."""
+    from hubpress.targets.hub_calls import HubUnavailable
+
+    endpoint = get_settings().endpoint()
+    parts = urlsplit(endpoint)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    started, error = time.monotonic(), None
+    for attempt in range(1, CONNECT_ATTEMPTS + 1):
+        try:
+            with socket.create_connection((parts.hostname or "", port), timeout=CONNECT_TIMEOUT):
+                return
+        except OSError as exc:
+            error = exc
+            if attempt < CONNECT_ATTEMPTS:
+                time.sleep(0.5 * attempt)
+    reason = getattr(error, "strerror", None) or str(error) or type(error).__name__
+    raise HubUnavailable(
+        f"Cannot reach the Hub at {endpoint}: {reason} ({CONNECT_ATTEMPTS} attempts in "
+        f"{time.monotonic() - started:.0f} s). Check HF_ENDPOINT (or HUBPRESS_HUB_ENDPOINT) and the "
+        "network, then run again."
+    )
+
+
+def check_writable(path: str, what: str, setting: str) -> None:
+    """A local directory hubpress writes to (staging, caches) can be created and written to: a
+    read-only disk is refused here, where os.access alone would not always tell."""
+    if path.startswith("s3://"):
+        return
+    directory = os.path.abspath(os.path.expanduser(path.removeprefix("file://")))
+    try:
+        os.makedirs(directory, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=directory, prefix=".hubpress-write-check-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise ConfigError(
+            f"The {what} directory {directory} cannot be written ({exc.strerror or exc}): free it, "
+            f"or point {setting} at a writable directory."
+        ) from None
+
+
+def check_cache() -> None:
+    check_writable(get_settings().cache_dir, "cache", "HUBPRESS_CACHE_DIR")
+
+
+def _needs_hub(target: str, reads_hub: bool = False) -> None:
+    if reads_hub or not is_local_target(target):
+        check_hub_reachable()
 
 
 def check_target_not_ambiguous(target: str, cwd: Path | None = None) -> None:
@@ -81,6 +143,10 @@ def check_publish_dataset(params: Any) -> None:
     check_staging(params.staging)
     check_target_not_ambiguous(params.target)
     fail_fast_without_token(params.target, params.dry_run)
+    check_cache()
+    if not params.dry_run:
+        check_writable(params.staging or get_settings().staging, "staging", "HUBPRESS_STAGING (or --staging)")
+    _needs_hub(params.target)
 
 
 def check_refresh(params: Any) -> None:
@@ -91,6 +157,10 @@ def check_refresh(params: Any) -> None:
     check_staging(params.staging)
     check_target_not_ambiguous(params.target)
     fail_fast_without_token(params.target, params.dry_run)
+    check_cache()
+    if not params.dry_run:
+        check_writable(params.staging or get_settings().staging, "staging", "HUBPRESS_STAGING (or --staging)")
+    _needs_hub(params.target, reads_hub=True)  # the upstream datasets are on the Hub
 
 
 def check_publish_lora(params: Any) -> None:
@@ -100,6 +170,8 @@ def check_publish_lora(params: Any) -> None:
         check_local_input(local, "extra file", expect="any")
     check_target_not_ambiguous(params.target)
     fail_fast_without_token(params.target, params.dry_run)
+    check_cache()
+    _needs_hub(params.target)
 
 
 def check_release(params: Any) -> None:
@@ -107,3 +179,6 @@ def check_release(params: Any) -> None:
     check_local_input(params.output_uri, "training output")
     check_target_not_ambiguous(params.repo_id)
     fail_fast_without_token(params.repo_id, False)
+    check_cache()
+    check_writable(get_settings().staging, "staging", "HUBPRESS_STAGING")
+    _needs_hub(params.repo_id)

@@ -7,13 +7,17 @@ mode lets several processes (validation workers) share it safely.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import sqlite3
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from hubpress.errors import ConfigError
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS facts (
@@ -27,6 +31,23 @@ CREATE TABLE IF NOT EXISTS facts (
 """
 
 CHUNK = 8 * 1024 * 1024
+
+
+class CacheError(ConfigError):
+    """The cache database cannot be used (its disk is full or read-only, or it is damaged)."""
+
+
+@contextlib.contextmanager
+def _sqlite_errors(path: Path | None) -> Iterator[None]:
+    """SQLite's errors (\"database or disk is full\", \"attempt to write a readonly database\") as one
+    line naming the cache and what to do."""
+    try:
+        yield
+    except sqlite3.DatabaseError as exc:
+        raise CacheError(
+            f"The cache {path} cannot be used ({exc}): free space there, or point HUBPRESS_CACHE_DIR "
+            "at a writable directory, then run again."
+        ) from None
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:
@@ -50,7 +71,7 @@ class HashCache:
         self._local = threading.local()
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self._conn() as conn:
+            with _sqlite_errors(self.path), self._conn() as conn:
                 conn.execute(_SCHEMA)
 
     def _conn(self) -> sqlite3.Connection:
@@ -65,6 +86,10 @@ class HashCache:
     def get(self, uri: str, size: int, version: str) -> tuple[str | None, dict[str, Any] | None] | None:
         if self.path is None:
             return None
+        with _sqlite_errors(self.path):
+            return self._get(uri, size, version)
+
+    def _get(self, uri: str, size: int, version: str) -> tuple[str | None, dict[str, Any] | None] | None:
         row = (
             self._conn()
             .execute(
@@ -83,6 +108,10 @@ class HashCache:
         found: dict[tuple[str, int, str], tuple[str | None, dict | None]] = {}
         if self.path is None or not keys:
             return found
+        with _sqlite_errors(self.path):
+            return self._get_many(keys, found)
+
+    def _get_many(self, keys, found):
         conn = self._conn()
         uris = sorted({k[0] for k in keys})
         wanted = set(keys)
@@ -105,6 +134,10 @@ class HashCache:
     def put_many(self, rows: list[tuple[str, int, str, str | None, dict[str, Any] | None]]) -> None:
         if self.path is None or not rows:
             return
+        with _sqlite_errors(self.path):
+            self._put_many(rows)
+
+    def _put_many(self, rows: list[tuple[str, int, str, str | None, dict[str, Any] | None]]) -> None:
         conn = self._conn()
         conn.execute("BEGIN")
         try:

@@ -10,13 +10,14 @@ answers become errors a person can act on. Small files it reads or commits are k
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable
 from typing import Any
 
 from hubpress.build.parquet_footer import ParquetFooter, read_footer
-from hubpress.errors import PublishError
+from hubpress.errors import PublishError, disk_error
 from hubpress.settings import ResolvedToken, Settings
 from hubpress.targets.base import CommitConflict, CommitResult, RemoteState, RepoType
 from hubpress.targets.blob_texts import BlobTexts
@@ -167,7 +168,12 @@ class HubRepo:
         """A small text file of the repo at `revision`. With the file's git blob id (from the tree
         listing), a copy this machine already has (read or committed before) is used without a
         request: the id names the content, so it cannot be stale."""
-        from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
+        from huggingface_hub.errors import (
+            EntryNotFoundError,
+            LocalEntryNotFoundError,
+            RepositoryNotFoundError,
+            RevisionNotFoundError,
+        )
 
         known = self._texts().get(git_oid) if git_oid else None
         if known is not None:
@@ -180,6 +186,11 @@ class HubRepo:
 
         try:
             local = self._retry(f"download {path} from", download)
+        except LocalEntryNotFoundError:  # no Hub answered and nothing is cached: not "absent"
+            raise HubUnavailable(
+                f"Could not read {path} of {self.description}: the Hub at {self.endpoint} could not "
+                "be reached. Check HF_ENDPOINT (or HUBPRESS_HUB_ENDPOINT) and the network."
+            ) from None
         except (EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError, RepoNotFound):
             return None
         with open(local, "rb") as fh:
@@ -350,8 +361,20 @@ class HubRepo:
         prefix = "datasets/" if self.repo_type == "dataset" else ""
         return f"{self.endpoint}/{prefix}{self.repo_id}/commit/{commit}"
 
+    def _sweep_partial_download(self, cache: str) -> None:
+        """After a failed download, remove the half-written files huggingface_hub left in this
+        repo's cache folder (`*.tmp` refs, `*.incomplete` blobs): nothing half-done stays behind."""
+        import os
+
+        folder = os.path.join(cache, f"{self.repo_type}s--{self.repo_id.replace('/', '--')}")
+        for dirpath, _dirs, names in os.walk(folder):
+            for name in names:
+                if name.endswith((".tmp", ".incomplete")):
+                    with contextlib.suppress(OSError):
+                        os.unlink(os.path.join(dirpath, name))
+
     def download(self, filename: str, revision: str | None, cache_dir: str | None = None) -> str:
-        from huggingface_hub.errors import EntryNotFoundError, RevisionNotFoundError
+        from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError, RevisionNotFoundError
 
         # A missing revision or file is the caller's mistake, not a crash: say which, and where.
         try:
@@ -361,6 +384,22 @@ class HubRepo:
                     self.repo_id, filename, repo_type=self.repo_type, revision=revision, cache_dir=cache_dir
                 ),
             )
+        except LocalEntryNotFoundError:
+            # huggingface_hub's own retries found no Hub and no cached copy: the endpoint failed,
+            # not the file name.
+            raise HubUnavailable(
+                f"Could not download {filename} from {self.description}: the Hub at {self.endpoint} "
+                "could not be reached and no copy is cached. Check HF_ENDPOINT (or HUBPRESS_HUB_ENDPOINT) "
+                "and the network, then run again."
+            ) from None
+        except OSError as exc:
+            from huggingface_hub import constants
+
+            failure = disk_error(exc, cache_dir or constants.HF_HUB_CACHE)
+            if failure is None:
+                raise
+            self._sweep_partial_download(cache_dir or constants.HF_HUB_CACHE)
+            raise failure from None
         except RevisionNotFoundError:
             raise RepoNotFound(
                 f"{self.description} has no revision {revision!r}. Check the branch, tag or commit name."
