@@ -38,9 +38,11 @@ class _OneLineErrors(logging.Filter):
     each "Finished in state Failed(...)" line (4-5 times); those records are left out of the
     console only (the Prefect API and its UI keep them). `--debug` shows everything."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.names = _expected_error_names()
+    @property
+    def names(self) -> set[str]:
+        # Asked each time: error classes of modules imported after the filter was attached
+        # (HubUnavailable, CacheError, UnsafeNameError) count too.
+        return _expected_error_names()
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.getMessage().startswith("Still processing items"):
@@ -52,8 +54,11 @@ class _OneLineErrors(logging.Filter):
         ):
             return False
         message = record.getMessage()
-        if "Finished in state Failed(" in message or "Encountered exception during execution" in message:
-            return not any(f"{name}:" in message or f"{name}(" in message for name in self.names)
+        if record.levelno >= logging.ERROR:  # "Finished in state Failed(...)", "failed with exception"
+            names = (
+                self.names | {"OSError"} if "[Errno 28]" in message or "[Errno 30]" in message else self.names
+            )
+            return not any(f"{name}:" in message or f"{name}(" in message for name in names)
         return True
 
 
