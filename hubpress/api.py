@@ -5,8 +5,10 @@
         upload_lora_safetensors, download_lora,
     )
 
-Uploads run the Prefect flows (so they show in the Prefect UI when a server is configured);
-loading and downloading are plain reads.
+Uploads run the Prefect flows (so they show in the Prefect UI when a server is configured:
+PREFECT_API_URL, else the local server of `hubpress server start`, else Prefect's temporary one);
+loading and downloading are plain reads. They work from a plain script (no `__main__` guard) and
+from a notebook, and leave no process behind.
 """
 
 from __future__ import annotations
@@ -17,6 +19,20 @@ from typing import Any
 from flows.params import PublishDatasetParams
 from hubpress.settings import call_token
 from hubpress.targets.base import is_local_target, local_path
+
+
+def _prefect_api():
+    """PREFECT_API_URL when set, else the running `hubpress server`, for the enclosed flow call
+    (this process's environment is left as it is); else Prefect's temporary server."""
+    import os
+
+    from hubpress.orchestration.server import prefect_api, running_server
+
+    url = os.environ.get("PREFECT_API_URL")
+    if not url:
+        server = running_server()
+        url = server.url if server is not None else None
+    return prefect_api(url)
 
 
 def _publish(
@@ -30,7 +46,8 @@ def _publish(
     )
     with call_token(token):
         check_publish_dataset(params)  # argument errors surface before Prefect starts
-        return publish_dataset(params)
+        with _prefect_api():
+            return publish_dataset(params)
 
 
 def upload_editing_dataset(
@@ -99,7 +116,8 @@ def upload_lora_safetensors(
 
     with call_token(token):
         check_publish_lora(params)  # argument errors surface before Prefect starts
-        publish_lora(params)
+        with _prefect_api():
+            publish_lora(params)
     if is_local_target(repo_id):
         return str(local_path(repo_id))
     return f"{get_settings().endpoint()}/{repo_id}"

@@ -548,3 +548,22 @@ def test_prefect_deploy_all_needs_the_checkout_and_uses_pool_names(prefect_serve
     served = api.get(f"/deployments/name/{PUBLISH_DATASET}")
     if served.status_code == 200:
         assert served.json()["id"] != api.get(f"/deployments/name/{pool_names[0]}").json()["id"]
+
+
+def test_the_python_api_reports_to_the_local_server(prefect_server, api, base_env, e2e_dir):
+    """A plain script calling hubpress.api finds the server `hubpress server start` recorded (no
+    PREFECT_API_URL, another directory): no temporary server, and the run is on the local one."""
+    work = e2e_dir / "api-script"
+    write_dataset(work / "face_seg", samples=3, test_fraction=0.0, image_size=16, seed=9)
+    (work / "script.py").write_text(
+        "from hubpress.api import upload_editing_dataset\n"
+        'print("commit", upload_editing_dataset("face_seg", "./out/face-seg")["commit"])\n'
+    )
+    done = subprocess.run(
+        [sys.executable, "script.py"], env=base_env, cwd=work, capture_output=True, text=True, timeout=180
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    said = done.stdout + done.stderr
+    assert "Starting temporary server" not in said
+    assert f"View at {prefect_server.removesuffix('/api')}/runs/flow-run/" in said
+    assert (work / "out" / "face-seg" / "README.md").exists()
