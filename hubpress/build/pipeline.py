@@ -2,16 +2,14 @@
 
 The flow (flows/publish_dataset.py) wraps each step as a Prefect task; the Python API and tests
 can call them without Prefect. Order: intake -> fingerprint -> (reuse a complete stage, or plan
-shards, build them, stage them) -> publish (plan, one commit) -> verify.
+shards, build them, stage them) -> publish (plan, one commit) -> verify (hubpress.build.verify).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from pydantic import TypeAdapter
@@ -26,7 +24,7 @@ from hubpress.build.card import (
 from hubpress.build.shards import BuiltShard, ShardPlan, StagedShard, plan_shards
 from hubpress.build.sizes import DEFAULT_MAX_SHARD_SIZE, parse_size
 from hubpress.build.staging import PRIVATE_PREFIX, Staging, json_bytes
-from hubpress.errors import PublishError
+from hubpress.build.verify import verify_dataset_revision
 from hubpress.settings import Settings
 from hubpress.sources.models import IntakeReport
 from hubpress.targets.base import is_local_target
@@ -177,73 +175,3 @@ def verify_published(
         token,
         first_columns=["id", "prompt"],
     )
-
-
-def verify_dataset_revision(
-    target_name: str,
-    target: Any,
-    commit: str,
-    files: dict[str, dict[str, Any]],
-    expected_features: dict[str, Any],
-    token: str | None,
-    first_columns: list[str],
-) -> dict[str, int]:
-    """Check a committed dataset revision without downloading it: every shard's footer (range
-    reads) must carry the manifest's row count and the expected features, and each split must open
-    with `datasets` (streaming the first row's `first_columns`, so no image bytes are fetched).
-    `files`: path -> {"split", "num_rows", ...} for the parquet shards (other entries are ignored).
-    Returns rows per split; a mismatch raises PublishError saying what differs."""
-    shards = {path: facts for path, facts in files.items() if "num_rows" in facts}
-    per_split: dict[str, int] = {}
-    for facts in shards.values():
-        per_split[facts["split"]] = per_split.get(facts["split"], 0) + facts["num_rows"]
-    # The footers (range reads) and datasets opening each split are independent round trips.
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        footers_read = pool.submit(target.parquet_footers, commit, sorted(shards))
-        opened = _open_splits(target_name, target, commit, per_split, token, first_columns)
-        footers = footers_read.result()
-    problems = []
-    for path, facts in sorted(shards.items()):
-        footer = footers.get(path)
-        if footer is None or footer.num_rows != facts["num_rows"]:
-            problems.append(
-                f"{path}: {footer and footer.num_rows} rows committed, {facts['num_rows']} in the manifest"
-            )
-        elif footer.features != expected_features:
-            problems.append(f"{path}: its features are not the expected ones ({footer.features})")
-    if problems:
-        raise PublishError(f"Verification of {target_name}@{commit[:12]} failed: " + "; ".join(problems[:5]))
-    for split, first in opened.items():
-        if first is None or set(first) != set(first_columns):
-            raise PublishError(
-                f"Verification of {target_name}@{commit[:12]}: split {split!r} does not open with datasets."
-            )
-    return per_split
-
-
-def _open_splits(
-    target_name: str,
-    target: Any,
-    commit: str,
-    per_split: dict[str, int],
-    token: str | None,
-    columns: list[str],
-) -> dict[str, dict[str, Any] | None]:
-    """The first row (`columns` only) of each non-empty split, as `datasets` streams it at `commit`."""
-    import datasets
-
-    first_rows = {}
-    for split in sorted(per_split):
-        if not per_split[split]:
-            continue  # an empty split has no first row to read
-        source = str(Path(target.versions) / commit) if is_local_target(target_name) else target_name
-        extra = {} if is_local_target(target_name) else {"revision": commit, "token": token or False}
-        try:
-            ds = datasets.load_dataset(source, split=split, streaming=True, columns=columns, **extra)
-            first_rows[split] = next(iter(ds), None)
-        except Exception:  # noqa: BLE001 - reported after the footers' findings, which say more
-            log.warning(
-                "datasets could not open split %r of %s@%s", split, target_name, commit[:12], exc_info=True
-            )
-            first_rows[split] = None
-    return first_rows

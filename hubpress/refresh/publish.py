@@ -30,6 +30,7 @@ from hubpress.build.boundaries import ShardBounds, cut_rows
 from hubpress.build.parquet import write_shards
 from hubpress.build.sizes import DEFAULT_ROW_GROUP_ROWS
 from hubpress.build.staging import PRIVATE_PREFIX, Staging, json_bytes
+from hubpress.build.verify import verify_dataset_revision
 from hubpress.errors import ConfigError
 from hubpress.refresh import simpletuner
 from hubpress.refresh.card import (
@@ -204,9 +205,7 @@ def verify_refresh(
     token: str | None,
 ) -> dict[str, int]:
     """The published refresh at `commit`: row counts from the shard footers, the published features,
-    and the split opening with datasets (hubpress.build.pipeline.verify_dataset_revision)."""
-    from hubpress.build.pipeline import verify_dataset_revision
-
+    and the split opening with datasets (hubpress.build.verify.verify_dataset_revision)."""
     features = published_features(config)
     first = ["id", "prompt"] if is_editing(config) else ["source_index"]
     return verify_dataset_revision(
