@@ -93,3 +93,37 @@ def test_download_lora_json(tmp_path):
     result = json.loads(out.stdout)
     assert result["path"].endswith("pytorch_lora_weights.safetensors")
     assert result["size"] == weights.stat().st_size and result["repo"] == "./repo"
+
+
+@pytest.mark.parametrize(
+    ("command", "model", "own", "excluded"),
+    [
+        ("publish-dataset", "PublishDatasetParams", {"task_runner", "dask_address", "as_json"}, set()),
+        ("refresh", "RefreshParams", {"as_json"}, set()),
+        ("publish-lora", "PublishLoraParams", {"extra", "as_json"}, {"extra_files"}),
+    ],
+)
+def test_cli_options_are_the_parameter_model(command, model, own, excluded):
+    """The CLI and the deployment forms come from one model: same names, defaults and choices."""
+    import enum
+    import typing
+
+    from typer.main import get_command
+
+    import flows.params
+    from hubpress.commands.cli import app
+
+    fields = getattr(flows.params, model).model_fields
+    params = {p.name: p for p in get_command(app).commands[command].params if p.name not in own}
+    assert set(params) == set(fields) - excluded
+    for name, param in params.items():
+        field = fields[name]
+        if field.is_required():
+            assert param.required, name
+            continue
+        default = param.default.value if isinstance(param.default, enum.Enum) else param.default
+        expected = field.get_default(call_default_factory=True)
+        assert default == expected or (default is None and expected in ([], None)), name
+        kind = param.type_descriptor.annotation
+        if isinstance(kind, type) and issubclass(kind, enum.Enum):
+            assert [c.value for c in kind] == list(typing.get_args(field.annotation)), name
