@@ -175,9 +175,9 @@ class CountingStorage(LocalStorage):
     def _count(self, name):
         self.calls[name] = self.calls.get(name, 0) + 1
 
-    def list(self, prefix=""):
+    def list(self, prefix="", report_unlisted=False):
         self._count("list")
-        return super().list(prefix)
+        return super().list(prefix, report_unlisted)
 
     def exists(self, relpath):
         self._count("exists")

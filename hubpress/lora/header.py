@@ -157,6 +157,11 @@ def read_header(fh: BinaryIO, file_size: int, where: str) -> SafetensorsHeader:
         doc = json.loads(text, object_pairs_hook=_no_duplicate_keys)
     except ValueError as exc:
         raise InvalidWeightsError(f"{where}: the header is not valid JSON ({exc}).")
+    except RecursionError:
+        raise InvalidWeightsError(
+            f"{where}: the header nests JSON too deeply to be a safetensors header (it maps tensor "
+            "names to dtype, shape and offsets)."
+        ) from None
     if not isinstance(doc, dict):
         raise InvalidWeightsError(f"{where}: the header is JSON but not an object.")
     return _check_header(doc, n, file_size, where)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from hubpress.errors import SourceError
+from hubpress.lora.degenerate import check_not_degenerate
 from hubpress.lora.family import LoraInfo, NotALoraError, describe_lora, shortest_unique_suffixes
 from hubpress.lora.header import (
     CONVERT_HINT,
@@ -111,6 +112,7 @@ def inspect_safetensors(path: str | Path) -> LoraInfo:
     with fh:
         size = path.stat().st_size
         header = read_header(fh, size, where)
+        check_not_degenerate(header, where)
         info = describe_lora(header, where, fh)
     confirm_with_safetensors(path, header)
     return info
@@ -123,7 +125,9 @@ def inspect_stream(fh: BinaryIO, file_size: int, where: str) -> LoraInfo:
     safe_open confirmation, and kohya alpha values are not read)."""
     if where.lower().endswith(PICKLE_SUFFIXES):
         raise PickleWeightsError(f"{where} is a pickle-based weights file. {CONVERT_HINT}")
-    return describe_lora(read_header(fh, file_size, where), where)
+    header = read_header(fh, file_size, where)
+    check_not_degenerate(header, where)
+    return describe_lora(header, where)
 
 
 def adapter_config_beside(weights: Path) -> Path | None:

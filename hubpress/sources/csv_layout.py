@@ -30,6 +30,23 @@ from hubpress.storage.files import ListedFile
 from hubpress.storage.names import why_unsafe
 
 _CONTROL_COLUMN = re.compile(r"control_([1-9][0-9]*)")
+# Prompts may be long (a 1 MB prompt is legal): Python's csv module stops at 128 KiB per field.
+MAX_FIELD = 64 * 1024 * 1024
+PATH_COLUMNS = ("image", "control", "mask")  # plus control_N: the only cells that name files
+
+
+def csv_rows(text: str):
+    """csv.reader over `text`, with a field limit large enough for any legal prompt."""
+    if csv.field_size_limit() < MAX_FIELD:
+        csv.field_size_limit(MAX_FIELD)
+    return csv.reader(io.StringIO(text))
+
+
+def is_path_column(name: str) -> bool:
+    column = name.strip().lower()
+    return column in PATH_COLUMNS or _CONTROL_COLUMN.fullmatch(column) is not None
+
+
 _URL_OR_DRIVE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 
 
@@ -97,7 +114,7 @@ def _csv_split(
     split: str, text: str, index: _Index, root: str, found: Discovery, allow_missing_target: bool
 ) -> list[Sample]:
     name = CSV_NAMES[split]
-    reader = csv.reader(io.StringIO(text))
+    reader = csv_rows(text)
     header = next(reader, None)
     if not header or not any(h.strip() for h in header):
         raise SourceError(f"{name} is empty: expected a header row with the columns {CSV_COLUMNS_HELP}.")

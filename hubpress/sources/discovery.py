@@ -39,7 +39,7 @@ from hubpress.sources.found import (
     problem,
 )
 from hubpress.sources.models import Layout, Problem
-from hubpress.storage.files import ListedFile
+from hubpress.storage.files import UNLISTED, ListedFile
 from hubpress.storage.names import UNSAFE_NAME, why_unsafe
 
 __all__ = [
@@ -137,6 +137,11 @@ def _split_undecodable_names(listing: Sequence[ListedFile]) -> tuple[Sequence[Li
             detail = f"the file name {shown!r} is not valid UTF-8; rename it"
             problems.append(problem(split, None, "name_not_utf8", detail, shown))
         else:
+            if lf.size == UNLISTED:  # a symlink that loops, dangles or leaves the root
+                split = lf.relpath.split("/", 1)[0]
+                detail = f"{lf.relpath!r} {lf.version}"
+                problems.append(problem(split, None, "symlink_not_followed", detail, lf.relpath))
+                continue
             why = why_unsafe(lf.relpath)
             if why is None:
                 kept.append(lf)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from hubpress.settings import Settings, get_settings
+from hubpress.sources.csv_layout import csv_rows, is_path_column
 from hubpress.sources.discovery import CSV_NAMES, normalise_csv_path
 from hubpress.sources.models import IntakeReport
 from hubpress.storage.files import Storage, is_s3, open_storage
@@ -68,10 +69,14 @@ def _rewrite_csv(storage: Storage, name: str, repoint: Mapping[str, str], encodi
     bom = raw.startswith(codecs.BOM_UTF8)
     text = raw.decode("utf-8-sig" if codecs.lookup(encoding).name == "utf-8" else encoding)
     newline = "\r\n" if "\r\n" in text else "\n"
-    rows = list(csv.reader(io.StringIO(text)))
+    rows = list(csv_rows(text))
     changed = 0
+    # Only path columns are rewritten: a prompt or id that happens to equal a renamed path stays.
+    paths = {i for i, name in enumerate(rows[0] if rows else []) if is_path_column(name)}
     for row in rows[1:]:
         for i, cell in enumerate(row):
+            if i not in paths:
+                continue
             rel, _ = normalise_csv_path(cell) if cell.strip() else (None, None)
             if rel is not None and rel in repoint:
                 row[i] = repoint[rel]

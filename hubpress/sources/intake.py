@@ -29,7 +29,7 @@ from hubpress.sources.formats import DEFAULT_MAX_PIXELS
 from hubpress.sources.models import IntakeReport
 from hubpress.sources.policy import IntakeOptions, OnError, decide, judge
 from hubpress.sources.validation import validate_samples
-from hubpress.storage.files import ListedFile, Storage, is_s3, open_storage
+from hubpress.storage.files import ListedFile, LocalStorage, Storage, is_s3, open_storage
 from hubpress.storage.hashcache import HashCache
 
 __all__ = [
@@ -55,6 +55,9 @@ def list_source(storage: Storage) -> list[ListedFile]:
                 f"source {storage.root} {what}: expected a dataset directory or s3://bucket/prefix."
             )
         with gc_paused():  # hundreds of thousands of small objects, none of them garbage
+            # Local listings also say what they could not list (symlink loops, links leaving the root).
+            if isinstance(storage, LocalStorage):
+                return list(storage.list(report_unlisted=True))
             return list(storage.list())
     from botocore.exceptions import ClientError, NoCredentialsError
 

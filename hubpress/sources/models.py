@@ -46,6 +46,8 @@ WARNING_KINDS = frozenset(
         "file_resolved",
         "unknown_column",
         "ignored_file",
+        "symlink_not_followed",  # a symlink that loops, dangles or leads a folder outside the root
+        "image_rotated",  # EXIF orientation: sizes are compared as a trainer sees them
     }
 )
 

@@ -6,6 +6,7 @@ Pure: no I/O. `decide` builds the IntakeReport; `judge` decides one sample.
 from __future__ import annotations
 
 import codecs
+import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
@@ -111,14 +112,14 @@ def decide(
 
     for split, samples in found.samples.items():
         manifest = report.splits[split] = SplitManifest(split)
-        folded = Counter(s.id.casefold() for s in samples)
+        folded = Counter(_id_key(s.id) for s in samples)
         for sample in samples:
             verdict = judge(
                 sample,
                 facts,
                 options,
                 prior=sample_errors.get((split, sample.id), set()),
-                duplicate=folded[sample.id.casefold()] > 1,
+                duplicate=folded[_id_key(sample.id)] > 1,
             )
             problems.extend(verdict.problems)
             for c, detail in verdict.corrections:
@@ -134,6 +135,13 @@ def decide(
         exc.report = report  # type: ignore[attr-defined]  # the CLI prints it; callers may inspect it
         raise exc
     return report
+
+
+def _id_key(sample_id: str) -> str:
+    """Ids that differ only in case or in Unicode normal form (é as one code point or as e + a
+    combining accent) name the same sample on a case-insensitive or normalising file system and
+    to a person: they are duplicates."""
+    return unicodedata.normalize("NFC", sample_id).casefold()
 
 
 @dataclass(slots=True)
@@ -174,6 +182,12 @@ def judge(
         if f.error is not None:
             fail(f.error, f.detail or f.error, ref.relpath)
             return ref
+        if f.orientation is not None:
+            detail = (
+                f"EXIF orientation {f.orientation}: a trainer sees it rotated or flipped "
+                f"({f.width}x{f.height}); sizes are compared as it sees them"
+            )
+            problems.append(Problem(split, sample.id, "image_rotated", detail, ref.relpath, "warning"))
         _, ext = split_extension(ref.name)
         if not extension_agrees(ext, f.format):
             new = _renamed(ref.relpath, f.format or "")
@@ -226,7 +240,7 @@ def judge(
     if duplicate:
         fail(
             "duplicate_id",
-            f"another sample of {split} has the id {sample.id!r} (ids are compared ignoring case)",
+            f"another sample of {split} has the id {sample.id!r} (ids are compared ignoring case and Unicode normal form)",
         )
 
     if kinds:

@@ -37,7 +37,7 @@ from hubpress.storage.files import Storage, is_s3, open_storage
 from hubpress.storage.hashcache import HashCache
 
 # Bump when what a cached fact means changes: older entries are then checked again.
-FACTS_VERSION = 1
+FACTS_VERSION = 2  # 2: EXIF orientation
 CACHE_FILE = "files.sqlite"
 DEFAULT_CHUNK = 2000
 # Fewer files than this are checked inline: starting worker processes would cost more.
@@ -67,6 +67,9 @@ class FileFacts:
     detail: str | None = None
     text: bytes | None = None  # prompt files: their raw bytes (decoded by policy, not here)
     checked_pixels: int | None = None  # the pixel limit a too-large verdict was reached under
+    # EXIF orientation (1 = as stored). width/height are as a trainer sees the image: `datasets`
+    # and Pillow's exif_transpose apply the orientation, so 5-8 swap the stored width and height.
+    orientation: int | None = None
 
 
 @dataclass(slots=True)
@@ -137,6 +140,9 @@ def check_image_bytes(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> File
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data), formats=[PIL_FORMAT[fmt]]) as im:
                 width, height = im.size
+                orientation = _orientation(im)
+                if orientation in (5, 6, 7, 8):  # a quarter turn: the trainer sees it transposed
+                    width, height = height, width
                 if width * height > max_pixels:
                     return _too_large(sha, fmt, width, height, max_pixels)
                 Image.MAX_IMAGE_PIXELS = max_pixels  # any later check inside Pillow uses our limit
@@ -147,7 +153,15 @@ def check_image_bytes(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> File
         return FileFacts(sha, fmt, error="undecodable_image", detail=f"cannot decode: {exc}")
     finally:
         Image.MAX_IMAGE_PIXELS = saved
-    return FileFacts(sha, fmt, width, height)
+    return FileFacts(sha, fmt, width, height, orientation=orientation if orientation != 1 else None)
+
+
+def _orientation(im) -> int | None:
+    try:
+        value = im.getexif().get(0x0112)
+    except Exception:  # a damaged EXIF block is not a damaged image
+        return None
+    return value if isinstance(value, int) and 1 <= value <= 8 else None
 
 
 def _too_large(sha: str | None, fmt: str | None, width: int, height: int, max_pixels: int) -> FileFacts:
@@ -182,6 +196,7 @@ def _to_info(job: FileJob, facts: FileFacts) -> dict[str, Any]:
     else:
         info.update(format=facts.format, width=facts.width, height=facts.height)
         info.update(error=facts.error, detail=facts.detail, checked_pixels=facts.checked_pixels)
+        info.update(orientation=facts.orientation)
     return info
 
 
@@ -198,6 +213,7 @@ def _from_cache(job: FileJob, sha: str | None, info: dict[str, Any] | None) -> F
         info.get("error"),
         info.get("detail"),
         checked_pixels=info.get("checked_pixels"),
+        orientation=info.get("orientation"),
     )
 
 

@@ -23,6 +23,8 @@ from hubpress.settings import Settings, get_settings
 from hubpress.storage import names
 from hubpress.storage.names import inside
 
+UNLISTED = -1  # the size of a ListedFile that stands for an entry that could not be listed
+
 
 @dataclass(frozen=True, slots=True)
 class ListedFile:
@@ -36,7 +38,7 @@ class Storage(Protocol):
     root: str
 
     def uri(self, relpath: str) -> str: ...
-    def list(self, prefix: str = "") -> Iterator[ListedFile]: ...
+    def list(self, prefix: str = "", report_unlisted: bool = False) -> Iterator[ListedFile]: ...
     def exists(self, relpath: str) -> bool: ...
     def read_bytes(self, relpath: str) -> bytes: ...
     def open(self, relpath: str) -> BinaryIO: ...
@@ -66,22 +68,47 @@ class LocalStorage:
         """root/relpath; the name gate refuses a relpath that is absolute or holds `..` (etc.)."""
         return str(inside(self.root, relpath, what="path", follow_links=False)) if relpath else self.root
 
-    def list(self, prefix: str = "") -> Iterator[ListedFile]:
-        """Every regular file below root/prefix, one os.scandir per directory (no globbing)."""
+    def list(self, prefix: str = "", report_unlisted: bool = False) -> Iterator[ListedFile]:
+        """Every regular file below root/prefix, one os.scandir per directory (no globbing).
+
+        A symlinked folder is followed when it stays inside the root, once (a folder reached twice,
+        a loop, is not walked again); a symlink that loops, dangles or leads a folder outside the
+        root is not listed; with `report_unlisted` it comes out as an UNLISTED entry (size -1, the
+        reason as its version) for the caller to report: nothing is dropped silently. File
+        symlinks are listed (validation decides whether they leave the root)."""
+        unlisted: list[tuple[str, str]] = []
         start = self.uri(prefix)
         if not os.path.isdir(start):
             return
-        stack = [(start, prefix.strip("/"))]
+        real_root = os.path.realpath(self.root)
+        followed: set[tuple[int, int]] = set()  # folders reached through a symlink, each once
+        stack = [(start, prefix.strip("/"), frozenset({_dir_key(start)}))]
         while stack:
-            path, rel = stack.pop()
+            path, rel, ancestors = stack.pop()
             with os.scandir(path) as entries:
                 for entry in entries:
                     child = f"{rel}/{entry.name}" if rel else entry.name
-                    if entry.is_dir(follow_symlinks=False):
-                        stack.append((entry.path, child))
-                    elif entry.is_file():  # follows symlinks; validation decides if they leave the root
-                        st = entry.stat()
-                        yield ListedFile(child, st.st_size, str(st.st_mtime_ns), st.st_ino)
+                    try:
+                        if entry.is_dir(follow_symlinks=False):
+                            key = (entry.stat(follow_symlinks=False).st_dev, entry.inode())
+                            stack.append((entry.path, child, ancestors | {key}))
+                        elif entry.is_symlink() and entry.is_dir():
+                            why, key = _why_not_followed(entry.path, real_root, ancestors, followed)
+                            if why is None:
+                                stack.append((entry.path, child, ancestors | {key}))
+                            else:
+                                unlisted.append((child, why))
+                        elif entry.is_file():
+                            st = entry.stat()
+                            yield ListedFile(child, st.st_size, str(st.st_mtime_ns), st.st_ino)
+                        elif entry.is_symlink():
+                            unlisted.append((child, "is a symbolic link to nothing (dangling)"))
+                    except OSError as exc:  # ELOOP: a link that points at itself, directly or not
+                        unlisted.append((child, f"cannot be followed ({exc.strerror or exc})"))
+            if report_unlisted:
+                for child, why in unlisted:
+                    yield ListedFile(child, UNLISTED, why)
+                unlisted.clear()
 
     def exists(self, relpath: str) -> bool:
         return os.path.exists(self.uri(relpath))
@@ -126,6 +153,27 @@ class LocalStorage:
 
     def delete(self, relpath: str) -> None:
         Path(self.uri(relpath)).unlink(missing_ok=True)
+
+
+def _dir_key(path: str) -> tuple[int, int]:
+    st = os.stat(path)
+    return st.st_dev, st.st_ino
+
+
+def _why_not_followed(
+    path: str, real_root: str, ancestors: frozenset[tuple[int, int]], followed: set[tuple[int, int]]
+) -> tuple[str | None, tuple[int, int]]:
+    """(None, key) when the symlinked folder at `path` is walked; else (why not, key)."""
+    real = os.path.realpath(path)
+    key = _dir_key(path)
+    if real != real_root and not real.startswith(real_root.rstrip(os.sep) + os.sep):
+        return "is a symbolic link to a folder outside the source; it is not read", key
+    if key in ancestors:
+        return "is a symbolic link to a folder that contains it (a loop); it is not read again", key
+    if key in followed:
+        return "is a symbolic link to a folder already read through another link; read once", key
+    followed.add(key)
+    return None, key
 
 
 def s3_client(settings: Settings):
@@ -182,8 +230,9 @@ class S3Storage:
     def uri(self, relpath: str) -> str:
         return f"s3://{self.bucket}/{self.key(relpath)}"
 
-    def list(self, prefix: str = "") -> Iterator[ListedFile]:
-        """One paginated ListObjectsV2 over the prefix."""
+    def list(self, prefix: str = "", report_unlisted: bool = False) -> Iterator[ListedFile]:
+        """One paginated ListObjectsV2 over the prefix (every key is listed: unsafe names are
+        reported by the caller's name gate)."""
         base = self.key(prefix)
         base = base + "/" if base else ""
         strip = len(self.prefix) + 1 if self.prefix else 0
