@@ -3,6 +3,8 @@
     .venv/bin/python -m bench.reliability                  # crash trials (20) + load
     .venv/bin/python -m bench.reliability --trials 30 --samples 20000 --loras 50
     .venv/bin/python -m bench.reliability --skip-load      # crash trials only
+    .venv/bin/python -m bench.reliability --cases-only     # the hostile/failure suites and the
+                                                           # "cases tried / held" figure (~10 min)
 
 Starts its own Hub-protocol server and Prefect test server, runs kill -9 crash trials
 (bench/crash_trials.py), the pytest fault/hostile/secrets suites (counted, not re-implemented),
@@ -64,6 +66,7 @@ def pytest_counts(files: list[str]) -> tuple[int, int]:
     text = line[0] if line else ""
     passed = int(text.split(" passed")[0].split()[-1]) if " passed" in text else 0
     failed = int(text.split(" failed")[0].split()[-1]) if " failed" in text else 0
+    failed += int(text.split(" error")[0].split()[-1]) if " error" in text else 0  # setup errors broke too
     return passed, failed
 
 
@@ -109,6 +112,56 @@ def lora_releases(hub, count: int, work: Path) -> tuple[int, list[float]]:
     return correct, rss
 
 
+# The suites the Reliability page counts, each a class of untrusted input or machine failure. Every
+# test (each parametrized case) is one case tried; a passing one is a case held.
+SUITES: tuple[tuple[str, list[str]], ...] = (
+    (
+        "Hub faults: 429, 5xx/resets mid-LFS, lost commit answer, 401/403, 404, stale parent, two writers",
+        ["tests/test_faults_hub.py"],
+    ),
+    ("S3 faults: SlowDown, 500/503, resets on reads/writes; corrupted stage", ["tests/test_faults_s3.py"]),
+    ("Hostile input corpus (20 cases + 4 safetensors + 10,001 files)", ["tests/test_hostile_input.py"]),
+    (
+        "Name gate: property test (hypothesis) and hostile names, refs, cache keys, source/target overlap",
+        ["tests/test_names.py"],
+    ),
+    (
+        "Hostile names through the flows and CLI: S3 keys leaving staging, --extra, backend ids, "
+        "token= across threads, target in/over the source, bad --tag/--revision",
+        ["tests/test_hostile_names.py"],
+    ),
+    ("Cards: escaped user text, fixed-point merge, unparsable front matter", ["tests/test_hostile_cards.py"]),
+    (
+        "Refs and commits: tag checked before committing, a failure after the commit names it",
+        ["tests/test_refs_and_commits.py"],
+    ),
+    (
+        "Machine failures: every command x closed port / read-only disk / full disk (+ crash clean-up, umask)",
+        ["tests/test_failure_matrix.py"],
+    ),
+    (
+        "Edges: symlink loops, 300 KB CSV prompt, nested header, EXIF, NFC ids, --fix-source, degenerate LoRAs",
+        ["tests/test_hostile_edges.py"],
+    ),
+    (
+        "Test Hub enforces namespaces and refusals (conformance, real client)",
+        ["tests/test_hubserver_conformance.py"],
+    ),
+    ("Secrets: token scan of all flows, CLI, 401; private by default", ["tests/test_secrets.py"]),
+)
+
+
+def suite_rows() -> list[tuple[str, str, str]]:
+    """One row per suite, then the total: cases tried / held."""
+    rows, tried, held = [], 0, 0
+    for label, files in SUITES:
+        passed, failed = pytest_counts(files)
+        tried, held = tried + passed + failed, held + passed
+        rows.append((label, f"{passed + failed} cases", f"{passed} held, {failed} broke"))
+    rows.append(("**All hostile-input and failure cases**", f"**{tried} tried**", f"**{held}/{tried} held**"))
+    return rows
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--trials", type=int, default=20)
@@ -116,7 +169,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--loras", type=int, default=50)
     parser.add_argument("--skip-load", action="store_true")
     parser.add_argument("--skip-suites", action="store_true")
+    parser.add_argument(
+        "--cases-only", action="store_true", help="Only the suites: no crash trials, no load."
+    )
     args = parser.parse_args(argv)
+    if args.cases_only:
+        print("| what was tried | trials | result |")
+        print("|---|---|---|")
+        for row in suite_rows():
+            print("| " + " | ".join(row) + " |")
+        return
 
     work = Path(tempfile.mkdtemp(prefix="hubpress-reliability-"))
     os.environ.update(
@@ -184,23 +246,7 @@ def main(argv: list[str] | None = None) -> None:
     hub.stop()
 
     if not args.skip_suites:
-        for label, files in (
-            (
-                "Hub faults: 429, 5xx/resets mid-LFS, lost commit answer, 401/403, 404, stale parent, two writers",
-                ["tests/test_faults_hub.py"],
-            ),
-            (
-                "S3 faults: SlowDown, 500/503, resets on reads/writes; corrupted stage",
-                ["tests/test_faults_s3.py"],
-            ),
-            (
-                "Hostile input corpus (20 cases + 4 safetensors + 10,001 files)",
-                ["tests/test_hostile_input.py"],
-            ),
-            ("Secrets: token scan of all flows, CLI, 401; private by default", ["tests/test_secrets.py"]),
-        ):
-            passed, failed = pytest_counts(files)
-            rows.append((label, f"{passed + failed} tests", f"{passed} passed, {failed} failed"))
+        rows.extend(suite_rows())
 
     print("| what was tried | trials | result |")
     print("|---|---|---|")
