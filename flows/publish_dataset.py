@@ -39,6 +39,7 @@ from hubpress.build.published import (
 )
 from hubpress.build.staging import Staging
 from hubpress.orchestration import artifacts
+from hubpress.orchestration.runners import carry, on_threads
 from hubpress.settings import get_settings, resolve_token
 from hubpress.targets.hub import HubRepo
 from hubpress.targets.publish import after_commit, open_target
@@ -60,8 +61,8 @@ def _build_shards(plans, staging_uri, fingerprint, settings, progress=None, uplo
     shards, uploads = [], []
 
     def submit_next() -> None:
-        plan = queue.popleft()  # quote(): a plan holds its samples; Prefect need not walk them
-        running.append(build_shard.submit(quote(plan), staging_uri, fingerprint, settings))
+        plan = queue.popleft()  # carry(): a plan holds its samples; Prefect need not walk them
+        running.append(build_shard.submit(carry(plan), staging_uri, fingerprint, settings))
 
     while queue and len(running) < in_flight:
         submit_next()
@@ -211,7 +212,8 @@ def _publish(params: PublishDatasetParams) -> dict[str, Any]:
         prompt_encoding=params.prompt_encoding,
         max_pixels=params.max_pixels,
         settings=settings,
-        workers=os.cpu_count() or 1,
+        # On Dask the cluster is the parallelism; a worker process may not start its own pool.
+        workers=(os.cpu_count() or 1) if on_threads() else 1,
         listing=listing,
     )
     refuse_empty_splits(

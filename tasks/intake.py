@@ -17,8 +17,9 @@ from collections.abc import Sequence
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE as NO_CACHE_POLICY
-from prefect.utilities.annotations import quote, unmapped
+from prefect.utilities.annotations import unmapped
 
+from hubpress.orchestration.runners import carry
 from hubpress.settings import Settings, get_settings
 from hubpress.sources.discovery import SPLITS, Discovery, detect_layout, discover
 from hubpress.sources.formats import DEFAULT_MAX_PIXELS
@@ -122,7 +123,7 @@ def intake_in_flow(
     tops = {lf.relpath.split("/", 1)[0] for lf in listing}
     present = [s for s in SPLITS if (f"{s}.csv" if layout_found == "csv" else s) in tops]
     futures = [
-        discover_split_task.submit(source, quote(listing), split, options, settings) for split in present
+        discover_split_task.submit(source, carry(listing), split, options, settings) for split in present
     ]
     found = Discovery(layout=layout_found)
     for future in futures:
@@ -134,11 +135,11 @@ def intake_in_flow(
     chunks = _chunks(samples, chunk_size)
     merged = ValidationResult()
     if chunks:
-        # quote(): Prefect would otherwise walk every Sample of every chunk looking for futures
+        # carry(): Prefect would otherwise walk every Sample of every chunk looking for futures
         # (about 0.1 s per pass per 2,000 samples, several passes per task).
         results = validate_chunk_task.map(
             unmapped(source),
-            [quote(chunk) for chunk in chunks],
+            [carry(chunk) for chunk in chunks],
             unmapped(max_pixels),
             unmapped(workers),
             unmapped(settings),

@@ -112,3 +112,24 @@ def make_annotations_picklable() -> None:
 def with_task_runner(flow: F, choice: TaskRunnerChoice | None = None) -> F:
     """The same flow, running its tasks on the chosen runner (Prefect's Flow.with_options)."""
     return flow.with_options(task_runner=make_task_runner(choice))  # type: ignore[attr-defined]
+
+
+def on_threads() -> bool:
+    """The current flow's tasks run on this process's thread pool (not on a Dask cluster)."""
+    from prefect.context import FlowRunContext
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    context = FlowRunContext.get()
+    return context is None or isinstance(context.task_runner, ThreadPoolTaskRunner)
+
+
+def carry(value):
+    """A large argument for `task.submit`/`map`: `quote(value)` on the thread pool, so Prefect does
+    not walk every sample in it looking for futures; the value itself on Dask. A separate `dask
+    scheduler` process rebuilds the tuple subclass `quote` as a plain tuple, so the task would
+    receive `(value,)` (a LocalCluster's in-process scheduler does not); there Prefect walks it."""
+    if not on_threads():
+        return value
+    from prefect.utilities.annotations import quote
+
+    return quote(value)
