@@ -29,7 +29,9 @@ def free_port() -> int:
 class Servers:
     """A Hub-protocol server and a Prefect server on 127.0.0.1, for one bench run."""
 
-    def __init__(self, work: Path, prefect: bool = True):
+    def __init__(self, work: Path, prefect: bool = True, hub_args: list[str] | None = None):
+        """`hub_args`: extra options for the Hub-protocol server, e.g. a shaped link
+        (`--latency-ms 50 --mbytes-per-s 40`)."""
         self.work = work
         self.hub_port = free_port()
         self.hub = subprocess.Popen(
@@ -43,6 +45,7 @@ class Servers:
                 str(work / "hub"),
                 "--token",
                 f"bench={TOKEN}:write",
+                *(hub_args or []),
             ],
             cwd=ROOT,
             stdout=subprocess.PIPE,
