@@ -392,14 +392,6 @@ class HubRepo:
                 "could not be reached and no copy is cached. Check HF_ENDPOINT (or HUBPRESS_HUB_ENDPOINT) "
                 "and the network, then run again."
             ) from None
-        except OSError as exc:
-            from huggingface_hub import constants
-
-            failure = disk_error(exc, cache_dir or constants.HF_HUB_CACHE)
-            if failure is None:
-                raise
-            self._sweep_partial_download(cache_dir or constants.HF_HUB_CACHE)
-            raise failure from None
         except RevisionNotFoundError:
             raise RepoNotFound(
                 f"{self.description} has no revision {revision!r}. Check the branch, tag or commit name."
@@ -409,3 +401,12 @@ class HubRepo:
                 f"{self.description} has no file {filename!r} at {revision or 'main'}. "
                 "Check the file name (--filename)."
             ) from None
+        # After the Hub's answers above: huggingface_hub's HTTP errors are OSErrors too.
+        except OSError as exc:
+            from huggingface_hub import constants
+
+            failure = disk_error(exc, cache_dir or constants.HF_HUB_CACHE)
+            if failure is None:
+                raise
+            self._sweep_partial_download(cache_dir or constants.HF_HUB_CACHE)
+            raise failure from None
