@@ -19,6 +19,7 @@ from typing import Any
 from hubpress.build.parquet_footer import ParquetFooter, read_footer
 from hubpress.errors import PublishError, disk_error
 from hubpress.settings import ResolvedToken, Settings
+from hubpress.targets import hub_upload
 from hubpress.targets.base import CommitConflict, CommitResult, RemoteState, RepoType
 from hubpress.targets.blob_texts import BlobTexts
 from hubpress.targets.hub_calls import (
@@ -44,16 +45,6 @@ def _remote_file(entry: Any) -> RemoteFile:
         sha256=entry.lfs.sha256 if entry.lfs else None,
         git_oid=entry.blob_id,
     )
-
-
-def _addition(file: StagedFile, local_path: str):
-    from huggingface_hub import CommitOperationAdd
-
-    op = CommitOperationAdd(path_in_repo=file.path, path_or_fileobj=local_path)
-    # huggingface_hub hashes lazily; we hashed while staging, so it need not read every shard
-    # again. The Hub checks it on upload and `verify` compares it after the commit.
-    op.upload_info.sha256 = bytes.fromhex(file.sha256)
-    return op
 
 
 class HubRepo:
@@ -232,11 +223,15 @@ class HubRepo:
         for change in plan.uploads:
             staged = files[change.path]
             sent = self._preuploaded.get((staged.path, staged.sha256))
-            operations.append(sent or _addition(staged, local_paths[change.path]))
+            operations.append(sent or hub_upload.addition(staged, local_paths[change.path]))
         operations += [CommitOperationDelete(path_in_repo=change.path) for change in plan.deletions]
 
         additions = [op for op in operations if isinstance(op, CommitOperationAdd)]
-        self._upload_with_progress(additions, plan.revision, create_pr)
+        hub_upload.upload_all(
+            lambda op: self._preupload(op, plan.revision, create_pr),
+            additions,
+            self.settings.hub_max_concurrency,
+        )
 
         def create():
             # Files already uploaded above are not sent again: create_commit skips uploaded ops.
@@ -259,41 +254,8 @@ class HubRepo:
             raise PublishError(f"The Hub refused the commit to {self.description}: {exc}") from None
         return CommitResult(commit=info.oid, url=info.commit_url, pr_url=info.pr_url)
 
-    def _upload_with_progress(self, additions: list, revision: str, create_pr: bool) -> None:
-        """Upload the LFS files of a commit before the commit itself (huggingface_hub's
-        preupload_lfs_files), in parallel, advancing a bytes progress artifact (and, from the
-        command line, a terminal bar) as each file lands. Objects the Hub already holds are not
-        sent; regular files travel inside the commit."""
-        from concurrent.futures import ThreadPoolExecutor, as_completed
-
-        from hubpress.orchestration.artifacts import Progress
-
-        additions = [op for op in additions if not op._is_uploaded]  # sent ahead by preupload()
-        if not additions:
-            return
-        total = sum(op.upload_info.size for op in additions)
-        progress = Progress(total, f"Uploading {len(additions)} file(s)", unit="bytes")
-
-        def upload(op) -> int:
-            self._preupload(op, revision, create_pr)
-            return op.upload_info.size
-
-        with ThreadPoolExecutor(max_workers=max(1, self.settings.hub_max_concurrency)) as pool:
-            for done in as_completed([pool.submit(upload, op) for op in additions]):
-                progress.advance(done.result())
-
-    def _preupload(self, op, revision: str | None, create_pr: bool = False) -> None:
-        self._retry(
-            f"upload {op.path_in_repo} to",
-            lambda: self.api.preupload_lfs_files(
-                self.repo_id,
-                [op],
-                repo_type=self.repo_type,
-                revision=revision,
-                create_pr=create_pr or None,
-                num_threads=1,
-            ),
-        )
+    def _preupload(self, op: Any, revision: str | None, create_pr: bool = False) -> None:
+        hub_upload.preupload(self.api, self._retry, self.repo_id, self.repo_type, op, revision, create_pr)
 
     def preupload(self, file: StagedFile, local_path: str) -> None:
         """Send one file's LFS object ahead of the commit, while the rest are still being built.
@@ -303,7 +265,7 @@ class HubRepo:
         sends nothing. An object the repo already holds is not sent here either (the LFS batch
         answer has no upload action for it). Small files that would travel inside the commit are
         left to it."""
-        op = _addition(file, local_path)
+        op = hub_upload.addition(file, local_path)
         self._preupload(op, revision=None)
         self._preuploaded[(file.path, file.sha256)] = op
 
