@@ -99,3 +99,22 @@ def test_a_failure_after_the_commit_names_the_commit(hub, tmp_path, write_token)
     assert json.loads(out.stdout)["commit"] == new_head
     assert f"committed {new_head[:12]}" in out.stderr and "Traceback" not in out.stderr
     assert [t.name for t in HfApi(token=WRITE_TOKEN).list_repo_refs(repo).tags] == []
+
+
+def test_uploaded_bytes_leave_out_content_the_hub_already_held(hub, tmp_path, write_token):
+    repo = f"alice/bytes-{uuid.uuid4().hex[:8]}"
+    weights = write_lora(tmp_path / "a.safetensors", seed=7)
+    size = weights.stat().st_size
+    first = publish_lora(PublishLoraParams(src_path=str(weights), target=repo))
+    assert first["commit"] and first["already_present_files"] == []
+    assert first["uploaded_bytes"] >= size
+    hub.reset_stats()
+    # The same bytes under a second name: committed, but the LFS object is not sent again.
+    second = publish_lora(
+        PublishLoraParams(src_path=str(weights), target=repo, remote_name="copy.safetensors")
+    )
+    assert second["commit"] and "copy.safetensors" in second["uploaded_files"]
+    assert second["already_present_files"] == ["copy.safetensors"]
+    assert second["already_present_bytes"] == size
+    assert second["uploaded_bytes"] < size  # only the card travelled
+    assert hub.stats.requests.get("lfs_upload", 0) == 0

@@ -51,6 +51,9 @@ class CommitResult:
     commit: str
     url: str
     pr_url: str | None = None
+    # Files of the commit whose content the target already held (LFS objects the Hub answered as
+    # present): named in the commit, not sent. uploaded_bytes leaves them out.
+    already_present: tuple[str, ...] = ()
 
 
 class CommitConflict(Exception):

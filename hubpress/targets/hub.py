@@ -227,6 +227,9 @@ class HubRepo:
         operations += [CommitOperationDelete(path_in_repo=change.path) for change in plan.deletions]
 
         additions = [op for op in operations if isinstance(op, CommitOperationAdd)]
+        present = hub_upload.already_present(
+            additions, self.token.value, self.repo_type, self.repo_id, plan.revision, self.endpoint
+        )
         hub_upload.upload_all(
             lambda op: self._preupload(op, plan.revision, create_pr),
             additions,
@@ -252,7 +255,12 @@ class HubRepo:
             if status_of(exc) in (409, 412):
                 raise CommitConflict(str(exc)) from None
             raise PublishError(f"The Hub refused the commit to {self.description}: {exc}") from None
-        return CommitResult(commit=info.oid, url=info.commit_url, pr_url=info.pr_url)
+        held = tuple(
+            sorted(
+                op.path_in_repo for op in additions if op.path_in_repo in present and op._upload_mode == "lfs"
+            )
+        )
+        return CommitResult(commit=info.oid, url=info.commit_url, pr_url=info.pr_url, already_present=held)
 
     def _preupload(self, op: Any, revision: str | None, create_pr: bool = False) -> None:
         hub_upload.preupload(self.api, self._retry, self.repo_id, self.repo_type, op, revision, create_pr)

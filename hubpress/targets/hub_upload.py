@@ -8,6 +8,7 @@ action for them). Regular files travel inside the commit itself.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Any
@@ -59,3 +60,37 @@ def upload_all(send: Callable[[Any], None], additions: list, workers: int) -> No
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         for done in as_completed([pool.submit(upload, op) for op in additions]):
             progress.advance(done.result())
+
+
+def already_present(
+    additions: list, token: str | None, repo_type: str, repo_id: str, revision: str, endpoint: str
+) -> set[str]:
+    """Paths whose LFS object the Hub already holds, from one LFS batch question (per 256 files)
+    for the additions not sent yet: the answer has no upload action for them. They are committed
+    but not sent, so uploaded_bytes leaves them out. Best effort: when the question fails, every
+    file counts as sent."""
+    from huggingface_hub.lfs import post_lfs_batch_info
+
+    pending = [op for op in additions if not op._is_uploaded]
+    if not pending:
+        return set()
+    by_oid = {op.upload_info.sha256.hex(): op.path_in_repo for op in pending}
+    present: set[str] = set()
+    try:
+        for start in range(0, len(pending), 256):
+            chunk = pending[start : start + 256]
+            actions, _errors, _transfer = post_lfs_batch_info(
+                [op.upload_info for op in chunk],
+                token,
+                repo_type,
+                repo_id,
+                revision=revision,
+                endpoint=endpoint,
+            )
+            present |= {
+                by_oid[a["oid"]] for a in actions if a.get("actions") is None and a.get("oid") in by_oid
+            }
+    except Exception as exc:  # noqa: BLE001 - accounting only: never fail a publish over it
+        logging.getLogger("hubpress.hub").debug("could not ask which LFS objects %s holds: %s", repo_id, exc)
+        return set()
+    return present

@@ -76,6 +76,7 @@ class PublishOutcome:
     attempts: int = 1
     dry_run: bool = False
     notes: list[str] = field(default_factory=list)
+    already_present: tuple[str, ...] = ()  # committed, but their content was on the target already
 
     @property
     def uploaded_files(self) -> list[str]:
@@ -85,7 +86,16 @@ class PublishOutcome:
 
     @property
     def uploaded_bytes(self) -> int:
-        return 0 if self.commit is None else self.plan.upload_bytes
+        """Bytes actually sent: files whose content the target already held are left out."""
+        if self.commit is None:
+            return 0
+        held = set(self.already_present)
+        return sum(c.size for c in self.plan.uploads if c.path not in held)
+
+    @property
+    def already_present_bytes(self) -> int:
+        held = set(self.already_present)
+        return sum(c.size for c in self.plan.uploads if c.path in held) if self.commit else 0
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -97,6 +107,8 @@ class PublishOutcome:
             "dry_run": self.dry_run,
             "uploaded_files": self.uploaded_files,
             "uploaded_bytes": self.uploaded_bytes,
+            "already_present_files": list(self.already_present),
+            "already_present_bytes": self.already_present_bytes,
             "unchanged_files": [c.path for c in self.plan.of("unchanged")],
             "deleted_files": [c.path for c in self.plan.of("deleted")] if self.commit else [],
             "plan": self.plan.summary(),
@@ -266,6 +278,7 @@ def publish_files(
                 )
                 continue
             outcome.commit, outcome.pr_url = result.commit, _absolute(target, result.pr_url)
+            outcome.already_present = tuple(getattr(result, "already_present", ()) or ())
             outcome.commit_url = result.url if _is_absolute(result.url) else target.commit_url(result.commit)
             remember = getattr(target, "remember_text", None)
             for path in (CARD, MANIFEST) if remember is not None else ():
