@@ -60,7 +60,7 @@ def base_env(e2e_dir) -> dict[str, str]:
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith("PREFECT_API_") and k != "HUBPRESS_PREFECT_DIR"
+        if not k.startswith("PREFECT_API_") and k not in ("HUBPRESS_PREFECT_DIR", "PREFECT_LOGGING_LEVEL")
     }
     env.update(
         {

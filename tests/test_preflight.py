@@ -7,6 +7,7 @@ let a mistake through would start a flow run there; the tests count the runs bef
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -28,6 +29,9 @@ def flow_run_count() -> int:
 def bed(tmp_cwd, monkeypatch, prefect_harness):
     for var in TOKEN_VARS:
         monkeypatch.delenv(var, raising=False)
+    # `--json` quiets Prefect's logging for the rest of the (command's) process: keep that from
+    # leaking out of these in-process commands into later tests' subprocesses.
+    monkeypatch.setenv("PREFECT_LOGGING_LEVEL", os.environ.get("PREFECT_LOGGING_LEVEL", "INFO"))
     write_dataset(tmp_cwd / "src", samples=4, image_size=16)
     write_lora(tmp_cwd / "lora" / "pytorch_lora_weights.safetensors", rank=2)
     (tmp_cwd / "not-a-dir").write_text("a file")
