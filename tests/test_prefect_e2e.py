@@ -60,7 +60,10 @@ def base_env(e2e_dir) -> dict[str, str]:
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith("PREFECT_API_") and k not in ("HUBPRESS_PREFECT_DIR", "PREFECT_LOGGING_LEVEL")
+        # Not what a user's shell holds: importing hubpress.commands.cli in this process (other
+        # test modules do) quiets Prefect's console through the environment.
+        if not k.startswith(("PREFECT_API_", "PREFECT_LOGGING_HANDLERS_CONSOLE"))
+        and k not in ("HUBPRESS_PREFECT_DIR", "PREFECT_LOGGING_LEVEL")
     }
     env.update(
         {
