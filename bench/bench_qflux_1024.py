@@ -34,7 +34,7 @@ import textwrap
 import time
 from pathlib import Path
 
-from bench.common import ROOT, Servers, measure, workdir
+from bench.common import Servers, measure, workdir
 
 HUBPRESS = textwrap.dedent(
     """
@@ -162,10 +162,11 @@ def _union(spans: list[tuple[float, float]]) -> float:
     return total
 
 
-def cli_seconds(args: list[str], env: dict[str, str]) -> float:
-    """A whole command, process start to exit (what a scheduled run or a user pays)."""
+def cli_seconds(args: list[str], env: dict[str, str], cwd: Path) -> float:
+    """A whole command, process start to exit (what a scheduled run or a user pays). Run outside
+    the checkout: there, `bench/...` would also name the local ./bench directory."""
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, *args], env=env, cwd=ROOT, capture_output=True, text=True)
+    done = subprocess.run([sys.executable, *args], env=env, cwd=cwd, capture_output=True, text=True)
     seconds = time.perf_counter() - start
     if done.returncode != 0:
         raise RuntimeError(f"{args[:4]} failed: {done.stderr[-2000:]}")
@@ -195,16 +196,16 @@ def bench_link(args, work: Path, src: Path, label: str, hub_args: list[str], sou
         first = measure(HUBPRESS.format(src=str(src), repo="bench/hubpress"), fresh)
         split = phases(servers.prefect_url, first["flow_run_id"])
         again = cli_seconds(
-            ["-m", "hubpress.commands.cli", "publish-dataset", str(src), "bench/hubpress"], fresh
+            ["-m", "hubpress.commands.cli", "publish-dataset", str(src), "bench/hubpress"], fresh, work
         )
 
         lora = work / label / "lora" / "pytorch_lora_weights.safetensors"
         write_big_lora(lora, args.lora_mb)
-        cli_seconds(["-m", "hubpress.commands.cli", "publish-lora", str(lora), "bench/lora"], fresh)
+        cli_seconds(["-m", "hubpress.commands.cli", "publish-lora", str(lora), "bench/lora"], fresh, work)
         lora_again = cli_seconds(
-            ["-m", "hubpress.commands.cli", "publish-lora", str(lora), "bench/lora"], fresh
+            ["-m", "hubpress.commands.cli", "publish-lora", str(lora), "bench/lora"], fresh, work
         )
-        prefect_import = cli_seconds(["-c", "import prefect"], env)
+        prefect_import = cli_seconds(["-c", "import prefect"], env, work)
     finally:
         servers.stop()
     link_floor = first["uploaded_bytes"] / (args.mbytes_per_s * 1e6) if hub_args else 0.0
