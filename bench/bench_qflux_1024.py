@@ -96,7 +96,7 @@ REFERENCE = textwrap.dedent(
 PHASES = {  # Prefect task name prefix -> phase
     "intake": "intake",
     "reuse-stage": "build",
-    "build-shard": "build",
+    "build-": "build",  # build-<shard name>
     "seal-stage": "build",
     "preupload": "send",
     "publish": "commit",
