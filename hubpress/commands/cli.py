@@ -11,17 +11,11 @@ import logging
 import os
 import sys
 
-# The terminal shows hubpress's result, progress and warnings; Prefect's INFO lines (run and task
-# states, the temporary server's start) go to the Prefect API and its UI, so a failed run ends in
-# one line, not hundreds. --debug shows everything.
-if "--debug" not in sys.argv[1:]:
-    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
+import typer
 
-import typer  # noqa: E402
-
-import hubpress  # noqa: F401, E402  (HF_HUB_ENABLE_HF_TRANSFER translation, Prefect telemetry off)
-from hubpress.commands.common import is_expected  # noqa: E402
-from hubpress.errors import HubpressError, disk_error  # noqa: E402
+import hubpress  # noqa: F401  (HF_HUB_ENABLE_HF_TRANSFER translation, Prefect telemetry off)
+from hubpress.commands.common import is_expected
+from hubpress.errors import HubpressError, disk_error
 
 app = typer.Typer(
     name="hubpress",
@@ -103,6 +97,12 @@ def main(argv: list[str] | None = None) -> None:
     from pydantic import ValidationError
 
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    if not debug:
+        # The terminal shows hubpress's result, progress and warnings; Prefect's INFO lines (run
+        # and task states, the temporary server's start) go to the Prefect API and its UI, so a
+        # failed run ends in one line, not hundreds. Set here, when the command runs (not when
+        # this module is imported), before Prefect configures its logging.
+        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
     if not debug:
         quiet = _QuietExpectedErrors()
         for name in ("prefect", "prefect.flow_runs", "prefect.task_runs"):
