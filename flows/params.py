@@ -77,6 +77,25 @@ ShardSize = Annotated[str, AfterValidator(_check_size)]
 RefStr = Annotated[str, AfterValidator(_check_ref)]
 RepoPath = Annotated[str, AfterValidator(_check_repo_path)]
 
+# Fields that several flows share, each declared once (title, description, checks); the models
+# below only give the default. The CLI options and the deployment forms are generated from them.
+StagingField = Annotated[
+    str | None,
+    Field(title="Staging", description="Local directory or s3://bucket/prefix (default: HUBPRESS_STAGING)."),
+]
+MaxShardSizeField = Annotated[ShardSize, Field(title="Max shard size", description="e.g. 500MB, 1GB.")]
+PublicField = Annotated[bool, Field(title="Public", description="New repos are private unless this is set.")]
+BranchField = Annotated[RefStr, Field(title="Branch", description="Created from main when missing.")]
+TagField = Annotated[RefStr | None, Field(title="Tag the new commit")]
+DryRunField = Annotated[
+    bool, Field(title="Dry run", description="Plan only: print what would change and stop.")
+]
+CardLicenseField = Annotated[str, Field(title="License (card)")]
+PrettyNameField = Annotated[str | None, Field(title="Pretty name (card)")]
+CommitMessageField = Annotated[str | None, Field(title="Commit message")]
+BaseModelField = Annotated[str | None, Field(title="Base model (card)")]
+LoraLicenseField = Annotated[str | None, Field(title="License (card)")]
+
 
 class PublishDatasetParams(BaseModel):
     """Publish an image-editing dataset (qflux folder or CSV layout) to the Hub or a local directory."""
@@ -106,26 +125,22 @@ class PublishDatasetParams(BaseModel):
         title="Max pixels per image",
         description="Largest image (width x height) decoded: the decompression-bomb guard (Pillow's default).",
     )
-    staging: str | None = Field(
-        None,
-        title="Staging",
-        description="Local directory or s3://bucket/prefix (default: HUBPRESS_STAGING).",
-    )
-    max_shard_size: ShardSize = Field("500MB", title="Max shard size", description="e.g. 500MB, 1GB.")
-    public: bool = Field(False, title="Public", description="New repos are private unless this is set.")
-    revision: RefStr = Field("main", title="Branch", description="Created from main when missing.")
-    tag: RefStr | None = Field(None, title="Tag the new commit")
+    staging: StagingField = None
+    max_shard_size: MaxShardSizeField = "500MB"
+    public: PublicField = False
+    revision: BranchField = "main"
+    tag: TagField = None
     create_pr: bool = Field(False, title="Open a pull request instead of committing to the branch")
-    dry_run: bool = Field(False, title="Dry run", description="Plan only: print what would change and stop.")
+    dry_run: DryRunField = False
     fan_out: Literal["none", "splits"] = Field(
         "none",
         title="Fan out",
         description="splits: build each split's shards in its own subflow run (a child run in the UI).",
     )
-    license: str = Field("other", title="License (card)")
-    pretty_name: str | None = Field(None, title="Pretty name (card)")
+    license: CardLicenseField = "other"
+    pretty_name: PrettyNameField = None
     tags: list[str] = Field(default_factory=list, title="Extra card tags")
-    commit_message: str | None = Field(None, title="Commit message")
+    commit_message: CommitMessageField = None
 
     @field_validator("source")
     @classmethod
@@ -156,13 +171,13 @@ class PublishLoraParams(BaseModel):
     extra_files: dict[str, RepoPath] = Field(
         default_factory=dict, title="Extra files {local path: path in repo}"
     )
-    public: bool = Field(False, title="Public")
-    revision: RefStr = Field("main", title="Branch")
-    tag: RefStr | None = Field(None, title="Tag the new commit")
-    dry_run: bool = Field(False, title="Dry run")
-    base_model: str | None = Field(None, title="Base model (card)")
-    license: str | None = Field(None, title="License (card)")
-    commit_message: str | None = Field(None, title="Commit message")
+    public: PublicField = False
+    revision: BranchField = "main"
+    tag: TagField = None
+    dry_run: DryRunField = False
+    base_model: BaseModelField = None
+    license: LoraLicenseField = None
+    commit_message: CommitMessageField = None
 
     @model_validator(mode="after")
     def _target_apart_from_source(self):
@@ -185,10 +200,10 @@ class ReleaseTrainingRunParams(BaseModel):
         description="latest, step:N, or best:METRIC[:min|max] (e.g. best:loss:min).",
     )
     tag: RefStr | None = Field(None, title="Tag", description="Default: step-<N> of the chosen checkpoint.")
-    base_model: str | None = Field(None, title="Base model (card)")
-    license: str | None = Field(None, title="License (card)")
-    public: bool = Field(False, title="Public")
-    revision: RefStr = Field("main", title="Branch")
+    base_model: BaseModelField = None
+    license: LoraLicenseField = None
+    public: PublicField = False
+    revision: BranchField = "main"
 
     @field_validator("select")
     @classmethod
@@ -233,19 +248,15 @@ class RefreshParams(BaseModel):
             "all_exhausted: repeat small backends until all are used (repeats counted)."
         ),
     )
-    staging: str | None = Field(
-        None,
-        title="Staging",
-        description="Local directory or s3://bucket/prefix (default: HUBPRESS_STAGING).",
-    )
-    max_shard_size: ShardSize = Field("500MB", title="Max shard size", description="e.g. 500MB, 1GB.")
-    public: bool = Field(False, title="Public", description="New repos are private unless this is set.")
-    revision: RefStr = Field("main", title="Branch", description="Created from main when missing.")
-    tag: RefStr | None = Field(None, title="Tag the new commit")
-    dry_run: bool = Field(False, title="Dry run", description="Plan only: print what would change and stop.")
-    license: str = Field("other", title="License (card)")
-    pretty_name: str | None = Field(None, title="Pretty name (card)")
-    commit_message: str | None = Field(None, title="Commit message")
+    staging: StagingField = None
+    max_shard_size: MaxShardSizeField = "500MB"
+    public: PublicField = False
+    revision: BranchField = "main"
+    tag: TagField = None
+    dry_run: DryRunField = False
+    license: CardLicenseField = "other"
+    pretty_name: PrettyNameField = None
+    commit_message: CommitMessageField = None
 
     @field_validator("config")
     @classmethod
