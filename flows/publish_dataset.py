@@ -16,7 +16,6 @@ import huggingface_hub.hf_api  # noqa: F401
 from prefect import flow, get_run_logger
 from prefect.context import FlowRunContext
 from prefect.futures import as_completed, wait
-from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.annotations import quote
 
 from flows.params import PublishDatasetParams
@@ -56,7 +55,7 @@ def _build_shards(plans, staging_uri, fingerprint, settings, progress=None, uplo
     On threads, only as many builds as there are build slots are submitted at a time: submitted all
     at once, they would race for the slots and the largest could start last."""
     queue = deque(sorted(plans, key=lambda plan: -plan.estimated_size))
-    in_flight = max(1, settings.build_concurrency) if _on_threads() else len(queue)
+    in_flight = max(1, settings.build_concurrency) if on_threads() else len(queue)
     running: list = []
     shards, uploads = [], []
 
@@ -79,12 +78,6 @@ def _build_shards(plans, staging_uri, fingerprint, settings, progress=None, uplo
             progress.advance()
     wait(uploads)
     return shards
-
-
-def _on_threads() -> bool:
-    """Tasks run on this process's thread pool (where the build slots are), not on a cluster."""
-    context = FlowRunContext.get()
-    return context is None or isinstance(context.task_runner, ThreadPoolTaskRunner)
 
 
 def _early_upload_target(target, staging: Staging, params: PublishDatasetParams) -> HubRepo | None:
