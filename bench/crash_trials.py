@@ -122,7 +122,9 @@ class CrashBed:
             return "after commit (verify/tag)"
         if requests.get("commit"):
             return "commit"
-        if requests.get("preupload") or requests.get("lfs_batch") or requests.get("lfs_upload"):
+        # A preupload question alone is not sending: built shards are offered while others still
+        # build, so only the LFS exchange that moves bytes counts as the upload phase.
+        if requests.get("lfs_batch") or requests.get("lfs_upload"):
             return "upload"
         if _sealed_stages(staging) > sealed_before:
             return "plan"
@@ -133,6 +135,9 @@ class CrashBed:
         moment so that the kill lands while the request is in flight (a stalled commit still
         lands after the client is gone, as on the real Hub when a response is lost)."""
         if phase == "build/stage":
+            # The first built shard is offered to the Hub at once (early upload); holding that
+            # question keeps its bytes from moving before the kill lands, however slow the poll.
+            self.hub.arm_fault("preupload", "stall", count=1, stall_seconds=3)
             before = {p for p in staging.rglob("*")} if staging.exists() else set()
             return lambda: staging.exists() and any(p not in before for p in staging.rglob("*.parquet*"))
         if phase in ("upload", "commit"):
