@@ -140,3 +140,20 @@ def prefect_harness():
 def tmp_cwd(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+def run_cli(*args: str) -> tuple[int, str, str]:
+    """hubpress's real entry point (errors as one line, exit codes), in this process."""
+    import contextlib
+    import io
+
+    from hubpress.commands.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    code = 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main(list(args))
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+    return code, out.getvalue(), err.getvalue()

@@ -3,8 +3,6 @@ LoHa) and says which one, with its rank, in --json and the card; checkpoints and
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import uuid
 
@@ -19,6 +17,7 @@ from hubpress.lora.weights import (
     inspect_safetensors,
 )
 from hubpress.testdata.synth_lora import write_broken, write_lora
+from tests.conftest import run_cli
 
 
 @pytest.mark.parametrize(
@@ -88,19 +87,6 @@ def test_adapter_config_is_checked_and_gives_alpha(tmp_path):
     good.write_text(json.dumps({"r": 4, "lora_alpha": 16}))
     with pytest.raises(InvalidWeightsError, match="r=4 but w.safetensors has rank 8"):
         apply_adapter_config(info, good)
-
-
-def run_cli(*args: str) -> tuple[int, str, str]:
-    from hubpress.commands.cli import main
-
-    out, err = io.StringIO(), io.StringIO()
-    code = 0
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            main(list(args))
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-    return code, out.getvalue(), err.getvalue()
 
 
 @pytest.mark.usefixtures("prefect_harness")

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image as PILImage
 
 from hubpress.refresh.mix import mix_counts, mix_plan
-from tests.conftest import WRITE_TOKEN
+from tests.conftest import WRITE_TOKEN, run_cli
 
 
 def test_all_rows_places_every_row_once_in_a_seeded_weighted_order():
@@ -61,22 +61,6 @@ def push_captioned(count: int, usable: int) -> str:
         features=features,
     ).push_to_hub(name, token=WRITE_TOKEN)
     return name
-
-
-def run_cli(*args: str) -> tuple[int, str, str]:
-    """hubpress's real entry point (errors as one line, exit codes), in this process."""
-    import contextlib
-
-    from hubpress.commands.cli import main
-
-    out, err = io.StringIO(), io.StringIO()
-    code = 0
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            main(list(args))
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-    return code, out.getvalue(), err.getvalue()
 
 
 @pytest.mark.usefixtures("prefect_harness")

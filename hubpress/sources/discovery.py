@@ -7,14 +7,8 @@ within seconds. Bytes (formats, decoding, prompts in files) are validation's job
 
 The layouts live in hubpress.sources.folder_layout and hubpress.sources.csv_layout.
 
-Folder layout (qflux guide), per split `train/` and/or `test/`:
-    training_images/<base>.txt              prompt: one sample per prompt file
-    training_images/<base>.<ext>            optional target
-    control_images/<base>.<ext>             main control
-    control_images/<base>_control_<N>.<ext> additional controls, N = 1, 2, ... in numeric order
-    control_images/<base>_mask.<ext>        optional mask
-An exact `<base>` match always wins: `a_1.png` beside prompt `a_1.txt` is the main control of
-`a_1`, never anything of `a`.
+Folder layout: `train/` and/or `test/` with `training_images/` and `control_images/` (the rules
+are in folder_layout's docstring).
 
 CSV layout: `train.csv` / `test.csv` at the root, columns image, control, control_1..K, prompt,
 optionally mask and id; paths relative to the root.
