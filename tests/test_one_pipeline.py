@@ -112,3 +112,23 @@ def test_both_sources_write_through_the_one_writer(tmp_path):
     assert b"huggingface" in meta_a and b"huggingface" in meta_b
     assert re.fullmatch(r"data/train-[0-9a-f]{16}\.parquet", published.path_in_repo)
     assert refresh_shard.path == f"data/train-{refresh_shard.sha256[:16]}.parquet"
+    # Image bytes carry no min/max statistics (they cost most of a shard's write time and prune
+    # nothing); the text columns keep theirs.
+    for path in (published.local_path, refresh_shard.source):
+        stats = _statistics_by_column(path)
+        media = {name for name in stats if name.endswith(".bytes")}
+        assert media and not any(stats[name] for name in media), stats
+        assert stats["id" if path == published.local_path else "caption"], stats
+
+
+def _statistics_by_column(path: str) -> dict[str, bool]:
+    """Leaf column path -> whether every row group has min/max statistics for it."""
+    meta = pq.ParquetFile(path).metadata
+    out: dict[str, bool] = {}
+    for g in range(meta.num_row_groups):
+        group = meta.row_group(g)
+        for c in range(group.num_columns):
+            column = group.column(c)
+            has = column.is_stats_set and column.statistics is not None and column.statistics.has_min_max
+            out[column.path_in_schema] = out.get(column.path_in_schema, True) and has
+    return out

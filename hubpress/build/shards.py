@@ -41,7 +41,8 @@ from hubpress.targets.plan import StagedFile
 
 # Bump when the bytes a plan produces change (columns, writer options, boundaries): it is part of
 # every name. 2: shards end where the boundary rule shared with refresh says (hubpress.build.boundaries).
-SHARD_FORMAT = 2
+# 3: no min/max statistics for image bytes (hubpress.build.parquet.writer_options).
+SHARD_FORMAT = 3
 
 # Rough per-row overhead beyond image bytes and strings (offsets, validity, struct paths).
 _ROW_OVERHEAD = 128

@@ -25,7 +25,7 @@ from hubpress.refresh.mix import DEFAULT_STOPPING, Stopping
 from hubpress.refresh.upstream import resolve_revision
 from hubpress.targets.publish import CARD, MANIFEST
 
-REFRESH_FORMAT = 3  # bump when the bytes a refresh writes change for the same inputs
+REFRESH_FORMAT = 4  # bump when the bytes a refresh writes change for the same inputs (4: no media statistics)
 SPLIT = "train"
 
 Backend = HuggingfaceBackend | LocalBackend
