@@ -1,5 +1,6 @@
 """An unchanged publish (dataset or LoRA) is cheap: in a fresh process, against the test harness's
-Prefect server, it ends after the cheapest check and never imports `datasets`."""
+Prefect server, it ends after the cheapest check and never imports `datasets`, pandas,
+pyarrow or numpy."""
 
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ from hubpress.testdata.synth_lora import write_lora
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
 ROOT = Path(__file__).resolve().parents[1]
-HEAVY = ("datasets", "pandas")
+# What a no-op does not use (#15: "no import of datasets or pyarrow on paths that do not need them").
+HEAVY = ("datasets", "pandas", "pyarrow", "numpy")
 
 SCRIPT = """
 import json, sys

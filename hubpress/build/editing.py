@@ -11,10 +11,12 @@ from __future__ import annotations
 from array import array
 from collections.abc import Callable
 from functools import cache
-
-import pyarrow as pa
+from typing import TYPE_CHECKING
 
 from hubpress.sources.models import FileRef, Sample
+
+if TYPE_CHECKING:  # pyarrow is imported where a table is built: an unchanged publish never loads it
+    import pyarrow as pa
 
 COLUMNS = ("id", "control_images", "control_mask", "target_image", "prompt")
 
@@ -73,6 +75,8 @@ class _ImageColumn:
     fragments the C heap so that peak memory creeps up from one row group to the next.)"""
 
     def __init__(self, capacity: int) -> None:
+        import pyarrow as pa
+
         self._buffer = pa.allocate_buffer(max(capacity, 1))
         self._view = memoryview(self._buffer).cast("B")
         self._length = 0
@@ -95,6 +99,8 @@ class _ImageColumn:
         self.present.append(ref is not None)
 
     def _grow(self, needed: int) -> None:
+        import pyarrow as pa
+
         bigger = pa.allocate_buffer(max(needed, 2 * len(self._view)))
         view = memoryview(bigger).cast("B")
         view[: self._length] = self._view[: self._length]
@@ -102,6 +108,8 @@ class _ImageColumn:
         self._buffer, self._view = bigger, view
 
     def to_arrow(self, image_type: pa.StructType) -> pa.StructArray:
+        import pyarrow as pa
+
         count = len(self.paths)
         data = self._buffer.slice(0, self._length)
         binary = pa.Array.from_buffers(pa.binary(), count, [None, pa.py_buffer(self.offsets), data])
@@ -114,6 +122,8 @@ _INT32_MAX = 2**31 - 1
 
 
 def editing_table(group: tuple[Sample, ...], read_bytes: Callable[[FileRef], bytes]) -> pa.Table:
+    import pyarrow as pa
+
     schema = editing_schema()
     controls = _ImageColumn(sum(r.size for s in group for r in s.controls))
     mask = _ImageColumn(sum(s.mask.size for s in group if s.mask is not None))

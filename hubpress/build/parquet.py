@@ -19,12 +19,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar
-
-import pyarrow as pa
-import pyarrow.parquet as pq
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from hubpress.storage.hashcache import sha256_file
+
+if TYPE_CHECKING:  # imported when a shard is written: an unchanged publish never loads pyarrow
+    import pyarrow as pa
 
 Row = TypeVar("Row")
 
@@ -67,6 +67,8 @@ class ShardWriter:
     `finish`). Use as a context manager: leaving it by an exception removes the partial file."""
 
     def __init__(self, root: str | os.PathLike[str], features: Any, options: dict[str, Any] | None = None):
+        import pyarrow.parquet as pq
+
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.schema: pa.Schema = features.arrow_schema
@@ -93,6 +95,8 @@ class ShardWriter:
         self.num_bytes += table.nbytes
         del table
         # Hand the row group's memory back now, so the next one reuses it instead of adding to it.
+        import pyarrow as pa
+
         pa.default_memory_pool().release_unused()
 
     def finish(
