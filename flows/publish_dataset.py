@@ -37,19 +37,24 @@ from hubpress.build.published import (
     sample_digests,
 )
 from hubpress.build.staging import Staging
+from hubpress.errors import UndecodableAtBuild
 from hubpress.orchestration import artifacts
 from hubpress.orchestration.runners import carry, on_threads
 from hubpress.settings import get_settings, resolve_token
+from hubpress.sources.validation import record_build_problems, record_decoded
 from hubpress.targets.hub import HubRepo
 from hubpress.targets.publish import after_commit, open_target
-from tasks.build import build_shard
+from tasks.build import UndecodableShard, build_shard
 from tasks.intake import intake_in_flow, list_source_task
 from tasks.publish import preupload_task, publish_task, reuse_stage_task, seal_stage_task, verify_task
 
 
-def _build_shards(plans, staging_uri, fingerprint, settings, progress=None, upload_to=None) -> list:
+def _build_shards(
+    plans, staging_uri, fingerprint, settings, progress=None, upload_to=None
+) -> tuple[list, list]:
     """build_shard over the plans on the flow's task runner (threads or Dask); with `upload_to`,
-    each shard's upload starts as soon as it is built, while the others build.
+    each shard's upload starts as soon as it is built, while the others build. Returns the built
+    shards and the images that did not decode (every shard is built: one pass finds them all).
 
     Largest first, so the longest build-then-upload chain starts at once and small shards fill in.
     On threads, only as many builds as there are build slots are submitted at a time: submitted all
@@ -58,6 +63,7 @@ def _build_shards(plans, staging_uri, fingerprint, settings, progress=None, uplo
     in_flight = max(1, settings.build_concurrency) if on_threads() else len(queue)
     running: list = []
     shards, uploads = [], []
+    undecodable: list = []  # every shard is built, so one pass finds every image that fails
 
     def submit_next() -> None:
         plan = queue.popleft()  # carry(): a plan holds its samples; Prefect need not walk them
@@ -71,12 +77,40 @@ def _build_shards(plans, staging_uri, fingerprint, settings, progress=None, uplo
         if queue:
             submit_next()
         shard = done.result()
+        if isinstance(shard, UndecodableShard):
+            undecodable.extend(shard.problems)
+            continue
         shards.append(shard)
         if upload_to is not None:
             uploads.append(preupload_task.submit(upload_to, shard.file))
         if progress is not None:
             progress.advance()
     wait(uploads)
+    return shards, undecodable
+
+
+def _build_all(params, plans, staging, fingerprint, settings, progress, upload_to) -> list:
+    """Every shard of the plans: on the flow's task runner, or as one subflow run per split
+    (`fan_out: splits`: a child run in the UI, with its own tasks and logs)."""
+    if params.fan_out != "splits":
+        shards, undecodable = _build_shards(
+            plans, settings.staging, fingerprint, settings, progress, upload_to
+        )
+        if undecodable:
+            raise UndecodableAtBuild(tuple(undecodable))
+        return shards
+    shards, uploads, undecodable = [], [], []
+    for split in sorted({plan.split for plan in plans}):
+        save_split_plans(staging, fingerprint, split, [p for p in plans if p.split == split])
+        built, problems = build_split(split, fingerprint, settings.staging)
+        undecodable.extend(problems)
+        shards.extend(built)
+        progress.advance(len(built))
+        if upload_to is not None:  # this split's uploads overlap the next split's build
+            uploads.extend(preupload_task.submit(upload_to, shard.file) for shard in built)
+    wait(uploads)
+    if undecodable:
+        raise UndecodableAtBuild(tuple(undecodable))
     return shards
 
 
@@ -90,7 +124,7 @@ def _early_upload_target(target, staging: Staging, params: PublishDatasetParams)
 
 
 @flow(name="build-split", flow_run_name="build-{split}")
-def build_split(split: str, fingerprint: str, staging_uri: str) -> list:
+def build_split(split: str, fingerprint: str, staging_uri: str) -> tuple[list, list]:
     """The shards of one split, as a subflow run of publish-dataset (`fan_out: splits`).
 
     Its parameters are only names: the split's shard plans are read from the stage, where the
@@ -160,6 +194,31 @@ def _log_outcome(params: PublishDatasetParams, result: dict[str, Any]) -> None:
 
 
 def _publish(params: PublishDatasetParams) -> dict[str, Any]:
+    """One publish; taken again once when the build finds images that do not decode.
+
+    Intake checks new images by their headers and the build decodes them as it reads them (one
+    decode, overlapping earlier shards' uploads). An image that does not decode is then recorded
+    as validation would have found it, and the second pass's intake reports it and plans the
+    shards without its sample: the published shards are those a full validation would give."""
+    for attempt in range(_PASSES):
+        try:
+            return _publish_once(params)
+        except UndecodableAtBuild as exc:
+            if attempt == _PASSES - 1:
+                raise
+            log = get_run_logger() if FlowRunContext.get() else logging.getLogger("hubpress")
+            settings = get_settings({"staging": params.staging} if params.staging else None)
+            record_build_problems(exc.problems, settings)
+            log.warning("%s: taking the intake again, so that they are reported and left out.", exc)
+    raise AssertionError("unreachable")
+
+
+# A pass finds every undecodable image it builds, so a second pass normally ends it; a failed
+# subflow of `fan_out: splits` or a file that cannot be recorded may need one more.
+_PASSES = 3
+
+
+def _publish_once(params: PublishDatasetParams) -> dict[str, Any]:
     log = get_run_logger() if FlowRunContext.get() else logging.getLogger("hubpress")
     settings = get_settings({"staging": params.staging} if params.staging else None)
     # Opening the target first makes a write without a token fail before any work.
@@ -208,6 +267,9 @@ def _publish(params: PublishDatasetParams) -> dict[str, Any]:
         # On Dask the cluster is the parallelism; a worker process may not start its own pool.
         workers=(os.cpu_count() or 1) if on_threads() else 1,
         listing=listing,
+        # The build decodes each new image as it reads it (see _publish); `--on-error fail`
+        # promises that nothing is built or sent when the data has problems, so it decodes here.
+        decode=params.on_error == "fail",
     )
     refuse_empty_splits(
         {name: len(m.samples) for name, m in report.splits.items()},
@@ -229,19 +291,17 @@ def _publish(params: PublishDatasetParams) -> dict[str, Any]:
             created_early = upload_to.ensure_exists(private=not params.public)
         log.info("Building %d shard(s) into %s", len(plans), staging.stage_uri(fingerprint))
         progress = artifacts.Progress(len(plans), f"Building {len(plans)} shard(s)")
-        if params.fan_out == "splits":
-            # One subflow run per split (a child run in the UI, with its own tasks and logs).
-            shards, uploads = [], []
-            for split in sorted({plan.split for plan in plans}):
-                save_split_plans(staging, fingerprint, split, [p for p in plans if p.split == split])
-                built = build_split(split, fingerprint, settings.staging)
-                shards.extend(built)
-                progress.advance(len(built))
-                if upload_to is not None:  # this split's uploads overlap the next split's build
-                    uploads.extend(preupload_task.submit(upload_to, shard.file) for shard in built)
-            wait(uploads)
-        else:
-            shards = _build_shards(plans, settings.staging, fingerprint, settings, progress, upload_to)
+        try:
+            shards = _build_all(params, plans, staging, fingerprint, settings, progress, upload_to)
+        except UndecodableAtBuild:
+            staging.discard(fingerprint)  # its shards hold samples the next pass leaves out
+            raise
+        finally:
+            progress.close()
+        record_decoded(
+            (ref for manifest in report.splits.values() for s in manifest.samples for ref in s.images()),
+            settings,
+        )
         order = {plan.path_in_repo: i for i, plan in enumerate(plans)}  # id order, for the card
         shards.sort(key=lambda shard: order[shard.file.path])
         staged = seal_stage_task(

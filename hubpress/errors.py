@@ -28,6 +28,21 @@ class SourceError(HubpressError):
     """The dataset or training output cannot be read as asked."""
 
 
+class UndecodableAtBuild(SourceError):
+    """Images whose header validation accepted (`decode=False`) did not decode when the build read
+    them. `problems` holds (FileRef, detail) pairs; publish-dataset records them and takes the
+    intake again, which then reports them as full validation would have."""
+
+    def __init__(self, problems: tuple = ()):
+        self.problems = tuple(problems)
+        names = ", ".join(ref.relpath for ref, _ in self.problems[:3])
+        more = f" and {len(self.problems) - 3} more" if len(self.problems) > 3 else ""
+        super().__init__(f"{len(self.problems)} image(s) could not be decoded: {names}{more}")
+
+    def __reduce__(self):  # Dask and process pools send it back pickled
+        return (type(self), (self.problems,))
+
+
 class ValidationFailed(HubpressError):
     """`--on-error fail` tripped: the data has problems, nothing was built or uploaded."""
 

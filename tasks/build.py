@@ -8,20 +8,34 @@ disk fail at once with their own message.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from prefect import task
 
 from hubpress.build.shards import ShardPlan, StagedShard, stage_shard
 from hubpress.build.staging import Staging
-from hubpress.errors import disk_errors
+from hubpress.errors import UndecodableAtBuild, disk_errors
 from hubpress.settings import Settings
 from hubpress.targets.retries import NO_CACHE, TRANSIENT_RETRIES
+
+
+@dataclass(frozen=True, slots=True)
+class UndecodableShard:
+    """A shard that was not staged: these images (FileRef, detail) did not decode. Returned, not
+    raised, so the run's log shows a warning and the retake (flows/publish_dataset._publish),
+    not a failed task."""
+
+    problems: tuple
 
 
 @task(name="build-shard", task_run_name="build-{plan.name}", **NO_CACHE, **TRANSIENT_RETRIES)
 def build_shard(
     plan: ShardPlan, staging_uri: str | None, fingerprint: str, settings: Settings | None = None
-) -> StagedShard:
+) -> StagedShard | UndecodableShard:
     """Write one shard and stage it. Peak memory is one row group, whatever the shard's size."""
     staging = Staging(staging_uri, settings)
     with disk_errors(staging.stage_uri(fingerprint)):
-        return stage_shard(staging, fingerprint, plan)
+        try:
+            return stage_shard(staging, fingerprint, plan)
+        except UndecodableAtBuild as exc:
+            return UndecodableShard(exc.problems)

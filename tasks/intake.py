@@ -69,12 +69,16 @@ def validate_chunk_task(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     workers: int = 1,
     settings: Settings | None = None,
+    decode: bool = True,
 ) -> ValidationResult:
     """One chunk of samples. workers=1 decodes inline: parallelism comes from the task runner
-    (ThreadPoolTaskRunner, ProcessPoolTaskRunner or Dask), not from a pool per chunk."""
+    (ThreadPoolTaskRunner, ProcessPoolTaskRunner or Dask), not from a pool per chunk.
+    `decode=False` checks headers only and leaves the pixels to the build (validation module)."""
     settings = get_settings(settings)
     root = open_storage(source, settings).root
-    return validate_samples(samples, root=root, settings=settings, max_pixels=max_pixels, workers=workers)
+    return validate_samples(
+        samples, root=root, settings=settings, max_pixels=max_pixels, workers=workers, decode=decode
+    )
 
 
 def publish_report_artifacts(report: IntakeReport, key: str | None = "intake-report") -> bool:
@@ -113,9 +117,11 @@ def intake_in_flow(
     workers: int = 1,
     artifacts: bool = True,
     listing: Sequence[ListedFile] | None = None,
+    decode: bool = True,
 ) -> IntakeReport:
     """run_intake as Prefect tasks; call it inside a flow. Same report, same policy.
-    `listing`: the source's listing when the caller already made it (it is not listed again)."""
+    `listing`: the source's listing when the caller already made it (it is not listed again).
+    `decode=False`: image pixels are decoded by the build that reads them (publish-dataset)."""
     options = IntakeOptions(layout, on_error, allow_missing_target, prompt_encoding, max_pixels).check()  # type: ignore[arg-type]
     if listing is None:
         listing = list_source_task(source, settings)
@@ -143,6 +149,7 @@ def intake_in_flow(
             unmapped(max_pixels),
             unmapped(workers),
             unmapped(settings),
+            unmapped(decode),
         )
         for r in results.result():
             merged.facts.update(r.facts)

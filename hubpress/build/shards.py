@@ -35,6 +35,7 @@ from hubpress.build.sizes import (
     check_split_name,
 )
 from hubpress.build.staging import Staging
+from hubpress.errors import UndecodableAtBuild
 from hubpress.sources.models import FileRef, Sample
 from hubpress.sources.reader import SourceReader
 from hubpress.targets.plan import StagedFile
@@ -228,15 +229,26 @@ def _stage_shard(
     build_dir = staging.build_dir(fingerprint)
     if build_dir is not None:
         built = write_shard(plan, build_dir, read)
+        _refuse_undecodable(read, built)
         # write_shard hashed these bytes before renaming them into the stage: no second read.
         return StagedShard(
             built, staging.add_file(fingerprint, built.path_in_repo, built.local_path, built.sha256)
         )
     with tempfile.TemporaryDirectory(prefix="hubpress-shard-") as tmp:
         built = write_shard(plan, tmp, read)
+        _refuse_undecodable(read, built)
         return StagedShard(
             built, staging.add_file(fingerprint, built.path_in_repo, built.local_path, built.sha256)
         )
+
+
+def _refuse_undecodable(read: Callable[[FileRef], bytes], built: BuiltShard) -> None:
+    """A shard holding an image that did not decode is not staged: every image of the shard was
+    read (so one pass finds them all), and the caller takes the intake again without them."""
+    problems = getattr(read, "undecodable", None)
+    if problems:
+        Path(built.local_path).unlink(missing_ok=True)
+        raise UndecodableAtBuild(tuple(problems))
 
 
 __all__ = [

@@ -289,6 +289,8 @@ class Staging:
         self.storage.delete(f"{fingerprint}/{COMPLETE_RECORD}")
         for f in list(self.storage.list(fingerprint)):
             self.storage.delete(f.relpath)
+        if self.is_local:  # and its (now empty) folders, temporary files included
+            shutil.rmtree(self.stage_uri(fingerprint), ignore_errors=True)
 
     # -- using a stage -----------------------------------------------------------------------------
 

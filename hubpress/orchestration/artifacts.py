@@ -156,8 +156,7 @@ class Progress:
         if self._bar is not None:
             self._bar.advance(self._task, amount)
             if self.done >= self.total:
-                self._bar.stop()
-                _restore_consoles(self._consoles)
+                self.close()
         percent = int(100 * min(self.done, self.total) / self.total)
         if self.id is None or percent == self._last:
             return
@@ -168,3 +167,10 @@ class Progress:
             update_progress_artifact(artifact_id=self.id, progress=float(percent))
         except Exception as exc:  # a progress bar must never fail a publish
             log.debug("progress artifact update failed: %s", exc)
+
+    def close(self) -> None:
+        """Stop the terminal bar and give the log its console back (also when a build failed)."""
+        if self._bar is not None:
+            bar, self._bar = self._bar, None
+            bar.stop()
+            _restore_consoles(self._consoles)

@@ -69,6 +69,8 @@ class FileRef:
     width: int | None = None
     height: int | None = None
     version: str | None = None  # mtime_ns locally, ETag on S3: the cache key together with size
+    # Validation checked only the header: the build decodes the pixels when it reads the bytes.
+    decode_pending: bool = False
 
     @property
     def name(self) -> str:

@@ -197,7 +197,14 @@ def judge(
             corrections.append(
                 (Correction(split, sample.id, ref.relpath, ref.relpath, new, "extension_mismatch"), detail)
             )
-        return replace(ref, format=f.format, sha256=f.sha256, width=f.width, height=f.height)
+        return replace(
+            ref,
+            format=f.format,
+            sha256=f.sha256,
+            width=f.width,
+            height=f.height,
+            decode_pending=not f.decoded,
+        )
 
     def warn(kind: str, detail: str, path: str | None = None) -> None:
         problems.append(Problem(split, sample.id, kind, detail, path, severity_of(kind)))

@@ -1,14 +1,20 @@
-"""Reading a sample's source files at build time, held to what validation saw."""
+"""Reading a sample's source files at build time, held to what validation saw, and decoding the
+images whose pixels validation left to the build."""
 
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
 import os
+import threading
+from collections import deque
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from urllib.parse import urlparse
 
 from hubpress.errors import SourceError
 from hubpress.settings import Settings
 from hubpress.sources.models import FileRef
+from hubpress.sources.validation import decode_pool, decode_problem, default_workers
 from hubpress.storage.files import Storage, is_s3, open_storage
 
 
@@ -23,6 +29,12 @@ class SourceReader:
     def __init__(self, settings: Settings | None = None):
         self.settings = settings
         self._buckets: dict[str, Storage] = {}
+        # Images whose pixels validation left to the build (FileRef.decode_pending) are decoded
+        # as they are read, on the decode threads (Pillow decodes without the GIL), while the
+        # build goes on writing; `undecodable` waits for them. At most _PENDING_PER_READER
+        # decodes wait at once, so a fast reader cannot pile up image bytes in memory.
+        self._pending: deque[tuple[FileRef, Future[str | None]]] = deque()
+        self._failed: list[tuple[FileRef, str]] = []
 
     def _raw(self, ref: FileRef) -> bytes:
         if is_s3(ref.uri):
@@ -44,7 +56,7 @@ class SourceReader:
     def __call__(self, ref: FileRef) -> bytes:
         try:
             if ref.version is not None and ref.sha256 is not None and not is_s3(ref.uri):
-                return self._local_unchanged(ref)
+                return self._decoded(ref, self._local_unchanged(ref))
             data = self._raw(ref)
         except FileNotFoundError:
             raise SourceError(
@@ -53,7 +65,34 @@ class SourceReader:
             ) from None
         if ref.sha256 is not None and hashlib.sha256(data).hexdigest() != ref.sha256:
             raise _changed(ref, "its sha256 no longer matches")
+        return self._decoded(ref, data)
+
+    def _decoded(self, ref: FileRef, data: bytes) -> bytes:
+        if ref.decode_pending:
+            while len(self._pending) >= _PENDING_PER_READER:
+                self._settle(*self._pending.popleft())
+            pool = _decoders()
+            if is_s3(ref.uri) or isinstance(pool, ThreadPoolExecutor):
+                decoded = pool.submit(decode_problem, data, ref.format)
+            else:  # a decode process reads the file again from the page cache: no bytes to pickle
+                decoded = pool.submit(decode_file_problem, ref.uri, ref.format, ref.size, ref.version)
+            self._pending.append((ref, decoded))
         return data
+
+    def _settle(self, ref: FileRef, decoded: Future[str | None]) -> None:
+        problem = decoded.result()
+        if problem is _CHANGED:
+            raise _changed(ref, "its size or modification time differs from what was validated")
+        if problem is not None:
+            self._failed.append((ref, problem))
+
+    @property
+    def undecodable(self) -> list[tuple[FileRef, str]]:
+        """The images read so far that did not decode, with the problem's detail (waits for the
+        decodes still running)."""
+        while self._pending:
+            self._settle(*self._pending.popleft())
+        return list(self._failed)
 
     @staticmethod
     def _local_unchanged(ref: FileRef) -> bytes:
@@ -67,6 +106,39 @@ class SourceReader:
             if st.st_size != ref.size or version != ref.version or len(data) != ref.size:
                 raise _changed(ref, "its size or modification time differs from what was validated")
         return data
+
+
+_PENDING_PER_READER = 8
+_CHANGED = "\0changed"
+_decode_lock = threading.Lock()
+_decode_threads: ThreadPoolExecutor | None = None
+
+
+def _decoders() -> Executor:
+    """Where images are decoded: the decode processes validation uses (loky's reusable executor,
+    hubpress.sources.validation.decode_pool), so decoding never waits on this process's GIL
+    (Pillow takes it back between blocks, and build and upload threads hold it often). A daemonic
+    process (a Dask worker) may not start processes: there, threads."""
+    if not multiprocessing.current_process().daemon:
+        return decode_pool(default_workers())
+    global _decode_threads
+    with _decode_lock:
+        if _decode_threads is None:
+            _decode_threads = ThreadPoolExecutor(default_workers(), thread_name_prefix="hubpress-decode")
+        return _decode_threads
+
+
+def decode_file_problem(path: str, fmt: str | None, size: int, version: str | None) -> str | None:
+    """decode_problem for a local file the build has just read, in a decode process; the file
+    must still be the one validated (its size and mtime), else _CHANGED."""
+    with open(path, "rb") as fh:
+        data = fh.read()
+        st = os.fstat(fh.fileno())
+    if version is not None:
+        now = f"{st.st_mtime_ns}:{st.st_ino}" if ":" in version else str(st.st_mtime_ns)
+        if now != version or len(data) != size:
+            return _CHANGED
+    return decode_problem(data, fmt)
 
 
 def _changed(ref: FileRef, why: str) -> SourceError:

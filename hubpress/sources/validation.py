@@ -1,4 +1,5 @@
-"""Validation: read every file a sample uses, hash it, and fully decode every image.
+"""Validation: read every file a sample uses, hash it, check every image's header, and fully
+decode it here or, for a publish, in the build (`decode=False`: see below).
 
 Work goes chunk by chunk. For each chunk the hash cache is asked first (one batched lookup keyed
 by URI, size and mtime_ns:inode locally or ETag on S3); only files it does not know are read, in
@@ -15,6 +16,12 @@ what changed. `ValidationStats` counts the work, so tests and reports can show i
 
 Facts are plain values (`FileFacts`); what they mean for a sample (skip it, warn, correct) is
 decided later by `hubpress.sources.intake.decide`.
+
+`decode=False` checks an image's header (format, size, EXIF orientation, the pixel limit) and
+leaves its pixels to the shard build, which has the bytes in hand anyway: a publish then reads
+each new image for its hash here and decodes it once, in the build, while earlier shards upload
+(`decode_problem`; hubpress.sources.reader.SourceReader). Such facts say `decoded=False`, and a
+full validation (`hubpress scan`, the Python API) decodes the image again rather than trust them.
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ from typing import Any, Literal
 
 from hubpress.settings import Settings, get_settings
 from hubpress.sources.formats import DEFAULT_MAX_PIXELS, PIL_FORMAT, SUPPORTED_FORMATS, sniff_format
-from hubpress.sources.models import Sample
+from hubpress.sources.models import FileRef, Sample
 from hubpress.storage.files import Storage, is_s3, open_storage
 from hubpress.storage.hashcache import HashCache
 
@@ -70,6 +77,8 @@ class FileFacts:
     # EXIF orientation (1 = as stored). width/height are as a trainer sees the image: `datasets`
     # and Pillow's exif_transpose apply the orientation, so 5-8 swap the stored width and height.
     orientation: int | None = None
+    # False: only the header was checked; the pixels are decoded where the bytes are next read.
+    decoded: bool = True
 
 
 @dataclass(slots=True)
@@ -116,8 +125,9 @@ def file_jobs(samples: Iterable[Sample]) -> list[FileJob]:
 # ------------------------------------------------------------------------------------- pure checks
 
 
-def check_image_bytes(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> FileFacts:
-    """Identify, size-check and fully decode one image. Never lets Pillow allocate a bomb."""
+def check_image_bytes(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, decode: bool = True) -> FileFacts:
+    """Identify, size-check and (with `decode`) fully decode one image. Never lets Pillow allocate
+    a bomb: the pixel limit is applied from the header, before any pixel buffer exists."""
     from PIL import Image
 
     sha = hashlib.sha256(data).hexdigest()
@@ -140,20 +150,52 @@ def check_image_bytes(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> File
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data), formats=[PIL_FORMAT[fmt]]) as im:
                 width, height = im.size
-                orientation = _orientation(im)
+                if not decode and _exif_after_pixels(fmt, im, data):
+                    decode = True  # Pillow reads such an EXIF block only by decoding: do it now
+                # A PNG's getexif() decodes the image to look for EXIF after the pixels; without
+                # an eXIf chunk there (checked above), the header's own EXIF is all there is.
+                no_exif = not decode and fmt == "png" and "exif" not in im.info
+                orientation = None if no_exif else _orientation(im)
                 if orientation in (5, 6, 7, 8):  # a quarter turn: the trainer sees it transposed
                     width, height = height, width
                 if width * height > max_pixels:
                     return _too_large(sha, fmt, width, height, max_pixels)
                 Image.MAX_IMAGE_PIXELS = max_pixels  # any later check inside Pillow uses our limit
-                im.load()
+                if decode:
+                    im.load()
     except Image.DecompressionBombError as exc:
         return FileFacts(sha, fmt, error="image_too_large", detail=str(exc), checked_pixels=max_pixels)
     except Exception as exc:  # Pillow raises OSError, SyntaxError, ValueError... for broken files
         return FileFacts(sha, fmt, error="undecodable_image", detail=f"cannot decode: {exc}")
     finally:
         Image.MAX_IMAGE_PIXELS = saved
-    return FileFacts(sha, fmt, width, height, orientation=orientation if orientation != 1 else None)
+    orientation = orientation if orientation != 1 else None
+    return FileFacts(sha, fmt, width, height, orientation=orientation, decoded=decode)
+
+
+def decode_problem(data: bytes, fmt: str | None) -> str | None:
+    """Decode an image whose header `check_image_bytes(decode=False)` accepted: None when its
+    pixels decode, else the problem's detail, worded as full validation words it. The header
+    kept the image within the pixel limit, so Pillow's own guard is not needed here."""
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            formats = [PIL_FORMAT[fmt]] if fmt in PIL_FORMAT else None
+            with Image.open(io.BytesIO(data), formats=formats) as im:
+                im.load()
+    except Exception as exc:  # Pillow raises OSError, SyntaxError, ValueError... for broken files
+        return f"cannot decode: {exc}"
+    return None
+
+
+def _exif_after_pixels(fmt: str, im, data: bytes) -> bool:
+    """A PNG whose eXIf chunk follows its pixel data: Pillow finds it only by decoding."""
+    if fmt != "png" or "exif" in im.info:
+        return False
+    first_pixels = data.find(b"IDAT")
+    return first_pixels >= 0 and data.find(b"eXIf", first_pixels) >= 0
 
 
 def _orientation(im) -> int | None:
@@ -196,7 +238,7 @@ def _to_info(job: FileJob, facts: FileFacts) -> dict[str, Any]:
     else:
         info.update(format=facts.format, width=facts.width, height=facts.height)
         info.update(error=facts.error, detail=facts.detail, checked_pixels=facts.checked_pixels)
-        info.update(orientation=facts.orientation)
+        info.update(orientation=facts.orientation, decoded=facts.decoded)
     return info
 
 
@@ -214,6 +256,7 @@ def _from_cache(job: FileJob, sha: str | None, info: dict[str, Any] | None) -> F
         info.get("detail"),
         checked_pixels=info.get("checked_pixels"),
         orientation=info.get("orientation"),
+        decoded=info.get("decoded", True),  # entries from before deferred decoding were decoded
     )
 
 
@@ -261,6 +304,7 @@ def check_files(
     max_pixels: int,
     settings: Settings | None = None,
     storage: Storage | None = None,
+    decode: bool = True,
 ) -> tuple[list[tuple[str, FileFacts]], ValidationStats]:
     """Read and check one batch of files (in a worker process, or inline with the caller's storage)."""
     storage = storage if storage is not None else _storage_for(root, settings)
@@ -277,8 +321,9 @@ def check_files(
         if job.kind == "prompt":
             out.append((job.relpath, check_prompt_bytes(data)))
         else:
-            stats.images_decoded += 1
-            out.append((job.relpath, check_image_bytes(data, max_pixels)))
+            facts = check_image_bytes(data, max_pixels, decode)
+            stats.images_decoded += facts.decoded  # header-only checks leave it to the build
+            out.append((job.relpath, facts))
     return out, stats
 
 
@@ -310,11 +355,14 @@ def validate_files(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     workers: int | None = None,
     chunk_size: int = DEFAULT_CHUNK,
+    decode: bool = True,
 ) -> ValidationResult:
     """Facts for every job: from the cache when it knows the file's version, else read and decoded.
 
     `workers=1` checks inline (no processes); otherwise `decode_pool(workers)` (default: the
-    usable CPUs) checks the files the cache did not know.
+    usable CPUs) checks the files the cache did not know. `decode=False` checks image headers
+    only and leaves the pixels to the build (see the module docstring); with `decode`, cached
+    header-only facts are checked again.
     """
     settings = settings or get_settings()
     cache = cache if cache is not None else intake_cache(settings)
@@ -332,6 +380,8 @@ def validate_files(
             facts = _from_cache(job, *hit) if hit else None
             if facts is not None and job.kind == "image":
                 facts = apply_pixel_limit(facts, max_pixels)
+                if facts is not None and decode and not facts.decoded:
+                    facts = None  # only its header was checked: decode it now
             if facts is None:
                 todo.append(job)
             else:
@@ -345,11 +395,11 @@ def validate_files(
         if pool is None or len(todo) < INLINE_BELOW:
             if inline_storage is None:
                 inline_storage = open_storage(root, settings)
-            batches = [check_files(root, todo, max_pixels, settings, inline_storage)]
+            batches = [check_files(root, todo, max_pixels, settings, inline_storage, decode)]
         else:
             size = max(4, min(256, -(-len(todo) // (workers * 4))))
             futures = [
-                pool.submit(check_files, root, list(part), max_pixels, settings)
+                pool.submit(check_files, root, list(part), max_pixels, settings, None, decode)
                 for part in _batched(todo, size)
             ]
             try:
@@ -381,6 +431,7 @@ def validate_samples(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     workers: int | None = None,
     chunk_size: int = DEFAULT_CHUNK,
+    decode: bool = True,
 ) -> ValidationResult:
     """Validate every file of the samples (see validate_files), chunk by chunk."""
     return validate_files(
@@ -391,4 +442,32 @@ def validate_samples(
         max_pixels=max_pixels,
         workers=workers,
         chunk_size=chunk_size,
+        decode=decode,
     )
+
+
+def record_build_problems(problems: Iterable[tuple[FileRef, str]], settings: Settings | None = None) -> None:
+    """Cache what the build found when it decoded images that validation checked by header only
+    (`decode_problem`): the next intake sees them as undecodable, as full validation would have."""
+    rows = []
+    for ref, detail in problems:
+        if ref.sha256 is None:
+            continue
+        facts = FileFacts(ref.sha256, ref.format, ref.width, ref.height, "undecodable_image", detail)
+        job = FileJob(ref.relpath, ref.uri, ref.size, ref.version or "", "image")
+        rows.append((job.uri, job.size, job.version, facts.sha256, _to_info(job, facts)))
+    intake_cache(settings).put_many(rows)
+
+
+def record_decoded(refs: Iterable[FileRef], settings: Settings | None = None) -> None:
+    """Mark images the build decoded (FileRef.decode_pending) as decoded in the facts cache, so no
+    later build or full validation decodes them again while they are unchanged."""
+    keys = [(ref.uri, ref.size, ref.version or "") for ref in refs if ref.decode_pending]
+    if not keys:
+        return
+    cache = intake_cache(settings)
+    rows = []
+    for key, (sha, info) in cache.get_many(keys).items():
+        if info and info.get("decoded") is False and not info.get("error"):
+            rows.append((*key, sha, {**info, "decoded": True}))
+    cache.put_many(rows)
