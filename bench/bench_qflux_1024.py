@@ -3,7 +3,8 @@ shaped link, against the reference and against the floor.
 
     .venv/bin/python -m bench.bench_qflux_1024                          # 100 samples, both links
     .venv/bin/python -m bench.bench_qflux_1024 --samples 4 --size 64 --lora-mb 2    # smoke test
-    .venv/bin/python -m bench.bench_qflux_1024 --samples 1000 --links loopback --skip-reference --lora-mb 0
+    .venv/bin/python -m bench.bench_qflux_1024 --samples 1000 --links loopback --skip-reference \\
+        --lora-mb 0 --repeat-bytes                                  # memory as the dataset grows
 
 Each sample is a control, a second control, a mask and a target (noise PNGs, so they do not
 compress away). For each link (loopback; `--latency-ms 50 --mbytes-per-s 40` on the
@@ -110,10 +111,18 @@ PHASES = {  # Prefect task name prefix -> phase
 }
 
 
-def generate(root: Path, samples: int, size: int, seed: int) -> None:
+def generate(root: Path, samples: int, size: int, seed: int, repeat_bytes: bool = False) -> None:
     from hubpress.testdata.synth import write_dataset
 
-    write_dataset(root, samples=samples, image_size=size, extra_controls=1, masks=True, seed=seed)
+    write_dataset(
+        root,
+        samples=samples,
+        image_size=size,
+        extra_controls=1,
+        masks=True,
+        seed=seed,
+        repeat_bytes=repeat_bytes,
+    )
 
 
 def read_and_hash(root: Path) -> tuple[float, int]:
@@ -277,13 +286,19 @@ def main() -> None:
     parser.add_argument("--lora-mb", type=int, default=300)
     parser.add_argument("--links", default="loopback,shaped")
     parser.add_argument(
+        "--repeat-bytes",
+        action="store_true",
+        help="write one image per role and copy it to every sample (quick to generate; every file is "
+        "still read, hashed, decoded and sent)",
+    )
+    parser.add_argument(
         "--skip-reference", action="store_true", help="hubpress only (e.g. the 1,000-sample memory check)"
     )
     args = parser.parse_args()
     work = workdir("hubpress-bench-qflux-")
     try:
         src = work / "src"
-        generate(src, args.samples, args.size, seed=1)
+        generate(src, args.samples, args.size, seed=1, repeat_bytes=args.repeat_bytes)
         source_floor, total = read_and_hash(src)
         print(f"dataset: {args.samples} samples x 4 images at {args.size} px, {total / 1e6:.0f} MB")
         results = []
