@@ -293,8 +293,16 @@ def _publish_once(params: PublishDatasetParams) -> dict[str, Any]:
         progress = artifacts.Progress(len(plans), f"Building {len(plans)} shard(s)")
         try:
             shards = _build_all(params, plans, staging, fingerprint, settings, progress, upload_to)
-        except UndecodableAtBuild:
-            staging.discard(fingerprint)  # its shards hold samples the next pass leaves out
+        except UndecodableAtBuild as exc:
+            # Every shard was built, so every other image of the plans decoded: say so, or the
+            # next pass would decode them again. The stage holds samples that pass leaves out.
+            failed = {ref.uri for ref, _ in exc.problems}
+            built = (ref for plan in plans for s in plan.samples for ref in s.images())
+            record_decoded((ref for ref in built if ref.uri not in failed), settings)
+            staging.discard(fingerprint)
+            raise
+        except Exception:
+            staging.discard(fingerprint)  # a partial stage is never reused: leave nothing behind
             raise
         finally:
             progress.close()

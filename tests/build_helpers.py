@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -71,3 +73,26 @@ def fake_sample(sample_id: str, size: int = 100_000, split: str = "train") -> Sa
         sha256=digest,
     )
     return Sample(id=sample_id, split=split, prompt=f"edit {sample_id}", controls=[ref])
+
+
+def png_chunk(t: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + t + body + struct.pack(">I", zlib.crc32(t + body) & 0xFFFFFFFF)
+
+
+def corrupt_png_pixels(data: bytes, exif_after_idat: bool = False) -> bytes:
+    """A PNG whose pixel data (the IDAT deflate stream) is damaged while every chunk and CRC is
+    intact: only decoding the pixels finds it."""
+    out, i = [b"\x89PNG\r\n\x1a\n"], 8
+    while i < len(data):
+        n = struct.unpack(">I", data[i : i + 4])[0]
+        t, body = data[i + 4 : i + 8], bytearray(data[i + 8 : i + 8 + n])
+        i += 12 + n
+        if t == b"IDAT":
+            for j in range(len(body) // 2, len(body) // 2 + 8):
+                body[j] ^= 0xFF
+        if t == b"IEND" and exif_after_idat:
+            exif = Image.Exif()
+            exif[0x0112] = 1
+            out.append(png_chunk(b"eXIf", exif.tobytes()))
+        out.append(png_chunk(t, bytes(body)))
+    return b"".join(out)

@@ -20,6 +20,7 @@ from hubpress.errors import ValidationFailed
 from hubpress.settings import get_settings
 from hubpress.sources.intake import run_intake
 from hubpress.testdata.synth import write_dataset
+from tests.build_helpers import corrupt_png_pixels
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -32,8 +33,16 @@ def fresh_dirs(tmp_path, monkeypatch):
     return tmp_path
 
 
-def _defective(root: Path):
-    return write_dataset(root, samples=12, seed=21, defects=("truncated",), defect_count=2)
+def _defective(root: Path) -> set[str]:
+    """Two broken samples: a truncated main control (its chunks end early: intake's header walk
+    finds it) and one whose pixel data is damaged behind intact chunks (only a decode finds it)."""
+    summary = write_dataset(root, samples=12, seed=21, defects=("truncated",), defect_count=1)
+    (truncated,) = summary.skipped["train"]
+    damaged = next(
+        p for p in sorted((root / "train" / "control_images").glob("*.png")) if p.stem != truncated
+    )
+    damaged.write_bytes(corrupt_png_pixels(damaged.read_bytes()))
+    return {truncated, damaged.stem}
 
 
 def _shards(target: Path) -> dict[str, str]:
@@ -47,8 +56,7 @@ def test_an_image_that_fails_in_the_build_is_reported_and_left_out_as_full_valid
     fresh_dirs, monkeypatch, caplog
 ):
     src = fresh_dirs / "src"
-    summary = _defective(src)
-    skipped = set(summary.skipped["train"])
+    skipped = _defective(src)
     assert len(skipped) == 2
 
     deferred = fresh_dirs / "deferred"

@@ -150,19 +150,18 @@ def check_image_bytes(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, decode:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data), formats=[PIL_FORMAT[fmt]]) as im:
                 width, height = im.size
-                if not decode and _exif_after_pixels(fmt, im, data):
-                    decode = True  # Pillow reads such an EXIF block only by decoding: do it now
-                # A PNG's getexif() decodes the image to look for EXIF after the pixels; without
-                # an eXIf chunk there (checked above), the header's own EXIF is all there is.
-                no_exif = not decode and fmt == "png" and "exif" not in im.info
-                orientation = None if no_exif else _orientation(im)
-                if orientation in (5, 6, 7, 8):  # a quarter turn: the trainer sees it transposed
-                    width, height = height, width
+                # width x height is the same either way round: the limit is applied before any
+                # pixel is decoded, EXIF orientation included (a PNG's getexif() would decode).
                 if width * height > max_pixels:
+                    width, height = _as_seen(width, height, _header_orientation(im))
                     return _too_large(sha, fmt, width, height, max_pixels)
                 Image.MAX_IMAGE_PIXELS = max_pixels  # any later check inside Pillow uses our limit
+                if not decode and _metadata_after_pixels(fmt, data):
+                    decode = True  # Pillow reads metadata after the pixels only by decoding them
                 if decode:
-                    im.load()
+                    im.load()  # first: a load error must not be swallowed by an EXIF lookup
+                orientation = _orientation(im) if decode else _header_orientation(im)
+                width, height = _as_seen(width, height, orientation)
     except Image.DecompressionBombError as exc:
         return FileFacts(sha, fmt, error="image_too_large", detail=str(exc), checked_pixels=max_pixels)
     except Exception as exc:  # Pillow raises OSError, SyntaxError, ValueError... for broken files
@@ -176,9 +175,12 @@ def check_image_bytes(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, decode:
 def decode_problem(data: bytes, fmt: str | None) -> str | None:
     """Decode an image whose header `check_image_bytes(decode=False)` accepted: None when its
     pixels decode, else the problem's detail, worded as full validation words it. The header
-    kept the image within the pixel limit, so Pillow's own guard is not needed here."""
+    kept the image within the pixel limit (--max-pixels, which may be above Pillow's own), so
+    Pillow's guard is lifted here as it is there."""
     from PIL import Image
 
+    saved = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -187,15 +189,49 @@ def decode_problem(data: bytes, fmt: str | None) -> str | None:
                 im.load()
     except Exception as exc:  # Pillow raises OSError, SyntaxError, ValueError... for broken files
         return f"cannot decode: {exc}"
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved
     return None
 
 
-def _exif_after_pixels(fmt: str, im, data: bytes) -> bool:
-    """A PNG whose eXIf chunk follows its pixel data: Pillow finds it only by decoding."""
-    if fmt != "png" or "exif" in im.info:
+# PNG chunks that can carry orientation (EXIF, XMP, ImageMagick's raw EXIF profile in text).
+_PNG_METADATA = (b"eXIf", b"tEXt", b"zTXt", b"iTXt")
+
+
+def _metadata_after_pixels(fmt: str, data: bytes) -> bool:
+    """A PNG with metadata chunks after its pixel data: Pillow reads them only by decoding. The
+    chunks are walked by their headers (a damaged walk says yes: the decode will judge)."""
+    if fmt != "png":
         return False
-    first_pixels = data.find(b"IDAT")
-    return first_pixels >= 0 and data.find(b"eXIf", first_pixels) >= 0
+    offset, seen_pixels = 8, False
+    while offset + 8 <= len(data):
+        length = int.from_bytes(data[offset : offset + 4], "big")
+        kind = data[offset + 4 : offset + 8]
+        if kind == b"IDAT":
+            seen_pixels = True
+        elif seen_pixels and kind in _PNG_METADATA:
+            return True
+        elif kind == b"IEND":
+            return False
+        offset += 12 + length
+    return True
+
+
+def _as_seen(width: int, height: int, orientation: int | None) -> tuple[int, int]:
+    """The size a trainer sees: `datasets` and exif_transpose turn a quarter (EXIF 5-8)."""
+    return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
+
+
+def _header_orientation(im) -> int | None:
+    """EXIF orientation from what Pillow has read so far (EXIF, XMP, raw profiles), without
+    decoding: Image.getexif itself, as a PNG's own getexif() would decode the pixels first."""
+    from PIL import Image
+
+    try:
+        value = Image.Image.getexif(im).get(0x0112)
+    except Exception:  # a damaged EXIF block is not a damaged image
+        return None
+    return value if isinstance(value, int) and 1 <= value <= 8 else None
 
 
 def _orientation(im) -> int | None:
