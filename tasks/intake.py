@@ -26,7 +26,14 @@ from hubpress.sources.formats import DEFAULT_MAX_PIXELS
 from hubpress.sources.intake import IntakeOptions, decide, list_source, read_csv_texts
 from hubpress.sources.models import IntakeReport, Sample
 from hubpress.sources.report import problem_rows, render_markdown
-from hubpress.sources.validation import DEFAULT_CHUNK, ValidationResult, validate_samples
+from hubpress.sources.validation import (
+    DEFAULT_CHUNK,
+    FileJob,
+    ValidationResult,
+    file_jobs,
+    validate_files,
+    validate_samples,
+)
 from hubpress.storage.files import ListedFile, open_storage
 from hubpress.targets.retries import TRANSIENT_RETRIES
 
@@ -100,6 +107,22 @@ def publish_report_artifacts(report: IntakeReport, key: str | None = "intake-rep
     return True
 
 
+def _undecoded_images_of_skipped(
+    found: Discovery, report: IntakeReport, result: ValidationResult
+) -> list[FileJob]:
+    """The header-checked (not yet decoded) images of the samples the decision skipped."""
+    skipped = {(split, s.id) for split, manifest in report.splits.items() for s in manifest.skipped}
+    samples = [s for split, listed in found.samples.items() for s in listed if (split, s.id) in skipped]
+    return [
+        job
+        for job in file_jobs(samples)
+        if job.kind == "image"
+        and (facts := result.facts.get(job.relpath)) is not None
+        and not facts.decoded
+        and facts.error is None
+    ]
+
+
 def _chunks(samples: Sequence[Sample], size: int) -> list[list[Sample]]:
     return [list(samples[i : i + size]) for i in range(0, len(samples), size)]
 
@@ -160,6 +183,17 @@ def intake_in_flow(
         # an API round trip (and a walk over every sample) to every run.
         stats = {"samples_discovered": found.sample_count(), **merged.stats.as_dict()}
         report = decide(found, merged.facts, source=root, options=options, stats=stats)
+        skipped_unseen = [] if decode else _undecoded_images_of_skipped(found, report, merged)
+        if skipped_unseen:
+            # A skipped sample is never built, so the build would never decode its images: decode
+            # them here, so that every problem of every sample is reported, as full validation does.
+            again = validate_files(
+                skipped_unseen, root=root, settings=get_settings(settings), max_pixels=max_pixels, workers=1
+            )
+            merged.facts.update(again.facts)
+            merged.stats.add(again.stats)
+            stats = {"samples_discovered": found.sample_count(), **merged.stats.as_dict()}
+            report = decide(found, merged.facts, source=root, options=options, stats=stats)
     except Exception as exc:
         failed = getattr(exc, "report", None)
         if artifacts and failed is not None:

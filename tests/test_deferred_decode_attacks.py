@@ -154,3 +154,22 @@ def test_on_error_fail_after_a_deferred_publish_still_refuses_what_it_refuses_co
         publish_dataset(
             PublishDatasetParams(source=str(src), target=str(fresh_dirs / "after"), on_error="fail")
         )
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_a_sample_skipped_for_its_mask_still_reports_its_undecodable_control(fresh_dirs, monkeypatch):
+    """A sample skipped before the build (its mask has the wrong size) is never built: intake
+    decodes its images itself, so its reasons list every problem, as full validation's do."""
+    src = fresh_dirs / "src"
+    write_dataset(src, samples=4, seed=8, masks=True)
+    control = src / "train/control_images/s000001.png"
+    control.write_bytes(_corrupt_zlib(control.read_bytes()))
+    (src / "train/control_images/s000001_mask.png").write_bytes(_png(7, 5, mode="L", seed=2))
+    publish_dataset(PublishDatasetParams(source=str(src), target=str(fresh_dirs / "deferred")))
+    reasons = _skipped(fresh_dirs / "deferred")["s000001"]
+    assert "undecodable_image" in json.dumps(reasons), reasons
+
+    _use_cache(monkeypatch, fresh_dirs, "full")
+    full = run_intake(str(src), settings=get_settings(), workers=1)
+    (skipped,) = [s for s in full.splits["train"].skipped if s.id == "s000001"]
+    assert sorted(skipped.reasons) == sorted(reasons)
