@@ -224,9 +224,14 @@ def _as_seen(width: int, height: int, orientation: int | None) -> tuple[int, int
 
 def _header_orientation(im) -> int | None:
     """EXIF orientation from what Pillow has read so far (EXIF, XMP, raw profiles), without
-    decoding: Image.getexif itself, as a PNG's own getexif() would decode the pixels first."""
+    decoding: Image.getexif itself, as a PNG's own getexif() would decode the pixels first.
+
+    None for a TIFF: Pillow applies a TIFF's Orientation tag itself (the size it reports at open
+    is already turned, and load() turns the pixels and drops the tag), as a full decode shows."""
     from PIL import Image
 
+    if im.format == "TIFF":
+        return None
     try:
         value = Image.Image.getexif(im).get(0x0112)
     except Exception:  # a damaged EXIF block is not a damaged image
