@@ -96,3 +96,11 @@ def corrupt_png_pixels(data: bytes, exif_after_idat: bool = False) -> bytes:
             out.append(png_chunk(b"eXIf", exif.tobytes()))
         out.append(png_chunk(t, bytes(body)))
     return b"".join(out)
+
+
+def shard_digests(target: Path) -> dict[str, str]:
+    """A published dataset's shards, by path, with their sha256: equal for byte-identical output."""
+    return {
+        p.relative_to(target).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted((target / "data").glob("*.parquet"))
+    }

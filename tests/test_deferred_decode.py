@@ -7,7 +7,6 @@ again, which then reports it and leaves its sample out."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import uuid
 from pathlib import Path
@@ -20,7 +19,7 @@ from hubpress.errors import ValidationFailed
 from hubpress.settings import get_settings
 from hubpress.sources.intake import run_intake
 from hubpress.testdata.synth import write_dataset
-from tests.build_helpers import corrupt_png_pixels
+from tests.build_helpers import corrupt_png_pixels, shard_digests
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -43,13 +42,6 @@ def _defective(root: Path) -> set[str]:
     )
     damaged.write_bytes(corrupt_png_pixels(damaged.read_bytes()))
     return {truncated, damaged.stem}
-
-
-def _shards(target: Path) -> dict[str, str]:
-    return {
-        p.relative_to(target).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted((target / "data").glob("*.parquet"))
-    }
 
 
 def test_an_image_that_fails_in_the_build_is_reported_and_left_out_as_full_validation_would(
@@ -79,7 +71,7 @@ def test_an_image_that_fails_in_the_build_is_reported_and_left_out_as_full_valid
     assert {s.id for m in full.splits.values() for s in m.skipped} == skipped
     validated = fresh_dirs / "validated"
     publish_dataset(PublishDatasetParams(source=str(src), target=str(validated)))
-    assert _shards(deferred) == _shards(validated) and _shards(deferred)
+    assert shard_digests(deferred) == shard_digests(validated) and shard_digests(deferred)
 
 
 def test_each_new_image_is_decoded_once_and_scan_then_trusts_it(fresh_dirs):

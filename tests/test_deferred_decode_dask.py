@@ -3,9 +3,7 @@ processes) with a broken image: reported, left out, and the same shards as full 
 
 from __future__ import annotations
 
-import hashlib
 import json
-from pathlib import Path
 
 import pytest
 
@@ -15,16 +13,9 @@ from hubpress.orchestration.runners import TaskRunnerChoice, with_task_runner
 from hubpress.settings import get_settings
 from hubpress.sources.intake import run_intake
 from hubpress.testdata.synth import write_dataset
-from tests.build_helpers import corrupt_png_pixels
+from tests.build_helpers import corrupt_png_pixels, shard_digests
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
-
-
-def _shards(target: Path) -> dict[str, str]:
-    return {
-        p.relative_to(target).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted((target / "data").glob("*.parquet"))
-    }
 
 
 def test_dask_deferred_publish_equals_full_validation(tmp_path, monkeypatch):
@@ -64,6 +55,6 @@ def test_dask_deferred_publish_equals_full_validation(tmp_path, monkeypatch):
     )
     publish_dataset(params)
     assert skipped == full_skipped and len(skipped) == len(bad), (skipped, full_skipped, out)
-    assert _shards(tmp_path / "dask") == _shards(tmp_path / "full")
+    assert shard_digests(tmp_path / "dask") == shard_digests(tmp_path / "full")
     stages = [p for p in (tmp_path / "stage-dask").iterdir() if p.is_dir()]
     assert len(stages) == 1, stages

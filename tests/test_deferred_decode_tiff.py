@@ -4,10 +4,8 @@ time: intake's deferred verdict disagrees with full validation on its size and o
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,6 +17,7 @@ from hubpress.settings import get_settings
 from hubpress.sources.intake import run_intake
 from hubpress.sources.validation import check_image_bytes
 from hubpress.testdata.synth import write_dataset
+from tests.build_helpers import shard_digests
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -45,13 +44,6 @@ def test_header_check_agrees_with_full_validation_on_tiff_orientation():
     assert (head.width, head.height, head.orientation) == (full.width, full.height, full.orientation)
 
 
-def _shards(target: Path) -> dict[str, str]:
-    return {
-        p.relative_to(target).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted((target / "data").glob("*.parquet"))
-    }
-
-
 def test_deferred_publish_equals_full_validation_with_an_oriented_tiff_and_its_mask(tmp_path, monkeypatch):
     src = tmp_path / "src"
     write_dataset(src, samples=4, seed=3, masks=True, image_format="tiff", test_fraction=0)
@@ -74,7 +66,7 @@ def test_deferred_publish_equals_full_validation_with_an_oriented_tiff_and_its_m
     skipped = {s["id"] for s in json.loads((deferred / "manifest.json").read_text())["skipped"]}
 
     assert skipped == full_skipped, (skipped, full_skipped)
-    assert _shards(deferred) == _shards(validated)
+    assert shard_digests(deferred) == shard_digests(validated)
 
 
 def test_after_a_deferred_publish_scan_still_agrees_with_a_cold_scan(tmp_path, monkeypatch):
