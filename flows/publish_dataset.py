@@ -194,7 +194,7 @@ def _log_outcome(params: PublishDatasetParams, result: dict[str, Any]) -> None:
 
 
 def _publish(params: PublishDatasetParams) -> dict[str, Any]:
-    """One publish; taken again once when the build finds images that do not decode.
+    """One publish, taken again when the build finds images that do not decode.
 
     Intake checks new images by their headers and the build decodes them as it reads them (one
     decode, overlapping earlier shards' uploads). An image that does not decode is then recorded
@@ -213,8 +213,8 @@ def _publish(params: PublishDatasetParams) -> dict[str, Any]:
     raise AssertionError("unreachable")
 
 
-# A pass finds every undecodable image it builds, so a second pass normally ends it; a failed
-# subflow of `fan_out: splits` or a file that cannot be recorded may need one more.
+# A pass builds every shard, so it finds every undecodable image and a second pass ends it; the
+# third is a margin for an image that could not be recorded (the error then names it).
 _PASSES = 3
 
 
