@@ -21,24 +21,14 @@ import shutil
 import textwrap
 from pathlib import Path
 
-from bench.common import Servers, measure, workdir
+from bench.common import TIMED_PUBLISH_PRELUDE, Servers, measure, workdir
 
 # Prefect's own start-up is kept out of the timing: a flow run with a parameter first (client and
 # API connection set up, and the FastAPI encoder Prefect imports on the first run that has
 # parameters to serialise: about 0.25 s), and no end-of-run heartbeat wait. The reference's timer
 # likewise starts after its imports.
-HUBPRESS = textwrap.dedent(
+HUBPRESS = TIMED_PUBLISH_PRELUDE + textwrap.dedent(
     """
-    import json, time
-    from prefect import flow
-    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
-    from flows.publish_dataset import publish_dataset
-    from flows.params import PublishDatasetParams
-
-    @flow
-    def warm_up(params: PublishDatasetParams):
-        return None
-
     with temporary_settings({{PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}}):
         warm_up(PublishDatasetParams(source={src!r}, target={repo!r}))
         start = time.perf_counter()

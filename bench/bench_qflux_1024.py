@@ -37,20 +37,10 @@ import textwrap
 import time
 from pathlib import Path
 
-from bench.common import Servers, measure, workdir
+from bench.common import TIMED_PUBLISH_PRELUDE, Servers, measure, workdir
 
-HUBPRESS = textwrap.dedent(
+HUBPRESS = TIMED_PUBLISH_PRELUDE + textwrap.dedent(
     """
-    import json, time
-    from prefect import flow
-    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
-    from flows.publish_dataset import publish_dataset
-    from flows.params import PublishDatasetParams
-
-    @flow
-    def warm_up(params: PublishDatasetParams):
-        return None
-
     with temporary_settings({{PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}}):
         warm_up(PublishDatasetParams(source={src!r}, target={repo!r}))
         # The fixed cost of a publish on this link: a one-sample dataset, end to end.
