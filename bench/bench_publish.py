@@ -21,7 +21,7 @@ import shutil
 import textwrap
 from pathlib import Path
 
-from bench.common import TIMED_PUBLISH_PRELUDE, Servers, measure, workdir
+from bench.common import REFERENCE, TIMED_PUBLISH_PRELUDE, Servers, measure, workdir
 
 # Prefect's own start-up is kept out of the timing: a flow run with a parameter first (client and
 # API connection set up, and the FastAPI encoder Prefect imports on the first run that has
@@ -35,34 +35,6 @@ HUBPRESS = TIMED_PUBLISH_PRELUDE + textwrap.dedent(
         r = publish_dataset(PublishDatasetParams(source={src!r}, target={repo!r}))
     print(json.dumps({{"seconds": time.perf_counter() - start, "uploaded_bytes": r["uploaded_bytes"],
                       "uploaded_files": len(r["uploaded_files"]), "commit": r["commit"]}}))
-    """
-)
-
-# The qflux guide's reference implementation, reduced to what it does: a list of paths with its
-# Features, one Dataset per split, then DatasetDict.push_to_hub (which embeds the image bytes).
-REFERENCE = textwrap.dedent(
-    """
-    import json, os, time
-    from pathlib import Path
-    from datasets import Dataset, DatasetDict, Features, Image, List, Value
-    root = Path({src!r})
-    start = time.perf_counter()
-    features = Features({{"id": Value("string"), "control_images": List(Image()), "control_mask": Image(),
-                          "target_image": Image(), "prompt": Value("string")}})
-    splits = {{}}
-    for split in ("train", "test"):
-        if not (root / split).is_dir():
-            continue
-        rows = []
-        for prompt in sorted((root / split / "training_images").glob("*.txt")):
-            base = prompt.stem
-            controls = sorted((root / split / "control_images").glob(base + ".*"))
-            targets = [p for p in (root / split / "training_images").glob(base + ".*") if p.suffix != ".txt"]
-            rows.append({{"id": base, "control_images": [str(c) for c in controls], "control_mask": None,
-                         "target_image": str(targets[0]) if targets else None, "prompt": prompt.read_text()}})
-        splits[split] = Dataset.from_list(rows, features=features)
-    DatasetDict(splits).push_to_hub({repo!r}, private=True, token=os.environ["HF_TOKEN"])
-    print(json.dumps({{"seconds": time.perf_counter() - start}}))
     """
 )
 

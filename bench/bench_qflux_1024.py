@@ -37,7 +37,7 @@ import textwrap
 import time
 from pathlib import Path
 
-from bench.common import TIMED_PUBLISH_PRELUDE, Servers, measure, workdir
+from bench.common import REFERENCE, TIMED_PUBLISH_PRELUDE, Servers, measure, workdir
 
 HUBPRESS = TIMED_PUBLISH_PRELUDE + textwrap.dedent(
     """
@@ -53,40 +53,6 @@ HUBPRESS = TIMED_PUBLISH_PRELUDE + textwrap.dedent(
         r = state.result()
     print(json.dumps({{"seconds": seconds, "fixed_seconds": fixed, "uploaded_bytes": r["uploaded_bytes"], "commit": r["commit"],
                       "flow_run_id": str(state.state_details.flow_run_id)}}))
-    """
-)
-
-# Our own reduction of the reference (qflux's upload_editing_dataset): one row per sample with the
-# paths of its images under the editing Features, one Dataset per split, DatasetDict.push_to_hub,
-# which reads and embeds every image. Timed after its imports, like hubpress after Prefect's.
-REFERENCE = textwrap.dedent(
-    """
-    import json, os, time
-    from pathlib import Path
-    from datasets import Dataset, DatasetDict, Features, Image, List, Value
-    root = Path({src!r})
-    start = time.perf_counter()
-    features = Features({{"id": Value("string"), "control_images": List(Image()), "control_mask": Image(),
-                          "target_image": Image(), "prompt": Value("string")}})
-    splits = {{}}
-    for split in ("train", "test"):
-        folder = root / split
-        if not folder.is_dir():
-            continue
-        rows = []
-        for prompt in sorted((folder / "training_images").glob("*.txt")):
-            sample = prompt.stem
-            images = sorted(p for p in (folder / "training_images").glob(sample + ".*") if p.suffix != ".txt")
-            controls = sorted((folder / "control_images").glob(sample + ".*"))
-            controls += sorted((folder / "control_images").glob(sample + "_control_*"))
-            masks = sorted((folder / "control_images").glob(sample + "_mask.*"))
-            rows.append({{"id": sample, "prompt": prompt.read_text(),
-                         "control_images": [str(c) for c in controls],
-                         "control_mask": str(masks[0]) if masks else None,
-                         "target_image": str(images[0]) if images else None}})
-        splits[split] = Dataset.from_list(rows, features=features)
-    DatasetDict(splits).push_to_hub({repo!r}, private=True, token=os.environ["HF_TOKEN"])
-    print(json.dumps({{"seconds": time.perf_counter() - start}}))
     """
 )
 

@@ -45,6 +45,42 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+# The reference every bench compares with: our own reduction of qflux's upload_editing_dataset. One
+# row per sample with the paths of its images (controls, a mask, a target) under the editing
+# Features, one Dataset per split, then DatasetDict.push_to_hub, which reads and embeds every image.
+# Timed after its imports, like hubpress after Prefect's. Formatted with `src` and `repo`.
+REFERENCE = textwrap.dedent(
+    """
+    import json, os, time
+    from pathlib import Path
+    from datasets import Dataset, DatasetDict, Features, Image, List, Value
+    root = Path({src!r})
+    start = time.perf_counter()
+    features = Features({{"id": Value("string"), "control_images": List(Image()), "control_mask": Image(),
+                          "target_image": Image(), "prompt": Value("string")}})
+    splits = {{}}
+    for split in ("train", "test"):
+        folder = root / split
+        if not folder.is_dir():
+            continue
+        rows = []
+        for prompt in sorted((folder / "training_images").glob("*.txt")):
+            sample = prompt.stem
+            images = sorted(p for p in (folder / "training_images").glob(sample + ".*") if p.suffix != ".txt")
+            controls = sorted((folder / "control_images").glob(sample + ".*"))
+            controls += sorted((folder / "control_images").glob(sample + "_control_*"))
+            masks = sorted((folder / "control_images").glob(sample + "_mask.*"))
+            rows.append({{"id": sample, "prompt": prompt.read_text(),
+                         "control_images": [str(c) for c in controls],
+                         "control_mask": str(masks[0]) if masks else None,
+                         "target_image": str(images[0]) if images else None}})
+        splits[split] = Dataset.from_list(rows, features=features)
+    DatasetDict(splits).push_to_hub({repo!r}, private=True, token=os.environ["HF_TOKEN"])
+    print(json.dumps({{"seconds": time.perf_counter() - start}}))
+    """
+)
+
+
 class Servers:
     """A Hub-protocol server and a Prefect server on 127.0.0.1, for one bench run."""
 

@@ -294,22 +294,15 @@ def _publish_once(params: PublishDatasetParams) -> dict[str, Any]:
         try:
             shards = _build_all(params, plans, staging, fingerprint, settings, progress, upload_to)
         except UndecodableAtBuild as exc:
-            # Every shard was built, so every other image of the plans decoded: say so, or the
-            # next pass would decode them again. The stage holds samples that pass leaves out.
-            failed = {ref.uri for ref, _ in exc.problems}
-            built = (ref for plan in plans for s in plan.samples for ref in s.images())
-            record_decoded((ref for ref in built if ref.uri not in failed), settings)
-            staging.discard(fingerprint)
+            _record_decoded_images(plans, settings, failed=exc.problems)
+            staging.discard(fingerprint)  # it holds samples the next pass leaves out
             raise
         except Exception:
             staging.discard(fingerprint)  # a partial stage is never reused: leave nothing behind
             raise
         finally:
             progress.close()
-        record_decoded(
-            (ref for manifest in report.splits.values() for s in manifest.samples for ref in s.images()),
-            settings,
-        )
+        _record_decoded_images(plans, settings)
         order = {plan.path_in_repo: i for i, plan in enumerate(plans)}  # id order, for the card
         shards.sort(key=lambda shard: order[shard.file.path])
         staged = seal_stage_task(
@@ -356,6 +349,14 @@ def _publish_once(params: PublishDatasetParams) -> dict[str, Any]:
     result["listing_unchanged"] = False
     result["changes"] = {"added": changes.added, "changed": changes.changed, "removed": changes.removed}
     return result
+
+
+def _record_decoded_images(plans, settings, failed=()) -> None:
+    """Every shard was built, so every image of the plans but the `failed` ones decoded: say so
+    in the facts cache, so that no later pass, build or scan decodes them again."""
+    bad = {ref.uri for ref, _ in failed}
+    images = (ref for plan in plans for sample in plan.samples for ref in sample.images())
+    record_decoded((ref for ref in images if ref.uri not in bad), settings)
 
 
 def _import_build_libraries() -> None:

@@ -30,8 +30,8 @@ class SourceReader:
         self.settings = settings
         self._buckets: dict[str, Storage] = {}
         # Images whose pixels validation left to the build (FileRef.decode_pending) are decoded
-        # as they are read, on the decode threads (Pillow decodes without the GIL), while the
-        # build goes on writing; `undecodable` waits for them. At most _PENDING_PER_READER
+        # as they are read, on the decode processes (_decoders), while the build goes on
+        # writing; `undecodable` waits for them. At most _PENDING_PER_READER
         # decodes wait at once, so a fast reader cannot pile up image bytes in memory.
         self._pending: deque[tuple[FileRef, Future[str | None]]] = deque()
         self._failed: list[tuple[FileRef, str]] = []
@@ -101,9 +101,7 @@ class SourceReader:
             data = fh.read()
             after = os.fstat(fh.fileno())
         for st in (before, after):
-            # The version is what the listing recorded: "mtime_ns:inode" (or mtime_ns alone).
-            version = f"{st.st_mtime_ns}:{st.st_ino}" if ":" in ref.version else str(st.st_mtime_ns)
-            if st.st_size != ref.size or version != ref.version or len(data) != ref.size:
+            if st.st_size != ref.size or _version(st, ref.version) != ref.version or len(data) != ref.size:
                 raise _changed(ref, "its size or modification time differs from what was validated")
         return data
 
@@ -134,11 +132,14 @@ def decode_file_problem(path: str, fmt: str | None, size: int, version: str | No
     with open(path, "rb") as fh:
         data = fh.read()
         st = os.fstat(fh.fileno())
-    if version is not None:
-        now = f"{st.st_mtime_ns}:{st.st_ino}" if ":" in version else str(st.st_mtime_ns)
-        if now != version or len(data) != size:
-            return _CHANGED
+    if version is not None and (_version(st, version) != version or len(data) != size):
+        return _CHANGED
     return decode_problem(data, fmt)
+
+
+def _version(st: os.stat_result, listed: str) -> str:
+    """The file's version in the form the listing recorded: "mtime_ns:inode" (or mtime_ns alone)."""
+    return f"{st.st_mtime_ns}:{st.st_ino}" if ":" in listed else str(st.st_mtime_ns)
 
 
 def _changed(ref: FileRef, why: str) -> SourceError:
