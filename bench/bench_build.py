@@ -48,7 +48,7 @@ def make_pool(src: Path, size: int) -> dict[str, list[tuple[str, int, str]]]:
 def child(args: argparse.Namespace) -> None:
     """Build one dataset size and print a JSON line of figures."""
     sys.path.insert(0, str(ROOT))
-    from hubpress.build.shards import plan_shards, write_shard
+    from hubpress.shards.shards import plan_shards, write_shard
     from hubpress.sources.models import FileRef, Sample
 
     pool = json.loads(Path(args.pool).read_text())

@@ -55,7 +55,6 @@ def main() -> None:
 
     from flows.params import RefreshParams
     from flows.refresh_dataset import refresh_options
-    from hubpress.build.staging import Staging
     from hubpress.refresh.card import render_refresh_card
     from hubpress.refresh.config import parse_refresh_config
     from hubpress.refresh.lineage import (
@@ -66,6 +65,7 @@ def main() -> None:
     )
     from hubpress.refresh.publish import build_refresh
     from hubpress.settings import get_settings
+    from hubpress.shards.staging import Staging
     from hubpress.targets.publish import MANIFEST, open_target, publish_files
     from tests.hubserver import HubServer
 

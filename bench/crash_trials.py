@@ -1,6 +1,6 @@
 """Crash trials: kill -9 a publishing process at a random moment, run it again, and check the Hub.
 
-Shared by tests/test_crash_safety.py (a few trials) and bench/reliability.py (20 or more). Each
+Shared by tests/shards/test_crash_safety.py (a few trials) and bench/reliability.py (20 or more). Each
 trial publishes version 1 of a tiny dataset to a fresh repo, then starts a process publishing
 version 2 (`hubpress.api.upload_editing_dataset`, i.e. the publish-dataset flow) against a Prefect
 API shared by all trials (no ephemeral server per process), kills it with SIGKILL after a random
@@ -23,7 +23,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hubpress.build.staging import COMPLETE_RECORD
+from hubpress.shards.staging import COMPLETE_RECORD
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -117,37 +117,46 @@ def lora_releases(hub, count: int, work: Path) -> tuple[int, list[float]]:
 SUITES: tuple[tuple[str, list[str]], ...] = (
     (
         "Hub faults: 429, 5xx/resets mid-LFS, lost commit answer, 401/403, 404, stale parent, two writers",
-        ["tests/test_faults_hub.py"],
+        ["tests/targets/test_faults_hub.py"],
     ),
-    ("S3 faults: SlowDown, 500/503, resets on reads/writes; corrupted stage", ["tests/test_faults_s3.py"]),
-    ("Hostile input corpus (20 cases + 4 safetensors + 10,001 files)", ["tests/test_hostile_input.py"]),
+    (
+        "S3 faults: SlowDown, 500/503, resets on reads/writes; corrupted stage",
+        ["tests/storage/test_faults_s3.py"],
+    ),
+    (
+        "Hostile input corpus (20 cases + 4 safetensors + 10,001 files)",
+        ["tests/sources/test_hostile_input.py"],
+    ),
     (
         "Name gate: property test (hypothesis) and hostile names, refs, cache keys, source/target overlap",
-        ["tests/test_names.py"],
+        ["tests/storage/test_names.py"],
     ),
     (
         "Hostile names through the flows and CLI: S3 keys leaving staging, --extra, backend ids, "
         "token= across threads, target in/over the source, bad --tag/--revision",
-        ["tests/test_hostile_names.py"],
+        ["tests/storage/test_hostile_names.py"],
     ),
-    ("Cards: escaped user text, fixed-point merge, unparsable front matter", ["tests/test_hostile_cards.py"]),
+    (
+        "Cards: escaped user text, fixed-point merge, unparsable front matter",
+        ["tests/shards/test_hostile_cards.py"],
+    ),
     (
         "Refs and commits: tag checked before committing, a failure after the commit names it",
-        ["tests/test_refs_and_commits.py"],
+        ["tests/targets/test_refs_and_commits.py"],
     ),
     (
         "Machine failures: every command x closed port / read-only disk / full disk (+ crash clean-up, umask)",
-        ["tests/test_failure_matrix.py"],
+        ["tests/e2e/test_failure_matrix.py"],
     ),
     (
         "Edges: symlink loops, 300 KB CSV prompt, nested header, EXIF, NFC ids, --fix-source, degenerate LoRAs",
-        ["tests/test_hostile_edges.py"],
+        ["tests/e2e/test_hostile_edges.py"],
     ),
     (
         "Test Hub enforces namespaces and refusals (conformance, real client)",
-        ["tests/test_hubserver_conformance.py"],
+        ["tests/hubserver_checks/test_hubserver_conformance.py"],
     ),
-    ("Secrets: token scan of all flows, CLI, 401; private by default", ["tests/test_secrets.py"]),
+    ("Secrets: token scan of all flows, CLI, 401; private by default", ["tests/storage/test_secrets.py"]),
 )
 
 

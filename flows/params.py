@@ -26,7 +26,7 @@ def _check_target(value: str) -> str:
 
 
 def _check_size(value: str | int) -> str | int:
-    from hubpress.build.sizes import parse_size
+    from hubpress.shards.sizes import parse_size
 
     try:
         parse_size(value)

@@ -19,16 +19,20 @@ from prefect.futures import as_completed, wait
 from prefect.utilities.annotations import quote
 
 from flows.params import PublishDatasetParams
-from hubpress.build.empty import refuse_empty_splits
-from hubpress.build.fingerprint import dataset_fingerprint
-from hubpress.build.pipeline import (
+from hubpress.errors import UndecodableAtBuild
+from hubpress.orchestration import artifacts
+from hubpress.orchestration.runners import carry, on_threads
+from hubpress.settings import get_settings, resolve_token
+from hubpress.shards.empty import refuse_empty_splits
+from hubpress.shards.fingerprint import dataset_fingerprint
+from hubpress.shards.pipeline import (
     build_options,
     card_renderer,
     load_split_plans,
     plan_all_shards,
     save_split_plans,
 )
-from hubpress.build.published import (
+from hubpress.shards.published import (
     PublishedRecord,
     PublishedRecords,
     is_unchanged,
@@ -36,11 +40,7 @@ from hubpress.build.published import (
     sample_changes,
     sample_digests,
 )
-from hubpress.build.staging import Staging
-from hubpress.errors import UndecodableAtBuild
-from hubpress.orchestration import artifacts
-from hubpress.orchestration.runners import carry, on_threads
-from hubpress.settings import get_settings, resolve_token
+from hubpress.shards.staging import Staging
 from hubpress.sources.validation import record_build_problems, record_decoded
 from hubpress.targets.hub import HubRepo
 from hubpress.targets.publish import after_commit, open_target

@@ -8,17 +8,17 @@ from typing import Any
 from prefect import flow
 
 from flows.params import PublishLoraParams
-from hubpress.build.published import (
+from hubpress.lora.publish import card_for
+from hubpress.lora.weights import adapter_config_beside, find_weights
+from hubpress.orchestration import artifacts
+from hubpress.settings import get_settings
+from hubpress.shards.published import (
     PublishedRecord,
     PublishedRecords,
     is_unchanged,
     listing_digest,
     local_listing,
 )
-from hubpress.lora.publish import card_for
-from hubpress.lora.weights import adapter_config_beside, find_weights
-from hubpress.orchestration import artifacts
-from hubpress.settings import get_settings
 from hubpress.targets.publish import open_target
 from tasks.lora import prepare_lora_task
 from tasks.publish import publish_task

@@ -13,9 +13,6 @@ from prefect import flow, get_run_logger
 from prefect.context import FlowRunContext
 
 from flows.params import RefreshParams
-from hubpress.build.empty import refuse_empty_splits
-from hubpress.build.sizes import parse_size
-from hubpress.build.staging import Staging
 from hubpress.orchestration import artifacts
 from hubpress.refresh.card import render_refresh_card
 from hubpress.refresh.config import parse_refresh_config
@@ -28,6 +25,9 @@ from hubpress.refresh.lineage import (
 )
 from hubpress.refresh.publish import check_single_kind
 from hubpress.settings import get_settings, resolve_token
+from hubpress.shards.empty import refuse_empty_splits
+from hubpress.shards.sizes import parse_size
+from hubpress.shards.staging import Staging
 from hubpress.targets.publish import open_target
 from tasks.publish import publish_task
 from tasks.refresh import (

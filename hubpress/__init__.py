@@ -9,7 +9,7 @@ The package follows the pipeline, one subpackage per stage:
 - `hubpress.sources`: discovery of the qflux layouts, formats, validation, the intake report;
 - `hubpress.refresh`: SimpleTuner dataloader configs, upstream Hub reading, row rules, mixing, and
   what a refresh adds to the shared pipeline (its lineage, card, index and dataloader entry);
-- `hubpress.build`: the one shard pipeline both row sources share (a local or S3 tree after intake,
+- `hubpress.shards`: the one shard pipeline both row sources share (a local or S3 tree after intake,
   upstream Hub rows after a refresh's rules): the boundary rule, the one parquet writer, staging,
   card and manifest;
 - `hubpress.targets`: a Hub repo or a local directory, the plan, limits, retries, one commit and
@@ -20,7 +20,7 @@ The package follows the pipeline, one subpackage per stage:
 - `hubpress.testdata`: generators of synthetic datasets and LoRA files for the demo, tests and benches.
 
 The Prefect flows, their tasks and parameter models live in the top-level `flows/` and `tasks/`;
-nothing in the subpackages imports them (tests/test_imports.py holds every module to that and to
+nothing in the subpackages imports them (tests/e2e/test_imports.py holds every module to that and to
 importing without a cycle).
 """
 

@@ -1,4 +1,4 @@
-"""The shard-building task: a thin wrapper over hubpress.build.shards.stage_shard.
+"""The shard-building task: a thin wrapper over hubpress.shards.shards.stage_shard.
 
 The publish flow maps `build_shard` over the shard plans when no complete stage exists (its task
 runner, or a build-split subflow per split, runs them in parallel). Only transient failures are
@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 from prefect import task
 
-from hubpress.build.shards import ShardPlan, StagedShard, stage_shard
-from hubpress.build.staging import Staging
 from hubpress.errors import UndecodableAtBuild, disk_errors
 from hubpress.settings import Settings
+from hubpress.shards.shards import ShardPlan, StagedShard, stage_shard
+from hubpress.shards.staging import Staging
 from hubpress.targets.retries import NO_CACHE, TRANSIENT_RETRIES
 
 

@@ -10,11 +10,11 @@ import tempfile
 
 from prefect import get_run_logger, task
 
-from hubpress.build.pipeline import StagedDataset, card_renderer, reuse_stage, stage_build, verify_published
-from hubpress.build.staging import Staging
 from hubpress.errors import HubAccessError, disk_errors
 from hubpress.orchestration import artifacts
 from hubpress.settings import Settings
+from hubpress.shards.pipeline import StagedDataset, card_renderer, reuse_stage, stage_build, verify_published
+from hubpress.shards.staging import Staging
 from hubpress.targets.hub import HubRepo
 from hubpress.targets.plan import StagedFile
 from hubpress.targets.publish import PublishOutcome, publish_files

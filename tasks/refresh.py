@@ -11,11 +11,11 @@ from typing import Any
 
 from prefect import task
 
-from hubpress.build.staging import Staging
 from hubpress.errors import disk_errors
 from hubpress.refresh.config import RefreshConfig
 from hubpress.refresh.lineage import RefreshOptions, upstream_revisions
 from hubpress.refresh.publish import StagedRefresh, build_refresh, reuse_refresh_stage, verify_refresh
+from hubpress.shards.staging import Staging
 from hubpress.targets.publish import MANIFEST, apply_tag
 from hubpress.targets.retries import NO_CACHE, TRANSIENT_RETRIES
 

@@ -1,7 +1,7 @@
 """SimpleTuner's reading of a Hugging Face dataset row, as behaviour (our own code, not theirs).
 
 Read from SimpleTuner main (bghira/SimpleTuner at bc8e6ab, 2026-08-22) and written here from the
-behaviour, case by case; tests/test_simpletuner_compat.py pins every case in a table, so a change in
+behaviour, case by case; tests/refresh/test_simpletuner_compat.py pins every case in a table, so a change in
 SimpleTuner's behaviour (re-read it) or in hubpress's (rerun the table) shows up as a failing case.
 
 - entry keys: simpletuner/helpers/data_backend/builders/base.py, BaseBackendBuilder

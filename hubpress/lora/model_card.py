@@ -1,7 +1,7 @@
 """The model card (README.md) of a LoRA repo, regenerated on each release without trampling edits.
 
 `render_model_card` builds the YAML keys and the marked block from a `LoraInfo` and the training
-config; `hubpress.build.cards.merge_card` keeps everything a user wrote outside the markers and every
+config; `hubpress.shards.cards.merge_card` keeps everything a user wrote outside the markers and every
 YAML key hubpress does not generate. Tags are merged (a user's tags stay). Output is deterministic
 (no dates), so an unchanged release produces an unchanged card and no commit.
 """
@@ -13,8 +13,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import quote
 
-from hubpress.build.cards import escape_text, merge_card, split_front_matter
 from hubpress.lora.weights import DEFAULT_WEIGHT_NAME, LoraInfo
+from hubpress.shards.cards import escape_text, merge_card, split_front_matter
 
 BASE_TAGS = ("lora", "hubpress", "image-editing", "diffusers")
 MAX_WIDGET_SAMPLES = 10  # the Hub's widget shows a handful; the rest stay in samples/

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hubpress.build.staging import Staging
 from hubpress.errors import ConfigError
 from hubpress.lora.model_card import render_model_card
 from hubpress.lora.release import (
@@ -37,6 +36,7 @@ from hubpress.lora.weights import (
     inspect_safetensors,
 )
 from hubpress.settings import Settings
+from hubpress.shards.staging import Staging
 from hubpress.storage import names
 from hubpress.storage.hashcache import HashCache
 from hubpress.targets.plan import StagedFile, git_blob_oid

@@ -3,7 +3,7 @@
 backends.py models one backend, config.py parses the configuration; captions.py, columns.py,
 filters.py and rows.py decide per row (pure), report.py counts; mix.py plans a mix of backends;
 upstream.py reads the Hub, local.py a folder, reading.py reads (and mixes) every backend.
-From its rows on, a refresh goes through the shared shard pipeline (hubpress.build): lineage.py
+From its rows on, a refresh goes through the shared shard pipeline (hubpress.shards): lineage.py
 says what changed upstream, publish.py streams the rows into staged shards, card.py writes the
 manifest, card, SimpleTuner index and dataloader entry.
 """

@@ -14,15 +14,15 @@ from collections.abc import Mapping
 from typing import Any
 
 import hubpress
-from hubpress.build.card import default_pretty_name
-from hubpress.build.cards import merge_card, split_front_matter
-from hubpress.build.parquet import BuiltShard
 from hubpress.refresh import simpletuner
 from hubpress.refresh.config import LocalBackend, RefreshConfig
 from hubpress.refresh.lineage import REFRESH_FORMAT, SPLIT, Backend, RefreshOptions, backend_facts
 from hubpress.refresh.mix import normalised_probabilities
 from hubpress.refresh.rows import RefreshReport
 from hubpress.refresh.simpletuner import is_editing
+from hubpress.shards.card import default_pretty_name
+from hubpress.shards.cards import merge_card, split_front_matter
+from hubpress.shards.parquet import BuiltShard
 from hubpress.targets.base import is_local_target, local_path
 from hubpress.targets.plan import StagedFile
 

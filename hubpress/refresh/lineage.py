@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hubpress.build.sizes import DEFAULT_MAX_SHARD_SIZE
 from hubpress.errors import SourceError
 from hubpress.refresh.config import HuggingfaceBackend, LocalBackend, RefreshConfig
 from hubpress.refresh.local import IMAGE_SUFFIXES
 from hubpress.refresh.mix import DEFAULT_STOPPING, Stopping
 from hubpress.refresh.upstream import resolve_revision
+from hubpress.shards.sizes import DEFAULT_MAX_SHARD_SIZE
 from hubpress.targets.publish import CARD, MANIFEST
 
 REFRESH_FORMAT = 4  # bump when the bytes a refresh writes change for the same inputs (4: no media statistics)

@@ -26,11 +26,6 @@ from typing import Any
 
 import pyarrow as pa
 
-from hubpress.build.boundaries import ShardBounds, cut_rows
-from hubpress.build.parquet import write_shards
-from hubpress.build.sizes import DEFAULT_ROW_GROUP_ROWS
-from hubpress.build.staging import PRIVATE_PREFIX, Staging, json_bytes
-from hubpress.build.verify import verify_dataset_revision
 from hubpress.errors import ConfigError
 from hubpress.refresh import simpletuner
 from hubpress.refresh.card import (
@@ -46,6 +41,11 @@ from hubpress.refresh.config import RefreshConfig
 from hubpress.refresh.lineage import SPLIT, RefreshOptions
 from hubpress.refresh.reading import output_features, read_backend, read_mixed
 from hubpress.refresh.rows import RefreshReport
+from hubpress.shards.boundaries import ShardBounds, cut_rows
+from hubpress.shards.parquet import write_shards
+from hubpress.shards.sizes import DEFAULT_ROW_GROUP_ROWS
+from hubpress.shards.staging import PRIVATE_PREFIX, Staging, json_bytes
+from hubpress.shards.verify import verify_dataset_revision
 from hubpress.targets.plan import StagedFile
 from hubpress.targets.publish import MANIFEST
 
@@ -60,7 +60,7 @@ def published_features(config: RefreshConfig) -> Any:
     several backends are mixed); the editing schema exactly when an `editing` mapping is used."""
     from datasets import Audio, Features, Value
 
-    from hubpress.build.editing import editing_features
+    from hubpress.shards.editing import editing_features
 
     if is_editing(config):
         return editing_features()
@@ -97,7 +97,7 @@ def shard_row_groups(
     rows: Iterable[dict[str, Any]], max_shard_size: int, min_shard_size: int | None = None
 ) -> Iterator[tuple[list[dict[str, Any]], bool]]:
     """(row group, whether a shard ends after it), in row order, by the boundary rule every build
-    shares (hubpress.build.boundaries.cut_rows): keyed by backend and upstream row, sized by media."""
+    shares (hubpress.shards.boundaries.cut_rows): keyed by backend and upstream row, sized by media."""
     bounds = ShardBounds.of(max_shard_size, min_shard_size)  # row groups bounded as every build's
     return cut_rows(rows, bounds, row_key, row_size)
 
@@ -205,7 +205,7 @@ def verify_refresh(
     token: str | None,
 ) -> dict[str, int]:
     """The published refresh at `commit`: row counts from the shard footers, the published features,
-    and the split opening with datasets (hubpress.build.verify.verify_dataset_revision)."""
+    and the split opening with datasets (hubpress.shards.verify.verify_dataset_revision)."""
     features = published_features(config)
     first = ["id", "prompt"] if is_editing(config) else ["source_index"]
     return verify_dataset_revision(

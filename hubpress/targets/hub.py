@@ -16,9 +16,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from hubpress.build.parquet_footer import ParquetFooter, read_footer
 from hubpress.errors import PublishError, disk_error
 from hubpress.settings import ResolvedToken, Settings
+from hubpress.shards.parquet_footer import ParquetFooter, read_footer
 from hubpress.targets import hub_upload
 from hubpress.targets.base import CommitConflict, CommitResult, RemoteState, RepoType
 from hubpress.targets.blob_texts import BlobTexts

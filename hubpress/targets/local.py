@@ -17,8 +17,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from hubpress.build.parquet_footer import ParquetFooter, read_footer
 from hubpress.errors import PublishError
+from hubpress.shards.parquet_footer import ParquetFooter, read_footer
 from hubpress.storage.hashcache import HashCache, sha256_file
 from hubpress.storage.names import inside
 from hubpress.targets.base import CommitConflict, CommitResult, RemoteState

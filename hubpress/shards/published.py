@@ -1,0 +1,151 @@
+"""What the last publish of a source to a target saw, so an unchanged night costs one listing of
+the source and one round trip to the target.
+
+A scheduled publish mostly finds nothing new. The listing of the source (relpath, size and
+version of every file: mtime_ns and inode locally, the ETag on S3) plus the options that shape
+the published bytes decide that without reading a file: `listing_digest`. After each publish the
+digest, the target's head and a digest per sample are recorded locally (`PublishedRecords`, under
+Settings.cache_dir). The next run compares its own listing digest with the record, and asks the
+target for its head: both equal means "unchanged", and the run ends there, with no intake, no
+build and no commit. Anything else (a new file, another machine without the record, someone
+else's commit) takes the full path, which is itself cheap for unchanged data (the validation
+cache, stage reuse and the plan).
+
+The per-sample digests let a run that did publish say what changed: `sample_changes`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import hubpress
+from hubpress.sources.models import IntakeReport
+from hubpress.storage.files import ListedFile
+
+log = logging.getLogger("hubpress.published")
+
+RECORD_FORMAT = 1
+
+
+# --- pure ---------------------------------------------------------------------------------------
+
+
+def listing_digest(listing: Iterable[ListedFile], options: Mapping[str, Any]) -> str:
+    """A digest of a source listing and the options of a publish: equal digests mean the same
+    files (by path, size and version) published the same way. Order of the listing does not matter."""
+    digest = hashlib.sha256()
+    head = ["hubpress-listing", RECORD_FORMAT, hubpress.__version__, dict(options)]
+    digest.update(json.dumps(head, sort_keys=True, default=str).encode() + b"\n")
+    for lf in sorted(listing, key=lambda lf: lf.relpath):
+        # surrogateescape: a name that is not UTF-8 (reported by intake as name_not_utf8) still
+        # has bytes, and those bytes decide the digest
+        digest.update(
+            f"{lf.relpath}\0{lf.size}\0{lf.version}\0{lf.inode}\n".encode("utf-8", "surrogateescape")
+        )
+    return digest.hexdigest()[:32]
+
+
+def local_listing(paths: Iterable[str | os.PathLike[str]]) -> list[ListedFile]:
+    """Listing entries for local files named one by one (LoRA weights and extra files): what a
+    directory listing would say about them, from one stat each."""
+    listed = []
+    for path in paths:
+        real = os.path.realpath(path)
+        st = os.stat(real)
+        listed.append(ListedFile(real, st.st_size, str(st.st_mtime_ns), st.st_ino))
+    return listed
+
+
+def sample_digests(report: IntakeReport) -> dict[str, str]:
+    """`split/id` -> a short digest of what the sample publishes (ids, prompt, file sha256s), the
+    same facts the stage's fingerprint is made of."""
+    from hubpress.shards.fingerprint import sample_facts
+
+    return {
+        f"{split}/{sample.id}": hashlib.sha256(
+            json.dumps(sample_facts(sample), sort_keys=True, default=str).encode()
+        ).hexdigest()[:16]
+        for split, manifest in report.splits.items()
+        for sample in manifest.samples
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class SampleChanges:
+    added: int
+    changed: int
+    removed: int
+
+    def line(self, bytes_sent: int) -> str:
+        return (
+            f"{self.added} samples added, {self.changed} changed, {self.removed} removed: "
+            f"{bytes_sent:,} bytes sent"
+        )
+
+
+def sample_changes(before: Mapping[str, str] | None, after: Mapping[str, str]) -> SampleChanges:
+    """How the samples moved between two publishes (no earlier record: every sample is new)."""
+    before = before or {}
+    added = sum(1 for key in after if key not in before)
+    changed = sum(1 for key, value in after.items() if key in before and before[key] != value)
+    removed = sum(1 for key in before if key not in after)
+    return SampleChanges(added, changed, removed)
+
+
+@dataclass(slots=True)
+class PublishedRecord:
+    listing: str  # listing_digest of the source as published
+    head: str  # the target's head after that publish
+    samples: dict[str, str] = field(default_factory=dict)  # sample_digests of what was published
+
+
+def is_unchanged(record: PublishedRecord | None, listing: str, head: str | None) -> bool:
+    """The whole "nothing to do" decision: same listing, and nobody committed since."""
+    return record is not None and head is not None and record.listing == listing and record.head == head
+
+
+# --- edge: the records on disk ------------------------------------------------------------------
+
+
+class PublishedRecords:
+    """One small JSON file per (kind of repo, target, revision) under `<cache_dir>/published/`."""
+
+    def __init__(self, cache_dir: str | os.PathLike[str], kind: str = "dataset"):
+        self.root = Path(cache_dir).expanduser() / "published"
+        self.kind = kind
+
+    def _path(self, target: str, revision: str) -> Path:
+        name = hashlib.sha256(f"{self.kind}\0{target}\0{revision}".encode()).hexdigest()[:32]
+        return self.root / f"{name}.json"
+
+    def get(self, target: str, revision: str) -> PublishedRecord | None:
+        try:
+            data = json.loads(self._path(target, revision).read_text(encoding="utf-8"))
+            if data.get("format") != RECORD_FORMAT:
+                return None
+            return PublishedRecord(str(data["listing"]), str(data["head"]), dict(data.get("samples") or {}))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return None  # absent or unreadable: the full path decides, and writes a new one
+
+    def put(self, target: str, revision: str, record: PublishedRecord) -> None:
+        """Write atomically (a temporary file renamed over the old one); a failure only costs the
+        next run its shortcut, so it is logged, not raised."""
+        path = self._path(target, revision)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=".record-", dir=path.parent)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump({"format": RECORD_FORMAT, **asdict(record)}, fh, sort_keys=True)
+            os.replace(tmp, path)
+        except OSError as exc:
+            log.warning(
+                "could not record the publish of %s (%s): the next run takes the full path", target, exc
+            )

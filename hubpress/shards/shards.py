@@ -1,0 +1,264 @@
+"""`publish-dataset`'s shards: samples in the qflux editing schema, planned with the one
+boundary rule (hubpress.shards.boundaries) and written with the one writer (hubpress.shards.parquet).
+
+`plan_shards` decides (purely) which samples go in which shard and which row groups: samples are
+ordered by id and cut where `cut_rows` says, keyed by id and sized by their files, so inserting or
+removing samples changes only the shards they fall in (plus a neighbour when a size bound forces a
+cut). Shard names carry a hash of the plan's content, so identical input gives identical names and
+the names are known before anything is built (shards are built in parallel, anywhere).
+
+`write_shard` streams one shard to disk, one row group of images at a time
+(hubpress.shards.editing builds each row group's table from the source files), and `stage_shard`
+builds one into the stage (what tasks/build.py maps over the plans).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hubpress._env import release_free_memory
+from hubpress.errors import UndecodableAtBuild
+from hubpress.shards.boundaries import ShardBounds, cut_rows
+from hubpress.shards.editing import editing_features, editing_table, file_extension
+from hubpress.shards.parquet import BuiltShard, ShardWriter
+from hubpress.shards.sizes import (
+    DEFAULT_MAX_SHARD_SIZE,
+    DEFAULT_ROW_GROUP_BYTES,
+    DEFAULT_ROW_GROUP_ROWS,
+    check_split_name,
+)
+from hubpress.shards.staging import Staging
+from hubpress.sources.models import FileRef, Sample
+from hubpress.sources.reader import SourceReader
+from hubpress.targets.plan import StagedFile
+
+# Bump when the bytes a plan produces change (columns, writer options, boundaries): it is part of
+# every name. 2: shards end where the boundary rule shared with refresh says (hubpress.shards.boundaries).
+# 3: no min/max statistics for image bytes (hubpress.shards.parquet.writer_options).
+SHARD_FORMAT = 3
+
+# Rough per-row overhead beyond image bytes and strings (offsets, validity, struct paths).
+_ROW_OVERHEAD = 128
+
+
+@dataclass(frozen=True, slots=True)
+class ShardPlan:
+    """One shard to write: its samples (ordered by id), its row groups (consecutive counts of
+    samples) and a hash of everything that shapes its bytes."""
+
+    split: str
+    samples: tuple[Sample, ...]
+    estimated_size: int
+    key: str  # sha256 hex of the plan's content; its first 16 characters name the file
+    row_group_rows: int = DEFAULT_ROW_GROUP_ROWS
+    row_group_bytes: int = DEFAULT_ROW_GROUP_BYTES
+    row_groups: tuple[int, ...] = ()  # samples per row group (hubpress.shards.boundaries.cut_rows)
+
+    @property
+    def name(self) -> str:
+        return f"{self.split}-{self.key[:16]}.parquet"
+
+    @property
+    def path_in_repo(self) -> str:
+        return f"data/{self.name}"
+
+    @property
+    def num_rows(self) -> int:
+        return len(self.samples)
+
+    def groups(self) -> list[tuple[Sample, ...]]:
+        """The samples of each row group, in order, as plan_shards cut them."""
+        if sum(self.row_groups) != self.num_rows:
+            raise ValueError(f"Shard plan {self.name}: its row groups do not cover its samples.")
+        groups, start = [], 0
+        for count in self.row_groups:
+            groups.append(self.samples[start : start + count])
+            start += count
+        return groups
+
+
+def estimate_sample_size(sample: Sample) -> int:
+    """Bytes a sample adds to a shard: images are stored as they are, so their file sizes dominate."""
+    text = len(sample.id.encode()) + len((sample.prompt or "").encode())
+    return sum(ref.size for ref in sample.images()) + text + _ROW_OVERHEAD
+
+
+def sample_key(sample: Sample) -> bytes:
+    """What identifies a sample for the boundary rule: its id."""
+    return sample.id.encode()
+
+
+def _ref_fact(ref: FileRef) -> list[Any]:
+    # The sha256 identifies content; without one (never validated) fall back to the listing facts.
+    identity = ref.sha256 or f"{ref.uri}|{ref.size}|{ref.version}"
+    return [identity, ref.format or file_extension(ref.relpath), ref.size]
+
+
+def _plan_key(split: str, samples: Iterable[Sample], row_group_rows: int, row_group_bytes: int) -> str:
+    digest = hashlib.sha256()
+    digest.update(json.dumps([SHARD_FORMAT, split, row_group_rows, row_group_bytes]).encode())
+    for s in samples:
+        row = [
+            s.id,
+            s.prompt,
+            [_ref_fact(r) for r in s.controls],
+            _ref_fact(s.mask) if s.mask else None,
+            _ref_fact(s.target) if s.target else None,
+        ]
+        digest.update(b"\n" + json.dumps(row, ensure_ascii=False).encode())
+    return digest.hexdigest()
+
+
+def plan_shards(
+    split: str,
+    samples: list[Sample],
+    max_shard_size: int | str = DEFAULT_MAX_SHARD_SIZE,
+    *,
+    min_shard_size: int | str | None = None,
+    row_group_rows: int = DEFAULT_ROW_GROUP_ROWS,
+    row_group_bytes: int | str = DEFAULT_ROW_GROUP_BYTES,
+) -> list[ShardPlan]:
+    """Group a split's samples into shards and row groups with `cut_rows`. Pure.
+
+    A shard ends at a content-defined boundary once it holds at least `min_shard_size` (default
+    max/8) bytes, and is cut early when the next sample would take it past `max_shard_size` (a
+    single larger sample gets a shard of its own).
+    """
+    check_split_name(split)
+    bounds = ShardBounds.of(max_shard_size, min_shard_size, row_group_rows, row_group_bytes)
+    ordered = sorted(samples, key=lambda s: s.id)
+    for before, after in zip(ordered, ordered[1:], strict=False):
+        if before.id == after.id:
+            raise ValueError(
+                f"Sample id {before.id!r} appears twice in split {split!r}; intake should have refused it."
+            )
+    plans: list[ShardPlan] = []
+    shard: list[Sample] = []
+    groups: list[int] = []
+    for group, ends_shard in cut_rows(ordered, bounds, sample_key, estimate_sample_size):
+        shard.extend(group)
+        groups.append(len(group))
+        if ends_shard:
+            plans.append(
+                ShardPlan(
+                    split=split,
+                    samples=tuple(shard),
+                    estimated_size=sum(estimate_sample_size(s) for s in shard),
+                    key=_plan_key(split, shard, bounds.row_group_rows, bounds.row_group_bytes),
+                    row_group_rows=bounds.row_group_rows,
+                    row_group_bytes=bounds.row_group_bytes,
+                    row_groups=tuple(groups),
+                )
+            )
+            shard, groups = [], []
+    return plans
+
+
+def write_shard(
+    plan: ShardPlan,
+    out: str | os.PathLike[str],
+    read_bytes: Callable[[FileRef], bytes] | None = None,
+) -> BuiltShard:
+    """Write one shard. `out` is a directory (the file goes to `<out>/<plan.path_in_repo>`) or a
+    `.parquet` path. Only one row group of image bytes is held in memory at a time. The file
+    appears complete or not at all (hubpress.shards.parquet.ShardWriter)."""
+    read = read_bytes or SourceReader()
+    out = Path(out)
+    target = out if out.suffix == ".parquet" else out / plan.path_in_repo
+    with ShardWriter(target.parent, editing_features()) as writer:
+        for group in plan.groups():
+            writer.write_row_group(editing_table(group, read))
+        return writer.finish(plan.path_in_repo, plan.split, local_path=target)
+
+
+# --- building into a stage (the plain functions behind tasks/build.py) ----------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StagedShard:
+    shard: BuiltShard  # local_path is where it was built (gone after staging to S3)
+    file: StagedFile
+
+
+_build_slots_lock = threading.Lock()
+
+
+_build_slots: dict[int, threading.BoundedSemaphore] = {}
+
+
+def _slots(count: int) -> threading.BoundedSemaphore:
+    with _build_slots_lock:
+        if count not in _build_slots:
+            _build_slots[count] = threading.BoundedSemaphore(count)
+        return _build_slots[count]
+
+
+def stage_shard(
+    staging: Staging,
+    fingerprint: str,
+    plan: ShardPlan,
+    read_bytes: Callable[[FileRef], bytes] | None = None,
+) -> StagedShard:
+    """Build one shard into the stage: in place for local staging, via a temporary file for S3.
+
+    At most `Settings.build_concurrency` shards are built at once in one process, whatever the
+    task runner's thread count: each build holds one row group of image bytes, so this is what
+    keeps peak memory bounded (threads beyond it still overlap uploads and S3 reads)."""
+    with _slots(max(1, staging.settings.build_concurrency)):
+        try:
+            return _stage_shard(staging, fingerprint, plan, read_bytes)
+        finally:
+            release_free_memory()
+
+
+def _stage_shard(
+    staging: Staging,
+    fingerprint: str,
+    plan: ShardPlan,
+    read_bytes: Callable[[FileRef], bytes] | None,
+) -> StagedShard:
+    read = read_bytes or SourceReader(staging.settings)
+    build_dir = staging.build_dir(fingerprint)
+    if build_dir is not None:
+        built = write_shard(plan, build_dir, read)
+        _refuse_undecodable(read, built)
+        # write_shard hashed these bytes before renaming them into the stage: no second read.
+        return StagedShard(
+            built, staging.add_file(fingerprint, built.path_in_repo, built.local_path, built.sha256)
+        )
+    with tempfile.TemporaryDirectory(prefix="hubpress-shard-") as tmp:
+        built = write_shard(plan, tmp, read)
+        _refuse_undecodable(read, built)
+        return StagedShard(
+            built, staging.add_file(fingerprint, built.path_in_repo, built.local_path, built.sha256)
+        )
+
+
+def _refuse_undecodable(read: Callable[[FileRef], bytes], built: BuiltShard) -> None:
+    """A shard holding an image that did not decode is not staged: every image of the shard was
+    read (so one pass finds them all), and the caller takes the intake again without them."""
+    problems = getattr(read, "undecodable", None)
+    if problems:
+        Path(built.local_path).unlink(missing_ok=True)
+        raise UndecodableAtBuild(tuple(problems))
+
+
+__all__ = [
+    "SHARD_FORMAT",
+    "StagedShard",
+    "BuiltShard",
+    "ShardPlan",
+    "estimate_sample_size",
+    "plan_shards",
+    "sample_key",
+    "stage_shard",
+    "write_shard",
+]

@@ -1,0 +1,49 @@
+"""Deferred decoding (#15), from an independent review: an S3 object overwritten between intake and build with a broken image of the same
+size: the build must not publish it; the error is one line and no stage is left behind."""
+
+from __future__ import annotations
+
+import boto3
+import pytest
+
+import flows.publish_dataset as pd
+from flows.params import PublishDatasetParams
+from hubpress.errors import HubpressError
+from hubpress.testdata.synth import write_dataset
+from tests.shard_helpers import corrupt_png_pixels
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+
+def test_s3_object_overwritten_same_size_between_intake_and_build(s3, tmp_path, monkeypatch):
+    endpoint, bucket = s3
+    local = tmp_path / "src"
+    write_dataset(local, samples=6, seed=7, image_size=32)
+    client = boto3.client("s3", endpoint_url=endpoint)
+    for p in local.rglob("*"):
+        if p.is_file():
+            client.put_object(Bucket=bucket, Key=f"ds/{p.relative_to(local).as_posix()}", Body=p.read_bytes())
+    key = "ds/train/control_images/s000002.png"
+    good = (local / "train" / "control_images" / "s000002.png").read_bytes()
+    bad = corrupt_png_pixels(good)
+    assert len(bad) == len(good) and bad != good
+
+    original = pd._build_shards
+
+    def overwrite_then_build(*a, **k):
+        client.put_object(Bucket=bucket, Key=key, Body=bad)
+        return original(*a, **k)
+
+    monkeypatch.setattr(pd, "_build_shards", overwrite_then_build)
+    monkeypatch.setenv("HUBPRESS_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("HUBPRESS_STAGING", str(tmp_path / "staging"))
+    target = tmp_path / "out"
+    with pytest.raises(HubpressError) as info:
+        pd.publish_dataset(PublishDatasetParams(source=f"s3://{bucket}/ds", target=str(target)))
+    msg = str(info.value)
+    print("ERROR:", type(info.value).__name__, msg)
+    assert "\n" not in msg and "s000002" in msg
+    assert not list(target.rglob("*.parquet"))
+    assert not [p for p in (tmp_path / "staging").rglob("*") if p.is_file()], list(
+        (tmp_path / "staging").rglob("*")
+    )
