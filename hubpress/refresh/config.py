@@ -14,6 +14,7 @@ two places with different values is an error, because we could not tell which on
 
 from __future__ import annotations
 
+import copy
 import difflib
 import json
 from collections.abc import Mapping
@@ -67,6 +68,11 @@ class RefreshConfig:
     skipped: list[ConfigNote] = field(default_factory=list)
     # Options hubpress applies where SimpleTuner would not read them (see HUGGINGFACE_BLOCK_ONLY).
     departures: list[ConfigNote] = field(default_factory=list)
+    # Each data backend's entry as the user wrote it (backend id -> JSON object), and the user's
+    # text/image embed cache backends: the published SimpleTuner entry keeps their training keys
+    # (hubpress.refresh.training_keys).
+    entries: dict[str, dict[str, Any]] = field(default_factory=dict)
+    cache_entries: list[dict[str, Any]] = field(default_factory=list)
 
     def backend(self, backend_id: str) -> HuggingfaceBackend | LocalBackend:
         for backend in self.backends:
@@ -315,6 +321,12 @@ def _note_video_settings(backend: HuggingfaceBackend | LocalBackend, notes: Refr
         )
 
 
+def _is_cache_backend(raw: Any) -> bool:
+    from hubpress.refresh.training_keys import CACHE_TYPES
+
+    return isinstance(raw, Mapping) and raw.get("dataset_type") in CACHE_TYPES and not raw.get("disabled")
+
+
 def parse_refresh_config(source: str | Path | Mapping[str, Any] | list[Any]) -> RefreshConfig:
     """Read a multidatabackend JSON file (path or text) or an already-parsed object/list."""
     data: Any = source
@@ -343,6 +355,9 @@ def parse_refresh_config(source: str | Path | Mapping[str, Any] | list[Any]) -> 
         backend = parse_backend(raw, config, position)
         if backend is not None:
             config.backends.append(backend)
+            config.entries[backend.id] = copy.deepcopy(dict(raw))
+        elif _is_cache_backend(raw):
+            config.cache_entries.append(copy.deepcopy(dict(raw)))
     if not config.backends:
         raise ConfigError(f"{origin} holds no data backend (every entry was skipped or disabled)")
     ids = [b.id for b in config.backends]

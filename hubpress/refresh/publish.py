@@ -56,15 +56,19 @@ _COLUMN_ORDER = ("image", "video", "audio", "width", "height", "num_frames", "fp
 
 
 def published_features(config: RefreshConfig) -> Any:
-    """The published columns: media first, then captions, size, source_index (and backend_id when
-    several backends are mixed); the editing schema exactly when an `editing` mapping is used."""
+    """The published columns: media first, then captions, size, source_index (and backend_id and
+    collection when several backends are mixed); the editing schema when an `editing` mapping is
+    used (with collection when mixed)."""
     from datasets import Audio, Features, Value
 
     from hubpress.shards.editing import editing_features
 
-    if is_editing(config):
-        return editing_features()
     mixed = len(config.backends) > 1
+    if is_editing(config):
+        features = editing_features()
+        if mixed:
+            features[simpletuner.COLLECTION_COLUMN] = Value("string")
+        return features
     raw = output_features(config.backends[0], with_backend_id=mixed)
     if "audio" in raw:
         raw["audio"] = Audio(decode=False)  # same storage as the bytes/path struct, decoded by datasets
@@ -73,7 +77,10 @@ def published_features(config: RefreshConfig) -> Any:
         raw[name] = Value("string")
     media = [c for c in ("image", "video", "audio") if c in raw]
     rest = [c for c in _COLUMN_ORDER if c in raw and c not in media]
-    order = media + captions + rest + ["source_index"] + (["backend_id"] if mixed else [])
+    order = media + captions + rest + ["source_index"]
+    if mixed:  # which backend a row came from; `collection` is the name SimpleTuner's filter_func reads
+        raw[simpletuner.COLLECTION_COLUMN] = Value("string")
+        order += ["backend_id", simpletuner.COLLECTION_COLUMN]
     return Features({name: raw[name] for name in order})
 
 
@@ -163,12 +170,13 @@ def build_refresh(
     rows = read_rows(config, options.seed, options.stopping, token, endpoint)
     source_indices: list[int] = []
     backend_ids: list[str] = []
-    mixed = "backend_id" in features
+    mixed = len(config.backends) > 1
 
     def to_table(group: list[dict[str, Any]]) -> pa.Table:
         source_indices.extend(row["source_index"] for row in group)
         if mixed:
             backend_ids.extend(row["backend_id"] for row in group)
+            group = [{**row, simpletuner.COLLECTION_COLUMN: row["backend_id"]} for row in group]
         group = [simpletuner.published_row(row, caption_names) for row in group]
         columns = {name: [row.get(name) for row in group] for name in out_names}
         return pa.Table.from_pydict(columns, schema=features.arrow_schema)
