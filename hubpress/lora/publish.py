@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from hubpress.errors import ConfigError
+from hubpress.lora.loaders import PEFT_WEIGHT_NAME
 from hubpress.lora.model_card import render_model_card
 from hubpress.lora.release import (
     Checkpoint,
@@ -85,9 +86,12 @@ def prepare_lora(
     """Validate and hash everything a LoRA publish will send. Raises before any network call."""
     weights = find_weights(src_path)
     info = inspect_safetensors(weights)
-    weight_name = remote_name or DEFAULT_WEIGHT_NAME
     extra_files = dict(extra_files or {})
     adapter_config = adapter_config_beside(weights)
+    # A PEFT adapter folder keeps PEFT's names: PeftModel.from_pretrained and load_peft_weights look
+    # for exactly adapter_model.safetensors beside adapter_config.json (hubpress.lora.loaders).
+    default_name = PEFT_WEIGHT_NAME if adapter_config is not None else DEFAULT_WEIGHT_NAME
+    weight_name = remote_name or default_name
     if adapter_config is not None:  # PEFT's config travels with its weights, and is checked against them
         info = apply_adapter_config(info, adapter_config)
         if ADAPTER_CONFIG not in extra_files.values():
@@ -138,6 +142,7 @@ def card_for(bundle: LoraBundle, repo_id: str, base_model: str | None, license: 
         sample_images=bundle.sample_images or None,
         weight_name=bundle.weight_name,
         provenance=provenance,
+        with_adapter_config=any(f.path == ADAPTER_CONFIG for f in bundle.files),
     )
 
 
@@ -182,7 +187,7 @@ def prepare_release(output_uri: str, select: str, settings: Settings) -> Prepare
                 source.get_file(rel, local)
                 staged.append(staging.add_file(fingerprint, f.path_in_repo, local))
         staged = staging.complete(fingerprint, staged)
-    weights = next(f for f in staged if f.path == DEFAULT_WEIGHT_NAME)
+    weights = next(f for f in staged if f.path in (DEFAULT_WEIGHT_NAME, PEFT_WEIGHT_NAME))
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="hubpress-inspect-") as tmp:
@@ -192,7 +197,7 @@ def prepare_release(output_uri: str, select: str, settings: Settings) -> Prepare
     bundle = LoraBundle(
         files=staged,
         info=info,
-        weight_name=DEFAULT_WEIGHT_NAME,
+        weight_name=weights.path,
         training_config=config,
         sample_images=samples,
     )

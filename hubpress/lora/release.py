@@ -29,13 +29,14 @@ from typing import Any
 import yaml
 
 from hubpress.errors import SourceError
+from hubpress.lora.loaders import PEFT_CONFIG_NAME, PEFT_WEIGHT_NAME
 from hubpress.lora.metrics import parse_metrics
 from hubpress.lora.weights import DEFAULT_WEIGHT_NAME, PICKLE_SUFFIXES
 from hubpress.settings import Settings
 from hubpress.storage import names
 from hubpress.storage.files import open_storage
 
-WEIGHT_NAMES = (DEFAULT_WEIGHT_NAME, "adapter_model.safetensors")
+WEIGHT_NAMES = (DEFAULT_WEIGHT_NAME, PEFT_WEIGHT_NAME)
 CONFIG_NAMES = (
     "train_config.yaml",
     "config.yaml",
@@ -74,6 +75,7 @@ class Checkpoint:
     directory: str  # relpath of the checkpoint directory ("" for final weights)
     is_final: bool = False
     samples: tuple[OutputFile, ...] = ()
+    adapter_config: OutputFile | None = None  # PEFT's adapter_config.json beside the weights
     problem: str | None = None  # why `weights` is None
 
 
@@ -273,6 +275,7 @@ def build_training_output(
                 directory=directory,
                 samples=_sample_files(members, directory),
                 problem=problem,
+                adapter_config=_adapter_config(children),
             )
         )
     checkpoints.sort(key=lambda c: (c.step, c.directory))
@@ -288,7 +291,13 @@ def build_training_output(
         final_step = global_step if global_step is not None else max(known, default=None)
         checkpoints.append(
             Checkpoint(
-                name="final", step=final_step, weights=weights, directory="", is_final=True, problem=problem
+                name="final",
+                step=final_step,
+                weights=weights,
+                directory="",
+                is_final=True,
+                problem=problem,
+                adapter_config=_adapter_config(top),
             )
         )
 
@@ -335,12 +344,24 @@ def _config_repo_name(config: OutputFile) -> str:
     return "train_config.json" if config.name.lower().endswith(".json") else "train_config.yaml"
 
 
+def _adapter_config(children: list[OutputFile]) -> OutputFile | None:
+    return next((f for f in children if f.name == PEFT_CONFIG_NAME), None)
+
+
 def release_files(output: TrainingOutput, checkpoint: Checkpoint) -> list[ReleaseFile]:
-    """Weights as pytorch_lora_weights.safetensors, the config as train_config.yaml/json, sample
-    images under samples/ (the checkpoint's own, else the top-level ones for its step)."""
+    """Weights as pytorch_lora_weights.safetensors (a PEFT adapter, adapter_model.safetensors with its
+    adapter_config.json, keeps PEFT's names), the config as train_config.yaml/json, sample images
+    under samples/ (the checkpoint's own, else the top-level ones for its step)."""
     weights = usable(checkpoint).weights
     assert weights is not None
-    files = [ReleaseFile(weights.uri, DEFAULT_WEIGHT_NAME, weights.size, weights.version)]
+    adapter = checkpoint.adapter_config if weights.name == PEFT_WEIGHT_NAME else None
+    files = [
+        ReleaseFile(
+            weights.uri, PEFT_WEIGHT_NAME if adapter else DEFAULT_WEIGHT_NAME, weights.size, weights.version
+        )
+    ]
+    if adapter is not None:
+        files.append(ReleaseFile(adapter.uri, PEFT_CONFIG_NAME, adapter.size, adapter.version))
     if output.config is not None:
         c = output.config
         files.append(ReleaseFile(c.uri, _config_repo_name(c), c.size, c.version))
