@@ -142,7 +142,9 @@ def decide(row: Mapping[str, Any], cfg: HuggingfaceBackend, image_size_fn: SizeF
     """Caption and filters for one row. With image_size_fn=None header-based size checks are deferred."""
     captions = editing_prompt(row, cfg)
     keep, reasons = passes_filters(row, cfg, image_size_fn)
-    if captions is None:
+    # An editing row with an empty or null prompt is kept, its prompt "": the rule publish-dataset
+    # follows (qflux's ImageDataset trains on it; docs/layouts.md). Other rows need a caption.
+    if captions is None and cfg.editing is None:
         reasons = [*reasons, "no_caption"]
         keep = False
     return Decision(keep, reasons, captions)
@@ -168,7 +170,7 @@ def process_rows(
             # A row whose media cannot be read is reported and left out, never a crash mid-stream.
             report.drop(index, [f"unreadable_{cfg.dataset_type}"])
             continue
-        report.keep()
+        report.keep(empty_prompt=cfg.editing is not None and not out["prompt"])
         yield out
 
 
