@@ -63,6 +63,16 @@ class DatasetCardInfo:
     dataset_info: dict[str, Any] | None = None
 
 
+# The card lists splits in this order, then any other in name order: load_dataset returns a
+# DatasetDict in the card's order, and qflux's own upload (a DatasetDict of train, then test) puts train first.
+SPLIT_ORDER = ("train", "validation", "test")
+
+
+def split_order(names: Iterable[str]) -> list[str]:
+    """Split names as the card lists them: train, validation, test, then the rest by name."""
+    return sorted(names, key=lambda n: (SPLIT_ORDER.index(n) if n in SPLIT_ORDER else len(SPLIT_ORDER), n))
+
+
 def summarize_split(
     split: str, samples: Iterable[Sample], shards: Iterable[BuiltShard], examples: int = EXAMPLES_PER_SPLIT
 ) -> SplitSummary:
@@ -309,5 +319,6 @@ __all__ = [
     "build_manifest",
     "card_metadata",
     "render_dataset_card",
+    "split_order",
     "summarize_split",
 ]

@@ -20,6 +20,7 @@ from hubpress.shards.card import (
     build_manifest,
     dataset_info_yaml,
     render_dataset_card,
+    split_order,
     summarize_split,
 )
 from hubpress.shards.shards import BuiltShard, ShardPlan, StagedShard, plan_shards
@@ -101,7 +102,7 @@ class StagedDataset:
 def card_info_for(report: IntakeReport, built: list[BuiltShard], options: dict[str, Any]) -> DatasetCardInfo:
     splits = tuple(
         summarize_split(name, report.splits[name].samples, [b for b in built if b.split == name])
-        for name in sorted(report.splits)
+        for name in split_order(report.splits)
         if report.splits[name].samples
     )
     return DatasetCardInfo(

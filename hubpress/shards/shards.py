@@ -43,7 +43,8 @@ from hubpress.targets.plan import StagedFile
 # Bump when the bytes a plan produces change (columns, writer options, boundaries): it is part of
 # every name. 2: shards end where the boundary rule shared with refresh says (hubpress.shards.boundaries).
 # 3: no min/max statistics for image bytes (hubpress.shards.parquet.writer_options).
-SHARD_FORMAT = 3
+# 4: image `path` fields keep the source file names, as qflux's upload does (editing.image_file_name).
+SHARD_FORMAT = 4
 
 # Rough per-row overhead beyond image bytes and strings (offsets, validity, struct paths).
 _ROW_OVERHEAD = 128
