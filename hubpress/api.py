@@ -81,7 +81,9 @@ def load_editing_dataset(
     if is_local_target(repo_id) or Path(repo_id).is_dir():
         return datasets.load_dataset(str(local_path(repo_id)), split=split, **kwargs)
     from hubpress.settings import resolve_token
+    from hubpress.targets import hub_http
 
+    hub_http.install()
     resolved = token or resolve_token().value
     return datasets.load_dataset(repo_id, split=split, revision=revision, token=resolved or None, **kwargs)
 

@@ -55,6 +55,20 @@ class Settings(BaseSettings):
         default=None, description="Name of a prefect-aws AwsCredentials block to use for S3."
     )
     s3_max_attempts: int = Field(default=8, description="botocore retry attempts (adaptive mode).")
+    # The deadline policy of every outbound call (hubpress.deadlines; docs/reliability.md).
+    connect_timeout: float = Field(default=10.0, gt=0, description="Seconds to open a connection (Hub, S3).")
+    read_timeout: float = Field(
+        default=60.0, gt=0, description="Longest silence, in seconds, inside an answer (Hub, S3)."
+    )
+    request_deadline: float = Field(
+        default=120.0,
+        gt=0,
+        description="Seconds one request may take to be answered, and again to send its body, "
+        "plus its declared size at min_transfer_rate (Hub and upstream datasets).",
+    )
+    min_transfer_rate: float = Field(
+        default=256 * 1024, gt=0, description="Slowest transfer, in bytes per second, a deadline allows for."
+    )
     hub_max_concurrency: int = Field(default=4, description="Parallel Hub requests (uploads, hashes).")
     build_concurrency: int = Field(
         default_factory=lambda: os.cpu_count() or 1,

@@ -157,3 +157,17 @@ def run_cli(*args: str) -> tuple[int, str, str]:
         except SystemExit as exc:
             code = int(exc.code or 0)
     return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture
+def hostile_proxy(hub, monkeypatch):
+    """tests/hostileproxy.py in front of the test Hub, with HF_ENDPOINT pointing at it and
+    hubpress's deadlines short (a request must be answered within 3 s): faults are armed per test."""
+    from tests.hostileproxy import HostileProxy
+
+    proxy = HostileProxy(hub.url, interval=0.5).start()
+    monkeypatch.setenv("HF_ENDPOINT", proxy.url)
+    monkeypatch.setenv("HUBPRESS_REQUEST_DEADLINE", "3")
+    monkeypatch.setenv("HUBPRESS_READ_TIMEOUT", "30")
+    yield proxy
+    proxy.stop()

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, BinaryIO
 
 from hubpress.lora.header import InvalidWeightsError, SafetensorsHeader, TensorEntry, read_scalar
+from hubpress.parsers import load_json
 
 
 class NotALoraError(InvalidWeightsError):
@@ -149,7 +150,7 @@ def _alphas_from_metadata(metadata: dict[str, str]) -> set[float]:
             pass
     # diffusers stores the PEFT LoraConfig as JSON under lora_adapter_metadata.
     try:
-        adapter = json.loads(metadata.get("lora_adapter_metadata", ""))
+        adapter = load_json(metadata.get("lora_adapter_metadata", ""), "lora_adapter_metadata")
     except ValueError:
         adapter = None
     if isinstance(adapter, dict):

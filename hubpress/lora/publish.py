@@ -36,10 +36,12 @@ from hubpress.lora.weights import (
     find_weights,
     inspect_safetensors,
 )
+from hubpress.parsers import MAX_DOCUMENT_BYTES
 from hubpress.settings import Settings
 from hubpress.shards.staging import Staging
 from hubpress.storage import names
 from hubpress.storage.hashcache import HashCache
+from hubpress.storage.regular import read_regular
 from hubpress.targets.plan import StagedFile, git_blob_oid
 
 log = logging.getLogger("hubpress.lora")
@@ -119,7 +121,7 @@ def prepare_lora(
         }:
             from hubpress.lora.release import parse_training_config
 
-            config = parse_training_config(Path(local).read_bytes(), local)
+            config = parse_training_config(read_regular(local, MAX_DOCUMENT_BYTES), local)
     return LoraBundle(
         files=files,
         info=info,

@@ -26,15 +26,14 @@ import re
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-import yaml
-
 from hubpress.errors import SourceError
 from hubpress.lora.loaders import PEFT_CONFIG_NAME, PEFT_WEIGHT_NAME
 from hubpress.lora.metrics import parse_metrics
 from hubpress.lora.weights import DEFAULT_WEIGHT_NAME, PICKLE_SUFFIXES
+from hubpress.parsers import MAX_DOCUMENT_BYTES, MAX_METRICS_BYTES, ParseLimitError, load_json, load_yaml
 from hubpress.settings import Settings
 from hubpress.storage import names
-from hubpress.storage.files import open_storage
+from hubpress.storage.files import UNLISTED, open_storage
 
 WEIGHT_NAMES = (DEFAULT_WEIGHT_NAME, PEFT_WEIGHT_NAME)
 CONFIG_NAMES = (
@@ -144,9 +143,12 @@ def default_tag(checkpoint: Checkpoint) -> str:
 def discover_training_output(uri: str, settings: Settings | None = None) -> TrainingOutput:
     """One listing of the output, plus reads of its (small) metrics files."""
     storage = open_storage(uri, settings)
-    listed = list(storage.list())
+    listed = list(storage.list(report_unlisted=True))
     if not listed:
         raise SourceError(f"{uri} is empty or does not exist: expected a training output directory.")
+    # Devices, FIFOs, sockets and links that loop or dangle: reported, never read.
+    unread = [f"{f.relpath!r} {f.version}; left out" for f in listed if f.size == UNLISTED]
+    listed = [f for f in listed if f.size != UNLISTED]
     unsafe = [f"{f.relpath!r} {names.why_unsafe(f.relpath)}; left out" for f in listed]
     unsafe = [u for f, u in zip(listed, unsafe, strict=True) if not names.is_safe(f.relpath)]
     files = [
@@ -155,10 +157,18 @@ def discover_training_output(uri: str, settings: Settings | None = None) -> Trai
         if names.is_safe(f.relpath)
     ]
     wanted = metric_files_to_read(files)
-    texts = {relpath: storage.read_bytes(relpath) for relpath in wanted}
+    sizes = {f.relpath: f.size for f in files}
+    too_big = [
+        f"{p!r} is over the {MAX_METRICS_BYTES:,}-byte limit for metrics; not read"
+        for p in wanted
+        if sizes[p] > MAX_METRICS_BYTES
+    ]
+    texts = {
+        relpath: storage.read_bytes(relpath) for relpath in wanted if sizes[relpath] <= MAX_METRICS_BYTES
+    }
     output = build_training_output(storage.root, files, texts)
-    if unsafe:  # reported, never dropped silently, never joined to a path
-        output = replace(output, problems=(*output.problems, *unsafe))
+    if unsafe or unread or too_big:  # reported, never dropped silently, never joined to a path
+        output = replace(output, problems=(*output.problems, *unread, *unsafe, *too_big))
     return output
 
 
@@ -378,11 +388,9 @@ def release_files(output: TrainingOutput, checkpoint: Checkpoint) -> list[Releas
 def parse_training_config(data: bytes, name: str) -> dict[str, Any]:
     """A training config's content (YAML or JSON), for the model card's summary."""
     try:
-        doc = json.loads(data) if name.lower().endswith(".json") else yaml.safe_load(data)
-    except (ValueError, yaml.YAMLError) as exc:
-        raise SourceError(
-            f"{name} cannot be parsed: {exc}. Fix the file or release without a config summary."
-        )
+        doc = load_json(data, name) if name.lower().endswith(".json") else load_yaml(data, name)
+    except ParseLimitError as exc:
+        raise SourceError(f"{exc} Fix the file or release without a config summary.") from None
     if doc is None:
         return {}
     if not isinstance(doc, dict):
@@ -394,5 +402,10 @@ def load_training_config(output: TrainingOutput, settings: Settings | None = Non
     """The parsed training config, or None when the output has none."""
     if output.config is None:
         return None
+    if output.config.size > MAX_DOCUMENT_BYTES:
+        raise SourceError(
+            f"{output.config.relpath} is larger than the {MAX_DOCUMENT_BYTES:,}-byte limit for a document. "
+            "Fix the file or release without a config summary."
+        )
     storage = open_storage(output.root, settings)
     return parse_training_config(storage.read_bytes(output.config.relpath), output.config.relpath)

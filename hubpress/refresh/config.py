@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import copy
 import difflib
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from hubpress.errors import ConfigError
+from hubpress.parsers import MAX_DOCUMENT_BYTES, load_json
 from hubpress.refresh.backends import (
     SUPPORTED_TYPES,
     TRAINING_ONLY_KEYS,
@@ -36,6 +36,7 @@ from hubpress.refresh.backends import (
     LocalBackend,
     VideoConfig,
 )
+from hubpress.storage.regular import read_regular
 
 __all__ = [
     "CompositeImageConfig",
@@ -334,19 +335,14 @@ def parse_refresh_config(source: str | Path | Mapping[str, Any] | list[Any]) -> 
         path = Path(source)
         if not path.is_file():
             raise ConfigError(f"Refresh configuration {str(path)!r} does not exist or is not a file")
-        text = path.read_text(encoding="utf-8")
+        text = read_regular(path, max_bytes=MAX_DOCUMENT_BYTES)
         origin = str(path)
     elif isinstance(source, str):
         text, origin = source, "the configuration text"
     else:
         text, origin = None, "the configuration"
     if text is not None:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(
-                f"{origin} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-            ) from None
+        data = load_json(text, origin)
     entries = [data] if isinstance(data, Mapping) else data
     if not isinstance(entries, list) or not entries:
         raise ConfigError(f"{origin} must hold a backend object or a non-empty list of them")

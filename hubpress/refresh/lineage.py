@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from hubpress.errors import SourceError
+from hubpress.parsers import load_json
 from hubpress.refresh.config import HuggingfaceBackend, LocalBackend, RefreshConfig
 from hubpress.refresh.local import IMAGE_SUFFIXES
 from hubpress.refresh.mix import DEFAULT_STOPPING, Stopping
@@ -109,7 +110,7 @@ def unchanged_manifest(
     if not manifest_text:
         return None
     try:
-        manifest = json.loads(manifest_text)
+        manifest = load_json(manifest_text, "the target's manifest.json")
     except ValueError:
         return None
     if not isinstance(manifest, dict) or manifest.get("config_fingerprint") != config_fp:

@@ -40,6 +40,10 @@ CACHE_FORMAT = 1
 
 
 def _endpoint(endpoint: str | None) -> str:
+    """The upstream Hub; every upstream read asks for it first, so the deadlines are in place."""
+    from hubpress.targets import hub_http
+
+    hub_http.install()
     return (endpoint or get_settings().endpoint()).rstrip("/")
 
 

@@ -16,6 +16,7 @@ from hubpress.settings import Settings
 from hubpress.sources.models import FileRef
 from hubpress.sources.validation import decode_pool, decode_problem, default_workers
 from hubpress.storage.files import Storage, is_s3, open_storage
+from hubpress.storage.regular import open_regular
 
 
 class SourceReader:
@@ -50,7 +51,7 @@ class SourceReader:
                 if exc.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
                     raise FileNotFoundError(ref.uri) from exc
                 raise
-        with open(ref.uri, "rb") as fh:
+        with open_regular(ref.uri) as fh:
             return fh.read()
 
     def __call__(self, ref: FileRef) -> bytes:
@@ -96,7 +97,7 @@ class SourceReader:
 
     @staticmethod
     def _local_unchanged(ref: FileRef) -> bytes:
-        with open(ref.uri, "rb") as fh:
+        with open_regular(ref.uri) as fh:
             before = os.fstat(fh.fileno())
             data = fh.read()
             after = os.fstat(fh.fileno())
@@ -129,7 +130,7 @@ def _decoders() -> Executor:
 def decode_file_problem(path: str, fmt: str | None, size: int, version: str | None) -> str | None:
     """decode_problem for a local file the build has just read, in a decode process; the file
     must still be the one validated (its size and mtime), else _CHANGED."""
-    with open(path, "rb") as fh:
+    with open_regular(path) as fh:
         data = fh.read()
         st = os.fstat(fh.fileno())
     if version is not None and (_version(st, version) != version or len(data) != size):

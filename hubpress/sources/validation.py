@@ -42,6 +42,7 @@ from hubpress.sources.formats import DEFAULT_MAX_PIXELS, PIL_FORMAT, SUPPORTED_F
 from hubpress.sources.models import FileRef, Sample
 from hubpress.storage.files import Storage, is_s3, open_storage
 from hubpress.storage.hashcache import HashCache
+from hubpress.storage.regular import NotRegularFile, open_regular
 
 # Bump when what a cached fact means changes: older entries are then checked again.
 FACTS_VERSION = 2  # 2: EXIF orientation
@@ -323,10 +324,12 @@ def _read(storage: Storage, job: FileJob) -> tuple[bytes | None, FileFacts | Non
                 error="path_outside_root", detail=f"a symlink that leaves the source root (-> {real})"
             )
         try:
-            with open(real, "rb") as fh:
+            with open_regular(real) as fh:
                 return fh.read(), None
         except FileNotFoundError:
             return None, FileFacts(error="missing_file", detail="listed, but gone before it could be read")
+        except NotRegularFile as exc:  # swapped for a device or FIFO after the listing
+            return None, FileFacts(error="undecodable_image", detail=str(exc))
         except OSError as exc:
             return None, FileFacts(error="undecodable_image", detail=f"cannot read: {exc.strerror or exc}")
     from botocore.exceptions import ClientError

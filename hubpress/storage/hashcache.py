@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from hubpress.errors import ConfigError
+from hubpress.storage.regular import open_regular
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS facts (
@@ -52,7 +53,7 @@ def _sqlite_errors(path: Path | None) -> Iterator[None]:
 
 def sha256_file(path: str | os.PathLike[str]) -> str:
     digest = hashlib.sha256()
-    with open(path, "rb", buffering=0) as fh:
+    with open_regular(path) as fh:  # a /dev/zero link in a tree would be hashed forever
         while chunk := fh.read(CHUNK):
             digest.update(chunk)
     return digest.hexdigest()

@@ -53,6 +53,9 @@ class HubRepo:
     def __init__(self, repo_id: str, repo_type: RepoType, settings: Settings, token: ResolvedToken):
         from huggingface_hub import HfApi
 
+        from hubpress.targets import hub_http
+
+        hub_http.install(settings)
         self.repo_id = repo_id
         self.repo_type = repo_type
         self.settings = settings
