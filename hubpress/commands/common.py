@@ -113,6 +113,9 @@ def run_flow(run: Callable[[], Any], as_json: bool) -> Any:
 
 
 def emit_result(result: dict[str, Any], as_json: bool, source: str | None = None) -> None:
+    if not as_json:  # names of the target the gate refused: one line each (--json lists them)
+        for line in result.get("refused_names") or ():
+            typer.secho(f"warning: {line}", err=True, fg=typer.colors.YELLOW)
     if as_json:
         typer.echo(json.dumps(result, sort_keys=True, default=str))
         return

@@ -57,12 +57,12 @@ __all__ = [
 
 
 def _image_value(value: Any) -> dict[str, Any] | None:
+    """A media value as published. Only bytes in hand count: a path is never read here (the
+    upstream reader fetched what the name gate allowed, hubpress.refresh.media)."""
     if value is None:
         return None
     if isinstance(value, Mapping):
         data = value.get("bytes")
-        if data is None and value.get("path") and Path(value["path"]).is_file():
-            data = Path(value["path"]).read_bytes()
         return {"bytes": data, "path": value.get("path")} if data is not None else None
     if isinstance(value, (bytes, bytearray)):
         return {"bytes": bytes(value), "path": None}

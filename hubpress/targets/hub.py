@@ -19,6 +19,7 @@ from typing import Any
 from hubpress.errors import PublishError, disk_error
 from hubpress.settings import ResolvedToken, Settings
 from hubpress.shards.parquet_footer import ParquetFooter, read_footer
+from hubpress.storage.names import split_remote_paths
 from hubpress.targets import hub_upload
 from hubpress.targets.base import CommitConflict, CommitResult, RemoteState, RepoType
 from hubpress.targets.blob_texts import BlobTexts
@@ -152,11 +153,14 @@ class HubRepo:
                 self.api.list_repo_tree(self.repo_id, recursive=True, revision=head, repo_type=self.repo_type)
             )
 
-        files = {}
-        for entry in self._retry("list files of", tree):
-            if isinstance(entry, RepoFile):
-                files[entry.path] = _remote_file(entry)
-        return RemoteState(exists=True, head=head, files=files)
+        listed = [e for e in self._retry("list files of", tree) if isinstance(e, RepoFile)]
+        # Every name the listing carries passes the name gate: a `../x` or `/etc/x` entry is left
+        # out (never planned, deleted or read) and reported in one line.
+        kept, refused = split_remote_paths([e.path for e in listed], what=f"{self.description} lists")
+        allowed = set(kept)
+        files = {e.path: _remote_file(e) for e in listed if e.path in allowed}
+        lines = tuple(f"{exc} It is ignored." for exc in refused)
+        return RemoteState(exists=True, head=head, files=files, refused=lines)
 
     def read_text(self, path: str, revision: str, git_oid: str | None = None) -> str | None:
         """A small text file of the repo at `revision`. With the file's git blob id (from the tree

@@ -5,7 +5,6 @@ verify. Shared by datasets, LoRA releases and refreshes; the flows wrap these st
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import tempfile
 from collections.abc import Callable, Iterator
@@ -26,6 +25,7 @@ from hubpress.targets.base import (
 )
 from hubpress.targets.limits import check_limits
 from hubpress.targets.local import LocalDir, staged_text
+from hubpress.targets.ownership import owned_files
 from hubpress.targets.plan import PublishPlan, StagedFile, make_plan
 
 log = logging.getLogger("hubpress.publish")
@@ -50,19 +50,6 @@ def open_target(
     return HubRepo(target, repo_type, settings, resolved)
 
 
-def owned_paths(manifest_text: str | None) -> set[str]:
-    """Paths hubpress wrote in the previous publish, from its manifest.json (`files`)."""
-    if not manifest_text:
-        return set()
-    try:
-        data = json.loads(manifest_text)
-    except ValueError:
-        return set()
-    files = data.get("files", {}) if isinstance(data, dict) else {}
-    owned = set(files) if isinstance(files, dict) else {f.get("path") for f in files if isinstance(f, dict)}
-    return {p for p in owned if isinstance(p, str)} | {MANIFEST}
-
-
 @dataclass(slots=True)
 class PublishOutcome:
     target: str
@@ -77,6 +64,7 @@ class PublishOutcome:
     dry_run: bool = False
     notes: list[str] = field(default_factory=list)
     already_present: tuple[str, ...] = ()  # committed, but their content was on the target already
+    refused: list[str] = field(default_factory=list)  # names of the target the gate refused, one line each
 
     @property
     def uploaded_files(self) -> list[str]:
@@ -113,6 +101,7 @@ class PublishOutcome:
             "deleted_files": [c.path for c in self.plan.of("deleted")] if self.commit else [],
             "plan": self.plan.summary(),
             "attempts": self.attempts,
+            "refused_names": list(self.refused),
         }
 
 
@@ -239,7 +228,9 @@ def publish_files(
             manifest_text, existing_card = _read_both(
                 target, state, MANIFEST if allow_deletes else None, CARD if card is not None else None
             )
-            owned = owned_paths(manifest_text) if allow_deletes else set()
+            # Only files hubpress provably wrote may go (hubpress.targets.ownership).
+            ownership = owned_files(manifest_text if allow_deletes else None, state.files)
+            owned = ownership.deletable
             files = list(staged)
             if card is not None:
                 card_file, _ = staged_text(CARD, card(existing_card), scratch)
@@ -253,6 +244,9 @@ def publish_files(
             )
             if revision_missing:
                 outcome.notes.append(f"revision {revision!r} does not exist yet; it will be created")
+            outcome.refused = [*state.refused, *ownership.refused]
+            for line in outcome.refused if attempt == 1 else ():
+                log.warning("%s", line)
             if tag:
                 _check_tag_free(target, tag, head if plan.is_noop else None, target_name)
             if dry_run:
