@@ -70,6 +70,11 @@ class Settings(BaseSettings):
         default=256 * 1024, gt=0, description="Slowest transfer, in bytes per second, a deadline allows for."
     )
     hub_max_concurrency: int = Field(default=4, description="Parallel Hub requests (uploads, hashes).")
+    hub_max_wait_seconds: float = Field(
+        default=300.0,
+        ge=0,
+        description="Longest wait a 429/503 answer (RateLimit, Retry-After) is honoured for; longer stops the call.",
+    )
     build_concurrency: int = Field(
         default_factory=lambda: os.cpu_count() or 1,
         description="Shards built at once per process; each holds one row group in memory.",

@@ -16,6 +16,7 @@ from hubpress.settings import Settings
 from hubpress.shards.pipeline import StagedDataset, card_renderer, reuse_stage, stage_build, verify_published
 from hubpress.shards.staging import Staging
 from hubpress.targets.hub import HubRepo
+from hubpress.targets.hub_waits import HubRateLimited
 from hubpress.targets.plan import StagedFile
 from hubpress.targets.publish import PublishOutcome, publish_files
 from hubpress.targets.retries import NO_CACHE, TRANSIENT_RETRIES
@@ -58,11 +59,11 @@ def preupload_task(target: HubRepo, file: StagedFile) -> bool:
 
     Best effort, because the publish step uploads whatever is not there yet with its own retries
     and messages: a failure here is a warning, except a refused token, which would only fail
-    again there after every shard was built."""
+    again there after every shard was built, or a wait the Hub asks for beyond hubpress's bound."""
     try:
         target.preupload(file, file.source)
         return True
-    except HubAccessError:
+    except (HubAccessError, HubRateLimited):
         raise
     except Exception as exc:  # noqa: BLE001 - any other failure is retried by the publish step
         get_run_logger().warning("Early upload of %s failed (%s); the publish step sends it.", file.path, exc)

@@ -26,6 +26,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote, urlencode
 
+from . import multipart as multipart_uploads
+from . import scopes
 from .errors import (
     BadRequest,
     Conflict,
@@ -64,6 +66,7 @@ _WEB_REPO = r"(?:/(?P<prefix>datasets|spaces))?/(?P<ns>[^/]+)/(?P<name>[^/]+?)"
 class Identity:
     user: str
     role: str  # "write" | "read"
+    read_only: frozenset[str] = frozenset()  # "type/ns/name" repos this token may only read (scopes.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,9 +134,13 @@ class HubApp:
         accounting: Accounting,
         transfer: TransferSettings,
         orgs: dict[str, set[str]] | None = None,
+        read_only: dict[str, set[str]] | None = None,
     ) -> None:
         self.store = store
-        self.tokens = {token: Identity(user, role) for token, (user, role) in tokens.items()}
+        self.tokens = {
+            token: Identity(user, role, frozenset((read_only or {}).get(token, ())))
+            for token, (user, role) in tokens.items()
+        }
         self.orgs = {user: set(names) for user, names in (orgs or {}).items()}  # user -> orgs
         self.accounting = accounting
         self.transfer = transfer
@@ -224,6 +231,7 @@ class HubApp:
             raise Forbidden("This token has the read role: writing needs a write token")
         if not self.may_write_in(identity, repo_id.split("/", 1)[0]) and not pull_request:
             raise Forbidden(f"{identity.user} may not write to {repo_id}: open a pull request instead")
+        scopes.check_not_read_only(identity.read_only, repo_type, repo_id, pull_request)
         return repo
 
     def may_write_in(self, identity: Identity, namespace: str) -> bool:
@@ -251,7 +259,11 @@ class HubApp:
                 "orgs": [{"type": "org", "name": org} for org in sorted(self.orgs.get(identity.user, ()))],
                 "auth": {
                     "type": "access_token",
-                    "accessToken": {"displayName": f"{identity.user}-{identity.role}", "role": identity.role},
+                    "accessToken": scopes.fine_grained(
+                        identity.user, identity.role, self.orgs.get(identity.user, set()), identity.read_only
+                    )
+                    if identity.read_only
+                    else {"displayName": f"{identity.user}-{identity.role}", "role": identity.role},
                 },
             }
         )
@@ -498,11 +510,15 @@ class HubApp:
             if multipart and size > self.transfer.multipart_threshold:
                 chunk = self.transfer.multipart_chunk_size
                 header = {"chunk_size": str(chunk)}
+                upload_id = multipart_uploads.new_upload_id()  # this uploader's parts are kept apart
                 for number in range(1, math.ceil(size / chunk) + 1):
-                    header[str(number)] = self._signed_url(
-                        request, "PUT", f"{base}/{oid}/part/{number}", size
+                    header[str(number)] = multipart_uploads.with_upload_id(
+                        self._signed_url(request, "PUT", f"{base}/{oid}/part/{number}", size), upload_id
                     )
-                upload = {"href": self._signed_url(request, "POST", f"{base}/{oid}", size), "header": header}
+                href = multipart_uploads.with_upload_id(
+                    self._signed_url(request, "POST", f"{base}/{oid}", size), upload_id
+                )
+                upload = {"href": href, "header": header}
             else:
                 upload = {"href": self._signed_url(request, "PUT", f"{base}/{oid}", size)}
             objects.append(
@@ -553,7 +569,7 @@ class HubApp:
     def lfs_upload_part(self, request: Request) -> Response:
         self._check_signature(request)
         repo = self._lfs_repo(request)
-        parts = repo.lfs_parts_dir(request.params["oid"])
+        parts = repo.lfs_parts_dir(multipart_uploads.parts_key(request))
         parts.mkdir(parents=True, exist_ok=True)
         number = int(request.params["part"])
         if number < 1:
@@ -592,7 +608,7 @@ class HubApp:
         repo = self._lfs_repo(request)
         oid = request.params["oid"]
         payload = request.json()
-        parts_dir = repo.lfs_parts_dir(oid)
+        parts_dir = repo.lfs_parts_dir(multipart_uploads.parts_key(request))
         parts = sorted(
             (payload.get("parts") or []) if isinstance(payload, dict) else [], key=lambda x: x["partNumber"]
         )

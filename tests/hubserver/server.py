@@ -27,6 +27,7 @@ class HubServer:
     tokens maps a bearer token to (user name, "write" | "read"); orgs maps a user to the orgs it
     belongs to. As on the Hub, a write token creates and writes repos only in its user's namespace
     and its orgs (403 elsewhere); the owner's tokens (read or write) see its private repos.
+    read_only maps a token to repos ("dataset/ns/name") it may only read (tests/hubserver/scopes.py).
     """
 
     def __init__(
@@ -39,6 +40,7 @@ class HubServer:
         multipart_chunk_size: int = 8 * 1024 * 1024,
         orgs: dict[str, set[str]] | None = None,
         link: Link | None = None,
+        read_only: dict[str, set[str]] | None = None,
     ) -> None:
         for _user, role in (tokens or {}).values():
             if role not in ("read", "write"):
@@ -52,7 +54,7 @@ class HubServer:
         )
         self._accounting = Accounting()
         self._faults = FaultPlan()
-        self.app = HubApp(self.store, dict(tokens or {}), self._accounting, self.transfer, orgs)
+        self.app = HubApp(self.store, dict(tokens or {}), self._accounting, self.transfer, orgs, read_only)
         self._connections = Connections()
         # Latency and a shared rate for bodies (--latency-ms, --mbytes-per-s); none by default.
         self.link = link or Link()
