@@ -131,11 +131,12 @@ class PublishOutcome:
         }
 
 
-def bytes_phrase(result: dict[str, object]) -> str:
-    """A publish's bytes for a summary line: the files' bytes, and on Xet what crossed the wire."""
+def bytes_phrase(result: dict[str, object], verb: str = "") -> str:
+    """A publish's bytes for a summary line: the files' bytes (followed by `verb`), and on Xet what
+    crossed the wire after deduplication."""
     uploaded = int(result.get("uploaded_bytes") or 0)  # type: ignore[call-overload]
     if result.get("transfer") != "xet":
-        return f"{uploaded:,} bytes"
+        return f"{uploaded:,} bytes{verb}"
     sent = int(result.get("sent_bytes") or 0)  # type: ignore[call-overload]
     return f"{uploaded:,} bytes ({sent:,} sent after Xet deduplication)"
 
