@@ -30,8 +30,11 @@ format: venv
 docs: venv
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 
+# The suite takes the Xet path, as uploads to the Hub do; then the LFS lane runs the tests marked
+# `lfs` against a --no-xet test Hub with HF_HUB_DISABLE_XET=1 (tests/conftest.py).
 test: lint docs
 	$(BIN)/python -m pytest -q
+	HUBPRESS_TEST_HUB=lfs $(BIN)/python -m pytest -q -m lfs
 
 serve: venv
 	$(BIN)/hubpress serve

@@ -40,7 +40,6 @@ def main() -> None:
     os.environ.update(
         {
             "HF_ENDPOINT": f"http://127.0.0.1:{port}",
-            "HF_HUB_DISABLE_XET": "1",
             "HF_HUB_DISABLE_PROGRESS_BARS": "1",
             "HF_HOME": str(tmp / "hf-home"),
             "HF_DATASETS_CACHE": str(tmp / "hf-datasets"),

@@ -45,7 +45,6 @@ def _env(hub_url: str, api_url: str, work: Path) -> dict[str, str]:
         **os.environ,
         "HF_TOKEN": TOKEN,
         "HF_ENDPOINT": hub_url,
-        "HF_HUB_DISABLE_XET": "1",
         "PREFECT_API_URL": api_url,
         "PREFECT_LOGGING_LEVEL": "WARNING",
         "HUBPRESS_STAGING": str(work / "staging"),
@@ -216,7 +215,6 @@ def main(argv: list[str] | None = None) -> None:
     work = Path(tempfile.mkdtemp(prefix="hubpress-reliability-"))
     os.environ.update(
         {
-            "HF_HUB_DISABLE_XET": "1",
             "HF_HUB_DISABLE_PROGRESS_BARS": "1",
             "HF_TOKEN": TOKEN,
             "HUBPRESS_STAGING": str(work / "staging-main"),

@@ -43,7 +43,7 @@ from hubpress.shards.published import (
 from hubpress.shards.staging import Staging
 from hubpress.sources.validation import record_build_problems, record_decoded
 from hubpress.targets.hub import HubRepo
-from hubpress.targets.publish import after_commit, open_target
+from hubpress.targets.publish import after_commit, bytes_phrase, open_target
 from tasks.build import UndecodableShard, build_shard
 from tasks.intake import intake_in_flow, list_source_task
 from tasks.publish import preupload_task, publish_task, reuse_stage_task, seal_stage_task, verify_task
@@ -402,7 +402,7 @@ def summary_head(result: dict[str, Any]) -> str:
     changes = result["changes"]
     return (
         f"{changes['added']} samples added, {changes['changed']} changed, {changes['removed']} removed: "
-        f"{result['uploaded_bytes']:,} bytes sent"
+        f"{bytes_phrase(result, ' sent')}"
     )
 
 
@@ -421,7 +421,7 @@ def _summary(result: dict[str, Any]) -> str:
     if result["commit"] is not None:
         lines.append(
             f"Committed `{result['commit'][:12]}`: {len(result['uploaded_files'])} file(s), "
-            f"{result['uploaded_bytes']:,} bytes."
+            f"{bytes_phrase(result)}."
         )
     lines += ["", "| split | samples | skipped |", "|---|---|---|"]
     for split in sorted(result["samples"]):

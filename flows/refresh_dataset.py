@@ -28,7 +28,7 @@ from hubpress.settings import get_settings, resolve_token
 from hubpress.shards.empty import refuse_empty_splits
 from hubpress.shards.sizes import parse_size
 from hubpress.shards.staging import Staging
-from hubpress.targets.publish import open_target
+from hubpress.targets.publish import bytes_phrase, open_target
 from tasks.publish import publish_task
 from tasks.refresh import (
     build_refresh_task,
@@ -193,7 +193,7 @@ def _summary(result: dict[str, Any]) -> str:
     elif result["commit"] is None:
         head = "The published files are unchanged: no commit."
     else:
-        head = f"Committed `{result['commit'][:12]}`: {len(result['uploaded_files'])} file(s), {result['uploaded_bytes']:,} bytes."
+        head = f"Committed `{result['commit'][:12]}`: {len(result['uploaded_files'])} file(s), {bytes_phrase(result)}."
     lines = [f"# {result['target']}", "", head, "", "| upstream backend | revision sha |", "|---|---|"]
     lines += [f"| {k} | `{v}` |" for k, v in (result.get("upstream") or {}).items()]
     lines += [

@@ -113,6 +113,8 @@ def run_flow(run: Callable[[], Any], as_json: bool) -> Any:
 
 
 def emit_result(result: dict[str, Any], as_json: bool, source: str | None = None) -> None:
+    from hubpress.targets.publish import bytes_phrase
+
     if not as_json:  # names of the target the gate refused: one line each (--json lists them)
         for line in result.get("refused_names") or ():
             typer.secho(f"warning: {line}", err=True, fg=typer.colors.YELLOW)
@@ -126,7 +128,7 @@ def emit_result(result: dict[str, Any], as_json: bool, source: str | None = None
     else:
         typer.echo(
             f"Published to {result['target']} at {result['commit'][:12]}: "
-            f"{len(result['uploaded_files'])} file(s), {result['uploaded_bytes']:,} bytes."
+            f"{len(result['uploaded_files'])} file(s), {bytes_phrase(result)}."
         )
         if result.get("commit_url"):
             typer.echo(f"  {result['commit_url']}")

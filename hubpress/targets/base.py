@@ -56,6 +56,12 @@ class CommitResult:
     # Files of the commit whose content the target already held (LFS objects the Hub answered as
     # present): named in the commit, not sent. uploaded_bytes leaves them out.
     already_present: tuple[str, ...] = ()
+    # How the content travelled: "xet" or "lfs" to the Hub, None for a local directory. On Xet,
+    # sent_bytes is what crossed the wire after deduplication (hf_xet's report, plus the files
+    # carried inside the commit) and deduped_bytes the file bytes the CAS already held.
+    transfer: str | None = None
+    sent_bytes: int | None = None
+    deduped_bytes: int = 0
 
 
 class CommitConflict(Exception):

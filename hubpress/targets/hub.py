@@ -70,6 +70,8 @@ class HubRepo:
         # which carry huggingface_hub's record that they are uploaded (its documented pattern:
         # preupload_lfs_files, then create_commit with the same operations).
         self._preuploaded: dict[tuple[str, str], Any] = {}
+        # What Xet uploads sent, ahead of a commit or for it (each commit reports what it added).
+        self._xet_sent = hub_upload.hub_xet.XetTally()
 
     def _retry(self, action: str, fn: Callable[[], T]) -> T:
         started, before = time.monotonic(), len(self.retry_messages)
@@ -234,8 +236,14 @@ class HubRepo:
         operations += [CommitOperationDelete(path_in_repo=change.path) for change in plan.deletions]
 
         additions = [op for op in operations if isinstance(op, CommitOperationAdd)]
-        present = hub_upload.already_present(
-            additions, self.token.value, self.repo_type, self.repo_id, plan.revision, self.endpoint
+        xet = hub_upload.hub_xet.uses_xet()
+        # "Already held" means something on the LFS path only: Xet deduplicates chunk by chunk.
+        present = (
+            set()
+            if xet
+            else hub_upload.already_present(
+                additions, self.token.value, self.repo_type, self.repo_id, plan.revision, self.endpoint
+            )
         )
         hub_upload.upload_all(
             lambda op: self._preupload(op, plan.revision, create_pr),
@@ -267,10 +275,17 @@ class HubRepo:
                 op.path_in_repo for op in additions if op.path_in_repo in present and op._upload_mode == "lfs"
             )
         )
-        return CommitResult(commit=info.oid, url=info.commit_url, pr_url=info.pr_url, already_present=held)
+        transfer = self._xet_sent.commit_fields(additions) if xet else {"transfer": "lfs"}
+        return CommitResult(
+            commit=info.oid, url=info.commit_url, pr_url=info.pr_url, already_present=held, **transfer
+        )
 
     def _preupload(self, op: Any, revision: str | None, create_pr: bool = False) -> None:
-        hub_upload.preupload(self.api, self._retry, self.repo_id, self.repo_type, op, revision, create_pr)
+        sent = hub_upload.preupload(
+            self.api, self._retry, self.repo_id, self.repo_type, op, revision, create_pr
+        )
+        if sent is not None:
+            self._xet_sent.add(sent)
 
     def preupload(self, file: StagedFile, local_path: str) -> None:
         """Send one file's LFS object ahead of the commit, while the rest are still being built.

@@ -65,6 +65,9 @@ class PublishOutcome:
     notes: list[str] = field(default_factory=list)
     already_present: tuple[str, ...] = ()  # committed, but their content was on the target already
     refused: list[str] = field(default_factory=list)  # names of the target the gate refused, one line each
+    transfer: str | None = None  # "xet" or "lfs" to the Hub; None for a local directory or no commit
+    xet_sent_bytes: int | None = None  # on Xet: what crossed the wire after deduplication
+    deduped_bytes: int = 0  # on Xet: bytes of the uploaded files whose chunks the Hub already held
 
     @property
     def uploaded_files(self) -> list[str]:
@@ -74,11 +77,20 @@ class PublishOutcome:
 
     @property
     def uploaded_bytes(self) -> int:
-        """Bytes actually sent: files whose content the target already held are left out."""
+        """Bytes of the files uploaded (their logical size): files whose whole content the target
+        already held (the LFS path's answer) are left out."""
         if self.commit is None:
             return 0
         held = set(self.already_present)
         return sum(c.size for c in self.plan.uploads if c.path not in held)
+
+    @property
+    def sent_bytes(self) -> int:
+        """Bytes that crossed the wire: on Xet, after chunk deduplication and compression (hf_xet's
+        report); elsewhere the uploaded files' bytes."""
+        if self.commit is None:
+            return 0
+        return self.xet_sent_bytes if self.xet_sent_bytes is not None else self.uploaded_bytes
 
     @property
     def already_present_bytes(self) -> int:
@@ -97,12 +109,25 @@ class PublishOutcome:
             "uploaded_bytes": self.uploaded_bytes,
             "already_present_files": list(self.already_present),
             "already_present_bytes": self.already_present_bytes,
+            "transfer": self.transfer if self.commit else None,
+            "sent_bytes": self.sent_bytes,
+            "deduped_bytes": self.deduped_bytes if self.commit else 0,
             "unchanged_files": [c.path for c in self.plan.of("unchanged")],
             "deleted_files": [c.path for c in self.plan.of("deleted")] if self.commit else [],
             "plan": self.plan.summary(),
             "attempts": self.attempts,
             "refused_names": list(self.refused),
         }
+
+
+def bytes_phrase(result: dict[str, object], verb: str = "") -> str:
+    """A publish's bytes for a summary line: the files' bytes (followed by `verb`), and on Xet what
+    crossed the wire after deduplication."""
+    uploaded = int(result.get("uploaded_bytes") or 0)  # type: ignore[call-overload]
+    if result.get("transfer") != "xet":
+        return f"{uploaded:,} bytes{verb}"
+    sent = int(result.get("sent_bytes") or 0)  # type: ignore[call-overload]
+    return f"{uploaded:,} bytes ({sent:,} sent after Xet deduplication)"
 
 
 CardFn = Callable[[str | None], str]
@@ -273,6 +298,8 @@ def publish_files(
                 continue
             outcome.commit, outcome.pr_url = result.commit, _absolute(target, result.pr_url)
             outcome.already_present = tuple(getattr(result, "already_present", ()) or ())
+            outcome.transfer = result.transfer
+            outcome.xet_sent_bytes, outcome.deduped_bytes = result.sent_bytes, result.deduped_bytes
             outcome.commit_url = result.url if _is_absolute(result.url) else target.commit_url(result.commit)
             remember = getattr(target, "remember_text", None)
             for path in (CARD, MANIFEST) if remember is not None else ():
@@ -287,9 +314,9 @@ def publish_files(
                     outcome.tag = tag
                     outcome.tag_created = apply_tag(target, result.commit, tag, message)
             log.info(
-                "published %d file(s), %d bytes, to %s at %s",
+                "published %d file(s), %s, to %s at %s",
                 len(outcome.uploaded_files),
-                outcome.uploaded_bytes,
+                bytes_phrase(outcome.to_dict()),
                 target_name,
                 result.commit[:12],
             )

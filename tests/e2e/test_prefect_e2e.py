@@ -71,7 +71,6 @@ def base_env(e2e_dir) -> dict[str, str]:
             "XDG_STATE_HOME": str(e2e_dir / "user-state"),
             "PREFECT_HOME": str(e2e_dir / "client-home"),
             "HF_TOKEN": WRITE_TOKEN,
-            "HF_HUB_DISABLE_XET": "1",
             "HUBPRESS_STAGING": str(e2e_dir / "staging"),
             "HUBPRESS_CACHE_DIR": str(e2e_dir / "cache"),
             "PYTHONUNBUFFERED": "1",

@@ -87,6 +87,7 @@ def test_rate_limit_is_bounded(hub, tmp_path, write_token):
 # -- 5xx and resets mid-upload ---------------------------------------------------------------------
 
 
+@pytest.mark.lfs_only
 def test_5xx_bursts_and_resets_mid_lfs_upload_complete_with_one_commit(hub, tmp_path, write_token):
     name = repo("5xx")
     target = open_target(name, "dataset", Settings())
