@@ -25,7 +25,9 @@ from hubpress.refresh.upstream import resolve_revision
 from hubpress.shards.sizes import DEFAULT_MAX_SHARD_SIZE
 from hubpress.targets.publish import CARD, MANIFEST
 
-REFRESH_FORMAT = 4  # bump when the bytes a refresh writes change for the same inputs (4: no media statistics)
+# Bump when the bytes a refresh writes change for the same inputs (4: no media statistics;
+# 5: shard boundaries measured from the previous candidate, hubpress.shards.boundaries).
+REFRESH_FORMAT = 5
 SPLIT = "train"
 
 Backend = HuggingfaceBackend | LocalBackend
