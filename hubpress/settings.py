@@ -79,6 +79,11 @@ class Settings(BaseSettings):
         default_factory=lambda: os.cpu_count() or 1,
         description="Shards built at once per process; each holds one row group in memory.",
     )
+    fetch_spool_bytes: int = Field(
+        default=10 * 10**9,
+        description="Bytes of new S3 source objects intake keeps on local disk for the build, so "
+        "each is fetched once (hubpress.storage.fetched); 0 fetches them again at build time.",
+    )
 
     def endpoint(self) -> str:
         return (self.hub_endpoint or os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")

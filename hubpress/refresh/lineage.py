@@ -28,7 +28,8 @@ from hubpress.shards.sizes import DEFAULT_MAX_SHARD_SIZE
 from hubpress.targets.publish import CARD, MANIFEST
 
 # Bump when the bytes a refresh writes change for the same inputs (4: no media statistics; 5: the
-# SimpleTuner entry keeps the user's training keys, one entry per mixed backend, a `collection` column).
+# SimpleTuner entry keeps the user's training keys, one entry per mixed backend, a `collection` column,
+# and shard boundaries are measured from the previous candidate, hubpress.shards.boundaries).
 REFRESH_FORMAT = 5
 SPLIT = "train"
 

@@ -43,7 +43,8 @@ from hubpress.targets.plan import StagedFile
 # Bump when the bytes a plan produces change (columns, writer options, boundaries): it is part of
 # every name. 2: shards end where the boundary rule shared with refresh says (hubpress.shards.boundaries).
 # 3: no min/max statistics for image bytes (hubpress.shards.parquet.writer_options).
-# 4: image `path` fields keep the source file names, as qflux's upload does (editing.image_file_name).
+# 4: image `path` fields keep the source file names, as qflux's upload does (editing.image_file_name),
+#    and a boundary is measured from the previous candidate, not from the last cut (boundaries.py).
 SHARD_FORMAT = 4
 
 # Rough per-row overhead beyond image bytes and strings (offsets, validity, struct paths).

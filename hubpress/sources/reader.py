@@ -15,6 +15,7 @@ from hubpress.errors import SourceError
 from hubpress.settings import Settings
 from hubpress.sources.models import FileRef
 from hubpress.sources.validation import decode_pool, decode_problem, default_workers
+from hubpress.storage.fetched import FetchedSpool
 from hubpress.storage.files import Storage, is_s3, open_storage
 from hubpress.storage.regular import open_regular
 
@@ -25,7 +26,9 @@ class SourceReader:
 
     A local file that validation listed with its size and mtime is held to those, read from the
     open file before and after reading (the same identity the validation cache trusts), so its
-    bytes are not hashed a second time; anything else is held to the sha256 validation recorded."""
+    bytes are not hashed a second time; anything else is held to the sha256 validation recorded.
+    An S3 object that intake fetched is read from where intake kept it (hubpress.storage.fetched),
+    not fetched again: those are the bytes validation hashed, held to the same sha256."""
 
     def __init__(self, settings: Settings | None = None):
         self.settings = settings
@@ -36,9 +39,16 @@ class SourceReader:
         # decodes wait at once, so a fast reader cannot pile up image bytes in memory.
         self._pending: deque[tuple[FileRef, Future[str | None]]] = deque()
         self._failed: list[tuple[FileRef, str]] = []
+        self._spool: FetchedSpool | None = None
 
     def _raw(self, ref: FileRef) -> bytes:
         if is_s3(ref.uri):
+            if ref.sha256 is not None:
+                if self._spool is None:
+                    self._spool = FetchedSpool.of(self.settings)
+                kept = self._spool.take(ref.sha256)
+                if kept is not None:
+                    return kept
             parsed = urlparse(ref.uri)
             storage = self._buckets.get(parsed.netloc)
             if storage is None:

@@ -40,6 +40,7 @@ from typing import Any, Literal
 from hubpress.settings import Settings, get_settings
 from hubpress.sources.formats import DEFAULT_MAX_PIXELS, PIL_FORMAT, SUPPORTED_FORMATS, sniff_format
 from hubpress.sources.models import FileRef, Sample
+from hubpress.storage.fetched import FetchedSpool
 from hubpress.storage.files import Storage, is_s3, open_storage
 from hubpress.storage.hashcache import HashCache
 from hubpress.storage.regular import NotRegularFile, open_regular
@@ -89,6 +90,7 @@ class ValidationStats:
     files_read: int = 0
     bytes_read: int = 0
     images_decoded: int = 0
+    files_kept: int = 0  # new S3 objects kept for the build (hubpress.storage.fetched)
     chunks: int = 0
 
     def add(self, other: ValidationStats) -> None:
@@ -349,9 +351,12 @@ def check_files(
     settings: Settings | None = None,
     storage: Storage | None = None,
     decode: bool = True,
+    keep_for_build: bool = False,
 ) -> tuple[list[tuple[str, FileFacts]], ValidationStats]:
-    """Read and check one batch of files (in a worker process, or inline with the caller's storage)."""
+    """Read and check one batch of files (in a worker process, or inline with the caller's storage).
+    `keep_for_build`: S3 objects read here are kept for the build (hubpress.storage.fetched)."""
     storage = storage if storage is not None else _storage_for(root, settings)
+    spool = FetchedSpool.of(settings) if keep_for_build and is_s3(root) else None
     stats = ValidationStats()
     out: list[tuple[str, FileFacts]] = []
     for job in jobs:
@@ -367,6 +372,8 @@ def check_files(
         else:
             facts = check_image_bytes(data, max_pixels, decode)
             stats.images_decoded += facts.decoded  # header-only checks leave it to the build
+            if spool is not None and facts.error is None and facts.sha256 is not None:
+                stats.files_kept += spool.keep(facts.sha256, data)
             out.append((job.relpath, facts))
     return out, stats
 
@@ -400,17 +407,22 @@ def validate_files(
     workers: int | None = None,
     chunk_size: int = DEFAULT_CHUNK,
     decode: bool = True,
+    keep_for_build: bool = False,
 ) -> ValidationResult:
     """Facts for every job: from the cache when it knows the file's version, else read and decoded.
 
     `workers=1` checks inline (no processes); otherwise `decode_pool(workers)` (default: the
     usable CPUs) checks the files the cache did not know. `decode=False` checks image headers
     only and leaves the pixels to the build (see the module docstring); with `decode`, cached
-    header-only facts are checked again.
+    header-only facts are checked again. `keep_for_build` (a publish's intake): the S3 objects
+    read here are kept on local disk for the build, which then does not fetch them again
+    (hubpress.storage.fetched).
     """
     settings = settings or get_settings()
     cache = cache if cache is not None else intake_cache(settings)
     workers = workers or default_workers()
+    if keep_for_build and is_s3(root):
+        FetchedSpool.of(settings).sweep()  # what earlier runs kept and no build took
     result = ValidationResult()
     pool: Executor | None = None
     inline_storage: Storage | None = None
@@ -439,11 +451,11 @@ def validate_files(
         if pool is None or len(todo) < INLINE_BELOW:
             if inline_storage is None:
                 inline_storage = open_storage(root, settings)
-            batches = [check_files(root, todo, max_pixels, settings, inline_storage, decode)]
+            batches = [check_files(root, todo, max_pixels, settings, inline_storage, decode, keep_for_build)]
         else:
             size = max(4, min(256, -(-len(todo) // (workers * 4))))
             futures = [
-                pool.submit(check_files, root, list(part), max_pixels, settings, None, decode)
+                pool.submit(check_files, root, list(part), max_pixels, settings, None, decode, keep_for_build)
                 for part in _batched(todo, size)
             ]
             try:
@@ -476,6 +488,7 @@ def validate_samples(
     workers: int | None = None,
     chunk_size: int = DEFAULT_CHUNK,
     decode: bool = True,
+    keep_for_build: bool = False,
 ) -> ValidationResult:
     """Validate every file of the samples (see validate_files), chunk by chunk."""
     return validate_files(
@@ -487,6 +500,7 @@ def validate_samples(
         workers=workers,
         chunk_size=chunk_size,
         decode=decode,
+        keep_for_build=keep_for_build,
     )
 
 
