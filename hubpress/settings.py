@@ -45,6 +45,12 @@ class Settings(BaseSettings):
     staging: str = Field(
         default=".hubpress/staging", description="Local directory or s3://bucket/prefix for staging."
     )
+    staging_max_age_hours: float = Field(
+        default=168, description="Sealed shards no run uses are swept from staging after this age."
+    )
+    staging_max_size: str = Field(
+        default="100GB", description="Above this, the oldest sealed shards no run uses are swept."
+    )
     cache_dir: str = Field(default=".hubpress/cache", description="Hash and validation caches.")
     s3_endpoint_url: str | None = Field(default=None, description="S3-compatible endpoint (MinIO, moto).")
     aws_access_key_id: SecretStr | None = None

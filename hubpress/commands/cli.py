@@ -35,6 +35,7 @@ COMMAND_MODULES = [
     "refresh",
     "serve",
     "server",
+    "staging",
 ]
 
 

@@ -132,6 +132,10 @@ def emit_result(result: dict[str, Any], as_json: bool, source: str | None = None
         )
         if result.get("commit_url"):
             typer.echo(f"  {result['commit_url']}")
+    if "shards_built" in result and not result.get("listing_unchanged"):
+        from hubpress.shards.run_result import reuse_line
+
+        typer.echo(f"  {reuse_line(result)}")
     if result.get("pr_url"):
         typer.echo(f"  pull request: {result['pr_url']}")
     if result.get("tag"):
