@@ -123,8 +123,8 @@ def _compare_runners(work: Path, api_url: str, args) -> None:
     os.environ["PREFECT_API_URL"] = api_url  # before Prefect is imported in this process
     os.environ["PREFECT_HOME"] = str(work / "client-home")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-    from flows.params import PublishDatasetParams
-    from flows.publish_dataset import publish_dataset
+    from hubpress.flows.params import PublishDatasetParams
+    from hubpress.flows.publish_dataset import publish_dataset
     from hubpress.orchestration.runners import TaskRunnerChoice, default_thread_count, with_task_runner
     from hubpress.testdata.synth import write_dataset
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from flows.params import PublishDatasetParams
+from hubpress.flows.params import PublishDatasetParams
 from hubpress.settings import call_token
 from hubpress.targets.base import is_local_target, local_path
 
@@ -38,8 +38,8 @@ def _prefect_api():
 def _publish(
     root_dir: str, repo_id: str, private: bool, layout: str, token: str | None, **extra: Any
 ) -> dict:
-    from flows.publish_dataset import publish_dataset
     from hubpress.commands.preflight import check_publish_dataset
+    from hubpress.flows.publish_dataset import publish_dataset
 
     params = PublishDatasetParams(
         source=str(root_dir), target=repo_id, public=not private, layout=layout, **extra
@@ -99,8 +99,8 @@ def upload_lora_safetensors(
     """Publish LoRA weights (a .safetensors file or a directory holding one) and extra files
     ({local: remote}). Skips everything whose sha256 the repo already has. Returns the repo URL
     (or the local target path)."""
-    from flows.params import PublishLoraParams
-    from flows.publish_lora import publish_lora
+    from hubpress.flows.params import PublishLoraParams
+    from hubpress.flows.publish_lora import publish_lora
     from hubpress.settings import get_settings
 
     params = PublishLoraParams(

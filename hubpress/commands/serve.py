@@ -38,6 +38,6 @@ def register(app: typer.Typer) -> None:
             os.environ["PREFECT_API_URL"] = url = server.url
         typer.secho(f"Prefect UI: {url.removesuffix('/api')}", fg=typer.colors.GREEN, err=True)
 
-        from deployments.serve import serve_all
+        from hubpress.deployments.serve import serve_all
 
         serve_all(limit=limit, pause_on_shutdown=pause_on_shutdown, poll_seconds=poll)

@@ -16,8 +16,8 @@ from hubpress.shards.pipeline import plan_all_shards
 from hubpress.shards.staging import Staging
 from hubpress.sources.models import IntakeReport, SplitManifest
 from hubpress.targets.retries import is_transient_storage_error
-from tasks.build import build_shard
-from tasks.publish import reuse_stage_task, seal_stage_task
+from hubpress.tasks.build import build_shard
+from hubpress.tasks.publish import reuse_stage_task, seal_stage_task
 from tests.shard_helpers import make_sample
 
 

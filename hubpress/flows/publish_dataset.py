@@ -18,8 +18,8 @@ from prefect.context import FlowRunContext
 from prefect.futures import as_completed, wait
 from prefect.utilities.annotations import quote
 
-from flows.params import PublishDatasetParams
 from hubpress.errors import UndecodableAtBuild
+from hubpress.flows.params import PublishDatasetParams
 from hubpress.orchestration import artifacts
 from hubpress.orchestration.runners import carry, on_threads
 from hubpress.settings import get_settings, resolve_token
@@ -44,9 +44,15 @@ from hubpress.shards.staging import Staging
 from hubpress.sources.validation import record_build_problems, record_decoded
 from hubpress.targets.hub import HubRepo
 from hubpress.targets.publish import after_commit, open_target
-from tasks.build import UndecodableShard, build_shard
-from tasks.intake import intake_in_flow, list_source_task
-from tasks.publish import preupload_task, publish_task, reuse_stage_task, seal_stage_task, verify_task
+from hubpress.tasks.build import UndecodableShard, build_shard
+from hubpress.tasks.intake import intake_in_flow, list_source_task
+from hubpress.tasks.publish import (
+    preupload_task,
+    publish_task,
+    reuse_stage_task,
+    seal_stage_task,
+    verify_task,
+)
 
 
 def _build_shards(
