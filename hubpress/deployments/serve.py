@@ -91,6 +91,7 @@ def scheduled_publish_parameters() -> dict[str, Any]:
 def build_deployments() -> list:
     """RunnerDeployments for every hubpress flow."""
     from prefect.client.schemas.objects import ConcurrencyLimitConfig
+    from prefect.deployments.runner import EntrypointType
     from prefect.schedules import Cron
 
     from hubpress.flows.publish_dataset import publish_dataset
@@ -98,7 +99,14 @@ def build_deployments() -> list:
     from hubpress.flows.refresh_dataset import refresh_dataset
     from hubpress.flows.release_training_run import release_training_run
 
-    common: dict[str, Any] = {"tags": TAGS, "enforce_parameter_schema": True}
+    # A module entrypoint (hubpress.flows.publish_dataset.publish_dataset): each run imports the
+    # installed flow, whatever the serving process's working directory holds, instead of loading a
+    # file by a path relative to it.
+    common: dict[str, Any] = {
+        "tags": TAGS,
+        "enforce_parameter_schema": True,
+        "entrypoint_type": EntrypointType.MODULE_PATH,
+    }
     deployments = [
         publish_dataset.to_deployment(
             name=_deployment_name(PUBLISH_DATASET),
