@@ -22,17 +22,15 @@ from hubpress.targets.base import is_local_target, local_path
 
 
 def _prefect_api():
-    """PREFECT_API_URL when set, else the running `hubpress server`, for the enclosed flow call
-    (this process's environment is left as it is); else Prefect's temporary server."""
-    import os
+    """Prefect's configured API, else the local server (started on first use, said in one line on
+    stderr), for the enclosed flow call; HUBPRESS_PREFECT_SERVER=temporary: Prefect's temporary one."""
+    import sys
 
-    from hubpress.orchestration.server import prefect_api, running_server
+    from hubpress.orchestration.server import api_url_for_commands, prefect_api
 
-    url = os.environ.get("PREFECT_API_URL")
-    if not url:
-        server = running_server()
-        url = server.url if server is not None else None
-    return prefect_api(url)
+    return prefect_api(
+        api_url_for_commands(announce=lambda line: print(f"hubpress: {line}", file=sys.stderr))
+    )
 
 
 def _publish(

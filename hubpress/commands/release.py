@@ -145,7 +145,7 @@ def _announce(
     from hubpress.orchestration.server import api_url_for_commands
 
     event = training_finished_event(output_uri, repo, tag, base_model, select)
-    api_url = api_url_for_commands()
+    api_url = api_url_for_commands(start=False)  # a new server would have nobody serving the release
     if api_url is None:
         typer.secho(
             f"warning: no Prefect server configured (PREFECT_API_URL, or `hubpress server start`), so "
