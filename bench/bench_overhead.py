@@ -70,6 +70,8 @@ def main(argv: list[str] | None = None) -> None:
             "HUBPRESS_STAGING": str(work / "staging"),
             "HUBPRESS_CACHE_DIR": str(work / "cache"),
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            # The ephemeral rows on a loaded machine: Prefect's 20 s start-up limit is often missed.
+            "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
         }
     )
     # A free port for the local server, remembered as if it had run before: not 4200, which other
