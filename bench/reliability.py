@@ -93,8 +93,8 @@ def lora_releases(hub, count: int, work: Path) -> tuple[int, list[float]]:
     """`count` releases of new weights to one repo in this process, RSS sampled after each."""
     import psutil
 
-    from flows.params import PublishLoraParams
-    from flows.publish_lora import publish_lora
+    from hubpress.flows.params import PublishLoraParams
+    from hubpress.flows.publish_lora import publish_lora
     from hubpress.testdata.synth_lora import write_lora
 
     repo = f"alice/loras-{uuid.uuid4().hex[:6]}"

@@ -12,6 +12,7 @@ import os
 from collections.abc import Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from pydantic import Field, SecretStr
@@ -20,6 +21,21 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from hubpress.errors import MissingTokenError
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
+
+
+def hubpress_home() -> Path:
+    """Where hubpress keeps its state for this user: staging, caches and the local Prefect server.
+
+    HUBPRESS_HOME when set (one per environment: `HUBPRESS_HOME=~/.hubpress-dev` keeps a dev
+    server, its port, staging and caches apart from production's), else $XDG_STATE_HOME/hubpress
+    (by default ~/.local/state/hubpress). Never the working directory: the no-op fast path, stage
+    reuse and the server are the same wherever a command, `serve` or a worker starts."""
+    explicit = os.environ.get("HUBPRESS_HOME")
+    if explicit:
+        return Path(explicit).expanduser().absolute()
+    state_home = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state_home).expanduser().absolute() / "hubpress"
+
 
 # Where a token may come from, in lookup order. Used in messages, so a person knows every way.
 TOKEN_SOURCES_HELP = (
@@ -43,7 +59,12 @@ class Settings(BaseSettings):
         default=None, description="Name of a Prefect Secret block that holds the Hub token."
     )
     staging: str = Field(
-        default=".hubpress/staging", description="Local directory or s3://bucket/prefix for staging."
+        default_factory=lambda: str(hubpress_home() / "staging"),
+        description="Local directory or s3://bucket/prefix for staging (default: HUBPRESS_HOME/staging).",
+    )
+    cache_dir: str = Field(
+        default_factory=lambda: str(hubpress_home() / "cache"),
+        description="Hash and validation caches (default: HUBPRESS_HOME/cache).",
     )
     staging_max_age_hours: float = Field(
         default=168, description="Sealed shards no run uses are swept from staging after this age."
@@ -51,7 +72,6 @@ class Settings(BaseSettings):
     staging_max_size: str = Field(
         default="100GB", description="Above this, the oldest sealed shards no run uses are swept."
     )
-    cache_dir: str = Field(default=".hubpress/cache", description="Hash and validation caches.")
     s3_endpoint_url: str | None = Field(default=None, description="S3-compatible endpoint (MinIO, moto).")
     aws_access_key_id: SecretStr | None = None
     aws_secret_access_key: SecretStr | None = None

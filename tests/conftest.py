@@ -61,8 +61,11 @@ os.environ.update(
         "HUBPRESS_CACHE_DIR": str(_SESSION_TMP / "hubpress-cache"),
         "HUBPRESS_STAGING": str(_SESSION_TMP / "staging"),
         "PREFECT_HOME": str(_SESSION_TMP / "prefect-home"),
-        # The local server's state: never the user's own (~/.local/state/hubpress/prefect).
+        # hubpress's state and local server: never the user's own (~/.local/state/hubpress), and no
+        # command starts a lasting server by itself (the tests that want one say so, on a free port).
+        "HUBPRESS_HOME": str(_SESSION_TMP / "hubpress-home"),
         "HUBPRESS_PREFECT_DIR": str(_SESSION_TMP / "hubpress-prefect"),
+        "HUBPRESS_PREFECT_SERVER": "temporary",
         "PREFECT_RESULTS_LOCAL_STORAGE_PATH": str(_SESSION_TMP / "prefect-results"),
         "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
         "PREFECT_LOGGING_TO_API_ENABLED": "true",

@@ -90,14 +90,20 @@ def run_flow(run: Callable[[], Any], as_json: bool) -> Any:
         artifacts.show_terminal_progress()  # shard building
     from hubpress.orchestration.server import api_url_for_commands, prefect_api
 
-    # PREFECT_API_URL when set, else the server `hubpress server start` left running.
-    where = api_url_for_commands()
-    if not as_json:
+    # Prefect's configured API, else the local server (started by the first command that needs it).
+    said = []
+
+    def announce(line: str) -> None:
+        said.append(line)
+        if not as_json:
+            typer.secho(line, err=True, fg=typer.colors.BRIGHT_BLACK)
+
+    where = api_url_for_commands(announce=announce)
+    if not as_json and not said:
         typer.secho(
             f"Prefect: runs are recorded at {where.removesuffix('/api')}"
             if where
-            else "Prefect: no server configured; using a temporary one "
-            "(start one with `hubpress server start` to see runs in the UI and skip this start-up cost)",
+            else "Prefect: using a temporary server (HUBPRESS_PREFECT_SERVER=temporary)",
             err=True,
             fg=typer.colors.BRIGHT_BLACK,
         )

@@ -1,7 +1,7 @@
 """Turn a refresh's rows into a staged, publishable dataset: parquet shards, card, manifest, index
 and a SimpleTuner dataloader entry, all staged under a fingerprint of (upstream shas, config, seed).
 
-The flow (flows/refresh_dataset.py) calls, in order:
+The flow (hubpress/flows/refresh_dataset.py) calls, in order:
 
 1. `hubpress.refresh.lineage.upstream_revisions` and `unchanged_manifest`: when the target's
    manifest.json records the same revisions and configuration, the run stops there.

@@ -1,6 +1,6 @@
 """The dataset publishing pipeline's steps as plain functions over typed values.
 
-The flow (flows/publish_dataset.py) wraps each step as a Prefect task; the Python API and tests
+The flow (hubpress/flows/publish_dataset.py) wraps each step as a Prefect task; the Python API and tests
 can call them without Prefect. Order: intake -> plan (shards, each keyed, and which must be built:
 hubpress.shards.reuse) -> build (each shard sealed in the shard store) -> stage (manifest.json
 and the card's facts beside the shards) -> publish (plan, one commit) -> verify

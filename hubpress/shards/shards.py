@@ -9,7 +9,7 @@ the names are known before anything is built (shards are built in parallel, anyw
 
 `write_shard` streams one shard to disk, one row group of images at a time
 (hubpress.shards.editing builds each row group's table from the source files), and `stage_shard`
-builds one and seals it under its key in the shard store (what tasks/build.py maps over the plans).
+builds one and seals it under its key in the shard store (what hubpress/tasks/build.py maps over the plans).
 """
 
 from __future__ import annotations
@@ -181,7 +181,7 @@ def write_shard(
         return writer.finish(plan.path_in_repo, plan.split, local_path=target)
 
 
-# --- building into the shard store (the plain functions behind tasks/build.py) ---------------------
+# --- building into the shard store (the plain functions behind hubpress/tasks/build.py) ---------------------
 
 
 _build_slots_lock = threading.Lock()

@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from flows.params import PublishDatasetParams
+from hubpress.flows.params import PublishDatasetParams
 from hubpress.testdata.synth import write_dataset
 from tests.conftest import WRITE_TOKEN
 
@@ -123,7 +123,7 @@ def test_the_flow_reports_reuse_in_its_result_and_artifact(hub, tmp_path, monkey
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterKey
 
-    from flows.publish_dataset import publish_dataset
+    from hubpress.flows.publish_dataset import publish_dataset
 
     monkeypatch.setenv("HUBPRESS_STAGING", str(tmp_path / "staging"))
     src = tmp_path / "src"

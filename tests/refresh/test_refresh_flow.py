@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from PIL import Image as PILImage
 
-from flows.params import RefreshParams
-from flows.refresh_dataset import refresh_dataset
 from hubpress.errors import ConfigError, MissingTokenError, SourceError
+from hubpress.flows.params import RefreshParams
+from hubpress.flows.refresh_dataset import refresh_dataset
 from hubpress.refresh.publish import shard_row_groups
 from hubpress.shards.sizes import DEFAULT_ROW_GROUP_ROWS as ROW_GROUP_ROWS
 from tests.conftest import WRITE_TOKEN

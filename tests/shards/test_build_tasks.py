@@ -17,8 +17,8 @@ from hubpress.shards.staging import Staging
 from hubpress.sources.models import IntakeReport, SplitManifest
 from hubpress.targets.publish import open_target
 from hubpress.targets.retries import is_transient_storage_error
-from tasks.build import build_shard
-from tasks.publish import plan_task, stage_task
+from hubpress.tasks.build import build_shard
+from hubpress.tasks.publish import plan_task, stage_task
 from tests.shard_helpers import make_sample
 
 

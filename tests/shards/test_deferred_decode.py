@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from flows.params import PublishDatasetParams
-from flows.publish_dataset import publish_dataset
 from hubpress.errors import ValidationFailed
+from hubpress.flows.params import PublishDatasetParams
+from hubpress.flows.publish_dataset import publish_dataset
 from hubpress.settings import get_settings
 from hubpress.sources.intake import run_intake
 from hubpress.testdata.synth import write_dataset

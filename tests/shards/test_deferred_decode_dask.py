@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from flows.params import PublishDatasetParams
-from flows.publish_dataset import publish_dataset
+from hubpress.flows.params import PublishDatasetParams
+from hubpress.flows.publish_dataset import publish_dataset
 from hubpress.orchestration.runners import TaskRunnerChoice, with_task_runner
 from hubpress.settings import get_settings
 from hubpress.sources.intake import run_intake

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from flows.params import PublishDatasetParams
-from flows.publish_dataset import publish_dataset
+from hubpress.flows.params import PublishDatasetParams
+from hubpress.flows.publish_dataset import publish_dataset
 from hubpress.settings import get_settings
 from hubpress.storage.fetched import FetchedSpool
 from hubpress.testdata.synth import write_dataset

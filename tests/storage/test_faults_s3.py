@@ -12,8 +12,8 @@ import uuid
 import boto3
 import pytest
 
-from flows.params import PublishDatasetParams
-from flows.publish_dataset import publish_dataset
+from hubpress.flows.params import PublishDatasetParams
+from hubpress.flows.publish_dataset import publish_dataset
 from hubpress.settings import Settings
 from hubpress.storage.files import open_storage
 from hubpress.testdata.synth import write_dataset

@@ -14,10 +14,10 @@ import uuid
 import pytest
 from huggingface_hub import CommitOperationAdd, HfApi
 
-from flows.params import PublishDatasetParams
-from flows.publish_dataset import publish_dataset
 from hubpress.api import download_lora
 from hubpress.errors import HubAccessError, HubpressError, PublishError, ValidationFailed
+from hubpress.flows.params import PublishDatasetParams
+from hubpress.flows.publish_dataset import publish_dataset
 from hubpress.settings import Settings
 from hubpress.targets.hub_calls import RepoNotFound, is_transient
 from hubpress.targets.plan import StagedFile, git_blob_oid

@@ -13,10 +13,10 @@ import pytest
 from huggingface_hub import HfApi
 from PIL import Image
 
-from flows.params import PublishDatasetParams
-from flows.publish_dataset import publish_dataset
 from hubpress.api import load_editing_dataset, upload_editing_dataset, upload_editing_dataset_from_csv
 from hubpress.errors import ValidationFailed
+from hubpress.flows.params import PublishDatasetParams
+from hubpress.flows.publish_dataset import publish_dataset
 from hubpress.testdata.synth import write_dataset
 from tests.conftest import WRITE_TOKEN
 

@@ -25,8 +25,8 @@ from prefect.context import FlowRunContext
 from prefect.futures import as_completed, wait
 from prefect.utilities.annotations import quote
 
-from flows.params import PublishDatasetParams
 from hubpress.errors import UndecodableAtBuild
+from hubpress.flows.params import PublishDatasetParams
 from hubpress.orchestration import artifacts
 from hubpress.orchestration.runners import carry, on_threads
 from hubpress.settings import Settings, get_settings, resolve_token
@@ -51,9 +51,9 @@ from hubpress.storage.files import ListedFile
 from hubpress.targets.base import Target
 from hubpress.targets.hub import HubRepo
 from hubpress.targets.publish import after_commit, open_target
-from tasks.build import UndecodableShard, build_shard
-from tasks.intake import intake_in_flow, list_source_task
-from tasks.publish import plan_task, preupload_task, publish_task, stage_task, verify_task
+from hubpress.tasks.build import UndecodableShard, build_shard
+from hubpress.tasks.intake import intake_in_flow, list_source_task
+from hubpress.tasks.publish import plan_task, preupload_task, publish_task, stage_task, verify_task
 
 
 @flow(name="publish-dataset", log_prints=False, validate_parameters=True)
