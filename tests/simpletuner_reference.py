@@ -17,7 +17,8 @@ SimpleTuner's behaviour (re-read it) or in hubpress's (rerun the table) shows up
 - frame limits: simpletuner/helpers/data_backend/factory.py init_backend_config (the `video`
   block and its defaults) and HuggingfaceMetadataBackend._process_for_bucket (too_few_frames,
   too_many_frames).
-- probability: factory.py init_backend_config (`probability`), get_backend_weight (uniform
+- probability: factory.py init_backend_config (`probability`), then
+  simpletuner/helpers/data_backend/runtime/dataloader_iterator.py get_backend_weight (uniform
   sampling) and select_dataloader_index (weights <= 0 never drawn, the rest normalised).
 - collection: simpletuner/helpers/data_backend/builders/huggingface.py
   HuggingfaceBackendBuilder._create_filter_function (the rule; at bc8e6ab the factory passes it

@@ -68,6 +68,7 @@ def published_features(config: RefreshConfig) -> Any:
         features = editing_features()
         if mixed:
             features[simpletuner.COLLECTION_COLUMN] = Value("string")
+            features[simpletuner.MEMBERSHIP_COLUMN] = _membership_feature(config)
         return features
     raw = output_features(config.backends[0], with_backend_id=mixed)
     if "audio" in raw:
@@ -80,8 +81,15 @@ def published_features(config: RefreshConfig) -> Any:
     order = media + captions + rest + ["source_index"]
     if mixed:  # which backend a row came from; `collection` is the name SimpleTuner's filter_func reads
         raw[simpletuner.COLLECTION_COLUMN] = Value("string")
-        order += ["backend_id", simpletuner.COLLECTION_COLUMN]
+        raw[simpletuner.MEMBERSHIP_COLUMN] = _membership_feature(config)
+        order += ["backend_id", simpletuner.COLLECTION_COLUMN, simpletuner.MEMBERSHIP_COLUMN]
     return Features({name: raw[name] for name in order})
+
+
+def _membership_feature(config: RefreshConfig) -> dict[str, Any]:
+    from datasets import Value
+
+    return {b.id: Value("int8") for b in config.backends}
 
 
 def row_size(row: Mapping[str, Any]) -> int:
@@ -176,7 +184,15 @@ def build_refresh(
         source_indices.extend(row["source_index"] for row in group)
         if mixed:
             backend_ids.extend(row["backend_id"] for row in group)
-            group = [{**row, simpletuner.COLLECTION_COLUMN: row["backend_id"]} for row in group]
+            ids = [b.id for b in config.backends]
+            group = [
+                {
+                    **row,
+                    simpletuner.COLLECTION_COLUMN: row["backend_id"],
+                    simpletuner.MEMBERSHIP_COLUMN: simpletuner.membership(row["backend_id"], ids),
+                }
+                for row in group
+            ]
         group = [simpletuner.published_row(row, caption_names) for row in group]
         columns = {name: [row.get(name) for row in group] for name in out_names}
         return pa.Table.from_pydict(columns, schema=features.arrow_schema)

@@ -23,6 +23,16 @@ CAPTION_COLUMN = "caption"  # SimpleTuner's default caption_column, so the name 
 # A mixed refresh names each row's backend here: SimpleTuner's filter_func `collection` reads
 # item["collection"] (simpletuner/helpers/data_backend/builders/huggingface.py _create_filter_function).
 COLLECTION_COLUMN = "collection"
+# ... and marks it 1 under its backend's id here (a struct, one int8 field per backend). SimpleTuner
+# at bc8e6ab never applies filter_func (docs/refresh-semantics.md), but its metadata backend does
+# apply `quality_thresholds` on `quality_column` (HuggingfaceMetadataBackend._passes_quality_filter):
+# a threshold of 1 on the entry's own backend keeps exactly that backend's rows.
+MEMBERSHIP_COLUMN = "backend_membership"
+
+
+def membership(backend_id: str, backend_ids: Sequence[str]) -> dict[str, int]:
+    """A row's membership value: 1 under its own backend, 0 under the others."""
+    return {b: int(b == backend_id) for b in backend_ids}
 
 
 def _captions_per_row(backend: HuggingfaceBackend | LocalBackend) -> int:
@@ -68,9 +78,10 @@ def dataloader_entry(config: RefreshConfig, dataset_name: str) -> list[dict[str,
     ImageBackendConfig.from_dict reads there (dataset_name, split, image_column/video_column).
     `huggingface` block: what HuggingfaceMetadataBackend reads (caption_column, width_column,
     height_column, num_frames_column, fps_column, lyrics_column). Several backends mixed: one entry
-    per backend on the same repo and split, each with its `probability` and a `filter_func`
-    `collection` naming its rows (the published `collection` column), so SimpleTuner draws each
-    backend at its configured weight (factory.py select_dataloader_index) from its own rows."""
+    per backend on the same repo and split, each with its `probability`, a `filter_func`
+    `collection` naming its rows (the published `collection` column) and a quality threshold on
+    the `backend_membership` column that keeps only them, so SimpleTuner draws each backend at its
+    configured weight (runtime/dataloader_iterator.py select_dataloader_index) from its own rows."""
     mixed = len(config.backends) > 1
     top, block = _published_columns(config)
     single_id = dataset_name.rstrip("/").rsplit("/", 1)[-1] or "refreshed"
@@ -93,7 +104,12 @@ def dataloader_entry(config: RefreshConfig, dataset_name: str) -> list[dict[str,
         backend_block = dict(block)
         if mixed:
             entry["probability"] = backend.probability
-            backend_block["filter_func"] = {"collection": [backend.id]}
+            backend_block["quality_column"] = MEMBERSHIP_COLUMN  # HuggingfaceMetadataBackend reads it here
+            backend_block["filter_func"] = {
+                "collection": [backend.id],
+                "quality_column": MEMBERSHIP_COLUMN,  # the builder's filter reads it here
+                "quality_thresholds": {backend.id: 1},
+            }
             # SimpleTuner applies filter_func only when not streaming (data_backend/huggingface.py _load_dataset)
             user.pop("streaming", None)
             user_block.pop("streaming", None)

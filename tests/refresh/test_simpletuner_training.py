@@ -263,11 +263,14 @@ def test_a_mix_trains_at_the_configured_weights(hub, write_token, tmp_path):
     assert {e["dataset_name"] for e in entries} == {repo} and {e["split"] for e in entries} == {"train"}
     assert all(e["repeats"] == 1 for e in entries)
     rows = list(ds)
-    trained = {
-        e["id"]: [r for r in rows if st.passes_filter_func(r, e["huggingface"].get("filter_func"))]
-        for e in entries
-    }
+    # The rows each entry trains on: SimpleTuner's metadata backend applies the quality threshold
+    # (the rule its code runs today); its builder's filter_func rule (collection) agrees.
+    trained = {e["id"]: [r for r in rows if st.passes_quality(r, e["huggingface"])] for e in entries}
     assert {k: len(v) for k, v in trained.items()} == sizes
+    for e in entries:
+        assert trained[e["id"]] == [
+            r for r in rows if st.passes_filter_func(r, e["huggingface"]["filter_func"])
+        ]
     assert all(r["caption"].startswith(k) for k, v in trained.items() for r in v)
     assert st.draw_weights(entries) == pytest.approx(weights)
     # What one entry without probabilities would have trained on: each backend at its row share.
