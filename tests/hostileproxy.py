@@ -21,12 +21,11 @@ Tests (tests/e2e/test_hostile_network.py) drive hubpress's CLI through it; the f
 
 from __future__ import annotations
 
-import http.client
-import re
 import threading
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from urllib.parse import urlparse
+
+from tests.faultproxy import ArmedFaults, QuietHandler, forward
 
 KINDS = (
     "slow_loris",
@@ -39,25 +38,17 @@ KINDS = (
 )
 
 
-@dataclass
-class _Fault:
-    pattern: re.Pattern[str]
-    kind: str
-    remaining: int
+class HostileProxy(ArmedFaults):
+    kinds = KINDS
 
-
-class HostileProxy:
     def __init__(self, upstream: str, *, interval: float = 1.0, huge_bytes: int = 300 * 1024 * 1024):
+        super().__init__()
         parsed = urlparse(upstream)
         self.upstream_host = parsed.hostname or "127.0.0.1"
         self.upstream_port = parsed.port or 80
         self.interval = interval
         self.huge_bytes = huge_bytes
         self.stopping = threading.Event()
-        self._lock = threading.Lock()
-        self._faults: list[_Fault] = []
-        self.fired: list[tuple[str, str]] = []
-        self.requests: list[str] = []
         proxy = self
 
         class Handler(_Handler):
@@ -95,49 +86,12 @@ class HostileProxy:
             server.shutdown()
             server.server_close()
 
-    def arm(self, pattern: str, kind: str, count: int = 1) -> None:
-        if kind not in KINDS:
-            raise ValueError(f"unknown fault kind {kind!r}; known: {', '.join(KINDS)}")
-        with self._lock:
-            self._faults.append(_Fault(re.compile(pattern), kind, count))
 
-    def clear(self) -> None:
-        with self._lock:
-            self._faults.clear()
-            self.fired.clear()
-            self.requests.clear()
-
-    def _take(self, line: str) -> str | None:
-        with self._lock:
-            self.requests.append(line)
-            for fault in self._faults:
-                if fault.remaining > 0 and fault.pattern.search(line):
-                    fault.remaining -= 1
-                    self.fired.append((fault.kind, line))
-                    return fault.kind
-        return None
-
-
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(QuietHandler):
     owner: HostileProxy
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format, *args):  # noqa: A002 - quiet
-        pass
-
-    def _body(self) -> bytes:
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
 
     def _forward(self, body: bytes) -> tuple[int, str, list[tuple[str, str]], bytes]:
-        conn = http.client.HTTPConnection(self.owner.upstream_host, self.owner.upstream_port, timeout=60)
-        try:
-            headers = {k: v for k, v in self.headers.items() if k.lower() != "connection"}
-            conn.request(self.command, self.path, body=body or None, headers=headers)
-            response = conn.getresponse()
-            return response.status, response.reason, response.getheaders(), response.read()
-        finally:
-            conn.close()
+        return forward(self, self.owner.upstream_host, self.owner.upstream_port, body)
 
     def _raw(self, status: int, reason: str, headers: list[tuple[str, str]], data: bytes) -> bytes:
         lines = [f"HTTP/1.1 {status} {reason}"]
@@ -222,14 +176,10 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _handle
 
 
-class _OtherOrigin(BaseHTTPRequestHandler):
+class _OtherOrigin(QuietHandler):
     """The host a cross-origin redirect leads to: `{}` under /empty, two bytes under /short."""
 
     owner: HostileProxy
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format, *args):  # noqa: A002 - quiet
-        pass
 
     def _handle(self) -> None:
         data, kind = (

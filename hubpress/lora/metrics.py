@@ -76,7 +76,7 @@ def parse_metrics(
             try:
                 docs.append(load_json(text, relpath, max_bytes=MAX_METRICS_BYTES, non_finite=True))
             except ValueError as exc:
-                problems.append(f"{relpath} is not valid JSON ({exc}); its metrics were skipped")
+                problems.append(f"{exc} Its metrics were skipped.")  # names the file and what is wrong
                 continue
         for doc in docs:
             records, gs = _records(doc)

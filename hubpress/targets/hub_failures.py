@@ -94,7 +94,12 @@ def outbound_failure(
             f"Could not {action} {where}{whom}: the connection failed or stalled ({_reason(exc)}). "
             "Check the endpoint and the network, then run again."
         )
-    what = f"HTTP {status}: {_reason(exc)}" if status is not None else _reason(exc)
+    if status is not None:
+        return HubAnswerUnusable(
+            f"Could not {action} {where}{whom}: the server answered HTTP {status} ({_reason(exc)}). "
+            "Check the name, the token and the endpoint, then run again."
+        )
+    what = _reason(exc)
     return HubAnswerUnusable(
         f"Could not {action} {where}{whom}: its answer cannot be used ({what}). Check the endpoint "
         "(HF_ENDPOINT, HUBPRESS_HUB_ENDPOINT, HUBPRESS_S3_ENDPOINT_URL) and any proxy in between, then run again."
