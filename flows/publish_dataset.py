@@ -43,6 +43,7 @@ from hubpress.shards.published import (
 from hubpress.shards.staging import Staging
 from hubpress.sources.validation import record_build_problems, record_decoded
 from hubpress.targets.hub import HubRepo
+from hubpress.targets.limits import Limits, check_planned_shards
 from hubpress.targets.publish import after_commit, open_target
 from tasks.build import UndecodableShard, build_shard
 from tasks.intake import intake_in_flow, list_source_task
@@ -221,8 +222,11 @@ _PASSES = 3
 def _publish_once(params: PublishDatasetParams) -> dict[str, Any]:
     log = get_run_logger() if FlowRunContext.get() else logging.getLogger("hubpress")
     settings = get_settings({"staging": params.staging} if params.staging else None)
-    # Opening the target first makes a write without a token fail before any work.
-    target = open_target(params.target, "dataset", settings, write=not params.dry_run)
+    # Opening the target first makes a write without a token, or with one that cannot write the
+    # repo, fail before any work.
+    target = open_target(
+        params.target, "dataset", settings, write=not params.dry_run, pull_request=params.create_pr
+    )
 
     # The cheapest check first: the listing (no file read) and the target's head (one round trip).
     listing = list_source_task(params.source, settings)
@@ -285,7 +289,9 @@ def _publish_once(params: PublishDatasetParams) -> dict[str, Any]:
     if staged is not None:
         log.info("Reusing the complete stage %s: the data and options are unchanged.", staged.stage_uri)
     else:
-        plans = plan_all_shards(report, options)
+        limits = Limits.from_settings(settings)
+        plans = plan_all_shards(report, options, limits.files_per_folder)
+        check_planned_shards(len(plans), max(p.estimated_size for p in plans), limits)
         upload_to = _early_upload_target(target, staging, params)
         if upload_to is not None:
             created_early = upload_to.ensure_exists(private=not params.public)

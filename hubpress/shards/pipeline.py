@@ -22,12 +22,13 @@ from hubpress.shards.card import (
     render_dataset_card,
     summarize_split,
 )
-from hubpress.shards.shards import BuiltShard, ShardPlan, StagedShard, plan_shards
+from hubpress.shards.shards import BuiltShard, ShardPlan, StagedShard, in_folders, plan_shards
 from hubpress.shards.sizes import DEFAULT_MAX_SHARD_SIZE, parse_size
 from hubpress.shards.staging import PRIVATE_PREFIX, Staging, json_bytes
 from hubpress.shards.verify import verify_dataset_revision
 from hubpress.sources.models import IntakeReport
 from hubpress.targets.base import is_local_target
+from hubpress.targets.limits import MAX_FILES_PER_FOLDER
 from hubpress.targets.plan import StagedFile
 from hubpress.targets.publish import MANIFEST
 
@@ -64,13 +65,16 @@ def build_options(
     }
 
 
-def plan_all_shards(report: IntakeReport, options: dict[str, Any]) -> list[ShardPlan]:
+def plan_all_shards(
+    report: IntakeReport, options: dict[str, Any], files_per_folder: int = MAX_FILES_PER_FOLDER
+) -> list[ShardPlan]:
+    """Every split's shard plans, placed in folders that fit the Hub's entries-per-folder limit."""
     plans: list[ShardPlan] = []
     for split in sorted(report.splits):
         samples = report.splits[split].samples
         if samples:
             plans.extend(plan_shards(split, samples, options["max_shard_size"]))
-    return plans
+    return in_folders(plans, files_per_folder)
 
 
 _PLANS = TypeAdapter(list[ShardPlan])
