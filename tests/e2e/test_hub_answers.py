@@ -272,3 +272,56 @@ def test_a_token_that_cannot_write_the_target_is_refused_before_anything_is_buil
         assert not list((tmp_path / "staging").rglob("*.parquet"))
         # the same token still writes the rest of alice's namespace
         assert HfApi(endpoint=server.url, token=FINE_TOKEN).create_repo("alice/other", repo_type="dataset")
+
+
+def test_two_publishes_of_the_same_new_dataset_at_once_both_end_well_and_the_repo_is_complete(hub, tmp_path):
+    """Both upload the same LFS objects at once (multipart, parts interleaved): the Hub stores them by
+    content, so both uploads succeed; the commit race's loser re-plans and finds nothing to do."""
+    from prefect.settings import PREFECT_API_URL
+
+    src = tmp_path / "src"
+    write_dataset(src, samples=12, image_size=32, seed=12)
+    repo = name()
+    saved = hub.multipart_threshold, hub.multipart_chunk_size
+    hub.multipart_threshold, hub.multipart_chunk_size = 8_000, 8_000
+    try:
+        runs = []
+        for i in range(2):
+            work = tmp_path / f"run{i}"
+            work.mkdir()
+            env = {
+                **os.environ,
+                "HF_TOKEN": WRITE_TOKEN,
+                "HUBPRESS_STAGING": str(work / "staging"),
+                "HUBPRESS_CACHE_DIR": str(work / "cache"),
+                "PREFECT_API_URL": PREFECT_API_URL.value(),
+            }
+            command = [
+                sys.executable,
+                "-m",
+                "hubpress.commands.cli",
+                "publish-dataset",
+                str(src),
+                repo,
+                "--json",
+            ]
+            runs.append(
+                subprocess.Popen(
+                    command, cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+                )
+            )
+        outs = [(*run.communicate(timeout=900), run.returncode) for run in runs]
+    finally:
+        hub.multipart_threshold, hub.multipart_chunk_size = saved
+    for _stdout, stderr, code in outs:
+        assert "Traceback" not in stderr
+        assert code == 0, stderr
+    results = [json.loads(stdout) for stdout, _, _ in outs]
+    head = hub.head("dataset", repo)
+    assert head in {r["commit"] for r in results}
+    assert len(ours(hub, repo)) in (1, 2)
+    from hubpress.api import load_editing_dataset
+
+    dsd = load_editing_dataset(repo, revision=head, token=WRITE_TOKEN)
+    assert sum(len(split) for split in dsd.values()) == 12  # the repo is complete
+    assert hub.stats.requests.get("lfs_complete", 0) >= 1
