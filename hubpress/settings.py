@@ -96,6 +96,15 @@ class Settings(BaseSettings):
         default=256 * 1024, gt=0, description="Slowest transfer, in bytes per second, a deadline allows for."
     )
     hub_max_concurrency: int = Field(default=4, description="Parallel Hub requests (uploads, hashes).")
+    hub_files_per_folder: int = Field(
+        default=10_000, ge=1, description="The Hub's limit of entries in one folder."
+    )
+    hub_files_per_repo: int = Field(
+        default=100_000, ge=1, description="The Hub's limit of files in one repo."
+    )
+    hub_max_file_bytes: int = Field(
+        default=50 * 1000**3, ge=1, description="The Hub's limit on one file's size."
+    )
     hub_max_wait_seconds: float = Field(
         default=300.0,
         ge=0,

@@ -119,6 +119,17 @@ def hub(hub_server):
 
 
 @pytest.fixture
+def hub_proxy(hub):
+    """tests/hubproxy.py in front of the test Hub: answers lost after the Hub acted, bodies a client
+    cannot use, rate limits with any header. Point HUBPRESS_HUB_ENDPOINT at `hub_proxy.url`."""
+    from tests.hubproxy import HubProxy
+
+    proxy = HubProxy(hub.url).start()
+    yield proxy
+    proxy.stop()
+
+
+@pytest.fixture
 def write_token(monkeypatch):
     monkeypatch.setenv("HF_TOKEN", WRITE_TOKEN)
     return WRITE_TOKEN

@@ -160,9 +160,12 @@ class Run:
 
 def open_run(params: PublishDatasetParams) -> Run:
     """The cheapest check first: the listing (no file read) and the target's head (one round
-    trip). Opening the target first makes a write without a token fail before any work."""
+    trip). Opening the target first makes a write without a token, or with one that cannot write
+    the repo, fail before any work."""
     settings = get_settings({"staging": params.staging} if params.staging else None)
-    target = open_target(params.target, "dataset", settings, write=not params.dry_run)
+    target = open_target(
+        params.target, "dataset", settings, write=not params.dry_run, pull_request=params.create_pr
+    )
     listing = list_source_task(params.source, settings)
     options = build_options(
         target=params.target,

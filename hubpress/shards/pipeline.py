@@ -28,12 +28,13 @@ from hubpress.shards.card import (
 from hubpress.shards.reuse import BuildPlan, choose, parse_manifest, target_holdings
 from hubpress.shards.runs import RunStage
 from hubpress.shards.shard_store import SealedShard, ShardStore
-from hubpress.shards.shards import BuiltShard, ShardPlan, plan_shards
+from hubpress.shards.shards import BuiltShard, ShardPlan, in_folders, plan_shards
 from hubpress.shards.sizes import DEFAULT_MAX_SHARD_SIZE, parse_size
 from hubpress.shards.staging import PRIVATE_PREFIX, Staging, json_bytes
 from hubpress.shards.verify import verify_dataset_revision
 from hubpress.sources.models import IntakeReport
 from hubpress.targets.base import Target, is_local_target
+from hubpress.targets.limits import MAX_FILES_PER_FOLDER, Limits, check_planned_shards
 from hubpress.targets.plan import StagedFile
 from hubpress.targets.publish import MANIFEST
 
@@ -70,13 +71,16 @@ def build_options(
     }
 
 
-def plan_all_shards(report: IntakeReport, options: dict[str, Any]) -> list[ShardPlan]:
+def plan_all_shards(
+    report: IntakeReport, options: dict[str, Any], files_per_folder: int = MAX_FILES_PER_FOLDER
+) -> list[ShardPlan]:
+    """Every split's shard plans, placed in folders that fit the Hub's entries-per-folder limit."""
     plans: list[ShardPlan] = []
     for split in sorted(report.splits):
         samples = report.splits[split].samples
         if samples:
             plans.extend(plan_shards(split, samples, options["max_shard_size"]))
-    return plans
+    return in_folders(plans, files_per_folder)
 
 
 _PLANS = TypeAdapter(list[ShardPlan])
@@ -164,7 +168,10 @@ def plan_build(
 ) -> BuildPlan:
     """The plan step: every shard planned and keyed, then which must be built. The run's lease
     names every key before the staging is searched, so no clean-up removes them under it."""
-    plans = plan_all_shards(report, options)
+    limits = Limits.from_settings(staging.settings)
+    plans = plan_all_shards(report, options, limits.files_per_folder)
+    if plans:  # a dataset the Hub would refuse is refused here, before anything is built or sent
+        check_planned_shards(len(plans), max(p.estimated_size for p in plans), limits)
     stage.renew(keys=[plan.key for plan in plans])
     state = target.state(revision)
     text = None

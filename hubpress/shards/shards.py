@@ -20,7 +20,7 @@ import os
 import tempfile
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +63,7 @@ class ShardPlan:
     row_group_rows: int = DEFAULT_ROW_GROUP_ROWS
     row_group_bytes: int = DEFAULT_ROW_GROUP_BYTES
     row_groups: tuple[int, ...] = ()  # samples per row group (hubpress.shards.boundaries.cut_rows)
+    folder: str = "data"  # where in the repo; a subfolder when data/ would be too full (in_folders)
 
     @property
     def name(self) -> str:
@@ -70,7 +71,7 @@ class ShardPlan:
 
     @property
     def path_in_repo(self) -> str:
-        return f"data/{self.name}"
+        return f"{self.folder}/{self.name}"
 
     @property
     def num_rows(self) -> int:
@@ -179,6 +180,32 @@ def write_shard(
         for group in plan.groups():
             writer.write_row_group(editing_table(group, read))
         return writer.finish(plan.path_in_repo, plan.split, local_path=target)
+
+
+def in_folders(plans: list[ShardPlan], files_per_folder: int) -> list[ShardPlan]:
+    """The plans, placed so that no folder holds more than `files_per_folder` entries (the Hub
+    refuses a commit that would put more than 10,000 in one folder). Shards stay in `data/` while
+    they fit; otherwise the largest splits move, one at a time, into `data/<split>/<h>/`, where
+    `<h>` is the first hex digit of the shard's key (two digits for a split of more than 8 folders'
+    worth, when a folder may hold 256 entries): a shard's folder, like its name, depends only on its content. Pure."""
+    counts: dict[str, int] = {}
+    for plan in plans:
+        counts[plan.split] = counts.get(plan.split, 0) + 1
+    in_data = len(plans)
+    digits: dict[str, int] = {}
+    for split, count in sorted(counts.items(), key=lambda item: (-item[1], item[0])):
+        if in_data <= files_per_folder:
+            break
+        # 16 subfolders hold up to 8 folders' worth with room to spare; beyond, 256 (when data/<split>/
+        # may hold 256 entries).
+        digits[split] = 2 if count > 8 * files_per_folder and files_per_folder >= 256 else 1
+        in_data -= count - 1  # the split's shards leave; its folder is one entry of data/
+    return [
+        replace(plan, folder=f"data/{plan.split}/{plan.key[: digits[plan.split]]}")
+        if plan.split in digits
+        else plan
+        for plan in plans
+    ]
 
 
 # --- building into the shard store (the plain functions behind hubpress/tasks/build.py) ---------------------

@@ -27,6 +27,7 @@ import httpx2
 
 from hubpress.deadlines import DeadlineExceeded, Deadlines, url_without_secrets
 from hubpress.parsers import MAX_ANSWER_BYTES
+from hubpress.targets import hub_waits
 from hubpress.targets.hub_failures import HubAnswerUnusable
 
 # When the current phase of the current request must end (time.monotonic), and what to call it.
@@ -261,7 +262,8 @@ def client_factory(deadlines: Deadlines):
 
     def build() -> httpx2.Client:
         return httpx2.Client(
-            transport=DeadlineTransport(deadlines),
+            # every wait the Hub asks for is bounded (hub_waits), every phase ends by its deadline
+            transport=hub_waits.bounding_transport(DeadlineTransport(deadlines)),
             event_hooks={"request": [hf_request_event_hook, _timeouts_hook(deadlines)]},
             follow_redirects=True,
         )

@@ -23,7 +23,7 @@ from hubpress.targets.base import (
     is_local_target,
     local_path,
 )
-from hubpress.targets.limits import check_limits
+from hubpress.targets.limits import Limits, check_limits
 from hubpress.targets.local import LocalDir, staged_text
 from hubpress.targets.ownership import owned_files
 from hubpress.targets.plan import PublishPlan, StagedFile, make_plan
@@ -35,10 +35,16 @@ CARD = "README.md"
 
 
 def open_target(
-    target: str, repo_type: RepoType, settings: Settings, token: str | None = None, write: bool = True
+    target: str,
+    repo_type: RepoType,
+    settings: Settings,
+    token: str | None = None,
+    write: bool = True,
+    pull_request: bool = False,
 ) -> Target:
-    """A Target for a Hub repo id or a local directory. A write to the Hub without a token fails
-    here, before any work, with one message naming every way to provide one."""
+    """A Target for a Hub repo id or a local directory. A write to the Hub without a token, or with
+    a token that cannot write the repo (`pull_request`: only open a PR on it), fails here, before
+    any work, with one message naming every way to provide one."""
     if is_local_target(target):
         from hubpress.storage.hashcache import HashCache
 
@@ -47,7 +53,10 @@ def open_target(
 
     check_repo_id(target)
     resolved = require_write_token(token, settings) if write else resolve_token(token, settings)
-    return HubRepo(target, repo_type, settings, resolved)
+    repo = HubRepo(target, repo_type, settings, resolved)
+    if write:
+        repo.check_write_access(pull_request)
+    return repo
 
 
 @dataclass(slots=True)
@@ -261,7 +270,7 @@ def publish_files(
                 card_file, _ = staged_text(CARD, card(existing_card), scratch)
                 files = [f for f in files if f.path != CARD] + [card_file]
             plan = make_plan(target_name, revision, head, files, state.files, owned)
-            check_limits(plan, set(state.files))
+            check_limits(plan, set(state.files), getattr(target, "limits", None) or Limits())
             if on_plan is not None:
                 on_plan(plan)
             outcome = PublishOutcome(

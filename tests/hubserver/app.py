@@ -41,6 +41,7 @@ from .errors import (
     Unprocessable,
 )
 from .gitobjects import SHA256_RE
+from .limits import HubLimits, check_commit
 from .messages import FileSlice, Request, Response
 from .stats import Accounting
 from .store import (
@@ -147,6 +148,7 @@ class HubApp:
         self.orgs = {user: set(names) for user, names in (orgs or {}).items()}  # user -> orgs
         self.accounting = accounting
         self.transfer = transfer
+        self.limits = HubLimits()  # settable on a running server (tests/hubserver/limits.py)
         self._secret = secrets.token_bytes(32)
         self._running_lock = threading.Lock()
         self._running_sha256: dict[str, tuple[int, Any]] = {}  # parts dir -> (next part, sha256 so far)
@@ -454,6 +456,7 @@ class HubApp:
         identity = self.identity(request)
         assert identity is not None
         header, operations = self._parse_commit_payload(request.body())
+        check_commit(self.limits, self._files_at(repo, p["rev"]), operations)
         if self.xet is not None:
             fetch_committed(self.xet, repo, operations)
         result, inline_bytes = repo.create_commit(
@@ -472,6 +475,15 @@ class HubApp:
         if result.pr_num is not None:
             body["pullRequestUrl"] = f"{url}/discussions/{result.pr_num}"
         return Response.json(body)
+
+    @staticmethod
+    def _files_at(repo: Repo, rev: str) -> list[str]:
+        """The files of `rev` (none when it does not resolve: the commit itself then says why)."""
+        try:
+            sha, _ = repo.resolve(rev)
+        except HubError:
+            return []
+        return list(repo.snapshot(sha).files)
 
     # ---- LFS ----------------------------------------------------------------------------------
     def _sign(self, method: str, path: str, size: int) -> str:

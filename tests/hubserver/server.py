@@ -140,6 +140,11 @@ class HubServer:
         """How many fault firings are still armed."""
         return self._faults.armed
 
+    @property
+    def limits(self):
+        """The Hub's storage limits this server enforces on commits (tests/hubserver/limits.py)."""
+        return self.app.limits
+
     # ---- transfer knobs (settable while running) ----------------------------------------------
     @property
     def multipart_threshold(self) -> int:
