@@ -375,9 +375,9 @@ class HubRepo:
 
         LFS objects belong to the repo, not to a revision or a commit: nothing in the repo changes
         until the commit names them, and the commit's own upload step then finds them present and
-        sends nothing. An object the repo already holds is not sent here either (the LFS batch
-        answer has no upload action for it). Small files that would travel inside the commit are
-        left to it."""
+        sends nothing. A file the repo already holds is not sent here either (on Xet the preupload
+        answer names its oid at the head; on LFS the batch answer has no upload action for it).
+        Small files that would travel inside the commit are left to it."""
         op = hub_upload.addition(file, local_path)
         self._preupload(op, revision=None)
         self._preuploaded[(file.path, file.sha256)] = op

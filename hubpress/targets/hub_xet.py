@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
@@ -29,56 +29,39 @@ def uses_xet() -> bool:
 
 @dataclass(frozen=True, slots=True)
 class XetSent:
-    """One Xet upload's figures, from hf_xet's commit report (DeduplicationMetrics).
+    """One Xet upload, from hf_xet's report: `sent_bytes`, the xorb and shard bytes that crossed
+    the wire (the new chunks, compressed, and the file records); `deduped`, per file sent
+    ((path, sha256) -> bytes of it whose chunks the CAS already held)."""
 
-    file_bytes: bytes of the files hf_xet processed; deduped_bytes: of those, bytes whose chunks the
-    CAS already held (not sent); sent_bytes: xorb and shard bytes that crossed the wire (the new
-    chunks, compressed, and the file records)."""
-
-    file_bytes: int = 0
-    deduped_bytes: int = 0
     sent_bytes: int = 0
-
-    def __add__(self, other: XetSent) -> XetSent:
-        return XetSent(
-            self.file_bytes + other.file_bytes,
-            self.deduped_bytes + other.deduped_bytes,
-            self.sent_bytes + other.sent_bytes,
-        )
-
-    def __sub__(self, other: XetSent) -> XetSent:
-        return XetSent(
-            self.file_bytes - other.file_bytes,
-            self.deduped_bytes - other.deduped_bytes,
-            self.sent_bytes - other.sent_bytes,
-        )
+    deduped: dict[tuple[str, str], int] = field(default_factory=dict)
 
 
 class XetTally:
     """What a target's Xet uploads sent (uploads run in several threads), and what its commits
-    reported of it: a commit reports what was sent since the last one, a re-planned attempt's
-    uploads included."""
+    reported of it. A commit reports the bytes sent since the last one (a re-planned attempt's
+    uploads and files sent ahead that turned out unchanged included: they crossed the wire) and
+    the deduplicated bytes of its own files."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self.total = XetSent()
-        self._reported = XetSent()
+        self._sent = 0
+        self._deduped: dict[tuple[str, str], int] = {}
 
     def add(self, sent: XetSent) -> None:
         with self._lock:
-            self.total = self.total + sent
+            self._sent += sent.sent_bytes
+            self._deduped.update(sent.deduped)
 
     def commit_fields(self, additions: list) -> dict[str, Any]:
-        """The CommitResult fields of a commit on the Xet path: the bytes sent since the last
-        commit, and the regular files that travelled inside this one."""
+        """The CommitResult fields of a commit on the Xet path (`additions`: its files)."""
         with self._lock:
-            since, self._reported = self.total - self._reported, self.total
+            sent, self._sent = self._sent, 0
+            deduped = sum(
+                self._deduped.pop((op.path_in_repo, op.upload_info.sha256.hex()), 0) for op in additions
+            )
         inline = sum(op.upload_info.size for op in additions if op._upload_mode == "regular")
-        return {
-            "transfer": "xet",
-            "sent_bytes": since.sent_bytes + inline,
-            "deduped_bytes": since.deduped_bytes,
-        }
+        return {"transfer": "xet", "sent_bytes": sent + inline, "deduped_bytes": deduped}
 
 
 def preupload(
@@ -100,6 +83,7 @@ def preupload(
     headers = build_hf_headers(token=api.token, library_name="hubpress")
     pending = [op for op in ops if not op._is_uploaded]
     unknown = [op for op in pending if op._upload_mode is None]
+    asked = {id(op) for op in unknown}  # their _remote_oid is the file's oid at `revision`
     if unknown:
         _fetch_upload_modes(
             additions=unknown,
@@ -110,7 +94,15 @@ def preupload(
             endpoint=api.endpoint,
             create_pr=create_pr,
         )
-    todo = [op for op in pending if op._upload_mode == "lfs" and not op._should_ignore]
+    # The preupload answer names the file's oid at `revision`: a file it already holds there is
+    # left out (create_commit drops it as unchanged), rather than chunked and hashed again.
+    todo = [
+        op
+        for op in pending
+        if op._upload_mode == "lfs"
+        and not op._should_ignore
+        and not (id(op) in asked and op.upload_info.is_hashed and op._remote_oid == op._local_oid)
+    ]
     if not todo:
         return XetSent()
     refresh_url = xet_connection_info_refresh_url(
@@ -142,12 +134,14 @@ def preupload(
     except BaseException:
         commit.abort()
         raise
+    deduped = {}
     for op, handle in handles:
+        result = handle.result()
         if not op.upload_info.is_hashed:  # hf_xet hashed it while chunking: the commit names it
-            op.upload_info.sha256 = bytes.fromhex(handle.result().xet_info.sha256)
+            op.upload_info.sha256 = bytes.fromhex(result.xet_info.sha256)
         op._is_uploaded = True
-    metrics = report.dedup_metrics
-    return XetSent(metrics.total_bytes, metrics.deduped_bytes, metrics.total_bytes_uploaded)
+        deduped[(op.path_in_repo, op.upload_info.sha256.hex())] = result.dedup_metrics.deduped_bytes
+    return XetSent(report.dedup_metrics.total_bytes_uploaded, deduped)
 
 
 def token_refusal(exc: BaseException, repo_type: str, repo_id: str, endpoint: str) -> Exception | None:

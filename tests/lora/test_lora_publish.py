@@ -24,6 +24,7 @@ def name():
     return f"alice/lora-{uuid.uuid4().hex[:8]}"
 
 
+@pytest.mark.lfs
 def test_publish_twice_sends_nothing_the_second_time(hub, tmp_path, write_token):
     weights = write_lora(tmp_path / "pytorch_lora_weights.safetensors", rank=8)
     config = tmp_path / "train_config.yaml"

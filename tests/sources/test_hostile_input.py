@@ -110,4 +110,4 @@ def test_hostile_safetensors_are_refused_with_their_reason(hub, tmp_path, write_
     huge = next(p for p in cases if p.parent.name == "huge_header")
     with pytest.raises(HubpressError):
         publish_lora(PublishLoraParams(src_path=str(huge), target=f"alice/w-{uuid.uuid4().hex[:8]}"))
-    assert hub.stats.commits == 0 and hub.stats.requests.get("lfs_upload", 0) == 0
+    assert hub.stats.commits == 0 and hub.stats.upload_bytes == 0  # neither LFS nor Xet sent anything

@@ -43,6 +43,7 @@ def source_rows(root: Path, split: str) -> dict[str, tuple[str, bytes]]:
     return rows
 
 
+@pytest.mark.lfs
 def test_first_publish_loads_back_equal_and_unchanged_republish_sends_nothing(
     hub, tmp_path, staging, write_token
 ):
@@ -92,6 +93,7 @@ def test_first_publish_loads_back_equal_and_unchanged_republish_sends_nothing(
     assert hub.stats.requests["resolve"] == 0 and hub.stats.download_bytes == 0
 
 
+@pytest.mark.lfs
 def test_adding_samples_uploads_only_the_shards_they_land_in(hub, tmp_path, staging, write_token):
     src = tmp_path / "src"
     write_dataset(src, samples=200, image_size=16, seed=2)
