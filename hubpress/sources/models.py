@@ -48,6 +48,7 @@ WARNING_KINDS = frozenset(
         "ignored_file",
         "symlink_not_followed",  # a symlink that loops, dangles or leads a folder outside the root
         "image_rotated",  # EXIF orientation: sizes are compared as a trainer sees them
+        "multi_frame_image",  # animated or multi-page: a trainer sees the first frame only
     }
 )
 
