@@ -129,20 +129,11 @@ def download_lora(
     revision: str | None = None,
     token: str | None = None,
 ) -> str:
-    """Download LoRA weights from a Hub model repo (or a local target) and return the local path."""
-    if is_local_target(repo_id):
-        path = local_path(repo_id) / filename
-        if not path.is_file():
-            from hubpress.errors import SourceError
+    """Download LoRA weights from a Hub model repo (or a local target) and return the local path.
 
-            raise SourceError(f"{path} does not exist.")
-        return str(path)
-    from hubpress.settings import get_settings, resolve_token
-    from hubpress.targets.hub import HubRepo
+    The file name must stay inside the repo; the bytes must be what the Hub lists for the file
+    (sha256), and weights must pass the publish's safetensors header check, or the file is removed
+    from the cache and a one-line error says why (hubpress.lora.download)."""
+    from hubpress.lora.download import download_checked
 
-    settings = get_settings()
-    repo = HubRepo(repo_id, "model", settings, resolve_token(token, settings))
-    from hubpress.targets.hub_calls import hub_errors
-
-    with hub_errors("download from", repo.description, repo.token):
-        return repo.download(filename, revision)
+    return download_checked(repo_id, filename, revision, token)

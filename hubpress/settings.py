@@ -14,11 +14,12 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from hubpress.errors import MissingTokenError
+from hubpress.errors import ConfigError, MissingTokenError, hide_userinfo
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 
@@ -121,7 +122,18 @@ class Settings(BaseSettings):
     )
 
     def endpoint(self) -> str:
-        return (self.hub_endpoint or os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
+        """The Hub endpoint, or ConfigError when it carries credentials (`http://user:pw@host`):
+        huggingface_hub would send them as Basic auth in place of the token, and print them."""
+        url = (self.hub_endpoint or os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
+        parts = urlsplit(url)
+        if parts.username or parts.password or "@" in parts.netloc:
+            setting = "HUBPRESS_HUB_ENDPOINT" if self.hub_endpoint else "HF_ENDPOINT"
+            raise ConfigError(
+                f"{setting} {hide_userinfo(url)} carries a user name or password: hubpress refuses "
+                "credentials in the endpoint URL (they would replace the token as Basic auth). Remove "
+                f"'user:password@' from {setting} and give the token with HF_TOKEN or HUBPRESS_TOKEN."
+            )
+        return url
 
     def with_overrides(self, overrides: dict[str, Any] | None) -> Settings:
         if not overrides:

@@ -80,6 +80,7 @@ def run_flow(run: Callable[[], Any], as_json: bool) -> Any:
     """Run a flow. With --json, Prefect's own console logging is silenced so stdout holds one object."""
     from huggingface_hub.utils import disable_progress_bars
 
+    from hubpress.errors import hide_userinfo
     from hubpress.orchestration import artifacts
 
     if as_json:
@@ -101,7 +102,7 @@ def run_flow(run: Callable[[], Any], as_json: bool) -> Any:
     where = api_url_for_commands(announce=announce)
     if not as_json and not said:
         typer.secho(
-            f"Prefect: runs are recorded at {where.removesuffix('/api')}"
+            f"Prefect: runs are recorded at {hide_userinfo(where.removesuffix('/api'))}"
             if where
             else "Prefect: using a temporary server (HUBPRESS_PREFECT_SERVER=temporary)",
             err=True,

@@ -29,6 +29,7 @@ from typing import Any
 import hubpress
 from hubpress.sources.models import IntakeReport
 from hubpress.storage.files import ListedFile
+from hubpress.storage.hashcache import stat_version
 
 log = logging.getLogger("hubpress.published")
 
@@ -60,7 +61,7 @@ def local_listing(paths: Iterable[str | os.PathLike[str]]) -> list[ListedFile]:
     for path in paths:
         real = os.path.realpath(path)
         st = os.stat(real)
-        listed.append(ListedFile(real, st.st_size, str(st.st_mtime_ns), st.st_ino))
+        listed.append(ListedFile(real, st.st_size, stat_version(st), st.st_ino))
     return listed
 
 

@@ -188,6 +188,9 @@ def judge(
                 f"({f.width}x{f.height}); sizes are compared as it sees them"
             )
             problems.append(Problem(split, sample.id, "image_rotated", detail, ref.relpath, "warning"))
+        if f.frames is not None:
+            detail = f"has {f.frames} frames (animated or multi-page): a trainer sees only the first"
+            problems.append(Problem(split, sample.id, "multi_frame_image", detail, ref.relpath, "warning"))
         _, ext = split_extension(ref.name)
         if not extension_agrees(ext, f.format):
             new = _renamed(ref.relpath, f.format or "")

@@ -93,7 +93,7 @@ class SourceReader:
     def _settle(self, ref: FileRef, decoded: Future[str | None]) -> None:
         problem = decoded.result()
         if problem is _CHANGED:
-            raise _changed(ref, "its size or modification time differs from what was validated")
+            raise _changed(ref, "its size, modification time or change time differs from what was validated")
         if problem is not None:
             self._failed.append((ref, problem))
 
@@ -113,7 +113,9 @@ class SourceReader:
             after = os.fstat(fh.fileno())
         for st in (before, after):
             if st.st_size != ref.size or _version(st, ref.version) != ref.version or len(data) != ref.size:
-                raise _changed(ref, "its size or modification time differs from what was validated")
+                raise _changed(
+                    ref, "its size, modification time or change time differs from what was validated"
+                )
         return data
 
 
@@ -149,8 +151,10 @@ def decode_file_problem(path: str, fmt: str | None, size: int, version: str | No
 
 
 def _version(st: os.stat_result, listed: str) -> str:
-    """The file's version in the form the listing recorded: "mtime_ns:inode" (or mtime_ns alone)."""
-    return f"{st.st_mtime_ns}:{st.st_ino}" if ":" in listed else str(st.st_mtime_ns)
+    """The file's version in the form the listing recorded: "stat_version:inode" (or stat_version alone)."""
+    from hubpress.storage.hashcache import stat_version
+
+    return f"{stat_version(st)}:{st.st_ino}" if ":" in listed else stat_version(st)
 
 
 def _changed(ref: FileRef, why: str) -> SourceError:

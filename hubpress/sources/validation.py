@@ -46,7 +46,12 @@ from hubpress.storage.hashcache import HashCache
 from hubpress.storage.regular import NotRegularFile, open_regular
 
 # Bump when what a cached fact means changes: older entries are then checked again.
-FACTS_VERSION = 2  # 2: EXIF orientation
+FACTS_VERSION = 3  # 2: EXIF orientation; 3: high bit depth, frame counts
+
+# Pillow modes of more than 8 bits a channel (16-bit grayscale PNG, 32-bit integer or float TIFF).
+# Converted to RGB, as trainers do (`image.convert("RGB")`), their values are clipped at 255: a
+# 16-bit image becomes (nearly) all white. 16-bit RGB PNGs open as 8-bit RGB and are not listed.
+HIGH_BIT_DEPTH_MODES = frozenset({"I", "F", "I;16", "I;16B", "I;16L", "I;16N"})
 CACHE_FILE = "files.sqlite"
 DEFAULT_CHUNK = 2000
 # Fewer files than this are checked inline: starting worker processes would cost more.
@@ -81,6 +86,7 @@ class FileFacts:
     orientation: int | None = None
     # False: only the header was checked; the pixels are decoded where the bytes are next read.
     decoded: bool = True
+    frames: int | None = None  # more than one frame (animated PNG/WebP, multi-page TIFF); else None
 
 
 @dataclass(slots=True)
@@ -158,6 +164,17 @@ def check_image_bytes(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, decode:
                 if width * height > max_pixels:
                     width, height = _as_seen(width, height, _header_orientation(im))
                     return _too_large(sha, fmt, width, height, max_pixels)
+                if im.mode in HIGH_BIT_DEPTH_MODES:
+                    return FileFacts(
+                        sha,
+                        fmt,
+                        width,
+                        height,
+                        error="high_bit_depth_image",
+                        detail=f"{fmt.upper()} of mode {im.mode} (more than 8 bits a channel): converted to "
+                        "RGB, as trainers do, it becomes all white; save it as 8-bit",
+                    )
+                frames = getattr(im, "n_frames", 1)
                 Image.MAX_IMAGE_PIXELS = max_pixels  # any later check inside Pillow uses our limit
                 if not decode and _metadata_after_pixels(fmt, data):
                     decode = True  # Pillow reads metadata after the pixels only by decoding them
@@ -172,7 +189,15 @@ def check_image_bytes(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, decode:
     finally:
         Image.MAX_IMAGE_PIXELS = saved
     orientation = orientation if orientation != 1 else None
-    return FileFacts(sha, fmt, width, height, orientation=orientation, decoded=decode)
+    return FileFacts(
+        sha,
+        fmt,
+        width,
+        height,
+        orientation=orientation,
+        decoded=decode,
+        frames=frames if isinstance(frames, int) and frames > 1 else None,
+    )
 
 
 def decode_problem(data: bytes, fmt: str | None) -> str | None:
@@ -282,7 +307,7 @@ def _to_info(job: FileJob, facts: FileFacts) -> dict[str, Any]:
     else:
         info.update(format=facts.format, width=facts.width, height=facts.height)
         info.update(error=facts.error, detail=facts.detail, checked_pixels=facts.checked_pixels)
-        info.update(orientation=facts.orientation, decoded=facts.decoded)
+        info.update(orientation=facts.orientation, decoded=facts.decoded, frames=facts.frames)
     return info
 
 
@@ -301,6 +326,7 @@ def _from_cache(job: FileJob, sha: str | None, info: dict[str, Any] | None) -> F
         checked_pixels=info.get("checked_pixels"),
         orientation=info.get("orientation"),
         decoded=info.get("decoded", True),  # entries from before deferred decoding were decoded
+        frames=info.get("frames"),
     )
 
 

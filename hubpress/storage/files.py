@@ -21,6 +21,7 @@ from urllib.parse import urlparse
 from hubpress.errors import SourceError
 from hubpress.settings import Settings, get_settings
 from hubpress.storage import names
+from hubpress.storage.hashcache import stat_version
 from hubpress.storage.names import inside
 from hubpress.storage.regular import open_regular, why_not_regular
 
@@ -31,7 +32,7 @@ UNLISTED = -1  # the size of a ListedFile that stands for an entry that could no
 class ListedFile:
     relpath: str  # POSIX, relative to the storage root
     size: int
-    version: str  # local: mtime_ns; S3: ETag. Together with size, the cache key of a file.
+    version: str  # local: hashcache.stat_version; S3: ETag. With size, the cache key of a file.
     inode: int | None = None
 
 
@@ -101,7 +102,7 @@ class LocalStorage:
                                 unlisted.append((child, why))
                         elif entry.is_file():
                             st = entry.stat()
-                            yield ListedFile(child, st.st_size, str(st.st_mtime_ns), st.st_ino)
+                            yield ListedFile(child, st.st_size, stat_version(st), st.st_ino)
                         elif entry.is_symlink() and not os.path.exists(entry.path):
                             unlisted.append((child, "is a symbolic link to nothing (dangling)"))
                         else:  # a device, FIFO or socket (or a symlink to one): never read

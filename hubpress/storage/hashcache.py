@@ -1,5 +1,6 @@
 """A persistent cache of file facts (sha256 and validation results) keyed by what identifies a
-version of a file without reading it: path, size, and mtime_ns + inode locally, or ETag on S3.
+version of a file without reading it: path, size, and mtime_ns, ctime_ns and inode locally, or ETag
+on S3.
 
 An unchanged multi-GB LoRA file or a 100,000-image tree is then never read twice. SQLite in WAL
 mode lets several processes (validation workers) share it safely.
@@ -59,10 +60,21 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
     return digest.hexdigest()
 
 
-def local_version(path: str | os.PathLike[str]) -> tuple[int, str]:
-    """(size, version) of a local file: version is mtime_ns and inode, so a replaced file misses."""
+def stat_version(st: os.stat_result) -> str:
+    """What says a local file's content may have changed, without reading it: the modification
+    time and the inode change time (ctime), as git's index keeps them. A same-size edit that puts
+    the old mtime back (`touch -d`, `os.utime`, a copy with `cp -p`) still moves the ctime, which
+    user space cannot set. The one version rule of every local listing and cache key."""
+    return f"{st.st_mtime_ns}+{st.st_ctime_ns}"
+
+
+def local_version(path: str | os.PathLike[str], *, with_ctime: bool = True) -> tuple[int, str]:
+    """(size, version) of a local file: version is `stat_version` and the inode, so an edited or
+    replaced file misses. `with_ctime=False` is for files only hubpress writes and never edits
+    (a local target's immutable versions), whose ctime moves each time a publish links them."""
     st = os.stat(path)
-    return st.st_size, f"{st.st_mtime_ns}:{st.st_ino}"
+    stamp = stat_version(st) if with_ctime else str(st.st_mtime_ns)
+    return st.st_size, f"{stamp}:{st.st_ino}"
 
 
 class HashCache:
@@ -156,10 +168,10 @@ class HashCache:
             conn.execute("ROLLBACK")
             raise
 
-    def sha256_local(self, path: str | os.PathLike[str]) -> str:
-        """sha256 of a local file, read only when its size, mtime or inode changed since last time."""
+    def sha256_local(self, path: str | os.PathLike[str], *, with_ctime: bool = True) -> str:
+        """sha256 of a local file, read only when its size, mtime, ctime or inode changed since."""
         path = os.path.abspath(path)
-        size, version = local_version(path)
+        size, version = local_version(path, with_ctime=with_ctime)
         hit = self.get(path, size, version)
         if hit is not None and hit[0]:
             return hit[0]

@@ -110,7 +110,7 @@ def inside(root: str | Path, name: str, *, what: str = "name", follow_links: boo
 def path_in_repo(name: str, *, what: str = "path in the repo") -> str:
     """A path a file takes in a Hub repo or a local target. Same rules as `relpath`; the Hub also
     refuses paths inside .git/."""
-    rel = relpath(name, what=what)
+    rel = remote_path(name, what=what)  # a name that decodes to an unsafe one is refused too
     if rel.split("/", 1)[0] == ".git":
         raise UnsafeNameError(f"{what} {_shown(name)} is inside .git/, which a repo cannot hold.", name)
     return rel

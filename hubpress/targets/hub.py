@@ -189,6 +189,18 @@ class HubRepo:
         lines = tuple(f"{exc} It is ignored." for exc in refused)
         return RemoteState(exists=True, head=head, files=files, refused=lines)
 
+    def file_facts(self, path: str, revision: str) -> RemoteFile | None:
+        """What the Hub lists for one file at `revision` (sha256 for LFS, git blob id), or None."""
+        from huggingface_hub.hf_api import RepoFile
+
+        found = self._retry(
+            "read",
+            lambda: self.api.get_paths_info(
+                self.repo_id, [path], revision=revision, repo_type=self.repo_type
+            ),
+        )
+        return next((_remote_file(i) for i in found if isinstance(i, RepoFile) and i.path == path), None)
+
     def read_text(self, path: str, revision: str, git_oid: str | None = None) -> str | None:
         """A small text file of the repo at `revision`. With the file's git blob id (from the tree
         listing), a copy this machine already has (read or committed before) is used without a
