@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import os
 from collections import deque
+from dataclasses import asdict
 from typing import Any
 
 # The run talks to the Hub: huggingface_hub is imported with the flow (as the CLI or a served
@@ -37,10 +38,11 @@ from hubpress.shards.published import (
     PublishedRecords,
     is_unchanged,
     listing_digest,
-    sample_changes,
+    reported_changes,
     sample_digests,
 )
 from hubpress.shards.staging import Staging
+from hubpress.sources.discovery import detect_layout
 from hubpress.sources.validation import record_build_problems, record_decoded
 from hubpress.targets.hub import HubRepo
 from hubpress.targets.publish import after_commit, open_target
@@ -234,7 +236,8 @@ def _publish_once(params: PublishDatasetParams) -> dict[str, Any]:
     listing = list_source_task(params.source, settings)
     options = build_options(
         target=params.target,
-        layout=params.layout,
+        # The layout found, not the one asked for: "auto" (CLI) and "folder" (API) publish the same.
+        layout=detect_layout((f.relpath for f in listing), params.layout),
         on_error=params.on_error,
         allow_missing_target=params.allow_missing_target,
         prompt_encoding=params.prompt_encoding,
@@ -339,7 +342,7 @@ def _publish_once(params: PublishDatasetParams) -> dict[str, Any]:
         artifacts.commit_link(outcome.commit_url, f"Commit {outcome.commit[:12]} in {params.target}")
 
     published = sample_digests(report)
-    changes = sample_changes(record.samples if record is not None else None, published)
+    changes = reported_changes(record, published, outcome.plan.summary(), outcome.plan.parent_commit)
     head = outcome.commit or outcome.plan.parent_commit
     if head and not (params.dry_run or params.create_pr):
         records.put(params.target, params.revision, PublishedRecord(digest, head, published))
@@ -353,7 +356,7 @@ def _publish_once(params: PublishDatasetParams) -> dict[str, Any]:
     result["stage"] = staged.stage_uri
     result["stage_reused"] = staged.reused
     result["listing_unchanged"] = False
-    result["changes"] = {"added": changes.added, "changed": changes.changed, "removed": changes.removed}
+    result["changes"] = None if changes is None else asdict(changes)
     return result
 
 
@@ -386,12 +389,15 @@ def _unchanged_result(target: str, record: PublishedRecord) -> dict[str, Any]:
         "dry_run": False,
         "uploaded_files": [],
         "uploaded_bytes": 0,
+        "already_present_files": [],
+        "already_present_bytes": 0,
         "unchanged_files": [],
         "deleted_files": [],
-        "plan": None,
+        "plan": {"added": [], "changed": [], "unchanged": [], "deleted": []},
         "attempts": 0,
         "samples": rows,
         "skipped": {},
+        "empty_prompts": {},
         "stage": None,
         "stage_reused": False,
         "listing_unchanged": True,
@@ -406,6 +412,8 @@ def summary_head(result: dict[str, Any]) -> str:
     if result["commit"] is None:
         return "unchanged"
     changes = result["changes"]
+    if changes is None:  # see reported_changes
+        return f"samples added or changed: unknown (last written from elsewhere): {result['uploaded_bytes']:,} bytes sent"
     return (
         f"{changes['added']} samples added, {changes['changed']} changed, {changes['removed']} removed: "
         f"{result['uploaded_bytes']:,} bytes sent"
