@@ -76,6 +76,7 @@ class PublishOutcome:
     attempts: int = 1
     dry_run: bool = False
     notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # said to the person (CLI, --json, the run log)
     already_present: tuple[str, ...] = ()  # committed, but their content was on the target already
 
     @property
@@ -112,8 +113,26 @@ class PublishOutcome:
             "unchanged_files": [c.path for c in self.plan.of("unchanged")],
             "deleted_files": [c.path for c in self.plan.of("deleted")] if self.commit else [],
             "plan": self.plan.summary(),
+            # What a publish would send; for a dry run, what it would send at most (the Hub may
+            # already hold some of it).
+            "planned_bytes": sum(c.size for c in self.plan.uploads),
             "attempts": self.attempts,
+            "warnings": list(self.warnings),
         }
+
+
+def _warn_if_unseen(outcome: PublishOutcome, target: Target, state) -> None:
+    """A dry run against a Hub repo it cannot see plans against an empty repo: say so, since a
+    private repo looks the same as a missing one to a reader without a usable token."""
+    token = getattr(target, "token", None)
+    if state.exists or token is None:
+        return
+    who = "no token" if token.value is None else f"the token from {token.source}"
+    outcome.warnings.append(
+        f"{outcome.target} could not be seen with {who}: it does not exist, or it is private and "
+        "this token cannot read it. The plan below assumes an empty repo."
+    )
+    log.warning(outcome.warnings[-1])
 
 
 CardFn = Callable[[str | None], str]
@@ -256,6 +275,7 @@ def publish_files(
             if tag:
                 _check_tag_free(target, tag, head if plan.is_noop else None, target_name)
             if dry_run:
+                _warn_if_unseen(outcome, target, state)
                 return outcome
             if plan.is_noop:
                 log.info("%s is up to date: nothing to upload, no commit made", target_name)

@@ -13,7 +13,7 @@ import pytest
 from hubpress.api import upload_editing_dataset
 from hubpress.flows.publish_dataset import summary_head
 from hubpress.testdata.synth import write_dataset
-from tests.conftest import run_cli
+from tests.conftest import OTHER_WRITE_TOKEN, run_cli
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -62,3 +62,27 @@ def test_api_and_cli_agree_and_counts_survive_a_lost_cache(hub, tmp_path, write_
     assert grown["commit"] is not None
     assert grown["changes"] is None or grown["changes"]["added"] <= 2, grown["changes"]
     assert "10 samples added" not in summary_head(grown)
+
+
+def test_a_dry_run_that_cannot_see_the_private_repo_says_so(hub, tmp_path, write_token, monkeypatch):
+    src = tmp_path / "face_seg"
+    write_dataset(src, samples=4, test_fraction=0.0, image_size=16, seed=22)
+    repo = f"alice/unseen-{uuid.uuid4().hex[:8]}"
+    upload_editing_dataset(str(src), repo)  # private
+
+    code, out, err = run_cli("publish-dataset", str(src), repo, "--dry-run")
+    assert code == 0, err
+    assert "warning:" not in err
+    assert "a publish would send at most 0 bytes" in out  # it can see that the repo holds it all
+
+    for token, who in ((None, "no token"), (OTHER_WRITE_TOKEN, "the token from HF_TOKEN")):
+        if token is None:
+            monkeypatch.delenv("HF_TOKEN")
+        else:
+            monkeypatch.setenv("HF_TOKEN", token)
+        code, out, err = run_cli("publish-dataset", str(src), repo, "--dry-run", "--json")
+        assert code == 0, err
+        [warning] = json.loads(out)["warnings"]
+        assert f"{repo} could not be seen with {who}" in warning and "assumes an empty repo" in warning
+        assert f"warning: {warning}" in err
+        assert token is None or token not in out + err
