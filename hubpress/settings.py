@@ -42,7 +42,8 @@ def hubpress_home() -> Path:
 TOKEN_SOURCES_HELP = (
     "pass token=... (Python API), "
     "name a Prefect Secret block in HUBPRESS_TOKEN_SECRET_BLOCK, "
-    "or set HUBPRESS_TOKEN, HF_TOKEN, HUGGING_FACE_HUB_TOKEN or HUGGINGFACE_HUB_TOKEN"
+    "set HUBPRESS_TOKEN, HF_TOKEN, HUGGING_FACE_HUB_TOKEN or HUGGINGFACE_HUB_TOKEN, "
+    "or log in with `hf auth login` (huggingface_hub's token file)"
 )
 
 
@@ -204,7 +205,20 @@ def resolve_token(explicit: str | None = None, settings: Settings | None = None)
         value = os.environ.get(var, "").strip()
         if value:
             return ResolvedToken(value, var)
+    # huggingface_hub's own lookup: the token `hf auth login` saved (and its other sources).
+    from huggingface_hub import get_token
+
+    value = (get_token() or "").strip()
+    if value:
+        return ResolvedToken(value, f"huggingface_hub's login ({token_file()})")
     return ResolvedToken(None, "anonymous (no token found)")
+
+
+def token_file() -> str:
+    """The file `hf auth login` writes the token to (HF_TOKEN_PATH, by default HF_HOME/token)."""
+    from huggingface_hub import constants
+
+    return constants.HF_TOKEN_PATH
 
 
 def require_write_token(explicit: str | None = None, settings: Settings | None = None) -> ResolvedToken:
@@ -212,6 +226,8 @@ def require_write_token(explicit: str | None = None, settings: Settings | None =
     token = resolve_token(explicit, settings)
     if token.value is None:
         raise MissingTokenError(
-            f"No Hugging Face token found for a write to the Hub. To provide one, {TOKEN_SOURCES_HELP}."
+            f"No Hugging Face token found for a write to the Hub (looked in the token argument, "
+            f"HUBPRESS_TOKEN, HUBPRESS_TOKEN_SECRET_BLOCK, HF_TOKEN, HUGGING_FACE_HUB_TOKEN, "
+            f"HUGGINGFACE_HUB_TOKEN and {token_file()}). To provide one, {TOKEN_SOURCES_HELP}."
         )
     return token

@@ -125,11 +125,15 @@ def emit_result(result: dict[str, Any], as_json: bool, source: str | None = None
     if not as_json:  # names of the target the gate refused: one line each (--json lists them)
         for line in result.get("refused_names") or ():
             typer.secho(f"warning: {line}", err=True, fg=typer.colors.YELLOW)
+    for warning in result.get("warnings") or []:
+        typer.secho(f"warning: {warning}", err=True, fg=typer.colors.YELLOW)
     if as_json:
         typer.echo(json.dumps(result, sort_keys=True, default=str))
         return
     if result.get("dry_run"):
-        typer.echo(f"Dry run for {result['target']}: nothing uploaded.")
+        planned = result.get("planned_bytes")
+        would = "" if planned is None else f"; a publish would send at most {planned:,} bytes"
+        typer.echo(f"Dry run for {result['target']}: nothing uploaded{would}.")
     elif result.get("commit") is None:
         typer.echo(f"{result['target']} is up to date: nothing uploaded, no commit made.")
     else:

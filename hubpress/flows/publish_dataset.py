@@ -38,13 +38,14 @@ from hubpress.shards.published import (
     PublishedRecords,
     is_unchanged,
     listing_digest,
-    sample_changes,
+    reported_changes,
     sample_digests,
 )
 from hubpress.shards.reuse import BuildPlan, retake, shard_counts
 from hubpress.shards.run_result import failure_summary, published_result, summary, unchanged_result
 from hubpress.shards.runs import RunStage, StagingPolicy, release_published, sweep_once
 from hubpress.shards.staging import Staging
+from hubpress.sources.discovery import detect_layout
 from hubpress.sources.models import IntakeReport
 from hubpress.sources.validation import record_build_problems, record_decoded
 from hubpress.storage.files import ListedFile
@@ -121,7 +122,7 @@ def _publish(params: PublishDatasetParams) -> dict[str, Any]:
                 )
             artifacts.commit_link(outcome.commit_url, f"Commit {outcome.commit[:12]} in {params.target}")
         published = sample_digests(intake_report)
-        changes = sample_changes(run.record.samples if run.record is not None else None, published)
+        changes = reported_changes(run.record, published, outcome.plan.summary(), outcome.plan.parent_commit)
         head = outcome.commit or outcome.plan.parent_commit
         if head and not (params.dry_run or params.create_pr):
             run.records.put(params.target, params.revision, PublishedRecord(run.digest, head, published))
@@ -169,7 +170,8 @@ def open_run(params: PublishDatasetParams) -> Run:
     listing = list_source_task(params.source, settings)
     options = build_options(
         target=params.target,
-        layout=params.layout,
+        # The layout found, not the one asked for: "auto" (CLI) and "folder" (API) publish the same.
+        layout=detect_layout((f.relpath for f in listing), params.layout),
         on_error=params.on_error,
         allow_missing_target=params.allow_missing_target,
         prompt_encoding=params.prompt_encoding,

@@ -101,6 +101,25 @@ def sample_changes(before: Mapping[str, str] | None, after: Mapping[str, str]) -
     return SampleChanges(added, changed, removed)
 
 
+def reported_changes(
+    record: PublishedRecord | None, after: Mapping[str, str], plan: Mapping[str, list[str]], head: str | None
+) -> SampleChanges | None:
+    """The sample changes a publish reports, against what the target holds at `head` (the head the
+    plan was made against): the record of the last publish when it is of that head; else nothing
+    when no data file changes; else every sample new when the target held nothing. Otherwise the
+    target was last written from another machine or cache, and the counts are unknown (None), never
+    "every sample added" for a repo that already holds them."""
+    if record is not None and (head is None or record.head == head):
+        return sample_changes(record.samples, after)
+    data_moved = any(
+        path.endswith(".parquet") for kind in ("added", "changed", "deleted") for path in plan.get(kind) or []
+    )
+    if not data_moved:
+        return SampleChanges(0, 0, 0)
+    target_was_empty = not any(plan.get(kind) for kind in ("changed", "unchanged", "deleted"))
+    return sample_changes(None, after) if target_was_empty else None
+
+
 @dataclass(slots=True)
 class PublishedRecord:
     listing: str  # listing_digest of the source as published

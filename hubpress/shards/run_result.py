@@ -3,6 +3,7 @@ summary (the CLI's text and the Prefect artifact), as pure functions of what the
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from hubpress.shards.card import human_size
@@ -28,7 +29,7 @@ def published_result(
     rows: dict[str, int],
     stage_uri: str,
     stage_reused: bool,
-    changes: SampleChanges,
+    changes: SampleChanges | None,
     counts: dict[str, Any],
 ) -> dict[str, Any]:
     """The result of a run that took the full path: the publish outcome (PublishOutcome.to_dict),
@@ -43,7 +44,8 @@ def published_result(
         "stage": stage_uri,
         "stage_reused": stage_reused,
         "listing_unchanged": False,
-        "changes": {"added": changes.added, "changed": changes.changed, "removed": changes.removed},
+        # None: the target was last written from elsewhere, so the counts are unknown (reported_changes)
+        "changes": None if changes is None else asdict(changes),
         **counts,
     }
 
@@ -63,12 +65,18 @@ def unchanged_result(target: str, record: PublishedRecord) -> dict[str, Any]:
         "dry_run": False,
         "uploaded_files": [],
         "uploaded_bytes": 0,
+        "already_present_files": [],
+        "already_present_bytes": 0,
         "unchanged_files": [],
         "deleted_files": [],
-        "plan": None,
+        # One shape for every run: a no-op has the same keys as a publish.
+        "plan": {"added": [], "changed": [], "unchanged": [], "deleted": []},
+        "planned_bytes": 0,
         "attempts": 0,
+        "warnings": [],
         "samples": rows,
         "skipped": {},
+        "empty_prompts": {},
         "stage": None,
         "stage_reused": False,
         "listing_unchanged": True,
@@ -84,6 +92,8 @@ def summary_head(result: dict[str, Any]) -> str:
     if result["commit"] is None:
         return "unchanged"
     changes = result["changes"]
+    if changes is None:  # see reported_changes
+        return f"samples added or changed: unknown (last written from elsewhere): {bytes_phrase(result, ' sent')}"
     return (
         f"{changes['added']} samples added, {changes['changed']} changed, {changes['removed']} removed: "
         f"{bytes_phrase(result, ' sent')}"

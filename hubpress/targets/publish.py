@@ -72,6 +72,7 @@ class PublishOutcome:
     attempts: int = 1
     dry_run: bool = False
     notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # said to the person (CLI, --json, the run log)
     already_present: tuple[str, ...] = ()  # committed, but their content was on the target already
     refused: list[str] = field(default_factory=list)  # names of the target the gate refused, one line each
     transfer: str | None = None  # "xet" or "lfs" to the Hub; None for a local directory or no commit
@@ -124,8 +125,12 @@ class PublishOutcome:
             "unchanged_files": [c.path for c in self.plan.of("unchanged")],
             "deleted_files": [c.path for c in self.plan.of("deleted")] if self.commit else [],
             "plan": self.plan.summary(),
+            # What a publish would send; for a dry run, what it would send at most (the Hub may
+            # already hold some of it).
+            "planned_bytes": sum(c.size for c in self.plan.uploads),
             "attempts": self.attempts,
             "refused_names": list(self.refused),
+            "warnings": list(self.warnings),
         }
 
 
@@ -137,6 +142,20 @@ def bytes_phrase(result: dict[str, object], verb: str = "") -> str:
         return f"{uploaded:,} bytes{verb}"
     sent = int(result.get("sent_bytes") or 0)  # type: ignore[call-overload]
     return f"{uploaded:,} bytes ({sent:,} sent after Xet deduplication)"
+
+
+def _warn_if_unseen(outcome: PublishOutcome, target: Target, state) -> None:
+    """A dry run against a Hub repo it cannot see plans against an empty repo: say so, since a
+    private repo looks the same as a missing one to a reader without a usable token."""
+    token = getattr(target, "token", None)
+    if state.exists or token is None:
+        return
+    who = "no token" if token.value is None else f"the token from {token.source}"
+    outcome.warnings.append(
+        f"{outcome.target} could not be seen with {who}: it does not exist, or it is private and "
+        "this token cannot read it. The plan below assumes an empty repo."
+    )
+    log.warning(outcome.warnings[-1])
 
 
 CardFn = Callable[[str | None], str]
@@ -284,6 +303,7 @@ def publish_files(
             if tag:
                 _check_tag_free(target, tag, head if plan.is_noop else None, target_name)
             if dry_run:
+                _warn_if_unseen(outcome, target, state)
                 return outcome
             if plan.is_noop:
                 log.info("%s is up to date: nothing to upload, no commit made", target_name)
