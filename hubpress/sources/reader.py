@@ -41,14 +41,20 @@ class SourceReader:
         self._failed: list[tuple[FileRef, str]] = []
         self._spool: FetchedSpool | None = None
 
+    def _kept(self, ref: FileRef) -> bytes | None:
+        """The bytes intake kept for this S3 object, when they are still the validated ones (an
+        entry a crash left damaged is not: the object is then fetched again)."""
+        if ref.sha256 is None or not is_s3(ref.uri):
+            return None
+        if self._spool is None:
+            self._spool = FetchedSpool.of(self.settings)
+        kept = self._spool.take(ref.sha256)
+        if kept is None or hashlib.sha256(kept).hexdigest() != ref.sha256:
+            return None
+        return kept
+
     def _raw(self, ref: FileRef) -> bytes:
         if is_s3(ref.uri):
-            if ref.sha256 is not None:
-                if self._spool is None:
-                    self._spool = FetchedSpool.of(self.settings)
-                kept = self._spool.take(ref.sha256)
-                if kept is not None:
-                    return kept
             parsed = urlparse(ref.uri)
             storage = self._buckets.get(parsed.netloc)
             if storage is None:
@@ -68,6 +74,9 @@ class SourceReader:
         try:
             if ref.version is not None and ref.sha256 is not None and not is_s3(ref.uri):
                 return self._decoded(ref, self._local_unchanged(ref))
+            kept = self._kept(ref)
+            if kept is not None:
+                return self._decoded(ref, kept)
             data = self._raw(ref)
         except FileNotFoundError:
             raise SourceError(

@@ -125,9 +125,11 @@ def file_jobs(samples: Iterable[Sample]) -> list[FileJob]:
     for sample in samples:
         if sample.prompt_file is not None:
             ref = sample.prompt_file
-            jobs.setdefault(ref.relpath, FileJob(ref.relpath, ref.uri, ref.size, ref.version or "", "prompt"))
+            if ref.relpath not in jobs:
+                jobs[ref.relpath] = FileJob(ref.relpath, ref.uri, ref.size, ref.version or "", "prompt")
         for ref in sample.images():
-            jobs.setdefault(ref.relpath, FileJob(ref.relpath, ref.uri, ref.size, ref.version or "", "image"))
+            if ref.relpath not in jobs:  # a job is built once per file, not once per mention
+                jobs[ref.relpath] = FileJob(ref.relpath, ref.uri, ref.size, ref.version or "", "image")
     return list(jobs.values())
 
 

@@ -6,8 +6,8 @@ object is fetched once per publish, not once to hash it and again to build it.
     data = spool.take(sha256)      # the build: the bytes (and the entry is gone), or None
 
 Entries are named by the sha256 of their bytes, which validation has just computed, so the
-build's reader (hubpress.sources.reader) holds them to that sha256 like bytes fetched from S3:
-an entry can only ever stand for the content that was validated. A build takes each entry
+build's reader (hubpress.sources.reader) holds them to that sha256 and fetches the object again
+when an entry does not match: an entry can only ever stand for the content that was validated. A build takes each entry
 once and removes it, so a publish that builds what its intake fetched leaves nothing behind.
 What no build takes (a sample skipped for another file's fault, a run that failed before its
 build) is removed by the next intake once it is `MAX_AGE_SECONDS` old.
@@ -87,7 +87,9 @@ class FetchedSpool:
             self.directory.mkdir(parents=True, exist_ok=True)
             if shutil.disk_usage(self.directory).free - len(data) < FREE_DISK_RESERVE:
                 return False
-            # Written aside and renamed: a reader sees a whole entry or none.
+            # Written aside and renamed: a reader sees a whole entry or none. Not fsync'd (unlike
+            # LocalStorage.write_bytes): an entry a crash damages fails the reader's sha256 check,
+            # and the object is fetched again.
             fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".part-")
             try:
                 with os.fdopen(fd, "wb") as fh:

@@ -128,6 +128,9 @@ class HashCache:
         conn = self._conn()
         uris = sorted({k[0] for k in keys})
         wanted = set(keys)
+        # Most files of a dataset share their facts but the sha256 (format, size, orientation):
+        # each distinct text is parsed once, and the parsed dicts are shared (callers only read them).
+        parsed: dict[str, dict[str, Any]] = {}
         for start in range(0, len(uris), 500):
             part = uris[start : start + 500]
             marks = ",".join("?" * len(part))
@@ -136,7 +139,9 @@ class HashCache:
             ):
                 key = (uri, size, version)
                 if key in wanted:
-                    found[key] = (sha, json.loads(info) if info else None)
+                    if info and info not in parsed:
+                        parsed[info] = json.loads(info)
+                    found[key] = (sha, parsed[info] if info else None)
         return found
 
     def put(

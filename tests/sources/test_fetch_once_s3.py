@@ -21,8 +21,6 @@ from hubpress.storage.fetched import FetchedSpool
 from hubpress.testdata.synth import write_dataset
 from tests.faultproxy import FaultProxy
 
-pytestmark = pytest.mark.usefixtures("prefect_harness")
-
 
 @pytest.fixture
 def counted_s3(s3, monkeypatch, tmp_path):
@@ -76,6 +74,7 @@ def add_samples(client, bucket: str, local: Path, ids: list[str]) -> set[str]:
     return keys
 
 
+@pytest.mark.usefixtures("prefect_harness")
 def test_a_night_on_s3_fetches_each_new_object_once(counted_s3, tmp_path, monkeypatch):
     proxy, client, bucket = counted_s3
     local = tmp_path / "src"
@@ -126,3 +125,32 @@ def test_the_spool_is_bounded_swept_and_named_by_content(tmp_path):
     assert spool.sweep(max_age_seconds=-1) == 1 and spool.held_bytes() == 0
     off = FetchedSpool(tmp_path / "off", max_bytes=0)
     assert not off.keep("d" * 64, b"1") and not (tmp_path / "off").exists()
+
+
+def test_a_damaged_spool_entry_is_fetched_again_never_published(counted_s3):
+    """An entry a crash left damaged fails the sha256 the build holds it to: the build's reader
+    fetches the object again instead of publishing the damaged bytes or failing."""
+    import hashlib
+
+    from hubpress.sources.models import FileRef
+    from hubpress.sources.reader import SourceReader
+
+    proxy, client, bucket = counted_s3
+    data = png(7)
+    client.put_object(Bucket=bucket, Key="ds/one.png", Body=data)
+    sha = hashlib.sha256(data).hexdigest()
+    settings = get_settings()
+    spool = FetchedSpool.of(settings)
+    assert spool.keep(sha, data[:-10])  # truncated, as a crash mid-write on a full disk could leave it
+    ref = FileRef(
+        uri=f"s3://{bucket}/ds/one.png", relpath="one.png", size=len(data), format="png", sha256=sha
+    )
+    proxy.clear()
+    assert SourceReader(settings)(ref) == data
+    assert image_gets(proxy, bucket) == {"ds/one.png": 1}
+    assert spool.held_bytes() == 0
+    # A whole entry is read from the spool: no GET.
+    assert spool.keep(sha, data)
+    proxy.clear()
+    assert SourceReader(settings)(ref) == data
+    assert image_gets(proxy, bucket) == {}
