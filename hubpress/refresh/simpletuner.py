@@ -101,6 +101,8 @@ def dataloader_entry(config: RefreshConfig, dataset_name: str) -> list[dict[str,
             "metadata_backend": "huggingface",
             "cache_dir": f"cache/{entry_id}",
         }
+        if raw.get("caption_strategy") == "instanceprompt":  # SimpleTuner's other strategy for HF data
+            entry["caption_strategy"] = "instanceprompt"
         backend_block = dict(block)
         if mixed:
             entry["probability"] = backend.probability

@@ -76,7 +76,7 @@ def lora_modules(transformer) -> int:
 
 
 @pytest.mark.usefixtures("prefect_harness")
-@pytest.mark.parametrize("naming", ["peft", "kohya", "lokr", "peft_adapter"])
+@pytest.mark.parametrize("naming", ["peft", "kohya", "diffusers", "lokr", "peft_adapter"])
 def test_diffusers_qwen_loader_reads_what_the_card_claims(hub, write_token, tmp_path, naming):
     """The card claims diffusers for PEFT-style and kohya names (all 8 modules load), and not for
     LyCORIS LoKr, which diffusers' Qwen-Image loader refuses, nor for PEFT's base_model.model names

@@ -98,6 +98,14 @@ def test_training_keys_table(case, user, kept):
     assert "hf_x" not in json.dumps(entry)
 
 
+def test_an_instance_prompt_strategy_is_kept():
+    raw = {"id": "u", "type": "huggingface", "dataset_name": "x/y", "caption_column": "t"}
+    instance = {**raw, "caption_strategy": "instanceprompt", "instance_prompt": "a photo of sks dog"}
+    entry = dataloader_entry(parse_refresh_config(instance), "org/out")[0]
+    assert (entry["caption_strategy"], entry["instance_prompt"]) == ("instanceprompt", "a photo of sks dog")
+    assert dataloader_entry(parse_refresh_config(raw), "org/out")[0]["caption_strategy"] == "huggingface"
+
+
 FRAME_CASES = [
     ("no video block: five seconds at 30 fps", {}, (150, 150, None)),
     ("num_frames only: min_frames follows", {"video": {"num_frames": 16}}, (16, 16, None)),
