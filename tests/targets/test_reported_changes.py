@@ -11,7 +11,7 @@ import uuid
 import pytest
 
 from hubpress.api import upload_editing_dataset
-from hubpress.flows.publish_dataset import summary_head
+from hubpress.shards.run_result import summary_head
 from hubpress.testdata.synth import write_dataset
 from tests.conftest import OTHER_WRITE_TOKEN, run_cli
 
