@@ -95,8 +95,9 @@ def plan_night(source: str, cache_dir: str, max_shard_size: str) -> dict:
     from hubpress.shards.pipeline import build_options, plan_all_shards
     from hubpress.shards.published import listing_digest, sample_digests
     from hubpress.sources.discovery import detect_layout, discover
+    from hubpress.sources.facts_cache import intake_cache
     from hubpress.sources.intake import IntakeOptions, decide, list_source, read_csv_texts
-    from hubpress.sources.validation import intake_cache, validate_samples
+    from hubpress.sources.validation import validate_samples
     from hubpress.storage.files import open_storage
 
     settings = get_settings({"cache_dir": cache_dir})
@@ -152,8 +153,10 @@ def warm_cache(source: str, cache_dir: str) -> dict:
     the image it was written from (`_write_samples` writes them round-robin)."""
     from hubpress.settings import get_settings
     from hubpress.sources.discovery import detect_layout, discover
+    from hubpress.sources.facts_cache import intake_cache, to_info
+    from hubpress.sources.image_checks import check_image_bytes
     from hubpress.sources.intake import IntakeOptions, list_source, read_csv_texts
-    from hubpress.sources.validation import _to_info, check_image_bytes, file_jobs, intake_cache
+    from hubpress.sources.validation import file_jobs
     from hubpress.storage.files import open_storage
 
     start = time.perf_counter()
@@ -169,7 +172,7 @@ def warm_cache(source: str, cache_dir: str) -> dict:
     for job in file_jobs(s for listed in found.samples.values() for s in listed):
         n = int(job.relpath.rsplit("/", 1)[1][1:-4])
         image = facts[(2 * n + job.relpath.startswith("train/control/")) % len(facts)]
-        rows.append((job.uri, job.size, job.version, image.sha256, _to_info(job, image)))
+        rows.append((job.uri, job.size, job.version, image.sha256, to_info(job, image)))
         if len(rows) == 50_000:
             cache.put_many(rows)
             rows = []

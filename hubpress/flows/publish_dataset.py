@@ -46,8 +46,8 @@ from hubpress.shards.run_result import failure_summary, published_result, summar
 from hubpress.shards.runs import RunStage, StagingPolicy, release_published, sweep_once
 from hubpress.shards.staging import Staging
 from hubpress.sources.discovery import detect_layout
+from hubpress.sources.facts_cache import record_build_problems, record_decoded
 from hubpress.sources.models import IntakeReport
-from hubpress.sources.validation import record_build_problems, record_decoded
 from hubpress.storage.files import ListedFile
 from hubpress.targets.base import Target
 from hubpress.targets.hub import HubRepo

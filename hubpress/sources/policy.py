@@ -15,6 +15,7 @@ from typing import Literal
 from hubpress.errors import ConfigError, ValidationFailed
 from hubpress.sources.discovery import Discovery
 from hubpress.sources.formats import DEFAULT_MAX_PIXELS, canonical_name, extension_agrees, split_extension
+from hubpress.sources.image_checks import FileFacts
 from hubpress.sources.models import (
     Correction,
     FileRef,
@@ -25,7 +26,6 @@ from hubpress.sources.models import (
     SplitManifest,
     severity_of,
 )
-from hubpress.sources.validation import FileFacts
 
 OnError = Literal["skip", "fail"]
 

@@ -13,8 +13,9 @@ from urllib.parse import urlparse
 
 from hubpress.errors import SourceError
 from hubpress.settings import Settings
+from hubpress.sources.image_checks import decode_problem
 from hubpress.sources.models import FileRef
-from hubpress.sources.validation import decode_pool, decode_problem, default_workers
+from hubpress.sources.validation import decode_pool, default_workers
 from hubpress.storage.fetched import FetchedSpool
 from hubpress.storage.files import Storage, is_s3, open_storage
 from hubpress.storage.regular import open_regular

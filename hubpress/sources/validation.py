@@ -26,67 +26,26 @@ full validation (`hubpress scan`, the Python API) decodes the image again rather
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import io
 import os
-import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Literal
 
 from hubpress.settings import Settings, get_settings
-from hubpress.sources.formats import DEFAULT_MAX_PIXELS, PIL_FORMAT, SUPPORTED_FORMATS, sniff_format
-from hubpress.sources.models import FileRef, Sample
+from hubpress.sources.facts_cache import FileJob, from_cache, intake_cache, to_info
+from hubpress.sources.formats import DEFAULT_MAX_PIXELS
+from hubpress.sources.image_checks import FileFacts, apply_pixel_limit, check_image_bytes, check_prompt_bytes
+from hubpress.sources.models import Sample
 from hubpress.storage.fetched import FetchedSpool
 from hubpress.storage.files import Storage, is_s3, open_storage
 from hubpress.storage.hashcache import HashCache
 from hubpress.storage.regular import NotRegularFile, open_regular
 
-# Bump when what a cached fact means changes: older entries are then checked again.
-FACTS_VERSION = 3  # 2: EXIF orientation; 3: high bit depth, frame counts
-
-# Pillow modes of more than 8 bits a channel (16-bit grayscale PNG, 32-bit integer or float TIFF).
-# Converted to RGB, as trainers do (`image.convert("RGB")`), their values are clipped at 255: a
-# 16-bit image becomes (nearly) all white. 16-bit RGB PNGs open as 8-bit RGB and are not listed.
-HIGH_BIT_DEPTH_MODES = frozenset({"I", "F", "I;16", "I;16B", "I;16L", "I;16N"})
-CACHE_FILE = "files.sqlite"
 DEFAULT_CHUNK = 2000
 # Fewer files than this are checked inline: starting worker processes would cost more.
 INLINE_BELOW = 16
 # Idle decode workers exit after this long; the next chunk starts them again (~0.3 s).
 POOL_IDLE_SECONDS = 60
-
-
-@dataclass(frozen=True, slots=True)
-class FileJob:
-    relpath: str
-    uri: str
-    size: int
-    version: str
-    kind: Literal["image", "prompt"] = "image"
-
-
-@dataclass(frozen=True, slots=True)
-class FileFacts:
-    """What reading one file established. `error` is a problem kind, or None when the file is fine."""
-
-    sha256: str | None = None
-    format: str | None = None  # true format, from the bytes
-    width: int | None = None
-    height: int | None = None
-    error: str | None = None
-    detail: str | None = None
-    text: bytes | None = None  # prompt files: their raw bytes (decoded by policy, not here)
-    checked_pixels: int | None = None  # the pixel limit a too-large verdict was reached under
-    # EXIF orientation (1 = as stored). width/height are as a trainer sees the image: `datasets`
-    # and Pillow's exif_transpose apply the orientation, so 5-8 swap the stored width and height.
-    orientation: int | None = None
-    # False: only the header was checked; the pixels are decoded where the bytes are next read.
-    decoded: bool = True
-    frames: int | None = None  # more than one frame (animated PNG/WebP, multi-page TIFF); else None
 
 
 @dataclass(slots=True)
@@ -113,12 +72,6 @@ class ValidationResult:
     stats: ValidationStats = field(default_factory=ValidationStats)
 
 
-def intake_cache(settings: Settings | None = None) -> HashCache:
-    """The shared file-facts cache under Settings.cache_dir (sha256 plus validation results)."""
-    settings = settings or get_settings()
-    return HashCache(Path(settings.cache_dir).expanduser() / CACHE_FILE)
-
-
 def file_jobs(samples: Iterable[Sample]) -> list[FileJob]:
     """Every file the samples use, once each, in a stable order."""
     jobs: dict[str, FileJob] = {}
@@ -131,205 +84,6 @@ def file_jobs(samples: Iterable[Sample]) -> list[FileJob]:
             if ref.relpath not in jobs:  # a job is built once per file, not once per mention
                 jobs[ref.relpath] = FileJob(ref.relpath, ref.uri, ref.size, ref.version or "", "image")
     return list(jobs.values())
-
-
-# ------------------------------------------------------------------------------------- pure checks
-
-
-def check_image_bytes(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, decode: bool = True) -> FileFacts:
-    """Identify, size-check and (with `decode`) fully decode one image. Never lets Pillow allocate
-    a bomb: the pixel limit is applied from the header, before any pixel buffer exists."""
-    from PIL import Image
-
-    sha = hashlib.sha256(data).hexdigest()
-    fmt = sniff_format(data)
-    if fmt is None:
-        return FileFacts(
-            sha, None, error="undecodable_image", detail="not a recognisable image (unknown magic bytes)"
-        )
-    if fmt not in SUPPORTED_FORMATS:
-        detail = f"{fmt.upper()} images are not supported (use png, jpeg, webp, bmp or tiff)"
-        return FileFacts(sha, fmt, error="unsupported_format", detail=detail)
-    saved = Image.MAX_IMAGE_PIXELS
-    # Opening reads only the header (no pixel buffer exists yet), so Pillow's own guard is lifted
-    # for it and the explicit check below applies our limit before load() allocates anything.
-    # Pillow's guard would raise before telling us the size, which the cache needs to reconsider
-    # the verdict under a higher --max-pixels later.
-    Image.MAX_IMAGE_PIXELS = None
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data), formats=[PIL_FORMAT[fmt]]) as im:
-                width, height = im.size
-                # width x height is the same either way round: the limit is applied before any
-                # pixel is decoded, EXIF orientation included (a PNG's getexif() would decode).
-                if width * height > max_pixels:
-                    width, height = _as_seen(width, height, _header_orientation(im))
-                    return _too_large(sha, fmt, width, height, max_pixels)
-                if im.mode in HIGH_BIT_DEPTH_MODES:
-                    return FileFacts(
-                        sha,
-                        fmt,
-                        width,
-                        height,
-                        error="high_bit_depth_image",
-                        detail=f"{fmt.upper()} of mode {im.mode} (more than 8 bits a channel): converted to "
-                        "RGB, as trainers do, it becomes all white; save it as 8-bit",
-                    )
-                frames = getattr(im, "n_frames", 1)
-                Image.MAX_IMAGE_PIXELS = max_pixels  # any later check inside Pillow uses our limit
-                if not decode and _metadata_after_pixels(fmt, data):
-                    decode = True  # Pillow reads metadata after the pixels only by decoding them
-                if decode:
-                    im.load()  # first: a load error must not be swallowed by an EXIF lookup
-                orientation = _orientation(im) if decode else _header_orientation(im)
-                width, height = _as_seen(width, height, orientation)
-    except Image.DecompressionBombError as exc:
-        return FileFacts(sha, fmt, error="image_too_large", detail=str(exc), checked_pixels=max_pixels)
-    except Exception as exc:  # Pillow raises OSError, SyntaxError, ValueError... for broken files
-        return FileFacts(sha, fmt, error="undecodable_image", detail=f"cannot decode: {exc}")
-    finally:
-        Image.MAX_IMAGE_PIXELS = saved
-    orientation = orientation if orientation != 1 else None
-    return FileFacts(
-        sha,
-        fmt,
-        width,
-        height,
-        orientation=orientation,
-        decoded=decode,
-        frames=frames if isinstance(frames, int) and frames > 1 else None,
-    )
-
-
-def decode_problem(data: bytes, fmt: str | None) -> str | None:
-    """Decode an image whose header `check_image_bytes(decode=False)` accepted: None when its
-    pixels decode, else the problem's detail, worded as full validation words it. The header
-    kept the image within the pixel limit (--max-pixels, which may be above Pillow's own), so
-    Pillow's guard is lifted here as it is there."""
-    from PIL import Image
-
-    saved = Image.MAX_IMAGE_PIXELS
-    Image.MAX_IMAGE_PIXELS = None
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            formats = [PIL_FORMAT[fmt]] if fmt in PIL_FORMAT else None
-            with Image.open(io.BytesIO(data), formats=formats) as im:
-                im.load()
-    except Exception as exc:  # Pillow raises OSError, SyntaxError, ValueError... for broken files
-        return f"cannot decode: {exc}"
-    finally:
-        Image.MAX_IMAGE_PIXELS = saved
-    return None
-
-
-# PNG chunks that can carry orientation (EXIF, XMP, ImageMagick's raw EXIF profile in text).
-_PNG_METADATA = (b"eXIf", b"tEXt", b"zTXt", b"iTXt")
-
-
-def _metadata_after_pixels(fmt: str, data: bytes) -> bool:
-    """A PNG with metadata chunks after its pixel data: Pillow reads them only by decoding. The
-    chunks are walked by their headers (a damaged walk says yes: the decode will judge)."""
-    if fmt != "png":
-        return False
-    offset, seen_pixels = 8, False
-    while offset + 8 <= len(data):
-        length = int.from_bytes(data[offset : offset + 4], "big")
-        kind = data[offset + 4 : offset + 8]
-        if kind == b"IDAT":
-            seen_pixels = True
-        elif seen_pixels and kind in _PNG_METADATA:
-            return True
-        elif kind == b"IEND":
-            return False
-        offset += 12 + length
-    return True
-
-
-def _as_seen(width: int, height: int, orientation: int | None) -> tuple[int, int]:
-    """The size a trainer sees: `datasets` and exif_transpose turn a quarter (EXIF 5-8)."""
-    return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
-
-
-def _header_orientation(im) -> int | None:
-    """EXIF orientation from what Pillow has read so far (EXIF, XMP, raw profiles), without
-    decoding: Image.getexif itself, as a PNG's own getexif() would decode the pixels first.
-
-    None for a TIFF: Pillow applies a TIFF's Orientation tag itself (the size it reports at open
-    is already turned, and load() turns the pixels and drops the tag), as a full decode shows."""
-    from PIL import Image
-
-    if im.format == "TIFF":
-        return None
-    try:
-        value = Image.Image.getexif(im).get(0x0112)
-    except Exception:  # a damaged EXIF block is not a damaged image
-        return None
-    return value if isinstance(value, int) and 1 <= value <= 8 else None
-
-
-def _orientation(im) -> int | None:
-    try:
-        value = im.getexif().get(0x0112)
-    except Exception:  # a damaged EXIF block is not a damaged image
-        return None
-    return value if isinstance(value, int) and 1 <= value <= 8 else None
-
-
-def _too_large(sha: str | None, fmt: str | None, width: int, height: int, max_pixels: int) -> FileFacts:
-    detail = (
-        f"{width}x{height} = {width * height:,} pixels is above the limit of {max_pixels:,} (--max-pixels)"
-    )
-    return FileFacts(sha, fmt, width, height, "image_too_large", detail, checked_pixels=max_pixels)
-
-
-def check_prompt_bytes(data: bytes) -> FileFacts:
-    return FileFacts(hashlib.sha256(data).hexdigest(), text=data)
-
-
-def apply_pixel_limit(facts: FileFacts, max_pixels: int) -> FileFacts | None:
-    """Cached facts under a (possibly) different limit; None when the image must be decoded again."""
-    if facts.error == "image_too_large":
-        if facts.width and facts.height and facts.width * facts.height <= max_pixels:
-            return None  # the limit was raised: decode it now
-        return facts
-    if facts.error is None and facts.width and facts.height and facts.width * facts.height > max_pixels:
-        return _too_large(facts.sha256, facts.format, facts.width, facts.height, max_pixels)
-    return facts
-
-
-# ----------------------------------------------------------------------------------- cache mapping
-
-
-def _to_info(job: FileJob, facts: FileFacts) -> dict[str, Any]:
-    info: dict[str, Any] = {"v": FACTS_VERSION, "kind": job.kind}
-    if job.kind == "prompt":
-        info["text_b64"] = base64.b64encode(facts.text or b"").decode("ascii")
-    else:
-        info.update(format=facts.format, width=facts.width, height=facts.height)
-        info.update(error=facts.error, detail=facts.detail, checked_pixels=facts.checked_pixels)
-        info.update(orientation=facts.orientation, decoded=facts.decoded, frames=facts.frames)
-    return info
-
-
-def _from_cache(job: FileJob, sha: str | None, info: dict[str, Any] | None) -> FileFacts | None:
-    if not info or info.get("v") != FACTS_VERSION or info.get("kind") != job.kind:
-        return None
-    if job.kind == "prompt":
-        return FileFacts(sha, text=base64.b64decode(info.get("text_b64", "")))
-    return FileFacts(
-        sha,
-        info.get("format"),
-        info.get("width"),
-        info.get("height"),
-        info.get("error"),
-        info.get("detail"),
-        checked_pixels=info.get("checked_pixels"),
-        orientation=info.get("orientation"),
-        decoded=info.get("decoded", True),  # entries from before deferred decoding were decoded
-        frames=info.get("frames"),
-    )
 
 
 # --------------------------------------------------------------------------------------- workers
@@ -461,7 +215,7 @@ def validate_files(
         todo: list[FileJob] = []
         for job in chunk:
             hit = known.get((job.uri, job.size, job.version))
-            facts = _from_cache(job, *hit) if hit else None
+            facts = from_cache(job, *hit) if hit else None
             if facts is not None and job.kind == "image":
                 facts = apply_pixel_limit(facts, max_pixels)
                 if facts is not None and decode and not facts.decoded:
@@ -501,7 +255,7 @@ def validate_files(
                 job = by_path[relpath]
                 # Read failures say nothing lasting about a version of a file: not cached.
                 if facts.error not in ("missing_file", "path_outside_root") and facts.sha256 is not None:
-                    rows.append((job.uri, job.size, job.version, facts.sha256, _to_info(job, facts)))
+                    rows.append((job.uri, job.size, job.version, facts.sha256, to_info(job, facts)))
         cache.put_many(rows)
     return result
 
@@ -530,30 +284,3 @@ def validate_samples(
         decode=decode,
         keep_for_build=keep_for_build,
     )
-
-
-def record_build_problems(problems: Iterable[tuple[FileRef, str]], settings: Settings | None = None) -> None:
-    """Cache what the build found when it decoded images that validation checked by header only
-    (`decode_problem`): the next intake sees them as undecodable, as full validation would have."""
-    rows = []
-    for ref, detail in problems:
-        if ref.sha256 is None:
-            continue
-        facts = FileFacts(ref.sha256, ref.format, ref.width, ref.height, "undecodable_image", detail)
-        job = FileJob(ref.relpath, ref.uri, ref.size, ref.version or "", "image")
-        rows.append((job.uri, job.size, job.version, facts.sha256, _to_info(job, facts)))
-    intake_cache(settings).put_many(rows)
-
-
-def record_decoded(refs: Iterable[FileRef], settings: Settings | None = None) -> None:
-    """Mark images the build decoded (FileRef.decode_pending) as decoded in the facts cache, so no
-    later build or full validation decodes them again while they are unchanged."""
-    keys = [(ref.uri, ref.size, ref.version or "") for ref in refs if ref.decode_pending]
-    if not keys:
-        return
-    cache = intake_cache(settings)
-    rows = []
-    for key, (sha, info) in cache.get_many(keys).items():
-        if info and info.get("decoded") is False and not info.get("error"):
-            rows.append((*key, sha, {**info, "decoded": True}))
-    cache.put_many(rows)

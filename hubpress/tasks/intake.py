@@ -22,13 +22,13 @@ from prefect.utilities.annotations import unmapped
 from hubpress.orchestration.runners import carry
 from hubpress.settings import Settings, get_settings
 from hubpress.sources.discovery import SPLITS, Discovery, detect_layout, discover
+from hubpress.sources.facts_cache import FileJob
 from hubpress.sources.formats import DEFAULT_MAX_PIXELS
 from hubpress.sources.intake import IntakeOptions, decide, list_source, read_csv_texts
 from hubpress.sources.models import IntakeReport, Sample
 from hubpress.sources.report import problem_rows, render_markdown
 from hubpress.sources.validation import (
     DEFAULT_CHUNK,
-    FileJob,
     ValidationResult,
     file_jobs,
     validate_files,

@@ -16,8 +16,8 @@ from PIL import Image, PngImagePlugin
 from hubpress.flows.params import PublishDatasetParams
 from hubpress.flows.publish_dataset import publish_dataset
 from hubpress.settings import get_settings
+from hubpress.sources.image_checks import check_image_bytes, decode_problem
 from hubpress.sources.intake import run_intake
-from hubpress.sources.validation import check_image_bytes, decode_problem
 from hubpress.testdata.synth import write_dataset
 from tests.shard_helpers import corrupt_png_pixels as _corrupt_zlib
 

@@ -10,7 +10,9 @@ import zlib
 import pytest
 from PIL import Image
 
-from hubpress.sources.validation import FileJob, apply_pixel_limit, check_image_bytes, validate_files
+from hubpress.sources.facts_cache import FileJob
+from hubpress.sources.image_checks import apply_pixel_limit, check_image_bytes
+from hubpress.sources.validation import validate_files
 from hubpress.storage.files import LocalStorage
 from hubpress.storage.hashcache import HashCache
 from hubpress.testdata.synth import write_dataset

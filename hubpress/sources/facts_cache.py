@@ -1,0 +1,92 @@
+"""The file-facts cache: what validation (and the build's decode) established about each version
+of each file, kept in the shared hash cache under Settings.cache_dir, so that an unchanged tree is
+never read or decoded again."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from hubpress.settings import Settings, get_settings
+from hubpress.sources.image_checks import FileFacts
+from hubpress.sources.models import FileRef
+from hubpress.storage.hashcache import HashCache
+
+# Bump when what a cached fact means changes: older entries are then checked again.
+FACTS_VERSION = 3  # 2: EXIF orientation; 3: high bit depth, frame counts
+CACHE_FILE = "files.sqlite"
+
+
+@dataclass(frozen=True, slots=True)
+class FileJob:
+    relpath: str
+    uri: str
+    size: int
+    version: str
+    kind: Literal["image", "prompt"] = "image"
+
+
+def intake_cache(settings: Settings | None = None) -> HashCache:
+    """The shared file-facts cache under Settings.cache_dir (sha256 plus validation results)."""
+    settings = settings or get_settings()
+    return HashCache(Path(settings.cache_dir).expanduser() / CACHE_FILE)
+
+
+def to_info(job: FileJob, facts: FileFacts) -> dict[str, Any]:
+    info: dict[str, Any] = {"v": FACTS_VERSION, "kind": job.kind}
+    if job.kind == "prompt":
+        info["text_b64"] = base64.b64encode(facts.text or b"").decode("ascii")
+    else:
+        info.update(format=facts.format, width=facts.width, height=facts.height)
+        info.update(error=facts.error, detail=facts.detail, checked_pixels=facts.checked_pixels)
+        info.update(orientation=facts.orientation, decoded=facts.decoded, frames=facts.frames)
+    return info
+
+
+def from_cache(job: FileJob, sha: str | None, info: dict[str, Any] | None) -> FileFacts | None:
+    if not info or info.get("v") != FACTS_VERSION or info.get("kind") != job.kind:
+        return None
+    if job.kind == "prompt":
+        return FileFacts(sha, text=base64.b64decode(info.get("text_b64", "")))
+    return FileFacts(
+        sha,
+        info.get("format"),
+        info.get("width"),
+        info.get("height"),
+        info.get("error"),
+        info.get("detail"),
+        checked_pixels=info.get("checked_pixels"),
+        orientation=info.get("orientation"),
+        decoded=info.get("decoded", True),  # entries from before deferred decoding were decoded
+        frames=info.get("frames"),
+    )
+
+
+def record_build_problems(problems: Iterable[tuple[FileRef, str]], settings: Settings | None = None) -> None:
+    """Cache what the build found when it decoded images that validation checked by header only
+    (`decode_problem`): the next intake sees them as undecodable, as full validation would have."""
+    rows = []
+    for ref, detail in problems:
+        if ref.sha256 is None:
+            continue
+        facts = FileFacts(ref.sha256, ref.format, ref.width, ref.height, "undecodable_image", detail)
+        job = FileJob(ref.relpath, ref.uri, ref.size, ref.version or "", "image")
+        rows.append((job.uri, job.size, job.version, facts.sha256, to_info(job, facts)))
+    intake_cache(settings).put_many(rows)
+
+
+def record_decoded(refs: Iterable[FileRef], settings: Settings | None = None) -> None:
+    """Mark images the build decoded (FileRef.decode_pending) as decoded in the facts cache, so no
+    later build or full validation decodes them again while they are unchanged."""
+    keys = [(ref.uri, ref.size, ref.version or "") for ref in refs if ref.decode_pending]
+    if not keys:
+        return
+    cache = intake_cache(settings)
+    rows = []
+    for key, (sha, info) in cache.get_many(keys).items():
+        if info and info.get("decoded") is False and not info.get("error"):
+            rows.append((*key, sha, {**info, "decoded": True}))
+    cache.put_many(rows)
