@@ -145,7 +145,10 @@ def main() -> None:
         )
 
         def run(repo: str, run_env: dict[str, str] = env) -> dict:
-            return measure(PUBLISH.format(src=str(src), repo=repo, shard=args.max_shard_size), run_env)
+            r = measure(PUBLISH.format(src=str(src), repo=repo, shard=args.max_shard_size), run_env)
+            # A full-size run takes a while: say each run as it ends (the table comes at the end).
+            print(f"  ({r['seconds']:.2f} s, {r['uploaded_bytes']:,} bytes sent)", flush=True)
+            return r
 
         rows: list[tuple[str, dict]] = []
         started = time.perf_counter()

@@ -14,9 +14,9 @@ build) is removed by the next intake once it is `MAX_AGE_SECONDS` old.
 
 The spool holds at most `Settings.fetch_spool_bytes` (default 10 GB; 0 turns it off) and leaves
 `FREE_DISK_RESERVE` of its disk free: beyond that, intake keeps nothing and the build fetches
-the object again, as before. Each intake process counts against the budget what the spool held
-when it started plus what it added, so concurrent intake processes may together overshoot it
-by one batch each.
+the object again, as before. Each intake process counts what the spool holds (at most every
+`RECOUNT_SECONDS`) plus what it added since, so concurrent intake processes may together
+overshoot the budget by what they keep within that time.
 
 Local sources need no spool: their bytes are in the page cache, and the build holds a local file
 to its size and mtime (hubpress.sources.reader)."""
@@ -34,6 +34,8 @@ from hubpress.settings import Settings, get_settings
 SPOOL_DIR = "fetched"
 MAX_AGE_SECONDS = 24 * 3600
 FREE_DISK_RESERVE = 2 * 1024**3
+RECOUNT_SECONDS = 30
+_COUNTED: dict[Path, tuple[float, int]] = {}  # directory -> (when, bytes held), per process
 
 
 def _is_sha256(name: str) -> bool:
@@ -80,7 +82,7 @@ class FetchedSpool:
         if path.exists():
             return True
         if self._held is None:
-            self._held = self.held_bytes()
+            self._held = self._counted()
         if self._held + len(data) > self.max_bytes:
             return False
         try:
@@ -101,7 +103,17 @@ class FetchedSpool:
         except OSError:
             return False
         self._held += len(data)
+        _COUNTED[self.directory] = (time.monotonic(), self._held)
         return True
+
+    def _counted(self) -> int:
+        """held_bytes, counted at most every RECOUNT_SECONDS per process: an intake keeps files
+        batch by batch, and a directory scan per batch would grow with the spool."""
+        when, held = _COUNTED.get(self.directory, (float("-inf"), 0))
+        if time.monotonic() - when > RECOUNT_SECONDS:
+            held = self.held_bytes()
+            _COUNTED[self.directory] = (time.monotonic(), held)
+        return held
 
     def take(self, sha256: str) -> bytes | None:
         """The kept bytes for this sha256, removed from the spool; None when none are kept."""
