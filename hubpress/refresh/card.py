@@ -221,8 +221,14 @@ def card_body(
         f'ds = load_dataset("{name}", split="{SPLIT}")',
         "```",
         "",
-        f"`{DATALOADER_FILE}` is a ready-to-use SimpleTuner dataloader entry for this dataset: put it in "
-        "SimpleTuner's config folder as your `multidatabackend.json`. Captions are plain strings in "
+        f"`{DATALOADER_FILE}` is a ready-to-use SimpleTuner dataloader entry for this dataset, with the "
+        "training keys of your configuration (video, repeats, crop, resolution ...)"
+        + (
+            ", one entry per backend with its probability, reading only its own rows"
+            if len(config.backends) > 1
+            else ""
+        )
+        + ": put it in SimpleTuner's config folder as your `multidatabackend.json`. Captions are plain strings in "
         f"{', '.join(f'`{c}`' for c in caption_names(config))}, named in its `huggingface` block. "
         f"`{INDEX_FILE}` maps SimpleTuner's virtual file names (`0.{config.backends[0].virtual_extension}` is "
         "row 0) to the upstream row each came from. `manifest.json` records the exact upstream revisions.",

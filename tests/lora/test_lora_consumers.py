@@ -17,9 +17,11 @@ from hubpress.testdata.synth_lora import write_lora
 from tests.conftest import WRITE_TOKEN, run_cli
 
 SKIP = "needs the optional consumers extra (torch CPU, peft, diffusers): run `make consumers`"
-torch = pytest.importorskip("torch", reason=f"torch is not installed; {SKIP}")
-peft = pytest.importorskip("peft", reason=f"peft is not installed; {SKIP}")
-diffusers = pytest.importorskip("diffusers", reason=f"diffusers is not installed; {SKIP}")
+torch = pytest.importorskip("torch", reason=f"torch is not installed; {SKIP}", exc_type=ImportError)
+peft = pytest.importorskip("peft", reason=f"peft is not installed; {SKIP}", exc_type=ImportError)
+diffusers = pytest.importorskip(
+    "diffusers", reason=f"diffusers is not installed; {SKIP}", exc_type=ImportError
+)
 
 
 def tiny():

@@ -157,6 +157,28 @@ def test_collection_cases(case, item, config, passes):
     assert st.passes_filter_func(item, config) is passes
 
 
+def test_an_editing_mix_carries_the_row_selection_columns():
+    from hubpress.refresh.publish import published_features
+
+    editing = {"control_columns": ["src"], "target_column": "dst", "prompt_column": "p"}
+    config = parse_refresh_config(
+        [
+            {"id": "a", "type": "huggingface", "dataset_name": "x/a", "probability": 0.7, "editing": editing},
+            {"id": "b", "type": "huggingface", "dataset_name": "x/b", "probability": 0.3, "editing": editing},
+        ]
+    )
+    features = published_features(config)
+    assert list(features)[:5] == ["id", "control_images", "control_mask", "target_image", "prompt"]
+    assert set(features["backend_membership"]) == {"a", "b"} and "collection" in features
+    entries = dataloader_entry(config, "org/out")
+    assert [(e["id"], e["probability"], e["image_column"]) for e in entries] == [
+        ("a", 0.7, "target_image"),
+        ("b", 0.3, "target_image"),
+    ]
+    row = {"backend_membership": {"a": 0, "b": 1}, "collection": "b"}
+    assert [st.passes_quality(row, e["huggingface"]) for e in entries] == [False, True]
+
+
 def test_a_changed_training_key_changes_what_is_published():
     """The entry is published: a new `repeats` must not be taken for "nothing changed"."""
     base = {"id": "u", "type": "huggingface", "dataset_name": "x/y"}
