@@ -153,3 +153,15 @@ def test_an_upstream_dataset_that_stalls_or_lies_ends_a_refresh_in_one_line(
     line = one_line_failure(code, err, kind)
     assert expected in line, line
     assert hostile_proxy.fired, "the fault was never reached"
+
+
+def test_the_python_api_gets_the_same_deadline(hostile_proxy, lora_repo, write_token, tmp_cwd, monkeypatch):
+    """hubpress.api.download_lora, as a script calls it: a DeadlineExceeded (a HubpressError)."""
+    from hubpress.api import download_lora
+    from hubpress.deadlines import DeadlineExceeded
+
+    repo, _ = lora_repo
+    monkeypatch.setenv("HF_HOME", str(tmp_cwd / "hf-home"))
+    hostile_proxy.arm(rf"^(HEAD|GET) /{repo}/resolve/", "never_answer", count=50)
+    with pytest.raises(DeadlineExceeded, match="did not finish answering within its 3 s deadline"):
+        download_lora(repo)
