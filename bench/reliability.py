@@ -160,7 +160,7 @@ SUITES: tuple[tuple[str, list[str]], ...] = (
     (
         "Waits that end, answers that cannot be used (hostile proxy before the test Hub): slow-loris, "
         "never answered, 300 MB of JSON (declared / chunked), not JSON, {} after a cross-origin redirect, "
-        "a 2-byte download; release from S3 on a closed port",
+        "a 2-byte download, an upstream that stalls or answers HTML; release from S3 on a closed port",
         ["tests/e2e/test_hostile_network.py"],
     ),
     (

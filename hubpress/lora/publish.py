@@ -101,9 +101,8 @@ def prepare_lora(
     missing = [local for local in extra_files if not os.path.isfile(local)]
     if missing:
         raise ConfigError(
-            "Extra file(s) not found, nothing was uploaded: "
-            + ", ".join(missing)
-            + ". Fix the paths and run again."
+            "Extra file(s) not found (or not regular files: a device, FIFO or socket is never read), "
+            "nothing was uploaded: " + ", ".join(missing) + ". Fix the paths and run again."
         )
     remote_paths = [weight_name, *extra_files.values()]
     duplicates = sorted({p for p in remote_paths if remote_paths.count(p) > 1})

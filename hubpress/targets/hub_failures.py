@@ -76,11 +76,12 @@ def outbound_failure(
     from hubpress.deadlines import url_without_secrets
 
     status = getattr(getattr(exc, "response", None), "status_code", None)
-    request = getattr(exc, "request", None)
-    url = getattr(request, "url", None) if request is not None else None
-    try:
-        url = getattr(getattr(exc, "response", None), "url", None) or url
-    except RuntimeError:  # httpx raises when an error carries no request
+    url = None
+    try:  # httpx raises RuntimeError (not AttributeError) when an error carries no request
+        url = getattr(getattr(exc, "response", None), "url", None) or getattr(
+            getattr(exc, "request", None), "url", None
+        )
+    except RuntimeError:
         pass
     if type(exc).__module__.startswith(("botocore", "s3transfer")):
         where = "S3" if where == "a remote" else where

@@ -104,3 +104,64 @@ def test_release_from_s3_on_a_closed_port_ends(hub, write_token, tmp_path, monke
     code, out, err = run_cli("release", "s3://runs/face-seg-42", "--repo", f"alice/s3-{uuid.uuid4().hex[:6]}")
     line = one_line_failure(code, err, "closed S3 port")
     assert f"127.0.0.1:{port}" in line
+
+
+@pytest.mark.parametrize(
+    ("kind", "pattern", "expected"),
+    [
+        ("slow_loris", r"^GET /datasets/{repo}/resolve/", "deadline"),  # parquet reads (HfFileSystem)
+        ("not_json", r"^GET /api/datasets/{repo}", "cannot be used"),  # the upstream's info
+    ],
+    ids=["parquet-slow-loris", "info-not-json"],
+)
+def test_an_upstream_dataset_that_stalls_or_lies_ends_a_refresh_in_one_line(
+    kind, pattern, expected, hub, hostile_proxy, write_token, tmp_path
+):
+    """The upstream of a refresh is read through datasets/HfFileSystem: the same deadlines."""
+    import json
+
+    from datasets import Dataset
+
+    upstream = f"alice/upstream-{uuid.uuid4().hex[:8]}"
+    parquet = tmp_path / "train.parquet"
+    Dataset.from_dict({"caption": ["a", "b"], "n": [1, 2]}).to_parquet(str(parquet))
+    api = HfApi(endpoint=hub.url, token=WRITE_TOKEN)  # straight to the Hub, not through the proxy
+    api.create_repo(upstream, repo_type="dataset")
+    api.upload_file(
+        path_or_fileobj=str(parquet),
+        path_in_repo="data/train-00000-of-00001.parquet",
+        repo_id=upstream,
+        repo_type="dataset",
+    )
+    config = tmp_path / "refresh.json"
+    config.write_text(
+        json.dumps(
+            {
+                "id": "up",
+                "type": "huggingface",
+                "dataset_name": upstream,
+                "caption_strategy": "huggingface",
+                "metadata_backend": "huggingface",
+                "caption_column": "caption",
+                "streaming": True,
+                "cache_dir": str(tmp_path / "cache"),
+            }
+        )
+    )
+    hostile_proxy.arm(pattern.format(repo=upstream), kind, count=50)
+    code, out, err = run_cli("refresh", str(config), str(tmp_path / "out"))
+    line = one_line_failure(code, err, kind)
+    assert expected in line, line
+    assert hostile_proxy.fired, "the fault was never reached"
+
+
+def test_the_python_api_gets_the_same_deadline(hostile_proxy, lora_repo, write_token, tmp_cwd, monkeypatch):
+    """hubpress.api.download_lora, as a script calls it: a DeadlineExceeded (a HubpressError)."""
+    from hubpress.api import download_lora
+    from hubpress.deadlines import DeadlineExceeded
+
+    repo, _ = lora_repo
+    monkeypatch.setenv("HF_HOME", str(tmp_cwd / "hf-home"))
+    hostile_proxy.arm(rf"^(HEAD|GET) /{repo}/resolve/", "never_answer", count=50)
+    with pytest.raises(DeadlineExceeded, match="did not finish answering within its 3 s deadline"):
+        download_lora(repo)
