@@ -49,3 +49,10 @@ def test_a_pull_request_against_a_missing_branch_is_one_line(hub, tmp_path, writ
     lines = [line for line in err.splitlines() if line.strip() and not line.startswith("Prefect:")]
     assert len(lines) == 1 and lines[0].startswith("error: --create-pr opens a pull request against 'dev'")
     assert "Traceback" not in err and hub.stats.commits == 0
+
+
+def test_help_says_each_label_once():
+    code, out, _ = run_cli("publish-dataset", "--help")
+    text = " ".join(out.replace("│", " ").split())
+    assert code == 0 and "Dataset root: a local directory" in text
+    assert "Source: Dataset root" not in text and "Layout: auto" not in text
