@@ -63,7 +63,7 @@ def base_env(e2e_dir) -> dict[str, str]:
         # Not what a user's shell holds: importing hubpress.commands.cli in this process (other
         # test modules do) quiets Prefect's console through the environment.
         if not k.startswith(("PREFECT_API_", "PREFECT_LOGGING_HANDLERS_CONSOLE"))
-        and k not in ("HUBPRESS_PREFECT_DIR", "PREFECT_LOGGING_LEVEL")
+        and k not in ("HUBPRESS_HOME", "HUBPRESS_PREFECT_DIR", "PREFECT_LOGGING_LEVEL")
     }
     env.update(
         {
