@@ -23,14 +23,19 @@ from hubpress.targets.base import is_local_target, local_path
 
 def _prefect_api():
     """Prefect's configured API, else the local server (started on first use, said in one line on
-    stderr), for the enclosed flow call; HUBPRESS_PREFECT_SERVER=temporary: Prefect's temporary one."""
+    stderr), for the enclosed flow call; HUBPRESS_PREFECT_SERVER=temporary: Prefect's temporary one.
+    Prefect's INFO lines stay off the console, as from the CLI (hubpress.orchestration.console)."""
     import sys
+    from contextlib import ExitStack
 
+    from hubpress.orchestration.console import quiet_prefect_console
     from hubpress.orchestration.server import api_url_for_commands, prefect_api
 
-    return prefect_api(
-        api_url_for_commands(announce=lambda line: print(f"hubpress: {line}", file=sys.stderr))
-    )
+    url = api_url_for_commands(announce=lambda line: print(f"hubpress: {line}", file=sys.stderr))
+    stack = ExitStack()
+    stack.enter_context(quiet_prefect_console())
+    stack.enter_context(prefect_api(url))
+    return stack
 
 
 def _publish(

@@ -39,9 +39,20 @@ COMMAND_MODULES = [
 ]
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"hubpress {hubpress.__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _root(
-    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors."),
+    debug: bool = typer.Option(
+        False, "--debug", help="Show full tracebacks on errors (also accepted after the command)."
+    ),
+    version: bool = typer.Option(
+        False, "--version", is_eager=True, callback=_print_version, help="Print hubpress's version and exit."
+    ),
 ) -> None:
     if debug:
         os.environ["HUBPRESS_DEBUG"] = "1"
@@ -94,11 +105,11 @@ def _error_object(exc: HubpressError) -> dict[str, object]:
     return out
 
 
-def _run(argv: list[str] | None, debug: bool) -> None:
+def _run(args: list[str], debug: bool) -> None:
     """The command; an exception a remote's answer caused inside a client library (not JSON, a
     stall, a truncated download) becomes hubpress's one-line error (hubpress.targets.hub_failures)."""
     try:
-        app(args=argv, standalone_mode=True)
+        app(args=args, prog_name="hubpress", standalone_mode=True)
     except Exception as exc:
         from hubpress.targets.hub_failures import outbound_failure
 
@@ -111,7 +122,10 @@ def _run(argv: list[str] | None, debug: bool) -> None:
 def main(argv: list[str] | None = None) -> None:
     from pydantic import ValidationError
 
-    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    args = list(argv if argv is not None else sys.argv[1:])
+    debug = "--debug" in args
+    if debug:  # anywhere on the line, before or after the command: the root option takes it
+        args = ["--debug", *(a for a in args if a != "--debug")]
     if not debug:
         # The terminal shows hubpress's result, progress and warnings; Prefect's INFO lines (run
         # and task states, the temporary server's start) go to the Prefect API and its UI, so a
@@ -123,7 +137,7 @@ def main(argv: list[str] | None = None) -> None:
         for name in ("prefect", "prefect.flow_runs", "prefect.task_runs"):
             logging.getLogger(name).addFilter(quiet)
     try:
-        _run(argv, debug)
+        _run(args, debug)
     except ValidationError as exc:  # a parameter value the flow's model refuses: unusable arguments
         if debug:
             raise
@@ -138,7 +152,6 @@ def main(argv: list[str] | None = None) -> None:
     except HubpressError as exc:
         if debug:
             raise
-        args = argv if argv is not None else sys.argv[1:]
         if "--json" in args:  # stdout still holds one object; a commit made is named there too
             import json
 

@@ -50,10 +50,9 @@ def _choice_enum(name: str, choices: Iterable[str]) -> type[enum.Enum]:
 
 
 def _help(field: FieldInfo) -> str | None:
-    title, description = field.title, field.description
-    if title and description:
-        return f"{title}: {description}"
-    return description or title
+    """The field's description; its title only when it has none. The option's name already labels
+    the line, so "Source: Dataset root: ..." would say it twice (the form shows both, apart)."""
+    return field.description or field.title
 
 
 def option_name(name: str) -> str:

@@ -127,6 +127,26 @@ def check_local_input(uri: str, what: str, expect: str = "dir") -> None:
         raise SourceError(f"{what} {path} is a file, not a directory.")
 
 
+def check_local_layout(uri: str, layout: str) -> None:
+    """A local source holds a dataset in `layout` (auto: either): an empty folder, or one holding
+    something else, is one line here, as from `scan`, not a failed flow run. Reads the root's names
+    and at most one file per split folder."""
+    from hubpress.sources.discovery import detect_layout
+    from hubpress.sources.found import SPLITS
+
+    if uri.startswith("s3://"):
+        return
+    root = Path(uri.removeprefix("file://")).expanduser()
+    relpaths = [entry.name for entry in root.iterdir() if entry.is_file()]
+    for split in SPLITS:
+        if (root / split).is_dir():
+            for folder, _, files in os.walk(root / split):
+                if files:
+                    relpaths.append(f"{split}/{Path(folder, files[0]).relative_to(root / split)}")
+                    break
+    detect_layout(relpaths, layout)
+
+
 def check_staging(staging: str | None) -> None:
     """The staging location must be an S3 prefix or a local directory hubpress can create and write."""
     uri = staging or get_settings().staging
@@ -156,6 +176,7 @@ def check_staging(staging: str | None) -> None:
 def check_publish_dataset(params: Any) -> None:
     """PublishDatasetParams: the source, the staging location, the target and its token."""
     check_local_input(params.source, "source")
+    check_local_layout(params.source, params.layout)
     check_staging(params.staging)
     check_target_not_ambiguous(params.target)
     fail_fast_without_token(params.target, params.dry_run)

@@ -66,7 +66,8 @@ def scan(
         raise typer.Exit(1)
     except (SourceError, ConfigError) as exc:
         typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
-        raise typer.Exit(2)
+        # As publish-dataset: a source without a dataset exits 1, an option value it refuses 2.
+        raise typer.Exit(1 if isinstance(exc, SourceError) else 2)
 
 
 def register(app: typer.Typer) -> None:

@@ -297,18 +297,20 @@ class HubRepo:
             if lost and (landed := self._landed(plan, fingerprint, create_pr)):
                 return landed
             try:
-                # Files already uploaded above are not sent again: create_commit skips uploaded ops.
-                return self.api.create_commit(
-                    self.repo_id,
-                    operations,
-                    commit_message=message,
-                    commit_description=hub_answers.fingerprint_line(fingerprint),
-                    repo_type=self.repo_type,
-                    revision=plan.revision,
-                    parent_commit=plan.parent_commit,
-                    create_pr=create_pr or None,
-                    num_threads=max(1, self.settings.hub_max_concurrency),
-                )
+                # Files already uploaded above are not sent again: create_commit skips uploaded ops
+                # (and would draw an "Upload 0 LFS files" bar for them).
+                with hub_upload.library_bars_off():
+                    return self.api.create_commit(
+                        self.repo_id,
+                        operations,
+                        commit_message=message,
+                        commit_description=hub_answers.fingerprint_line(fingerprint),
+                        repo_type=self.repo_type,
+                        revision=plan.revision,
+                        parent_commit=plan.parent_commit,
+                        create_pr=create_pr or None,
+                        num_threads=max(1, self.settings.hub_max_concurrency),
+                    )
             except Exception as exc:
                 if is_transient(exc) or hub_answers.unusable(exc, "", "") is not None:
                     lost.append(exc)

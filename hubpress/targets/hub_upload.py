@@ -10,8 +10,9 @@ answer has no upload action for them). Regular files travel inside the commit it
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextlib import contextmanager
 from typing import Any
 
 from hubpress.targets import hub_xet
@@ -68,9 +69,24 @@ def upload_all(send: Callable[[Any], None], additions: list, workers: int) -> No
         send(op)
         return op.upload_info.size
 
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+    with library_bars_off(), ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         for done in as_completed([pool.submit(upload, op) for op in additions]):
             progress.advance(done.result())
+
+
+@contextmanager
+def library_bars_off() -> Iterator[None]:
+    """huggingface_hub draws a bar per preupload call, "Upload 0 LFS files: 0it" for each object
+    the repo already holds; the bytes bar above says it all once. Restored afterwards."""
+    from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
+
+    was_disabled = are_progress_bars_disabled()
+    disable_progress_bars()
+    try:
+        yield
+    finally:
+        if not was_disabled:
+            enable_progress_bars()
 
 
 def already_present(

@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hubpress.errors import CommittedButFailed, HubpressError, PublishError
+from hubpress.errors import CommittedButFailed, ConfigError, HubpressError, PublishError
 from hubpress.settings import Settings, require_write_token, resolve_token
 from hubpress.targets.base import (
     CommitConflict,
@@ -274,6 +274,13 @@ def publish_files(
         scratch = Path(scratch_dir)
         for attempt in range(1, max_attempts + 1):
             state = target.state(revision)
+            if create_pr and state.exists and not state.revision_exists:
+                # A pull request is opened against an existing branch; the Hub refuses it otherwise.
+                raise ConfigError(
+                    f"--create-pr opens a pull request against {revision!r}, which {target_name} does not "
+                    f"have: publish to it once without --create-pr to create it, or pass an existing "
+                    "--revision."
+                )
             if state.exists and not state.revision_exists:
                 # A dry run against a branch that does not exist yet: plan against empty.
                 revision_missing = True

@@ -52,16 +52,17 @@ def test_on_error_fail_exits_1_and_still_reports(tmp_path):
     assert "Nothing was built" in result.stderr
 
 
-def test_unusable_arguments_exit_2(tmp_path):
-    assert scan(tmp_path / "missing").exit_code == 2
+def test_unusable_arguments_exit_2_and_unusable_sources_1(tmp_path):
+    """Option values refused exit 2; a source that holds no dataset exits 1, as publish-dataset."""
     assert scan(tmp_path, "--layout", "zip").exit_code == 2
     assert scan(tmp_path, "--on-error", "maybe").exit_code == 2
     assert scan(tmp_path, "--max-pixels", "0").exit_code == 2
+    assert scan(tmp_path / "missing").exit_code == 1
     (tmp_path / "x.txt").write_text("not a dataset")
     result = scan(tmp_path)
-    assert result.exit_code == 2 and "train/ and/or test/" in result.stderr
+    assert result.exit_code == 1 and "train/ and/or test/" in result.stderr
     write_dataset(tmp_path / "ds", samples=2)
-    assert scan(tmp_path / "ds", "--layout", "csv").exit_code == 2
+    assert scan(tmp_path / "ds", "--layout", "csv").exit_code == 1
     assert scan(tmp_path / "ds", "--prompt-encoding", "nope").exit_code == 2
 
 
