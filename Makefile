@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv demo test docs lint format serve bench clean
+.PHONY: venv demo test docs lint format serve bench clean consumers
 
 venv: $(STAMP)
 
@@ -14,6 +14,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	@touch $(STAMP)
+
+# Optional: torch (CPU only), peft and diffusers, so tests/lora/test_lora_consumers.py loads published
+# LoRAs with the consumers' own code. PyPI has no CPU-only torch (a plain `torch` pulls the CUDA
+# packages, gigabytes): the CPU wheel must be findable by pip (a local wheel or a configured index).
+TORCH_CPU ?= torch==2.13.0+cpu
+consumers: venv
+	@$(BIN)/python -m pip install --quiet "$(TORCH_CPU)" || { echo "$(TORCH_CPU) is not available to pip here; not installing a CUDA torch. The consumer tests stay skipped."; exit 1; }
+	$(BIN)/python -m pip install --quiet -e '.[test,consumers]'
 
 demo: venv
 	$(BIN)/python -m hubpress.commands.demo
@@ -30,8 +38,11 @@ format: venv
 docs: venv
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 
+# The suite takes the Xet path, as uploads to the Hub do; then the LFS lane runs the tests marked
+# `lfs` against a --no-xet test Hub with HF_HUB_DISABLE_XET=1 (tests/conftest.py).
 test: lint docs
 	$(BIN)/python -m pytest -q
+	HUBPRESS_TEST_HUB=lfs $(BIN)/python -m pytest -q -m lfs
 
 serve: venv
 	$(BIN)/hubpress serve

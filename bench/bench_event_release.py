@@ -75,7 +75,6 @@ def main(argv: list[str] | None = None) -> None:
         "PREFECT_HOME": str(work / "prefect-client"),
         "HF_ENDPOINT": hub_url,
         "HF_TOKEN": TOKEN,
-        "HF_HUB_DISABLE_XET": "1",
         "HF_HUB_DISABLE_PROGRESS_BARS": "1",
         "HUBPRESS_STAGING": str(work / "staging"),
         "HUBPRESS_CACHE_DIR": str(work / "cache"),

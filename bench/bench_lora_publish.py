@@ -27,7 +27,6 @@ def main() -> None:
     port = free_port()
     os.environ.update(
         HF_ENDPOINT=f"http://127.0.0.1:{port}",
-        HF_HUB_DISABLE_XET="1",
         HF_HUB_DISABLE_PROGRESS_BARS="1",
         HF_HOME=str(work / "hf-home"),
         HF_TOKEN="hf_benchwrite_0000",

@@ -51,7 +51,7 @@ HUBPRESS = TIMED_PUBLISH_PRELUDE + textwrap.dedent(
         state = publish_dataset(PublishDatasetParams(source={src!r}, target={repo!r}), return_state=True)
         seconds = time.perf_counter() - start
         r = state.result()
-    print(json.dumps({{"seconds": seconds, "fixed_seconds": fixed, "uploaded_bytes": r["uploaded_bytes"], "commit": r["commit"],
+    print(json.dumps({{"seconds": seconds, "fixed_seconds": fixed, "uploaded_bytes": r["uploaded_bytes"], "sent_bytes": r.get("sent_bytes", r["uploaded_bytes"]), "commit": r["commit"],
                       "flow_run_id": str(state.state_details.flow_run_id)}}))
     """
 )
@@ -190,7 +190,8 @@ def bench_link(args, work: Path, src: Path, label: str, hub_args: list[str], sou
     # The issue's floor on a shaped link: the bytes sent at the link's rate, plus the fixed cost
     # of a publish against the running server on that link (the one-sample publish above).
     fixed = first["fixed_seconds"]
-    link_floor = first["uploaded_bytes"] / (args.mbytes_per_s * 1e6) + fixed if hub_args else 0.0
+    # On Xet the bytes that crossed the link are those sent after deduplication (sent_bytes).
+    link_floor = first["sent_bytes"] / (args.mbytes_per_s * 1e6) + fixed if hub_args else 0.0
     floor = max(source_floor, link_floor)
     print(
         f"\n## {label}"
@@ -208,7 +209,7 @@ def bench_link(args, work: Path, src: Path, label: str, hub_args: list[str], sou
     print(f"| fixed cost: a one-sample publish on this link | {fixed:.2f} | | | |")
     if hub_args:
         print(
-            f"| floor: {first['uploaded_bytes']:,} bytes / {args.mbytes_per_s} MB/s + fixed cost | {link_floor:.2f} | | | |"
+            f"| floor: {first['sent_bytes']:,} bytes / {args.mbytes_per_s} MB/s + fixed cost | {link_floor:.2f} | | | |"
         )
     print("\n| phase | busy seconds |\n|---|---:|")
     for phase in ("intake", "build", "send", "commit", "verify"):

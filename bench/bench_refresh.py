@@ -141,7 +141,6 @@ def main() -> None:
     if args.mode:
         print(json.dumps(run_mode(args.mode, args.parquet)))
         return
-    os.environ["HF_HUB_DISABLE_XET"] = "1"  # the Hub-protocol server speaks LFS; set before any import
     os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
     with tempfile.TemporaryDirectory(prefix="bench-refresh-") as tmp:
         parquet = Path(tmp) / "train.parquet"
@@ -179,7 +178,6 @@ def main() -> None:
             **os.environ,
             "HF_ENDPOINT": server.url,
             "HF_TOKEN": token,
-            "HF_HUB_DISABLE_XET": "1",
             "HF_HOME": str(Path(tmp) / "hf-home"),
             "HF_HUB_DISABLE_PROGRESS_BARS": "1",
         }

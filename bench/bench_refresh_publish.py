@@ -40,7 +40,6 @@ def main() -> None:
     os.environ.update(
         {
             "HF_ENDPOINT": f"http://127.0.0.1:{port}",
-            "HF_HUB_DISABLE_XET": "1",
             "HF_HUB_DISABLE_PROGRESS_BARS": "1",
             "HF_HOME": str(tmp / "hf-home"),
             "HF_DATASETS_CACHE": str(tmp / "hf-datasets"),
@@ -53,8 +52,8 @@ def main() -> None:
     from datasets import Dataset, Features, Image, Value
     from PIL import Image as PILImage
 
-    from flows.params import RefreshParams
-    from flows.refresh_dataset import refresh_options
+    from hubpress.flows.params import RefreshParams
+    from hubpress.flows.refresh_dataset import refresh_options
     from hubpress.refresh.card import render_refresh_card
     from hubpress.refresh.config import parse_refresh_config
     from hubpress.refresh.lineage import (

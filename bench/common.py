@@ -29,8 +29,8 @@ TIMED_PUBLISH_PRELUDE = textwrap.dedent(
     import json, time
     from prefect import flow
     from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
-    from flows.publish_dataset import publish_dataset
-    from flows.params import PublishDatasetParams
+    from hubpress.flows.publish_dataset import publish_dataset
+    from hubpress.flows.params import PublishDatasetParams
 
     @flow
     def warm_up(params: PublishDatasetParams):
@@ -84,31 +84,17 @@ REFERENCE = textwrap.dedent(
 class Servers:
     """A Hub-protocol server and a Prefect server on 127.0.0.1, for one bench run."""
 
-    def __init__(self, work: Path, prefect: bool = True, hub_args: list[str] | None = None):
+    def __init__(
+        self, work: Path, prefect: bool = True, hub_args: list[str] | None = None, lfs: bool = False
+    ):
         """`hub_args`: extra options for the Hub-protocol server, e.g. a shaped link
-        (`--latency-ms 50 --mbytes-per-s 40`)."""
+        (`--latency-ms 50 --mbytes-per-s 40`). Uploads take the Hub's Xet path; `lfs=True` takes
+        the LFS path (a --no-xet server, HF_HUB_DISABLE_XET=1 in the children)."""
         self.work = work
-        self.hub_port = free_port()
-        self.hub = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "tests.hubserver",
-                "--port",
-                str(self.hub_port),
-                "--data",
-                str(work / "hub"),
-                "--token",
-                f"bench={TOKEN}:write",
-                *(hub_args or []),
-            ],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        line = self.hub.stdout.readline()
-        assert line.startswith("READY"), line
-        self.hub_url = line.split()[1]
+        self.lfs = lfs
+        self.hub_args = [*(hub_args or []), *(["--no-xet"] if lfs else [])]
+        self.extra_hubs: list[subprocess.Popen] = []
+        self.hub, self.hub_url = self._start_hub(work / "hub")
         self.prefect = None
         self.prefect_url = None
         if prefect:
@@ -142,11 +128,38 @@ class Servers:
                 except Exception:
                     time.sleep(0.5)
 
+    def _start_hub(self, data: Path) -> tuple[subprocess.Popen, str]:
+        hub = subprocess.Popen(
+            [sys.executable, "-m", "tests.hubserver", "--port", "0", "--data", str(data),
+             "--token", f"bench={TOKEN}:write", *self.hub_args],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        line = hub.stdout.readline()
+        assert line.startswith("READY"), line
+        return hub, line.split()[1]
+
+    def add_hub(self, name: str) -> str:
+        """Another Hub-protocol server with its own storage (and Xet CAS) under work/name: a
+        reference run there neither deduplicates against hubpress's uploads nor they against it."""
+        hub, url = self._start_hub(self.work / name)
+        self.extra_hubs.append(hub)
+        return url
+
+    def cas_bytes(self, name: str = "hub") -> int:
+        """Bytes the Xet CAS of the server storing under work/name holds: what Xet uploads sent."""
+        from tests.hubserver.xet import XetCas
+
+        return XetCas(self.work / name / "xet").stored_bytes()
+
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
+        env.pop("HF_HUB_DISABLE_XET", None)
+        if self.lfs:
+            env["HF_HUB_DISABLE_XET"] = "1"
         env.update(
             HF_ENDPOINT=self.hub_url,
-            HF_HUB_DISABLE_XET="1",
             HF_TOKEN=TOKEN,
             HF_HUB_DISABLE_PROGRESS_BARS="1",
             HF_HOME=str(self.work / "hf-home"),
@@ -161,7 +174,7 @@ class Servers:
         return env
 
     def stop(self) -> None:
-        for proc in (self.hub, self.prefect):
+        for proc in (self.hub, self.prefect, *self.extra_hubs):
             if proc is not None:
                 proc.terminate()
                 proc.wait(timeout=30)

@@ -30,7 +30,7 @@ def main() -> None:
     port = _free_port()
     os.environ.update(
         HF_ENDPOINT=f"http://127.0.0.1:{port}",
-        HF_HUB_DISABLE_XET="1",
+        HF_HUB_DISABLE_XET="1",  # this bench measures the server's LFS endpoints
         HF_HUB_DISABLE_PROGRESS_BARS="1",
         HF_HOME=str(work / "hf-home"),
     )
@@ -39,7 +39,7 @@ def main() -> None:
     from tests.hubserver import HubServer
 
     token = "hf_bench_write"
-    server = HubServer(work / "data", port=port, tokens={token: ("bench", "write")}).start()
+    server = HubServer(work / "data", port=port, tokens={token: ("bench", "write")}, xet=False).start()
     try:
         api = HfApi(token=token)
         api.create_repo("bench/throughput")

@@ -3,6 +3,12 @@
 Nothing here patches a client: huggingface_hub, datasets and boto3 talk HTTP to real servers.
 huggingface_hub reads HF_ENDPOINT when it is imported, so the port is chosen and the variables
 are set here, before any test module imports it.
+
+Two lanes. By default the suite takes the Xet path, as uploads to the Hub do: the test Hub serves
+Xet tokens and the client uploads through hf_xet. `HUBPRESS_TEST_HUB=lfs pytest -m lfs` runs the
+tests marked `lfs` (a chosen end-to-end set) and `lfs_only` (the LFS transfer path itself) against
+a test Hub started with --no-xet and a client with HF_HUB_DISABLE_XET=1, as older and self-hosted
+Hubs are used. `make test` runs both.
 """
 
 from __future__ import annotations
@@ -28,6 +34,11 @@ WRITE_TOKEN = "hf_testwrite_9f2c1e7b5a"
 READ_TOKEN = "hf_testread_3d8a6c2f0e"
 OTHER_WRITE_TOKEN = "hf_testother_7b1d4e9a2c"
 ORG = "acme-org"
+HUB_PATH = os.environ.get("HUBPRESS_TEST_HUB", "xet")
+if HUB_PATH not in ("xet", "lfs"):
+    raise pytest.UsageError(f"HUBPRESS_TEST_HUB must be xet or lfs, not {HUB_PATH!r}")
+XET = HUB_PATH == "xet"
+requires_xet = pytest.mark.skipif(not XET, reason="the Xet path: runs in the default lane")
 
 for _var in (
     "HF_TOKEN",
@@ -35,12 +46,14 @@ for _var in (
     "HUGGINGFACE_HUB_TOKEN",
     "HUBPRESS_TOKEN",
     "HF_HUB_ENABLE_HF_TRANSFER",
+    "HF_HUB_DISABLE_XET",
 ):
     os.environ.pop(_var, None)
+if not XET:
+    os.environ["HF_HUB_DISABLE_XET"] = "1"
 os.environ.update(
     {
         "HF_ENDPOINT": HUB_URL,
-        "HF_HUB_DISABLE_XET": "1",
         "HF_HUB_DISABLE_TELEMETRY": "1",
         "HF_HUB_DISABLE_PROGRESS_BARS": "1",
         "HF_HOME": str(_SESSION_TMP / "hf-home"),
@@ -48,8 +61,11 @@ os.environ.update(
         "HUBPRESS_CACHE_DIR": str(_SESSION_TMP / "hubpress-cache"),
         "HUBPRESS_STAGING": str(_SESSION_TMP / "staging"),
         "PREFECT_HOME": str(_SESSION_TMP / "prefect-home"),
-        # The local server's state: never the user's own (~/.local/state/hubpress/prefect).
+        # hubpress's state and local server: never the user's own (~/.local/state/hubpress), and no
+        # command starts a lasting server by itself (the tests that want one say so, on a free port).
+        "HUBPRESS_HOME": str(_SESSION_TMP / "hubpress-home"),
         "HUBPRESS_PREFECT_DIR": str(_SESSION_TMP / "hubpress-prefect"),
+        "HUBPRESS_PREFECT_SERVER": "temporary",
         "PREFECT_RESULTS_LOCAL_STORAGE_PATH": str(_SESSION_TMP / "prefect-results"),
         "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
         "PREFECT_LOGGING_TO_API_ENABLED": "true",
@@ -60,6 +76,16 @@ os.environ.update(
     }
 )
 os.environ.pop("PREFECT_API_URL", None)
+
+
+def pytest_collection_modifyitems(config, items):
+    """`lfs_only` tests belong to the LFS lane (and carry its `lfs` marker); the Xet lane skips them."""
+    skip = pytest.mark.skip(reason="exercises the LFS transfer path: runs in the LFS lane (make test)")
+    for item in items:
+        if item.get_closest_marker("lfs_only") is not None:
+            item.add_marker(pytest.mark.lfs)
+            if XET:
+                item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")
@@ -76,6 +102,7 @@ def hub_server():
             OTHER_WRITE_TOKEN: ("bob", "write"),
         },
         orgs={"alice": {ORG}},  # alice writes to acme-org's repos too; bob does not
+        xet=XET,
     )
     server.start()
     yield server
@@ -168,3 +195,17 @@ def run_cli(*args: str) -> tuple[int, str, str]:
         except SystemExit as exc:
             code = int(exc.code or 0)
     return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture
+def hostile_proxy(hub, monkeypatch):
+    """tests/hostileproxy.py in front of the test Hub, with HF_ENDPOINT pointing at it and
+    hubpress's deadlines short (a request must be answered within 3 s): faults are armed per test."""
+    from tests.hostileproxy import HostileProxy
+
+    proxy = HostileProxy(hub.url, interval=0.5).start()
+    monkeypatch.setenv("HF_ENDPOINT", proxy.url)
+    monkeypatch.setenv("HUBPRESS_REQUEST_DEADLINE", "3")
+    monkeypatch.setenv("HUBPRESS_READ_TIMEOUT", "30")
+    yield proxy
+    proxy.stop()

@@ -9,7 +9,7 @@ the names are known before anything is built (shards are built in parallel, anyw
 
 `write_shard` streams one shard to disk, one row group of images at a time
 (hubpress.shards.editing builds each row group's table from the source files), and `stage_shard`
-builds one into the stage (what tasks/build.py maps over the plans).
+builds one and seals it under its key in the shard store (what hubpress/tasks/build.py maps over the plans).
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from hubpress.errors import UndecodableAtBuild
 from hubpress.shards.boundaries import ShardBounds, cut_rows
 from hubpress.shards.editing import editing_features, editing_table, file_extension
 from hubpress.shards.parquet import BuiltShard, ShardWriter
+from hubpress.shards.shard_store import SealedShard, ShardStore
 from hubpress.shards.sizes import (
     DEFAULT_MAX_SHARD_SIZE,
     DEFAULT_ROW_GROUP_BYTES,
@@ -38,12 +39,13 @@ from hubpress.shards.sizes import (
 from hubpress.shards.staging import Staging
 from hubpress.sources.models import FileRef, Sample
 from hubpress.sources.reader import SourceReader
-from hubpress.targets.plan import StagedFile
 
 # Bump when the bytes a plan produces change (columns, writer options, boundaries): it is part of
 # every name. 2: shards end where the boundary rule shared with refresh says (hubpress.shards.boundaries).
 # 3: no min/max statistics for image bytes (hubpress.shards.parquet.writer_options).
-SHARD_FORMAT = 3
+# 4: image `path` fields keep the source file names, as qflux's upload does (editing.image_file_name),
+#    and a boundary is measured from the previous candidate, not from the last cut (boundaries.py).
+SHARD_FORMAT = 4
 
 # Rough per-row overhead beyond image bytes and strings (offsets, validity, struct paths).
 _ROW_OVERHEAD = 128
@@ -205,13 +207,7 @@ def in_folders(plans: list[ShardPlan], files_per_folder: int) -> list[ShardPlan]
     return [replace(plan, folder=folder(plan)) if plan.split in buckets else plan for plan in plans]
 
 
-# --- building into a stage (the plain functions behind tasks/build.py) ----------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class StagedShard:
-    shard: BuiltShard  # local_path is where it was built (gone after staging to S3)
-    file: StagedFile
+# --- building into the shard store (the plain functions behind hubpress/tasks/build.py) ---------------------
 
 
 _build_slots_lock = threading.Lock()
@@ -229,43 +225,36 @@ def _slots(count: int) -> threading.BoundedSemaphore:
 
 def stage_shard(
     staging: Staging,
-    fingerprint: str,
     plan: ShardPlan,
     read_bytes: Callable[[FileRef], bytes] | None = None,
-) -> StagedShard:
-    """Build one shard into the stage: in place for local staging, via a temporary file for S3.
+) -> SealedShard:
+    """Build one shard and seal it in the shard store under its key (hubpress.shards.shard_store):
+    in place for local staging, via a temporary file for S3.
 
     At most `Settings.build_concurrency` shards are built at once in one process, whatever the
     task runner's thread count: each build holds one row group of image bytes, so this is what
     keeps peak memory bounded (threads beyond it still overlap uploads and S3 reads)."""
     with _slots(max(1, staging.settings.build_concurrency)):
         try:
-            return _stage_shard(staging, fingerprint, plan, read_bytes)
+            return _stage_shard(ShardStore(staging), plan, read_bytes)
         finally:
             release_free_memory()
 
 
 def _stage_shard(
-    staging: Staging,
-    fingerprint: str,
-    plan: ShardPlan,
-    read_bytes: Callable[[FileRef], bytes] | None,
-) -> StagedShard:
-    read = read_bytes or SourceReader(staging.settings)
-    build_dir = staging.build_dir(fingerprint)
-    if build_dir is not None:
-        built = write_shard(plan, build_dir, read)
+    store: ShardStore, plan: ShardPlan, read_bytes: Callable[[FileRef], bytes] | None
+) -> SealedShard:
+    read = read_bytes or SourceReader(store.staging.settings)
+    in_place = store.build_path(plan.key)
+    if in_place is not None:
+        built = write_shard(plan, in_place, read)
         _refuse_undecodable(read, built)
-        # write_shard hashed these bytes before renaming them into the stage: no second read.
-        return StagedShard(
-            built, staging.add_file(fingerprint, built.path_in_repo, built.local_path, built.sha256)
-        )
+        # write_shard hashed these bytes before renaming them into the store: no second read.
+        return store.seal(plan.key, built)
     with tempfile.TemporaryDirectory(prefix="hubpress-shard-") as tmp:
         built = write_shard(plan, tmp, read)
         _refuse_undecodable(read, built)
-        return StagedShard(
-            built, staging.add_file(fingerprint, built.path_in_repo, built.local_path, built.sha256)
-        )
+        return store.seal(plan.key, built)
 
 
 def _refuse_undecodable(read: Callable[[FileRef], bytes], built: BuiltShard) -> None:
@@ -279,7 +268,6 @@ def _refuse_undecodable(read: Callable[[FileRef], bytes], built: BuiltShard) -> 
 
 __all__ = [
     "SHARD_FORMAT",
-    "StagedShard",
     "BuiltShard",
     "ShardPlan",
     "estimate_sample_size",

@@ -44,6 +44,8 @@ class RemoteState:
     head: str | None  # commit the state was read at; None when the repo or revision does not exist yet
     files: dict[str, RemoteFile] = field(default_factory=dict)
     revision_exists: bool = True
+    # Names the listing held that the name gate refused (left out of `files`), one line each.
+    refused: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +56,12 @@ class CommitResult:
     # Files of the commit whose content the target already held (LFS objects the Hub answered as
     # present): named in the commit, not sent. uploaded_bytes leaves them out.
     already_present: tuple[str, ...] = ()
+    # How the content travelled: "xet" or "lfs" to the Hub, None for a local directory. On Xet,
+    # sent_bytes is what crossed the wire after deduplication (hf_xet's report, plus the files
+    # carried inside the commit) and deduped_bytes the file bytes the CAS already held.
+    transfer: str | None = None
+    sent_bytes: int | None = None
+    deduped_bytes: int = 0
 
 
 class CommitConflict(Exception):

@@ -19,6 +19,7 @@ from typing import Any
 from hubpress.errors import PublishError, disk_error
 from hubpress.settings import ResolvedToken, Settings
 from hubpress.shards.parquet_footer import ParquetFooter, read_footer
+from hubpress.storage.names import split_remote_paths
 from hubpress.targets import hub_answers, hub_upload, hub_waits
 from hubpress.targets.base import CommitConflict, CommitResult, RemoteState, RepoType
 from hubpress.targets.blob_texts import BlobTexts
@@ -54,7 +55,10 @@ class HubRepo:
     def __init__(self, repo_id: str, repo_type: RepoType, settings: Settings, token: ResolvedToken):
         from huggingface_hub import HfApi
 
-        hub_waits.install(settings.hub_max_wait_seconds)  # every wait the Hub asks for is bounded
+        from hubpress.targets import hub_http
+
+        hub_http.install(settings)
+        hub_waits.set_max_wait(settings.hub_max_wait_seconds)  # every wait the Hub asks for is bounded
         self.repo_id = repo_id
         self.repo_type = repo_type
         self.settings = settings
@@ -68,6 +72,8 @@ class HubRepo:
         # which carry huggingface_hub's record that they are uploaded (its documented pattern:
         # preupload_lfs_files, then create_commit with the same operations).
         self._preuploaded: dict[tuple[str, str], Any] = {}
+        # What Xet uploads sent, ahead of a commit or for it (each commit reports what it added).
+        self._xet_sent = hub_upload.hub_xet.XetTally()
 
     def _retry(self, action: str, fn: Callable[[], T]) -> T:
         started, before = time.monotonic(), len(self.retry_messages)
@@ -174,11 +180,26 @@ class HubRepo:
                 self.api.list_repo_tree(self.repo_id, recursive=True, revision=head, repo_type=self.repo_type)
             )
 
-        files = {}
-        for entry in self._retry("list files of", tree):
-            if isinstance(entry, RepoFile):
-                files[entry.path] = _remote_file(entry)
-        return RemoteState(exists=True, head=head, files=files)
+        listed = [e for e in self._retry("list files of", tree) if isinstance(e, RepoFile)]
+        # Every name the listing carries passes the name gate: a `../x` or `/etc/x` entry is left
+        # out (never planned, deleted or read) and reported in one line.
+        kept, refused = split_remote_paths([e.path for e in listed], what=f"{self.description} lists")
+        allowed = set(kept)
+        files = {e.path: _remote_file(e) for e in listed if e.path in allowed}
+        lines = tuple(f"{exc} It is ignored." for exc in refused)
+        return RemoteState(exists=True, head=head, files=files, refused=lines)
+
+    def file_facts(self, path: str, revision: str) -> RemoteFile | None:
+        """What the Hub lists for one file at `revision` (sha256 for LFS, git blob id), or None."""
+        from huggingface_hub.hf_api import RepoFile
+
+        found = self._retry(
+            "read",
+            lambda: self.api.get_paths_info(
+                self.repo_id, [path], revision=revision, repo_type=self.repo_type
+            ),
+        )
+        return next((_remote_file(i) for i in found if isinstance(i, RepoFile) and i.path == path), None)
 
     def read_text(self, path: str, revision: str, git_oid: str | None = None) -> str | None:
         """A small text file of the repo at `revision`. With the file's git blob id (from the tree
@@ -252,8 +273,14 @@ class HubRepo:
         operations += [CommitOperationDelete(path_in_repo=change.path) for change in plan.deletions]
 
         additions = [op for op in operations if isinstance(op, CommitOperationAdd)]
-        present = hub_upload.already_present(
-            additions, self.token.value, self.repo_type, self.repo_id, plan.revision, self.endpoint
+        xet = hub_upload.hub_xet.uses_xet()
+        # "Already held" means something on the LFS path only: Xet deduplicates chunk by chunk.
+        present = (
+            set()
+            if xet
+            else hub_upload.already_present(
+                additions, self.token.value, self.repo_type, self.repo_id, plan.revision, self.endpoint
+            )
         )
         hub_upload.upload_all(
             lambda op: self._preupload(op, plan.revision, create_pr),
@@ -319,7 +346,8 @@ class HubRepo:
             )
         )
         url = info.commit_url if isinstance(info.commit_url, str) else self.commit_url(oid)
-        return CommitResult(commit=oid, url=url, pr_url=info.pr_url, already_present=held)
+        transfer = self._xet_sent.commit_fields(additions) if xet else {"transfer": "lfs"}
+        return CommitResult(commit=oid, url=url, pr_url=info.pr_url, already_present=held, **transfer)
 
     def _landed(self, plan: PublishPlan, fingerprint: str, create_pr: bool) -> Any:
         """This plan's commit, when it is in the revision's history since the planned parent (a
@@ -348,16 +376,20 @@ class HubRepo:
         return None
 
     def _preupload(self, op: Any, revision: str | None, create_pr: bool = False) -> None:
-        hub_upload.preupload(self.api, self._retry, self.repo_id, self.repo_type, op, revision, create_pr)
+        sent = hub_upload.preupload(
+            self.api, self._retry, self.repo_id, self.repo_type, op, revision, create_pr
+        )
+        if sent is not None:
+            self._xet_sent.add(sent)
 
     def preupload(self, file: StagedFile, local_path: str) -> None:
         """Send one file's LFS object ahead of the commit, while the rest are still being built.
 
         LFS objects belong to the repo, not to a revision or a commit: nothing in the repo changes
         until the commit names them, and the commit's own upload step then finds them present and
-        sends nothing. An object the repo already holds is not sent here either (the LFS batch
-        answer has no upload action for it). Small files that would travel inside the commit are
-        left to it."""
+        sends nothing. A file the repo already holds is not sent here either (on Xet the preupload
+        answer names its oid at the head; on LFS the batch answer has no upload action for it).
+        Small files that would travel inside the commit are left to it."""
         op = hub_upload.addition(file, local_path)
         self._preupload(op, revision=None)
         self._preuploaded[(file.path, file.sha256)] = op

@@ -117,7 +117,15 @@ def retry_transient(
 @contextlib.contextmanager
 def hub_errors(action: str, where: str, token: ResolvedToken) -> Iterator[None]:
     """Turn the Hub's auth and not-found answers into hubpress errors that say what to do."""
-    from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        HfHubHTTPError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    from hubpress.targets.hub_failures import outbound_failure
 
     try:
         yield
@@ -145,4 +153,15 @@ def hub_errors(action: str, where: str, token: ResolvedToken) -> Iterator[None]:
                 f"The Hub forbade the request to {action} {where} (HTTP 403, token from {token.source}): "
                 "the token cannot write there. Use a token with write access to that namespace."
             ) from None
+        if status in (409, 412) or isinstance(exc, EntryNotFoundError):
+            raise  # conflicts and absent files: the caller decides
+        raise outbound_failure(exc, action, where) or exc from None
+    except (EntryNotFoundError, LocalEntryNotFoundError):
         raise
+    except Exception as exc:
+        # Anything else a Hub answer made the client raise (not JSON, `{}` where fields were due, a
+        # download shorter than declared): one line, never a traceback.
+        failure = outbound_failure(exc, action, where)
+        if failure is None:
+            raise
+        raise failure from exc

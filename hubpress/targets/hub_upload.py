@@ -2,8 +2,9 @@
 documented pattern: preupload_lfs_files, then create_commit with the same operations).
 
 LFS objects belong to the repo, not to a revision: nothing in the repo changes until a commit
-names them, and objects the repo already holds are not sent (the LFS batch answer has no upload
-action for them). Regular files travel inside the commit itself.
+names them. On the Xet path (the Hub's, hubpress.targets.hub_xet) hf_xet sends only the chunks
+the CAS does not hold; on the LFS path objects the repo already holds are not sent (the LFS batch
+answer has no upload action for them). Regular files travel inside the commit itself.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Any
 
+from hubpress.targets import hub_xet
+from hubpress.targets.hub_xet import XetSent
 from hubpress.targets.plan import StagedFile
 
 # (action, call) -> result: the repo's retrying, error-translating call (HubRepo._retry).
@@ -32,14 +35,22 @@ def addition(file: StagedFile, local_path: str) -> Any:
 
 def preupload(
     api: Any, call: Call, repo_id: str, repo_type: str, op: Any, revision: str | None, create_pr: bool
-) -> None:
-    """Send one operation's LFS object (nothing when the repo already holds it)."""
+) -> XetSent | None:
+    """Send one operation's content. Through Xet (the Hub's path) it returns what hf_xet reports it
+    sent; through the LFS batch API (HF_HUB_DISABLE_XET=1) None, and nothing is sent when the repo
+    already holds the object."""
+    if hub_xet.uses_xet():
+        return call(
+            f"upload {op.path_in_repo} to",
+            lambda: hub_xet.preupload(api, repo_id, repo_type, [op], revision, create_pr),
+        )
     call(
         f"upload {op.path_in_repo} to",
         lambda: api.preupload_lfs_files(
             repo_id, [op], repo_type=repo_type, revision=revision, create_pr=create_pr or None, num_threads=1
         ),
     )
+    return None
 
 
 def upload_all(send: Callable[[Any], None], additions: list, workers: int) -> None:

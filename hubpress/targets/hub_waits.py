@@ -6,8 +6,8 @@ on some answers, `Retry-After`. huggingface_hub's `http_backoff` (preupload, LFS
 downloads) honours both without an upper bound: `Retry-After: 100000` is a wait of 100001 s. It
 never sees a value it cannot use as one: it reads only digits (`-5`, `nan` and dates fall back to
 its own backoff). hubpress bounds every wait without patching the library: its HTTP client (set
-with huggingface_hub's documented `set_client_factory`) passes each such answer through
-`wait_for`, the one rule:
+with huggingface_hub's documented `set_client_factory` in hubpress.targets.hub_http, which adds the
+deadlines) passes each such answer through `wait_for`, the one rule:
 
 - a usable wait up to the bound (`HUBPRESS_HUB_MAX_WAIT_SECONDS`, 300 s: the Hub's rate-limit
   window is 5 minutes) is waited, and logged with the reason;
@@ -136,7 +136,9 @@ def bounded_retry_after(status: int, headers: Any, where: str) -> str | None:
     return str(math.ceil(wait.seconds))
 
 
-def _bounding_transport(inner: Any) -> Any:
+def bounding_transport(inner: Any) -> Any:
+    """`inner`, with every 429/503 answer passed through the wait rule (hubpress.targets.hub_http
+    builds huggingface_hub's client on it, under the deadlines)."""
     import httpx2
 
     class BoundedWaitTransport(httpx2.BaseTransport):
@@ -165,33 +167,3 @@ def _bounding_transport(inner: Any) -> Any:
             inner.close()
 
     return BoundedWaitTransport()
-
-
-def hub_client_factory() -> Any:
-    """huggingface_hub's default client, with every 429/503 answer passed through the wait rule."""
-    import httpx2
-
-    try:  # the request ids and offline check of the library's own client, when it still has them
-        from huggingface_hub.utils._http import hf_request_event_hook
-
-        hooks = {"request": [hf_request_event_hook]}
-    except ImportError:
-        hooks = {}
-    return httpx2.Client(
-        transport=_bounding_transport(httpx2.HTTPTransport()),
-        event_hooks=hooks,
-        follow_redirects=True,
-        timeout=None,
-    )
-
-
-def install(max_wait_seconds: float) -> None:
-    """Use the bounded client for every huggingface_hub call of this process (once)."""
-    from huggingface_hub import set_client_factory
-
-    set_max_wait(max_wait_seconds)
-    with _Bound.lock:
-        if getattr(_Bound, "installed", False):
-            return
-        _Bound.installed = True
-    set_client_factory(hub_client_factory)

@@ -5,7 +5,6 @@ verify. Shared by datasets, LoRA releases and refreshes; the flows wrap these st
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import tempfile
 from collections.abc import Callable, Iterator
@@ -26,6 +25,7 @@ from hubpress.targets.base import (
 )
 from hubpress.targets.limits import Limits, check_limits
 from hubpress.targets.local import LocalDir, staged_text
+from hubpress.targets.ownership import owned_files
 from hubpress.targets.plan import PublishPlan, StagedFile, make_plan
 
 log = logging.getLogger("hubpress.publish")
@@ -59,19 +59,6 @@ def open_target(
     return repo
 
 
-def owned_paths(manifest_text: str | None) -> set[str]:
-    """Paths hubpress wrote in the previous publish, from its manifest.json (`files`)."""
-    if not manifest_text:
-        return set()
-    try:
-        data = json.loads(manifest_text)
-    except ValueError:
-        return set()
-    files = data.get("files", {}) if isinstance(data, dict) else {}
-    owned = set(files) if isinstance(files, dict) else {f.get("path") for f in files if isinstance(f, dict)}
-    return {p for p in owned if isinstance(p, str)} | {MANIFEST}
-
-
 @dataclass(slots=True)
 class PublishOutcome:
     target: str
@@ -85,7 +72,12 @@ class PublishOutcome:
     attempts: int = 1
     dry_run: bool = False
     notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # said to the person (CLI, --json, the run log)
     already_present: tuple[str, ...] = ()  # committed, but their content was on the target already
+    refused: list[str] = field(default_factory=list)  # names of the target the gate refused, one line each
+    transfer: str | None = None  # "xet" or "lfs" to the Hub; None for a local directory or no commit
+    xet_sent_bytes: int | None = None  # on Xet: what crossed the wire after deduplication
+    deduped_bytes: int = 0  # on Xet: bytes of the uploaded files whose chunks the Hub already held
 
     @property
     def uploaded_files(self) -> list[str]:
@@ -95,11 +87,20 @@ class PublishOutcome:
 
     @property
     def uploaded_bytes(self) -> int:
-        """Bytes actually sent: files whose content the target already held are left out."""
+        """Bytes of the files uploaded (their logical size): files whose whole content the target
+        already held (the LFS path's answer) are left out."""
         if self.commit is None:
             return 0
         held = set(self.already_present)
         return sum(c.size for c in self.plan.uploads if c.path not in held)
+
+    @property
+    def sent_bytes(self) -> int:
+        """Bytes that crossed the wire: on Xet, after chunk deduplication and compression (hf_xet's
+        report); elsewhere the uploaded files' bytes."""
+        if self.commit is None:
+            return 0
+        return self.xet_sent_bytes if self.xet_sent_bytes is not None else self.uploaded_bytes
 
     @property
     def already_present_bytes(self) -> int:
@@ -118,11 +119,43 @@ class PublishOutcome:
             "uploaded_bytes": self.uploaded_bytes,
             "already_present_files": list(self.already_present),
             "already_present_bytes": self.already_present_bytes,
+            "transfer": self.transfer if self.commit else None,
+            "sent_bytes": self.sent_bytes,
+            "deduped_bytes": self.deduped_bytes if self.commit else 0,
             "unchanged_files": [c.path for c in self.plan.of("unchanged")],
             "deleted_files": [c.path for c in self.plan.of("deleted")] if self.commit else [],
             "plan": self.plan.summary(),
+            # What a publish would send; for a dry run, what it would send at most (the Hub may
+            # already hold some of it).
+            "planned_bytes": sum(c.size for c in self.plan.uploads),
             "attempts": self.attempts,
+            "refused_names": list(self.refused),
+            "warnings": list(self.warnings),
         }
+
+
+def bytes_phrase(result: dict[str, object], verb: str = "") -> str:
+    """A publish's bytes for a summary line: the files' bytes (followed by `verb`), and on Xet what
+    crossed the wire after deduplication."""
+    uploaded = int(result.get("uploaded_bytes") or 0)  # type: ignore[call-overload]
+    if result.get("transfer") != "xet":
+        return f"{uploaded:,} bytes{verb}"
+    sent = int(result.get("sent_bytes") or 0)  # type: ignore[call-overload]
+    return f"{uploaded:,} bytes ({sent:,} sent after Xet deduplication)"
+
+
+def _warn_if_unseen(outcome: PublishOutcome, target: Target, state) -> None:
+    """A dry run against a Hub repo it cannot see plans against an empty repo: say so, since a
+    private repo looks the same as a missing one to a reader without a usable token."""
+    token = getattr(target, "token", None)
+    if state.exists or token is None:
+        return
+    who = "no token" if token.value is None else f"the token from {token.source}"
+    outcome.warnings.append(
+        f"{outcome.target} could not be seen with {who}: it does not exist, or it is private and "
+        "this token cannot read it. The plan below assumes an empty repo."
+    )
+    log.warning(outcome.warnings[-1])
 
 
 CardFn = Callable[[str | None], str]
@@ -248,7 +281,9 @@ def publish_files(
             manifest_text, existing_card = _read_both(
                 target, state, MANIFEST if allow_deletes else None, CARD if card is not None else None
             )
-            owned = owned_paths(manifest_text) if allow_deletes else set()
+            # Only files hubpress provably wrote may go (hubpress.targets.ownership).
+            ownership = owned_files(manifest_text if allow_deletes else None, state.files)
+            owned = ownership.deletable
             files = list(staged)
             if card is not None:
                 card_file, _ = staged_text(CARD, card(existing_card), scratch)
@@ -262,9 +297,13 @@ def publish_files(
             )
             if revision_missing:
                 outcome.notes.append(f"revision {revision!r} does not exist yet; it will be created")
+            outcome.refused = [*state.refused, *ownership.refused]
+            for line in outcome.refused if attempt == 1 else ():
+                log.warning("%s", line)
             if tag:
                 _check_tag_free(target, tag, head if plan.is_noop else None, target_name)
             if dry_run:
+                _warn_if_unseen(outcome, target, state)
                 return outcome
             if plan.is_noop:
                 log.info("%s is up to date: nothing to upload, no commit made", target_name)
@@ -288,6 +327,8 @@ def publish_files(
                 continue
             outcome.commit, outcome.pr_url = result.commit, _absolute(target, result.pr_url)
             outcome.already_present = tuple(getattr(result, "already_present", ()) or ())
+            outcome.transfer = result.transfer
+            outcome.xet_sent_bytes, outcome.deduped_bytes = result.sent_bytes, result.deduped_bytes
             outcome.commit_url = result.url if _is_absolute(result.url) else target.commit_url(result.commit)
             remember = getattr(target, "remember_text", None)
             for path in (CARD, MANIFEST) if remember is not None else ():
@@ -302,9 +343,9 @@ def publish_files(
                     outcome.tag = tag
                     outcome.tag_created = apply_tag(target, result.commit, tag, message)
             log.info(
-                "published %d file(s), %d bytes, to %s at %s",
+                "published %d file(s), %s, to %s at %s",
                 len(outcome.uploaded_files),
-                outcome.uploaded_bytes,
+                bytes_phrase(outcome.to_dict()),
                 target_name,
                 result.commit[:12],
             )

@@ -66,6 +66,9 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="request and response bodies paced to this rate (MB/s), shared by all connections",
     )
+    parser.add_argument(
+        "--no-xet", action="store_true", help="serve the LFS path only (no Xet tokens), as older Hubs do"
+    )
     args = parser.parse_args(argv)
     if args.latency_ms < 0 or (args.mbytes_per_s is not None and args.mbytes_per_s <= 0):
         parser.error("--latency-ms must be >= 0 and --mbytes-per-s > 0")
@@ -79,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         multipart_chunk_size=args.multipart_chunk_size,
         link=Link(args.latency_ms, args.mbytes_per_s),
         read_only=_group(args.read_only),
+        xet=not args.no_xet,
     )
     done = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -57,6 +57,7 @@ from .store import (
     decide_upload_mode,
     matches_pattern,
 )
+from .xet import XetCas, fetch_committed, token_routes
 
 TYPE_PREFIX = {"model": "", "dataset": "datasets/", "space": "spaces/"}
 _API_REPO = r"/api/(?P<type>model|dataset|space)s/(?P<ns>[^/]+)/(?P<name>[^/]+)"
@@ -136,8 +137,10 @@ class HubApp:
         transfer: TransferSettings,
         orgs: dict[str, set[str]] | None = None,
         read_only: dict[str, set[str]] | None = None,
+        xet: XetCas | None = None,
     ) -> None:
         self.store = store
+        self.xet = xet  # None: the LFS path only, as older and self-hosted Hubs serve
         self.tokens = {
             token: Identity(user, role, frozenset((read_only or {}).get(token, ())))
             for token, (user, role) in tokens.items()
@@ -183,6 +186,8 @@ class HubApp:
             ("GET", _WEB_REPO + r"/resolve/(?P<rev>[^/]+)/(?P<path>.+)", "resolve", self.resolve),
             ("HEAD", _WEB_REPO + r"/resolve/(?P<rev>[^/]+)/(?P<path>.+)", "resolve", self.resolve),
         ]  # fmt: skip
+        if self.xet is not None:
+            table += token_routes(self, self.xet)
         return [Route(m, re.compile(p), name, fn) for m, p, name, fn in table]
 
     def match(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
@@ -452,6 +457,8 @@ class HubApp:
         assert identity is not None
         header, operations = self._parse_commit_payload(request.body())
         check_commit(self.limits, self._files_at(repo, p["rev"]), operations)
+        if self.xet is not None:
+            fetch_committed(self.xet, repo, operations)
         result, inline_bytes = repo.create_commit(
             p["rev"],
             operations,

@@ -13,6 +13,7 @@ from .handler import Connections, make_handler
 from .link import Link
 from .stats import Accounting, Stats
 from .store import Store
+from .xet import XetCas
 
 
 class _HTTPServer(ThreadingHTTPServer):
@@ -41,6 +42,7 @@ class HubServer:
         orgs: dict[str, set[str]] | None = None,
         link: Link | None = None,
         read_only: dict[str, set[str]] | None = None,
+        xet: bool = True,
     ) -> None:
         for _user, role in (tokens or {}).values():
             if role not in ("read", "write"):
@@ -54,10 +56,17 @@ class HubServer:
         )
         self._accounting = Accounting()
         self._faults = FaultPlan()
-        self.app = HubApp(self.store, dict(tokens or {}), self._accounting, self.transfer, orgs, read_only)
+        # Xet storage, on as on the Hub: the CAS lives in DATA/xet (xet=False: the LFS path only).
+        self.xet = XetCas(self.data_dir / "xet") if xet else None
+        self._xet_baseline = self.xet.stored_bytes() if self.xet else 0
+        self.app = HubApp(
+            self.store, dict(tokens or {}), self._accounting, self.transfer, orgs, read_only, self.xet
+        )
         self._connections = Connections()
         # Latency and a shared rate for bodies (--latency-ms, --mbytes-per-s); none by default.
         self.link = link or Link()
+        if self.xet is not None:
+            self.xet.on_stored = self.link.transfer
         self._stopping = threading.Event()
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -103,10 +112,14 @@ class HubServer:
     # ---- accounting and faults ----------------------------------------------------------------
     @property
     def stats(self) -> Stats:
-        return self._accounting.snapshot()
+        """The accounting since the last reset. Xet uploads go straight into the CAS, not through
+        an endpoint: what the CAS grew by counts as uploaded (xet_bytes, and in upload_bytes)."""
+        grown = self.xet.stored_bytes() - self._xet_baseline if self.xet else 0
+        return self._accounting.snapshot(xet_bytes=grown)
 
     def reset_stats(self) -> None:
         self._accounting.reset()
+        self._xet_baseline = self.xet.stored_bytes() if self.xet else 0
 
     def arm_fault(
         self,

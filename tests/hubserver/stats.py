@@ -18,7 +18,9 @@ class Stats:
     """A snapshot of the server's accounting since the last reset.
 
     requests: requests per endpoint name (a Counter: a name never called reads 0), faulted ones included.
-    upload_bytes: body bytes received by LFS uploads (basic and parts) plus inline file contents of commits.
+    upload_bytes: body bytes received by LFS uploads (basic and parts), inline file contents of commits,
+        and xet_bytes.
+    xet_bytes: bytes the Xet CAS grew by (xorbs and shards: what Xet clients sent after deduplication).
     download_bytes: body bytes sent by resolve.
     commits: commits created (the initial commit of a new repo is not counted).
     faults: the faults that fired, in order.
@@ -29,11 +31,13 @@ class Stats:
     download_bytes: int
     commits: int
     faults: tuple[FiredFault, ...]
+    xet_bytes: int = 0
 
     def as_dict(self) -> dict[str, object]:
         return {
             "requests": dict(self.requests),
             "upload_bytes": self.upload_bytes,
+            "xet_bytes": self.xet_bytes,
             "download_bytes": self.download_bytes,
             "commits": self.commits,
             "faults": [f.kind for f in self.faults],
@@ -75,11 +79,12 @@ class Accounting:
             self._upload_bytes = self._download_bytes = self._commits = 0
             self._faults.clear()
 
-    def snapshot(self) -> Stats:
+    def snapshot(self, xet_bytes: int = 0) -> Stats:
         with self._lock:
             return Stats(
                 requests=Counter(self._requests),
-                upload_bytes=self._upload_bytes,
+                upload_bytes=self._upload_bytes + xet_bytes,
+                xet_bytes=xet_bytes,
                 download_bytes=self._download_bytes,
                 commits=self._commits,
                 faults=tuple(self._faults),

@@ -14,10 +14,10 @@ import uuid
 import pytest
 from huggingface_hub import CommitOperationAdd, HfApi
 
-from flows.params import PublishDatasetParams
-from flows.publish_dataset import publish_dataset
 from hubpress.api import download_lora
 from hubpress.errors import HubAccessError, HubpressError, PublishError, ValidationFailed
+from hubpress.flows.params import PublishDatasetParams
+from hubpress.flows.publish_dataset import publish_dataset
 from hubpress.settings import Settings
 from hubpress.targets.hub_calls import RepoNotFound, is_transient
 from hubpress.targets.plan import StagedFile, git_blob_oid
@@ -87,6 +87,7 @@ def test_rate_limit_is_bounded(hub, tmp_path, write_token):
 # -- 5xx and resets mid-upload ---------------------------------------------------------------------
 
 
+@pytest.mark.lfs_only
 def test_5xx_bursts_and_resets_mid_lfs_upload_complete_with_one_commit(hub, tmp_path, write_token):
     name = repo("5xx")
     target = open_target(name, "dataset", Settings())

@@ -23,13 +23,23 @@ def stage(tmp, path, data: bytes) -> StagedFile:
 
 
 def manifest(tmp, paths):
-    return stage(tmp, "manifest.json", json.dumps({"files": {p: {} for p in paths}}).encode())
+    return stage(
+        tmp,
+        "manifest.json",
+        json.dumps({"files": {p: {"sha256": _staged_sha(tmp, p)} for p in paths}}).encode(),
+    )
+
+
+def _staged_sha(tmp, path: str) -> str:
+    """The sha256 a manifest records for a file (what lets a later publish prove it wrote it)."""
+    return hashlib.sha256((tmp / "src" / path.replace("/", "__")).read_bytes()).hexdigest()
 
 
 def repo_name():
     return f"alice/pub-{uuid.uuid4().hex[:8]}"
 
 
+@pytest.mark.lfs
 def test_publish_republish_and_delete_against_the_hub(hub, tmp_path, write_token):
     repo = repo_name()
     target = open_target(repo, "dataset", Settings())
@@ -146,6 +156,7 @@ def test_tag_and_branch(hub, tmp_path, write_token):
     assert [(t.name, t.target_commit) for t in refs.tags] == [("v1", out.commit)]
 
 
+@pytest.mark.lfs
 def test_create_pr_opens_a_pull_request_and_leaves_main_alone(hub, tmp_path, write_token):
     repo = repo_name()
     target = open_target(repo, "dataset", Settings())

@@ -12,11 +12,11 @@ import uuid
 import pytest
 from huggingface_hub import HfApi
 
-from flows.params import PublishLoraParams
-from flows.publish_lora import publish_lora
 from hubpress.errors import CommittedButFailed, PublishError
+from hubpress.flows.params import PublishLoraParams
+from hubpress.flows.publish_lora import publish_lora
 from hubpress.testdata.synth_lora import write_lora
-from tests.conftest import WRITE_TOKEN
+from tests.conftest import WRITE_TOKEN, requires_xet
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -101,6 +101,7 @@ def test_a_failure_after_the_commit_names_the_commit(hub, tmp_path, write_token)
     assert [t.name for t in HfApi(token=WRITE_TOKEN).list_repo_refs(repo).tags] == []
 
 
+@pytest.mark.lfs_only
 def test_uploaded_bytes_leave_out_content_the_hub_already_held(hub, tmp_path, write_token):
     repo = f"alice/bytes-{uuid.uuid4().hex[:8]}"
     weights = write_lora(tmp_path / "a.safetensors", seed=7)
@@ -118,3 +119,29 @@ def test_uploaded_bytes_leave_out_content_the_hub_already_held(hub, tmp_path, wr
     assert second["already_present_bytes"] == size
     assert second["uploaded_bytes"] < size  # only the card travelled
     assert hub.stats.requests.get("lfs_upload", 0) == 0
+
+
+@requires_xet
+def test_on_xet_sent_bytes_report_what_crossed_the_wire_after_deduplication(hub, tmp_path, write_token):
+    """On the Xet path nobody asks whether an object is "already held" (the LFS batch question):
+    hf_xet deduplicates chunk by chunk, and its report says what crossed the wire."""
+    repo = f"alice/xetbytes-{uuid.uuid4().hex[:8]}"
+    weights = write_lora(tmp_path / "a.safetensors", seed=7, hidden=512, dtype="F32")  # ~260 kB
+    size = weights.stat().st_size
+    first = publish_lora(PublishLoraParams(src_path=str(weights), target=repo))
+    assert first["transfer"] == "xet" and first["uploaded_bytes"] >= size
+    assert first["sent_bytes"] >= size * 0.9 and first["deduped_bytes"] < size * 0.1
+    # What hubpress reports is what the Hub received: the CAS's growth and the commit's inline files.
+    assert first["sent_bytes"] == pytest.approx(hub.stats.upload_bytes, rel=0.02)
+    hub.reset_stats()
+    # The same bytes under a second name: a file of the commit, but its chunks are stored already.
+    second = publish_lora(
+        PublishLoraParams(src_path=str(weights), target=repo, remote_name="copy.safetensors")
+    )
+    assert second["commit"] and "copy.safetensors" in second["uploaded_files"]
+    assert second["already_present_files"] == [] and second["uploaded_bytes"] >= size
+    assert second["deduped_bytes"] >= size * 0.9 and second["sent_bytes"] < size * 0.1
+    stats = hub.stats
+    assert stats.requests["lfs_batch"] == 0 and stats.xet_bytes < size * 0.1
+    assert abs(second["sent_bytes"] - stats.upload_bytes) < 1024  # a shard's bookkeeping at most
+    assert hub.read_file("model", repo, "copy.safetensors") == weights.read_bytes()

@@ -12,7 +12,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.context import FlowRunContext
 
-from flows.params import RefreshParams
+from hubpress.flows.params import RefreshParams
 from hubpress.orchestration import artifacts
 from hubpress.refresh.card import render_refresh_card
 from hubpress.refresh.config import parse_refresh_config
@@ -28,9 +28,9 @@ from hubpress.settings import get_settings, resolve_token
 from hubpress.shards.empty import refuse_empty_splits
 from hubpress.shards.sizes import parse_size
 from hubpress.shards.staging import Staging
-from hubpress.targets.publish import open_target
-from tasks.publish import publish_task
-from tasks.refresh import (
+from hubpress.targets.publish import bytes_phrase, open_target
+from hubpress.tasks.publish import publish_task
+from hubpress.tasks.refresh import (
     build_refresh_task,
     read_manifest_task,
     resolve_upstream_task,
@@ -193,7 +193,7 @@ def _summary(result: dict[str, Any]) -> str:
     elif result["commit"] is None:
         head = "The published files are unchanged: no commit."
     else:
-        head = f"Committed `{result['commit'][:12]}`: {len(result['uploaded_files'])} file(s), {result['uploaded_bytes']:,} bytes."
+        head = f"Committed `{result['commit'][:12]}`: {len(result['uploaded_files'])} file(s), {bytes_phrase(result)}."
     lines = [f"# {result['target']}", "", head, "", "| upstream backend | revision sha |", "|---|---|"]
     lines += [f"| {k} | `{v}` |" for k, v in (result.get("upstream") or {}).items()]
     lines += [
