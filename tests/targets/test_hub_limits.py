@@ -173,3 +173,15 @@ def test_the_shard_writer_keeps_to_the_viewers_limits(tmp_path):
     pq.write_table(pa.table({"image": images}), bad, row_group_size=150)
     problems = parquet_problems("bad.parquet", bad)
     assert any("150 rows of images" in p for p in problems) and any("no page index" in p for p in problems)
+
+
+def test_shards_in_subfolders_are_hubpress_own_and_may_be_deleted_when_no_longer_wanted():
+    from hubpress.targets.ownership import owned_files
+    from hubpress.targets.plan import RemoteFile
+
+    sha = "ab" * 32
+    names = ["data/train/3/train-0123456789abcdef.parquet", "data/train-0123456789abcdef.parquet"]
+    others = ["data/train/notes/x.parquet", "data/train/3/../../x.parquet", "notes/train/3/x.parquet"]
+    remote = {p: RemoteFile(p, 1, sha) for p in names + others}
+    manifest = json.dumps({"files": {p: {"sha256": sha} for p in names + others}})
+    assert owned_files(manifest, remote).deletable == frozenset(names)
