@@ -185,27 +185,26 @@ def write_shard(
 def in_folders(plans: list[ShardPlan], files_per_folder: int) -> list[ShardPlan]:
     """The plans, placed so that no folder holds more than `files_per_folder` entries (the Hub
     refuses a commit that would put more than 10,000 in one folder). Shards stay in `data/` while
-    they fit; otherwise the largest splits move, one at a time, into `data/<split>/<h>/`, where
-    `<h>` is the first hex digit of the shard's key (two digits for a split of more than 8 folders'
-    worth, when a folder may hold 256 entries): a shard's folder, like its name, depends only on its content. Pure."""
+    they fit; otherwise the largest splits move, one at a time, into `data/<split>/<b>/`, `<b>` a
+    bucket (in hex) of the shard's content key: 16 buckets, 256 for a split of more than 8 folders'
+    worth, never more than a folder takes. A shard's folder, like its name, depends only on its
+    content (and the limit). Pure."""
     counts: dict[str, int] = {}
     for plan in plans:
         counts[plan.split] = counts.get(plan.split, 0) + 1
     in_data = len(plans)
-    digits: dict[str, int] = {}
+    buckets: dict[str, int] = {}
     for split, count in sorted(counts.items(), key=lambda item: (-item[1], item[0])):
         if in_data <= files_per_folder:
             break
-        # 16 subfolders hold up to 8 folders' worth with room to spare; beyond, 256 (when data/<split>/
-        # may hold 256 entries).
-        digits[split] = 2 if count > 8 * files_per_folder and files_per_folder >= 256 else 1
+        buckets[split] = min(16 if count <= 8 * files_per_folder else 256, files_per_folder)
         in_data -= count - 1  # the split's shards leave; its folder is one entry of data/
-    return [
-        replace(plan, folder=f"data/{plan.split}/{plan.key[: digits[plan.split]]}")
-        if plan.split in digits
-        else plan
-        for plan in plans
-    ]
+
+    def folder(plan: ShardPlan) -> str:
+        bucket = int(plan.key[:8], 16) % buckets[plan.split]
+        return f"data/{plan.split}/{bucket:x}"
+
+    return [replace(plan, folder=folder(plan)) if plan.split in buckets else plan for plan in plans]
 
 
 # --- building into the shard store (the plain functions behind hubpress/tasks/build.py) ---------------------

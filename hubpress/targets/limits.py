@@ -62,6 +62,16 @@ def check_planned_shards(shards: int, largest: int, limits: Limits = Limits()) -
         )
 
 
+def entries_per_folder(paths) -> Counter:
+    """folder -> how many entries (files and subfolders) it holds, as the Hub counts them."""
+    entries: dict[str, set[str]] = {}
+    for path in paths:
+        parts = path.split("/")
+        for depth in range(len(parts)):
+            entries.setdefault("/".join(parts[:depth]), set()).add(parts[depth])
+    return Counter({folder: len(names) for folder, names in entries.items()})
+
+
 def goes_to_lfs(path: str, size: int) -> bool:
     return size > LFS_SIZE_THRESHOLD or not path.lower().endswith(TEXT_SUFFIXES)
 
@@ -75,11 +85,11 @@ def check_limits(plan: PublishPlan, existing_paths: set[str], limits: Limits = L
             f"The repo would hold {len(final):,} files; the Hub allows under {limits.files_per_repo:,}. "
             "Raise --max-shard-size so the dataset is written as fewer, larger shards."
         )
-    folders = Counter(p.rsplit("/", 1)[0] if "/" in p else "" for p in final)
+    folders = entries_per_folder(final)
     folder, count = folders.most_common(1)[0] if folders else ("", 0)
     if count > limits.files_per_folder:
         raise HubLimitError(
-            f"Folder {folder or '(repo root)'!r} would hold {count:,} files; the Hub allows at most "
+            f"Folder {folder or '(repo root)'!r} would hold {count:,} files and folders; the Hub allows at most "
             f"{limits.files_per_folder:,} per folder. Raise --max-shard-size to write fewer shards."
         )
     sending = plan.uploads

@@ -6,7 +6,8 @@ deleted by the next publish. A file is deletable only when all of these hold:
 
 - its name passes the name gate (`hubpress.storage.names.remote_path`): a `../x` or `/etc/x` in the
   manifest or in the repo's listing is refused, reported in one line, and never acted on;
-- it is of hubpress's own naming (`data/<name>.parquet`, the shards every publish names);
+- it is of hubpress's own naming (`data/<name>.parquet`, or `data/<split>/<bucket>/<name>.parquet`
+  for a split too large for one folder: the shards every publish names);
 - the repo holds it now with the sha256 the manifest recorded for it (an LFS file, or a local
   target's file, whose content is known without downloading it).
 
@@ -25,7 +26,10 @@ from hubpress.targets.plan import RemoteFile
 
 # Shards are the only files a publish stops writing (their names are their content): they are the
 # only ones it deletes. README.md and manifest.json are rewritten, never deleted.
-OWN_NAME = re.compile(r"^data/[A-Za-z0-9][A-Za-z0-9._-]*\.parquet$")
+# A split with more shards than data/ may hold puts them in data/<split>/<bucket>/ (shards.in_folders).
+OWN_NAME = re.compile(
+    r"^data/(?:[A-Za-z0-9][A-Za-z0-9._-]*/[0-9a-f]{1,2}/)?[A-Za-z0-9][A-Za-z0-9._-]*\.parquet$"
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,12 +10,12 @@ import os
 import subprocess
 import sys
 import uuid
-from collections import Counter
 
 import pytest
 
 from hubpress.api import load_editing_dataset
 from hubpress.shards.shards import ShardPlan, in_folders
+from hubpress.targets.limits import entries_per_folder
 from hubpress.testdata.synth import write_dataset
 from tests.conftest import WRITE_TOKEN
 from tests.hubserver.viewer import parquet_problems, viewer_problems
@@ -28,15 +28,6 @@ def plan(split: str, n: int) -> ShardPlan:
     return ShardPlan(split=split, samples=(), estimated_size=1, key=key)
 
 
-def entries_per_folder(paths) -> Counter:
-    entries: dict[str, set[str]] = {}
-    for path in paths:
-        parts = path.split("/")
-        for depth in range(len(parts)):
-            entries.setdefault("/".join(parts[:depth]), set()).add(parts[depth])
-    return Counter({folder: len(names) for folder, names in entries.items()})
-
-
 def test_shards_stay_in_data_while_they_fit_and_the_largest_split_moves_to_subfolders():
     few = [plan("train", i) for i in range(6)] + [plan("test", i) for i in range(3)]
     assert [p.path_in_repo for p in in_folders(few, 10)] == [p.path_in_repo for p in few]
@@ -46,17 +37,17 @@ def test_shards_stay_in_data_while_they_fit_and_the_largest_split_moves_to_subfo
     placed = in_folders(many, 10)
     assert in_folders(many, 10) == placed  # a shard's folder depends only on its content
     assert {p.folder for p in placed if p.split == "test"} == {"data"}
-    assert all(p.folder == f"data/train/{p.key[0]}" for p in placed if p.split == "train")
+    assert all(p.folder == f"data/train/{int(p.key[:8], 16) % 10:x}" for p in placed if p.split == "train")
     assert max(entries_per_folder(p.path_in_repo for p in placed).values()) <= 10
     assert sorted(p.name for p in placed) == sorted(p.name for p in many)  # names unchanged
 
 
-def test_a_split_of_more_than_eight_folders_worth_fans_out_over_two_hex_digits():
-    placed = in_folders([plan("train", i) for i in range(2100)], 256)
-    assert all(p.folder == f"data/train/{p.key[:2]}" for p in placed)
-    assert max(entries_per_folder(p.path_in_repo for p in placed).values()) <= 256
-    placed = in_folders([plan("train", i) for i in range(400)], 40)  # 256 subfolders would not fit
-    assert all(p.folder == f"data/train/{p.key[0]}" for p in placed)
+def test_a_split_of_more_than_eight_folders_worth_fans_out_over_more_buckets():
+    placed = in_folders([plan("train", i) for i in range(4000)], 300)
+    assert len({p.folder for p in placed}) == 256
+    assert max(entries_per_folder(p.path_in_repo for p in placed).values()) <= 300
+    placed = in_folders([plan("train", i) for i in range(300)], 40)  # 16 buckets, about 19 shards each
+    assert len({p.folder for p in placed}) == 16
     assert max(entries_per_folder(p.path_in_repo for p in placed).values()) <= 40
 
 
@@ -82,7 +73,7 @@ def cli(*args, tmp_path, **env):
 @pytest.fixture
 def small_folders(hub):
     saved = hub.limits.files_per_folder
-    hub.limits.files_per_folder = 6
+    hub.limits.files_per_folder = 10
     yield hub
     hub.limits.files_per_folder = saved
 
@@ -94,15 +85,15 @@ def test_a_split_with_more_shards_than_a_folder_takes_is_published_in_subfolders
     name = f"alice/lim-{uuid.uuid4().hex[:8]}"
     out = cli(
         "publish-dataset", str(src), name, "--max-shard-size", "12KB", "--json",
-        tmp_path=tmp_path, HUBPRESS_HUB_FILES_PER_FOLDER="6",
+        tmp_path=tmp_path, HUBPRESS_HUB_FILES_PER_FOLDER="10",
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
     files = hub.commit_history("dataset", name)[0]["files"]
     shards = [p for p in files if p.endswith(".parquet")]
-    assert len(shards) > 6  # more than data/ could take: the test Hub would refuse them there
+    assert len(shards) > 10  # more than data/ could take: the test Hub would refuse them there
     assert all(p.startswith("data/train/") for p in shards)
-    assert max(entries_per_folder(files).values()) <= 6
+    assert max(entries_per_folder(files).values()) <= 10
     card = hub.read_file("dataset", name, "README.md").decode()
     assert all(p in card for p in shards)  # data_files name the subfolders
     dsd = load_editing_dataset(name, revision=result["commit"], token=WRITE_TOKEN)
@@ -119,8 +110,8 @@ def test_the_test_hub_refuses_a_commit_over_its_limits(small_folders):
     name = f"alice/lim-{uuid.uuid4().hex[:8]}"
     api.create_repo(name, repo_type="dataset")
     head = hub.head("dataset", name)
-    ops = [CommitOperationAdd(f"d/{i}.txt", b"x") for i in range(7)]
-    with pytest.raises(HfHubHTTPError, match="at most 6 per folder") as refused:
+    ops = [CommitOperationAdd(f"d/{i}.txt", b"x") for i in range(11)]
+    with pytest.raises(HfHubHTTPError, match="at most 10 per folder") as refused:
         api.create_commit(name, ops, commit_message="m", repo_type="dataset")
     assert refused.value.response.status_code == 400 and hub.head("dataset", name) == head
     saved = hub.limits.file_bytes
@@ -182,3 +173,15 @@ def test_the_shard_writer_keeps_to_the_viewers_limits(tmp_path):
     pq.write_table(pa.table({"image": images}), bad, row_group_size=150)
     problems = parquet_problems("bad.parquet", bad)
     assert any("150 rows of images" in p for p in problems) and any("no page index" in p for p in problems)
+
+
+def test_shards_in_subfolders_are_hubpress_own_and_may_be_deleted_when_no_longer_wanted():
+    from hubpress.targets.ownership import owned_files
+    from hubpress.targets.plan import RemoteFile
+
+    sha = "ab" * 32
+    names = ["data/train/3/train-0123456789abcdef.parquet", "data/train-0123456789abcdef.parquet"]
+    others = ["data/train/notes/x.parquet", "data/train/3/../../x.parquet", "notes/train/3/x.parquet"]
+    remote = {p: RemoteFile(p, 1, sha) for p in names + others}
+    manifest = json.dumps({"files": {p: {"sha256": sha} for p in names + others}})
+    assert owned_files(manifest, remote).deletable == frozenset(names)
