@@ -23,6 +23,7 @@ from hubpress.refresh.local import IMAGE_SUFFIXES
 from hubpress.refresh.mix import DEFAULT_STOPPING, Stopping
 from hubpress.refresh.upstream import resolve_revision
 from hubpress.shards.sizes import DEFAULT_MAX_SHARD_SIZE
+from hubpress.storage.names import split_remote_paths
 from hubpress.targets.publish import CARD, MANIFEST
 
 REFRESH_FORMAT = 4  # bump when the bytes a refresh writes change for the same inputs (4: no media statistics)
@@ -117,7 +118,11 @@ def unchanged_manifest(
 def nothing_changed_result(target_name: str, manifest: Mapping[str, Any], dry_run: bool) -> dict[str, Any]:
     """The result of a run that stopped because nothing changed upstream (same fields as a publish)."""
     split = manifest.get("splits", {}).get(SPLIT, {})
-    unchanged = sorted({*manifest.get("files", {}), MANIFEST, CARD})
+    # The target's manifest is the remote's word: only names the gate accepts are echoed back.
+    files = manifest.get("files")
+    names = [f for f in files if isinstance(f, str)] if isinstance(files, Mapping) else []
+    listed, _ = split_remote_paths(names, what="manifest.json file")
+    unchanged = sorted({*listed, MANIFEST, CARD})
     return {
         "target": target_name,
         "commit": None,

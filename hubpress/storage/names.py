@@ -191,7 +191,7 @@ def repo_file_url(url: str, repo_type: str, repo_id: str, revision: str, *, what
             where = "another repo or revision"
         raise UnsafeNameError(
             f"{what} {_shown(url)} names {where}, not a file of {repo_id} at {revision[:12]}: "
-            "upstream media is read only from the upstream repo at its pinned revision.",
+            "upstream files are read only from the upstream repo at its pinned revision.",
             url,
             kind=MEDIA_OUTSIDE_UPSTREAM,
         )
