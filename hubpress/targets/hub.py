@@ -20,7 +20,7 @@ from typing import Any
 from hubpress.errors import PublishError, disk_error
 from hubpress.settings import ResolvedToken, Settings
 from hubpress.shards.parquet_footer import ParquetFooter, read_footer
-from hubpress.storage.names import split_remote_paths
+from hubpress.storage.names import commit_id, split_remote_paths
 from hubpress.targets import hub_upload
 from hubpress.targets.base import CommitConflict, CommitResult, RemoteState, RepoType
 from hubpress.targets.blob_texts import BlobTexts
@@ -284,7 +284,9 @@ class HubRepo:
                 op.path_in_repo for op in additions if op.path_in_repo in present and op._upload_mode == "lfs"
             )
         )
-        return CommitResult(commit=info.oid, url=info.commit_url, pr_url=info.pr_url, already_present=held)
+        # The answer's commit id goes into URLs and refs: refused unless it is one.
+        oid = commit_id(info.oid, what=f"the commit id {self.description} answered")
+        return CommitResult(commit=oid, url=info.commit_url, pr_url=info.pr_url, already_present=held)
 
     def _preupload(self, op: Any, revision: str | None, create_pr: bool = False) -> None:
         hub_upload.preupload(self.api, self._retry, self.repo_id, self.repo_type, op, revision, create_pr)
