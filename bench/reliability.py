@@ -172,6 +172,30 @@ SUITES: tuple[tuple[str, list[str]], ...] = (
         "billion-laughs and self-referring config.yaml; deep metrics",
         ["tests/e2e/test_parser_limits.py"],
     ),
+    (
+        "Confused deputy: upstream rows naming other repos, revisions or this machine's files "
+        "(16 spellings, streaming and not); cards naming another repo's data files",
+        ["tests/refresh/test_media_origin.py"],
+    ),
+    (
+        "Deletions need proof: a collaborator's files in manifest.json; ../, absolute, encoded names "
+        "in the manifest and the listing (10 spellings, dry and real runs)",
+        ["tests/targets/test_owned_deletions.py"],
+    ),
+    (
+        "Downloads checked: bytes other than the listed sha256, pickles as .safetensors, "
+        "--filename escapes (11 spellings, local target and Hub), symlinks out of a target",
+        ["tests/lora/test_download_checks.py"],
+    ),
+    (
+        "Credentials in the endpoint URL (4 spellings, 2 settings, 4 commands); no URL userinfo in errors",
+        ["tests/storage/test_endpoint_credentials.py"],
+    ),
+    (
+        "Wrong results: same-size edit with the mtime restored (ctime); 16-bit, float, animated, "
+        "multi-page images",
+        ["tests/storage/test_stat_versions.py", "tests/sources/test_image_modes.py"],
+    ),
 )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import struct
 import zlib
 from pathlib import Path
@@ -105,3 +106,23 @@ def shard_digests(target: Path) -> dict[str, str]:
         p.relative_to(target).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted((target / "data").glob("*.parquet"))
     }
+
+
+def staged_file(tmp, path: str, data: bytes):
+    """A StagedFile for `data` at `path`, its bytes written under tmp/src (the publish tests' stage)."""
+    from hubpress.targets.plan import StagedFile, git_blob_oid
+
+    src = tmp / "src" / path.replace("/", "__")
+    src.parent.mkdir(parents=True, exist_ok=True)
+    src.write_bytes(data)
+    return StagedFile(path, hashlib.sha256(data).hexdigest(), len(data), str(src), git_blob_oid(data))
+
+
+def staged_manifest(tmp, paths: list[str]):
+    """manifest.json as hubpress writes it for files staged by `staged_file`: each file's sha256,
+    which is what lets a later publish prove it wrote the file (and delete it)."""
+    files = {
+        p: {"sha256": hashlib.sha256((tmp / "src" / p.replace("/", "__")).read_bytes()).hexdigest()}
+        for p in paths
+    }
+    return staged_file(tmp, "manifest.json", json.dumps({"files": files}).encode())

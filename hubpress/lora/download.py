@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import warnings
 from pathlib import Path
 
 from hubpress.errors import HubpressError, SourceError
@@ -74,7 +75,11 @@ def download_checked(repo_id: str, filename: str, revision: str | None, token: s
     with hub_errors("download from", repo.description, repo.token):
         # Pinned to one commit, so the listing and the bytes are of the same file.
         pinned = repo.head(revision or "main") or revision
-        local = repo.download(name, pinned)
+        with warnings.catch_warnings():
+            # A full disk is said once, by the error line (pinned to a sha, huggingface_hub
+            # checks the free space before writing anything, and warns first).
+            warnings.filterwarnings("ignore", message="Not enough free disk space")
+            local = repo.download(name, pinned)
         listed = repo.file_facts(name, pinned or "main")
     sha256, blob_id = _digests(local)
     where = f"{name} of {repo.description} at {(pinned or 'main')[:12]}"

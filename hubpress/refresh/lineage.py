@@ -25,6 +25,7 @@ from hubpress.refresh.mix import DEFAULT_STOPPING, Stopping
 from hubpress.refresh.training_keys import cache_entry, training_keys
 from hubpress.refresh.upstream import resolve_revision
 from hubpress.shards.sizes import DEFAULT_MAX_SHARD_SIZE
+from hubpress.storage.names import split_remote_paths
 from hubpress.targets.publish import CARD, MANIFEST
 
 # Bump when the bytes a refresh writes change for the same inputs (4: no media statistics; 5: the
@@ -125,7 +126,11 @@ def unchanged_manifest(
 def nothing_changed_result(target_name: str, manifest: Mapping[str, Any], dry_run: bool) -> dict[str, Any]:
     """The result of a run that stopped because nothing changed upstream (same fields as a publish)."""
     split = manifest.get("splits", {}).get(SPLIT, {})
-    unchanged = sorted({*manifest.get("files", {}), MANIFEST, CARD})
+    # The target's manifest is the remote's word: only names the gate accepts are echoed back.
+    files = manifest.get("files")
+    names = [f for f in files if isinstance(f, str)] if isinstance(files, Mapping) else []
+    listed, _ = split_remote_paths(names, what="manifest.json file")
+    unchanged = sorted({*listed, MANIFEST, CARD})
     return {
         "target": target_name,
         "commit": None,

@@ -23,6 +23,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from hubpress.storage.names import repo_file_url
+
 BATCH_ROWS = 64  # rows converted to Python at a time, inside one row group
 
 
@@ -153,7 +155,8 @@ def resolve_parquet_files(
     """The parquet files `datasets` would stream for `split` at `revision_sha`, or None when the
     dataset is not a parquet dataset (then `datasets` streams it itself).
 
-    Raises ValueError (from `datasets`) for a split the dataset does not have."""
+    Raises ValueError (from `datasets`) for a split the dataset does not have, and UnsafeNameError
+    for a data file outside the dataset at `revision_sha` (hubpress.storage.names.repo_file_url)."""
     from datasets import load_dataset_builder
 
     kwargs: dict[str, Any] = {"revision": revision_sha, "token": token}
@@ -162,9 +165,14 @@ def resolve_parquet_files(
     if data_files is not None:
         kwargs["data_files"] = data_files
     builder = load_dataset_builder(dataset_name, **kwargs)
+    files = builder.config.data_files
+    for split_files in (files or {}).values():
+        for file in split_files:
+            # The card names the data files; any outside the dataset at this revision (another,
+            # private repo read with this runner's token) is refused before anything is read.
+            repo_file_url(str(file), "dataset", dataset_name, revision_sha, what="data file")
     if type(builder).__module__.rsplit(".", 1)[-1] != "parquet":
         return None
-    files = builder.config.data_files
     if files is None or split not in files:
         available = sorted(files) if files else []
         raise ValueError(f"Unknown split {split!r}. Should be one of {available}.")

@@ -139,7 +139,7 @@ def git_ref(name: str, *, what: str = "ref") -> str:
 def cache_key(name: str, *, what: str = "id") -> str:
     """A name used as one directory or file name in a cache: letters, digits, '.', '_', '-',
     starting with a letter or digit, at most 128 characters."""
-    if not isinstance(name, str) or not _KEY.match(name) or name in (".", ".."):
+    if not isinstance(name, str) or not _KEY.fullmatch(name) or name in (".", ".."):
         raise UnsafeNameError(
             f"{what} {_shown(name)} cannot name a cache entry: use letters, digits, '.', '_' and '-' "
             "(starting with a letter or digit, at most 128 characters).",
@@ -191,7 +191,7 @@ def repo_file_url(url: str, repo_type: str, repo_id: str, revision: str, *, what
             where = "another repo or revision"
         raise UnsafeNameError(
             f"{what} {_shown(url)} names {where}, not a file of {repo_id} at {revision[:12]}: "
-            "upstream media is read only from the upstream repo at its pinned revision.",
+            "upstream files are read only from the upstream repo at its pinned revision.",
             url,
             kind=MEDIA_OUTSIDE_UPSTREAM,
         )
@@ -199,6 +199,40 @@ def repo_file_url(url: str, repo_type: str, repo_id: str, revision: str, *, what
         return remote_path(url[len(pinned) :], what=what)
     except UnsafeNameError as exc:
         raise UnsafeNameError(str(exc), url, kind=MEDIA_OUTSIDE_UPSTREAM) from None
+
+
+# The Hub's commit ids are git SHA-1s: 40 lowercase hex digits (a 64-digit id is an answer hubpress
+# cannot use, hubpress.targets.hub_answers).
+_COMMIT_ID = re.compile(r"^[0-9a-f]{40}$")
+
+
+def is_commit_id(value: object) -> bool:
+    return isinstance(value, str) and bool(_COMMIT_ID.fullmatch(value))
+
+
+def commit_id(oid: object, *, what: str = "commit id") -> str:
+    """A commit id a Hub answered (40 lowercase hex digits), or UnsafeNameError: it goes into URLs
+    and refs, so an answer such as `../x` or `main?x=` is refused, not used."""
+    if not is_commit_id(oid):
+        raise UnsafeNameError(f"{what} {_shown(str(oid))} is not a commit id (40 hex digits).", str(oid))
+    return oid
+
+
+def answer_url(url: str | None, endpoint: str) -> str | None:
+    """A URL a Hub answered (a commit or pull-request URL), made absolute from `endpoint` when it
+    is a path, and kept only when it stays on the endpoint's origin without user information and
+    without a `..` segment; None otherwise (the caller then names the commit itself)."""
+    if not url or not isinstance(url, str) or _CONTROL.search(url):
+        return None
+    base = urlsplit(endpoint)
+    absolute = url if "://" in url else f"{endpoint.rstrip('/')}/{url.lstrip('/')}"
+    parts = urlsplit(absolute)
+    same_origin = (parts.scheme, parts.hostname, parts.port) == (base.scheme, base.hostname, base.port)
+    if not same_origin or parts.username or parts.password or "@" in parts.netloc:
+        return None
+    if ".." in unquote(parts.path).split("/") or "\\" in parts.path:
+        return None
+    return absolute
 
 
 def overlap(source: str, target: str) -> str | None:

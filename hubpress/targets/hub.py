@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -34,7 +35,7 @@ from hubpress.targets.hub_calls import (
     status_of,
 )
 from hubpress.targets.limits import Limits
-from hubpress.targets.plan import PublishPlan, RemoteFile, StagedFile, commit_mismatches
+from hubpress.targets.plan import PublishPlan, RemoteFile, StagedFile, commit_mismatches, git_blob_oid
 
 log = logging.getLogger("hubpress.hub")
 
@@ -232,6 +233,17 @@ class HubRepo:
             return None
         with open(local, "rb") as fh:
             data = fh.read()
+        if git_oid and git_blob_oid(data) != git_oid:
+            # What a download returns is checked against what the listing said: other bytes are
+            # neither used nor kept (the next run downloads again).
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.realpath(local))
+                os.unlink(local)
+            raise PublishError(
+                f"Downloaded {path} of {self.description} at {revision[:12]}, but its git blob id is not "
+                f"the {git_oid[:12]} the Hub lists: the Hub or the connection returned other bytes. "
+                "Run again; if it repeats, check what sits between this machine and the Hub."
+            )
         self._texts().put(data)
         return data.decode("utf-8")
 
@@ -240,13 +252,9 @@ class HubRepo:
         self._texts().put(data)
 
     def _texts(self) -> BlobTexts:
-        import os
-
         return BlobTexts(os.path.join(self.settings.cache_dir, "hub-texts"))
 
     def _cache_dir(self) -> str:
-        import os
-
         return os.path.join(self.settings.cache_dir, "hub-downloads")
 
     # -- writing -------------------------------------------------------------------------------
@@ -467,8 +475,6 @@ class HubRepo:
     def _sweep_partial_download(self, cache: str) -> None:
         """After a failed download, remove the half-written files huggingface_hub left in this
         repo's cache folder (`*.tmp` refs, `*.incomplete` blobs): nothing half-done stays behind."""
-        import os
-
         folder = os.path.join(cache, f"{self.repo_type}s--{self.repo_id.replace('/', '--')}")
         for dirpath, _dirs, names in os.walk(folder):
             for name in names:

@@ -19,10 +19,11 @@ import json
 import re
 
 from hubpress.errors import PublishError
+from hubpress.storage import names
 from hubpress.targets.plan import PublishPlan, StagedFile
 
 FINGERPRINT_PREFIX = "hubpress-plan:"
-_COMMIT_ID = re.compile(r"^[0-9a-f]{40}$")
+
 _FINGERPRINT = re.compile(re.escape(FINGERPRINT_PREFIX) + r"\s*([0-9a-f]{64})")
 
 
@@ -48,7 +49,8 @@ def carries_fingerprint(description: str | None, fingerprint: str) -> bool:
 
 
 def is_commit_id(value: object) -> bool:
-    return isinstance(value, str) and bool(_COMMIT_ID.match(value))
+    """One rule for what a commit id is, wherever an answer names one (the name gate's)."""
+    return names.is_commit_id(value)
 
 
 def shown(value: object, limit: int = 80) -> str:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from hubpress.errors import CommittedButFailed, ConfigError, HubpressError, PublishError
 from hubpress.settings import Settings, require_write_token, resolve_token
+from hubpress.storage.names import answer_url
 from hubpress.targets.base import (
     CommitConflict,
     RemoteState,
@@ -184,16 +185,13 @@ def _read_both(target: Target, state: RemoteState, first: str | None, second: st
     return texts.get(first) if first else None, texts.get(second) if second else None
 
 
-def _is_absolute(url: str | None) -> bool:
-    return bool(url) and "://" in url  # type: ignore[operator]
-
-
 def _absolute(target: Target, url: str | None) -> str | None:
-    """A URL the server returned relative (`/org/name/commit/...`) made absolute from the endpoint."""
-    if not url or _is_absolute(url):
-        return url
+    """A URL the server returned, made absolute from the endpoint when relative (`/org/name/...`),
+    and kept only on the endpoint's origin (hubpress.storage.names.answer_url); None otherwise."""
     endpoint = getattr(target, "endpoint", None)
-    return f"{endpoint.rstrip('/')}/{url.lstrip('/')}" if endpoint else url
+    if not endpoint:
+        return url
+    return answer_url(url, endpoint)
 
 
 def _tag_taken(tag: str, where: str, existing: str, note: str = "") -> PublishError:
@@ -336,7 +334,7 @@ def publish_files(
             outcome.already_present = tuple(getattr(result, "already_present", ()) or ())
             outcome.transfer = result.transfer
             outcome.xet_sent_bytes, outcome.deduped_bytes = result.sent_bytes, result.deduped_bytes
-            outcome.commit_url = result.url if _is_absolute(result.url) else target.commit_url(result.commit)
+            outcome.commit_url = _absolute(target, result.url) or target.commit_url(result.commit)
             remember = getattr(target, "remember_text", None)
             for path in (CARD, MANIFEST) if remember is not None else ():
                 if path in local_paths:  # the next run finds these by blob id, without a download

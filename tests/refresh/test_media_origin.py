@@ -184,3 +184,35 @@ def test_the_gate_allows_only_the_pinned_repo():
         with pytest.raises(names.UnsafeNameError) as info:
             names.repo_file_url(bad, "dataset", "o/n", sha)
         assert info.value.kind == names.MEDIA_OUTSIDE_UPSTREAM and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("streaming", [False, True])
+def test_a_card_naming_data_files_of_another_repo_is_refused(hub, write_token, tmp_path, streaming):
+    """The card's `configs` name the data files: a card pointing at another, private dataset would
+    have it read with the runner's token and republished. Refused in one line, nothing read."""
+    from datasets import Dataset
+    from huggingface_hub import CommitOperationAdd, HfApi
+
+    private = f"alice/private-ds-{uuid.uuid4().hex[:6]}"
+    Dataset.from_dict({"caption": ["secret"], "image": [png(SECRET_COLOUR)]}).push_to_hub(
+        private, token=WRITE_TOKEN, private=True
+    )
+    repo, _ = _upstream_with()
+    card = (
+        "---\nconfigs:\n- config_name: default\n  data_files:\n  - split: train\n"
+        f'    path: "hf://datasets/{private}/data/*.parquet"\n---\n'
+    )
+    HfApi(endpoint=HUB_URL, token=WRITE_TOKEN).create_commit(
+        repo, [CommitOperationAdd("README.md", card.encode())], commit_message="card", repo_type="dataset"
+    )
+    config = tmp_path / "multidatabackend.json"
+    backend = {"id": "up", "type": "huggingface", "dataset_name": repo, "caption_column": "caption"}
+    config.write_text(json.dumps([{**backend, "streaming": streaming, "cache_dir": str(tmp_path / "c")}]))
+    out = tmp_path / "out"
+    code, stdout, stderr = run_cli("refresh", str(config), str(out))
+    assert code == 1, stdout
+    errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "Traceback" not in stderr, stderr
+    # datasets refuses it itself; hubpress's gate (parquet_stream) stands behind it
+    assert "belong" in errors[0] or "pinned revision" in errors[0], errors
+    assert not out.exists()

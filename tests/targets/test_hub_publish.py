@@ -1,7 +1,5 @@
 """The shared publish step against the Hub-protocol server, through the real huggingface_hub."""
 
-import hashlib
-import json
 import os
 import uuid
 
@@ -10,29 +8,12 @@ from huggingface_hub import CommitOperationAdd, HfApi
 
 from hubpress.errors import HubAccessError, MissingTokenError
 from hubpress.settings import Settings
-from hubpress.targets.plan import StagedFile, git_blob_oid
 from hubpress.targets.publish import open_target, publish_files
 from tests.conftest import OTHER_WRITE_TOKEN, READ_TOKEN, WRITE_TOKEN
+from tests.shard_helpers import staged_file, staged_manifest
 
-
-def stage(tmp, path, data: bytes) -> StagedFile:
-    src = tmp / "src" / path.replace("/", "__")
-    src.parent.mkdir(parents=True, exist_ok=True)
-    src.write_bytes(data)
-    return StagedFile(path, hashlib.sha256(data).hexdigest(), len(data), str(src), git_blob_oid(data))
-
-
-def manifest(tmp, paths):
-    return stage(
-        tmp,
-        "manifest.json",
-        json.dumps({"files": {p: {"sha256": _staged_sha(tmp, p)} for p in paths}}).encode(),
-    )
-
-
-def _staged_sha(tmp, path: str) -> str:
-    """The sha256 a manifest records for a file (what lets a later publish prove it wrote it)."""
-    return hashlib.sha256((tmp / "src" / path.replace("/", "__")).read_bytes()).hexdigest()
+stage = staged_file
+manifest = staged_manifest
 
 
 def repo_name():

@@ -1,5 +1,3 @@
-import hashlib
-import json
 import os
 from pathlib import Path
 
@@ -8,28 +6,12 @@ import pytest
 from hubpress.errors import PublishError
 from hubpress.targets.base import CommitConflict
 from hubpress.targets.local import LocalDir
-from hubpress.targets.plan import StagedFile, git_blob_oid, make_plan
+from hubpress.targets.plan import make_plan
 from hubpress.targets.publish import publish_files
+from tests.shard_helpers import staged_file, staged_manifest
 
-
-def stage(tmp: Path, path: str, data: bytes) -> StagedFile:
-    src = tmp / "src" / path.replace("/", "__")
-    src.parent.mkdir(parents=True, exist_ok=True)
-    src.write_bytes(data)
-    return StagedFile(path, hashlib.sha256(data).hexdigest(), len(data), str(src), git_blob_oid(data))
-
-
-def manifest(tmp: Path, paths: list[str]) -> StagedFile:
-    return stage(
-        tmp,
-        "manifest.json",
-        json.dumps({"files": {p: {"sha256": _staged_sha(tmp, p)} for p in paths}}).encode(),
-    )
-
-
-def _staged_sha(tmp, path: str) -> str:
-    """The sha256 a manifest records for a file (what lets a later publish prove it wrote it)."""
-    return hashlib.sha256((tmp / "src" / path.replace("/", "__")).read_bytes()).hexdigest()
+stage = staged_file
+manifest = staged_manifest
 
 
 def test_publish_then_republish_is_a_noop_and_owned_files_are_deleted(tmp_path):

@@ -162,3 +162,28 @@ def test_only_own_names_with_the_recorded_content_are_deletable():
     assert len(ownership.refused) == 1 and "'../outside.parquet'" in ownership.refused[0]
     assert owned_files("not json", remote).deletable == frozenset()
     assert owned_files(json.dumps({"files": "x"}), remote).deletable == frozenset()
+
+
+def test_a_small_file_read_from_the_hub_must_have_the_listed_blob_id(hub, write_token, tmp_path):
+    """manifest.json and README.md are read by blob id: bytes that are not what the listing names
+    are refused in one line and not kept for later runs."""
+    from hubpress.errors import PublishError
+    from hubpress.settings import get_settings
+    from hubpress.targets.publish import open_target
+
+    repo = f"alice/blob-check-{uuid.uuid4().hex[:8]}"
+    _commit_files_new(repo, {"manifest.json": b'{"files": {}}\n'})
+    target = open_target(repo, "dataset", get_settings({"cache_dir": str(tmp_path / "cache")}))
+    state = target.state("main")
+    listed = state.files["manifest.json"].git_oid
+    assert target.read_text("manifest.json", state.head, git_oid=listed) == '{"files": {}}\n'
+    with pytest.raises(PublishError, match="git blob id") as info:
+        target.read_text("manifest.json", state.head, git_oid="0" * 40)
+    assert "\n" not in str(info.value)
+
+
+def _commit_files_new(repo: str, files: dict[str, bytes]) -> None:
+    from huggingface_hub import HfApi
+
+    HfApi(endpoint=HUB_URL, token=WRITE_TOKEN).create_repo(repo, repo_type="dataset")
+    _commit_files(repo, files, "first")
