@@ -66,7 +66,6 @@ def _scheduled_params(**values) -> PublishDatasetParams:
     return PublishDatasetParams(**{**deployment.parameters["params"], **values})
 
 
-@pytest.mark.lfs
 def test_three_nights_publish_then_nothing_then_only_the_new_shards(
     s3_proxy, hub, write_token, tmp_path, monkeypatch
 ):
