@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv demo test docs lint format serve bench clean
+.PHONY: venv demo test docs lint format serve bench clean consumers
 
 venv: $(STAMP)
 
@@ -14,6 +14,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	@touch $(STAMP)
+
+# Optional: torch (CPU only), peft and diffusers, so tests/lora/test_lora_consumers.py loads published
+# LoRAs with the consumers' own code. PyPI has no CPU-only torch (a plain `torch` pulls the CUDA
+# packages, gigabytes): the CPU wheel must be findable by pip (a local wheel or a configured index).
+TORCH_CPU ?= torch==2.13.0+cpu
+consumers: venv
+	@$(BIN)/python -m pip install --quiet "$(TORCH_CPU)" || { echo "$(TORCH_CPU) is not available to pip here; not installing a CUDA torch. The consumer tests stay skipped."; exit 1; }
+	$(BIN)/python -m pip install --quiet -e '.[test,consumers]'
 
 demo: venv
 	$(BIN)/python -m hubpress.commands.demo

@@ -52,8 +52,8 @@ def main() -> None:
     from datasets import Dataset, Features, Image, Value
     from PIL import Image as PILImage
 
-    from flows.params import RefreshParams
-    from flows.refresh_dataset import refresh_options
+    from hubpress.flows.params import RefreshParams
+    from hubpress.flows.refresh_dataset import refresh_options
     from hubpress.refresh.card import render_refresh_card
     from hubpress.refresh.config import parse_refresh_config
     from hubpress.refresh.lineage import (

@@ -28,8 +28,8 @@ PUBLISH = textwrap.dedent(
     """
     import json
     from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
-    from flows.publish_dataset import publish_dataset
-    from flows.params import PublishDatasetParams
+    from hubpress.flows.publish_dataset import publish_dataset
+    from hubpress.flows.params import PublishDatasetParams
     with temporary_settings({{PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}}):
         r = publish_dataset(PublishDatasetParams(source={src!r}, target={repo!r}, max_shard_size={shard!r}))
     print(json.dumps({{k: r.get(k) for k in ("commit", "uploaded_bytes", "sent_bytes", "deduped_bytes", "transfer")}}))

@@ -29,8 +29,8 @@ TIMED_PUBLISH_PRELUDE = textwrap.dedent(
     import json, time
     from prefect import flow
     from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
-    from flows.publish_dataset import publish_dataset
-    from flows.params import PublishDatasetParams
+    from hubpress.flows.publish_dataset import publish_dataset
+    from hubpress.flows.params import PublishDatasetParams
 
     @flow
     def warm_up(params: PublishDatasetParams):

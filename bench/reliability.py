@@ -5,6 +5,7 @@
     .venv/bin/python -m bench.reliability --skip-load      # crash trials only
     .venv/bin/python -m bench.reliability --cases-only     # the hostile/failure suites and the
                                                            # "cases tried / held" figure (~10 min)
+    .venv/bin/python -m bench.reliability --cases-only --suite "Parser limits"   # some suites only
 
 Starts its own Hub-protocol server and Prefect test server, runs kill -9 crash trials
 (bench/crash_trials.py), the pytest fault/hostile/secrets suites (counted, not re-implemented),
@@ -92,8 +93,8 @@ def lora_releases(hub, count: int, work: Path) -> tuple[int, list[float]]:
     """`count` releases of new weights to one repo in this process, RSS sampled after each."""
     import psutil
 
-    from flows.params import PublishLoraParams
-    from flows.publish_lora import publish_lora
+    from hubpress.flows.params import PublishLoraParams
+    from hubpress.flows.publish_lora import publish_lora
     from hubpress.testdata.synth_lora import write_lora
 
     repo = f"alice/loras-{uuid.uuid4().hex[:6]}"
@@ -156,13 +157,31 @@ SUITES: tuple[tuple[str, list[str]], ...] = (
         ["tests/hubserver_checks/test_hubserver_conformance.py"],
     ),
     ("Secrets: token scan of all flows, CLI, 401; private by default", ["tests/storage/test_secrets.py"]),
+    (
+        "Waits that end, answers that cannot be used (hostile proxy before the test Hub): slow-loris, "
+        "never answered, 300 MB of JSON (declared / chunked), not JSON, {} after a cross-origin redirect, "
+        "a 2-byte download; release from S3 on a closed port",
+        ["tests/e2e/test_hostile_network.py"],
+    ),
+    (
+        "Only regular files: /dev/zero links, FIFOs and sockets in a source, a local target, a training output",
+        ["tests/storage/test_only_regular_files.py"],
+    ),
+    (
+        "Parser limits: refresh configs 100,000 deep, Infinity, 1e400, 1e308, Latin-1, 17 MB; "
+        "billion-laughs and self-referring config.yaml; deep metrics",
+        ["tests/e2e/test_parser_limits.py"],
+    ),
 )
 
 
-def suite_rows() -> list[tuple[str, str, str]]:
-    """One row per suite, then the total: cases tried / held."""
+def suite_rows(only: list[str] | None = None) -> list[tuple[str, str, str]]:
+    """One row per suite (those whose label contains one of `only`, if given), then the total:
+    cases tried / held."""
     rows, tried, held = [], 0, 0
     for label, files in SUITES:
+        if only and not any(text.lower() in label.lower() for text in only):
+            continue
         passed, failed = pytest_counts(files)
         tried, held = tried + passed + failed, held + passed
         rows.append((label, f"{passed + failed} cases", f"{passed} held, {failed} broke"))
@@ -180,11 +199,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--cases-only", action="store_true", help="Only the suites: no crash trials, no load."
     )
+    parser.add_argument(
+        "--suite",
+        action="append",
+        help="With --cases-only: only suites whose label contains this (repeatable).",
+    )
     args = parser.parse_args(argv)
     if args.cases_only:
         print("| what was tried | trials | result |")
         print("|---|---|---|")
-        for row in suite_rows():
+        for row in suite_rows(args.suite):
             print("| " + " | ".join(row) + " |")
         return
 

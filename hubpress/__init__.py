@@ -19,9 +19,11 @@ The package follows the pipeline, one subpackage per stage:
 - `hubpress.commands`: the `hubpress` command line;
 - `hubpress.testdata`: generators of synthetic datasets and LoRA files for the demo, tests and benches.
 
-The Prefect flows, their tasks and parameter models live in the top-level `flows/` and `tasks/`;
-nothing in the subpackages imports them (tests/e2e/test_imports.py holds every module to that and to
-importing without a cycle).
+The Prefect flows, their tasks and parameter models live in `hubpress.flows` and `hubpress.tasks`,
+the served deployments in `hubpress.deployments`. hubpress installs no other top-level name, so a
+user's own `flows/` or `tasks.py` in the working directory cannot shadow them. Nothing in the other
+subpackages imports them (tests/e2e/test_imports.py holds every module to that and to importing
+without a cycle).
 """
 
 from hubpress._env import apply_transfer_compat, limit_malloc_arenas, quiet_prefect_telemetry

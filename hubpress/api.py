@@ -16,30 +16,28 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from flows.params import PublishDatasetParams
+from hubpress.flows.params import PublishDatasetParams
 from hubpress.settings import call_token
 from hubpress.targets.base import is_local_target, local_path
 
 
 def _prefect_api():
-    """PREFECT_API_URL when set, else the running `hubpress server`, for the enclosed flow call
-    (this process's environment is left as it is); else Prefect's temporary server."""
-    import os
+    """Prefect's configured API, else the local server (started on first use, said in one line on
+    stderr), for the enclosed flow call; HUBPRESS_PREFECT_SERVER=temporary: Prefect's temporary one."""
+    import sys
 
-    from hubpress.orchestration.server import prefect_api, running_server
+    from hubpress.orchestration.server import api_url_for_commands, prefect_api
 
-    url = os.environ.get("PREFECT_API_URL")
-    if not url:
-        server = running_server()
-        url = server.url if server is not None else None
-    return prefect_api(url)
+    return prefect_api(
+        api_url_for_commands(announce=lambda line: print(f"hubpress: {line}", file=sys.stderr))
+    )
 
 
 def _publish(
     root_dir: str, repo_id: str, private: bool, layout: str, token: str | None, **extra: Any
 ) -> dict:
-    from flows.publish_dataset import publish_dataset
     from hubpress.commands.preflight import check_publish_dataset
+    from hubpress.flows.publish_dataset import publish_dataset
 
     params = PublishDatasetParams(
         source=str(root_dir), target=repo_id, public=not private, layout=layout, **extra
@@ -81,7 +79,9 @@ def load_editing_dataset(
     if is_local_target(repo_id) or Path(repo_id).is_dir():
         return datasets.load_dataset(str(local_path(repo_id)), split=split, **kwargs)
     from hubpress.settings import resolve_token
+    from hubpress.targets import hub_http
 
+    hub_http.install()
     resolved = token or resolve_token().value
     return datasets.load_dataset(repo_id, split=split, revision=revision, token=resolved or None, **kwargs)
 
@@ -99,8 +99,8 @@ def upload_lora_safetensors(
     """Publish LoRA weights (a .safetensors file or a directory holding one) and extra files
     ({local: remote}). Skips everything whose sha256 the repo already has. Returns the repo URL
     (or the local target path)."""
-    from flows.params import PublishLoraParams
-    from flows.publish_lora import publish_lora
+    from hubpress.flows.params import PublishLoraParams
+    from hubpress.flows.publish_lora import publish_lora
     from hubpress.settings import get_settings
 
     params = PublishLoraParams(
@@ -129,20 +129,11 @@ def download_lora(
     revision: str | None = None,
     token: str | None = None,
 ) -> str:
-    """Download LoRA weights from a Hub model repo (or a local target) and return the local path."""
-    if is_local_target(repo_id):
-        path = local_path(repo_id) / filename
-        if not path.is_file():
-            from hubpress.errors import SourceError
+    """Download LoRA weights from a Hub model repo (or a local target) and return the local path.
 
-            raise SourceError(f"{path} does not exist.")
-        return str(path)
-    from hubpress.settings import get_settings, resolve_token
-    from hubpress.targets.hub import HubRepo
+    The file name must stay inside the repo; the bytes must be what the Hub lists for the file
+    (sha256), and weights must pass the publish's safetensors header check, or the file is removed
+    from the cache and a one-line error says why (hubpress.lora.download)."""
+    from hubpress.lora.download import download_checked
 
-    settings = get_settings()
-    repo = HubRepo(repo_id, "model", settings, resolve_token(token, settings))
-    from hubpress.targets.hub_calls import hub_errors
-
-    with hub_errors("download from", repo.description, repo.token):
-        return repo.download(filename, revision)
+    return download_checked(repo_id, filename, revision, token)

@@ -7,13 +7,27 @@ arguments, 3 when a commit was made and a later step failed).
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterator
+
+# scheme://user:password@ in any text: the user information of a URL
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@?#]*@")
+
+
+def hide_userinfo(text: str) -> str:
+    """`text` with the `user:password@` part of every URL in it replaced by `***@`: a message, a
+    log line or a JSON value never shows credentials a URL carried."""
+    return _USERINFO.sub(r"\1***@", text)
 
 
 class HubpressError(Exception):
-    """Base of every error hubpress raises on purpose. `str()` is the message for a person."""
+    """Base of every error hubpress raises on purpose. `str()` is the message for a person, and
+    never shows the credentials of a URL it names (error lines, --json, logs, artifacts)."""
 
     exit_code = 1
+
+    def __str__(self) -> str:
+        return hide_userinfo(super().__str__())
 
 
 class ConfigError(HubpressError):

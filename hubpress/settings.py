@@ -12,20 +12,38 @@ import os
 from collections.abc import Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from hubpress.errors import MissingTokenError
+from hubpress.errors import ConfigError, MissingTokenError, hide_userinfo
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
+
+
+def hubpress_home() -> Path:
+    """Where hubpress keeps its state for this user: staging, caches and the local Prefect server.
+
+    HUBPRESS_HOME when set (one per environment: `HUBPRESS_HOME=~/.hubpress-dev` keeps a dev
+    server, its port, staging and caches apart from production's), else $XDG_STATE_HOME/hubpress
+    (by default ~/.local/state/hubpress). Never the working directory: the no-op fast path, stage
+    reuse and the server are the same wherever a command, `serve` or a worker starts."""
+    explicit = os.environ.get("HUBPRESS_HOME")
+    if explicit:
+        return Path(explicit).expanduser().absolute()
+    state_home = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state_home).expanduser().absolute() / "hubpress"
+
 
 # Where a token may come from, in lookup order. Used in messages, so a person knows every way.
 TOKEN_SOURCES_HELP = (
     "pass token=... (Python API), "
     "name a Prefect Secret block in HUBPRESS_TOKEN_SECRET_BLOCK, "
-    "or set HUBPRESS_TOKEN, HF_TOKEN, HUGGING_FACE_HUB_TOKEN or HUGGINGFACE_HUB_TOKEN"
+    "set HUBPRESS_TOKEN, HF_TOKEN, HUGGING_FACE_HUB_TOKEN or HUGGINGFACE_HUB_TOKEN, "
+    "or log in with `hf auth login` (huggingface_hub's token file)"
 )
 
 
@@ -43,9 +61,19 @@ class Settings(BaseSettings):
         default=None, description="Name of a Prefect Secret block that holds the Hub token."
     )
     staging: str = Field(
-        default=".hubpress/staging", description="Local directory or s3://bucket/prefix for staging."
+        default_factory=lambda: str(hubpress_home() / "staging"),
+        description="Local directory or s3://bucket/prefix for staging (default: HUBPRESS_HOME/staging).",
     )
-    cache_dir: str = Field(default=".hubpress/cache", description="Hash and validation caches.")
+    cache_dir: str = Field(
+        default_factory=lambda: str(hubpress_home() / "cache"),
+        description="Hash and validation caches (default: HUBPRESS_HOME/cache).",
+    )
+    staging_max_age_hours: float = Field(
+        default=168, description="Sealed shards no run uses are swept from staging after this age."
+    )
+    staging_max_size: str = Field(
+        default="100GB", description="Above this, the oldest sealed shards no run uses are swept."
+    )
     s3_endpoint_url: str | None = Field(default=None, description="S3-compatible endpoint (MinIO, moto).")
     aws_access_key_id: SecretStr | None = None
     aws_secret_access_key: SecretStr | None = None
@@ -55,14 +83,58 @@ class Settings(BaseSettings):
         default=None, description="Name of a prefect-aws AwsCredentials block to use for S3."
     )
     s3_max_attempts: int = Field(default=8, description="botocore retry attempts (adaptive mode).")
+    # The deadline policy of every outbound call (hubpress.deadlines; docs/reliability.md).
+    connect_timeout: float = Field(default=10.0, gt=0, description="Seconds to open a connection (Hub, S3).")
+    read_timeout: float = Field(
+        default=60.0, gt=0, description="Longest silence, in seconds, inside an answer (Hub, S3)."
+    )
+    request_deadline: float = Field(
+        default=120.0,
+        gt=0,
+        description="Seconds one request may take to be answered, and again to send its body, "
+        "plus its declared size at min_transfer_rate (Hub and upstream datasets).",
+    )
+    min_transfer_rate: float = Field(
+        default=256 * 1024, gt=0, description="Slowest transfer, in bytes per second, a deadline allows for."
+    )
     hub_max_concurrency: int = Field(default=4, description="Parallel Hub requests (uploads, hashes).")
+    hub_files_per_folder: int = Field(
+        default=10_000, ge=1, description="The Hub's limit of entries in one folder."
+    )
+    hub_files_per_repo: int = Field(
+        default=100_000, ge=1, description="The Hub's limit of files in one repo."
+    )
+    hub_max_file_bytes: int = Field(
+        default=50 * 1000**3, ge=1, description="The Hub's limit on one file's size."
+    )
+    hub_max_wait_seconds: float = Field(
+        default=300.0,
+        ge=0,
+        description="Longest wait a 429/503 answer (RateLimit, Retry-After) is honoured for; longer stops the call.",
+    )
     build_concurrency: int = Field(
         default_factory=lambda: os.cpu_count() or 1,
         description="Shards built at once per process; each holds one row group in memory.",
     )
+    fetch_spool_bytes: int = Field(
+        default=10 * 10**9,
+        description="Bytes of new S3 source objects intake keeps on local disk for the build, so "
+        "each is fetched once (hubpress.storage.fetched); 0 fetches them again at build time.",
+    )
 
     def endpoint(self) -> str:
-        return (self.hub_endpoint or os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
+        """The Hub endpoint, or ConfigError when it carries credentials (`http://user:pw@host`):
+        huggingface_hub would send them as Basic auth in place of the token, and print them."""
+        url = (self.hub_endpoint or os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
+        parts = urlsplit(url)
+        if parts.username or parts.password or "@" in parts.netloc:
+            setting = "HUBPRESS_HUB_ENDPOINT" if self.hub_endpoint else "HF_ENDPOINT"
+            raise ConfigError(
+                f"{setting} {hide_userinfo(url)} carries a user name or password: hubpress refuses "
+                "credentials in the endpoint URL (they would replace the token as Basic auth). Remove "
+                f"'user:password@' from {setting} and give the token with HF_TOKEN or HUBPRESS_TOKEN."
+            )
+        return url
 
     def with_overrides(self, overrides: dict[str, Any] | None) -> Settings:
         if not overrides:
@@ -133,7 +205,20 @@ def resolve_token(explicit: str | None = None, settings: Settings | None = None)
         value = os.environ.get(var, "").strip()
         if value:
             return ResolvedToken(value, var)
+    # huggingface_hub's own lookup: the token `hf auth login` saved (and its other sources).
+    from huggingface_hub import get_token
+
+    value = (get_token() or "").strip()
+    if value:
+        return ResolvedToken(value, f"huggingface_hub's login ({token_file()})")
     return ResolvedToken(None, "anonymous (no token found)")
+
+
+def token_file() -> str:
+    """The file `hf auth login` writes the token to (HF_TOKEN_PATH, by default HF_HOME/token)."""
+    from huggingface_hub import constants
+
+    return constants.HF_TOKEN_PATH
 
 
 def require_write_token(explicit: str | None = None, settings: Settings | None = None) -> ResolvedToken:
@@ -141,6 +226,8 @@ def require_write_token(explicit: str | None = None, settings: Settings | None =
     token = resolve_token(explicit, settings)
     if token.value is None:
         raise MissingTokenError(
-            f"No Hugging Face token found for a write to the Hub. To provide one, {TOKEN_SOURCES_HELP}."
+            f"No Hugging Face token found for a write to the Hub (looked in the token argument, "
+            f"HUBPRESS_TOKEN, HUBPRESS_TOKEN_SECRET_BLOCK, HF_TOKEN, HUGGING_FACE_HUB_TOKEN, "
+            f"HUGGINGFACE_HUB_TOKEN and {token_file()}). To provide one, {TOKEN_SOURCES_HELP}."
         )
     return token

@@ -61,8 +61,11 @@ os.environ.update(
         "HUBPRESS_CACHE_DIR": str(_SESSION_TMP / "hubpress-cache"),
         "HUBPRESS_STAGING": str(_SESSION_TMP / "staging"),
         "PREFECT_HOME": str(_SESSION_TMP / "prefect-home"),
-        # The local server's state: never the user's own (~/.local/state/hubpress/prefect).
+        # hubpress's state and local server: never the user's own (~/.local/state/hubpress), and no
+        # command starts a lasting server by itself (the tests that want one say so, on a free port).
+        "HUBPRESS_HOME": str(_SESSION_TMP / "hubpress-home"),
         "HUBPRESS_PREFECT_DIR": str(_SESSION_TMP / "hubpress-prefect"),
+        "HUBPRESS_PREFECT_SERVER": "temporary",
         "PREFECT_RESULTS_LOCAL_STORAGE_PATH": str(_SESSION_TMP / "prefect-results"),
         "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
         "PREFECT_LOGGING_TO_API_ENABLED": "true",
@@ -113,6 +116,17 @@ def hub(hub_server):
     hub_server.clear_faults()
     yield hub_server
     hub_server.clear_faults()
+
+
+@pytest.fixture
+def hub_proxy(hub):
+    """tests/hubproxy.py in front of the test Hub: answers lost after the Hub acted, bodies a client
+    cannot use, rate limits with any header. Point HUBPRESS_HUB_ENDPOINT at `hub_proxy.url`."""
+    from tests.hubproxy import HubProxy
+
+    proxy = HubProxy(hub.url).start()
+    yield proxy
+    proxy.stop()
 
 
 @pytest.fixture
@@ -181,3 +195,17 @@ def run_cli(*args: str) -> tuple[int, str, str]:
         except SystemExit as exc:
             code = int(exc.code or 0)
     return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture
+def hostile_proxy(hub, monkeypatch):
+    """tests/hostileproxy.py in front of the test Hub, with HF_ENDPOINT pointing at it and
+    hubpress's deadlines short (a request must be answered within 3 s): faults are armed per test."""
+    from tests.hostileproxy import HostileProxy
+
+    proxy = HostileProxy(hub.url, interval=0.5).start()
+    monkeypatch.setenv("HF_ENDPOINT", proxy.url)
+    monkeypatch.setenv("HUBPRESS_REQUEST_DEADLINE", "3")
+    monkeypatch.setenv("HUBPRESS_READ_TIMEOUT", "30")
+    yield proxy
+    proxy.stop()

@@ -41,41 +41,21 @@ class _Fault:
     remaining: int
 
 
-class FaultProxy:
-    def __init__(self, upstream: str, host: str = "127.0.0.1", port: int = 0):
-        parsed = urlparse(upstream)
-        self.upstream_host = parsed.hostname or "127.0.0.1"
-        self.upstream_port = parsed.port or 80
+class ArmedFaults:
+    """Faults armed by pattern ("METHOD /path?query"), consumed first-armed first, and a record of
+    what fired and of every request seen. The base of FaultProxy and tests/hostileproxy.py."""
+
+    kinds: tuple[str, ...] = ()
+
+    def __init__(self) -> None:
         self._lock = threading.Lock()
         self._faults: list[_Fault] = []
         self.fired: list[tuple[str, str]] = []
         self.requests: list[str] = []
-        proxy = self
-
-        class Handler(_Handler):
-            owner = proxy
-
-        self._server = ThreadingHTTPServer((host, port), Handler)
-        self._server.daemon_threads = True
-        self._thread: threading.Thread | None = None
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> FaultProxy:
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
 
     def arm(self, pattern: str, kind: str, count: int = 1) -> None:
-        if kind not in KINDS:
-            raise ValueError(f"unknown fault kind {kind!r}; known: {', '.join(KINDS)}")
+        if kind not in self.kinds:
+            raise ValueError(f"unknown fault kind {kind!r}; known: {', '.join(self.kinds)}")
         with self._lock:
             self._faults.append(_Fault(re.compile(pattern), kind, count))
 
@@ -101,8 +81,9 @@ class FaultProxy:
         return None
 
 
-class _Handler(BaseHTTPRequestHandler):
-    owner: FaultProxy
+class QuietHandler(BaseHTTPRequestHandler):
+    """HTTP/1.1, no access log, the request body read whole."""
+
     protocol_version = "HTTP/1.1"
 
     def log_message(self, format, *args):  # noqa: A002 - quiet
@@ -111,6 +92,54 @@ class _Handler(BaseHTTPRequestHandler):
     def _body(self) -> bytes:
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(length) if length else b""
+
+
+def forward(handler: BaseHTTPRequestHandler, host: str, port: int, body: bytes):
+    """Send the handler's request upstream unchanged; (status, reason, headers, body) of the answer."""
+    conn = http.client.HTTPConnection(host, port, timeout=60)
+    try:
+        headers = {k: v for k, v in handler.headers.items() if k.lower() != "connection"}
+        conn.request(handler.command, handler.path, body=body or None, headers=headers)
+        response = conn.getresponse()
+        return response.status, response.reason, response.getheaders(), response.read()
+    finally:
+        conn.close()
+
+
+class FaultProxy(ArmedFaults):
+    kinds = KINDS
+
+    def __init__(self, upstream: str, host: str = "127.0.0.1", port: int = 0):
+        super().__init__()
+        parsed = urlparse(upstream)
+        self.upstream_host = parsed.hostname or "127.0.0.1"
+        self.upstream_port = parsed.port or 80
+        proxy = self
+
+        class Handler(_Handler):
+            owner = proxy
+
+        self._server = ThreadingHTTPServer((host, port), Handler)
+        self._server.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> FaultProxy:
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+class _Handler(QuietHandler):
+    owner: FaultProxy
 
     def _handle(self) -> None:
         body = self._body()
@@ -133,24 +162,19 @@ class _Handler(BaseHTTPRequestHandler):
             if self.command != "HEAD":
                 self.wfile.write(payload)
             return
-        conn = http.client.HTTPConnection(self.owner.upstream_host, self.owner.upstream_port, timeout=60)
-        try:
-            headers = {k: v for k, v in self.headers.items() if k.lower() not in ("connection",)}
-            conn.request(self.command, self.path, body=body or None, headers=headers)
-            response = conn.getresponse()
-            data = response.read()
-            self.send_response(response.status, response.reason)
-            for key, value in response.getheaders():
-                if key.lower() in ("transfer-encoding", "connection", "content-length", "server", "date"):
-                    continue
-                self.send_header(key, value)
-            # HEAD answers carry the object's length without its bytes.
-            length = response.getheader("Content-Length") if self.command == "HEAD" else None
-            self.send_header("Content-Length", length or str(len(data)))
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(data)
-        finally:
-            conn.close()
+        status, reason, headers, data = forward(
+            self, self.owner.upstream_host, self.owner.upstream_port, body
+        )
+        self.send_response(status, reason)
+        for key, value in headers:
+            if key.lower() in ("transfer-encoding", "connection", "content-length", "server", "date"):
+                continue
+            self.send_header(key, value)
+        # HEAD answers carry the object's length without its bytes.
+        length = next((v for k, v in headers if k.lower() == "content-length"), None)
+        self.send_header("Content-Length", (length if self.command == "HEAD" else None) or str(len(data)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
 
     do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _handle

@@ -11,6 +11,7 @@ import numpy as np
 from PIL import Image
 
 from hubpress.sources.models import FileRef, Sample
+from hubpress.storage.hashcache import stat_version
 
 PIL_FORMATS = {"png": "PNG", "jpeg": "JPEG", "webp": "WEBP", "bmp": "BMP", "tiff": "TIFF"}
 EXTENSIONS = {"png": "png", "jpeg": "jpg", "webp": "webp", "bmp": "bmp", "tiff": "tiff"}
@@ -35,7 +36,7 @@ def write_image(
         sha256=hashlib.sha256(data).hexdigest(),
         width=size[0],
         height=size[1],
-        version=f"{st.st_mtime_ns}:{st.st_ino}",  # as the listing records it
+        version=f"{stat_version(st)}:{st.st_ino}",  # as the listing records it
     )
 
 

@@ -14,6 +14,16 @@ SimpleTuner's behaviour (re-read it) or in hubpress's (rerun the table) shows up
   publishes a null size under a named column).
 - quality: the same file, HuggingfaceMetadataBackend._passes_quality_filter and its caller.
 - lyrics: the same file, HuggingfaceMetadataBackend._process_for_bucket (audio).
+- frame limits: simpletuner/helpers/data_backend/factory.py init_backend_config (the `video`
+  block and its defaults) and HuggingfaceMetadataBackend._process_for_bucket (too_few_frames,
+  too_many_frames).
+- probability: factory.py init_backend_config (`probability`), then
+  simpletuner/helpers/data_backend/runtime/dataloader_iterator.py get_backend_weight (uniform
+  sampling) and select_dataloader_index (weights <= 0 never drawn, the rest normalised).
+- collection: simpletuner/helpers/data_backend/builders/huggingface.py
+  HuggingfaceBackendBuilder._create_filter_function (the rule; at bc8e6ab the factory passes it
+  ImageBackendConfig.to_dict()["config"], which does not carry filter_func: see
+  docs/refresh-semantics.md).
 """
 
 from __future__ import annotations
@@ -114,3 +124,59 @@ def lyrics(item: Mapping[str, Any], options: Mapping[str, Any]) -> str | None:
         if value is not None:
             return str(value)
     return None
+
+
+def frame_limits(entry: Mapping[str, Any], framerate: int = 30) -> tuple[int, int, int | None]:
+    """(num_frames, min_frames, max_frames) a video entry trains with: without `num_frames`, five
+    seconds at the framerate (150 at 30 fps); without `min_frames`, num_frames; max_frames unset."""
+    video = dict(entry.get("video") or {})
+    num_frames = video.get("num_frames", framerate * 5)
+    min_frames = video.get("min_frames", num_frames)
+    if min_frames < num_frames:
+        raise ValueError("video->min_frames must be greater than or equal to video->num_frames")
+    return num_frames, min_frames, video.get("max_frames")
+
+
+def keeps_clip(num_frames: int, limits: tuple[int, int, int | None]) -> bool:
+    """A clip with a known frame count is dropped below min_frames or above max_frames."""
+    _, minimum, maximum = limits
+    return not (minimum and num_frames < minimum) and not (maximum and num_frames > maximum)
+
+
+def passes_filter_func(item: Mapping[str, Any], filter_config: Mapping[str, Any] | None) -> bool:
+    """The builder's row filter: `collection` (a str or a list) against item["collection"];
+    quality_thresholds (a row without quality fails here, unlike the metadata backend's check);
+    min_width/min_height against item["width"]/item["height"] (0 when absent)."""
+    if not filter_config:
+        return True
+    if "collection" in filter_config:
+        wanted = filter_config["collection"]
+        wanted = [wanted] if isinstance(wanted, str) else wanted
+        if item.get("collection") not in wanted:
+            return False
+    if "quality_thresholds" in filter_config:
+        quality = item.get(filter_config.get("quality_column", "quality_assessment"), {})
+        if not quality:
+            return False
+        if any(quality.get(m, 0) < t for m, t in filter_config["quality_thresholds"].items()):
+            return False
+    if "min_width" in filter_config and item.get("width", 0) < filter_config["min_width"]:
+        return False
+    return not ("min_height" in filter_config and item.get("height", 0) < filter_config["min_height"])
+
+
+def probability(entry: Mapping[str, Any]) -> float:
+    """An entry's weight: absent -> 1; None or "" -> 1.0; else float(value) (0 stays 0)."""
+    if "probability" not in entry:
+        return 1.0
+    value = entry["probability"]
+    return 1.0 if value is None or value == "" else float(value)
+
+
+def draw_weights(entries: list[Mapping[str, Any]]) -> dict[str, float]:
+    """The chance each data entry is drawn at a step (uniform sampling): weights <= 0 are never
+    drawn, the others are normalised."""
+    weights = {e["id"]: probability(e) for e in entries}
+    active = {k: w for k, w in weights.items() if w > 0}
+    total = sum(active.values())
+    return {k: w / total for k, w in active.items()}

@@ -35,6 +35,7 @@ COMMAND_MODULES = [
     "refresh",
     "serve",
     "server",
+    "staging",
 ]
 
 
@@ -93,6 +94,20 @@ def _error_object(exc: HubpressError) -> dict[str, object]:
     return out
 
 
+def _run(argv: list[str] | None, debug: bool) -> None:
+    """The command; an exception a remote's answer caused inside a client library (not JSON, a
+    stall, a truncated download) becomes hubpress's one-line error (hubpress.targets.hub_failures)."""
+    try:
+        app(args=argv, standalone_mode=True)
+    except Exception as exc:
+        from hubpress.targets.hub_failures import outbound_failure
+
+        failure = None if debug else outbound_failure(exc)
+        if failure is None:
+            raise
+        raise failure from exc
+
+
 def main(argv: list[str] | None = None) -> None:
     from pydantic import ValidationError
 
@@ -108,7 +123,7 @@ def main(argv: list[str] | None = None) -> None:
         for name in ("prefect", "prefect.flow_runs", "prefect.task_runs"):
             logging.getLogger(name).addFilter(quiet)
     try:
-        app(args=argv, standalone_mode=True)
+        _run(argv, debug)
     except ValidationError as exc:  # a parameter value the flow's model refuses: unusable arguments
         if debug:
             raise

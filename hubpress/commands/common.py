@@ -80,6 +80,7 @@ def run_flow(run: Callable[[], Any], as_json: bool) -> Any:
     """Run a flow. With --json, Prefect's own console logging is silenced so stdout holds one object."""
     from huggingface_hub.utils import disable_progress_bars
 
+    from hubpress.errors import hide_userinfo
     from hubpress.orchestration import artifacts
 
     if as_json:
@@ -90,14 +91,20 @@ def run_flow(run: Callable[[], Any], as_json: bool) -> Any:
         artifacts.show_terminal_progress()  # shard building
     from hubpress.orchestration.server import api_url_for_commands, prefect_api
 
-    # PREFECT_API_URL when set, else the server `hubpress server start` left running.
-    where = api_url_for_commands()
-    if not as_json:
+    # Prefect's configured API, else the local server (started by the first command that needs it).
+    said = []
+
+    def announce(line: str) -> None:
+        said.append(line)
+        if not as_json:
+            typer.secho(line, err=True, fg=typer.colors.BRIGHT_BLACK)
+
+    where = api_url_for_commands(announce=announce)
+    if not as_json and not said:
         typer.secho(
-            f"Prefect: runs are recorded at {where.removesuffix('/api')}"
+            f"Prefect: runs are recorded at {hide_userinfo(where.removesuffix('/api'))}"
             if where
-            else "Prefect: no server configured; using a temporary one "
-            "(start one with `hubpress server start` to see runs in the UI and skip this start-up cost)",
+            else "Prefect: using a temporary server (HUBPRESS_PREFECT_SERVER=temporary)",
             err=True,
             fg=typer.colors.BRIGHT_BLACK,
         )
@@ -115,11 +122,18 @@ def run_flow(run: Callable[[], Any], as_json: bool) -> Any:
 def emit_result(result: dict[str, Any], as_json: bool, source: str | None = None) -> None:
     from hubpress.targets.publish import bytes_phrase
 
+    if not as_json:  # names of the target the gate refused: one line each (--json lists them)
+        for line in result.get("refused_names") or ():
+            typer.secho(f"warning: {line}", err=True, fg=typer.colors.YELLOW)
+    for warning in result.get("warnings") or []:
+        typer.secho(f"warning: {warning}", err=True, fg=typer.colors.YELLOW)
     if as_json:
         typer.echo(json.dumps(result, sort_keys=True, default=str))
         return
     if result.get("dry_run"):
-        typer.echo(f"Dry run for {result['target']}: nothing uploaded.")
+        planned = result.get("planned_bytes")
+        would = "" if planned is None else f"; a publish would send at most {planned:,} bytes"
+        typer.echo(f"Dry run for {result['target']}: nothing uploaded{would}.")
     elif result.get("commit") is None:
         typer.echo(f"{result['target']} is up to date: nothing uploaded, no commit made.")
     else:
@@ -129,6 +143,10 @@ def emit_result(result: dict[str, Any], as_json: bool, source: str | None = None
         )
         if result.get("commit_url"):
             typer.echo(f"  {result['commit_url']}")
+    if "shards_built" in result and not result.get("listing_unchanged"):
+        from hubpress.shards.run_result import reuse_line
+
+        typer.echo(f"  {reuse_line(result)}")
     if result.get("pr_url"):
         typer.echo(f"  pull request: {result['pr_url']}")
     if result.get("tag"):

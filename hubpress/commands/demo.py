@@ -89,8 +89,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"   {_outcome(again)} (stage reused: {again['stage_reused']})")
 
     _say("Publishing a LoRA to a local target, twice (the second time its sha256 is already there)")
-    from flows.params import PublishLoraParams
-    from flows.publish_lora import publish_lora
+    from hubpress.flows.params import PublishLoraParams
+    from hubpress.flows.publish_lora import publish_lora
 
     weights = write_lora(out / "lora" / "pytorch_lora_weights.safetensors", rank=8)
     for attempt in (1, 2):

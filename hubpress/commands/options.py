@@ -1,4 +1,4 @@
-"""CLI options derived from the flows' parameter models (flows/params.py).
+"""CLI options derived from the flows' parameter models (hubpress/flows/params.py).
 
 A deployment's form in the Prefect UI is rendered from a parameter model's JSON schema; the
 matching CLI command takes its arguments and options from the same model's fields, so both offer

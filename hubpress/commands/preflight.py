@@ -39,7 +39,22 @@ def check_hub_reachable() -> None:
     naming the endpoint."""
     from hubpress.targets.hub_calls import HubUnavailable
 
-    endpoint = get_settings().endpoint()
+    _check_reachable(
+        get_settings().endpoint(), "the Hub", "HF_ENDPOINT (or HUBPRESS_HUB_ENDPOINT)", HubUnavailable
+    )
+
+
+def check_s3_reachable() -> None:
+    """A configured S3 endpoint (HUBPRESS_S3_ENDPOINT_URL) accepts a TCP connection: a closed port
+    is one line in ~2 s, not botocore's and Prefect's retries multiplied inside a flow run."""
+    endpoint = get_settings().s3_endpoint_url
+    if endpoint:
+        from hubpress.targets.hub_failures import RemoteUnreachable
+
+        _check_reachable(endpoint.rstrip("/"), "S3", "HUBPRESS_S3_ENDPOINT_URL", RemoteUnreachable)
+
+
+def _check_reachable(endpoint: str, what: str, setting: str, failure: type[Exception]) -> None:
     parts = urlsplit(endpoint)
     port = parts.port or (443 if parts.scheme == "https" else 80)
     started, error = time.monotonic(), None
@@ -52,10 +67,9 @@ def check_hub_reachable() -> None:
             if attempt < CONNECT_ATTEMPTS:
                 time.sleep(0.5 * attempt)
     reason = getattr(error, "strerror", None) or str(error) or type(error).__name__
-    raise HubUnavailable(
-        f"Cannot reach the Hub at {endpoint}: {reason} ({CONNECT_ATTEMPTS} attempts in "
-        f"{time.monotonic() - started:.0f} s). Check HF_ENDPOINT (or HUBPRESS_HUB_ENDPOINT) and the "
-        "network, then run again."
+    raise failure(
+        f"Cannot reach {what} at {endpoint}: {reason} ({CONNECT_ATTEMPTS} attempts in "
+        f"{time.monotonic() - started:.0f} s). Check {setting} and the network, then run again."
     )
 
 
@@ -104,6 +118,7 @@ def check_local_input(uri: str, what: str, expect: str = "dir") -> None:
     if uri.startswith("s3://"):
         if not urlparse(uri).netloc:
             raise SourceError(f"{what} {uri!r} is not a usable S3 location: expected s3://bucket/prefix.")
+        check_s3_reachable()
         return
     path = Path(uri.removeprefix("file://")).expanduser()
     if not path.exists():
@@ -118,6 +133,7 @@ def check_staging(staging: str | None) -> None:
     if uri.startswith("s3://"):
         if not urlparse(uri).netloc:
             raise ConfigError(f"staging {uri!r} is not a usable S3 location: expected s3://bucket/prefix.")
+        check_s3_reachable()
         return
     if "://" in uri and not uri.startswith("file://"):
         raise ConfigError(f"staging {uri!r}: expected a local directory or s3://bucket/prefix.")

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import typer
 
-from flows.params import PublishDatasetParams
 from hubpress.commands.common import emit_result, run_flow
 from hubpress.commands.options import model_command
 from hubpress.commands.preflight import check_publish_dataset
 from hubpress.errors import ConfigError
+from hubpress.flows.params import PublishDatasetParams
 
 
 def register(app: typer.Typer) -> None:
@@ -34,7 +34,7 @@ def register(app: typer.Typer) -> None:
         check_publish_dataset(params)
 
         def run():
-            from flows.publish_dataset import publish_dataset
+            from hubpress.flows.publish_dataset import publish_dataset
             from hubpress.orchestration.runners import with_task_runner
 
             return with_task_runner(publish_dataset, choice)(params)

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import typer
 
-from flows.params import PublishLoraParams
 from hubpress.commands.common import emit_result, run_flow
 from hubpress.commands.options import model_command
 from hubpress.commands.preflight import check_publish_lora
+from hubpress.flows.params import PublishLoraParams
 
 
 def _extras(values: list[str] | None) -> dict[str, str]:
@@ -45,7 +45,7 @@ def register(app: typer.Typer) -> None:
         check_publish_lora(params)
 
         def run():
-            from flows.publish_lora import publish_lora
+            from hubpress.flows.publish_lora import publish_lora
 
             return publish_lora(params)
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import typer
 
-from flows.params import RefreshParams
 from hubpress.commands.common import emit_result, run_flow
 from hubpress.commands.options import model_command
 from hubpress.commands.preflight import check_refresh
+from hubpress.flows.params import RefreshParams
 
 
 def register(app: typer.Typer) -> None:
@@ -22,7 +22,7 @@ def register(app: typer.Typer) -> None:
         check_refresh(params)
 
         def run():
-            from flows.refresh_dataset import refresh_dataset
+            from hubpress.flows.refresh_dataset import refresh_dataset
 
             return refresh_dataset(params)
 

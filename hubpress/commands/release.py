@@ -84,7 +84,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Release a checkpoint of a finished training run: weights, config, samples, card and
         release.json in one commit, tagged. Running it again on the same output changes nothing."""
-        from flows.params import ReleaseTrainingRunParams
+        from hubpress.flows.params import ReleaseTrainingRunParams
 
         params = ReleaseTrainingRunParams(
             output_uri=output_uri, repo_id=repo, select=select, tag=tag, base_model=base_model, public=public
@@ -92,7 +92,7 @@ def register(app: typer.Typer) -> None:
         check_release(params)
 
         def run():
-            from flows.release_training_run import release_training_run
+            from hubpress.flows.release_training_run import release_training_run
 
             return release_training_run(params)
 
@@ -145,7 +145,7 @@ def _announce(
     from hubpress.orchestration.server import api_url_for_commands
 
     event = training_finished_event(output_uri, repo, tag, base_model, select)
-    api_url = api_url_for_commands()
+    api_url = api_url_for_commands(start=False)  # a new server would have nobody serving the release
     if api_url is None:
         typer.secho(
             f"warning: no Prefect server configured (PREFECT_API_URL, or `hubpress server start`), so "

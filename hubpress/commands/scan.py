@@ -10,8 +10,8 @@ import json
 
 import typer
 
-from flows.params import PublishDatasetParams
 from hubpress.commands.options import model_command
+from hubpress.flows.params import PublishDatasetParams
 
 # The intake options are PublishDatasetParams' (the same names, defaults, choices and help as
 # publish-dataset and the deployment form): hubpress.commands.options derives them.

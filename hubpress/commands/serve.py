@@ -31,13 +31,13 @@ def register(app: typer.Typer) -> None:
         local server (it keeps running after this command; stop it with `hubpress server stop`)."""
         from hubpress.orchestration.server import api_url_for_commands, start_server
 
-        url = api_url_for_commands()
-        if url is None:
+        url = api_url_for_commands(announce=lambda line: typer.secho(line, err=True))
+        if url is None:  # HUBPRESS_PREFECT_SERVER=temporary: serving still needs a lasting server
             typer.secho("No Prefect server configured: starting a local one (5-15 s)...", err=True)
             server, _ = start_server()
             os.environ["PREFECT_API_URL"] = url = server.url
         typer.secho(f"Prefect UI: {url.removesuffix('/api')}", fg=typer.colors.GREEN, err=True)
 
-        from deployments.serve import serve_all
+        from hubpress.deployments.serve import serve_all
 
         serve_all(limit=limit, pause_on_shutdown=pause_on_shutdown, poll_seconds=poll)

@@ -9,16 +9,19 @@ import typer
 
 def register(app: typer.Typer) -> None:
     server_app = typer.Typer(
-        help="A local background Prefect server (SQLite, under ~/.local/state/hubpress/prefect or "
-        "HUBPRESS_PREFECT_DIR). Later hubpress commands, from any directory, use it automatically "
-        "when PREFECT_API_URL is not set: no start-up cost per command, and every run appears in its UI.",
+        help="The local background Prefect server (SQLite, under HUBPRESS_HOME/prefect, by default "
+        "~/.local/state/hubpress/prefect). The first command that runs a flow starts it; later hubpress "
+        "commands, from any directory, use it when Prefect has no other API URL: no start-up cost per "
+        "command, and every run appears in its UI.",
         no_args_is_help=True,
     )
 
     @server_app.command("start")
     def start(
         host: str = typer.Option("127.0.0.1", help="Address to listen on."),
-        port: int = typer.Option(None, help="Port (default: 4200 when free, else any free port)."),
+        port: int = typer.Option(
+            None, help="Port (default: the one used last, else 4200; any free port when that is taken)."
+        ),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     ) -> None:
         """Start the server in the background (or report the one already running)."""
@@ -51,7 +54,7 @@ def register(app: typer.Typer) -> None:
 
     @server_app.command("status")
     def status(as_json: bool = typer.Option(False, "--json", help="Print one JSON object.")) -> None:
-        """Say whether the server runs, and where."""
+        """Say whether the server runs, and where (exit 1 when it does not)."""
         from hubpress.orchestration.server import running_server
 
         server = running_server()
@@ -60,8 +63,24 @@ def register(app: typer.Typer) -> None:
                 typer.echo(json.dumps({"status": "not running"}))
             else:
                 typer.echo("No local Prefect server is running (start one with `hubpress server start`).")
-            return
+            raise typer.Exit(1)
         _report(server, "running", as_json)
+
+    @server_app.command("env")
+    def env() -> None:
+        """Print the export line that points `prefect`, workers and trainers at the local server:
+        `eval "$(hubpress server env)"`. The address stays the same across restarts (exit 1, with
+        the line still printed, when the server is not running now)."""
+        from hubpress.orchestration.server import planned_api_url, running_server
+
+        typer.echo(f"export PREFECT_API_URL={planned_api_url()}")
+        if running_server() is None:
+            typer.secho(
+                "note: the local Prefect server is not running; `hubpress server start` starts it there.",
+                err=True,
+                fg=typer.colors.YELLOW,
+            )
+            raise typer.Exit(1)
 
     app.add_typer(server_app, name="server")
 
@@ -77,3 +96,4 @@ def _report(server, status: str, as_json: bool) -> None:
         return
     typer.echo(f"Prefect server {status}: UI {server.ui_url}  (API {server.url}, pid {server.pid})")
     typer.echo(f"  every hubpress command of this user now records its runs there; log: {server.log}")
+    typer.echo(f"  for `prefect`, workers and trainers: export PREFECT_API_URL={server.url}")

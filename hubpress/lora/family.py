@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, BinaryIO
 
 from hubpress.lora.header import InvalidWeightsError, SafetensorsHeader, TensorEntry, read_scalar
+from hubpress.parsers import load_json
 
 
 class NotALoraError(InvalidWeightsError):
@@ -39,6 +40,10 @@ class LoraInfo:
     parameter_count: int
     dtypes: tuple[str, ...]
     metadata: dict[str, str] = field(hash=False)
+    # What the tensor names start with, which decides who can load them: "base_model.model" (PEFT's
+    # save_pretrained), "transformer"/"unet"/... (diffusers), "lora_unet"/"lycoris_..." (kohya,
+    # LyCORIS), "" (bare module paths), "mixed".
+    key_prefix: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -145,7 +150,7 @@ def _alphas_from_metadata(metadata: dict[str, str]) -> set[float]:
             pass
     # diffusers stores the PEFT LoraConfig as JSON under lora_adapter_metadata.
     try:
-        adapter = json.loads(metadata.get("lora_adapter_metadata", ""))
+        adapter = load_json(metadata.get("lora_adapter_metadata", ""), "lora_adapter_metadata")
     except ValueError:
         adapter = None
     if isinstance(adapter, dict):
@@ -254,6 +259,7 @@ def describe_lora(header: SafetensorsHeader, where: str, fh: BinaryIO | None = N
         if component:
             components.add(component)
     rank = max(ranks.items(), key=lambda kv: (kv[1], kv[0]))[0]
+    prefixes = {_key_prefix(m) for m in modules}
     return LoraInfo(
         file_name=where.rsplit("/", 1)[-1],
         file_size=header.file_size,
@@ -268,4 +274,16 @@ def describe_lora(header: SafetensorsHeader, where: str, fh: BinaryIO | None = N
         parameter_count=sum(t.numel for t in header.tensors),
         dtypes=tuple(sorted({t.dtype for t in header.tensors})),
         metadata=dict(sorted(header.metadata.items())),
+        key_prefix=prefixes.pop() if len(prefixes) == 1 else "mixed",
     )
+
+
+def _key_prefix(module: str) -> str:
+    """The loader-relevant start of a module path (see LoraInfo.key_prefix)."""
+    if module.startswith("base_model.model."):
+        return "base_model.model"
+    kohya = _KOHYA_PREFIX.match(module)
+    if kohya:
+        return kohya.group(0).rstrip("_")
+    first = module.split(".", 1)[0]
+    return first if first in _COMPONENTS else ""

@@ -9,7 +9,6 @@ it carries. Nothing here knows about LoRA (hubpress.lora.family does).
 
 from __future__ import annotations
 
-import json
 import math
 import struct
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from hubpress.errors import ConfigError
+from hubpress.parsers import ParseLimitError, load_json
 
 # The limit safetensors itself enforces (MAX_HEADER_SIZE in the Rust crate).
 MAX_HEADER_SIZE = 100_000_000
@@ -154,14 +154,18 @@ def read_header(fh: BinaryIO, file_size: int, where: str) -> SafetensorsHeader:
             f"{where}: the header is not valid UTF-8 ({exc.reason} at byte {exc.start})."
         )
     try:
-        doc = json.loads(text, object_pairs_hook=_no_duplicate_keys)
-    except ValueError as exc:
-        raise InvalidWeightsError(f"{where}: the header is not valid JSON ({exc}).")
-    except RecursionError:
-        raise InvalidWeightsError(
-            f"{where}: the header nests JSON too deeply to be a safetensors header (it maps tensor "
-            "names to dtype, shape and offsets)."
-        ) from None
+        doc = load_json(
+            text, f"{where}'s header", max_bytes=MAX_HEADER_SIZE, object_pairs_hook=_no_duplicate_keys
+        )
+    except ParseLimitError as exc:
+        if "deeper" in str(exc):
+            raise InvalidWeightsError(
+                f"{where}: the header nests JSON too deeply to be a safetensors header (it maps tensor "
+                "names to dtype, shape and offsets)."
+            ) from None
+        raise InvalidWeightsError(f"{where}: the header is not valid JSON ({exc}).") from None
+    except ValueError as exc:  # a duplicate key
+        raise InvalidWeightsError(f"{where}: the header is not valid JSON ({exc}).") from None
     if not isinstance(doc, dict):
         raise InvalidWeightsError(f"{where}: the header is JSON but not an object.")
     return _check_header(doc, n, file_size, where)

@@ -6,9 +6,10 @@ to best:METRIC selection, which then names what exists).
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
+
+from hubpress.parsers import MAX_METRICS_BYTES, load_json
 
 STEP_KEYS = ("step", "global_step", "iteration", "iter")
 
@@ -66,16 +67,16 @@ def parse_metrics(
             for line in text.splitlines():
                 if line.strip():
                     try:
-                        docs.append(json.loads(line))
+                        docs.append(load_json(line, relpath, non_finite=True))
                     except ValueError:
                         bad += 1
             if bad:
                 problems.append(f"{relpath}: {bad} line(s) are not JSON and were skipped")
         else:
             try:
-                docs.append(json.loads(text))
+                docs.append(load_json(text, relpath, max_bytes=MAX_METRICS_BYTES, non_finite=True))
             except ValueError as exc:
-                problems.append(f"{relpath} is not valid JSON ({exc}); its metrics were skipped")
+                problems.append(f"{exc} Its metrics were skipped.")  # names the file and what is wrong
                 continue
         for doc in docs:
             records, gs = _records(doc)

@@ -13,10 +13,13 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import quote
 
+from hubpress.lora.loaders import Loader, loader_for
 from hubpress.lora.weights import DEFAULT_WEIGHT_NAME, LoraInfo
 from hubpress.shards.cards import escape_text, merge_card, split_front_matter
 
-BASE_TAGS = ("lora", "hubpress", "image-editing", "diffusers")
+BASE_TAGS = ("lora", "hubpress", "image-editing")
+# The tag each loader adds (hubpress.lora.loaders): a card never tags a library that cannot load it.
+LOADER_TAGS = {"diffusers": ("diffusers",), "peft": ("peft",), "lycoris": ("lycoris",), "none": ()}
 MAX_WIDGET_SAMPLES = 10  # the Hub's widget shows a handful; the rest stay in samples/
 
 # (label, key names that mean it, path must mention one of these or None). First, shallowest hit wins.
@@ -134,12 +137,62 @@ def _rank_text(info: LoraInfo) -> str:
     return f"rank {info.rank}" if info.rank else "full-size Kronecker factors"
 
 
-def _lycoris_note(info: LoraInfo) -> list[str]:
-    if not info.family.startswith("lycoris"):
-        return []
+def _usage(loader: Loader, repo_id: str, pipeline_base: str, weight_name: str) -> list[str]:
+    """The "Use with ..." sections that work for this loader (hubpress.lora.loaders)."""
+    note = [loader.note, ""] if loader.note else []
+    if loader.how == "peft":
+        return [
+            "## Use with PEFT",
+            "",
+            *note,
+            "```python",
+            "from peft import PeftConfig, PeftModel",
+            "",
+            f'config = PeftConfig.from_pretrained("{repo_id}")',
+            "# base = the model named by config.base_model_name_or_path, loaded with its own library",
+            f'model = PeftModel.from_pretrained(base, "{repo_id}")',
+            "```",
+            "",
+        ]
+    if loader.how == "lycoris":
+        return [
+            "## Use with LyCORIS",
+            "",
+            *note,
+            "```python",
+            "import torch",
+            "from diffusers import DiffusionPipeline",
+            "from huggingface_hub import hf_hub_download",
+            "from lycoris import create_lycoris_from_weights",
+            "",
+            f'pipe = DiffusionPipeline.from_pretrained("{pipeline_base}", torch_dtype=torch.bfloat16)',
+            f'path = hf_hub_download("{repo_id}", "{weight_name}")',
+            "wrapper, _ = create_lycoris_from_weights(1.0, path, pipe.transformer)",
+            "wrapper.merge_to()",
+            "```",
+            "",
+        ]
+    if loader.how == "none":
+        return ["## Loading", "", *note]
     return [
-        "LyCORIS weights (lokr_*/hada_* tensors with their alphas) load with the LyCORIS library or "
-        "SimpleTuner; diffusers' `load_lora_weights` does not read every LyCORIS module.",
+        "## Use with diffusers",
+        "",
+        "```python",
+        "import torch",
+        "from diffusers import DiffusionPipeline",
+        "",
+        f'pipe = DiffusionPipeline.from_pretrained("{pipeline_base}", torch_dtype=torch.bfloat16)',
+        f'pipe.load_lora_weights("{repo_id}", weight_name="{weight_name}")',
+        "```",
+        "",
+        "## Use with qflux",
+        "",
+        "```python",
+        "from qflux.utils.huggingface import download_lora",
+        "",
+        f'lora_path = download_lora(repo_id="{repo_id}", filename="{weight_name}")',
+        "trainer.load_lora(lora_path)",
+        "```",
         "",
     ]
 
@@ -179,22 +232,26 @@ def render_model_card(
     extra_tags: Iterable[str] = (),
     weight_name: str = DEFAULT_WEIGHT_NAME,
     provenance: Mapping[str, object] | None = None,
+    with_adapter_config: bool = False,
 ) -> str:
     """The README.md for a LoRA repo. `existing` is the current card (or None); `sample_images` are
     paths in the repo (shown in the widget, with `sample_prompts[path]` as text when given);
     `provenance` is shown as a small "Release" table (checkpoint, step, selection, metric...).
     Without `base_model`, the config's pretrained_model_name_or_path (or similar) is used when it
-    is a Hub repo id."""
+    is a Hub repo id. `library_name` and the usage sections follow the loader that reads these
+    weights (hubpress.lora.loaders; `with_adapter_config`: PEFT's adapter_config.json is published)."""
+    loader = loader_for(info, weight_name, with_adapter_config)
     base_model = base_model or base_model_from_config(training_config)
     old_meta, _ = split_front_matter(existing or "")
     old_tags = old_meta.get("tags") or []
     old_tags = [old_tags] if isinstance(old_tags, str) else [str(t) for t in old_tags]
-    tags = list(dict.fromkeys([*BASE_TAGS, *extra_tags, *old_tags]))
+    tags = list(dict.fromkeys([*BASE_TAGS, *LOADER_TAGS[loader.how], *extra_tags, *old_tags]))
 
     meta: dict[str, Any] = {}
     if base_model:
         meta["base_model"] = base_model
-    meta["library_name"] = "diffusers"
+    if loader.library_name:
+        meta["library_name"] = loader.library_name
     meta["pipeline_tag"] = "image-to-image"
     if license:
         meta["license"] = license
@@ -221,26 +278,7 @@ def render_model_card(
         f"{_rank_text(info)}, {info.lora_layers} adapted layers) for image editing with "
         f"{base_text}. The weights are `{weight_name}` (safetensors), published with hubpress.",
         "",
-        *_lycoris_note(info),
-        "## Use with diffusers",
-        "",
-        "```python",
-        "import torch",
-        "from diffusers import DiffusionPipeline",
-        "",
-        f'pipe = DiffusionPipeline.from_pretrained("{pipeline_base}", torch_dtype=torch.bfloat16)',
-        f'pipe.load_lora_weights("{repo_id}", weight_name="{weight_name}")',
-        "```",
-        "",
-        "## Use with qflux",
-        "",
-        "```python",
-        "from qflux.utils.huggingface import download_lora",
-        "",
-        f'lora_path = download_lora(repo_id="{repo_id}", filename="{weight_name}")',
-        "trainer.load_lora(lora_path)",
-        "```",
-        "",
+        *_usage(loader, repo_id, pipeline_base, weight_name),
         "## LoRA",
         "",
         _table(_lora_rows(info, weight_name), escape=False),

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from hubpress.errors import ConfigError
+from hubpress.lora.loaders import PEFT_WEIGHT_NAME
 from hubpress.lora.model_card import render_model_card
 from hubpress.lora.release import (
     Checkpoint,
@@ -35,10 +36,12 @@ from hubpress.lora.weights import (
     find_weights,
     inspect_safetensors,
 )
+from hubpress.parsers import MAX_DOCUMENT_BYTES
 from hubpress.settings import Settings
 from hubpress.shards.staging import Staging
 from hubpress.storage import names
 from hubpress.storage.hashcache import HashCache
+from hubpress.storage.regular import read_regular
 from hubpress.targets.plan import StagedFile, git_blob_oid
 
 log = logging.getLogger("hubpress.lora")
@@ -85,9 +88,12 @@ def prepare_lora(
     """Validate and hash everything a LoRA publish will send. Raises before any network call."""
     weights = find_weights(src_path)
     info = inspect_safetensors(weights)
-    weight_name = remote_name or DEFAULT_WEIGHT_NAME
     extra_files = dict(extra_files or {})
     adapter_config = adapter_config_beside(weights)
+    # A PEFT adapter folder keeps PEFT's names: PeftModel.from_pretrained and load_peft_weights look
+    # for exactly adapter_model.safetensors beside adapter_config.json (hubpress.lora.loaders).
+    default_name = PEFT_WEIGHT_NAME if adapter_config is not None else DEFAULT_WEIGHT_NAME
+    weight_name = remote_name or default_name
     if adapter_config is not None:  # PEFT's config travels with its weights, and is checked against them
         info = apply_adapter_config(info, adapter_config)
         if ADAPTER_CONFIG not in extra_files.values():
@@ -115,7 +121,7 @@ def prepare_lora(
         }:
             from hubpress.lora.release import parse_training_config
 
-            config = parse_training_config(Path(local).read_bytes(), local)
+            config = parse_training_config(read_regular(local, MAX_DOCUMENT_BYTES), local)
     return LoraBundle(
         files=files,
         info=info,
@@ -138,6 +144,7 @@ def card_for(bundle: LoraBundle, repo_id: str, base_model: str | None, license: 
         sample_images=bundle.sample_images or None,
         weight_name=bundle.weight_name,
         provenance=provenance,
+        with_adapter_config=any(f.path == ADAPTER_CONFIG for f in bundle.files),
     )
 
 
@@ -182,7 +189,7 @@ def prepare_release(output_uri: str, select: str, settings: Settings) -> Prepare
                 source.get_file(rel, local)
                 staged.append(staging.add_file(fingerprint, f.path_in_repo, local))
         staged = staging.complete(fingerprint, staged)
-    weights = next(f for f in staged if f.path == DEFAULT_WEIGHT_NAME)
+    weights = next(f for f in staged if f.path in (DEFAULT_WEIGHT_NAME, PEFT_WEIGHT_NAME))
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="hubpress-inspect-") as tmp:
@@ -192,7 +199,7 @@ def prepare_release(output_uri: str, select: str, settings: Settings) -> Prepare
     bundle = LoraBundle(
         files=staged,
         info=info,
-        weight_name=DEFAULT_WEIGHT_NAME,
+        weight_name=weights.path,
         training_config=config,
         sample_images=samples,
     )

@@ -26,16 +26,16 @@ import re
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-import yaml
-
 from hubpress.errors import SourceError
+from hubpress.lora.loaders import PEFT_CONFIG_NAME, PEFT_WEIGHT_NAME
 from hubpress.lora.metrics import parse_metrics
 from hubpress.lora.weights import DEFAULT_WEIGHT_NAME, PICKLE_SUFFIXES
+from hubpress.parsers import MAX_DOCUMENT_BYTES, MAX_METRICS_BYTES, ParseLimitError, load_json, load_yaml
 from hubpress.settings import Settings
 from hubpress.storage import names
-from hubpress.storage.files import open_storage
+from hubpress.storage.files import UNLISTED, open_storage
 
-WEIGHT_NAMES = (DEFAULT_WEIGHT_NAME, "adapter_model.safetensors")
+WEIGHT_NAMES = (DEFAULT_WEIGHT_NAME, PEFT_WEIGHT_NAME)
 CONFIG_NAMES = (
     "train_config.yaml",
     "config.yaml",
@@ -74,6 +74,7 @@ class Checkpoint:
     directory: str  # relpath of the checkpoint directory ("" for final weights)
     is_final: bool = False
     samples: tuple[OutputFile, ...] = ()
+    adapter_config: OutputFile | None = None  # PEFT's adapter_config.json beside the weights
     problem: str | None = None  # why `weights` is None
 
 
@@ -142,9 +143,12 @@ def default_tag(checkpoint: Checkpoint) -> str:
 def discover_training_output(uri: str, settings: Settings | None = None) -> TrainingOutput:
     """One listing of the output, plus reads of its (small) metrics files."""
     storage = open_storage(uri, settings)
-    listed = list(storage.list())
+    listed = list(storage.list(report_unlisted=True))
     if not listed:
         raise SourceError(f"{uri} is empty or does not exist: expected a training output directory.")
+    # Devices, FIFOs, sockets and links that loop or dangle: reported, never read.
+    unread = [f"{f.relpath!r} {f.version}; left out" for f in listed if f.size == UNLISTED]
+    listed = [f for f in listed if f.size != UNLISTED]
     unsafe = [f"{f.relpath!r} {names.why_unsafe(f.relpath)}; left out" for f in listed]
     unsafe = [u for f, u in zip(listed, unsafe, strict=True) if not names.is_safe(f.relpath)]
     files = [
@@ -153,10 +157,18 @@ def discover_training_output(uri: str, settings: Settings | None = None) -> Trai
         if names.is_safe(f.relpath)
     ]
     wanted = metric_files_to_read(files)
-    texts = {relpath: storage.read_bytes(relpath) for relpath in wanted}
+    sizes = {f.relpath: f.size for f in files}
+    too_big = [
+        f"{p!r} is over the {MAX_METRICS_BYTES:,}-byte limit for metrics; not read"
+        for p in wanted
+        if sizes[p] > MAX_METRICS_BYTES
+    ]
+    texts = {
+        relpath: storage.read_bytes(relpath) for relpath in wanted if sizes[relpath] <= MAX_METRICS_BYTES
+    }
     output = build_training_output(storage.root, files, texts)
-    if unsafe:  # reported, never dropped silently, never joined to a path
-        output = replace(output, problems=(*output.problems, *unsafe))
+    if unsafe or unread or too_big:  # reported, never dropped silently, never joined to a path
+        output = replace(output, problems=(*output.problems, *unread, *unsafe, *too_big))
     return output
 
 
@@ -273,6 +285,7 @@ def build_training_output(
                 directory=directory,
                 samples=_sample_files(members, directory),
                 problem=problem,
+                adapter_config=_adapter_config(children),
             )
         )
     checkpoints.sort(key=lambda c: (c.step, c.directory))
@@ -288,7 +301,13 @@ def build_training_output(
         final_step = global_step if global_step is not None else max(known, default=None)
         checkpoints.append(
             Checkpoint(
-                name="final", step=final_step, weights=weights, directory="", is_final=True, problem=problem
+                name="final",
+                step=final_step,
+                weights=weights,
+                directory="",
+                is_final=True,
+                problem=problem,
+                adapter_config=_adapter_config(top),
             )
         )
 
@@ -335,12 +354,24 @@ def _config_repo_name(config: OutputFile) -> str:
     return "train_config.json" if config.name.lower().endswith(".json") else "train_config.yaml"
 
 
+def _adapter_config(children: list[OutputFile]) -> OutputFile | None:
+    return next((f for f in children if f.name == PEFT_CONFIG_NAME), None)
+
+
 def release_files(output: TrainingOutput, checkpoint: Checkpoint) -> list[ReleaseFile]:
-    """Weights as pytorch_lora_weights.safetensors, the config as train_config.yaml/json, sample
-    images under samples/ (the checkpoint's own, else the top-level ones for its step)."""
+    """Weights as pytorch_lora_weights.safetensors (a PEFT adapter, adapter_model.safetensors with its
+    adapter_config.json, keeps PEFT's names), the config as train_config.yaml/json, sample images
+    under samples/ (the checkpoint's own, else the top-level ones for its step)."""
     weights = usable(checkpoint).weights
     assert weights is not None
-    files = [ReleaseFile(weights.uri, DEFAULT_WEIGHT_NAME, weights.size, weights.version)]
+    adapter = checkpoint.adapter_config if weights.name == PEFT_WEIGHT_NAME else None
+    files = [
+        ReleaseFile(
+            weights.uri, PEFT_WEIGHT_NAME if adapter else DEFAULT_WEIGHT_NAME, weights.size, weights.version
+        )
+    ]
+    if adapter is not None:
+        files.append(ReleaseFile(adapter.uri, PEFT_CONFIG_NAME, adapter.size, adapter.version))
     if output.config is not None:
         c = output.config
         files.append(ReleaseFile(c.uri, _config_repo_name(c), c.size, c.version))
@@ -357,11 +388,9 @@ def release_files(output: TrainingOutput, checkpoint: Checkpoint) -> list[Releas
 def parse_training_config(data: bytes, name: str) -> dict[str, Any]:
     """A training config's content (YAML or JSON), for the model card's summary."""
     try:
-        doc = json.loads(data) if name.lower().endswith(".json") else yaml.safe_load(data)
-    except (ValueError, yaml.YAMLError) as exc:
-        raise SourceError(
-            f"{name} cannot be parsed: {exc}. Fix the file or release without a config summary."
-        )
+        doc = load_json(data, name) if name.lower().endswith(".json") else load_yaml(data, name)
+    except ParseLimitError as exc:
+        raise SourceError(f"{exc} Fix the file or release without a config summary.") from None
     if doc is None:
         return {}
     if not isinstance(doc, dict):
@@ -373,5 +402,10 @@ def load_training_config(output: TrainingOutput, settings: Settings | None = Non
     """The parsed training config, or None when the output has none."""
     if output.config is None:
         return None
+    if output.config.size > MAX_DOCUMENT_BYTES:
+        raise SourceError(
+            f"{output.config.relpath} is larger than the {MAX_DOCUMENT_BYTES:,}-byte limit for a document. "
+            "Fix the file or release without a config summary."
+        )
     storage = open_storage(output.root, settings)
     return parse_training_config(storage.read_bytes(output.config.relpath), output.config.relpath)

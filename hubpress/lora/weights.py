@@ -24,6 +24,8 @@ from hubpress.lora.header import (
     confirm_with_safetensors,
     read_header,
 )
+from hubpress.parsers import MAX_DOCUMENT_BYTES, load_json
+from hubpress.storage.regular import NotRegularFile, open_regular, read_regular
 
 __all__ = [
     "CONVERT_HINT",
@@ -106,7 +108,7 @@ def inspect_safetensors(path: str | Path) -> LoraInfo:
     if path.suffix.lower() in PICKLE_SUFFIXES:
         raise PickleWeightsError(f"{where} is a pickle-based weights file ({path.suffix}). {CONVERT_HINT}")
     try:
-        fh = open(path, "rb")  # noqa: SIM115 - closed below, after describe_lora's reads
+        fh = open_regular(path)  # closed below, after describe_lora's reads
     except OSError as exc:
         raise WeightsNotFoundError(f"Cannot open {where}: {exc.strerror}.")
     with fh:
@@ -140,11 +142,10 @@ def apply_adapter_config(info: LoraInfo, config_path: Path) -> LoraInfo:
     """Check adapter_config.json against the weights (its `r` must be a rank they have) and add its
     `lora_alpha` to the alphas. A config that is not JSON, or disagrees, is refused before sending."""
     import dataclasses
-    import json
 
     try:
-        config = json.loads(config_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        config = load_json(read_regular(config_path, MAX_DOCUMENT_BYTES), str(config_path))
+    except (OSError, ValueError, NotRegularFile) as exc:
         raise InvalidWeightsError(f"{config_path} is not a readable JSON adapter config: {exc}.") from None
     if not isinstance(config, dict):
         raise InvalidWeightsError(f"{config_path} is JSON but not an object.")

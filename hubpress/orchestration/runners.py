@@ -1,7 +1,7 @@
 """Which engine runs a flow's tasks: a bounded thread pool (default) or a Dask cluster.
 
     from hubpress.orchestration.runners import TaskRunnerChoice, with_task_runner
-    from flows.publish_dataset import publish_dataset
+    from hubpress.flows.publish_dataset import publish_dataset
 
     flow = with_task_runner(publish_dataset, TaskRunnerChoice(kind="dask", dask_address="tcp://sched:8786"))
     flow(params)

@@ -1,10 +1,16 @@
 """A local background Prefect server that hubpress commands reuse.
 
 Prefect's ephemeral mode starts a temporary server in every process (8-16 s before the first
-flow). `hubpress server start` runs one `prefect server start` (SQLite, its own PREFECT_HOME) in the
-background and writes where it listens to a small JSON file in a user-level directory
+flow, and on a busy machine often not within its time limit). The first hubpress command that runs
+a flow (or `hubpress server start`) starts one `prefect server start` (SQLite, its own PREFECT_HOME)
+in the background and writes where it listens to a small JSON file in a user-level directory
 (`server_dir()`); every later hubpress command of that user, from any directory, reads that file
-at start and points PREFECT_API_URL at it, unless the user has set PREFECT_API_URL themselves. Runs then start in well under a second and appear in the server's UI.
+at start and points PREFECT_API_URL at it, unless Prefect already has an API URL (PREFECT_API_URL,
+a Prefect profile). Runs then start in well under a second and appear in the server's UI.
+HUBPRESS_PREFECT_SERVER=temporary keeps Prefect's own per-process server instead (CI, tests).
+
+The port is remembered in the same directory, so the address stays the same across restarts and
+`hubpress server env` can print one export line for `prefect`, workers and trainers.
 """
 
 from __future__ import annotations
@@ -22,9 +28,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from hubpress.errors import ConfigError
+from hubpress.settings import hubpress_home
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 4200
+# HUBPRESS_PREFECT_SERVER: "auto" (default) starts the local server on first use; "temporary"
+# leaves commands on Prefect's per-process temporary server.
+SERVER_MODE_VAR = "HUBPRESS_PREFECT_SERVER"
 # `prefect server start` needs 6-12 s on a quiet machine; leave room for a busy one.
 START_TIMEOUT_S = 120.0
 HEALTH_TIMEOUT_S = 1.0
@@ -34,13 +44,12 @@ def server_dir() -> Path:
     """Where the local server keeps its PREFECT_HOME, database, log and state file: one place per
     user, so every hubpress command finds it whatever its working directory.
 
-    HUBPRESS_PREFECT_DIR when set, else $XDG_STATE_HOME/hubpress/prefect (by default
+    HUBPRESS_PREFECT_DIR when set, else HUBPRESS_HOME/prefect (by default
     ~/.local/state/hubpress/prefect)."""
     explicit = os.environ.get("HUBPRESS_PREFECT_DIR")
     if explicit:
         return Path(explicit).expanduser().absolute()
-    state_home = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(state_home).expanduser().absolute() / "hubpress" / "prefect"
+    return hubpress_home() / "prefect"
 
 
 @dataclass(frozen=True)
@@ -104,15 +113,44 @@ def running_server(base: Path | None = None, check_health: bool = True) -> Local
     return server
 
 
-def api_url_for_commands() -> str | None:
-    """The Prefect API a command should use: PREFECT_API_URL when set, else the running local
-    server's URL (exported to PREFECT_API_URL so flows and subprocesses see it), else None
-    (Prefect's ephemeral mode)."""
+def configured_api_url() -> str | None:
+    """The Prefect API the user chose: PREFECT_API_URL, else (once Prefect is loaded) the value of
+    Prefect's own setting, which also comes from a Prefect profile or a test harness."""
     if os.environ.get("PREFECT_API_URL"):
         return os.environ["PREFECT_API_URL"]
+    if "prefect" in sys.modules:
+        from prefect.settings import PREFECT_API_URL
+
+        return PREFECT_API_URL.value() or None
+    return None
+
+
+def autostart_enabled() -> bool:
+    mode = os.environ.get(SERVER_MODE_VAR, "auto").strip().lower() or "auto"
+    if mode not in ("auto", "temporary"):
+        raise ConfigError(f"{SERVER_MODE_VAR}={mode!r}: expected 'auto' (the default) or 'temporary'.")
+    return mode == "auto"
+
+
+def api_url_for_commands(start: bool = True, announce=None) -> str | None:
+    """The Prefect API a command should use: the one the user configured, else the running local
+    server's URL, else (with `start`, unless HUBPRESS_PREFECT_SERVER=temporary) the local server,
+    started now and announced in one line through `announce`; else None (Prefect's temporary
+    server). A local server's URL is exported to PREFECT_API_URL so flows and subprocesses see it
+    (an address, not a secret)."""
+    configured = configured_api_url()
+    if configured:
+        return configured
     server = running_server()
     if server is None:
-        return None
+        if not (start and autostart_enabled()):
+            return None
+        server, started = start_server()
+        if started and announce is not None:
+            announce(
+                f"Started the local Prefect server at {server.ui_url} (later commands reuse it; "
+                "`hubpress server stop` stops it)."
+            )
     os.environ["PREFECT_API_URL"] = server.url
     return server.url
 
@@ -131,7 +169,10 @@ def prefect_api(url: str | None) -> Iterator[None]:
 
 
 def _port_free(host: str, port: int) -> bool:
+    """Nothing listens on the port. SO_REUSEADDR, as the server itself binds: connections of a
+    server just stopped (TIME_WAIT) do not make its remembered port look taken."""
     with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError:
@@ -166,6 +207,46 @@ def server_env(home: Path, host: str, port: int) -> dict[str, str]:
     return env
 
 
+def remembered_port(base: Path | None = None) -> int | None:
+    """The port the local server used last (kept across stops), if any."""
+    try:
+        return int(((base or server_dir()) / "port").read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def planned_api_url(base: Path | None = None, host: str = DEFAULT_HOST) -> str:
+    """Where the local server listens, or will listen when started: its remembered port, else 4200."""
+    server = running_server(base)
+    if server is not None:
+        return server.url
+    return f"http://{host}:{remembered_port(base) or DEFAULT_PORT}/api"
+
+
+@contextmanager
+def _start_lock(base: Path) -> Iterator[None]:
+    """One start at a time per state directory: two first commands at once start one server."""
+    import fcntl
+
+    with open(base / "start.lock", "wb") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _choose_port(host: str, port: int | None, base: Path) -> int:
+    """--port when given (it must be free), else the remembered port, else 4200; another free port
+    only when that one is taken (and it is remembered from then on)."""
+    if port is not None:
+        if not _port_free(host, port):
+            raise ConfigError(f"Port {port} on {host} is in use: pick another with --port, or omit it.")
+        return port
+    wanted = remembered_port(base) or DEFAULT_PORT
+    return wanted if _port_free(host, wanted) else _free_port(host)
+
+
 def start_server(
     host: str = DEFAULT_HOST,
     port: int | None = None,
@@ -173,18 +254,40 @@ def start_server(
     timeout: float = START_TIMEOUT_S,
 ) -> tuple[LocalServer, bool]:
     """Start the local server in the background, or return the one already running.
-    Returns (server, started_now). Port None: 4200 when free, else any free port."""
+    Returns (server, started_now). Port None: the remembered port, else 4200, when free."""
     base = base or server_dir()
-    existing = running_server(base)
-    if existing is not None:
-        return existing, False
-    if port is None:
-        port = DEFAULT_PORT if _port_free(host, DEFAULT_PORT) else _free_port(host)
-    elif not _port_free(host, port):
-        raise ConfigError(f"Port {port} on {host} is in use: pick another with --port, or omit it.")
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"The local Prefect server's directory {base} cannot be created: {exc.strerror}.")
+    with _start_lock(base):
+        existing = running_server(base)
+        if existing is not None:
+            return existing, False
+        return _start_new(host, _choose_port(host, port, base), base, timeout), True
+
+
+def failure_cause(log_path: Path, offset: int = 0) -> str | None:
+    """The line of a server log that says why it stopped: the last `SomeError: message` line after
+    `offset` (where this start's output begins), else its last line."""
+    import re
+
+    try:
+        with open(log_path, "rb") as log:
+            log.seek(offset)
+            lines = [line.strip() for line in log.read().decode("utf-8", "replace").splitlines()]
+    except OSError:
+        return None
+    lines = [line for line in lines if line]
+    errors = [line for line in lines if re.match(r"^[\w.]*(Error|Exception|Exit)\b[^:]*: \S", line)]
+    return (errors or lines or [None])[-1]
+
+
+def _start_new(host: str, port: int, base: Path, timeout: float) -> LocalServer:
     home = base / "home"
     home.mkdir(parents=True, exist_ok=True)
     log_path = base / "server.log"
+    offset = log_path.stat().st_size if log_path.exists() else 0
     with open(log_path, "ab") as log:
         # A new session: the server outlives this command and ignores its Ctrl-C.
         proc = subprocess.Popen(
@@ -199,15 +302,24 @@ def start_server(
     deadline = time.monotonic() + timeout
     while not is_healthy(server.url):
         if proc.poll() is not None:
+            cause = failure_cause(log_path, offset)
             raise ConfigError(
-                f"The Prefect server exited with code {proc.returncode} while starting; see {log_path}."
+                f"The local Prefect server exited with code {proc.returncode} while starting"
+                + (f": {cause}" if cause else "")
+                + f" (log: {log_path})."
             )
         if time.monotonic() > deadline:
             _kill_group(proc.pid)
-            raise ConfigError(f"The Prefect server did not answer within {timeout:.0f} s; see {log_path}.")
+            cause = failure_cause(log_path, offset)
+            raise ConfigError(
+                f"The local Prefect server did not answer within {timeout:.0f} s"
+                + (f"; its last line: {cause}" if cause else "")
+                + f" (log: {log_path})."
+            )
         time.sleep(0.25)
     state_file(base).write_text(json.dumps(asdict(server), indent=2))
-    return server, True
+    (base / "port").write_text(f"{port}\n")
+    return server
 
 
 def _kill_group(pid: int, grace: float = 15.0) -> None:

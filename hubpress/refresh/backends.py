@@ -164,7 +164,14 @@ class EditingMapping(_Model):
 class _BackendBase(_Model):
     id: str = Field(min_length=1)
     dataset_type: DatasetType = "image"
-    probability: float = Field(default=1.0, ge=0, description="Share of this backend in a mixed dataset.")
+    # Bounded, so a sum of probabilities stays finite (1e308 + 1e308 is infinity).
+    probability: float = Field(
+        default=1.0,
+        ge=0,
+        le=1e6,
+        allow_inf_nan=False,
+        description="Share of this backend in a mixed dataset.",
+    )
     resolution: float | None = Field(
         default=None, gt=0, description="Training size; a filter only with drop_below_resolution."
     )

@@ -86,7 +86,7 @@ def build_manifest(
     flow_run_id: str | None,
 ) -> dict[str, Any]:
     """manifest.json: the upstream datasets at their exact shas, the rules, the counts and every
-    published file (`files` is path -> facts, which hubpress.targets.publish.owned_paths reads)."""
+    published file (`files` is path -> facts, which hubpress.targets.ownership.owned_files reads)."""
     files: dict[str, Any] = {
         s.path_in_repo: {"sha256": s.sha256, "size": s.size, "split": SPLIT, "num_rows": s.num_rows}
         for s in shards

@@ -14,8 +14,8 @@ two places with different values is an error, because we could not tell which on
 
 from __future__ import annotations
 
+import copy
 import difflib
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +24,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from hubpress.errors import ConfigError
+from hubpress.parsers import MAX_DOCUMENT_BYTES, load_json
 from hubpress.refresh.backends import (
     SUPPORTED_TYPES,
     TRAINING_ONLY_KEYS,
@@ -35,6 +36,7 @@ from hubpress.refresh.backends import (
     LocalBackend,
     VideoConfig,
 )
+from hubpress.storage.regular import read_regular
 
 __all__ = [
     "CompositeImageConfig",
@@ -67,6 +69,11 @@ class RefreshConfig:
     skipped: list[ConfigNote] = field(default_factory=list)
     # Options hubpress applies where SimpleTuner would not read them (see HUGGINGFACE_BLOCK_ONLY).
     departures: list[ConfigNote] = field(default_factory=list)
+    # Each data backend's entry as the user wrote it (backend id -> JSON object), and the user's
+    # text/image embed cache backends: the published SimpleTuner entry keeps their training keys
+    # (hubpress.refresh.training_keys).
+    entries: dict[str, dict[str, Any]] = field(default_factory=dict)
+    cache_entries: list[dict[str, Any]] = field(default_factory=list)
 
     def backend(self, backend_id: str) -> HuggingfaceBackend | LocalBackend:
         for backend in self.backends:
@@ -315,6 +322,12 @@ def _note_video_settings(backend: HuggingfaceBackend | LocalBackend, notes: Refr
         )
 
 
+def _is_cache_backend(raw: Any) -> bool:
+    from hubpress.refresh.training_keys import CACHE_TYPES
+
+    return isinstance(raw, Mapping) and raw.get("dataset_type") in CACHE_TYPES and not raw.get("disabled")
+
+
 def parse_refresh_config(source: str | Path | Mapping[str, Any] | list[Any]) -> RefreshConfig:
     """Read a multidatabackend JSON file (path or text) or an already-parsed object/list."""
     data: Any = source
@@ -322,19 +335,14 @@ def parse_refresh_config(source: str | Path | Mapping[str, Any] | list[Any]) -> 
         path = Path(source)
         if not path.is_file():
             raise ConfigError(f"Refresh configuration {str(path)!r} does not exist or is not a file")
-        text = path.read_text(encoding="utf-8")
+        text = read_regular(path, max_bytes=MAX_DOCUMENT_BYTES)
         origin = str(path)
     elif isinstance(source, str):
         text, origin = source, "the configuration text"
     else:
         text, origin = None, "the configuration"
     if text is not None:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(
-                f"{origin} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-            ) from None
+        data = load_json(text, origin)
     entries = [data] if isinstance(data, Mapping) else data
     if not isinstance(entries, list) or not entries:
         raise ConfigError(f"{origin} must hold a backend object or a non-empty list of them")
@@ -343,6 +351,9 @@ def parse_refresh_config(source: str | Path | Mapping[str, Any] | list[Any]) -> 
         backend = parse_backend(raw, config, position)
         if backend is not None:
             config.backends.append(backend)
+            config.entries[backend.id] = copy.deepcopy(dict(raw))
+        elif _is_cache_backend(raw):
+            config.cache_entries.append(copy.deepcopy(dict(raw)))
     if not config.backends:
         raise ConfigError(f"{origin} holds no data backend (every entry was skipped or disabled)")
     ids = [b.id for b in config.backends]

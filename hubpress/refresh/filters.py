@@ -19,14 +19,9 @@ SizeFn = Callable[[Mapping[str, Any]], tuple[int, int] | None]
 
 
 def image_size_from_bytes(value: Any) -> tuple[int, int] | None:
-    """(width, height) from an undecoded image value, reading only the header."""
+    """(width, height) from an undecoded image value, reading only the header of bytes in hand
+    (a path is never opened: upstream media is fetched, or refused, by hubpress.refresh.media)."""
     data = value.get("bytes") if isinstance(value, Mapping) else value
-    if data is None and isinstance(value, Mapping) and value.get("path"):
-        try:
-            with Image.open(value["path"]) as img:
-                return img.size
-        except (OSError, UnidentifiedImageError, Image.DecompressionBombError):
-            return None
     if not isinstance(data, (bytes, bytearray, memoryview)):
         return None
     try:

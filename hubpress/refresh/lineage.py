@@ -18,14 +18,19 @@ from pathlib import Path
 from typing import Any
 
 from hubpress.errors import SourceError
+from hubpress.parsers import load_json
 from hubpress.refresh.config import HuggingfaceBackend, LocalBackend, RefreshConfig
 from hubpress.refresh.local import IMAGE_SUFFIXES
 from hubpress.refresh.mix import DEFAULT_STOPPING, Stopping
+from hubpress.refresh.training_keys import cache_entry, training_keys
 from hubpress.refresh.upstream import resolve_revision
 from hubpress.shards.sizes import DEFAULT_MAX_SHARD_SIZE
 from hubpress.targets.publish import CARD, MANIFEST
 
-REFRESH_FORMAT = 4  # bump when the bytes a refresh writes change for the same inputs (4: no media statistics)
+# Bump when the bytes a refresh writes change for the same inputs (4: no media statistics; 5: the
+# SimpleTuner entry keeps the user's training keys, one entry per mixed backend, a `collection` column,
+# and shard boundaries are measured from the previous candidate, hubpress.shards.boundaries).
+REFRESH_FORMAT = 5
 SPLIT = "train"
 
 Backend = HuggingfaceBackend | LocalBackend
@@ -80,6 +85,9 @@ def config_fingerprint(config: RefreshConfig, options: RefreshOptions) -> str:
     payload = {
         "format": REFRESH_FORMAT,
         "backends": [backend_facts(b) for b in config.backends],
+        # the training keys the published SimpleTuner entry carries (repeats, video, crop, ...)
+        "training": {b.id: training_keys(config.entries.get(b.id, {})) for b in config.backends},
+        "caches": [cache_entry(raw) for raw in config.cache_entries],
         "seed": options.seed,
         "stopping": options.stopping,
         "max_shard_size": options.max_shard_size,
@@ -103,7 +111,7 @@ def unchanged_manifest(
     if not manifest_text:
         return None
     try:
-        manifest = json.loads(manifest_text)
+        manifest = load_json(manifest_text, "the target's manifest.json")
     except ValueError:
         return None
     if not isinstance(manifest, dict) or manifest.get("config_fingerprint") != config_fp:

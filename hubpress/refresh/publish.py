@@ -1,7 +1,7 @@
 """Turn a refresh's rows into a staged, publishable dataset: parquet shards, card, manifest, index
 and a SimpleTuner dataloader entry, all staged under a fingerprint of (upstream shas, config, seed).
 
-The flow (flows/refresh_dataset.py) calls, in order:
+The flow (hubpress/flows/refresh_dataset.py) calls, in order:
 
 1. `hubpress.refresh.lineage.upstream_revisions` and `unchanged_manifest`: when the target's
    manifest.json records the same revisions and configuration, the run stops there.
@@ -56,15 +56,20 @@ _COLUMN_ORDER = ("image", "video", "audio", "width", "height", "num_frames", "fp
 
 
 def published_features(config: RefreshConfig) -> Any:
-    """The published columns: media first, then captions, size, source_index (and backend_id when
-    several backends are mixed); the editing schema exactly when an `editing` mapping is used."""
+    """The published columns: media first, then captions, size, source_index (and backend_id and
+    collection when several backends are mixed); the editing schema when an `editing` mapping is
+    used (with collection when mixed)."""
     from datasets import Audio, Features, Value
 
     from hubpress.shards.editing import editing_features
 
-    if is_editing(config):
-        return editing_features()
     mixed = len(config.backends) > 1
+    if is_editing(config):
+        features = editing_features()
+        if mixed:
+            features[simpletuner.COLLECTION_COLUMN] = Value("string")
+            features[simpletuner.MEMBERSHIP_COLUMN] = _membership_feature(config)
+        return features
     raw = output_features(config.backends[0], with_backend_id=mixed)
     if "audio" in raw:
         raw["audio"] = Audio(decode=False)  # same storage as the bytes/path struct, decoded by datasets
@@ -73,8 +78,18 @@ def published_features(config: RefreshConfig) -> Any:
         raw[name] = Value("string")
     media = [c for c in ("image", "video", "audio") if c in raw]
     rest = [c for c in _COLUMN_ORDER if c in raw and c not in media]
-    order = media + captions + rest + ["source_index"] + (["backend_id"] if mixed else [])
+    order = media + captions + rest + ["source_index"]
+    if mixed:  # which backend a row came from; `collection` is the name SimpleTuner's filter_func reads
+        raw[simpletuner.COLLECTION_COLUMN] = Value("string")
+        raw[simpletuner.MEMBERSHIP_COLUMN] = _membership_feature(config)
+        order += ["backend_id", simpletuner.COLLECTION_COLUMN, simpletuner.MEMBERSHIP_COLUMN]
     return Features({name: raw[name] for name in order})
+
+
+def _membership_feature(config: RefreshConfig) -> dict[str, Any]:
+    from datasets import Value
+
+    return {b.id: Value("int8") for b in config.backends}
 
 
 def row_size(row: Mapping[str, Any]) -> int:
@@ -163,12 +178,21 @@ def build_refresh(
     rows = read_rows(config, options.seed, options.stopping, token, endpoint)
     source_indices: list[int] = []
     backend_ids: list[str] = []
-    mixed = "backend_id" in features
+    mixed = len(config.backends) > 1
 
     def to_table(group: list[dict[str, Any]]) -> pa.Table:
         source_indices.extend(row["source_index"] for row in group)
         if mixed:
             backend_ids.extend(row["backend_id"] for row in group)
+            ids = [b.id for b in config.backends]
+            group = [
+                {
+                    **row,
+                    simpletuner.COLLECTION_COLUMN: row["backend_id"],
+                    simpletuner.MEMBERSHIP_COLUMN: simpletuner.membership(row["backend_id"], ids),
+                }
+                for row in group
+            ]
         group = [simpletuner.published_row(row, caption_names) for row in group]
         columns = {name: [row.get(name) for row in group] for name in out_names}
         return pa.Table.from_pydict(columns, schema=features.arrow_schema)

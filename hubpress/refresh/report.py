@@ -22,10 +22,13 @@ class RefreshReport:
     # Mixing (hubpress.refresh.mix): kept rows an opt-in rule left out, and rows it published twice.
     left_out_by_mixing: int = 0
     repeated_by_mixing: int = 0
+    # Editing rows kept with an empty or null prompt, published as "" (as publish-dataset does).
+    empty_prompts: int = 0
 
-    def keep(self) -> None:
+    def keep(self, empty_prompt: bool = False) -> None:
         self.seen += 1
         self.kept += 1
+        self.empty_prompts += empty_prompt
 
     def drop(self, source_index: int, reasons: list[str]) -> None:
         self.seen += 1
@@ -53,6 +56,7 @@ class RefreshReport:
             "published": self.published,
             "left_out_by_mixing": self.left_out_by_mixing,
             "repeated_by_mixing": self.repeated_by_mixing,
+            "empty_prompts": self.empty_prompts,
             "dropped": dict(self.dropped),
             "filter_failures": dict(self.filter_failures),
             "examples": self.examples,
@@ -69,6 +73,7 @@ class RefreshReport:
             examples={k: list(v) for k, v in counts["examples"].items()},
             left_out_by_mixing=counts.get("left_out_by_mixing", 0),
             repeated_by_mixing=counts.get("repeated_by_mixing", 0),
+            empty_prompts=counts.get("empty_prompts", 0),
         )
 
     def to_markdown(self) -> str:
@@ -79,6 +84,8 @@ class RefreshReport:
                 f"{self.repeated_by_mixing} repeated (the stopping rule chosen).",
                 "",
             ]
+        if self.empty_prompts:
+            lines += [f'{self.empty_prompts} of them kept with an empty prompt (published as "").', ""]
         if self.filter_failures:
             lines += ["| filter | rows failing | example source rows |", "|---|---|---|"]
             for reason, count in self.filter_failures.most_common():

@@ -57,12 +57,12 @@ __all__ = [
 
 
 def _image_value(value: Any) -> dict[str, Any] | None:
+    """A media value as published. Only bytes in hand count: a path is never read here (the
+    upstream reader fetched what the name gate allowed, hubpress.refresh.media)."""
     if value is None:
         return None
     if isinstance(value, Mapping):
         data = value.get("bytes")
-        if data is None and value.get("path") and Path(value["path"]).is_file():
-            data = Path(value["path"]).read_bytes()
         return {"bytes": data, "path": value.get("path")} if data is not None else None
     if isinstance(value, (bytes, bytearray)):
         return {"bytes": bytes(value), "path": None}
@@ -142,7 +142,9 @@ def decide(row: Mapping[str, Any], cfg: HuggingfaceBackend, image_size_fn: SizeF
     """Caption and filters for one row. With image_size_fn=None header-based size checks are deferred."""
     captions = editing_prompt(row, cfg)
     keep, reasons = passes_filters(row, cfg, image_size_fn)
-    if captions is None:
+    # An editing row with an empty or null prompt is kept, its prompt "": the rule publish-dataset
+    # follows (qflux's ImageDataset trains on it; docs/layouts.md). Other rows need a caption.
+    if captions is None and cfg.editing is None:
         reasons = [*reasons, "no_caption"]
         keep = False
     return Decision(keep, reasons, captions)
@@ -168,7 +170,7 @@ def process_rows(
             # A row whose media cannot be read is reported and left out, never a crash mid-stream.
             report.drop(index, [f"unreadable_{cfg.dataset_type}"])
             continue
-        report.keep()
+        report.keep(empty_prompt=cfg.editing is not None and not out["prompt"])
         yield out
 
 

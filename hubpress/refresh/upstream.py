@@ -20,6 +20,7 @@ from typing import Any
 
 from hubpress.errors import HubAccessError, SourceError
 from hubpress.refresh.config import HuggingfaceBackend, LocalBackend
+from hubpress.refresh.media import MediaOrigin, resolve_media
 from hubpress.refresh.parquet_stream import ParquetStream, download_files, resolve_parquet_files
 from hubpress.refresh.rows import (
     RefreshReport,
@@ -40,6 +41,10 @@ CACHE_FORMAT = 1
 
 
 def _endpoint(endpoint: str | None) -> str:
+    """The upstream Hub; every upstream read asks for it first, so the deadlines are in place."""
+    from hubpress.targets import hub_http
+
+    hub_http.install()
     return (endpoint or get_settings().endpoint()).rstrip("/")
 
 
@@ -186,6 +191,7 @@ class BackendRead:
     # None: no cache applies (streaming, local folders, cache turned off).
     cache_reused: bool | None = None
     kept_source_indices: array = field(default_factory=lambda: array("q"))
+    media_origin: MediaOrigin | None = None  # where media may come from; its refusals, one line each
 
     def rows(self) -> Iterator[dict[str, Any]]:
         assert self._rows is not None, "rows() can be iterated once"
@@ -251,52 +257,22 @@ def read_huggingface(
     """Resolve, load and check one Hub backend; all errors are raised here, before any row is read."""
     token = token if token is not None else resolve_token().value
     sha = resolve_revision(cfg, token, endpoint)
-    return read_dataset(load_upstream(cfg, sha, token, endpoint), cfg, sha, use_cache=use_cache, token=token)
-
-
-def _fetch_remote_media(
-    rows: Iterator[tuple[int, Mapping[str, Any]]], columns: list[str], token: str | None
-) -> Iterator[tuple[int, Mapping[str, Any]]]:
-    """datasets' streaming gives media stored beside the data files (imagefolder, audiofolder) as
-    {"bytes": None, "path": "hf://..."}: their bytes are read here, through HfFileSystem with the
-    run's token, so filters and the output see them as they see embedded bytes."""
-    fs = None
-
-    def fetch(value: Any) -> Any:
-        nonlocal fs
-        if not isinstance(value, Mapping) or value.get("bytes") is not None:
-            return value
-        path = value.get("path")
-        if not isinstance(path, str) or not path.startswith("hf://"):
-            return value
-        if fs is None:
-            from huggingface_hub import HfFileSystem
-
-            fs = HfFileSystem(token=token or False)
-        with fs.open(path, "rb") as handle:
-            return {**value, "bytes": handle.read()}
-
-    for index, row in rows:
-        changed = {}
-        for column in columns:
-            value = row.get(column)
-            if isinstance(value, list):
-                fetched = [fetch(v) for v in value]
-                if any(a is not b for a, b in zip(fetched, value, strict=True)):
-                    changed[column] = fetched
-            elif isinstance(value, Mapping):
-                fetched = fetch(value)
-                if fetched is not value:
-                    changed[column] = fetched
-        yield index, ({**row, **changed} if changed else row)
+    ds = load_upstream(cfg, sha, token, endpoint)
+    return read_dataset(ds, cfg, sha, use_cache=use_cache, token=token, endpoint=endpoint)
 
 
 def read_dataset(
-    ds: Any, cfg: HuggingfaceBackend, revision_sha: str, use_cache: bool = True, token: str | None = None
+    ds: Any,
+    cfg: HuggingfaceBackend,
+    revision_sha: str,
+    use_cache: bool = True,
+    token: str | None = None,
+    endpoint: str | None = None,
 ) -> BackendRead:
     """Refresh rows from an already-loaded Dataset or IterableDataset (media columns undecoded).
 
-    Columns are checked here, before any row is read. The first phase's outcome is cached under
+    Columns are checked here, before any row is read. A media value that holds only a path is read
+    from the upstream repo at `revision_sha`, or its row is refused (hubpress.refresh.media). The first phase's outcome is cached under
     `{cache_dir}/huggingface_metadata/{id}/`, keyed by the fingerprint (revision sha + rules)."""
     ds = _cast_media(ds, cfg)
     available = column_names(ds)
@@ -306,10 +282,10 @@ def read_dataset(
     read = BackendRead(cfg, revision_sha, key, report)
     wanted = list(dict.fromkeys(metadata_columns(cfg, available) + media_columns(cfg)))
     two_phase = isinstance(ds, ParquetStream) or hasattr(ds, "select")  # a Dataset, or parquet files
+    origin = MediaOrigin(cfg.dataset_name, revision_sha, _endpoint(endpoint), token or False)
+    read.media_origin = origin
     if cfg.streaming or not two_phase:
-        rows = enumerate(ds.select_columns(wanted))
-        if not isinstance(ds, ParquetStream):
-            rows = _fetch_remote_media(rows, media_columns(cfg), token)
+        rows = resolve_media(enumerate(ds.select_columns(wanted)), media_columns(cfg), origin, report)
         read._rows = iter(process_rows(rows, cfg, report))
         return read
     cached = _load_first_phase(cfg, key) if use_cache else None
@@ -323,22 +299,29 @@ def read_dataset(
         # Same fingerprint: same snapshot, same rules. The first phase's drops are already known.
         survivors, report = cached
         read.report = report
-    read._rows = iter(_second_phase(ds, cfg, wanted, survivors, report))
+    read._rows = iter(_second_phase(ds, cfg, wanted, survivors, read.report, origin))
     return read
 
 
 def _second_phase(
-    ds: Any, cfg: HuggingfaceBackend, wanted: list[str], survivors: list[int], report: RefreshReport
+    ds: Any,
+    cfg: HuggingfaceBackend,
+    wanted: list[str],
+    survivors: list[int],
+    report: RefreshReport,
+    origin: MediaOrigin,
 ) -> Iterator[dict[str, Any]]:
     """Media of the surviving rows only, in batches; header-based size checks happen here."""
     if not survivors:
         return
     if isinstance(ds, ParquetStream):  # only the row groups that hold survivors are read
-        yield from process_rows(ds.select_columns(wanted).rows_at(survivors), cfg, report)
-        return
-    subset = ds.select_columns(wanted).select(survivors)
-    positions = iter(survivors)
-    rows = (
-        (next(positions), row) for batch in subset.iter(batch_size=MEDIA_BATCH) for row in _batch_rows(batch)
-    )
-    yield from process_rows(rows, cfg, report)
+        rows: Iterator[tuple[int, Mapping[str, Any]]] = ds.select_columns(wanted).rows_at(survivors)
+    else:
+        subset = ds.select_columns(wanted).select(survivors)
+        positions = iter(survivors)
+        rows = (
+            (next(positions), row)
+            for batch in subset.iter(batch_size=MEDIA_BATCH)
+            for row in _batch_rows(batch)
+        )
+    yield from process_rows(resolve_media(rows, media_columns(cfg), origin, report), cfg, report)

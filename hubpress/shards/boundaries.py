@@ -3,12 +3,22 @@ each have a stable key and a byte size.
 
 `cut_rows` walks rows in their published order and yields row groups, each marked when a shard
 ends after it. Row groups hold at most `row_group_rows` rows and (beyond one row)
-`row_group_bytes` bytes, so the viewer pages well and memory stays bounded. A shard ends at a
-content-defined boundary (`is_shard_boundary`: chosen by the row's own key, with a probability
-proportional to its size) once it holds `min_shard_size`, and is cut before a row that would take
-it past `max_shard_size`. So boundaries fall every (max/2 - min) bytes on average, shards average
-about half the maximum, and a boundary stays on its row when rows elsewhere are added, dropped or
-changed: a re-publish uploads the few shards that changed, not every shard after the first change.
+`row_group_bytes` bytes, so the viewer pages well and memory stays bounded.
+
+A shard ends at a content-defined boundary. A row is a *candidate* when a hash of its own key
+falls under a threshold proportional to its size (`is_shard_boundary`), so candidates fall every
+`spacing` bytes on average whatever the row sizes. A candidate ends a shard when at least
+`min_shard_size` bytes lie between it and the candidate before it (the start of the rows counts as
+one). That test looks only at the rows since the previous candidate, never at where the current
+shard began, so a change (rows added, dropped or resized) can only move the boundaries of the
+shard it falls in and of the next one: it never ripples further. A shard that would pass
+`max_shard_size` is cut before the row that would take it past; such a cut is not a boundary
+for the rule above, so it does not move the boundaries after it either (format 4: before it,
+boundaries were counted from the last cut, and a cut at the maximum could shift every later
+shard, as rows inserted before the first id showed).
+
+Shards average about half the maximum; the last one (the rows after the last boundary) is bounded
+by the maximum like any other, and rows appended after it re-cut only it.
 
 `publish-dataset` feeds it samples ordered by id (key: the id); a refresh feeds it upstream rows in
 their published order (key: backend and upstream row). Pure: no I/O.
@@ -30,6 +40,9 @@ from hubpress.shards.sizes import (
 )
 
 Row = TypeVar("Row")
+
+# Candidates every (max * this / 100 - min / 2) bytes: shards then average about max/2.
+_SPACING_PER_MAX = 36
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,8 +75,10 @@ class ShardBounds:
 
     @property
     def spacing(self) -> int:
-        """Average bytes between two natural boundaries, so shards average about max/2."""
-        return max(self.max_shard_size // 2 - self.min_shard_size, 1)
+        """Average bytes between two candidates. A shard ends at the first candidate at least
+        `min_shard_size` after the one before it, so shards hold more than one spacing on average:
+        this spacing makes them average about max/2 (checked with the defaults, min = max/8)."""
+        return max(self.max_shard_size * _SPACING_PER_MAX // 100 - self.min_shard_size // 2, 1)
 
 
 def is_shard_boundary(key: bytes, row_bytes: int, spacing: int) -> bool:
@@ -84,6 +99,7 @@ def cut_rows(
     spacing = bounds.spacing
     group: list[Row] = []
     group_bytes = shard_bytes = 0
+    since_candidate = 0  # bytes since the previous candidate (the start of the rows counts as one)
     for row in rows:
         row_bytes = size(row)
         # A row group is only closed when the next row arrives, so `group` is empty only at the
@@ -99,8 +115,12 @@ def cut_rows(
         group.append(row)
         group_bytes += row_bytes
         shard_bytes += row_bytes
-        if shard_bytes >= bounds.min_shard_size and is_shard_boundary(key(row), row_bytes, spacing):
-            yield group, True
-            group, group_bytes, shard_bytes = [], 0, 0
+        since_candidate += row_bytes
+        if is_shard_boundary(key(row), row_bytes, spacing):
+            far_enough = since_candidate >= bounds.min_shard_size
+            since_candidate = 0
+            if far_enough:
+                yield group, True
+                group, group_bytes, shard_bytes = [], 0, 0
     if group:
         yield group, True

@@ -63,6 +63,16 @@ class DatasetCardInfo:
     dataset_info: dict[str, Any] | None = None
 
 
+# The card lists splits in this order, then any other in name order: load_dataset returns a
+# DatasetDict in the card's order, and qflux's own upload (a DatasetDict of train, then test) puts train first.
+SPLIT_ORDER = ("train", "validation", "test")
+
+
+def split_order(names: Iterable[str]) -> list[str]:
+    """Split names as the card lists them: train, validation, test, then the rest by name."""
+    return sorted(names, key=lambda n: (SPLIT_ORDER.index(n) if n in SPLIT_ORDER else len(SPLIT_ORDER), n))
+
+
 def summarize_split(
     split: str, samples: Iterable[Sample], shards: Iterable[BuiltShard], examples: int = EXAMPLES_PER_SPLIT
 ) -> SplitSummary:
@@ -147,7 +157,7 @@ def card_body(info: DatasetCardInfo, pretty_name: str | None) -> str:
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
         *(
             f"| {s.name} | {s.num_examples} | {s.with_mask} | {s.with_target} | {s.max_controls} | "
-            f"{s.num_files} | {_human(s.download_size)} |"
+            f"{s.num_files} | {human_size(s.download_size)} |"
             for s in info.splits
         ),
         "",
@@ -185,6 +195,13 @@ def render_dataset_card(existing: str | None, info: DatasetCardInfo) -> str:
     return merge_card(existing, meta, card_body(info, meta.get("pretty_name")))
 
 
+def _file_entry(b: BuiltShard, key: str | None) -> dict[str, Any]:
+    entry: dict[str, Any] = {"sha256": b.sha256, "size": b.size, "split": b.split, "num_rows": b.num_rows}
+    if key is not None:
+        entry.update(num_bytes=b.num_bytes, key=key)
+    return entry
+
+
 def build_manifest(
     report: IntakeReport,
     shards: Iterable[BuiltShard],
@@ -192,10 +209,13 @@ def build_manifest(
     *,
     fingerprint: str,
     flow_run_id: str | None = None,
+    keys: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """manifest.json: what was published from where, and how. No timestamps and no secrets; keys
     in a fixed order, so an unchanged dataset gives identical bytes. `flow_run_id` is the run that
-    built the stage (a reused stage keeps it)."""
+    staged it. `keys`: path -> shard key; with them, each file's entry carries its key and
+    num_bytes, so the next publish knows which shards the target already holds
+    (hubpress.shards.reuse.target_holdings)."""
     built = sorted(shards, key=lambda b: b.path_in_repo)
     splits: dict[str, Any] = {}
     for name in sorted(report.splits):
@@ -225,10 +245,7 @@ def build_manifest(
         },
         "options": {k: _plain(v) for k, v in sorted(options.items()) if not _is_secret_key(k)},
         "splits": splits,
-        "files": {
-            b.path_in_repo: {"sha256": b.sha256, "size": b.size, "split": b.split, "num_rows": b.num_rows}
-            for b in built
-        },
+        "files": {b.path_in_repo: _file_entry(b, (keys or {}).get(b.path_in_repo)) for b in built},
         "skipped": [
             {"split": name, "id": s.id, "reasons": list(s.reasons)}
             for name in sorted(report.splits)
@@ -292,7 +309,7 @@ def _cell(text: str, limit: int) -> str:
     return escape_text(text, limit)
 
 
-def _human(size: int) -> str:
+def human_size(size: int) -> str:
     if size < 1000:
         return f"{size} B"
     value = float(size)
@@ -309,5 +326,6 @@ __all__ = [
     "build_manifest",
     "card_metadata",
     "render_dataset_card",
+    "split_order",
     "summarize_split",
 ]

@@ -18,6 +18,8 @@ from typing import Any
 
 import yaml
 
+from hubpress.parsers import ParseLimitError, load_yaml
+
 log = logging.getLogger("hubpress.cards")
 _MARKDOWN = re.compile(r"([\\`*_\[\]|])")
 
@@ -44,14 +46,9 @@ def split_front_matter(text: str) -> tuple[dict[str, Any], str]:
         end = rest.find("\n---")
         if end != -1:
             try:
-                meta = yaml.safe_load(rest[:end]) or {}
-            except yaml.YAMLError as exc:
-                where = getattr(exc, "problem_mark", None)
-                log.warning(
-                    "The card's YAML front matter cannot be parsed%s; it is kept as text below the "
-                    "generated block.",
-                    f" (line {where.line + 2})" if where is not None else "",
-                )
+                meta = load_yaml(rest[:end], "the card's YAML front matter") or {}
+            except ParseLimitError as exc:
+                log.warning("%s It is kept as text below the generated block.", exc)
                 return {}, text
             # The blank line(s) after the closing fence are layout, not body: dropping them here
             # keeps merge_card idempotent (re-rendering an unchanged card gives identical bytes).

@@ -59,11 +59,15 @@ def file_extension(relpath: str) -> str:
     return name.rsplit(".", 1)[-1].lower() if "." in name else "bin"
 
 
-def image_file_name(sample_id: str, role: str, ref: FileRef) -> str:
-    """`<id>_control_0.png`, `<id>_mask.png`, `<id>_target.jpg`: extension from the true format."""
-    ext = FORMAT_EXTENSIONS.get((ref.format or "").lower()) or file_extension(ref.relpath)
-    safe_id = sample_id.replace("/", "_").replace("\\", "_")
-    return f"{safe_id}_{role}.{ext}"
+def image_file_name(ref: FileRef) -> str:
+    """The source file's own name, as qflux's upload keeps it (datasets stores an image file's base
+    name), with the extension of its true format when the file's own extension says otherwise."""
+    name = ref.relpath.replace("\\", "/").rsplit("/", 1)[-1]
+    ext = FORMAT_EXTENSIONS.get((ref.format or "").lower())
+    if ext is None or FORMAT_EXTENSIONS.get(file_extension(name)) == ext:
+        return name
+    stem = name.rsplit(".", 1)[0] if "." in name else name
+    return f"{stem}.{ext}"
 
 
 class _ImageColumn:
@@ -132,13 +136,11 @@ def editing_table(group: tuple[Sample, ...], read_bytes: Callable[[FileRef], byt
     for sample in group:
         if not sample.controls:
             raise ValueError(f"Sample {sample.id!r} has no control image; intake should have skipped it.")
-        for i, ref in enumerate(sample.controls):
-            controls.add(ref, image_file_name(sample.id, f"control_{i}", ref), read_bytes)
+        for ref in sample.controls:
+            controls.add(ref, image_file_name(ref), read_bytes)
         control_offsets.append(control_offsets[-1] + len(sample.controls))
-        mask.add(sample.mask, sample.mask and image_file_name(sample.id, "mask", sample.mask), read_bytes)
-        target.add(
-            sample.target, sample.target and image_file_name(sample.id, "target", sample.target), read_bytes
-        )
+        mask.add(sample.mask, sample.mask and image_file_name(sample.mask), read_bytes)
+        target.add(sample.target, sample.target and image_file_name(sample.target), read_bytes)
     list_type = schema.field("control_images").type
     image_type = schema.field("control_mask").type
     columns = [

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any, BinaryIO
+
+from hubpress.parsers import load_json
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,5 +21,6 @@ def read_footer(fh: BinaryIO) -> ParquetFooter:
     raw = (meta.schema.to_arrow_schema().metadata or {}).get(b"huggingface")
     features = None
     if raw:
-        features = json.loads(raw).get("info", {}).get("features")
+        doc = load_json(raw, "a parquet footer's huggingface metadata")
+        features = doc.get("info", {}).get("features") if isinstance(doc, dict) else None
     return ParquetFooter(num_rows=meta.num_rows, features=features)

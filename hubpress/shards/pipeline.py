@@ -1,15 +1,17 @@
 """The dataset publishing pipeline's steps as plain functions over typed values.
 
-The flow (flows/publish_dataset.py) wraps each step as a Prefect task; the Python API and tests
-can call them without Prefect. Order: intake -> fingerprint -> (reuse a complete stage, or plan
-shards, build them, stage them) -> publish (plan, one commit) -> verify (hubpress.shards.verify).
+The flow (hubpress/flows/publish_dataset.py) wraps each step as a Prefect task; the Python API and tests
+can call them without Prefect. Order: intake -> plan (shards, each keyed, and which must be built:
+hubpress.shards.reuse) -> build (each shard sealed in the shard store) -> stage (manifest.json
+and the card's facts beside the shards) -> publish (plan, one commit) -> verify
+(hubpress.shards.verify) -> report (hubpress.shards.run_result).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import TypeAdapter
@@ -20,14 +22,19 @@ from hubpress.shards.card import (
     build_manifest,
     dataset_info_yaml,
     render_dataset_card,
+    split_order,
     summarize_split,
 )
-from hubpress.shards.shards import BuiltShard, ShardPlan, StagedShard, plan_shards
+from hubpress.shards.reuse import BuildPlan, choose, parse_manifest, target_holdings
+from hubpress.shards.runs import RunStage
+from hubpress.shards.shard_store import SealedShard, ShardStore
+from hubpress.shards.shards import BuiltShard, ShardPlan, in_folders, plan_shards
 from hubpress.shards.sizes import DEFAULT_MAX_SHARD_SIZE, parse_size
 from hubpress.shards.staging import PRIVATE_PREFIX, Staging, json_bytes
 from hubpress.shards.verify import verify_dataset_revision
 from hubpress.sources.models import IntakeReport
-from hubpress.targets.base import is_local_target
+from hubpress.targets.base import Target, is_local_target
+from hubpress.targets.limits import MAX_FILES_PER_FOLDER, Limits, check_planned_shards
 from hubpress.targets.plan import StagedFile
 from hubpress.targets.publish import MANIFEST
 
@@ -64,13 +71,16 @@ def build_options(
     }
 
 
-def plan_all_shards(report: IntakeReport, options: dict[str, Any]) -> list[ShardPlan]:
+def plan_all_shards(
+    report: IntakeReport, options: dict[str, Any], files_per_folder: int = MAX_FILES_PER_FOLDER
+) -> list[ShardPlan]:
+    """Every split's shard plans, placed in folders that fit the Hub's entries-per-folder limit."""
     plans: list[ShardPlan] = []
     for split in sorted(report.splits):
         samples = report.splits[split].samples
         if samples:
             plans.extend(plan_shards(split, samples, options["max_shard_size"]))
-    return plans
+    return in_folders(plans, files_per_folder)
 
 
 _PLANS = TypeAdapter(list[ShardPlan])
@@ -80,13 +90,13 @@ def _plans_path(split: str) -> str:
     return f"{PRIVATE_PREFIX}plans-{split}.json"
 
 
-def save_split_plans(staging: Staging, fingerprint: str, split: str, plans: list[ShardPlan]) -> None:
-    """Write a split's shard plans into the stage, for a subflow (or a remote worker) to build."""
-    staging.add_bytes(fingerprint, _plans_path(split), _PLANS.dump_json(plans))
+def save_split_plans(staging: Staging, stage: str, split: str, plans: list[ShardPlan]) -> None:
+    """Write a split's shard plans into the run's folder, for a subflow (or a remote worker) to build."""
+    staging.add_bytes(stage, _plans_path(split), _PLANS.dump_json(plans))
 
 
-def load_split_plans(staging: Staging, fingerprint: str, split: str) -> list[ShardPlan]:
-    return _PLANS.validate_json(staging.storage.read_bytes(f"{fingerprint}/{_plans_path(split)}"))
+def load_split_plans(staging: Staging, stage: str, split: str) -> list[ShardPlan]:
+    return _PLANS.validate_json(staging.storage.read_bytes(f"{stage}/{_plans_path(split)}"))
 
 
 @dataclass(slots=True)
@@ -94,14 +104,15 @@ class StagedDataset:
     fingerprint: str
     files: list[StagedFile]  # what is published (shards, manifest.json); README.md is merged later
     card_info: DatasetCardInfo
-    reused: bool
+    reused: bool  # no shard was built: each came from the target or a sealed shard in staging
     stage_uri: str
+    expected: dict[str, dict[str, Any]] = field(default_factory=dict)  # manifest.json's `files`
 
 
 def card_info_for(report: IntakeReport, built: list[BuiltShard], options: dict[str, Any]) -> DatasetCardInfo:
     splits = tuple(
         summarize_split(name, report.splits[name].samples, [b for b in built if b.split == name])
-        for name in sorted(report.splits)
+        for name in split_order(report.splits)
         if report.splits[name].samples
     )
     return DatasetCardInfo(
@@ -117,40 +128,63 @@ def card_info_for(report: IntakeReport, built: list[BuiltShard], options: dict[s
 
 def stage_build(
     staging: Staging,
+    stage: str,
     fingerprint: str,
     report: IntakeReport,
-    shards: list[StagedShard],
+    shards: list[SealedShard],
     options: dict[str, Any],
     flow_run_id: str | None,
+    *,
+    reused: bool = False,
+    previous: dict[str, Any] | None = None,
 ) -> StagedDataset:
-    """Stage manifest.json and the card's facts beside the staged shards, then seal the stage.
+    """Stage manifest.json and the card's facts in the run's folder, beside the sealed shards
+    (in plan order, which is id order), and return what is to be published.
 
     The README itself is not staged: it is merged with the target's current card at publish
     time, so edits a user makes to the card between two publishes of unchanged data survive."""
-    built = [s.shard for s in shards]
-    manifest = build_manifest(report, built, options, fingerprint=fingerprint, flow_run_id=flow_run_id)
+    built = [s.built() for s in shards]
+    keys = {s.path_in_repo: s.key for s in shards}
+    manifest = build_manifest(
+        report, built, options, fingerprint=fingerprint, flow_run_id=flow_run_id, keys=keys
+    )
+    # `flow_run_id` names the run that published this data: the target's manifest, when it says
+    # the same of the same data, is kept as it is (an unchanged dataset commits nothing).
+    if previous is not None and {**manifest, "flow_run_id": previous.get("flow_run_id")} == previous:
+        manifest = previous
     info = card_info_for(report, built, options)
-    generated = {MANIFEST: json_bytes(manifest), CARD_INFO: _CARD_INFO.dump_json(info)}
-    files = staging.seal(fingerprint, [s.file for s in shards], generated)
-    return StagedDataset(fingerprint, files, info, False, staging.stage_uri(fingerprint))
+    staging.add_bytes(stage, CARD_INFO, _CARD_INFO.dump_json(info))
+    files = [s.staged() for s in shards] + [staging.add_bytes(stage, MANIFEST, json_bytes(manifest))]
+    return StagedDataset(fingerprint, files, info, reused, staging.stage_uri(stage), manifest["files"])
 
 
-def reuse_stage(staging: Staging, fingerprint: str) -> StagedDataset | None:
-    """A complete stage of exactly this data and these options, or None."""
-    files = staging.reopen(fingerprint, required=[MANIFEST, CARD_INFO])
-    if files is None:
-        return None
-    info = _CARD_INFO.validate_json(staging.storage.read_bytes(f"{fingerprint}/{CARD_INFO}"))
-    return StagedDataset(fingerprint, files, info, True, staging.stage_uri(fingerprint))
+def plan_build(
+    target: Target,
+    revision: str,
+    report: IntakeReport,
+    options: dict[str, Any],
+    staging: Staging,
+    stage: RunStage,
+) -> BuildPlan:
+    """The plan step: every shard planned and keyed, then which must be built. The run's lease
+    names every key before the staging is searched, so no clean-up removes them under it."""
+    limits = Limits.from_settings(staging.settings)
+    plans = plan_all_shards(report, options, limits.files_per_folder)
+    if plans:  # a dataset the Hub would refuse is refused here, before anything is built or sent
+        check_planned_shards(len(plans), max(p.estimated_size for p in plans), limits)
+    stage.renew(keys=[plan.key for plan in plans])
+    state = target.state(revision)
+    text = None
+    if state.head is not None and MANIFEST in state.files:
+        text = target.read_text(MANIFEST, state.head, git_oid=state.files[MANIFEST].git_oid)
+    manifest = parse_manifest(text)
+    held = target_holdings(manifest, state.files)
+    sealed = ShardStore(staging).find(plan.key for plan in plans if plan.key not in held)
+    return choose(plans, held, sealed, manifest)
 
 
 def card_renderer(info: DatasetCardInfo):
     return lambda existing: render_dataset_card(existing, info)
-
-
-def expected_rows(staged: StagedDataset, staging: Staging) -> dict[str, dict[str, Any]]:
-    """manifest.json's per-file facts (split, num_rows), read from the stage."""
-    return staging.read_json(staged.fingerprint, MANIFEST)["files"]
 
 
 def verify_published(
@@ -165,12 +199,11 @@ def verify_published(
     """Check a published editing dataset at `commit` (see verify_dataset_revision)."""
     from hubpress.shards.editing import editing_features
 
-    files = expected_rows(staged, staging)
     return verify_dataset_revision(
         target_name,
         target,
         commit,
-        files,
+        staged.expected,
         editing_features().to_dict(),
         token,
         first_columns=["id", "prompt"],

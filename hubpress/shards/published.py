@@ -29,6 +29,7 @@ from typing import Any
 import hubpress
 from hubpress.sources.models import IntakeReport
 from hubpress.storage.files import ListedFile
+from hubpress.storage.hashcache import stat_version
 
 log = logging.getLogger("hubpress.published")
 
@@ -60,7 +61,7 @@ def local_listing(paths: Iterable[str | os.PathLike[str]]) -> list[ListedFile]:
     for path in paths:
         real = os.path.realpath(path)
         st = os.stat(real)
-        listed.append(ListedFile(real, st.st_size, str(st.st_mtime_ns), st.st_ino))
+        listed.append(ListedFile(real, st.st_size, stat_version(st), st.st_ino))
     return listed
 
 
@@ -98,6 +99,25 @@ def sample_changes(before: Mapping[str, str] | None, after: Mapping[str, str]) -
     changed = sum(1 for key, value in after.items() if key in before and before[key] != value)
     removed = sum(1 for key in before if key not in after)
     return SampleChanges(added, changed, removed)
+
+
+def reported_changes(
+    record: PublishedRecord | None, after: Mapping[str, str], plan: Mapping[str, list[str]], head: str | None
+) -> SampleChanges | None:
+    """The sample changes a publish reports, against what the target holds at `head` (the head the
+    plan was made against): the record of the last publish when it is of that head; else nothing
+    when no data file changes; else every sample new when the target held nothing. Otherwise the
+    target was last written from another machine or cache, and the counts are unknown (None), never
+    "every sample added" for a repo that already holds them."""
+    if record is not None and (head is None or record.head == head):
+        return sample_changes(record.samples, after)
+    data_moved = any(
+        path.endswith(".parquet") for kind in ("added", "changed", "deleted") for path in plan.get(kind) or []
+    )
+    if not data_moved:
+        return SampleChanges(0, 0, 0)
+    target_was_empty = not any(plan.get(kind) for kind in ("changed", "unchanged", "deleted"))
+    return sample_changes(None, after) if target_was_empty else None
 
 
 @dataclass(slots=True)

@@ -9,7 +9,7 @@ the names are known before anything is built (shards are built in parallel, anyw
 
 `write_shard` streams one shard to disk, one row group of images at a time
 (hubpress.shards.editing builds each row group's table from the source files), and `stage_shard`
-builds one into the stage (what tasks/build.py maps over the plans).
+builds one and seals it under its key in the shard store (what hubpress/tasks/build.py maps over the plans).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import os
 import tempfile
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from hubpress.errors import UndecodableAtBuild
 from hubpress.shards.boundaries import ShardBounds, cut_rows
 from hubpress.shards.editing import editing_features, editing_table, file_extension
 from hubpress.shards.parquet import BuiltShard, ShardWriter
+from hubpress.shards.shard_store import SealedShard, ShardStore
 from hubpress.shards.sizes import (
     DEFAULT_MAX_SHARD_SIZE,
     DEFAULT_ROW_GROUP_BYTES,
@@ -38,12 +39,13 @@ from hubpress.shards.sizes import (
 from hubpress.shards.staging import Staging
 from hubpress.sources.models import FileRef, Sample
 from hubpress.sources.reader import SourceReader
-from hubpress.targets.plan import StagedFile
 
 # Bump when the bytes a plan produces change (columns, writer options, boundaries): it is part of
 # every name. 2: shards end where the boundary rule shared with refresh says (hubpress.shards.boundaries).
 # 3: no min/max statistics for image bytes (hubpress.shards.parquet.writer_options).
-SHARD_FORMAT = 3
+# 4: image `path` fields keep the source file names, as qflux's upload does (editing.image_file_name),
+#    and a boundary is measured from the previous candidate, not from the last cut (boundaries.py).
+SHARD_FORMAT = 4
 
 # Rough per-row overhead beyond image bytes and strings (offsets, validity, struct paths).
 _ROW_OVERHEAD = 128
@@ -61,6 +63,7 @@ class ShardPlan:
     row_group_rows: int = DEFAULT_ROW_GROUP_ROWS
     row_group_bytes: int = DEFAULT_ROW_GROUP_BYTES
     row_groups: tuple[int, ...] = ()  # samples per row group (hubpress.shards.boundaries.cut_rows)
+    folder: str = "data"  # where in the repo; a subfolder when data/ would be too full (in_folders)
 
     @property
     def name(self) -> str:
@@ -68,7 +71,7 @@ class ShardPlan:
 
     @property
     def path_in_repo(self) -> str:
-        return f"data/{self.name}"
+        return f"{self.folder}/{self.name}"
 
     @property
     def num_rows(self) -> int:
@@ -179,13 +182,33 @@ def write_shard(
         return writer.finish(plan.path_in_repo, plan.split, local_path=target)
 
 
-# --- building into a stage (the plain functions behind tasks/build.py) ----------------------------
+def in_folders(plans: list[ShardPlan], files_per_folder: int) -> list[ShardPlan]:
+    """The plans, placed so that no folder holds more than `files_per_folder` entries (the Hub
+    refuses a commit that would put more than 10,000 in one folder). Shards stay in `data/` while
+    they fit; otherwise the largest splits move, one at a time, into `data/<split>/<h>/`, where
+    `<h>` is the first hex digit of the shard's key (two digits for a split of more than 8 folders'
+    worth, when a folder may hold 256 entries): a shard's folder, like its name, depends only on its content. Pure."""
+    counts: dict[str, int] = {}
+    for plan in plans:
+        counts[plan.split] = counts.get(plan.split, 0) + 1
+    in_data = len(plans)
+    digits: dict[str, int] = {}
+    for split, count in sorted(counts.items(), key=lambda item: (-item[1], item[0])):
+        if in_data <= files_per_folder:
+            break
+        # 16 subfolders hold up to 8 folders' worth with room to spare; beyond, 256 (when data/<split>/
+        # may hold 256 entries).
+        digits[split] = 2 if count > 8 * files_per_folder and files_per_folder >= 256 else 1
+        in_data -= count - 1  # the split's shards leave; its folder is one entry of data/
+    return [
+        replace(plan, folder=f"data/{plan.split}/{plan.key[: digits[plan.split]]}")
+        if plan.split in digits
+        else plan
+        for plan in plans
+    ]
 
 
-@dataclass(frozen=True, slots=True)
-class StagedShard:
-    shard: BuiltShard  # local_path is where it was built (gone after staging to S3)
-    file: StagedFile
+# --- building into the shard store (the plain functions behind hubpress/tasks/build.py) ---------------------
 
 
 _build_slots_lock = threading.Lock()
@@ -203,43 +226,36 @@ def _slots(count: int) -> threading.BoundedSemaphore:
 
 def stage_shard(
     staging: Staging,
-    fingerprint: str,
     plan: ShardPlan,
     read_bytes: Callable[[FileRef], bytes] | None = None,
-) -> StagedShard:
-    """Build one shard into the stage: in place for local staging, via a temporary file for S3.
+) -> SealedShard:
+    """Build one shard and seal it in the shard store under its key (hubpress.shards.shard_store):
+    in place for local staging, via a temporary file for S3.
 
     At most `Settings.build_concurrency` shards are built at once in one process, whatever the
     task runner's thread count: each build holds one row group of image bytes, so this is what
     keeps peak memory bounded (threads beyond it still overlap uploads and S3 reads)."""
     with _slots(max(1, staging.settings.build_concurrency)):
         try:
-            return _stage_shard(staging, fingerprint, plan, read_bytes)
+            return _stage_shard(ShardStore(staging), plan, read_bytes)
         finally:
             release_free_memory()
 
 
 def _stage_shard(
-    staging: Staging,
-    fingerprint: str,
-    plan: ShardPlan,
-    read_bytes: Callable[[FileRef], bytes] | None,
-) -> StagedShard:
-    read = read_bytes or SourceReader(staging.settings)
-    build_dir = staging.build_dir(fingerprint)
-    if build_dir is not None:
-        built = write_shard(plan, build_dir, read)
+    store: ShardStore, plan: ShardPlan, read_bytes: Callable[[FileRef], bytes] | None
+) -> SealedShard:
+    read = read_bytes or SourceReader(store.staging.settings)
+    in_place = store.build_path(plan.key)
+    if in_place is not None:
+        built = write_shard(plan, in_place, read)
         _refuse_undecodable(read, built)
-        # write_shard hashed these bytes before renaming them into the stage: no second read.
-        return StagedShard(
-            built, staging.add_file(fingerprint, built.path_in_repo, built.local_path, built.sha256)
-        )
+        # write_shard hashed these bytes before renaming them into the store: no second read.
+        return store.seal(plan.key, built)
     with tempfile.TemporaryDirectory(prefix="hubpress-shard-") as tmp:
         built = write_shard(plan, tmp, read)
         _refuse_undecodable(read, built)
-        return StagedShard(
-            built, staging.add_file(fingerprint, built.path_in_repo, built.local_path, built.sha256)
-        )
+        return store.seal(plan.key, built)
 
 
 def _refuse_undecodable(read: Callable[[FileRef], bytes], built: BuiltShard) -> None:
@@ -253,7 +269,6 @@ def _refuse_undecodable(read: Callable[[FileRef], bytes], built: BuiltShard) -> 
 
 __all__ = [
     "SHARD_FORMAT",
-    "StagedShard",
     "BuiltShard",
     "ShardPlan",
     "estimate_sample_size",

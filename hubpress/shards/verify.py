@@ -69,6 +69,9 @@ def _open_splits(
     """The first row (`columns` only) of each non-empty split, as `datasets` streams it at `commit`."""
     import datasets
 
+    from hubpress.targets import hub_http
+
+    hub_http.install()
     first_rows = {}
     for split in sorted(per_split):
         if not per_split[split]:

@@ -131,10 +131,11 @@ def _split_undecodable_names(listing: Sequence[ListedFile]) -> tuple[Sequence[Li
             detail = f"the file name {shown!r} is not valid UTF-8; rename it"
             problems.append(problem(split, None, "name_not_utf8", detail, shown))
         else:
-            if lf.size == UNLISTED:  # a symlink that loops, dangles or leaves the root
+            if lf.size == UNLISTED:  # a symlink that loops, dangles or leaves the root; a device, FIFO
                 split = lf.relpath.split("/", 1)[0]
                 detail = f"{lf.relpath!r} {lf.version}"
-                problems.append(problem(split, None, "symlink_not_followed", detail, lf.relpath))
+                kind = "not_regular_file" if "not a regular file" in lf.version else "symlink_not_followed"
+                problems.append(problem(split, None, kind, detail, lf.relpath))
                 continue
             why = why_unsafe(lf.relpath)
             if why is None:

@@ -47,7 +47,9 @@ WARNING_KINDS = frozenset(
         "unknown_column",
         "ignored_file",
         "symlink_not_followed",  # a symlink that loops, dangles or leads a folder outside the root
+        "not_regular_file",  # a device, FIFO or socket (or a symlink to one, e.g. /dev/zero): never read
         "image_rotated",  # EXIF orientation: sizes are compared as a trainer sees them
+        "multi_frame_image",  # animated or multi-page: a trainer sees the first frame only
     }
 )
 

@@ -15,7 +15,9 @@ from hubpress.errors import SourceError
 from hubpress.settings import Settings
 from hubpress.sources.models import FileRef
 from hubpress.sources.validation import decode_pool, decode_problem, default_workers
+from hubpress.storage.fetched import FetchedSpool
 from hubpress.storage.files import Storage, is_s3, open_storage
+from hubpress.storage.regular import open_regular
 
 
 class SourceReader:
@@ -24,7 +26,9 @@ class SourceReader:
 
     A local file that validation listed with its size and mtime is held to those, read from the
     open file before and after reading (the same identity the validation cache trusts), so its
-    bytes are not hashed a second time; anything else is held to the sha256 validation recorded."""
+    bytes are not hashed a second time; anything else is held to the sha256 validation recorded.
+    An S3 object that intake fetched is read from where intake kept it (hubpress.storage.fetched),
+    not fetched again: those are the bytes validation hashed, held to the same sha256."""
 
     def __init__(self, settings: Settings | None = None):
         self.settings = settings
@@ -35,6 +39,19 @@ class SourceReader:
         # decodes wait at once, so a fast reader cannot pile up image bytes in memory.
         self._pending: deque[tuple[FileRef, Future[str | None]]] = deque()
         self._failed: list[tuple[FileRef, str]] = []
+        self._spool: FetchedSpool | None = None
+
+    def _kept(self, ref: FileRef) -> bytes | None:
+        """The bytes intake kept for this S3 object, when they are still the validated ones (an
+        entry a crash left damaged is not: the object is then fetched again)."""
+        if ref.sha256 is None or not is_s3(ref.uri):
+            return None
+        if self._spool is None:
+            self._spool = FetchedSpool.of(self.settings)
+        kept = self._spool.take(ref.sha256)
+        if kept is None or hashlib.sha256(kept).hexdigest() != ref.sha256:
+            return None
+        return kept
 
     def _raw(self, ref: FileRef) -> bytes:
         if is_s3(ref.uri):
@@ -50,13 +67,16 @@ class SourceReader:
                 if exc.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
                     raise FileNotFoundError(ref.uri) from exc
                 raise
-        with open(ref.uri, "rb") as fh:
+        with open_regular(ref.uri) as fh:
             return fh.read()
 
     def __call__(self, ref: FileRef) -> bytes:
         try:
             if ref.version is not None and ref.sha256 is not None and not is_s3(ref.uri):
                 return self._decoded(ref, self._local_unchanged(ref))
+            kept = self._kept(ref)
+            if kept is not None:
+                return self._decoded(ref, kept)
             data = self._raw(ref)
         except FileNotFoundError:
             raise SourceError(
@@ -82,7 +102,7 @@ class SourceReader:
     def _settle(self, ref: FileRef, decoded: Future[str | None]) -> None:
         problem = decoded.result()
         if problem is _CHANGED:
-            raise _changed(ref, "its size or modification time differs from what was validated")
+            raise _changed(ref, "its size, modification time or change time differs from what was validated")
         if problem is not None:
             self._failed.append((ref, problem))
 
@@ -96,13 +116,15 @@ class SourceReader:
 
     @staticmethod
     def _local_unchanged(ref: FileRef) -> bytes:
-        with open(ref.uri, "rb") as fh:
+        with open_regular(ref.uri) as fh:
             before = os.fstat(fh.fileno())
             data = fh.read()
             after = os.fstat(fh.fileno())
         for st in (before, after):
             if st.st_size != ref.size or _version(st, ref.version) != ref.version or len(data) != ref.size:
-                raise _changed(ref, "its size or modification time differs from what was validated")
+                raise _changed(
+                    ref, "its size, modification time or change time differs from what was validated"
+                )
         return data
 
 
@@ -129,7 +151,7 @@ def _decoders() -> Executor:
 def decode_file_problem(path: str, fmt: str | None, size: int, version: str | None) -> str | None:
     """decode_problem for a local file the build has just read, in a decode process; the file
     must still be the one validated (its size and mtime), else _CHANGED."""
-    with open(path, "rb") as fh:
+    with open_regular(path) as fh:
         data = fh.read()
         st = os.fstat(fh.fileno())
     if version is not None and (_version(st, version) != version or len(data) != size):
@@ -138,8 +160,10 @@ def decode_file_problem(path: str, fmt: str | None, size: int, version: str | No
 
 
 def _version(st: os.stat_result, listed: str) -> str:
-    """The file's version in the form the listing recorded: "mtime_ns:inode" (or mtime_ns alone)."""
-    return f"{st.st_mtime_ns}:{st.st_ino}" if ":" in listed else str(st.st_mtime_ns)
+    """The file's version in the form the listing recorded: "stat_version:inode" (or stat_version alone)."""
+    from hubpress.storage.hashcache import stat_version
+
+    return f"{stat_version(st)}:{st.st_ino}" if ":" in listed else stat_version(st)
 
 
 def _changed(ref: FileRef, why: str) -> SourceError:

@@ -40,11 +40,18 @@ from typing import Any, Literal
 from hubpress.settings import Settings, get_settings
 from hubpress.sources.formats import DEFAULT_MAX_PIXELS, PIL_FORMAT, SUPPORTED_FORMATS, sniff_format
 from hubpress.sources.models import FileRef, Sample
+from hubpress.storage.fetched import FetchedSpool
 from hubpress.storage.files import Storage, is_s3, open_storage
 from hubpress.storage.hashcache import HashCache
+from hubpress.storage.regular import NotRegularFile, open_regular
 
 # Bump when what a cached fact means changes: older entries are then checked again.
-FACTS_VERSION = 2  # 2: EXIF orientation
+FACTS_VERSION = 3  # 2: EXIF orientation; 3: high bit depth, frame counts
+
+# Pillow modes of more than 8 bits a channel (16-bit grayscale PNG, 32-bit integer or float TIFF).
+# Converted to RGB, as trainers do (`image.convert("RGB")`), their values are clipped at 255: a
+# 16-bit image becomes (nearly) all white. 16-bit RGB PNGs open as 8-bit RGB and are not listed.
+HIGH_BIT_DEPTH_MODES = frozenset({"I", "F", "I;16", "I;16B", "I;16L", "I;16N"})
 CACHE_FILE = "files.sqlite"
 DEFAULT_CHUNK = 2000
 # Fewer files than this are checked inline: starting worker processes would cost more.
@@ -79,6 +86,7 @@ class FileFacts:
     orientation: int | None = None
     # False: only the header was checked; the pixels are decoded where the bytes are next read.
     decoded: bool = True
+    frames: int | None = None  # more than one frame (animated PNG/WebP, multi-page TIFF); else None
 
 
 @dataclass(slots=True)
@@ -88,6 +96,7 @@ class ValidationStats:
     files_read: int = 0
     bytes_read: int = 0
     images_decoded: int = 0
+    files_kept: int = 0  # new S3 objects kept for the build (hubpress.storage.fetched)
     chunks: int = 0
 
     def add(self, other: ValidationStats) -> None:
@@ -116,9 +125,11 @@ def file_jobs(samples: Iterable[Sample]) -> list[FileJob]:
     for sample in samples:
         if sample.prompt_file is not None:
             ref = sample.prompt_file
-            jobs.setdefault(ref.relpath, FileJob(ref.relpath, ref.uri, ref.size, ref.version or "", "prompt"))
+            if ref.relpath not in jobs:
+                jobs[ref.relpath] = FileJob(ref.relpath, ref.uri, ref.size, ref.version or "", "prompt")
         for ref in sample.images():
-            jobs.setdefault(ref.relpath, FileJob(ref.relpath, ref.uri, ref.size, ref.version or "", "image"))
+            if ref.relpath not in jobs:  # a job is built once per file, not once per mention
+                jobs[ref.relpath] = FileJob(ref.relpath, ref.uri, ref.size, ref.version or "", "image")
     return list(jobs.values())
 
 
@@ -155,6 +166,17 @@ def check_image_bytes(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, decode:
                 if width * height > max_pixels:
                     width, height = _as_seen(width, height, _header_orientation(im))
                     return _too_large(sha, fmt, width, height, max_pixels)
+                if im.mode in HIGH_BIT_DEPTH_MODES:
+                    return FileFacts(
+                        sha,
+                        fmt,
+                        width,
+                        height,
+                        error="high_bit_depth_image",
+                        detail=f"{fmt.upper()} of mode {im.mode} (more than 8 bits a channel): converted to "
+                        "RGB, as trainers do, it becomes all white; save it as 8-bit",
+                    )
+                frames = getattr(im, "n_frames", 1)
                 Image.MAX_IMAGE_PIXELS = max_pixels  # any later check inside Pillow uses our limit
                 if not decode and _metadata_after_pixels(fmt, data):
                     decode = True  # Pillow reads metadata after the pixels only by decoding them
@@ -169,7 +191,15 @@ def check_image_bytes(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, decode:
     finally:
         Image.MAX_IMAGE_PIXELS = saved
     orientation = orientation if orientation != 1 else None
-    return FileFacts(sha, fmt, width, height, orientation=orientation, decoded=decode)
+    return FileFacts(
+        sha,
+        fmt,
+        width,
+        height,
+        orientation=orientation,
+        decoded=decode,
+        frames=frames if isinstance(frames, int) and frames > 1 else None,
+    )
 
 
 def decode_problem(data: bytes, fmt: str | None) -> str | None:
@@ -279,7 +309,7 @@ def _to_info(job: FileJob, facts: FileFacts) -> dict[str, Any]:
     else:
         info.update(format=facts.format, width=facts.width, height=facts.height)
         info.update(error=facts.error, detail=facts.detail, checked_pixels=facts.checked_pixels)
-        info.update(orientation=facts.orientation, decoded=facts.decoded)
+        info.update(orientation=facts.orientation, decoded=facts.decoded, frames=facts.frames)
     return info
 
 
@@ -298,6 +328,7 @@ def _from_cache(job: FileJob, sha: str | None, info: dict[str, Any] | None) -> F
         checked_pixels=info.get("checked_pixels"),
         orientation=info.get("orientation"),
         decoded=info.get("decoded", True),  # entries from before deferred decoding were decoded
+        frames=info.get("frames"),
     )
 
 
@@ -323,10 +354,12 @@ def _read(storage: Storage, job: FileJob) -> tuple[bytes | None, FileFacts | Non
                 error="path_outside_root", detail=f"a symlink that leaves the source root (-> {real})"
             )
         try:
-            with open(real, "rb") as fh:
+            with open_regular(real) as fh:
                 return fh.read(), None
         except FileNotFoundError:
             return None, FileFacts(error="missing_file", detail="listed, but gone before it could be read")
+        except NotRegularFile as exc:  # swapped for a device or FIFO after the listing
+            return None, FileFacts(error="undecodable_image", detail=str(exc))
         except OSError as exc:
             return None, FileFacts(error="undecodable_image", detail=f"cannot read: {exc.strerror or exc}")
     from botocore.exceptions import ClientError
@@ -346,9 +379,12 @@ def check_files(
     settings: Settings | None = None,
     storage: Storage | None = None,
     decode: bool = True,
+    keep_for_build: bool = False,
 ) -> tuple[list[tuple[str, FileFacts]], ValidationStats]:
-    """Read and check one batch of files (in a worker process, or inline with the caller's storage)."""
+    """Read and check one batch of files (in a worker process, or inline with the caller's storage).
+    `keep_for_build`: S3 objects read here are kept for the build (hubpress.storage.fetched)."""
     storage = storage if storage is not None else _storage_for(root, settings)
+    spool = FetchedSpool.of(settings) if keep_for_build and is_s3(root) else None
     stats = ValidationStats()
     out: list[tuple[str, FileFacts]] = []
     for job in jobs:
@@ -364,6 +400,8 @@ def check_files(
         else:
             facts = check_image_bytes(data, max_pixels, decode)
             stats.images_decoded += facts.decoded  # header-only checks leave it to the build
+            if spool is not None and facts.error is None and facts.sha256 is not None:
+                stats.files_kept += spool.keep(facts.sha256, data)
             out.append((job.relpath, facts))
     return out, stats
 
@@ -397,17 +435,22 @@ def validate_files(
     workers: int | None = None,
     chunk_size: int = DEFAULT_CHUNK,
     decode: bool = True,
+    keep_for_build: bool = False,
 ) -> ValidationResult:
     """Facts for every job: from the cache when it knows the file's version, else read and decoded.
 
     `workers=1` checks inline (no processes); otherwise `decode_pool(workers)` (default: the
     usable CPUs) checks the files the cache did not know. `decode=False` checks image headers
     only and leaves the pixels to the build (see the module docstring); with `decode`, cached
-    header-only facts are checked again.
+    header-only facts are checked again. `keep_for_build` (a publish's intake): the S3 objects
+    read here are kept on local disk for the build, which then does not fetch them again
+    (hubpress.storage.fetched).
     """
     settings = settings or get_settings()
     cache = cache if cache is not None else intake_cache(settings)
     workers = workers or default_workers()
+    if keep_for_build and is_s3(root):
+        FetchedSpool.of(settings).sweep()  # what earlier runs kept and no build took
     result = ValidationResult()
     pool: Executor | None = None
     inline_storage: Storage | None = None
@@ -436,11 +479,11 @@ def validate_files(
         if pool is None or len(todo) < INLINE_BELOW:
             if inline_storage is None:
                 inline_storage = open_storage(root, settings)
-            batches = [check_files(root, todo, max_pixels, settings, inline_storage, decode)]
+            batches = [check_files(root, todo, max_pixels, settings, inline_storage, decode, keep_for_build)]
         else:
             size = max(4, min(256, -(-len(todo) // (workers * 4))))
             futures = [
-                pool.submit(check_files, root, list(part), max_pixels, settings, None, decode)
+                pool.submit(check_files, root, list(part), max_pixels, settings, None, decode, keep_for_build)
                 for part in _batched(todo, size)
             ]
             try:
@@ -473,6 +516,7 @@ def validate_samples(
     workers: int | None = None,
     chunk_size: int = DEFAULT_CHUNK,
     decode: bool = True,
+    keep_for_build: bool = False,
 ) -> ValidationResult:
     """Validate every file of the samples (see validate_files), chunk by chunk."""
     return validate_files(
@@ -484,6 +528,7 @@ def validate_samples(
         workers=workers,
         chunk_size=chunk_size,
         decode=decode,
+        keep_for_build=keep_for_build,
     )
 
 

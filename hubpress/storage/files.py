@@ -21,7 +21,9 @@ from urllib.parse import urlparse
 from hubpress.errors import SourceError
 from hubpress.settings import Settings, get_settings
 from hubpress.storage import names
+from hubpress.storage.hashcache import stat_version
 from hubpress.storage.names import inside
+from hubpress.storage.regular import open_regular, why_not_regular
 
 UNLISTED = -1  # the size of a ListedFile that stands for an entry that could not be listed
 
@@ -30,7 +32,7 @@ UNLISTED = -1  # the size of a ListedFile that stands for an entry that could no
 class ListedFile:
     relpath: str  # POSIX, relative to the storage root
     size: int
-    version: str  # local: mtime_ns; S3: ETag. Together with size, the cache key of a file.
+    version: str  # local: hashcache.stat_version; S3: ETag. With size, the cache key of a file.
     inode: int | None = None
 
 
@@ -100,9 +102,11 @@ class LocalStorage:
                                 unlisted.append((child, why))
                         elif entry.is_file():
                             st = entry.stat()
-                            yield ListedFile(child, st.st_size, str(st.st_mtime_ns), st.st_ino)
-                        elif entry.is_symlink():
+                            yield ListedFile(child, st.st_size, stat_version(st), st.st_ino)
+                        elif entry.is_symlink() and not os.path.exists(entry.path):
                             unlisted.append((child, "is a symbolic link to nothing (dangling)"))
+                        else:  # a device, FIFO or socket (or a symlink to one): never read
+                            unlisted.append((child, why_not_regular(entry.path) or "is not a regular file"))
                     except OSError as exc:  # ELOOP: a link that points at itself, directly or not
                         unlisted.append((child, f"cannot be followed ({exc.strerror or exc})"))
             if report_unlisted:
@@ -114,11 +118,11 @@ class LocalStorage:
         return os.path.exists(self.uri(relpath))
 
     def read_bytes(self, relpath: str) -> bytes:
-        with open(self.uri(relpath), "rb") as fh:
+        with open_regular(self.uri(relpath)) as fh:
             return fh.read()
 
     def open(self, relpath: str) -> BinaryIO:
-        return open(self.uri(relpath), "rb")
+        return open_regular(self.uri(relpath))
 
     def write_bytes(self, relpath: str, data: bytes) -> None:
         target = Path(self.uri(relpath))
@@ -149,7 +153,8 @@ class LocalStorage:
             raise
 
     def get_file(self, relpath: str, local_path: str | Path) -> None:
-        shutil.copyfile(self.uri(relpath), local_path)
+        with open_regular(self.uri(relpath)) as src, open(local_path, "wb") as dst:
+            shutil.copyfileobj(src, dst, 1024 * 1024)
 
     def delete(self, relpath: str) -> None:
         Path(self.uri(relpath)).unlink(missing_ok=True)
@@ -177,7 +182,8 @@ def _why_not_followed(
 
 
 def s3_client(settings: Settings):
-    """A boto3 S3 client with botocore's adaptive retry mode (throttling and 5xx are retried)."""
+    """A boto3 S3 client with botocore's adaptive retry mode (throttling and 5xx are retried) and
+    hubpress's connect and read timeouts."""
     import boto3
     from botocore.config import Config
 
@@ -201,7 +207,13 @@ def s3_client(settings: Settings):
         endpoint = settings.s3_endpoint_url
     if endpoint:
         kwargs["endpoint_url"] = endpoint
-    config = Config(retries={"mode": "adaptive", "max_attempts": settings.s3_max_attempts})
+    # hubpress's deadlines (hubpress.deadlines): botocore bounds the connect and each read; its
+    # retry mode bounds the attempts.
+    config = Config(
+        connect_timeout=settings.connect_timeout,
+        read_timeout=settings.read_timeout,
+        retries={"mode": "adaptive", "max_attempts": settings.s3_max_attempts},
+    )
     return session.client("s3", config=config, **kwargs)
 
 

@@ -1,5 +1,6 @@
 """A persistent cache of file facts (sha256 and validation results) keyed by what identifies a
-version of a file without reading it: path, size, and mtime_ns + inode locally, or ETag on S3.
+version of a file without reading it: path, size, and mtime_ns, ctime_ns and inode locally, or ETag
+on S3.
 
 An unchanged multi-GB LoRA file or a 100,000-image tree is then never read twice. SQLite in WAL
 mode lets several processes (validation workers) share it safely.
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from hubpress.errors import ConfigError
+from hubpress.storage.regular import open_regular
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS facts (
@@ -52,16 +54,27 @@ def _sqlite_errors(path: Path | None) -> Iterator[None]:
 
 def sha256_file(path: str | os.PathLike[str]) -> str:
     digest = hashlib.sha256()
-    with open(path, "rb", buffering=0) as fh:
+    with open_regular(path) as fh:  # a /dev/zero link in a tree would be hashed forever
         while chunk := fh.read(CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
 
 
-def local_version(path: str | os.PathLike[str]) -> tuple[int, str]:
-    """(size, version) of a local file: version is mtime_ns and inode, so a replaced file misses."""
+def stat_version(st: os.stat_result) -> str:
+    """What says a local file's content may have changed, without reading it: the modification
+    time and the inode change time (ctime), as git's index keeps them. A same-size edit that puts
+    the old mtime back (`touch -d`, `os.utime`, a copy with `cp -p`) still moves the ctime, which
+    user space cannot set. The one version rule of every local listing and cache key."""
+    return f"{st.st_mtime_ns}+{st.st_ctime_ns}"
+
+
+def local_version(path: str | os.PathLike[str], *, with_ctime: bool = True) -> tuple[int, str]:
+    """(size, version) of a local file: version is `stat_version` and the inode, so an edited or
+    replaced file misses. `with_ctime=False` is for files only hubpress writes and never edits
+    (a local target's immutable versions), whose ctime moves each time a publish links them."""
     st = os.stat(path)
-    return st.st_size, f"{st.st_mtime_ns}:{st.st_ino}"
+    stamp = stat_version(st) if with_ctime else str(st.st_mtime_ns)
+    return st.st_size, f"{stamp}:{st.st_ino}"
 
 
 class HashCache:
@@ -115,6 +128,9 @@ class HashCache:
         conn = self._conn()
         uris = sorted({k[0] for k in keys})
         wanted = set(keys)
+        # Most files of a dataset share their facts but the sha256 (format, size, orientation):
+        # each distinct text is parsed once, and the parsed dicts are shared (callers only read them).
+        parsed: dict[str, dict[str, Any]] = {}
         for start in range(0, len(uris), 500):
             part = uris[start : start + 500]
             marks = ",".join("?" * len(part))
@@ -123,7 +139,9 @@ class HashCache:
             ):
                 key = (uri, size, version)
                 if key in wanted:
-                    found[key] = (sha, json.loads(info) if info else None)
+                    if info and info not in parsed:
+                        parsed[info] = json.loads(info)
+                    found[key] = (sha, parsed[info] if info else None)
         return found
 
     def put(
@@ -155,10 +173,10 @@ class HashCache:
             conn.execute("ROLLBACK")
             raise
 
-    def sha256_local(self, path: str | os.PathLike[str]) -> str:
-        """sha256 of a local file, read only when its size, mtime or inode changed since last time."""
+    def sha256_local(self, path: str | os.PathLike[str], *, with_ctime: bool = True) -> str:
+        """sha256 of a local file, read only when its size, mtime, ctime or inode changed since."""
         path = os.path.abspath(path)
-        size, version = local_version(path)
+        size, version = local_version(path, with_ctime=with_ctime)
         hit = self.get(path, size, version)
         if hit is not None and hit[0]:
             return hit[0]

@@ -12,6 +12,14 @@ a listing can report the file and a command can stop with one line.
     inside("/staging", "fp/data/x.parquet")          -> Path("/staging/fp/data/x.parquet")
     git_ref("v1.0", what="--tag")                    -> "v1.0"
     cache_key("my-backend")                          -> "my-backend"
+
+Names a remote gives (a Hub answer, a repo listing, a manifest's `files`, an upstream row's media
+path, a redirect) pass the same rules through `remote_path`, which also refuses a name whose
+percent-decoded form is unsafe (`%2e%2e/x`), and `repo_file_url`, the one rule for where upstream
+media may come from: a file of the upstream repo itself, at the pinned revision.
+
+    remote_path("data/train-1.parquet", what="listed file")         -> "data/train-1.parquet"
+    repo_file_url("hf://datasets/o/n@<sha>/a.png", "dataset", "o/n", "<sha>")  -> "a.png"
 """
 
 from __future__ import annotations
@@ -19,10 +27,12 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 from hubpress.errors import ConfigError
 
 UNSAFE_NAME = "unsafe_name"  # the problem kind of a refused name
+MEDIA_OUTSIDE_UPSTREAM = "media_outside_upstream"  # a row's media names a file elsewhere
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _DRIVE = re.compile(r"^[A-Za-z]:")
@@ -100,7 +110,7 @@ def inside(root: str | Path, name: str, *, what: str = "name", follow_links: boo
 def path_in_repo(name: str, *, what: str = "path in the repo") -> str:
     """A path a file takes in a Hub repo or a local target. Same rules as `relpath`; the Hub also
     refuses paths inside .git/."""
-    rel = relpath(name, what=what)
+    rel = remote_path(name, what=what)  # a name that decodes to an unsafe one is refused too
     if rel.split("/", 1)[0] == ".git":
         raise UnsafeNameError(f"{what} {_shown(name)} is inside .git/, which a repo cannot hold.", name)
     return rel
@@ -136,6 +146,59 @@ def cache_key(name: str, *, what: str = "id") -> str:
             name,
         )
     return name
+
+
+# --- names a remote gives -------------------------------------------------------------------------
+
+
+def remote_path(name: str, *, what: str = "path named by the remote") -> str:
+    """A path a remote named, as a safe relative POSIX path: the `relpath` rules, applied to the
+    name as sent and to its percent-decoded form (some later step may decode it), or UnsafeNameError."""
+    rel = relpath(name, what=what)
+    decoded = unquote(rel)
+    if decoded != rel and (why := why_unsafe(decoded)) is not None:
+        raise UnsafeNameError(f"{what} {_shown(name)} decodes to {_shown(decoded)}, which {why}.", name)
+    return rel
+
+
+def split_remote_paths(paths, *, what: str) -> tuple[list[str], list[UnsafeNameError]]:
+    """(the paths that pass `remote_path`, the refusals of the others): a listing with a hostile
+    entry is still usable, and every refusal can be reported in one line."""
+    kept: list[str] = []
+    refused: list[UnsafeNameError] = []
+    for path in paths:
+        try:
+            kept.append(remote_path(path, what=what))
+        except UnsafeNameError as exc:
+            refused.append(exc)
+    return kept, refused
+
+
+def repo_file_url(url: str, repo_type: str, repo_id: str, revision: str, *, what: str = "media path") -> str:
+    """The path in the repo of `url` when it names a file of `repo_id` at exactly `revision`
+    (`hf://{repo_type}s/{repo_id}@{revision}/{path}`, how `datasets` names a file beside the data),
+    else UnsafeNameError. Anything else (another repo or revision, a local or absolute path,
+    file://, http(s)://, `..` in any spelling) is refused: it would be read with this machine's
+    token or from its disk, on behalf of whoever wrote the row."""
+    if not isinstance(url, str) or not url:
+        raise UnsafeNameError(f"{what} {_shown(str(url))} is empty.", str(url), kind=MEDIA_OUTSIDE_UPSTREAM)
+    prefix = "" if repo_type == "model" else f"{repo_type}s/"
+    pinned = f"hf://{prefix}{repo_id}@{revision}/"
+    if not url.startswith(pinned):
+        scheme = urlsplit(url).scheme if "://" in url else ""
+        where = "a file on this machine" if not scheme or scheme == "file" else f"a {scheme}:// location"
+        if scheme == "hf":
+            where = "another repo or revision"
+        raise UnsafeNameError(
+            f"{what} {_shown(url)} names {where}, not a file of {repo_id} at {revision[:12]}: "
+            "upstream media is read only from the upstream repo at its pinned revision.",
+            url,
+            kind=MEDIA_OUTSIDE_UPSTREAM,
+        )
+    try:
+        return remote_path(url[len(pinned) :], what=what)
+    except UnsafeNameError as exc:
+        raise UnsafeNameError(str(exc), url, kind=MEDIA_OUTSIDE_UPSTREAM) from None
 
 
 def overlap(source: str, target: str) -> str | None:

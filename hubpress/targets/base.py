@@ -44,6 +44,8 @@ class RemoteState:
     head: str | None  # commit the state was read at; None when the repo or revision does not exist yet
     files: dict[str, RemoteFile] = field(default_factory=dict)
     revision_exists: bool = True
+    # Names the listing held that the name gate refused (left out of `files`), one line each.
+    refused: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

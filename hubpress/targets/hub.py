@@ -19,7 +19,8 @@ from typing import Any
 from hubpress.errors import PublishError, disk_error
 from hubpress.settings import ResolvedToken, Settings
 from hubpress.shards.parquet_footer import ParquetFooter, read_footer
-from hubpress.targets import hub_upload
+from hubpress.storage.names import split_remote_paths
+from hubpress.targets import hub_answers, hub_upload, hub_waits
 from hubpress.targets.base import CommitConflict, CommitResult, RemoteState, RepoType
 from hubpress.targets.blob_texts import BlobTexts
 from hubpress.targets.hub_calls import (
@@ -32,6 +33,7 @@ from hubpress.targets.hub_calls import (
     retry_transient,
     status_of,
 )
+from hubpress.targets.limits import Limits
 from hubpress.targets.plan import PublishPlan, RemoteFile, StagedFile, commit_mismatches
 
 log = logging.getLogger("hubpress.hub")
@@ -53,6 +55,10 @@ class HubRepo:
     def __init__(self, repo_id: str, repo_type: RepoType, settings: Settings, token: ResolvedToken):
         from huggingface_hub import HfApi
 
+        from hubpress.targets import hub_http
+
+        hub_http.install(settings)
+        hub_waits.set_max_wait(settings.hub_max_wait_seconds)  # every wait the Hub asks for is bounded
         self.repo_id = repo_id
         self.repo_type = repo_type
         self.settings = settings
@@ -75,6 +81,11 @@ class HubRepo:
             try:
                 return retry_transient(action, fn, on_retry=self.retry_messages.append)
             except Exception as exc:
+                answer = hub_answers.unusable(
+                    exc, f"The Hub at {self.endpoint}", f"{action} {self.description}"
+                )
+                if answer is not None:
+                    raise answer from None
                 if not is_transient(exc):
                     raise
                 tries = len(self.retry_messages) - before + 1
@@ -83,6 +94,24 @@ class HubRepo:
                     f"({tries} attempt(s) in {time.monotonic() - started:.0f} s). Check HF_ENDPOINT "
                     "(or HUBPRESS_HUB_ENDPOINT) and the network, then run again."
                 ) from None
+
+    def check_write_access(self, pull_request: bool = False) -> None:
+        """Refuse, before any work, a token that cannot write this repo (hubpress.targets.access)."""
+        from hubpress.errors import HubAccessError
+        from hubpress.targets.access import write_refusal
+
+        account = self._retry("check the token for", lambda: self.api.whoami())
+        reason = write_refusal(account, self.repo_type, self.repo_id, pull_request)
+        if reason is not None:
+            raise HubAccessError(
+                f"The token from {self.token.source} cannot write {self.description} (the Hub would answer "
+                f"HTTP 403): {reason}. Nothing was read or built. Use a token with write access there "
+                "(or --create-pr to propose the change)."
+            )
+
+    @property
+    def limits(self) -> Limits:
+        return Limits.from_settings(self.settings)
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -151,11 +180,26 @@ class HubRepo:
                 self.api.list_repo_tree(self.repo_id, recursive=True, revision=head, repo_type=self.repo_type)
             )
 
-        files = {}
-        for entry in self._retry("list files of", tree):
-            if isinstance(entry, RepoFile):
-                files[entry.path] = _remote_file(entry)
-        return RemoteState(exists=True, head=head, files=files)
+        listed = [e for e in self._retry("list files of", tree) if isinstance(e, RepoFile)]
+        # Every name the listing carries passes the name gate: a `../x` or `/etc/x` entry is left
+        # out (never planned, deleted or read) and reported in one line.
+        kept, refused = split_remote_paths([e.path for e in listed], what=f"{self.description} lists")
+        allowed = set(kept)
+        files = {e.path: _remote_file(e) for e in listed if e.path in allowed}
+        lines = tuple(f"{exc} It is ignored." for exc in refused)
+        return RemoteState(exists=True, head=head, files=files, refused=lines)
+
+    def file_facts(self, path: str, revision: str) -> RemoteFile | None:
+        """What the Hub lists for one file at `revision` (sha256 for LFS, git blob id), or None."""
+        from huggingface_hub.hf_api import RepoFile
+
+        found = self._retry(
+            "read",
+            lambda: self.api.get_paths_info(
+                self.repo_id, [path], revision=revision, repo_type=self.repo_type
+            ),
+        )
+        return next((_remote_file(i) for i in found if isinstance(i, RepoFile) and i.path == path), None)
 
     def read_text(self, path: str, revision: str, git_oid: str | None = None) -> str | None:
         """A small text file of the repo at `revision`. With the file's git blob id (from the tree
@@ -244,34 +288,92 @@ class HubRepo:
             self.settings.hub_max_concurrency,
         )
 
+        fingerprint = hub_answers.plan_fingerprint(plan, files)
+        lost: list[BaseException] = []  # attempts that ended without a usable answer
+
         def create():
-            # Files already uploaded above are not sent again: create_commit skips uploaded ops.
-            return self.api.create_commit(
-                self.repo_id,
-                operations,
-                commit_message=message,
-                repo_type=self.repo_type,
-                revision=plan.revision,
-                parent_commit=plan.parent_commit,
-                create_pr=create_pr or None,
-                num_threads=max(1, self.settings.hub_max_concurrency),
-            )
+            # After an attempt without an answer, the commit may have landed: look before sending it
+            # again, so it is never made twice.
+            if lost and (landed := self._landed(plan, fingerprint, create_pr)):
+                return landed
+            try:
+                # Files already uploaded above are not sent again: create_commit skips uploaded ops.
+                return self.api.create_commit(
+                    self.repo_id,
+                    operations,
+                    commit_message=message,
+                    commit_description=hub_answers.fingerprint_line(fingerprint),
+                    repo_type=self.repo_type,
+                    revision=plan.revision,
+                    parent_commit=plan.parent_commit,
+                    create_pr=create_pr or None,
+                    num_threads=max(1, self.settings.hub_max_concurrency),
+                )
+            except Exception as exc:
+                if is_transient(exc) or hub_answers.unusable(exc, "", "") is not None:
+                    lost.append(exc)
+                raise
 
         try:
             info = self._retry("commit to", create)
-        except HfHubHTTPError as exc:
-            if status_of(exc) in (409, 412):
-                raise CommitConflict(str(exc)) from None
-            raise PublishError(f"The Hub refused the commit to {self.description}: {exc}") from None
+        except (HubUnavailable, hub_answers.UnusableAnswer, HfHubHTTPError) as exc:
+            # The last attempt's answer was lost or unusable, or a retry was refused because the
+            # head moved (412): the head tells whether the commit landed.
+            landed = self._landed(plan, fingerprint, create_pr) if lost else None
+            if landed is None:
+                if isinstance(exc, HfHubHTTPError) and status_of(exc) in (409, 412):
+                    raise CommitConflict(str(exc)) from None
+                if isinstance(exc, HfHubHTTPError):
+                    raise PublishError(f"The Hub refused the commit to {self.description}: {exc}") from None
+                raise
+            if isinstance(exc, hub_answers.UnusableAnswer):
+                log.warning("%s", exc)  # one line naming the Hub and what it sent
+            info = landed
+        oid = info.oid
+        if not hub_answers.is_commit_id(oid):
+            if landed := self._landed(plan, fingerprint, create_pr):
+                log.warning(
+                    "%s", hub_answers.bad_commit_id(oid, f"The Hub at {self.endpoint}", self.description)
+                )
+                info, oid = landed, landed.oid
+            else:
+                raise hub_answers.bad_commit_id(oid, f"The Hub at {self.endpoint}", self.description)
+        if oid == plan.parent_commit and not create_pr:
+            raise hub_answers.no_commit_made(oid, f"The Hub at {self.endpoint}", self.description)
         held = tuple(
             sorted(
                 op.path_in_repo for op in additions if op.path_in_repo in present and op._upload_mode == "lfs"
             )
         )
+        url = info.commit_url if isinstance(info.commit_url, str) else self.commit_url(oid)
         transfer = self._xet_sent.commit_fields(additions) if xet else {"transfer": "lfs"}
-        return CommitResult(
-            commit=info.oid, url=info.commit_url, pr_url=info.pr_url, already_present=held, **transfer
+        return CommitResult(commit=oid, url=url, pr_url=info.pr_url, already_present=held, **transfer)
+
+    def _landed(self, plan: PublishPlan, fingerprint: str, create_pr: bool) -> Any:
+        """This plan's commit, when it is in the revision's history since the planned parent (a
+        commit carrying its fingerprint); None otherwise. Pull requests are not looked for."""
+        from huggingface_hub import CommitInfo
+
+        head = None if create_pr else self.head(plan.revision)
+        if head is None or head == plan.parent_commit:
+            return None
+        history = self._retry(
+            "read the history of",
+            lambda: self.api.list_repo_commits(self.repo_id, repo_type=self.repo_type, revision=head),
         )
+        for entry in history:
+            if entry.commit_id == plan.parent_commit:
+                break
+            if hub_answers.carries_fingerprint(entry.message, fingerprint):
+                log.warning(
+                    "the commit to %s landed though its answer was lost: %s carries this publish's plan "
+                    "fingerprint, so it is reported and verified as this publish's commit",
+                    self.description,
+                    entry.commit_id[:12],
+                )
+                url = self.commit_url(entry.commit_id)
+                return CommitInfo(url, entry.title, entry.message, entry.commit_id, _endpoint=self.endpoint)
+        return None
 
     def _preupload(self, op: Any, revision: str | None, create_pr: bool = False) -> None:
         sent = hub_upload.preupload(
@@ -300,13 +402,27 @@ class HubRepo:
         return next((ref.target_commit for ref in refs.tags if ref.name == tag), None)
 
     def create_tag(self, commit: str, tag: str, message: str | None = None) -> None:
-        """Create `tag` on `commit` (hubpress.targets.publish.apply_tag decides whether to)."""
-        self._retry(
-            "tag",
-            lambda: self.api.create_tag(
-                self.repo_id, tag=tag, tag_message=message, revision=commit, repo_type=self.repo_type
-            ),
-        )
+        """Create `tag` on `commit` (hubpress.targets.publish.apply_tag decides whether to). A
+        creation applied but not answered is retried into a 409: the tag is this publish's own
+        when it names `commit`, and the 409 is then no error."""
+        from huggingface_hub.errors import HfHubHTTPError
+
+        try:
+            self._retry(
+                "tag",
+                lambda: self.api.create_tag(
+                    self.repo_id, tag=tag, tag_message=message, revision=commit, repo_type=self.repo_type
+                ),
+            )
+        except HfHubHTTPError as exc:
+            if status_of(exc) != 409:
+                raise
+            existing = self.tag_commit(tag)
+            if existing != commit:
+                from hubpress.targets.publish import _tag_taken
+
+                raise _tag_taken(tag, self.description, existing or "(unknown)") from None
+            log.warning("tag %s on %s was already created (an earlier answer was lost)", tag, commit[:12])
 
     def verify(self, commit: str, files: list[StagedFile]) -> list[str]:
         """Compare the Hub's hashes of the committed files with the staged ones, without downloading."""

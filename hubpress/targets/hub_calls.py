@@ -13,6 +13,7 @@ from typing import TypeVar
 
 from hubpress.errors import HubAccessError, HubpressError, PublishError
 from hubpress.settings import ResolvedToken
+from hubpress.targets import hub_waits
 
 log = logging.getLogger("hubpress.hub")
 
@@ -78,7 +79,8 @@ def retry_transient(
     on_retry: Callable[[str], None] | None = None,
 ) -> T:
     """Call fn, retrying transient failures with exponential backoff and full jitter, bounded in
-    attempts and total time. A Retry-After header, when present, is honoured."""
+    attempts and total time. A wait the Hub asks for (RateLimit, Retry-After) is honoured up to
+    hub_waits' bound, each time; a longer one stops at once (HubRateLimited)."""
     started = time.monotonic()
     for attempt in range(1, attempts + 1):
         try:
@@ -86,18 +88,19 @@ def retry_transient(
         except Exception as exc:
             if not is_transient(exc) or attempt == attempts:
                 raise
-            retry_after = None
             response = getattr(exc, "response", None)
-            if response is not None:
-                with contextlib.suppress(TypeError, ValueError):
-                    retry_after = float(response.headers.get("Retry-After"))
-            delay = (
-                retry_after if retry_after is not None else random.uniform(0, base_delay * 2 ** (attempt - 1))
-            )
-            spent = time.monotonic() - started + delay
-            if spent > max_total or (is_connect_failure(exc) and spent > CONNECT_BUDGET_SECONDS):
-                raise
             status = status_of(exc)
+            # One rule for every wait the Hub asks for (hub_waits): bounded, and a value that is no
+            # finite number of seconds counts as none.
+            wait = hub_waits.wait_for(status, response.headers) if response is not None and status else None
+            if wait is not None and wait.seconds > hub_waits.max_wait():
+                raise hub_waits.too_long(wait, f"The Hub (asked to {action})") from None
+            delay = wait.seconds if wait is not None else random.uniform(0, base_delay * 2 ** (attempt - 1))
+            spent = time.monotonic() - started + delay
+            if (wait is None and spent > max_total) or (
+                is_connect_failure(exc) and spent > CONNECT_BUDGET_SECONDS
+            ):
+                raise
             what = (
                 "rate-limited (429)"
                 if status == 429
@@ -114,7 +117,15 @@ def retry_transient(
 @contextlib.contextmanager
 def hub_errors(action: str, where: str, token: ResolvedToken) -> Iterator[None]:
     """Turn the Hub's auth and not-found answers into hubpress errors that say what to do."""
-    from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError, RevisionNotFoundError
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        HfHubHTTPError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    from hubpress.targets.hub_failures import outbound_failure
 
     try:
         yield
@@ -142,4 +153,15 @@ def hub_errors(action: str, where: str, token: ResolvedToken) -> Iterator[None]:
                 f"The Hub forbade the request to {action} {where} (HTTP 403, token from {token.source}): "
                 "the token cannot write there. Use a token with write access to that namespace."
             ) from None
+        if status in (409, 412) or isinstance(exc, EntryNotFoundError):
+            raise  # conflicts and absent files: the caller decides
+        raise outbound_failure(exc, action, where) or exc from None
+    except (EntryNotFoundError, LocalEntryNotFoundError):
         raise
+    except Exception as exc:
+        # Anything else a Hub answer made the client raise (not JSON, `{}` where fields were due, a
+        # download shorter than declared): one line, never a traceback.
+        failure = outbound_failure(exc, action, where)
+        if failure is None:
+            raise
+        raise failure from exc

@@ -25,6 +25,42 @@ class Limits:
     regular_bytes_per_commit: int = MAX_REGULAR_BYTES_PER_COMMIT
     file_bytes: int = MAX_FILE_BYTES
 
+    @classmethod
+    def from_settings(cls, settings) -> Limits:
+        """The Hub's limits, as the settings give them (HUBPRESS_HUB_FILES_PER_FOLDER, ...: for a
+        Hub with other limits than huggingface.co's)."""
+        return cls(
+            files_per_folder=settings.hub_files_per_folder,
+            files_per_repo=settings.hub_files_per_repo,
+            file_bytes=settings.hub_max_file_bytes,
+        )
+
+
+# Files a dataset repo holds besides its shards: README.md, manifest.json, .gitattributes.
+FILES_BESIDE_SHARDS = 3
+
+
+def check_planned_shards(shards: int, largest: int, limits: Limits = Limits()) -> None:
+    """Before any shard is built or uploaded: refuse a dataset whose shards alone would break a
+    limit, with the numbers and the way out. (The plan's check, `check_limits`, runs again before
+    the commit with every file the repo holds.)"""
+    if shards + FILES_BESIDE_SHARDS > limits.files_per_repo:
+        raise HubLimitError(
+            f"The dataset would be written as {shards:,} shards; the Hub allows under {limits.files_per_repo:,} "
+            "files per repo. Nothing was built or uploaded. Raise --max-shard-size to write fewer, larger shards."
+        )
+    if shards > limits.lfs_files_per_commit:
+        raise HubLimitError(
+            f"The dataset would be written as {shards:,} shards, and hubpress publishes in one commit; the Hub "
+            f"takes at most {limits.lfs_files_per_commit:,} LFS files per commit. Nothing was built or uploaded. "
+            "Raise --max-shard-size to write fewer, larger shards."
+        )
+    if largest > limits.file_bytes:
+        raise HubLimitError(
+            f"A shard would be about {largest:,} bytes; the Hub refuses files over {limits.file_bytes:,} bytes. "
+            "Nothing was built or uploaded. Lower --max-shard-size (a single sample over the limit cannot be published)."
+        )
+
 
 def goes_to_lfs(path: str, size: int) -> bool:
     return size > LFS_SIZE_THRESHOLD or not path.lower().endswith(TEXT_SUFFIXES)

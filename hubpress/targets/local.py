@@ -71,7 +71,8 @@ class LocalDir:
             for name in filenames:
                 full = os.path.join(dirpath, name)
                 rel = os.path.relpath(full, root).replace(os.sep, "/")
-                sha = self.cache.sha256_local(full)
+                # hubpress's own immutable versions: each publish links them anew (the ctime moves)
+                sha = self.cache.sha256_local(full, with_ctime=False)
                 files[rel] = RemoteFile(path=rel, size=os.path.getsize(full), sha256=sha)
         return RemoteState(exists=True, head=head, files=files)
 

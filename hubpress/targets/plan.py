@@ -109,8 +109,8 @@ def make_plan(
     remote: dict[str, RemoteFile],
     owned: set[str] | frozenset[str] = frozenset(),
 ) -> PublishPlan:
-    """Compare staged files with the target. `owned` lists paths hubpress wrote before (from the
-    previous manifest): those absent from `staged` are deleted; anything else is left alone."""
+    """Compare staged files with the target. `owned` lists paths hubpress provably wrote before
+    (hubpress.targets.ownership): those absent from `staged` are deleted; anything else is left alone."""
     changes: list[FileChange] = []
     wanted = {f.path for f in staged}
     for f in sorted(staged, key=lambda f: f.path):

@@ -5,7 +5,6 @@ verify. Shared by datasets, LoRA releases and refreshes; the flows wrap these st
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import tempfile
 from collections.abc import Callable, Iterator
@@ -24,8 +23,9 @@ from hubpress.targets.base import (
     is_local_target,
     local_path,
 )
-from hubpress.targets.limits import check_limits
+from hubpress.targets.limits import Limits, check_limits
 from hubpress.targets.local import LocalDir, staged_text
+from hubpress.targets.ownership import owned_files
 from hubpress.targets.plan import PublishPlan, StagedFile, make_plan
 
 log = logging.getLogger("hubpress.publish")
@@ -35,10 +35,16 @@ CARD = "README.md"
 
 
 def open_target(
-    target: str, repo_type: RepoType, settings: Settings, token: str | None = None, write: bool = True
+    target: str,
+    repo_type: RepoType,
+    settings: Settings,
+    token: str | None = None,
+    write: bool = True,
+    pull_request: bool = False,
 ) -> Target:
-    """A Target for a Hub repo id or a local directory. A write to the Hub without a token fails
-    here, before any work, with one message naming every way to provide one."""
+    """A Target for a Hub repo id or a local directory. A write to the Hub without a token, or with
+    a token that cannot write the repo (`pull_request`: only open a PR on it), fails here, before
+    any work, with one message naming every way to provide one."""
     if is_local_target(target):
         from hubpress.storage.hashcache import HashCache
 
@@ -47,20 +53,10 @@ def open_target(
 
     check_repo_id(target)
     resolved = require_write_token(token, settings) if write else resolve_token(token, settings)
-    return HubRepo(target, repo_type, settings, resolved)
-
-
-def owned_paths(manifest_text: str | None) -> set[str]:
-    """Paths hubpress wrote in the previous publish, from its manifest.json (`files`)."""
-    if not manifest_text:
-        return set()
-    try:
-        data = json.loads(manifest_text)
-    except ValueError:
-        return set()
-    files = data.get("files", {}) if isinstance(data, dict) else {}
-    owned = set(files) if isinstance(files, dict) else {f.get("path") for f in files if isinstance(f, dict)}
-    return {p for p in owned if isinstance(p, str)} | {MANIFEST}
+    repo = HubRepo(target, repo_type, settings, resolved)
+    if write:
+        repo.check_write_access(pull_request)
+    return repo
 
 
 @dataclass(slots=True)
@@ -76,7 +72,9 @@ class PublishOutcome:
     attempts: int = 1
     dry_run: bool = False
     notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # said to the person (CLI, --json, the run log)
     already_present: tuple[str, ...] = ()  # committed, but their content was on the target already
+    refused: list[str] = field(default_factory=list)  # names of the target the gate refused, one line each
     transfer: str | None = None  # "xet" or "lfs" to the Hub; None for a local directory or no commit
     xet_sent_bytes: int | None = None  # on Xet: what crossed the wire after deduplication
     deduped_bytes: int = 0  # on Xet: bytes of the uploaded files whose chunks the Hub already held
@@ -127,7 +125,12 @@ class PublishOutcome:
             "unchanged_files": [c.path for c in self.plan.of("unchanged")],
             "deleted_files": [c.path for c in self.plan.of("deleted")] if self.commit else [],
             "plan": self.plan.summary(),
+            # What a publish would send; for a dry run, what it would send at most (the Hub may
+            # already hold some of it).
+            "planned_bytes": sum(c.size for c in self.plan.uploads),
             "attempts": self.attempts,
+            "refused_names": list(self.refused),
+            "warnings": list(self.warnings),
         }
 
 
@@ -139,6 +142,20 @@ def bytes_phrase(result: dict[str, object], verb: str = "") -> str:
         return f"{uploaded:,} bytes{verb}"
     sent = int(result.get("sent_bytes") or 0)  # type: ignore[call-overload]
     return f"{uploaded:,} bytes ({sent:,} sent after Xet deduplication)"
+
+
+def _warn_if_unseen(outcome: PublishOutcome, target: Target, state) -> None:
+    """A dry run against a Hub repo it cannot see plans against an empty repo: say so, since a
+    private repo looks the same as a missing one to a reader without a usable token."""
+    token = getattr(target, "token", None)
+    if state.exists or token is None:
+        return
+    who = "no token" if token.value is None else f"the token from {token.source}"
+    outcome.warnings.append(
+        f"{outcome.target} could not be seen with {who}: it does not exist, or it is private and "
+        "this token cannot read it. The plan below assumes an empty repo."
+    )
+    log.warning(outcome.warnings[-1])
 
 
 CardFn = Callable[[str | None], str]
@@ -264,13 +281,15 @@ def publish_files(
             manifest_text, existing_card = _read_both(
                 target, state, MANIFEST if allow_deletes else None, CARD if card is not None else None
             )
-            owned = owned_paths(manifest_text) if allow_deletes else set()
+            # Only files hubpress provably wrote may go (hubpress.targets.ownership).
+            ownership = owned_files(manifest_text if allow_deletes else None, state.files)
+            owned = ownership.deletable
             files = list(staged)
             if card is not None:
                 card_file, _ = staged_text(CARD, card(existing_card), scratch)
                 files = [f for f in files if f.path != CARD] + [card_file]
             plan = make_plan(target_name, revision, head, files, state.files, owned)
-            check_limits(plan, set(state.files))
+            check_limits(plan, set(state.files), getattr(target, "limits", None) or Limits())
             if on_plan is not None:
                 on_plan(plan)
             outcome = PublishOutcome(
@@ -278,9 +297,13 @@ def publish_files(
             )
             if revision_missing:
                 outcome.notes.append(f"revision {revision!r} does not exist yet; it will be created")
+            outcome.refused = [*state.refused, *ownership.refused]
+            for line in outcome.refused if attempt == 1 else ():
+                log.warning("%s", line)
             if tag:
                 _check_tag_free(target, tag, head if plan.is_noop else None, target_name)
             if dry_run:
+                _warn_if_unseen(outcome, target, state)
                 return outcome
             if plan.is_noop:
                 log.info("%s is up to date: nothing to upload, no commit made", target_name)

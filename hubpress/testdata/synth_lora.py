@@ -19,7 +19,9 @@ import numpy as np
 
 from hubpress.lora.weights import DTYPE_BITS
 
-Naming = Literal["peft", "kohya", "diffusers", "lokr", "loha"]
+# "peft" is diffusers' PEFT-style naming (transformer.*.lora_A.weight, what save_lora_weights writes);
+# "peft_adapter" is PEFT's own save_pretrained naming (base_model.model.*.lora_A.weight).
+Naming = Literal["peft", "peft_adapter", "kohya", "diffusers", "lokr", "loha"]
 
 # Qwen-Image-Edit transformer blocks' usual LoRA targets, in diffusers naming.
 QWEN_TARGETS = (
@@ -56,6 +58,8 @@ def lora_tensor_names(module: str, naming: Naming) -> tuple[str, str]:
     """(down/A name, up/B name) of one adapted module in the given naming."""
     if naming == "peft":
         return f"transformer.{module}.lora_A.weight", f"transformer.{module}.lora_B.weight"
+    if naming == "peft_adapter":
+        return f"base_model.model.{module}.lora_A.weight", f"base_model.model.{module}.lora_B.weight"
     if naming == "kohya":
         flat = "lora_unet_" + module.replace(".", "_")
         return f"{flat}.lora_down.weight", f"{flat}.lora_up.weight"

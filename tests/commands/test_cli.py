@@ -110,10 +110,10 @@ def test_cli_options_are_the_parameter_model(command, model, own, excluded):
 
     from typer.main import get_command
 
-    import flows.params
+    import hubpress.flows.params
     from hubpress.commands.cli import app
 
-    fields = getattr(flows.params, model).model_fields
+    fields = getattr(hubpress.flows.params, model).model_fields
     params = {p.name: p for p in get_command(app).commands[command].params if p.name not in own}
     assert set(params) == set(fields) - excluded
     for name, param in params.items():

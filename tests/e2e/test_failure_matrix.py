@@ -195,8 +195,8 @@ def test_read_only_and_full_disks(command, disk, disks, inputs, hub, tmp_path):
 
 
 def test_a_later_run_removes_the_temporary_files_a_crash_left(tmp_path):
-    from flows.params import PublishDatasetParams
-    from flows.publish_dataset import publish_dataset
+    from hubpress.flows.params import PublishDatasetParams
+    from hubpress.flows.publish_dataset import publish_dataset
 
     staging = tmp_path / "staging"
     crashed = staging / "crashed-stage" / "data"
@@ -216,8 +216,8 @@ def test_a_later_run_removes_the_temporary_files_a_crash_left(tmp_path):
 
 
 def test_local_targets_honour_the_umask(tmp_path):
-    from flows.params import PublishDatasetParams
-    from flows.publish_dataset import publish_dataset
+    from hubpress.flows.params import PublishDatasetParams
+    from hubpress.flows.publish_dataset import publish_dataset
 
     src = tmp_path / "src"
     write_dataset(src, samples=2)

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from flows.params import PublishDatasetParams, PublishLoraParams
-from flows.publish_dataset import publish_dataset
-from flows.publish_lora import publish_lora
+from hubpress.flows.params import PublishDatasetParams, PublishLoraParams
+from hubpress.flows.publish_dataset import publish_dataset
+from hubpress.flows.publish_lora import publish_lora
 from hubpress.testdata.synth import write_dataset
 from hubpress.testdata.synth_lora import write_lora
 
@@ -27,13 +27,13 @@ HEAVY = ("datasets", "pandas", "pyarrow", "numpy")
 
 SCRIPT = """
 import json, sys
-from flows.params import PublishDatasetParams, PublishLoraParams
+from hubpress.flows.params import PublishDatasetParams, PublishLoraParams
 if sys.argv[1] == "dataset":
-    from flows.publish_dataset import publish_dataset
+    from hubpress.flows.publish_dataset import publish_dataset
     result = publish_dataset(PublishDatasetParams(source=sys.argv[2], target=sys.argv[3]))
     unchanged = result["listing_unchanged"]
 else:
-    from flows.publish_lora import publish_lora
+    from hubpress.flows.publish_lora import publish_lora
     result = publish_lora(PublishLoraParams(src_path=sys.argv[2], target=sys.argv[3]))
     unchanged = result["unchanged"]
 loaded = sorted(m for m in sys.argv[4].split(",") if m in sys.modules)

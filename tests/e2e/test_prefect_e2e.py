@@ -25,8 +25,8 @@ import httpx
 import pytest
 from huggingface_hub import HfApi
 
-from deployments.serve import PUBLISH_DATASET, RELEASE_TRAINING_RUN, SCHEDULED_PUBLISH
-from flows.params import PublishDatasetParams
+from hubpress.deployments.serve import PUBLISH_DATASET, RELEASE_TRAINING_RUN, SCHEDULED_PUBLISH
+from hubpress.flows.params import PublishDatasetParams
 from hubpress.testdata.synth import write_dataset
 from hubpress.testdata.synth_lora import write_lora
 from tests.conftest import WRITE_TOKEN, _free_port
@@ -501,7 +501,7 @@ def test_the_local_server_is_found_from_any_directory(prefect_server, base_env, 
 def test_prefect_deploy_all_needs_the_checkout_and_uses_pool_names(prefect_server, api, base_env, e2e_dir):
     """`prefect deploy --all` (prefect.yaml) on a real server: refused in one line without
     HUBPRESS_CHECKOUT, and otherwise creates the "-pool" deployments next to the served ones."""
-    from deployments.serve import PUBLISH_LORA, REFRESH_DATASET, pool_name
+    from hubpress.deployments.serve import PUBLISH_LORA, REFRESH_DATASET, pool_name
 
     root = Path(__file__).resolve().parents[2]
     prefect = str(Path(sys.executable).parent / "prefect")

@@ -51,9 +51,9 @@ def test_importing_hubpress_stays_cheap():
 
 @pytest.mark.usefixtures("prefect_harness")
 def test_empty_prompt_is_kept_with_a_warning_and_loads(tmp_path):
-    from flows.params import PublishDatasetParams
-    from flows.publish_dataset import publish_dataset
     from hubpress import load_editing_dataset
+    from hubpress.flows.params import PublishDatasetParams
+    from hubpress.flows.publish_dataset import publish_dataset
     from hubpress.sources.intake import run_intake
 
     src = tmp_path / "src"

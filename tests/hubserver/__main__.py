@@ -2,6 +2,7 @@
 
     python -m tests.hubserver --port 8080 --data /tmp/hub --token alice=hf_xxx:write
     python -m tests.hubserver ... --latency-ms 50 --mbytes-per-s 40     # a realistic uplink
+    python -m tests.hubserver ... --read-only hf_xxx=dataset/alice/data  # that token may only read it
 
 Prints one line, `READY http://127.0.0.1:PORT`, once it accepts requests; stops on SIGINT/SIGTERM.
 """
@@ -15,6 +16,7 @@ import threading
 from pathlib import Path
 
 from .link import Link
+from .scopes import parse_read_only
 from .server import HubServer
 
 
@@ -27,12 +29,34 @@ def _token(spec: str) -> tuple[str, tuple[str, str]]:
     return token, (name, role)
 
 
+def _read_only(spec: str) -> tuple[str, str]:
+    try:
+        return parse_read_only(spec)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _group(pairs: list[tuple[str, str]]) -> dict[str, set[str]]:
+    grouped: dict[str, set[str]] = {}
+    for token, repo in pairs:
+        grouped.setdefault(token, set()).add(repo)
+    return grouped
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.hubserver", description=__doc__.split("\n")[1])
     parser.add_argument("--port", type=int, default=0, help="port to listen on (0 picks a free one)")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--data", type=Path, required=True, help="directory holding the repos")
     parser.add_argument("--token", type=_token, action="append", default=[], metavar="NAME=TOKEN:ROLE")
+    parser.add_argument(
+        "--read-only",
+        type=_read_only,
+        action="append",
+        default=[],
+        metavar="TOKEN=TYPE/NS/NAME",
+        help="the token may only read that repo (a fine-grained token without repo.write there)",
+    )
     parser.add_argument("--multipart-threshold", type=int, default=50 * 1024 * 1024)
     parser.add_argument("--multipart-chunk-size", type=int, default=8 * 1024 * 1024)
     parser.add_argument("--latency-ms", type=float, default=0, help="added to every response (default 0)")
@@ -57,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         multipart_threshold=args.multipart_threshold,
         multipart_chunk_size=args.multipart_chunk_size,
         link=Link(args.latency_ms, args.mbytes_per_s),
+        read_only=_group(args.read_only),
         xet=not args.no_xet,
     )
     done = threading.Event()

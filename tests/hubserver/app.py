@@ -26,6 +26,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote, urlencode
 
+from . import multipart as multipart_uploads
+from . import scopes
 from .errors import (
     BadRequest,
     Conflict,
@@ -39,6 +41,7 @@ from .errors import (
     Unprocessable,
 )
 from .gitobjects import SHA256_RE
+from .limits import HubLimits, check_commit
 from .messages import FileSlice, Request, Response
 from .stats import Accounting
 from .store import (
@@ -65,6 +68,7 @@ _WEB_REPO = r"(?:/(?P<prefix>datasets|spaces))?/(?P<ns>[^/]+)/(?P<name>[^/]+?)"
 class Identity:
     user: str
     role: str  # "write" | "read"
+    read_only: frozenset[str] = frozenset()  # "type/ns/name" repos this token may only read (scopes.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,14 +136,19 @@ class HubApp:
         accounting: Accounting,
         transfer: TransferSettings,
         orgs: dict[str, set[str]] | None = None,
+        read_only: dict[str, set[str]] | None = None,
         xet: XetCas | None = None,
     ) -> None:
         self.store = store
         self.xet = xet  # None: the LFS path only, as older and self-hosted Hubs serve
-        self.tokens = {token: Identity(user, role) for token, (user, role) in tokens.items()}
+        self.tokens = {
+            token: Identity(user, role, frozenset((read_only or {}).get(token, ())))
+            for token, (user, role) in tokens.items()
+        }
         self.orgs = {user: set(names) for user, names in (orgs or {}).items()}  # user -> orgs
         self.accounting = accounting
         self.transfer = transfer
+        self.limits = HubLimits()  # settable on a running server (tests/hubserver/limits.py)
         self._secret = secrets.token_bytes(32)
         self._running_lock = threading.Lock()
         self._running_sha256: dict[str, tuple[int, Any]] = {}  # parts dir -> (next part, sha256 so far)
@@ -229,6 +238,7 @@ class HubApp:
             raise Forbidden("This token has the read role: writing needs a write token")
         if not self.may_write_in(identity, repo_id.split("/", 1)[0]) and not pull_request:
             raise Forbidden(f"{identity.user} may not write to {repo_id}: open a pull request instead")
+        scopes.check_not_read_only(identity.read_only, repo_type, repo_id, pull_request)
         return repo
 
     def may_write_in(self, identity: Identity, namespace: str) -> bool:
@@ -256,7 +266,11 @@ class HubApp:
                 "orgs": [{"type": "org", "name": org} for org in sorted(self.orgs.get(identity.user, ()))],
                 "auth": {
                     "type": "access_token",
-                    "accessToken": {"displayName": f"{identity.user}-{identity.role}", "role": identity.role},
+                    "accessToken": scopes.fine_grained(
+                        identity.user, identity.role, self.orgs.get(identity.user, set()), identity.read_only
+                    )
+                    if identity.read_only
+                    else {"displayName": f"{identity.user}-{identity.role}", "role": identity.role},
                 },
             }
         )
@@ -442,6 +456,7 @@ class HubApp:
         identity = self.identity(request)
         assert identity is not None
         header, operations = self._parse_commit_payload(request.body())
+        check_commit(self.limits, self._files_at(repo, p["rev"]), operations)
         if self.xet is not None:
             fetch_committed(self.xet, repo, operations)
         result, inline_bytes = repo.create_commit(
@@ -460,6 +475,15 @@ class HubApp:
         if result.pr_num is not None:
             body["pullRequestUrl"] = f"{url}/discussions/{result.pr_num}"
         return Response.json(body)
+
+    @staticmethod
+    def _files_at(repo: Repo, rev: str) -> list[str]:
+        """The files of `rev` (none when it does not resolve: the commit itself then says why)."""
+        try:
+            sha, _ = repo.resolve(rev)
+        except HubError:
+            return []
+        return list(repo.snapshot(sha).files)
 
     # ---- LFS ----------------------------------------------------------------------------------
     def _sign(self, method: str, path: str, size: int) -> str:
@@ -505,11 +529,15 @@ class HubApp:
             if multipart and size > self.transfer.multipart_threshold:
                 chunk = self.transfer.multipart_chunk_size
                 header = {"chunk_size": str(chunk)}
+                upload_id = multipart_uploads.new_upload_id()  # this uploader's parts are kept apart
                 for number in range(1, math.ceil(size / chunk) + 1):
-                    header[str(number)] = self._signed_url(
-                        request, "PUT", f"{base}/{oid}/part/{number}", size
+                    header[str(number)] = multipart_uploads.with_upload_id(
+                        self._signed_url(request, "PUT", f"{base}/{oid}/part/{number}", size), upload_id
                     )
-                upload = {"href": self._signed_url(request, "POST", f"{base}/{oid}", size), "header": header}
+                href = multipart_uploads.with_upload_id(
+                    self._signed_url(request, "POST", f"{base}/{oid}", size), upload_id
+                )
+                upload = {"href": href, "header": header}
             else:
                 upload = {"href": self._signed_url(request, "PUT", f"{base}/{oid}", size)}
             objects.append(
@@ -560,7 +588,7 @@ class HubApp:
     def lfs_upload_part(self, request: Request) -> Response:
         self._check_signature(request)
         repo = self._lfs_repo(request)
-        parts = repo.lfs_parts_dir(request.params["oid"])
+        parts = repo.lfs_parts_dir(multipart_uploads.parts_key(request))
         parts.mkdir(parents=True, exist_ok=True)
         number = int(request.params["part"])
         if number < 1:
@@ -599,7 +627,7 @@ class HubApp:
         repo = self._lfs_repo(request)
         oid = request.params["oid"]
         payload = request.json()
-        parts_dir = repo.lfs_parts_dir(oid)
+        parts_dir = repo.lfs_parts_dir(multipart_uploads.parts_key(request))
         parts = sorted(
             (payload.get("parts") or []) if isinstance(payload, dict) else [], key=lambda x: x["partNumber"]
         )

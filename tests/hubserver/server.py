@@ -28,6 +28,7 @@ class HubServer:
     tokens maps a bearer token to (user name, "write" | "read"); orgs maps a user to the orgs it
     belongs to. As on the Hub, a write token creates and writes repos only in its user's namespace
     and its orgs (403 elsewhere); the owner's tokens (read or write) see its private repos.
+    read_only maps a token to repos ("dataset/ns/name") it may only read (tests/hubserver/scopes.py).
     """
 
     def __init__(
@@ -40,6 +41,7 @@ class HubServer:
         multipart_chunk_size: int = 8 * 1024 * 1024,
         orgs: dict[str, set[str]] | None = None,
         link: Link | None = None,
+        read_only: dict[str, set[str]] | None = None,
         xet: bool = True,
     ) -> None:
         for _user, role in (tokens or {}).values():
@@ -57,7 +59,9 @@ class HubServer:
         # Xet storage, on as on the Hub: the CAS lives in DATA/xet (xet=False: the LFS path only).
         self.xet = XetCas(self.data_dir / "xet") if xet else None
         self._xet_baseline = self.xet.stored_bytes() if self.xet else 0
-        self.app = HubApp(self.store, dict(tokens or {}), self._accounting, self.transfer, orgs, self.xet)
+        self.app = HubApp(
+            self.store, dict(tokens or {}), self._accounting, self.transfer, orgs, read_only, self.xet
+        )
         self._connections = Connections()
         # Latency and a shared rate for bodies (--latency-ms, --mbytes-per-s); none by default.
         self.link = link or Link()
@@ -135,6 +139,11 @@ class HubServer:
     def armed_faults(self) -> int:
         """How many fault firings are still armed."""
         return self._faults.armed
+
+    @property
+    def limits(self):
+        """The Hub's storage limits this server enforces on commits (tests/hubserver/limits.py)."""
+        return self.app.limits
 
     # ---- transfer knobs (settable while running) ----------------------------------------------
     @property

@@ -8,11 +8,11 @@ import boto3
 import pytest
 from huggingface_hub import HfApi
 
-from flows.params import PublishLoraParams, ReleaseTrainingRunParams
-from flows.publish_lora import publish_lora
-from flows.release_training_run import release_training_run
 from hubpress.api import download_lora, upload_lora_safetensors
 from hubpress.errors import ConfigError
+from hubpress.flows.params import PublishLoraParams, ReleaseTrainingRunParams
+from hubpress.flows.publish_lora import publish_lora
+from hubpress.flows.release_training_run import release_training_run
 from hubpress.lora.weights import InvalidWeightsError
 from hubpress.testdata.synth_lora import write_broken, write_lora
 from tests.conftest import WRITE_TOKEN

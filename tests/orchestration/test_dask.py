@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from flows.params import PublishDatasetParams
-from flows.publish_dataset import publish_dataset
 from hubpress.errors import ConfigError
+from hubpress.flows.params import PublishDatasetParams
+from hubpress.flows.publish_dataset import publish_dataset
 from hubpress.orchestration.runners import TaskRunnerChoice, make_task_runner, with_task_runner
 from hubpress.testdata.synth import write_dataset
 

@@ -19,8 +19,8 @@ from pathlib import Path
 import boto3
 import pytest
 
-from flows.params import PublishDatasetParams
-from flows.publish_dataset import publish_dataset
+from hubpress.flows.params import PublishDatasetParams
+from hubpress.flows.publish_dataset import publish_dataset
 from hubpress.orchestration.runners import TaskRunnerChoice, with_task_runner
 from hubpress.testdata.synth import write_dataset
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from deployments.serve import (
+from hubpress.deployments.serve import (
     PUBLISH_DATASET,
     PUBLISH_LORA,
     REFRESH_CRON,
@@ -24,7 +24,7 @@ from deployments.serve import (
     pool_name,
     release_trigger_parameters,
 )
-from deployments.steps import require_checkout
+from hubpress.deployments.steps import require_checkout
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -58,7 +58,7 @@ def test_pool_and_served_deployments_have_distinct_names():
 def test_prefect_deploy_refuses_to_run_without_the_checkout(monkeypatch):
     config = yaml.safe_load((ROOT / "prefect.yaml").read_text())
     assert config["build"] == [
-        {"deployments.steps.require_checkout": {"directory": "{{ $HUBPRESS_CHECKOUT }}"}}
+        {"hubpress.deployments.steps.require_checkout": {"directory": "{{ $HUBPRESS_CHECKOUT }}"}}
     ]
     for bad in ("", "  ", "relative/dir"):
         with pytest.raises(SystemExit) as refused:

@@ -4,7 +4,12 @@ same message the CLI prints)."""
 import pytest
 from pydantic import ValidationError
 
-from flows.params import PublishDatasetParams, PublishLoraParams, RefreshParams, ReleaseTrainingRunParams
+from hubpress.flows.params import (
+    PublishDatasetParams,
+    PublishLoraParams,
+    RefreshParams,
+    ReleaseTrainingRunParams,
+)
 
 MODELS = {
     "dataset": lambda target, **kw: PublishDatasetParams(source="./src", target=target, **kw),

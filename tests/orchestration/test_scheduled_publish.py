@@ -12,9 +12,9 @@ from pathlib import Path
 import boto3
 import pytest
 
-from deployments.serve import SCHEDULED_PUBLISH, build_deployments
-from flows.params import PublishDatasetParams
-from flows.publish_dataset import publish_dataset
+from hubpress.deployments.serve import SCHEDULED_PUBLISH, build_deployments
+from hubpress.flows.params import PublishDatasetParams
+from hubpress.flows.publish_dataset import publish_dataset
 from hubpress.testdata.synth import write_dataset
 from tests.conftest import XET
 from tests.faultproxy import FaultProxy

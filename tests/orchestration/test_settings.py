@@ -94,3 +94,41 @@ def test_settings_read_hubpress_env(monkeypatch):
     s = Settings()
     assert s.staging == "s3://bucket/stage" and s.endpoint() == "http://127.0.0.1:1"
     assert s.with_overrides({"staging": "/tmp/x"}).staging == "/tmp/x"
+
+
+@pytest.fixture
+def login_file(clean_env):
+    """The file `hf auth login` writes (HF_HOME is the session's temporary one, never the user's)."""
+    from huggingface_hub import constants
+
+    path = constants.HF_TOKEN_PATH
+    assert "hubpress-tests-" in path, path
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    yield path
+    if os.path.exists(path):
+        os.remove(path)
+
+
+def test_the_token_of_hf_auth_login_is_used_last(login_file, clean_env):
+    with pytest.raises(MissingTokenError) as info:
+        require_write_token(settings=Settings())
+    assert login_file in str(info.value) and "hf auth login" in str(info.value)
+
+    with open(login_file, "w") as f:
+        f.write("hf_fromloginfile\n")
+    found = resolve_token(settings=Settings())
+    assert found.value == "hf_fromloginfile" and login_file in found.source
+    clean_env.setenv("HF_TOKEN", "tok-env")
+    assert resolve_token(settings=Settings()).value == "tok-env"
+
+
+def test_a_publish_with_only_the_login_file_works(login_file, hub, tmp_path, prefect_harness):
+    from hubpress.testdata.synth import write_dataset
+    from tests.conftest import WRITE_TOKEN, run_cli
+
+    with open(login_file, "w") as f:
+        f.write(WRITE_TOKEN + "\n")
+    write_dataset(tmp_path / "src", samples=3, test_fraction=0.0, image_size=16, seed=4)
+    code, out, err = run_cli("publish-dataset", str(tmp_path / "src"), "alice/login-file-check")
+    assert code == 0, err
+    assert hub.stats.commits == 1

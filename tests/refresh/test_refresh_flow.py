@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from PIL import Image as PILImage
 
-from flows.params import RefreshParams
-from flows.refresh_dataset import refresh_dataset
 from hubpress.errors import ConfigError, MissingTokenError, SourceError
+from hubpress.flows.params import RefreshParams
+from hubpress.flows.refresh_dataset import refresh_dataset
 from hubpress.refresh.publish import shard_row_groups
 from hubpress.shards.sizes import DEFAULT_ROW_GROUP_ROWS as ROW_GROUP_ROWS
 from tests.conftest import WRITE_TOKEN
@@ -220,14 +220,18 @@ def test_editing_mapping_loads_with_load_editing_dataset(hub, write_token, tmp_p
     )
     out = tmp_path / "editing"
     result = refresh_dataset(RefreshParams(config=config, target=str(out)))
-    assert result["samples"] == {"train": 2} and result["skipped"] == {"train": 1}
+    # The empty prompt is kept as "", as publish-dataset keeps it (docs/refresh-semantics.md), and counted.
+    assert result["samples"] == {"train": 3} and result["skipped"] == {"train": 0}
     ds = load_editing_dataset(str(out), split="train")
     assert ds.column_names == ["id", "control_images", "control_mask", "target_image", "prompt"]
-    assert ds["prompt"] == ["make it green", "brighter"] and ds["id"] == ["00000000", "00000002"]
-    assert ds[1]["control_images"][0].getpixel((0, 0)) == (2, 0, 0)
-    assert ds[1]["target_image"].getpixel((0, 0)) == (0, 2, 0) and ds[0]["control_mask"] is None
+    assert ds["prompt"] == ["make it green", "", "brighter"]
+    assert ds["id"] == ["00000000", "00000001", "00000002"]
+    assert ds[2]["control_images"][0].getpixel((0, 0)) == (2, 0, 0)
+    assert ds[2]["target_image"].getpixel((0, 0)) == (0, 2, 0) and ds[0]["control_mask"] is None
     index = json.loads((out / "simpletuner_index.json").read_text())
-    assert index["source_index"] == {"0.jpg": 0, "1.jpg": 2}
+    assert index["source_index"] == {"0.jpg": 0, "1.jpg": 1, "2.jpg": 2}
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["counts"]["up"]["empty_prompts"] == 1
 
 
 def test_mixing_two_backends_with_a_seed_is_deterministic(hub, write_token, tmp_path):

@@ -384,8 +384,12 @@ def test_editing_mapping_from_an_instruction_dataset(hub, tmp_path):
         },
     )
     read, out = read_all(cfg)
-    assert [(r["id"], r["prompt"], len(r["control_images"])) for r in out] == [("00000000", "make it red", 1)]
-    assert read.report.dropped == {"no_caption": 1}
+    # An empty prompt is kept as "", as publish-dataset keeps it (docs/refresh-semantics.md)
+    assert [(r["id"], r["prompt"], len(r["control_images"])) for r in out] == [
+        ("00000000", "make it red", 1),
+        ("00000001", "", 1),
+    ]
+    assert read.report.dropped == {} and read.report.empty_prompts == 1
     from datasets import Dataset
 
     ds = Dataset.from_list(out, features=output_features(cfg))

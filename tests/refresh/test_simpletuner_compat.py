@@ -262,8 +262,8 @@ def test_refreshed_dataset_reads_back_in_simpletuner_as_published(hub, write_tok
     from datasets import Dataset, Features, Image, Value, load_dataset
     from huggingface_hub import hf_hub_download
 
-    from flows.params import RefreshParams
-    from flows.refresh_dataset import refresh_dataset
+    from hubpress.flows.params import RefreshParams
+    from hubpress.flows.refresh_dataset import refresh_dataset
 
     titles = ["a red car", None, "  a boat ", "", "a tree", "a cat"]
     tags = [["red", "car"], ["blue"], None, None, [], ["cat", "sofa"]]

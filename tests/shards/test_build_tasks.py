@@ -1,4 +1,4 @@
-"""The build tasks in a real Prefect flow: build once, reuse the complete stage after."""
+"""The build tasks in a real Prefect flow: build once, reuse the sealed shards after."""
 
 from __future__ import annotations
 
@@ -11,13 +11,14 @@ from botocore.exceptions import ClientError, EndpointConnectionError
 from prefect import flow
 
 from hubpress.errors import SourceError
-from hubpress.shards.fingerprint import dataset_fingerprint
-from hubpress.shards.pipeline import plan_all_shards
+from hubpress.settings import get_settings
+from hubpress.shards.runs import RunStage
 from hubpress.shards.staging import Staging
 from hubpress.sources.models import IntakeReport, SplitManifest
+from hubpress.targets.publish import open_target
 from hubpress.targets.retries import is_transient_storage_error
-from tasks.build import build_shard
-from tasks.publish import reuse_stage_task, seal_stage_task
+from hubpress.tasks.build import build_shard
+from hubpress.tasks.publish import plan_task, stage_task
 from tests.shard_helpers import make_sample
 
 
@@ -46,15 +47,19 @@ def test_only_transient_storage_errors_are_retried(exc, transient):
 
 
 @flow
-def build_dataset(staging: str, report: IntakeReport, options: dict):
-    """The publish flow's build stage, with the same tasks."""
-    fingerprint = dataset_fingerprint(report, options)
+def build_dataset(staging: str, report: IntakeReport, options: dict, target_dir: str):
+    """The publish flow's plan, build and stage steps, with the same tasks."""
     store = Staging(staging)
-    found = reuse_stage_task(store, fingerprint)
-    if found is not None:
-        return "reused", found.files
-    shards = build_shard.map(plan_all_shards(report, options), staging, fingerprint).result()
-    return "built", seal_stage_task(store, fingerprint, report, shards, options, "run-123").files
+    target = open_target(target_dir, "dataset", get_settings())
+    with RunStage(store, "run-123") as stage:
+        build_plan = plan_task(target, "main", report, options, store, stage)
+        built = build_shard.map(build_plan.to_build, staging).result()
+        by_key = {s.key: s for s in [*build_plan.reused, *built]}
+        shards = [by_key[choice.plan.key] for choice in build_plan.choices]
+        staged = stage_task(store, stage.relpath, "f" * 32, report, shards, options, "run-123", build_plan)
+        with store.local_paths(staged.files, only=["manifest.json"]) as local:
+            manifest = json.loads(Path(local["manifest.json"]).read_text())
+    return ("built" if build_plan.to_build else "reused"), staged.files, manifest
 
 
 @pytest.mark.parametrize("where", ["local", "s3"])
@@ -74,7 +79,7 @@ def test_flow_builds_once_then_reuses_the_stage(tmp_path, prefect_harness, where
     )
     options = {"max_shard_size": 60_000, "repo_id": "alice/ds", "tags": ["faces"]}
 
-    kind, files = build_dataset(staging, report, options)
+    kind, files, manifest = build_dataset(staging, report, options, str(tmp_path / "out"))
     assert kind == "built"
     paths = [f.path for f in files]
     # README.md is not staged: it is merged with the target's card at publish time.
@@ -82,11 +87,10 @@ def test_flow_builds_once_then_reuses_the_stage(tmp_path, prefect_harness, where
     shards = [p for p in paths if p.endswith(".parquet")]
     assert len(shards) > 2 and {p.split("-")[0] for p in shards} == {"data/train", "data/test"}
 
-    kind, again = build_dataset(staging, report, options)
+    # Every shard was sealed in staging under its key: the second run builds none of them.
+    kind, again, _ = build_dataset(staging, report, options, str(tmp_path / "out"))
     assert kind == "reused" and again == files
 
-    with Staging(staging).local_paths(files, only=["manifest.json"]) as local:
-        manifest = json.loads(Path(local["manifest.json"]).read_text())
     assert manifest["flow_run_id"] == "run-123"
     assert sorted(manifest["files"]) == sorted(shards)
     assert manifest["splits"]["train"]["num_examples"] == 12

@@ -12,8 +12,8 @@ import boto3
 import pytest
 from huggingface_hub import HfApi
 
-from flows.params import PublishDatasetParams
-from flows.publish_dataset import publish_dataset
+from hubpress.flows.params import PublishDatasetParams
+from hubpress.flows.publish_dataset import publish_dataset
 from hubpress.settings import get_settings
 from hubpress.sources.intake import run_intake
 from hubpress.testdata.synth import write_dataset

@@ -6,9 +6,9 @@ from __future__ import annotations
 import boto3
 import pytest
 
-import flows.publish_dataset as pd
-from flows.params import PublishDatasetParams
+import hubpress.flows.publish_dataset as pd
 from hubpress.errors import HubpressError
+from hubpress.flows.params import PublishDatasetParams
 from hubpress.testdata.synth import write_dataset
 from tests.shard_helpers import corrupt_png_pixels
 

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image, TiffImagePlugin
 
-from flows.params import PublishDatasetParams
-from flows.publish_dataset import publish_dataset
+from hubpress.flows.params import PublishDatasetParams
+from hubpress.flows.publish_dataset import publish_dataset
 from hubpress.settings import get_settings
 from hubpress.sources.intake import run_intake
 from hubpress.sources.validation import check_image_bytes

@@ -8,8 +8,8 @@ import pytest
 from huggingface_hub import HfApi
 from PIL import Image
 
-from flows.params import PublishDatasetParams
-from flows.publish_dataset import publish_dataset
+from hubpress.flows.params import PublishDatasetParams
+from hubpress.flows.publish_dataset import publish_dataset
 from hubpress.shards.card import DatasetCardInfo, render_dataset_card, summarize_split
 from hubpress.shards.cards import BEGIN, END, escape_text, merge_card, split_front_matter
 from tests.conftest import WRITE_TOKEN

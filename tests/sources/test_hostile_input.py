@@ -10,9 +10,9 @@ import uuid
 import pyarrow.parquet as pq
 import pytest
 
-from flows.params import PublishDatasetParams, PublishLoraParams
-from flows.publish_dataset import publish_dataset
 from hubpress.errors import HubLimitError, HubpressError
+from hubpress.flows.params import PublishDatasetParams, PublishLoraParams
+from hubpress.flows.publish_dataset import publish_dataset
 from hubpress.lora.weights import inspect_safetensors
 from hubpress.settings import Settings
 from hubpress.sources.intake import run_intake
@@ -99,7 +99,7 @@ def test_10001_files_in_one_folder_are_refused_before_any_upload(hub, tmp_path, 
 
 
 def test_hostile_safetensors_are_refused_with_their_reason(hub, tmp_path, write_token):
-    from flows.publish_lora import publish_lora
+    from hubpress.flows.publish_lora import publish_lora
 
     cases = safetensors_cases(tmp_path / "weights")
     for path, error in cases.items():

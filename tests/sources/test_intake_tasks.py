@@ -10,8 +10,8 @@ from hubpress.errors import ValidationFailed
 from hubpress.sources.intake import run_intake
 from hubpress.targets.retries import is_transient_storage_error
 from hubpress.targets.retries import retry_only_transient as retry_transient_storage
+from hubpress.tasks.intake import intake_in_flow, publish_report_artifacts
 from hubpress.testdata.synth import DEFECTS, write_dataset
-from tasks.intake import intake_in_flow, publish_report_artifacts
 
 
 def client_error(code: str, status: int) -> ClientError:

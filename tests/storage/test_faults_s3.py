@@ -12,10 +12,9 @@ import uuid
 import boto3
 import pytest
 
-from flows.params import PublishDatasetParams
-from flows.publish_dataset import publish_dataset
+from hubpress.flows.params import PublishDatasetParams
+from hubpress.flows.publish_dataset import publish_dataset
 from hubpress.settings import Settings
-from hubpress.shards.staging import COMPLETE_RECORD
 from hubpress.storage.files import open_storage
 from hubpress.testdata.synth import write_dataset
 from tests.faultproxy import FaultProxy
@@ -93,15 +92,15 @@ def test_a_corrupted_staged_object_is_never_published_and_the_stage_is_rebuilt(
 
     # Flip bytes of a staged shard in place (same size, so only a checksum can tell).
     s3 = boto3.client("s3", endpoint_url=fp.url)
-    record_key = next(
+    # Each built shard is sealed in the shard store: `<key>.parquet` and its seal, `<key>.json`.
+    seal_key = next(
         o["Key"]
-        for o in s3.list_objects_v2(Bucket=bucket, Prefix="stage/")["Contents"]
-        if o["Key"].endswith(COMPLETE_RECORD)
+        for o in s3.list_objects_v2(Bucket=bucket, Prefix="stage/shards/")["Contents"]
+        if o["Key"].endswith(".json")
     )
-    prefix = record_key[: -len(COMPLETE_RECORD)]
-    record = json.loads(s3.get_object(Bucket=bucket, Key=record_key)["Body"].read())
-    shard = next(f for f in record["files"] if f["path"].endswith(".parquet"))
-    key = prefix + shard["path"]
+    record = json.loads(s3.get_object(Bucket=bucket, Key=seal_key)["Body"].read())
+    shard = {"path": record["path_in_repo"], "sha256": record["sha256"]}
+    key = seal_key.removesuffix(".json") + ".parquet"
     data = bytearray(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
     data[len(data) // 2] ^= 0xFF
     s3.put_object(Bucket=bucket, Key=key, Body=bytes(data))

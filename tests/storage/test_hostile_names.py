@@ -14,10 +14,10 @@ import boto3
 import pytest
 from huggingface_hub import HfApi
 
-from flows.params import ReleaseTrainingRunParams
-from flows.release_training_run import release_training_run
 from hubpress.api import upload_lora_safetensors
 from hubpress.errors import ConfigError, HubpressError
+from hubpress.flows.params import ReleaseTrainingRunParams
+from hubpress.flows.release_training_run import release_training_run
 from hubpress.refresh.config import parse_refresh_config
 from hubpress.testdata.synth import write_dataset
 from hubpress.testdata.synth_lora import write_lora

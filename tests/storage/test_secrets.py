@@ -12,12 +12,12 @@ import pytest
 from huggingface_hub import HfApi
 from typer.testing import CliRunner
 
-from flows.params import PublishDatasetParams, PublishLoraParams, ReleaseTrainingRunParams
-from flows.publish_dataset import publish_dataset
-from flows.publish_lora import publish_lora
-from flows.release_training_run import release_training_run
 from hubpress.commands.cli import app
 from hubpress.errors import HubAccessError
+from hubpress.flows.params import PublishDatasetParams, PublishLoraParams, ReleaseTrainingRunParams
+from hubpress.flows.publish_dataset import publish_dataset
+from hubpress.flows.publish_lora import publish_lora
+from hubpress.flows.release_training_run import release_training_run
 from hubpress.testdata.synth import write_dataset
 from hubpress.testdata.synth_lora import write_lora
 from tests.conftest import WRITE_TOKEN

@@ -14,10 +14,10 @@ import uuid
 import pytest
 from huggingface_hub import CommitOperationAdd, HfApi
 
-from flows.params import PublishDatasetParams
-from flows.publish_dataset import publish_dataset
 from hubpress.api import download_lora
 from hubpress.errors import HubAccessError, HubpressError, PublishError, ValidationFailed
+from hubpress.flows.params import PublishDatasetParams
+from hubpress.flows.publish_dataset import publish_dataset
 from hubpress.settings import Settings
 from hubpress.targets.hub_calls import RepoNotFound, is_transient
 from hubpress.targets.plan import StagedFile, git_blob_oid
@@ -142,7 +142,8 @@ def test_refused_tokens_fail_at_once_without_retries(
     # Nothing was retried, neither by hubpress nor by Prefect: one read, at most one create (a 403 on
     # create makes huggingface_hub's exist_ok look the repo up once more), and no upload at all.
     requests = hub.stats.requests
-    assert set(requests) <= {"repo_info", "repo_create"}, requests
+    assert set(requests) <= {"whoami", "repo_info", "repo_create"}, requests
+    assert requests["whoami"] == 1  # the token is checked before anything is listed or built
     assert requests["repo_create"] <= 1 and requests["repo_info"] <= 1 + requests["repo_create"]
     # The repo is checked before the first shard is built (built shards go up as they are built),
     # so the run stops there: no shard was built and no task ran into the refusal to retry it.

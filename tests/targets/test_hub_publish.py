@@ -23,7 +23,16 @@ def stage(tmp, path, data: bytes) -> StagedFile:
 
 
 def manifest(tmp, paths):
-    return stage(tmp, "manifest.json", json.dumps({"files": {p: {} for p in paths}}).encode())
+    return stage(
+        tmp,
+        "manifest.json",
+        json.dumps({"files": {p: {"sha256": _staged_sha(tmp, p)} for p in paths}}).encode(),
+    )
+
+
+def _staged_sha(tmp, path: str) -> str:
+    """The sha256 a manifest records for a file (what lets a later publish prove it wrote it)."""
+    return hashlib.sha256((tmp / "src" / path.replace("/", "__")).read_bytes()).hexdigest()
 
 
 def repo_name():
@@ -95,16 +104,16 @@ def test_write_without_token_fails_before_any_request(hub, monkeypatch):
 
 def test_read_token_gets_a_clear_403_naming_its_source(hub, tmp_path, monkeypatch):
     monkeypatch.setenv("HF_TOKEN", READ_TOKEN)
-    target = open_target(repo_name(), "dataset", Settings())
-    with pytest.raises(HubAccessError) as info:
+    with pytest.raises(HubAccessError) as info:  # refused when the target is opened, before any work
+        target = open_target(repo_name(), "dataset", Settings())
         publish_files(target, [stage(tmp_path, "a", b"a")], target_name="x", message="m")
     assert "HF_TOKEN" in str(info.value) and READ_TOKEN not in str(info.value)
 
 
 def test_bad_token_is_401_without_retries(hub, tmp_path, monkeypatch):
     monkeypatch.setenv("HF_TOKEN", "hf_not_a_real_token_123")
-    target = open_target(repo_name(), "dataset", Settings())
-    with pytest.raises(HubAccessError) as info:
+    with pytest.raises(HubAccessError) as info:  # refused when the target is opened, before any work
+        target = open_target(repo_name(), "dataset", Settings())
         publish_files(target, [stage(tmp_path, "a", b"a")], target_name="x", message="m")
     assert "401" in str(info.value) and "hf_not_a_real_token_123" not in str(info.value)
 
@@ -114,7 +123,8 @@ def test_other_users_private_repo_is_not_found(hub, tmp_path, write_token):
     publish_files(
         open_target(repo, "dataset", Settings()), [stage(tmp_path, "a", b"a")], target_name=repo, message="m"
     )
-    with pytest.raises(HubAccessError, match=r"create dataset repo .*HTTP 403.*cannot write there"):
+    # (now refused when the target is opened: bob's token cannot write in alice's namespace)
+    with pytest.raises(HubAccessError, match=r"cannot write dataset repo .*HTTP 403.*'bob' cannot write"):
         # bob cannot see alice's private repo (404 to him), and creating it in alice's namespace is
         # refused as on the Hub (403): hubpress reports the refusal, never bob's write to alice's repo
         publish_files(

@@ -20,7 +20,16 @@ def stage(tmp: Path, path: str, data: bytes) -> StagedFile:
 
 
 def manifest(tmp: Path, paths: list[str]) -> StagedFile:
-    return stage(tmp, "manifest.json", json.dumps({"files": {p: {} for p in paths}}).encode())
+    return stage(
+        tmp,
+        "manifest.json",
+        json.dumps({"files": {p: {"sha256": _staged_sha(tmp, p)} for p in paths}}).encode(),
+    )
+
+
+def _staged_sha(tmp, path: str) -> str:
+    """The sha256 a manifest records for a file (what lets a later publish prove it wrote it)."""
+    return hashlib.sha256((tmp / "src" / path.replace("/", "__")).read_bytes()).hexdigest()
 
 
 def test_publish_then_republish_is_a_noop_and_owned_files_are_deleted(tmp_path):

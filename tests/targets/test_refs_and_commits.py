@@ -12,9 +12,9 @@ import uuid
 import pytest
 from huggingface_hub import HfApi
 
-from flows.params import PublishLoraParams
-from flows.publish_lora import publish_lora
 from hubpress.errors import CommittedButFailed, PublishError
+from hubpress.flows.params import PublishLoraParams
+from hubpress.flows.publish_lora import publish_lora
 from hubpress.testdata.synth_lora import write_lora
 from tests.conftest import WRITE_TOKEN, requires_xet
 

@@ -77,14 +77,22 @@ def validate_chunk_task(
     workers: int = 1,
     settings: Settings | None = None,
     decode: bool = True,
+    keep_for_build: bool = False,
 ) -> ValidationResult:
     """One chunk of samples. workers=1 decodes inline: parallelism comes from the task runner
     (ThreadPoolTaskRunner, ProcessPoolTaskRunner or Dask), not from a pool per chunk.
-    `decode=False` checks headers only and leaves the pixels to the build (validation module)."""
+    `decode=False` checks headers only and leaves the pixels to the build (validation module);
+    `keep_for_build` keeps the S3 objects read for the build (hubpress.storage.fetched)."""
     settings = get_settings(settings)
     root = open_storage(source, settings).root
     return validate_samples(
-        samples, root=root, settings=settings, max_pixels=max_pixels, workers=workers, decode=decode
+        samples,
+        root=root,
+        settings=settings,
+        max_pixels=max_pixels,
+        workers=workers,
+        decode=decode,
+        keep_for_build=keep_for_build,
     )
 
 
@@ -141,10 +149,14 @@ def intake_in_flow(
     artifacts: bool = True,
     listing: Sequence[ListedFile] | None = None,
     decode: bool = True,
+    keep_for_build: bool = True,
 ) -> IntakeReport:
     """run_intake as Prefect tasks; call it inside a flow. Same report, same policy.
     `listing`: the source's listing when the caller already made it (it is not listed again).
-    `decode=False`: image pixels are decoded by the build that reads them (publish-dataset)."""
+    `decode=False`: image pixels are decoded by the build that reads them (publish-dataset).
+    `keep_for_build`: the S3 objects intake fetches are kept on local disk for the build, so a
+    publish fetches each new object once (hubpress.storage.fetched); off for an intake that no
+    build follows."""
     options = IntakeOptions(layout, on_error, allow_missing_target, prompt_encoding, max_pixels).check()  # type: ignore[arg-type]
     if listing is None:
         listing = list_source_task(source, settings)
@@ -173,6 +185,7 @@ def intake_in_flow(
             unmapped(workers),
             unmapped(settings),
             unmapped(decode),
+            unmapped(keep_for_build),
         )
         for r in results.result():
             merged.facts.update(r.facts)

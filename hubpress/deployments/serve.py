@@ -1,4 +1,4 @@
-"""Every hubpress deployment, served from one process (`hubpress serve` or `python -m deployments.serve`).
+"""Every hubpress deployment, served from one process (`hubpress serve` or `python -m hubpress.deployments.serve`).
 
 - publish-dataset/manual and publish-lora/manual: started by hand from the Prefect UI (the form is
   the flow's pydantic parameter model; the server refuses values the schema rejects).
@@ -83,7 +83,7 @@ def _deployment_name(full: str) -> str:
 
 def scheduled_publish_parameters() -> dict[str, Any]:
     """The scheduled publish's example parameters: the flow's full form, defaults included."""
-    from flows.params import PublishDatasetParams
+    from hubpress.flows.params import PublishDatasetParams
 
     return {"params": PublishDatasetParams(**SCHEDULED_PUBLISH_EXAMPLE).model_dump(mode="json")}
 
@@ -91,14 +91,22 @@ def scheduled_publish_parameters() -> dict[str, Any]:
 def build_deployments() -> list:
     """RunnerDeployments for every hubpress flow."""
     from prefect.client.schemas.objects import ConcurrencyLimitConfig
+    from prefect.deployments.runner import EntrypointType
     from prefect.schedules import Cron
 
-    from flows.publish_dataset import publish_dataset
-    from flows.publish_lora import publish_lora
-    from flows.refresh_dataset import refresh_dataset
-    from flows.release_training_run import release_training_run
+    from hubpress.flows.publish_dataset import publish_dataset
+    from hubpress.flows.publish_lora import publish_lora
+    from hubpress.flows.refresh_dataset import refresh_dataset
+    from hubpress.flows.release_training_run import release_training_run
 
-    common: dict[str, Any] = {"tags": TAGS, "enforce_parameter_schema": True}
+    # A module entrypoint (hubpress.flows.publish_dataset.publish_dataset): each run imports the
+    # installed flow, whatever the serving process's working directory holds, instead of loading a
+    # file by a path relative to it.
+    common: dict[str, Any] = {
+        "tags": TAGS,
+        "enforce_parameter_schema": True,
+        "entrypoint_type": EntrypointType.MODULE_PATH,
+    }
     deployments = [
         publish_dataset.to_deployment(
             name=_deployment_name(PUBLISH_DATASET),

@@ -10,25 +10,42 @@ import tempfile
 
 from prefect import get_run_logger, task
 
-from hubpress.errors import HubAccessError, disk_errors
+from hubpress.errors import HubAccessError, PublishError, disk_errors
 from hubpress.orchestration import artifacts
 from hubpress.settings import Settings
-from hubpress.shards.pipeline import StagedDataset, card_renderer, reuse_stage, stage_build, verify_published
+from hubpress.shards.pipeline import StagedDataset, card_renderer, plan_build, stage_build, verify_published
+from hubpress.shards.reuse import BuildPlan
+from hubpress.shards.runs import RunStage
 from hubpress.shards.staging import Staging
 from hubpress.targets.hub import HubRepo
+from hubpress.targets.hub_waits import HubRateLimited
 from hubpress.targets.plan import StagedFile
 from hubpress.targets.publish import PublishOutcome, publish_files
 from hubpress.targets.retries import NO_CACHE, TRANSIENT_RETRIES
 
 
-@task(name="reuse-stage", **NO_CACHE)
-def reuse_stage_task(staging: Staging, fingerprint: str) -> StagedDataset | None:
-    return reuse_stage(staging, fingerprint)
+@task(name="plan", **NO_CACHE, **TRANSIENT_RETRIES)
+def plan_task(target, revision, report, options, staging: Staging, stage: RunStage) -> BuildPlan:
+    """Plan the shards and decide which must be built (hubpress.shards.reuse)."""
+    return plan_build(target, revision, report, options, staging, stage)
 
 
-@task(name="seal-stage", **NO_CACHE)
-def seal_stage_task(staging, fingerprint, report, shards, options, flow_run_id) -> StagedDataset:
-    return stage_build(staging, fingerprint, report, shards, options, flow_run_id)
+@task(name="stage", **NO_CACHE)
+def stage_task(
+    staging, stage, fingerprint, report, shards, options, flow_run_id, build_plan
+) -> StagedDataset:
+    """manifest.json and the card's facts beside the shards (hubpress.shards.pipeline.stage_build)."""
+    return stage_build(
+        staging,
+        stage,
+        fingerprint,
+        report,
+        shards,
+        options,
+        flow_run_id,
+        reused=not build_plan.to_build,
+        previous=build_plan.target_manifest,
+    )
 
 
 @task(name="publish", **NO_CACHE, **TRANSIENT_RETRIES)
@@ -46,10 +63,19 @@ def _publish(target, staged_files, staging: Staging | None, **kwargs) -> Publish
         return publish_files(
             target,
             staged_files,
-            materialise=lambda f: staging.local_copy(f, tmp),
+            materialise=lambda f: _materialise(staging, f, tmp),
             on_plan=artifacts.plan_table,
             **kwargs,
         )
+
+
+def _materialise(staging: Staging, file: StagedFile, directory: str) -> str:
+    if file.source.startswith("target:"):  # planned as held by the target (hubpress.shards.reuse)
+        raise PublishError(
+            f"{file.path} was on the target when this publish was planned and is not there now "
+            "(someone changed the repo meanwhile); run the publish again to rebuild it."
+        )
+    return staging.local_copy(file, directory)
 
 
 @task(name="preupload", task_run_name="preupload-{file.path}", **NO_CACHE)
@@ -58,11 +84,11 @@ def preupload_task(target: HubRepo, file: StagedFile) -> bool:
 
     Best effort, because the publish step uploads whatever is not there yet with its own retries
     and messages: a failure here is a warning, except a refused token, which would only fail
-    again there after every shard was built."""
+    again there after every shard was built, or a wait the Hub asks for beyond hubpress's bound."""
     try:
         target.preupload(file, file.source)
         return True
-    except HubAccessError:
+    except (HubAccessError, HubRateLimited):
         raise
     except Exception as exc:  # noqa: BLE001 - any other failure is retried by the publish step
         get_run_logger().warning("Early upload of %s failed (%s); the publish step sends it.", file.path, exc)
@@ -78,7 +104,7 @@ __all__ = [
     "card_renderer",
     "preupload_task",
     "publish_task",
-    "reuse_stage_task",
-    "seal_stage_task",
+    "plan_task",
+    "stage_task",
     "verify_task",
 ]

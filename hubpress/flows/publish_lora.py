@@ -7,7 +7,7 @@ from typing import Any
 
 from prefect import flow
 
-from flows.params import PublishLoraParams
+from hubpress.flows.params import PublishLoraParams
 from hubpress.lora.publish import card_for
 from hubpress.lora.weights import adapter_config_beside, find_weights
 from hubpress.orchestration import artifacts
@@ -20,8 +20,8 @@ from hubpress.shards.published import (
     local_listing,
 )
 from hubpress.targets.publish import open_target
-from tasks.lora import prepare_lora_task
-from tasks.publish import publish_task
+from hubpress.tasks.lora import prepare_lora_task
+from hubpress.tasks.publish import publish_task
 
 
 @flow(name="publish-lora", validate_parameters=True)

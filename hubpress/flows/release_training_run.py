@@ -11,15 +11,15 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
-from flows.params import ReleaseTrainingRunParams
+from hubpress.flows.params import ReleaseTrainingRunParams
 from hubpress.lora.publish import RELEASE_JSON, card_for, release_manifest
 from hubpress.lora.release import default_tag
 from hubpress.orchestration import artifacts
 from hubpress.settings import get_settings
 from hubpress.targets.local import staged_text
 from hubpress.targets.publish import open_target
-from tasks.lora import prepare_release_task
-from tasks.publish import publish_task
+from hubpress.tasks.lora import prepare_release_task
+from hubpress.tasks.publish import publish_task
 
 RELEASE_EVENT = "hubpress.release.published"
 

@@ -166,7 +166,9 @@ class PublishLoraParams(BaseModel):
         title="Target", description="Hub model repo id (org/name) or a local directory."
     )
     remote_name: RepoPath | None = Field(
-        None, title="Remote file name", description="Default: pytorch_lora_weights.safetensors"
+        None,
+        title="Remote file name",
+        description="Default: pytorch_lora_weights.safetensors (adapter_model.safetensors for a PEFT adapter folder)",
     )
     extra_files: dict[str, RepoPath] = Field(
         default_factory=dict, title="Extra files {local path: path in repo}"

@@ -12,7 +12,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.context import FlowRunContext
 
-from flows.params import RefreshParams
+from hubpress.flows.params import RefreshParams
 from hubpress.orchestration import artifacts
 from hubpress.refresh.card import render_refresh_card
 from hubpress.refresh.config import parse_refresh_config
@@ -29,8 +29,8 @@ from hubpress.shards.empty import refuse_empty_splits
 from hubpress.shards.sizes import parse_size
 from hubpress.shards.staging import Staging
 from hubpress.targets.publish import bytes_phrase, open_target
-from tasks.publish import publish_task
-from tasks.refresh import (
+from hubpress.tasks.publish import publish_task
+from hubpress.tasks.refresh import (
     build_refresh_task,
     read_manifest_task,
     resolve_upstream_task,

@@ -1,7 +1,7 @@
 """The shard-building task: a thin wrapper over hubpress.shards.shards.stage_shard.
 
-The publish flow maps `build_shard` over the shard plans when no complete stage exists (its task
-runner, or a build-split subflow per split, runs them in parallel). Only transient failures are
+The publish flow maps `build_shard` over the shards its plan must build (its task runner, or a
+build-split subflow per split, runs them in parallel); each is sealed in the shard store. Only transient failures are
 retried (hubpress.targets.retries): a source file that changed since validation, a bad option or a full
 disk fail at once with their own message.
 """
@@ -14,7 +14,8 @@ from prefect import task
 
 from hubpress.errors import UndecodableAtBuild, disk_errors
 from hubpress.settings import Settings
-from hubpress.shards.shards import ShardPlan, StagedShard, stage_shard
+from hubpress.shards.shard_store import SealedShard
+from hubpress.shards.shards import ShardPlan, stage_shard
 from hubpress.shards.staging import Staging
 from hubpress.targets.retries import NO_CACHE, TRANSIENT_RETRIES
 
@@ -30,12 +31,12 @@ class UndecodableShard:
 
 @task(name="build-shard", task_run_name="build-{plan.name}", **NO_CACHE, **TRANSIENT_RETRIES)
 def build_shard(
-    plan: ShardPlan, staging_uri: str | None, fingerprint: str, settings: Settings | None = None
-) -> StagedShard | UndecodableShard:
-    """Write one shard and stage it. Peak memory is one row group, whatever the shard's size."""
+    plan: ShardPlan, staging_uri: str | None, settings: Settings | None = None
+) -> SealedShard | UndecodableShard:
+    """Write one shard and seal it in staging. Peak memory is one row group, whatever its size."""
     staging = Staging(staging_uri, settings)
-    with disk_errors(staging.stage_uri(fingerprint)):
+    with disk_errors(staging.storage.root):
         try:
-            return stage_shard(staging, fingerprint, plan)
+            return stage_shard(staging, plan)
         except UndecodableAtBuild as exc:
             return UndecodableShard(exc.problems)

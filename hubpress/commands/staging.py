@@ -1,0 +1,119 @@
+"""`hubpress staging list` and `hubpress staging clean`: what the staging area holds (sealed shards,
+the folders of runs) and the policy that sweeps it (hubpress.shards.runs)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import typer
+
+_STAGING = typer.Option(
+    None, "--staging", help="Local directory or s3://bucket/prefix (default: HUBPRESS_STAGING)."
+)
+_JSON = typer.Option(False, "--json", help="Print one JSON object.")
+
+
+def register(app: typer.Typer) -> None:
+    staging_app = typer.Typer(
+        help="Inspect and clean the staging area: sealed shards kept for resume, and run folders.",
+        no_args_is_help=True,
+    )
+    app.add_typer(staging_app, name="staging")
+
+    @staging_app.command("list")
+    def list_command(staging: str = _STAGING, as_json: bool = _JSON) -> None:
+        """Sealed and unsealed shards (count, bytes, age) and every run folder with its lease."""
+        from hubpress.shards.runs import read_leases
+        from hubpress.shards.shard_store import ShardStore
+
+        where = _open(staging)
+        now = time.time()
+        shards = list(ShardStore(where).entries())
+        runs = [
+            {
+                "run": run,
+                "live": lease is not None and lease.is_live(now),
+                "host": lease.host if lease else None,
+                "pid": lease.pid if lease else None,
+                "age_seconds": round(now - lease.renewed) if lease else None,
+                "shards_named": len(lease.keys) if lease else 0,
+            }
+            for run, lease in read_leases(where)
+        ]
+        sealed = [s for s in shards if s.sealed]
+        listing = {
+            "staging": where.storage.root,
+            "sealed_shards": len(sealed),
+            "sealed_bytes": sum(s.size for s in sealed),
+            "unsealed_shards": len(shards) - len(sealed),
+            "unsealed_bytes": sum(s.size for s in shards if not s.sealed),
+            "runs": runs,
+            "shards": [
+                {
+                    "key": s.key,
+                    "size": s.size,
+                    "sealed": s.sealed,
+                    "age_seconds": None if s.modified is None else round(now - s.modified),
+                }
+                for s in shards
+            ],
+        }
+        if as_json:
+            typer.echo(json.dumps(listing, sort_keys=True))
+            return
+        from hubpress.shards.card import human_size
+
+        typer.echo(
+            f"{listing['staging']}: {len(sealed)} sealed shard(s), {human_size(listing['sealed_bytes'])}; "
+            f"{listing['unsealed_shards']} unsealed, {human_size(listing['unsealed_bytes'])}; "
+            f"{len(runs)} run folder(s)"
+        )
+        for run in runs:
+            state = "in use" if run["live"] else "ended"
+            owner = f"{run['host']}:{run['pid']}" if run["host"] else "no lease"
+            typer.echo(f"  run {run['run']}: {state} ({owner}), {run['shards_named']} shard(s) named")
+
+    @staging_app.command("clean")
+    def clean_command(
+        staging: str = _STAGING,
+        everything: bool = typer.Option(
+            False,
+            "--all",
+            help="Remove every shard and run folder no live run uses, not only what the policy says.",
+        ),
+        as_json: bool = _JSON,
+    ) -> None:
+        """Apply the staging policy now: remove unused sealed shards older than
+        HUBPRESS_STAGING_MAX_AGE_HOURS (the oldest first while over HUBPRESS_STAGING_MAX_SIZE) and
+        ended runs' folders. A shard a live run names is never removed."""
+        from hubpress.shards.card import human_size
+        from hubpress.shards.runs import StagingPolicy, sweep
+
+        where = _open(staging)
+        plan = sweep(where, StagingPolicy.from_settings(where.settings), everything=everything)
+        if as_json:
+            typer.echo(
+                json.dumps(
+                    {
+                        "staging": where.storage.root,
+                        "removed_shards": len(plan.shards),
+                        "removed_bytes": plan.bytes,
+                        "removed_runs": plan.runs,
+                    },
+                    sort_keys=True,
+                )
+            )
+            return
+        typer.echo(
+            f"Removed {len(plan.shards)} shard(s), {human_size(plan.bytes)}, and {len(plan.runs)} ended run "
+            f"folder(s) from {where.storage.root}."
+        )
+
+
+def _open(staging: str | None):
+    from hubpress.settings import get_settings
+    from hubpress.shards.staging import Staging
+
+    settings = get_settings({"staging": staging} if staging else None)
+    return Staging(settings.staging, settings)

@@ -1,0 +1,101 @@
+"""`download_lora`: a file of a Hub model repo (or of a local target), checked before it is handed
+over.
+
+The file name passes the name gate (`../../etc/passwd`, absolute paths, backslashes and
+percent-encoded dots are refused in one line, for a local target as for the Hub). From the Hub,
+the revision is pinned to its commit first; the downloaded bytes must have the sha256 (LFS) or git
+blob id (regular file) the Hub lists for that path at that commit, and weights must pass the same
+safetensors header check as a publish. A file that fails is removed from the cache (a later run
+must not find it there) and the download fails in one line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+from pathlib import Path
+
+from hubpress.errors import HubpressError, SourceError
+from hubpress.lora.header import PICKLE_SUFFIXES
+from hubpress.storage.names import inside, path_in_repo
+
+WEIGHT_SUFFIXES = (".safetensors", *PICKLE_SUFFIXES)
+
+
+class DownloadCheckFailed(SourceError):
+    """A downloaded file is not what the repo lists, or is not sound weights; it was removed."""
+
+
+def _digests(path: str) -> tuple[str, str]:
+    """(sha256, git blob id) of a file, in one read."""
+    sha256 = hashlib.sha256()
+    blob = hashlib.sha1(b"blob %d\0" % os.path.getsize(path))
+    with open(path, "rb") as fh:
+        while chunk := fh.read(8 * 1024 * 1024):
+            sha256.update(chunk)
+            blob.update(chunk)
+    return sha256.hexdigest(), blob.hexdigest()
+
+
+def check_weights(path: str | Path, name: str) -> None:
+    """The safetensors header check of a publish, for a weights file (by its name in the repo)."""
+    if name.lower().endswith(WEIGHT_SUFFIXES):
+        from hubpress.lora.weights import inspect_safetensors
+
+        inspect_safetensors(path)
+
+
+def _remove_from_cache(path: str) -> None:
+    """The snapshot entry and the blob it points to: nothing of a refused file stays cached."""
+    real = os.path.realpath(path)
+    for victim in (path, real):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(victim)
+
+
+def download_checked(repo_id: str, filename: str, revision: str | None, token: str | None) -> str:
+    """The local path of `filename` after every check, or a one-line error."""
+    from hubpress.targets.base import is_local_target, local_path
+
+    name = path_in_repo(filename, what="--filename")
+    if is_local_target(repo_id):
+        path = inside(local_path(repo_id), name, what="--filename")
+        if not path.is_file():
+            raise SourceError(f"{path} does not exist.")
+        check_weights(path, name)
+        return str(path)
+    from hubpress.settings import get_settings, resolve_token
+    from hubpress.targets.hub import HubRepo
+    from hubpress.targets.hub_calls import hub_errors
+
+    settings = get_settings()
+    repo = HubRepo(repo_id, "model", settings, resolve_token(token, settings))
+    with hub_errors("download from", repo.description, repo.token):
+        # Pinned to one commit, so the listing and the bytes are of the same file.
+        pinned = repo.head(revision or "main") or revision
+        local = repo.download(name, pinned)
+        listed = repo.file_facts(name, pinned or "main")
+    sha256, blob_id = _digests(local)
+    where = f"{name} of {repo.description} at {(pinned or 'main')[:12]}"
+    problem = None
+    if listed is None:
+        problem = "the Hub lists no such file at that commit"
+    elif listed.sha256 is not None and listed.sha256 != sha256:
+        problem = f"its sha256 is {sha256[:16]}..., the Hub lists {listed.sha256[:16]}..."
+    elif listed.sha256 is None and listed.git_oid and listed.git_oid != blob_id:
+        problem = f"its git blob id is {blob_id[:12]}, the Hub lists {listed.git_oid[:12]}"
+    if problem is None:
+        try:
+            check_weights(local, name)
+        except HubpressError as exc:
+            problem = str(exc).replace(local, "the download")
+        except Exception as exc:  # noqa: BLE001 - any other failure of the check refuses the file
+            problem = f"its header check failed ({exc})"
+    if problem is not None:
+        _remove_from_cache(local)
+        raise DownloadCheckFailed(
+            f"Downloaded {where}, but {problem}: it was removed from the cache. The repo or the "
+            "connection returned other bytes than the Hub lists; do not use this file."
+        )
+    return local

@@ -1,0 +1,257 @@
+"""A publish's own corner of staging, its lease, and the staging policy that sweeps what runs leave.
+
+Each publish-dataset run works in `<staging>/runs/<run id>/`: its lease (`lease.json`: host,
+process, when it was last renewed, and the keys of the shards it plans to use), the generated
+files it publishes (manifest.json, the card's facts) and, with `fan_out: splits`, the split plans
+its subflows read. Built shards go to the shared store (hubpress.shards.shard_store), not here.
+
+A lease is live while its process runs: on the same host, while that process id exists; from
+another host, while it was renewed within `LEASE_TIMEOUT` (a run renews it at every step and as
+shards are sealed). Nothing a live lease names is ever removed.
+
+The policy (`sweep`), applied when a publish starts and by `hubpress staging clean`:
+- a run's own folder is removed when the run ends, whatever the outcome; folders of runs whose
+  lease is no longer live (killed) are removed by the sweep;
+- a sealed shard stays for resume until the target holds it: a successful publish removes the
+  shards its commit now holds, unless a live lease names them;
+- a sealed shard no run uses goes when it is older than `HUBPRESS_STAGING_MAX_AGE_HOURS`
+  (default 168, a week), and the oldest go first while the store holds more than
+  `HUBPRESS_STAGING_MAX_SIZE` (default 100GB);
+- a shard file without its seal (the run died between writing and sealing it) goes after an hour.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from hubpress.shards.shard_store import ShardStore, StoredShard
+from hubpress.shards.sizes import parse_size
+from hubpress.shards.staging import STALE_AFTER_SECONDS, Staging
+
+log = logging.getLogger("hubpress.staging")
+
+RUNS = "runs"
+LEASE = "lease.json"
+LEASE_TIMEOUT = 6 * 3600  # a lease from another host not renewed for this long is a dead run's
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    run: str
+    host: str
+    pid: int
+    renewed: float
+    keys: tuple[str, ...] = ()
+
+    def is_live(self, now: float, host: str | None = None) -> bool:
+        """True while its run may still be working (see the module's docstring)."""
+        if self.host == (host or socket.gethostname()):
+            return _process_exists(self.pid)
+        return now - self.renewed < LEASE_TIMEOUT
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class RunStage:
+    """One run's folder in staging and its lease. Use as a context manager: leaving it removes
+    the folder (the sealed shards stay in the store)."""
+
+    def __init__(self, staging: Staging, run_id: str | None = None):
+        self.staging = staging
+        self.run = run_id or uuid.uuid4().hex
+        self.relpath = f"{RUNS}/{self.run}"
+        self.keys: tuple[str, ...] = ()
+
+    def __enter__(self) -> RunStage:
+        self.renew()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def uri(self, path: str = "") -> str:
+        return self.staging.stage_uri(self.relpath, path)
+
+    def renew(self, keys: Iterable[str] | None = None) -> None:
+        """Write the lease; `keys` are the shards this run will use (named before it looks them
+        up, so a sweep or another run's clean-up that starts later leaves them alone)."""
+        if keys is not None:
+            self.keys = tuple(sorted(set(keys)))
+        lease = Lease(self.run, socket.gethostname(), os.getpid(), time.time(), self.keys)
+        data = {"run": lease.run, "host": lease.host, "pid": lease.pid, "renewed": lease.renewed}
+        self.staging.storage.write_bytes(
+            f"{self.relpath}/{LEASE}", json.dumps({**data, "keys": list(self.keys)}).encode()
+        )
+
+    def close(self) -> None:
+        self.staging.discard(self.relpath)
+
+
+def read_leases(staging: Staging) -> list[tuple[str, Lease | None]]:
+    """(run folder, its lease or None when unreadable) for every run folder in staging."""
+    runs: dict[str, Lease | None] = {}
+    for listed in staging.storage.list(RUNS):
+        parts = listed.relpath.split("/")
+        if len(parts) < 2:
+            continue
+        run = parts[1]
+        runs.setdefault(run, None)
+        if parts[2:] == [LEASE]:
+            runs[run] = _lease(staging, listed.relpath)
+    return sorted(runs.items())
+
+
+def _lease(staging: Staging, relpath: str) -> Lease | None:
+    try:
+        data = json.loads(staging.storage.read_bytes(relpath))
+        return Lease(
+            str(data["run"]),
+            str(data["host"]),
+            int(data["pid"]),
+            float(data["renewed"]),
+            tuple(data.get("keys") or ()),
+        )
+    except Exception:  # noqa: BLE001 - half-written or gone: treated as no lease
+        return None
+
+
+def keys_in_use(staging: Staging, now: float | None = None, except_run: str | None = None) -> set[str]:
+    """The shard keys named by live leases (other than `except_run`'s)."""
+    now = time.time() if now is None else now
+    return {
+        key
+        for run, lease in read_leases(staging)
+        if lease is not None and run != except_run and lease.is_live(now)
+        for key in lease.keys
+    }
+
+
+# --- the policy ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StagingPolicy:
+    max_age_seconds: float = 168 * 3600
+    max_size: int = parse_size("100GB")
+    unsealed_after_seconds: float = STALE_AFTER_SECONDS
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> StagingPolicy:
+        return cls(float(settings.staging_max_age_hours) * 3600, parse_size(settings.staging_max_size))
+
+
+@dataclass(slots=True)
+class SweepPlan:
+    shards: list[StoredShard] = field(default_factory=list)  # to remove
+    runs: list[str] = field(default_factory=list)  # run folders to remove
+
+    @property
+    def bytes(self) -> int:
+        return sum(s.size for s in self.shards)
+
+
+def plan_sweep(
+    shards: Iterable[StoredShard],
+    leases: Iterable[tuple[str, Lease | None]],
+    policy: StagingPolicy,
+    now: float,
+    everything: bool = False,
+    host: str | None = None,
+) -> SweepPlan:
+    """What the policy removes (pure). Never a shard a live lease names, nor a live run's folder.
+    `everything`: every shard and run folder not in use (`hubpress staging clean --all`)."""
+    leases = list(leases)
+    live = {run for run, lease in leases if lease is not None and lease.is_live(now, host)}
+    in_use = {key for run, lease in leases if run in live and lease is not None for key in lease.keys}
+    # A folder without a readable lease may be a run writing its first lease: only --all takes it.
+    plan = SweepPlan(
+        runs=[run for run, lease in leases if run not in live and (lease is not None or everything)]
+    )
+    free = [s for s in shards if s.key not in in_use]
+
+    def age(s: StoredShard) -> float:
+        return now - s.modified if s.modified is not None else 0.0
+
+    keep: list[StoredShard] = []
+    for s in free:
+        if (
+            everything
+            or not s.sealed
+            and s.modified is not None
+            and age(s) > policy.unsealed_after_seconds
+            or s.sealed
+            and age(s) > policy.max_age_seconds
+        ):
+            plan.shards.append(s)
+        else:
+            keep.append(s)
+    total = sum(s.size for s in shards if s not in plan.shards)
+    for s in sorted(keep, key=lambda s: -age(s)):  # oldest first
+        if total <= policy.max_size:
+            break
+        plan.shards.append(s)
+        total -= s.size
+    return plan
+
+
+def sweep(staging: Staging, policy: StagingPolicy, everything: bool = False) -> SweepPlan:
+    """Apply the policy to a staging location; returns what was removed."""
+    store = ShardStore(staging)
+    plan = plan_sweep(store.entries(), read_leases(staging), policy, time.time(), everything)
+    store.remove(s.key for s in plan.shards)
+    for run in plan.runs:
+        staging.discard(f"{RUNS}/{run}")
+    if plan.shards or plan.runs:
+        log.info(
+            "Staging %s: removed %d shard(s) (%d bytes) and %d finished run folder(s) by the staging policy.",
+            staging.storage.root,
+            len(plan.shards),
+            plan.bytes,
+            len(plan.runs),
+        )
+    return plan
+
+
+_swept: set[str] = set()
+_swept_lock = threading.Lock()
+
+
+def sweep_once(staging: Staging, policy: StagingPolicy) -> SweepPlan | None:
+    """The sweep a publish applies when it starts, once per process and staging location."""
+    with _swept_lock:
+        if staging.storage.root in _swept:
+            return None
+        _swept.add(staging.storage.root)
+    try:
+        return sweep(staging, policy)
+    except Exception as exc:  # noqa: BLE001 - a sweep that fails costs space, never the publish
+        log.warning(
+            "Could not sweep staging %s (%s); `hubpress staging clean` can.", staging.storage.root, exc
+        )
+        return None
+
+
+def release_published(staging: Staging, stage: RunStage, keys: Iterable[str]) -> int:
+    """After a successful commit the target holds these shards: remove them from the store,
+    except those another live run's lease names. Returns the bytes freed."""
+    in_use = keys_in_use(staging, except_run=stage.run)
+    freed = ShardStore(staging).remove(k for k in set(keys) if k not in in_use)
+    stage.renew(keys=())
+    return freed

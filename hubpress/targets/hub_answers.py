@@ -1,0 +1,92 @@
+"""Answers the Hub may not give, or give in a shape hubpress cannot use, decided by pure functions.
+
+- A commit whose answer was lost (the Hub's 60 s commit timeout, a dropped connection) may still
+  have landed. Every commit hubpress makes carries its plan's fingerprint in its description
+  (`plan_fingerprint`: the parent it was planned against, and every path it adds with its sha256
+  or deletes). When a commit attempt ends without a usable answer, the revision's head is asked
+  for: a head whose description carries this fingerprint is this publish's commit (it was made
+  against the planned parent, with the planned files; `verify` then checks its tree). It is
+  reported and verified as the publish's commit, and never made twice.
+- An answer hubpress cannot use (a body that is not JSON, a missing field, a commit id that is
+  not 40 hex digits) becomes one line naming the Hub and what it sent (`UnusableAnswer`).
+- A commit answer naming the head the commit was planned against means the Hub made no commit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+
+from hubpress.errors import PublishError
+from hubpress.targets.plan import PublishPlan, StagedFile
+
+FINGERPRINT_PREFIX = "hubpress-plan:"
+_COMMIT_ID = re.compile(r"^[0-9a-f]{40}$")
+_FINGERPRINT = re.compile(re.escape(FINGERPRINT_PREFIX) + r"\s*([0-9a-f]{64})")
+
+
+class UnusableAnswer(PublishError):
+    """The Hub answered, but not in a shape hubpress can use. Never retried."""
+
+
+def plan_fingerprint(plan: PublishPlan, files: dict[str, StagedFile]) -> str:
+    """A digest of what a commit of `plan` changes, against which parent, on which revision."""
+    lines = [f"parent {plan.parent_commit or '-'}", f"revision {plan.revision}"]
+    lines += [f"add {c.path} {files[c.path].sha256} {files[c.path].size}" for c in plan.uploads]
+    lines += [f"delete {c.path}" for c in plan.deletions]
+    return hashlib.sha256("\n".join(sorted(lines)).encode()).hexdigest()
+
+
+def fingerprint_line(fingerprint: str) -> str:
+    """The line every hubpress commit description carries."""
+    return f"{FINGERPRINT_PREFIX} {fingerprint}"
+
+
+def carries_fingerprint(description: str | None, fingerprint: str) -> bool:
+    return fingerprint in _FINGERPRINT.findall(description or "")
+
+
+def is_commit_id(value: object) -> bool:
+    return isinstance(value, str) and bool(_COMMIT_ID.match(value))
+
+
+def shown(value: object, limit: int = 80) -> str:
+    """A value a remote sent, shortened and quoted for a one-line message (control characters
+    escaped: nothing a remote sends can break the line)."""
+    text = value if isinstance(value, str) else repr(value)
+    text = text.encode("unicode_escape").decode("ascii")
+    return repr(text[:limit] + ("..." if len(text) > limit else ""))
+
+
+def unusable(exc: BaseException, who: str, action: str) -> UnusableAnswer | None:
+    """The one-line error for a Hub answer huggingface_hub could not read, None when `exc` is not
+    one (a body that is not JSON, a missing field, a field of the wrong type)."""
+    if isinstance(exc, OSError) or type(exc).__module__.startswith(("huggingface_hub", "hubpress")):
+        return None  # the library's own errors (HTTP statuses, missing entries) and ours
+    if isinstance(exc, json.JSONDecodeError):
+        what = f"a body that is not JSON: {shown(exc.doc)}"
+    elif isinstance(exc, KeyError):
+        what = f"a JSON answer without the field {shown(exc.args[0] if exc.args else '?')}"
+    elif isinstance(exc, TypeError | AttributeError | ValueError):
+        what = f"an answer of an unexpected shape ({shown(str(exc))})"
+    else:
+        return None
+    return UnusableAnswer(
+        f"{who} answered the request to {action} with {what}; hubpress cannot use it. "
+        "Check HF_ENDPOINT (or HUBPRESS_HUB_ENDPOINT): it must be a Hugging Face Hub."
+    )
+
+
+def bad_commit_id(oid: object, who: str, where: str) -> UnusableAnswer:
+    return UnusableAnswer(
+        f"{who} answered the commit to {where} with the commit id {shown(oid)}, which is not a git "
+        "commit id (40 hex digits); hubpress cannot use it. Check HF_ENDPOINT (or HUBPRESS_HUB_ENDPOINT)."
+    )
+
+
+def no_commit_made(head: str, who: str, where: str) -> PublishError:
+    return PublishError(
+        f"the Hub made no commit: {who} answered the commit to {where} with {head[:12]}, the head it "
+        "was planned against. Nothing was published; run again, and if it repeats, check the Hub's status."
+    )

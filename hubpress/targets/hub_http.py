@@ -1,0 +1,291 @@
+"""huggingface_hub's HTTP client, built with hubpress's deadlines (hubpress.deadlines).
+
+huggingface_hub (and `datasets` and HfFileSystem, which share its client) passes `timeout=None` on
+most calls, which turns every httpx timeout off, and a read timeout alone never ends an answer that
+trickles one byte at a time. So the client hubpress gives huggingface_hub's `set_client_factory`
+has two parts, both public hooks of httpx2/httpcore2:
+
+- a request event hook fills the per-phase timeouts (connect, read, write, pool) where the caller
+  left none, and caps the ones it gave;
+- its transport is an httpcore2 connection pool whose network backend gives each socket read and
+  write only the time left before the phase's deadline. The deadline runs from the request (until
+  the answer's headers are in) and again from the headers (until the body is read), each
+  `request_deadline` plus the declared bytes at `min_transfer_rate`. Overrunning it raises
+  DeadlineExceeded, which huggingface_hub does not retry and the CLI prints as one line.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpcore2
+import httpx2
+
+from hubpress.deadlines import DeadlineExceeded, Deadlines, url_without_secrets
+from hubpress.parsers import MAX_ANSWER_BYTES
+from hubpress.targets import hub_waits
+from hubpress.targets.hub_failures import HubAnswerUnusable
+
+# When the current phase of the current request must end (time.monotonic), and what to call it.
+_PHASE_END: contextvars.ContextVar[tuple[float, float, str, str] | None] = contextvars.ContextVar(
+    "hubpress_phase_end", default=None
+)
+
+
+class HubDeadlineExceeded(DeadlineExceeded, httpx2.TransportError):
+    """DeadlineExceeded as huggingface_hub sees it: a transport error it does not retry."""
+
+    def __init__(self, url: str, seconds: float, phase: str):
+        DeadlineExceeded.__init__(self, url, seconds, phase)
+
+
+def _left(timeout: float | None) -> float | None:
+    """The socket timeout for one read or write: the caller's, cut to what is left of the phase."""
+    phase = _PHASE_END.get()
+    if phase is None:
+        return timeout
+    end, seconds, url, what = phase
+    left = end - time.monotonic()
+    if left <= 0:
+        raise HubDeadlineExceeded(url, seconds, what)
+    return left if timeout is None else min(timeout, left)
+
+
+def _overran(exc: Exception) -> None:
+    """A socket timeout that fell on the phase's deadline is the deadline, not a silence."""
+    phase = _PHASE_END.get()
+    if phase is not None and time.monotonic() >= phase[0]:
+        raise HubDeadlineExceeded(phase[2], phase[1], phase[3]) from None
+    raise exc
+
+
+class _DeadlineStream(httpcore2.NetworkStream):
+    def __init__(self, inner: httpcore2.NetworkStream):
+        self._inner = inner
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        try:
+            return self._inner.read(max_bytes, _left(timeout))
+        except httpcore2.ReadTimeout as exc:
+            _overran(exc)
+            raise
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        try:
+            self._inner.write(buffer, _left(timeout))
+        except httpcore2.WriteTimeout as exc:
+            _overran(exc)
+            raise
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(self, ssl_context, server_hostname=None, timeout=None) -> httpcore2.NetworkStream:
+        return _DeadlineStream(self._inner.start_tls(ssl_context, server_hostname, _left(timeout)))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore2.NetworkBackend):
+    def __init__(self) -> None:
+        self._inner = httpcore2.SyncBackend()
+
+    def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
+        stream = self._inner.connect_tcp(host, port, _left(timeout), local_address, socket_options)
+        return _DeadlineStream(stream)
+
+    def connect_unix_socket(self, path, timeout=None, socket_options=None):
+        return _DeadlineStream(self._inner.connect_unix_socket(path, _left(timeout), socket_options))
+
+    def sleep(self, seconds: float) -> None:
+        self._inner.sleep(seconds)
+
+
+def _declared(headers: Any) -> int | None:
+    try:
+        return int(headers.get("content-length"))
+    except (TypeError, ValueError):
+        return None
+
+
+_EXCEPTIONS: tuple[tuple[type[Exception], type[Exception]], ...] = (
+    # Most specific first: the first match wins.
+    (httpcore2.ConnectTimeout, httpx2.ConnectTimeout),
+    (httpcore2.ReadTimeout, httpx2.ReadTimeout),
+    (httpcore2.WriteTimeout, httpx2.WriteTimeout),
+    (httpcore2.PoolTimeout, httpx2.PoolTimeout),
+    (httpcore2.TimeoutException, httpx2.TimeoutException),
+    (httpcore2.ConnectError, httpx2.ConnectError),
+    (httpcore2.ReadError, httpx2.ReadError),
+    (httpcore2.WriteError, httpx2.WriteError),
+    (httpcore2.ProxyError, httpx2.ProxyError),
+    (httpcore2.UnsupportedProtocol, httpx2.UnsupportedProtocol),
+    (httpcore2.RemoteProtocolError, httpx2.RemoteProtocolError),
+    (httpcore2.LocalProtocolError, httpx2.LocalProtocolError),
+    (httpcore2.NetworkError, httpx2.NetworkError),
+    (httpcore2.ProtocolError, httpx2.ProtocolError),
+)
+
+
+_CORE_ERRORS = tuple(core for core, _ in _EXCEPTIONS)
+
+
+def _as_httpx(exc: Exception, request: httpx2.Request) -> Exception:
+    for core, mapped in _EXCEPTIONS:
+        if isinstance(exc, core):
+            return mapped(str(exc), request=request)
+    return exc
+
+
+class HubAnswerTooLarge(HubAnswerUnusable, httpx2.TransportError):
+    """A JSON answer over MAX_ANSWER_BYTES: refused while it arrives, never parsed."""
+
+    def __init__(self, url: str, limit: int):
+        HubAnswerUnusable.__init__(
+            self,
+            f"{url_without_secrets(url)} sent a JSON answer larger than the {limit:,}-byte limit "
+            "(hubpress.parsers.MAX_ANSWER_BYTES); it was not read. Check the endpoint and any proxy in between.",
+        )
+
+
+def _json_limit(request: httpx2.Request, headers: Any) -> int | None:
+    """The size limit of an answer: API and JSON answers are parsed whole in memory; file bodies
+    (resolve, LFS and storage URLs) stream to disk and are bounded by their deadline instead."""
+    kind = (headers.get("content-type") or "").lower()
+    return MAX_ANSWER_BYTES if "json" in kind or request.url.path.startswith("/api/") else None
+
+
+class _DeadlineBody(httpx2.SyncByteStream):
+    def __init__(
+        self, inner, request: httpx2.Request, phase: tuple[float, float, str, str], limit: int | None
+    ):
+        self._inner, self._request, self._phase, self._limit = inner, request, phase, limit
+
+    def __iter__(self) -> Iterator[bytes]:
+        chunks = iter(self._inner)
+        received = 0
+        while True:
+            reset = _PHASE_END.set(self._phase)
+            try:
+                chunk = next(chunks)
+            except StopIteration:
+                return
+            except _CORE_ERRORS as exc:
+                raise _as_httpx(exc, self._request) from exc
+            finally:
+                _PHASE_END.reset(reset)
+            received += len(chunk)
+            if self._limit is not None and received > self._limit:
+                raise HubAnswerTooLarge(str(self._request.url), self._limit)
+            yield chunk
+
+    def close(self) -> None:
+        if hasattr(self._inner, "close"):
+            self._inner.close()
+
+
+class DeadlineTransport(httpx2.BaseTransport):
+    """An httpx2 transport whose every request phase ends by its deadline."""
+
+    def __init__(self, deadlines: Deadlines, max_connections: int = 32):
+        self.deadlines = deadlines
+        self._pool = httpcore2.ConnectionPool(
+            ssl_context=httpx2.create_ssl_context(),
+            max_connections=max_connections,
+            max_keepalive_connections=max_connections,
+            keepalive_expiry=5.0,
+            network_backend=_DeadlineBackend(),
+        )
+
+    def _phase(self, request: httpx2.Request, declared: int | None, what: str) -> tuple:
+        seconds = self.deadlines.for_phase(declared)
+        return (time.monotonic() + seconds, seconds, str(request.url), what)
+
+    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
+        core_request = httpcore2.Request(
+            method=request.method,
+            url=httpcore2.URL(
+                scheme=request.url.raw_scheme,
+                host=request.url.raw_host,
+                port=request.url.port,
+                target=request.url.raw_path,
+            ),
+            headers=request.headers.raw,
+            content=request.stream,
+            extensions=request.extensions,
+        )
+        reset = _PHASE_END.set(self._phase(request, _declared(request.headers), "answering"))
+        try:
+            response = self._pool.handle_request(core_request)
+        except _CORE_ERRORS as exc:
+            raise _as_httpx(exc, request) from exc
+        finally:
+            _PHASE_END.reset(reset)
+        headers = httpx2.Headers(response.headers)
+        limit = _json_limit(request, headers)
+        if limit is not None and (_declared(headers) or 0) > limit:
+            response.close()
+            raise HubAnswerTooLarge(str(request.url), limit)
+        body_phase = self._phase(request, _declared(headers), "sending its answer")
+        return httpx2.Response(
+            status_code=response.status,
+            headers=response.headers,
+            stream=_DeadlineBody(response.stream, request, body_phase, limit),
+            extensions=response.extensions,
+        )
+
+    def close(self) -> None:
+        self._pool.close()
+
+
+def _timeouts_hook(deadlines: Deadlines):
+    """Fill (or cap) the per-phase timeouts of every request: huggingface_hub often passes None."""
+    bounds = deadlines.timeouts()
+
+    def hook(request: httpx2.Request) -> None:
+        given = dict(request.extensions.get("timeout") or {})
+        request.extensions["timeout"] = {
+            key: bound if given.get(key) is None else min(given[key], bound) for key, bound in bounds.items()
+        }
+
+    return hook
+
+
+def client_factory(deadlines: Deadlines):
+    """A factory for huggingface_hub's `set_client_factory`: its own request hook, our deadlines."""
+    from huggingface_hub.utils._http import hf_request_event_hook
+
+    def build() -> httpx2.Client:
+        return httpx2.Client(
+            # every wait the Hub asks for is bounded (hub_waits), every phase ends by its deadline
+            transport=hub_waits.bounding_transport(DeadlineTransport(deadlines)),
+            event_hooks={"request": [hf_request_event_hook, _timeouts_hook(deadlines)]},
+            follow_redirects=True,
+        )
+
+    return build
+
+
+_installed: Deadlines | None = None
+_lock = threading.Lock()
+
+
+def install(settings=None) -> Deadlines:
+    """Give huggingface_hub (and so `datasets` and HfFileSystem) a client with hubpress's deadlines.
+    Idempotent; settings that changed since the last call rebuild the client."""
+    global _installed
+    from huggingface_hub import set_client_factory
+
+    from hubpress.settings import get_settings
+
+    deadlines = Deadlines.from_settings(settings or get_settings())
+    with _lock:
+        if _installed != deadlines:
+            set_client_factory(client_factory(deadlines))
+            _installed = deadlines
+    return deadlines

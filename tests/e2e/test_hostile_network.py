@@ -1,0 +1,106 @@
+"""Every wait ends, and every answer hubpress cannot use is one line: the CLI against the test Hub
+behind a hostile proxy (tests/hostileproxy.py), and against S3 on a closed port.
+
+The proxy's faults are the classes of issue 24: an answer dripped one byte at a time, a request
+accepted and never answered, 300 MB of JSON (declared, or chunked without a length), a page that
+is not JSON, `{}` from another origin after a redirect, and a download redirected to a host that
+sends 2 bytes. Each run must end (pytest-timeout bounds every test), exit 1, print one or two lines
+on stderr and no traceback. No test measures how long anything took.
+"""
+
+from __future__ import annotations
+
+import socket
+import uuid
+
+import pytest
+from huggingface_hub import HfApi
+
+from hubpress.testdata.synth_lora import write_lora
+from tests.conftest import WRITE_TOKEN, run_cli
+
+pytestmark = [pytest.mark.timeout(300), pytest.mark.usefixtures("prefect_harness")]
+
+
+def one_line_failure(code: int, err: str, what: str) -> str:
+    lines = [line for line in err.splitlines() if line.strip() and not line.startswith("Prefect:")]
+    assert code == 1, f"{what}: exit {code}\n{err}"
+    assert "Traceback" not in err, f"{what}:\n{err}"
+    assert 1 <= len(lines) <= 2, f"{what}: {len(lines)} lines on stderr\n{err}"
+    assert lines[-1].startswith("error: "), err
+    return lines[-1]
+
+
+@pytest.fixture
+def lora_repo(hub, tmp_path):
+    """A model repo on the test Hub holding LoRA weights, created directly (not through the proxy)."""
+    repo = f"alice/hostile-{uuid.uuid4().hex[:8]}"
+    weights = write_lora(tmp_path / "pytorch_lora_weights.safetensors", seed=3)
+    api = HfApi(endpoint=hub.url, token=WRITE_TOKEN)
+    api.create_repo(repo)
+    api.upload_file(path_or_fileobj=str(weights), path_in_repo=weights.name, repo_id=repo)
+    return repo, weights
+
+
+@pytest.mark.parametrize("kind", ["slow_loris", "never_answer"])
+def test_a_stalled_download_ends_by_its_deadline(
+    kind, hostile_proxy, lora_repo, write_token, tmp_cwd, monkeypatch
+):
+    repo, _ = lora_repo
+    monkeypatch.setenv("HF_HOME", str(tmp_cwd / "hf-home"))
+    hostile_proxy.arm(rf"^(HEAD|GET) /{repo}/resolve/", kind, count=50)
+    code, out, err = run_cli("download-lora", repo)
+    line = one_line_failure(code, err, kind)
+    assert "deadline" in line and hostile_proxy.url.split("//")[1] in line, line
+    assert hostile_proxy.fired, "the fault was never reached"
+    assert out == ""
+
+
+def test_a_download_redirected_to_a_short_answer_is_one_line(
+    hostile_proxy, lora_repo, write_token, tmp_cwd, monkeypatch
+):
+    """The resolve redirect leads to a host that sends 2 bytes ("Consistency check failed")."""
+    repo, weights = lora_repo
+    monkeypatch.setenv("HF_HOME", str(tmp_cwd / "hf-home"))
+    hostile_proxy.arm(rf"^GET /{repo}/resolve/", "redirect_short", count=50)
+    code, out, err = run_cli("download-lora", repo)
+    line = one_line_failure(code, err, "redirect_short")
+    assert "cannot be used" in line
+    assert out == ""
+    # Nothing of the short answer is left as if it were the weights.
+    cached = list((tmp_cwd / "hf-home").rglob(weights.name))
+    assert all(p.stat().st_size == weights.stat().st_size for p in cached if p.is_file())
+
+
+@pytest.mark.parametrize("kind", ["not_json", "huge_json", "huge_chunked", "redirect_empty", "slow_loris"])
+def test_an_unusable_hub_answer_is_one_line(kind, hostile_proxy, write_token, tmp_path, monkeypatch):
+    """publish-lora's Hub API calls (repo info, create) answered with what the protocol never says."""
+    monkeypatch.setenv("HUBPRESS_STAGING", str(tmp_path / "staging"))
+    weights = write_lora(tmp_path / "w" / "pytorch_lora_weights.safetensors", seed=4)
+    repo = f"alice/answers-{uuid.uuid4().hex[:8]}"
+    hostile_proxy.arm(r"^(GET|POST) /api/(models/|repos/create)", kind, count=50)
+    code, out, err = run_cli("publish-lora", str(weights.parent), repo)
+    line = one_line_failure(code, err, kind)
+    assert hostile_proxy.fired, "the fault was never reached"
+    if kind.startswith("huge"):
+        assert "limit" in line
+    elif kind == "slow_loris":
+        assert "deadline" in line
+    else:
+        assert "cannot be used" in line
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_release_from_s3_on_a_closed_port_ends(hub, write_token, tmp_path, monkeypatch):
+    port = _closed_port()
+    monkeypatch.setenv("HUBPRESS_S3_ENDPOINT_URL", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("HUBPRESS_S3_MAX_ATTEMPTS", "2")
+    monkeypatch.setenv("HUBPRESS_STAGING", str(tmp_path / "staging"))
+    code, out, err = run_cli("release", "s3://runs/face-seg-42", "--repo", f"alice/s3-{uuid.uuid4().hex[:6]}")
+    line = one_line_failure(code, err, "closed S3 port")
+    assert f"127.0.0.1:{port}" in line

@@ -1,0 +1,327 @@
+"""Answers the Hub may not give, through the CLI, with tests/hubproxy.py in front of the test Hub:
+a commit (or tag) applied but never answered, answers hubpress cannot use, a commit answered with
+the old head, and rate limits with every kind of Retry-After. Each ends in a result or one line,
+never a traceback, and a commit is never made twice."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+
+import pytest
+
+from hubpress.testdata.synth import write_dataset
+from tests.conftest import WRITE_TOKEN
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+COMMIT = r"^POST /api/datasets/alice/[^/]+/commit/"
+
+
+def cli(*args: str, endpoint: str, tmp_path, **env: str) -> subprocess.CompletedProcess:
+    from prefect.settings import PREFECT_API_URL
+
+    return subprocess.run(
+        [sys.executable, "-m", "hubpress.commands.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={
+            **os.environ,
+            "HF_TOKEN": WRITE_TOKEN,
+            "HUBPRESS_HUB_ENDPOINT": endpoint,
+            "HUBPRESS_STAGING": str(tmp_path / "staging"),
+            "PREFECT_API_URL": PREFECT_API_URL.value(),
+            **env,
+        },
+        timeout=600,
+    )
+
+
+def error_lines(out: subprocess.CompletedProcess) -> list[str]:
+    """stderr without the banner every command prints (where Prefect records the run)."""
+    return [line for line in out.stderr.splitlines() if line.strip() and not line.startswith("Prefect: ")]
+
+
+@pytest.fixture
+def source(tmp_path):
+    src = tmp_path / "src"
+    write_dataset(src, samples=4, image_size=16, seed=5)
+    return src
+
+
+def name() -> str:
+    return f"alice/ans-{uuid.uuid4().hex[:8]}"
+
+
+def ours(hub, repo: str) -> list[dict]:
+    return [c for c in hub.commit_history("dataset", repo) if c["title"] != "initial commit"]
+
+
+def test_a_commit_applied_but_never_answered_is_reported_and_verified_as_ours(
+    hub, hub_proxy, source, tmp_path
+):
+    repo = name()
+    hub_proxy.lose_answer(COMMIT)
+    out = cli("publish-dataset", str(source), repo, "--json", endpoint=hub_proxy.url, tmp_path=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "Traceback" not in out.stderr
+    result = json.loads(out.stdout)
+    assert ("lose", hub_proxy.fired[0][1]) == hub_proxy.fired[0] and "/commit/" in hub_proxy.fired[0][1]
+    assert result["commit"] == hub.head("dataset", repo)  # the lost commit is the publish's commit
+    assert result["uploaded_bytes"] > 0 and result["uploaded_files"]
+    assert len(ours(hub, repo)) == 1  # never made twice
+    assert hub.stats.requests["commit"] == 1
+    assert "landed" in out.stderr  # the log says what happened
+
+
+def test_a_tag_created_but_never_answered_is_recognised_as_ours(hub, hub_proxy, source, tmp_path):
+    repo = name()
+    hub_proxy.lose_answer(r"^POST /api/datasets/alice/[^/]+/tag/")
+    out = cli(
+        "publish-dataset",
+        str(source),
+        repo,
+        "--tag",
+        "v1",
+        "--json",
+        endpoint=hub_proxy.url,
+        tmp_path=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["tag"] == "v1"
+    refs = {t["name"]: t["target"] for t in _tags(hub, repo)}
+    assert refs == {"v1": result["commit"]}
+    assert hub.stats.requests["tag_create"] == 2  # applied and unanswered, then 409 on the retry
+
+
+def _tags(hub, repo):
+    return [{"name": r.name, "target": r.target} for r in hub.store.get("dataset", repo).refs("tags")]
+
+
+@pytest.mark.parametrize(
+    ("rewrite", "sent"),
+    [
+        (lambda body: json.dumps({**json.loads(body), "commitOid": "ab" * 32}).encode(), "abab"),
+        (lambda body: b"<html>gateway says hello</html>", "<html>gateway"),
+        (
+            lambda body: json.dumps({k: v for k, v in json.loads(body).items() if k != "commitOid"}).encode(),
+            "commitOid",
+        ),
+    ],
+    ids=["64-hex-commit-id", "not-json", "missing-field"],
+)
+def test_an_unusable_commit_answer_is_one_line_and_the_landed_commit_is_found(
+    hub, hub_proxy, source, tmp_path, rewrite, sent
+):
+    repo = name()
+    hub_proxy.rewrite(COMMIT, rewrite)
+    out = cli("publish-dataset", str(source), repo, "--json", endpoint=hub_proxy.url, tmp_path=tmp_path)
+    assert "Traceback" not in out.stderr
+    assert out.returncode == 0, out.stderr  # the Hub did commit: the head carries the plan's fingerprint
+    result = json.loads(out.stdout)
+    assert result["commit"] == hub.head("dataset", repo) and len(ours(hub, repo)) == 1
+    named = [line for line in error_lines(out) if hub_proxy.url in line and sent in line]
+    assert len(named) == 1, out.stderr  # one line naming the Hub and what it sent
+
+
+def test_an_unusable_answer_elsewhere_is_one_line_naming_the_hub(hub, hub_proxy, source, tmp_path):
+    repo = name()
+    hub_proxy.answer(
+        r"^GET /api/whoami-v2", 200, b"<html>captive portal</html>", {"Content-Type": "text/html"}
+    )
+    out = cli("publish-dataset", str(source), repo, endpoint=hub_proxy.url, tmp_path=tmp_path)
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert len(error_lines(out)) <= 2, out.stderr
+    assert hub_proxy.url in out.stderr and "captive portal" in out.stderr
+    assert hub.head("dataset", repo) is None  # nothing was created or built
+
+
+def test_a_commit_answered_with_the_old_head_is_reported_as_no_commit(hub, hub_proxy, source, tmp_path):
+    repo = name()
+    first = cli("publish-dataset", str(source), repo, "--json", endpoint=hub_proxy.url, tmp_path=tmp_path)
+    assert first.returncode == 0, first.stderr
+    old = hub.head("dataset", repo)
+    write_dataset(source, samples=6, image_size=16, seed=6)  # something new to commit
+    url = f"{hub_proxy.url}/datasets/{repo}/commit/{old}"
+    hub_proxy.answer(COMMIT, 200, {"success": True, "commitOid": old, "commitUrl": url})  # never forwarded
+    out = cli("publish-dataset", str(source), repo, "--json", endpoint=hub_proxy.url, tmp_path=tmp_path)
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert "the Hub made no commit" in out.stderr and old[:12] in out.stderr
+    assert "committed" not in out.stderr.lower().replace("no commit", "")
+    assert hub.head("dataset", repo) == old
+
+
+def test_retry_after_nan_falls_back_to_backoff_through_the_cli(hub, hub_proxy, source, tmp_path):
+    repo = name()
+    hub_proxy.answer(COMMIT, 429, {"error": "slow down"}, {"Retry-After": "nan"})
+    hub_proxy.answer(r"/preupload/", 429, {"error": "slow down"}, {"Retry-After": "-5"})
+    out = cli("publish-dataset", str(source), repo, "--json", endpoint=hub_proxy.url, tmp_path=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "Traceback" not in out.stderr
+    assert json.loads(out.stdout)["commit"] == hub.head("dataset", repo)
+    assert len(hub_proxy.fired) == 2
+
+
+def api_publish(hub_proxy, tmp_path, monkeypatch, repo):
+    """One small file through hubpress's Python publishing API, via the proxy."""
+    import hashlib
+
+    from hubpress.settings import Settings
+    from hubpress.targets.plan import StagedFile, git_blob_oid
+    from hubpress.targets.publish import open_target, publish_files
+
+    monkeypatch.setenv("HF_TOKEN", WRITE_TOKEN)
+    monkeypatch.setenv("HUBPRESS_HUB_ENDPOINT", hub_proxy.url)
+    data = b"\0" + os.urandom(2000)
+    (tmp_path / "a.bin").write_bytes(data)
+    staged = StagedFile(
+        "a.bin", hashlib.sha256(data).hexdigest(), len(data), str(tmp_path / "a.bin"), git_blob_oid(data)
+    )
+    return publish_files(open_target(repo, "dataset", Settings()), [staged], target_name=repo, message="m")
+
+
+@pytest.mark.parametrize("value", ["-5", "nan", "inf", "soon", "Wed, 21 Oct 2015 07:28:00 GMT", "1e400", ""])
+def test_a_retry_after_that_is_no_usable_wait_falls_back_to_backoff(
+    hub, hub_proxy, tmp_path, monkeypatch, value
+):
+    repo = name()
+    hub_proxy.answer(COMMIT, 429, {"error": "slow down"}, {"Retry-After": value})
+    hub_proxy.answer(r"/preupload/", 503, {"error": "busy"}, {"Retry-After": value})
+    out = api_publish(hub_proxy, tmp_path, monkeypatch, repo)
+    assert out.commit == hub.head("dataset", repo)
+    assert [action for action, _ in hub_proxy.fired] == ["answer", "answer"]
+
+
+def test_a_retry_after_over_the_bound_stops_at_once_through_the_cli(hub, hub_proxy, source, tmp_path):
+    repo = name()
+    hub_proxy.answer(r"/preupload/", 429, {"error": "rate limited"}, {"Retry-After": "100000"}, count=10)
+    out = cli("publish-dataset", str(source), repo, endpoint=hub_proxy.url, tmp_path=tmp_path)
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert "100,000 s" in out.stderr and "at most 300 s" in out.stderr
+    assert error_lines(out)[-1].startswith("error: The Hub at " + hub_proxy.url), out.stderr
+    # Not retried: each of the (at most 4) shards' early uploads asked once, and the publish stopped
+    # there, before its own upload step and the commit.
+    assert 1 <= len(hub_proxy.fired) <= 4
+    assert "commit" not in hub.stats.requests and ours(hub, repo) == []
+
+
+@pytest.mark.parametrize(
+    "where", [COMMIT, r"/preupload/", r"^GET /api/datasets/"], ids=["commit", "preupload", "read"]
+)
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Retry-After": "100000"},
+        {"RateLimit": '"api";r=0;t=100000', "RateLimit-Policy": '"fixed window";"api";q=500;w=300'},
+    ],
+    ids=["retry-after", "ratelimit"],
+)
+def test_a_wait_over_the_bound_stops_at_once(hub, hub_proxy, tmp_path, monkeypatch, where, headers):
+    from hubpress.targets.hub_waits import HubRateLimited
+
+    repo = name()
+    hub_proxy.answer(where, 429, {"error": "rate limited"}, headers, count=10)
+    with pytest.raises(HubRateLimited, match=r"asked hubpress to wait 100,000 s .*at most 300 s"):
+        api_publish(hub_proxy, tmp_path, monkeypatch, repo)
+    assert len(hub_proxy.fired) == 1  # not retried
+    assert ours(hub, repo) == [] if hub.head("dataset", repo) else True
+
+
+def test_a_rate_limit_reset_is_waited_for_and_logged(hub, hub_proxy, source, tmp_path):
+    repo = name()
+    headers = {"RateLimit": '"api";r=0;t=2', "RateLimit-Policy": '"fixed window";"api";q=500;w=300'}
+    hub_proxy.answer(COMMIT, 429, {"error": "rate limited"}, headers)
+    hub_proxy.answer(r"/preupload/", 429, {"error": "rate limited"}, headers)
+    out = cli("publish-dataset", str(source), repo, "--json", endpoint=hub_proxy.url, tmp_path=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["commit"] == hub.head("dataset", repo)
+    waits = [line for line in out.stderr.splitlines() if "waiting 2 s" in line and "at most 300 s" in line]
+    assert len(waits) == 2, out.stderr  # one per rate-limited call, each naming the reset and the bound
+    assert len(ours(hub, repo)) == 1
+
+
+FINE_TOKEN = "hf_fine_grained_7c41d9"
+
+
+@pytest.mark.parametrize("case", ["read-only-repo", "other-namespace"])
+def test_a_token_that_cannot_write_the_target_is_refused_before_anything_is_built(tmp_path, source, case):
+    """A fine-grained token that may only read an existing repo, and a write token outside its
+    namespace: both refused before the listing, the intake or a build, in one line."""
+    from huggingface_hub import HfApi
+
+    from tests.hubserver import HubServer
+
+    tokens = {WRITE_TOKEN: ("alice", "write"), FINE_TOKEN: ("alice", "write")}
+    with HubServer(tmp_path / "hub", tokens=tokens, read_only={FINE_TOKEN: {"dataset/alice/kept"}}) as server:
+        HfApi(endpoint=server.url, token=WRITE_TOKEN).create_repo("alice/kept", repo_type="dataset")
+        server.reset_stats()
+        token, repo = (FINE_TOKEN, "alice/kept") if case == "read-only-repo" else (FINE_TOKEN, "bob/theirs")
+        out = cli(
+            "publish-dataset", str(source), repo, endpoint=server.url, tmp_path=tmp_path, HF_TOKEN=token
+        )
+        assert out.returncode == 1 and "Traceback" not in out.stderr
+        [line] = error_lines(out)
+        assert "cannot write" in line and "Nothing was read or built" in line and token not in line
+        assert ("may only read the dataset repo alice/kept" if case == "read-only-repo" else "'bob'") in line
+        assert set(server.stats.requests) == {"whoami"}, server.stats.requests  # asked once, nothing else
+        assert not list((tmp_path / "staging").rglob("*.parquet"))
+        # the same token still writes the rest of alice's namespace
+        assert HfApi(endpoint=server.url, token=FINE_TOKEN).create_repo("alice/other", repo_type="dataset")
+
+
+def test_two_publishes_of_the_same_new_dataset_at_once_both_end_well_and_the_repo_is_complete(hub, tmp_path):
+    """Both upload the same LFS objects at once (multipart, parts interleaved): the Hub stores them by
+    content, so both uploads succeed; the commit race's loser re-plans and finds nothing to do."""
+    from prefect.settings import PREFECT_API_URL
+
+    src = tmp_path / "src"
+    write_dataset(src, samples=12, image_size=32, seed=12)
+    repo = name()
+    saved = hub.multipart_threshold, hub.multipart_chunk_size
+    hub.multipart_threshold, hub.multipart_chunk_size = 8_000, 8_000
+    try:
+        runs = []
+        for i in range(2):
+            work = tmp_path / f"run{i}"
+            work.mkdir()
+            env = {
+                **os.environ,
+                "HF_TOKEN": WRITE_TOKEN,
+                "HUBPRESS_STAGING": str(work / "staging"),
+                "HUBPRESS_CACHE_DIR": str(work / "cache"),
+                "PREFECT_API_URL": PREFECT_API_URL.value(),
+            }
+            command = [
+                sys.executable,
+                "-m",
+                "hubpress.commands.cli",
+                "publish-dataset",
+                str(src),
+                repo,
+                "--json",
+            ]
+            runs.append(
+                subprocess.Popen(
+                    command, cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+                )
+            )
+        outs = [(*run.communicate(timeout=900), run.returncode) for run in runs]
+    finally:
+        hub.multipart_threshold, hub.multipart_chunk_size = saved
+    for _stdout, stderr, code in outs:
+        assert "Traceback" not in stderr
+        assert code == 0, stderr
+    results = [json.loads(stdout) for stdout, _, _ in outs]
+    head = hub.head("dataset", repo)
+    assert head in {r["commit"] for r in results}
+    assert len(ours(hub, repo)) in (1, 2)
+    from hubpress.api import load_editing_dataset
+
+    dsd = load_editing_dataset(repo, revision=head, token=WRITE_TOKEN)
+    assert sum(len(split) for split in dsd.values()) == 12  # the repo is complete
+    assert hub.stats.requests.get("lfs_complete", 0) >= 1

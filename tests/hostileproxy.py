@@ -1,0 +1,197 @@
+"""A hostile HTTP proxy in front of the test Hub: the answers a real network or a broken proxy gives.
+
+    proxy = HostileProxy(hub.url).start()
+    proxy.url                                         # point HF_ENDPOINT here
+    proxy.arm(r"^GET /api/models/", "not_json")       # the next matching request gets HTML
+    proxy.arm(r"^HEAD ", "never_answer", count=5)     # read the request, then say nothing
+    proxy.fired                                       # [(kind, "METHOD /path"), ...]
+
+A pattern is a regex searched in "METHOD /path?query". Kinds:
+  slow_loris     the upstream's answer, status line included, one byte every `interval` seconds
+  never_answer   the request is read and accepted; nothing is ever sent back
+  huge_json      200 application/json declaring `huge_bytes` (300 MB), then streaming a JSON list
+  huge_chunked   the same without a Content-Length (chunked), so only counting the bytes can stop it
+  not_json       200 text/html with a page that is not JSON
+  redirect_empty 302 to another origin (the proxy's second port) that answers `{}` to anything
+  redirect_short 302 to another origin that answers 2 bytes (for a download: a short file)
+Requests that match no armed fault are forwarded unchanged. `stop()` ends every held connection.
+Tests (tests/e2e/test_hostile_network.py) drive hubpress's CLI through it; the fixture is
+`hostile_proxy` in tests/conftest.py.
+"""
+
+from __future__ import annotations
+
+import threading
+from http.server import ThreadingHTTPServer
+from urllib.parse import urlparse
+
+from tests.faultproxy import ArmedFaults, QuietHandler, forward
+
+KINDS = (
+    "slow_loris",
+    "never_answer",
+    "huge_json",
+    "huge_chunked",
+    "not_json",
+    "redirect_empty",
+    "redirect_short",
+)
+
+
+class HostileProxy(ArmedFaults):
+    kinds = KINDS
+
+    def __init__(self, upstream: str, *, interval: float = 1.0, huge_bytes: int = 300 * 1024 * 1024):
+        super().__init__()
+        parsed = urlparse(upstream)
+        self.upstream_host = parsed.hostname or "127.0.0.1"
+        self.upstream_port = parsed.port or 80
+        self.interval = interval
+        self.huge_bytes = huge_bytes
+        self.stopping = threading.Event()
+        proxy = self
+
+        class Handler(_Handler):
+            owner = proxy
+
+        class Other(_OtherOrigin):
+            owner = proxy
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._other = ThreadingHTTPServer(("127.0.0.1", 0), Other)  # another origin: another port
+        for server in (self._server, self._other):
+            server.daemon_threads = True
+        self._threads: list[threading.Thread] = []
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    @property
+    def other_url(self) -> str:
+        host, port = self._other.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> HostileProxy:
+        for server in (self._server, self._other):
+            thread = threading.Thread(target=server.serve_forever, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def stop(self) -> None:
+        self.stopping.set()
+        for server in (self._server, self._other):
+            server.shutdown()
+            server.server_close()
+
+
+class _Handler(QuietHandler):
+    owner: HostileProxy
+
+    def _forward(self, body: bytes) -> tuple[int, str, list[tuple[str, str]], bytes]:
+        return forward(self, self.owner.upstream_host, self.owner.upstream_port, body)
+
+    def _raw(self, status: int, reason: str, headers: list[tuple[str, str]], data: bytes) -> bytes:
+        lines = [f"HTTP/1.1 {status} {reason}"]
+        length = next((v for k, v in headers if k.lower() == "content-length"), None)
+        for key, value in headers:
+            if key.lower() not in ("transfer-encoding", "connection", "content-length", "server", "date"):
+                lines.append(f"{key}: {value}")
+        lines.append(f"Content-Length: {length if self.command == 'HEAD' and length else len(data)}")
+        body = b"" if self.command == "HEAD" else data
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+    def _hold(self) -> None:
+        """Keep the connection open, saying nothing, until the client leaves or the proxy stops."""
+        self.connection.settimeout(0.2)
+        while not self.owner.stopping.is_set():
+            try:
+                if self.connection.recv(1) == b"":
+                    return
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+
+    def _drip(self, raw: bytes) -> None:
+        for i in range(len(raw)):
+            if self.owner.stopping.wait(self.owner.interval):
+                return
+            try:
+                self.wfile.write(raw[i : i + 1])
+                self.wfile.flush()
+            except OSError:
+                return
+
+    def _send(self, status: int, headers: dict[str, str], data: bytes = b"") -> None:
+        self.send_response(status)
+        for key, value in headers.items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    def _huge(self, chunked: bool) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        if chunked:
+            self.send_header("Transfer-Encoding", "chunked")
+        else:
+            self.send_header("Content-Length", str(self.owner.huge_bytes))
+        self.end_headers()
+        piece = b"[" + b"0," * 32767
+        sent = 0
+        try:
+            while sent < self.owner.huge_bytes and not self.owner.stopping.is_set():
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece) if chunked else piece)
+                sent += len(piece)
+                piece = b"0," * 32768
+        except OSError:
+            return
+        self.close_connection = True
+
+    def _handle(self) -> None:
+        body = self._body()
+        kind = self.owner._take(f"{self.command} {self.path}")
+        if kind is None:
+            self.wfile.write(self._raw(*self._forward(body)))
+            return
+        self.close_connection = True
+        if kind == "never_answer":
+            self._hold()
+        elif kind == "slow_loris":
+            self._drip(self._raw(*self._forward(body)))
+        elif kind in ("huge_json", "huge_chunked"):
+            self._huge(chunked=kind == "huge_chunked")
+        elif kind == "not_json":
+            self._send(200, {"Content-Type": "text/html"}, b"<html><body>Gateway says hello</body></html>")
+        elif kind == "redirect_empty":
+            self._send(302, {"Location": f"{self.owner.other_url}/empty{self.path}"})
+        elif kind == "redirect_short":
+            self._send(302, {"Location": f"{self.owner.other_url}/short{self.path}"})
+
+    do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _handle
+
+
+class _OtherOrigin(QuietHandler):
+    """The host a cross-origin redirect leads to: `{}` under /empty, two bytes under /short."""
+
+    owner: HostileProxy
+
+    def _handle(self) -> None:
+        data, kind = (
+            (b"{}", "application/json")
+            if self.path.startswith("/empty")
+            else (b"ok", "application/octet-stream")
+        )
+        self.send_response(200)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _handle

@@ -1,0 +1,107 @@
+"""The local Prefect server as a new user meets it: the first command starts it and says so in one
+line, later commands reuse it, its address survives a restart, `server env` prints the export line,
+`server status` fails without it, and a server that cannot start says why in one line.
+
+Every test has its own HUBPRESS_HOME and writes the remembered port there first, so nothing here
+touches the real user's server or port 4200.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hubpress.testdata.synth import write_dataset
+from tests.conftest import _free_port
+
+HUBPRESS = str(Path(sys.executable).parent / "hubpress")
+
+
+@pytest.fixture
+def user(tmp_path):
+    """A user's environment: no Prefect API configured, the default (auto) server mode, and a
+    HUBPRESS_HOME whose remembered port is a free one."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("PREFECT_API_", "PREFECT_LOGGING_", "HUBPRESS_"))
+    }
+    home = tmp_path / "hubpress-home"
+    (home / "prefect").mkdir(parents=True)
+    port = _free_port()
+    (home / "prefect" / "port").write_text(f"{port}\n")
+    env.update({"HUBPRESS_HOME": str(home), "PREFECT_HOME": str(tmp_path / "prefect-client")})
+    yield env, port, tmp_path
+    subprocess.run([HUBPRESS, "server", "stop"], env=env, cwd=tmp_path, capture_output=True, timeout=120)
+
+
+def _hubpress(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([HUBPRESS, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+def test_the_first_command_starts_the_server_and_later_ones_reuse_it(user):
+    env, port, work = user
+    write_dataset(work / "face_seg", samples=3, test_fraction=0.0, image_size=16, seed=5)
+    address = f"http://127.0.0.1:{port}"
+
+    first = _hubpress("publish-dataset", "face_seg", "./out/a", env=env, cwd=work)
+    assert first.returncode == 0, first.stderr[-3000:]
+    started = [line for line in first.stderr.splitlines() if "local Prefect server" in line]
+    assert started == [
+        f"Started the local Prefect server at {address} (later commands reuse it; "
+        "`hubpress server stop` stops it)."
+    ]
+    assert "temporary server" not in first.stderr.lower()
+    # State lives in HUBPRESS_HOME, not in the working directory.
+    assert not (work / ".hubpress").exists()
+    assert (Path(env["HUBPRESS_HOME"]) / "staging").is_dir()
+
+    elsewhere = work / "elsewhere"
+    elsewhere.mkdir()
+    second = _hubpress("publish-dataset", "../face_seg", "../out/b", env=env, cwd=elsewhere)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "Started the local Prefect server" not in second.stderr
+    assert f"Prefect: runs are recorded at {address}" in second.stderr
+
+    shown = _hubpress("server", "env", env=env, cwd=elsewhere)
+    assert (shown.returncode, shown.stdout) == (0, f"export PREFECT_API_URL={address}/api\n")
+    assert _hubpress("server", "status", env=env, cwd=work).returncode == 0
+
+    assert _hubpress("server", "stop", env=env, cwd=work).returncode == 0
+    stopped = _hubpress("server", "status", env=env, cwd=work)
+    assert stopped.returncode == 1 and "No local Prefect server is running" in stopped.stdout
+    # The address is remembered: `server env` still names it (exit 1: nothing listens now), and the
+    # next start uses it again.
+    shown = _hubpress("server", "env", env=env, cwd=work)
+    assert (shown.returncode, shown.stdout) == (1, f"export PREFECT_API_URL={address}/api\n")
+    again = _hubpress("server", "start", env=env, cwd=work)
+    assert again.returncode == 0, again.stderr
+    assert f"UI {address} " in again.stdout
+
+
+def test_temporary_mode_starts_no_lasting_server(user):
+    env, port, work = user
+    write_dataset(work / "face_seg", samples=3, test_fraction=0.0, image_size=16, seed=5)
+    env = {**env, "HUBPRESS_PREFECT_SERVER": "temporary"}
+    done = _hubpress("publish-dataset", "face_seg", "./out/a", env=env, cwd=work)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Prefect: using a temporary server (HUBPRESS_PREFECT_SERVER=temporary)" in done.stderr
+    assert _hubpress("server", "status", env=env, cwd=work).returncode == 1
+
+
+def test_a_server_that_cannot_open_its_database_says_so_in_one_line(user):
+    env, port, work = user
+    # The database path is a directory: SQLite cannot open it, and the server exits while starting.
+    (Path(env["HUBPRESS_HOME"]) / "prefect" / "home" / "prefect.db").mkdir(parents=True)
+    write_dataset(work / "face_seg", samples=3, test_fraction=0.0, image_size=16, seed=5)
+    done = _hubpress("publish-dataset", "face_seg", "./out/a", env=env, cwd=work)
+    assert done.returncode == 1
+    errors = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(errors) == 1, done.stderr[-3000:]
+    assert errors[0].startswith("error: The local Prefect server exited with code")
+    assert "unable to open database file" in errors[0]
+    assert "busy" not in errors[0] and "Traceback" not in done.stderr

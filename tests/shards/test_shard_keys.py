@@ -1,0 +1,142 @@
+"""A shard's key (ShardPlan.key) is a function of its samples' content, the options that shape its
+bytes and the shard format: the same in every process and on every machine (it names no path and
+no process state), and different when any of those change. Property tests with hypothesis."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import hubpress.shards.shards as shards_module
+from hubpress.shards.shards import plan_shards
+from hubpress.sources.models import FileRef, Sample
+
+ROOT = Path(__file__).resolve().parents[2]
+
+_ids = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789_-", min_size=1, max_size=12)
+_digest = st.binary(min_size=1, max_size=16).map(lambda b: hashlib.sha256(b).hexdigest())
+
+
+@st.composite
+def _ref(draw, root: str) -> FileRef:
+    name = draw(_ids)
+    return FileRef(
+        uri=f"{root}/{name}.png",  # where the file is: no part of the key
+        relpath=f"train/{name}.png",
+        size=draw(st.integers(1, 5_000_000)),
+        format=draw(st.sampled_from(["png", "jpeg", "webp"])),
+        sha256=draw(_digest),
+    )
+
+
+@st.composite
+def samples(draw, root: str = "/data/a"):
+    ids = draw(st.lists(_ids, min_size=1, max_size=12, unique=True))
+    return [
+        Sample(
+            id=sample_id,
+            split="train",
+            prompt=draw(st.text(max_size=20)),
+            controls=draw(st.lists(_ref(root), min_size=1, max_size=2)),
+            mask=draw(st.none() | _ref(root)),
+            target=draw(st.none() | _ref(root)),
+        )
+        for sample_id in ids
+    ]
+
+
+def keys(batch: list[Sample], **options) -> list[str]:
+    return [plan.key for plan in plan_shards("train", batch, "2MB", **options)]
+
+
+def keys_of_examples() -> list[list[str]]:
+    """The keys of a fixed sequence of generated datasets (derandomized: the same in any process)."""
+    found: list[list[str]] = []
+
+    @settings(derandomize=True, database=None, max_examples=40)
+    @given(samples())
+    def collect(batch):
+        found.append(keys(batch))
+
+    collect()
+    return found
+
+
+def test_keys_are_the_same_in_another_process_and_another_hash_seed():
+    here = keys_of_examples()
+    child = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import json; from tests.shards.test_shard_keys import keys_of_examples; "
+            "print(json.dumps(keys_of_examples()))",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONHASHSEED": "12345", "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert json.loads(child.stdout.strip().splitlines()[-1]) == here
+    assert len(here) == 40 and all(len(k) == 64 for batch in here for k in batch)
+
+
+@settings(max_examples=60, deadline=None)
+@given(samples(), samples(root="/elsewhere/b"))
+def test_keys_do_not_depend_on_where_the_files_are(batch, _other):
+    moved = [
+        dataclasses.replace(
+            s,
+            controls=[dataclasses.replace(r, uri="/mnt/copy/" + r.relpath) for r in s.controls],
+        )
+        for s in batch
+    ]
+    assert keys(moved) == keys(batch)
+
+
+@settings(max_examples=60, deadline=None)
+@given(samples(), st.data())
+def test_a_changed_image_changes_its_shard_key_and_only_its_shard(batch, data):
+    index = data.draw(st.integers(0, len(batch) - 1))
+    changed_ref = dataclasses.replace(
+        batch[index].controls[0], sha256=hashlib.sha256(b"other bytes").hexdigest()
+    )
+    if changed_ref.sha256 == batch[index].controls[0].sha256:
+        return
+    changed = list(batch)
+    changed[index] = dataclasses.replace(batch[index], controls=[changed_ref, *batch[index].controls[1:]])
+    before = plan_shards("train", batch, "2MB")
+    after = plan_shards("train", changed, "2MB")
+    # Sizes are unchanged, so the boundaries are too: exactly the shard holding the sample changes.
+    assert [len(p.samples) for p in before] == [len(p.samples) for p in after]
+    differs = [b.key != a.key for b, a in zip(before, after, strict=True)]
+    holder = next(i for i, p in enumerate(after) if any(s.id == batch[index].id for s in p.samples))
+    assert differs == [i == holder for i in range(len(before))]
+
+
+@settings(max_examples=40, deadline=None)
+@given(samples(), st.sampled_from([("row_group_rows", 7), ("row_group_bytes", 123_456)]))
+def test_an_option_that_shapes_bytes_changes_every_key(batch, option):
+    name, value = option
+    assert set(keys(batch, **{name: value})).isdisjoint(keys(batch))
+
+
+@settings(max_examples=20, deadline=None)
+@given(samples())
+def test_the_shard_format_is_part_of_every_key(batch):
+    before = keys(batch)
+    saved = shards_module.SHARD_FORMAT
+    shards_module.SHARD_FORMAT = saved + 1
+    try:
+        after = keys(batch)
+    finally:
+        shards_module.SHARD_FORMAT = saved
+    assert set(after).isdisjoint(before)

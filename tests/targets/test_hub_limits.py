@@ -1,0 +1,184 @@
+"""The Hub's limits, checked and respected: entries per folder (a split with more shards than fit
+goes into subfolders, and the card's data_files follow), files per repo and file size refused
+before anything is built or uploaded, and the dataset viewer's limits on what the writer makes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections import Counter
+
+import pytest
+
+from hubpress.api import load_editing_dataset
+from hubpress.shards.shards import ShardPlan, in_folders
+from hubpress.testdata.synth import write_dataset
+from tests.conftest import WRITE_TOKEN
+from tests.hubserver.viewer import parquet_problems, viewer_problems
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+
+def plan(split: str, n: int) -> ShardPlan:
+    key = hashlib.sha256(f"{split}{n}".encode()).hexdigest()
+    return ShardPlan(split=split, samples=(), estimated_size=1, key=key)
+
+
+def entries_per_folder(paths) -> Counter:
+    entries: dict[str, set[str]] = {}
+    for path in paths:
+        parts = path.split("/")
+        for depth in range(len(parts)):
+            entries.setdefault("/".join(parts[:depth]), set()).add(parts[depth])
+    return Counter({folder: len(names) for folder, names in entries.items()})
+
+
+def test_shards_stay_in_data_while_they_fit_and_the_largest_split_moves_to_subfolders():
+    few = [plan("train", i) for i in range(6)] + [plan("test", i) for i in range(3)]
+    assert [p.path_in_repo for p in in_folders(few, 10)] == [p.path_in_repo for p in few]
+    assert all(p.folder == "data" for p in in_folders(few, 10))
+
+    many = [plan("train", i) for i in range(40)] + [plan("test", i) for i in range(3)]
+    placed = in_folders(many, 10)
+    assert in_folders(many, 10) == placed  # a shard's folder depends only on its content
+    assert {p.folder for p in placed if p.split == "test"} == {"data"}
+    assert all(p.folder == f"data/train/{p.key[0]}" for p in placed if p.split == "train")
+    assert max(entries_per_folder(p.path_in_repo for p in placed).values()) <= 10
+    assert sorted(p.name for p in placed) == sorted(p.name for p in many)  # names unchanged
+
+
+def test_a_split_of_more_than_eight_folders_worth_fans_out_over_two_hex_digits():
+    placed = in_folders([plan("train", i) for i in range(2100)], 256)
+    assert all(p.folder == f"data/train/{p.key[:2]}" for p in placed)
+    assert max(entries_per_folder(p.path_in_repo for p in placed).values()) <= 256
+    placed = in_folders([plan("train", i) for i in range(400)], 40)  # 256 subfolders would not fit
+    assert all(p.folder == f"data/train/{p.key[0]}" for p in placed)
+    assert max(entries_per_folder(p.path_in_repo for p in placed).values()) <= 40
+
+
+def cli(*args, tmp_path, **env):
+    from prefect.settings import PREFECT_API_URL
+
+    return subprocess.run(
+        [sys.executable, "-m", "hubpress.commands.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={
+            **os.environ,
+            "HF_TOKEN": WRITE_TOKEN,
+            "HUBPRESS_STAGING": str(tmp_path / "staging"),
+            "PREFECT_API_URL": PREFECT_API_URL.value(),
+            **env,
+        },
+        timeout=600,
+    )
+
+
+@pytest.fixture
+def small_folders(hub):
+    saved = hub.limits.files_per_folder
+    hub.limits.files_per_folder = 6
+    yield hub
+    hub.limits.files_per_folder = saved
+
+
+def test_a_split_with_more_shards_than_a_folder_takes_is_published_in_subfolders(small_folders, tmp_path):
+    hub = small_folders
+    src = tmp_path / "src"
+    write_dataset(src, samples=30, image_size=32, seed=8)
+    name = f"alice/lim-{uuid.uuid4().hex[:8]}"
+    out = cli(
+        "publish-dataset", str(src), name, "--max-shard-size", "12KB", "--json",
+        tmp_path=tmp_path, HUBPRESS_HUB_FILES_PER_FOLDER="6",
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    files = hub.commit_history("dataset", name)[0]["files"]
+    shards = [p for p in files if p.endswith(".parquet")]
+    assert len(shards) > 6  # more than data/ could take: the test Hub would refuse them there
+    assert all(p.startswith("data/train/") for p in shards)
+    assert max(entries_per_folder(files).values()) <= 6
+    card = hub.read_file("dataset", name, "README.md").decode()
+    assert all(p in card for p in shards)  # data_files name the subfolders
+    dsd = load_editing_dataset(name, revision=result["commit"], token=WRITE_TOKEN)
+    assert len(dsd["train"]) == 30 and dsd["train"]["id"] == sorted(dsd["train"]["id"])
+    assert viewer_problems(hub, "dataset", name) == []
+
+
+def test_the_test_hub_refuses_a_commit_over_its_limits(small_folders):
+    from huggingface_hub import CommitOperationAdd, HfApi
+    from huggingface_hub.errors import HfHubHTTPError
+
+    hub = small_folders
+    api = HfApi(endpoint=hub.url, token=WRITE_TOKEN)
+    name = f"alice/lim-{uuid.uuid4().hex[:8]}"
+    api.create_repo(name, repo_type="dataset")
+    head = hub.head("dataset", name)
+    ops = [CommitOperationAdd(f"d/{i}.txt", b"x") for i in range(7)]
+    with pytest.raises(HfHubHTTPError, match="at most 6 per folder") as refused:
+        api.create_commit(name, ops, commit_message="m", repo_type="dataset")
+    assert refused.value.response.status_code == 400 and hub.head("dataset", name) == head
+    saved = hub.limits.file_bytes
+    hub.limits.file_bytes = 10
+    try:
+        with pytest.raises(HfHubHTTPError, match="over 10 bytes"):
+            api.create_commit(
+                name, [CommitOperationAdd("big.txt", b"y" * 11)], commit_message="m", repo_type="dataset"
+            )
+    finally:
+        hub.limits.file_bytes = saved
+    assert hub.head("dataset", name) == head
+
+
+@pytest.mark.parametrize(
+    ("env", "words"),
+    [
+        ({"HUBPRESS_HUB_FILES_PER_REPO": "5"}, "under 5 files per repo"),
+        ({"HUBPRESS_HUB_MAX_FILE_BYTES": "1000"}, "files over 1,000 bytes"),
+    ],
+    ids=["files-per-repo", "file-size"],
+)
+def test_a_dataset_over_a_repo_limit_is_refused_before_anything_is_built_or_uploaded(
+    hub, tmp_path, env, words
+):
+    src = tmp_path / "src"
+    write_dataset(src, samples=30, image_size=32, seed=8)
+    name = f"alice/lim-{uuid.uuid4().hex[:8]}"
+    out = cli("publish-dataset", str(src), name, "--max-shard-size", "12KB", tmp_path=tmp_path, **env)
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    lines = [line for line in out.stderr.splitlines() if line.strip() and not line.startswith("Prefect: ")]
+    assert len(lines) == 1 and words in lines[0] and "Nothing was built or uploaded" in lines[0], out.stderr
+    assert not list((tmp_path / "staging").rglob("*.parquet"))
+    assert not {"preupload", "lfs_batch", "lfs_upload", "commit"} & set(hub.stats.requests)
+
+
+def test_the_shard_writer_keeps_to_the_viewers_limits(tmp_path):
+    """What the writer makes: at most 100 rows of images per row group, row groups far under 286
+    MiB, a page index on every column; and the check itself can fail."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from hubpress.shards.shards import plan_shards, write_shard
+    from tests.shard_helpers import make_sample
+
+    samples = [make_sample(tmp_path / "src", f"s{i:04d}") for i in range(230)]
+    plans = plan_shards("train", samples, "500MB")
+    built = [write_shard(p, tmp_path / "out") for p in plans]
+    meta = pq.ParquetFile(built[0].local_path).metadata
+    assert (
+        sum(b.num_rows for b in built) == 230
+        and max(meta.row_group(i).num_rows for i in range(meta.num_row_groups)) <= 100
+    )
+    assert [problem for b in built for problem in parquet_problems(b.path_in_repo, b.local_path)] == []
+    bad = tmp_path / "bad.parquet"
+    images = pa.array(
+        [{"bytes": b"x", "path": None}] * 150, pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+    )
+    pq.write_table(pa.table({"image": images}), bad, row_group_size=150)
+    problems = parquet_problems("bad.parquet", bad)
+    assert any("150 rows of images" in p for p in problems) and any("no page index" in p for p in problems)
