@@ -14,7 +14,7 @@ import uuid
 import pytest
 
 from hubpress.testdata.synth import write_dataset
-from tests.conftest import WRITE_TOKEN
+from tests.conftest import WRITE_TOKEN, XET
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -324,4 +324,5 @@ def test_two_publishes_of_the_same_new_dataset_at_once_both_end_well_and_the_rep
 
     dsd = load_editing_dataset(repo, revision=head, token=WRITE_TOKEN)
     assert sum(len(split) for split in dsd.values()) == 12  # the repo is complete
-    assert hub.stats.requests.get("lfs_complete", 0) >= 1
+    if not XET:  # the LFS lane: the multipart uploads of one object completed side by side
+        assert hub.stats.requests.get("lfs_complete", 0) >= 1
