@@ -19,7 +19,7 @@ from PIL import Image
 
 from hubpress.flows.params import PublishDatasetParams
 from hubpress.testdata.synth import write_dataset
-from tests.conftest import WRITE_TOKEN, XET
+from tests.conftest import WRITE_TOKEN, XET, sent_phrase
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -153,5 +153,5 @@ def test_the_flow_reports_reuse_in_its_result_and_artifact(hub, tmp_path, monkey
             )
         )
     lines = str(artifact.data).splitlines()
-    assert lines[0] == f"0 samples added, 1 changed, 0 removed: {result['uploaded_bytes']:,} bytes sent"
+    assert lines[0] == f"0 samples added, 1 changed, 0 removed: {sent_phrase(result)}"
     assert f"{built} of {result['shards']} shards rebuilt ({result['shards'] - built} reused)" in lines[4]
