@@ -78,6 +78,15 @@ os.environ.update(
 os.environ.pop("PREFECT_API_URL", None)
 
 
+def sent_phrase(result: dict) -> str:
+    """The bytes a publish's summary names, by lane: on Xet the files' bytes and what crossed the
+    wire after deduplication, on LFS the files' bytes."""
+    if XET:
+        assert result["transfer"] == "xet" and result["sent_bytes"] > 0
+        return f"{result['uploaded_bytes']:,} bytes ({result['sent_bytes']:,} sent after Xet deduplication)"
+    return f"{result['uploaded_bytes']:,} bytes sent"
+
+
 def pytest_collection_modifyitems(config, items):
     """`lfs_only` tests belong to the LFS lane (and carry its `lfs` marker); the Xet lane skips them."""
     skip = pytest.mark.skip(reason="exercises the LFS transfer path: runs in the LFS lane (make test)")

@@ -19,11 +19,16 @@ from PIL import Image
 
 from hubpress.flows.params import PublishDatasetParams
 from hubpress.testdata.synth import write_dataset
-from tests.conftest import WRITE_TOKEN
+from tests.conftest import WRITE_TOKEN, XET, sent_phrase
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
 SHARD_SIZE = "30KB"
+
+
+def files_received(hub) -> int:
+    """Files whose content the test Hub received: Xet file records, or LFS uploads (the LFS lane)."""
+    return hub.stats.xet_files if XET else hub.stats.requests["lfs_upload"]
 
 
 def hubpress_cli(*args: str, staging: Path, cache: Path) -> subprocess.CompletedProcess:
@@ -91,8 +96,8 @@ def test_a_night_of_changes_builds_reads_and_sends_only_the_changed_shards(hub, 
     assert second["changes"] == {"added": 2, "changed": 0, "removed": 0}
     assert 1 <= second["shards_built"] <= 4 and second["shards_built"] == len(sent) == second["shards_sent"]
     assert second["shards_reused"] == second["shards"] - second["shards_built"]
-    # What was sent is exactly the built shards: the LFS objects the Hub received.
-    assert hub.stats.requests["lfs_upload"] == len(sent)
+    # What was sent is exactly the built shards: the files the Hub received (through Xet or LFS).
+    assert files_received(hub) == len(sent)
     assert sum(len(hub.read_file("dataset", repo, p)) for p in sent) <= hub.stats.upload_bytes
     # What was read: the images of the built shards' samples, plus the new files intake hashed.
     rebuilt_ids = [i for p in sent for i in ids_in(hub, repo, p)]
@@ -113,7 +118,7 @@ def test_a_night_of_changes_builds_reads_and_sends_only_the_changed_shards(hub, 
     now = data_shards(hub.commit_history("dataset", repo)[0]["files"])
     sent = now - before
     assert 1 <= len(sent) <= 2 and any(changed_id in ids_in(hub, repo, p) for p in sent)
-    assert hub.stats.requests["lfs_upload"] == len(sent)
+    assert files_received(hub) == len(sent)
     total = len(now)
     line = f"{len(sent)} of {total} shards rebuilt ({total - len(sent)} reused)"
     assert line in text and f"{len(sent)} shard(s), " in text, text
@@ -139,7 +144,7 @@ def test_the_flow_reports_reuse_in_its_result_and_artifact(hub, tmp_path, monkey
     built = result["shards_built"]
     assert 1 <= built <= 2 and result["shards_sent"] == built
     assert result["shards_reused"] == result["shards"] - built and result["shards"] >= first["shards"] - 1
-    assert hub.stats.requests["lfs_upload"] == built
+    assert files_received(hub) == built
     with get_client(sync_client=True) as client:
         (artifact,) = client.read_artifacts(
             artifact_filter=ArtifactFilter(
@@ -148,5 +153,5 @@ def test_the_flow_reports_reuse_in_its_result_and_artifact(hub, tmp_path, monkey
             )
         )
     lines = str(artifact.data).splitlines()
-    assert lines[0] == f"0 samples added, 1 changed, 0 removed: {result['uploaded_bytes']:,} bytes sent"
+    assert lines[0] == f"0 samples added, 1 changed, 0 removed: {sent_phrase(result)}"
     assert f"{built} of {result['shards']} shards rebuilt ({result['shards'] - built} reused)" in lines[4]

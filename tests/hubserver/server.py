@@ -59,6 +59,7 @@ class HubServer:
         # Xet storage, on as on the Hub: the CAS lives in DATA/xet (xet=False: the LFS path only).
         self.xet = XetCas(self.data_dir / "xet") if xet else None
         self._xet_baseline = self.xet.stored_bytes() if self.xet else 0
+        self._xet_shards = self.xet.shard_names() if self.xet else set()
         self.app = HubApp(
             self.store, dict(tokens or {}), self._accounting, self.transfer, orgs, read_only, self.xet
         )
@@ -114,12 +115,16 @@ class HubServer:
     def stats(self) -> Stats:
         """The accounting since the last reset. Xet uploads go straight into the CAS, not through
         an endpoint: what the CAS grew by counts as uploaded (xet_bytes, and in upload_bytes)."""
-        grown = self.xet.stored_bytes() - self._xet_baseline if self.xet else 0
-        return self._accounting.snapshot(xet_bytes=grown)
+        if self.xet is None:
+            return self._accounting.snapshot()
+        grown = self.xet.stored_bytes() - self._xet_baseline
+        files = self.xet.files_in(self.xet.shard_names() - self._xet_shards)
+        return self._accounting.snapshot(xet_bytes=grown, xet_files=files)
 
     def reset_stats(self) -> None:
         self._accounting.reset()
         self._xet_baseline = self.xet.stored_bytes() if self.xet else 0
+        self._xet_shards = self.xet.shard_names() if self.xet else set()
 
     def arm_fault(
         self,

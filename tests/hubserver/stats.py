@@ -21,6 +21,7 @@ class Stats:
     upload_bytes: body bytes received by LFS uploads (basic and parts), inline file contents of commits,
         and xet_bytes.
     xet_bytes: bytes the Xet CAS grew by (xorbs and shards: what Xet clients sent after deduplication).
+    xet_files: files Xet clients sent (file records in the shards written), whole or deduplicated.
     download_bytes: body bytes sent by resolve.
     commits: commits created (the initial commit of a new repo is not counted).
     faults: the faults that fired, in order.
@@ -32,12 +33,14 @@ class Stats:
     commits: int
     faults: tuple[FiredFault, ...]
     xet_bytes: int = 0
+    xet_files: int = 0
 
     def as_dict(self) -> dict[str, object]:
         return {
             "requests": dict(self.requests),
             "upload_bytes": self.upload_bytes,
             "xet_bytes": self.xet_bytes,
+            "xet_files": self.xet_files,
             "download_bytes": self.download_bytes,
             "commits": self.commits,
             "faults": [f.kind for f in self.faults],
@@ -79,12 +82,13 @@ class Accounting:
             self._upload_bytes = self._download_bytes = self._commits = 0
             self._faults.clear()
 
-    def snapshot(self, xet_bytes: int = 0) -> Stats:
+    def snapshot(self, xet_bytes: int = 0, xet_files: int = 0) -> Stats:
         with self._lock:
             return Stats(
                 requests=Counter(self._requests),
                 upload_bytes=self._upload_bytes + xet_bytes,
                 xet_bytes=xet_bytes,
+                xet_files=xet_files,
                 download_bytes=self._download_bytes,
                 commits=self._commits,
                 faults=tuple(self._faults),

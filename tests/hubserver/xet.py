@@ -108,6 +108,14 @@ class XetCas:
                     total += path.stat().st_size
         return total
 
+    def shard_names(self) -> set[str]:
+        return {path.name for path in (self.root / "xet" / "xorbs" / "shards").glob("*.mdb")}
+
+    def files_in(self, names: set[str]) -> int:
+        """How many files (with their sha256) the named shards record: one per file a client sent."""
+        shards = self.root / "xet" / "xorbs" / "shards"
+        return sum(len(read_shard((shards / name).read_bytes())) for name in names)
+
     def charge_stored(self) -> None:
         """Pass what the CAS grew by since the last call to `on_stored`."""
         with self._lock:

@@ -109,6 +109,7 @@ def test_upload_reads_back_through_resolve_and_hf_hub_download(hub, repo_name, t
     if XET:
         assert stats.requests["xet_write_token"] >= 1 and stats.requests["lfs_batch"] == 0
         assert len(data) <= stats.xet_bytes < len(data) * 1.05  # chunks and a shard, into DATA/xet
+        assert stats.xet_files == 1
         assert list((hub.data_dir / "xet").rglob("*.mdb"))
     else:
         assert stats.requests["lfs_batch"] == 1 and stats.requests["xet_write_token"] == 0
