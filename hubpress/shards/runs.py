@@ -177,7 +177,7 @@ def plan_sweep(
 ) -> SweepPlan:
     """What the policy removes (pure). Never a shard a live lease names, nor a live run's folder.
     `everything`: every shard and run folder not in use (`hubpress staging clean --all`)."""
-    leases = list(leases)
+    shards, leases = list(shards), list(leases)
     live = {run for run, lease in leases if lease is not None and lease.is_live(now, host)}
     in_use = {key for run, lease in leases if run in live and lease is not None for key in lease.keys}
     # A folder without a readable lease may be a run writing its first lease: only --all takes it.
