@@ -33,6 +33,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from hubpress.errors import disk_errors
 from hubpress.shards.shard_store import ShardStore, StoredShard
 from hubpress.shards.sizes import parse_size
 from hubpress.shards.staging import STALE_AFTER_SECONDS, Staging
@@ -94,6 +95,10 @@ class RunStage:
         up, so a sweep or another run's clean-up that starts later leaves them alone)."""
         if keys is not None:
             self.keys = tuple(sorted(set(keys)))
+        with disk_errors(self.staging.storage.root):
+            self._write_lease()
+
+    def _write_lease(self) -> None:
         lease = Lease(self.run, socket.gethostname(), os.getpid(), time.time(), self.keys)
         data = {"run": lease.run, "host": lease.host, "pid": lease.pid, "renewed": lease.renewed}
         self.staging.storage.write_bytes(
