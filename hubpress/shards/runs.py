@@ -33,6 +33,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from hubpress._env import pid_alive
 from hubpress.errors import disk_errors
 from hubpress.shards.shard_store import ShardStore, StoredShard
 from hubpress.shards.sizes import parse_size
@@ -56,18 +57,8 @@ class Lease:
     def is_live(self, now: float, host: str | None = None) -> bool:
         """True while its run may still be working (see the module's docstring)."""
         if self.host == (host or socket.gethostname()):
-            return _process_exists(self.pid)
+            return pid_alive(self.pid)
         return now - self.renewed < LEASE_TIMEOUT
-
-
-def _process_exists(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class RunStage:
