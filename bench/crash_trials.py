@@ -23,8 +23,6 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hubpress.shards.staging import COMPLETE_RECORD
-
 ROOT = Path(__file__).resolve().parents[1]
 
 _PUBLISH = (
@@ -190,7 +188,8 @@ class CrashBed:
 
 
 def _sealed_stages(staging: Path) -> int:
-    return len(list(staging.glob(f"*/{COMPLETE_RECORD}"))) if staging.exists() else 0
+    """Runs that got past the build: the stage step writes manifest.json into the run's folder."""
+    return len(list(staging.glob("runs/*/manifest.json"))) if staging.exists() else 0
 
 
 PHASES = ("build/stage", "upload", "commit", "after commit (verify/tag)", "random")

@@ -212,13 +212,12 @@ def intake_plan_build(
     without its sample (hubpress.shards.reuse.retake): the published shards are those a full
     validation would give, and the shards the failed pass sealed are reused."""
     attempt = 0
-    created_early = False
+    # The repo is checked (and created) before any task: a refused token stops the run here.
+    upload_to = _early_upload_target(run.target, staging, params)
+    created_early = upload_to.ensure_exists(private=not params.public) if upload_to is not None else False
     while True:
         intake_report = intake(params, run)
         build_plan = plan_task(run.target, params.revision, quote(intake_report), run.options, staging, stage)
-        upload_to = _early_upload_target(run.target, staging, params) if build_plan.to_build else None
-        if upload_to is not None and not created_early:
-            created_early = upload_to.ensure_exists(private=not params.public)
         try:
             return (
                 intake_report,

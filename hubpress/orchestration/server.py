@@ -27,6 +27,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from hubpress._env import pid_alive as _pid_alive
 from hubpress.errors import ConfigError
 from hubpress.settings import hubpress_home
 
@@ -91,16 +92,6 @@ def is_healthy(api_url: str, timeout: float = HEALTH_TIMEOUT_S) -> bool:
         return httpx.get(f"{api_url}/health", timeout=timeout).status_code == 200
     except httpx.HTTPError:
         return False
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def running_server(base: Path | None = None, check_health: bool = True) -> LocalServer | None:

@@ -33,6 +33,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from hubpress._env import pid_alive
+from hubpress.errors import disk_errors
 from hubpress.shards.shard_store import ShardStore, StoredShard
 from hubpress.shards.sizes import parse_size
 from hubpress.shards.staging import STALE_AFTER_SECONDS, Staging
@@ -55,18 +57,8 @@ class Lease:
     def is_live(self, now: float, host: str | None = None) -> bool:
         """True while its run may still be working (see the module's docstring)."""
         if self.host == (host or socket.gethostname()):
-            return _process_exists(self.pid)
+            return pid_alive(self.pid)
         return now - self.renewed < LEASE_TIMEOUT
-
-
-def _process_exists(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class RunStage:
@@ -94,6 +86,10 @@ class RunStage:
         up, so a sweep or another run's clean-up that starts later leaves them alone)."""
         if keys is not None:
             self.keys = tuple(sorted(set(keys)))
+        with disk_errors(self.staging.storage.root):
+            self._write_lease()
+
+    def _write_lease(self) -> None:
         lease = Lease(self.run, socket.gethostname(), os.getpid(), time.time(), self.keys)
         data = {"run": lease.run, "host": lease.host, "pid": lease.pid, "renewed": lease.renewed}
         self.staging.storage.write_bytes(
@@ -177,7 +173,7 @@ def plan_sweep(
 ) -> SweepPlan:
     """What the policy removes (pure). Never a shard a live lease names, nor a live run's folder.
     `everything`: every shard and run folder not in use (`hubpress staging clean --all`)."""
-    leases = list(leases)
+    shards, leases = list(shards), list(leases)
     live = {run for run, lease in leases if lease is not None and lease.is_live(now, host)}
     in_use = {key for run, lease in leases if run in live and lease is not None for key in lease.keys}
     # A folder without a readable lease may be a run writing its first lease: only --all takes it.

@@ -35,17 +35,18 @@ def stage_task(
     staging, stage, fingerprint, report, shards, options, flow_run_id, build_plan
 ) -> StagedDataset:
     """manifest.json and the card's facts beside the shards (hubpress.shards.pipeline.stage_build)."""
-    return stage_build(
-        staging,
-        stage,
-        fingerprint,
-        report,
-        shards,
-        options,
-        flow_run_id,
-        reused=not build_plan.to_build,
-        previous=build_plan.target_manifest,
-    )
+    with disk_errors(staging.storage.root):
+        return stage_build(
+            staging,
+            stage,
+            fingerprint,
+            report,
+            shards,
+            options,
+            flow_run_id,
+            reused=not build_plan.to_build,
+            previous=build_plan.target_manifest,
+        )
 
 
 @task(name="publish", **NO_CACHE, **TRANSIENT_RETRIES)

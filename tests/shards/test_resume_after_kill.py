@@ -1,0 +1,108 @@
+"""A killed publish resumes: SIGKILL a publish in the middle of its build, run it again, and the
+second run rebuilds only the shards the first did not seal, sends nothing the Hub already holds,
+and ends in one complete revision. (bench/crash_trials.py kills at every phase of a publish and
+checks the Hub's history; this is the build-phase kill, with the resume's accounting.)"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from hubpress.testdata.synth import write_dataset
+from tests.conftest import WRITE_TOKEN
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+ROOT = Path(__file__).resolve().parents[2]
+_PUBLISH = (
+    "import json, sys; from flows.params import PublishDatasetParams; "
+    "from flows.publish_dataset import publish_dataset; "
+    "r = publish_dataset(PublishDatasetParams(source=sys.argv[1], target=sys.argv[2], max_shard_size='12KB')); "
+    "print(json.dumps(r, default=str))"
+)
+
+
+def _start(src: Path, repo: str, staging: Path, cache: Path) -> subprocess.Popen:
+    from prefect.settings import PREFECT_API_URL
+
+    env = {
+        **os.environ,
+        "HF_TOKEN": WRITE_TOKEN,
+        "PREFECT_API_URL": PREFECT_API_URL.value(),
+        "PREFECT_LOGGING_LEVEL": "WARNING",
+        "HUBPRESS_STAGING": str(staging),
+        "HUBPRESS_CACHE_DIR": str(cache),
+        "HUBPRESS_BUILD_CONCURRENCY": "1",  # one shard at a time, so a kill lands mid-build
+        "PYTHONPATH": str(ROOT),
+    }
+    return subprocess.Popen(
+        [sys.executable, "-c", _PUBLISH, str(src), repo],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _sealed(staging: Path) -> set[str]:
+    return {p.stem for p in staging.glob("shards/*/*.json")}
+
+
+@pytest.mark.parametrize("after_seals", [1, 4])
+def test_a_publish_killed_in_its_build_resumes_from_the_sealed_shards(hub, tmp_path, after_seals):
+    src = tmp_path / "src"
+    write_dataset(src, samples=90, image_size=24, seed=31)
+    repo = f"alice/resume-{uuid.uuid4().hex[:8]}"
+    staging, cache = tmp_path / "staging", tmp_path / "cache"
+
+    killed = _start(src, repo, staging, cache)
+    try:
+        deadline = time.monotonic() + 300
+        while len(_sealed(staging)) < after_seals:
+            assert killed.poll() is None, (
+                f"the publish ended before the kill:\n{killed.stderr.read()[-2000:]}"
+            )
+            assert time.monotonic() < deadline, "no shard was sealed in time"
+            time.sleep(0.01)
+        os.kill(killed.pid, signal.SIGKILL)
+        killed.wait()
+    finally:
+        if killed.poll() is None:
+            killed.kill()
+            killed.wait()
+        killed.stdout.close()
+        killed.stderr.close()
+    sealed = _sealed(staging)
+    assert len(sealed) >= after_seals
+    assert not [c for c in hub.commit_history("dataset", repo) if c["title"] != "initial commit"]
+    # The dead run's folder (its lease names its shards) is still there for now.
+    assert list((staging / "runs").iterdir())
+
+    hub.reset_stats()
+    again = _start(src, repo, staging, cache)
+    out, err = again.communicate(timeout=600)
+    assert again.returncode == 0, err[-3000:]
+    result = json.loads(out.strip().splitlines()[-1])
+
+    # Only what was not sealed is built; every sealed shard is reused from staging.
+    assert result["shards_reused_from_stage"] == len(sealed) == result["shards_reused"]
+    assert result["shards_built"] == result["shards"] - len(sealed) > 0
+    # Nothing the Hub already held was sent again (shards sent early by the killed run included).
+    held = {p for p in result["already_present_files"] if p.startswith("data/")}
+    assert hub.stats.requests["lfs_upload"] == result["shards_sent"] - len(held)
+    # One complete revision: one commit, holding exactly the manifest's shards.
+    (commit,) = [c for c in hub.commit_history("dataset", repo) if c["title"] != "initial commit"]
+    manifest = json.loads(hub.read_file("dataset", repo, "manifest.json"))
+    assert {p for p in commit["files"] if p.startswith("data/")} == set(manifest["files"])
+    assert sum(result["samples"].values()) == 90
+    # The sweep removed the dead run's folder; the target holds every shard, so staging keeps none.
+    assert not list(staging.rglob("*.parquet")) and not list((staging / "runs").glob("*/lease.json"))
