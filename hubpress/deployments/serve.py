@@ -5,7 +5,9 @@
 - release-training-run/on-training-finished: started by a `training.job.finished` event whose
   payload carries output_uri, repo_id and optionally tag, base_model, select.
 - refresh-dataset/nightly: a cron example (03:00 UTC), created INACTIVE; activate it in the UI
-  after filling in its parameters.
+  after filling in its parameters. It also carries a DISABLED trigger example: a run when an
+  upstream dataset's publish materializes it (`prefect.asset.materialization.succeeded` about
+  `hf://datasets/YOUR-ORG/YOUR-UPSTREAM`); set the upstream's key and enable it in the UI.
 - publish-dataset/scheduled: publish a growing dataset (S3 or a shared disk) every night (02:00
   UTC), created INACTIVE with example parameters; at most one run at a time (a run due while
   another is still running is cancelled: concurrency limit 1, CANCEL_NEW).
@@ -77,6 +79,26 @@ def release_trigger():
     )
 
 
+# A publish materializes its repo as a Prefect asset (hubpress.orchestration.assets); a refresh can
+# start when one of its upstreams is materialized, instead of (or besides) at a fixed hour.
+ASSET_MATERIALIZED_EVENT = "prefect.asset.materialization.succeeded"
+REFRESH_UPSTREAM_EXAMPLE = "hf://datasets/YOUR-ORG/YOUR-UPSTREAM"
+
+
+def refresh_upstream_trigger(upstream: str = REFRESH_UPSTREAM_EXAMPLE, enabled: bool = False):
+    """Run the refresh when `upstream` (an asset key) is materialized by a publish. The served
+    example is disabled and names a placeholder: set the key, then enable it."""
+    from prefect.events import DeploymentEventTrigger
+
+    return DeploymentEventTrigger(
+        name="Refresh when the upstream is published",
+        description=f"Runs refresh-dataset when `{upstream}` is materialized ({ASSET_MATERIALIZED_EVENT}).",
+        expect={ASSET_MATERIALIZED_EVENT},
+        match={"prefect.resource.id": upstream},
+        enabled=enabled,
+    )
+
+
 def _deployment_name(full: str) -> str:
     return full.split("/", 1)[1]
 
@@ -129,6 +151,7 @@ def build_deployments() -> list:
             description="Refresh a published dataset from its upstream sources. An example schedule "
             "(03:00 UTC), inactive: fill in the parameters, then activate it in the UI.",
             schedules=[Cron(REFRESH_CRON, timezone="UTC", active=False)],
+            triggers=[refresh_upstream_trigger()],
             **common,
         ),
         publish_dataset.to_deployment(

@@ -27,7 +27,7 @@ from prefect.utilities.annotations import quote
 
 from hubpress.errors import UndecodableAtBuild
 from hubpress.flows.params import PublishDatasetParams
-from hubpress.orchestration import artifacts
+from hubpress.orchestration import artifacts, assets
 from hubpress.orchestration.runners import carry, on_threads
 from hubpress.settings import Settings, get_settings, resolve_token
 from hubpress.shards.empty import refuse_empty_splits
@@ -75,6 +75,9 @@ def publish_dataset(params: PublishDatasetParams) -> dict[str, Any]:
         )
         raise
     report(params, result)
+    assets.record_publish(
+        params.target, "dataset", params.revision, result, [assets.source_key(params.source)]
+    )
     return result
 
 

@@ -10,7 +10,7 @@ from prefect import flow
 from hubpress.flows.params import PublishLoraParams
 from hubpress.lora.publish import card_for
 from hubpress.lora.weights import adapter_config_beside, find_weights
-from hubpress.orchestration import artifacts
+from hubpress.orchestration import artifacts, assets
 from hubpress.settings import get_settings
 from hubpress.shards.published import (
     PublishedRecord,
@@ -83,6 +83,9 @@ def publish_lora(params: PublishLoraParams) -> dict[str, Any]:
         "alphas": list(info.alphas),
         "target_modules": list(info.target_modules),
     }
+    assets.record_publish(
+        params.target, "model", params.revision, result, [assets.source_key(params.src_path)]
+    )
     return result
 
 

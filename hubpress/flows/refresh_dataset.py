@@ -13,7 +13,7 @@ from prefect import flow, get_run_logger
 from prefect.context import FlowRunContext
 
 from hubpress.flows.params import RefreshParams
-from hubpress.orchestration import artifacts
+from hubpress.orchestration import artifacts, assets
 from hubpress.refresh.card import render_refresh_card
 from hubpress.refresh.config import parse_refresh_config
 from hubpress.refresh.lineage import (
@@ -131,6 +131,9 @@ def refresh_dataset(params: RefreshParams) -> dict[str, Any]:
     )
     artifacts.markdown(report, key="refresh-report", description=f"Rows kept and dropped for {params.target}")
     artifacts.markdown(_summary(result), key="refresh-summary", description=f"refresh {params.target}")
+    assets.record_publish(
+        params.target, "dataset", params.revision, result, assets.refresh_upstream_keys(config)
+    )
     return result
 
 

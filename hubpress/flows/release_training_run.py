@@ -14,7 +14,7 @@ from prefect import flow, get_run_logger
 from hubpress.flows.params import ReleaseTrainingRunParams
 from hubpress.lora.publish import RELEASE_JSON, card_for, release_manifest
 from hubpress.lora.release import default_tag
-from hubpress.orchestration import artifacts
+from hubpress.orchestration import artifacts, assets
 from hubpress.settings import get_settings
 from hubpress.targets.local import staged_text
 from hubpress.targets.publish import open_target
@@ -87,6 +87,9 @@ def release_training_run(params: ReleaseTrainingRunParams) -> dict[str, Any]:
         artifacts.commit_link(
             outcome.commit_url or target.commit_url(commit), f"Release {tag} of {params.repo_id}"
         )
+    assets.record_publish(
+        params.repo_id, "model", params.revision, result, [assets.source_key(params.output_uri)]
+    )
     return result
 
 

@@ -61,6 +61,8 @@ class DatasetCardInfo:
     # datasets' YAML form of the features and splits, computed once when the stage is built, so
     # that re-rendering the card for a reused stage does not import `datasets` (~0.5 s).
     dataset_info: dict[str, Any] | None = None
+    # The preview image's path in the repo (hubpress.shards.preview), shown under the title.
+    preview: str | None = None
 
 
 # The card lists splits in this order, then any other in name order: load_dataset returns a
@@ -145,6 +147,15 @@ def card_body(info: DatasetCardInfo, pretty_name: str | None) -> str:
         "with a target image and an editing prompt. The schema is the one qflux trainers load "
         "unchanged; images are stored in Parquet as the original files' bytes.",
         "",
+        *(
+            [
+                f"![The first samples of the {escape_text(info.splits[0].name)} split: main control left, "
+                f"target right]({info.preview})",
+                "",
+            ]
+            if info.preview and info.splits
+            else []
+        ),
         "## Schema",
         "",
         "| column | type | description |",

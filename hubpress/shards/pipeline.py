@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pydantic import TypeAdapter
@@ -25,6 +25,7 @@ from hubpress.shards.card import (
     split_order,
     summarize_split,
 )
+from hubpress.shards.preview import PREVIEW_FILE, preview_image, preview_samples
 from hubpress.shards.reuse import BuildPlan, choose, parse_manifest, target_holdings
 from hubpress.shards.runs import RunStage
 from hubpress.shards.shard_store import SealedShard, ShardStore
@@ -33,6 +34,7 @@ from hubpress.shards.sizes import DEFAULT_MAX_SHARD_SIZE, parse_size
 from hubpress.shards.staging import PRIVATE_PREFIX, Staging, json_bytes
 from hubpress.shards.verify import verify_dataset_revision
 from hubpress.sources.models import IntakeReport
+from hubpress.sources.reader import SourceReader
 from hubpress.targets.base import Target, is_local_target
 from hubpress.targets.limits import MAX_FILES_PER_FOLDER, Limits, check_planned_shards
 from hubpress.targets.plan import StagedFile
@@ -153,8 +155,14 @@ def stage_build(
     if previous is not None and {**manifest, "flow_run_id": previous.get("flow_run_id")} == previous:
         manifest = previous
     info = card_info_for(report, built, options)
-    staging.add_bytes(stage, CARD_INFO, _CARD_INFO.dump_json(info))
     files = [s.staged() for s in shards] + [staging.add_bytes(stage, MANIFEST, json_bytes(manifest))]
+    reader = SourceReader(staging.settings)
+    # The build decoded these images already (or the publish failed): no second decode.
+    preview = preview_image(preview_samples(report), lambda ref: reader(replace(ref, decode_pending=False)))
+    if preview is not None:
+        files.append(staging.add_bytes(stage, PREVIEW_FILE, preview))
+        info = replace(info, preview=PREVIEW_FILE)
+    staging.add_bytes(stage, CARD_INFO, _CARD_INFO.dump_json(info))
     return StagedDataset(fingerprint, files, info, reused, staging.stage_uri(stage), manifest["files"])
 
 
