@@ -9,6 +9,13 @@
 2. The same generated dataset published (fresh staging each time, so shards are really built)
    with the bounded thread pool and with a 2-worker Dask LocalCluster (prefect-dask), in one
    process against the running server.
+3. `--noop` (only this part): an unchanged re-publish, as whole processes against a running
+   Prefect server and the Hub-protocol server, beside the reference's own no-op: a `--lora-mb`
+   LoRA (hubpress CLI, Python API and the flow as a served run takes it, against huggingface_hub's
+   `upload_file` of the same file, which hashes it and skips) and a `--noop-samples` dataset (CLI,
+   API and flow, against `DatasetDict.push_to_hub` of the same images, bench.common.REFERENCE).
+
+    .venv/bin/python -m bench.bench_overhead --noop --lora-mb 300 --noop-samples 200 --repeats 3
 """
 
 from __future__ import annotations
@@ -53,7 +60,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--samples", type=int, default=400, help="samples in the Dask vs threads dataset")
     parser.add_argument("--image-size", type=int, default=96)
     parser.add_argument("--max-shard-size", default="1MB")
+    parser.add_argument("--noop", action="store_true", help="only part 3: unchanged re-publishes")
+    parser.add_argument("--lora-mb", type=int, default=300, help="part 3: the LoRA's size")
+    parser.add_argument("--noop-samples", type=int, default=200, help="part 3: the dataset's samples")
     args = parser.parse_args(argv)
+    if args.noop:
+        from bench.bench_noop import compare_noops
+
+        compare_noops(args)
+        return
 
     from hubpress.testdata.synth import write_dataset
 

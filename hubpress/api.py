@@ -21,36 +21,41 @@ from hubpress.settings import call_token
 from hubpress.targets.base import is_local_target, local_path
 
 
-def _prefect_api():
+def _run_publish(params: Any) -> dict:
     """Prefect's configured API, else the local server (started on first use, said in one line on
-    stderr), for the enclosed flow call; HUBPRESS_PREFECT_SERVER=temporary: Prefect's temporary one.
-    Prefect's INFO lines stay off the console, as from the CLI (hubpress.orchestration.console)."""
+    stderr); HUBPRESS_PREFECT_SERVER=temporary: Prefect's temporary one. An unchanged publish is
+    answered there as a `hubpress.publish.unchanged` event, without a flow run
+    (hubpress.orchestration.before_run); any other runs the flow. Prefect's INFO lines stay off the
+    console, as from the CLI (hubpress.orchestration.console)."""
     import sys
-    from contextlib import ExitStack
 
+    from hubpress.orchestration.before_run import skip_if_unchanged
     from hubpress.orchestration.console import quiet_prefect_console
     from hubpress.orchestration.server import api_url_for_commands, prefect_api
 
     url = api_url_for_commands(announce=lambda line: print(f"hubpress: {line}", file=sys.stderr))
-    stack = ExitStack()
-    stack.enter_context(quiet_prefect_console())
-    stack.enter_context(prefect_api(url))
-    return stack
+    result = skip_if_unchanged(params, url, entry="api")
+    if result is not None:
+        return result
+    if isinstance(params, PublishDatasetParams):
+        from hubpress.flows.publish_dataset import publish_dataset as flow
+    else:
+        from hubpress.flows.publish_lora import publish_lora as flow
+    with quiet_prefect_console(), prefect_api(url):
+        return flow(params)
 
 
 def _publish(
     root_dir: str, repo_id: str, private: bool, layout: str, token: str | None, **extra: Any
 ) -> dict:
     from hubpress.commands.preflight import check_publish_dataset
-    from hubpress.flows.publish_dataset import publish_dataset
 
     params = PublishDatasetParams(
         source=str(root_dir), target=repo_id, public=not private, layout=layout, **extra
     )
     with call_token(token):
         check_publish_dataset(params)  # argument errors surface before Prefect starts
-        with _prefect_api():
-            return publish_dataset(params)
+        return _run_publish(params)
 
 
 def upload_editing_dataset(
@@ -105,7 +110,6 @@ def upload_lora_safetensors(
     ({local: remote}). Skips everything whose sha256 the repo already has. Returns the repo URL
     (or the local target path)."""
     from hubpress.flows.params import PublishLoraParams
-    from hubpress.flows.publish_lora import publish_lora
     from hubpress.settings import get_settings
 
     params = PublishLoraParams(
@@ -121,8 +125,7 @@ def upload_lora_safetensors(
 
     with call_token(token):
         check_publish_lora(params)  # argument errors surface before Prefect starts
-        with _prefect_api():
-            publish_lora(params)
+        _run_publish(params)
     if is_local_target(repo_id):
         return str(local_path(repo_id))
     return f"{get_settings().endpoint()}/{repo_id}"

@@ -76,8 +76,12 @@ def quiet_expected_errors_on_console() -> None:
             handler.addFilter(_OneLineErrors())
 
 
-def run_flow(run: Callable[[], Any], as_json: bool) -> Any:
-    """Run a flow. With --json, Prefect's own console logging is silenced so stdout holds one object."""
+def run_flow(run: Callable[[], Any], as_json: bool, before: Callable[[str | None], Any] | None = None) -> Any:
+    """Run a flow. With --json, Prefect's own console logging is silenced so stdout holds one object.
+
+    `before(api_url)`, when given, is asked first, once the Prefect API is known and before Prefect
+    is imported: a result it returns is the command's result, and no flow run is created
+    (hubpress.orchestration.before_run: an unchanged publish is recorded as an event)."""
     from huggingface_hub.utils import disable_progress_bars
 
     from hubpress.errors import hide_userinfo
@@ -100,6 +104,19 @@ def run_flow(run: Callable[[], Any], as_json: bool) -> Any:
             typer.secho(line, err=True, fg=typer.colors.BRIGHT_BLACK)
 
     where = api_url_for_commands(announce=announce)
+    if before is not None:
+        result = before(where)
+        if result is not None:
+            if not as_json:
+                from hubpress.orchestration.events import UNCHANGED_EVENT
+
+                typer.secho(
+                    f"Prefect: recorded as a {UNCHANGED_EVENT} event (Event feed) at "
+                    f"{hide_userinfo(where.removesuffix('/api'))}; no flow run was needed",
+                    err=True,
+                    fg=typer.colors.BRIGHT_BLACK,
+                )
+            return result
     if not as_json and not said:
         typer.secho(
             f"Prefect: runs are recorded at {hide_userinfo(where.removesuffix('/api'))}"
@@ -117,6 +134,18 @@ def run_flow(run: Callable[[], Any], as_json: bool) -> Any:
     # (Refused parameter values are pydantic ValidationErrors: hubpress.commands.cli prints them, exit 2.)
     with prefect_api(where), temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
         return run()
+
+
+def unchanged(params: Any) -> Callable[[str | None], Any]:
+    """run_flow's `before` for publish-dataset and publish-lora: an unchanged publish is answered
+    without a flow run (hubpress.orchestration.before_run)."""
+
+    def check(api_url: str | None) -> Any:
+        from hubpress.orchestration.before_run import skip_if_unchanged
+
+        return skip_if_unchanged(params, api_url, entry="cli")
+
+    return check
 
 
 def emit_result(result: dict[str, Any], as_json: bool, source: str | None = None) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import typer
 
-from hubpress.commands.common import emit_result, run_flow
+from hubpress.commands.common import emit_result, run_flow, unchanged
 from hubpress.commands.options import model_command
 from hubpress.commands.preflight import check_publish_dataset
 from hubpress.errors import ConfigError
@@ -39,4 +39,4 @@ def register(app: typer.Typer) -> None:
 
             return with_task_runner(publish_dataset, choice)(params)
 
-        emit_result(run_flow(run, as_json), as_json, source=params.source)
+        emit_result(run_flow(run, as_json, before=unchanged(params)), as_json, source=params.source)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import typer
 
-from hubpress.commands.common import emit_result, run_flow
+from hubpress.commands.common import emit_result, run_flow, unchanged
 from hubpress.commands.options import model_command
 from hubpress.commands.preflight import check_publish_lora
 from hubpress.flows.params import PublishLoraParams
@@ -49,4 +49,4 @@ def register(app: typer.Typer) -> None:
 
             return publish_lora(params)
 
-        emit_result(run_flow(run, as_json), as_json)
+        emit_result(run_flow(run, as_json, before=unchanged(params)), as_json)

@@ -9,7 +9,6 @@ blocks or fails the trainer: it gives up after a few seconds and always exits 0.
 from __future__ import annotations
 
 import json
-import os
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,10 +19,10 @@ import typer
 from hubpress.commands.common import emit_result, run_flow
 from hubpress.commands.preflight import check_local_input, check_release
 from hubpress.errors import SourceError
+from hubpress.orchestration.events import EMIT_TIMEOUT_S, post_event
 from hubpress.targets.base import is_local_target
 
 TRAINING_FINISHED_EVENT = "training.job.finished"
-EMIT_TIMEOUT_S = 5.0
 
 
 def absolute_local(uri: str, only_if_local_target: bool = False) -> str:
@@ -56,17 +55,6 @@ def training_finished_event(
         "related": [],
         "payload": payload,
     }
-
-
-def post_event(api_url: str, event: dict[str, Any], timeout: float = EMIT_TIMEOUT_S) -> None:
-    """POST one event to a Prefect server. Raises httpx errors; the caller decides what they mean."""
-    import httpx
-
-    headers = {}
-    if os.environ.get("PREFECT_API_KEY"):
-        headers["Authorization"] = f"Bearer {os.environ['PREFECT_API_KEY']}"
-    response = httpx.post(f"{api_url.rstrip('/')}/events", json=[event], headers=headers, timeout=timeout)
-    response.raise_for_status()
 
 
 def register(app: typer.Typer) -> None:

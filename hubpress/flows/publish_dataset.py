@@ -32,20 +32,13 @@ from hubpress.orchestration.runners import carry, on_threads
 from hubpress.settings import Settings, get_settings, resolve_token
 from hubpress.shards.empty import refuse_empty_splits
 from hubpress.shards.fingerprint import dataset_fingerprint
-from hubpress.shards.pipeline import build_options, card_renderer, load_split_plans, save_split_plans
-from hubpress.shards.published import (
-    PublishedRecord,
-    PublishedRecords,
-    is_unchanged,
-    listing_digest,
-    reported_changes,
-    sample_digests,
-)
+from hubpress.shards.pipeline import card_renderer, load_split_plans, save_split_plans
+from hubpress.shards.published import PublishedRecord, PublishedRecords, reported_changes, sample_digests
 from hubpress.shards.reuse import BuildPlan, retake, shard_counts
 from hubpress.shards.run_result import failure_summary, published_result, summary, unchanged_result
 from hubpress.shards.runs import RunStage, StagingPolicy, release_published, sweep_once
 from hubpress.shards.staging import Staging
-from hubpress.sources.discovery import detect_layout
+from hubpress.shards.unchanged import asks_more, dataset_digest, dataset_options, unchanged_head
 from hubpress.sources.facts_cache import record_build_problems, record_decoded
 from hubpress.sources.models import IntakeReport
 from hubpress.storage.files import ListedFile
@@ -171,35 +164,18 @@ def open_run(params: PublishDatasetParams) -> Run:
         params.target, "dataset", settings, write=not params.dry_run, pull_request=params.create_pr
     )
     listing = list_source_task(params.source, settings)
-    options = build_options(
-        target=params.target,
-        # The layout found, not the one asked for: "auto" (CLI) and "folder" (API) publish the same.
-        layout=detect_layout((f.relpath for f in listing), params.layout),
-        on_error=params.on_error,
-        allow_missing_target=params.allow_missing_target,
-        prompt_encoding=params.prompt_encoding,
-        max_shard_size=params.max_shard_size,
-        license=params.license,
-        pretty_name=params.pretty_name,
-        tags=params.tags,
-    )
-    digest = listing_digest(listing, {**options, "max_pixels": params.max_pixels})
+    options = dataset_options(params, listing)
+    digest = dataset_digest(params, listing, options)
     records = PublishedRecords(settings.cache_dir)
     record = records.get(params.target, params.revision)
-    unchanged = False
-    # A dry run, a pull request or a tag asks for more than "is there anything new".
-    if (
-        record is not None
-        and record.listing == digest
-        and not (params.dry_run or params.create_pr or params.tag)
-    ):
-        unchanged = is_unchanged(record, digest, target.head(params.revision))
-        if unchanged:
-            _log().info(
-                "%s: the source listing and %s's head are as last published: unchanged.",
-                params.source,
-                params.target,
-            )
+    # The same rule the CLI and the API apply before they create a run (hubpress.shards.unchanged).
+    unchanged = unchanged_head(target, record, digest, asks_more(params), params.revision) is not None
+    if unchanged:
+        _log().info(
+            "%s: the source listing and %s's head are as last published: unchanged.",
+            params.source,
+            params.target,
+        )
     return Run(settings, target, listing, options, digest, records, record, unchanged)
 
 

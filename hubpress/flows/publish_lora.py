@@ -9,16 +9,10 @@ from prefect import flow
 
 from hubpress.flows.params import PublishLoraParams
 from hubpress.lora.publish import card_for
-from hubpress.lora.weights import adapter_config_beside, find_weights
 from hubpress.orchestration import artifacts, assets
 from hubpress.settings import get_settings
-from hubpress.shards.published import (
-    PublishedRecord,
-    PublishedRecords,
-    is_unchanged,
-    listing_digest,
-    local_listing,
-)
+from hubpress.shards.published import PublishedRecord, PublishedRecords
+from hubpress.shards.unchanged import asks_more, lora_digest, lora_unchanged_result, unchanged_head
 from hubpress.targets.publish import open_target
 from hubpress.tasks.lora import prepare_lora_task
 from hubpress.tasks.publish import publish_task
@@ -30,28 +24,13 @@ def publish_lora(params: PublishLoraParams) -> dict[str, Any]:
     target = open_target(params.target, "model", settings, write=not params.dry_run)
 
     # The cheapest check first: one stat per file and the target's head (one round trip). The
-    # same files, options and head as the last publish from here: nothing to read or send.
+    # same files, options and head as the last publish from here: nothing to read or send. The
+    # CLI and the API ask the same (hubpress.shards.unchanged) before they create a run at all.
     records = PublishedRecords(settings.cache_dir, kind="model")
-    digest = _files_digest(params)
+    digest = lora_digest(params)
     record = records.get(params.target, params.revision)
-    if (
-        digest is not None
-        and not (params.dry_run or params.tag)
-        and record is not None
-        and record.listing == digest
-        and is_unchanged(record, digest, target.head(params.revision))
-    ):
-        return {
-            "target": params.target,
-            "commit": None,
-            "commit_url": None,
-            "dry_run": False,
-            "uploaded_files": [],
-            "uploaded_bytes": 0,
-            "unchanged_files": [],
-            "deleted_files": [],
-            "unchanged": True,
-        }
+    if unchanged_head(target, record, digest, asks_more(params), params.revision):
+        return lora_unchanged_result(params.target)
 
     bundle = prepare_lora_task(params.src_path, params.remote_name, params.extra_files, settings)
     outcome = publish_task(
@@ -87,16 +66,3 @@ def publish_lora(params: PublishLoraParams) -> dict[str, Any]:
         params.target, "model", params.revision, result, [assets.source_key(params.src_path)]
     )
     return result
-
-
-def _files_digest(params: PublishLoraParams) -> str | None:
-    """The digest of the files a publish would send (by path, size, mtime and inode) and of the
-    options that shape the card; None when a file is missing (the full path reports it)."""
-    try:
-        weights = find_weights(params.src_path)
-        beside = adapter_config_beside(weights)
-        files = local_listing([weights, *([beside] if beside else []), *sorted(params.extra_files)])
-    except Exception:  # noqa: BLE001 - prepare_lora says what is wrong, with its own message
-        return None
-    options = params.model_dump(mode="json", exclude={"src_path", "dry_run", "tag", "commit_message"})
-    return listing_digest(files, options)

@@ -127,7 +127,15 @@ class PublishedRecord:
     samples: dict[str, str] = field(default_factory=dict)  # sample_digests of what was published
 
 
-def is_unchanged(record: PublishedRecord | None, listing: str, head: str | None) -> bool:
+def head_can_decide(record: PublishedRecord | None, listing: str | None, asks_more: bool) -> bool:
+    """Whether the target's head (one round trip) can make this publish a no-op: the same listing
+    as the last publish recorded, and options that ask only "is there anything new" (a dry run, a
+    pull request or a tag asks for more). The flows and the check before a flow run
+    (hubpress.shards.unchanged) both ask this first, then `is_unchanged`."""
+    return not asks_more and record is not None and listing is not None and record.listing == listing
+
+
+def is_unchanged(record: PublishedRecord | None, listing: str | None, head: str | None) -> bool:
     """The whole "nothing to do" decision: same listing, and nobody committed since."""
     return record is not None and head is not None and record.listing == listing and record.head == head
 

@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from flows.params import PublishDatasetParams
+
 from hubpress.testdata.synth import write_dataset
 from tests.conftest import run_cli
 from tests.shard_helpers import shard_digests
