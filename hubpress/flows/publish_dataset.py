@@ -191,19 +191,18 @@ def intake_plan_build(
     without its sample (hubpress.shards.reuse.retake): the published shards are those a full
     validation would give, and the shards the failed pass sealed are reused."""
     attempt = 0
-    # The repo is checked (and created) before any task: a refused token stops the run here.
     upload_to = _early_upload_target(run.target, staging, params)
-    created_early = upload_to.ensure_exists(private=not params.public) if upload_to is not None else False
+    created_early: bool | None = None
     while True:
         intake_report = intake(params, run)
+        # The repo is checked (and created) after intake and before the plan task: bad data
+        # creates no repo, and a refused token fails the run, not a task.
+        if upload_to is not None and created_early is None:
+            created_early = upload_to.ensure_exists(private=not params.public)
         build_plan = plan_task(run.target, params.revision, quote(intake_report), run.options, staging, stage)
         try:
-            return (
-                intake_report,
-                build_plan,
-                build(params, build_plan, staging, stage, run, upload_to),
-                created_early,
-            )
+            built = build(params, build_plan, staging, stage, run, upload_to)
+            return intake_report, build_plan, built, bool(created_early)
         except UndecodableAtBuild as exc:
             if not retake(attempt):
                 raise

@@ -187,7 +187,7 @@ def plan_build(
         text = target.read_text(MANIFEST, state.head, git_oid=state.files[MANIFEST].git_oid)
     manifest = parse_manifest(text)
     held = target_holdings(manifest, state.files)
-    sealed = ShardStore(staging).find(plan.key for plan in plans if plan.key not in held)
+    sealed = stage.pin(ShardStore(staging).find(plan.key for plan in plans if plan.key not in held))
     return choose(plans, held, sealed, manifest)
 
 

@@ -22,6 +22,7 @@ The policy (`sweep`), applied when a publish starts and by `hubpress staging cle
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -31,11 +32,12 @@ import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from hubpress._env import pid_alive
 from hubpress.errors import disk_errors
-from hubpress.shards.shard_store import ShardStore, StoredShard
+from hubpress.shards.shard_store import SealedShard, ShardStore, StoredShard
 from hubpress.shards.sizes import parse_size
 from hubpress.shards.staging import STALE_AFTER_SECONDS, Staging
 
@@ -95,6 +97,30 @@ class RunStage:
         self.staging.storage.write_bytes(
             f"{self.relpath}/{LEASE}", json.dumps({**data, "keys": list(self.keys)}).encode()
         )
+
+    def pin(self, sealed: dict[str, SealedShard]) -> dict[str, SealedShard]:
+        """Local staging: hard-link each sealed shard this run will use into its folder, so that
+        another run's clean-up between now and the commit cannot take its bytes away (the link
+        keeps them). A shard that vanished before it was pinned is left out: it is built. On S3
+        the lease alone protects them."""
+        if not self.staging.is_local:
+            return sealed
+        folder = Path(self.uri("pins"))
+        folder.mkdir(parents=True, exist_ok=True)
+        pinned = {}
+        for key, shard in sealed.items():
+            link = folder / f"{key}.parquet"
+            try:
+                os.link(shard.source, link)
+            except FileExistsError:
+                pass
+            except FileNotFoundError:
+                continue
+            except OSError:  # a file system without hard links: the lease alone protects it
+                pinned[key] = shard
+                continue
+            pinned[key] = dataclasses.replace(shard, source=str(link))
+        return pinned
 
     def close(self) -> None:
         self.staging.discard(self.relpath)

@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 
 import pytest
-from flows.params import PublishDatasetParams
 
+from hubpress.flows.params import PublishDatasetParams
 from hubpress.testdata.synth import write_dataset
 from tests.conftest import run_cli
 from tests.shard_helpers import shard_digests
@@ -45,7 +45,7 @@ def _lease(staging: Path, run: str, pid: int, keys: list[str]) -> Path:
 
 
 def test_stale_partial_stages_are_swept_and_a_stage_in_use_never_is(tmp_path, monkeypatch):
-    from flows.publish_dataset import publish_dataset
+    from hubpress.flows.publish_dataset import publish_dataset
 
     staging = tmp_path / "staging"
     monkeypatch.setenv("HUBPRESS_STAGING", str(staging))
@@ -109,7 +109,7 @@ def test_stale_partial_stages_are_swept_and_a_stage_in_use_never_is(tmp_path, mo
 
 
 def test_the_size_limit_sweeps_the_oldest_unused_shards_first(tmp_path, monkeypatch):
-    from flows.publish_dataset import publish_dataset
+    from hubpress.flows.publish_dataset import publish_dataset
 
     staging = tmp_path / "staging"
     monkeypatch.setenv("HUBPRESS_STAGING", str(staging))
@@ -175,3 +175,32 @@ def test_two_publishes_sharing_staging_do_not_corrupt_each_other(tmp_path):
     assert shard_digests(tmp_path / "alone") == shard_digests(tmp_path / "a")
     # Both targets hold every shard: staging keeps none, and no run folder is left.
     assert not list(staging.rglob("*.parquet")) and not list((staging / "runs").iterdir())
+
+
+def test_a_run_pins_the_sealed_shards_it_reuses_so_another_clean_up_cannot_take_them(tmp_path):
+    import hashlib
+
+    from hubpress.settings import Settings
+    from hubpress.shards.runs import RunStage
+    from hubpress.shards.shard_store import ShardStore
+    from hubpress.shards.shards import plan_shards, stage_shard
+    from hubpress.shards.staging import Staging
+    from hubpress.storage.hashcache import HashCache
+    from tests.shard_helpers import make_sample
+
+    staging = Staging(str(tmp_path / "staging"), Settings(), HashCache(tmp_path / "cache.sqlite"))
+    plans = plan_shards("train", [make_sample(tmp_path / "src", f"s{i}") for i in range(12)], 4_000)
+    assert len(plans) >= 2
+    for plan in plans:
+        stage_shard(staging, plan)
+    store = ShardStore(staging)
+    found = store.find(p.key for p in plans)
+    assert set(found) == {p.key for p in plans}
+    store.remove([plans[1].key])  # another run's clean-up, before this one pins
+    with RunStage(staging, "reuser") as stage:
+        pinned = stage.pin(found)
+        assert set(pinned) == {plans[0].key} | {p.key for p in plans[2:]}
+        store.remove([plans[0].key])  # and after: the pin keeps the bytes
+        kept = Path(pinned[plans[0].key].source)
+        assert hashlib.sha256(kept.read_bytes()).hexdigest() == found[plans[0].key].sha256
+    assert not kept.exists() and not (tmp_path / "staging" / "runs" / "reuser").exists()
