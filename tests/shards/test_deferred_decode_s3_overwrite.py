@@ -1,9 +1,12 @@
 """Deferred decoding (#15), from an independent review: an S3 object overwritten between intake and build with a broken image of the same
-size: the build must not publish it; the error is one line and no stage is left behind."""
+size: the build must not publish it. When the build fetches it again (the spool of fetched objects off),
+the error is one line and no stage is left behind; with the spool on (the default), the build reads
+the bytes intake fetched and checked, so the overwrite never reaches the shards."""
 
 from __future__ import annotations
 
 import boto3
+import pyarrow.parquet as pq
 import pytest
 
 import hubpress.flows.publish_dataset as pd
@@ -15,7 +18,8 @@ from tests.shard_helpers import corrupt_png_pixels
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
 
-def test_s3_object_overwritten_same_size_between_intake_and_build(s3, tmp_path, monkeypatch):
+@pytest.mark.parametrize("spool", ["off", "on"])
+def test_s3_object_overwritten_same_size_between_intake_and_build(s3, tmp_path, monkeypatch, spool):
     endpoint, bucket = s3
     local = tmp_path / "src"
     write_dataset(local, samples=6, seed=7, image_size=32)
@@ -38,6 +42,22 @@ def test_s3_object_overwritten_same_size_between_intake_and_build(s3, tmp_path, 
     monkeypatch.setenv("HUBPRESS_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("HUBPRESS_STAGING", str(tmp_path / "staging"))
     target = tmp_path / "out"
+    if spool == "on":
+        pd.publish_dataset(PublishDatasetParams(source=f"s3://{bucket}/ds", target=str(target)))
+        published = [
+            image["bytes"]
+            for shard in target.rglob("*.parquet")
+            for row in pq.read_table(shard).to_pylist()
+            for image in [
+                row.get("target_image") or {},
+                row.get("control_mask") or {},
+                *(row.get("control_images") or []),
+            ]
+            if isinstance(image, dict) and image.get("bytes")
+        ]
+        assert good in published and bad not in published  # what intake checked is what was published
+        return
+    monkeypatch.setenv("HUBPRESS_FETCH_SPOOL_BYTES", "0")
     with pytest.raises(HubpressError) as info:
         pd.publish_dataset(PublishDatasetParams(source=f"s3://{bucket}/ds", target=str(target)))
     msg = str(info.value)
