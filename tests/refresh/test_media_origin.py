@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import subprocess
+import sys
 import uuid
 
 import pyarrow as pa
@@ -145,12 +148,25 @@ def test_rows_naming_files_elsewhere_are_refused_and_reported(
         )
     )
     out = tmp_path / "out"
-    code, stdout, stderr = run_cli("refresh", str(config), str(out), "--json")
+    # A process of its own: the warning lines go to its stderr as at a terminal (an in-process
+    # run shares logging handlers bound to an earlier run's stream).
+    done = subprocess.run(
+        [sys.executable, "-m", "hubpress.commands.cli", "refresh", str(config), str(out), "--json"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HF_TOKEN": WRITE_TOKEN},
+        timeout=600,
+    )
+    code, stdout, stderr = done.returncode, done.stdout, done.stderr
     assert code == 0, stderr
     result = json.loads(stdout.strip().splitlines()[-1])
     assert result["samples"] == {"train": 1}
     assert result["skipped"] == {"train": len(paths)}
     assert "Traceback" not in stderr
+    refusals = [line for line in stderr.splitlines() if "refused:" in line]
+    assert refusals and all("pinned revision" in line or "leave its root" in line for line in refusals), (
+        stderr
+    )
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["counts"]["up"]["dropped"] == {names.MEDIA_OUTSIDE_UPSTREAM: len(paths)}
     # Nothing of the secret reached the published shards.
