@@ -196,6 +196,17 @@ SUITES: tuple[tuple[str, list[str]], ...] = (
         "multi-page images",
         ["tests/storage/test_stat_versions.py", "tests/sources/test_image_modes.py"],
     ),
+    (
+        "Answers the Hub may not give (hub_proxy before the test Hub): a commit or tag applied but not "
+        "answered, non-JSON, missing fields, 64-hex commit ids, the old head, Retry-After -5/nan/inf/"
+        "100000 and RateLimit resets, a token that may only read the target, two publishes of one new dataset",
+        ["tests/e2e/test_hub_answers.py"],
+    ),
+    (
+        "The Hub's limits: entries per folder (subfolders), files per repo, file size, the test Hub's "
+        "refusals, the viewer's row groups and page index, concurrent uploads of one object",
+        ["tests/targets/test_hub_limits.py", "tests/hubserver_checks/test_hubserver_races.py"],
+    ),
 )
 
 
