@@ -7,7 +7,8 @@
 - refresh-dataset/nightly: a cron example (03:00 UTC), created INACTIVE; activate it in the UI
   after filling in its parameters. It also carries a DISABLED trigger example: a run when an
   upstream dataset's publish materializes it (`prefect.asset.materialization.succeeded` about
-  `hf://datasets/YOUR-ORG/YOUR-UPSTREAM`); set the upstream's key and enable it in the UI.
+  `hf://datasets/YOUR-ORG/YOUR-UPSTREAM`); with the parameters filled in, set the upstream's key
+  and enable it in the UI.
 - publish-dataset/scheduled: publish a growing dataset (S3 or a shared disk) every night (02:00
   UTC), created INACTIVE with example parameters; at most one run at a time (a run due while
   another is still running is cancelled: concurrency limit 1, CANCEL_NEW).

@@ -152,3 +152,47 @@ def test_refresh_deployments_carry_the_same_disabled_upstream_trigger():
     assert pool_trigger["enabled"] is False
     enabled = refresh_upstream_trigger("hf://datasets/org/up", enabled=True)
     assert enabled.enabled and enabled.match.model_dump() == {"prefect.resource.id": "hf://datasets/org/up"}
+
+
+@pytest.mark.lfs
+def test_an_upstream_publish_starts_the_refresh_deployment_that_follows_it(
+    hub, tmp_path, staging, write_token
+):
+    """The trigger, enabled on the upstream's key, makes the server create a refresh run when a
+    publish materializes that upstream (the run is only created here: no process serves it)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+    from prefect.deployments.runner import EntrypointType
+
+    from hubpress.deployments.serve import refresh_upstream_trigger
+    from hubpress.flows.params import RefreshParams
+    from hubpress.flows.refresh_dataset import refresh_dataset
+    from tests.refresh.test_refresh_flow import hf_backend
+
+    upstream = f"alice/upstream-{uuid.uuid4().hex[:8]}"
+    # Like the nightly deployment, the trigger runs the refresh with the deployment's parameters:
+    # without them the server refuses to create the run ('params' is a required property).
+    params = RefreshParams(config=hf_backend(upstream, tmp_path), target=f"{upstream}-refreshed")
+    deployment = refresh_dataset.to_deployment(
+        name=f"follows-{upstream.split('/')[1]}",
+        parameters={"params": params.model_dump(mode="json")},
+        triggers=[refresh_upstream_trigger(target_key(upstream, "dataset"), enabled=True)],
+        entrypoint_type=EntrypointType.MODULE_PATH,
+    )
+    deployment_id = deployment.apply()
+
+    src = tmp_path / "src"
+    write_dataset(src, samples=4, test_fraction=0.0, image_size=16, seed=5)
+    assert publish_dataset(PublishDatasetParams(source=str(src), target=upstream))["commit"]
+    asset_events(f"hf://datasets/{upstream}", SUCCEEDED, expect=1)
+
+    runs: list = []
+    with get_client(sync_client=True) as client:
+        for _ in range(60):
+            runs = client.read_flow_runs(
+                deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id]))
+            )
+            if runs:
+                break
+            time.sleep(0.5)
+    assert len(runs) == 1

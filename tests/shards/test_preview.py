@@ -25,11 +25,6 @@ def _cell_mean(grid: Image.Image, row: int, col: int) -> tuple[float, ...]:
     return tuple(ImageStat.Stat(cell).mean)
 
 
-def _image_mean(path: Path) -> tuple[float, ...]:
-    with Image.open(path) as img:
-        return tuple(ImageStat.Stat(img.convert("RGB")).mean)
-
-
 def _close(a, b, tolerance=24.0) -> bool:
     return all(abs(x - y) <= tolerance for x, y in zip(a, b, strict=True))
 
@@ -42,6 +37,22 @@ def test_card_shows_a_preview_that_an_unchanged_publish_does_not_send_again(
     monkeypatch.setenv("HUBPRESS_CACHE_DIR", str(tmp_path / "cache-1"))
     src = tmp_path / "src"
     write_dataset(src, samples=10, test_fraction=0.2, image_size=48, seed=7)
+    # The synthetic images are noise (every mean is grey): the first train samples (and one
+    # after them) get solid colours, so each cell of the grid says which image it shows.
+    coloured = []
+    ids = sorted(p.stem for p in (src / "train" / "control_images").iterdir())
+    for i, sample_id in enumerate(ids[: PREVIEW_SAMPLES + 1]):
+        colours = ((40 * i + 20, 200, 60), (200, 40 * i + 20, 180))
+        [control] = (src / "train" / "control_images").glob(f"{sample_id}.*")
+        [target] = [
+            p for p in (src / "train" / "training_images").glob(f"{sample_id}.*") if p.suffix != ".txt"
+        ]
+        for path, colour in zip((control, target), colours, strict=True):
+            with Image.open(path) as img:
+                size, fmt = img.size, img.format
+            Image.new("RGB", size, colour).save(path, format=fmt)
+        coloured.append(colours)
+    coloured = coloured[:PREVIEW_SAMPLES]
     repo = f"alice/preview-{uuid.uuid4().hex[:8]}"
 
     code, out, err = run_cli("publish-dataset", str(src), repo, "--json")
@@ -58,14 +69,8 @@ def test_card_shows_a_preview_that_an_unchanged_publish_does_not_send_again(
         assert grid.size == (2 * CELL + 3 * GAP, PREVIEW_SAMPLES * (CELL + GAP) + GAP)
         grid = grid.convert("RGB")
     # The stable rule: the first samples of train by id, control left and target right.
-    ids = sorted(p.stem for p in (src / "train" / "control_images").iterdir())[:PREVIEW_SAMPLES]
-    for row, sample_id in enumerate(ids):
-        [control] = (src / "train" / "control_images").glob(f"{sample_id}.*")
-        [target] = [
-            p for p in (src / "train" / "training_images").glob(f"{sample_id}.*") if p.suffix != ".txt"
-        ]
-        assert _close(_cell_mean(grid, row, 0), _image_mean(control)), sample_id
-        assert _close(_cell_mean(grid, row, 1), _image_mean(target)), sample_id
+    for row, (control, target) in enumerate(coloured):
+        assert _close(_cell_mean(grid, row, 0), control) and _close(_cell_mean(grid, row, 1), target), row
 
     # The same data from a fresh cache takes the full path (intake, stage, plan): the preview is
     # rebuilt byte for byte, so the plan finds every file unchanged and nothing is sent.
