@@ -10,7 +10,7 @@ running Prefect server and the Hub-protocol server (bench.common.Servers):
 - dataset: `hubpress publish-dataset`, `upload_editing_dataset`, the publish-dataset flow, against
   the reference `DatasetDict.push_to_hub` of the same images (bench.common.REFERENCE), whose
   re-run re-reads every image, re-builds the parquet and skips the commit by its hash.
-The floor is `python -c "import huggingface_hub"`: both sides talk to the Hub with it.
+The floor is `python -c "from huggingface_hub import HfApi"`: both sides talk to the Hub with it.
 """
 
 from __future__ import annotations
@@ -119,7 +119,7 @@ def compare_noops(args) -> None:
                 ),
             },
         }
-        floor = _median(["-c", "import huggingface_hub"], env, work, n)[0]
+        floor = _median(["-c", "from huggingface_hub import HfApi"], env, work, n)[0]
         size = lora.stat().st_size
         data_mb = sum(p.stat().st_size for p in src.rglob("*") if p.is_file()) / 1e6
     finally:
@@ -135,4 +135,4 @@ def compare_noops(args) -> None:
             print(
                 f"| {kind}: {label} | {median:.2f} | {shown} | {median / reference:.2f} | {median / floor:.2f} |"
             )
-    print(f'| floor: `python -c "import huggingface_hub"` | {floor:.2f} | | | 1.00 |')
+    print(f'| floor: `python -c "from huggingface_hub import HfApi"` | {floor:.2f} | | | 1.00 |')

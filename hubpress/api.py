@@ -7,7 +7,8 @@
 
 Uploads run the Prefect flows (so they show in the Prefect UI when a server is configured:
 PREFECT_API_URL, else the local server of `hubpress server start`, else Prefect's temporary one);
-loading and downloading are plain reads. They work from a plain script (no `__main__` guard) and
+an unchanged publish needs no flow run and is recorded as a `hubpress.publish.unchanged` event.
+Loading and downloading are plain reads. They work from a plain script (no `__main__` guard) and
 from a notebook, and leave no process behind.
 """
 
