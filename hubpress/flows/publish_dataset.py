@@ -44,7 +44,7 @@ from hubpress.sources.models import IntakeReport
 from hubpress.storage.files import ListedFile
 from hubpress.targets.base import Target
 from hubpress.targets.hub import HubRepo
-from hubpress.targets.publish import after_commit, open_target
+from hubpress.targets.publish import after_commit, open_target, require_write_access
 from hubpress.tasks.build import UndecodableShard, build_shard
 from hubpress.tasks.intake import intake_in_flow, list_source_task
 from hubpress.tasks.publish import plan_task, preupload_task, publish_task, stage_task, verify_task
@@ -157,11 +157,16 @@ class Run:
 
 def open_run(params: PublishDatasetParams) -> Run:
     """The cheapest check first: the listing (no file read) and the target's head (one round
-    trip). Opening the target first makes a write without a token, or with one that cannot write
-    the repo, fail before any work."""
+    trip). Opening the target first makes a write without a token fail before any work; a token
+    that cannot write the repo is refused as soon as there is something to write, before intake."""
     settings = get_settings({"staging": params.staging} if params.staging else None)
     target = open_target(
-        params.target, "dataset", settings, write=not params.dry_run, pull_request=params.create_pr
+        params.target,
+        "dataset",
+        settings,
+        write=not params.dry_run,
+        pull_request=params.create_pr,
+        defer_access_check=True,
     )
     listing = list_source_task(params.source, settings)
     options = dataset_options(params, listing)
@@ -176,6 +181,8 @@ def open_run(params: PublishDatasetParams) -> Run:
             params.source,
             params.target,
         )
+    elif not params.dry_run:
+        require_write_access(target, params.create_pr)
     return Run(settings, target, listing, options, digest, records, record, unchanged)
 
 

@@ -13,7 +13,7 @@ from hubpress.orchestration import artifacts, assets
 from hubpress.settings import get_settings
 from hubpress.shards.published import PublishedRecord, PublishedRecords
 from hubpress.shards.unchanged import asks_more, lora_digest, lora_unchanged_result, unchanged_head
-from hubpress.targets.publish import open_target
+from hubpress.targets.publish import open_target, require_write_access
 from hubpress.tasks.lora import prepare_lora_task
 from hubpress.tasks.publish import publish_task
 
@@ -21,7 +21,7 @@ from hubpress.tasks.publish import publish_task
 @flow(name="publish-lora", validate_parameters=True)
 def publish_lora(params: PublishLoraParams) -> dict[str, Any]:
     settings = get_settings()
-    target = open_target(params.target, "model", settings, write=not params.dry_run)
+    target = open_target(params.target, "model", settings, write=not params.dry_run, defer_access_check=True)
 
     # The cheapest check first: one stat per file and the target's head (one round trip). The
     # same files, options and head as the last publish from here: nothing to read or send. The
@@ -31,6 +31,8 @@ def publish_lora(params: PublishLoraParams) -> dict[str, Any]:
     record = records.get(params.target, params.revision)
     if unchanged_head(target, record, digest, asks_more(params), params.revision):
         return lora_unchanged_result(params.target)
+    if not params.dry_run:  # something to write: a token that cannot write is refused before any work
+        require_write_access(target)
 
     bundle = prepare_lora_task(params.src_path, params.remote_name, params.extra_files, settings)
     outcome = publish_task(

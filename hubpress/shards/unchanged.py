@@ -147,8 +147,9 @@ def check_dataset(params: PublishDatasetParams) -> Unchanged | None:
     digest = dataset_digest(params, listing, dataset_options(params, listing))
     if not head_can_decide(record, digest, False):
         return None
-    # Opened as the flow opens it: a token that cannot write the repo is not told "up to date".
-    target = open_target(params.target, "dataset", settings, write=True)
+    # Opened as the flow opens it; an unchanged publish writes nothing, so write access is asked
+    # only by a run that has something to write (hubpress.targets.publish.require_write_access).
+    target = open_target(params.target, "dataset", settings, write=True, defer_access_check=True)
     head = unchanged_head(target, record, digest, False, params.revision)
     if head is None:
         return None
@@ -174,7 +175,7 @@ def check_lora(params: PublishLoraParams) -> Unchanged | None:
     digest = lora_digest(params)
     if not head_can_decide(record, digest, False):
         return None
-    target = open_target(params.target, "model", settings, write=True)
+    target = open_target(params.target, "model", settings, write=True, defer_access_check=True)
     head = unchanged_head(target, record, digest, False, params.revision)
     if head is None:
         return None

@@ -42,10 +42,13 @@ def open_target(
     token: str | None = None,
     write: bool = True,
     pull_request: bool = False,
+    defer_access_check: bool = False,
 ) -> Target:
     """A Target for a Hub repo id or a local directory. A write to the Hub without a token, or with
     a token that cannot write the repo (`pull_request`: only open a PR on it), fails here, before
-    any work, with one message naming every way to provide one."""
+    any work, with one message naming every way to provide one. `defer_access_check`: the caller
+    first asks whether there is anything to write (an unchanged publish needs no write access, and
+    its one round trip stays one) and then calls `require_write_access` before any work."""
     if is_local_target(target):
         from hubpress.storage.hashcache import HashCache
 
@@ -55,9 +58,17 @@ def open_target(
     check_repo_id(target)
     resolved = require_write_token(token, settings) if write else resolve_token(token, settings)
     repo = HubRepo(target, repo_type, settings, resolved)
-    if write:
+    if write and not defer_access_check:
         repo.check_write_access(pull_request)
     return repo
+
+
+def require_write_access(target: Target, pull_request: bool = False) -> None:
+    """The write-access check open_target deferred: a Hub repo asks the Hub (whoami) and refuses a
+    token that cannot write it; a local directory has nothing to ask."""
+    check = getattr(target, "check_write_access", None)
+    if check is not None:
+        check(pull_request)
 
 
 @dataclass(slots=True)
