@@ -312,7 +312,7 @@ def _build_shards(plans, staging_uri, settings, progress=None, upload_to=None) -
             uploads.append(preupload_task.submit(upload_to, shard.staged()))
         if progress is not None:
             progress.advance()
-    wait(uploads)
+    _finish_uploads(uploads)
     return shards, undecodable
 
 
@@ -333,10 +333,19 @@ def _build_all(params, plans, staging, stage, settings, progress, upload_to) -> 
         progress.advance(len(built))
         if upload_to is not None:  # this split's uploads overlap the next split's build
             uploads.extend(preupload_task.submit(upload_to, shard.staged()) for shard in built)
-    wait(uploads)
+    _finish_uploads(uploads)
     if undecodable:
         raise UndecodableAtBuild(tuple(undecodable))
     return shards
+
+
+def _finish_uploads(uploads: list) -> None:
+    """Wait for the early uploads. One the Hub refused for good (a token that cannot write, a wait
+    over the bound) stops the run here, before the publish step asks again; any other failure
+    returned False, and the publish step sends that shard."""
+    wait(uploads)
+    for upload in uploads:
+        upload.result()
 
 
 def _early_upload_target(target, staging: Staging, params: PublishDatasetParams) -> HubRepo | None:

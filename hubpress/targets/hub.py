@@ -22,7 +22,7 @@ from hubpress.settings import ResolvedToken, Settings
 from hubpress.shards.parquet_footer import ParquetFooter, read_footer
 from hubpress.storage.names import split_remote_paths
 from hubpress.targets import hub_answers, hub_upload, hub_waits
-from hubpress.targets.base import CommitConflict, CommitResult, RemoteState, RepoType
+from hubpress.targets.base import CommitResult, RemoteState, RepoType
 from hubpress.targets.blob_texts import BlobTexts
 from hubpress.targets.hub_calls import (
     HubUnavailable,
@@ -267,123 +267,10 @@ class HubRepo:
         message: str,
         create_pr: bool = False,
     ) -> CommitResult:
-        """One commit holding every added/changed file and every deletion of the plan, made
-        against `plan.parent_commit`. A moved head raises CommitConflict (the caller re-plans).
-        A lost response is safe to retry: the parent check turns a duplicate into a conflict."""
-        from huggingface_hub import CommitOperationAdd, CommitOperationDelete
-        from huggingface_hub.errors import HfHubHTTPError
+        """One commit of the plan against `plan.parent_commit` (hubpress.targets.hub_commit)."""
+        from hubpress.targets import hub_commit
 
-        operations: list = []
-        for change in plan.uploads:
-            staged = files[change.path]
-            sent = self._preuploaded.get((staged.path, staged.sha256))
-            operations.append(sent or hub_upload.addition(staged, local_paths[change.path]))
-        operations += [CommitOperationDelete(path_in_repo=change.path) for change in plan.deletions]
-
-        additions = [op for op in operations if isinstance(op, CommitOperationAdd)]
-        xet = hub_upload.hub_xet.uses_xet()
-        # "Already held" means something on the LFS path only: Xet deduplicates chunk by chunk.
-        present = (
-            set()
-            if xet
-            else hub_upload.already_present(
-                additions, self.token.value, self.repo_type, self.repo_id, plan.revision, self.endpoint
-            )
-        )
-        hub_upload.upload_all(
-            lambda op: self._preupload(op, plan.revision, create_pr),
-            additions,
-            self.settings.hub_max_concurrency,
-        )
-
-        fingerprint = hub_answers.plan_fingerprint(plan, files)
-        lost: list[BaseException] = []  # attempts that ended without a usable answer
-
-        def create():
-            # After an attempt without an answer, the commit may have landed: look before sending it
-            # again, so it is never made twice.
-            if lost and (landed := self._landed(plan, fingerprint, create_pr)):
-                return landed
-            try:
-                # Files already uploaded above are not sent again: create_commit skips uploaded ops
-                # (and would draw an "Upload 0 LFS files" bar for them).
-                with hub_upload.library_bars_off():
-                    return self.api.create_commit(
-                        self.repo_id,
-                        operations,
-                        commit_message=message,
-                        commit_description=hub_answers.fingerprint_line(fingerprint),
-                        repo_type=self.repo_type,
-                        revision=plan.revision,
-                        parent_commit=plan.parent_commit,
-                        create_pr=create_pr or None,
-                        num_threads=max(1, self.settings.hub_max_concurrency),
-                    )
-            except Exception as exc:
-                if is_transient(exc) or hub_answers.unusable(exc, "", "") is not None:
-                    lost.append(exc)
-                raise
-
-        try:
-            info = self._retry("commit to", create)
-        except (HubUnavailable, hub_answers.UnusableAnswer, HfHubHTTPError) as exc:
-            # The last attempt's answer was lost or unusable, or a retry was refused because the
-            # head moved (412): the head tells whether the commit landed.
-            landed = self._landed(plan, fingerprint, create_pr) if lost else None
-            if landed is None:
-                if isinstance(exc, HfHubHTTPError) and status_of(exc) in (409, 412):
-                    raise CommitConflict(str(exc)) from None
-                if isinstance(exc, HfHubHTTPError):
-                    raise PublishError(f"The Hub refused the commit to {self.description}: {exc}") from None
-                raise
-            if isinstance(exc, hub_answers.UnusableAnswer):
-                log.warning("%s", exc)  # one line naming the Hub and what it sent
-            info = landed
-        oid = info.oid
-        if not hub_answers.is_commit_id(oid):
-            if landed := self._landed(plan, fingerprint, create_pr):
-                log.warning(
-                    "%s", hub_answers.bad_commit_id(oid, f"The Hub at {self.endpoint}", self.description)
-                )
-                info, oid = landed, landed.oid
-            else:
-                raise hub_answers.bad_commit_id(oid, f"The Hub at {self.endpoint}", self.description)
-        if oid == plan.parent_commit and not create_pr:
-            raise hub_answers.no_commit_made(oid, f"The Hub at {self.endpoint}", self.description)
-        held = tuple(
-            sorted(
-                op.path_in_repo for op in additions if op.path_in_repo in present and op._upload_mode == "lfs"
-            )
-        )
-        url = info.commit_url if isinstance(info.commit_url, str) else self.commit_url(oid)
-        transfer = self._xet_sent.commit_fields(additions) if xet else {"transfer": "lfs"}
-        return CommitResult(commit=oid, url=url, pr_url=info.pr_url, already_present=held, **transfer)
-
-    def _landed(self, plan: PublishPlan, fingerprint: str, create_pr: bool) -> Any:
-        """This plan's commit, when it is in the revision's history since the planned parent (a
-        commit carrying its fingerprint); None otherwise. Pull requests are not looked for."""
-        from huggingface_hub import CommitInfo
-
-        head = None if create_pr else self.head(plan.revision)
-        if head is None or head == plan.parent_commit:
-            return None
-        history = self._retry(
-            "read the history of",
-            lambda: self.api.list_repo_commits(self.repo_id, repo_type=self.repo_type, revision=head),
-        )
-        for entry in history:
-            if entry.commit_id == plan.parent_commit:
-                break
-            if hub_answers.carries_fingerprint(entry.message, fingerprint):
-                log.warning(
-                    "the commit to %s landed though its answer was lost: %s carries this publish's plan "
-                    "fingerprint, so it is reported and verified as this publish's commit",
-                    self.description,
-                    entry.commit_id[:12],
-                )
-                url = self.commit_url(entry.commit_id)
-                return CommitInfo(url, entry.title, entry.message, entry.commit_id, _endpoint=self.endpoint)
-        return None
+        return hub_commit.commit(self, plan, files, local_paths, message, create_pr)
 
     def _preupload(self, op: Any, revision: str | None, create_pr: bool = False) -> None:
         sent = hub_upload.preupload(

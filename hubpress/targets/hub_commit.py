@@ -1,0 +1,143 @@
+"""A HubRepo's commit: every added or changed file and every deletion of a plan in one commit
+against the planned parent, and a commit whose answer was lost recognised as this publish's when
+it landed (hubpress.targets.hub_answers), so it is never made twice."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from hubpress.errors import PublishError
+from hubpress.targets import hub_answers, hub_upload
+from hubpress.targets.base import CommitConflict, CommitResult
+from hubpress.targets.hub_calls import HubUnavailable, is_transient, status_of
+from hubpress.targets.plan import PublishPlan, StagedFile
+
+if TYPE_CHECKING:
+    from hubpress.targets.hub import HubRepo
+
+log = logging.getLogger("hubpress.hub")
+
+
+def commit(
+    repo: HubRepo,
+    plan: PublishPlan,
+    files: dict[str, StagedFile],
+    local_paths: dict[str, str],
+    message: str,
+    create_pr: bool = False,
+) -> CommitResult:
+    """One commit holding every added/changed file and every deletion of the plan, made
+    against `plan.parent_commit`. A moved head raises CommitConflict (the caller re-plans).
+    A lost response is safe to retry: the parent check turns a duplicate into a conflict."""
+    from huggingface_hub import CommitOperationAdd, CommitOperationDelete
+    from huggingface_hub.errors import HfHubHTTPError
+
+    operations: list = []
+    for change in plan.uploads:
+        staged = files[change.path]
+        sent = repo._preuploaded.get((staged.path, staged.sha256))
+        operations.append(sent or hub_upload.addition(staged, local_paths[change.path]))
+    operations += [CommitOperationDelete(path_in_repo=change.path) for change in plan.deletions]
+
+    additions = [op for op in operations if isinstance(op, CommitOperationAdd)]
+    xet = hub_upload.hub_xet.uses_xet()
+    # "Already held" means something on the LFS path only: Xet deduplicates chunk by chunk.
+    present = (
+        set()
+        if xet
+        else hub_upload.already_present(
+            additions, repo.token.value, repo.repo_type, repo.repo_id, plan.revision, repo.endpoint
+        )
+    )
+    hub_upload.upload_all(
+        lambda op: repo._preupload(op, plan.revision, create_pr),
+        additions,
+        repo.settings.hub_max_concurrency,
+    )
+
+    fingerprint = hub_answers.plan_fingerprint(plan, files)
+    lost: list[BaseException] = []  # attempts that ended without a usable answer
+
+    def create():
+        # After an attempt without an answer, the commit may have landed: look before sending it
+        # again, so it is never made twice.
+        if lost and (landed := landed_commit(repo, plan, fingerprint, create_pr)):
+            return landed
+        try:
+            # Files already uploaded above are not sent again: create_commit skips uploaded ops
+            # (and would draw an "Upload 0 LFS files" bar for them).
+            with hub_upload.library_bars_off():
+                return repo.api.create_commit(
+                    repo.repo_id,
+                    operations,
+                    commit_message=message,
+                    commit_description=hub_answers.fingerprint_line(fingerprint),
+                    repo_type=repo.repo_type,
+                    revision=plan.revision,
+                    parent_commit=plan.parent_commit,
+                    create_pr=create_pr or None,
+                    num_threads=max(1, repo.settings.hub_max_concurrency),
+                )
+        except Exception as exc:
+            if is_transient(exc) or hub_answers.unusable(exc, "", "") is not None:
+                lost.append(exc)
+            raise
+
+    try:
+        info = repo._retry("commit to", create)
+    except (HubUnavailable, hub_answers.UnusableAnswer, HfHubHTTPError) as exc:
+        # The last attempt's answer was lost or unusable, or a retry was refused because the
+        # head moved (412): the head tells whether the commit landed.
+        landed = landed_commit(repo, plan, fingerprint, create_pr) if lost else None
+        if landed is None:
+            if isinstance(exc, HfHubHTTPError) and status_of(exc) in (409, 412):
+                raise CommitConflict(str(exc)) from None
+            if isinstance(exc, HfHubHTTPError):
+                raise PublishError(f"The Hub refused the commit to {repo.description}: {exc}") from None
+            raise
+        if isinstance(exc, hub_answers.UnusableAnswer):
+            log.warning("%s", exc)  # one line naming the Hub and what it sent
+        info = landed
+    oid = info.oid
+    if not hub_answers.is_commit_id(oid):
+        if landed := landed_commit(repo, plan, fingerprint, create_pr):
+            log.warning("%s", hub_answers.bad_commit_id(oid, f"The Hub at {repo.endpoint}", repo.description))
+            info, oid = landed, landed.oid
+        else:
+            raise hub_answers.bad_commit_id(oid, f"The Hub at {repo.endpoint}", repo.description)
+    if oid == plan.parent_commit and not create_pr:
+        raise hub_answers.no_commit_made(oid, f"The Hub at {repo.endpoint}", repo.description)
+    held = tuple(
+        sorted(op.path_in_repo for op in additions if op.path_in_repo in present and op._upload_mode == "lfs")
+    )
+    url = info.commit_url if isinstance(info.commit_url, str) else repo.commit_url(oid)
+    transfer = repo._xet_sent.commit_fields(additions) if xet else {"transfer": "lfs"}
+    return CommitResult(commit=oid, url=url, pr_url=info.pr_url, already_present=held, **transfer)
+
+
+def landed_commit(repo: HubRepo, plan: PublishPlan, fingerprint: str, create_pr: bool) -> Any:
+    """This plan's commit, when it is in the revision's history since the planned parent (a
+    commit carrying its fingerprint); None otherwise. Pull requests are not looked for."""
+    from huggingface_hub import CommitInfo
+
+    head = None if create_pr else repo.head(plan.revision)
+    if head is None or head == plan.parent_commit:
+        return None
+    history = repo._retry(
+        "read the history of",
+        lambda: repo.api.list_repo_commits(repo.repo_id, repo_type=repo.repo_type, revision=head),
+    )
+    for entry in history:
+        if entry.commit_id == plan.parent_commit:
+            break
+        if hub_answers.carries_fingerprint(entry.message, fingerprint):
+            log.warning(
+                "the commit to %s landed though its answer was lost: %s carries this publish's plan "
+                "fingerprint, so it is reported and verified as this publish's commit",
+                repo.description,
+                entry.commit_id[:12],
+            )
+            url = repo.commit_url(entry.commit_id)
+            return CommitInfo(url, entry.title, entry.message, entry.commit_id, _endpoint=repo.endpoint)
+    return None
