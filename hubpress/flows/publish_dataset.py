@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import os
-from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,17 +21,17 @@ from typing import Any
 import huggingface_hub.hf_api  # noqa: F401
 from prefect import flow, get_run_logger
 from prefect.context import FlowRunContext
-from prefect.futures import as_completed, wait
 from prefect.utilities.annotations import quote
 
 from hubpress.errors import UndecodableAtBuild
+from hubpress.flows.build_shards import build_all
 from hubpress.flows.params import PublishDatasetParams
 from hubpress.orchestration import artifacts, assets
-from hubpress.orchestration.runners import carry, on_threads
+from hubpress.orchestration.runners import on_threads
 from hubpress.settings import Settings, get_settings, resolve_token
 from hubpress.shards.empty import refuse_empty_splits
 from hubpress.shards.fingerprint import dataset_fingerprint
-from hubpress.shards.pipeline import card_renderer, load_split_plans, save_split_plans
+from hubpress.shards.pipeline import card_renderer
 from hubpress.shards.published import PublishedRecord, PublishedRecords, reported_changes, sample_digests
 from hubpress.shards.reuse import BuildPlan, retake, shard_counts
 from hubpress.shards.run_result import failure_summary, published_result, summary, unchanged_result
@@ -45,9 +44,8 @@ from hubpress.storage.files import ListedFile
 from hubpress.targets.base import Target
 from hubpress.targets.hub import HubRepo
 from hubpress.targets.publish import after_commit, open_target, require_write_access
-from hubpress.tasks.build import UndecodableShard, build_shard
 from hubpress.tasks.intake import intake_in_flow, list_source_task
-from hubpress.tasks.publish import plan_task, preupload_task, publish_task, stage_task, verify_task
+from hubpress.tasks.publish import plan_task, publish_task, stage_task, verify_task
 
 
 @flow(name="publish-dataset", log_prints=False, validate_parameters=True)
@@ -267,7 +265,7 @@ def build(
     if plans:
         progress = artifacts.Progress(len(plans), f"Building {len(plans)} shard(s)")
         try:
-            built = _build_all(params, plans, staging, stage, run.settings, progress, upload_to)
+            built = build_all(params.fan_out, plans, staging, stage, run.settings, progress, upload_to)
         except UndecodableAtBuild as exc:
             _record_decoded_images(plans, run.settings, failed=exc.problems)
             raise
@@ -278,76 +276,6 @@ def build(
     return [by_key[choice.plan.key] for choice in build_plan.choices]
 
 
-def _build_shards(plans, staging_uri, settings, progress=None, upload_to=None) -> tuple[list, list]:
-    """build_shard over the plans on the flow's task runner (threads or Dask); with `upload_to`,
-    each shard's upload starts as soon as it is built, while the others build. Returns the built
-    shards and the images that did not decode (every shard is built: one pass finds them all).
-
-    Largest first, so the longest build-then-upload chain starts at once and small shards fill in.
-    On threads, only as many builds as there are build slots are submitted at a time: submitted all
-    at once, they would race for the slots and the largest could start last."""
-    queue = deque(sorted(plans, key=lambda plan: -plan.estimated_size))
-    in_flight = max(1, settings.build_concurrency) if on_threads() else len(queue)
-    running: list = []
-    shards, uploads = [], []
-    undecodable: list = []  # every shard is built, so one pass finds every image that fails
-
-    def submit_next() -> None:
-        plan = queue.popleft()  # carry(): a plan holds its samples; Prefect need not walk them
-        running.append(build_shard.submit(carry(plan), staging_uri, settings))
-
-    while queue and len(running) < in_flight:
-        submit_next()
-    while running:
-        done = next(as_completed(running))
-        running.remove(done)
-        if queue:
-            submit_next()
-        shard = done.result()
-        if isinstance(shard, UndecodableShard):
-            undecodable.extend(shard.problems)
-            continue
-        shards.append(shard)
-        if upload_to is not None:
-            uploads.append(preupload_task.submit(upload_to, shard.staged()))
-        if progress is not None:
-            progress.advance()
-    _finish_uploads(uploads)
-    return shards, undecodable
-
-
-def _build_all(params, plans, staging, stage, settings, progress, upload_to) -> list:
-    """Every shard of the plans: on the flow's task runner, or as one subflow run per split
-    (`fan_out: splits`: a child run in the UI, with its own tasks and logs)."""
-    if params.fan_out != "splits":
-        shards, undecodable = _build_shards(plans, settings.staging, settings, progress, upload_to)
-        if undecodable:
-            raise UndecodableAtBuild(tuple(undecodable))
-        return shards
-    shards, uploads, undecodable = [], [], []
-    for split in sorted({plan.split for plan in plans}):
-        save_split_plans(staging, stage.relpath, split, [p for p in plans if p.split == split])
-        built, problems = build_split(split, stage.relpath, settings.staging)
-        undecodable.extend(problems)
-        shards.extend(built)
-        progress.advance(len(built))
-        if upload_to is not None:  # this split's uploads overlap the next split's build
-            uploads.extend(preupload_task.submit(upload_to, shard.staged()) for shard in built)
-    _finish_uploads(uploads)
-    if undecodable:
-        raise UndecodableAtBuild(tuple(undecodable))
-    return shards
-
-
-def _finish_uploads(uploads: list) -> None:
-    """Wait for the early uploads. One the Hub refused for good (a token that cannot write, a wait
-    over the bound) stops the run here, before the publish step asks again; any other failure
-    returned False, and the publish step sends that shard."""
-    wait(uploads)
-    for upload in uploads:
-        upload.result()
-
-
 def _early_upload_target(target, staging: Staging, params: PublishDatasetParams) -> HubRepo | None:
     """Where built shards can be sent before the commit: a Hub repo, from local staging, when this
     run will commit. (From S3 staging, the publish step fetches and uploads them; a local target
@@ -355,17 +283,6 @@ def _early_upload_target(target, staging: Staging, params: PublishDatasetParams)
     if isinstance(target, HubRepo) and staging.is_local and not params.dry_run:
         return target
     return None
-
-
-@flow(name="build-split", flow_run_name="build-{split}")
-def build_split(split: str, stage: str, staging_uri: str) -> tuple[list, list]:
-    """The shards of one split, as a subflow run of publish-dataset (`fan_out: splits`).
-
-    Its parameters are only names: the split's shard plans are read from the run's folder in
-    staging, where the parent wrote them, so no sample list travels through the Prefect API."""
-    settings = get_settings({"staging": staging_uri})
-    plans = load_split_plans(Staging(staging_uri, settings), stage, split)
-    return _build_shards(plans, staging_uri, settings)
 
 
 def _record_decoded_images(plans, settings, failed=()) -> None:

@@ -9,6 +9,7 @@ import boto3
 import pyarrow.parquet as pq
 import pytest
 
+import hubpress.flows.build_shards as build_steps
 import hubpress.flows.publish_dataset as pd
 from hubpress.errors import HubpressError
 from hubpress.flows.params import PublishDatasetParams
@@ -32,13 +33,13 @@ def test_s3_object_overwritten_same_size_between_intake_and_build(s3, tmp_path, 
     bad = corrupt_png_pixels(good)
     assert len(bad) == len(good) and bad != good
 
-    original = pd._build_shards
+    original = build_steps.build_shards
 
     def overwrite_then_build(*a, **k):
         client.put_object(Bucket=bucket, Key=key, Body=bad)
         return original(*a, **k)
 
-    monkeypatch.setattr(pd, "_build_shards", overwrite_then_build)
+    monkeypatch.setattr(build_steps, "build_shards", overwrite_then_build)
     monkeypatch.setenv("HUBPRESS_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("HUBPRESS_STAGING", str(tmp_path / "staging"))
     target = tmp_path / "out"
