@@ -190,6 +190,10 @@ def emit_result(result: dict[str, Any], as_json: bool, source: str | None = None
         for split, count in sorted(result["samples"].items()):
             skipped = (result.get("skipped") or {}).get(split, 0)
             typer.echo(f"  {split}: {count} samples" + (f", {skipped} skipped" if skipped else ""))
+    from hubpress.sources.report import corrections_line
+
+    if corrected := corrections_line(result.get("corrections") or []):
+        typer.echo(f"  {corrected}")
     if any((result.get("skipped") or {}).values()):
         where = f"`hubpress scan {source}`" if source else "`hubpress scan SOURCE`"
         typer.echo(

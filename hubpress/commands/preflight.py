@@ -4,7 +4,9 @@ line) instead of after the flow engine's start-up and inside a flow run.
 The CLI commands and `hubpress.api` call these on the same parameter models the flows take. They
 look at this machine (paths, tokens, the configuration file, a staging and cache directory that
 can be written) and open one TCP connection to the Hub endpoint when the command needs the Hub
-(a dead endpoint is one line in ~2 s, not a failed flow run); nothing else talks to the Hub or S3.
+(a dead endpoint is one line in ~2 s, not a failed flow run); a write to the Hub also asks the Hub
+who the token is (whoami-v2), so a wrong or read-only token is one line too. Nothing else talks to
+the Hub or S3.
 The flows check the same things again where they run (a worker may see other paths).
 """
 
@@ -20,7 +22,7 @@ from urllib.parse import urlparse, urlsplit
 
 from hubpress.errors import ConfigError, SourceError
 from hubpress.settings import get_settings, require_write_token
-from hubpress.targets.base import is_local_target
+from hubpress.targets.base import RepoType, is_local_target
 
 
 def fail_fast_without_token(target: str, dry_run: bool) -> None:
@@ -98,6 +100,17 @@ def check_cache() -> None:
 def _needs_hub(target: str, reads_hub: bool = False) -> None:
     if reads_hub or not is_local_target(target):
         check_hub_reachable()
+
+
+def check_token_accepted(target: str, repo_type: RepoType, dry_run: bool, pull_request: bool = False) -> None:
+    """A wrong token, or one that cannot write the repo, is one line here (the Hub's account
+    answer, whoami-v2, decided as the flow decides it: hubpress.targets.publish.open_target), not
+    a failed flow run."""
+    if dry_run or is_local_target(target):
+        return
+    from hubpress.targets.publish import open_target
+
+    open_target(target, repo_type, get_settings(), write=True, pull_request=pull_request)
 
 
 def check_target_not_ambiguous(target: str, cwd: Path | None = None) -> None:
@@ -184,6 +197,7 @@ def check_publish_dataset(params: Any) -> None:
     if not params.dry_run:
         check_writable(params.staging or get_settings().staging, "staging", "HUBPRESS_STAGING (or --staging)")
     _needs_hub(params.target)
+    check_token_accepted(params.target, "dataset", params.dry_run, params.create_pr)
 
 
 def check_refresh(params: Any) -> None:
@@ -198,6 +212,7 @@ def check_refresh(params: Any) -> None:
     if not params.dry_run:
         check_writable(params.staging or get_settings().staging, "staging", "HUBPRESS_STAGING (or --staging)")
     _needs_hub(params.target, reads_hub=True)  # the upstream datasets are on the Hub
+    check_token_accepted(params.target, "dataset", params.dry_run)
 
 
 def check_publish_lora(params: Any) -> None:
@@ -209,6 +224,7 @@ def check_publish_lora(params: Any) -> None:
     fail_fast_without_token(params.target, params.dry_run)
     check_cache()
     _needs_hub(params.target)
+    check_token_accepted(params.target, "model", params.dry_run)
 
 
 def check_release(params: Any) -> None:
@@ -219,3 +235,4 @@ def check_release(params: Any) -> None:
     check_cache()
     check_writable(get_settings().staging, "staging", "HUBPRESS_STAGING")
     _needs_hub(params.repo_id)
+    check_token_accepted(params.repo_id, "model", False)

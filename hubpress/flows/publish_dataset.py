@@ -61,7 +61,7 @@ def publish_dataset(params: PublishDatasetParams) -> dict[str, Any]:
     except Exception as exc:
         artifacts.markdown(
             failure_summary(params.target, exc),
-            key="publish-summary",
+            key=artifacts.repo_key("publish-summary", params.target),
             description=f"publish-dataset {params.target}",
         )
         raise
@@ -114,7 +114,9 @@ def _publish(params: PublishDatasetParams) -> dict[str, Any]:
                 rows = verify_task(
                     params.target, run.target, outcome.commit, staged, staging, run.settings, token
                 )
-            artifacts.commit_link(outcome.commit_url, f"Commit {outcome.commit[:12]} in {params.target}")
+            artifacts.commit_link(
+                outcome.commit_url, f"Commit {outcome.commit[:12]} in {params.target}", params.target
+            )
         published = sample_digests(intake_report)
         changes = reported_changes(run.record, published, outcome.plan.summary(), outcome.plan.parent_commit)
         head = outcome.commit or outcome.plan.parent_commit
@@ -307,7 +309,11 @@ def report(params: PublishDatasetParams, result: dict[str, Any]) -> None:
     """The report step: the publish-summary artifact, and the run's last log lines, so its log
     page tells the story: the intake, the plan, what was reused and the outcome with the commit's
     link (each artifact holds the details)."""
-    artifacts.markdown(summary(result), key="publish-summary", description=f"publish-dataset {params.target}")
+    artifacts.markdown(
+        summary(result),
+        key=artifacts.repo_key("publish-summary", params.target),
+        description=f"publish-dataset {params.target}",
+    )
     log = _log()
     skipped = result.get("skipped") or {}
     splits = ", ".join(

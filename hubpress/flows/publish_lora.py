@@ -49,7 +49,9 @@ def publish_lora(params: PublishLoraParams) -> dict[str, Any]:
         dry_run=params.dry_run,
     )
     if outcome.commit:
-        artifacts.commit_link(outcome.commit_url, f"LoRA commit {outcome.commit[:12]} in {params.target}")
+        artifacts.commit_link(
+            outcome.commit_url, f"LoRA commit {outcome.commit[:12]} in {params.target}", params.target
+        )
     head = outcome.commit or outcome.plan.parent_commit
     if digest and head and not params.dry_run:
         records.put(params.target, params.revision, PublishedRecord(digest, head))

@@ -74,7 +74,11 @@ def refresh_dataset(params: RefreshParams) -> dict[str, Any]:
             "Nothing changed upstream (%s) and the configuration is the same: no download, no build, no commit.",
             ", ".join(f"{k}@{v[:12]}" for k, v in revisions.items()),
         )
-        artifacts.markdown(_summary(result), key="refresh-summary", description=f"refresh {params.target}")
+        artifacts.markdown(
+            _summary(result),
+            key=artifacts.repo_key("refresh-summary", params.target),
+            description=f"refresh {params.target}",
+        )
         return result
 
     stage_fp = stage_fingerprint(revisions, config_fp, params.seed)
@@ -112,7 +116,9 @@ def refresh_dataset(params: RefreshParams) -> dict[str, Any]:
         log.warning("Created %s as a PUBLIC repo (--public).", params.target)
     if outcome.commit:
         verify_refresh_task(params.target, target, outcome.commit, config, staged, token)
-        artifacts.commit_link(outcome.commit_url, f"Commit {outcome.commit[:12]} in {params.target}")
+        artifacts.commit_link(
+            outcome.commit_url, f"Commit {outcome.commit[:12]} in {params.target}", params.target
+        )
 
     result = outcome.to_dict()
     result |= {
@@ -129,8 +135,16 @@ def refresh_dataset(params: RefreshParams) -> dict[str, Any]:
     report = "\n\n".join(
         _report_markdown(backend_id, counts) for backend_id, counts in staged.manifest["counts"].items()
     )
-    artifacts.markdown(report, key="refresh-report", description=f"Rows kept and dropped for {params.target}")
-    artifacts.markdown(_summary(result), key="refresh-summary", description=f"refresh {params.target}")
+    artifacts.markdown(
+        report,
+        key=artifacts.repo_key("refresh-report", params.target),
+        description=f"Rows kept and dropped for {params.target}",
+    )
+    artifacts.markdown(
+        _summary(result),
+        key=artifacts.repo_key("refresh-summary", params.target),
+        description=f"refresh {params.target}",
+    )
     assets.record_publish(
         params.target, "dataset", params.revision, result, assets.refresh_upstream_keys(config)
     )

@@ -85,7 +85,9 @@ def release_training_run(params: ReleaseTrainingRunParams) -> dict[str, Any]:
     if outcome.commit or outcome.tag_created:
         _emit_published(params.repo_id, tag, commit, prep.checkpoint.name)
         artifacts.commit_link(
-            outcome.commit_url or target.commit_url(commit), f"Release {tag} of {params.repo_id}"
+            outcome.commit_url or target.commit_url(commit),
+            f"Release {tag} of {params.repo_id}",
+            params.repo_id,
         )
     assets.record_publish(
         params.repo_id, "model", params.revision, result, [assets.source_key(params.output_uri)]

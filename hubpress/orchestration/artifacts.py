@@ -4,6 +4,7 @@ pipeline code runs from the CLI, the Python API and tests without Prefect."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 from collections.abc import Iterable
@@ -33,7 +34,20 @@ def artifact_key(text: str) -> str:
     return re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-")[:100] or "hubpress"
 
 
-def plan_table(plan: PublishPlan, key: str = "publish-plan") -> None:
+def repo_key(kind: str, target: str) -> str:
+    """`kind` for one target, e.g. `publish-summary-acme-org-faces`: the Artifacts page keeps a
+    "latest" per key, so a key shared by every repo would show whichever repo ran last. A long
+    target (a local path) keeps its tail and a short hash of the whole, so two paths ending alike
+    keep apart."""
+    slug = artifact_key(re.sub(r"^hf://(datasets|models)/", "", target))
+    room = 100 - len(kind) - 1
+    if len(slug) > room:
+        digest = hashlib.sha256(target.encode()).hexdigest()[:8]
+        slug = f"{slug[-(room - len(digest) - 1) :].strip('-')}-{digest}"
+    return artifact_key(f"{kind}-{slug}")
+
+
+def plan_table(plan: PublishPlan, key: str | None = None) -> None:
     if not _in_run():
         return
     from prefect.artifacts import create_table_artifact
@@ -41,7 +55,7 @@ def plan_table(plan: PublishPlan, key: str = "publish-plan") -> None:
     rows = [{"path": c.path, "change": c.kind, "bytes": c.size} for c in plan.changes]
     counts = {k: len(plan.of(k)) for k in ("added", "changed", "unchanged", "deleted")}
     create_table_artifact(
-        key=artifact_key(key),
+        key=artifact_key(key or repo_key("publish-plan", plan.target)),
         table=rows or [{"path": "(none)", "change": "-", "bytes": 0}],
         description=(
             f"Plan for {plan.target}@{plan.revision} against {(plan.parent_commit or 'empty')[:12]}: "
@@ -51,12 +65,14 @@ def plan_table(plan: PublishPlan, key: str = "publish-plan") -> None:
     )
 
 
-def commit_link(url: str | None, description: str, key: str = "published-commit") -> None:
+def commit_link(url: str | None, description: str, target: str) -> None:
     if not _in_run() or not url:
         return
     from prefect.artifacts import create_link_artifact
 
-    create_link_artifact(key=artifact_key(key), link=url, link_text=url, description=description)
+    create_link_artifact(
+        key=repo_key("published-commit", target), link=url, link_text=url, description=description
+    )
 
 
 def markdown(text: str, key: str, description: str | None = None) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 from hubpress.shards.card import human_size
 from hubpress.shards.published import PublishedRecord, SampleChanges
 from hubpress.sources.models import IntakeReport
+from hubpress.sources.report import corrections_json
 from hubpress.targets.publish import bytes_phrase
 
 # The counts of an unchanged run (nothing planned, read, built or sent).
@@ -38,6 +39,7 @@ def published_result(
         **outcome,
         "samples": rows,
         "skipped": {name: len(m.skipped) for name, m in report.splits.items()},
+        "corrections": corrections_json(report),
         "empty_prompts": {
             name: sum(1 for sample in m.samples if sample.prompt == "") for name, m in report.splits.items()
         },
@@ -80,6 +82,7 @@ def unchanged_result(target: str, record: PublishedRecord) -> dict[str, Any]:
         "warnings": [],
         "samples": rows,
         "skipped": {},
+        "corrections": [],
         "empty_prompts": {},
         "stage": None,
         "stage_reused": False,

@@ -19,11 +19,33 @@ def scan_json(report: IntakeReport) -> dict[str, Any]:
             {"split": p.split, "sample": p.sample, "kind": p.kind, "detail": p.detail, "path": p.path}
             for p in report.problems
         ],
-        "corrections": [
-            {"split": c.split, "sample": c.sample, "path": c.path, "from": c.from_, "to": c.to}
-            for c in report.corrections
-        ],
+        "corrections": corrections_json(report),
     }
+
+
+def corrections_json(report: IntakeReport) -> list[dict[str, Any]]:
+    """What hubpress corrected in the published copy, as `scan --json` and a publish's result list it."""
+    return [
+        {"split": c.split, "sample": c.sample, "path": c.path, "from": c.from_, "to": c.to, "kind": c.kind}
+        for c in report.corrections
+    ]
+
+
+def _format_of(name: str) -> str:
+    ext = name.rpartition(".")[2].upper()
+    return {"JPG": "JPEG", "TIF": "TIFF"}.get(ext, ext)
+
+
+def corrections_line(corrections: list[dict[str, Any]], shown: int = 3) -> str | None:
+    """One line for a person: "corrected 1 extension (sampleA.png is a JPEG)"; None when nothing
+    was corrected. The format is the corrected name's extension (the bytes' real format)."""
+    renamed = [c for c in corrections if c.get("kind", "extension_mismatch") == "extension_mismatch"]
+    if not renamed:
+        return None
+    named = [f"{c['from']} is a {_format_of(c['to'])}" for c in renamed[:shown]]
+    more = f", +{len(renamed) - shown} more" if len(renamed) > shown else ""
+    noun = "extension" if len(renamed) == 1 else "extensions"
+    return f"corrected {len(renamed):,} {noun} ({', '.join(named)}{more}); the source itself is unchanged"
 
 
 def kind_counts(report: IntakeReport) -> list[tuple[str, str, int]]:

@@ -27,6 +27,7 @@ from huggingface_hub import HfApi
 
 from hubpress.deployments.serve import PUBLISH_DATASET, RELEASE_TRAINING_RUN, SCHEDULED_PUBLISH
 from hubpress.flows.params import PublishDatasetParams
+from hubpress.orchestration.artifacts import repo_key
 from hubpress.testdata.synth import write_dataset
 from hubpress.testdata.synth_lora import write_lora
 from tests.conftest import WRITE_TOKEN, _free_port
@@ -192,6 +193,8 @@ def test_publish_started_from_the_ui_completes_with_plan_and_link_artifacts(
     assert run["state_type"] == "COMPLETED", run["state"]
     artifacts = _post(api, "/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [run["id"]]}}}).json()
     by_key = {a["key"]: a for a in artifacts if a["key"]}
+    slug = repo_key("", repo).lstrip("-")  # each repo has its own keys: the Artifacts page's "latest"
+    by_key |= {key.removesuffix(f"-{slug}"): a for key, a in by_key.items()}
     plan = by_key["publish-plan"]
     assert plan["type"] == "table"
     rows = json.loads(plan["data"]) if isinstance(plan["data"], str) else plan["data"]
@@ -383,6 +386,8 @@ def test_prefect_ui_shows_the_completed_run(completed_publish, prefect_server, a
 
     artifacts = _post(api, "/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [run["id"]]}}}).json()
     by_key = {a["key"]: a for a in artifacts if a["key"]}
+    slug = repo_key("", repo).lstrip("-")
+    by_key |= {key.removesuffix(f"-{slug}"): a for key, a in by_key.items()}
     for key, needles in (
         ("intake-report", ["Intake of", "kept", "skipped"]),
         ("publish-plan", ["README.md", ".parquet", "added"]),

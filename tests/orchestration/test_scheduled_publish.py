@@ -53,7 +53,7 @@ def _summary_first_line(state) -> str:
         found = client.read_artifacts(
             artifact_filter=ArtifactFilter(
                 flow_run_id=ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id]),
-                key=ArtifactFilterKey(any_=["publish-summary"]),
+                key=ArtifactFilterKey(like_="publish-summary-"),
             )
         )
     (artifact,) = found
