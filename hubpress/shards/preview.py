@@ -3,8 +3,8 @@
 Chosen by a stable rule (the first PREVIEW_SAMPLES samples by id of the card's first split) and
 encoded deterministically (fixed cell size, background, encoder settings; no timestamps), so the
 same samples give the same bytes: an unchanged publish finds `preview.webp` unchanged on the
-target and sends nothing. An image that cannot be read or converted becomes an empty cell, and
-the reason is logged; the preview never fails a publish."""
+target and sends nothing. An image Pillow cannot convert becomes an empty cell, and the reason is
+logged; a source file that changed since validation fails the publish, as it does in the build."""
 
 from __future__ import annotations
 
@@ -63,8 +63,9 @@ def preview_image(samples: list[Sample], read: Callable[[FileRef], bytes]) -> by
 def _thumbnail(ref: FileRef, read: Callable[[FileRef], bytes]):
     from PIL import Image, ImageOps
 
+    data = read(ref)  # a source file that changed since validation is an error, as in the build
     try:
-        with Image.open(io.BytesIO(read(ref))) as img:
+        with Image.open(io.BytesIO(data)) as img:
             img.draft("RGB", (CELL, CELL))  # JPEG: decode at a reduced scale, deterministically
             rgb = img.convert("RGBA").convert("RGB") if img.mode in ("P", "LA", "PA") else img.convert("RGB")
             # Scaled to fit the cell, up or down: small training images still show.
