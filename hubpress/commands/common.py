@@ -138,12 +138,20 @@ def run_flow(run: Callable[[], Any], as_json: bool, before: Callable[[str | None
 
 def unchanged(params: Any) -> Callable[[str | None], Any]:
     """run_flow's `before` for publish-dataset and publish-lora: an unchanged publish is answered
-    without a flow run (hubpress.orchestration.before_run)."""
+    without a flow run (hubpress.orchestration.before_run). Otherwise the token must be able to
+    write the target, asked here, before any flow run: an unchanged night asks the Hub one
+    question (its head), not two."""
 
     def check(api_url: str | None) -> Any:
+        from hubpress.commands.preflight import check_token_accepted
+        from hubpress.flows.params import PublishDatasetParams
         from hubpress.orchestration.before_run import skip_if_unchanged
 
-        return skip_if_unchanged(params, api_url, entry="cli")
+        result = skip_if_unchanged(params, api_url, entry="cli")
+        if result is None:
+            kind = "dataset" if isinstance(params, PublishDatasetParams) else "model"
+            check_token_accepted(params.target, kind, params.dry_run, getattr(params, "create_pr", False))
+        return result
 
     return check
 

@@ -197,7 +197,7 @@ def check_publish_dataset(params: Any) -> None:
     if not params.dry_run:
         check_writable(params.staging or get_settings().staging, "staging", "HUBPRESS_STAGING (or --staging)")
     _needs_hub(params.target)
-    check_token_accepted(params.target, "dataset", params.dry_run, params.create_pr)
+    # The token's write access is asked after the no-op check (hubpress.commands.common.unchanged).
 
 
 def check_refresh(params: Any) -> None:
@@ -224,7 +224,7 @@ def check_publish_lora(params: Any) -> None:
     fail_fast_without_token(params.target, params.dry_run)
     check_cache()
     _needs_hub(params.target)
-    check_token_accepted(params.target, "model", params.dry_run)
+    # The token's write access is asked after the no-op check (hubpress.commands.common.unchanged).
 
 
 def check_release(params: Any) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
 
 from pydantic import TypeAdapter
@@ -25,10 +26,17 @@ from hubpress.shards.card import (
     split_order,
     summarize_split,
 )
-from hubpress.shards.preview import PREVIEW_FILE, preview_image, preview_samples
+from hubpress.shards.preview import (
+    PREVIEW_FILE,
+    Cells,
+    preview_image,
+    preview_samples,
+    shard_cells,
+    source_cells,
+)
 from hubpress.shards.reuse import BuildPlan, choose, parse_manifest, target_holdings
 from hubpress.shards.runs import RunStage
-from hubpress.shards.shard_store import SealedShard, ShardStore
+from hubpress.shards.shard_store import SealedShard, ShardStore, parquet_relpath
 from hubpress.shards.shards import BuiltShard, ShardPlan, in_folders, plan_shards
 from hubpress.shards.sizes import DEFAULT_MAX_SHARD_SIZE, parse_size
 from hubpress.shards.staging import PRIVATE_PREFIX, Staging, json_bytes
@@ -156,14 +164,33 @@ def stage_build(
         manifest = previous
     info = card_info_for(report, built, options)
     files = [s.staged() for s in shards] + [staging.add_bytes(stage, MANIFEST, json_bytes(manifest))]
-    reader = SourceReader(staging.settings)
-    # The build decoded these images already (or the publish failed): no second decode.
-    preview = preview_image(preview_samples(report), lambda ref: reader(replace(ref, decode_pending=False)))
+    preview = preview_image(_preview_cells(staging, report, shards))
     if preview is not None:
         files.append(staging.add_bytes(stage, PREVIEW_FILE, preview))
         info = replace(info, preview=PREVIEW_FILE)
     staging.add_bytes(stage, CARD_INFO, _CARD_INFO.dump_json(info))
     return StagedDataset(fingerprint, files, info, reused, staging.stage_uri(stage), manifest["files"])
+
+
+def _preview_cells(staging: Staging, report: IntakeReport, shards: list[SealedShard]) -> Cells:
+    """The card preview's pictures, shard by shard: from a shard this run sealed in staging when it
+    holds them, else (the target alone holds that shard: its samples did not change) from the
+    source files (hubpress.shards.preview)."""
+    samples = preview_samples(report)
+    if not samples:
+        return []
+    split = next(name for name in split_order(report.splits) if report.splits[name].samples)
+    reader = SourceReader(staging.settings)
+    cells: Cells = []
+    for shard in (s for s in shards if s.split == split):  # in plan order, which is id order
+        part = samples[len(cells) : len(cells) + shard.num_rows]
+        if shard.source:
+            cells += shard_cells([partial(staging.storage.open, parquet_relpath(shard.key))], len(part))
+        else:  # the build decoded these images already (or the publish failed): no second decode
+            cells += source_cells(part, lambda ref: reader(replace(ref, decode_pending=False)))
+        if len(cells) >= len(samples):
+            break
+    return cells
 
 
 def plan_build(

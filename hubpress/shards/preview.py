@@ -4,16 +4,26 @@ Chosen by a stable rule (the first PREVIEW_SAMPLES samples by id of the card's f
 encoded deterministically (fixed cell size, background, encoder settings; no timestamps), so the
 same samples give the same bytes: an unchanged publish finds `preview.webp` unchanged on the
 target and sends nothing. An image Pillow cannot convert becomes an empty cell, and the reason is
-logged; a source file that changed since validation fails the publish, as it does in the build."""
+logged.
+
+The pictures come from the shards this run sealed in staging when they hold the preview's samples
+(`shard_cells`): a source byte is read once, by intake, and a new first sample is not fetched
+again. Only when the target alone holds those shards (the first samples did not change) are the
+source files read (`source_cells`); a file that changed since validation then fails the publish,
+as it does in the build."""
 
 from __future__ import annotations
 
 import io
 import logging
 from collections.abc import Callable
+from typing import BinaryIO
 
 from hubpress.shards.card import split_order
 from hubpress.sources.models import FileRef, IntakeReport, Sample
+
+# One row of the grid: the main control's and the target's bytes (None: an empty cell).
+Cells = list[tuple[bytes | None, bytes | None]]
 
 log = logging.getLogger("hubpress.preview")
 
@@ -35,22 +45,45 @@ def preview_samples(report: IntakeReport, count: int = PREVIEW_SAMPLES) -> list[
     return []
 
 
-def preview_image(samples: list[Sample], read: Callable[[FileRef], bytes]) -> bytes | None:
-    """The grid for `samples` (one row each: main control, target) as WebP bytes, or None for no
-    samples. `read` returns a file's bytes (hubpress.sources.reader.SourceReader)."""
-    if not samples:
+def source_cells(samples: list[Sample], read: Callable[[FileRef], bytes]) -> Cells:
+    """The samples' pictures from their source files; `read` is hubpress.sources.reader.SourceReader."""
+    refs = [(sample.controls[0] if sample.controls else None, sample.target) for sample in samples]
+    return [(read(c) if c is not None else None, read(t) if t is not None else None) for c, t in refs]
+
+
+def shard_cells(shards: list[Callable[[], BinaryIO]], count: int) -> Cells:
+    """The first `count` rows' pictures (the first control, the target), read from shard files in
+    id order (callables that open them), as the shards store them."""
+    import pyarrow.parquet as pq
+
+    cells: Cells = []
+    for open_shard in shards:
+        with open_shard() as fh:
+            table = pq.ParquetFile(fh).read(columns=["control_images", "target_image"])
+        for row in table.slice(0, count - len(cells)).to_pylist():
+            controls = row.get("control_images") or []
+            first = controls[0].get("bytes") if controls and controls[0] else None
+            target = (row.get("target_image") or {}).get("bytes")
+            cells.append((first, target))
+        if len(cells) >= count:
+            break
+    return cells
+
+
+def preview_image(cells: Cells) -> bytes | None:
+    """The grid (one row per sample: main control, target) as WebP bytes, or None for no rows."""
+    if not cells:
         return None
     from PIL import Image
 
     width = 2 * CELL + 3 * GAP
-    height = len(samples) * (CELL + GAP) + GAP
+    height = len(cells) * (CELL + GAP) + GAP
     grid = Image.new("RGB", (width, height), BACKGROUND)
-    for row, sample in enumerate(samples):
+    for row, pair in enumerate(cells):
         top = GAP + row * (CELL + GAP)
-        refs = [sample.controls[0] if sample.controls else None, sample.target]
-        for col, ref in enumerate(refs):
+        for col, data in enumerate(pair):
             left = GAP + col * (CELL + GAP)
-            thumb = _thumbnail(ref, read) if ref is not None else None
+            thumb = _thumbnail(data) if data is not None else None
             if thumb is None:
                 grid.paste(EMPTY, (left, top, left + CELL, top + CELL))
                 continue
@@ -60,10 +93,9 @@ def preview_image(samples: list[Sample], read: Callable[[FileRef], bytes]) -> by
     return out.getvalue()
 
 
-def _thumbnail(ref: FileRef, read: Callable[[FileRef], bytes]):
+def _thumbnail(data: bytes):
     from PIL import Image, ImageOps
 
-    data = read(ref)  # a source file that changed since validation is an error, as in the build
     try:
         with Image.open(io.BytesIO(data)) as img:
             img.draft("RGB", (CELL, CELL))  # JPEG: decode at a reduced scale, deterministically
@@ -71,5 +103,5 @@ def _thumbnail(ref: FileRef, read: Callable[[FileRef], bytes]):
             # Scaled to fit the cell, up or down: small training images still show.
             return ImageOps.contain(rgb, (CELL, CELL), Image.Resampling.LANCZOS)
     except Exception as exc:  # noqa: BLE001 - a picture for the card; the data was validated already
-        log.warning("%s: left out of the card's preview (%s).", ref.relpath, exc)
+        log.warning("an image was left out of the card's preview (%s).", exc)
         return None

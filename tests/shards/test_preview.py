@@ -11,7 +11,7 @@ import pytest
 from PIL import Image, ImageStat
 
 from hubpress.shards.cards import BEGIN, END
-from hubpress.shards.preview import CELL, GAP, PREVIEW_FILE, PREVIEW_SAMPLES, preview_image
+from hubpress.shards.preview import CELL, GAP, PREVIEW_FILE, PREVIEW_SAMPLES, preview_image, source_cells
 from hubpress.sources.models import FileRef, Sample
 from hubpress.testdata.synth import write_dataset
 from tests.conftest import run_cli
@@ -101,9 +101,9 @@ def test_same_samples_give_the_same_bytes_and_unreadable_images_leave_an_empty_c
         path = Path(r.uri)
         return path.read_bytes() if path.exists() else b"not an image"
 
-    first = preview_image(samples, read)
-    assert first == preview_image(samples, read)
-    assert preview_image([], read) is None
+    first = preview_image(source_cells(samples, read))
+    assert first == preview_image(source_cells(samples, read))
+    assert preview_image([]) is None
     with Image.open(io.BytesIO(first)) as grid:
         grid = grid.convert("RGB")
     assert _close(_cell_mean(grid, 0, 0), colours["a"]) and _close(_cell_mean(grid, 0, 1), colours["b"])
