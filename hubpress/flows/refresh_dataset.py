@@ -7,6 +7,7 @@ a SimpleTuner dataloader entry included)."""
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from prefect import flow, get_run_logger
@@ -15,7 +16,7 @@ from prefect.context import FlowRunContext
 from hubpress.flows.params import RefreshParams
 from hubpress.orchestration import artifacts, assets
 from hubpress.refresh.card import render_refresh_card
-from hubpress.refresh.config import parse_refresh_config
+from hubpress.refresh.config import RefreshConfig, parse_refresh_config
 from hubpress.refresh.lineage import (
     RefreshOptions,
     config_fingerprint,
@@ -24,10 +25,11 @@ from hubpress.refresh.lineage import (
     unchanged_manifest,
 )
 from hubpress.refresh.publish import check_single_kind
-from hubpress.settings import get_settings, resolve_token
+from hubpress.settings import Settings, get_settings, resolve_token
 from hubpress.shards.empty import refuse_empty_splits
 from hubpress.shards.sizes import parse_size
 from hubpress.shards.staging import Staging
+from hubpress.targets.base import Target
 from hubpress.targets.publish import bytes_phrase, open_target
 from hubpress.tasks.publish import publish_task
 from hubpress.tasks.refresh import (
@@ -42,10 +44,44 @@ from hubpress.tasks.refresh import (
 
 @flow(name="refresh-dataset", log_prints=False, validate_parameters=True)
 def refresh_dataset(params: RefreshParams) -> dict[str, Any]:
-    """Resolve upstream shas -> (nothing changed: stop) -> read, build, stage -> one commit."""
-    log = get_run_logger() if FlowRunContext.get() else logging.getLogger("hubpress")
+    """Resolve upstream shas -> (nothing changed: stop) -> build and stage -> publish -> verify ->
+    report. A page of named steps; each is a task over a plain function (hubpress.tasks.refresh,
+    hubpress.refresh)."""
+    run = open_refresh(params)
+    if run.previous is not None:
+        return report_unchanged(params, run)
+    built = build(params, run)
+    outcome = publish(params, run, built)
+    verify(params, run, built, outcome)
+    return report(params, run, built, outcome)
+
+
+@dataclass(slots=True)
+class RefreshRun:
+    """What every step of one refresh shares."""
+
+    settings: Settings
+    target: Target
+    config: RefreshConfig
+    options: RefreshOptions
+    token: str | None
+    revisions: dict[str, str]
+    config_fp: str
+    previous: dict[str, Any] | None  # the target's manifest when nothing changed upstream
+
+
+@dataclass(slots=True)
+class BuiltRefresh:
+    staged: Any
+    staging: Staging
+    stage_fp: str
+
+
+def open_refresh(params: RefreshParams) -> RefreshRun:
+    """The target (a write without a token fails here, before any work), the configuration, the
+    upstream revisions, and whether the target already holds what they would publish."""
+    log = _log()
     settings = get_settings({"staging": params.staging} if params.staging else None)
-    # Opening the target first makes a write without a token fail before any work.
     target = open_target(params.target, "dataset", settings, write=not params.dry_run)
     config = parse_refresh_config(params.config)
     options = refresh_options(params)
@@ -58,68 +94,98 @@ def refresh_dataset(params: RefreshParams) -> dict[str, Any]:
         log.info(
             "backend %r: %s do not affect the refresh (training-only settings)", backend_id, ", ".join(keys)
         )
-
     token = resolve_token(None, settings).value
     revisions = resolve_upstream_task(config, token)
     config_fp = config_fingerprint(config, options)
     previous = unchanged_manifest(read_manifest_task(target, params.revision), revisions, config_fp)
-    if previous is not None:
-        result = nothing_changed_result(params.target, previous, params.dry_run)
-        result["backends"] = _backend_counts(previous)
-        if params.tag and not params.dry_run:
-            # A scheduled run asked to tag what it publishes: the unchanged head is that.
-            result["tag"] = params.tag
-            result["tag_created"] = tag_head_task(target, params.revision, params.tag)
-        log.info(
-            "Nothing changed upstream (%s) and the configuration is the same: no download, no build, no commit.",
-            ", ".join(f"{k}@{v[:12]}" for k, v in revisions.items()),
-        )
-        artifacts.markdown(
-            _summary(result),
-            key=artifacts.repo_key("refresh-summary", params.target),
-            description=f"refresh {params.target}",
-        )
-        return result
+    return RefreshRun(settings, target, config, options, token, revisions, config_fp, previous)
 
-    stage_fp = stage_fingerprint(revisions, config_fp, params.seed)
-    staging = Staging(settings.staging, settings)
+
+def report_unchanged(params: RefreshParams, run: RefreshRun) -> dict[str, Any]:
+    """Nothing changed upstream and the configuration is the same: the result, and the tag a
+    scheduled run asked for on the unchanged head."""
+    assert run.previous is not None
+    result = nothing_changed_result(params.target, run.previous, params.dry_run)
+    result["backends"] = _backend_counts(run.previous)
+    if params.tag and not params.dry_run:
+        # A scheduled run asked to tag what it publishes: the unchanged head is that.
+        result["tag"] = params.tag
+        result["tag_created"] = tag_head_task(run.target, params.revision, params.tag)
+    _log().info(
+        "Nothing changed upstream (%s) and the configuration is the same: no download, no build, no commit.",
+        ", ".join(f"{k}@{v[:12]}" for k, v in run.revisions.items()),
+    )
+    artifacts.markdown(
+        _summary(result),
+        key=artifacts.repo_key("refresh-summary", params.target),
+        description=f"refresh {params.target}",
+    )
+    return result
+
+
+def build(params: RefreshParams, run: RefreshRun) -> BuiltRefresh:
+    """The rows into staged shards, or the complete stage of the same upstream revisions, config
+    and seed; a refresh whose filters kept nothing stops here."""
+    log = _log()
+    stage_fp = stage_fingerprint(run.revisions, run.config_fp, params.seed)
+    staging = Staging(run.settings.staging, run.settings)
     staged = reuse_refresh_stage_task(staging, stage_fp)
     if staged is not None:
         log.info("Reusing the complete stage %s: same upstream revisions, config and seed.", staged.stage_uri)
     else:
         log.info("Building the refresh into %s", staging.stage_uri(stage_fp))
         staged = build_refresh_task(
-            config, options, revisions, config_fp, stage_fp, staging, token, artifacts.flow_run_id()
+            run.config,
+            run.options,
+            run.revisions,
+            run.config_fp,
+            stage_fp,
+            staging,
+            run.token,
+            artifacts.flow_run_id(),
         )
     for backend_id, reused in staged.cache_reused.items():
         if reused is not None:
             log.info("backend %r: metadata cache %s", backend_id, "reused" if reused else "built")
-
     _refuse_empty(staged, params.target)
-    card = staged.card
+    return BuiltRefresh(staged, staging, stage_fp)
+
+
+def publish(params: RefreshParams, run: RefreshRun, built: BuiltRefresh):
+    """One commit: the shards, the card, the manifest, the index and the SimpleTuner entry."""
+    card = built.staged.card
     outcome = publish_task(
-        target,
-        staged.files,
-        staging,
+        run.target,
+        built.staged.files,
+        built.staging,
         target_name=params.target,
         revision=params.revision,
         private=not params.public,
         message=params.commit_message
         or "Refresh from "
-        + ", ".join(f"{k}@{v[:12]}" for k, v in revisions.items())
-        + f" with hubpress ({stage_fp[:12]})",
+        + ", ".join(f"{k}@{v[:12]}" for k, v in run.revisions.items())
+        + f" with hubpress ({built.stage_fp[:12]})",
         card=lambda existing: render_refresh_card(existing, card),
         tag=params.tag,
         dry_run=params.dry_run,
     )
     if params.public and outcome.created_repo:
-        log.warning("Created %s as a PUBLIC repo (--public).", params.target)
+        _log().warning("Created %s as a PUBLIC repo (--public).", params.target)
+    return outcome
+
+
+def verify(params: RefreshParams, run: RefreshRun, built: BuiltRefresh, outcome) -> None:
+    """The commit holds what was staged, and it opens as the published entry says."""
     if outcome.commit:
-        verify_refresh_task(params.target, target, outcome.commit, config, staged, token)
+        verify_refresh_task(params.target, run.target, outcome.commit, run.config, built.staged, run.token)
         artifacts.commit_link(
             outcome.commit_url, f"Commit {outcome.commit[:12]} in {params.target}", params.target
         )
 
+
+def report(params: RefreshParams, run: RefreshRun, built: BuiltRefresh, outcome) -> dict[str, Any]:
+    """The result, the rows report and summary artifacts, and the asset materialization."""
+    staged = built.staged
     result = outcome.to_dict()
     result |= {
         "samples": {"train": staged.kept},
@@ -127,16 +193,16 @@ def refresh_dataset(params: RefreshParams) -> dict[str, Any]:
         "backends": _backend_counts(staged.manifest),
         "nothing_changed": False,
         "message": _message(outcome.commit, params.dry_run),
-        "upstream": dict(revisions),
+        "upstream": dict(run.revisions),
         "metadata_cache_reused": dict(staged.cache_reused),
         "stage": staged.stage_uri,
         "stage_reused": staged.reused,
     }
-    report = "\n\n".join(
+    rows_report = "\n\n".join(
         _report_markdown(backend_id, counts) for backend_id, counts in staged.manifest["counts"].items()
     )
     artifacts.markdown(
-        report,
+        rows_report,
         key=artifacts.repo_key("refresh-report", params.target),
         description=f"Rows kept and dropped for {params.target}",
     )
@@ -146,9 +212,13 @@ def refresh_dataset(params: RefreshParams) -> dict[str, Any]:
         description=f"refresh {params.target}",
     )
     assets.record_publish(
-        params.target, "dataset", params.revision, result, assets.refresh_upstream_keys(config)
+        params.target, "dataset", params.revision, result, assets.refresh_upstream_keys(run.config)
     )
     return result
+
+
+def _log():
+    return get_run_logger() if FlowRunContext.get() else logging.getLogger("hubpress")
 
 
 def refresh_options(params: RefreshParams) -> RefreshOptions:

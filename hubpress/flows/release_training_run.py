@@ -6,16 +6,18 @@ Running it again on the same output makes no new commit and no new tag."""
 from __future__ import annotations
 
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger
 
 from hubpress.flows.params import ReleaseTrainingRunParams
-from hubpress.lora.publish import RELEASE_JSON, card_for, release_manifest
+from hubpress.lora.publish import RELEASE_JSON, PreparedRelease, card_for, release_manifest
 from hubpress.lora.release import default_tag
 from hubpress.orchestration import artifacts, assets
 from hubpress.settings import get_settings
+from hubpress.targets.base import Target
 from hubpress.targets.local import staged_text
 from hubpress.targets.publish import open_target
 from hubpress.tasks.lora import prepare_release_task
@@ -26,36 +28,67 @@ RELEASE_EVENT = "hubpress.release.published"
 
 @flow(name="release-training-run", validate_parameters=True)
 def release_training_run(params: ReleaseTrainingRunParams) -> dict[str, Any]:
+    """Select a checkpoint -> publish it with release.json in one tagged commit -> report (the
+    `hubpress.release.published` event, the commit link, the asset)."""
+    release = select(params)
+    outcome = publish(params, release)
+    return report(params, release, outcome)
+
+
+@dataclass(slots=True)
+class Release:
+    """What the steps of one release share: the target, the prepared checkpoint and its tag, and
+    the head the release was planned against."""
+
+    target: Target
+    prep: PreparedRelease
+    tag: str
+    head: str | None
+    manifest: bytes  # release.json
+
+
+def select(params: ReleaseTrainingRunParams) -> Release:
+    """The target (a token that cannot write it fails here), the checkpoint the selection picks,
+    staged with its config and samples, and release.json against what the repo says now."""
     settings = get_settings()
     target = open_target(params.repo_id, "model", settings)
     prep = prepare_release_task(params.output_uri, params.select, settings)
     tag = params.tag or default_tag(prep.checkpoint)
-
     head = target.head(params.revision)  # only the commit: publish_task lists the files itself
     previous = target.read_text(RELEASE_JSON, head) if head else None
     manifest = release_manifest(prep, params.select, tag, artifacts.flow_run_id(), previous)
+    return Release(target, prep, tag, head, manifest)
+
+
+def publish(params: ReleaseTrainingRunParams, release: Release):
+    """One commit of the weights, config, samples, card and release.json, tagged."""
+    prep = release.prep
     # release.json is written here; the directory goes once the publish is over, however it ends.
     with tempfile.TemporaryDirectory(prefix="hubpress-release-json-") as scratch:
-        release_file, _ = staged_text(RELEASE_JSON, manifest.decode("utf-8"), Path(scratch))
-
+        release_file, _ = staged_text(RELEASE_JSON, release.manifest.decode("utf-8"), Path(scratch))
         provenance = {
             "checkpoint": prep.checkpoint.name,
             "step": prep.checkpoint.step,
             "selection": params.select,
         }
-        outcome = publish_task(
-            target,
+        return publish_task(
+            release.target,
             [*prep.bundle.files, release_file],
             prep.staging,
             target_name=params.repo_id,
             revision=params.revision,
             private=not params.public,
-            message=f"Release {prep.checkpoint.name} of {params.output_uri} ({tag})",
+            message=f"Release {prep.checkpoint.name} of {params.output_uri} ({release.tag})",
             card=card_for(prep.bundle, params.repo_id, params.base_model, params.license, provenance),
             allow_deletes=False,
-            tag=tag,
+            tag=release.tag,
         )
-    commit = outcome.commit or head
+
+
+def report(params: ReleaseTrainingRunParams, release: Release, outcome) -> dict[str, Any]:
+    """The result, the log lines, and for a new commit or tag: the event, the link, the asset."""
+    prep, tag = release.prep, release.tag
+    commit = outcome.commit or release.head
     result = outcome.to_dict()
     result.update(
         {
@@ -85,7 +118,7 @@ def release_training_run(params: ReleaseTrainingRunParams) -> dict[str, Any]:
     if outcome.commit or outcome.tag_created:
         _emit_published(params.repo_id, tag, commit, prep.checkpoint.name)
         artifacts.commit_link(
-            outcome.commit_url or target.commit_url(commit),
+            outcome.commit_url or release.target.commit_url(commit),
             f"Release {tag} of {params.repo_id}",
             params.repo_id,
         )

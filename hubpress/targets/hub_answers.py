@@ -75,7 +75,7 @@ def unusable(exc: BaseException, who: str, action: str) -> UnusableAnswer | None
     else:
         return None
     return UnusableAnswer(
-        f"{who} answered the request to {action} with {what}; hubpress cannot use it. "
+        f"{who} answered the request to {action} with {what}: that answer cannot be used. "
         "Check HF_ENDPOINT (or HUBPRESS_HUB_ENDPOINT): it must be a Hugging Face Hub."
     )
 
@@ -83,7 +83,7 @@ def unusable(exc: BaseException, who: str, action: str) -> UnusableAnswer | None
 def bad_commit_id(oid: object, who: str, where: str) -> UnusableAnswer:
     return UnusableAnswer(
         f"{who} answered the commit to {where} with the commit id {shown(oid)}, which is not a git "
-        "commit id (40 hex digits); hubpress cannot use it. Check HF_ENDPOINT (or HUBPRESS_HUB_ENDPOINT)."
+        "commit id (40 hex digits): that answer cannot be used. Check HF_ENDPOINT (or HUBPRESS_HUB_ENDPOINT)."
     )
 
 
