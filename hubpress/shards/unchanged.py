@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from hubpress.flows.params import PublishDatasetParams, PublishLoraParams
 from hubpress.settings import Settings, get_settings
 from hubpress.shards.published import (
     PublishedRecord,
@@ -29,6 +28,9 @@ from hubpress.shards.published import (
 )
 from hubpress.storage.files import ListedFile
 from hubpress.targets.base import Target
+
+if TYPE_CHECKING:  # the flows' parameter models: the shards layer never imports the flows layer
+    from hubpress.flows.params import PublishDatasetParams, PublishLoraParams
 
 log = logging.getLogger("hubpress.unchanged")
 

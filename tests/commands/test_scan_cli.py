@@ -41,7 +41,7 @@ def test_json_object(tmp_path):
     }
     assert {p["kind"] for p in data["problems"]} >= {"undecodable_image", "empty_prompt", "file_resolved"}
     assert all(set(p) == {"split", "sample", "kind", "detail", "path"} for p in data["problems"])
-    assert all(set(c) == {"split", "sample", "path", "from", "to"} for c in data["corrections"])
+    assert all(set(c) == {"split", "sample", "path", "from", "to", "kind"} for c in data["corrections"])
 
 
 def test_on_error_fail_exits_1_and_still_reports(tmp_path):
