@@ -96,8 +96,9 @@ def test_a_night_of_changes_builds_reads_and_sends_only_the_changed_shards(hub, 
     assert second["changes"] == {"added": 2, "changed": 0, "removed": 0}
     assert 1 <= second["shards_built"] <= 4 and second["shards_built"] == len(sent) == second["shards_sent"]
     assert second["shards_reused"] == second["shards"] - second["shards_built"]
-    # What was sent is exactly the built shards: the files the Hub received (through Xet or LFS).
-    assert files_received(hub) == len(sent)
+    # What was sent is exactly the built shards (and the card's preview when its first samples
+    # changed, as ids before every other do): the files the Hub received (through Xet or LFS).
+    assert files_received(hub) == len(sent) + ("preview.webp" in second["uploaded_files"])
     assert sum(len(hub.read_file("dataset", repo, p)) for p in sent) <= hub.stats.upload_bytes
     # What was read: the images of the built shards' samples, plus the new files intake hashed.
     rebuilt_ids = [i for p in sent for i in ids_in(hub, repo, p)]
@@ -118,7 +119,9 @@ def test_a_night_of_changes_builds_reads_and_sends_only_the_changed_shards(hub, 
     now = data_shards(hub.commit_history("dataset", repo)[0]["files"])
     sent = now - before
     assert 1 <= len(sent) <= 2 and any(changed_id in ids_in(hub, repo, p) for p in sent)
-    assert files_received(hub) == len(sent)
+    newest, previous = (c["files"] for c in hub.commit_history("dataset", repo)[:2])
+    preview_sent = newest.get("preview.webp") != previous.get("preview.webp")  # a changed first sample
+    assert files_received(hub) == len(sent) + preview_sent
     total = len(now)
     line = f"{len(sent)} of {total} shards rebuilt ({total - len(sent)} reused)"
     assert line in text and f"{len(sent)} shard(s), " in text, text
