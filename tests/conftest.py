@@ -189,6 +189,17 @@ def tmp_cwd(tmp_path, monkeypatch):
     return tmp_path
 
 
+@pytest.fixture(autouse=True)
+def _environment_restored():
+    """What one test (or an in-process CLI run: `--debug` sets HUBPRESS_DEBUG) writes into
+    os.environ does not reach the next test or the subprocesses it starts."""
+    saved = dict(os.environ)
+    yield
+    if os.environ != saved:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
 def run_cli(*args: str) -> tuple[int, str, str]:
     """hubpress's real entry point (errors as one line, exit codes), in this process."""
     import contextlib

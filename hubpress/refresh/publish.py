@@ -65,7 +65,8 @@ def published_features(config: RefreshConfig) -> Any:
 
     mixed = len(config.backends) > 1
     if is_editing(config):
-        features = editing_features()
+        # A copy: editing_features() is cached and shared with publish-dataset's shard writer.
+        features = Features(dict(editing_features()))
         if mixed:
             features[simpletuner.COLLECTION_COLUMN] = Value("string")
             features[simpletuner.MEMBERSHIP_COLUMN] = _membership_feature(config)

@@ -173,8 +173,8 @@ def stage_build(
 
 
 def _preview_cells(staging: Staging, report: IntakeReport, shards: list[SealedShard]) -> Cells:
-    """The card preview's pictures, shard by shard: from a shard this run sealed in staging when it
-    holds them, else (the target alone holds that shard: its samples did not change) from the
+    """The card preview's pictures, shard by shard: from a shard this run sealed in local staging
+    when it holds them (S3 staging would mean fetching a whole shard for a few thumbnails), else (the target alone holds that shard: its samples did not change) from the
     source files (hubpress.shards.preview)."""
     samples = preview_samples(report)
     if not samples:
@@ -184,7 +184,7 @@ def _preview_cells(staging: Staging, report: IntakeReport, shards: list[SealedSh
     cells: Cells = []
     for shard in (s for s in shards if s.split == split):  # in plan order, which is id order
         part = samples[len(cells) : len(cells) + shard.num_rows]
-        if shard.source:
+        if shard.source and staging.is_local:  # a local file can be read from its first rows
             cells += shard_cells([partial(staging.storage.open, parquet_relpath(shard.key))], len(part))
         else:  # the build decoded these images already (or the publish failed): no second decode
             cells += source_cells(part, lambda ref: reader(replace(ref, decode_pending=False)))
