@@ -23,8 +23,8 @@ pytestmark = pytest.mark.usefixtures("prefect_harness")
 
 ROOT = Path(__file__).resolve().parents[2]
 _PUBLISH = (
-    "import json, sys; from flows.params import PublishDatasetParams; "
-    "from flows.publish_dataset import publish_dataset; "
+    "import json, sys; from hubpress.flows.params import PublishDatasetParams; "
+    "from hubpress.flows.publish_dataset import publish_dataset; "
     "r = publish_dataset(PublishDatasetParams(source=sys.argv[1], target=sys.argv[2], max_shard_size='12KB')); "
     "print(json.dumps(r, default=str))"
 )
