@@ -121,8 +121,9 @@ class CrashBed:
         if requests.get("commit"):
             return "commit"
         # A preupload question alone is not sending: built shards are offered while others still
-        # build, so only the LFS exchange that moves bytes counts as the upload phase.
-        if requests.get("lfs_batch") or requests.get("lfs_upload"):
+        # build, so only the exchange that moves bytes counts as the upload phase: the LFS batch
+        # and PUT, or on the Xet path the CAS token the client asks for right before it sends.
+        if requests.get("lfs_batch") or requests.get("lfs_upload") or requests.get("xet_write_token"):
             return "upload"
         if _sealed_stages(staging) > sealed_before:
             return "plan"
@@ -139,7 +140,11 @@ class CrashBed:
             before = {p for p in staging.rglob("*")} if staging.exists() else set()
             return lambda: staging.exists() and any(p not in before for p in staging.rglob("*.parquet*"))
         if phase in ("upload", "commit"):
-            endpoint = "lfs_upload" if phase == "upload" else "commit"
+            # On the Xet path the bytes go to the CAS, not through the Hub: the write-token request
+            # that precedes them is what the server can hold.
+            endpoint = {"commit": "commit", "upload": "xet_write_token" if self.hub.xet else "lfs_upload"}[
+                phase
+            ]
             self.hub.arm_fault(endpoint, "stall", count=1, stall_seconds=1.5)
             return lambda: self.hub.stats.requests.get(endpoint, 0) > 0
         if phase == "after commit (verify/tag)":

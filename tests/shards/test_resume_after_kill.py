@@ -57,10 +57,9 @@ def _sealed(staging: Path) -> set[str]:
     return {p.stem for p in staging.glob("shards/*/*.json")}
 
 
-@pytest.mark.xfail(
-    reason="Known failing after the session-5 merge when run after other tests (passes alone); see the closing note of session 5",
-    strict=False,
-)
+# The LFS lane: there every file that crosses is one PUT the server counts. On the Xet path hf_xet
+# deduplicates what the killed run sent early by content, so a count of files says less.
+@pytest.mark.lfs_only
 @pytest.mark.parametrize("after_seals", [1, 4])
 def test_a_publish_killed_in_its_build_resumes_from_the_sealed_shards(hub, tmp_path, after_seals):
     src = tmp_path / "src"
@@ -102,7 +101,9 @@ def test_a_publish_killed_in_its_build_resumes_from_the_sealed_shards(hub, tmp_p
     assert result["shards_built"] == result["shards"] - len(sealed) > 0
     # Nothing the Hub already held was sent again (shards sent early by the killed run included).
     held = {p for p in result["already_present_files"] if p.startswith("data/")}
-    assert hub.stats.requests["lfs_upload"] == result["shards_sent"] - len(held)
+    sent = {p for p in result["uploaded_files"] if p.endswith((".parquet", ".webp"))} - held
+    assert len({p for p in sent if p.startswith("data/")}) == result["shards_sent"] - len(held)
+    assert hub.stats.requests["lfs_upload"] == len(sent)  # the shards and the card's preview
     # One complete revision: one commit, holding exactly the manifest's shards.
     (commit,) = [c for c in hub.commit_history("dataset", repo) if c["title"] != "initial commit"]
     manifest = json.loads(hub.read_file("dataset", repo, "manifest.json"))
