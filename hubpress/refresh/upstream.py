@@ -13,7 +13,7 @@ import json
 import os
 from array import array
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -192,6 +192,9 @@ class BackendRead:
     cache_reused: bool | None = None
     kept_source_indices: array = field(default_factory=lambda: array("q"))
     media_origin: MediaOrigin | None = None  # where media may come from; its refusals, one line each
+    # Reads the output rows of the given source indices again (ascending), for the shards a
+    # refresh must rebuild (hubpress.refresh.shards); their drops are not counted twice.
+    _reread: Callable[[list[int]], Iterator[dict[str, Any]]] | None = None
 
     def rows(self) -> Iterator[dict[str, Any]]:
         assert self._rows is not None, "rows() can be iterated once"
@@ -199,6 +202,11 @@ class BackendRead:
         for row in source:
             self.kept_source_indices.append(row["source_index"])
             yield row
+
+    def reread(self, source_indices: list[int]) -> Iterator[dict[str, Any]]:
+        """The output rows of these source indices (ascending, each one `rows()` yielded), read again."""
+        assert self._reread is not None, "this backend cannot be read again"
+        return self._reread(source_indices)
 
     def index(self) -> dict[str, int]:
         """Virtual name (SimpleTuner's `0.jpg`, `0.mp4`, `0.wav`) -> source row, for rows read so far."""
@@ -284,6 +292,7 @@ def read_dataset(
     two_phase = isinstance(ds, ParquetStream) or hasattr(ds, "select")  # a Dataset, or parquet files
     origin = MediaOrigin(cfg.dataset_name, revision_sha, _endpoint(endpoint), token or False)
     read.media_origin = origin
+    read._reread = lambda indices: _read_again(ds, cfg, wanted, indices, origin)
     if cfg.streaming or not two_phase:
         rows = resolve_media(enumerate(ds.select_columns(wanted)), media_columns(cfg), origin, report)
         read._rows = iter(process_rows(rows, cfg, report))
@@ -325,3 +334,17 @@ def _second_phase(
             for row in _batch_rows(batch)
         )
     yield from process_rows(resolve_media(rows, media_columns(cfg), origin, report), cfg, report)
+
+
+def _read_again(
+    ds: Any, cfg: HuggingfaceBackend, wanted: list[str], indices: list[int], origin: MediaOrigin
+) -> Iterator[dict[str, Any]]:
+    """The output rows at `indices` (ascending) once more: from a Dataset or parquet files only
+    the row groups holding them; from any other stream, the rows before them are passed over
+    without their media being fetched. A scratch report: the first read counted them."""
+    scratch = RefreshReport(cfg.id)
+    if isinstance(ds, ParquetStream) or hasattr(ds, "select"):
+        return _second_phase(ds, cfg, wanted, indices, scratch, origin)
+    keep = set(indices)
+    rows = ((i, row) for i, row in enumerate(ds.select_columns(wanted)) if i in keep)
+    return iter(process_rows(resolve_media(rows, media_columns(cfg), origin, scratch), cfg, scratch))

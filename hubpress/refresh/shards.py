@@ -1,0 +1,186 @@
+"""A refresh's shards, planned and keyed before any is built, by publish-dataset's rule.
+
+A refreshed shard's bytes are a function of its rows as published, the published features, the
+row-group bounds and the formats. So, as for publish-dataset (hubpress.shards.reuse):
+
+1. `plan_refresh_shards` reads the rows once, in their published order, cuts them with the one
+   boundary rule (hubpress.shards.boundaries) and keys each shard with the one key rule
+   (hubpress.shards.keys.shard_key) over each row's backend, upstream row and content digest
+   (`row_digest`: every published value, media by the sha256 of its bytes). Nothing is written.
+2. hubpress.shards.pipeline.decide_reuse says which shards the target's manifest or the shard store
+   already hold: those are not written, hashed, staged or sent.
+3. `build_refresh_shards` reads again only the rows of the shards to build (the backend reads just
+   the upstream row groups that hold them), writes each with the one writer and seals it in the
+   shard store under its key. A row read back with other content than the first read fails the run.
+
+Every kept row is read once to take its digest; only the rows of rebuilt shards are read twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hubpress.errors import SourceError
+from hubpress.refresh.lineage import REFRESH_FORMAT, SPLIT
+from hubpress.shards.boundaries import ShardBounds, cut_rows
+from hubpress.shards.keys import shard_key
+from hubpress.shards.parquet import BuiltShard, ShardWriter
+from hubpress.shards.shard_store import SealedShard, ShardStore
+from hubpress.shards.shards import SHARD_FORMAT, seal_written
+
+Row = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshShardPlan:
+    """One refreshed shard: rows [start, start + num_rows) of the published order, in row groups
+    of these sizes, and the key of their content (hubpress.shards.reuse.Planned)."""
+
+    key: str
+    start: int
+    row_groups: tuple[int, ...]
+    source_bytes: int  # media bytes of its rows: what a rebuild reads again
+    split: str = SPLIT
+
+    @property
+    def num_rows(self) -> int:
+        return sum(self.row_groups)
+
+    @property
+    def positions(self) -> range:
+        return range(self.start, self.start + self.num_rows)
+
+    @property
+    def path_in_repo(self) -> str:
+        return f"data/{self.split}-{self.key[:16]}.parquet"
+
+
+def row_size(row: Mapping[str, Any]) -> int:
+    """A refreshed row's bytes for the boundary rule: its media bytes and a fixed overhead."""
+    total = 128
+    for value in row.values():
+        if isinstance(value, Mapping) and isinstance(value.get("bytes"), bytes | bytearray):
+            total += len(value["bytes"])
+        elif isinstance(value, list):
+            total += sum(len(v["bytes"]) for v in value if isinstance(v, Mapping) and v.get("bytes"))
+    return total
+
+
+def row_key(row: Mapping[str, Any]) -> bytes:
+    """What identifies a refreshed row: its backend and its row in the upstream snapshot."""
+    return f"{row.get('backend_id', '')}:{row['source_index']}".encode()
+
+
+def _plain(value: Any) -> Any:
+    """A published value as plain JSON: bytes by their sha256, everything else as it is."""
+    if isinstance(value, bytes | bytearray | memoryview):
+        return {"sha256": hashlib.sha256(value).hexdigest()}
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, str):  # a numpy scalar
+        return value.item()
+    return value
+
+
+def row_digest(published: Mapping[str, Any]) -> str:
+    """The content digest of one published row: every column's value, media by its bytes' sha256."""
+    text = json.dumps(_plain(published), sort_keys=True, ensure_ascii=False, allow_nan=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def refresh_shard_key(
+    features: Any, bounds: ShardBounds, groups: Iterable[int], rows: Iterable[list[str]]
+) -> str:
+    """The key of a refreshed shard: the formats, the published features (datasets.Features: they
+    decide the writer's schema and options), the row groups, then each row's
+    [backend:upstream row, content digest]."""
+    header = [
+        "refresh",
+        SHARD_FORMAT,
+        REFRESH_FORMAT,
+        SPLIT,
+        features.to_dict(),
+        bounds.row_group_rows,
+        bounds.row_group_bytes,
+        list(groups),
+    ]
+    return shard_key(header, rows)
+
+
+def plan_refresh_shards(
+    rows: Iterable[Row],
+    publish: Callable[[Row], Row],
+    features: Any,
+    bounds: ShardBounds,
+    seen: Callable[[Row], None] = lambda row: None,
+) -> list[RefreshShardPlan]:
+    """Pass 1: every shard of the rows (in published order) with its key. `publish` turns a row
+    into the row as written; `seen` is called with each row (the index is collected there).
+    Holds one row group at a time. No rows: no shard."""
+    plans: list[RefreshShardPlan] = []
+    start = position = 0
+    entries: list[list[str]] = []
+    groups: list[int] = []
+    size = 0
+    for group, ends_shard in cut_rows(rows, bounds, row_key, row_size):
+        for row in group:
+            seen(row)
+            entries.append([row_key(row).decode(), row_digest(publish(row))])
+            size += row_size(row)
+        position += len(group)
+        groups.append(len(group))
+        if ends_shard:
+            key = refresh_shard_key(features, bounds, groups, entries)
+            plans.append(RefreshShardPlan(key, start, tuple(groups), size))
+            start, entries, groups, size = position, [], [], 0
+    return plans
+
+
+def build_refresh_shards(
+    store: ShardStore,
+    plans: list[RefreshShardPlan],
+    read_again: Callable[[list[int]], Iterator[Row]],
+    publish: Callable[[Row], Row],
+    to_table: Callable[[list[Row]], Any],
+    features: Any,
+    bounds: ShardBounds,
+) -> list[SealedShard]:
+    """Pass 2: the shards to build, in plan order, each sealed in the shard store under its key.
+    `read_again(positions)` yields the rows at those positions of the published order, in order."""
+    if not plans:
+        return []
+    rows = read_again([p for plan in plans for p in plan.positions])
+    sealed = []
+    for plan in plans:
+
+        def write(out: Path, plan: RefreshShardPlan = plan) -> BuiltShard:
+            entries: list[list[str]] = []
+            with ShardWriter(out.parent, features) as writer:
+                for count in plan.row_groups:
+                    group = [row for _, row in zip(range(count), rows, strict=False)]
+                    if len(group) < count:
+                        raise SourceError(
+                            f"Refresh shard {plan.path_in_repo}: the upstream rows read again are fewer "
+                            "than the first read found; run the refresh again."
+                        )
+                    published = [publish(row) for row in group]
+                    entries += [
+                        [row_key(r).decode(), row_digest(p)] for r, p in zip(group, published, strict=True)
+                    ]
+                    writer.write_row_group(to_table(published))
+                if refresh_shard_key(features, bounds, plan.row_groups, entries) != plan.key:
+                    raise SourceError(
+                        f"Refresh shard {plan.path_in_repo}: its upstream rows read again differ from "
+                        "the first read of the same revision; run the refresh again."
+                    )
+                return writer.finish(plan.path_in_repo, plan.split, local_path=out)
+
+        sealed.append(seal_written(store, plan.key, write))
+    return sealed
