@@ -1,0 +1,234 @@
+"""A refresh costs what changed upstream: every shard is keyed by its rows' content with
+publish-dataset's rule (hubpress.shards.keys, hubpress.shards.reuse), so a refresh whose upstream
+changed in a few rows builds, reads again and sends only the shards that hold them, and publishes
+exactly what a refresh from scratch would."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import uuid
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image as PILImage
+
+from hubpress.errors import SourceError
+from hubpress.flows.params import RefreshParams
+from hubpress.flows.refresh_dataset import refresh_dataset
+from hubpress.refresh.shards import (
+    RefreshShardPlan,
+    build_refresh_shards,
+    plan_refresh_shards,
+    refresh_shard_key,
+    row_digest,
+)
+from hubpress.settings import get_settings
+from hubpress.shards.boundaries import ShardBounds
+from hubpress.shards.shard_store import ShardStore
+from hubpress.shards.staging import Staging
+from tests.conftest import WRITE_TOKEN, run_cli
+from tests.refresh.test_refresh_flow import fetch_json, hf_backend, push
+
+ROWS = 120
+CHANGED = 57
+
+
+def noise_png(seed: int) -> bytes:
+    pixels = np.random.default_rng(seed).integers(0, 256, (16, 16 + seed % 7, 3), dtype=np.uint8)
+    buf = io.BytesIO()
+    PILImage.fromarray(pixels).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def upstream_rows(changed: frozenset[int] = frozenset()) -> tuple[dict, object]:
+    """Rows of about 1 KB images (noise, so shards are mostly image bytes); `changed` rows get
+    another image and caption."""
+    from datasets import Features, Image, Value
+
+    features = Features({"image": Image(), "caption": Value("string")})
+    rows = {
+        "image": [{"bytes": noise_png(i + (1000 if i in changed else 0)), "path": None} for i in range(ROWS)],
+        "caption": [f"caption {i}" + (" (edited)" if i in changed else "") for i in range(ROWS)],
+    }
+    return rows, features
+
+
+def shard_rows(hub, repo: str, path: str, commit: str) -> list[int]:
+    data = hub.read_file("dataset", repo, path, commit)
+    return pq.read_table(io.BytesIO(data), columns=["source_index"]).column(0).to_pylist()
+
+
+def data_files(manifest: dict) -> dict[str, tuple[str, str]]:
+    return {p: (f["sha256"], f["key"]) for p, f in manifest["files"].items() if p.startswith("data/")}
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_a_few_changed_upstream_rows_rebuild_and_send_only_their_shards(hub, write_token, tmp_path):
+    rows, features = upstream_rows()
+    upstream = push(rows, features)
+    config = hf_backend(upstream, tmp_path)
+    repo = f"alice/reuse-{uuid.uuid4().hex[:8]}"
+    staging = tmp_path / "staging"
+    params = RefreshParams(config=config, target=repo, max_shard_size="24KB", staging=str(staging))
+
+    hub.reset_stats()
+    first = refresh_dataset(params)
+    first_sent = hub.stats.upload_bytes
+    shards = sorted(p for p in first["plan"]["added"] if p.startswith("data/"))
+    assert len(shards) >= 6
+    assert (first["shards"], first["shards_built"], first["shards_reused"]) == (len(shards), len(shards), 0)
+    assert first["shards_sent"] == len(shards)
+    assert not list(staging.glob("shards/*/*.parquet"))  # the target holds them: no second copy kept
+    holding = {p: shard_rows(hub, repo, p, first["commit"]) for p in shards}
+    (with_changed,) = [p for p, indices in holding.items() if CHANGED in indices]
+    ordered = sorted(shards, key=lambda p: holding[p][0])
+    may_move = {with_changed, *ordered[ordered.index(with_changed) + 1 :][:1]}  # its shard, at most the next
+
+    # Upstream changes one row's image and caption: a new upstream commit.
+    changed, _ = upstream_rows(frozenset({CHANGED}))
+    push(changed, features, name=upstream)
+
+    # A dry run through the CLI: the changed shards are built and sealed in staging, nothing is sent.
+    config_file = tmp_path / "multidatabackend.json"
+    config_file.write_text(json.dumps([config]))
+    hub.reset_stats()
+    code, out, err = run_cli(
+        "refresh", str(config_file), repo, "--max-shard-size", "24KB", "--staging", str(staging), "--dry-run"
+    )
+    assert code == 0, err
+    built, total = map(int, re.search(r"(\d+) of (\d+) shards rebuilt", out).groups())
+    assert abs(total - len(shards)) <= 1 and 1 <= built <= 2, out
+    assert hub.stats.commits == 0 and hub.stats.upload_bytes == 0
+    sealed = sorted(staging.glob("shards/*/*.parquet"))
+    assert len(sealed) == built
+
+    # The refresh itself builds nothing more (the dry run sealed them) and sends only those shards.
+    hub.reset_stats()
+    second = refresh_dataset(params)
+    assert second["commit"] and second["shards"] == total
+    assert (second["shards_built"], second["shards_reused_from_stage"]) == (0, built)
+    assert second["shards_reused"] == total and second["shards_sent"] == built
+    sent = sorted(p for p in second["uploaded_files"] if p.startswith("data/"))
+    assert {f"{p.stem[:16]}" for p in sealed} == {p.split("-", 1)[1][:16] for p in sent}
+    gone = set(second["plan"]["deleted"])
+    assert with_changed in gone and gone <= may_move, (gone, may_move)
+    assert len(shards) - len(gone) + built == total
+    assert set(shards) - gone <= set(second["plan"]["unchanged"])
+    sizes = {p: len(hub.read_file("dataset", repo, p, second["commit"])) for p in second["uploaded_files"]}
+    assert hub.stats.upload_bytes <= sum(sizes.values()) and hub.stats.upload_bytes < first_sent / 2
+    # Upstream media read: every kept row once for its digest; nothing again (nothing was built).
+    assert second["source_bytes_read"] == second["source_bytes"] > 0
+
+    # The same as a refresh from scratch, into another repo with empty staging: the same files.
+    scratch_repo = f"alice/scratch-{uuid.uuid4().hex[:8]}"
+    scratch = refresh_dataset(
+        RefreshParams(
+            config=hf_backend(upstream, tmp_path / "fresh"),
+            target=scratch_repo,
+            max_shard_size="24KB",
+            staging=str(tmp_path / "fresh-staging"),
+        )
+    )
+    assert scratch["shards_built"] == total
+    incremental = fetch_json(hub, repo, "manifest.json", second["commit"])
+    from_scratch = fetch_json(hub, scratch_repo, "manifest.json", scratch["commit"])
+    assert data_files(incremental) == data_files(from_scratch)
+    assert incremental["counts"] == from_scratch["counts"]
+    for name in ("simpletuner_index.json",):
+        assert fetch_json(hub, repo, name, second["commit"]) == fetch_json(
+            hub, scratch_repo, name, scratch["commit"]
+        )
+    from datasets import load_dataset
+
+    loaded = load_dataset(repo, split="train", revision=second["commit"], token=WRITE_TOKEN)
+    assert loaded["source_index"] == list(range(ROWS))
+    assert loaded[CHANGED]["caption"] == f"caption {CHANGED} (edited)"
+
+
+def _rows(count: int, colour: int = 7) -> list[dict]:
+    return [
+        {"image": {"bytes": bytes([i % 251, colour]) * (40 + i % 17), "path": None}, "source_index": i}
+        for i in range(count)
+    ]
+
+
+def test_only_the_rows_of_the_shards_to_build_are_read_again(tmp_path):
+    """Pass 2 asks the backend for exactly the rows of the shards to build, and a row that reads
+    back with other content than the first read fails the shard with a clear error."""
+    from datasets import Features, Image, Value
+
+    features = Features({"image": Image(), "source_index": Value("int64")})
+    bounds = ShardBounds.of("2KB")
+    rows = _rows(200)
+    plans = plan_refresh_shards(iter(rows), dict, features, bounds)
+    assert len(plans) > 4 and [p.start for p in plans] == sorted(p.start for p in plans)
+    assert sum(p.num_rows for p in plans) == 200
+    store = ShardStore(Staging(str(tmp_path / "staging"), get_settings({"cache_dir": str(tmp_path / "c")})))
+    asked: list[int] = []
+
+    def read_again(positions: list[int]):
+        asked.extend(positions)
+        return (rows[p] for p in positions)
+
+    def to_table(group):
+        import pyarrow as pa
+
+        return pa.Table.from_pylist(group, schema=features.arrow_schema)
+
+    target = plans[2]
+    (sealed,) = build_refresh_shards(store, [target], read_again, dict, to_table, features, bounds)
+    assert asked == list(target.positions)
+    assert sealed.key == target.key and sealed.num_rows == target.num_rows
+    assert store.find([target.key]) == {target.key: sealed}
+
+    changed = [dict(r) for r in rows]
+    changed[plans[3].start]["image"] = {"bytes": b"other", "path": None}
+    with pytest.raises(SourceError, match=r"differ from the first read"):
+        build_refresh_shards(
+            store, [plans[3]], lambda ps: (changed[p] for p in ps), dict, to_table, features, bounds
+        )
+    assert store.find([plans[3].key]) == {}  # nothing sealed under the planned key
+
+
+_published = st.fixed_dictionaries(
+    {
+        "image": st.fixed_dictionaries({"bytes": st.binary(min_size=1, max_size=64), "path": st.none()}),
+        "caption": st.text(max_size=20),
+        "source_index": st.integers(0, 10**6),
+    }
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(row=_published, flip=st.integers(0, 63))
+def test_a_row_digest_is_its_content(row, flip):
+    """Equal content, equal digest (copies, another key order); one byte, the caption or the
+    row's index changed, another digest."""
+    copy = {"source_index": row["source_index"], "caption": row["caption"], "image": dict(row["image"])}
+    copy["image"]["bytes"] = bytes(bytearray(row["image"]["bytes"]))
+    assert row_digest(copy) == row_digest(row)
+    data = bytearray(row["image"]["bytes"])
+    data[flip % len(data)] ^= 1
+    assert row_digest({**row, "image": {"bytes": bytes(data), "path": None}}) != row_digest(row)
+    assert row_digest({**row, "caption": row["caption"] + "!"}) != row_digest(row)
+    assert row_digest({**row, "source_index": row["source_index"] + 1}) != row_digest(row)
+
+
+def test_a_refresh_shard_key_covers_the_options_that_shape_its_bytes():
+    from datasets import Features, Image, Value
+
+    features = Features({"image": Image(), "source_index": Value("int64")})
+    rows = [["up:1", "a" * 64], ["up:2", "b" * 64]]
+    key = refresh_shard_key(features, ShardBounds.of("2KB"), [2], rows)
+    assert key == refresh_shard_key(features, ShardBounds.of("2KB"), [2], [list(r) for r in rows])
+    other_features = Features({"image": Image(), "source_index": Value("int32")})
+    assert key != refresh_shard_key(other_features, ShardBounds.of("2KB"), [2], rows)
+    assert key != refresh_shard_key(features, ShardBounds.of("2KB", row_group_rows=1), [1, 1], rows)
+    assert key != refresh_shard_key(features, ShardBounds.of("2KB"), [2], rows[::-1])
+    plan = RefreshShardPlan(key, 0, (2,), 10)
+    assert plan.path_in_repo == f"data/train-{key[:16]}.parquet"
