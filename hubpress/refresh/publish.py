@@ -43,10 +43,10 @@ from hubpress.refresh.config import RefreshConfig
 from hubpress.refresh.lineage import SPLIT, RefreshOptions
 from hubpress.refresh.reading import output_features, read_backend, read_mixed
 from hubpress.refresh.rows import RefreshReport
-from hubpress.refresh.shards import build_refresh_shards, plan_refresh_shards, row_key, row_size
+from hubpress.refresh.shards import WriteAsRead, build_refresh_shards, plan_refresh_shards, row_key, row_size
 from hubpress.shards.boundaries import ShardBounds, cut_rows
-from hubpress.shards.pipeline import decide_reuse
-from hubpress.shards.reuse import BuildPlan, shard_counts
+from hubpress.shards.pipeline import decide_reuse, read_target_holdings
+from hubpress.shards.reuse import BuildPlan, ShardChoice, shard_counts
 from hubpress.shards.runs import RunStage
 from hubpress.shards.shard_store import SHARDS, ShardStore
 from hubpress.shards.sizes import DEFAULT_ROW_GROUP_ROWS
@@ -211,7 +211,8 @@ def build_refresh(
 ) -> StagedRefresh:
     """Read the rows and key every shard (pass 1), decide which the target or the shard store
     hold, build only the others (pass 2, rows read again), then stage the manifest, the index and
-    the dataloader entry in the run's folder (`stage`; a new one when not given)."""
+    the dataloader entry in the run's folder (`stage`; a new one when not given). When the target
+    holds no keyed shard, each shard is built as pass 1 reads it (hubpress.refresh.shards)."""
     features = published_features(config)
     bounds = ShardBounds.of(options.max_shard_size)
     publish = published_row_function(config, features)
@@ -225,16 +226,27 @@ def build_refresh(
         if mixed:
             backend_ids.append(row["backend_id"])
 
-    plans = plan_refresh_shards(rows.rows, publish, features, bounds, seen)
-    stage = stage or RunStage(staging)
-    build_plan = decide_reuse(target, revision, plans, staging, stage)
-
     def to_table(group: list[dict[str, Any]]) -> pa.Table:
         columns = {name: [row[name] for row in group] for name in features}
         return pa.Table.from_pydict(columns, schema=features.arrow_schema)
 
+    stage = stage or RunStage(staging)
     store = ShardStore(staging)
-    built = build_refresh_shards(store, build_plan.to_build, rows.again, publish, to_table, features, bounds)
+    manifest, held = read_target_holdings(target, revision)
+    if held:  # pass 1 keys every shard, the rule decides, pass 2 builds the others
+        plans = plan_refresh_shards(rows.rows, publish, features, bounds, seen)
+        build_plan = decide_reuse(plans, staging, stage, manifest, held)
+        built = build_refresh_shards(
+            store, build_plan.to_build, rows.again, publish, to_table, features, bounds
+        )
+        media_bytes_read = build_plan.source_bytes + build_plan.source_bytes_to_read
+    else:  # the target holds nothing to reuse: each shard is written as its rows are read, once
+        written_as_read = WriteAsRead(store, to_table)
+        plans = plan_refresh_shards(rows.rows, publish, features, bounds, seen, written_as_read)
+        stage.renew(keys=[plan.key for plan in plans])
+        build_plan = BuildPlan(tuple(ShardChoice(plan, "build") for plan in plans), manifest)
+        built = written_as_read.sealed
+        media_bytes_read = build_plan.source_bytes
     by_key = {shard.key: shard for shard in [*build_plan.reused, *built]}
     shards = [by_key[choice.plan.key] for choice in build_plan.choices]
     extra = {
@@ -262,7 +274,7 @@ def build_refresh(
         staging.storage.uri(SHARDS),
         dict(rows.cache_reused),
         build_plan,
-        build_plan.source_bytes + build_plan.source_bytes_to_read,
+        media_bytes_read,
     )
 
 

@@ -14,14 +14,19 @@ row-group bounds and the formats. So, as for publish-dataset (hubpress.shards.re
    shard store under its key. A row read back with other content than the first read fails the run.
 
 Every kept row is read once to take its digest; only the rows of rebuilt shards are read twice.
+When the target holds no keyed shard (a first refresh, or a target written before keys), every
+shard will be built: then step 1 writes and seals each shard as it reads its rows (`WriteAsRead`),
+and nothing is read twice.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from contextlib import ExitStack
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +35,7 @@ from hubpress.refresh.lineage import REFRESH_FORMAT, SPLIT
 from hubpress.shards.boundaries import ShardBounds, cut_rows
 from hubpress.shards.keys import shard_key
 from hubpress.shards.parquet import BuiltShard, ShardWriter
-from hubpress.shards.shard_store import SealedShard, ShardStore
+from hubpress.shards.shard_store import SHARDS, SealedShard, ShardStore
 from hubpress.shards.shards import SHARD_FORMAT, seal_written
 
 Row = dict[str, Any]
@@ -114,33 +119,74 @@ def refresh_shard_key(
     return shard_key(header, rows)
 
 
+@dataclass
+class WriteAsRead:
+    """Where `plan_refresh_shards` writes each shard while it reads its rows, for a refresh the
+    target holds nothing of (a first refresh): every shard is built, so its rows are read once.
+    `sealed` fills with the shards, in plan order."""
+
+    store: ShardStore
+    to_table: Callable[[list[Row]], Any]
+    sealed: list[SealedShard] = field(default_factory=list)
+
+
 def plan_refresh_shards(
     rows: Iterable[Row],
     publish: Callable[[Row], Row],
     features: Any,
     bounds: ShardBounds,
     seen: Callable[[Row], None] = lambda row: None,
+    write: WriteAsRead | None = None,
 ) -> list[RefreshShardPlan]:
     """Pass 1: every shard of the rows (in published order) with its key. `publish` turns a row
-    into the row as written; `seen` is called with each row (the index is collected there).
-    Holds one row group at a time. No rows: no shard."""
+    into the row as written; `seen` is called with each row (the index is collected there). With
+    `write`, each shard is also written and sealed under its key as its rows go by. Holds one row
+    group at a time. No rows: no shard."""
     plans: list[RefreshShardPlan] = []
-    start = position = 0
+    start = position = size = 0
     entries: list[list[str]] = []
     groups: list[int] = []
-    size = 0
-    for group, ends_shard in cut_rows(rows, bounds, row_key, row_size):
-        for row in group:
-            seen(row)
-            entries.append([row_key(row).decode(), row_digest(publish(row))])
-            size += row_size(row)
-        position += len(group)
-        groups.append(len(group))
-        if ends_shard:
-            key = refresh_shard_key(features, bounds, groups, entries)
-            plans.append(RefreshShardPlan(key, start, tuple(groups), size))
-            start, entries, groups, size = position, [], [], 0
+    with ExitStack() as cleanup:
+        scratch = _scratch_dir(write.store, cleanup) if write is not None else None
+        writer: ShardWriter | None = None
+        for group, ends_shard in cut_rows(rows, bounds, row_key, row_size):
+            published = []
+            for row in group:
+                seen(row)
+                published.append(publish(row))
+                entries.append([row_key(row).decode(), row_digest(published[-1])])
+                size += row_size(row)
+            if write is not None:
+                writer = writer or cleanup.enter_context(ShardWriter(scratch, features))
+                writer.write_row_group(write.to_table(published))
+            position += len(group)
+            groups.append(len(group))
+            if ends_shard:
+                plan = RefreshShardPlan(
+                    refresh_shard_key(features, bounds, groups, entries), start, tuple(groups), size
+                )
+                plans.append(plan)
+                if write is not None and writer is not None:
+                    done, writer = writer, None
+                    write.sealed.append(
+                        seal_written(
+                            write.store,
+                            plan.key,
+                            lambda out, done=done, plan=plan: done.finish(
+                                plan.path_in_repo, plan.split, local_path=out
+                            ),
+                        )
+                    )
+                start, entries, groups, size = position, [], [], 0
     return plans
+
+
+def _scratch_dir(store: ShardStore, cleanup: ExitStack) -> Path:
+    """Where a shard is written before its key is known: inside local staging (so sealing it is a
+    rename), or a temporary folder for S3 staging."""
+    if store.staging.is_local:
+        return Path(store.storage.uri(SHARDS))
+    return Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="hubpress-refresh-")))
 
 
 def build_refresh_shards(

@@ -83,6 +83,8 @@ def test_a_few_changed_upstream_rows_rebuild_and_send_only_their_shards(hub, wri
     assert len(shards) >= 6
     assert (first["shards"], first["shards_built"], first["shards_reused"]) == (len(shards), len(shards), 0)
     assert first["shards_sent"] == len(shards)
+    # The target held nothing: each shard was written as its rows were read, each row read once.
+    assert first["source_bytes_read"] == first["source_bytes"] > 0
     assert not list(staging.glob("shards/*/*.parquet"))  # the target holds them: no second copy kept
     holding = {p: shard_rows(hub, repo, p, first["commit"]) for p in shards}
     (with_changed,) = [p for p, indices in holding.items() if CHANGED in indices]
