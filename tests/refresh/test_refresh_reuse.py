@@ -123,6 +123,9 @@ def test_a_few_changed_upstream_rows_rebuild_and_send_only_their_shards(hub, wri
     assert set(shards) - gone <= set(second["plan"]["unchanged"])
     sizes = {p: len(hub.read_file("dataset", repo, p, second["commit"])) for p in second["uploaded_files"]}
     assert hub.stats.upload_bytes <= sum(sizes.values()) and hub.stats.upload_bytes < first_sent / 2
+    from hubpress.flows.refresh_dataset import _summary  # the refresh-summary artifact's text
+
+    assert f"0 of {total} shards rebuilt ({total} reused)" in _summary(second)
     # Upstream media read: every kept row once for its digest; nothing again (nothing was built).
     assert second["source_bytes_read"] == second["source_bytes"] > 0
 
