@@ -42,8 +42,16 @@ from hubpress.refresh.card import (
 from hubpress.refresh.config import RefreshConfig
 from hubpress.refresh.lineage import SPLIT, RefreshOptions
 from hubpress.refresh.reading import output_features, read_backend, read_mixed
-from hubpress.refresh.rows import RefreshReport
-from hubpress.refresh.shards import WriteAsRead, build_refresh_shards, plan_refresh_shards, row_key, row_size
+from hubpress.refresh.row_facts import FROM_FACTS, RowFacts
+from hubpress.refresh.rows import RefreshReport, metadata_cache_dir
+from hubpress.refresh.shards import (
+    WriteAsRead,
+    build_refresh_shards,
+    plan_refresh_shards,
+    row_digest,
+    row_key,
+    row_size,
+)
 from hubpress.shards.boundaries import ShardBounds, cut_rows
 from hubpress.shards.pipeline import decide_reuse, read_target_holdings
 from hubpress.shards.reuse import BuildPlan, ShardChoice, shard_counts
@@ -118,13 +126,20 @@ class RowsRead:
 
 
 def read_rows(
-    config: RefreshConfig, seed: int, stopping: str, token: str | None, endpoint: str | None = None
+    config: RefreshConfig,
+    seed: int,
+    stopping: str,
+    token: str | None,
+    endpoint: str | None = None,
+    row_facts: RowFacts | None = None,
 ) -> RowsRead:
-    """One backend: its rows as they are read. Several: read_mixed's order.
-    Every configuration error (missing column, ...) is raised here, before any row is written."""
+    """One backend: its rows as they are read (with `row_facts`, a Hub backend's rows of upstream
+    files read before are planned from their facts: hubpress.refresh.row_facts). Several:
+    read_mixed's order. Every configuration error (missing column, ...) is raised here, before any
+    row is written."""
     if len(config.backends) == 1:
         backend = config.backends[0]
-        read = read_backend(backend, token, endpoint)
+        read = read_backend(backend, token, endpoint, row_facts)
 
         def again(positions: list[int]) -> Iterator[dict[str, Any]]:
             return read.reread([read.kept_source_indices[p] for p in positions])
@@ -154,7 +169,9 @@ class StagedRefresh:
     stage_uri: str
     cache_reused: dict[str, bool | None] = field(default_factory=dict)
     build_plan: BuildPlan | None = None  # which shards were reused and built (hubpress.shards.reuse)
-    media_bytes_read: int = 0  # media bytes of the rows read: every kept row once, rebuilt ones twice
+    # Upstream media bytes read: each kept row of a changed upstream file once (all of them in a
+    # first refresh), then the rows of the rebuilt shards again.
+    media_bytes_read: int = 0
 
     @property
     def kept(self) -> int:
@@ -216,15 +233,26 @@ def build_refresh(
     features = published_features(config)
     bounds = ShardBounds.of(options.max_shard_size)
     publish = published_row_function(config, features)
-    rows = read_rows(config, options.seed, options.stopping, token, endpoint)
+    manifest, held = read_target_holdings(target, revision)
+    facts = RowFacts(
+        metadata_cache_dir(config.backends[0], staging.settings.cache_dir),
+        config_fp,
+        lambda row: (row_digest(publish(row)), row_size(row)),
+        reuse=bool(held),  # planning from facts needs a pass 2 to build (not write-as-read)
+    )
+    rows = read_rows(config, options.seed, options.stopping, token, endpoint, facts)
     source_indices: list[int] = []
     backend_ids: list[str] = []
     mixed = len(config.backends) > 1
+
+    media_read = [0]  # media bytes pass 1 read (rows planned from their facts were not read)
 
     def seen(row: dict[str, Any]) -> None:
         source_indices.append(row["source_index"])
         if mixed:
             backend_ids.append(row["backend_id"])
+        if not row.get(FROM_FACTS):
+            media_read[0] += row_size(row)
 
     def to_table(group: list[dict[str, Any]]) -> pa.Table:
         columns = {name: [row[name] for row in group] for name in features}
@@ -232,21 +260,20 @@ def build_refresh(
 
     stage = stage or RunStage(staging)
     store = ShardStore(staging)
-    manifest, held = read_target_holdings(target, revision)
     if held:  # pass 1 keys every shard, the rule decides, pass 2 builds the others
         plans = plan_refresh_shards(rows.rows, publish, features, bounds, seen)
         build_plan = decide_reuse(plans, staging, stage, manifest, held)
         built = build_refresh_shards(
             store, build_plan.to_build, rows.again, publish, to_table, features, bounds
         )
-        media_bytes_read = build_plan.source_bytes + build_plan.source_bytes_to_read
+        media_bytes_read = media_read[0] + build_plan.source_bytes_to_read
     else:  # the target holds nothing to reuse: each shard is written as its rows are read, once
         written_as_read = WriteAsRead(store, to_table)
         plans = plan_refresh_shards(rows.rows, publish, features, bounds, seen, written_as_read)
         stage.renew(keys=[plan.key for plan in plans])
         build_plan = BuildPlan(tuple(ShardChoice(plan, "build") for plan in plans), manifest)
         built = written_as_read.sealed
-        media_bytes_read = build_plan.source_bytes
+        media_bytes_read = media_read[0]
     by_key = {shard.key: shard for shard in [*build_plan.reused, *built]}
     shards = [by_key[choice.plan.key] for choice in build_plan.choices]
     extra = {

@@ -14,6 +14,9 @@ row-group bounds and the formats. So, as for publish-dataset (hubpress.shards.re
    shard store under its key. A row read back with other content than the first read fails the run.
 
 Every kept row is read once to take its digest; only the rows of rebuilt shards are read twice.
+The rows of an upstream parquet file that a refresh read before (same file content and place, same
+configuration) are planned from the facts kept then, without reading their media
+(hubpress.refresh.row_facts): a new upstream commit costs the reading of the files it changed.
 When the target holds no keyed shard (a first refresh, or a target written before keys), every
 shard will be built: then step 1 writes and seals each shard as it reads its rows (`WriteAsRead`),
 and nothing is read twice.
@@ -32,6 +35,7 @@ from typing import Any
 
 from hubpress.errors import SourceError
 from hubpress.refresh.lineage import REFRESH_FORMAT, SPLIT
+from hubpress.refresh.row_facts import ROW_FACTS
 from hubpress.shards.boundaries import ShardBounds, cut_rows
 from hubpress.shards.keys import shard_key
 from hubpress.shards.parquet import BuiltShard, ShardWriter
@@ -66,7 +70,11 @@ class RefreshShardPlan:
 
 
 def row_size(row: Mapping[str, Any]) -> int:
-    """A refreshed row's bytes for the boundary rule: its media bytes and a fixed overhead."""
+    """A refreshed row's bytes for the boundary rule: its media bytes and a fixed overhead (kept
+    in its facts for a row planned without its media, hubpress.refresh.row_facts)."""
+    known = row.get(ROW_FACTS)
+    if known is not None:
+        return int(known[1])
     total = 128
     for value in row.values():
         if isinstance(value, Mapping) and isinstance(value.get("bytes"), bytes | bytearray):
@@ -153,8 +161,11 @@ def plan_refresh_shards(
             published = []
             for row in group:
                 seen(row)
-                published.append(publish(row))
-                entries.append([row_key(row).decode(), row_digest(published[-1])])
+                known = row.get(ROW_FACTS)
+                if write is not None or known is None:
+                    published.append(publish(row))
+                digest = known[0] if known is not None else row_digest(published[-1])
+                entries.append([row_key(row).decode(), digest])
                 size += row_size(row)
             if write is not None:
                 writer = writer or cleanup.enter_context(ShardWriter(scratch, features))

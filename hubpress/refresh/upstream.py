@@ -12,9 +12,10 @@ from __future__ import annotations
 import json
 import os
 from array import array
+from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from hubpress.errors import HubAccessError, SourceError
 from hubpress.refresh.config import HuggingfaceBackend, LocalBackend
 from hubpress.refresh.media import MediaOrigin, resolve_media
 from hubpress.refresh.parquet_stream import ParquetStream, download_files, resolve_parquet_files
+from hubpress.refresh.row_facts import ROW_FACTS, Entry, RecordingReport, RowFacts, file_identity, replay
 from hubpress.refresh.rows import (
     RefreshReport,
     check_columns,
@@ -260,13 +262,19 @@ def _save_first_phase(cfg: HuggingfaceBackend, key: str, survivors: list[int], r
 
 
 def read_huggingface(
-    cfg: HuggingfaceBackend, token: str | None = None, endpoint: str | None = None, use_cache: bool = True
+    cfg: HuggingfaceBackend,
+    token: str | None = None,
+    endpoint: str | None = None,
+    use_cache: bool = True,
+    row_facts: RowFacts | None = None,
 ) -> BackendRead:
     """Resolve, load and check one Hub backend; all errors are raised here, before any row is read."""
     token = token if token is not None else resolve_token().value
     sha = resolve_revision(cfg, token, endpoint)
     ds = load_upstream(cfg, sha, token, endpoint)
-    return read_dataset(ds, cfg, sha, use_cache=use_cache, token=token, endpoint=endpoint)
+    return read_dataset(
+        ds, cfg, sha, use_cache=use_cache, token=token, endpoint=endpoint, row_facts=row_facts
+    )
 
 
 def read_dataset(
@@ -276,6 +284,7 @@ def read_dataset(
     use_cache: bool = True,
     token: str | None = None,
     endpoint: str | None = None,
+    row_facts: RowFacts | None = None,
 ) -> BackendRead:
     """Refresh rows from an already-loaded Dataset or IterableDataset (media columns undecoded).
 
@@ -308,7 +317,10 @@ def read_dataset(
         # Same fingerprint: same snapshot, same rules. The first phase's drops are already known.
         survivors, report = cached
         read.report = report
-    read._rows = iter(_second_phase(ds, cfg, wanted, survivors, read.report, origin))
+    if row_facts is not None and isinstance(ds, ParquetStream):  # downloaded parquet files
+        read._rows = _second_phase_by_file(ds, cfg, wanted, survivors, read.report, origin, row_facts)
+    else:
+        read._rows = iter(_second_phase(ds, cfg, wanted, survivors, read.report, origin))
     return read
 
 
@@ -348,3 +360,37 @@ def _read_again(
     keep = set(indices)
     rows = ((i, row) for i, row in enumerate(ds.select_columns(wanted)) if i in keep)
     return iter(process_rows(resolve_media(rows, media_columns(cfg), origin, scratch), cfg, scratch))
+
+
+def _second_phase_by_file(
+    ds: ParquetStream,
+    cfg: HuggingfaceBackend,
+    wanted: list[str],
+    survivors: list[int],
+    report: RefreshReport,
+    origin: MediaOrigin,
+    facts: RowFacts,
+) -> Iterator[dict[str, Any]]:
+    """The second phase one upstream file at a time: a file whose rows' facts are kept (same
+    content, place and configuration: hubpress.refresh.row_facts) gives its rows' facts without
+    its media being read; the others are read, and their facts kept once every row went by."""
+    for path, base, count in ds.spans():
+        mine = survivors[bisect_left(survivors, base) : bisect_left(survivors, base + count)]
+        identity = file_identity(path)
+        kept = facts.load(identity, base, mine) if identity and facts.reuse else None
+        if kept is not None:
+            yield from replay(kept, report)
+            continue
+        one_file = replace(ds, files=(path,), _fs=None)
+        local = one_file.select_columns(wanted).rows_at([i - base for i in mine])
+        rows = ((base + i, row) for i, row in local)
+        recording = RecordingReport(report)
+        outcomes: dict[int, Entry] = {}
+        for row in process_rows(resolve_media(rows, media_columns(cfg), origin, recording), cfg, recording):
+            digest, size = facts.of(row)
+            empty = cfg.editing is not None and not row.get("prompt")
+            outcomes[row["source_index"]] = [row["source_index"], digest, size, empty]
+            yield {**row, ROW_FACTS: (digest, size)}
+        outcomes |= {i: [i, None, reasons] for i, reasons in recording.dropped.items()}
+        if identity and sorted(outcomes) == mine:
+            facts.save(identity, base, [outcomes[i] for i in mine])

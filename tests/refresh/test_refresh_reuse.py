@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import io
 import json
-import re
 import uuid
 
 import numpy as np
@@ -32,7 +31,7 @@ from hubpress.shards.boundaries import ShardBounds
 from hubpress.shards.shard_store import ShardStore
 from hubpress.shards.staging import Staging
 from tests.conftest import WRITE_TOKEN, run_cli
-from tests.refresh.test_refresh_flow import fetch_json, hf_backend, push
+from tests.refresh.test_refresh_flow import fetch_json, hf_backend
 
 ROWS = 120
 CHANGED = 57
@@ -58,6 +57,15 @@ def upstream_rows(changed: frozenset[int] = frozenset()) -> tuple[dict, object]:
     return rows, features
 
 
+def push_files(rows: dict, features, name: str | None = None) -> str:
+    """Upstream as six parquet files, as a large dataset is many: editing a row rewrites one."""
+    from datasets import Dataset
+
+    name = name or f"alice/upstream-{uuid.uuid4().hex[:8]}"
+    Dataset.from_dict(rows, features=features).push_to_hub(name, token=WRITE_TOKEN, num_shards=6)
+    return name
+
+
 def shard_rows(hub, repo: str, path: str, commit: str) -> list[int]:
     data = hub.read_file("dataset", repo, path, commit)
     return pq.read_table(io.BytesIO(data), columns=["source_index"]).column(0).to_pylist()
@@ -70,7 +78,7 @@ def data_files(manifest: dict) -> dict[str, tuple[str, str]]:
 @pytest.mark.usefixtures("prefect_harness")
 def test_a_few_changed_upstream_rows_rebuild_and_send_only_their_shards(hub, write_token, tmp_path):
     rows, features = upstream_rows()
-    upstream = push(rows, features)
+    upstream = push_files(rows, features)
     config = hf_backend(upstream, tmp_path)
     repo = f"alice/reuse-{uuid.uuid4().hex[:8]}"
     staging = tmp_path / "staging"
@@ -91,20 +99,32 @@ def test_a_few_changed_upstream_rows_rebuild_and_send_only_their_shards(hub, wri
     ordered = sorted(shards, key=lambda p: holding[p][0])
     may_move = {with_changed, *ordered[ordered.index(with_changed) + 1 :][:1]}  # its shard, at most the next
 
-    # Upstream changes one row's image and caption: a new upstream commit.
+    # Upstream changes one row's image and caption: a new upstream commit, one of its files rewritten.
     changed, _ = upstream_rows(frozenset({CHANGED}))
-    push(changed, features, name=upstream)
+    push_files(changed, features, name=upstream)
 
     # A dry run through the CLI: the changed shards are built and sealed in staging, nothing is sent.
     config_file = tmp_path / "multidatabackend.json"
     config_file.write_text(json.dumps([config]))
     hub.reset_stats()
     code, out, err = run_cli(
-        "refresh", str(config_file), repo, "--max-shard-size", "24KB", "--staging", str(staging), "--dry-run"
+        "refresh",
+        str(config_file),
+        repo,
+        "--max-shard-size",
+        "24KB",
+        "--staging",
+        str(staging),
+        "--dry-run",
+        "--json",
     )
     assert code == 0, err
-    built, total = map(int, re.search(r"(\d+) of (\d+) shards rebuilt", out).groups())
-    assert abs(total - len(shards)) <= 1 and 1 <= built <= 2, out
+    dry = json.loads(out)
+    built, total = dry["shards_built"], dry["shards"]
+    assert abs(total - len(shards)) <= 1 and 1 <= built <= 2, dry
+    # Media read: the rows of the one rewritten upstream file (1/6), then the rebuilt shards' rows;
+    # the other files' rows are planned from what the first refresh learnt of them.
+    assert 0 < dry["source_bytes_read"] < dry["source_bytes"] / 2, dry
     assert hub.stats.commits == 0 and hub.stats.upload_bytes == 0
     sealed = sorted(staging.glob("shards/*/*.parquet"))
     assert len(sealed) == built
@@ -126,20 +146,26 @@ def test_a_few_changed_upstream_rows_rebuild_and_send_only_their_shards(hub, wri
     from hubpress.flows.refresh_dataset import _summary  # the refresh-summary artifact's text
 
     assert f"0 of {total} shards rebuilt ({total} reused)" in _summary(second)
-    # Upstream media read: every kept row once for its digest; nothing again (nothing was built).
-    assert second["source_bytes_read"] == second["source_bytes"] > 0
+    # No media read at all: every upstream file's rows were read before, and nothing was built.
+    assert second["source_bytes_read"] == 0 and second["source_bytes"] > 0
 
     # The same as a refresh from scratch, into another repo with empty staging: the same files.
+    # Through the CLI's text output, which says what was reused.
     scratch_repo = f"alice/scratch-{uuid.uuid4().hex[:8]}"
-    scratch = refresh_dataset(
-        RefreshParams(
-            config=hf_backend(upstream, tmp_path / "fresh"),
-            target=scratch_repo,
-            max_shard_size="24KB",
-            staging=str(tmp_path / "fresh-staging"),
-        )
+    scratch_config = tmp_path / "scratch.json"
+    scratch_config.write_text(json.dumps([hf_backend(upstream, tmp_path / "fresh")]))
+    code, out, err = run_cli(
+        "refresh",
+        str(scratch_config),
+        scratch_repo,
+        "--max-shard-size",
+        "24KB",
+        "--staging",
+        str(tmp_path / "fresh-staging"),
     )
-    assert scratch["shards_built"] == total
+    assert code == 0, err
+    assert f"{total} of {total} shards rebuilt (0 reused)" in out, out
+    scratch = {"commit": hub.head("dataset", scratch_repo)}
     incremental = fetch_json(hub, repo, "manifest.json", second["commit"])
     from_scratch = fetch_json(hub, scratch_repo, "manifest.json", scratch["commit"])
     assert data_files(incremental) == data_files(from_scratch)
