@@ -6,7 +6,8 @@ quality dict), then times with the plain functions the flow wraps:
   unchanged check  resolve sha + read the target's manifest.json (what a no-op night costs)
   rebuild          same upstream, another seed: the metadata cache is reused
   changed rows     upstream pushed again with --changed rows edited (image and caption): only the
-                   shards holding them are built, read again and sent (hubpress.refresh.shards)
+                   rewritten upstream files are read, and only the shards holding the edited rows
+                   are built, read again and sent (hubpress.refresh.shards, row_facts)
 Prints a table, then the changed-rows refresh's work as a fraction of the first refresh's (time
 and bytes written to the target), with what a refresh that rebuilt every shard would send.
 At --rows 2000 --size 256 (16 KB JPEGs) the default 2MB shards give about 30 shards.
@@ -41,6 +42,12 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--changed", type=int, default=3, help="upstream rows edited for the last run")
     parser.add_argument("--max-shard-size", default="2MB")
+    parser.add_argument(
+        "--upstream-files",
+        type=int,
+        default=8,
+        help="parquet files the upstream is pushed as (a large dataset is many)",
+    )
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-refresh-publish-"))
     port = _port()
@@ -97,7 +104,9 @@ def main() -> None:
             "caption": [f"row {i}" if i % 50 else None for i in range(args.rows)],
             "quality_assessment": [{"aesthetic": rng.uniform(0, 10)} for _ in range(args.rows)],
         }
-        Dataset.from_dict(rows, features=features).push_to_hub("bench/upstream", token=TOKEN)
+        Dataset.from_dict(rows, features=features).push_to_hub(
+            "bench/upstream", token=TOKEN, num_shards=args.upstream_files
+        )
         # The rows a night edits, spread over the dataset; each gets another image and caption.
         edited = sorted(random.Random(1).sample(range(args.rows), min(args.changed, args.rows)))
         config = {
@@ -166,7 +175,9 @@ def main() -> None:
         for i in edited:
             rows["image"][i] = {"bytes": jpegs[(i + 7) % 32][:-2] + bytes([i % 251, 0xD9]), "path": None}
             rows["caption"][i] = f"row {i}, edited"
-        Dataset.from_dict(rows, features=features).push_to_hub("bench/upstream", token=TOKEN)
+        Dataset.from_dict(rows, features=features).push_to_hub(
+            "bench/upstream", token=TOKEN, num_shards=args.upstream_files
+        )
         changed, _, counts = refresh(0)
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f"rows={args.rows} image={args.size}px (JPEG)  peak RSS {rss:.0f} MB")
@@ -192,7 +203,7 @@ def main() -> None:
         )
         print(
             f"  upstream media read {counts['source_bytes_read'] / counts1['source_bytes_read']:.2f} of the first's "
-            "(every kept row once for its digest, the rebuilt shards' rows again)"
+            "(the rows of the rewritten upstream files, then the rebuilt shards' rows again)"
         )
     finally:
         server.stop()
