@@ -154,9 +154,11 @@ def plan_refresh_shards(
     start = position = size = 0
     entries: list[list[str]] = []
     groups: list[int] = []
+    writer: ShardWriter | None = None
     with ExitStack() as cleanup:
         scratch = _scratch_dir(write.store, cleanup) if write is not None else None
-        writer: ShardWriter | None = None
+        # A shard being written when the rows fail (or the run stops) leaves nothing behind.
+        cleanup.callback(lambda: writer.abort() if writer is not None else None)
         for group, ends_shard in cut_rows(rows, bounds, row_key, row_size):
             published = []
             for row in group:
@@ -168,7 +170,7 @@ def plan_refresh_shards(
                 entries.append([row_key(row).decode(), digest])
                 size += row_size(row)
             if write is not None:
-                writer = writer or cleanup.enter_context(ShardWriter(scratch, features))
+                writer = writer or ShardWriter(scratch, features)
                 writer.write_row_group(write.to_table(published))
             position += len(group)
             groups.append(len(group))
