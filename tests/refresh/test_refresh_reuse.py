@@ -344,3 +344,34 @@ def test_a_mixed_refresh_of_folders_rebuilds_only_the_changed_shard(tmp_path, wh
     assert data_files(second.manifest) == data_files(scratch.manifest)
     index = json.loads((out / "simpletuner_index.json").read_text())
     assert index == json.loads((tmp_path / "scratch" / "simpletuner_index.json").read_text())
+
+
+def test_row_facts_hold_only_for_the_same_file_place_and_rows(tmp_path):
+    """Facts are found by the file's content id (huggingface_hub's blob name), its place in the
+    dataset and the configuration, and only for the rows phase 1 kept: anything else reads again."""
+    from hubpress.refresh.report import RefreshReport
+    from hubpress.refresh.row_facts import FROM_FACTS, ROW_FACTS, RowFacts, file_identity, replay
+
+    blob = "ab" * 32
+    (tmp_path / "blobs").mkdir()
+    (tmp_path / "blobs" / blob).write_bytes(b"parquet")
+    (tmp_path / "snapshot.parquet").symlink_to(tmp_path / "blobs" / blob)
+    assert file_identity(str(tmp_path / "snapshot.parquet")) == blob
+    assert file_identity(str(tmp_path / "blobs" / blob)) == blob
+    assert file_identity(str(tmp_path / "snapshot.parquet.copy")) is None  # not a cache copy
+
+    facts = RowFacts(tmp_path / "facts", "c" * 32, lambda row: ("d" * 64, 10))
+    entries = [[3, "d" * 64, 10, False], [5, None, ["unreadable_image"]], [8, "e" * 64, 12, True]]
+    facts.save(blob, 0, entries)
+    assert facts.load(blob, 0, [3, 5, 8]) == entries
+    assert facts.load(blob, 0, [3, 8]) is None  # phase 1 kept other rows
+    assert facts.load(blob, 100, [3, 5, 8]) is None  # the file moved in the dataset
+    assert RowFacts(tmp_path / "facts", "f" * 32, facts.of).load(blob, 0, [3, 5, 8]) is None  # other config
+
+    report = RefreshReport("up")
+    rows = replay(entries, report)
+    assert rows == [
+        {"source_index": 3, ROW_FACTS: ("d" * 64, 10), FROM_FACTS: True},
+        {"source_index": 8, ROW_FACTS: ("e" * 64, 12), FROM_FACTS: True},
+    ]
+    assert report.dropped == {"unreadable_image": 1} and report.kept == 2
