@@ -1,8 +1,9 @@
 """refresh-dataset: re-publish a dataset built from upstream Hub datasets (a SimpleTuner dataloader
 configuration), on a schedule. When every upstream revision sha and the configuration are what
 the target's manifest.json records, the run stops before downloading anything and says so.
-Otherwise: read rows -> parquet shards -> stage -> plan -> one commit (card, manifest, index and
-a SimpleTuner dataloader entry included)."""
+Otherwise: read rows and key every shard -> build only the shards neither the target nor the
+shard store holds (publish-dataset's rule, hubpress.shards.reuse) -> stage -> plan -> one commit
+(card, manifest, index and a SimpleTuner dataloader entry included)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,8 @@ from hubpress.refresh.lineage import (
 from hubpress.refresh.publish import check_single_kind
 from hubpress.settings import Settings, get_settings, resolve_token
 from hubpress.shards.empty import refuse_empty_splits
+from hubpress.shards.run_result import reuse_line
+from hubpress.shards.runs import RunStage, StagingPolicy, release_published, sweep_once
 from hubpress.shards.sizes import parse_size
 from hubpress.shards.staging import Staging
 from hubpress.targets.base import Target
@@ -36,7 +39,6 @@ from hubpress.tasks.refresh import (
     build_refresh_task,
     read_manifest_task,
     resolve_upstream_task,
-    reuse_refresh_stage_task,
     tag_head_task,
     verify_refresh_task,
 )
@@ -50,9 +52,15 @@ def refresh_dataset(params: RefreshParams) -> dict[str, Any]:
     run = open_refresh(params)
     if run.previous is not None:
         return report_unchanged(params, run)
-    built = build(params, run)
-    outcome = publish(params, run, built)
-    verify(params, run, built, outcome)
+    staging = Staging(run.settings.staging, run.settings)
+    with RunStage(staging, artifacts.flow_run_id()) as stage:
+        sweep_once(staging, StagingPolicy.from_settings(run.settings))
+        built = build(params, run, staging, stage)
+        outcome = publish(params, run, built)
+        verify(params, run, built, outcome)
+        if (outcome.commit or outcome.plan.parent_commit) and not params.dry_run:
+            # The target holds every planned shard now: staging keeps no second copy of them.
+            release_published(staging, stage, [c.plan.key for c in built.staged.build_plan.choices])
     return report(params, run, built, outcome)
 
 
@@ -123,27 +131,33 @@ def report_unchanged(params: RefreshParams, run: RefreshRun) -> dict[str, Any]:
     return result
 
 
-def build(params: RefreshParams, run: RefreshRun) -> BuiltRefresh:
-    """The rows into staged shards, or the complete stage of the same upstream revisions, config
-    and seed; a refresh whose filters kept nothing stops here."""
+def build(params: RefreshParams, run: RefreshRun, staging: Staging, stage: RunStage) -> BuiltRefresh:
+    """The rows, keyed shard by shard; only the shards neither the target nor the shard store
+    holds are built. A refresh whose filters kept nothing stops here."""
     log = _log()
     stage_fp = stage_fingerprint(run.revisions, run.config_fp, params.seed)
-    staging = Staging(run.settings.staging, run.settings)
-    staged = reuse_refresh_stage_task(staging, stage_fp)
-    if staged is not None:
-        log.info("Reusing the complete stage %s: same upstream revisions, config and seed.", staged.stage_uri)
-    else:
-        log.info("Building the refresh into %s", staging.stage_uri(stage_fp))
-        staged = build_refresh_task(
-            run.config,
-            run.options,
-            run.revisions,
-            run.config_fp,
-            stage_fp,
-            staging,
-            run.token,
-            artifacts.flow_run_id(),
-        )
+    log.info("Reading the upstream rows; shards are built into %s", staging.storage.uri("shards"))
+    staged = build_refresh_task(
+        run.config,
+        run.options,
+        run.revisions,
+        run.config_fp,
+        stage_fp,
+        staging,
+        run.token,
+        artifacts.flow_run_id(),
+        stage,
+        run.target,
+        params.revision,
+    )
+    plan = staged.build_plan
+    log.info(
+        "Built %d of %d shard(s) (%d held by the target, %d sealed in staging).",
+        plan.count("build"),
+        len(plan.choices),
+        plan.count("target"),
+        plan.count("stage"),
+    )
     for backend_id, reused in staged.cache_reused.items():
         if reused is not None:
             log.info("backend %r: metadata cache %s", backend_id, "reused" if reused else "built")
@@ -197,6 +211,7 @@ def report(params: RefreshParams, run: RefreshRun, built: BuiltRefresh, outcome)
         "metadata_cache_reused": dict(staged.cache_reused),
         "stage": staged.stage_uri,
         "stage_reused": staged.reused,
+        **staged.shard_counts(outcome.uploaded_files),
     }
     rows_report = "\n\n".join(
         _report_markdown(backend_id, counts) for backend_id, counts in staged.manifest["counts"].items()
@@ -283,6 +298,8 @@ def _summary(result: dict[str, Any]) -> str:
         head = f"Committed `{result['commit'][:12]}`: {len(result['uploaded_files'])} file(s), {bytes_phrase(result)}."
     lines = [f"# {result['target']}", "", head, "", "| upstream backend | revision sha |", "|---|---|"]
     lines += [f"| {k} | `{v}` |" for k, v in (result.get("upstream") or {}).items()]
+    if "shards_built" in result:
+        lines += ["", reuse_line(result) + "."]
     lines += [
         "",
         f"Rows kept: {result['samples'].get('train', 0)}; left out: {result['skipped'].get('train', 0)}.",

@@ -84,11 +84,21 @@ def build_manifest(
     shards: list[BuiltShard],
     extra_files: Mapping[str, StagedFile],
     flow_run_id: str | None,
+    keys: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """manifest.json: the upstream datasets at their exact shas, the rules, the counts and every
-    published file (`files` is path -> facts, which hubpress.targets.ownership.owned_files reads)."""
+    published file (`files` is path -> facts, which hubpress.targets.ownership.owned_files reads).
+    A shard's facts carry its key (`keys`, path -> key), so the next refresh finds it held
+    (hubpress.shards.reuse.target_holdings)."""
     files: dict[str, Any] = {
-        s.path_in_repo: {"sha256": s.sha256, "size": s.size, "split": SPLIT, "num_rows": s.num_rows}
+        s.path_in_repo: {
+            "sha256": s.sha256,
+            "size": s.size,
+            "split": SPLIT,
+            "num_rows": s.num_rows,
+            "num_bytes": s.num_bytes,
+        }
+        | ({"key": keys[s.path_in_repo]} if keys and s.path_in_repo in keys else {})
         for s in shards
     }
     files |= {path: {"sha256": f.sha256, "size": f.size} for path, f in sorted(extra_files.items())}

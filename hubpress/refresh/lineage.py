@@ -24,14 +24,16 @@ from hubpress.refresh.local import IMAGE_SUFFIXES
 from hubpress.refresh.mix import DEFAULT_STOPPING, Stopping
 from hubpress.refresh.training_keys import cache_entry, training_keys
 from hubpress.refresh.upstream import resolve_revision
+from hubpress.shards.run_result import NO_SHARDS
 from hubpress.shards.sizes import DEFAULT_MAX_SHARD_SIZE
 from hubpress.storage.names import split_remote_paths
 from hubpress.targets.publish import CARD, MANIFEST
 
 # Bump when the bytes a refresh writes change for the same inputs (4: no media statistics; 5: the
 # SimpleTuner entry keeps the user's training keys, one entry per mixed backend, a `collection` column,
-# and shard boundaries are measured from the previous candidate, hubpress.shards.boundaries).
-REFRESH_FORMAT = 5
+# and shard boundaries are measured from the previous candidate, hubpress.shards.boundaries; 6: shards
+# are named by their key, a digest of their rows' content, as publish-dataset's are: hubpress.refresh.shards).
+REFRESH_FORMAT = 6
 SPLIT = "train"
 
 Backend = HuggingfaceBackend | LocalBackend
@@ -153,4 +155,5 @@ def nothing_changed_result(target_name: str, manifest: Mapping[str, Any], dry_ru
         "metadata_cache_reused": {},
         "stage": None,
         "stage_reused": False,
+        **NO_SHARDS,
     }

@@ -39,9 +39,11 @@ def read_local(cfg: LocalBackend) -> BackendRead:
     report = RefreshReport(cfg.id)
     read = BackendRead(cfg, None, None, report)
 
-    def rows() -> Iterator[dict[str, Any]]:
+    def rows(report: RefreshReport, only: set[int] | None = None) -> Iterator[dict[str, Any]]:
         minimums = cfg.size_minimums()
         for index, path in enumerate(files):
+            if only is not None and index not in only:
+                continue
             caption = _local_caption(path, cfg)
             data = path.read_bytes()
             size = image_size_from_bytes(data)
@@ -68,5 +70,7 @@ def read_local(cfg: LocalBackend) -> BackendRead:
                 "source_index": index,
             }
 
-    read._rows = rows()
+    read._rows = rows(report)
+    # Read again for a rebuild: only those files, counted in a scratch report.
+    read._reread = lambda indices: rows(RefreshReport(cfg.id), set(indices))
     return read

@@ -72,6 +72,18 @@ class ParquetStream:
                     yield parquet, group, offset
                     offset += parquet.metadata.row_group(group).num_rows
 
+    def spans(self) -> list[tuple[str, int, int]]:
+        """(file, index of its first row over all files, its row count), from the footers."""
+        import pyarrow.parquet as pq
+
+        spans, offset = [], 0
+        for path in self.files:
+            with self._open(path) as handle:
+                rows = pq.ParquetFile(handle).metadata.num_rows
+            spans.append((path, offset, rows))
+            offset += rows
+        return spans
+
     def __iter__(self) -> Iterator[dict[str, Any]]:
         columns = list(self.columns) if self.columns is not None else None
         for parquet, group, _ in self._row_groups():

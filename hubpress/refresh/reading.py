@@ -11,6 +11,7 @@ from hubpress.errors import ConfigError
 from hubpress.refresh.config import HuggingfaceBackend, LocalBackend, RefreshConfig
 from hubpress.refresh.local import read_local
 from hubpress.refresh.mix import DEFAULT_STOPPING, Stopping, mix_counts, mix_plan
+from hubpress.refresh.row_facts import RowFacts
 from hubpress.refresh.rows import (
     RefreshReport,
 )
@@ -18,11 +19,14 @@ from hubpress.refresh.upstream import BackendRead, read_huggingface
 
 
 def read_backend(
-    cfg: HuggingfaceBackend | LocalBackend, token: str | None = None, endpoint: str | None = None
+    cfg: HuggingfaceBackend | LocalBackend,
+    token: str | None = None,
+    endpoint: str | None = None,
+    row_facts: RowFacts | None = None,
 ) -> BackendRead:
     if isinstance(cfg, LocalBackend):
         return read_local(cfg)
-    return read_huggingface(cfg, token, endpoint)
+    return read_huggingface(cfg, token, endpoint, row_facts=row_facts)
 
 
 def output_features(cfg: HuggingfaceBackend | LocalBackend, with_backend_id: bool = False) -> Any:

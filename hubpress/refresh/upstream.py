@@ -12,9 +12,10 @@ from __future__ import annotations
 import json
 import os
 from array import array
+from bisect import bisect_left
 from collections import Counter
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from hubpress.errors import HubAccessError, SourceError
 from hubpress.refresh.config import HuggingfaceBackend, LocalBackend
 from hubpress.refresh.media import MediaOrigin, resolve_media
 from hubpress.refresh.parquet_stream import ParquetStream, download_files, resolve_parquet_files
+from hubpress.refresh.row_facts import ROW_FACTS, Entry, RecordingReport, RowFacts, file_identity, replay
 from hubpress.refresh.rows import (
     RefreshReport,
     check_columns,
@@ -192,6 +194,9 @@ class BackendRead:
     cache_reused: bool | None = None
     kept_source_indices: array = field(default_factory=lambda: array("q"))
     media_origin: MediaOrigin | None = None  # where media may come from; its refusals, one line each
+    # Reads the output rows of the given source indices again (ascending), for the shards a
+    # refresh must rebuild (hubpress.refresh.shards); their drops are not counted twice.
+    _reread: Callable[[list[int]], Iterator[dict[str, Any]]] | None = None
 
     def rows(self) -> Iterator[dict[str, Any]]:
         assert self._rows is not None, "rows() can be iterated once"
@@ -199,6 +204,11 @@ class BackendRead:
         for row in source:
             self.kept_source_indices.append(row["source_index"])
             yield row
+
+    def reread(self, source_indices: list[int]) -> Iterator[dict[str, Any]]:
+        """The output rows of these source indices (ascending, each one `rows()` yielded), read again."""
+        assert self._reread is not None, "this backend cannot be read again"
+        return self._reread(source_indices)
 
     def index(self) -> dict[str, int]:
         """Virtual name (SimpleTuner's `0.jpg`, `0.mp4`, `0.wav`) -> source row, for rows read so far."""
@@ -252,13 +262,19 @@ def _save_first_phase(cfg: HuggingfaceBackend, key: str, survivors: list[int], r
 
 
 def read_huggingface(
-    cfg: HuggingfaceBackend, token: str | None = None, endpoint: str | None = None, use_cache: bool = True
+    cfg: HuggingfaceBackend,
+    token: str | None = None,
+    endpoint: str | None = None,
+    use_cache: bool = True,
+    row_facts: RowFacts | None = None,
 ) -> BackendRead:
     """Resolve, load and check one Hub backend; all errors are raised here, before any row is read."""
     token = token if token is not None else resolve_token().value
     sha = resolve_revision(cfg, token, endpoint)
     ds = load_upstream(cfg, sha, token, endpoint)
-    return read_dataset(ds, cfg, sha, use_cache=use_cache, token=token, endpoint=endpoint)
+    return read_dataset(
+        ds, cfg, sha, use_cache=use_cache, token=token, endpoint=endpoint, row_facts=row_facts
+    )
 
 
 def read_dataset(
@@ -268,6 +284,7 @@ def read_dataset(
     use_cache: bool = True,
     token: str | None = None,
     endpoint: str | None = None,
+    row_facts: RowFacts | None = None,
 ) -> BackendRead:
     """Refresh rows from an already-loaded Dataset or IterableDataset (media columns undecoded).
 
@@ -284,6 +301,7 @@ def read_dataset(
     two_phase = isinstance(ds, ParquetStream) or hasattr(ds, "select")  # a Dataset, or parquet files
     origin = MediaOrigin(cfg.dataset_name, revision_sha, _endpoint(endpoint), token or False)
     read.media_origin = origin
+    read._reread = lambda indices: _read_again(ds, cfg, wanted, indices, origin)
     if cfg.streaming or not two_phase:
         rows = resolve_media(enumerate(ds.select_columns(wanted)), media_columns(cfg), origin, report)
         read._rows = iter(process_rows(rows, cfg, report))
@@ -299,7 +317,10 @@ def read_dataset(
         # Same fingerprint: same snapshot, same rules. The first phase's drops are already known.
         survivors, report = cached
         read.report = report
-    read._rows = iter(_second_phase(ds, cfg, wanted, survivors, read.report, origin))
+    if row_facts is not None and isinstance(ds, ParquetStream):  # downloaded parquet files
+        read._rows = _second_phase_by_file(ds, cfg, wanted, survivors, read.report, origin, row_facts)
+    else:
+        read._rows = iter(_second_phase(ds, cfg, wanted, survivors, read.report, origin))
     return read
 
 
@@ -325,3 +346,51 @@ def _second_phase(
             for row in _batch_rows(batch)
         )
     yield from process_rows(resolve_media(rows, media_columns(cfg), origin, report), cfg, report)
+
+
+def _read_again(
+    ds: Any, cfg: HuggingfaceBackend, wanted: list[str], indices: list[int], origin: MediaOrigin
+) -> Iterator[dict[str, Any]]:
+    """The output rows at `indices` (ascending) once more: from a Dataset or parquet files only
+    the row groups holding them; from any other stream, the rows before them are passed over
+    without their media being fetched. A scratch report: the first read counted them."""
+    scratch = RefreshReport(cfg.id)
+    if isinstance(ds, ParquetStream) or hasattr(ds, "select"):
+        return _second_phase(ds, cfg, wanted, indices, scratch, origin)
+    keep = set(indices)
+    rows = ((i, row) for i, row in enumerate(ds.select_columns(wanted)) if i in keep)
+    return iter(process_rows(resolve_media(rows, media_columns(cfg), origin, scratch), cfg, scratch))
+
+
+def _second_phase_by_file(
+    ds: ParquetStream,
+    cfg: HuggingfaceBackend,
+    wanted: list[str],
+    survivors: list[int],
+    report: RefreshReport,
+    origin: MediaOrigin,
+    facts: RowFacts,
+) -> Iterator[dict[str, Any]]:
+    """The second phase one upstream file at a time: a file whose rows' facts are kept (same
+    content, place and configuration: hubpress.refresh.row_facts) gives its rows' facts without
+    its media being read; the others are read, and their facts kept once every row went by."""
+    for path, base, count in ds.spans():
+        mine = survivors[bisect_left(survivors, base) : bisect_left(survivors, base + count)]
+        identity = file_identity(path)
+        kept = facts.load(identity, base, mine) if identity and facts.reuse else None
+        if kept is not None:
+            yield from replay(kept, report)
+            continue
+        one_file = replace(ds, files=(path,), _fs=None)
+        local = one_file.select_columns(wanted).rows_at([i - base for i in mine])
+        rows = ((base + i, row) for i, row in local)
+        recording = RecordingReport(report)
+        outcomes: dict[int, Entry] = {}
+        for row in process_rows(resolve_media(rows, media_columns(cfg), origin, recording), cfg, recording):
+            digest, size = facts.of(row)
+            empty = cfg.editing is not None and not row.get("prompt")
+            outcomes[row["source_index"]] = [row["source_index"], digest, size, empty]
+            yield {**row, ROW_FACTS: (digest, size)}
+        outcomes |= {i: [i, None, reasons] for i, reasons in recording.dropped.items()}
+        if identity and sorted(outcomes) == mine:
+            facts.save(identity, base, [outcomes[i] for i in mine])

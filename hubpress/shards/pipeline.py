@@ -10,7 +10,7 @@ and the card's facts beside the shards) -> publish (plan, one commit) -> verify
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
@@ -34,7 +34,7 @@ from hubpress.shards.preview import (
     shard_cells,
     source_cells,
 )
-from hubpress.shards.reuse import BuildPlan, choose, parse_manifest, target_holdings
+from hubpress.shards.reuse import BuildPlan, Planned, choose, parse_manifest, target_holdings
 from hubpress.shards.runs import RunStage
 from hubpress.shards.shard_store import SealedShard, ShardStore, parquet_relpath
 from hubpress.shards.shards import BuiltShard, ShardPlan, in_folders, plan_shards
@@ -207,13 +207,35 @@ def plan_build(
     plans = plan_all_shards(report, options, limits.files_per_folder)
     if plans:  # a dataset the Hub would refuse is refused here, before anything is built or sent
         check_planned_shards(len(plans), max(p.estimated_size for p in plans), limits)
-    stage.renew(keys=[plan.key for plan in plans])
+    manifest, held = read_target_holdings(target, revision)
+    return decide_reuse(plans, staging, stage, manifest, held)
+
+
+def read_target_holdings(
+    target: Target | None, revision: str
+) -> tuple[dict[str, Any] | None, dict[str, SealedShard]]:
+    """The target's manifest.json and the shards it holds (hubpress.shards.reuse.target_holdings)."""
+    if target is None:
+        return None, {}
     state = target.state(revision)
     text = None
     if state.head is not None and MANIFEST in state.files:
         text = target.read_text(MANIFEST, state.head, git_oid=state.files[MANIFEST].git_oid)
     manifest = parse_manifest(text)
-    held = target_holdings(manifest, state.files)
+    return manifest, target_holdings(manifest, state.files)
+
+
+def decide_reuse(
+    plans: Sequence[Planned],
+    staging: Staging,
+    stage: RunStage,
+    manifest: dict[str, Any] | None,
+    held: dict[str, SealedShard],
+) -> BuildPlan:
+    """Which planned shards must be built (the rule: hubpress.shards.reuse.choose), from what the
+    target holds (read_target_holdings) and the shard store. The run's lease names every key
+    before the staging is searched, so no clean-up removes them under it. Every build decides here."""
+    stage.renew(keys=[plan.key for plan in plans])
     sealed = stage.pin(ShardStore(staging).find(plan.key for plan in plans if plan.key not in held))
     return choose(plans, held, sealed, manifest)
 

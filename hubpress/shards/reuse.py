@@ -17,18 +17,26 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from hubpress.shards.shard_store import SealedShard, is_shard_key
-from hubpress.shards.shards import ShardPlan
 from hubpress.targets.plan import RemoteFile
 
 Where = Literal["target", "stage", "build"]
 
 
-def plan_source_bytes(plan: ShardPlan) -> int:
-    """Source bytes a build of this shard reads: every image of its samples, once."""
-    return sum(ref.size for sample in plan.samples for ref in sample.images())
+class Planned(Protocol):
+    """What the rule needs of a planned shard, whichever build planned it (publish-dataset's
+    hubpress.shards.shards.ShardPlan, a refresh's hubpress.refresh.shards.RefreshShardPlan)."""
+
+    @property
+    def key(self) -> str: ...
+    @property
+    def split(self) -> str: ...
+    @property
+    def path_in_repo(self) -> str: ...
+    @property
+    def source_bytes(self) -> int: ...
 
 
 def parse_manifest(manifest_text: str | None) -> dict[str, Any] | None:
@@ -71,7 +79,7 @@ def target_holdings(
 
 @dataclass(frozen=True, slots=True)
 class ShardChoice:
-    plan: ShardPlan
+    plan: Planned
     where: Where  # where its bytes come from: the target, a sealed shard in staging, or a build
     held: SealedShard | None = None
 
@@ -85,7 +93,7 @@ class BuildPlan:
     target_manifest: dict[str, Any] | None = None
 
     @property
-    def to_build(self) -> list[ShardPlan]:
+    def to_build(self) -> list[Any]:
         return [c.plan for c in self.choices if c.where == "build"]
 
     @property
@@ -97,15 +105,15 @@ class BuildPlan:
 
     @property
     def source_bytes(self) -> int:
-        return sum(plan_source_bytes(c.plan) for c in self.choices)
+        return sum(c.plan.source_bytes for c in self.choices)
 
     @property
     def source_bytes_to_read(self) -> int:
-        return sum(plan_source_bytes(plan) for plan in self.to_build)
+        return sum(plan.source_bytes for plan in self.to_build)
 
 
 def choose(
-    plans: Iterable[ShardPlan],
+    plans: Iterable[Planned],
     held_by_target: Mapping[str, SealedShard],
     sealed: Mapping[str, SealedShard],
     target_manifest: dict[str, Any] | None = None,

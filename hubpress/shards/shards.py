@@ -14,8 +14,6 @@ builds one and seals it under its key in the shard store (what hubpress/tasks/bu
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import tempfile
 import threading
@@ -28,6 +26,7 @@ from hubpress._env import release_free_memory
 from hubpress.errors import UndecodableAtBuild
 from hubpress.shards.boundaries import ShardBounds, cut_rows
 from hubpress.shards.editing import editing_features, editing_table, file_extension
+from hubpress.shards.keys import shard_key
 from hubpress.shards.parquet import BuiltShard, ShardWriter
 from hubpress.shards.shard_store import SealedShard, ShardStore
 from hubpress.shards.sizes import (
@@ -77,6 +76,11 @@ class ShardPlan:
     def num_rows(self) -> int:
         return len(self.samples)
 
+    @property
+    def source_bytes(self) -> int:
+        """Source bytes a build of this shard reads: every image of its samples, once."""
+        return sum(ref.size for sample in self.samples for ref in sample.images())
+
     def groups(self) -> list[tuple[Sample, ...]]:
         """The samples of each row group, in order, as plan_shards cut them."""
         if sum(self.row_groups) != self.num_rows:
@@ -106,18 +110,17 @@ def _ref_fact(ref: FileRef) -> list[Any]:
 
 
 def _plan_key(split: str, samples: Iterable[Sample], row_group_rows: int, row_group_bytes: int) -> str:
-    digest = hashlib.sha256()
-    digest.update(json.dumps([SHARD_FORMAT, split, row_group_rows, row_group_bytes]).encode())
-    for s in samples:
-        row = [
+    rows = (
+        [
             s.id,
             s.prompt,
             [_ref_fact(r) for r in s.controls],
             _ref_fact(s.mask) if s.mask else None,
             _ref_fact(s.target) if s.target else None,
         ]
-        digest.update(b"\n" + json.dumps(row, ensure_ascii=False).encode())
-    return digest.hexdigest()
+        for s in samples
+    )
+    return shard_key([SHARD_FORMAT, split, row_group_rows, row_group_bytes], rows)
 
 
 def plan_shards(
@@ -245,16 +248,24 @@ def _stage_shard(
     store: ShardStore, plan: ShardPlan, read_bytes: Callable[[FileRef], bytes] | None
 ) -> SealedShard:
     read = read_bytes or SourceReader(store.staging.settings)
-    in_place = store.build_path(plan.key)
+
+    def write(out: Path) -> BuiltShard:
+        built = write_shard(plan, out, read)
+        _refuse_undecodable(read, built)
+        return built
+
+    return seal_written(store, plan.key, write)
+
+
+def seal_written(store: ShardStore, key: str, write: Callable[[Path], BuiltShard]) -> SealedShard:
+    """Seal the shard `write(path)` writes at `path` under `key`: written in place in local
+    staging (write_shard hashed its bytes before renaming them into the store: no second read),
+    or in a temporary file that is then put on S3."""
+    in_place = store.build_path(key)
     if in_place is not None:
-        built = write_shard(plan, in_place, read)
-        _refuse_undecodable(read, built)
-        # write_shard hashed these bytes before renaming them into the store: no second read.
-        return store.seal(plan.key, built)
+        return store.seal(key, write(in_place))
     with tempfile.TemporaryDirectory(prefix="hubpress-shard-") as tmp:
-        built = write_shard(plan, tmp, read)
-        _refuse_undecodable(read, built)
-        return store.seal(plan.key, built)
+        return store.seal(key, write(Path(tmp) / "shard.parquet"))
 
 
 def _refuse_undecodable(read: Callable[[FileRef], bytes], built: BuiltShard) -> None:
@@ -273,6 +284,7 @@ __all__ = [
     "estimate_sample_size",
     "plan_shards",
     "sample_key",
+    "seal_written",
     "stage_shard",
     "write_shard",
 ]

@@ -2,7 +2,8 @@
 
 Resolving upstream revisions and reading the target's manifest retry on transient failures only
 (a dataset that does not exist or a refused token fails at once, with its one-line message).
-Building is one task: rows arrive as a stream (bounded memory), so there is nothing to map over.
+Building is one task: rows arrive as a stream (bounded memory), are keyed shard by shard, and only
+the shards neither the target nor the shard store holds are built (hubpress.refresh.shards).
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from prefect import task
 from hubpress.errors import disk_errors
 from hubpress.refresh.config import RefreshConfig
 from hubpress.refresh.lineage import RefreshOptions, upstream_revisions
-from hubpress.refresh.publish import StagedRefresh, build_refresh, reuse_refresh_stage, verify_refresh
+from hubpress.refresh.publish import StagedRefresh, build_refresh, verify_refresh
+from hubpress.shards.runs import RunStage
 from hubpress.shards.staging import Staging
 from hubpress.targets.publish import MANIFEST, apply_tag
 from hubpress.targets.retries import NO_CACHE, TRANSIENT_RETRIES
@@ -32,11 +34,6 @@ def read_manifest_task(target: Any, revision: str) -> str | None:
     return target.read_text(MANIFEST, revision)
 
 
-@task(name="reuse-refresh-stage", **NO_CACHE)
-def reuse_refresh_stage_task(staging: Staging, stage_fp: str) -> StagedRefresh | None:
-    return reuse_refresh_stage(staging, stage_fp)
-
-
 @task(name="build-refresh", **NO_CACHE, **TRANSIENT_RETRIES)
 def build_refresh_task(
     config: RefreshConfig,
@@ -47,11 +44,26 @@ def build_refresh_task(
     staging: Staging,
     token: str | None,
     flow_run_id: str | None,
+    stage: RunStage,
+    target: Any,
+    revision: str,
 ) -> StagedRefresh:
-    """Read rows (streaming when configured), write parquet shards, stage them with the manifest,
-    the index, the dataloader entry and the card's facts."""
-    with disk_errors(staging.stage_uri(stage_fp)):
-        return build_refresh(config, options, revisions, config_fp, stage_fp, staging, token, flow_run_id)
+    """Read rows (streaming when configured), key every shard, build those the target and the
+    shard store do not hold, and stage the manifest, the index and the dataloader entry."""
+    with disk_errors(staging.storage.root):
+        return build_refresh(
+            config,
+            options,
+            revisions,
+            config_fp,
+            stage_fp,
+            staging,
+            token,
+            flow_run_id,
+            stage=stage,
+            target=target,
+            revision=revision,
+        )
 
 
 @task(name="verify", **NO_CACHE, **TRANSIENT_RETRIES)
