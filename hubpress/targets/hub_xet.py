@@ -13,11 +13,18 @@ pointer carrying the file's sha256 and does not upload it again.
 
 from __future__ import annotations
 
+import logging
+import random
 import re
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
+
+log = logging.getLogger("hubpress.hub")
+T = TypeVar("T")
 
 
 def uses_xet() -> bool:
@@ -115,10 +122,12 @@ def preupload(
     if create_pr:
         refresh_url += "?create_pr=1"
     try:
-        commit = get_xet_session().new_upload_commit(
-            token_refresh_url=refresh_url,
-            token_refresh_headers=headers,
-            custom_headers=xet_headers_without_auth(headers),
+        commit = wait_while_store_busy(
+            lambda: get_xet_session().new_upload_commit(
+                token_refresh_url=refresh_url,
+                token_refresh_headers=headers,
+                custom_headers=xet_headers_without_auth(headers),
+            )
         )
     except ConnectionError as exc:
         raise token_refusal(exc, repo_type, repo_id, api.endpoint) or exc from None
@@ -142,6 +151,39 @@ def preupload(
         op._is_uploaded = True
         deduped[(op.path_in_repo, op.upload_info.sha256.hex())] = result.dedup_metrics.deduped_bytes
     return XetSent(report.dedup_metrics.total_bytes_uploaded, deduped)
+
+
+# A CAS on a local path (`local://DIR`: test Hubs, and one machine's own store) keeps its dedup
+# index in a database one process at a time may open; another upload on this machine then holds
+# it until it ends. hf_xet says so as a RuntimeError. Waiting is right: the store is not broken.
+_STORE_BUSY = "Cannot acquire lock"
+STORE_BUSY_MAX_SECONDS = 300.0
+
+
+def wait_while_store_busy(open_commit: Callable[[], T], max_seconds: float = STORE_BUSY_MAX_SECONDS) -> T:
+    """open_commit(), again every second or so while hf_xet's local store is held by another
+    process, for at most max_seconds; then one error that says what held it."""
+    from hubpress.errors import PublishError
+
+    started = time.monotonic()
+    told = False
+    while True:
+        try:
+            return open_commit()
+        except RuntimeError as exc:
+            if _STORE_BUSY not in str(exc):
+                raise
+            if time.monotonic() - started > max_seconds:
+                raise PublishError(
+                    f"hf_xet's local store stayed held by another upload on this machine for {max_seconds:.0f} s "
+                    f"({exc}). Run again when the other upload has ended."
+                ) from None
+            if not told:
+                log.warning(
+                    "Another upload on this machine holds hf_xet's local store; waiting for it to end."
+                )
+                told = True
+            time.sleep(random.uniform(0.5, 1.5))
 
 
 def token_refusal(exc: BaseException, repo_type: str, repo_id: str, endpoint: str) -> Exception | None:
