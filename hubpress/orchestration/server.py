@@ -134,6 +134,12 @@ def api_url_for_commands(start: bool = True, announce=None) -> str | None:
         return configured
     server = running_server()
     if server is None:
+        if start and not autostart_enabled():
+            # Prefect's temporary server, started here so that a failure is one line and Ctrl-C
+            # does not reach it (hubpress.orchestration.temporary_server).
+            from hubpress.orchestration.temporary_server import start_temporary_server
+
+            start_temporary_server()
         if not (start and autostart_enabled()):
             return None
         server, started = start_server()
