@@ -304,3 +304,10 @@ class RefreshParams(BaseModel):
         if isinstance(value, list) and not value:
             raise ValueError("the dataloader config list is empty")
         return value
+
+
+def deployment_parameters(params: BaseModel) -> dict[str, Any]:
+    """A deployment's saved `parameters` for the flow's `params`: unset optional fields are left
+    out (the form's defaults apply), as Prefect checks saved parameters against the schema without
+    admitting null where the schema says "string" (a run's parameters may hold null)."""
+    return {"params": params.model_dump(mode="json", exclude_none=True)}

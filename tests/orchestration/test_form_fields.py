@@ -94,3 +94,20 @@ def test_a_run_with_the_boxes_left_empty_runs_as_if_unset(tmp_cwd, prefect_harne
     result = publish_dataset(form)  # a dict, as a deployment run passes it: the flow validates it
     assert result["commit"] and not result.get("tag")
     assert (tmp_cwd / "out" / "README.md").exists()
+
+
+def test_saved_deployment_parameters_pass_the_servers_check():
+    """A deployment's saved parameters are checked by plain JSON-schema validation when it is
+    applied (no null where the schema says string), unlike a run's: they leave unset fields out."""
+    import jsonschema
+
+    checked = 0
+    for deployment in build_deployments():
+        if deployment.parameters:
+            schema = deployment._parameter_openapi_schema.model_dump()
+            jsonschema.validate(deployment.parameters, schema)
+            checked += 1
+    assert checked
+    with_null = {"params": {"source": "s3://b/p", "target": "org/name", "tag": None}}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(with_null, _forms()["publish-dataset"])
