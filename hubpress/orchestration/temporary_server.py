@@ -91,15 +91,15 @@ def start_temporary_server() -> str | None:
     server = SubprocessASGIServer()  # the instance Prefect's clients use
     if server.running:
         return server.api_url
-    log_path = Path(tempfile.mkstemp(prefix="hubpress-prefect-temporary-", suffix=".log")[1])
+    log_path = _log_file()
     timeout = float(PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value())
     deadline = time.monotonic() + timeout
     proc, offset = None, 0
-    with open(log_path, "ab") as log:
+    with open(log_path or os.devnull, "ab") as log:
         try:
             while proc is None or not _answers(server, proc, log_path, offset, timeout, deadline):
                 if proc is None or _port_taken(proc, log_path, offset):
-                    offset = log_path.stat().st_size
+                    offset = log_path.stat().st_size if log_path else 0
                     server.port = server.find_available_port()
                     proc = _uvicorn(server.port, log)
                 time.sleep(0.1)
@@ -110,15 +110,30 @@ def start_temporary_server() -> str | None:
             raise
     server.server_process, server.running = proc, True
     atexit.register(server.stop)
-    atexit.register(log_path.unlink, missing_ok=True)
+    if log_path is not None:
+        atexit.register(log_path.unlink, missing_ok=True)
     return server.api_url
 
 
-def _port_taken(proc: subprocess.Popen, log_path: Path, offset: int) -> bool:
+def _log_file() -> Path | None:
+    """Where the server's output goes: a temporary file, removed at exit (kept and named when the
+    server could not start); None when the temporary directory cannot take it (a full or read-only
+    TMPDIR must not stop the command: the server then starts without a log)."""
+    try:
+        handle, name = tempfile.mkstemp(prefix="hubpress-prefect-temporary-", suffix=".log")
+    except OSError:
+        return None
+    os.close(handle)
+    return Path(name)
+
+
+def _port_taken(proc: subprocess.Popen, log_path: Path | None, offset: int) -> bool:
     """uvicorn exits with 3 when the app fails to start too (a database it cannot open): only a
     port taken meanwhile is worth another try, on another port."""
     if proc.poll() != UVICORN_STARTUP_FAILED:
         return False
+    if log_path is None:  # no way to tell: try another port (the start-up deadline bounds it)
+        return True
     with open(log_path, "rb") as log:
         log.seek(offset)
         said = log.read().decode("utf-8", "replace").lower()
@@ -126,7 +141,7 @@ def _port_taken(proc: subprocess.Popen, log_path: Path, offset: int) -> bool:
 
 
 def _answers(
-    server, proc: subprocess.Popen, log_path: Path, offset: int, timeout: float, deadline: float
+    server, proc: subprocess.Popen, log_path: Path | None, offset: int, timeout: float, deadline: float
 ) -> bool:
     """The server answers; False while it starts; ConfigError when it exited or took too long."""
     from hubpress.orchestration.server import failure_cause, is_healthy
@@ -135,12 +150,11 @@ def _answers(
         return True
     code = proc.poll()
     if code is not None and not _port_taken(proc, log_path, offset):
-        cause = failure_cause(log_path, offset) or f"it exited with code {code}"
-        raise ConfigError(
-            f"Prefect's temporary server could not start: {cause} (log: {log_path}). {WHAT_TO_DO}"
-        )
+        cause = (log_path and failure_cause(log_path, offset)) or f"it exited with code {code}"
+        where = f" (log: {log_path})" if log_path else ""
+        raise ConfigError(f"Prefect's temporary server could not start: {cause}{where}. {WHAT_TO_DO}")
     if time.monotonic() > deadline:
-        cause = failure_cause(log_path, offset)
+        cause = log_path and failure_cause(log_path, offset)
         raise ConfigError(
             f"Prefect's temporary server did not answer within {timeout:.0f} s (the machine may be busy)"
             + (f"; its last line: {cause}" if cause else "")
