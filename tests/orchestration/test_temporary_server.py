@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import uuid
+from pathlib import Path
 
 from hubpress.testdata.synth import write_dataset
 from tests.commands.test_first_hour import survivors
@@ -23,7 +24,9 @@ def test_a_temporary_server_without_a_database_is_one_line(tmp_path):
         "PREFECT_HOME": str(tmp_path / "a-file" / "prefect"),  # nothing can be created there
         "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "600",  # a wait would fail the test's timeout
         "HUBPRESS_TEST_MARKER": marker,
+        "TMPDIR": str(tmp_path / "tmp"),
     }
+    (tmp_path / "tmp").mkdir()
     env.pop("PREFECT_API_URL", None)
     done = subprocess.run(
         [sys.executable, "-m", "hubpress.commands.cli", "publish-dataset", str(tmp_path / "src"), "./out"],
@@ -41,4 +44,7 @@ def test_a_temporary_server_without_a_database_is_one_line(tmp_path):
     assert "unable to open database file" in line and "PREFECT_HOME" in line
     assert "did not start in time" not in line and "busy" not in line
     assert not (tmp_path / "out").exists()
+    # The log it names holds the server's own traceback.
+    log = line.split("(log: ", 1)[1].split(")", 1)[0]
+    assert log.startswith(str(tmp_path / "tmp")) and "Traceback" in Path(log).read_text()
     assert survivors(marker) == []
