@@ -27,7 +27,7 @@ def test_ctrl_c_during_the_upload_stops_tidily(tmp_path, hub):
     write_dataset(tmp_path / "src", samples=4, test_fraction=0.0, image_size=16, seed=21)
     repo = f"alice/interrupted-{uuid.uuid4().hex[:8]}"
     # The upload's first request is held, so the run is surely uploading when Ctrl-C comes.
-    hub.arm_fault(UPLOAD_STARTS, "stall", stall_seconds=30)
+    hub.arm_fault(UPLOAD_STARTS, "stall", stall_seconds=20)
     marker = uuid.uuid4().hex
     env = {
         **os.environ,
