@@ -10,6 +10,7 @@ import importlib
 import logging
 import os
 import sys
+import warnings
 
 import typer
 
@@ -133,6 +134,9 @@ def main(argv: list[str] | None = None) -> None:
         # this module is imported), before Prefect configures its logging.
         os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
     if not debug:
+        # Prefect warns (two lines) when it cannot create PREFECT_HOME; the server that then cannot
+        # open its database says the same in the command's one-line error.
+        warnings.filterwarnings("ignore", message="Failed to create the Prefect home directory")
         quiet = _QuietExpectedErrors()
         for name in ("prefect", "prefect.flow_runs", "prefect.task_runs"):
             logging.getLogger(name).addFilter(quiet)

@@ -47,6 +47,8 @@ class _OneLineErrors(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if record.getMessage().startswith("Still processing items"):
             return False  # Prefect's events worker flushing at exit: not news at the terminal
+        if record.getMessage().startswith("Crash detected! Execution was aborted by an interrupt"):
+            return False  # Ctrl-C: the command's own `interrupted:` line says it, with the repo's state
         if not record.name.startswith(("prefect.flow_runs", "prefect.task_runs")):
             return True
         if record.exc_info and (
@@ -77,6 +79,14 @@ def quiet_expected_errors_on_console() -> None:
 
 
 def run_flow(run: Callable[[], Any], as_json: bool, before: Callable[[str | None], Any] | None = None) -> Any:
+    """_run_flow, stopped by Ctrl-C promptly and tidily (hubpress.commands.interrupt)."""
+    from hubpress.commands.interrupt import interruptible
+
+    with interruptible():
+        return _run_flow(run, as_json, before)
+
+
+def _run_flow(run: Callable[[], Any], as_json: bool, before: Callable[[str | None], Any] | None) -> Any:
     """Run a flow. With --json, Prefect's own console logging is silenced so stdout holds one object.
 
     `before(api_url)`, when given, is asked first, once the Prefect API is known and before Prefect

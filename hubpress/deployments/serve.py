@@ -106,9 +106,9 @@ def _deployment_name(full: str) -> str:
 
 def scheduled_publish_parameters() -> dict[str, Any]:
     """The scheduled publish's example parameters: the flow's full form, defaults included."""
-    from hubpress.flows.params import PublishDatasetParams
+    from hubpress.flows.params import PublishDatasetParams, deployment_parameters
 
-    return {"params": PublishDatasetParams(**SCHEDULED_PUBLISH_EXAMPLE).model_dump(mode="json")}
+    return deployment_parameters(PublishDatasetParams(**SCHEDULED_PUBLISH_EXAMPLE))
 
 
 def build_deployments() -> list:

@@ -6,7 +6,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 from hubpress.errors import ConfigError
 from hubpress.sources.formats import DEFAULT_MAX_PIXELS
@@ -71,30 +80,57 @@ def _apart(source: str, target: str) -> None:
             )
 
 
+def _blank_is_unset(value: Any) -> Any:
+    """An optional text left empty (the form's empty box, `--tag ""`) means "not set": None."""
+    if isinstance(value, str) and not value.strip():
+        return None
+    return value
+
+
 # Shared by every parameter model that publishes (datasets, LoRA, releases, refreshes).
 TargetStr = Annotated[str, AfterValidator(_check_target)]
 ShardSize = Annotated[str, AfterValidator(_check_size)]
 RefStr = Annotated[str, AfterValidator(_check_ref)]
 RepoPath = Annotated[str, AfterValidator(_check_repo_path)]
 
+
+def _no_default_in_schema(schema: dict[str, Any]) -> None:
+    """Left out, not `"default": null`: Prefect's server then accepts null for the field (it adds
+    null to an optional field's types when it validates a run's parameters, unless a default is
+    given), and the form shows an empty box."""
+    schema.pop("default", None)
+
+
+# An optional text field: None (unset) in Python, a plain text box in the deployment's form. Prefect's
+# UI renders `str | None` (anyOf string/null) as a toggle between a string and null; the schema says
+# "a string" instead, and an empty value validates to None (_blank_is_unset), as does null.
+OPTIONAL_TEXT = (
+    BeforeValidator(_blank_is_unset),
+    WithJsonSchema({"type": "string"}),
+    Field(json_schema_extra=_no_default_in_schema),
+)
+OptionalStr = Annotated[str | None, *OPTIONAL_TEXT]
+OptionalRef = Annotated[RefStr | None, *OPTIONAL_TEXT]
+OptionalRepoPath = Annotated[RepoPath | None, *OPTIONAL_TEXT]
+
 # Fields that several flows share, each declared once (title, description, checks); the models
 # below only give the default. The CLI options and the deployment forms are generated from them.
 StagingField = Annotated[
-    str | None,
+    OptionalStr,
     Field(title="Staging", description="Local directory or s3://bucket/prefix (default: HUBPRESS_STAGING)."),
 ]
 MaxShardSizeField = Annotated[ShardSize, Field(title="Max shard size", description="e.g. 500MB, 1GB.")]
 PublicField = Annotated[bool, Field(title="Public", description="New repos are private unless this is set.")]
 BranchField = Annotated[RefStr, Field(title="Branch", description="Created from main when missing.")]
-TagField = Annotated[RefStr | None, Field(title="Tag the new commit")]
+TagField = Annotated[OptionalRef, Field(title="Tag the new commit")]
 DryRunField = Annotated[
     bool, Field(title="Dry run", description="Plan only: print what would change and stop.")
 ]
 CardLicenseField = Annotated[str, Field(title="License (card)")]
-PrettyNameField = Annotated[str | None, Field(title="Pretty name (card)")]
-CommitMessageField = Annotated[str | None, Field(title="Commit message")]
-BaseModelField = Annotated[str | None, Field(title="Base model (card)")]
-LoraLicenseField = Annotated[str | None, Field(title="License (card)")]
+PrettyNameField = Annotated[OptionalStr, Field(title="Pretty name (card)")]
+CommitMessageField = Annotated[OptionalStr, Field(title="Commit message")]
+BaseModelField = Annotated[OptionalStr, Field(title="Base model (card)")]
+LoraLicenseField = Annotated[OptionalStr, Field(title="License (card)")]
 
 
 class PublishDatasetParams(BaseModel):
@@ -165,7 +201,7 @@ class PublishLoraParams(BaseModel):
     target: TargetStr = Field(
         title="Target", description="Hub model repo id (org/name) or a local directory."
     )
-    remote_name: RepoPath | None = Field(
+    remote_name: OptionalRepoPath = Field(
         None,
         title="Remote file name",
         description="Default: pytorch_lora_weights.safetensors (adapter_model.safetensors for a PEFT adapter folder)",
@@ -201,7 +237,7 @@ class ReleaseTrainingRunParams(BaseModel):
         title="Checkpoint",
         description="latest, step:N, or best:METRIC[:min|max] (e.g. best:loss:min).",
     )
-    tag: RefStr | None = Field(None, title="Tag", description="Default: step-<N> of the chosen checkpoint.")
+    tag: OptionalRef = Field(None, title="Tag", description="Default: step-<N> of the chosen checkpoint.")
     base_model: BaseModelField = None
     license: LoraLicenseField = None
     public: PublicField = False
@@ -268,3 +304,10 @@ class RefreshParams(BaseModel):
         if isinstance(value, list) and not value:
             raise ValueError("the dataloader config list is empty")
         return value
+
+
+def deployment_parameters(params: BaseModel) -> dict[str, Any]:
+    """A deployment's saved `parameters` for the flow's `params`: unset optional fields are left
+    out (the form's defaults apply), as Prefect checks saved parameters against the schema without
+    admitting null where the schema says "string" (a run's parameters may hold null)."""
+    return {"params": params.model_dump(mode="json", exclude_none=True)}

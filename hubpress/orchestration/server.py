@@ -127,13 +127,19 @@ def api_url_for_commands(start: bool = True, announce=None) -> str | None:
     """The Prefect API a command should use: the one the user configured, else the running local
     server's URL, else (with `start`, unless HUBPRESS_PREFECT_SERVER=temporary) the local server,
     started now and announced in one line through `announce`; else None (Prefect's temporary
-    server). A local server's URL is exported to PREFECT_API_URL so flows and subprocesses see it
+    server, which `start` starts now in temporary mode). A local server's URL is exported to PREFECT_API_URL so flows and subprocesses see it
     (an address, not a secret)."""
     configured = configured_api_url()
     if configured:
         return configured
     server = running_server()
     if server is None:
+        if start and not autostart_enabled():
+            # Prefect's temporary server, started here so that a failure is one line and Ctrl-C
+            # does not reach it (hubpress.orchestration.temporary_server).
+            from hubpress.orchestration.temporary_server import start_temporary_server
+
+            start_temporary_server()
         if not (start and autostart_enabled()):
             return None
         server, started = start_server()

@@ -21,7 +21,7 @@ from hubpress.errors import PublishError, disk_error
 from hubpress.settings import ResolvedToken, Settings
 from hubpress.shards.parquet_footer import ParquetFooter, read_footer
 from hubpress.storage.names import split_remote_paths
-from hubpress.targets import hub_answers, hub_upload, hub_waits
+from hubpress.targets import hub_answers, hub_upload, hub_waits, interrupted
 from hubpress.targets.base import CommitResult, RemoteState, RepoType
 from hubpress.targets.blob_texts import BlobTexts
 from hubpress.targets.hub_calls import (
@@ -131,6 +131,7 @@ class HubRepo:
             ),
         )
         log.info("created %s %s (%s)", self.repo_type, self.repo_id, "private" if private else "public")
+        interrupted.created(self)  # an interrupt before any commit deletes it again
         return True
 
     def ensure_revision(self, revision: str) -> bool:

@@ -8,7 +8,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from hubpress.errors import PublishError
-from hubpress.targets import hub_answers, hub_upload
+from hubpress.targets import hub_answers, hub_upload, interrupted
 from hubpress.targets.base import CommitConflict, CommitResult
 from hubpress.targets.hub_calls import HubUnavailable, is_transient, status_of
 from hubpress.targets.plan import PublishPlan, StagedFile
@@ -67,6 +67,7 @@ def commit(
         try:
             # Files already uploaded above are not sent again: create_commit skips uploaded ops
             # (and would draw an "Upload 0 LFS files" bar for them).
+            interrupted.commit_sent(repo)
             with hub_upload.library_bars_off():
                 return repo.api.create_commit(
                     repo.repo_id,

@@ -53,11 +53,13 @@ def open_target(
         from hubpress.storage.hashcache import HashCache
 
         return LocalDir(local_path(target), cache=HashCache(Path(settings.cache_dir) / "hashes.sqlite"))
+    from hubpress.targets import interrupted
     from hubpress.targets.hub import HubRepo
 
     check_repo_id(target)
     resolved = require_write_token(token, settings) if write else resolve_token(token, settings)
     repo = HubRepo(target, repo_type, settings, resolved)
+    interrupted.opened(repo)  # on Ctrl-C, the command says what state this repo is in
     if write and not defer_access_check:
         repo.check_write_access(pull_request)
     return repo

@@ -17,6 +17,7 @@ from hubpress.shards.pipeline import StagedDataset, card_renderer, plan_build, s
 from hubpress.shards.reuse import BuildPlan
 from hubpress.shards.runs import RunStage
 from hubpress.shards.staging import Staging
+from hubpress.targets import interrupted
 from hubpress.targets.hub import HubRepo
 from hubpress.targets.hub_waits import HubRateLimited
 from hubpress.targets.plan import StagedFile
@@ -92,6 +93,8 @@ def preupload_task(target: HubRepo, file: StagedFile) -> bool:
     except (HubAccessError, HubRateLimited):
         raise
     except Exception as exc:  # noqa: BLE001 - any other failure is retried by the publish step
+        if interrupted.stopping():  # cancelled by Ctrl-C: the command says so, once
+            return False
         get_run_logger().warning("Early upload of %s failed (%s); the publish step sends it.", file.path, exc)
         return False
 

@@ -165,7 +165,7 @@ def test_an_upstream_publish_starts_the_refresh_deployment_that_follows_it(
     from prefect.deployments.runner import EntrypointType
 
     from hubpress.deployments.serve import refresh_upstream_trigger
-    from hubpress.flows.params import RefreshParams
+    from hubpress.flows.params import RefreshParams, deployment_parameters
     from hubpress.flows.refresh_dataset import refresh_dataset
     from tests.refresh.test_refresh_flow import hf_backend
 
@@ -175,7 +175,7 @@ def test_an_upstream_publish_starts_the_refresh_deployment_that_follows_it(
     params = RefreshParams(config=hf_backend(upstream, tmp_path), target=f"{upstream}-refreshed")
     deployment = refresh_dataset.to_deployment(
         name=f"follows-{upstream.split('/')[1]}",
-        parameters={"params": params.model_dump(mode="json")},
+        parameters=deployment_parameters(params),
         triggers=[refresh_upstream_trigger(target_key(upstream, "dataset"), enabled=True)],
         entrypoint_type=EntrypointType.MODULE_PATH,
     )

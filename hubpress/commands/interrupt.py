@@ -1,0 +1,103 @@
+"""Ctrl-C during a command: stop promptly, tidy the Hub, say so in one line, exit 130.
+
+Without this, Ctrl-C during an upload was lost for as long as the upload ran: Python raises
+KeyboardInterrupt in the main thread only, where the flow waits for its tasks; the uploads run in
+the task runner's threads (hf_xet's own Rust threads under them), and Prefect's task runner waits
+for running tasks as the flow unwinds, so the publish went on to the end. Then Click caught the
+KeyboardInterrupt and printed an empty line, and an empty private repo created by the run stayed.
+
+Now, for the duration of a flow run, SIGINT (the terminal sends it to the whole process group)
+first cancels hf_xet's in-flight uploads (huggingface_hub's own answer to Ctrl-C), so the task
+threads fail at once, then raises KeyboardInterrupt as Python would. When it reaches the command,
+hubpress.targets.interrupted deletes an empty repo this run created, and one line says what state
+each repo is in. A second Ctrl-C during that tidy-up leaves at once (repos unchecked).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import typer
+
+INTERRUPTED_EXIT_CODE = 130  # 128 + SIGINT, what shells report for a command stopped by Ctrl-C
+
+
+def cancel_uploads() -> None:
+    """Cancel hf_xet's in-flight uploads and downloads (their threads then raise), as
+    huggingface_hub does when Ctrl-C reaches the thread that waits on them."""
+    from hubpress.targets import interrupted
+
+    interrupted.request_stop()
+    if "huggingface_hub.utils._xet" not in sys.modules:
+        return
+    from huggingface_hub.utils._xet import abort_xet_session
+
+    abort_xet_session()
+
+
+class _Silenced(logging.Filter):
+    """After Ctrl-C, the task threads' last words (a cancelled upload, a client retrying a request
+    that was under way) are not news at the terminal: the `interrupted:` line says what matters.
+    Logs sent to the Prefect API are untouched."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return False
+
+
+_SILENCED = _Silenced()
+_silenced: list[logging.Handler] = []
+
+
+def _quiet_terminal() -> None:
+    loggers = [logging.getLogger()] + [
+        logger for logger in logging.Logger.manager.loggerDict.values() if isinstance(logger, logging.Logger)
+    ]
+    for logger in loggers:
+        for handler in logger.handlers:
+            if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
+                handler.addFilter(_SILENCED)
+                _silenced.append(handler)
+
+
+def _speak_again() -> None:
+    while _silenced:
+        _silenced.pop().removeFilter(_SILENCED)
+
+
+def _on_sigint(signum, frame) -> None:
+    cancel_uploads()
+    _quiet_terminal()
+    raise KeyboardInterrupt
+
+
+@contextmanager
+def interruptible() -> Iterator[None]:
+    """Run a command's flow so that Ctrl-C stops it as described in the module's docstring."""
+    from hubpress.targets import interrupted
+
+    if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
+        yield
+        return
+    interrupted.forget()
+    previous = signal.signal(signal.SIGINT, _on_sigint)
+    try:
+        yield
+    except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        try:
+            states = interrupted.after_interrupt()
+        except KeyboardInterrupt:
+            states = [
+                "a second Ctrl-C came before the Hub repos this run used were checked: look at them there"
+            ]
+        said = "; ".join(states) if states else "nothing was sent to the Hub"
+        typer.secho(f"interrupted: {said}.", err=True, fg=typer.colors.YELLOW)
+        raise typer.Exit(INTERRUPTED_EXIT_CODE) from None
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        _speak_again()

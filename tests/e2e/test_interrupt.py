@@ -1,0 +1,68 @@
+"""Ctrl-C during `hubpress publish-dataset`, as a terminal sends it (SIGINT to the whole process
+group), once the upload has started: the command stops, says in one line that it was interrupted
+and what state the repo is in, exits 130, deletes the empty private repo it had created, and
+leaves no process behind (its temporary Prefect server included)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+
+from hubpress.testdata.synth import write_dataset
+from tests.commands.test_first_hour import survivors
+from tests.conftest import WRITE_TOKEN
+
+# The request that starts a shard's upload: Xet's write token, or the LFS batch on the LFS path.
+UPLOAD_STARTS = r"xet-write-token|/info/lfs/objects/batch"
+
+
+@pytest.mark.lfs
+def test_ctrl_c_during_the_upload_stops_tidily(tmp_path, hub):
+    write_dataset(tmp_path / "src", samples=4, test_fraction=0.0, image_size=16, seed=21)
+    repo = f"alice/interrupted-{uuid.uuid4().hex[:8]}"
+    # The upload's first request is held, so the run is surely uploading when Ctrl-C comes.
+    hub.arm_fault(UPLOAD_STARTS, "stall", stall_seconds=20)
+    marker = uuid.uuid4().hex
+    env = {
+        **os.environ,
+        "HF_TOKEN": WRITE_TOKEN,
+        "HUBPRESS_TEST_MARKER": marker,
+        "HUBPRESS_STAGING": str(tmp_path / "staging"),
+        "HUBPRESS_CACHE_DIR": str(tmp_path / "cache"),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hubpress.commands.cli", "publish-dataset", str(tmp_path / "src"), repo],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, as a terminal's foreground job has
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while not hub.stats.faults:
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the upload never started"
+            time.sleep(0.2)
+        assert hub.head("dataset", repo) is not None  # created by this run, still empty
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+    assert proc.returncode == 130, err
+    said = [line for line in err.splitlines() if line.strip() and not line.startswith("Prefect: ")]
+    assert said == [
+        f"interrupted: nothing was committed; the empty repo {repo} (dataset) this run had created was deleted."
+    ], err
+    assert out == ""
+    assert hub.head("dataset", repo) is None
+    assert survivors(marker) == []
