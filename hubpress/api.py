@@ -30,6 +30,7 @@ def _run_publish(params: Any) -> dict:
     console, as from the CLI (hubpress.orchestration.console)."""
     import sys
 
+    from hubpress.commands.interrupt import interruptible
     from hubpress.orchestration.before_run import skip_if_unchanged
     from hubpress.orchestration.console import quiet_prefect_console
     from hubpress.orchestration.server import api_url_for_commands, prefect_api
@@ -42,7 +43,10 @@ def _run_publish(params: Any) -> dict:
         from hubpress.flows.publish_dataset import publish_dataset as flow
     else:
         from hubpress.flows.publish_lora import publish_lora as flow
-    with quiet_prefect_console(), prefect_api(url):
+    # Ctrl-C stops the run promptly, deletes an empty repo it created, says so on stderr and raises
+    # KeyboardInterrupt, as the CLI does (hubpress.commands.interrupt).
+    say = lambda line: print(f"hubpress: {line}", file=sys.stderr)  # noqa: E731
+    with interruptible(say), quiet_prefect_console(), prefect_api(url):
         return flow(params)
 
 

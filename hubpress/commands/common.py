@@ -80,9 +80,9 @@ def quiet_expected_errors_on_console() -> None:
 
 def run_flow(run: Callable[[], Any], as_json: bool, before: Callable[[str | None], Any] | None = None) -> Any:
     """_run_flow, stopped by Ctrl-C promptly and tidily (hubpress.commands.interrupt)."""
-    from hubpress.commands.interrupt import interruptible
+    from hubpress.commands.interrupt import command_interruptible
 
-    with interruptible():
+    with command_interruptible():
         return _run_flow(run, as_json, before)
 
 

@@ -19,7 +19,7 @@ import logging
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import typer
@@ -76,8 +76,10 @@ def _on_sigint(signum, frame) -> None:
 
 
 @contextmanager
-def interruptible() -> Iterator[None]:
-    """Run a command's flow so that Ctrl-C stops it as described in the module's docstring."""
+def interruptible(say: Callable[[str], None]) -> Iterator[None]:
+    """Run a flow so that Ctrl-C stops it as described in the module's docstring: `say` gets the
+    one `interrupted:` line, and KeyboardInterrupt goes on to the caller (the CLI exits 130 on it,
+    a script that calls hubpress.api gets it as from any Python call)."""
     from hubpress.targets import interrupted
 
     if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
@@ -96,8 +98,18 @@ def interruptible() -> Iterator[None]:
                 "a second Ctrl-C came before the Hub repos this run used were checked: look at them there"
             ]
         said = "; ".join(states) if states else "nothing was sent to the Hub"
-        typer.secho(f"interrupted: {said}.", err=True, fg=typer.colors.YELLOW)
-        raise typer.Exit(INTERRUPTED_EXIT_CODE) from None
+        say(f"interrupted: {said}.")
+        raise
     finally:
         signal.signal(signal.SIGINT, previous)
         _speak_again()
+
+
+@contextmanager
+def command_interruptible() -> Iterator[None]:
+    """interruptible() for a command: the line on stderr, then exit 130."""
+    try:
+        with interruptible(lambda line: typer.secho(line, err=True, fg=typer.colors.YELLOW)):
+            yield
+    except KeyboardInterrupt:
+        raise typer.Exit(INTERRUPTED_EXIT_CODE) from None

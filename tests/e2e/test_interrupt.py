@@ -66,3 +66,37 @@ def test_ctrl_c_during_the_upload_stops_tidily(tmp_path, hub):
     assert out == ""
     assert hub.head("dataset", repo) is None
     assert survivors(marker) == []
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_ctrl_c_during_an_api_upload_raises_keyboard_interrupt_and_tidies(tmp_path, hub, capfd, monkeypatch):
+    """The same from a script: hubpress.api stops promptly, deletes the empty repo it created, says
+    so on stderr, and lets KeyboardInterrupt go on, as any Python call does on Ctrl-C."""
+    import threading
+
+    from hubpress import api
+
+    write_dataset(tmp_path / "src", samples=4, test_fraction=0.0, image_size=16, seed=22)
+    repo = f"alice/interrupted-api-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("HUBPRESS_STAGING", str(tmp_path / "staging"))
+    monkeypatch.setenv("HUBPRESS_CACHE_DIR", str(tmp_path / "cache"))
+    hub.arm_fault(UPLOAD_STARTS, "stall", stall_seconds=20)
+
+    def press_ctrl_c_once_uploading() -> None:
+        deadline = time.monotonic() + 300
+        while not hub.stats.faults and time.monotonic() < deadline:
+            time.sleep(0.2)
+        os.kill(os.getpid(), signal.SIGINT)  # to the main thread, where the API call runs
+
+    presser = threading.Thread(target=press_ctrl_c_once_uploading, daemon=True)
+    presser.start()
+    with pytest.raises(KeyboardInterrupt):
+        api.upload_editing_dataset(str(tmp_path / "src"), repo, token=WRITE_TOKEN)
+    presser.join(timeout=5)
+    assert hub.stats.faults, "the upload never started"
+    err = capfd.readouterr().err
+    assert (
+        f"hubpress: interrupted: nothing was committed; the empty repo {repo} (dataset) this run had created was deleted."
+        in err.splitlines()
+    ), err
+    assert hub.head("dataset", repo) is None
