@@ -355,9 +355,12 @@ class HubRepo:
             footers[path] = self._retry("read parquet footer of", read)
         return footers
 
-    def commit_url(self, commit: str) -> str:
+    def web_url(self) -> str:
         prefix = "datasets/" if self.repo_type == "dataset" else ""
-        return f"{self.endpoint}/{prefix}{self.repo_id}/commit/{commit}"
+        return f"{self.endpoint}/{prefix}{self.repo_id}"
+
+    def commit_url(self, commit: str) -> str:
+        return f"{self.web_url()}/commit/{commit}"
 
     def _sweep_partial_download(self, cache: str) -> None:
         """After a failed download, remove the half-written files huggingface_hub left in this

@@ -78,6 +78,37 @@ def test_a_commit_applied_but_never_answered_is_reported_and_verified_as_ours(
     assert "landed" in out.stderr  # the log says what happened
 
 
+def test_a_pull_request_opened_but_never_answered_is_ours_and_never_opened_twice(
+    hub, hub_proxy, source, tmp_path
+):
+    """With --create-pr the commit lands on a new refs/pr/N, which a retry would open again: the
+    pull request opened since the attempt, carrying the plan's fingerprint, is the publish's."""
+    repo = name()
+    first = cli("publish-dataset", str(source), repo, "--json", endpoint=hub.url, tmp_path=tmp_path)
+    assert first.returncode == 0, first.stderr
+    main = hub.head("dataset", repo)
+    store = hub.store.get("dataset", repo)
+    write_dataset(source, samples=6, image_size=16, seed=6)  # a change to propose
+    for attempt in range(2):  # a PR opened by someone else, then ours with its answer lost
+        if attempt:
+            hub_proxy.lose_answer(COMMIT)
+        out = cli(
+            "publish-dataset", str(source), repo, "--create-pr", "--json", "--commit-message", f"proposal {attempt}",
+            endpoint=hub_proxy.url, tmp_path=tmp_path,
+        )  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        assert "Traceback" not in out.stderr
+    result = json.loads(out.stdout)
+    assert hub_proxy.fired and hub_proxy.fired[0][0] == "lose" and "create_pr=1" in hub_proxy.fired[0][1]
+    prs = {r.name: r.target for r in store.refs("pr")}
+    assert sorted(prs) == ["refs/pr/1", "refs/pr/2"]  # never a third
+    assert result["commit"] == prs["refs/pr/2"] and result["pr_url"].endswith(
+        f"/datasets/{repo}/discussions/2"
+    )
+    assert hub.head("dataset", repo) == main  # main is left alone
+    assert "landed" in out.stderr and "discussions/2" in out.stderr
+
+
 def test_a_tag_created_but_never_answered_is_recognised_as_ours(hub, hub_proxy, source, tmp_path):
     repo = name()
     hub_proxy.lose_answer(r"^POST /api/datasets/alice/[^/]+/tag/")
