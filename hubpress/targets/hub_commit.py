@@ -49,11 +49,10 @@ def commit(
     operations += [CommitOperationDelete(path_in_repo=change.path) for change in plan.deletions]
 
     additions = [op for op in operations if isinstance(op, CommitOperationAdd)]
-    xet = hub_upload.hub_xet.uses_xet()
     # "Already held" means something on the LFS path only: Xet deduplicates chunk by chunk.
     present = (
         set()
-        if xet
+        if hub_upload.hub_xet.served(repo.endpoint)
         else hub_upload.already_present(
             additions, repo.token.value, repo.repo_type, repo.repo_id, plan.revision, repo.endpoint
         )
@@ -128,6 +127,8 @@ def commit(
         sorted(op.path_in_repo for op in additions if op.path_in_repo in present and op._upload_mode == "lfs")
     )
     url = info.commit_url if isinstance(info.commit_url, str) else repo.commit_url(oid)
+    # The path the uploads took (a Hub found without Xet storage on the first one is taken through LFS).
+    xet = hub_upload.hub_xet.served(repo.endpoint)
     transfer = repo._xet_sent.commit_fields(additions) if xet else {"transfer": "lfs"}
     return CommitResult(commit=oid, url=url, pr_url=info.pr_url, already_present=held, **transfer)
 

@@ -174,6 +174,7 @@ def test_a_dataset_over_a_repo_limit_is_refused_before_anything_is_built_or_uplo
     assert len(lines) == 1 and words in lines[0] and "Nothing was built or uploaded" in lines[0], out.stderr
     assert not list((tmp_path / "staging").rglob("*.parquet"))
     assert not UPLOADS & set(hub.stats.requests)
+    assert hub.head("dataset", name) is None  # no empty repo left behind
 
 
 def test_the_test_hub_takes_the_per_commit_limits_hubpress_checks(hub):
