@@ -202,13 +202,18 @@ def intake_plan_build(
     if upload_to is not None:
         # The repo is created by the first shard sent ahead: a run that fails before any upload
         # (bad data, a Hub limit, a build error) leaves no empty repo behind.
-        upload_to.create_on_first_upload(private=not params.public)
+        upload_to.creation.arm(private=not params.public)
     while True:
         intake_report = intake(params, run)
         build_plan = plan_task(run.target, params.revision, quote(intake_report), run.options, staging, stage)
         try:
             built = build(params, build_plan, staging, stage, run, upload_to)
-            return intake_report, build_plan, built, bool(upload_to is not None and upload_to.created)
+            return (
+                intake_report,
+                build_plan,
+                built,
+                bool(upload_to is not None and upload_to.creation.created),
+            )
         except UndecodableAtBuild as exc:
             if not retake(attempt):
                 raise

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -76,11 +75,8 @@ class HubRepo:
         self._preuploaded: dict[tuple[str, str], Any] = {}
         # What Xet uploads sent, ahead of a commit or for it (each commit reports what it added).
         self._xet_sent = hub_upload.hub_xet.XetTally()
-        # A repo created by the first file sent ahead (create_on_first_upload): whether to, and
-        # whether this target created it.
-        self._create_lock = threading.Lock()
-        self._create_private: bool | None = None
-        self.created = False
+        # A missing repo created by the first file sent ahead (hub_upload.CreateOnFirstUpload).
+        self.creation = hub_upload.CreateOnFirstUpload(self.ensure_exists)
 
     def _retry(self, action: str, fn: Callable[[], T]) -> T:
         started, before = time.monotonic(), len(self.retry_messages)
@@ -138,20 +134,6 @@ class HubRepo:
         )
         log.info("created %s %s (%s)", self.repo_type, self.repo_id, "private" if private else "public")
         return True
-
-    def create_on_first_upload(self, private: bool) -> None:
-        """Create the repo (when missing) just before the first file is sent ahead (`preupload`),
-        not before: a run that fails before any upload (bad data, a Hub limit, a build error)
-        leaves no empty repo behind. `created` says whether this target created it."""
-        with self._create_lock:
-            if not self.created:
-                self._create_private = private
-
-    def _create_before_upload(self) -> None:
-        with self._create_lock:  # the first of the concurrent uploads asks; the others wait for it
-            if self._create_private is not None:
-                self.created = self.ensure_exists(self._create_private)
-                self._create_private = None
 
     def ensure_revision(self, revision: str) -> bool:
         """Create the branch `revision` from the default branch when it is missing."""
@@ -307,7 +289,7 @@ class HubRepo:
         sends nothing. A file the repo already holds is not sent here either (on Xet the preupload
         answer names its oid at the head; on LFS the batch answer has no upload action for it).
         Small files that would travel inside the commit are left to it."""
-        self._create_before_upload()
+        self.creation.before_upload()
         op = hub_upload.addition(file, local_path)
         self._preupload(op, revision=None)
         self._preuploaded[(file.path, file.sha256)] = op

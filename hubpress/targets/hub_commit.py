@@ -142,13 +142,21 @@ def landed_on_branch(repo: HubRepo, plan: PublishPlan, fingerprint: str) -> Any:
     return _carrying(repo, head, plan, fingerprint, pr_url=None)
 
 
-def pull_requests(repo: HubRepo) -> dict[int, str]:
-    """The repo's pull requests: number -> the commit its ref points to. Only refs named
-    `refs/pr/N` that point to a commit id are taken (the name gate's rule for what a Hub names)."""
-    refs = repo._retry(
-        "list the pull requests of",
-        lambda: repo.api.list_repo_refs(repo.repo_id, repo_type=repo.repo_type, include_pull_requests=True),
-    )
+def pull_requests(repo: HubRepo) -> dict[int, str] | None:
+    """The repo's pull requests: number -> the commit its ref points to; None from a Hub that does
+    not list them (its answer has no `pullRequests`: a lost answer cannot then be recognised, and
+    the publish goes on as before). Only refs named `refs/pr/N` that point to a commit id are taken
+    (the name gate's rule for what a Hub names)."""
+    try:
+        refs = repo._retry(
+            "list the pull requests of",
+            lambda: repo.api.list_repo_refs(
+                repo.repo_id, repo_type=repo.repo_type, include_pull_requests=True
+            ),
+        )
+    except hub_answers.UnusableAnswer as exc:
+        log.warning("%s", exc)
+        return None
     found = {}
     for ref in refs.pull_requests or ():
         number = _PR_REF.fullmatch(str(ref.ref))
@@ -157,10 +165,13 @@ def pull_requests(repo: HubRepo) -> dict[int, str]:
     return found
 
 
-def landed_pull_request(repo: HubRepo, plan: PublishPlan, fingerprint: str, before: dict[int, str]) -> Any:
+def landed_pull_request(
+    repo: HubRepo, plan: PublishPlan, fingerprint: str, before: dict[int, str] | None
+) -> Any:
     """This plan's commit, when a pull request opened since `before` holds it (newest first);
     None otherwise."""
-    opened = {n: head for n, head in pull_requests(repo).items() if n not in before}
+    now = pull_requests(repo) if before is not None else None
+    opened = {n: head for n, head in (now or {}).items() if n not in (before or {})}
     for number in sorted(opened, reverse=True):
         pr_url = f"{repo.web_url()}/discussions/{number}"
         landed = _carrying(repo, opened[number], plan, fingerprint, pr_url=pr_url)

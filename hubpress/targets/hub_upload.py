@@ -10,6 +10,7 @@ answer has no upload action for them). Regular files travel inside the commit it
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
@@ -104,6 +105,29 @@ def lfs_preupload(
         if action.get("oid") == oid and action.get("actions"):
             lfs_upload(operation=op, lfs_batch_action=action, headers=headers, endpoint=api.endpoint)
     op._is_uploaded = True
+
+
+class CreateOnFirstUpload:
+    """A missing repo created just before the first file is sent ahead, not before: a run that
+    fails before any upload (bad data, a Hub limit, a build error) leaves no empty repo behind.
+    `arm(private)` asks for it; `created` says whether this target created the repo."""
+
+    def __init__(self, ensure_exists: Callable[[bool], bool]) -> None:
+        self._ensure_exists = ensure_exists
+        self._lock = threading.Lock()
+        self._private: bool | None = None
+        self.created = False
+
+    def arm(self, private: bool) -> None:
+        with self._lock:
+            if not self.created:
+                self._private = private
+
+    def before_upload(self) -> None:
+        with self._lock:  # the first of the concurrent uploads asks; the others wait for it
+            if self._private is not None:
+                self.created = self._ensure_exists(self._private)
+                self._private = None
 
 
 def upload_all(send: Callable[[Any], None], additions: list, workers: int) -> None:

@@ -18,41 +18,41 @@ from tests.hubserver import HubServer
 pytestmark = [requires_xet, pytest.mark.usefixtures("prefect_harness")]
 
 
-def test_a_publish_to_a_hub_without_xet_goes_through_lfs(tmp_path):
-    src = tmp_path / "src"
-    write_dataset(src, samples=4, image_size=16, seed=5)
+@pytest.fixture
+def old_hub(tmp_path):
+    """A test Hub of its own without Xet storage (--no-xet)."""
     with HubServer(tmp_path / "old-hub", tokens={WRITE_TOKEN: ("alice", "write")}, xet=False) as old:
-        repo = f"alice/noxet-{uuid.uuid4().hex[:8]}"
-        out = cli(
-            "publish-dataset",
-            str(src),
-            repo,
-            "--json",
-            endpoint=old.url,
-            tmp_path=tmp_path,
-            HF_ENDPOINT=old.url,
-        )
-        assert out.returncode == 0, out.stderr
-        result = json.loads(out.stdout)
-        assert result["commit"] == old.head("dataset", repo) and result["transfer"] == "lfs"
-        said = [line for line in error_lines(out) if "does not serve Xet storage" in line]
-        assert len(said) == 1 and "uploading through LFS instead" in said[0], out.stderr
-        assert "Traceback" not in out.stderr and WRITE_TOKEN not in out.stderr
-        files = old.commit_history("dataset", repo)[0]["files"]
-        shards = [p for p in files if p.endswith(".parquet")]
-        assert shards and all(old.is_lfs("dataset", repo, p) for p in shards)
-        lfs = [p for p in files if old.is_lfs("dataset", repo, p)]  # the shards and the preview image
-        assert old.stats.requests["lfs_upload"] == len(lfs) and old.stats.commits == 1
+        yield old
 
 
-def test_a_run_that_fails_before_its_first_upload_leaves_no_repo(tmp_path):
+def publish(old_hub, tmp_path, samples: int, *args: str, **env: str):
+    """One `hubpress publish-dataset` of a new synthetic dataset to `old_hub`: (repo, the run)."""
     src = tmp_path / "src"
-    write_dataset(src, samples=30, image_size=32, seed=8)
-    with HubServer(tmp_path / "old-hub", tokens={WRITE_TOKEN: ("alice", "write")}, xet=False) as old:
-        repo = f"alice/noxet-{uuid.uuid4().hex[:8]}"
-        out = cli(
-            "publish-dataset", str(src), repo, "--max-shard-size", "12KB",
-            endpoint=old.url, tmp_path=tmp_path, HF_ENDPOINT=old.url, HUBPRESS_HUB_LFS_FILES_PER_COMMIT="3",
-        )  # fmt: skip
-        assert out.returncode == 1 and "at most 3 LFS files per commit" in out.stderr
-        assert old.head("dataset", repo) is None and "repo_create" not in old.stats.requests
+    write_dataset(src, samples=samples, image_size=32, seed=8)
+    repo = f"alice/noxet-{uuid.uuid4().hex[:8]}"
+    env = {"HF_ENDPOINT": old_hub.url, **env}  # the verify step reads the repo back through datasets
+    return repo, cli("publish-dataset", str(src), repo, *args, endpoint=old_hub.url, tmp_path=tmp_path, **env)
+
+
+def test_a_publish_to_a_hub_without_xet_goes_through_lfs(old_hub, tmp_path):
+    old = old_hub
+    repo, out = publish(old, tmp_path, 4, "--json")
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["commit"] == old.head("dataset", repo) and result["transfer"] == "lfs"
+    said = [line for line in error_lines(out) if "does not serve Xet storage" in line]
+    assert len(said) == 1 and "uploading through LFS instead" in said[0], out.stderr
+    assert "Traceback" not in out.stderr and WRITE_TOKEN not in out.stderr
+    files = old.commit_history("dataset", repo)[0]["files"]
+    shards = [p for p in files if p.endswith(".parquet")]
+    assert shards and all(old.is_lfs("dataset", repo, p) for p in shards)
+    lfs = [p for p in files if old.is_lfs("dataset", repo, p)]  # the shards and the preview image
+    assert old.stats.requests["lfs_upload"] == len(lfs) and old.stats.commits == 1
+
+
+def test_a_run_that_fails_before_its_first_upload_leaves_no_repo(old_hub, tmp_path):
+    repo, out = publish(
+        old_hub, tmp_path, 30, "--max-shard-size", "12KB", HUBPRESS_HUB_LFS_FILES_PER_COMMIT="3"
+    )
+    assert out.returncode == 1 and "at most 3 LFS files per commit" in out.stderr
+    assert old_hub.head("dataset", repo) is None and "repo_create" not in old_hub.stats.requests
