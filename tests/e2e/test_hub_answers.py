@@ -109,6 +109,27 @@ def test_a_pull_request_opened_but_never_answered_is_ours_and_never_opened_twice
     assert "landed" in out.stderr and "discussions/2" in out.stderr
 
 
+def test_a_hub_that_lists_no_pull_requests_still_takes_a_pull_request(
+    hub, hub_proxy, tmp_path, monkeypatch, caplog
+):
+    """A refs answer without `pullRequests` (a Hub that does not list them): one warning line, and
+    the pull request is opened (a lost answer could not be recognised there)."""
+    from huggingface_hub import HfApi
+
+    repo = name()
+    HfApi(endpoint=hub.url, token=WRITE_TOKEN).create_repo(repo, repo_type="dataset")
+    hub_proxy.rewrite(
+        r"/refs\?include_prs=1",
+        lambda body: json.dumps({k: v for k, v in json.loads(body).items() if k != "pullRequests"}).encode(),
+    )
+    out = api_publish(hub_proxy, tmp_path, monkeypatch, repo, create_pr=True)
+    prs = {r.name: r.target for r in hub.store.get("dataset", repo).refs("pr")}
+    assert prs == {"refs/pr/1": out.commit} and out.pr_url.endswith("/discussions/1")
+    assert [action for action, _ in hub_proxy.fired] == ["rewrite"]
+    said = [r.getMessage() for r in caplog.records if "pullRequests" in r.getMessage()]
+    assert len(said) == 1 and hub_proxy.url in said[0], said
+
+
 def test_a_tag_created_but_never_answered_is_recognised_as_ours(hub, hub_proxy, source, tmp_path):
     repo = name()
     hub_proxy.lose_answer(r"^POST /api/datasets/alice/[^/]+/tag/")
@@ -198,7 +219,7 @@ def test_retry_after_nan_falls_back_to_backoff_through_the_cli(hub, hub_proxy, s
     assert len(hub_proxy.fired) == 2
 
 
-def api_publish(hub_proxy, tmp_path, monkeypatch, repo):
+def api_publish(hub_proxy, tmp_path, monkeypatch, repo, **options):
     """One small file through hubpress's Python publishing API, via the proxy."""
     import hashlib
 
@@ -213,7 +234,8 @@ def api_publish(hub_proxy, tmp_path, monkeypatch, repo):
     staged = StagedFile(
         "a.bin", hashlib.sha256(data).hexdigest(), len(data), str(tmp_path / "a.bin"), git_blob_oid(data)
     )
-    return publish_files(open_target(repo, "dataset", Settings()), [staged], target_name=repo, message="m")
+    target = open_target(repo, "dataset", Settings())
+    return publish_files(target, [staged], target_name=repo, message="m", **options)
 
 
 @pytest.mark.parametrize("value", ["-5", "nan", "inf", "soon", "Wed, 21 Oct 2015 07:28:00 GMT", "1e400", ""])
