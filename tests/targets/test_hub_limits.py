@@ -239,6 +239,10 @@ def test_a_commit_over_the_hubs_per_commit_limit_is_refused_by_hubpress_before_a
     name = f"alice/lim-{uuid.uuid4().hex[:8]}"
     target = open_target(name, "model", Settings(hub_lfs_files_per_commit=ours))
     with server_limits(hub, lfs_files_per_commit=3):
+        if ours == 3:  # refused before the repo is created: no empty repo left behind
+            with pytest.raises(HubLimitError):
+                publish_files(target, _staged(tmp_path, 4), target_name=name, message="four")
+            assert hub.head("model", name) is None and "repo_create" not in hub.stats.requests
         done = publish_files(target, _staged(tmp_path, 3), target_name=name, message="three")
         assert done.commit == hub.head("model", name)  # at the limit: both take it
         hub.reset_stats()
