@@ -109,6 +109,25 @@ def test_a_pull_request_opened_but_never_answered_is_ours_and_never_opened_twice
     assert "landed" in out.stderr and "discussions/2" in out.stderr
 
 
+def test_a_pull_request_not_opened_is_opened_once_and_an_older_one_is_not_taken_for_it(
+    hub, hub_proxy, tmp_path, monkeypatch
+):
+    """The same proposal twice: the second's first attempt never reaches the Hub (a 502 from the
+    proxy). The open pull request carrying the same plan fingerprint is older than the attempt, so
+    it is not taken for the publish's: the retry opens the second one."""
+    from huggingface_hub import HfApi
+
+    repo = name()
+    HfApi(endpoint=hub.url, token=WRITE_TOKEN).create_repo(repo, repo_type="dataset")
+    data = b"\0" + os.urandom(800)
+    first = api_publish(hub_proxy, tmp_path, monkeypatch, repo, data, create_pr=True)
+    hub_proxy.answer(COMMIT, 502, {"error": "bad gateway"})  # answered here, never forwarded
+    second = api_publish(hub_proxy, tmp_path, monkeypatch, repo, data, create_pr=True)
+    prs = {r.name: r.target for r in hub.store.get("dataset", repo).refs("pr")}
+    assert prs == {"refs/pr/1": first.commit, "refs/pr/2": second.commit}
+    assert second.pr_url.endswith("/discussions/2") and [a for a, _ in hub_proxy.fired] == ["answer"]
+
+
 def test_a_hub_that_lists_no_pull_requests_still_takes_a_pull_request(
     hub, hub_proxy, tmp_path, monkeypatch, caplog
 ):
@@ -219,8 +238,8 @@ def test_retry_after_nan_falls_back_to_backoff_through_the_cli(hub, hub_proxy, s
     assert len(hub_proxy.fired) == 2
 
 
-def api_publish(hub_proxy, tmp_path, monkeypatch, repo, **options):
-    """One small file through hubpress's Python publishing API, via the proxy."""
+def api_publish(hub_proxy, tmp_path, monkeypatch, repo, data: bytes | None = None, **options):
+    """One small file (`data`, random by default) through hubpress's Python publishing API, via the proxy."""
     import hashlib
 
     from hubpress.settings import Settings
@@ -229,7 +248,7 @@ def api_publish(hub_proxy, tmp_path, monkeypatch, repo, **options):
 
     monkeypatch.setenv("HF_TOKEN", WRITE_TOKEN)
     monkeypatch.setenv("HUBPRESS_HUB_ENDPOINT", hub_proxy.url)
-    data = b"\0" + os.urandom(2000)
+    data = data or b"\0" + os.urandom(2000)
     (tmp_path / "a.bin").write_bytes(data)
     staged = StagedFile(
         "a.bin", hashlib.sha256(data).hexdigest(), len(data), str(tmp_path / "a.bin"), git_blob_oid(data)
