@@ -107,6 +107,12 @@ class Settings(BaseSettings):
     hub_max_file_bytes: int = Field(
         default=50 * 1000**3, ge=1, description="The Hub's limit on one file's size."
     )
+    hub_lfs_files_per_commit: int = Field(
+        default=25_000, ge=1, description="The Hub's limit of LFS files one commit may add."
+    )
+    hub_regular_bytes_per_commit: int = Field(
+        default=1_000_000_000, ge=1, description="The Hub's limit of regular (non-LFS) bytes in one commit."
+    )
     hub_max_wait_seconds: float = Field(
         default=300.0,
         ge=0,

@@ -199,17 +199,21 @@ def intake_plan_build(
     validation would give, and the shards the failed pass sealed are reused."""
     attempt = 0
     upload_to = _early_upload_target(run.target, staging, params)
-    created_early: bool | None = None
+    if upload_to is not None:
+        # The repo is created by the first shard sent ahead: a run that fails before any upload
+        # (bad data, a Hub limit, a build error) leaves no empty repo behind.
+        upload_to.creation.arm(private=not params.public)
     while True:
         intake_report = intake(params, run)
-        # The repo is checked (and created) after intake and before the plan task: bad data
-        # creates no repo, and a refused token fails the run, not a task.
-        if upload_to is not None and created_early is None:
-            created_early = upload_to.ensure_exists(private=not params.public)
         build_plan = plan_task(run.target, params.revision, quote(intake_report), run.options, staging, stage)
         try:
             built = build(params, build_plan, staging, stage, run, upload_to)
-            return intake_report, build_plan, built, bool(created_early)
+            return (
+                intake_report,
+                build_plan,
+                built,
+                bool(upload_to is not None and upload_to.creation.created),
+            )
         except UndecodableAtBuild as exc:
             if not retake(attempt):
                 raise

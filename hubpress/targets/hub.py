@@ -75,6 +75,8 @@ class HubRepo:
         self._preuploaded: dict[tuple[str, str], Any] = {}
         # What Xet uploads sent, ahead of a commit or for it (each commit reports what it added).
         self._xet_sent = hub_upload.hub_xet.XetTally()
+        # A missing repo created by the first file sent ahead (hub_upload.CreateOnFirstUpload).
+        self.creation = hub_upload.CreateOnFirstUpload(self.ensure_exists)
 
     def _retry(self, action: str, fn: Callable[[], T]) -> T:
         started, before = time.monotonic(), len(self.retry_messages)
@@ -288,6 +290,7 @@ class HubRepo:
         sends nothing. A file the repo already holds is not sent here either (on Xet the preupload
         answer names its oid at the head; on LFS the batch answer has no upload action for it).
         Small files that would travel inside the commit are left to it."""
+        self.creation.before_upload()
         op = hub_upload.addition(file, local_path)
         self._preupload(op, revision=None)
         self._preuploaded[(file.path, file.sha256)] = op
@@ -356,9 +359,12 @@ class HubRepo:
             footers[path] = self._retry("read parquet footer of", read)
         return footers
 
-    def commit_url(self, commit: str) -> str:
+    def web_url(self) -> str:
         prefix = "datasets/" if self.repo_type == "dataset" else ""
-        return f"{self.endpoint}/{prefix}{self.repo_id}/commit/{commit}"
+        return f"{self.endpoint}/{prefix}{self.repo_id}"
+
+    def commit_url(self, commit: str) -> str:
+        return f"{self.web_url()}/commit/{commit}"
 
     def _sweep_partial_download(self, cache: str) -> None:
         """After a failed download, remove the half-written files huggingface_hub left in this

@@ -1,10 +1,16 @@
 """A HubRepo's commit: every added or changed file and every deletion of a plan in one commit
 against the planned parent, and a commit whose answer was lost recognised as this publish's when
-it landed (hubpress.targets.hub_answers), so it is never made twice."""
+it landed (hubpress.targets.hub_answers), so it is never made twice.
+
+A commit to a branch is looked for in the branch's history since the planned parent. A commit with
+`--create-pr` lands on a new `refs/pr/N`, which nothing stops a retry from opening again: the pull
+requests open before the first attempt are noted, and a lost answer is looked for on those opened
+since (the refs listing with `include_prs`, then each new PR's history since the planned parent)."""
 
 from __future__ import annotations
 
 import logging
+import re
 from typing import TYPE_CHECKING, Any
 
 from hubpress.errors import PublishError
@@ -17,6 +23,8 @@ if TYPE_CHECKING:
     from hubpress.targets.hub import HubRepo
 
 log = logging.getLogger("hubpress.hub")
+
+_PR_REF = re.compile(r"refs/pr/([1-9][0-9]{0,8})")
 
 
 def commit(
@@ -41,11 +49,10 @@ def commit(
     operations += [CommitOperationDelete(path_in_repo=change.path) for change in plan.deletions]
 
     additions = [op for op in operations if isinstance(op, CommitOperationAdd)]
-    xet = hub_upload.hub_xet.uses_xet()
     # "Already held" means something on the LFS path only: Xet deduplicates chunk by chunk.
     present = (
         set()
-        if xet
+        if hub_upload.hub_xet.served(repo.endpoint)
         else hub_upload.already_present(
             additions, repo.token.value, repo.repo_type, repo.repo_id, plan.revision, repo.endpoint
         )
@@ -58,11 +65,19 @@ def commit(
 
     fingerprint = hub_answers.plan_fingerprint(plan, files)
     lost: list[BaseException] = []  # attempts that ended without a usable answer
+    # A pull request this commit opens is one not open now (its answer may be lost).
+    before = pull_requests(repo) if create_pr else {}
+
+    def find_landed() -> Any:
+        """This plan's commit when it landed though its answer was lost, else None."""
+        if create_pr:
+            return landed_pull_request(repo, plan, fingerprint, before)
+        return landed_on_branch(repo, plan, fingerprint)
 
     def create():
         # After an attempt without an answer, the commit may have landed: look before sending it
         # again, so it is never made twice.
-        if lost and (landed := landed_commit(repo, plan, fingerprint, create_pr)):
+        if lost and (landed := find_landed()):
             return landed
         try:
             # Files already uploaded above are not sent again: create_commit skips uploaded ops
@@ -90,7 +105,7 @@ def commit(
     except (HubUnavailable, hub_answers.UnusableAnswer, HfHubHTTPError) as exc:
         # The last attempt's answer was lost or unusable, or a retry was refused because the
         # head moved (412): the head tells whether the commit landed.
-        landed = landed_commit(repo, plan, fingerprint, create_pr) if lost else None
+        landed = find_landed() if lost else None
         if landed is None:
             if isinstance(exc, HfHubHTTPError) and status_of(exc) in (409, 412):
                 raise CommitConflict(str(exc)) from None
@@ -102,7 +117,7 @@ def commit(
         info = landed
     oid = info.oid
     if not hub_answers.is_commit_id(oid):
-        if landed := landed_commit(repo, plan, fingerprint, create_pr):
+        if landed := find_landed():
             log.warning("%s", hub_answers.bad_commit_id(oid, f"The Hub at {repo.endpoint}", repo.description))
             info, oid = landed, landed.oid
         else:
@@ -113,18 +128,63 @@ def commit(
         sorted(op.path_in_repo for op in additions if op.path_in_repo in present and op._upload_mode == "lfs")
     )
     url = info.commit_url if isinstance(info.commit_url, str) else repo.commit_url(oid)
+    # The path the uploads took (a Hub found without Xet storage on the first one is taken through LFS).
+    xet = hub_upload.hub_xet.served(repo.endpoint)
     transfer = repo._xet_sent.commit_fields(additions) if xet else {"transfer": "lfs"}
     return CommitResult(commit=oid, url=url, pr_url=info.pr_url, already_present=held, **transfer)
 
 
-def landed_commit(repo: HubRepo, plan: PublishPlan, fingerprint: str, create_pr: bool) -> Any:
+def landed_on_branch(repo: HubRepo, plan: PublishPlan, fingerprint: str) -> Any:
     """This plan's commit, when it is in the revision's history since the planned parent (a
-    commit carrying its fingerprint); None otherwise. Pull requests are not looked for."""
-    from huggingface_hub import CommitInfo
-
-    head = None if create_pr else repo.head(plan.revision)
+    commit carrying its fingerprint); None otherwise."""
+    head = repo.head(plan.revision)
     if head is None or head == plan.parent_commit:
         return None
+    return _carrying(repo, head, plan, fingerprint, pr_url=None)
+
+
+def pull_requests(repo: HubRepo) -> dict[int, str] | None:
+    """The repo's pull requests: number -> the commit its ref points to; None from a Hub that does
+    not list them (its answer has no `pullRequests`: a lost answer cannot then be recognised, and
+    the publish goes on as before). Only refs named `refs/pr/N` that point to a commit id are taken
+    (the name gate's rule for what a Hub names)."""
+    try:
+        refs = repo._retry(
+            "list the pull requests of",
+            lambda: repo.api.list_repo_refs(
+                repo.repo_id, repo_type=repo.repo_type, include_pull_requests=True
+            ),
+        )
+    except hub_answers.UnusableAnswer as exc:
+        log.warning("%s", exc)
+        return None
+    found = {}
+    for ref in refs.pull_requests or ():
+        number = _PR_REF.fullmatch(str(ref.ref))
+        if number and hub_answers.is_commit_id(ref.target_commit):
+            found[int(number[1])] = ref.target_commit
+    return found
+
+
+def landed_pull_request(
+    repo: HubRepo, plan: PublishPlan, fingerprint: str, before: dict[int, str] | None
+) -> Any:
+    """This plan's commit, when a pull request opened since `before` holds it (newest first);
+    None otherwise."""
+    now = pull_requests(repo) if before is not None else None
+    opened = {n: head for n, head in (now or {}).items() if n not in (before or {})}
+    for number in sorted(opened, reverse=True):
+        pr_url = f"{repo.web_url()}/discussions/{number}"
+        landed = _carrying(repo, opened[number], plan, fingerprint, pr_url=pr_url)
+        if landed is not None:
+            return landed
+    return None
+
+
+def _carrying(repo: HubRepo, head: str, plan: PublishPlan, fingerprint: str, pr_url: str | None) -> Any:
+    """The commit in `head`'s history since the planned parent that carries `fingerprint`."""
+    from huggingface_hub import CommitInfo
+
     history = repo._retry(
         "read the history of",
         lambda: repo.api.list_repo_commits(repo.repo_id, repo_type=repo.repo_type, revision=head),
@@ -134,11 +194,14 @@ def landed_commit(repo: HubRepo, plan: PublishPlan, fingerprint: str, create_pr:
             break
         if hub_answers.carries_fingerprint(entry.message, fingerprint):
             log.warning(
-                "the commit to %s landed though its answer was lost: %s carries this publish's plan "
+                "the commit to %s landed though its answer was lost: %s%s carries this publish's plan "
                 "fingerprint, so it is reported and verified as this publish's commit",
                 repo.description,
                 entry.commit_id[:12],
+                f" (pull request {pr_url})" if pr_url else "",
             )
             url = repo.commit_url(entry.commit_id)
-            return CommitInfo(url, entry.title, entry.message, entry.commit_id, _endpoint=repo.endpoint)
+            return CommitInfo(
+                url, entry.title, entry.message, entry.commit_id, _endpoint=repo.endpoint, pr_url=pr_url
+            )
     return None

@@ -10,10 +10,12 @@ answer has no upload action for them). Regular files travel inside the commit it
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import quote
 
 from hubpress.targets import hub_xet
 from hubpress.targets.hub_xet import XetSent
@@ -38,20 +40,94 @@ def preupload(
     api: Any, call: Call, repo_id: str, repo_type: str, op: Any, revision: str | None, create_pr: bool
 ) -> XetSent | None:
     """Send one operation's content. Through Xet (the Hub's path) it returns what hf_xet reports it
-    sent; through the LFS batch API (HF_HUB_DISABLE_XET=1) None, and nothing is sent when the repo
-    already holds the object."""
-    if hub_xet.uses_xet():
-        return call(
-            f"upload {op.path_in_repo} to",
-            lambda: hub_xet.preupload(api, repo_id, repo_type, [op], revision, create_pr),
-        )
+    sent; through the LFS batch API (HF_HUB_DISABLE_XET=1, or a Hub without Xet) None, and nothing
+    is sent when the repo already holds the object. A Hub found without Xet storage (no Xet write
+    token, HTTP 404: older and self-hosted Hubs) is said once and then taken through LFS."""
+    action = f"upload {op.path_in_repo} to"
+    if hub_xet.served(api.endpoint):
+        try:
+            return call(action, lambda: hub_xet.preupload(api, repo_id, repo_type, [op], revision, create_pr))
+        except hub_xet.XetNotServed as exc:
+            if hub_xet.not_served(api.endpoint):
+                logging.getLogger("hubpress.hub").warning("%s: uploading through LFS instead.", exc)
+    if hub_xet.uses_xet():  # huggingface_hub would take Xet: the LFS batch API is asked here
+        call(action, lambda: lfs_preupload(api, repo_id, repo_type, op, revision, create_pr))
+        return None
     call(
-        f"upload {op.path_in_repo} to",
+        action,
         lambda: api.preupload_lfs_files(
             repo_id, [op], repo_type=repo_type, revision=revision, create_pr=create_pr or None, num_threads=1
         ),
     )
     return None
+
+
+def lfs_preupload(
+    api: Any, repo_id: str, repo_type: str, op: Any, revision: str | None, create_pr: bool
+) -> None:
+    """What `preupload_lfs_files` does on the LFS path, for a Hub without Xet while hf_xet is
+    importable (huggingface_hub then takes Xet, process-wide): the upload mode from the preupload
+    answer, the LFS batch question, and the upload it answers with (none for an object the repo
+    holds)."""
+    from huggingface_hub._commit_api import _fetch_upload_modes
+    from huggingface_hub.lfs import lfs_upload, post_lfs_batch_info
+    from huggingface_hub.utils import build_hf_headers
+
+    if op._is_uploaded:
+        return
+    headers = build_hf_headers(token=api.token, library_name="hubpress")
+    if op._upload_mode is None:
+        _fetch_upload_modes(
+            additions=[op],
+            repo_type=repo_type,
+            repo_id=repo_id,
+            headers=headers,
+            revision=quote(revision, safe="") if revision is not None else "main",
+            endpoint=api.endpoint,
+            create_pr=create_pr,
+        )
+    if op._upload_mode != "lfs" or op._should_ignore:
+        return  # a regular file travels inside the commit
+    actions, errors, _transfer = post_lfs_batch_info(
+        upload_infos=[op.upload_info],
+        token=None,
+        repo_type=repo_type,
+        repo_id=repo_id,
+        revision=None if create_pr else revision,
+        endpoint=api.endpoint,
+        headers=headers,
+        transfers=["basic", "multipart"],
+    )
+    if errors:
+        raise ValueError(f"the LFS batch answer refused {op.path_in_repo}: {errors[0].get('error')}")
+    oid = op.upload_info.sha256.hex()
+    for action in actions:
+        if action.get("oid") == oid and action.get("actions"):
+            lfs_upload(operation=op, lfs_batch_action=action, headers=headers, endpoint=api.endpoint)
+    op._is_uploaded = True
+
+
+class CreateOnFirstUpload:
+    """A missing repo created just before the first file is sent ahead, not before: a run that
+    fails before any upload (bad data, a Hub limit, a build error) leaves no empty repo behind.
+    `arm(private)` asks for it; `created` says whether this target created the repo."""
+
+    def __init__(self, ensure_exists: Callable[[bool], bool]) -> None:
+        self._ensure_exists = ensure_exists
+        self._lock = threading.Lock()
+        self._private: bool | None = None
+        self.created = False
+
+    def arm(self, private: bool) -> None:
+        with self._lock:
+            if not self.created:
+                self._private = private
+
+    def before_upload(self) -> None:
+        with self._lock:  # the first of the concurrent uploads asks; the others wait for it
+            if self._private is not None:
+                self.created = self._ensure_exists(self._private)
+                self._private = None
 
 
 def upload_all(send: Callable[[Any], None], additions: list, workers: int) -> None:

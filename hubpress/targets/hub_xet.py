@@ -34,6 +34,30 @@ def uses_xet() -> bool:
     return is_xet_available()
 
 
+class XetNotServed(Exception):
+    """The Hub has no Xet write token for a repo it holds (HTTP 404): it serves the LFS path only,
+    as older and self-hosted Hubs do. The upload goes through LFS instead (HubRepo)."""
+
+
+# Endpoints found not to serve Xet in this process: every later upload to them takes LFS at once.
+_WITHOUT_XET: set[str] = set()
+_WITHOUT_XET_LOCK = threading.Lock()
+
+
+def served(endpoint: str) -> bool:
+    """Whether uploads to `endpoint` take Xet: the client would, and the Hub was not found without it."""
+    with _WITHOUT_XET_LOCK:
+        return uses_xet() and endpoint not in _WITHOUT_XET
+
+
+def not_served(endpoint: str) -> bool:
+    """Note that `endpoint` does not serve Xet; True the first time (the caller says so once)."""
+    with _WITHOUT_XET_LOCK:
+        first = endpoint not in _WITHOUT_XET
+        _WITHOUT_XET.add(endpoint)
+        return first
+
+
 @dataclass(frozen=True, slots=True)
 class XetSent:
     """One Xet upload, from hf_xet's report: `sent_bytes`, the xorb and shard bytes that crossed
@@ -188,16 +212,16 @@ def wait_while_store_busy(open_commit: Callable[[], T], max_seconds: float = STO
 
 def token_refusal(exc: BaseException, repo_type: str, repo_id: str, endpoint: str) -> Exception | None:
     """A hubpress error for a Hub that refused the Xet write token (hf_xet reports it as a
-    ConnectionError naming the HTTP status), or None for a failure worth retrying."""
-    from hubpress.errors import HubAccessError, PublishError
+    ConnectionError naming the HTTP status): XetNotServed for a 404, HubAccessError for 401/403;
+    None for a failure worth retrying."""
+    from hubpress.errors import HubAccessError
 
     found = re.search(r"\((\d{3})[^)]*\)", str(exc))
     status = int(found.group(1)) if found else None
     where = f"{repo_type} repo {repo_id}"
     if status == 404:
-        return PublishError(
-            f"The Hub at {endpoint} does not serve Xet storage (no Xet write token for {where}, HTTP 404). "
-            "Set HF_HUB_DISABLE_XET=1 to upload through LFS, as older and self-hosted Hubs need."
+        return XetNotServed(
+            f"The Hub at {endpoint} does not serve Xet storage (no Xet write token for {where}, HTTP 404)"
         )
     if status in (401, 403):
         return HubAccessError(

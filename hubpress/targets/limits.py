@@ -33,6 +33,8 @@ class Limits:
             files_per_folder=settings.hub_files_per_folder,
             files_per_repo=settings.hub_files_per_repo,
             file_bytes=settings.hub_max_file_bytes,
+            lfs_files_per_commit=settings.hub_lfs_files_per_commit,
+            regular_bytes_per_commit=settings.hub_regular_bytes_per_commit,
         )
 
 

@@ -250,6 +250,15 @@ def after_commit(commit: str, commit_url: str | None, target_name: str) -> Itera
         ) from None
 
 
+def _create(target: Target, revision: str, private: bool, create_pr: bool) -> bool:
+    """Create the target, and the branch `revision` when missing; True when the repo was created."""
+    created = target.ensure_exists(private)
+    ensure_revision = getattr(target, "ensure_revision", None)
+    if ensure_revision is not None and revision != "main" and not create_pr:
+        ensure_revision(revision)
+    return created
+
+
 def publish_files(
     target: Target,
     staged: list[StagedFile],
@@ -274,16 +283,14 @@ def publish_files(
     (their commit is kept). Nothing changed: no upload and no commit.
     """
     created = False
-    revision_missing = False
-    if not dry_run:
-        created = target.ensure_exists(private)
-        ensure_revision = getattr(target, "ensure_revision", None)
-        if ensure_revision is not None and revision != "main" and not create_pr:
-            ensure_revision(revision)
+    # A missing repo (or branch) is created once a plan against it has passed every check, just
+    # before the first upload: a publish refused before then leaves no empty repo behind.
+    ready = dry_run
     # The merged card is written here; the directory goes when the publish ends, however it ends.
     with tempfile.TemporaryDirectory(prefix="hubpress-publish-") as scratch_dir:
         scratch = Path(scratch_dir)
-        for attempt in range(1, max_attempts + 1):
+        attempt = 0
+        while attempt < max_attempts:
             state = target.state(revision)
             if create_pr and state.exists and not state.revision_exists:
                 # A pull request is opened against an existing branch; the Hub refuses it otherwise.
@@ -292,9 +299,8 @@ def publish_files(
                     f"have: publish to it once without --create-pr to create it, or pass an existing "
                     "--revision."
                 )
-            if state.exists and not state.revision_exists:
-                # A dry run against a branch that does not exist yet: plan against empty.
-                revision_missing = True
+            # A dry run against a branch that does not exist yet: plan against empty.
+            revision_missing = state.exists and not state.revision_exists
             head = state.head
             manifest_text, existing_card = _read_both(
                 target, state, MANIFEST if allow_deletes else None, CARD if card is not None else None
@@ -308,6 +314,12 @@ def publish_files(
                 files = [f for f in files if f.path != CARD] + [card_file]
             plan = make_plan(target_name, revision, head, files, state.files, owned)
             check_limits(plan, set(state.files), getattr(target, "limits", None) or Limits())
+            if not ready and not (state.exists and (state.revision_exists or create_pr)):
+                created = _create(target, revision, private, create_pr)
+                ready = True
+                continue  # planned again against what was created (its first commit, or main's head)
+            ready = True
+            attempt += 1
             if on_plan is not None:
                 on_plan(plan)
             outcome = PublishOutcome(

@@ -78,6 +78,77 @@ def test_a_commit_applied_but_never_answered_is_reported_and_verified_as_ours(
     assert "landed" in out.stderr  # the log says what happened
 
 
+def test_a_pull_request_opened_but_never_answered_is_ours_and_never_opened_twice(
+    hub, hub_proxy, source, tmp_path
+):
+    """With --create-pr the commit lands on a new refs/pr/N, which a retry would open again: the
+    pull request opened since the attempt, carrying the plan's fingerprint, is the publish's."""
+    repo = name()
+    first = cli("publish-dataset", str(source), repo, "--json", endpoint=hub.url, tmp_path=tmp_path)
+    assert first.returncode == 0, first.stderr
+    main = hub.head("dataset", repo)
+    store = hub.store.get("dataset", repo)
+    write_dataset(source, samples=6, image_size=16, seed=6)  # a change to propose
+    for attempt in range(2):  # a PR opened by someone else, then ours with its answer lost
+        if attempt:
+            hub_proxy.lose_answer(COMMIT)
+        out = cli(
+            "publish-dataset", str(source), repo, "--create-pr", "--json", "--commit-message", f"proposal {attempt}",
+            endpoint=hub_proxy.url, tmp_path=tmp_path,
+        )  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        assert "Traceback" not in out.stderr
+    result = json.loads(out.stdout)
+    assert hub_proxy.fired and hub_proxy.fired[0][0] == "lose" and "create_pr=1" in hub_proxy.fired[0][1]
+    prs = {r.name: r.target for r in store.refs("pr")}
+    assert sorted(prs) == ["refs/pr/1", "refs/pr/2"]  # never a third
+    assert result["commit"] == prs["refs/pr/2"] and result["pr_url"].endswith(
+        f"/datasets/{repo}/discussions/2"
+    )
+    assert hub.head("dataset", repo) == main  # main is left alone
+    assert "landed" in out.stderr and "discussions/2" in out.stderr
+
+
+def test_a_pull_request_not_opened_is_opened_once_and_an_older_one_is_not_taken_for_it(
+    hub, hub_proxy, tmp_path, monkeypatch
+):
+    """The same proposal twice: the second's first attempt never reaches the Hub (a 502 from the
+    proxy). The open pull request carrying the same plan fingerprint is older than the attempt, so
+    it is not taken for the publish's: the retry opens the second one."""
+    from huggingface_hub import HfApi
+
+    repo = name()
+    HfApi(endpoint=hub.url, token=WRITE_TOKEN).create_repo(repo, repo_type="dataset")
+    data = b"\0" + os.urandom(800)
+    first = api_publish(hub_proxy, tmp_path, monkeypatch, repo, data, create_pr=True)
+    hub_proxy.answer(COMMIT, 502, {"error": "bad gateway"})  # answered here, never forwarded
+    second = api_publish(hub_proxy, tmp_path, monkeypatch, repo, data, create_pr=True)
+    prs = {r.name: r.target for r in hub.store.get("dataset", repo).refs("pr")}
+    assert prs == {"refs/pr/1": first.commit, "refs/pr/2": second.commit}
+    assert second.pr_url.endswith("/discussions/2") and [a for a, _ in hub_proxy.fired] == ["answer"]
+
+
+def test_a_hub_that_lists_no_pull_requests_still_takes_a_pull_request(
+    hub, hub_proxy, tmp_path, monkeypatch, caplog
+):
+    """A refs answer without `pullRequests` (a Hub that does not list them): one warning line, and
+    the pull request is opened (a lost answer could not be recognised there)."""
+    from huggingface_hub import HfApi
+
+    repo = name()
+    HfApi(endpoint=hub.url, token=WRITE_TOKEN).create_repo(repo, repo_type="dataset")
+    hub_proxy.rewrite(
+        r"/refs\?include_prs=1",
+        lambda body: json.dumps({k: v for k, v in json.loads(body).items() if k != "pullRequests"}).encode(),
+    )
+    out = api_publish(hub_proxy, tmp_path, monkeypatch, repo, create_pr=True)
+    prs = {r.name: r.target for r in hub.store.get("dataset", repo).refs("pr")}
+    assert prs == {"refs/pr/1": out.commit} and out.pr_url.endswith("/discussions/1")
+    assert [action for action, _ in hub_proxy.fired] == ["rewrite"]
+    said = [r.getMessage() for r in caplog.records if "pullRequests" in r.getMessage()]
+    assert len(said) == 1 and hub_proxy.url in said[0], said
+
+
 def test_a_tag_created_but_never_answered_is_recognised_as_ours(hub, hub_proxy, source, tmp_path):
     repo = name()
     hub_proxy.lose_answer(r"^POST /api/datasets/alice/[^/]+/tag/")
@@ -167,8 +238,8 @@ def test_retry_after_nan_falls_back_to_backoff_through_the_cli(hub, hub_proxy, s
     assert len(hub_proxy.fired) == 2
 
 
-def api_publish(hub_proxy, tmp_path, monkeypatch, repo):
-    """One small file through hubpress's Python publishing API, via the proxy."""
+def api_publish(hub_proxy, tmp_path, monkeypatch, repo, data: bytes | None = None, **options):
+    """One small file (`data`, random by default) through hubpress's Python publishing API, via the proxy."""
     import hashlib
 
     from hubpress.settings import Settings
@@ -177,12 +248,13 @@ def api_publish(hub_proxy, tmp_path, monkeypatch, repo):
 
     monkeypatch.setenv("HF_TOKEN", WRITE_TOKEN)
     monkeypatch.setenv("HUBPRESS_HUB_ENDPOINT", hub_proxy.url)
-    data = b"\0" + os.urandom(2000)
+    data = data or b"\0" + os.urandom(2000)
     (tmp_path / "a.bin").write_bytes(data)
     staged = StagedFile(
         "a.bin", hashlib.sha256(data).hexdigest(), len(data), str(tmp_path / "a.bin"), git_blob_oid(data)
     )
-    return publish_files(open_target(repo, "dataset", Settings()), [staged], target_name=repo, message="m")
+    target = open_target(repo, "dataset", Settings())
+    return publish_files(target, [staged], target_name=repo, message="m", **options)
 
 
 @pytest.mark.parametrize("value", ["-5", "nan", "inf", "soon", "Wed, 21 Oct 2015 07:28:00 GMT", "1e400", ""])

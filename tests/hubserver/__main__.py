@@ -3,6 +3,7 @@
     python -m tests.hubserver --port 8080 --data /tmp/hub --token alice=hf_xxx:write
     python -m tests.hubserver ... --latency-ms 50 --mbytes-per-s 40     # a realistic uplink
     python -m tests.hubserver ... --read-only hf_xxx=dataset/alice/data  # that token may only read it
+    python -m tests.hubserver ... --lfs-files-per-commit 3 --regular-bytes-per-commit 1000  # small limits
 
 Prints one line, `READY http://127.0.0.1:PORT`, once it accepts requests; stops on SIGINT/SIGTERM.
 """
@@ -15,6 +16,7 @@ import sys
 import threading
 from pathlib import Path
 
+from .limits import HubLimits
 from .link import Link
 from .scopes import parse_read_only
 from .server import HubServer
@@ -69,6 +71,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-xet", action="store_true", help="serve the LFS path only (no Xet tokens), as older Hubs do"
     )
+    defaults = HubLimits()
+    parser.add_argument(
+        "--lfs-files-per-commit",
+        type=int,
+        default=defaults.lfs_files_per_commit,
+        help=f"LFS files one commit may add (default {defaults.lfs_files_per_commit:,}, the Hub's)",
+    )
+    parser.add_argument(
+        "--regular-bytes-per-commit",
+        type=int,
+        default=defaults.regular_bytes_per_commit,
+        help=f"bytes of regular files one commit may carry (default {defaults.regular_bytes_per_commit:,})",
+    )
     args = parser.parse_args(argv)
     if args.latency_ms < 0 or (args.mbytes_per_s is not None and args.mbytes_per_s <= 0):
         parser.error("--latency-ms must be >= 0 and --mbytes-per-s > 0")
@@ -83,6 +98,10 @@ def main(argv: list[str] | None = None) -> int:
         link=Link(args.latency_ms, args.mbytes_per_s),
         read_only=_group(args.read_only),
         xet=not args.no_xet,
+        limits=HubLimits(
+            lfs_files_per_commit=args.lfs_files_per_commit,
+            regular_bytes_per_commit=args.regular_bytes_per_commit,
+        ),
     )
     done = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -53,6 +53,10 @@ class PreconditionFailed(HubError):
     status = 412
 
 
+class PayloadTooLarge(HubError):
+    status = 413
+
+
 class RangeNotSatisfiable(HubError):
     status = 416
 

@@ -10,6 +10,7 @@ from .app import HubApp, TransferSettings
 from .errors import HubError
 from .faults import FaultKind, FaultPlan
 from .handler import Connections, make_handler
+from .limits import HubLimits
 from .link import Link
 from .stats import Accounting, Stats
 from .store import Store
@@ -29,6 +30,7 @@ class HubServer:
     belongs to. As on the Hub, a write token creates and writes repos only in its user's namespace
     and its orgs (403 elsewhere); the owner's tokens (read or write) see its private repos.
     read_only maps a token to repos ("dataset/ns/name") it may only read (tests/hubserver/scopes.py).
+    limits: the storage and per-commit limits enforced on commits (tests/hubserver/limits.py).
     """
 
     def __init__(
@@ -43,6 +45,7 @@ class HubServer:
         link: Link | None = None,
         read_only: dict[str, set[str]] | None = None,
         xet: bool = True,
+        limits: HubLimits | None = None,
     ) -> None:
         for _user, role in (tokens or {}).values():
             if role not in ("read", "write"):
@@ -63,6 +66,8 @@ class HubServer:
         self.app = HubApp(
             self.store, dict(tokens or {}), self._accounting, self.transfer, orgs, read_only, self.xet
         )
+        if limits is not None:  # the Hub's own figures unless a test asks for smaller ones
+            self.app.limits = limits
         self._connections = Connections()
         # Latency and a shared rate for bodies (--latency-ms, --mbytes-per-s); none by default.
         self.link = link or Link()

@@ -380,11 +380,21 @@ def test_branches_tags_refs_commits_and_pull_requests(api, hub, repo_name):
     assert commits[0].created_at.tzinfo is not None
 
     pr = api.create_commit(
-        repo_name, operations=[CommitOperationAdd("n.txt", b"3")], commit_message="proposal", create_pr=True
+        repo_name,
+        operations=[CommitOperationAdd("n.txt", b"3")],
+        commit_message="proposal",
+        commit_description="why",
+        create_pr=True,
     )
     assert pr.pr_num == 1 and pr.pr_revision == "refs/pr/1"
     refs = api.list_repo_refs(repo_name, include_pull_requests=True)
     assert [(p.ref, p.target_commit) for p in refs.pull_requests] == [("refs/pr/1", pr.oid)]
+    # What hubpress reads to recognise a pull request whose answer was lost: its head's history.
+    proposal = api.list_repo_commits(repo_name, revision=pr.oid)
+    assert [(c.commit_id, c.title, c.message) for c in proposal[:2]] == [
+        (pr.oid, "proposal", "why"),
+        (first.oid, "one", ""),
+    ]
     assert hub.head("model", repo_name) == first.oid  # main untouched
     assert hub.read_file("model", repo_name, "n.txt", revision="refs/pr/1") == b"3"
 

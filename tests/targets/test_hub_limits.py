@@ -4,6 +4,7 @@ before anything is built or uploaded, and the dataset viewer's limits on what th
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -126,13 +127,38 @@ def test_the_test_hub_refuses_a_commit_over_its_limits(small_folders):
     assert hub.head("dataset", name) == head
 
 
+UPLOADS = {"preupload", "lfs_batch", "lfs_upload", "xet_write_token", "commit"}  # the test Hub's endpoints
+
+# hubpress's setting -> the test Hub's limit of the same name: a test lowers both to one value.
+SERVER_LIMIT = {
+    "HUBPRESS_HUB_FILES_PER_REPO": "files_per_repo",
+    "HUBPRESS_HUB_MAX_FILE_BYTES": "file_bytes",
+    "HUBPRESS_HUB_LFS_FILES_PER_COMMIT": "lfs_files_per_commit",
+    "HUBPRESS_HUB_REGULAR_BYTES_PER_COMMIT": "regular_bytes_per_commit",
+}
+
+
+@contextlib.contextmanager
+def server_limits(hub, **values: int):
+    """The test Hub's limits lowered for one test, restored afterwards."""
+    saved = {key: getattr(hub.limits, key) for key in values}
+    for key, value in values.items():
+        setattr(hub.limits, key, value)
+    try:
+        yield hub
+    finally:
+        for key, value in saved.items():
+            setattr(hub.limits, key, value)
+
+
 @pytest.mark.parametrize(
     ("env", "words"),
     [
         ({"HUBPRESS_HUB_FILES_PER_REPO": "5"}, "under 5 files per repo"),
         ({"HUBPRESS_HUB_MAX_FILE_BYTES": "1000"}, "files over 1,000 bytes"),
+        ({"HUBPRESS_HUB_LFS_FILES_PER_COMMIT": "3"}, "at most 3 LFS files per commit"),
     ],
-    ids=["files-per-repo", "file-size"],
+    ids=["files-per-repo", "file-size", "lfs-files-per-commit"],
 )
 def test_a_dataset_over_a_repo_limit_is_refused_before_anything_is_built_or_uploaded(
     hub, tmp_path, env, words
@@ -140,12 +166,97 @@ def test_a_dataset_over_a_repo_limit_is_refused_before_anything_is_built_or_uplo
     src = tmp_path / "src"
     write_dataset(src, samples=30, image_size=32, seed=8)
     name = f"alice/lim-{uuid.uuid4().hex[:8]}"
-    out = cli("publish-dataset", str(src), name, "--max-shard-size", "12KB", tmp_path=tmp_path, **env)
+    lowered = {SERVER_LIMIT[key]: int(value) for key, value in env.items()}  # the Hub's limits, the same
+    with server_limits(hub, **lowered):
+        out = cli("publish-dataset", str(src), name, "--max-shard-size", "12KB", tmp_path=tmp_path, **env)
     assert out.returncode == 1 and "Traceback" not in out.stderr
     lines = [line for line in out.stderr.splitlines() if line.strip() and not line.startswith("Prefect: ")]
     assert len(lines) == 1 and words in lines[0] and "Nothing was built or uploaded" in lines[0], out.stderr
     assert not list((tmp_path / "staging").rglob("*.parquet"))
-    assert not {"preupload", "lfs_batch", "lfs_upload", "xet_write_token", "commit"} & set(hub.stats.requests)
+    assert not UPLOADS & set(hub.stats.requests)
+    assert hub.head("dataset", name) is None  # no empty repo left behind
+
+
+def test_the_test_hub_takes_the_per_commit_limits_hubpress_checks(hub):
+    """The test Hub's per-commit limits default to the figures hubpress checks against, and a raw
+    commit over one is refused with the Hub's status and an error body huggingface_hub reads."""
+    from huggingface_hub import CommitOperationAdd, HfApi
+    from huggingface_hub.errors import HfHubHTTPError
+
+    from hubpress.settings import Settings
+    from hubpress.targets.limits import Limits
+    from tests.hubserver.limits import HubLimits
+
+    defaults, ours = HubLimits(), Limits.from_settings(Settings())
+    figures = (defaults.lfs_files_per_commit, defaults.regular_bytes_per_commit)
+    assert figures == (ours.lfs_files_per_commit, ours.regular_bytes_per_commit) == (25_000, 1_000_000_000)
+    api = HfApi(endpoint=hub.url, token=WRITE_TOKEN)
+    name = f"alice/lim-{uuid.uuid4().hex[:8]}"
+    api.create_repo(name, repo_type="dataset")
+    head = hub.head("dataset", name)
+    binary = [CommitOperationAdd(f"b{i}.bin", b"\0" + os.urandom(100)) for i in range(3)]
+    with server_limits(hub, lfs_files_per_commit=2, regular_bytes_per_commit=100):
+        with pytest.raises(HfHubHTTPError, match="adds 3 LFS files: at most 2 are allowed") as lfs:
+            api.create_commit(name, binary, commit_message="m", repo_type="dataset")
+        with pytest.raises(HfHubHTTPError, match="101 bytes of regular files: at most 100") as regular:
+            api.create_commit(
+                name, [CommitOperationAdd("notes.txt", b"n" * 101)], commit_message="m", repo_type="dataset"
+            )
+        api.create_commit(name, binary[:2], commit_message="at the limit", repo_type="dataset")
+    assert (lfs.value.response.status_code, regular.value.response.status_code) == (400, 413)
+    assert "Bad request for commit endpoint" in str(lfs.value)  # the message huggingface_hub shows
+    assert [c["title"] for c in hub.commit_history("dataset", name)][:2] == ["at the limit", "initial commit"]
+    assert hub.head("dataset", name) != head
+
+
+def _staged(tmp_path, count: int):
+    import hashlib
+
+    from hubpress.targets.plan import StagedFile, git_blob_oid
+
+    staged = []
+    for i in range(count):
+        data = b"\0" + os.urandom(200)
+        (tmp_path / f"w{i}.bin").write_bytes(data)
+        sha = hashlib.sha256(data).hexdigest()
+        staged.append(
+            StagedFile(f"w{i}.bin", sha, len(data), str(tmp_path / f"w{i}.bin"), git_blob_oid(data))
+        )
+    return staged
+
+
+@pytest.mark.parametrize("ours", [3, 25_000], ids=["same-limits", "hubpress-unaware"])
+def test_a_commit_over_the_hubs_per_commit_limit_is_refused_by_hubpress_before_any_upload(
+    hub, tmp_path, monkeypatch, ours
+):
+    """With its limit equal to the Hub's, hubpress refuses before any upload, with the numbers and the
+    way out; a hubpress that believed the Hub takes more is refused by the Hub at the same count."""
+    from hubpress.errors import HubLimitError, PublishError
+    from hubpress.settings import Settings
+    from hubpress.targets.publish import open_target, publish_files
+
+    monkeypatch.setenv("HF_TOKEN", WRITE_TOKEN)
+    name = f"alice/lim-{uuid.uuid4().hex[:8]}"
+    target = open_target(name, "model", Settings(hub_lfs_files_per_commit=ours))
+    with server_limits(hub, lfs_files_per_commit=3):
+        if ours == 3:  # refused before the repo is created: no empty repo left behind
+            with pytest.raises(HubLimitError):
+                publish_files(target, _staged(tmp_path, 4), target_name=name, message="four")
+            assert hub.head("model", name) is None and "repo_create" not in hub.stats.requests
+        done = publish_files(target, _staged(tmp_path, 3), target_name=name, message="three")
+        assert done.commit == hub.head("model", name)  # at the limit: both take it
+        hub.reset_stats()
+        expected = HubLimitError if ours == 3 else PublishError
+        with pytest.raises(expected) as refused:
+            publish_files(target, _staged(tmp_path, 4), target_name=name, message="four")
+    if ours == 3:
+        assert str(refused.value).startswith("The commit would add 4 LFS files; the Hub allows 3 per commit.")
+        assert "--max-shard-size" in str(refused.value)
+        assert not UPLOADS & set(hub.stats.requests)
+    else:
+        message = str(refused.value)
+        assert "HTTP 400" in message and "adds 4 LFS files: at most 3 are allowed" in message
+    assert hub.head("model", name) == done.commit
 
 
 def test_the_shard_writer_keeps_to_the_viewers_limits(tmp_path):

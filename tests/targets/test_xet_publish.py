@@ -1,15 +1,13 @@
 """Publishing on the Xet path, the Hub's: faults on the Xet endpoints are retried, a Hub without Xet
-storage is one clear line, and hf_xet's report is what a publish says it sent."""
+storage is published to through LFS, and hf_xet's report is what a publish says it sent."""
 
 from __future__ import annotations
 
 import hashlib
 import os
 import uuid
+from pathlib import Path
 
-import pytest
-
-from hubpress.errors import PublishError
 from hubpress.settings import Settings
 from hubpress.targets.plan import StagedFile, git_blob_oid
 from hubpress.targets.publish import open_target, publish_files
@@ -46,15 +44,21 @@ def test_5xx_on_the_xet_path_complete_with_one_commit(hub, tmp_path, write_token
     assert result["uploaded_bytes"] == 450_000 and 450_000 <= result["sent_bytes"] < 460_000
 
 
-def test_a_hub_without_xet_storage_is_one_line_that_says_what_to_do(tmp_path, write_token):
+def test_a_hub_without_xet_storage_is_published_to_through_lfs(tmp_path, write_token, caplog):
+    """An older or self-hosted Hub answers no Xet write token (404): the upload goes through LFS,
+    said once in one line, and later uploads to that Hub take LFS without asking again."""
     with HubServer(tmp_path / "old-hub", tokens={WRITE_TOKEN: ("alice", "write")}, xet=False) as old:
-        name = f"alice/noxet-{uuid.uuid4().hex[:8]}"
-        target = open_target(name, "model", Settings(hub_endpoint=old.url))
-        files = [stage(tmp_path, "w.bin", os.urandom(50_000))]
-        with pytest.raises(PublishError) as refused:
-            publish_files(target, files, target_name=name, message="ours")
-        message = str(refused.value)
-        assert "does not serve Xet storage" in message and "HF_HUB_DISABLE_XET=1" in message
-        assert old.url in message and "\n" not in message and WRITE_TOKEN not in message
-        assert old.stats.requests["xet_write_token"] == 0 and old.stats.commits == 0
-        assert target.retry_messages == []  # a refusal, not a transient failure: not retried
+        settings = Settings(hub_endpoint=old.url)
+        published = []
+        for n in range(2):
+            name = f"alice/noxet-{uuid.uuid4().hex[:8]}"
+            files = [stage(tmp_path / str(n), "w.bin", os.urandom(50_000))]
+            out = publish_files(open_target(name, "model", settings), files, target_name=name, message="ours")
+            assert out.commit == old.head("model", name) and out.to_dict()["transfer"] == "lfs"
+            assert old.read_file("model", name, "w.bin") == Path(files[0].source).read_bytes()
+            published.append(name)
+        said = [r.getMessage() for r in caplog.records if "does not serve Xet storage" in r.getMessage()]
+        assert len(said) == 1 and old.url in said[0] and "through LFS" in said[0], said
+        assert WRITE_TOKEN not in said[0]
+        assert old.stats.requests["lfs_upload"] == 2 and old.stats.commits == 2
+        assert old.stats.requests["not_found"] == 1  # the Xet write token, asked once
