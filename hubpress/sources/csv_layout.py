@@ -67,13 +67,16 @@ class _Index:
             self._by_stem = _stem_index(self.files)
         return self._by_stem.get((directory, stem), [])
 
-    def masks(self, directory: str, stem: str) -> list[str]:
-        """by_stem(directory, f"{stem}_mask"), from an index of the `*_mask` names alone: every
-        row asks for its conventional mask, and most sources have none, so indexing every file
-        (a tuple and two strings per file, at a million files) would be spent for nothing."""
+    def masks(self, directory: str, name: str) -> list[str]:
+        """The conventional masks of the image `name`: by_stem(directory, f"{stem}_mask"), from an
+        index of the `*_mask` names alone. Every row asks for its mask, and most sources have
+        none: indexing every file (a tuple and two strings per file, at a million files) would
+        be spent for nothing."""
         if self._masks is None:
             self._masks = _stem_index(rel for rel in self.files if "_mask" in rel)
-        return self._masks.get((directory, f"{stem}_mask"), [])
+        if not self._masks:
+            return []
+        return self._masks.get((directory, f"{split_extension(name)[0]}_mask"), [])
 
 
 def _stem_index(relpaths: Iterable[str]) -> dict[tuple[str, str], list[str]]:
@@ -266,7 +269,7 @@ class _CsvRows:
         homes = [ref.relpath for ref in (controls[:1] + ([target] if target is not None else []))]
         for rel in homes:
             directory, _, fname = rel.rpartition("/")
-            candidates = self.index.masks(directory, split_extension(fname)[0])
+            candidates = self.index.masks(directory, fname)
             if len(candidates) == 1:
                 return file_ref(self.index.files[candidates[0]], self.root)
             if candidates:
