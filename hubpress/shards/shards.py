@@ -105,14 +105,9 @@ def _ref_fact(ref: FileRef) -> list[Any]:
     return [identity, ref.format or file_extension(ref.relpath), ref.size]
 
 
-# The text of json.dumps(row, ensure_ascii=False), without building an encoder per sample.
-_ROW_ENCODER = json.JSONEncoder(ensure_ascii=False)
-
-
 def _plan_key(split: str, samples: Iterable[Sample], row_group_rows: int, row_group_bytes: int) -> str:
     digest = hashlib.sha256()
     digest.update(json.dumps([SHARD_FORMAT, split, row_group_rows, row_group_bytes]).encode())
-    encode = _ROW_ENCODER.encode
     for s in samples:
         row = [
             s.id,
@@ -121,7 +116,7 @@ def _plan_key(split: str, samples: Iterable[Sample], row_group_rows: int, row_gr
             _ref_fact(s.mask) if s.mask else None,
             _ref_fact(s.target) if s.target else None,
         ]
-        digest.update(b"\n" + encode(row).encode())
+        digest.update(b"\n" + json.dumps(row, ensure_ascii=False).encode())
     return digest.hexdigest()
 
 
