@@ -102,12 +102,14 @@ def plan_night(source: str, cache_dir: str, max_shard_size: str) -> dict:
 
     settings = get_settings({"cache_dir": cache_dir})
     steps: dict[str, float] = {}
+    peaks: dict[str, int] = {}
     start = last = time.perf_counter()
 
     def step(name: str) -> None:
         nonlocal last
         now = time.perf_counter()
         steps[name] = round(now - last, 2)
+        peaks[name] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
         last = now
 
     options = build_options(target="./out", max_shard_size=max_shard_size)
@@ -140,6 +142,7 @@ def plan_night(source: str, cache_dir: str, max_shard_size: str) -> dict:
         "seconds": round(time.perf_counter() - start, 2),
         "cpu_seconds": round(own.ru_utime + own.ru_stime + workers.ru_utime + workers.ru_stime, 2),
         "steps": steps,
+        "peaks": peaks,
         "samples": sum(len(m.samples) for m in report.splits.values()),
         "files_read": result.stats.files_read,
         "shards": len(plans),
@@ -243,6 +246,7 @@ def main() -> None:
         f"{GOAL_MB:,} MB ({r['peak_rss_mb'] / GOAL_MB:.2f}x)"
     )
     print("  steps: " + ", ".join(f"{name} {seconds:.2f} s" for name, seconds in r["steps"].items()))
+    print("  peak RSS after each step: " + ", ".join(f"{name} {mb:,} MB" for name, mb in r["peaks"].items()))
 
 
 if __name__ == "__main__":

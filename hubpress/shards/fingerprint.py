@@ -37,9 +37,12 @@ def dataset_fingerprint(report: IntakeReport, options: Mapping[str, Any]) -> str
     staged (it is merged with the target's card at publish time), so the target's card is not
     part of it."""
     digest = hashlib.sha256()
+    # One encoder for every sample (json.dumps with options builds a new one per call); the same
+    # text as json.dumps(value, ensure_ascii=False, sort_keys=True, default=str).
+    encode = json.JSONEncoder(ensure_ascii=False, sort_keys=True, default=str).encode
 
     def feed(value: Any) -> None:
-        digest.update(json.dumps(value, ensure_ascii=False, sort_keys=True, default=str).encode() + b"\n")
+        digest.update(encode(value).encode() + b"\n")
 
     feed(["hubpress-stage", RECORD_FORMAT, SHARD_FORMAT, hubpress.__version__, report.source, report.layout])
     feed(dict(options))

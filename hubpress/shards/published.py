@@ -70,10 +70,10 @@ def sample_digests(report: IntakeReport) -> dict[str, str]:
     same facts the stage's fingerprint is made of."""
     from hubpress.shards.fingerprint import sample_facts
 
+    # One encoder for every sample: the text of json.dumps(facts, sort_keys=True, default=str).
+    encode = json.JSONEncoder(sort_keys=True, default=str).encode
     return {
-        f"{split}/{sample.id}": hashlib.sha256(
-            json.dumps(sample_facts(sample), sort_keys=True, default=str).encode()
-        ).hexdigest()[:16]
+        f"{split}/{sample.id}": hashlib.sha256(encode(sample_facts(sample)).encode()).hexdigest()[:16]
         for split, manifest in report.splits.items()
         for sample in manifest.samples
     }

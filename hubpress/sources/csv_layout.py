@@ -48,6 +48,10 @@ def is_path_column(name: str) -> bool:
 
 
 _URL_OR_DRIVE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
+# A path every rule below accepts unchanged: segments of letters, digits, `_`, `-` and `.`, none
+# starting with a dot (so none is `.` or `..`), no empty segment, no colon, space or control
+# character. Most cells are such paths; only the others go through the rules one by one.
+_PLAIN_PATH = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*(?:/[A-Za-z0-9_-][A-Za-z0-9_.-]*)*")
 
 
 @dataclass(slots=True)
@@ -56,17 +60,34 @@ class _Index:
 
     files: dict[str, ListedFile]
     _by_stem: dict[tuple[str, str], list[str]] | None = None
+    _masks: dict[tuple[str, str], list[str]] | None = None
 
     def by_stem(self, directory: str, stem: str) -> list[str]:
         if self._by_stem is None:
-            index: dict[tuple[str, str], list[str]] = defaultdict(list)
-            for rel in self.files:
-                d, _, name = rel.rpartition("/")
-                s, ext = split_extension(name)
-                if ext is not None:
-                    index[(d, s)].append(rel)
-            self._by_stem = index
+            self._by_stem = _stem_index(self.files)
         return self._by_stem.get((directory, stem), [])
+
+    def masks(self, directory: str, name: str) -> list[str]:
+        """The conventional masks of the image `name`: by_stem(directory, f"{stem}_mask"), from an
+        index of the `*_mask` names alone. Every row asks for its mask, and most sources have
+        none: indexing every file (a tuple and two strings per file, at a million files) would
+        be spent for nothing."""
+        if self._masks is None:
+            self._masks = _stem_index(rel for rel in self.files if "_mask" in rel)
+        if not self._masks:
+            return []
+        return self._masks.get((directory, f"{split_extension(name)[0]}_mask"), [])
+
+
+def _stem_index(relpaths: Iterable[str]) -> dict[tuple[str, str], list[str]]:
+    """Image files by (directory, stem), in listing order."""
+    index: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for rel in relpaths:
+        d, _, name = rel.rpartition("/")
+        s, ext = split_extension(name)
+        if ext is not None:
+            index[(d, s)].append(rel)
+    return index
 
 
 def normalise_csv_path(cell: str) -> tuple[str | None, str | None]:
@@ -75,6 +96,8 @@ def normalise_csv_path(cell: str) -> tuple[str | None, str | None]:
     Backslashes read as folder separators and leading/inner `.` segments are dropped; everything
     else goes through the name gate (hubpress.storage.names): `..`, empty segments, NUL, absolute
     paths and URLs are refused."""
+    if _PLAIN_PATH.fullmatch(cell):
+        return cell, None
     if "\x00" in cell:
         return None, "contains a NUL character"
     path = cell.strip().replace("\\", "/")
@@ -246,7 +269,7 @@ class _CsvRows:
         homes = [ref.relpath for ref in (controls[:1] + ([target] if target is not None else []))]
         for rel in homes:
             directory, _, fname = rel.rpartition("/")
-            candidates = self.index.by_stem(directory, f"{split_extension(fname)[0]}_mask")
+            candidates = self.index.masks(directory, fname)
             if len(candidates) == 1:
                 return file_ref(self.index.files[candidates[0]], self.root)
             if candidates:

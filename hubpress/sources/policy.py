@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from hubpress.errors import ConfigError, ValidationFailed
-from hubpress.sources.discovery import Discovery
+from hubpress.sources.discovery import Discovery, gc_paused
 from hubpress.sources.formats import DEFAULT_MAX_PIXELS, canonical_name, extension_agrees, split_extension
 from hubpress.sources.image_checks import FileFacts
 from hubpress.sources.models import (
@@ -88,6 +88,22 @@ def decide(
     A sample with any error is skipped (reported as SkippedSample with the problem kinds), or,
     with on_error="fail", the whole intake raises ValidationFailed (carrying the report).
     """
+    with gc_paused():  # a verdict and a kept sample per sample, none of them garbage
+        report = _decide(found, facts, source, options, stats)
+    if options.on_error == "fail" and report.errors:
+        exc = ValidationFailed(_failure_message(report))
+        exc.report = report  # type: ignore[attr-defined]  # the CLI prints it; callers may inspect it
+        raise exc
+    return report
+
+
+def _decide(
+    found: Discovery,
+    facts: Mapping[str, FileFacts],
+    source: str,
+    options: IntakeOptions,
+    stats: Mapping[str, int] | None,
+) -> IntakeReport:
     report = IntakeReport(
         source=source, layout=found.layout, options=options.as_dict(), stats=dict(stats or {})
     )
@@ -129,11 +145,6 @@ def decide(
             else:
                 manifest.samples.append(verdict.kept)
         manifest.samples.sort(key=lambda s: s.id)
-
-    if options.on_error == "fail" and report.errors:
-        exc = ValidationFailed(_failure_message(report))
-        exc.report = report  # type: ignore[attr-defined]  # the CLI prints it; callers may inspect it
-        raise exc
     return report
 
 

@@ -32,6 +32,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
 from hubpress.settings import Settings, get_settings
+from hubpress.sources.discovery import gc_paused
 from hubpress.sources.facts_cache import FileJob, from_cache, intake_cache, to_info
 from hubpress.sources.formats import DEFAULT_MAX_PIXELS
 from hubpress.sources.image_checks import FileFacts, apply_pixel_limit, check_image_bytes, check_prompt_bytes
@@ -205,6 +206,23 @@ def validate_files(
     workers = workers or default_workers()
     if keep_for_build and is_s3(root):
         FetchedSpool.of(settings).sweep()  # what earlier runs kept and no build took
+    with gc_paused():  # a fact per file, all kept: nothing for the cyclic GC to find
+        return _validate_chunks(
+            jobs, root, settings, cache, max_pixels, workers, chunk_size, decode, keep_for_build
+        )
+
+
+def _validate_chunks(
+    jobs: Sequence[FileJob],
+    root: str,
+    settings: Settings,
+    cache: HashCache,
+    max_pixels: int,
+    workers: int,
+    chunk_size: int,
+    decode: bool,
+    keep_for_build: bool,
+) -> ValidationResult:
     result = ValidationResult()
     pool: Executor | None = None
     inline_storage: Storage | None = None
@@ -273,8 +291,10 @@ def validate_samples(
     keep_for_build: bool = False,
 ) -> ValidationResult:
     """Validate every file of the samples (see validate_files), chunk by chunk."""
+    with gc_paused():
+        jobs = file_jobs(samples)
     return validate_files(
-        file_jobs(samples),
+        jobs,
         root=root,
         settings=settings,
         cache=cache,

@@ -190,6 +190,8 @@ def intake_in_flow(
         for r in results.result():
             merged.facts.update(r.facts)
             merged.stats.add(r.stats)
+        # The futures hold each chunk's facts: at a million files, a second dict of every fact.
+        del results, chunks
     root = open_storage(source, get_settings(settings)).root
     try:
         # A pure decision over what the tasks found: run in the flow, as a task would only add
