@@ -41,8 +41,8 @@ docs: venv
 # The suite takes the Xet path, as uploads to the Hub do; then the LFS lane runs the tests marked
 # `lfs` against a --no-xet test Hub with HF_HUB_DISABLE_XET=1 (tests/conftest.py).
 test: lint docs
-	$(BIN)/python -m pytest -q
-	HUBPRESS_TEST_HUB=lfs $(BIN)/python -m pytest -q -m lfs
+	$(BIN)/python -m pytest -q --durations=15
+	HUBPRESS_TEST_HUB=lfs $(BIN)/python -m pytest -q -m lfs --durations=5
 
 serve: venv
 	$(BIN)/hubpress serve

@@ -167,18 +167,36 @@ def _lora(path: Path, tensors: dict[str, tuple[str, list[int]]]) -> Path:
 
 
 @pytest.mark.parametrize(
-    ("case", "tensors", "needle"),
+    ("case", "tensors", "needle", "through"),
     [
-        ("bool", {"m.lora_A.weight": ("BOOL", [4, 8]), "m.lora_B.weight": ("BOOL", [8, 4])}, "is BOOL"),
-        ("int", {"m.lora_A.weight": ("I32", [4, 8]), "m.lora_B.weight": ("I32", [8, 4])}, "is I32"),
-        ("rank0", {"m.lora_A.weight": ("F16", [0, 8]), "m.lora_B.weight": ("F16", [8, 0])}, "rank 0"),
-        ("unpaired", {"m.lora_A.weight": ("F16", [4, 8]), "m.lora_B.weight": ("F16", [8, 3])}, "rank 4"),
+        (
+            "bool",
+            {"m.lora_A.weight": ("BOOL", [4, 8]), "m.lora_B.weight": ("BOOL", [8, 4])},
+            "is BOOL",
+            "cli",
+        ),
+        ("int", {"m.lora_A.weight": ("I32", [4, 8]), "m.lora_B.weight": ("I32", [8, 4])}, "is I32", "api"),
+        ("rank0", {"m.lora_A.weight": ("F16", [0, 8]), "m.lora_B.weight": ("F16", [8, 0])}, "rank 0", "api"),
+        (
+            "unpaired",
+            {"m.lora_A.weight": ("F16", [4, 8]), "m.lora_B.weight": ("F16", [8, 3])},
+            "rank 4",
+            "api",
+        ),
     ],
 )
-def test_degenerate_loras_are_refused_before_anything_is_sent(hub, tmp_path, case, tensors, needle):
+def test_degenerate_loras_are_refused_before_anything_is_sent(hub, tmp_path, case, tensors, needle, through):
     weights = _lora(tmp_path / f"{case}.safetensors", tensors)
     repo = f"alice/degenerate-{uuid.uuid4().hex[:8]}"
-    out = cli("publish-lora", str(weights), repo)
-    lines = [line for line in out.stderr.splitlines() if line.strip()]
-    assert out.returncode == 1 and needle in out.stderr and "Traceback" not in out.stderr, out.stderr
-    assert len(lines) <= 2 and hub.head("model", repo) is None
+    if through == "cli":  # the command's one line; the other cases through the API, in this process
+        out = cli("publish-lora", str(weights), repo)
+        lines = [line for line in out.stderr.splitlines() if line.strip()]
+        assert out.returncode == 1 and needle in out.stderr and "Traceback" not in out.stderr, out.stderr
+        assert len(lines) <= 2
+    else:
+        from hubpress.api import upload_lora_safetensors
+        from hubpress.errors import HubpressError
+
+        with pytest.raises(HubpressError, match=needle):
+            upload_lora_safetensors(str(weights), repo, token=WRITE_TOKEN)
+    assert hub.head("model", repo) is None
