@@ -162,7 +162,13 @@ def bench_link(args, work: Path, src: Path, label: str, hub_args: list[str], sou
             "HUBPRESS_STAGING": str(work / label / "staging"),
             "HUBPRESS_CACHE_DIR": str(work / label / "cache"),
         }
-        ref_env = {**env, "HF_DATASETS_CACHE": str(work / label / "hf-datasets")}
+        # The reference publishes to a server of its own (its own Xet CAS, the same link): the image
+        # bytes inside its parquet would otherwise let hubpress's first upload deduplicate them.
+        ref_env = {
+            **env,
+            "HF_DATASETS_CACHE": str(work / label / "hf-datasets"),
+            "HF_ENDPOINT": servers.add_hub("reference-hub"),
+        }
         tiny = work / "tiny"
         if not tiny.exists():
             generate(tiny, 1, 8, seed=2)
