@@ -22,7 +22,6 @@ from tests.conftest import WRITE_TOKEN
 UPLOAD_STARTS = r"xet-write-token|/info/lfs/objects/batch"
 
 
-@pytest.mark.lfs
 def test_ctrl_c_during_the_upload_stops_tidily(tmp_path, hub):
     write_dataset(tmp_path / "src", samples=4, test_fraction=0.0, image_size=16, seed=21)
     repo = f"alice/interrupted-{uuid.uuid4().hex[:8]}"

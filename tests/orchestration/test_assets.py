@@ -57,7 +57,6 @@ def staging(tmp_path, monkeypatch):
     monkeypatch.setenv("HUBPRESS_STAGING", str(tmp_path / "staging"))
 
 
-@pytest.mark.lfs
 def test_dataset_publish_materializes_its_repo_with_commit_and_counts(hub, tmp_path, staging, write_token):
     src = tmp_path / "src"
     write_dataset(src, samples=8, test_fraction=0.25, image_size=24, seed=3)
@@ -82,7 +81,6 @@ def test_dataset_publish_materializes_its_repo_with_commit_and_counts(hub, tmp_p
     assert len(asset_events(key, SUCCEEDED, expect=2, attempts=6)) == 1
 
 
-@pytest.mark.lfs
 def test_lora_publish_through_the_cli_materializes_a_model_asset(hub, tmp_path, write_token):
     write_lora(tmp_path / "pytorch_lora_weights.safetensors", rank=4)
     repo = f"alice/assets-lora-{uuid.uuid4().hex[:8]}"
@@ -154,7 +152,6 @@ def test_refresh_deployments_carry_the_same_disabled_upstream_trigger():
     assert enabled.enabled and enabled.match.model_dump() == {"prefect.resource.id": "hf://datasets/org/up"}
 
 
-@pytest.mark.lfs
 def test_an_upstream_publish_starts_the_refresh_deployment_that_follows_it(
     hub, tmp_path, staging, write_token
 ):
