@@ -36,14 +36,13 @@ class SourceReader:
         self._buckets: dict[str, Storage] = {}
         # Images whose pixels validation left to the build (FileRef.decode_pending) are decoded
         # as they are read, on the decode processes (_decoders), while the build goes on
-        # writing; `undecodable` waits for them. At most _PENDING_PER_READER
+        # writing, once per content (VERDICTS); `undecodable` waits for them. At most _PENDING_PER_READER
         # decodes wait at once, so a fast reader cannot pile up image bytes in memory.
-        self._pending: deque[tuple[FileRef, Future[str | None]]] = deque()
+        self._pending: deque[tuple[FileRef, Future[str | None], bytes | None]] = deque()
         self._failed: list[tuple[FileRef, str]] = []
         self._spool: FetchedSpool | None = None
-        self.decodes = (
-            0  # decodes this reader started (an image whose bytes were decoded already starts none)
-        )
+        # Decodes this reader started: an image whose bytes were decoded already starts none.
+        self.decodes = 0
 
     def _kept(self, ref: FileRef) -> bytes | None:
         """The bytes intake kept for this S3 object, when they are still the validated ones (an
