@@ -39,7 +39,7 @@ def dataset_fingerprint(report: IntakeReport, options: Mapping[str, Any]) -> str
     digest = hashlib.sha256()
     # One encoder for every sample (json.dumps with options builds a new one per call); the same
     # text as json.dumps(value, ensure_ascii=False, sort_keys=True, default=str).
-    encode = json.JSONEncoder(ensure_ascii=False, sort_keys=True, default=str).encode
+    encode = json.JSONEncoder(ensure_ascii=False, sort_keys=True, default=str, check_circular=False).encode
 
     def feed(value: Any) -> None:
         digest.update(encode(value).encode() + b"\n")
