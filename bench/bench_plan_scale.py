@@ -129,6 +129,7 @@ def plan_night(source: str, cache_dir: str, max_shard_size: str) -> dict:
         listing, root=storage.root, layout=layout, csv_texts=read_csv_texts(storage, listing, intake)
     )
     samples = [s for listed in found.samples.values() for s in listed]
+    del listing  # as the flow does (tasks/intake.py): nothing after discovery needs it
     step("discover")
     result = validate_samples(
         samples, root=storage.root, settings=settings, cache=intake_cache(settings), decode=False
