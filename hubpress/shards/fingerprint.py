@@ -11,6 +11,7 @@ from typing import Any
 import hubpress
 from hubpress.shards.shards import SHARD_FORMAT
 from hubpress.shards.staging import RECORD_FORMAT
+from hubpress.sources.discovery import gc_paused
 from hubpress.sources.models import FileRef, IntakeReport, Sample
 
 
@@ -30,6 +31,7 @@ def sample_facts(sample: Sample) -> list[Any]:
     ]
 
 
+@gc_paused()  # short-lived lists only: nothing for the cyclic GC to find in the intake's heap
 def dataset_fingerprint(report: IntakeReport, options: Mapping[str, Any]) -> str:
     """A hash of everything a stage holds depends on: the intake manifest (ids, file sha256s,
     prompts, skipped samples and corrections, which manifest.json reports), the build and card

@@ -69,14 +69,16 @@ def sample_digests(report: IntakeReport) -> dict[str, str]:
     """`split/id` -> a short digest of what the sample publishes (ids, prompt, file sha256s), the
     same facts the stage's fingerprint is made of."""
     from hubpress.shards.fingerprint import sample_facts
+    from hubpress.sources.discovery import gc_paused
 
     # One encoder for every sample: the text of json.dumps(facts, sort_keys=True, default=str).
     encode = json.JSONEncoder(sort_keys=True, default=str, check_circular=False).encode
-    return {
-        f"{split}/{sample.id}": hashlib.sha256(encode(sample_facts(sample)).encode()).hexdigest()[:16]
-        for split, manifest in report.splits.items()
-        for sample in manifest.samples
-    }
+    with gc_paused():  # a key and a digest per sample, all kept
+        return {
+            f"{split}/{sample.id}": hashlib.sha256(encode(sample_facts(sample)).encode()).hexdigest()[:16]
+            for split, manifest in report.splits.items()
+            for sample in manifest.samples
+        }
 
 
 @dataclass(frozen=True, slots=True)
