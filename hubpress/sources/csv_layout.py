@@ -27,7 +27,7 @@ from hubpress.sources.found import (
 )
 from hubpress.sources.models import Correction, FileRef, Problem, Sample
 from hubpress.storage.files import ListedFile
-from hubpress.storage.names import why_unsafe
+from hubpress.storage.names import PLAIN_PATH, why_unsafe
 
 _CONTROL_COLUMN = re.compile(r"control_([1-9][0-9]*)")
 # Prompts may be long (a 1 MB prompt is legal): Python's csv module stops at 128 KiB per field.
@@ -48,10 +48,6 @@ def is_path_column(name: str) -> bool:
 
 
 _URL_OR_DRIVE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
-# A path every rule below accepts unchanged: segments of letters, digits, `_`, `-` and `.`, none
-# starting with a dot (so none is `.` or `..`), no empty segment, no colon, space or control
-# character. Most cells are such paths; only the others go through the rules one by one.
-_PLAIN_PATH = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*(?:/[A-Za-z0-9_-][A-Za-z0-9_.-]*)*")
 
 
 @dataclass(slots=True)
@@ -67,14 +63,17 @@ class _Index:
             self._by_stem = _stem_index(self.files)
         return self._by_stem.get((directory, stem), [])
 
+    def has_masks(self) -> bool:
+        if self._masks is None:
+            self._masks = _stem_index(rel for rel in self.files if "_mask" in rel)
+        return bool(self._masks)
+
     def masks(self, directory: str, name: str) -> list[str]:
         """The conventional masks of the image `name`: by_stem(directory, f"{stem}_mask"), from an
         index of the `*_mask` names alone. Every row asks for its mask, and most sources have
         none: indexing every file (a tuple and two strings per file, at a million files) would
         be spent for nothing."""
-        if self._masks is None:
-            self._masks = _stem_index(rel for rel in self.files if "_mask" in rel)
-        if not self._masks:
+        if not self.has_masks():
             return []
         return self._masks.get((directory, f"{split_extension(name)[0]}_mask"), [])
 
@@ -96,7 +95,7 @@ def normalise_csv_path(cell: str) -> tuple[str | None, str | None]:
     Backslashes read as folder separators and leading/inner `.` segments are dropped; everything
     else goes through the name gate (hubpress.storage.names): `..`, empty segments, NUL, absolute
     paths and URLs are refused."""
-    if _PLAIN_PATH.fullmatch(cell):
+    if PLAIN_PATH.fullmatch(cell):  # most cells: a path every rule below accepts unchanged
         return cell, None
     if "\x00" in cell:
         return None, "contains a NUL character"
@@ -266,6 +265,8 @@ class _CsvRows:
         self, rowno: int, controls: list[FileRef], target: FileRef | None, pending: list[Problem]
     ) -> FileRef | None:
         """`<stem>_mask.<ext>` beside the main control, then beside the target (from the listing)."""
+        if not self.index.has_masks():  # most sources: no `*_mask` file at all
+            return None
         homes = [ref.relpath for ref in (controls[:1] + ([target] if target is not None else []))]
         for rel in homes:
             directory, _, fname = rel.rpartition("/")
