@@ -5,8 +5,8 @@
 
 "Planning" is what publish-dataset does before it builds anything, as plain functions (the flow
 wraps the same steps in tasks): one listing, the listing digest, discovery, validation against the
-facts cache (only the new files are read), the decision, the stage fingerprint, the shard plans
-and the per-sample digests. The previous night is planned once first (untimed), so the facts cache
+facts cache (only the new files are read), the decision, the stage fingerprint and the per-sample
+digests (one pass), and the shard plans. The previous night is planned once first (untimed), so the facts cache
 knows every file but the new ones; then 1% new samples are added (half with ids sorting before
 every existing one, half after) and the night is planned in a fresh child process, whose time and
 peak RSS (ru_maxrss) are printed with each step's share, and its CPU time (on a shared machine,
@@ -91,9 +91,9 @@ def add_night(source: Path, samples: int, fraction: float) -> list[str]:
 def plan_night(source: str, cache_dir: str, max_shard_size: str) -> dict:
     """Everything publish-dataset decides before building, timed step by step (in this process)."""
     from hubpress.settings import get_settings
-    from hubpress.shards.fingerprint import dataset_fingerprint
+    from hubpress.shards.fingerprint import fingerprint_and_digests
     from hubpress.shards.pipeline import build_options, plan_all_shards
-    from hubpress.shards.published import listing_digest, sample_digests
+    from hubpress.shards.published import listing_digest
     from hubpress.sources.discovery import detect_layout, discover
     from hubpress.sources.facts_cache import intake_cache
     from hubpress.sources.intake import IntakeOptions, decide, list_source, read_csv_texts
@@ -137,12 +137,10 @@ def plan_night(source: str, cache_dir: str, max_shard_size: str) -> dict:
     step("validate")
     report = decide(found, result.facts, source=storage.root, options=intake, stats=result.stats.as_dict())
     step("decide")
-    dataset_fingerprint(report, options)
-    step("fingerprint")
+    fingerprint_and_digests(report, options)  # one pass, as the flow makes them
+    step("fingerprint, sample digests")
     plans = plan_all_shards(report, options)
     step("plan shards")
-    sample_digests(report)
-    step("sample digests")
     own, workers = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return {
         "seconds": round(time.perf_counter() - start, 2),

@@ -9,10 +9,14 @@ import base64
 import hashlib
 import json
 
+import pytest
+
 from hubpress.settings import get_settings
+from hubpress.shards.fingerprint import fingerprint_and_digests, sample_facts
 from hubpress.shards.pipeline import build_options, plan_all_shards
 from hubpress.shards.published import sample_digests
 from hubpress.sources.intake import run_intake
+from hubpress.sources.models import FileRef, IntakeReport, Sample, SplitManifest
 
 _PNG_A = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAQAAAAECAIAAAAmkwkpAAAAP0lEQVR4nAE0AMv/APjCvs+TGu0V9dPvLQQN2+E3o9IxGdLlMaAA"
@@ -58,6 +62,18 @@ def test_a_small_source_plans_the_same_samples_shard_keys_and_digests_as_before(
     assert hashlib.sha256(" ".join(p.key for p in plans).encode()).hexdigest() == PINNED_KEYS
     digests = json.dumps(sample_digests(report), sort_keys=True).encode()
     assert hashlib.sha256(digests).hexdigest() == PINNED_DIGESTS
+
+
+@pytest.mark.parametrize("prompt", ["plain", "é ü 猫", "del \x7f here", "tab\tnewline\n\x00", '"q" \\'])
+def test_a_sample_digest_is_the_sha256_of_its_facts_as_ascii_json_whatever_its_prompt(prompt):
+    """The fingerprint and the digests are made in one pass, reusing the fingerprint's text when
+    it is the same as the digest's: checked against the digest's definition."""
+    ref = FileRef("/src/a.png", "a.png", 120, "png", "ab" * 32, 4, 4, "1+1:1")
+    sample = Sample("s1", "train", prompt, [ref], None, ref)
+    report = IntakeReport("/src", "csv", {"train": SplitManifest("train", [sample])})
+    expected = hashlib.sha256(json.dumps(sample_facts(sample), sort_keys=True, default=str).encode())
+    assert fingerprint_and_digests(report, {})[1] == {"train/s1": expected.hexdigest()[:16]}
+    assert sample_digests(report) == {"train/s1": expected.hexdigest()[:16]}
 
 
 # Computed by main at b3fb96c, before the planning path was made faster.
