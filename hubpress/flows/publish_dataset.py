@@ -30,9 +30,9 @@ from hubpress.orchestration import artifacts, assets
 from hubpress.orchestration.runners import on_threads
 from hubpress.settings import Settings, get_settings, resolve_token
 from hubpress.shards.empty import refuse_empty_splits
-from hubpress.shards.fingerprint import dataset_fingerprint
+from hubpress.shards.fingerprint import fingerprint_and_digests
 from hubpress.shards.pipeline import card_renderer
-from hubpress.shards.published import PublishedRecord, PublishedRecords, reported_changes, sample_digests
+from hubpress.shards.published import PublishedRecord, PublishedRecords, reported_changes
 from hubpress.shards.reuse import BuildPlan, retake, shard_counts
 from hubpress.shards.run_result import failure_summary, published_result, summary, unchanged_result
 from hubpress.shards.runs import RunStage, StagingPolicy, release_published, sweep_once
@@ -81,7 +81,8 @@ def _publish(params: PublishDatasetParams) -> dict[str, Any]:
     with RunStage(staging, artifacts.flow_run_id()) as stage:
         sweep_once(staging, StagingPolicy.from_settings(run.settings))
         intake_report, build_plan, shards, created_early = intake_plan_build(params, run, staging, stage)
-        fingerprint = dataset_fingerprint(intake_report, run.options)
+        # One pass over the samples makes both (the record of what was published uses the digests).
+        fingerprint, published = fingerprint_and_digests(intake_report, run.options)
         staged = stage_task(
             staging,
             stage.relpath,
@@ -117,7 +118,6 @@ def _publish(params: PublishDatasetParams) -> dict[str, Any]:
             artifacts.commit_link(
                 outcome.commit_url, f"Commit {outcome.commit[:12]} in {params.target}", params.target
             )
-        published = sample_digests(intake_report)
         changes = reported_changes(run.record, published, outcome.plan.summary(), outcome.plan.parent_commit)
         head = outcome.commit or outcome.plan.parent_commit
         if head and not (params.dry_run or params.create_pr):
@@ -147,12 +147,18 @@ class Run:
 
     settings: Settings
     target: Target
-    listing: list[ListedFile]
+    listing: list[ListedFile] | None
     options: dict[str, Any]
     digest: str
     records: PublishedRecords
     record: PublishedRecord | None
     unchanged: bool
+
+    def take_listing(self) -> list[ListedFile] | None:
+        """The listing, for the first intake only: at a million samples it is two million
+        objects (about 600 MB) that nothing needs after discovery. A retake lists again."""
+        listing, self.listing = self.listing, None
+        return listing
 
 
 def open_run(params: PublishDatasetParams) -> Run:
@@ -234,7 +240,7 @@ def intake(params: PublishDatasetParams, run: Run) -> IntakeReport:
         settings=run.settings,
         # On Dask the cluster is the parallelism; a worker process may not start its own pool.
         workers=(os.cpu_count() or 1) if on_threads() else 1,
-        listing=run.listing,
+        listing=run.take_listing(),
         # The build decodes each new image as it reads it; `--on-error fail` promises that nothing
         # is built or sent when the data has problems, so it decodes here.
         decode=params.on_error == "fail",

@@ -11,6 +11,7 @@ from typing import Any
 import hubpress
 from hubpress.shards.shards import SHARD_FORMAT
 from hubpress.shards.staging import RECORD_FORMAT
+from hubpress.sources.discovery import gc_paused
 from hubpress.sources.models import FileRef, IntakeReport, Sample
 
 
@@ -36,21 +37,43 @@ def dataset_fingerprint(report: IntakeReport, options: Mapping[str, Any]) -> str
     options, and the hubpress and shard format versions. 32 hex characters. The README is not
     staged (it is merged with the target's card at publish time), so the target's card is not
     part of it."""
+    return fingerprint_and_digests(report, options)[0]
+
+
+# One encoder each for every sample (json.dumps with options builds a new one per call): the text
+# of json.dumps(value, ensure_ascii=False, sort_keys=True, default=str) for the fingerprint, and
+# of json.dumps(value, sort_keys=True, default=str) for a sample's digest. Values are plain, never
+# circular, so the check for cycles is skipped.
+_ENCODE = json.JSONEncoder(ensure_ascii=False, sort_keys=True, default=str, check_circular=False).encode
+_ENCODE_ASCII = json.JSONEncoder(sort_keys=True, default=str, check_circular=False).encode
+
+
+@gc_paused()  # a digest per sample, all kept: nothing for the cyclic GC to find in the intake's heap
+def fingerprint_and_digests(report: IntakeReport, options: Mapping[str, Any]) -> tuple[str, dict[str, str]]:
+    """The dataset's fingerprint (dataset_fingerprint) and each sample's digest (`split/id` -> 16
+    hex characters of the sha256 of its facts as ASCII JSON: hubpress.shards.published.
+    sample_digests), in one pass: both are made of the same facts, and text of printable ASCII
+    encodes the same with or without ensure_ascii, so most samples are encoded once, not twice."""
     digest = hashlib.sha256()
-    # One encoder for every sample (json.dumps with options builds a new one per call); the same
-    # text as json.dumps(value, ensure_ascii=False, sort_keys=True, default=str).
-    encode = json.JSONEncoder(ensure_ascii=False, sort_keys=True, default=str).encode
 
     def feed(value: Any) -> None:
-        digest.update(encode(value).encode() + b"\n")
+        digest.update(_ENCODE(value).encode() + b"\n")
 
     feed(["hubpress-stage", RECORD_FORMAT, SHARD_FORMAT, hubpress.__version__, report.source, report.layout])
     feed(dict(options))
+    by_split: dict[str, dict[str, str]] = {}
     for split in sorted(report.splits):
         manifest = report.splits[split]
         feed(["split", split, len(manifest.samples)])
+        digests = by_split[split] = {}
         for sample in sorted(manifest.samples, key=lambda s: s.id):
-            feed(sample_facts(sample))
+            facts = sample_facts(sample)
+            text = _ENCODE(facts)
+            digest.update(text.encode() + b"\n")
+            # DEL (\x7f) is ASCII, but ensure_ascii escapes it: such text is encoded again too.
+            ascii_text = text if text.isascii() and "\x7f" not in text else _ENCODE_ASCII(facts)
+            digests[f"{split}/{sample.id}"] = hashlib.sha256(ascii_text.encode()).hexdigest()[:16]
         feed(sorted([s.id, list(s.reasons)] for s in manifest.skipped))
     feed(sorted([c.split, c.sample, c.path, c.from_, c.to, c.kind] for c in report.corrections))
-    return digest.hexdigest()[:32]
+    # The digests in the report's own order of splits, as sample_digests always gave them.
+    return digest.hexdigest()[:32], {k: v for split in report.splits for k, v in by_split[split].items()}

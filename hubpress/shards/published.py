@@ -67,16 +67,11 @@ def local_listing(paths: Iterable[str | os.PathLike[str]]) -> list[ListedFile]:
 
 def sample_digests(report: IntakeReport) -> dict[str, str]:
     """`split/id` -> a short digest of what the sample publishes (ids, prompt, file sha256s), the
-    same facts the stage's fingerprint is made of."""
-    from hubpress.shards.fingerprint import sample_facts
+    same facts the stage's fingerprint is made of (hubpress.shards.fingerprint, which makes both
+    in one pass: fingerprint_and_digests)."""
+    from hubpress.shards.fingerprint import fingerprint_and_digests
 
-    # One encoder for every sample: the text of json.dumps(facts, sort_keys=True, default=str).
-    encode = json.JSONEncoder(sort_keys=True, default=str).encode
-    return {
-        f"{split}/{sample.id}": hashlib.sha256(encode(sample_facts(sample)).encode()).hexdigest()[:16]
-        for split, manifest in report.splits.items()
-        for sample in manifest.samples
-    }
+    return fingerprint_and_digests(report, {})[1]
 
 
 @dataclass(frozen=True, slots=True)

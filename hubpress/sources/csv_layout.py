@@ -7,10 +7,9 @@ mask and id; paths relative to the root.
 from __future__ import annotations
 
 import csv
-import io
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 from hubpress.errors import SourceError
@@ -27,7 +26,7 @@ from hubpress.sources.found import (
 )
 from hubpress.sources.models import Correction, FileRef, Problem, Sample
 from hubpress.storage.files import ListedFile
-from hubpress.storage.names import why_unsafe
+from hubpress.storage.names import PLAIN_PATH, why_unsafe
 
 _CONTROL_COLUMN = re.compile(r"control_([1-9][0-9]*)")
 # Prompts may be long (a 1 MB prompt is legal): Python's csv module stops at 128 KiB per field.
@@ -39,7 +38,21 @@ def csv_rows(text: str):
     """csv.reader over `text`, with a field limit large enough for any legal prompt."""
     if csv.field_size_limit() < MAX_FIELD:
         csv.field_size_limit(MAX_FIELD)
-    return csv.reader(io.StringIO(text))
+    return csv.reader(_lines(text))
+
+
+def _lines(text: str) -> Iterator[str]:
+    """The lines of `text`, each with its "\n", as iterating io.StringIO(text) gives them (split
+    at "\n" only; "\r" stays for the csv module). Not through StringIO: it holds a copy of the
+    text at four bytes a character, 300 MB for the CSV of a million samples."""
+    start, end = 0, len(text)
+    while start < end:
+        stop = text.find("\n", start)
+        if stop < 0:
+            yield text[start:]
+            return
+        yield text[start : stop + 1]
+        start = stop + 1
 
 
 def is_path_column(name: str) -> bool:
@@ -48,10 +61,6 @@ def is_path_column(name: str) -> bool:
 
 
 _URL_OR_DRIVE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
-# A path every rule below accepts unchanged: segments of letters, digits, `_`, `-` and `.`, none
-# starting with a dot (so none is `.` or `..`), no empty segment, no colon, space or control
-# character. Most cells are such paths; only the others go through the rules one by one.
-_PLAIN_PATH = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*(?:/[A-Za-z0-9_-][A-Za-z0-9_.-]*)*")
 
 
 @dataclass(slots=True)
@@ -67,14 +76,17 @@ class _Index:
             self._by_stem = _stem_index(self.files)
         return self._by_stem.get((directory, stem), [])
 
+    def has_masks(self) -> bool:
+        if self._masks is None:
+            self._masks = _stem_index(rel for rel in self.files if "_mask" in rel)
+        return bool(self._masks)
+
     def masks(self, directory: str, name: str) -> list[str]:
         """The conventional masks of the image `name`: by_stem(directory, f"{stem}_mask"), from an
         index of the `*_mask` names alone. Every row asks for its mask, and most sources have
         none: indexing every file (a tuple and two strings per file, at a million files) would
         be spent for nothing."""
-        if self._masks is None:
-            self._masks = _stem_index(rel for rel in self.files if "_mask" in rel)
-        if not self._masks:
+        if not self.has_masks():
             return []
         return self._masks.get((directory, f"{split_extension(name)[0]}_mask"), [])
 
@@ -96,7 +108,7 @@ def normalise_csv_path(cell: str) -> tuple[str | None, str | None]:
     Backslashes read as folder separators and leading/inner `.` segments are dropped; everything
     else goes through the name gate (hubpress.storage.names): `..`, empty segments, NUL, absolute
     paths and URLs are refused."""
-    if _PLAIN_PATH.fullmatch(cell):
+    if PLAIN_PATH.fullmatch(cell):  # most cells: a path every rule below accepts unchanged
         return cell, None
     if "\x00" in cell:
         return None, "contains a NUL character"
@@ -266,6 +278,8 @@ class _CsvRows:
         self, rowno: int, controls: list[FileRef], target: FileRef | None, pending: list[Problem]
     ) -> FileRef | None:
         """`<stem>_mask.<ext>` beside the main control, then beside the target (from the listing)."""
+        if not self.index.has_masks():  # most sources: no `*_mask` file at all
+            return None
         homes = [ref.relpath for ref in (controls[:1] + ([target] if target is not None else []))]
         for rel in homes:
             directory, _, fname = rel.rpartition("/")

@@ -34,7 +34,7 @@ from hubpress.sources.found import (
 )
 from hubpress.sources.models import Layout, Problem
 from hubpress.storage.files import UNLISTED, ListedFile
-from hubpress.storage.names import UNSAFE_NAME, why_unsafe
+from hubpress.storage.names import PLAIN_PATH, UNSAFE_NAME, why_unsafe
 
 __all__ = [
     "CSV_COLUMNS_HELP",
@@ -123,6 +123,9 @@ def _split_undecodable_names(listing: Sequence[ListedFile]) -> tuple[Sequence[Li
     problems: list[Problem] = []
     kept: list[ListedFile] = []
     for lf in listing:
+        if lf.size != UNLISTED and PLAIN_PATH.fullmatch(lf.relpath):
+            kept.append(lf)  # most names: ASCII, and safe by every rule below
+            continue
         try:
             lf.relpath.encode("utf-8")
         except UnicodeEncodeError:

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 
 from hubpress.settings import Settings, get_settings
 from hubpress.sources.discovery import gc_paused
-from hubpress.sources.facts_cache import FileJob, from_cache, intake_cache, to_info
+from hubpress.sources.facts_cache import FactsFromCache, FileJob, intake_cache, to_info
 from hubpress.sources.formats import DEFAULT_MAX_PIXELS
 from hubpress.sources.image_checks import FileFacts, apply_pixel_limit, check_image_bytes, check_prompt_bytes
 from hubpress.sources.models import Sample
@@ -230,6 +230,7 @@ def _validate_chunks(
         result.stats.chunks += 1
         result.stats.files += len(chunk)
         known = cache.get_many([(j.uri, j.size, j.version) for j in chunk])
+        from_cache = FactsFromCache()  # while `known` holds the parsed entries it keys on
         todo: list[FileJob] = []
         for job in chunk:
             hit = known.get((job.uri, job.size, job.version))
@@ -242,7 +243,8 @@ def _validate_chunks(
                 todo.append(job)
             else:
                 result.facts[job.relpath] = facts
-                result.stats.cache_hits += 1
+        result.stats.cache_hits += len(chunk) - len(todo)
+        del known, from_cache
         if not todo:
             continue
         if workers > 1 and len(todo) >= INLINE_BELOW and pool is None:
