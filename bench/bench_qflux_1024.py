@@ -153,6 +153,19 @@ def write_big_lora(path: Path, megabytes: int) -> None:
     write_lora(path, rank=rank, hidden=hidden, dtype="F32", modules=max(1, megabytes * 10**6 // per_module))
 
 
+def commit_read_timeout(src: Path, mbytes_per_s: float) -> int:
+    """The silence hubpress must allow while the test Hub answers a commit on the shaped link.
+
+    hf_xet writes to the test Hub's CAS, a local folder, at disk speed; the test Hub charges those
+    bytes to the link when the commit naming them arrives, and answers once they have "crossed"
+    it and it has rebuilt the files: a 1 GB commit is silent for 26 s at 40 MB/s, 10 GB for 260 s.
+    On the Hub the bytes cross the link during the upload and a commit answers within the Hub's
+    own 60 s bound, which is why HUBPRESS_READ_TIMEOUT is 60 s by default. The reference's client
+    has no read timeout at all."""
+    total = sum(p.stat().st_size for p in src.rglob("*") if p.is_file())
+    return max(60, round(60 + 2 * total / (mbytes_per_s * 1e6)))
+
+
 def bench_link(args, work: Path, src: Path, label: str, hub_args: list[str], source_floor: float) -> dict:
     servers = Servers(work / label, hub_args=hub_args)
     try:
@@ -162,6 +175,8 @@ def bench_link(args, work: Path, src: Path, label: str, hub_args: list[str], sou
             "HUBPRESS_STAGING": str(work / label / "staging"),
             "HUBPRESS_CACHE_DIR": str(work / label / "cache"),
         }
+        if hub_args:
+            fresh["HUBPRESS_READ_TIMEOUT"] = str(commit_read_timeout(src, args.mbytes_per_s))
         # The reference publishes to a server of its own (its own Xet CAS, the same link): the image
         # bytes inside its parquet would otherwise let hubpress's first upload deduplicate them.
         ref_env = {
@@ -252,7 +267,7 @@ def main() -> None:
         "--repeat-bytes",
         action="store_true",
         help="write one image per role and copy it to every sample (quick to generate; every file is "
-        "still read, hashed, decoded and sent)",
+        "still read, hashed and sent, but decoded once per content since #21: 4 decodes in all)",
     )
     parser.add_argument(
         "--skip-reference", action="store_true", help="hubpress only (e.g. the 1,000-sample memory check)"

@@ -111,6 +111,16 @@ def _run(args: list[str], debug: bool) -> None:
     stall, a truncated download) becomes hubpress's one-line error (hubpress.targets.hub_failures)."""
     try:
         app(args=args, prog_name="hubpress", standalone_mode=True)
+    except SystemExit as exc:
+        from hubpress.commands.interrupt import (
+            INTERRUPTED_EXIT_CODE,
+            interrupted_line,
+            stopped_without_a_word,
+        )
+
+        if exc.code == INTERRUPTED_EXIT_CODE and stopped_without_a_word(exc):
+            typer.secho(interrupted_line(args), err=True, fg=typer.colors.YELLOW)
+        raise
     except Exception as exc:
         from hubpress.targets.hub_failures import outbound_failure
 

@@ -86,7 +86,13 @@ def main(argv: list[str] | None = None) -> None:
 
     _say("Publishing again: the data did not change")
     again = upload_editing_dataset(str(out / "source"), f"{target}/", **options)
-    print(f"   {_outcome(again)} (stage reused: {again['stage_reused']})")
+    print(f"   {_outcome(again)}")
+    if again["listing_unchanged"]:
+        print("   the source's listing (names, sizes, times) matched the last publish: no file was read")
+    else:
+        from hubpress.shards.run_result import reuse_line
+
+        print(f"   {reuse_line(again)}")
 
     _say("Publishing a LoRA to a local target, twice (the second time its sha256 is already there)")
     from hubpress.flows.params import PublishLoraParams

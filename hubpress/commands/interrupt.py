@@ -113,3 +113,33 @@ def command_interruptible() -> Iterator[None]:
             yield
     except KeyboardInterrupt:
         raise typer.Exit(INTERRUPTED_EXIT_CODE) from None
+
+
+# What a command that runs no flow leaves behind when Ctrl-C stops it (the flows' commands say
+# what state each Hub repo is in, through interruptible()).
+_LEFT_BEHIND = {
+    "scan": "nothing was sent anywhere; files --fix-source renamed so far stay renamed, run it again to finish",
+    "download-lora": "huggingface_hub keeps the partial download in its cache and resumes it next time",
+    "serve": "its deployments are no longer served; runs a worker already started go on there",
+    "staging": "stages removed so far are gone, the others are kept",
+    "server": "run `hubpress server status` to see whether the server is up",
+    "training-finished": "the event may not have been sent: run it again",
+}
+
+
+def stopped_without_a_word(exc: BaseException) -> bool:
+    """True when Ctrl-C stopped a command that runs no flow: Typer turns the KeyboardInterrupt into
+    exit 130 and says nothing. (interruptible() has said its line already and cut the chain.)"""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, KeyboardInterrupt):
+            return True
+        seen = seen.__cause__ or (None if seen.__suppress_context__ else seen.__context__)
+    return False
+
+
+def interrupted_line(args: list[str]) -> str:
+    """The one line for a command stopped by Ctrl-C outside a flow run."""
+    command = next((a for a in args if not a.startswith("-")), "")
+    left = _LEFT_BEHIND.get(command, "nothing was sent to the Hub")
+    return f"interrupted: hubpress {command} stopped before it finished; {left}.".replace("  ", " ")

@@ -41,11 +41,13 @@ class SourceReader:
         self._buckets: dict[str, Storage] = {}
         # Images whose pixels validation left to the build (FileRef.decode_pending) are decoded
         # as they are read, on the decode processes (_decoders), while the build goes on
-        # writing; `undecodable` waits for them. At most _PENDING_PER_READER
+        # writing, once per content (VERDICTS); `undecodable` waits for them. At most _PENDING_PER_READER
         # decodes wait at once, so a fast reader cannot pile up image bytes in memory.
-        self._pending: deque[tuple[FileRef, Future[str | None]]] = deque()
+        self._pending: deque[tuple[FileRef, Future[str | None], bytes | None]] = deque()
         self._failed: list[tuple[FileRef, str]] = []
         self._spool: FetchedSpool | None = None
+        # Decodes this reader started: an image whose bytes were decoded already starts none.
+        self.decodes = 0
 
     def _kept(self, ref: FileRef) -> bytes | None:
         """The bytes intake kept for this S3 object, when they are still the validated ones (an
@@ -97,18 +99,33 @@ class SourceReader:
         if ref.decode_pending:
             while len(self._pending) >= _PENDING_PER_READER:
                 self._settle(*self._pending.popleft())
-            pool = _decode_threads_pool() if self.decode_in_process else _decoders()
-            if is_s3(ref.uri) or isinstance(pool, ThreadPoolExecutor):
-                decoded = pool.submit(decode_problem, data, ref.format)
-            else:  # a decode process reads the file again from the page cache: no bytes to pickle
-                decoded = pool.submit(decode_file_problem, ref.uri, ref.format, ref.size, ref.version)
-            self._pending.append((ref, decoded))
+            known = VERDICTS.of(ref.sha256)
+            if known is not None:  # these bytes were decoded (or are being): the same verdict
+                self._pending.append((ref, known, data))
+                return data
+            self.decodes += 1
+            decoded = _submit(ref, data, self.decode_in_process)
+            VERDICTS.add(ref.sha256, decoded)
+            self._pending.append((ref, decoded, None))
         return data
 
-    def _settle(self, ref: FileRef, decoded: Future[str | None]) -> None:
-        problem = decoded.result()
+    def _settle(self, ref: FileRef, decoded: Future[str | None], shared: bytes | None) -> None:
+        """`shared`: the bytes of an image whose verdict another read's decode gives (None: its own)."""
+        try:
+            problem = decoded.result()
+        except BaseException:
+            VERDICTS.forget(ref.sha256)
+            raise
+        if problem is _CHANGED and shared is not None:
+            # The other file with this content changed under its decode; this one was read and
+            # held to what validation saw, so it is decoded on its own.
+            self.decodes += 1
+            problem = _submit(ref, shared, self.decode_in_process).result()
         if problem is _CHANGED:
+            VERDICTS.forget(ref.sha256)
             raise _changed(ref, "its size, modification time or change time differs from what was validated")
+        if shared is None:
+            VERDICTS.settled(ref.sha256, problem)
         if problem is not None:
             self._failed.append((ref, problem))
 
@@ -136,6 +153,56 @@ class SourceReader:
 
 _PENDING_PER_READER = 8
 _CHANGED = "\0changed"
+
+
+class DecodeVerdicts:
+    """What decoding each content (sha256) gave, in this process. A verdict depends on the bytes
+    alone (the pixel limit was applied from the header, before any decode), so an image whose bytes
+    were decoded already, at another path (a control shared by several samples, a reused mask),
+    takes that verdict instead of a second decode; a decode still running is shared too. The
+    newest `limit` verdicts are kept (about 100 bytes each); one a changed file or a broken pool
+    cut short is never kept. (Across runs the facts cache keeps each file's verdict.)"""
+
+    def __init__(self, limit: int = 100_000):
+        self.limit = limit
+        self._lock = threading.Lock()
+        self._by_sha: dict[str, Future[str | None] | str | None] = {}
+
+    def of(self, sha256: str | None) -> Future[str | None] | None:
+        if sha256 is None:
+            return None
+        with self._lock:
+            if sha256 not in self._by_sha:
+                return None
+            known = self._by_sha[sha256]
+        if isinstance(known, Future):
+            return known
+        done: Future[str | None] = Future()
+        done.set_result(known)
+        return done
+
+    def add(self, sha256: str | None, decoded: Future[str | None]) -> None:
+        if sha256 is None:
+            return
+        with self._lock:
+            if len(self._by_sha) >= self.limit:
+                for old in list(self._by_sha)[: self.limit // 2]:
+                    del self._by_sha[old]
+            self._by_sha[sha256] = decoded
+
+    def settled(self, sha256: str | None, problem: str | None) -> None:
+        """Keep a finished verdict as a plain value (a Future holds a lock and a condition)."""
+        if sha256 is not None:
+            with self._lock:
+                if isinstance(self._by_sha.get(sha256), Future):
+                    self._by_sha[sha256] = problem
+
+    def forget(self, sha256: str | None) -> None:
+        with self._lock:
+            self._by_sha.pop(sha256, None)
+
+
+VERDICTS = DecodeVerdicts()
 _decode_lock = threading.Lock()
 _decode_threads: ThreadPoolExecutor | None = None
 
@@ -167,6 +234,14 @@ def _decode_threads_pool() -> ThreadPoolExecutor:
         if _decode_threads is None:
             _decode_threads = ThreadPoolExecutor(default_workers(), thread_name_prefix="hubpress-decode")
         return _decode_threads
+
+
+def _submit(ref: FileRef, data: bytes, in_process: bool = False) -> Future[str | None]:
+    pool = _decode_threads_pool() if in_process else _decoders()
+    if is_s3(ref.uri) or isinstance(pool, ThreadPoolExecutor):
+        return pool.submit(decode_problem, data, ref.format)
+    # a decode process reads the file again from the page cache: no bytes to pickle
+    return pool.submit(decode_file_problem, ref.uri, ref.format, ref.size, ref.version)
 
 
 def decode_file_problem(path: str, fmt: str | None, size: int, version: str | None) -> str | None:

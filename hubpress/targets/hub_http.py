@@ -262,6 +262,10 @@ def client_factory(deadlines: Deadlines):
 
     def build() -> httpx2.Client:
         return httpx2.Client(
+            # No client default: httpx's is 5 s for every phase, which the hook would keep (it only
+            # caps what a request carries) and so cut a commit the Hub takes longer to answer (its
+            # own bound is 60 s) with a ReadTimeout. Unset, every phase gets hubpress's bounds.
+            timeout=None,
             # every wait the Hub asks for is bounded (hub_waits), every phase ends by its deadline
             transport=hub_waits.bounding_transport(DeadlineTransport(deadlines)),
             event_hooks={"request": [hf_request_event_hook, _timeouts_hook(deadlines)]},

@@ -153,6 +153,8 @@ def test_make_demo_twice(tmp_path):
     # Second run: the dataset publishes (twice) and both LoRA publishes send nothing.
     assert second.count("unchanged, nothing sent") == 4, second
     assert re.search(r"publish 2: unchanged, nothing sent", first)
+    assert second.count("matched the last publish: no file was read") == 1, second
+    assert "stage reused" not in second
     # The local target is explained, and the cards have real titles.
     assert "is a link to the version it holds" in second
     assert (out / "dataset" / "README.md").read_text().count("# hubpress demo: face edits") == 1

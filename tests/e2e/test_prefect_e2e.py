@@ -226,8 +226,9 @@ def test_overlapping_scheduled_runs_never_both_publish(served, api, hub_server, 
     write_dataset(src, samples=4, test_fraction=0.0, image_size=16, seed=11)
     repo = f"alice/e2e-nightly-{uuid.uuid4().hex[:8]}"
     parameters = _ui_form_parameters(source=str(src), target=repo)
-    # The first night is slow: its commit is held for a while by the Hub.
-    hub_server.arm_fault("commit", "stall", count=1, stall_seconds=30)
+    # The first night is slow: its commit is held for a while by the Hub (waited out: a commit's
+    # answer may take up to HUBPRESS_READ_TIMEOUT, so 10 s keeps the run busy without costing CI 30 s).
+    hub_server.arm_fault("commit", "stall", count=1, stall_seconds=10)
     try:
         first = _post(api, f"/deployments/{deployment['id']}/create_flow_run", {"parameters": parameters})
         assert first.status_code == 201, first.text
