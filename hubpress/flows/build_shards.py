@@ -14,6 +14,7 @@ from hubpress.orchestration.runners import carry, on_threads
 from hubpress.settings import get_settings
 from hubpress.shards.pipeline import load_split_plans, save_split_plans
 from hubpress.shards.staging import Staging
+from hubpress.sources.reader import decodes_in_process
 from hubpress.tasks.build import UndecodableShard, build_shard
 from hubpress.tasks.publish import preupload_task
 
@@ -27,6 +28,10 @@ def build_shards(plans, staging_uri, settings, progress=None, upload_to=None) ->
     On threads, only as many builds as there are build slots are submitted at a time: submitted all
     at once, they would race for the slots and the largest could start last."""
     queue = deque(sorted(plans, key=lambda plan: -plan.estimated_size))
+    # A night's few new images decode on threads: the decode processes would cost more to start.
+    in_process = decodes_in_process(
+        ref for plan in plans for sample in plan.samples for ref in sample.images()
+    )
     in_flight = max(1, settings.build_concurrency) if on_threads() else len(queue)
     running: list = []
     shards, uploads = [], []
@@ -34,7 +39,7 @@ def build_shards(plans, staging_uri, settings, progress=None, upload_to=None) ->
 
     def submit_next() -> None:
         plan = queue.popleft()  # carry(): a plan holds its samples; Prefect need not walk them
-        running.append(build_shard.submit(carry(plan), staging_uri, settings))
+        running.append(build_shard.submit(carry(plan), staging_uri, settings, in_process))
 
     while queue and len(running) < in_flight:
         submit_next()

@@ -246,24 +246,29 @@ def stage_shard(
     staging: Staging,
     plan: ShardPlan,
     read_bytes: Callable[[FileRef], bytes] | None = None,
+    decode_in_process: bool = False,
 ) -> SealedShard:
     """Build one shard and seal it in the shard store under its key (hubpress.shards.shard_store):
     in place for local staging, via a temporary file for S3.
 
     At most `Settings.build_concurrency` shards are built at once in one process, whatever the
     task runner's thread count: each build holds one row group of image bytes, so this is what
-    keeps peak memory bounded (threads beyond it still overlap uploads and S3 reads)."""
+    keeps peak memory bounded (threads beyond it still overlap uploads and S3 reads).
+    `decode_in_process`: the build has only a few images to decode (SourceReader)."""
     with _slots(max(1, staging.settings.build_concurrency)):
         try:
-            return _stage_shard(ShardStore(staging), plan, read_bytes)
+            return _stage_shard(ShardStore(staging), plan, read_bytes, decode_in_process)
         finally:
             release_free_memory()
 
 
 def _stage_shard(
-    store: ShardStore, plan: ShardPlan, read_bytes: Callable[[FileRef], bytes] | None
+    store: ShardStore,
+    plan: ShardPlan,
+    read_bytes: Callable[[FileRef], bytes] | None,
+    decode_in_process: bool = False,
 ) -> SealedShard:
-    read = read_bytes or SourceReader(store.staging.settings)
+    read = read_bytes or SourceReader(store.staging.settings, decode_in_process)
 
     def write(out: Path) -> BuiltShard:
         built = write_shard(plan, out, read)

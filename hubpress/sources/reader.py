@@ -8,6 +8,7 @@ import multiprocessing
 import os
 import threading
 from collections import deque
+from collections.abc import Iterable
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from urllib.parse import urlparse
 
@@ -31,8 +32,12 @@ class SourceReader:
     An S3 object that intake fetched is read from where intake kept it (hubpress.storage.fetched),
     not fetched again: those are the bytes validation hashed, held to the same sha256."""
 
-    def __init__(self, settings: Settings | None = None):
+    def __init__(self, settings: Settings | None = None, decode_in_process: bool = False):
+        """`decode_in_process`: pending decodes run on this process's threads, not on the decode
+        processes; for a build with only a few to do (decodes_in_process), for which starting
+        those processes would cost more than the decoding."""
         self.settings = settings
+        self.decode_in_process = decode_in_process
         self._buckets: dict[str, Storage] = {}
         # Images whose pixels validation left to the build (FileRef.decode_pending) are decoded
         # as they are read, on the decode processes (_decoders), while the build goes on
@@ -99,7 +104,7 @@ class SourceReader:
                 self._pending.append((ref, known, data))
                 return data
             self.decodes += 1
-            decoded = _submit(ref, data)
+            decoded = _submit(ref, data, self.decode_in_process)
             VERDICTS.add(ref.sha256, decoded)
             self._pending.append((ref, decoded, None))
         return data
@@ -115,7 +120,7 @@ class SourceReader:
             # The other file with this content changed under its decode; this one was read and
             # held to what validation saw, so it is decoded on its own.
             self.decodes += 1
-            problem = _submit(ref, shared).result()
+            problem = _submit(ref, shared, self.decode_in_process).result()
         if problem is _CHANGED:
             VERDICTS.forget(ref.sha256)
             raise _changed(ref, "its size, modification time or change time differs from what was validated")
@@ -202,6 +207,17 @@ _decode_lock = threading.Lock()
 _decode_threads: ThreadPoolExecutor | None = None
 
 
+# Fewer bytes of images to decode than this, in one build, are decoded on threads: a night's few
+# new images (4 MB for 20 samples at 256 px) decode in a tenth of a second, and starting the decode
+# processes (each a Python with Pillow and hubpress's imports) costs 0.5-1 s of CPU.
+DECODE_IN_PROCESS_BELOW = 16 << 20
+
+
+def decodes_in_process(refs: Iterable[FileRef]) -> bool:
+    """Whether a build whose images are `refs` decodes its pending ones on threads (SourceReader)."""
+    return sum(ref.size for ref in refs if ref.decode_pending) < DECODE_IN_PROCESS_BELOW
+
+
 def _decoders() -> Executor:
     """Where images are decoded: the decode processes validation uses (loky's reusable executor,
     hubpress.sources.validation.decode_pool), so decoding never waits on this process's GIL
@@ -209,6 +225,10 @@ def _decoders() -> Executor:
     process (a Dask worker) may not start processes: there, threads."""
     if not multiprocessing.current_process().daemon:
         return decode_pool(default_workers())
+    return _decode_threads_pool()
+
+
+def _decode_threads_pool() -> ThreadPoolExecutor:
     global _decode_threads
     with _decode_lock:
         if _decode_threads is None:
@@ -216,8 +236,8 @@ def _decoders() -> Executor:
         return _decode_threads
 
 
-def _submit(ref: FileRef, data: bytes) -> Future[str | None]:
-    pool = _decoders()
+def _submit(ref: FileRef, data: bytes, in_process: bool = False) -> Future[str | None]:
+    pool = _decode_threads_pool() if in_process else _decoders()
     if is_s3(ref.uri) or isinstance(pool, ThreadPoolExecutor):
         return pool.submit(decode_problem, data, ref.format)
     # a decode process reads the file again from the page cache: no bytes to pickle

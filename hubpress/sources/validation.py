@@ -3,7 +3,9 @@ decode it here or, for a publish, in the build (`decode=False`: see below).
 
 Work goes chunk by chunk. For each chunk the hash cache is asked first (one batched lookup keyed
 by URI, size and mtime_ns:inode locally or ETag on S3); only files it does not know are read, in
-worker processes (decoding is CPU-bound), and their facts are written back.
+worker processes (decoding is CPU-bound), and their facts are written back. A few files, or a
+night's few header-only checks, are read in this process (checks_inline): starting the workers
+would cost more than the work.
 
 The worker processes come from loky's reusable executor, not from a multiprocessing pool: its
 workers do not re-import the caller's `__main__` (spawn and forkserver do, which makes library code
@@ -45,6 +47,12 @@ from hubpress.storage.regular import NotRegularFile, open_regular
 DEFAULT_CHUNK = 2000
 # Fewer files than this are checked inline: starting worker processes would cost more.
 INLINE_BELOW = 16
+# Header-only checks of local files (a publish's intake: the build decodes) cost a read and a sha256
+# each, about a millisecond for a 1 MB image: fewer files than this, and fewer bytes, are checked
+# inline, as starting the worker processes (0.3-1 s, and their imports) costs more. A night's few
+# new samples are checked this way; a first publish's thousands of files still go to the workers.
+HEADERS_INLINE_BELOW = 512
+HEADERS_INLINE_BYTES = 256 << 20
 # Idle decode workers exit after this long; the next chunk starts them again (~0.3 s).
 POOL_IDLE_SECONDS = 60
 
@@ -57,6 +65,7 @@ class ValidationStats:
     bytes_read: int = 0
     images_decoded: int = 0
     files_kept: int = 0  # new S3 objects kept for the build (hubpress.storage.fetched)
+    files_in_workers: int = 0  # files checked by the worker processes (the rest inline)
     chunks: int = 0
 
     def add(self, other: ValidationStats) -> None:
@@ -161,6 +170,18 @@ def check_files(
     return out, stats
 
 
+def checks_inline(todo: Sequence[FileJob], root: str, decode: bool) -> bool:
+    """Whether these files are checked in this process rather than by the worker processes: a
+    few files, or header-only checks of local files whose reading and hashing cost less than
+    starting the workers (HEADERS_INLINE_BELOW). On S3 each read is a round trip, which the
+    workers overlap."""
+    if len(todo) < INLINE_BELOW:
+        return True
+    if decode or is_s3(root):
+        return False
+    return len(todo) < HEADERS_INLINE_BELOW and sum(job.size for job in todo) < HEADERS_INLINE_BYTES
+
+
 def _batched(items: Sequence[FileJob], size: int) -> Iterator[Sequence[FileJob]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -247,15 +268,17 @@ def _validate_chunks(
         del known, from_cache
         if not todo:
             continue
-        if workers > 1 and len(todo) >= INLINE_BELOW and pool is None:
+        inline = checks_inline(todo, root, decode)
+        if workers > 1 and not inline and pool is None:
             pool = decode_pool(workers)
         batches: list[tuple[list[tuple[str, FileFacts]], ValidationStats]]
-        if pool is None or len(todo) < INLINE_BELOW:
+        if pool is None or inline:
             if inline_storage is None:
                 inline_storage = open_storage(root, settings)
             batches = [check_files(root, todo, max_pixels, settings, inline_storage, decode, keep_for_build)]
         else:
             size = max(4, min(256, -(-len(todo) // (workers * 4))))
+            result.stats.files_in_workers += len(todo)
             futures = [
                 pool.submit(check_files, root, list(part), max_pixels, settings, None, decode, keep_for_build)
                 for part in _batched(todo, size)

@@ -77,6 +77,9 @@ class HubRepo:
         self._xet_sent = hub_upload.hub_xet.XetTally()
         # A missing repo created by the first file sent ahead (hub_upload.CreateOnFirstUpload).
         self.creation = hub_upload.CreateOnFirstUpload(self.ensure_exists)
+        # The files of a commit's tree, by commit id: a commit never changes, so the publish step
+        # planning against the head the plan step listed asks only for the head (state()).
+        self._trees: dict[str, RemoteState] = {}
 
     def _retry(self, action: str, fn: Callable[[], T]) -> T:
         started, before = time.monotonic(), len(self.retry_messages)
@@ -178,6 +181,9 @@ class HubRepo:
         if found.head is None:
             return found
         head = found.head
+        listed_before = self._trees.get(head)
+        if listed_before is not None:
+            return listed_before
 
         def tree() -> list:
             return list(
@@ -191,7 +197,8 @@ class HubRepo:
         allowed = set(kept)
         files = {e.path: _remote_file(e) for e in listed if e.path in allowed}
         lines = tuple(f"{exc} It is ignored." for exc in refused)
-        return RemoteState(exists=True, head=head, files=files, refused=lines)
+        state = self._trees[head] = RemoteState(exists=True, head=head, files=files, refused=lines)
+        return state
 
     def file_facts(self, path: str, revision: str) -> RemoteFile | None:
         """What the Hub lists for one file at `revision` (sha256 for LFS, git blob id), or None."""

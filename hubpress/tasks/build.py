@@ -31,12 +31,16 @@ class UndecodableShard:
 
 @task(name="build-shard", task_run_name="build-{plan.name}", **NO_CACHE, **TRANSIENT_RETRIES)
 def build_shard(
-    plan: ShardPlan, staging_uri: str | None, settings: Settings | None = None
+    plan: ShardPlan,
+    staging_uri: str | None,
+    settings: Settings | None = None,
+    decode_in_process: bool = False,
 ) -> SealedShard | UndecodableShard:
-    """Write one shard and seal it in staging. Peak memory is one row group, whatever its size."""
+    """Write one shard and seal it in staging. Peak memory is one row group, whatever its size.
+    `decode_in_process`: the build has only a few images to decode (hubpress.sources.reader)."""
     staging = Staging(staging_uri, settings)
     with disk_errors(staging.storage.root):
         try:
-            return stage_shard(staging, plan)
+            return stage_shard(staging, plan, decode_in_process=decode_in_process)
         except UndecodableAtBuild as exc:
             return UndecodableShard(exc.problems)

@@ -101,6 +101,21 @@ def test_rerun_reads_nothing_and_a_change_is_all_that_is_read(tmp_path, workers)
     assert third.facts["train/control_images/s000003.png"].width == 9
 
 
+def test_a_few_header_checks_are_made_inline_and_decodes_go_to_the_workers(tmp_path):
+    """A publish's intake of a night's few new files (header checks: the build decodes) starts no
+    worker processes; full decodes of as many files do."""
+    write_dataset(tmp_path / "ds", samples=12, masks=True, extra_controls=1)
+    root = str(tmp_path / "ds")
+    jobs = jobs_for(root)
+    assert len(jobs) >= 16  # past INLINE_BELOW: decodes would go to the workers
+    headers = validate_files(jobs, root=root, cache=HashCache(tmp_path / "a.sqlite"), workers=2, decode=False)
+    assert (headers.stats.files_read, headers.stats.files_in_workers) == (len(jobs), 0)
+    assert headers.stats.images_decoded == 0
+    decoded = validate_files(jobs, root=root, cache=HashCache(tmp_path / "b.sqlite"), workers=2)
+    assert decoded.stats.files_in_workers == len(jobs)
+    assert {p: f.sha256 for p, f in decoded.facts.items()} == {p: f.sha256 for p, f in headers.facts.items()}
+
+
 def test_symlinks_that_leave_the_root_are_not_read(tmp_path):
     outside = tmp_path / "secret.png"
     outside.write_bytes(png())

@@ -75,6 +75,22 @@ def test_someone_elses_commit_between_plan_and_commit_is_kept(hub, tmp_path, wri
     assert hub.read_file("dataset", repo, "theirs.txt") == b"their work"
 
 
+def test_a_commits_tree_is_listed_once_and_a_moved_head_is_listed_again(hub, tmp_path, write_token):
+    """The publish step plans against the head the plan step listed: a commit never changes, so
+    only the head is asked for again, and a head that moved is listed afresh."""
+    repo = repo_name()
+    target = open_target(repo, "dataset", Settings())
+    publish_files(target, [stage(tmp_path, "a.bin", b"1" * 100)], target_name=repo, message="base")
+    hub.reset_stats()
+    planned = target.state("main")  # as the plan step reads it
+    out = publish_files(target, [stage(tmp_path, "a.bin", b"2" * 100)], target_name=repo, message="next")
+    assert out.commit and out.plan.parent_commit == planned.head
+    assert hub.stats.requests["tree"] == 1
+    after = target.state("main")
+    assert after.head == out.commit and after.files["a.bin"].sha256 != planned.files["a.bin"].sha256
+    assert hub.stats.requests["tree"] == 2
+
+
 def test_write_without_token_fails_before_any_request(hub, monkeypatch):
     for var in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HUGGINGFACE_HUB_TOKEN"):
         monkeypatch.delenv(var, raising=False)
