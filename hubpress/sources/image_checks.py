@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import hashlib
 import io
-import warnings
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from hubpress.sources.formats import DEFAULT_MAX_PIXELS, PIL_FORMAT, SUPPORTED_FORMATS, sniff_format
@@ -16,6 +18,37 @@ from hubpress.sources.formats import DEFAULT_MAX_PIXELS, PIL_FORMAT, SUPPORTED_F
 # Converted to RGB, as trainers do (`image.convert("RGB")`), their values are clipped at 255: a
 # 16-bit image becomes (nearly) all white. 16-bit RGB PNGs open as 8-bit RGB and are not listed.
 HIGH_BIT_DEPTH_MODES = frozenset({"I", "F", "I;16", "I;16B", "I;16L", "I;16N"})
+
+
+_guard_lock = threading.Lock()
+_guard_users = 0
+_guard_saved: int | None = None
+
+
+@contextmanager
+def _pillow_guard_lifted() -> Iterator[None]:
+    """Pillow's bomb guard (the process-wide Image.MAX_IMAGE_PIXELS) lifted while hubpress checks
+    images, and put back when the last check running in any thread ends. Checks run on several
+    threads at once (a night's few images decode on the build's threads): each saving and
+    restoring the global itself interleaved, and one left it None for the rest of the process.
+    Lifting it is safe because every check applies its own limit to the header's size before any
+    pixel is decoded; with the guard lifted Pillow warns of nothing, so no warnings filter (a
+    global too) is needed."""
+    from PIL import Image
+
+    global _guard_users, _guard_saved
+    with _guard_lock:
+        if _guard_users == 0:
+            _guard_saved = Image.MAX_IMAGE_PIXELS
+            Image.MAX_IMAGE_PIXELS = None
+        _guard_users += 1
+    try:
+        yield
+    finally:
+        with _guard_lock:
+            _guard_users -= 1
+            if _guard_users == 0:
+                Image.MAX_IMAGE_PIXELS = _guard_saved
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,46 +85,39 @@ def check_image_bytes(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, decode:
     if fmt not in SUPPORTED_FORMATS:
         detail = f"{fmt.upper()} images are not supported (use png, jpeg, webp, bmp or tiff)"
         return FileFacts(sha, fmt, error="unsupported_format", detail=detail)
-    saved = Image.MAX_IMAGE_PIXELS
     # Opening reads only the header (no pixel buffer exists yet), so Pillow's own guard is lifted
     # for it and the explicit check below applies our limit before load() allocates anything.
     # Pillow's guard would raise before telling us the size, which the cache needs to reconsider
     # the verdict under a higher --max-pixels later.
-    Image.MAX_IMAGE_PIXELS = None
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data), formats=[PIL_FORMAT[fmt]]) as im:
-                width, height = im.size
-                # width x height is the same either way round: the limit is applied before any
-                # pixel is decoded, EXIF orientation included (a PNG's getexif() would decode).
-                if width * height > max_pixels:
-                    width, height = _as_seen(width, height, _header_orientation(im))
-                    return _too_large(sha, fmt, width, height, max_pixels)
-                if im.mode in HIGH_BIT_DEPTH_MODES:
-                    return FileFacts(
-                        sha,
-                        fmt,
-                        width,
-                        height,
-                        error="high_bit_depth_image",
-                        detail=f"{fmt.upper()} of mode {im.mode} (more than 8 bits a channel): converted to "
-                        "RGB, as trainers do, it becomes all white; save it as 8-bit",
-                    )
-                frames = getattr(im, "n_frames", 1)
-                Image.MAX_IMAGE_PIXELS = max_pixels  # any later check inside Pillow uses our limit
-                if not decode and _metadata_after_pixels(fmt, data):
-                    decode = True  # Pillow reads metadata after the pixels only by decoding them
-                if decode:
-                    im.load()  # first: a load error must not be swallowed by an EXIF lookup
-                orientation = _orientation(im) if decode else _header_orientation(im)
-                width, height = _as_seen(width, height, orientation)
+        with _pillow_guard_lifted(), Image.open(io.BytesIO(data), formats=[PIL_FORMAT[fmt]]) as im:
+            width, height = im.size
+            # width x height is the same either way round: the limit is applied before any
+            # pixel is decoded, EXIF orientation included (a PNG's getexif() would decode).
+            if width * height > max_pixels:
+                width, height = _as_seen(width, height, _header_orientation(im))
+                return _too_large(sha, fmt, width, height, max_pixels)
+            if im.mode in HIGH_BIT_DEPTH_MODES:
+                return FileFacts(
+                    sha,
+                    fmt,
+                    width,
+                    height,
+                    error="high_bit_depth_image",
+                    detail=f"{fmt.upper()} of mode {im.mode} (more than 8 bits a channel): converted to "
+                    "RGB, as trainers do, it becomes all white; save it as 8-bit",
+                )
+            frames = getattr(im, "n_frames", 1)
+            if not decode and _metadata_after_pixels(fmt, data):
+                decode = True  # Pillow reads metadata after the pixels only by decoding them
+            if decode:
+                im.load()  # first: a load error must not be swallowed by an EXIF lookup
+            orientation = _orientation(im) if decode else _header_orientation(im)
+            width, height = _as_seen(width, height, orientation)
     except Image.DecompressionBombError as exc:
         return FileFacts(sha, fmt, error="image_too_large", detail=str(exc), checked_pixels=max_pixels)
     except Exception as exc:  # Pillow raises OSError, SyntaxError, ValueError... for broken files
         return FileFacts(sha, fmt, error="undecodable_image", detail=f"cannot decode: {exc}")
-    finally:
-        Image.MAX_IMAGE_PIXELS = saved
     orientation = orientation if orientation != 1 else None
     return FileFacts(
         sha,
@@ -111,18 +137,13 @@ def decode_problem(data: bytes, fmt: str | None) -> str | None:
     Pillow's guard is lifted here as it is there."""
     from PIL import Image
 
-    saved = Image.MAX_IMAGE_PIXELS
-    Image.MAX_IMAGE_PIXELS = None
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        with _pillow_guard_lifted():
             formats = [PIL_FORMAT[fmt]] if fmt in PIL_FORMAT else None
             with Image.open(io.BytesIO(data), formats=formats) as im:
                 im.load()
     except Exception as exc:  # Pillow raises OSError, SyntaxError, ValueError... for broken files
         return f"cannot decode: {exc}"
-    finally:
-        Image.MAX_IMAGE_PIXELS = saved
     return None
 
 
