@@ -114,12 +114,14 @@ def _run(args: list[str], debug: bool) -> None:
     except SystemExit as exc:
         from hubpress.commands.interrupt import (
             INTERRUPTED_EXIT_CODE,
+            ignore_further_ctrl_c,
             interrupted_line,
             stopped_without_a_word,
         )
 
         if exc.code == INTERRUPTED_EXIT_CODE and stopped_without_a_word(exc):
             typer.secho(interrupted_line(args), err=True, fg=typer.colors.YELLOW)
+            ignore_further_ctrl_c()
         raise
     except Exception as exc:
         from hubpress.targets.hub_failures import outbound_failure
