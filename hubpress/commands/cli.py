@@ -114,14 +114,12 @@ def _run(args: list[str], debug: bool) -> None:
     except SystemExit as exc:
         from hubpress.commands.interrupt import (
             INTERRUPTED_EXIT_CODE,
-            ignore_further_ctrl_c,
             interrupted_line,
             stopped_without_a_word,
         )
 
         if exc.code == INTERRUPTED_EXIT_CODE and stopped_without_a_word(exc):
             typer.secho(interrupted_line(args), err=True, fg=typer.colors.YELLOW)
-            ignore_further_ctrl_c()
         raise
     except Exception as exc:
         from hubpress.targets.hub_failures import outbound_failure
@@ -192,4 +190,6 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from hubpress.commands.entry import run_as_a_process
+
+    run_as_a_process(main)

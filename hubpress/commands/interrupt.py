@@ -112,16 +112,7 @@ def command_interruptible() -> Iterator[None]:
         with interruptible(lambda line: typer.secho(line, err=True, fg=typer.colors.YELLOW)):
             yield
     except KeyboardInterrupt:
-        ignore_further_ctrl_c()
         raise typer.Exit(INTERRUPTED_EXIT_CODE) from None
-
-
-def ignore_further_ctrl_c() -> None:
-    """The `interrupted:` line is said and the command is exiting: another Ctrl-C would land in an
-    exit hook (Prefect's atexit stop of the temporary server) as a traceback and exit -2, and could
-    leave that server running. The hooks are bounded (Prefect kills its server after 5 s)."""
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 # What a command that runs no flow leaves behind when Ctrl-C stops it (the flows' commands say
