@@ -23,10 +23,11 @@ from tests.conftest import WRITE_TOKEN
 UPLOAD_STARTS = r"xet-write-token|/info/lfs/objects/batch"
 
 
-def test_ctrl_c_during_the_upload_stops_tidily(tmp_path, hub):
-    write_dataset(tmp_path / "src", samples=4, test_fraction=0.0, image_size=16, seed=21)
-    repo = f"alice/interrupted-{uuid.uuid4().hex[:8]}"
-    # The upload's first request is held, so the run is surely uploading when Ctrl-C comes.
+def _publish_held_at_its_upload(tmp_path, hub, repo: str, seed: int, stdout) -> tuple[subprocess.Popen, str]:
+    """`hubpress publish-dataset` of a small dataset to `repo`, in its own process group (as a
+    terminal's foreground job), whose upload's first request the test Hub holds, so the run is
+    surely uploading when Ctrl-C comes. Returns the process and the marker its children carry."""
+    write_dataset(tmp_path / "src", samples=4, test_fraction=0.0, image_size=16, seed=seed)
     hub.arm_fault(UPLOAD_STARTS, "stall", stall_seconds=20)
     marker = uuid.uuid4().hex
     env = {
@@ -40,11 +41,17 @@ def test_ctrl_c_during_the_upload_stops_tidily(tmp_path, hub):
         [sys.executable, "-m", "hubpress.commands.cli", "publish-dataset", str(tmp_path / "src"), repo],
         env=env,
         cwd=tmp_path,
-        stdout=subprocess.PIPE,
+        stdout=stdout,
         stderr=subprocess.PIPE,
         text=True,
-        start_new_session=True,  # its own process group, as a terminal's foreground job has
+        start_new_session=True,
     )
+    return proc, marker
+
+
+def test_ctrl_c_during_the_upload_stops_tidily(tmp_path, hub):
+    repo = f"alice/interrupted-{uuid.uuid4().hex[:8]}"
+    proc, marker = _publish_held_at_its_upload(tmp_path, hub, repo, seed=21, stdout=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 300
         while not hub.stats.faults:
@@ -115,26 +122,8 @@ def test_a_second_ctrl_c_after_the_interrupted_line_prints_no_traceback(tmp_path
     Ctrl-C must not add a traceback under the one line, nor leave the server running."""
     import threading
 
-    write_dataset(tmp_path / "src", samples=4, test_fraction=0.0, image_size=16, seed=23)
     repo = f"alice/interrupted-twice-{uuid.uuid4().hex[:8]}"
-    hub.arm_fault(UPLOAD_STARTS, "stall", stall_seconds=20)
-    marker = uuid.uuid4().hex
-    env = {
-        **os.environ,
-        "HF_TOKEN": WRITE_TOKEN,
-        "HUBPRESS_TEST_MARKER": marker,
-        "HUBPRESS_STAGING": str(tmp_path / "staging"),
-        "HUBPRESS_CACHE_DIR": str(tmp_path / "cache"),
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "hubpress.commands.cli", "publish-dataset", str(tmp_path / "src"), repo],
-        env=env,
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    proc, marker = _publish_held_at_its_upload(tmp_path, hub, repo, seed=23, stdout=subprocess.DEVNULL)
     lines: list[str] = []
     said = threading.Event()
 
