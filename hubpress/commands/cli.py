@@ -190,4 +190,6 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from hubpress.commands.entry import run_as_a_process
+
+    run_as_a_process(main)

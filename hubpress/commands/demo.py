@@ -24,6 +24,9 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
+# A demo leaves nothing running: its flows run on a temporary Prefect server (as it says), not the
+# lasting local one the `auto` mode would start and leave on port 4200 for later commands.
+os.environ.setdefault("HUBPRESS_PREFECT_SERVER", "temporary")
 
 
 def _say(text: str) -> None:

@@ -153,6 +153,7 @@ class Progress:
             from rich.progress import Progress as Bar
 
             amount = (DownloadColumn(), TransferSpeedColumn()) if unit == "bytes" else (MofNCompleteColumn(),)
+            console = Console(stderr=True)  # beside the log lines, never in stdout
             self._bar = Bar(
                 TextColumn("{task.description}"),
                 BarColumn(),
@@ -161,7 +162,10 @@ class Progress:
                 TextColumn("ETA"),
                 TimeRemainingColumn(),
                 transient=True,
-                console=Console(stderr=True),  # beside the log lines, never in stdout
+                console=console,
+                # Not a terminal (stderr piped to a log or a caller): no bar, whose stop would
+                # leave a blank line there, e.g. above the one `interrupted:` line.
+                disable=not console.is_terminal,
             )
             self._task = self._bar.add_task(description, total=self.total)
             self._consoles = _log_through(self._bar.console)

@@ -296,6 +296,19 @@ def _start_new(host: str, port: int, base: Path, timeout: float) -> LocalServer:
             start_new_session=True,
         )
     server = LocalServer(url=f"http://{host}:{port}/api", pid=proc.pid, home=str(home), log=str(log_path))
+    try:
+        _wait_until_healthy(server, proc, log_path, offset, timeout)
+    except KeyboardInterrupt:
+        # Ctrl-C before it answered: its own session misses the terminal's SIGINT, and no state
+        # file names it yet, so `hubpress server stop` could never find it. Stop it here.
+        _kill_group(proc.pid)
+        raise
+    state_file(base).write_text(json.dumps(asdict(server), indent=2))
+    (base / "port").write_text(f"{port}\n")
+    return server
+
+
+def _wait_until_healthy(server: LocalServer, proc, log_path: Path, offset: int, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while not is_healthy(server.url):
         if proc.poll() is not None:
@@ -314,9 +327,6 @@ def _start_new(host: str, port: int, base: Path, timeout: float) -> LocalServer:
                 + f" (log: {log_path})."
             )
         time.sleep(0.25)
-    state_file(base).write_text(json.dumps(asdict(server), indent=2))
-    (base / "port").write_text(f"{port}\n")
-    return server
 
 
 def _kill_group(pid: int, grace: float = 15.0) -> None:

@@ -85,7 +85,9 @@ class HubRepo:
         started, before = time.monotonic(), len(self.retry_messages)
         with hub_errors(action, self.description, self.token):
             try:
-                return retry_transient(action, fn, on_retry=self.retry_messages.append)
+                return retry_transient(
+                    f"{action} {self.description}", fn, on_retry=self.retry_messages.append
+                )
             except Exception as exc:
                 answer = hub_answers.unusable(
                     exc, f"The Hub at {self.endpoint}", f"{action} {self.description}"

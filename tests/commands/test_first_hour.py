@@ -20,7 +20,7 @@ import pytest
 
 from hubpress.testdata.synth import write_dataset
 from hubpress.testdata.synth_lora import write_lora
-from tests.conftest import WRITE_TOKEN
+from tests.conftest import WRITE_TOKEN, _free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -136,6 +136,12 @@ def test_make_demo_twice(tmp_path):
     env = child_env(tmp_path, marker)
     for var in ("HUBPRESS_STAGING", "HUBPRESS_CACHE_DIR"):  # the demo keeps them under its output
         env.pop(var)
+    # As a user runs it: no server mode chosen (the demo says its flows run on a temporary server,
+    # so it must not leave a lasting one running), and a HUBPRESS_HOME of its own.
+    env.pop("HUBPRESS_PREFECT_SERVER", None)
+    env["HUBPRESS_HOME"] = str(tmp_path / "hubpress-home")
+    (tmp_path / "hubpress-prefect").mkdir(exist_ok=True)  # child_env's HUBPRESS_PREFECT_DIR
+    (tmp_path / "hubpress-prefect" / "port").write_text(f"{_free_port()}\n")  # never the user's 4200
     runs = []
     for _ in range(2):
         done = subprocess.run(

@@ -41,3 +41,41 @@ def test_ctrl_c_during_staging_clean_says_what_was_kept(tmp_path, monkeypatch, c
     assert capsys.readouterr().err.splitlines() == [
         "interrupted: hubpress staging stopped before it finished; stages removed so far are gone, the others are kept."
     ]
+
+
+# The console script, as pip writes it: the entry point's module is imported, then main() called.
+# Ctrl-C arrives while the command modules are being imported (a second or more on a busy machine).
+_CONSOLE_SCRIPT_CTRL_C_WHILE_IMPORTING = """
+import importlib.abc, importlib.metadata, os, signal, sys
+
+class CtrlCDuringImport(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "hubpress.commands.scan":
+            os.kill(os.getpid(), signal.SIGINT)
+        return None
+
+sys.meta_path.insert(0, CtrlCDuringImport())
+sys.argv = ["hubpress", "scan", sys.argv[1]]
+(entry,) = importlib.metadata.entry_points(group="console_scripts", name="hubpress")
+sys.exit(entry.load()())
+"""
+
+
+def test_ctrl_c_while_the_command_starts_says_so_in_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    write_dataset(tmp_path / "src", samples=2, test_fraction=0.0, image_size=8, seed=3)
+    done = subprocess.run(
+        [sys.executable, "-c", _CONSOLE_SCRIPT_CTRL_C_WHILE_IMPORTING, str(tmp_path / "src")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 130, done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.splitlines() == [
+        "interrupted: hubpress scan stopped before it finished; it was still starting: nothing was done."
+    ]
+    assert done.stdout == ""

@@ -49,3 +49,26 @@ def test_importing_hubpress_turns_prefect_server_telemetry_off():
     code = "import os, hubpress; print(os.environ.get('PREFECT_SERVER_ANALYTICS_ENABLED'))"
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "false"
+
+
+def test_a_publish_with_stderr_piped_leaves_no_blank_line_there(tmp_path):
+    """With stderr not a terminal (a log, a caller's pipe) the shard bar is not drawn: its stop
+    left a blank line there, e.g. between `Prefect: ...` and the one `interrupted:` line."""
+    from hubpress.testdata.synth import write_dataset
+
+    write_dataset(tmp_path / "src", samples=3, test_fraction=0.0, image_size=16, seed=7)
+    env = {
+        **os.environ,
+        "HUBPRESS_STAGING": str(tmp_path / "staging"),
+        "HUBPRESS_CACHE_DIR": str(tmp_path / "cache"),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "hubpress.commands.cli", "publish-dataset", "src", "./out"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "" not in done.stderr.splitlines(), repr(done.stderr)

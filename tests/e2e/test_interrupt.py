@@ -5,6 +5,7 @@ leaves no process behind (its temporary Prefect server included)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -22,10 +23,11 @@ from tests.conftest import WRITE_TOKEN
 UPLOAD_STARTS = r"xet-write-token|/info/lfs/objects/batch"
 
 
-def test_ctrl_c_during_the_upload_stops_tidily(tmp_path, hub):
-    write_dataset(tmp_path / "src", samples=4, test_fraction=0.0, image_size=16, seed=21)
-    repo = f"alice/interrupted-{uuid.uuid4().hex[:8]}"
-    # The upload's first request is held, so the run is surely uploading when Ctrl-C comes.
+def _publish_held_at_its_upload(tmp_path, hub, repo: str, seed: int, stdout) -> tuple[subprocess.Popen, str]:
+    """`hubpress publish-dataset` of a small dataset to `repo`, in its own process group (as a
+    terminal's foreground job), whose upload's first request the test Hub holds, so the run is
+    surely uploading when Ctrl-C comes. Returns the process and the marker its children carry."""
+    write_dataset(tmp_path / "src", samples=4, test_fraction=0.0, image_size=16, seed=seed)
     hub.arm_fault(UPLOAD_STARTS, "stall", stall_seconds=20)
     marker = uuid.uuid4().hex
     env = {
@@ -39,11 +41,17 @@ def test_ctrl_c_during_the_upload_stops_tidily(tmp_path, hub):
         [sys.executable, "-m", "hubpress.commands.cli", "publish-dataset", str(tmp_path / "src"), repo],
         env=env,
         cwd=tmp_path,
-        stdout=subprocess.PIPE,
+        stdout=stdout,
         stderr=subprocess.PIPE,
         text=True,
-        start_new_session=True,  # its own process group, as a terminal's foreground job has
+        start_new_session=True,
     )
+    return proc, marker
+
+
+def test_ctrl_c_during_the_upload_stops_tidily(tmp_path, hub):
+    repo = f"alice/interrupted-{uuid.uuid4().hex[:8]}"
+    proc, marker = _publish_held_at_its_upload(tmp_path, hub, repo, seed=21, stdout=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 300
         while not hub.stats.faults:
@@ -106,3 +114,49 @@ def test_ctrl_c_during_an_api_upload_raises_keyboard_interrupt_and_tidies(tmp_pa
         in err.splitlines()
     ), err
     assert hub.head("dataset", repo) is None
+
+
+def test_a_second_ctrl_c_after_the_interrupted_line_prints_no_traceback(tmp_path, hub):
+    """An impatient user presses Ctrl-C again and again once the `interrupted:` line is shown, while the
+    process is still exiting (stopping its temporary Prefect server in an atexit hook): that second
+    Ctrl-C must not add a traceback under the one line, nor leave the server running."""
+    import threading
+
+    repo = f"alice/interrupted-twice-{uuid.uuid4().hex[:8]}"
+    proc, marker = _publish_held_at_its_upload(tmp_path, hub, repo, seed=23, stdout=subprocess.DEVNULL)
+    lines: list[str] = []
+    said = threading.Event()
+
+    def read_stderr() -> None:
+        for line in proc.stderr:
+            lines.append(line)
+            if line.startswith("interrupted:"):
+                said.set()
+
+    reader = threading.Thread(target=read_stderr, daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + 300
+        while not hub.stats.faults:
+            assert proc.poll() is None, "".join(lines)
+            assert time.monotonic() < deadline, "the upload never started"
+            time.sleep(0.2)
+        os.killpg(proc.pid, signal.SIGINT)
+        assert said.wait(timeout=300), "".join(lines)
+        while proc.poll() is None:  # Ctrl-C again and again, as an impatient user does, while it exits
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGINT)
+            time.sleep(0.1)
+            assert time.monotonic() < deadline + 300, "".join(lines)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    reader.join(timeout=10)
+    err = "".join(lines)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    assert [line for line in err.splitlines() if line.startswith("interrupted:")] == [
+        f"interrupted: nothing was committed; the empty repo {repo} (dataset) this run had created was deleted."
+    ], err
+    assert survivors(marker) == []

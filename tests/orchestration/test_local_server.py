@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -105,3 +106,63 @@ def test_a_server_that_cannot_open_its_database_says_so_in_one_line(user):
     assert errors[0].startswith("error: The local Prefect server exited with code")
     assert "unable to open database file" in errors[0]
     assert "busy" not in errors[0] and "Traceback" not in done.stderr
+
+
+def _server_process(marker: str) -> bool:
+    import psutil
+
+    for found in psutil.process_iter(["cmdline"]):
+        try:
+            cmdline = found.info["cmdline"] or []
+            if found.environ().get("HUBPRESS_TEST_MARKER") == marker and {"prefect", "server"} <= set(
+                cmdline
+            ):
+                return True
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+    return False
+
+
+def test_ctrl_c_while_the_server_starts_leaves_no_server_running(user):
+    """Ctrl-C during `hubpress server start`, before the server answers: the server (started in its
+    own session, so the terminal's SIGINT misses it) must not be left running unrecorded, where
+    `hubpress server status` cannot see it and `hubpress server stop` cannot stop it."""
+    import signal
+    import uuid
+
+    from tests.commands.test_first_hour import survivors
+
+    env, _port, work = user
+    marker = uuid.uuid4().hex
+    proc = subprocess.Popen(
+        [HUBPRESS, "server", "start"],
+        env={**env, "HUBPRESS_TEST_MARKER": marker},
+        cwd=work,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, as a terminal's foreground job has
+    )
+    try:
+        first = proc.stderr.readline()
+        assert first.startswith("Starting a local Prefect server"), first
+        deadline = time.monotonic() + 120
+        while not _server_process(marker):  # Ctrl-C once the server process runs, before it answers
+            assert proc.poll() is None and time.monotonic() < deadline, "the server never started"
+            time.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGINT)
+        rest = proc.stderr.read()
+        proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 130, rest
+    assert [line for line in rest.splitlines() if line.strip()] == [
+        "interrupted: hubpress server stopped before it finished; "
+        "run `hubpress server status` to see whether the server is up."
+    ], rest
+    assert survivors(marker) == []
+    # ...and it says no server is up: none may be.
+    status = _hubpress("server", "status", env=env, cwd=work)
+    assert status.returncode == 1, status.stdout

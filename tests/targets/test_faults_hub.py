@@ -307,3 +307,14 @@ def test_two_publishes_at_once_both_land_and_the_repo_ends_complete(hub, tmp_pat
     expected = set(winner["uploaded_files"]) | set(winner["unchanged_files"])
     assert {f for f in files if f.startswith("data/")} == {p for p in expected if p.startswith("data/")}
     assert winner["samples"] == {"train": 3 if winner is results[0] else 4}
+
+
+def test_a_retry_warning_names_the_repo(hub, tmp_path, write_token):
+    """`commit to: transient failure ...` said what was retried but not where: with several repos
+    published at once (a refresh of many, a served deployment), the warning must name the repo."""
+    name = repo("rtw")
+    target = open_target(name, "dataset", Settings())
+    hub.arm_fault("commit", "503", count=1, retry_after=0)
+    publish_files(target, [stage(tmp_path, "a.bin", b"\0" * 10)], target_name=name, message="m")
+    assert len(target.retry_messages) == 1
+    assert target.retry_messages[0].startswith(f"commit to dataset repo {name}: transient failure (503)")
