@@ -121,7 +121,10 @@ def _publish(params: PublishDatasetParams) -> dict[str, Any]:
         changes = reported_changes(run.record, published, outcome.plan.summary(), outcome.plan.parent_commit)
         head = outcome.commit or outcome.plan.parent_commit
         if head and not (params.dry_run or params.create_pr):
-            run.records.put(params.target, params.revision, PublishedRecord(run.digest, head, published))
+            skipped = {name: len(m.skipped) for name, m in intake_report.splits.items()}
+            run.records.put(
+                params.target, params.revision, PublishedRecord(run.digest, head, published, skipped)
+            )
             # The target holds every planned shard now: staging keeps no second copy of them.
             release_published(staging, stage, [c.plan.key for c in build_plan.choices])
     counts = shard_counts(

@@ -120,6 +120,8 @@ class PublishedRecord:
     listing: str  # listing_digest of the source as published
     head: str  # the target's head after that publish
     samples: dict[str, str] = field(default_factory=dict)  # sample_digests of what was published
+    # samples left out per split at that publish: an unchanged re-run reports them too, not {}
+    skipped: dict[str, int] = field(default_factory=dict)
 
 
 def head_can_decide(record: PublishedRecord | None, listing: str | None, asks_more: bool) -> bool:
@@ -154,7 +156,10 @@ class PublishedRecords:
             data = json.loads(self._path(target, revision).read_text(encoding="utf-8"))
             if data.get("format") != RECORD_FORMAT:
                 return None
-            return PublishedRecord(str(data["listing"]), str(data["head"]), dict(data.get("samples") or {}))
+            skipped = {str(split): int(count) for split, count in (data.get("skipped") or {}).items()}
+            return PublishedRecord(
+                str(data["listing"]), str(data["head"]), dict(data.get("samples") or {}), skipped
+            )
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return None  # absent or unreadable: the full path decides, and writes a new one
 

@@ -81,7 +81,7 @@ def unchanged_result(target: str, record: PublishedRecord) -> dict[str, Any]:
         "attempts": 0,
         "warnings": [],
         "samples": rows,
-        "skipped": {},
+        "skipped": dict(record.skipped),
         "corrections": [],
         "empty_prompts": {},
         "stage": None,

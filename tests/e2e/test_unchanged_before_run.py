@@ -69,15 +69,18 @@ def test_unchanged_dataset_from_the_cli_and_the_api_is_an_event_not_a_run(
     hub, tmp_path, write_token, own_dirs
 ):
     src = tmp_path / "src"
-    write_dataset(src, samples=6, image_size=16, seed=11)
+    write_dataset(src, samples=6, image_size=16, seed=11, defects=("truncated",))
     repo = f"alice/before-run-{uuid.uuid4().hex[:8]}"
     code, out, err = run_cli("publish-dataset", str(src), repo, "--json")
     assert code == 0, err
-    assert _json_line(out)["commit"]
+    first = _json_line(out)
+    assert first["commit"] and sum(first["skipped"].values()) == 1
 
-    # What the flow itself answers for the unchanged source (the served-run path).
+    # What the flow itself answers for the unchanged source (the served-run path); the sample
+    # left out at the publish is still reported as left out, not `{}`.
     in_flow = publish_dataset(PublishDatasetParams(source=str(src), target=repo))
     assert in_flow["listing_unchanged"] and in_flow["commit"] is None
+    assert in_flow["skipped"] == first["skipped"]
 
     runs = _flow_runs("publish-dataset")
     hub.reset_stats()
@@ -102,14 +105,16 @@ def test_unchanged_dataset_from_the_cli_and_the_api_is_an_event_not_a_run(
         assert event.payload["source"] == str(src) and len(event.payload["head"]) == 40
         assert write_token not in json.dumps(event.model_dump(mode="json"))
 
-    # A changed source (one prompt): the flow runs, and publishes.
-    prompt = sorted((src / "train" / "training_images").glob("*.txt"))[0]
-    prompt.write_text(prompt.read_text(encoding="utf-8") + " (edited)", encoding="utf-8")
+    # A changed source (the train split's prompts; the skipped sample's does not count): the flow
+    # runs, and publishes.
+    for prompt in (src / "train" / "training_images").glob("*.txt"):
+        prompt.write_text(prompt.read_text(encoding="utf-8") + " (edited)", encoding="utf-8")
     code, out, err = run_cli("publish-dataset", str(src), repo, "--json")
     assert code == 0, err
     assert _flow_runs("publish-dataset") == runs + 1
     changed = _json_line(out)
-    assert changed["commit"] and changed["changes"] == {"added": 0, "changed": 1, "removed": 0}
+    edited = first["samples"]["train"]
+    assert changed["commit"] and changed["changes"] == {"added": 0, "changed": edited, "removed": 0}
 
 
 def test_unchanged_lora_from_the_cli_and_the_api_is_an_event_not_a_run(hub, tmp_path, write_token, own_dirs):
