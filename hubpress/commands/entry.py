@@ -12,16 +12,15 @@ import signal
 import sys
 from collections.abc import Callable
 
-INTERRUPTED_EXIT_CODE = 130  # hubpress.commands.interrupt's, which is too heavy to import here
+from hubpress.commands.interrupt import INTERRUPTED_EXIT_CODE, interrupted_line  # stdlib only
 
 
 def main() -> None:
     try:
         from hubpress.commands.cli import main as run
     except KeyboardInterrupt:
-        command = next((a for a in sys.argv[1:] if not a.startswith("-")), "")
-        line = f"interrupted: hubpress {command} stopped before it finished; it was still starting: nothing was done."
-        sys.stderr.write(line.replace("  ", " ") + "\n")
+        line = interrupted_line(sys.argv[1:], left="it was still starting: nothing was done")
+        sys.stderr.write(line + "\n")
         raise SystemExit(INTERRUPTED_EXIT_CODE) from None
     run_as_a_process(run)
 

@@ -22,8 +22,6 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-import typer
-
 INTERRUPTED_EXIT_CODE = 130  # 128 + SIGINT, what shells report for a command stopped by Ctrl-C
 
 
@@ -108,6 +106,8 @@ def interruptible(say: Callable[[str], None]) -> Iterator[None]:
 @contextmanager
 def command_interruptible() -> Iterator[None]:
     """interruptible() for a command: the line on stderr, then exit 130."""
+    import typer  # here, not at the top: the console script's entry imports this module as it starts
+
     try:
         with interruptible(lambda line: typer.secho(line, err=True, fg=typer.colors.YELLOW)):
             yield
@@ -138,8 +138,9 @@ def stopped_without_a_word(exc: BaseException) -> bool:
     return False
 
 
-def interrupted_line(args: list[str]) -> str:
-    """The one line for a command stopped by Ctrl-C outside a flow run."""
+def interrupted_line(args: list[str], left: str | None = None) -> str:
+    """The one line for a command stopped by Ctrl-C outside a flow run (or, with `left`, before
+    it had started one)."""
     command = next((a for a in args if not a.startswith("-")), "")
-    left = _LEFT_BEHIND.get(command, "nothing was sent to the Hub")
+    left = left or _LEFT_BEHIND.get(command, "nothing was sent to the Hub")
     return f"interrupted: hubpress {command} stopped before it finished; {left}.".replace("  ", " ")
