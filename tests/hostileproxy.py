@@ -14,6 +14,8 @@ A pattern is a regex searched in "METHOD /path?query". Kinds:
   not_json       200 text/html with a page that is not JSON
   redirect_empty 302 to another origin (the proxy's second port) that answers `{}` to anything
   redirect_short 302 to another origin that answers 2 bytes (for a download: a short file)
+  gzip_bomb      200 application/json, Content-Encoding: gzip twice over: ~10 KB on the wire that
+                 decode to `huge_bytes` of blanks before `{}`
 Requests that match no armed fault are forwarded unchanged. `stop()` ends every held connection.
 Tests (tests/e2e/test_hostile_network.py) drive hubpress's CLI through it; the fixture is
 `hostile_proxy` in tests/conftest.py.
@@ -21,7 +23,10 @@ Tests (tests/e2e/test_hostile_network.py) drive hubpress's CLI through it; the f
 
 from __future__ import annotations
 
+import functools
+import gzip
 import threading
+import zlib
 from http.server import ThreadingHTTPServer
 from urllib.parse import urlparse
 
@@ -35,7 +40,18 @@ KINDS = (
     "not_json",
     "redirect_empty",
     "redirect_short",
+    "gzip_bomb",
 )
+
+
+@functools.cache
+def _gzip_bomb(size: int) -> bytes:
+    """`size` blanks then `{}`, gzipped twice: each pass shrinks the one before about 1,000 times."""
+    inner = zlib.compressobj(9, zlib.DEFLATED, 31)
+    block = b" " * (1 << 20)
+    parts = [inner.compress(block) for _ in range(size >> 20)]
+    once = b"".join(parts) + inner.compress(b"{}") + inner.flush()
+    return gzip.compress(once, 9)
 
 
 class HostileProxy(ArmedFaults):
@@ -170,6 +186,9 @@ class _Handler(QuietHandler):
             self._send(200, {"Content-Type": "text/html"}, b"<html><body>Gateway says hello</body></html>")
         elif kind == "redirect_empty":
             self._send(302, {"Location": f"{self.owner.other_url}/empty{self.path}"})
+        elif kind == "gzip_bomb":
+            headers = {"Content-Type": "application/json", "Content-Encoding": "gzip, gzip"}
+            self._send(200, headers, _gzip_bomb(self.owner.huge_bytes))
         elif kind == "redirect_short":
             self._send(302, {"Location": f"{self.owner.other_url}/short{self.path}"})
 

@@ -72,7 +72,9 @@ def test_a_download_redirected_to_a_short_answer_is_one_line(
     assert all(p.stat().st_size == weights.stat().st_size for p in cached if p.is_file())
 
 
-@pytest.mark.parametrize("kind", ["not_json", "huge_json", "huge_chunked", "redirect_empty", "slow_loris"])
+@pytest.mark.parametrize(
+    "kind", ["not_json", "huge_json", "huge_chunked", "gzip_bomb", "redirect_empty", "slow_loris"]
+)
 def test_an_unusable_hub_answer_is_one_line(kind, hostile_proxy, write_token, tmp_path, monkeypatch):
     """publish-lora's Hub API calls (repo info, create) answered with what the protocol never says."""
     monkeypatch.setenv("HUBPRESS_STAGING", str(tmp_path / "staging"))
@@ -82,7 +84,7 @@ def test_an_unusable_hub_answer_is_one_line(kind, hostile_proxy, write_token, tm
     code, out, err = run_cli("publish-lora", str(weights.parent), repo)
     line = one_line_failure(code, err, kind)
     assert hostile_proxy.fired, "the fault was never reached"
-    if kind.startswith("huge"):
+    if kind.startswith("huge") or kind == "gzip_bomb":
         assert "limit" in line
     elif kind == "slow_loris":
         assert "deadline" in line
