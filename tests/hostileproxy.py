@@ -14,6 +14,7 @@ A pattern is a regex searched in "METHOD /path?query". Kinds:
   not_json       200 text/html with a page that is not JSON
   redirect_empty 302 to another origin (the proxy's second port) that answers `{}` to anything
   redirect_short 302 to another origin that answers 2 bytes (for a download: a short file)
+  bad_sha        the upstream's answer with every `"sha": "<40 hex>"` replaced by `"sha": "../../x"`
   gzip_bomb      200 application/json, Content-Encoding: gzip twice over: ~10 KB on the wire that
                  decode to `huge_bytes` of blanks before `{}`
 Requests that match no armed fault are forwarded unchanged. `stop()` ends every held connection.
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import functools
 import gzip
+import re
 import threading
 import zlib
 from http.server import ThreadingHTTPServer
@@ -41,6 +43,7 @@ KINDS = (
     "redirect_empty",
     "redirect_short",
     "gzip_bomb",
+    "bad_sha",
 )
 
 
@@ -186,6 +189,10 @@ class _Handler(QuietHandler):
             self._send(200, {"Content-Type": "text/html"}, b"<html><body>Gateway says hello</body></html>")
         elif kind == "redirect_empty":
             self._send(302, {"Location": f"{self.owner.other_url}/empty{self.path}"})
+        elif kind == "bad_sha":
+            status, reason, headers, data = self._forward(body)
+            data = re.sub(rb'"sha"\s*:\s*"[0-9a-f]{40}"', b'"sha": "../../x"', data)
+            self.wfile.write(self._raw(status, reason, headers, data))
         elif kind == "gzip_bomb":
             headers = {"Content-Type": "application/json", "Content-Encoding": "gzip, gzip"}
             self._send(200, headers, _gzip_bomb(self.owner.huge_bytes))

@@ -170,6 +170,8 @@ class HubRepo:
             return RemoteState(exists=False, head=None)
         except RevisionNotFoundError:
             return RemoteState(exists=True, head=None, revision_exists=False)
+        if not hub_answers.is_commit_id(info.sha):
+            raise hub_answers.bad_head(info.sha, f"The Hub at {self.endpoint}", self.description)
         return RemoteState(exists=True, head=info.sha)
 
     def head(self, revision: str) -> str | None:

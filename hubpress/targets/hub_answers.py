@@ -87,6 +87,15 @@ def bad_commit_id(oid: object, who: str, where: str) -> UnusableAnswer:
     )
 
 
+def bad_head(oid: object, who: str, where: str) -> UnusableAnswer:
+    """A repo's info naming something other than a commit as its head: everything hubpress reads
+    is pinned to that id (downloads, listings, an upstream's media), so it is refused first."""
+    return UnusableAnswer(
+        f"{who} named {shown(oid)} as the head commit of {where}, which is not a git commit id "
+        "(40 hex digits): that answer cannot be used. Check HF_ENDPOINT (or HUBPRESS_HUB_ENDPOINT)."
+    )
+
+
 def no_commit_made(head: str, who: str, where: str) -> PublishError:
     return PublishError(
         f"the Hub made no commit: {who} answered the commit to {where} with {head[:12]}, the head it "

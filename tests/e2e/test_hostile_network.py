@@ -167,3 +167,17 @@ def test_the_python_api_gets_the_same_deadline(hostile_proxy, lora_repo, write_t
     hostile_proxy.arm(rf"^(HEAD|GET) /{repo}/resolve/", "never_answer", count=50)
     with pytest.raises(DeadlineExceeded, match="did not finish answering within its 3 s deadline"):
         download_lora(repo)
+
+
+def test_a_hub_answer_naming_no_commit_as_the_head_is_one_line(
+    hostile_proxy, lora_repo, write_token, tmp_cwd, monkeypatch
+):
+    """A repo's info whose `sha` is not a commit id (`../../x`): hubpress pins downloads, listings
+    and reads to that sha, so it is refused before anything uses it."""
+    repo, _ = lora_repo
+    monkeypatch.setenv("HF_HOME", str(tmp_cwd / "hf-home"))
+    hostile_proxy.arm(rf"^GET /api/models/{repo}", "bad_sha", count=50)
+    code, out, err = run_cli("download-lora", repo)
+    line = one_line_failure(code, err, "bad_sha")
+    assert hostile_proxy.fired and "not a git commit id" in line and "../../x" in line, line
+    assert out == ""
