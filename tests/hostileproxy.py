@@ -68,6 +68,7 @@ class HostileProxy(ArmedFaults):
         self.interval = interval
         self.huge_bytes = huge_bytes
         self.stopping = threading.Event()
+        self.other_saw: list[dict[str, str]] = []  # the headers of each request the other origin got
         proxy = self
 
         class Handler(_Handler):
@@ -208,6 +209,7 @@ class _OtherOrigin(QuietHandler):
     owner: HostileProxy
 
     def _handle(self) -> None:
+        self.owner.other_saw.append({k.lower(): v for k, v in self.headers.items()})
         data, kind = (
             (b"{}", "application/json")
             if self.path.startswith("/empty")

@@ -70,6 +70,8 @@ def test_a_download_redirected_to_a_short_answer_is_one_line(
     # Nothing of the short answer is left as if it were the weights.
     cached = list((tmp_cwd / "hf-home").rglob(weights.name))
     assert all(p.stat().st_size == weights.stat().st_size for p in cached if p.is_file())
+    # The token never travels to the other origin the redirect named.
+    assert hostile_proxy.other_saw and not any("authorization" in h for h in hostile_proxy.other_saw)
 
 
 @pytest.mark.parametrize(
@@ -90,6 +92,8 @@ def test_an_unusable_hub_answer_is_one_line(kind, hostile_proxy, write_token, tm
         assert "deadline" in line
     else:
         assert "cannot be used" in line
+    if kind == "redirect_empty":  # the token never travels to the other origin the redirect named
+        assert hostile_proxy.other_saw and not any("authorization" in h for h in hostile_proxy.other_saw)
 
 
 def _closed_port() -> int:
