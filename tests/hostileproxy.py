@@ -14,6 +14,8 @@ A pattern is a regex searched in "METHOD /path?query". Kinds:
   not_json       200 text/html with a page that is not JSON
   redirect_empty 302 to another origin (the proxy's second port) that answers `{}` to anything
   redirect_short 302 to another origin that answers 2 bytes (for a download: a short file)
+  echo_token     400 whose error message (JSON body and X-Error-Message) repeats the request's
+                 Authorization header, as a careless or hostile server may
   bad_sha        the upstream's answer with every `"sha": "<40 hex>"` replaced by `"sha": "../../x"`
   gzip_bomb      200 application/json, Content-Encoding: gzip twice over: ~10 KB on the wire that
                  decode to `huge_bytes` of blanks before `{}`
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import functools
 import gzip
+import json
 import re
 import threading
 import zlib
@@ -44,6 +47,7 @@ KINDS = (
     "redirect_short",
     "gzip_bomb",
     "bad_sha",
+    "echo_token",
 )
 
 
@@ -190,6 +194,10 @@ class _Handler(QuietHandler):
             self._send(200, {"Content-Type": "text/html"}, b"<html><body>Gateway says hello</body></html>")
         elif kind == "redirect_empty":
             self._send(302, {"Location": f"{self.owner.other_url}/empty{self.path}"})
+        elif kind == "echo_token":
+            said = f"request refused, it carried {self.headers.get('Authorization')}"
+            data = json.dumps({"error": said}).encode()
+            self._send(400, {"Content-Type": "application/json", "X-Error-Message": said}, data)
         elif kind == "bad_sha":
             status, reason, headers, data = self._forward(body)
             data = re.sub(rb'"sha"\s*:\s*"[0-9a-f]{40}"', b'"sha": "../../x"', data)
