@@ -16,6 +16,8 @@ A pattern is a regex searched in "METHOD /path?query". Kinds:
   redirect_short 302 to another origin that answers 2 bytes (for a download: a short file)
   echo_token     400 whose error message (JSON body and X-Error-Message) repeats the request's
                  Authorization header, as a careless or hostile server may
+  link_loop      the upstream's answer with a `Link: <this same URL>; rel="next"` header: a listing
+                 whose next page is the page just read, forever
   bad_sha        the upstream's answer with every `"sha": "<40 hex>"` replaced by `"sha": "../../x"`
   gzip_bomb      200 application/json, Content-Encoding: gzip twice over: ~10 KB on the wire that
                  decode to `huge_bytes` of blanks before `{}`
@@ -48,6 +50,7 @@ KINDS = (
     "gzip_bomb",
     "bad_sha",
     "echo_token",
+    "link_loop",
 )
 
 
@@ -194,6 +197,10 @@ class _Handler(QuietHandler):
             self._send(200, {"Content-Type": "text/html"}, b"<html><body>Gateway says hello</body></html>")
         elif kind == "redirect_empty":
             self._send(302, {"Location": f"{self.owner.other_url}/empty{self.path}"})
+        elif kind == "link_loop":
+            status, reason, headers, data = self._forward(body)
+            headers = [*headers, ("Link", f'<{self.owner.url}{self.path}>; rel="next"')]
+            self.wfile.write(self._raw(status, reason, headers, data))
         elif kind == "echo_token":
             said = f"request refused, it carried {self.headers.get('Authorization')}"
             data = json.dumps({"error": said}).encode()

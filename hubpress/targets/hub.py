@@ -189,8 +189,11 @@ class HubRepo:
             return listed_before
 
         def tree() -> list:
-            return list(
-                self.api.list_repo_tree(self.repo_id, recursive=True, revision=head, repo_type=self.repo_type)
+            pages = self.api.list_repo_tree(
+                self.repo_id, recursive=True, revision=head, repo_type=self.repo_type
+            )
+            return hub_answers.listed_once(
+                pages, f"The Hub at {self.endpoint}", f"list files of {self.description}"
             )
 
         listed = [e for e in self._retry("list files of", tree) if isinstance(e, RepoFile)]

@@ -200,3 +200,16 @@ def test_a_server_repeating_the_token_in_its_error_never_gets_it_printed(
     one_line_failure(code, err, "echo_token")
     assert hostile_proxy.fired, "the fault was never reached"
     assert WRITE_TOKEN not in err and WRITE_TOKEN not in out, err
+
+
+def test_a_listing_whose_next_page_is_itself_ends_in_one_line(
+    hostile_proxy, lora_repo, write_token, tmp_path, monkeypatch
+):
+    """A repo's file listing whose `Link: rel="next"` names the page just read: followed as is, it
+    never ends. A listing that names a path twice is refused."""
+    repo, weights = lora_repo
+    monkeypatch.setenv("HUBPRESS_STAGING", str(tmp_path / "staging"))
+    hostile_proxy.arm(rf"^GET /api/models/{repo}/tree/", "link_loop", count=1000)
+    code, out, err = run_cli("publish-lora", str(weights.parent), repo)
+    line = one_line_failure(code, err, "link_loop")
+    assert hostile_proxy.fired and "twice" in line, line
