@@ -19,8 +19,8 @@ A pattern is a regex searched in "METHOD /path?query". Kinds:
   link_loop      the upstream's answer with a `Link: <this same URL>; rel="next"` header: a listing
                  whose next page is the page just read, forever
   bad_sha        the upstream's answer with every `"sha": "<40 hex>"` replaced by `"sha": "../../x"`
-  gzip_bomb      200 application/json, Content-Encoding: gzip twice over: ~10 KB on the wire that
-                 decode to `huge_bytes` of blanks before `{}`
+  gzip_bomb      200 application/json, Content-Encoding: gzip twice over: a few hundred bytes on
+                 the wire that decode to 80 MB of blanks before `{}` (over MAX_ANSWER_BYTES)
 Requests that match no armed fault are forwarded unchanged. `stop()` ends every held connection.
 Tests (tests/e2e/test_hostile_network.py) drive hubpress's CLI through it; the fixture is
 `hostile_proxy` in tests/conftest.py.
@@ -55,8 +55,10 @@ KINDS = (
 
 
 @functools.cache
-def _gzip_bomb(size: int) -> bytes:
-    """`size` blanks then `{}`, gzipped twice: each pass shrinks the one before about 1,000 times."""
+def gzip_bomb(size: int = 80 * 1024 * 1024) -> bytes:
+    """`size` blanks then `{}`, gzipped twice: each pass shrinks the one before about 1,000 times.
+    Made once per process (about a second): a test arming it calls it first, so the answer is not
+    late."""
     inner = zlib.compressobj(9, zlib.DEFLATED, 31)
     block = b" " * (1 << 20)
     parts = [inner.compress(block) for _ in range(size >> 20)]
@@ -211,7 +213,7 @@ class _Handler(QuietHandler):
             self.wfile.write(self._raw(status, reason, headers, data))
         elif kind == "gzip_bomb":
             headers = {"Content-Type": "application/json", "Content-Encoding": "gzip, gzip"}
-            self._send(200, headers, _gzip_bomb(self.owner.huge_bytes))
+            self._send(200, headers, gzip_bomb())
         elif kind == "redirect_short":
             self._send(302, {"Location": f"{self.owner.other_url}/short{self.path}"})
 

@@ -13,11 +13,15 @@ from __future__ import annotations
 import socket
 import uuid
 
+# Imported here, while HF_ENDPOINT names the test Hub: `datasets` reads it once, when first
+# imported, and a test below imports it with HF_ENDPOINT pointing at a proxy that then goes away.
+import datasets  # noqa: F401
 import pytest
 from huggingface_hub import HfApi
 
 from hubpress.testdata.synth_lora import write_lora
 from tests.conftest import WRITE_TOKEN, run_cli
+from tests.hostileproxy import gzip_bomb
 
 pytestmark = [pytest.mark.timeout(300), pytest.mark.usefixtures("prefect_harness")]
 
@@ -82,6 +86,8 @@ def test_an_unusable_hub_answer_is_one_line(kind, hostile_proxy, write_token, tm
     monkeypatch.setenv("HUBPRESS_STAGING", str(tmp_path / "staging"))
     weights = write_lora(tmp_path / "w" / "pytorch_lora_weights.safetensors", seed=4)
     repo = f"alice/answers-{uuid.uuid4().hex[:8]}"
+    if kind == "gzip_bomb":
+        gzip_bomb()  # made before the request: the proxy answers at once
     hostile_proxy.arm(r"^(GET|POST) /api/(models/|repos/create)", kind, count=50)
     code, out, err = run_cli("publish-lora", str(weights.parent), repo)
     line = one_line_failure(code, err, kind)
