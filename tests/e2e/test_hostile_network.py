@@ -123,8 +123,9 @@ def test_release_from_s3_on_a_closed_port_ends(hub, write_token, tmp_path, monke
     [
         ("slow_loris", r"^GET /datasets/{repo}/resolve/", "deadline"),  # parquet reads (HfFileSystem)
         ("not_json", r"^GET /api/datasets/{repo}", "cannot be used"),  # the upstream's info
+        ("bad_sha", r"^GET /api/datasets/{repo}", "not a git commit id"),  # the pin of every read
     ],
-    ids=["parquet-slow-loris", "info-not-json"],
+    ids=["parquet-slow-loris", "info-not-json", "info-sha-no-commit"],
 )
 def test_an_upstream_dataset_that_stalls_or_lies_ends_a_refresh_in_one_line(
     kind, pattern, expected, hub, hostile_proxy, write_token, tmp_path
