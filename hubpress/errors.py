@@ -14,10 +14,24 @@ from collections.abc import Iterator
 _USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@?#]*@")
 
 
+# Credentials a remote may repeat in the text it sends back (an error message echoing the request's
+# Authorization header, say): an HTTP authorization value, a Hugging Face user or org token, an
+# AWS access key id. Token-shaped, so they are found whoever wrote them into the text.
+_CREDENTIALS = (
+    (re.compile(r"\b([Bb]earer|BEARER|Basic|BASIC)(\s+)[A-Za-z0-9._~+/=-]{8,}"), r"\1\2***"),
+    (re.compile(r"\b(hf_|api_org_)[A-Za-z0-9_]{16,}"), r"\1***"),
+    (re.compile(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b"), "***"),
+)
+
+
 def hide_userinfo(text: str) -> str:
-    """`text` with the `user:password@` part of every URL in it replaced by `***@`: a message, a
-    log line or a JSON value never shows credentials a URL carried."""
-    return _USERINFO.sub(r"\1***@", text)
+    """`text` with the `user:password@` part of every URL in it replaced by `***@`, and every
+    token-shaped credential (`Bearer ...`, `hf_...`, an AWS key id) by `***`: a message, a log line
+    or a JSON value never shows credentials a URL carried or a remote repeated."""
+    text = _USERINFO.sub(r"\1***@", text)
+    for pattern, replacement in _CREDENTIALS:
+        text = pattern.sub(replacement, text)
+    return text
 
 
 class HubpressError(Exception):

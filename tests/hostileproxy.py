@@ -14,6 +14,13 @@ A pattern is a regex searched in "METHOD /path?query". Kinds:
   not_json       200 text/html with a page that is not JSON
   redirect_empty 302 to another origin (the proxy's second port) that answers `{}` to anything
   redirect_short 302 to another origin that answers 2 bytes (for a download: a short file)
+  echo_token     400 whose error message (JSON body and X-Error-Message) repeats the request's
+                 Authorization header, as a careless or hostile server may
+  link_loop      the upstream's answer with a `Link: <this same URL>; rel="next"` header: a listing
+                 whose next page is the page just read, forever
+  bad_sha        the upstream's answer with every `"sha": "<40 hex>"` replaced by `"sha": "../../x"`
+  gzip_bomb      200 application/json, Content-Encoding: gzip twice over: a few hundred bytes on
+                 the wire that decode to 80 MB of blanks before `{}` (over MAX_ANSWER_BYTES)
 Requests that match no armed fault are forwarded unchanged. `stop()` ends every held connection.
 Tests (tests/e2e/test_hostile_network.py) drive hubpress's CLI through it; the fixture is
 `hostile_proxy` in tests/conftest.py.
@@ -21,7 +28,12 @@ Tests (tests/e2e/test_hostile_network.py) drive hubpress's CLI through it; the f
 
 from __future__ import annotations
 
+import functools
+import gzip
+import json
+import re
 import threading
+import zlib
 from http.server import ThreadingHTTPServer
 from urllib.parse import urlparse
 
@@ -35,7 +47,23 @@ KINDS = (
     "not_json",
     "redirect_empty",
     "redirect_short",
+    "gzip_bomb",
+    "bad_sha",
+    "echo_token",
+    "link_loop",
 )
+
+
+@functools.cache
+def gzip_bomb(size: int = 80 * 1024 * 1024) -> bytes:
+    """`size` blanks then `{}`, gzipped twice: each pass shrinks the one before about 1,000 times.
+    Made once per process (about a second): a test arming it calls it first, so the answer is not
+    late."""
+    inner = zlib.compressobj(9, zlib.DEFLATED, 31)
+    block = b" " * (1 << 20)
+    parts = [inner.compress(block) for _ in range(size >> 20)]
+    once = b"".join(parts) + inner.compress(b"{}") + inner.flush()
+    return gzip.compress(once, 9)
 
 
 class HostileProxy(ArmedFaults):
@@ -49,6 +77,7 @@ class HostileProxy(ArmedFaults):
         self.interval = interval
         self.huge_bytes = huge_bytes
         self.stopping = threading.Event()
+        self.other_saw: list[dict[str, str]] = []  # the headers of each request the other origin got
         proxy = self
 
         class Handler(_Handler):
@@ -170,6 +199,21 @@ class _Handler(QuietHandler):
             self._send(200, {"Content-Type": "text/html"}, b"<html><body>Gateway says hello</body></html>")
         elif kind == "redirect_empty":
             self._send(302, {"Location": f"{self.owner.other_url}/empty{self.path}"})
+        elif kind == "link_loop":
+            status, reason, headers, data = self._forward(body)
+            headers = [*headers, ("Link", f'<{self.owner.url}{self.path}>; rel="next"')]
+            self.wfile.write(self._raw(status, reason, headers, data))
+        elif kind == "echo_token":
+            said = f"request refused, it carried {self.headers.get('Authorization')}"
+            data = json.dumps({"error": said}).encode()
+            self._send(400, {"Content-Type": "application/json", "X-Error-Message": said}, data)
+        elif kind == "bad_sha":
+            status, reason, headers, data = self._forward(body)
+            data = re.sub(rb'"sha"\s*:\s*"[0-9a-f]{40}"', b'"sha": "../../x"', data)
+            self.wfile.write(self._raw(status, reason, headers, data))
+        elif kind == "gzip_bomb":
+            headers = {"Content-Type": "application/json", "Content-Encoding": "gzip, gzip"}
+            self._send(200, headers, gzip_bomb())
         elif kind == "redirect_short":
             self._send(302, {"Location": f"{self.owner.other_url}/short{self.path}"})
 
@@ -182,6 +226,7 @@ class _OtherOrigin(QuietHandler):
     owner: HostileProxy
 
     def _handle(self) -> None:
+        self.owner.other_saw.append({k.lower(): v for k, v in self.headers.items()})
         data, kind = (
             (b"{}", "application/json")
             if self.path.startswith("/empty")

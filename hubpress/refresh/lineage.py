@@ -119,10 +119,23 @@ def unchanged_manifest(
         return None
     if not isinstance(manifest, dict) or manifest.get("config_fingerprint") != config_fp:
         return None
-    recorded = {
-        k: v.get("revision_sha") for k, v in (manifest.get("upstream") or {}).items() if isinstance(v, dict)
-    }
+    if not _of_our_shape(manifest):  # the remote's word: JSON of another shape proves nothing
+        return None
+    recorded = {k: v.get("revision_sha") for k, v in manifest["upstream"].items()}
     return manifest if recorded == dict(revisions) else None
+
+
+def _of_our_shape(manifest: Mapping[str, Any]) -> bool:
+    """Whether the parts of a manifest a nothing-changed run repeats are as a refresh writes them:
+    `upstream` maps backend ids to objects, `splits` (if any) maps split names to objects whose
+    counts are integers."""
+    upstream, splits = manifest.get("upstream"), manifest.get("splits", {})
+    if not isinstance(upstream, dict) or not all(isinstance(v, dict) for v in upstream.values()):
+        return False
+    if not isinstance(splits, dict) or not all(isinstance(v, dict) for v in splits.values()):
+        return False
+    counts = [v.get(key, 0) for v in splits.values() for key in ("num_examples", "num_dropped")]
+    return all(type(count) is int for count in counts)
 
 
 def nothing_changed_result(target_name: str, manifest: Mapping[str, Any], dry_run: bool) -> dict[str, Any]:

@@ -36,6 +36,7 @@ from hubpress.refresh.rows import (
     virtual_index,
 )
 from hubpress.settings import TOKEN_SOURCES_HELP, get_settings, resolve_token
+from hubpress.targets import hub_answers
 
 SCAN_BATCH = 1000  # metadata rows per Arrow batch in the first phase
 MEDIA_BATCH = 64  # rows with media bytes per batch in the second phase
@@ -82,6 +83,8 @@ def resolve_revision(cfg: HuggingfaceBackend, token: str | None = None, endpoint
         raise SourceError(f"Reading dataset {name!r} at {base} failed: HTTP {status}") from None
     if not info.sha:
         raise SourceError(f"The Hub at {base} returned no commit sha for dataset {name!r}")
+    if not hub_answers.is_commit_id(info.sha):  # the pin of every read of this upstream
+        raise hub_answers.bad_head(info.sha, f"The Hub at {base}", f"dataset {name!r}")
     return info.sha
 
 

@@ -34,7 +34,7 @@ from hubpress.shards.preview import (
     shard_cells,
     source_cells,
 )
-from hubpress.shards.reuse import BuildPlan, Planned, choose, parse_manifest, target_holdings
+from hubpress.shards.reuse import BuildPlan, Planned, choose, target_holdings
 from hubpress.shards.runs import RunStage
 from hubpress.shards.shard_store import SealedShard, ShardStore, parquet_relpath
 from hubpress.shards.shards import BuiltShard, ShardPlan, in_folders, plan_shards
@@ -45,6 +45,7 @@ from hubpress.sources.models import IntakeReport
 from hubpress.sources.reader import SourceReader
 from hubpress.targets.base import Target, is_local_target
 from hubpress.targets.limits import MAX_FILES_PER_FOLDER, Limits, check_planned_shards
+from hubpress.targets.ownership import parse_manifest, usable_manifest
 from hubpress.targets.plan import StagedFile
 from hubpress.targets.publish import MANIFEST
 
@@ -220,7 +221,8 @@ def read_target_holdings(
     state = target.state(revision)
     text = None
     if state.head is not None and MANIFEST in state.files:
-        text = target.read_text(MANIFEST, state.head, git_oid=state.files[MANIFEST].git_oid)
+        git_oid = state.files[MANIFEST].git_oid
+        text = usable_manifest(lambda: target.read_text(MANIFEST, state.head, git_oid=git_oid))
     manifest = parse_manifest(text)
     return manifest, target_holdings(manifest, state.files)
 

@@ -14,7 +14,6 @@ on one machine.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
@@ -37,14 +36,6 @@ class Planned(Protocol):
     def path_in_repo(self) -> str: ...
     @property
     def source_bytes(self) -> int: ...
-
-
-def parse_manifest(manifest_text: str | None) -> dict[str, Any] | None:
-    try:
-        manifest = json.loads(manifest_text) if manifest_text else None
-    except ValueError:
-        return None
-    return manifest if isinstance(manifest, dict) else None
 
 
 def target_holdings(

@@ -63,7 +63,7 @@ def list_source(storage: Storage) -> list[ListedFile]:
 
     try:
         with gc_paused():
-            listing = list(storage.list())
+            listing = list(storage.list(report_unlisted=True))  # folder markers holding bytes said
     except NoCredentialsError:
         raise SourceError(
             f"no AWS credentials to list {storage.root}: set AWS_* variables or an AwsCredentials block."

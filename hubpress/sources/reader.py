@@ -92,6 +92,12 @@ class SourceReader:
                 "Run the publish again so that intake lists the source afresh."
             ) from None
         if ref.sha256 is not None and hashlib.sha256(data).hexdigest() != ref.sha256:
+            # The listing's version (an S3 ETag, size) said "unchanged" and the bytes disagree: the
+            # facts kept for that version are not to be trusted, so the run again the error asks
+            # for reads and validates the file, instead of failing the same way for ever.
+            from hubpress.sources.facts_cache import intake_cache
+
+            intake_cache(self.settings).forget(ref.uri)
             raise _changed(ref, "its sha256 no longer matches")
         return self._decoded(ref, data)
 

@@ -244,7 +244,9 @@ class S3Storage:
 
     def list(self, prefix: str = "", report_unlisted: bool = False) -> Iterator[ListedFile]:
         """One paginated ListObjectsV2 over the prefix (every key is listed: unsafe names are
-        reported by the caller's name gate)."""
+        reported by the caller's name gate). A key ending in '/' is a folder marker and left out;
+        one that holds bytes is, with `report_unlisted`, an UNLISTED entry saying so (never read):
+        its bytes are not dropped silently."""
         base = self.key(prefix)
         base = base + "/" if base else ""
         strip = len(self.prefix) + 1 if self.prefix else 0
@@ -253,6 +255,10 @@ class S3Storage:
             for obj in page.get("Contents", ()):
                 key = obj["Key"]
                 if key.endswith("/"):
+                    if report_unlisted and obj["Size"] > 0:
+                        held = f"{obj['Size']:,} bytes"
+                        why = f"is not a regular file: an S3 folder marker (its key ends with '/') holding {held}"
+                        yield ListedFile(key[strip:], UNLISTED, why)
                     continue
                 yield ListedFile(key[strip:], obj["Size"], obj["ETag"].strip('"'))
 

@@ -144,6 +144,13 @@ class HashCache:
                     found[key] = (sha, parsed[info] if info else None)
         return found
 
+    def forget(self, uri: str) -> None:
+        """Drop what is kept of `uri` (every version): its next read establishes its facts anew."""
+        if self.path is None:
+            return
+        with _sqlite_errors(self.path):
+            self._conn().execute("DELETE FROM facts WHERE uri=?", (uri,))
+
     def put(
         self, uri: str, size: int, version: str, sha256: str | None, info: dict[str, Any] | None = None
     ) -> None:

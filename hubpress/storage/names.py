@@ -4,8 +4,9 @@ cache key.
 Every name hubpress did not make itself (an S3 key, a CSV cell, a file name, a config value, an
 extra file's destination, a tag) passes here before it is joined to a root. A name is refused
 when it is empty, absolute, holds a NUL or another control character, a backslash, an empty
-segment (`a//b`), a `.` or `..` segment, or when the joined path would leave its root (through
-a symlink, say). Refusals carry the kind of problem and a one-line reason naming the input, so
+segment (`a//b`), a `.` or `..` segment, a segment over 255 bytes or a whole over 1,024 bytes (no
+file system here could hold it), or when the joined path would leave its root (through a symlink,
+say). Refusals carry the kind of problem and a one-line reason naming the input, so
 a listing can report the file and a command can stop with one line.
 
     relpath("samples/a.png", what="S3 key")          -> "samples/a.png"
@@ -40,6 +41,8 @@ _DRIVE = re.compile(r"^[A-Za-z]:")
 # no component starting with "." or ending with ".lock", no trailing "." or "/", no "//".
 _REF_BAD = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]|\.\.|@\{|//")
 _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+MAX_SEGMENT_BYTES = 255  # NAME_MAX: one file or folder name
+MAX_NAME_BYTES = 1024  # an S3 key's limit: every name a store hubpress reads can hold
 
 
 class UnsafeNameError(ConfigError):
@@ -66,7 +69,7 @@ def why_unsafe(name: str) -> str | None:
     """Why `name` cannot be a relative POSIX path below a root, or None when it can. Pure."""
     if not isinstance(name, str) or name == "":
         return "is empty"
-    if PLAIN_PATH.fullmatch(name):
+    if len(name) <= MAX_SEGMENT_BYTES and PLAIN_PATH.fullmatch(name):
         return None
     if "\x00" in name:
         return "contains a NUL character"
@@ -85,6 +88,18 @@ def why_unsafe(name: str) -> str | None:
         return "has a '..' segment: it would leave its root"
     if "." in parts:
         return "has a '.' segment"
+    return _too_long(name, parts)
+
+
+def _too_long(name: str, parts: list[str]) -> str | None:
+    """A name no file system or store here can hold: a segment over NAME_MAX (255 bytes on Linux
+    and macOS), or the whole over an S3 key's 1,024 bytes."""
+    if len(name) <= MAX_SEGMENT_BYTES and name.isascii():
+        return None
+    if len(name.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
+        return f"is longer than {MAX_NAME_BYTES:,} bytes"
+    if any(len(part.encode("utf-8", "surrogatepass")) > MAX_SEGMENT_BYTES for part in parts):
+        return f"has a segment longer than {MAX_SEGMENT_BYTES} bytes, more than a file name may be"
     return None
 
 

@@ -21,9 +21,8 @@ from hubpress.errors import PublishError, disk_error
 from hubpress.settings import ResolvedToken, Settings
 from hubpress.shards.parquet_footer import ParquetFooter, read_footer
 from hubpress.storage.names import split_remote_paths
-from hubpress.targets import hub_answers, hub_upload, hub_waits, interrupted
+from hubpress.targets import blob_texts, hub_answers, hub_upload, hub_waits, interrupted
 from hubpress.targets.base import CommitResult, RemoteState, RepoType
-from hubpress.targets.blob_texts import BlobTexts
 from hubpress.targets.hub_calls import (
     HubUnavailable,
     RepoNotFound,
@@ -35,7 +34,7 @@ from hubpress.targets.hub_calls import (
     status_of,
 )
 from hubpress.targets.limits import Limits
-from hubpress.targets.plan import PublishPlan, RemoteFile, StagedFile, commit_mismatches, git_blob_oid
+from hubpress.targets.plan import PublishPlan, RemoteFile, StagedFile, commit_mismatches
 
 log = logging.getLogger("hubpress.hub")
 
@@ -171,6 +170,8 @@ class HubRepo:
             return RemoteState(exists=False, head=None)
         except RevisionNotFoundError:
             return RemoteState(exists=True, head=None, revision_exists=False)
+        if not hub_answers.is_commit_id(info.sha):
+            raise hub_answers.bad_head(info.sha, f"The Hub at {self.endpoint}", self.description)
         return RemoteState(exists=True, head=info.sha)
 
     def head(self, revision: str) -> str | None:
@@ -188,8 +189,11 @@ class HubRepo:
             return listed_before
 
         def tree() -> list:
-            return list(
-                self.api.list_repo_tree(self.repo_id, recursive=True, revision=head, repo_type=self.repo_type)
+            pages = self.api.list_repo_tree(
+                self.repo_id, recursive=True, revision=head, repo_type=self.repo_type
+            )
+            return hub_answers.listed_once(
+                pages, f"The Hub at {self.endpoint}", f"list files of {self.description}"
             )
 
         listed = [e for e in self._retry("list files of", tree) if isinstance(e, RepoFile)]
@@ -228,6 +232,11 @@ class HubRepo:
         known = self._texts().get(git_oid) if git_oid else None
         if known is not None:
             return known
+        # What the listing of that commit says of the file, when it was listed: its size is
+        # refused before any byte is fetched, and an LFS file is held to its sha256.
+        listed = (tree := self._trees.get(revision)) and tree.files.get(path)
+        if listed and (refusal := blob_texts.too_large(path, self.description, listed.size)) is not None:
+            raise refusal
 
         def download() -> str:
             return self.api.hf_hub_download(
@@ -243,28 +252,27 @@ class HubRepo:
             ) from None
         except (EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError, RepoNotFound):
             return None
+        if (refusal := blob_texts.too_large(path, self.description, os.path.getsize(local))) is not None:
+            raise refusal
         with open(local, "rb") as fh:
             data = fh.read()
-        if git_oid and git_blob_oid(data) != git_oid:
-            # What a download returns is checked against what the listing said: other bytes are
-            # neither used nor kept (the next run downloads again).
+        try:
+            text = blob_texts.checked_text(data, path, self.description, revision, listed or None, git_oid)
+        except PublishError:
+            # Other bytes than the listing names are neither used nor kept (the next run downloads again).
             with contextlib.suppress(OSError):
                 os.unlink(os.path.realpath(local))
                 os.unlink(local)
-            raise PublishError(
-                f"Downloaded {path} of {self.description} at {revision[:12]}, but its git blob id is not "
-                f"the {git_oid[:12]} the Hub lists: the Hub or the connection returned other bytes. "
-                "Run again; if it repeats, check what sits between this machine and the Hub."
-            )
+            raise
         self._texts().put(data)
-        return data.decode("utf-8")
+        return text
 
     def remember_text(self, data: bytes) -> None:
         """Keep a copy of a small file just committed, so the next run need not download it."""
         self._texts().put(data)
 
-    def _texts(self) -> BlobTexts:
-        return BlobTexts(os.path.join(self.settings.cache_dir, "hub-texts"))
+    def _texts(self) -> blob_texts.BlobTexts:
+        return blob_texts.BlobTexts(os.path.join(self.settings.cache_dir, "hub-texts"))
 
     def _cache_dir(self) -> str:
         return os.path.join(self.settings.cache_dir, "hub-downloads")

@@ -17,6 +17,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Iterable
+from typing import Any
 
 from hubpress.errors import PublishError
 from hubpress.storage import names
@@ -84,6 +86,34 @@ def bad_commit_id(oid: object, who: str, where: str) -> UnusableAnswer:
     return UnusableAnswer(
         f"{who} answered the commit to {where} with the commit id {shown(oid)}, which is not a git "
         "commit id (40 hex digits): that answer cannot be used. Check HF_ENDPOINT (or HUBPRESS_HUB_ENDPOINT)."
+    )
+
+
+def listed_once(entries: Iterable[Any], who: str, action: str) -> list[Any]:
+    """A paginated listing's entries, refused when it names a path twice: a `Link: rel="next"`
+    back to a page already read would otherwise be followed forever, and two entries for one path
+    leave no answer about which content it has (what a publish deletes and skips depends on it)."""
+    seen: set[str] = set()
+    kept = []
+    for entry in entries:
+        path = getattr(entry, "path", None)
+        if path in seen:
+            raise UnusableAnswer(
+                f"{who} answered the request to {action} with a listing that names {shown(path)} twice "
+                "(a next page that repeats one already read, or a duplicate entry): that answer cannot "
+                "be used. Check HF_ENDPOINT (or HUBPRESS_HUB_ENDPOINT) and any proxy in between."
+            )
+        seen.add(path)
+        kept.append(entry)
+    return kept
+
+
+def bad_head(oid: object, who: str, where: str) -> UnusableAnswer:
+    """A repo's info naming something other than a commit as its head: everything hubpress reads
+    is pinned to that id (downloads, listings, an upstream's media), so it is refused first."""
+    return UnusableAnswer(
+        f"{who} named {shown(oid)} as the head commit of {where}, which is not a git commit id "
+        "(40 hex digits): that answer cannot be used. Check HF_ENDPOINT (or HUBPRESS_HUB_ENDPOINT)."
     )
 
 

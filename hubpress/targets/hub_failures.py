@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import traceback
 
-from hubpress.errors import DISK_ERRNOS, HubpressError, PublishError
+from hubpress.errors import DISK_ERRNOS, HubpressError, PublishError, hide_userinfo
 
 # The clients whose exceptions mean "the other side answered something unusable" (or went away).
 CLIENT_PACKAGES = (
@@ -56,7 +56,8 @@ def _raised_in_client(exc: BaseException) -> bool:
 
 
 def _reason(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
+    """What a client said of a failure, shortened, without any credential the remote repeated."""
+    text = " ".join(hide_userinfo(str(exc)).split())
     if len(text) > 160:
         text = text[:157] + "..."
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

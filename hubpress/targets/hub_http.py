@@ -12,6 +12,10 @@ has two parts, both public hooks of httpx2/httpcore2:
   the answer's headers are in) and again from the headers (until the body is read), each
   `request_deadline` plus the declared bytes at `min_transfer_rate`. Overrunning it raises
   DeadlineExceeded, which huggingface_hub does not retry and the CLI prints as one line.
+
+A JSON answer is held to MAX_ANSWER_BYTES as the parser would hold it: a Content-Encoding (gzip,
+deflate, or a chain of them) is undone here, never more than the limit at a time, and the answer
+goes on decoded, so a few hundred bytes that inflate to gigabytes are refused, not parsed.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from __future__ import annotations
 import contextvars
 import threading
 import time
+import zlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -160,11 +165,57 @@ def _json_limit(request: httpx2.Request, headers: Any) -> int | None:
     return MAX_ANSWER_BYTES if "json" in kind or request.url.path.startswith("/api/") else None
 
 
+_DECODED = ("gzip", "x-gzip", "deflate")
+
+
+def _encodings(headers: Any) -> list[str]:
+    """The Content-Encoding codings to undo, last applied first; identity dropped."""
+    named = [c.strip().lower() for c in (headers.get("content-encoding") or "").split(",")]
+    return [c for c in reversed(named) if c and c != "identity"]
+
+
+class _Inflate:
+    """One gzip or deflate coding undone chunk by chunk, never more than `cap` bytes at a time."""
+
+    def __init__(self, coding: str):
+        self._raw_fallback = coding == "deflate"  # `deflate` is zlib-wrapped, or raw from some servers
+        self._obj = zlib.decompressobj(zlib.MAX_WBITS | 32)
+
+    def __call__(self, data: bytes, cap: int) -> bytes | None:
+        """The decoded bytes, or None when they would exceed `cap`."""
+        try:
+            out = self._obj.decompress(data, cap + 1)
+        except zlib.error:
+            if not self._raw_fallback:
+                raise
+            self._raw_fallback, self._obj = False, zlib.decompressobj(-zlib.MAX_WBITS)
+            out = self._obj.decompress(data, cap + 1)
+        self._raw_fallback = False
+        return None if len(out) > cap or self._obj.unconsumed_tail else out
+
+
 class _DeadlineBody(httpx2.SyncByteStream):
     def __init__(
-        self, inner, request: httpx2.Request, phase: tuple[float, float, str, str], limit: int | None
+        self,
+        inner,
+        request: httpx2.Request,
+        phase: tuple[float, float, str, str],
+        limit: int | None,
+        decoders: list[_Inflate] | None = None,
     ):
         self._inner, self._request, self._phase, self._limit = inner, request, phase, limit
+        self._decoders = decoders or []
+
+    def _decoded(self, chunk: bytes, received: int) -> bytes:
+        for decode in self._decoders:
+            try:
+                out = decode(chunk, (self._limit or 0) - received)
+            except zlib.error as exc:
+                raise httpx2.DecodingError(f"an answer's Content-Encoding cannot be undone: {exc}") from None
+            if out is None:
+                raise HubAnswerTooLarge(str(self._request.url), self._limit or 0)
+            chunk = out
+        return chunk
 
     def __iter__(self) -> Iterator[bytes]:
         chunks = iter(self._inner)
@@ -179,6 +230,8 @@ class _DeadlineBody(httpx2.SyncByteStream):
                 raise _as_httpx(exc, self._request) from exc
             finally:
                 _PHASE_END.reset(reset)
+            if self._decoders:
+                chunk = self._decoded(chunk, received)
             received += len(chunk)
             if self._limit is not None and received > self._limit:
                 raise HubAnswerTooLarge(str(self._request.url), self._limit)
@@ -232,10 +285,15 @@ class DeadlineTransport(httpx2.BaseTransport):
             response.close()
             raise HubAnswerTooLarge(str(request.url), limit)
         body_phase = self._phase(request, _declared(headers), "sending its answer")
+        codings = _encodings(headers) if limit is not None else []
+        decoders = [_Inflate(c) for c in codings if c in _DECODED]  # httpx too skips the others
+        if decoders:  # decoded here, within the limit: httpx must not decode again
+            for name in ("content-encoding", "content-length"):
+                del headers[name]
         return httpx2.Response(
             status_code=response.status,
-            headers=response.headers,
-            stream=_DeadlineBody(response.stream, request, body_phase, limit),
+            headers=headers if decoders else response.headers,
+            stream=_DeadlineBody(response.stream, request, body_phase, limit, decoders),
             extensions=response.extensions,
         )
 

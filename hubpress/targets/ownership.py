@@ -12,15 +12,20 @@ deleted by the next publish. A file is deletable only when all of these hold:
   target's file, whose content is known without downloading it).
 
 Anything else is left alone. Pure functions over the manifest's text and the target's listing.
+
+A manifest hubpress cannot use (over the document size limit, not UTF-8, nested past the parser's
+depth, JSON of another shape) proves nothing: nothing is deleted or reused on its word, one
+warning line says so, and the publish goes on and writes a manifest of its own.
 """
 
 from __future__ import annotations
 
-import json
+import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from hubpress.parsers import ParseLimitError, load_json
 from hubpress.storage.names import UnsafeNameError, remote_path
 from hubpress.targets.plan import RemoteFile
 
@@ -30,6 +35,35 @@ from hubpress.targets.plan import RemoteFile
 OWN_NAME = re.compile(
     r"^data/(?:[A-Za-z0-9][A-Za-z0-9._-]*/[0-9a-f]{1,2}/)?[A-Za-z0-9][A-Za-z0-9._-]*\.parquet$"
 )
+
+log = logging.getLogger("hubpress.publish")
+IGNORED = "It is ignored: nothing is deleted or reused on its word."
+
+
+def usable_manifest(read: Callable[[], str | None]) -> str | None:
+    """The text `read` returns of a target's manifest.json, or None when hubpress cannot read it
+    back (over the size limit, not UTF-8: hubpress.targets.blob_texts), said in one warning line."""
+    try:
+        return read()
+    except ParseLimitError as exc:
+        log.warning("%s %s", exc, IGNORED)
+        return None
+
+
+def parse_manifest(manifest_text: str | None) -> dict | None:
+    """The manifest as a JSON object within the parser limits (hubpress.parsers), or None; a
+    manifest that is not one is said in one warning line."""
+    if not manifest_text:
+        return None
+    try:
+        manifest = load_json(manifest_text, "the target's manifest.json")
+    except ParseLimitError as exc:
+        log.warning("%s %s", exc, IGNORED)
+        return None
+    if not isinstance(manifest, dict):
+        log.warning("the target's manifest.json is JSON but not an object. %s", IGNORED)
+        return None
+    return manifest
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,13 +88,8 @@ def _recorded(files: object) -> dict[object, object]:
 
 def owned_files(manifest_text: str | None, remote: Mapping[str, RemoteFile]) -> Ownership:
     """The paths of `remote` a publish may delete, proven by the manifest and the listing."""
-    if not manifest_text:
-        return Ownership(frozenset())
-    try:
-        data = json.loads(manifest_text)
-    except ValueError:
-        return Ownership(frozenset())
-    recorded = _recorded(data.get("files") if isinstance(data, Mapping) else None)
+    data = parse_manifest(manifest_text)
+    recorded = _recorded(data.get("files") if data is not None else None)
     deletable: set[str] = set()
     refused: list[str] = []
     for name, sha256 in recorded.items():

@@ -10,6 +10,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from hubpress.errors import CommittedButFailed, ConfigError, HubpressError, PublishError
@@ -26,7 +27,7 @@ from hubpress.targets.base import (
 )
 from hubpress.targets.limits import Limits, check_limits
 from hubpress.targets.local import LocalDir, staged_text
-from hubpress.targets.ownership import owned_files
+from hubpress.targets.ownership import owned_files, usable_manifest
 from hubpress.targets.plan import PublishPlan, StagedFile, make_plan
 
 log = logging.getLogger("hubpress.publish")
@@ -191,7 +192,10 @@ def _read_both(target: Target, state: RemoteState, first: str | None, second: st
     wanted = [path for path in (first, second) if path is not None and path in state.files]
 
     def read(path: str) -> str | None:
-        return target.read_text(path, state.head, git_oid=state.files[path].git_oid)
+        text = partial(target.read_text, path, state.head, git_oid=state.files[path].git_oid)
+        # A manifest hubpress cannot read back proves nothing (hubpress.targets.ownership); the
+        # card it cannot read back stops the publish, in one line: it would be overwritten.
+        return usable_manifest(text) if path == MANIFEST else text()
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         texts = dict(zip(wanted, pool.map(read, wanted), strict=True))

@@ -18,6 +18,7 @@ from hubpress.refresh.lineage import RefreshOptions, upstream_revisions
 from hubpress.refresh.publish import StagedRefresh, build_refresh, verify_refresh
 from hubpress.shards.runs import RunStage
 from hubpress.shards.staging import Staging
+from hubpress.targets.ownership import usable_manifest
 from hubpress.targets.publish import MANIFEST, apply_tag
 from hubpress.targets.retries import NO_CACHE, TRANSIENT_RETRIES
 
@@ -31,7 +32,7 @@ def resolve_upstream_task(config: RefreshConfig, token: str | None) -> dict[str,
 @task(name="read-target-manifest", **NO_CACHE, **TRANSIENT_RETRIES)
 def read_manifest_task(target: Any, revision: str) -> str | None:
     """The manifest.json the target holds now (None for a new repo, branch or directory)."""
-    return target.read_text(MANIFEST, revision)
+    return usable_manifest(lambda: target.read_text(MANIFEST, revision))
 
 
 @task(name="build-refresh", **NO_CACHE, **TRANSIENT_RETRIES)

@@ -13,11 +13,15 @@ from __future__ import annotations
 import socket
 import uuid
 
+# Imported here, while HF_ENDPOINT names the test Hub: `datasets` reads it once, when first
+# imported, and a test below imports it with HF_ENDPOINT pointing at a proxy that then goes away.
+import datasets  # noqa: F401
 import pytest
 from huggingface_hub import HfApi
 
 from hubpress.testdata.synth_lora import write_lora
 from tests.conftest import WRITE_TOKEN, run_cli
+from tests.hostileproxy import gzip_bomb
 
 pytestmark = [pytest.mark.timeout(300), pytest.mark.usefixtures("prefect_harness")]
 
@@ -70,24 +74,32 @@ def test_a_download_redirected_to_a_short_answer_is_one_line(
     # Nothing of the short answer is left as if it were the weights.
     cached = list((tmp_cwd / "hf-home").rglob(weights.name))
     assert all(p.stat().st_size == weights.stat().st_size for p in cached if p.is_file())
+    # The token never travels to the other origin the redirect named.
+    assert hostile_proxy.other_saw and not any("authorization" in h for h in hostile_proxy.other_saw)
 
 
-@pytest.mark.parametrize("kind", ["not_json", "huge_json", "huge_chunked", "redirect_empty", "slow_loris"])
+@pytest.mark.parametrize(
+    "kind", ["not_json", "huge_json", "huge_chunked", "gzip_bomb", "redirect_empty", "slow_loris"]
+)
 def test_an_unusable_hub_answer_is_one_line(kind, hostile_proxy, write_token, tmp_path, monkeypatch):
     """publish-lora's Hub API calls (repo info, create) answered with what the protocol never says."""
     monkeypatch.setenv("HUBPRESS_STAGING", str(tmp_path / "staging"))
     weights = write_lora(tmp_path / "w" / "pytorch_lora_weights.safetensors", seed=4)
     repo = f"alice/answers-{uuid.uuid4().hex[:8]}"
+    if kind == "gzip_bomb":
+        gzip_bomb()  # made before the request: the proxy answers at once
     hostile_proxy.arm(r"^(GET|POST) /api/(models/|repos/create)", kind, count=50)
     code, out, err = run_cli("publish-lora", str(weights.parent), repo)
     line = one_line_failure(code, err, kind)
     assert hostile_proxy.fired, "the fault was never reached"
-    if kind.startswith("huge"):
+    if kind.startswith("huge") or kind == "gzip_bomb":
         assert "limit" in line
     elif kind == "slow_loris":
         assert "deadline" in line
     else:
         assert "cannot be used" in line
+    if kind == "redirect_empty":  # the token never travels to the other origin the redirect named
+        assert hostile_proxy.other_saw and not any("authorization" in h for h in hostile_proxy.other_saw)
 
 
 def _closed_port() -> int:
@@ -111,8 +123,9 @@ def test_release_from_s3_on_a_closed_port_ends(hub, write_token, tmp_path, monke
     [
         ("slow_loris", r"^GET /datasets/{repo}/resolve/", "deadline"),  # parquet reads (HfFileSystem)
         ("not_json", r"^GET /api/datasets/{repo}", "cannot be used"),  # the upstream's info
+        ("bad_sha", r"^GET /api/datasets/{repo}", "not a git commit id"),  # the pin of every read
     ],
-    ids=["parquet-slow-loris", "info-not-json"],
+    ids=["parquet-slow-loris", "info-not-json", "info-sha-no-commit"],
 )
 def test_an_upstream_dataset_that_stalls_or_lies_ends_a_refresh_in_one_line(
     kind, pattern, expected, hub, hostile_proxy, write_token, tmp_path
@@ -165,3 +178,45 @@ def test_the_python_api_gets_the_same_deadline(hostile_proxy, lora_repo, write_t
     hostile_proxy.arm(rf"^(HEAD|GET) /{repo}/resolve/", "never_answer", count=50)
     with pytest.raises(DeadlineExceeded, match="did not finish answering within its 3 s deadline"):
         download_lora(repo)
+
+
+def test_a_hub_answer_naming_no_commit_as_the_head_is_one_line(
+    hostile_proxy, lora_repo, write_token, tmp_cwd, monkeypatch
+):
+    """A repo's info whose `sha` is not a commit id (`../../x`): hubpress pins downloads, listings
+    and reads to that sha, so it is refused before anything uses it."""
+    repo, _ = lora_repo
+    monkeypatch.setenv("HF_HOME", str(tmp_cwd / "hf-home"))
+    hostile_proxy.arm(rf"^GET /api/models/{repo}", "bad_sha", count=50)
+    code, out, err = run_cli("download-lora", repo)
+    line = one_line_failure(code, err, "bad_sha")
+    assert hostile_proxy.fired and "not a git commit id" in line and "../../x" in line, line
+    assert out == ""
+
+
+def test_a_server_repeating_the_token_in_its_error_never_gets_it_printed(
+    hostile_proxy, write_token, tmp_path, monkeypatch
+):
+    """A Hub (or proxy) whose error message repeats the request's Authorization header: hubpress
+    says what failed in one line, without the token."""
+    monkeypatch.setenv("HUBPRESS_STAGING", str(tmp_path / "staging"))
+    weights = write_lora(tmp_path / "w" / "pytorch_lora_weights.safetensors", seed=4)
+    repo = f"alice/echo-{uuid.uuid4().hex[:8]}"
+    hostile_proxy.arm(r"^(GET|POST) /api/(models/|repos/create)", "echo_token", count=50)
+    code, out, err = run_cli("publish-lora", str(weights.parent), repo)
+    one_line_failure(code, err, "echo_token")
+    assert hostile_proxy.fired, "the fault was never reached"
+    assert WRITE_TOKEN not in err and WRITE_TOKEN not in out, err
+
+
+def test_a_listing_whose_next_page_is_itself_ends_in_one_line(
+    hostile_proxy, lora_repo, write_token, tmp_path, monkeypatch
+):
+    """A repo's file listing whose `Link: rel="next"` names the page just read: followed as is, it
+    never ends. A listing that names a path twice is refused."""
+    repo, weights = lora_repo
+    monkeypatch.setenv("HUBPRESS_STAGING", str(tmp_path / "staging"))
+    hostile_proxy.arm(rf"^GET /api/models/{repo}/tree/", "link_loop", count=1000)
+    code, out, err = run_cli("publish-lora", str(weights.parent), repo)
+    line = one_line_failure(code, err, "link_loop")
+    assert hostile_proxy.fired and "twice" in line, line
