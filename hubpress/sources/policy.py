@@ -128,14 +128,15 @@ def _decide(
 
     for split, samples in found.samples.items():
         manifest = report.splits[split] = SplitManifest(split)
-        folded = Counter(_id_key(s.id) for s in samples)
-        for sample in samples:
+        keys = [_id_key(s.id) for s in samples]  # once per sample: counted, then looked up
+        folded = Counter(keys)
+        for sample, key in zip(samples, keys, strict=True):
             verdict = judge(
                 sample,
                 facts,
                 options,
                 prior=sample_errors.get((split, sample.id), set()),
-                duplicate=folded[_id_key(sample.id)] > 1,
+                duplicate=folded[key] > 1,
             )
             problems.extend(verdict.problems)
             for c, detail in verdict.corrections:
