@@ -136,6 +136,10 @@ def plan_night(source: str, cache_dir: str, max_shard_size: str) -> dict:
     )
     step("validate")
     report = decide(found, result.facts, source=storage.root, options=intake, stats=result.stats.as_dict())
+    files_read = result.stats.files_read
+    # As the flow does (tasks/intake.py returns the report alone): nothing after the decision
+    # needs discovery's samples or validation's facts.
+    del found, samples, result
     step("decide")
     fingerprint_and_digests(report, options)  # one pass, as the flow makes them
     step("fingerprint, sample digests")
@@ -149,7 +153,7 @@ def plan_night(source: str, cache_dir: str, max_shard_size: str) -> dict:
         "cpu_steps": cpu_steps,
         "peaks": peaks,
         "samples": sum(len(m.samples) for m in report.splits.values()),
-        "files_read": result.stats.files_read,
+        "files_read": files_read,
         "shards": len(plans),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
     }

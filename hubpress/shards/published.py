@@ -23,6 +23,7 @@ import os
 import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -45,13 +46,25 @@ def listing_digest(listing: Iterable[ListedFile], options: Mapping[str, Any]) ->
     digest = hashlib.sha256()
     head = ["hubpress-listing", RECORD_FORMAT, hubpress.__version__, dict(options)]
     digest.update(json.dumps(head, sort_keys=True, default=str).encode() + b"\n")
-    for lf in sorted(listing, key=lambda lf: lf.relpath):
+    ordered = sorted(listing, key=_RELPATH)
+    # One line per file, hashed LINES_PER_UPDATE lines at a time: the same bytes in the same order
+    # as one update per line (a hash of a stream does not see how it was cut), without a call and
+    # an encode per file (2,000,000 of each at a million samples), nor one text of them all.
+    for start in range(0, len(ordered), LINES_PER_UPDATE):
+        text = "".join(
+            [
+                f"{lf.relpath}\0{lf.size}\0{lf.version}\0{lf.inode}\n"
+                for lf in ordered[start : start + LINES_PER_UPDATE]
+            ]
+        )
         # surrogateescape: a name that is not UTF-8 (reported by intake as name_not_utf8) still
         # has bytes, and those bytes decide the digest
-        digest.update(
-            f"{lf.relpath}\0{lf.size}\0{lf.version}\0{lf.inode}\n".encode("utf-8", "surrogateescape")
-        )
+        digest.update(text.encode("utf-8", "surrogateescape"))
     return digest.hexdigest()[:32]
+
+
+LINES_PER_UPDATE = 10_000
+_RELPATH = attrgetter("relpath")
 
 
 def local_listing(paths: Iterable[str | os.PathLike[str]]) -> list[ListedFile]:

@@ -247,13 +247,13 @@ class _CsvRows:
         raw = self.cell(row, col)
         if not raw:
             return None
-        where = f"{self.name} row {rowno}, {col}"
         rel, why = normalise_csv_path(raw)
         if rel is None:
+            where = f"{self.name} row {rowno}, {col}"
             pending.append(problem(self.split, None, "path_outside_root", f"{where}: {raw!r} {why}", raw))
             return None
         lf = self.index.files.get(rel)
-        if lf is not None:
+        if lf is not None:  # most cells: the text saying where is made only for a problem
             return file_ref(lf, self.root)
         directory, _, fname = rel.rpartition("/")
         candidates = self.index.by_stem(directory, fname.rpartition(".")[0] or fname)
@@ -271,6 +271,7 @@ class _CsvRows:
             kind = "missing_target"
         else:
             kind = "missing_file"
+        where = f"{self.name} row {rowno}, {col}"
         pending.append(problem(self.split, None, kind, f"{where}: {rel} does not exist", rel))
         return None
 

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from hubpress.frozen_init import quick_frozen_init
 from hubpress.sources.formats import DEFAULT_MAX_PIXELS, PIL_FORMAT, SUPPORTED_FORMATS, sniff_format
 
 # Pillow modes of more than 8 bits a channel (16-bit grayscale PNG, 32-bit integer or float TIFF).
@@ -51,6 +52,7 @@ def _pillow_guard_lifted() -> Iterator[None]:
                 Image.MAX_IMAGE_PIXELS = _guard_saved
 
 
+@quick_frozen_init  # one per file, at every cache hit of a night's validation
 @dataclass(frozen=True, slots=True)
 class FileFacts:
     """What reading one file established. `error` is a problem kind, or None when the file is fine."""

@@ -13,6 +13,8 @@ from typing import Literal
 
 from pydantic import TypeAdapter
 
+from hubpress.frozen_init import quick_frozen_init
+
 Severity = Literal["error", "warning"]
 Layout = Literal["folder", "csv"]
 
@@ -59,6 +61,7 @@ def severity_of(kind: str) -> Severity:
     return "warning" if kind in WARNING_KINDS else "error"
 
 
+@quick_frozen_init  # one per file, in discovery and again in the decision
 @dataclass(frozen=True, slots=True)
 class FileRef:
     """One source file. `uri` is an absolute local path or s3://bucket/key."""

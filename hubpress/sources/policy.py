@@ -10,6 +10,7 @@ import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from typing import Literal
 
 from hubpress.errors import ConfigError, ValidationFailed
@@ -128,14 +129,15 @@ def _decide(
 
     for split, samples in found.samples.items():
         manifest = report.splits[split] = SplitManifest(split)
-        folded = Counter(_id_key(s.id) for s in samples)
-        for sample in samples:
+        keys = [_id_key(s.id) for s in samples]  # once per sample: counted, then looked up
+        folded = Counter(keys)
+        for sample, key in zip(samples, keys, strict=True):
             verdict = judge(
                 sample,
                 facts,
                 options,
-                prior=sample_errors.get((split, sample.id), set()),
-                duplicate=folded[_id_key(sample.id)] > 1,
+                prior=sample_errors.get((split, sample.id), _NO_KINDS),
+                duplicate=folded[key] > 1,
             )
             problems.extend(verdict.problems)
             for c, detail in verdict.corrections:
@@ -146,6 +148,22 @@ def _decide(
                 manifest.samples.append(verdict.kept)
         manifest.samples.sort(key=lambda s: s.id)
     return report
+
+
+_NO_KINDS: frozenset[str] = frozenset()  # most samples: no error from discovery (not a new set each)
+
+
+def _name_agrees(relpath: str, true_format: str | None) -> bool:
+    """extension_agrees for a file's name, by its last suffix: a dataset has a handful of
+    (suffix, format) pairs, and working each out again was a tenth of the decision's time."""
+    stem, dot, suffix = relpath.rpartition("/")[2].rpartition(".")
+    return _suffix_agrees(suffix if dot and stem else None, true_format)
+
+
+@lru_cache(maxsize=1024)
+def _suffix_agrees(suffix: str | None, true_format: str | None) -> bool:
+    ext = split_extension(f"x.{suffix}")[1] if suffix is not None else None
+    return extension_agrees(ext, true_format)
 
 
 def _id_key(sample_id: str) -> str:
@@ -202,8 +220,8 @@ def judge(
         if f.frames is not None:
             detail = f"has {f.frames} frames (animated or multi-page): a trainer sees only the first"
             problems.append(Problem(split, sample.id, "multi_frame_image", detail, ref.relpath, "warning"))
-        _, ext = split_extension(ref.name)
-        if not extension_agrees(ext, f.format):
+        if not _name_agrees(ref.relpath, f.format):
+            _, ext = split_extension(ref.name)
             new = _renamed(ref.relpath, f.format or "")
             detail = (
                 f"holds {(f.format or '').upper()} bytes but is named .{ext}: it is published as {f.format}"
