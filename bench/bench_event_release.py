@@ -39,6 +39,9 @@ def _hub(work: Path) -> tuple[subprocess.Popen, str]:
     )  # fmt: skip
     line = proc.stdout.readline()
     assert line.startswith("READY"), line
+    from tests.hubserver.server import allow_local_xet_storage
+
+    allow_local_xet_storage(work / "hub" / "xet")  # the worker and the release inherit it
     return proc, line.split()[1]
 
 

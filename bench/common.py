@@ -138,6 +138,10 @@ class Servers:
         )  # fmt: skip
         line = hub.stdout.readline()
         assert line.startswith("READY"), line
+        if "--no-xet" not in self.hub_args:
+            from tests.hubserver.server import allow_local_xet_storage
+
+            allow_local_xet_storage(data / "xet")  # env() hands it to every command the bench runs
         return hub, line.split()[1]
 
     def add_hub(self, name: str) -> str:

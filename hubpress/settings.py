@@ -97,6 +97,12 @@ class Settings(BaseSettings):
     min_transfer_rate: float = Field(
         default=256 * 1024, gt=0, description="Slowest transfer, in bytes per second, a deadline allows for."
     )
+    xet_local_cas: str | None = Field(
+        default=None,
+        description="Folders (os.pathsep-separated) a Hub may name as its Xet storage with local://PATH: "
+        "only a test Hub whose CAS is a folder here. Any other local:// storage, or one that is not "
+        "http(s), is refused before hf_xet reads or writes it.",
+    )
     hub_max_concurrency: int = Field(default=4, description="Parallel Hub requests (uploads, hashes).")
     hub_files_per_folder: int = Field(
         default=10_000, ge=1, description="The Hub's limit of entries in one folder."

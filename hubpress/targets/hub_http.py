@@ -16,16 +16,24 @@ has two parts, both public hooks of httpx2/httpcore2:
 A JSON answer is held to MAX_ANSWER_BYTES as the parser would hold it: a Content-Encoding (gzip,
 deflate, or a chain of them) is undone here, never more than the limit at a time, and the answer
 goes on decoded, so a few hundred bytes that inflate to gigabytes are refused, not parsed.
+
+The Xet storage a Hub names (the X-Xet-Cas-Url header of its Xet token answers, which
+huggingface_hub hands to hf_xet) is checked here too, before hf_xet sees it: hf_xet takes
+`local://PATH` as a storage folder on this machine and writes into it, so a Hub may name one only
+inside a folder the operator listed (HUBPRESS_XET_LOCAL_CAS: a test Hub's CAS); anything else
+that is not an http(s) address is refused.
 """
 
 from __future__ import annotations
 
 import contextvars
+import os
 import threading
 import time
 import zlib
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpcore2
 import httpx2
@@ -158,6 +166,45 @@ class HubAnswerTooLarge(HubAnswerUnusable, httpx2.TransportError):
         )
 
 
+class XetStorageRefused(HubAnswerUnusable, httpx2.TransportError):
+    """A Hub named Xet storage hubpress will not hand to hf_xet. Not retried: the answer is the fault."""
+
+
+XET_STORAGE_HEADER = "x-xet-cas-url"
+
+
+def xet_storage_refusal(cas_url: str, local_roots: tuple[str, ...]) -> str | None:
+    """Why the Xet storage `cas_url` a Hub named must not be used, or None when it may: an http(s)
+    address with a host, or local://PATH inside one of `local_roots` (real paths, symlinks
+    resolved, so `..` or a link cannot lead out of them)."""
+    scheme, sep, rest = cas_url.partition("://")
+    scheme = scheme.lower()
+    if sep and scheme in ("https", "http"):
+        return None if urlsplit(cas_url).hostname else "it names no host"
+    if sep and scheme == "local" and rest:
+        path = os.path.realpath(rest)
+        for root in local_roots:
+            real = os.path.realpath(root)
+            if path == real or path.startswith(real.rstrip(os.sep) + os.sep):
+                return None
+        return "it is a folder on this machine outside HUBPRESS_XET_LOCAL_CAS"
+    return "it is not an http(s) address"
+
+
+def _check_xet_storage(request: httpx2.Request, headers: Any, local_roots: tuple[str, ...]) -> None:
+    named = headers.get(XET_STORAGE_HEADER)
+    if named is None:
+        return
+    why = xet_storage_refusal(named, local_roots)
+    if why is not None:
+        shown = url_without_secrets(named) if "://" in named else named[:80]
+        raise XetStorageRefused(
+            f"{url_without_secrets(str(request.url))} named {shown!r} as its Xet storage, and {why}: "
+            "hubpress does not let hf_xet read or write storage a remote names there. Check the "
+            "Hub endpoint (HUBPRESS_HUB_ENDPOINT, HF_ENDPOINT)."
+        )
+
+
 def _json_limit(request: httpx2.Request, headers: Any) -> int | None:
     """The size limit of an answer: API and JSON answers are parsed whole in memory; file bodies
     (resolve, LFS and storage URLs) stream to disk and are bounded by their deadline instead."""
@@ -245,8 +292,9 @@ class _DeadlineBody(httpx2.SyncByteStream):
 class DeadlineTransport(httpx2.BaseTransport):
     """An httpx2 transport whose every request phase ends by its deadline."""
 
-    def __init__(self, deadlines: Deadlines, max_connections: int = 32):
+    def __init__(self, deadlines: Deadlines, max_connections: int = 32, local_cas: tuple[str, ...] = ()):
         self.deadlines = deadlines
+        self.local_cas = local_cas
         self._pool = httpcore2.ConnectionPool(
             ssl_context=httpx2.create_ssl_context(),
             max_connections=max_connections,
@@ -280,6 +328,11 @@ class DeadlineTransport(httpx2.BaseTransport):
         finally:
             _PHASE_END.reset(reset)
         headers = httpx2.Headers(response.headers)
+        try:
+            _check_xet_storage(request, headers, self.local_cas)
+        except XetStorageRefused:
+            response.close()
+            raise
         limit = _json_limit(request, headers)
         if limit is not None and (_declared(headers) or 0) > limit:
             response.close()
@@ -314,8 +367,9 @@ def _timeouts_hook(deadlines: Deadlines):
     return hook
 
 
-def client_factory(deadlines: Deadlines):
-    """A factory for huggingface_hub's `set_client_factory`: its own request hook, our deadlines."""
+def client_factory(deadlines: Deadlines, local_cas: tuple[str, ...] = ()):
+    """A factory for huggingface_hub's `set_client_factory`: its own request hook, our deadlines,
+    and the folders a Hub may name as local Xet storage."""
     from huggingface_hub.utils._http import hf_request_event_hook
 
     def build() -> httpx2.Client:
@@ -325,7 +379,7 @@ def client_factory(deadlines: Deadlines):
             # own bound is 60 s) with a ReadTimeout. Unset, every phase gets hubpress's bounds.
             timeout=None,
             # every wait the Hub asks for is bounded (hub_waits), every phase ends by its deadline
-            transport=hub_waits.bounding_transport(DeadlineTransport(deadlines)),
+            transport=hub_waits.bounding_transport(DeadlineTransport(deadlines, local_cas=local_cas)),
             event_hooks={"request": [hf_request_event_hook, _timeouts_hook(deadlines)]},
             follow_redirects=True,
         )
@@ -333,7 +387,7 @@ def client_factory(deadlines: Deadlines):
     return build
 
 
-_installed: Deadlines | None = None
+_installed: tuple[Deadlines, tuple[str, ...]] | None = None
 _lock = threading.Lock()
 
 
@@ -345,9 +399,11 @@ def install(settings=None) -> Deadlines:
 
     from hubpress.settings import get_settings
 
-    deadlines = Deadlines.from_settings(settings or get_settings())
+    settings = settings or get_settings()
+    deadlines = Deadlines.from_settings(settings)
+    local_cas = tuple(p for p in (settings.xet_local_cas or "").split(os.pathsep) if p)
     with _lock:
-        if _installed != deadlines:
-            set_client_factory(client_factory(deadlines))
-            _installed = deadlines
+        if _installed != (deadlines, local_cas):
+            set_client_factory(client_factory(deadlines, local_cas))
+            _installed = (deadlines, local_cas)
     return deadlines

@@ -101,9 +101,11 @@ def preupload(
     """Send the LFS-mode files among `ops` through Xet (regular files are left to the commit)."""
     import hf_xet
     from huggingface_hub._commit_api import _fetch_upload_modes
+    from huggingface_hub.errors import HfHubHTTPError
     from huggingface_hub.utils import build_hf_headers
     from huggingface_hub.utils._xet import (
         XetTokenType,
+        _fetch_xet_connection_info_with_url,
         abort_xet_session,
         get_xet_session,
         xet_connection_info_refresh_url,
@@ -145,9 +147,20 @@ def preupload(
     )
     if create_pr:
         refresh_url += "?create_pr=1"
+    # The first token is asked for here, through huggingface_hub's client, so the storage the Hub
+    # names is checked (hub_http) before hf_xet sees it; hf_xet is then held to that storage and
+    # only refreshes the token. Left to hf_xet, the ask would name any storage, `local://` included.
+    try:
+        storage = _fetch_xet_connection_info_with_url(refresh_url, headers)
+    except HfHubHTTPError as exc:
+        status = exc.response.status_code if exc.response is not None else None
+        raise token_refusal(exc, repo_type, repo_id, api.endpoint, status) or exc from None
     try:
         commit = wait_while_store_busy(
             lambda: get_xet_session().new_upload_commit(
+                endpoint=storage.endpoint,
+                token=storage.access_token,
+                token_expiry_unix_secs=storage.expiration_unix_epoch,
                 token_refresh_url=refresh_url,
                 token_refresh_headers=headers,
                 custom_headers=xet_headers_without_auth(headers),
@@ -210,14 +223,17 @@ def wait_while_store_busy(open_commit: Callable[[], T], max_seconds: float = STO
             time.sleep(random.uniform(0.5, 1.5))
 
 
-def token_refusal(exc: BaseException, repo_type: str, repo_id: str, endpoint: str) -> Exception | None:
-    """A hubpress error for a Hub that refused the Xet write token (hf_xet reports it as a
+def token_refusal(
+    exc: BaseException, repo_type: str, repo_id: str, endpoint: str, status: int | None = None
+) -> Exception | None:
+    """A hubpress error for a Hub that refused the Xet write token (`status`, or, from hf_xet, a
     ConnectionError naming the HTTP status): XetNotServed for a 404, HubAccessError for 401/403;
     None for a failure worth retrying."""
     from hubpress.errors import HubAccessError
 
-    found = re.search(r"\((\d{3})[^)]*\)", str(exc))
-    status = int(found.group(1)) if found else None
+    if status is None:
+        found = re.search(r"\((\d{3})[^)]*\)", str(exc))
+        status = int(found.group(1)) if found else None
     where = f"{repo_type} repo {repo_id}"
     if status == 404:
         return XetNotServed(

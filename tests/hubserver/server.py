@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from http.server import ThreadingHTTPServer
 from pathlib import Path
@@ -91,6 +92,8 @@ class HubServer:
         )
         self._thread.daemon = True
         self._thread.start()
+        if self.xet is not None:
+            allow_local_xet_storage(self.xet.root)
         return self
 
     def stop(self) -> None:
@@ -215,3 +218,12 @@ class HubServer:
         repo = self.store.get(repo_type, repo_id)
         sha, _ = repo.resolve(revision)
         return repo.file_info(path, repo.snapshot(sha).files[path]).lfs is not None
+
+
+def allow_local_xet_storage(root: Path) -> None:
+    """hubpress lets hf_xet use a local:// Xet storage only inside the folders HUBPRESS_XET_LOCAL_CAS
+    lists (hubpress.targets.hub_http): add this server's CAS, as an operator of a test Hub would
+    export it, so this process and the commands it starts accept it."""
+    listed = [p for p in os.environ.get("HUBPRESS_XET_LOCAL_CAS", "").split(os.pathsep) if p]
+    if str(root) not in listed:
+        os.environ["HUBPRESS_XET_LOCAL_CAS"] = os.pathsep.join([*listed, str(root)])
