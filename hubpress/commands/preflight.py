@@ -138,6 +138,8 @@ def check_local_input(uri: str, what: str, expect: str = "dir") -> None:
         raise SourceError(f"{what} {path} does not exist: check the path (or use s3://bucket/prefix).")
     if expect == "dir" and not path.is_dir():
         raise SourceError(f"{what} {path} is a file, not a directory.")
+    if expect == "file" and not path.is_file():
+        raise SourceError(f"{what} {path} is not a regular file: give the path of a file.")
 
 
 def check_local_layout(uri: str, layout: str) -> None:
@@ -218,8 +220,12 @@ def check_refresh(params: Any) -> None:
 def check_publish_lora(params: Any) -> None:
     """PublishLoraParams: the weights and extra files exist, the target and its token."""
     check_local_input(params.src_path, "weights", expect="any")
+    if not params.src_path.startswith("s3://"):
+        from hubpress.lora.weights import find_weights
+
+        find_weights(params.src_path.removeprefix("file://"))  # a folder without (or with several) weights
     for local in params.extra_files:
-        check_local_input(local, "extra file", expect="any")
+        check_local_input(local, "extra file", expect="file")
     check_target_not_ambiguous(params.target)
     fail_fast_without_token(params.target, params.dry_run)
     check_cache()
