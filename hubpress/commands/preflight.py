@@ -204,16 +204,25 @@ def check_publish_dataset(params: Any) -> None:
 
 def check_refresh(params: Any) -> None:
     """RefreshParams: the configuration parses (a missing file is one line), staging, target, token."""
+    from hubpress.refresh.backends import LocalBackend
     from hubpress.refresh.config import parse_refresh_config
 
-    parse_refresh_config(params.config)
+    config = parse_refresh_config(params.config)
+    local = [b for b in config.backends if isinstance(b, LocalBackend)]
+    for backend in local:
+        if not Path(backend.instance_data_dir).is_dir():  # as hubpress.refresh.local reads it
+            raise SourceError(
+                f"backend {backend.id!r}: instance_data_dir {backend.instance_data_dir!r} is not a "
+                "directory: fix the path in the configuration."
+            )
     check_staging(params.staging)
     check_target_not_ambiguous(params.target)
     fail_fast_without_token(params.target, params.dry_run)
     check_cache()
     if not params.dry_run:
         check_writable(params.staging or get_settings().staging, "staging", "HUBPRESS_STAGING (or --staging)")
-    _needs_hub(params.target, reads_hub=True)  # the upstream datasets are on the Hub
+    # Upstream Hub datasets are read from the Hub; a refresh of local folders only may run offline.
+    _needs_hub(params.target, reads_hub=len(local) < len(config.backends))
     check_token_accepted(params.target, "dataset", params.dry_run)
 
 
