@@ -15,7 +15,7 @@ import warnings
 import typer
 
 import hubpress  # noqa: F401  (HF_HUB_ENABLE_HF_TRANSFER translation, Prefect telemetry off)
-from hubpress.commands.common import is_expected
+from hubpress.commands.common import is_expected, json_error
 from hubpress.errors import HubpressError, disk_error
 
 app = typer.Typer(
@@ -98,14 +98,6 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
-def _error_object(exc: HubpressError) -> dict[str, object]:
-    out: dict[str, object] = {"error": _one_line(str(exc)), "kind": type(exc).__name__}
-    for key in ("commit", "commit_url", "target"):
-        if getattr(exc, key, None) is not None:
-            out[key] = getattr(exc, key)
-    return out
-
-
 def _run(args: list[str], debug: bool) -> None:
     """The command; an exception a remote's answer caused inside a client library (not JSON, a
     stall, a truncated download) becomes hubpress's one-line error (hubpress.targets.hub_failures)."""
@@ -155,21 +147,20 @@ def main(argv: list[str] | None = None) -> None:
     except ValidationError as exc:  # a parameter value the flow's model refuses: unusable arguments
         if debug:
             raise
+        json_error(args, _validation_lines(exc), "ValidationError")
         typer.secho(f"error: {_validation_lines(exc)}", err=True, fg=typer.colors.RED)
         raise SystemExit(2)
     except OSError as exc:  # a full or read-only disk outside any flow step that names it
         failure = None if debug else disk_error(exc, "a local file")
         if failure is None:
             raise
+        json_error(args, str(failure), type(failure).__name__)
         typer.secho(f"error: {failure}", err=True, fg=typer.colors.RED)
         raise SystemExit(1)
     except HubpressError as exc:
         if debug:
             raise
-        if "--json" in args:  # stdout still holds one object; a commit made is named there too
-            import json
-
-            typer.echo(json.dumps(_error_object(exc), sort_keys=True))
+        json_error(args, exc)  # a commit made is named there too
         typer.secho(f"error: {_one_line(str(exc))}", err=True, fg=typer.colors.RED)
         raise SystemExit(exc.exit_code)
     except RuntimeError as exc:

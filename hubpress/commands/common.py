@@ -21,6 +21,24 @@ def is_expected(exc: BaseException | None) -> bool:
     return isinstance(exc, OSError) and exc.errno in DISK_ERRNOS
 
 
+def error_object(exc: BaseException) -> dict[str, Any]:
+    """A failed command's `--json` object: the one-line error, its kind, and the commit and target
+    when a commit was made (exit 3)."""
+    out: dict[str, Any] = {"error": " ".join(str(exc).split()), "kind": type(exc).__name__}
+    for key in ("commit", "commit_url", "target"):
+        if getattr(exc, key, None) is not None:
+            out[key] = getattr(exc, key)
+    return out
+
+
+def json_error(args: list[str], error: BaseException | str, kind: str | None = None) -> None:
+    """With --json on the command line, stdout still holds one object when the command fails."""
+    if "--json" not in args:
+        return
+    failure = error_object(error) if isinstance(error, BaseException) else {"error": error}
+    typer.echo(json.dumps({**failure, **({"kind": kind} if kind else {})}, sort_keys=True))
+
+
 def _expected_error_names() -> set[str]:
     from hubpress.errors import HubpressError
 
