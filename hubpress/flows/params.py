@@ -186,6 +186,18 @@ class PublishDatasetParams(BaseModel):
             raise ValueError("a source directory or s3:// prefix is required")
         return value
 
+    @field_validator("prompt_encoding")
+    @classmethod
+    def _prompt_encoding(cls, value: str) -> str:
+        # Refused with the other option values (exit 2, before Prefect), not inside the run.
+        from hubpress.sources.policy import IntakeOptions
+
+        try:
+            IntakeOptions(prompt_encoding=value).check()
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
     @model_validator(mode="after")
     def _target_apart_from_source(self):
         _apart(self.source, self.target)
