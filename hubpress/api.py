@@ -92,7 +92,15 @@ def load_editing_dataset(
     import datasets
 
     if is_local_target(repo_id) or Path(repo_id).is_dir():
-        return datasets.load_dataset(str(local_path(repo_id)), split=split, **kwargs)
+        root = local_path(repo_id)
+        if not root.is_dir():  # else datasets looks for the path on the Hub too, and says so at length
+            from hubpress.errors import SourceError
+
+            raise SourceError(
+                f"{root.absolute()} is not a directory: give the local target a publish wrote "
+                "(./path), or a Hub repo id (org/name)."
+            )
+        return datasets.load_dataset(str(root), split=split, **kwargs)
     from hubpress.settings import resolve_token
     from hubpress.targets import hub_http
 
