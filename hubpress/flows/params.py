@@ -229,6 +229,18 @@ class PublishLoraParams(BaseModel):
     license: LoraLicenseField = None
     commit_message: CommitMessageField = None
 
+    @field_validator("remote_name")
+    @classmethod
+    def _remote_name(cls, value: str | None) -> str | None:
+        # Loaders pick the format by the name: diffusers and PEFT torch.load (unpickle) anything
+        # not named .safetensors, so safetensors bytes published as `x.bin` would not load.
+        if value is not None and not value.lower().endswith(".safetensors"):
+            raise ValueError(
+                f"{value!r} does not end in .safetensors: the weights are safetensors, and loaders read a "
+                "file by its extension. Name it e.g. my_lora.safetensors."
+            )
+        return value
+
     @model_validator(mode="after")
     def _target_apart_from_source(self):
         _apart(self.src_path, self.target)
