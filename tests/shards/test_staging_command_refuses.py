@@ -33,3 +33,13 @@ def test_the_setting_is_checked_too_and_json_names_the_error(tmp_path, monkeypat
     assert (
         "is a file, not a directory" in err and (tmp_path / "a-file").read_text() == "not a staging directory"
     )
+
+
+@pytest.mark.parametrize("hours", ["-1", "nan"])
+def test_a_nonsense_max_age_is_refused_not_read_as_sweep_everything(tmp_path, monkeypatch, hours):
+    # -1 made every sealed shard "older than the limit": a policy clean removed what resume needs.
+    monkeypatch.setenv("HUBPRESS_STAGING", str(tmp_path / "staging"))
+    monkeypatch.setenv("HUBPRESS_STAGING_MAX_AGE_HOURS", hours)
+    code, out, err = run_cli("staging", "clean")
+    assert code == 2 and out == ""
+    assert err.startswith("error: staging_max_age_hours: ") and len(err.splitlines()) == 1
