@@ -87,8 +87,20 @@ def _blank_is_unset(value: Any) -> Any:
     return value
 
 
+def _file_uri_as_path(value: Any) -> Any:
+    """A file:// URI becomes the path it names, decoded once here (`my%20data` is `my data`), so
+    every later reader sees a plain path."""
+    if isinstance(value, str) and value.strip().startswith("file://"):
+        from hubpress.storage.names import file_uri_path
+
+        return file_uri_path(value.strip())
+    return value
+
+
+# A source, weights file or training output: a local path (or file:// URI) or s3://bucket/prefix.
+LocalOrS3 = Annotated[str, BeforeValidator(_file_uri_as_path)]
 # Shared by every parameter model that publishes (datasets, LoRA, releases, refreshes).
-TargetStr = Annotated[str, AfterValidator(_check_target)]
+TargetStr = Annotated[str, BeforeValidator(_file_uri_as_path), AfterValidator(_check_target)]
 ShardSize = Annotated[str, AfterValidator(_check_size)]
 RefStr = Annotated[str, AfterValidator(_check_ref)]
 RepoPath = Annotated[str, AfterValidator(_check_repo_path)]
@@ -138,7 +150,9 @@ class PublishDatasetParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid", title="Publish dataset")
 
-    source: str = Field(title="Source", description="Dataset root: a local directory or s3://bucket/prefix.")
+    source: LocalOrS3 = Field(
+        title="Source", description="Dataset root: a local directory or s3://bucket/prefix."
+    )
     target: TargetStr = Field(
         title="Target",
         description="Hub dataset repo id (org/name), or a local directory (/path, ./path, file://).",
@@ -209,7 +223,9 @@ class PublishLoraParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid", title="Publish LoRA")
 
-    src_path: str = Field(title="Weights", description="A .safetensors file, or a directory holding one.")
+    src_path: LocalOrS3 = Field(
+        title="Weights", description="A .safetensors file, or a directory holding one."
+    )
     target: TargetStr = Field(
         title="Target", description="Hub model repo id (org/name) or a local directory."
     )
@@ -252,7 +268,9 @@ class ReleaseTrainingRunParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid", title="Release training run")
 
-    output_uri: str = Field(title="Training output", description="Local directory or s3://bucket/prefix.")
+    output_uri: LocalOrS3 = Field(
+        title="Training output", description="Local directory or s3://bucket/prefix."
+    )
     repo_id: TargetStr = Field(
         title="Target", description="Hub model repo id (org/name) or a local directory."
     )

@@ -58,7 +58,7 @@ def open_storage(uri: str, settings: Settings | None = None) -> Storage:
     if is_s3(uri):
         return S3Storage(uri, settings or get_settings())
     if uri.startswith("file://"):
-        uri = urlparse(uri).path
+        uri = names.file_uri_path(uri)
     return LocalStorage(uri)
 
 
