@@ -15,7 +15,7 @@ import warnings
 import typer
 
 import hubpress  # noqa: F401  (HF_HUB_ENABLE_HF_TRANSFER translation, Prefect telemetry off)
-from hubpress.commands.common import is_expected, json_error
+from hubpress.commands.common import is_expected, json_error, validation_lines
 from hubpress.errors import HubpressError, disk_error
 
 app = typer.Typer(
@@ -85,15 +85,6 @@ class _QuietExpectedErrors(logging.Filter):
         return True
 
 
-def _validation_lines(exc) -> str:
-    parts = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err.get("loc", ()))
-        msg = str(err.get("msg", "")).removeprefix("Value error, ")
-        parts.append(f"{loc}: {msg}" if loc else msg)
-    return "; ".join(parts)
-
-
 def _one_line(text: str) -> str:
     return " ".join(text.split())
 
@@ -147,8 +138,8 @@ def main(argv: list[str] | None = None) -> None:
     except ValidationError as exc:  # a parameter value the flow's model refuses: unusable arguments
         if debug:
             raise
-        json_error(args, _validation_lines(exc), "ValidationError")
-        typer.secho(f"error: {_validation_lines(exc)}", err=True, fg=typer.colors.RED)
+        json_error(args, validation_lines(exc), "ValidationError")
+        typer.secho(f"error: {validation_lines(exc)}", err=True, fg=typer.colors.RED)
         raise SystemExit(2)
     except OSError as exc:  # a full or read-only disk outside any flow step that names it
         failure = None if debug else disk_error(exc, "a local file")

@@ -31,6 +31,16 @@ def error_object(exc: BaseException) -> dict[str, Any]:
     return out
 
 
+def validation_lines(exc) -> str:
+    """A pydantic ValidationError as one line: `field: message; field: message`."""
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err.get("loc", ()))
+        msg = str(err.get("msg", "")).removeprefix("Value error, ")
+        parts.append(f"{loc}: {msg}" if loc else msg)
+    return "; ".join(parts)
+
+
 def json_error(args: list[str], error: BaseException | str, kind: str | None = None) -> None:
     """With --json on the command line, stdout still holds one object when the command fails."""
     if "--json" not in args:

@@ -114,6 +114,23 @@ def register(app: typer.Typer) -> None:
         except SourceError as exc:
             typer.secho(f"warning: {exc} Nothing was announced.", err=True, fg=typer.colors.YELLOW)
             raise typer.Exit(0)
+        from pydantic import ValidationError
+
+        from hubpress.commands.common import validation_lines
+        from hubpress.flows.params import ReleaseTrainingRunParams
+
+        try:  # what the deployment would refuse when its run starts, where nobody is watching
+            ReleaseTrainingRunParams(
+                output_uri=output_uri, repo_id=repo, tag=tag, base_model=base_model, select=select or "latest"
+            )
+        except ValidationError as exc:
+            typer.secho(
+                f"warning: {validation_lines(exc).rstrip('.')}. Nothing was announced: fix the option and run "
+                "`hubpress training-finished` again.",
+                err=True,
+                fg=typer.colors.YELLOW,
+            )
+            raise typer.Exit(0)
         try:
             _announce(output_uri, repo, tag, base_model, select, timeout)
         except Exception as exc:  # the trainer's job is done; a lost announcement must not undo it
