@@ -56,6 +56,22 @@ def check_s3_reachable() -> None:
         _check_reachable(endpoint.rstrip("/"), "S3", "HUBPRESS_S3_ENDPOINT_URL", RemoteUnreachable)
 
 
+def check_s3_credentials(uri: str) -> None:
+    """Some AWS credentials are found for an s3:// location (botocore's chain, or the settings):
+    without them every S3 call fails inside the flow run, with Prefect's traceback."""
+    settings = get_settings()
+    if settings.aws_credentials_block:
+        return
+    from hubpress.storage.files import s3_session
+
+    if s3_session(settings)[0].get_credentials() is None:
+        raise ConfigError(
+            f"no AWS credentials for {uri}: set HUBPRESS_AWS_ACCESS_KEY_ID and "
+            "HUBPRESS_AWS_SECRET_ACCESS_KEY (or AWS_* variables, a profile), or name an AwsCredentials "
+            "block in HUBPRESS_AWS_CREDENTIALS_BLOCK."
+        )
+
+
 def _check_reachable(endpoint: str, what: str, setting: str, failure: type[Exception]) -> None:
     parts = urlsplit(endpoint)
     port = parts.port or (443 if parts.scheme == "https" else 80)
@@ -131,6 +147,7 @@ def check_local_input(uri: str, what: str, expect: str = "dir") -> None:
     if uri.startswith("s3://"):
         if not urlparse(uri).netloc:
             raise SourceError(f"{what} {uri!r} is not a usable S3 location: expected s3://bucket/prefix.")
+        check_s3_credentials(uri)
         check_s3_reachable()
         return
     path = Path(uri.removeprefix("file://")).expanduser()
@@ -168,6 +185,7 @@ def check_staging(staging: str | None) -> None:
     if uri.startswith("s3://"):
         if not urlparse(uri).netloc:
             raise ConfigError(f"staging {uri!r} is not a usable S3 location: expected s3://bucket/prefix.")
+        check_s3_credentials(uri)
         check_s3_reachable()
         return
     if "://" in uri and not uri.startswith("file://"):
