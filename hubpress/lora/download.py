@@ -55,32 +55,15 @@ def _remove_from_cache(path: str) -> None:
             os.unlink(victim)
 
 
-def _local_revision(root: Path, revision: str | None) -> Path:
-    """A local target's files at `revision`: its current ones for none or `main`, else the version
-    a tag (or a version id) names while the target still keeps it; never the current files for a
-    revision that is not theirs."""
-    if revision in (None, "main"):
-        return root
-    from hubpress.targets.local import KEEP_VERSIONS, LocalDir
-
-    target = LocalDir(root)
-    version = target.tag_commit(revision) or revision
-    folder = inside(target.versions, version, what="--revision")
-    if "/" in version or not folder.is_dir():
-        raise SourceError(
-            f"{target.description} has no revision {revision!r}: it keeps its {KEEP_VERSIONS} newest "
-            "versions, named by their commit id or a tag; omit --revision for its current files."
-        )
-    return folder
-
-
 def download_checked(repo_id: str, filename: str, revision: str | None, token: str | None) -> str:
     """The local path of `filename` after every check, or a one-line error."""
     from hubpress.targets.base import is_local_target, local_path
 
     name = path_in_repo(filename, what="--filename")
     if is_local_target(repo_id):
-        path = inside(_local_revision(local_path(repo_id), revision), name, what="--filename")
+        from hubpress.targets.local import LocalDir
+
+        path = inside(LocalDir(local_path(repo_id)).files_at(revision), name, what="--filename")
         if not path.is_file():
             raise SourceError(f"{path} does not exist.")
         check_weights(path, name)

@@ -30,6 +30,6 @@ def test_a_local_target_answers_the_revision_asked_for(tmp_path):
         download_lora(str(target), revision="step-3000")
     code, out, err = run_cli("download-lora", str(target), "--revision", "step-3000")
     assert code == 1 and out == "" and len(err.splitlines()) == 1
-    assert "has no revision 'step-3000'" in err and "omit --revision" in err
+    assert "has no revision 'step-3000'" in err and "omit the revision" in err
     code, out, _ = run_cli("download-lora", str(target), "--revision", "../../etc")
     assert code == 1 and out == ""
