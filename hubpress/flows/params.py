@@ -80,6 +80,20 @@ def _apart(source: str, target: str) -> None:
             )
 
 
+def _local_has_no_branches(target: str, revision: str, create_pr: bool = False) -> None:
+    """A local directory keeps one line of versions: a branch or a pull request asked of it would
+    be ignored, and the publish would move its current files instead."""
+    if not is_local_target(target):
+        return
+    if create_pr:
+        raise ValueError("--create-pr needs a Hub repo; a local directory has no pull requests")
+    if revision != "main":
+        raise ValueError(
+            f"a local directory has no branches, so --revision {revision!r} cannot be honoured: omit it "
+            "(the directory's files are its main), or publish to a Hub repo"
+        )
+
+
 def _blank_is_unset(value: Any) -> Any:
     """An optional text left empty (the form's empty box, `--tag ""`) means "not set": None."""
     if isinstance(value, str) and not value.strip():
@@ -215,6 +229,7 @@ class PublishDatasetParams(BaseModel):
     @model_validator(mode="after")
     def _target_apart_from_source(self):
         _apart(self.source, self.target)
+        _local_has_no_branches(self.target, self.revision, self.create_pr)
         return self
 
 
@@ -260,6 +275,7 @@ class PublishLoraParams(BaseModel):
     @model_validator(mode="after")
     def _target_apart_from_source(self):
         _apart(self.src_path, self.target)
+        _local_has_no_branches(self.target, self.revision)
         return self
 
 
@@ -299,6 +315,7 @@ class ReleaseTrainingRunParams(BaseModel):
     @model_validator(mode="after")
     def _target_apart_from_source(self):
         _apart(self.output_uri, self.repo_id)
+        _local_has_no_branches(self.repo_id, self.revision)
         return self
 
 
@@ -337,6 +354,11 @@ class RefreshParams(BaseModel):
     license: CardLicenseField = "other"
     pretty_name: PrettyNameField = None
     commit_message: CommitMessageField = None
+
+    @model_validator(mode="after")
+    def _no_branch_of_a_local_directory(self):
+        _local_has_no_branches(self.target, self.revision)
+        return self
 
     @field_validator("config")
     @classmethod
