@@ -82,6 +82,7 @@ class _QuietExpectedErrors(logging.Filter):
         if record.exc_info and is_expected(record.exc_info[1]):
             record.exc_info = None
             record.exc_text = None
+            record.hubpress_expected = True  # the console's filter leaves it to the command's line
         return True
 
 

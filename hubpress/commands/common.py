@@ -12,13 +12,20 @@ import typer
 
 
 def is_expected(exc: BaseException | None) -> bool:
-    """Errors a person can act on from one line: hubpress's own, and a disk that is full,
-    read-only or not ours to write (the CLI's line names the path)."""
+    """Errors a person can act on from one line: hubpress's own, a disk that is full, read-only
+    or not ours to write (the CLI's line names the path), and a remote's answer a client library
+    raised on (S3's ClientError, ...), which the CLI says as one line (hubpress.targets.hub_failures)."""
     from hubpress.errors import DISK_ERRNOS, HubpressError
 
     if isinstance(exc, HubpressError):
         return True
-    return isinstance(exc, OSError) and exc.errno in DISK_ERRNOS
+    if isinstance(exc, OSError) and exc.errno in DISK_ERRNOS:
+        return True
+    if exc is None:
+        return False
+    from hubpress.targets.hub_failures import outbound_failure
+
+    return outbound_failure(exc) is not None
 
 
 def error_object(exc: BaseException) -> dict[str, Any]:
@@ -79,6 +86,8 @@ class _OneLineErrors(logging.Filter):
             return False  # Ctrl-C: the command's own `interrupted:` line says it, with the repo's state
         if not record.name.startswith(("prefect.flow_runs", "prefect.task_runs")):
             return True
+        if getattr(record, "hubpress_expected", False):  # its traceback was dropped: said by `error:`
+            return False
         if record.exc_info and (
             type(record.exc_info[1]).__name__ in self.names or is_expected(record.exc_info[1])
         ):
