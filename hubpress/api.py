@@ -88,11 +88,22 @@ def load_editing_dataset(
     **kwargs: Any,
 ):
     """Load a published editing dataset from the Hub or from a local target directory. Returns a
-    DatasetDict, or a Dataset when `split` is given."""
+    DatasetDict, or a Dataset when `split` is given. From a local target, `revision` names a tag or
+    a version id it keeps (its two newest versions); one it does not hold raises SourceError."""
     import datasets
 
     if is_local_target(repo_id) or Path(repo_id).is_dir():
-        return datasets.load_dataset(str(local_path(repo_id)), split=split, **kwargs)
+        root = local_path(repo_id)
+        if not root.is_dir():  # else datasets looks for the path on the Hub too, and says so at length
+            from hubpress.errors import SourceError
+
+            raise SourceError(
+                f"{root.absolute()} is not a directory: give the local target a publish wrote "
+                "(./path), or a Hub repo id (org/name)."
+            )
+        from hubpress.targets.local import LocalDir
+
+        return datasets.load_dataset(str(LocalDir(root).files_at(revision)), split=split, **kwargs)
     from hubpress.settings import resolve_token
     from hubpress.targets import hub_http
 

@@ -69,7 +69,10 @@ class Settings(BaseSettings):
         description="Hash and validation caches (default: HUBPRESS_HOME/cache).",
     )
     staging_max_age_hours: float = Field(
-        default=168, description="Sealed shards no run uses are swept from staging after this age."
+        default=168,
+        ge=0,  # a negative age would sweep every shard kept for resume, as `staging clean --all`
+        allow_inf_nan=False,
+        description="Sealed shards no run uses are swept from staging after this age.",
     )
     staging_max_size: str = Field(
         default="100GB", description="Above this, the oldest sealed shards no run uses are swept."

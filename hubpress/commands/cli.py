@@ -15,7 +15,7 @@ import warnings
 import typer
 
 import hubpress  # noqa: F401  (HF_HUB_ENABLE_HF_TRANSFER translation, Prefect telemetry off)
-from hubpress.commands.common import is_expected
+from hubpress.commands.common import is_expected, json_error, validation_lines
 from hubpress.errors import HubpressError, disk_error
 
 app = typer.Typer(
@@ -82,28 +82,12 @@ class _QuietExpectedErrors(logging.Filter):
         if record.exc_info and is_expected(record.exc_info[1]):
             record.exc_info = None
             record.exc_text = None
+            record.hubpress_expected = True  # the console's filter leaves it to the command's line
         return True
-
-
-def _validation_lines(exc) -> str:
-    parts = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err.get("loc", ()))
-        msg = str(err.get("msg", "")).removeprefix("Value error, ")
-        parts.append(f"{loc}: {msg}" if loc else msg)
-    return "; ".join(parts)
 
 
 def _one_line(text: str) -> str:
     return " ".join(text.split())
-
-
-def _error_object(exc: HubpressError) -> dict[str, object]:
-    out: dict[str, object] = {"error": _one_line(str(exc)), "kind": type(exc).__name__}
-    for key in ("commit", "commit_url", "target"):
-        if getattr(exc, key, None) is not None:
-            out[key] = getattr(exc, key)
-    return out
 
 
 def _run(args: list[str], debug: bool) -> None:
@@ -155,21 +139,20 @@ def main(argv: list[str] | None = None) -> None:
     except ValidationError as exc:  # a parameter value the flow's model refuses: unusable arguments
         if debug:
             raise
-        typer.secho(f"error: {_validation_lines(exc)}", err=True, fg=typer.colors.RED)
+        json_error(args, validation_lines(exc), "ValidationError")
+        typer.secho(f"error: {validation_lines(exc)}", err=True, fg=typer.colors.RED)
         raise SystemExit(2)
     except OSError as exc:  # a full or read-only disk outside any flow step that names it
         failure = None if debug else disk_error(exc, "a local file")
         if failure is None:
             raise
+        json_error(args, str(failure), type(failure).__name__)
         typer.secho(f"error: {failure}", err=True, fg=typer.colors.RED)
         raise SystemExit(1)
     except HubpressError as exc:
         if debug:
             raise
-        if "--json" in args:  # stdout still holds one object; a commit made is named there too
-            import json
-
-            typer.echo(json.dumps(_error_object(exc), sort_keys=True))
+        json_error(args, exc)  # a commit made is named there too
         typer.secho(f"error: {_one_line(str(exc))}", err=True, fg=typer.colors.RED)
         raise SystemExit(exc.exit_code)
     except RuntimeError as exc:

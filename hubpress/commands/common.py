@@ -12,13 +12,48 @@ import typer
 
 
 def is_expected(exc: BaseException | None) -> bool:
-    """Errors a person can act on from one line: hubpress's own, and a disk that is full,
-    read-only or not ours to write (the CLI's line names the path)."""
+    """Errors a person can act on from one line: hubpress's own, a disk that is full, read-only
+    or not ours to write (the CLI's line names the path), and a remote's answer a client library
+    raised on (S3's ClientError, ...), which the CLI says as one line (hubpress.targets.hub_failures)."""
     from hubpress.errors import DISK_ERRNOS, HubpressError
 
     if isinstance(exc, HubpressError):
         return True
-    return isinstance(exc, OSError) and exc.errno in DISK_ERRNOS
+    if isinstance(exc, OSError) and exc.errno in DISK_ERRNOS:
+        return True
+    if exc is None:
+        return False
+    from hubpress.targets.hub_failures import outbound_failure
+
+    return outbound_failure(exc) is not None
+
+
+def error_object(exc: BaseException) -> dict[str, Any]:
+    """A failed command's `--json` object: the one-line error, its kind, and the commit and target
+    when a commit was made (exit 3)."""
+    out: dict[str, Any] = {"error": " ".join(str(exc).split()), "kind": type(exc).__name__}
+    for key in ("commit", "commit_url", "target"):
+        if getattr(exc, key, None) is not None:
+            out[key] = getattr(exc, key)
+    return out
+
+
+def validation_lines(exc) -> str:
+    """A pydantic ValidationError as one line: `field: message; field: message`."""
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err.get("loc", ()))
+        msg = str(err.get("msg", "")).removeprefix("Value error, ")
+        parts.append(f"{loc}: {msg}" if loc else msg)
+    return "; ".join(parts)
+
+
+def json_error(args: list[str], error: BaseException | str, kind: str | None = None) -> None:
+    """With --json on the command line, stdout still holds one object when the command fails."""
+    if "--json" not in args:
+        return
+    failure = error_object(error) if isinstance(error, BaseException) else {"error": error}
+    typer.echo(json.dumps({**failure, **({"kind": kind} if kind else {})}, sort_keys=True))
 
 
 def _expected_error_names() -> set[str]:
@@ -51,6 +86,8 @@ class _OneLineErrors(logging.Filter):
             return False  # Ctrl-C: the command's own `interrupted:` line says it, with the repo's state
         if not record.name.startswith(("prefect.flow_runs", "prefect.task_runs")):
             return True
+        if getattr(record, "hubpress_expected", False):  # its traceback was dropped: said by `error:`
+            return False
         if record.exc_info and (
             type(record.exc_info[1]).__name__ in self.names or is_expected(record.exc_info[1])
         ):

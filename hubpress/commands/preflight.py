@@ -56,6 +56,22 @@ def check_s3_reachable() -> None:
         _check_reachable(endpoint.rstrip("/"), "S3", "HUBPRESS_S3_ENDPOINT_URL", RemoteUnreachable)
 
 
+def check_s3_credentials(uri: str) -> None:
+    """Some AWS credentials are found for an s3:// location (botocore's chain, or the settings):
+    without them every S3 call fails inside the flow run, with Prefect's traceback."""
+    settings = get_settings()
+    if settings.aws_credentials_block:
+        return
+    from hubpress.storage.files import s3_session
+
+    if s3_session(settings)[0].get_credentials() is None:
+        raise ConfigError(
+            f"no AWS credentials for {uri}: set HUBPRESS_AWS_ACCESS_KEY_ID and "
+            "HUBPRESS_AWS_SECRET_ACCESS_KEY (or AWS_* variables, a profile), or name an AwsCredentials "
+            "block in HUBPRESS_AWS_CREDENTIALS_BLOCK."
+        )
+
+
 def _check_reachable(endpoint: str, what: str, setting: str, failure: type[Exception]) -> None:
     parts = urlsplit(endpoint)
     port = parts.port or (443 if parts.scheme == "https" else 80)
@@ -131,6 +147,7 @@ def check_local_input(uri: str, what: str, expect: str = "dir") -> None:
     if uri.startswith("s3://"):
         if not urlparse(uri).netloc:
             raise SourceError(f"{what} {uri!r} is not a usable S3 location: expected s3://bucket/prefix.")
+        check_s3_credentials(uri)
         check_s3_reachable()
         return
     path = Path(uri.removeprefix("file://")).expanduser()
@@ -138,6 +155,8 @@ def check_local_input(uri: str, what: str, expect: str = "dir") -> None:
         raise SourceError(f"{what} {path} does not exist: check the path (or use s3://bucket/prefix).")
     if expect == "dir" and not path.is_dir():
         raise SourceError(f"{what} {path} is a file, not a directory.")
+    if expect == "file" and not path.is_file():
+        raise SourceError(f"{what} {path} is not a regular file: give the path of a file.")
 
 
 def check_local_layout(uri: str, layout: str) -> None:
@@ -166,6 +185,7 @@ def check_staging(staging: str | None) -> None:
     if uri.startswith("s3://"):
         if not urlparse(uri).netloc:
             raise ConfigError(f"staging {uri!r} is not a usable S3 location: expected s3://bucket/prefix.")
+        check_s3_credentials(uri)
         check_s3_reachable()
         return
     if "://" in uri and not uri.startswith("file://"):
@@ -202,24 +222,37 @@ def check_publish_dataset(params: Any) -> None:
 
 def check_refresh(params: Any) -> None:
     """RefreshParams: the configuration parses (a missing file is one line), staging, target, token."""
+    from hubpress.refresh.backends import LocalBackend
     from hubpress.refresh.config import parse_refresh_config
 
-    parse_refresh_config(params.config)
+    config = parse_refresh_config(params.config)
+    local = [b for b in config.backends if isinstance(b, LocalBackend)]
+    for backend in local:
+        if not Path(backend.instance_data_dir).is_dir():  # as hubpress.refresh.local reads it
+            raise SourceError(
+                f"backend {backend.id!r}: instance_data_dir {backend.instance_data_dir!r} is not a "
+                "directory: fix the path in the configuration."
+            )
     check_staging(params.staging)
     check_target_not_ambiguous(params.target)
     fail_fast_without_token(params.target, params.dry_run)
     check_cache()
     if not params.dry_run:
         check_writable(params.staging or get_settings().staging, "staging", "HUBPRESS_STAGING (or --staging)")
-    _needs_hub(params.target, reads_hub=True)  # the upstream datasets are on the Hub
+    # Upstream Hub datasets are read from the Hub; a refresh of local folders only may run offline.
+    _needs_hub(params.target, reads_hub=len(local) < len(config.backends))
     check_token_accepted(params.target, "dataset", params.dry_run)
 
 
 def check_publish_lora(params: Any) -> None:
     """PublishLoraParams: the weights and extra files exist, the target and its token."""
     check_local_input(params.src_path, "weights", expect="any")
+    if not params.src_path.startswith("s3://"):
+        from hubpress.lora.weights import find_weights
+
+        find_weights(params.src_path.removeprefix("file://"))  # a folder without (or with several) weights
     for local in params.extra_files:
-        check_local_input(local, "extra file", expect="any")
+        check_local_input(local, "extra file", expect="file")
     check_target_not_ambiguous(params.target)
     fail_fast_without_token(params.target, params.dry_run)
     check_cache()

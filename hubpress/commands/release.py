@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import typer
@@ -20,7 +19,7 @@ from hubpress.commands.common import emit_result, run_flow
 from hubpress.commands.preflight import check_local_input, check_release
 from hubpress.errors import SourceError
 from hubpress.orchestration.events import EMIT_TIMEOUT_S, post_event
-from hubpress.targets.base import is_local_target
+from hubpress.targets.base import is_local_target, local_path
 
 TRAINING_FINISHED_EVENT = "training.job.finished"
 
@@ -32,7 +31,7 @@ def absolute_local(uri: str, only_if_local_target: bool = False) -> str:
         return uri
     if "://" in uri and not uri.startswith("file://"):
         return uri
-    return str(Path(uri.removeprefix("file://")).expanduser().resolve())
+    return str(local_path(uri).expanduser().resolve())  # a file:// URI percent-decoded
 
 
 def training_finished_event(
@@ -114,6 +113,23 @@ def register(app: typer.Typer) -> None:
             check_local_input(output_uri, "training output")
         except SourceError as exc:
             typer.secho(f"warning: {exc} Nothing was announced.", err=True, fg=typer.colors.YELLOW)
+            raise typer.Exit(0)
+        from pydantic import ValidationError
+
+        from hubpress.commands.common import validation_lines
+        from hubpress.flows.params import ReleaseTrainingRunParams
+
+        try:  # what the deployment would refuse when its run starts, where nobody is watching
+            ReleaseTrainingRunParams(
+                output_uri=output_uri, repo_id=repo, tag=tag, base_model=base_model, select=select or "latest"
+            )
+        except ValidationError as exc:
+            typer.secho(
+                f"warning: {validation_lines(exc).rstrip('.')}. Nothing was announced: fix the option and run "
+                "`hubpress training-finished` again.",
+                err=True,
+                fg=typer.colors.YELLOW,
+            )
             raise typer.Exit(0)
         try:
             _announce(output_uri, repo, tag, base_model, select, timeout)

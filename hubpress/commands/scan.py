@@ -65,6 +65,10 @@ def scan(
         typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
         raise typer.Exit(1)
     except (SourceError, ConfigError) as exc:
+        if as_json:  # stdout holds one object, as every command's --json
+            from hubpress.commands.common import error_object
+
+            typer.echo(json.dumps(error_object(exc), sort_keys=True))
         typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
         # As publish-dataset: a source without a dataset exits 1, an option value it refuses 2.
         raise typer.Exit(1 if isinstance(exc, SourceError) else 2)

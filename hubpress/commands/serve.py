@@ -10,7 +10,8 @@ import typer
 def register(app: typer.Typer) -> None:
     @app.command("serve")
     def serve_command(
-        limit: int = typer.Option(None, help="Most flow runs at once (default: no limit)."),
+        # At least 1: 0 would serve forever and run nothing, a negative number was Prefect's traceback.
+        limit: int = typer.Option(None, min=1, help="Most flow runs at once (default: no limit)."),
         pause_on_shutdown: bool = typer.Option(
             False,
             "--pause-on-shutdown",

@@ -71,9 +71,24 @@ def register(app: typer.Typer) -> None:
         """Print the export line that points `prefect`, workers and trainers at the local server:
         `eval "$(hubpress server env)"`. The address stays the same across restarts (exit 1, with
         the line still printed, when the server is not running now)."""
-        from hubpress.orchestration.server import planned_api_url, running_server
+        from hubpress.orchestration.server import (
+            DEFAULT_PORT,
+            planned_api_url,
+            remembered_port,
+            running_server,
+        )
 
-        typer.echo(f"export PREFECT_API_URL={planned_api_url()}")
+        url = planned_api_url()
+        if url is None:  # another process holds the port: never export its address
+            typer.secho(
+                "note: the local Prefect server is not running, and its port "
+                f"{remembered_port() or DEFAULT_PORT} is taken by another process (another HUBPRESS_HOME's "
+                "server?): run `hubpress server start` (it chooses a free port), then `hubpress server env`.",
+                err=True,
+                fg=typer.colors.YELLOW,
+            )
+            raise typer.Exit(1)
+        typer.echo(f"export PREFECT_API_URL={url}")
         if running_server() is None:
             typer.secho(
                 "note: the local Prefect server is not running; `hubpress server start` starts it there.",

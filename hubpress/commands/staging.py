@@ -112,8 +112,11 @@ def register(app: typer.Typer) -> None:
 
 
 def _open(staging: str | None):
+    from hubpress.commands.preflight import check_staging
     from hubpress.settings import get_settings
     from hubpress.shards.staging import Staging
 
+    # As for a publish: a file, or a scheme that is not s3://, is one line, not an empty listing.
+    check_staging(staging)
     settings = get_settings({"staging": staging} if staging else None)
     return Staging(settings.staging, settings)

@@ -80,6 +80,20 @@ def _apart(source: str, target: str) -> None:
             )
 
 
+def _local_has_no_branches(target: str, revision: str, create_pr: bool = False) -> None:
+    """A local directory keeps one line of versions: a branch or a pull request asked of it would
+    be ignored, and the publish would move its current files instead."""
+    if not is_local_target(target):
+        return
+    if create_pr:
+        raise ValueError("--create-pr needs a Hub repo; a local directory has no pull requests")
+    if revision != "main":
+        raise ValueError(
+            f"a local directory has no branches, so --revision {revision!r} cannot be honoured: omit it "
+            "(the directory's files are its main), or publish to a Hub repo"
+        )
+
+
 def _blank_is_unset(value: Any) -> Any:
     """An optional text left empty (the form's empty box, `--tag ""`) means "not set": None."""
     if isinstance(value, str) and not value.strip():
@@ -87,8 +101,20 @@ def _blank_is_unset(value: Any) -> Any:
     return value
 
 
+def _file_uri_as_path(value: Any) -> Any:
+    """A file:// URI becomes the path it names, decoded once here (`my%20data` is `my data`), so
+    every later reader sees a plain path."""
+    if isinstance(value, str) and value.strip().startswith("file://"):
+        from hubpress.storage.names import file_uri_path
+
+        return file_uri_path(value.strip())
+    return value
+
+
+# A source, weights file or training output: a local path (or file:// URI) or s3://bucket/prefix.
+LocalOrS3 = Annotated[str, BeforeValidator(_file_uri_as_path)]
 # Shared by every parameter model that publishes (datasets, LoRA, releases, refreshes).
-TargetStr = Annotated[str, AfterValidator(_check_target)]
+TargetStr = Annotated[str, BeforeValidator(_file_uri_as_path), AfterValidator(_check_target)]
 ShardSize = Annotated[str, AfterValidator(_check_size)]
 RefStr = Annotated[str, AfterValidator(_check_ref)]
 RepoPath = Annotated[str, AfterValidator(_check_repo_path)]
@@ -138,7 +164,9 @@ class PublishDatasetParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid", title="Publish dataset")
 
-    source: str = Field(title="Source", description="Dataset root: a local directory or s3://bucket/prefix.")
+    source: LocalOrS3 = Field(
+        title="Source", description="Dataset root: a local directory or s3://bucket/prefix."
+    )
     target: TargetStr = Field(
         title="Target",
         description="Hub dataset repo id (org/name), or a local directory (/path, ./path, file://).",
@@ -186,9 +214,22 @@ class PublishDatasetParams(BaseModel):
             raise ValueError("a source directory or s3:// prefix is required")
         return value
 
+    @field_validator("prompt_encoding")
+    @classmethod
+    def _prompt_encoding(cls, value: str) -> str:
+        # Refused with the other option values (exit 2, before Prefect), not inside the run.
+        from hubpress.sources.policy import IntakeOptions
+
+        try:
+            IntakeOptions(prompt_encoding=value).check()
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
     @model_validator(mode="after")
     def _target_apart_from_source(self):
         _apart(self.source, self.target)
+        _local_has_no_branches(self.target, self.revision, self.create_pr)
         return self
 
 
@@ -197,7 +238,9 @@ class PublishLoraParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid", title="Publish LoRA")
 
-    src_path: str = Field(title="Weights", description="A .safetensors file, or a directory holding one.")
+    src_path: LocalOrS3 = Field(
+        title="Weights", description="A .safetensors file, or a directory holding one."
+    )
     target: TargetStr = Field(
         title="Target", description="Hub model repo id (org/name) or a local directory."
     )
@@ -217,9 +260,22 @@ class PublishLoraParams(BaseModel):
     license: LoraLicenseField = None
     commit_message: CommitMessageField = None
 
+    @field_validator("remote_name")
+    @classmethod
+    def _remote_name(cls, value: str | None) -> str | None:
+        # Loaders pick the format by the name: diffusers and PEFT torch.load (unpickle) anything
+        # not named .safetensors, so safetensors bytes published as `x.bin` would not load.
+        if value is not None and not value.lower().endswith(".safetensors"):
+            raise ValueError(
+                f"{value!r} does not end in .safetensors: the weights are safetensors, and loaders read a "
+                "file by its extension. Name it e.g. my_lora.safetensors."
+            )
+        return value
+
     @model_validator(mode="after")
     def _target_apart_from_source(self):
         _apart(self.src_path, self.target)
+        _local_has_no_branches(self.target, self.revision)
         return self
 
 
@@ -228,7 +284,9 @@ class ReleaseTrainingRunParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid", title="Release training run")
 
-    output_uri: str = Field(title="Training output", description="Local directory or s3://bucket/prefix.")
+    output_uri: LocalOrS3 = Field(
+        title="Training output", description="Local directory or s3://bucket/prefix."
+    )
     repo_id: TargetStr = Field(
         title="Target", description="Hub model repo id (org/name) or a local directory."
     )
@@ -257,6 +315,7 @@ class ReleaseTrainingRunParams(BaseModel):
     @model_validator(mode="after")
     def _target_apart_from_source(self):
         _apart(self.output_uri, self.repo_id)
+        _local_has_no_branches(self.repo_id, self.revision)
         return self
 
 
@@ -295,6 +354,11 @@ class RefreshParams(BaseModel):
     license: CardLicenseField = "other"
     pretty_name: PrettyNameField = None
     commit_message: CommitMessageField = None
+
+    @model_validator(mode="after")
+    def _no_branch_of_a_local_directory(self):
+        _local_has_no_branches(self.target, self.revision)
+        return self
 
     @field_validator("config")
     @classmethod

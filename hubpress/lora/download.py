@@ -61,7 +61,9 @@ def download_checked(repo_id: str, filename: str, revision: str | None, token: s
 
     name = path_in_repo(filename, what="--filename")
     if is_local_target(repo_id):
-        path = inside(local_path(repo_id), name, what="--filename")
+        from hubpress.targets.local import LocalDir
+
+        path = inside(LocalDir(local_path(repo_id)).files_at(revision), name, what="--filename")
         if not path.is_file():
             raise SourceError(f"{path} does not exist.")
         check_weights(path, name)

@@ -212,12 +212,15 @@ def remembered_port(base: Path | None = None) -> int | None:
         return None
 
 
-def planned_api_url(base: Path | None = None, host: str = DEFAULT_HOST) -> str:
-    """Where the local server listens, or will listen when started: its remembered port, else 4200."""
+def planned_api_url(base: Path | None = None, host: str = DEFAULT_HOST) -> str | None:
+    """Where the local server listens, or will listen when started: its remembered port, else 4200.
+    None when it is stopped and another process (another HUBPRESS_HOME's server) holds that port:
+    the start would choose another, and that address is not this server's."""
     server = running_server(base)
     if server is not None:
         return server.url
-    return f"http://{host}:{remembered_port(base) or DEFAULT_PORT}/api"
+    port = remembered_port(base) or DEFAULT_PORT
+    return f"http://{host}:{port}/api" if _port_free(host, port) else None
 
 
 @contextmanager

@@ -60,7 +60,7 @@ def open_storage(uri: str, settings: Settings | None = None) -> Storage:
     if is_s3(uri):
         return S3Storage(uri, settings or get_settings())
     if uri.startswith("file://"):
-        uri = urlparse(uri).path
+        uri = names.file_uri_path(uri)
     return LocalStorage(uri)
 
 
@@ -183,16 +183,13 @@ def _why_not_followed(
     return None, key
 
 
-def s3_client(settings: Settings):
-    """A boto3 S3 client with botocore's adaptive retry mode (throttling and 5xx are retried) and
-    hubpress's connect and read timeouts."""
+def s3_session(settings: Settings):
+    """(the boto3 session, the endpoint URL or None) that hubpress's S3 calls use."""
     import boto3
-    from botocore.config import Config
 
     def secret(value):
         return value.get_secret_value() if value is not None else None
 
-    kwargs = {}
     if settings.aws_credentials_block:
         from prefect_aws import AwsCredentials
 
@@ -207,6 +204,16 @@ def s3_client(settings: Settings):
             region_name=settings.aws_region or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
         )
         endpoint = settings.s3_endpoint_url
+    return session, endpoint
+
+
+def s3_client(settings: Settings):
+    """A boto3 S3 client with botocore's adaptive retry mode (throttling and 5xx are retried) and
+    hubpress's connect and read timeouts."""
+    from botocore.config import Config
+
+    session, endpoint = s3_session(settings)
+    kwargs = {}
     if endpoint:
         kwargs["endpoint_url"] = endpoint
     # hubpress's deadlines (hubpress.deadlines): botocore bounds the connect and each read; its

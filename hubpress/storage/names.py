@@ -276,3 +276,9 @@ def overlap(source: str, target: str) -> str | None:
     if src.startswith(dst.rstrip(os.sep) + os.sep):
         return f"the target {target} contains the source {source}"
     return None
+
+
+def file_uri_path(uri: str) -> str:
+    """The path a file:// URI names, percent-decoded as RFC 8089 says: `Path("my data").as_uri()`
+    writes `file:///.../my%20data`, which names the directory `my data`, not `my%20data`."""
+    return unquote(urlsplit(uri).path)

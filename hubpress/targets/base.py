@@ -9,9 +9,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
-from urllib.parse import urlparse
 
 from hubpress.errors import ConfigError
+from hubpress.storage.names import file_uri_path
 from hubpress.targets.plan import PublishPlan, RemoteFile, StagedFile
 
 RepoType = Literal["dataset", "model"]
@@ -25,7 +25,7 @@ def is_local_target(target: str) -> bool:
 
 def local_path(target: str) -> Path:
     if target.startswith("file://"):
-        return Path(urlparse(target).path)
+        return Path(file_uri_path(target))
     return Path(target).expanduser()
 
 

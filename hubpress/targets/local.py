@@ -17,7 +17,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from hubpress.errors import PublishError
+from hubpress.errors import PublishError, SourceError
 from hubpress.shards.parquet_footer import ParquetFooter, read_footer
 from hubpress.storage.hashcache import HashCache, sha256_file
 from hubpress.storage.names import inside
@@ -59,6 +59,21 @@ class LocalDir:
 
     def head(self, revision: str) -> str | None:
         return self._head()
+
+    def files_at(self, revision: str | None) -> Path:
+        """The folder of `revision`'s files, for readers (download-lora, load_editing_dataset): the
+        current ones for none or `main`, else the version a tag (or a version id) names while
+        this target still keeps it; never the current files for a revision that is not theirs."""
+        if revision in (None, "main"):
+            return self.path
+        version = self.tag_commit(revision) or revision
+        folder = inside(self.versions, version, what="revision")
+        if "/" in version or not folder.is_dir():
+            raise SourceError(
+                f"{self.description} has no revision {revision!r}: it keeps its {KEEP_VERSIONS} newest "
+                "versions, named by their commit id or a tag; omit the revision for its current files."
+            )
+        return folder
 
     def state(self, revision: str) -> RemoteState:
         head = self._head()

@@ -39,6 +39,16 @@ CASES = {
     ),
     "ambiguous target": (["publish-dataset", "./src", "out/face-seg"], "./out/face-seg", "org/name"),
     "missing weights": (["publish-lora", "./nope.safetensors", "./m"], "weights", "does not exist"),
+    "weights folder without weights": (
+        ["publish-lora", "./out", "./m"],
+        "No weights in out",
+        "*.safetensors",
+    ),
+    "extra file is a folder": (
+        ["publish-lora", "./lora", "./m", "--extra", "out=train_config.yaml"],
+        "extra file",
+        "not a regular file",
+    ),
 }
 
 
@@ -56,6 +66,7 @@ def test_argument_errors_stop_before_any_flow_run(bed, capsys, case):
     for needle in needles:
         assert needle in err
     assert "Traceback" not in err and "temporary server" not in err
+    assert "Prefect:" not in err and "Prefect server" not in err  # refused before Prefect was looked for
     assert flow_run_count() == before
 
 
