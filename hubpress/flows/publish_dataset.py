@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 # The run talks to the Hub: huggingface_hub is imported with the flow (as the CLI or a served
-# deployment loads it), not inside the first task that needs it. `datasets` is imported only once
+# deployment loads it), not inside the first task that needs it. pyarrow is imported only once
 # the run knows it must build (see _import_build_libraries): an unchanged night never loads it.
 import huggingface_hub.hf_api  # noqa: F401
 from prefect import flow, get_run_logger
@@ -309,10 +309,11 @@ def _record_decoded_images(plans, settings, failed=()) -> None:
 
 
 def _import_build_libraries() -> None:
-    """Shards are built with datasets' Features: import it once here, in the flow, before the
-    build threads start (each would otherwise queue on the import lock). Only runs that build
-    get here; an unchanged night never imports it."""
-    import datasets  # noqa: F401
+    """Shards are written with pyarrow: import it once here, in the flow, before the build threads
+    start (each would otherwise queue on the import lock). Only runs that build get here; an
+    unchanged night never imports it. (`datasets` is not needed to build: the editing schema's
+    parquet form is held as data, hubpress.shards.editing_format.)"""
+    import pyarrow.parquet  # noqa: F401
 
 
 # --- report ---------------------------------------------------------------------------------------

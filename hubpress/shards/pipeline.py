@@ -254,14 +254,14 @@ def verify_published(
     token: str | None,
 ) -> dict[str, int]:
     """Check a published editing dataset at `commit` (see verify_dataset_revision)."""
-    from hubpress.shards.editing import editing_features
+    from hubpress.shards.editing_format import FEATURES_DICT
 
     return verify_dataset_revision(
         target_name,
         target,
         commit,
         staged.expected,
-        editing_features().to_dict(),
+        FEATURES_DICT,
         token,
         first_columns=["id", "prompt"],
     )
