@@ -54,7 +54,11 @@ def writer_options() -> dict[str, Any]:
     leaves uncompressed, PLAIN and without statistics; `id` and `prompt` snappy and
     dictionary-encoded; content-defined chunking with datasets' default options; a page index."""
     return {
-        "use_content_defined_chunking": {"min_chunk_size": 262144, "max_chunk_size": 1048576, "norm_level": 0},
+        "use_content_defined_chunking": {
+            "min_chunk_size": 262144,
+            "max_chunk_size": 1048576,
+            "norm_level": 0,
+        },
         "write_page_index": True,
         "compression": {"id": "snappy", **dict.fromkeys(_MEDIA_LEAVES, "none"), "prompt": "snappy"},
         "use_dictionary": ["id", "prompt"],

@@ -14,7 +14,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 from hubpress.errors import PublishError, disk_error
@@ -351,9 +351,16 @@ class HubRepo:
             committed.update({i.path: _remote_file(i) for i in result if isinstance(i, RepoFile)})
         return commit_mismatches(commit, files, committed)
 
-    def parquet_footers(self, commit: str, paths: list[str]) -> dict[str, ParquetFooter]:
+    def parquet_footers(
+        self,
+        commit: str,
+        paths: list[str],
+        first_row_columns: Sequence[str] = (),
+        first_row_of: Collection[str] = (),
+    ) -> dict[str, ParquetFooter]:
         """Rows and schema of each parquet file, from its footer read with range requests (no
-        full download)."""
+        full download); for the files in `first_row_of`, also their first row's
+        `first_row_columns` (hubpress.shards.parquet_footer.read_footer)."""
         from huggingface_hub import HfFileSystem
 
         fs = HfFileSystem(endpoint=self.endpoint, token=self.token.value or False)
@@ -363,7 +370,7 @@ class HubRepo:
 
             def read(path=path) -> ParquetFooter:
                 with fs.open(f"{prefix}{self.repo_id}@{commit}/{path}", "rb", block_size=256 * 1024) as fh:
-                    return read_footer(fh)
+                    return read_footer(fh, first_row_columns if path in first_row_of else ())
 
             footers[path] = self._retry("read parquet footer of", read)
         return footers

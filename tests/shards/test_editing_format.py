@@ -23,8 +23,8 @@ def test_schema_and_its_huggingface_metadata_are_datasets_own() -> None:
 
 def test_writer_options_and_features_are_datasets_own() -> None:
     assert editing_format.writer_options() == writer_options(editing_features())
-    assert editing_format.FEATURES_DICT == editing_features().to_dict()
-    assert editing_format.FEATURES_YAML == editing_features()._to_yaml_list()
+    assert editing_features().to_dict() == editing_format.FEATURES_DICT
+    assert editing_features()._to_yaml_list() == editing_format.FEATURES_YAML
 
 
 @pytest.mark.parametrize(
