@@ -159,11 +159,24 @@ def card_names_shards(card_text: str | None, files: dict[str, dict[str, Any]]) -
         paths = entry.get("path") if isinstance(entry, dict) else None
         if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
             return [f"the card's data_files entry {entry!r} does not list its shards by name"]
+        if len(set(paths)) != len(paths) or str(entry.get("split")) in named:
+            return [f"the card's data_files name a shard or split twice ({entry.get('split')!r})"]
         named[str(entry.get("split"))] = set(paths)
     if named != expected:
         wrong = sorted(s for s in set(named) | set(expected) if named.get(s) != expected.get(s))
         return [f"the card's data_files do not name the committed shards of split(s) {', '.join(wrong)}"]
     return []
+
+
+def _card_split_sizes(card_text: str | None) -> dict[str, Any]:
+    meta, _body = split_front_matter(card_text or "")
+    info = meta.get("dataset_info")
+    splits = info.get("splits") if isinstance(info, dict) else None
+    if not isinstance(splits, list):
+        return {}
+    return {
+        s.get("name"): s.get("num_examples") for s in splits if isinstance(s, dict) and s.get("num_examples")
+    }
 
 
 def _default_config(card_text: str | None) -> dict[str, Any] | None:
@@ -200,6 +213,9 @@ def verify_changed_revision(
         per_split[facts["split"]] = per_split.get(facts["split"], 0) + facts["num_rows"]
     card = committed_card(target_name, target, commit)
     problems = card_names_shards(card, files)
+    if not problems and _card_split_sizes(card) != {s: n for s, n in per_split.items() if n}:
+        # datasets checks a download's split sizes against the card's (NonMatchingSplitsSizesError)
+        problems.append(f"the card's dataset_info splits do not hold the manifest's rows {per_split}")
     if not problems and card_shape(card) != opened_shape:
         problems.append("the card is not shaped as the one datasets opened at the parent commit")
     if problems:
