@@ -15,6 +15,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Collection, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from hubpress.errors import PublishError, disk_error
@@ -38,6 +39,8 @@ from hubpress.targets.limits import Limits
 from hubpress.targets.plan import PublishPlan, RemoteFile, StagedFile, commit_mismatches, git_blob_oid
 
 log = logging.getLogger("hubpress.hub")
+# Footer reads in flight at once when verifying a revision (each one or two small requests).
+FOOTER_READERS = 8
 
 
 def _remote_file(entry: Any) -> RemoteFile:
@@ -365,15 +368,17 @@ class HubRepo:
 
         fs = HfFileSystem(endpoint=self.endpoint, token=self.token.value or False)
         prefix = "datasets/" if self.repo_type == "dataset" else ""
-        footers = {}
-        for path in paths:
 
-            def read(path=path) -> ParquetFooter:
+        def footer(path: str) -> ParquetFooter:
+            def read() -> ParquetFooter:
                 with fs.open(f"{prefix}{self.repo_id}@{commit}/{path}", "rb", block_size=256 * 1024) as fh:
                     return read_footer(fh, first_row_columns if path in first_row_of else ())
 
-            footers[path] = self._retry("read parquet footer of", read)
-        return footers
+            return self._retry("read parquet footer of", read)
+
+        # One or two round trips each, and a hundred shards or more: in parallel, a few at a time.
+        with ThreadPoolExecutor(max_workers=FOOTER_READERS) as pool:
+            return dict(zip(paths, pool.map(footer, paths), strict=True))
 
     def web_url(self) -> str:
         prefix = "datasets/" if self.repo_type == "dataset" else ""

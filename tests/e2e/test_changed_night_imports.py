@@ -111,7 +111,7 @@ def test_a_changed_night_verifies_without_importing_datasets(hub, tmp_path, writ
     wrong_rows = {p: {**f, "num_rows": f["num_rows"] + 1} if "num_rows" in f else f for p, f in files.items()}
     a_shard = next(p for p, f in files.items() if "num_rows" in f)
     for files_, shape_, said in [
-        (wrong_rows, shape, "rows committed"),
+        (wrong_rows, shape, "rows"),
         (files, "another shape", "not shaped as the one datasets opened"),
         ({p: f for p, f in files.items() if p != a_shard}, shape, "do not name the committed shards"),
         (files, shape, "features are not the expected"),
