@@ -42,10 +42,7 @@ def verify_dataset_revision(
     with `datasets` (streaming the first row's `first_columns`, so no image bytes are fetched).
     `files`: path -> {"split", "num_rows", ...} for the parquet shards (other entries are ignored).
     Returns rows per split; a mismatch raises PublishError saying what differs."""
-    shards = {path: facts for path, facts in files.items() if "num_rows" in facts}
-    per_split: dict[str, int] = {}
-    for facts in shards.values():
-        per_split[facts["split"]] = per_split.get(facts["split"], 0) + facts["num_rows"]
+    shards, per_split = _shards_and_rows(files)
     # The footers (range reads) and datasets opening each split are independent round trips.
     with ThreadPoolExecutor(max_workers=1) as pool:
         footers_read = pool.submit(target.parquet_footers, commit, sorted(shards))
@@ -60,6 +57,15 @@ def verify_dataset_revision(
                 f"Verification of {target_name}@{commit[:12]}: split {split!r} does not open with datasets."
             )
     return per_split
+
+
+def _shards_and_rows(files: dict[str, dict[str, Any]]) -> tuple[dict[str, dict[str, Any]], dict[str, int]]:
+    """The manifest's parquet shards (entries with a row count), and their rows per split."""
+    shards = {path: facts for path, facts in files.items() if "num_rows" in facts}
+    per_split: dict[str, int] = {}
+    for facts in shards.values():
+        per_split[facts["split"]] = per_split.get(facts["split"], 0) + facts["num_rows"]
+    return shards, per_split
 
 
 def _footer_problems(
@@ -207,10 +213,7 @@ def verify_changed_revision(
     committed has the shape the earlier open read (`opened_shape`, card_shape) and names exactly
     the committed shards of each split; and the first row's `first_columns` of each non-empty
     split's first shard read with pyarrow. Raises PublishError saying what differs."""
-    shards = {path: facts for path, facts in files.items() if "num_rows" in facts}
-    per_split: dict[str, int] = {}
-    for facts in shards.values():
-        per_split[facts["split"]] = per_split.get(facts["split"], 0) + facts["num_rows"]
+    shards, per_split = _shards_and_rows(files)
     card = committed_card(target_name, target, commit)
     problems = card_names_shards(card, files)
     if not problems and _card_split_sizes(card) != {s: n for s, n in per_split.items() if n}:

@@ -7,10 +7,7 @@ cache), the verification opens the revision with datasets, as a first publish do
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -25,10 +22,10 @@ from hubpress.shards.published import PublishedRecords
 from hubpress.shards.verify import verify_changed_revision
 from hubpress.targets.publish import open_target
 from hubpress.testdata.synth import write_dataset
+from tests.e2e.fresh_process import run_fresh
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
-ROOT = Path(__file__).resolve().parents[2]
 WATCHED = ("datasets", "aiohttp")
 
 SCRIPT = """
@@ -47,20 +44,7 @@ print("RESULT " + json.dumps({"commit": result["commit"], "built": result["shard
 
 
 def _publish_fresh(source: Path, target: str, cache: Path) -> dict:
-    from prefect.settings import PREFECT_API_URL
-
-    env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "HUBPRESS_CACHE_DIR": str(cache)}
-    done = subprocess.run(
-        [sys.executable, "-c", SCRIPT, str(source), target, ",".join(WATCHED)],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    (line,) = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
-    return json.loads(line.removeprefix("RESULT "))
+    return run_fresh(SCRIPT, str(source), target, ",".join(WATCHED), env={"HUBPRESS_CACHE_DIR": str(cache)})
 
 
 def _add_sample(src: Path, extra: Path, prefix: str) -> None:
