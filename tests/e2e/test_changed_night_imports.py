@@ -108,3 +108,22 @@ def test_a_changed_night_verifies_without_importing_datasets(hub, tmp_path, writ
     _add_sample(src, extra, "aa_")
     other = _publish_fresh(src, repo, tmp_path / "other-cache")
     assert other["commit"] and "datasets" in other["loaded"]
+
+
+def test_a_changed_night_to_a_local_directory_is_verified_by_its_footers_and_card(
+    tmp_path, monkeypatch, caplog
+):
+    monkeypatch.setenv("HUBPRESS_STAGING", str(tmp_path / "staging"))
+    monkeypatch.setenv("HUBPRESS_CACHE_DIR", str(tmp_path / "cache"))
+    src, extra = tmp_path / "src", tmp_path / "extra"
+    write_dataset(src, samples=8, image_size=16, seed=8)
+    write_dataset(extra, samples=1, image_size=16, seed=80)
+    out = tmp_path / "out"
+    params = PublishDatasetParams(source=str(src), target=str(out), max_shard_size="20KB")
+    with caplog.at_level("INFO", logger="hubpress.dataset"):
+        assert publish_dataset(params)["commit"]
+        assert "by its footers and card" not in caplog.text  # a first publish opens with datasets
+        _add_sample(src, extra, "zz_")
+        night = publish_dataset(params)
+    assert night["commit"] and "by its footers and card, shaped as the parent's" in caplog.text
+    assert sum(night["samples"].values()) == 9
