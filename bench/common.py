@@ -185,7 +185,8 @@ class Servers:
 
 
 def measure(code: str, env: dict[str, str]) -> dict:
-    """Run `code` in a child; it must print one JSON line. Returns it plus the child's peak RSS (MB).
+    """Run `code` in a child; it must print one JSON line. Returns it plus the child's peak RSS (MB)
+    and CPU seconds.
 
     The page cache's dirty data is written out first, so a run does not pay for the writes of the
     run before it (each publish writes gigabytes: sources, stage, the server's objects)."""
@@ -199,6 +200,9 @@ def measure(code: str, env: dict[str, str]) -> dict:
         raise RuntimeError(f"bench child failed ({status}): {out[-5:] if out else ''}")
     result = json.loads(out[-1])
     result["peak_rss_mb"] = round(usage.ru_maxrss / 1024)
+    # The child's CPU seconds (its own and its reaped children's, start-up included): on a shared
+    # machine a steadier A/B figure than its wall time.
+    result["cpu_s"] = round(usage.ru_utime + usage.ru_stime, 2)
     return result
 
 

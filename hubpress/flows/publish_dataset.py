@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 # The run talks to the Hub: huggingface_hub is imported with the flow (as the CLI or a served
-# deployment loads it), not inside the first task that needs it. `datasets` is imported only once
+# deployment loads it), not inside the first task that needs it. pyarrow is imported only once
 # the run knows it must build (see _import_build_libraries): an unchanged night never loads it.
 import huggingface_hub.hf_api  # noqa: F401
 from prefect import flow, get_run_logger
@@ -32,7 +32,7 @@ from hubpress.settings import Settings, get_settings, resolve_token
 from hubpress.shards.empty import refuse_empty_splits
 from hubpress.shards.fingerprint import fingerprint_and_digests
 from hubpress.shards.pipeline import card_renderer
-from hubpress.shards.published import PublishedRecord, PublishedRecords, reported_changes
+from hubpress.shards.published import PublishedRecord, PublishedRecords, opened_before, reported_changes
 from hubpress.shards.reuse import BuildPlan, retake, shard_counts
 from hubpress.shards.run_result import failure_summary, published_result, summary, unchanged_result
 from hubpress.shards.runs import RunStage, StagingPolicy, release_published, sweep_once
@@ -109,12 +109,15 @@ def _publish(params: PublishDatasetParams) -> dict[str, Any]:
         if params.public and (outcome.created_repo or created_early):
             _log().warning("Created %s as a PUBLIC repo (--public).", params.target)
         rows = {name: len(m.samples) for name, m in intake_report.splits.items()}
+        # A night whose parent is the head this machine last verified need not import datasets.
+        opened = opened_before(run.record, outcome.plan.parent_commit)
         if outcome.commit and not params.create_pr:
             token = resolve_token(None, run.settings).value
             with after_commit(outcome.commit, outcome.commit_url, params.target):
-                rows = verify_task(
-                    params.target, run.target, outcome.commit, staged, staging, run.settings, token
+                verified = verify_task(
+                    params.target, run.target, outcome.commit, staged, staging, run.settings, token, opened
                 )
+            rows, opened = verified.rows, verified.opened_shape
             artifacts.commit_link(
                 outcome.commit_url, f"Commit {outcome.commit[:12]} in {params.target}", params.target
             )
@@ -123,7 +126,7 @@ def _publish(params: PublishDatasetParams) -> dict[str, Any]:
         if head and not (params.dry_run or params.create_pr):
             skipped = {name: len(m.skipped) for name, m in intake_report.splits.items()}
             run.records.put(
-                params.target, params.revision, PublishedRecord(run.digest, head, published, skipped)
+                params.target, params.revision, PublishedRecord(run.digest, head, published, skipped, opened)
             )
             # The target holds every planned shard now: staging keeps no second copy of them.
             release_published(staging, stage, [c.plan.key for c in build_plan.choices])
@@ -309,10 +312,11 @@ def _record_decoded_images(plans, settings, failed=()) -> None:
 
 
 def _import_build_libraries() -> None:
-    """Shards are built with datasets' Features: import it once here, in the flow, before the
-    build threads start (each would otherwise queue on the import lock). Only runs that build
-    get here; an unchanged night never imports it."""
-    import datasets  # noqa: F401
+    """Shards are written with pyarrow: import it once here, in the flow, before the build threads
+    start (each would otherwise queue on the import lock). Only runs that build get here; an
+    unchanged night never imports it. (`datasets` is not needed to build: the editing schema's
+    parquet form is held as data, hubpress.shards.editing_format.)"""
+    import pyarrow.parquet  # noqa: F401
 
 
 # --- report ---------------------------------------------------------------------------------------

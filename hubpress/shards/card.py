@@ -121,21 +121,14 @@ def card_metadata(info: DatasetCardInfo, existing_meta: Mapping[str, Any] | None
 
 
 def dataset_info_yaml(splits: Iterable[SplitSummary]) -> dict[str, Any]:
-    """datasets' own YAML form of the features and splits, so the Hub and load_dataset read it as theirs."""
-    from datasets import DatasetInfo, SplitDict, SplitInfo
-
-    from hubpress.shards.editing import editing_features
+    """datasets' own YAML form of the features and splits, so the Hub and load_dataset read it as
+    theirs (DatasetInfo._to_yaml_dict, held as data in hubpress.shards.editing_format)."""
+    from hubpress.shards.editing_format import dataset_info_yaml_dict
 
     splits = list(splits)
-    split_dict = SplitDict()
-    for s in splits:
-        split_dict.add(SplitInfo(name=s.name, num_bytes=s.num_bytes, num_examples=s.num_examples))
-    return DatasetInfo(
-        features=editing_features(),
-        splits=split_dict,
-        download_size=sum(s.download_size for s in splits),
-        dataset_size=sum(s.num_bytes for s in splits),
-    )._to_yaml_dict()
+    return dataset_info_yaml_dict(
+        [(s.name, s.num_bytes, s.num_examples) for s in splits], sum(s.download_size for s in splits)
+    )
 
 
 def card_body(info: DatasetCardInfo, pretty_name: str | None) -> str:

@@ -50,8 +50,11 @@ def editing_features():
 
 @cache
 def editing_schema() -> pa.Schema:
-    """Arrow schema with the `huggingface` metadata key exactly as datasets writes it."""
-    return editing_features().arrow_schema
+    """Arrow schema with the `huggingface` metadata key exactly as datasets writes it (held as data
+    in hubpress.shards.editing_format: building a shard does not import datasets)."""
+    from hubpress.shards.editing_format import arrow_schema
+
+    return arrow_schema()
 
 
 def file_extension(relpath: str) -> str:

@@ -17,6 +17,7 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
+from hubpress.errors import PublishError
 from hubpress.settings import Settings
 from hubpress.shards.card import (
     DatasetCardInfo,
@@ -40,7 +41,13 @@ from hubpress.shards.shard_store import SealedShard, ShardStore, parquet_relpath
 from hubpress.shards.shards import BuiltShard, ShardPlan, in_folders, plan_shards
 from hubpress.shards.sizes import DEFAULT_MAX_SHARD_SIZE, parse_size
 from hubpress.shards.staging import PRIVATE_PREFIX, Staging, json_bytes
-from hubpress.shards.verify import verify_dataset_revision
+from hubpress.shards.verify import (
+    VerifiedRevision,
+    card_shape,
+    committed_card,
+    verify_changed_revision,
+    verify_dataset_revision,
+)
 from hubpress.sources.models import IntakeReport
 from hubpress.sources.reader import SourceReader
 from hubpress.targets.base import Target, is_local_target
@@ -254,16 +261,28 @@ def verify_published(
     staging: Staging,
     settings: Settings,
     token: str | None,
-) -> dict[str, int]:
-    """Check a published editing dataset at `commit` (see verify_dataset_revision)."""
-    from hubpress.shards.editing import editing_features
+    opened_before: str | None = None,
+) -> VerifiedRevision:
+    """Check a published editing dataset at `commit`. With `opened_before` (the card shape
+    datasets opened at the parent commit: hubpress.shards.published.opened_before), by footers,
+    the committed card and each split's first row, without importing datasets
+    (verify_changed_revision); otherwise, as a first publish, with datasets opening each split
+    (verify_dataset_revision)."""
+    from hubpress.shards.editing_format import FEATURES_DICT
 
-    return verify_dataset_revision(
-        target_name,
-        target,
-        commit,
-        staged.expected,
-        editing_features().to_dict(),
-        token,
-        first_columns=["id", "prompt"],
+    columns = ["id", "prompt"]
+    if opened_before is not None:
+        try:
+            rows = verify_changed_revision(
+                target_name, target, commit, staged.expected, FEATURES_DICT, columns, opened_before
+            )
+            log.info(
+                "Verified %s@%s by its footers and card, shaped as the parent's.", target_name, commit[:12]
+            )
+            return VerifiedRevision(rows, opened_before, by_datasets=False)
+        except PublishError as exc:  # stricter than datasets in places: datasets decides
+            log.info("%s Opening it with datasets instead.", exc)
+    rows = verify_dataset_revision(
+        target_name, target, commit, staged.expected, FEATURES_DICT, token, columns
     )
+    return VerifiedRevision(rows, card_shape(committed_card(target_name, target, commit)), by_datasets=True)

@@ -135,6 +135,18 @@ class PublishedRecord:
     samples: dict[str, str] = field(default_factory=dict)  # sample_digests of what was published
     # samples left out per split at that publish: an unchanged re-run reports them too, not {}
     skipped: dict[str, int] = field(default_factory=dict)
+    # card_shape of the card `datasets` last opened at or before `head`, along a chain of this
+    # machine's verified publishes (hubpress.shards.verify): a night whose parent is `head` may
+    # verify by footers and card alone. None: the next changed night opens with datasets.
+    opened_shape: str | None = None
+
+
+def opened_before(record: PublishedRecord | None, parent_commit: str | None) -> str | None:
+    """The card shape datasets opened at `parent_commit` or before it, if this machine's last
+    publish recorded one for exactly that commit; else None (open with datasets again)."""
+    if record is None or parent_commit is None or record.head != parent_commit:
+        return None
+    return record.opened_shape
 
 
 def head_can_decide(record: PublishedRecord | None, listing: str | None, asks_more: bool) -> bool:
@@ -170,8 +182,13 @@ class PublishedRecords:
             if data.get("format") != RECORD_FORMAT:
                 return None
             skipped = {str(split): int(count) for split, count in (data.get("skipped") or {}).items()}
+            shape = data.get("opened_shape")
             return PublishedRecord(
-                str(data["listing"]), str(data["head"]), dict(data.get("samples") or {}), skipped
+                str(data["listing"]),
+                str(data["head"]),
+                dict(data.get("samples") or {}),
+                skipped,
+                shape if isinstance(shape, str) else None,
             )
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return None  # absent or unreadable: the full path decides, and writes a new one

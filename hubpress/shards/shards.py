@@ -24,8 +24,10 @@ from typing import Any
 
 from hubpress._env import release_free_memory
 from hubpress.errors import UndecodableAtBuild
+from hubpress.shards import editing_format
 from hubpress.shards.boundaries import ShardBounds, cut_rows
-from hubpress.shards.editing import editing_features, editing_table, file_extension
+from hubpress.shards.editing import editing_table, file_extension
+from hubpress.shards.editing_format import EDITING_PARQUET
 from hubpress.shards.keys import shard_key
 from hubpress.shards.parquet import BuiltShard, ShardWriter
 from hubpress.shards.shard_store import SealedShard, ShardStore
@@ -195,7 +197,7 @@ def write_shard(
     read = read_bytes or SourceReader()
     out = Path(out)
     target = out if out.suffix == ".parquet" else out / plan.path_in_repo
-    with ShardWriter(target.parent, editing_features()) as writer:
+    with ShardWriter(target.parent, EDITING_PARQUET, editing_format.writer_options()) as writer:
         for group in plan.groups():
             writer.write_row_group(editing_table(group, read))
         return writer.finish(plan.path_in_repo, plan.split, local_path=target)

@@ -5,15 +5,27 @@ the first row is streamed with its text columns only."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from hubpress.errors import PublishError
+from hubpress.shards.cards import split_front_matter
 from hubpress.targets.base import is_local_target
 
 log = logging.getLogger("hubpress.dataset")
+CARD = "README.md"
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedRevision:
+    rows: dict[str, int]  # per split
+    opened_shape: str | None  # card_shape of the card datasets opened (here or at the parent)
+    by_datasets: bool  # datasets opened this revision (else: footers, card and first rows)
 
 
 def verify_dataset_revision(
@@ -30,15 +42,35 @@ def verify_dataset_revision(
     with `datasets` (streaming the first row's `first_columns`, so no image bytes are fetched).
     `files`: path -> {"split", "num_rows", ...} for the parquet shards (other entries are ignored).
     Returns rows per split; a mismatch raises PublishError saying what differs."""
-    shards = {path: facts for path, facts in files.items() if "num_rows" in facts}
-    per_split: dict[str, int] = {}
-    for facts in shards.values():
-        per_split[facts["split"]] = per_split.get(facts["split"], 0) + facts["num_rows"]
+    shards, per_split = _shards_and_rows(files)
     # The footers (range reads) and datasets opening each split are independent round trips.
     with ThreadPoolExecutor(max_workers=1) as pool:
         footers_read = pool.submit(target.parquet_footers, commit, sorted(shards))
         opened = _open_splits(target_name, target, commit, per_split, token, first_columns)
         footers = footers_read.result()
+    problems = _footer_problems(shards, footers, expected_features)
+    if problems:
+        raise PublishError(f"Verification of {target_name}@{commit[:12]} failed: " + "; ".join(problems[:5]))
+    for split, first in opened.items():
+        if first is None or set(first) != set(first_columns):
+            raise PublishError(
+                f"Verification of {target_name}@{commit[:12]}: split {split!r} does not open with datasets."
+            )
+    return per_split
+
+
+def _shards_and_rows(files: dict[str, dict[str, Any]]) -> tuple[dict[str, dict[str, Any]], dict[str, int]]:
+    """The manifest's parquet shards (entries with a row count), and their rows per split."""
+    shards = {path: facts for path, facts in files.items() if "num_rows" in facts}
+    per_split: dict[str, int] = {}
+    for facts in shards.values():
+        per_split[facts["split"]] = per_split.get(facts["split"], 0) + facts["num_rows"]
+    return shards, per_split
+
+
+def _footer_problems(
+    shards: dict[str, dict[str, Any]], footers: dict[str, Any], expected_features: dict[str, Any]
+) -> list[str]:
     problems = []
     for path, facts in sorted(shards.items()):
         footer = footers.get(path)
@@ -48,14 +80,7 @@ def verify_dataset_revision(
             )
         elif footer.features != expected_features:
             problems.append(f"{path}: its features are not the expected ones ({footer.features})")
-    if problems:
-        raise PublishError(f"Verification of {target_name}@{commit[:12]} failed: " + "; ".join(problems[:5]))
-    for split, first in opened.items():
-        if first is None or set(first) != set(first_columns):
-            raise PublishError(
-                f"Verification of {target_name}@{commit[:12]}: split {split!r} does not open with datasets."
-            )
-    return per_split
+    return problems
 
 
 def _open_splits(
@@ -87,3 +112,141 @@ def _open_splits(
             )
             first_rows[split] = None
     return first_rows
+
+
+# --- a changed night: the card datasets opened before, checked without datasets ----------------
+
+
+def card_shape(card_text: str | None) -> str | None:
+    """A digest of what `datasets` reads from a card to open a split, less what every changed night
+    changes: the front matter with each split's data_files paths and the split sizes left out (the
+    configs, their splits, the features and every other key kept). Two revisions with the same
+    shape open the same way once their files are named right. None when there is no front matter."""
+    meta, _body = split_front_matter(card_text or "")
+    if not meta:
+        return None
+    shape = dict(meta)
+    configs = shape.get("configs")
+    if isinstance(configs, list):
+        shape["configs"] = [_without_paths(c) for c in configs]
+    info = shape.get("dataset_info")
+    if isinstance(info, dict):
+        info = {k: v for k, v in info.items() if k not in ("download_size", "dataset_size")}
+        if isinstance(info.get("splits"), list):
+            info["splits"] = [s.get("name") if isinstance(s, dict) else s for s in info["splits"]]
+        shape["dataset_info"] = info
+    text = json.dumps(shape, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _without_paths(config: Any) -> Any:
+    if not isinstance(config, dict) or not isinstance(config.get("data_files"), list):
+        return config
+    files = [
+        {k: v for k, v in f.items() if k != "path"} if isinstance(f, dict) else f
+        for f in config["data_files"]
+    ]
+    return {**config, "data_files": files}
+
+
+def card_names_shards(card_text: str | None, files: dict[str, dict[str, Any]]) -> list[str]:
+    """What is wrong with the card's `default` config as datasets would read it: each split must
+    list exactly the manifest's shards of that split (by name, no glob), and no other split.
+    Empty: the card names the committed shards."""
+    config = _default_config(card_text)
+    if config is None:
+        return ["the card has no single `default` config with data_files"]
+    expected: dict[str, set[str]] = {}
+    for path, facts in files.items():
+        if "num_rows" in facts:
+            expected.setdefault(facts["split"], set()).add(path)
+    named: dict[str, set[str]] = {}
+    for entry in config["data_files"]:
+        paths = entry.get("path") if isinstance(entry, dict) else None
+        if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
+            return [f"the card's data_files entry {entry!r} does not list its shards by name"]
+        if len(set(paths)) != len(paths) or str(entry.get("split")) in named:
+            return [f"the card's data_files name a shard or split twice ({entry.get('split')!r})"]
+        named[str(entry.get("split"))] = set(paths)
+    if named != expected:
+        wrong = sorted(s for s in set(named) | set(expected) if named.get(s) != expected.get(s))
+        return [f"the card's data_files do not name the committed shards of split(s) {', '.join(wrong)}"]
+    return []
+
+
+def _card_split_sizes(card_text: str | None) -> dict[str, Any]:
+    meta, _body = split_front_matter(card_text or "")
+    info = meta.get("dataset_info")
+    splits = info.get("splits") if isinstance(info, dict) else None
+    if not isinstance(splits, list):
+        return {}
+    return {
+        s.get("name"): s.get("num_examples") for s in splits if isinstance(s, dict) and s.get("num_examples")
+    }
+
+
+def _default_config(card_text: str | None) -> dict[str, Any] | None:
+    meta, _body = split_front_matter(card_text or "")
+    configs = meta.get("configs")
+    found = (
+        [c for c in configs if isinstance(c, dict) and c.get("config_name") == "default"]
+        if isinstance(configs, list)
+        else []
+    )
+    if len(found) != 1 or not isinstance(found[0].get("data_files"), list):
+        return None
+    return found[0]
+
+
+def verify_changed_revision(
+    target_name: str,
+    target: Any,
+    commit: str,
+    files: dict[str, dict[str, Any]],
+    expected_features: dict[str, Any],
+    first_columns: list[str],
+    opened_shape: str,
+) -> dict[str, int]:
+    """Check a revision whose parent had been opened with `datasets` (by this verification, or by
+    this check when its own parent had), without importing datasets: every shard's footer carries
+    the manifest's row count and the expected features (as verify_dataset_revision); the card as
+    committed has the shape the earlier open read (`opened_shape`, card_shape) and names exactly
+    the committed shards of each split; and the first row's `first_columns` of each non-empty
+    split's first shard read with pyarrow. Raises PublishError saying what differs."""
+    shards, per_split = _shards_and_rows(files)
+    card = committed_card(target_name, target, commit)
+    problems = card_names_shards(card, files)
+    if not problems and _card_split_sizes(card) != {s: n for s, n in per_split.items() if n}:
+        # datasets checks a download's split sizes against the card's (NonMatchingSplitsSizesError)
+        problems.append(f"the card's dataset_info splits do not hold the manifest's rows {per_split}")
+    if not problems and card_shape(card) != opened_shape:
+        problems.append("the card is not shaped as the one datasets opened at the parent commit")
+    if problems:
+        raise PublishError(f"Verification of {target_name}@{commit[:12]} failed: " + "; ".join(problems))
+    # The split's first row, as datasets would stream it: the first non-empty shard the card lists.
+    first_shard = {}
+    for entry in _default_config(card)["data_files"]:
+        listed = [path for path in entry["path"] if shards[path]["num_rows"]]
+        if listed:
+            first_shard[entry["split"]] = listed[0]
+    footers = target.parquet_footers(
+        commit, sorted(shards), first_row_columns=first_columns, first_row_of=set(first_shard.values())
+    )
+    problems += _footer_problems(shards, footers, expected_features)
+    for split, path in sorted(first_shard.items()):
+        first = footers[path].first_row if path in footers else None
+        if first is None or set(first) != set(first_columns):
+            problems.append(f"split {split!r}: the first row of {path} does not read")
+    if problems:
+        raise PublishError(f"Verification of {target_name}@{commit[:12]} failed: " + "; ".join(problems[:5]))
+    return per_split
+
+
+def committed_card(target_name: str, target: Any, commit: str) -> str | None:
+    """The README.md committed at `commit` (on a local target, in that version's folder)."""
+    if is_local_target(target_name):
+        try:
+            return (Path(target.versions) / commit / CARD).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+    return target.read_text(CARD, commit)

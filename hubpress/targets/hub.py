@@ -14,7 +14,8 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from hubpress.errors import PublishError, disk_error
@@ -37,6 +38,8 @@ from hubpress.targets.limits import Limits
 from hubpress.targets.plan import PublishPlan, RemoteFile, StagedFile, commit_mismatches
 
 log = logging.getLogger("hubpress.hub")
+# Footer reads in flight at once when verifying a revision (each one or two small requests).
+FOOTER_READERS = 8
 
 
 def _remote_file(entry: Any) -> RemoteFile:
@@ -359,22 +362,31 @@ class HubRepo:
             committed.update({i.path: _remote_file(i) for i in result if isinstance(i, RepoFile)})
         return commit_mismatches(commit, files, committed)
 
-    def parquet_footers(self, commit: str, paths: list[str]) -> dict[str, ParquetFooter]:
+    def parquet_footers(
+        self,
+        commit: str,
+        paths: list[str],
+        first_row_columns: Sequence[str] = (),
+        first_row_of: Collection[str] = (),
+    ) -> dict[str, ParquetFooter]:
         """Rows and schema of each parquet file, from its footer read with range requests (no
-        full download)."""
+        full download); for the files in `first_row_of`, also their first row's
+        `first_row_columns` (hubpress.shards.parquet_footer.read_footer)."""
         from huggingface_hub import HfFileSystem
 
         fs = HfFileSystem(endpoint=self.endpoint, token=self.token.value or False)
         prefix = "datasets/" if self.repo_type == "dataset" else ""
-        footers = {}
-        for path in paths:
 
-            def read(path=path) -> ParquetFooter:
+        def footer(path: str) -> ParquetFooter:
+            def read() -> ParquetFooter:
                 with fs.open(f"{prefix}{self.repo_id}@{commit}/{path}", "rb", block_size=256 * 1024) as fh:
-                    return read_footer(fh)
+                    return read_footer(fh, first_row_columns if path in first_row_of else ())
 
-            footers[path] = self._retry("read parquet footer of", read)
-        return footers
+            return self._retry("read parquet footer of", read)
+
+        # One or two round trips each, and a hundred shards or more: in parallel, a few at a time.
+        with ThreadPoolExecutor(max_workers=FOOTER_READERS) as pool:
+            return dict(zip(paths, pool.map(footer, paths), strict=True))
 
     def web_url(self) -> str:
         prefix = "datasets/" if self.repo_type == "dataset" else ""

@@ -14,7 +14,7 @@ import hashlib
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
 
 from hubpress.errors import PublishError, SourceError
@@ -219,11 +219,17 @@ class LocalDir:
         }
         return commit_mismatches(commit, files, committed)
 
-    def parquet_footers(self, commit: str, paths: list[str]) -> dict[str, ParquetFooter]:
+    def parquet_footers(
+        self,
+        commit: str,
+        paths: list[str],
+        first_row_columns: Sequence[str] = (),
+        first_row_of: Collection[str] = (),
+    ) -> dict[str, ParquetFooter]:
         footers = {}
         for p in paths:
             with open(self.versions / commit / p, "rb") as fh:
-                footers[p] = read_footer(fh)
+                footers[p] = read_footer(fh, first_row_columns if p in first_row_of else ())
         return footers
 
     def commit_url(self, commit: str) -> str:

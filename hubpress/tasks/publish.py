@@ -17,6 +17,7 @@ from hubpress.shards.pipeline import StagedDataset, card_renderer, plan_build, s
 from hubpress.shards.reuse import BuildPlan
 from hubpress.shards.runs import RunStage
 from hubpress.shards.staging import Staging
+from hubpress.shards.verify import VerifiedRevision
 from hubpress.targets import interrupted
 from hubpress.targets.hub import HubRepo
 from hubpress.targets.hub_waits import HubRateLimited
@@ -100,8 +101,10 @@ def preupload_task(target: HubRepo, file: StagedFile) -> bool:
 
 
 @task(name="verify", **NO_CACHE, **TRANSIENT_RETRIES)
-def verify_task(target_name, target, commit, staged, staging, settings: Settings, token) -> dict[str, int]:
-    return verify_published(target_name, target, commit, staged, staging, settings, token)
+def verify_task(
+    target_name, target, commit, staged, staging, settings: Settings, token, opened_before=None
+) -> VerifiedRevision:
+    return verify_published(target_name, target, commit, staged, staging, settings, token, opened_before)
 
 
 __all__ = [

@@ -4,12 +4,7 @@ pyarrow or numpy."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import uuid
-from pathlib import Path
 
 import pytest
 
@@ -18,10 +13,10 @@ from hubpress.flows.publish_dataset import publish_dataset
 from hubpress.flows.publish_lora import publish_lora
 from hubpress.testdata.synth import write_dataset
 from hubpress.testdata.synth_lora import write_lora
+from tests.e2e.fresh_process import run_fresh
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
-ROOT = Path(__file__).resolve().parents[2]
 # What a no-op does not use (#15: "no import of datasets or pyarrow on paths that do not need them").
 HEAVY = ("datasets", "pandas", "pyarrow", "numpy")
 
@@ -42,20 +37,7 @@ print("RESULT " + json.dumps({"unchanged": unchanged, "commit": result["commit"]
 
 
 def _run_fresh(kind: str, source: str, target: str) -> dict:
-    from prefect.settings import PREFECT_API_URL
-
-    env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()}
-    done = subprocess.run(
-        [sys.executable, "-c", SCRIPT, kind, source, target, ",".join(HEAVY)],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    (line,) = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
-    return json.loads(line.removeprefix("RESULT "))
+    return run_fresh(SCRIPT, kind, source, target, ",".join(HEAVY))
 
 
 @pytest.fixture
