@@ -18,7 +18,7 @@ from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from hubpress.errors import PublishError, disk_error
+from hubpress.errors import PublishError
 from hubpress.settings import ResolvedToken, Settings
 from hubpress.shards.parquet_footer import ParquetFooter, read_footer
 from hubpress.storage.names import split_remote_paths
@@ -395,50 +395,9 @@ class HubRepo:
     def commit_url(self, commit: str) -> str:
         return f"{self.web_url()}/commit/{commit}"
 
-    def _sweep_partial_download(self, cache: str) -> None:
-        """After a failed download, remove the half-written files huggingface_hub left in this
-        repo's cache folder (`*.tmp` refs, `*.incomplete` blobs): nothing half-done stays behind."""
-        folder = os.path.join(cache, f"{self.repo_type}s--{self.repo_id.replace('/', '--')}")
-        for dirpath, _dirs, names in os.walk(folder):
-            for name in names:
-                if name.endswith((".tmp", ".incomplete")):
-                    with contextlib.suppress(OSError):
-                        os.unlink(os.path.join(dirpath, name))
-
     def download(self, filename: str, revision: str | None, cache_dir: str | None = None) -> str:
-        from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError, RevisionNotFoundError
+        """The local path of `filename` at `revision`, or one line saying what is missing or failed
+        (hubpress.targets.hub_download)."""
+        from hubpress.targets.hub_download import download
 
-        # A missing revision or file is the caller's mistake, not a crash: say which, and where.
-        try:
-            return self._retry(
-                f"download {filename} from",
-                lambda: self.api.hf_hub_download(
-                    self.repo_id, filename, repo_type=self.repo_type, revision=revision, cache_dir=cache_dir
-                ),
-            )
-        except LocalEntryNotFoundError:
-            # huggingface_hub's own retries found no Hub and no cached copy: the endpoint failed,
-            # not the file name.
-            raise HubUnavailable(
-                f"Could not download {filename} from {self.description}: the Hub at {self.endpoint} "
-                "could not be reached and no copy is cached. Check HF_ENDPOINT (or HUBPRESS_HUB_ENDPOINT) "
-                "and the network, then run again."
-            ) from None
-        except RevisionNotFoundError:
-            raise RepoNotFound(
-                f"{self.description} has no revision {revision!r}. Check the branch, tag or commit name."
-            ) from None
-        except EntryNotFoundError:
-            raise RepoNotFound(
-                f"{self.description} has no file {filename!r} at {revision or 'main'}. "
-                "Check the file name (--filename)."
-            ) from None
-        # After the Hub's answers above: huggingface_hub's HTTP errors are OSErrors too.
-        except OSError as exc:
-            from huggingface_hub import constants
-
-            failure = disk_error(exc, cache_dir or constants.HF_HUB_CACHE)
-            if failure is None:
-                raise
-            self._sweep_partial_download(cache_dir or constants.HF_HUB_CACHE)
-            raise failure from None
+        return download(self, filename, revision, cache_dir)
