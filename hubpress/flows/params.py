@@ -4,6 +4,7 @@ Python API build the same models, so every entry point validates the same way.""
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -54,6 +55,21 @@ def _check_ref(value: str | None) -> str | None:
         return git_ref(value, what="ref")
     except ConfigError as exc:
         raise ValueError(str(exc)) from None
+
+
+# A Hub license identifier (docs/hub/repositories-licenses: apache-2.0, cc-by-nc-4.0, openrail++,
+# llama2, other): lowercase, no spaces. The Hub checks a card's `license` when it is committed, so a
+# value no identifier can be is refused here, before the build, not at the commit after it.
+_LICENSE_ID = re.compile(r"[a-z0-9][a-z0-9.+-]*")
+
+
+def _check_license(value: str | None) -> str | None:
+    if value is None or _LICENSE_ID.fullmatch(value):
+        return value
+    raise ValueError(
+        f"license {value!r} is not a Hub license identifier (lowercase, no spaces: e.g. apache-2.0, "
+        "cc-by-4.0, other; the list: https://huggingface.co/docs/hub/repositories-licenses)"
+    )
 
 
 def _check_repo_path(value: str | None) -> str | None:
@@ -152,11 +168,11 @@ TagField = Annotated[OptionalRef, Field(title="Tag the new commit")]
 DryRunField = Annotated[
     bool, Field(title="Dry run", description="Plan only: print what would change and stop.")
 ]
-CardLicenseField = Annotated[str, Field(title="License (card)")]
+CardLicenseField = Annotated[str, AfterValidator(_check_license), Field(title="License (card)")]
 PrettyNameField = Annotated[OptionalStr, Field(title="Pretty name (card)")]
 CommitMessageField = Annotated[OptionalStr, Field(title="Commit message")]
 BaseModelField = Annotated[OptionalStr, Field(title="Base model (card)")]
-LoraLicenseField = Annotated[OptionalStr, Field(title="License (card)")]
+LoraLicenseField = Annotated[OptionalStr, AfterValidator(_check_license), Field(title="License (card)")]
 
 
 class PublishDatasetParams(BaseModel):
