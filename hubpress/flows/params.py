@@ -107,7 +107,10 @@ def _file_uri_as_path(value: Any) -> Any:
     if isinstance(value, str) and value.strip().startswith("file://"):
         from hubpress.storage.names import file_uri_path
 
-        return file_uri_path(value.strip())
+        try:
+            return file_uri_path(value.strip())
+        except ConfigError as exc:  # pydantic reports ValueError as a validation message
+            raise ValueError(str(exc)) from None
     return value
 
 
