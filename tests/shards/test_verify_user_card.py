@@ -43,3 +43,23 @@ def test_a_card_with_keys_of_several_yaml_types_is_verified_each_night(tmp_path,
     from hubpress.api import load_editing_dataset
 
     assert load_editing_dataset(str(out), split="train").num_rows == 5
+
+
+def test_front_matter_keyed_by_a_year_is_kept_as_text_and_the_dataset_opens(tmp_path, monkeypatch):
+    monkeypatch.setenv("HUBPRESS_STAGING", str(tmp_path / "staging"))
+    monkeypatch.setenv("HUBPRESS_CACHE_DIR", str(tmp_path / "cache"))
+    src = tmp_path / "src"
+    write_dataset(src, samples=3, image_size=16, seed=3)
+    out = tmp_path / "out"
+    out.mkdir()
+    # datasets reads the front matter's keys as keyword arguments: `2024:` fails every load
+    (out / "README.md").write_text("---\n2024: first release\nlicense: mit\n---\nOur notes\n")
+
+    result = publish_dataset(PublishDatasetParams(source=str(src), target=str(out)))
+    assert result["commit"] and result["samples"] == {"train": 3}
+    card = (out / "README.md").read_text()
+    assert "2024: first release" in card and "Our notes" in card  # the user's text, kept
+
+    from hubpress.api import load_editing_dataset
+
+    assert load_editing_dataset(str(out), split="train").num_rows == 3
