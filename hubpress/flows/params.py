@@ -146,6 +146,7 @@ OptionalRepoPath = Annotated[RepoPath | None, *OPTIONAL_TEXT]
 # below only give the default. The CLI options and the deployment forms are generated from them.
 StagingField = Annotated[
     OptionalStr,
+    BeforeValidator(_file_uri_as_path),  # the folder the preflight checks is the one staged into
     Field(title="Staging", description="Local directory or s3://bucket/prefix (default: HUBPRESS_STAGING)."),
 ]
 MaxShardSizeField = Annotated[ShardSize, Field(title="Max shard size", description="e.g. 500MB, 1GB.")]

@@ -70,3 +70,21 @@ def test_file_localhost_names_this_machine(tmp_path):
     code, out, err = run_cli("scan", f"file://localhost{source}", "--json")
     assert code == 0, err
     assert json.loads(out)["splits"]["train"]["samples"] == 2
+
+
+def test_a_staging_file_uri_is_decoded_and_checked_before_prefect(tmp_path, monkeypatch):
+    source = tmp_path / "set"
+    write_dataset(source, samples=2, image_size=16)
+    monkeypatch.chdir(tmp_path)  # `file://stage` named the working folder as the staging
+    code, out, err = run_cli(
+        "publish-dataset", str(source), str(tmp_path / "out"), "--staging", "file://stage"
+    )
+    assert code == 2, (out, err)
+    assert "does not name a folder of this machine" in err and "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["set"]
+
+    from hubpress.flows.params import PublishDatasetParams
+
+    stage = tmp_path / "my stage"
+    params = PublishDatasetParams(source=str(source), target="./out", staging=stage.as_uri())
+    assert params.staging == str(stage)  # the folder the preflight checks is the one staged into
