@@ -123,7 +123,10 @@ def _file_uri_as_path(value: Any) -> Any:
     if isinstance(value, str) and value.strip().startswith("file://"):
         from hubpress.storage.names import file_uri_path
 
-        return file_uri_path(value.strip())
+        try:
+            return file_uri_path(value.strip())
+        except ConfigError as exc:  # pydantic reports ValueError as a validation message
+            raise ValueError(str(exc)) from None
     return value
 
 
@@ -159,6 +162,7 @@ OptionalRepoPath = Annotated[RepoPath | None, *OPTIONAL_TEXT]
 # below only give the default. The CLI options and the deployment forms are generated from them.
 StagingField = Annotated[
     OptionalStr,
+    BeforeValidator(_file_uri_as_path),  # the folder the preflight checks is the one staged into
     Field(title="Staging", description="Local directory or s3://bucket/prefix (default: HUBPRESS_STAGING)."),
 ]
 MaxShardSizeField = Annotated[ShardSize, Field(title="Max shard size", description="e.g. 500MB, 1GB.")]

@@ -39,8 +39,9 @@ def escape_text(text: object, limit: int | None = None) -> str:
 
 def split_front_matter(text: str) -> tuple[dict[str, Any], str]:
     """(front matter as a dict, body). A card without front matter gives ({}, text); front matter
-    that is not valid YAML (or not a mapping) is left in the body as the user's text, so it never
-    blocks a publish, and hubpress writes valid front matter above it."""
+    that is not valid YAML (or not a mapping, or keyed by other than text: `2024:`, which datasets
+    cannot open) is left in the body as the user's text, so it never blocks a publish, and
+    hubpress writes valid front matter above it."""
     if text.startswith("---\n") or text.startswith("---\r\n"):
         rest = text.split("\n", 1)[1]
         end = rest.find("\n---")
@@ -53,8 +54,10 @@ def split_front_matter(text: str) -> tuple[dict[str, Any], str]:
             # The blank line(s) after the closing fence are layout, not body: dropping them here
             # keeps merge_card idempotent (re-rendering an unchanged card gives identical bytes).
             body = rest[end + 4 :].lstrip("\r\n")
-            if isinstance(meta, dict):
+            if isinstance(meta, dict) and all(isinstance(key, str) for key in meta):
                 return meta, body
+            if isinstance(meta, dict):  # datasets reads the keys as keyword arguments: it fails
+                log.warning("The card's YAML front matter has keys that are not text; it is kept as text.")
     return {}, text
 
 

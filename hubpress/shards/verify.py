@@ -135,8 +135,18 @@ def card_shape(card_text: str | None) -> str | None:
         if isinstance(info.get("splits"), list):
             info["splits"] = [s.get("name") if isinstance(s, dict) else s for s in info["splits"]]
         shape["dataset_info"] = info
-    text = json.dumps(shape, sort_keys=True, default=str)
+    text = json.dumps(_typed_keys(shape), sort_keys=True, default=repr)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _typed_keys(value: Any) -> Any:
+    """`value` with every mapping's keys as text naming their YAML type: a user's YAML may key one
+    mapping by an int, a date and a string at once, which json cannot sort, and `1` and "1" differ."""
+    if isinstance(value, dict):
+        return {f"{type(k).__name__}:{k!r}": _typed_keys(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_typed_keys(v) for v in value]
+    return value
 
 
 def _without_paths(config: Any) -> Any:

@@ -280,5 +280,14 @@ def overlap(source: str, target: str) -> str | None:
 
 def file_uri_path(uri: str) -> str:
     """The path a file:// URI names, percent-decoded as RFC 8089 says: `Path("my data").as_uri()`
-    writes `file:///.../my%20data`, which names the directory `my data`, not `my%20data`."""
-    return unquote(urlsplit(uri).path)
+    writes `file:///.../my%20data`, which names the directory `my data`, not `my%20data`.
+    A host other than `localhost` (`file://data/set` meant as a relative path names the host
+    `data`), no path, or a NUL byte is refused: taking the path alone would name another folder."""
+    parts = urlsplit(uri)
+    path = unquote(parts.path)
+    if parts.netloc not in ("", "localhost") or not path or "\0" in path:
+        raise ConfigError(
+            f"{uri!r} does not name a folder of this machine: a file:// URI is file:///absolute/path "
+            "(three slashes, no host, no NUL); for a relative path write ./path."
+        )
+    return path

@@ -84,6 +84,8 @@ def outbound_failure(
         )
     except RuntimeError:
         pass
+    if (local := aws_configuration_failure(exc)) is not None:
+        return local
     if type(exc).__module__.startswith(("botocore", "s3transfer")):
         where = "S3" if where == "a remote" else where
         url = url or (getattr(exc, "kwargs", None) or {}).get("endpoint_url")
@@ -105,4 +107,30 @@ def outbound_failure(
     return HubAnswerUnusable(
         f"Could not {action} {where}{whom}: its answer cannot be used ({what}). Check the endpoint "
         "(HF_ENDPOINT, HUBPRESS_HUB_ENDPOINT, HUBPRESS_S3_ENDPOINT_URL) and any proxy in between, then run again."
+    )
+
+
+# botocore's errors about this machine's AWS configuration (a profile, a config or credentials
+# file, a region): raised before any request, so no remote's answer is to blame.
+_AWS_CONFIGURATION_ERRORS = (
+    "ProfileNotFound",
+    "ConfigNotFound",
+    "ConfigParseError",
+    "InvalidConfigError",
+    "PartialCredentialsError",
+    "UnknownCredentialError",
+    "NoRegionError",
+)
+
+
+def aws_configuration_failure(exc: BaseException) -> HubpressError | None:
+    """The one-line error for botocore refusing this machine's AWS configuration, or None."""
+    if not type(exc).__module__.startswith("botocore") or type(exc).__name__ not in _AWS_CONFIGURATION_ERRORS:
+        return None
+    from hubpress.errors import ConfigError
+
+    return ConfigError(
+        f"the AWS configuration of this machine cannot be used ({_reason(exc)}): check AWS_PROFILE, "
+        "AWS_CONFIG_FILE and AWS_SHARED_CREDENTIALS_FILE, or set HUBPRESS_AWS_ACCESS_KEY_ID and "
+        "HUBPRESS_AWS_SECRET_ACCESS_KEY."
     )

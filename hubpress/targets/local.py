@@ -14,7 +14,7 @@ import hashlib
 import os
 import shutil
 import tempfile
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from pathlib import Path
 
 from hubpress.errors import PublishError, SourceError
@@ -51,11 +51,19 @@ class LocalDir:
         if self.path.is_symlink():
             resolved = Path(os.path.realpath(self.path))
             if resolved.parent == Path(os.path.realpath(self.versions)):
+                # A version's id is its files' digest; one edited in place (through the link) is
+                # another state, so a publish re-plans it rather than finding "nothing to do".
+                if self._version_id(resolved, self._sha256_kept) != resolved.name:
+                    return f"edited:{resolved.name}"
                 return resolved.name
             return f"external:{resolved}"
         if self.path.is_dir():
             return "unmanaged"
         return None
+
+    def _sha256_kept(self, path: Path) -> str:
+        # hubpress's own immutable versions: each publish links them anew (the ctime moves)
+        return self.cache.sha256_local(path, with_ctime=False)
 
     def head(self, revision: str) -> str | None:
         return self._head()
@@ -141,9 +149,11 @@ class LocalDir:
                             raise PublishError(f"{change.path} changed while it was copied into {self.path}.")
                 version = self._version_id(build)
                 final = self.versions / version
-                if final.exists():
+                if final.exists() and self._version_id(final, self._sha256_kept) == version:
                     shutil.rmtree(build)
                 else:
+                    if final.exists():  # that version, edited in place since: the new files replace it
+                        os.rename(final, self.versions / f"edited-{os.getpid()}")
                     os.rename(build, final)
             except BaseException:
                 shutil.rmtree(build, ignore_errors=True)
@@ -169,11 +179,11 @@ class LocalDir:
                     shutil.copy2(src, dest)
 
     @staticmethod
-    def _version_id(build: Path) -> str:
+    def _version_id(build: Path, sha256: Callable[[Path], str] = sha256_file) -> str:
         digest = hashlib.sha256()
         for path in sorted(p for p in build.rglob("*") if p.is_file()):
             digest.update(path.relative_to(build).as_posix().encode() + b"\0")
-            digest.update(sha256_file(path).encode() + b"\n")
+            digest.update(sha256(path).encode() + b"\n")
         return digest.hexdigest()[:40]
 
     def _swap(self, final: Path, head: str | None) -> None:

@@ -44,3 +44,26 @@ def test_s3_without_credentials_is_one_line_before_prefect(tmp_path, where):
         "(or AWS_* variables, a profile), or name an AwsCredentials block in HUBPRESS_AWS_CREDENTIALS_BLOCK."
     ]
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.usefixtures("no_aws_credentials")
+@pytest.mark.parametrize("config", ["profile", "unparsable"])
+def test_an_unusable_aws_configuration_is_named_as_such(tmp_path, monkeypatch, config):
+    """A missing AWS_PROFILE or an AWS config file botocore cannot parse is this machine's
+    configuration: the line says so, not that S3's answer could not be used or to check HF_ENDPOINT."""
+    if config == "profile":
+        monkeypatch.setenv("AWS_PROFILE", "nope")
+    else:
+        (tmp_path / "no-config").write_text("[default\nregion = x\n")
+    write_dataset(tmp_path / "src", samples=2, image_size=16)
+    for args in (
+        ["scan", "s3://team/face_seg"],
+        ["publish-dataset", str(tmp_path / "src"), str(tmp_path / "out"), "--staging", "s3://team/stage"],
+    ):
+        code, out, err = run_cli(*args)
+        assert code == 1 and out == "", err
+        [line] = err.splitlines()
+        assert line.startswith("error: the AWS configuration of this machine cannot be used"), line
+        assert "HF_ENDPOINT" not in line and "answer" not in line
+        assert ("nope" in line) if config == "profile" else ("no-config" in line or "parse" in line.lower())
+    assert not (tmp_path / "out").exists()
