@@ -16,6 +16,8 @@ A pattern is a regex searched in "METHOD /path?query". Kinds:
   redirect_short 302 to another origin that answers 2 bytes (for a download: a short file)
   echo_token     400 whose error message (JSON body and X-Error-Message) repeats the request's
                  Authorization header, as a careless or hostile server may
+  echo_token_glued  the same, but only the token's value, glued to the word before it (`key=...`,
+                 `a1hf_...`): nothing marks it as a token, so only its value can find it
   link_loop      the upstream's answer with a `Link: <this same URL>; rel="next"` header: a listing
                  whose next page is the page just read, forever
   bad_sha        the upstream's answer with every `"sha": "<40 hex>"` replaced by `"sha": "../../x"`
@@ -50,6 +52,7 @@ KINDS = (
     "gzip_bomb",
     "bad_sha",
     "echo_token",
+    "echo_token_glued",
     "link_loop",
 )
 
@@ -203,8 +206,11 @@ class _Handler(QuietHandler):
             status, reason, headers, data = self._forward(body)
             headers = [*headers, ("Link", f'<{self.owner.url}{self.path}>; rel="next"')]
             self.wfile.write(self._raw(status, reason, headers, data))
-        elif kind == "echo_token":
-            said = f"request refused, it carried {self.headers.get('Authorization')}"
+        elif kind in ("echo_token", "echo_token_glued"):
+            carried = self.headers.get("Authorization") or ""
+            if kind == "echo_token_glued":
+                carried = "key=a1" + carried.split()[-1]
+            said = f"request refused, it carried {carried}"
             data = json.dumps({"error": said}).encode()
             self._send(400, {"Content-Type": "application/json", "X-Error-Message": said}, data)
         elif kind == "bad_sha":

@@ -116,7 +116,33 @@ def retry_transient(
 
 @contextlib.contextmanager
 def hub_errors(action: str, where: str, token: ResolvedToken) -> Iterator[None]:
-    """Turn the Hub's auth and not-found answers into hubpress errors that say what to do."""
+    """Turn the Hub's auth and not-found answers into hubpress errors that say what to do. Whatever
+    leaves never carries the token's value: a remote may repeat it in an answer that an error quotes
+    in any spelling (glued to other text, or not shaped like a Hugging Face token at all), and the
+    error then reaches the one line, --json, the run's log and its artifacts."""
+    try:
+        with _hub_errors(action, where, token):
+            yield
+    except BaseException as exc:
+        hide_value(exc, token.value)
+        raise
+
+
+def hide_value(exc: BaseException, secret: str | None) -> None:
+    """Replace `secret` by *** in the text arguments of `exc` and of the exceptions it was raised
+    from or during, in place (so `str()`, a traceback and a log record all lose it)."""
+    if not secret:
+        return
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if any(isinstance(a, str) and secret in a for a in exc.args):
+            exc.args = tuple(a.replace(secret, "***") if isinstance(a, str) else a for a in exc.args)
+        exc = exc.__cause__ or exc.__context__
+
+
+@contextlib.contextmanager
+def _hub_errors(action: str, where: str, token: ResolvedToken) -> Iterator[None]:
     from huggingface_hub.errors import (
         EntryNotFoundError,
         HfHubHTTPError,

@@ -194,19 +194,21 @@ def test_a_hub_answer_naming_no_commit_as_the_head_is_one_line(
     assert out == ""
 
 
+@pytest.mark.parametrize("kind", ["echo_token", "echo_token_glued"])
 def test_a_server_repeating_the_token_in_its_error_never_gets_it_printed(
-    hostile_proxy, write_token, tmp_path, monkeypatch
+    kind, hostile_proxy, write_token, tmp_path, monkeypatch
 ):
     """A Hub (or proxy) whose error message repeats the request's Authorization header: hubpress
     says what failed in one line, without the token."""
     monkeypatch.setenv("HUBPRESS_STAGING", str(tmp_path / "staging"))
     weights = write_lora(tmp_path / "w" / "pytorch_lora_weights.safetensors", seed=4)
     repo = f"alice/echo-{uuid.uuid4().hex[:8]}"
-    hostile_proxy.arm(r"^(GET|POST) /api/(models/|repos/create)", "echo_token", count=50)
+    hostile_proxy.arm(r"^(GET|POST) /api/(models/|repos/create)", kind, count=50)
     code, out, err = run_cli("publish-lora", str(weights.parent), repo)
-    one_line_failure(code, err, "echo_token")
+    one_line_failure(code, err, kind)
     assert hostile_proxy.fired, "the fault was never reached"
     assert WRITE_TOKEN not in err and WRITE_TOKEN not in out, err
+    assert WRITE_TOKEN[3:] not in err + out, err  # not even the part after a pattern's `hf_`
 
 
 def test_a_listing_whose_next_page_is_itself_ends_in_one_line(
