@@ -147,8 +147,14 @@ def write_token(monkeypatch):
 @pytest.fixture(scope="session")
 def s3_server():
     """moto's S3 in server mode on 127.0.0.1: real S3 over HTTP."""
+    import logging
+
     from moto.server import ThreadedMotoServer
 
+    # moto serves through werkzeug in this process, and werkzeug logs every 4xx it answers at INFO
+    # (verbose=False does not stop it): once Prefect's console handler is on the root logger, those
+    # access lines land on the stderr a CLI test reads as hubpress's own output.
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
