@@ -122,7 +122,15 @@ def card_shape(card_text: str | None) -> str | None:
     changes: the front matter with each split's data_files paths and the split sizes left out (the
     configs, their splits, the features and every other key kept). Two revisions with the same
     shape open the same way once their files are named right. None when there is no front matter."""
-    meta, _body = split_front_matter(card_text or "")
+    return _shape(_front_matter(card_text))
+
+
+def _front_matter(card_text: str | None) -> dict[str, Any]:
+    # Parsed once per check: a card naming thousands of shards takes tens of ms of YAML each time.
+    return split_front_matter(card_text or "")[0]
+
+
+def _shape(meta: dict[str, Any]) -> str | None:
     if not meta:
         return None
     shape = dict(meta)
@@ -163,13 +171,16 @@ def card_names_shards(card_text: str | None, files: dict[str, dict[str, Any]]) -
     """What is wrong with the card's `default` config as datasets would read it: each split must
     list exactly the manifest's shards of that split (by name, no glob), and no other split.
     Empty: the card names the committed shards."""
-    config = _default_config(card_text)
+    return _shard_problems(_front_matter(card_text), _shards_and_rows(files)[0])
+
+
+def _shard_problems(meta: dict[str, Any], shards: dict[str, dict[str, Any]]) -> list[str]:
+    config = _default_config(meta)
     if config is None:
         return ["the card has no single `default` config with data_files"]
     expected: dict[str, set[str]] = {}
-    for path, facts in files.items():
-        if "num_rows" in facts:
-            expected.setdefault(facts["split"], set()).add(path)
+    for path, facts in shards.items():
+        expected.setdefault(facts["split"], set()).add(path)
     named: dict[str, set[str]] = {}
     for entry in config["data_files"]:
         paths = entry.get("path") if isinstance(entry, dict) else None
@@ -184,8 +195,7 @@ def card_names_shards(card_text: str | None, files: dict[str, dict[str, Any]]) -
     return []
 
 
-def _card_split_sizes(card_text: str | None) -> dict[str, Any]:
-    meta, _body = split_front_matter(card_text or "")
+def _card_split_sizes(meta: dict[str, Any]) -> dict[str, Any]:
     info = meta.get("dataset_info")
     splits = info.get("splits") if isinstance(info, dict) else None
     if not isinstance(splits, list):
@@ -195,8 +205,7 @@ def _card_split_sizes(card_text: str | None) -> dict[str, Any]:
     }
 
 
-def _default_config(card_text: str | None) -> dict[str, Any] | None:
-    meta, _body = split_front_matter(card_text or "")
+def _default_config(meta: dict[str, Any]) -> dict[str, Any] | None:
     configs = meta.get("configs")
     found = (
         [c for c in configs if isinstance(c, dict) and c.get("config_name") == "default"]
@@ -224,18 +233,18 @@ def verify_changed_revision(
     the committed shards of each split; and the first row's `first_columns` of each non-empty
     split's first shard read with pyarrow. Raises PublishError saying what differs."""
     shards, per_split = _shards_and_rows(files)
-    card = committed_card(target_name, target, commit)
-    problems = card_names_shards(card, files)
-    if not problems and _card_split_sizes(card) != {s: n for s, n in per_split.items() if n}:
+    meta = _front_matter(committed_card(target_name, target, commit))
+    problems = _shard_problems(meta, shards)
+    if not problems and _card_split_sizes(meta) != {s: n for s, n in per_split.items() if n}:
         # datasets checks a download's split sizes against the card's (NonMatchingSplitsSizesError)
         problems.append(f"the card's dataset_info splits do not hold the manifest's rows {per_split}")
-    if not problems and card_shape(card) != opened_shape:
+    if not problems and _shape(meta) != opened_shape:
         problems.append("the card is not shaped as the one datasets opened at the parent commit")
     if problems:
         raise PublishError(f"Verification of {target_name}@{commit[:12]} failed: " + "; ".join(problems))
     # The split's first row, as datasets would stream it: the first non-empty shard the card lists.
     first_shard = {}
-    for entry in _default_config(card)["data_files"]:
+    for entry in _default_config(meta)["data_files"]:
         listed = [path for path in entry["path"] if shards[path]["num_rows"]]
         if listed:
             first_shard[entry["split"]] = listed[0]
