@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 
 from hubpress.errors import ConfigError, SourceError
-from hubpress.lora.release import METRIC_NAMES, Checkpoint, TrainingOutput, usable
+from hubpress.lora.release import METRIC_NAMES, Checkpoint, TrainingOutput
 from hubpress.lora.weights import DEFAULT_WEIGHT_NAME
 
 HIGHER_IS_BETTER = frozenset(
@@ -72,6 +72,22 @@ def parse_select(select: str) -> Selection:
     raise ConfigError(f"select={select!r} is not understood. Accepted forms: {SELECT_FORMS}.")
 
 
+def _usable_or_suggest(output: TrainingOutput, checkpoint: Checkpoint) -> Checkpoint:
+    """`checkpoint` if it has weights; otherwise the error names the newest checkpoint that has,
+    so a user whose last save was interrupted knows which `step:N` to release instead (hubpress
+    never picks another checkpoint on its own: a release is the one the user chose)."""
+    if checkpoint.weights is not None:
+        return checkpoint
+    others = [
+        c for c in output.checkpoints if c.weights is not None and c.step is not None and c is not checkpoint
+    ]
+    hint = ""
+    if others:
+        newest = others[-1]
+        hint = f" The newest checkpoint with usable weights is {newest.name}: release it with --select step:{newest.step}."
+    raise SourceError(f"Cannot release {checkpoint.name}: {checkpoint.problem}.{hint}")
+
+
 def _metric_at(output: TrainingOutput, metric: str, step: int, after: int | None) -> tuple[int, float] | None:
     """(logged step, value) of the last finite value logged at or before `step` and after `after`."""
     best: tuple[int, float] | None = None
@@ -93,7 +109,7 @@ def select_checkpoint(output: TrainingOutput, select: str = "latest") -> Checkpo
             f"{DEFAULT_WEIGHT_NAME} and for weights at the top level."
         )
     if selection.kind == "latest":
-        return usable(output.checkpoints[-1])  # sorted by step, final weights last
+        return _usable_or_suggest(output, output.checkpoints[-1])  # sorted by step, final last
     if selection.kind == "step":
         matches = [c for c in output.checkpoints if c.step == selection.step and not c.is_final]
         matches = matches or [c for c in output.checkpoints if c.step == selection.step]
@@ -102,7 +118,7 @@ def select_checkpoint(output: TrainingOutput, select: str = "latest") -> Checkpo
             raise ConfigError(
                 f"select={select!r}: no checkpoint at step {selection.step}. Steps present: {steps}."
             )
-        return usable(matches[-1])
+        return _usable_or_suggest(output, matches[-1])
 
     metric = selection.metric
     assert metric is not None
@@ -135,7 +151,7 @@ def select_checkpoint(output: TrainingOutput, select: str = "latest") -> Checkpo
             f"has a value logged at or before its step; checkpoints: {steps}."
         )
     scored.sort(key=lambda t: (t[0], t[1]))
-    return usable(scored[0][2])
+    return _usable_or_suggest(output, scored[0][2])
 
 
 def metric_value(output: TrainingOutput, checkpoint: Checkpoint, metric: str) -> float | None:

@@ -298,3 +298,16 @@ def test_step_folders_of_samples_and_deepspeed_states_are_not_checkpoints(tmp_pa
         "pytorch_lora_weights.safetensors",
         "samples/step_1000/0.png",
     ]
+
+
+def test_a_newest_checkpoint_without_weights_names_the_step_to_release(tmp_path):
+    # A save interrupted by the end of a job leaves checkpoint-1500 without its weights: hubpress
+    # still refuses to pick another checkpoint on its own, and says which step:N would work.
+    root = make_training_output(tmp_path / "run")
+    (root / "checkpoint-1500" / "pytorch_lora_weights.safetensors").unlink()
+    output = discover_training_output(str(root))
+    for select in ("latest", "step:1500", "best:psnr:max"):
+        with pytest.raises(SourceError, match="Cannot release checkpoint-1500") as caught:
+            select_checkpoint(output, select)
+        assert "release it with --select step:1000" in str(caught.value)
+    assert select_checkpoint(output, "step:1000").name == "checkpoint-1000"
