@@ -187,3 +187,46 @@ def _commit_files_new(repo: str, files: dict[str, bytes]) -> None:
 
     HfApi(endpoint=HUB_URL, token=WRITE_TOKEN).create_repo(repo, repo_type="dataset")
     _commit_files(repo, files, "first")
+
+
+USERS_OWN_PARQUET = ["data/train-00000-of-00001.parquet", "data/mine.parquet", "data/train/3/x.parquet"]
+
+
+def test_a_users_own_parquet_named_in_the_manifest_is_never_deleted(hub, write_token, tmp_path):
+    """A manifest entry with the right sha256 and size proves nothing about a file hubpress did not
+    name: a collaborator's (or a hostile) manifest listing the user's own parquet files (the name
+    `datasets` gives, any other name) does not get them deleted."""
+    src = tmp_path / "src"
+    write_dataset(src, samples=3, image_size=16, seed=8)
+    repo = f"alice/users-parquet-{uuid.uuid4().hex[:8]}"
+    code, _, err = run_cli("publish-dataset", str(src), repo)
+    assert code == 0, err
+    theirs = {name: f"PAR1 the user's own rows: {name}".encode() for name in USERS_OWN_PARQUET}
+    theirs[".gitattributes"] = b"*.parquet filter=lfs diff=lfs merge=lfs -text\n"
+    _commit_files(repo, {**theirs, "manifest.json": _with_files(_manifest(hub, repo), theirs)}, "user data")
+
+    code, out, err = run_cli("publish-dataset", str(src), repo, "--json")
+    assert code == 0, err
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["deleted_files"] == [] and result["plan"]["deleted"] == []
+    for path, data in theirs.items():
+        assert hub.read_file("dataset", repo, path) == data
+
+
+def test_a_manifest_key_on_a_file_of_another_name_holds_no_shard():
+    """Reuse needs the same proof: a manifest naming a user's parquet with a shard's key, sha256 and
+    size would have had that file published as the shard's rows."""
+    from hubpress.shards.reuse import target_holdings
+
+    key, sha = "ab" * 32, "cd" * 32
+    facts = {"key": key, "sha256": sha, "size": 5, "split": "train", "num_rows": 1, "num_bytes": 5}
+    for path in [
+        *USERS_OWN_PARQUET,
+        "data/train-0123456789abcdef.parquet",
+        "data/../train-abababababababab.parquet",
+    ]:
+        assert target_holdings({"files": {path: facts}}, {path: RemoteFile(path, 5, sha)}) == {}, path
+    ours = f"data/train-{key[:16]}.parquet"
+    assert set(target_holdings({"files": {ours: facts}}, {ours: RemoteFile(ours, 5, sha)})) == {key}
+    ownership = owned_files(json.dumps({"files": {ours: facts}}), {ours: RemoteFile(ours, 6, sha)})
+    assert ownership.deletable == frozenset()  # another size than the recorded one: unproven
