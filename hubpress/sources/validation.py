@@ -201,13 +201,14 @@ WORKERS_PER_CPU = 4
 
 def checked_workers(workers: int | None) -> int | None:
     """`workers` when this machine can use that many decoding processes, else ConfigError."""
-    most = WORKERS_PER_CPU * default_workers()
+    # the machine's CPUs, not the usable ones: a publish on threads asks os.cpu_count() workers
+    most = WORKERS_PER_CPU * max(default_workers(), os.cpu_count() or 1)
     if workers is not None and not 1 <= workers <= most:
         from hubpress.errors import ConfigError
 
         raise ConfigError(
             f"--workers {workers}: this machine can use 1 to {most} decoding processes "
-            f"({WORKERS_PER_CPU} per usable CPU); leave it out for one per CPU."
+            f"({WORKERS_PER_CPU} per CPU); leave it out for one per CPU."
         )
     return workers
 
