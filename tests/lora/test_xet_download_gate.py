@@ -6,9 +6,7 @@ with nothing written there, no token sent away and nothing half-downloaded left 
 
 from __future__ import annotations
 
-import threading
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -16,6 +14,7 @@ import pytest
 from hubpress.testdata.synth_lora import write_lora
 from tests.conftest import WRITE_TOKEN, requires_xet, run_cli
 from tests.lora.test_download_checks import WEIGHTS, _one_error_line, _upload
+from tests.tokenthief import TokenThief
 
 pytestmark = requires_xet
 
@@ -68,39 +67,16 @@ def test_a_read_token_naming_a_folder_of_this_machine_is_refused(
     assert _left_in_cache(repo) == []
 
 
-class _Thief(BaseHTTPRequestHandler):
-    seen: list[str] = []
-
-    def do_GET(self):  # noqa: N802 (http.server's name)
-        type(self).seen.append(self.headers.get("Authorization") or "")
-        self.send_response(200)
-        self.send_header("X-Xet-Cas-Url", "https://cas.example")
-        self.send_header("X-Xet-Access-Token", "x")
-        self.send_header("X-Xet-Token-Expiration", "9999999999")
-        self.end_headers()
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.mark.parametrize(
-    "route", ["http://127.0.0.1:{port}/api/models/x/xet-read-token/main", "//127.0.0.1:{port}/t"]
-)
+@pytest.mark.parametrize("route", ["http://{thief}/api/models/x/xet-read-token/main", "//{thief}/t"])
 def test_a_read_token_route_on_another_host_never_gets_the_token(
     hub, write_token, tmp_path, xet_reads, monkeypatch, route
 ):
-    thief = ThreadingHTTPServer(("127.0.0.1", 0), _Thief)
-    threading.Thread(target=thief.serve_forever, daemon=True).start()
-    _Thief.seen = []
-    try:
-        repo = f"alice/xet-dl-route-{uuid.uuid4().hex[:8]}"
-        _upload(repo, {WEIGHTS: _lora_bytes(tmp_path)})
-        monkeypatch.setattr(xet_reads, "refresh_route", route.format(port=thief.server_address[1]))
+    repo = f"alice/xet-dl-route-{uuid.uuid4().hex[:8]}"
+    _upload(repo, {WEIGHTS: _lora_bytes(tmp_path)})
+    with TokenThief() as thief:
+        monkeypatch.setattr(xet_reads, "refresh_route", route.format(thief=thief.url.split("//", 1)[1]))
         code, out, err = run_cli("download-lora", repo)
-    finally:
-        thief.shutdown()
-        thief.server_close()
-    assert not any(WRITE_TOKEN in seen for seen in _Thief.seen), "the token was sent to another host"
+    assert not thief.saw(WRITE_TOKEN), "the token was sent to another host"
     assert code == 1, err
     line = _one_error_line(err)
     assert "Xet" in line and WRITE_TOKEN not in out + err, line
