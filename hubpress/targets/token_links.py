@@ -8,8 +8,9 @@ token among them:
 - a listing page names the next one (the `Link` of rel `next`).
 
 A Hub, or anything answering in its place, naming another host there is sent the token. So each
-such link must be on the origin of the request whose answer named it (or on huggingface.co, which
-huggingface_hub rewrites to the endpoint it talks to); anything else ends the call in one line
+such link must be on the origin of the request whose answer named it (a Xet token route may also
+be on huggingface.co, which huggingface_hub rewrites to the endpoint it talks to; a next page it
+follows as named); anything else ends the call in one line
 (`TokenLinkRefused`) before huggingface_hub reads the answer. Called from hubpress's transport
 (hubpress.targets.hub_http), which every huggingface_hub request goes through. (The LFS batch
 answer's verify link is in its body: hubpress.targets.hub_upload.check_verify_link.)
@@ -27,8 +28,9 @@ from hubpress.targets.hub_failures import HubAnswerUnusable
 
 ROUTE_HEADER = "x-xet-refresh-route"
 # rel -> what the link is for, as the one line says it
-FOLLOWED_LINKS = {"xet-auth": "the place to ask for a Xet read token", "next": "the next page of a listing"}
-REWRITTEN = "https://huggingface.co/"  # huggingface_hub puts its endpoint in place of this
+XET_ROUTE, NEXT_PAGE = "the place to ask for a Xet read token", "the next page of a listing"
+FOLLOWED_LINKS = {"xet-auth": XET_ROUTE, "next": NEXT_PAGE}
+REWRITTEN = "https://huggingface.co/"  # in a Xet token route, huggingface_hub puts its endpoint here
 
 
 class TokenLinkRefused(HubAnswerUnusable, httpx2.TransportError):
@@ -50,7 +52,7 @@ def origin(url: str) -> tuple[str, str, int | None] | None:
 def followed_links(headers: Any) -> list[tuple[str, str]]:
     """(what it is for, URL) of each link in an answer's headers that huggingface_hub follows with
     the token."""
-    links = [(FOLLOWED_LINKS["xet-auth"], headers[ROUTE_HEADER])] if ROUTE_HEADER in headers else []
+    links = [(XET_ROUTE, headers[ROUTE_HEADER])] if ROUTE_HEADER in headers else []
     if "link" in headers:
         parsed = httpx2.Response(200, headers={"link": headers["link"]}).links
         for rel, what in FOLLOWED_LINKS.items():
@@ -63,7 +65,7 @@ def check_token_links(request: httpx2.Request, headers: Any) -> None:
     """Raise TokenLinkRefused when the answer to `request` names a followed link off its origin."""
     here = origin(str(request.url))
     for what, url in followed_links(headers):
-        if url.startswith(REWRITTEN) or (here is not None and origin(url) == here):
+        if (what == XET_ROUTE and url.startswith(REWRITTEN)) or (here is not None and origin(url) == here):
             continue
         shown = url_without_secrets(url) if "://" in url else url[:80]
         raise TokenLinkRefused(

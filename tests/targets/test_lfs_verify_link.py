@@ -54,6 +54,15 @@ def test_a_verify_link_on_another_host_never_gets_the_token(
 def test_a_listing_whose_next_page_is_on_another_host_never_gets_the_token(
     hub, hub_proxy, write_token, tmp_path, monkeypatch
 ):
+    import httpx2
+
+    from hubpress.targets.token_links import TokenLinkRefused, check_token_links
+
+    # huggingface_hub follows a next link as named: huggingface.co is another host for a self-hosted
+    # Hub (only a Xet token route on huggingface.co is rewritten to the endpoint)
+    listing = httpx2.Request("GET", f"{hub_proxy.url}/api/models/a/b/tree/main")
+    with pytest.raises(TokenLinkRefused):
+        check_token_links(listing, httpx2.Headers({"link": '<https://huggingface.co/api/x>; rel="next"'}))
     """huggingface_hub follows a listing's `Link: rel="next"` with the listing's headers: a page
     naming another host as the next one would be sent the token."""
     monkeypatch.setenv("HUBPRESS_HUB_ENDPOINT", hub_proxy.url)
