@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from hubpress.shards.shard_store import SealedShard, is_shard_key
+from hubpress.targets.ownership import names_its_key
 from hubpress.targets.plan import RemoteFile
 
 Where = Literal["target", "stage", "build"]
@@ -43,7 +44,9 @@ def target_holdings(
 ) -> dict[str, SealedShard]:
     """key -> the shard, for every shard the target's manifest.json names with its key whose file
     is in the target's tree with the manifest's sha256 and size. A manifest without keys (written
-    before them) or a file someone replaced holds nothing: those shards are built again."""
+    before them) or a file someone replaced holds nothing: those shards are built again. Nor does a
+    file whose name is not the one hubpress gives that key (a collaborator's manifest naming their
+    own parquet file with a shard's key would have it published as that shard's rows)."""
     files = (manifest or {}).get("files")
     if not isinstance(files, dict):
         return {}
@@ -63,7 +66,13 @@ def target_holdings(
         except (KeyError, TypeError, ValueError):
             continue
         there = remote.get(path)
-        if is_shard_key(key) and there is not None and there.sha256 == sha and there.size == size:
+        if (
+            is_shard_key(key)
+            and names_its_key(shard.path_in_repo, key, shard.split)
+            and there is not None
+            and there.sha256 == sha
+            and there.size == size
+        ):
             held[key] = shard
     return held
 

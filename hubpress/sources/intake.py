@@ -28,7 +28,7 @@ from hubpress.sources.fix import SourceFix, fix_source
 from hubpress.sources.formats import DEFAULT_MAX_PIXELS
 from hubpress.sources.models import IntakeReport
 from hubpress.sources.policy import IntakeOptions, OnError, decide, judge
-from hubpress.sources.validation import validate_samples
+from hubpress.sources.validation import checked_workers, validate_samples
 from hubpress.storage.files import ListedFile, LocalStorage, Storage, is_s3, open_storage
 from hubpress.storage.hashcache import HashCache
 
@@ -109,6 +109,7 @@ def run_intake(
 ) -> IntakeReport:
     """List, discover, validate and decide: the IntakeReport of one source (local dir or s3://)."""
     options = IntakeOptions(layout, on_error, allow_missing_target, prompt_encoding, max_pixels).check()
+    checked_workers(workers)  # before the source is listed
     settings = get_settings(settings)
     storage = open_storage(source, settings)
     started = time.perf_counter()

@@ -194,6 +194,25 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+# More decoding processes than this per usable CPU only cost memory (each holds Pillow and an
+# image): `--workers 100000` had loky start processes until the machine ran out of it.
+WORKERS_PER_CPU = 4
+
+
+def checked_workers(workers: int | None) -> int | None:
+    """`workers` when this machine can use that many decoding processes, else ConfigError."""
+    # the machine's CPUs, not the usable ones: a publish on threads asks os.cpu_count() workers
+    most = WORKERS_PER_CPU * max(default_workers(), os.cpu_count() or 1)
+    if workers is not None and not 1 <= workers <= most:
+        from hubpress.errors import ConfigError
+
+        raise ConfigError(
+            f"--workers {workers}: this machine can use 1 to {most} decoding processes "
+            f"({WORKERS_PER_CPU} per CPU); leave it out for one per CPU."
+        )
+    return workers
+
+
 def decode_pool(workers: int) -> Executor:
     """The process's shared pool of `workers` decode processes (see the module docstring)."""
     from loky import get_reusable_executor
@@ -224,7 +243,7 @@ def validate_files(
     """
     settings = settings or get_settings()
     cache = cache if cache is not None else intake_cache(settings)
-    workers = workers or default_workers()
+    workers = checked_workers(workers) or default_workers()
     if keep_for_build and is_s3(root):
         FetchedSpool.of(settings).sweep()  # what earlier runs kept and no build took
     with gc_paused():  # a fact per file, all kept: nothing for the cyclic GC to find

@@ -21,7 +21,8 @@ The Xet storage a Hub names (the X-Xet-Cas-Url header of its Xet token answers, 
 huggingface_hub hands to hf_xet) is checked here too, before hf_xet sees it: hf_xet takes
 `local://PATH` as a storage folder on this machine and writes into it, so a Hub may name one only
 inside a folder the operator listed (HUBPRESS_XET_LOCAL_CAS: a test Hub's CAS); anything else
-that is not an http(s) address is refused.
+that is not an http(s) address is refused; and where a resolve answer sends the Xet token request
+(which carries the user's token) must be the Hub's own origin (hubpress.targets.token_links).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from hubpress.deadlines import DeadlineExceeded, Deadlines, url_without_secrets
 from hubpress.parsers import MAX_ANSWER_BYTES
 from hubpress.targets import hub_waits
 from hubpress.targets.hub_failures import HubAnswerUnusable
+from hubpress.targets.token_links import TokenLinkRefused, check_token_links
 
 # When the current phase of the current request must end (time.monotonic), and what to call it.
 _PHASE_END: contextvars.ContextVar[tuple[float, float, str, str] | None] = contextvars.ContextVar(
@@ -330,7 +332,8 @@ class DeadlineTransport(httpx2.BaseTransport):
         headers = httpx2.Headers(response.headers)
         try:
             _check_xet_storage(request, headers, self.local_cas)
-        except XetStorageRefused:
+            check_token_links(request, headers)
+        except (XetStorageRefused, TokenLinkRefused):
             response.close()
             raise
         limit = _json_limit(request, headers)

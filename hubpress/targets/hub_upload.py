@@ -50,25 +50,19 @@ def preupload(
         except hub_xet.XetNotServed as exc:
             if hub_xet.not_served(api.endpoint):
                 logging.getLogger("hubpress.hub").warning("%s: uploading through LFS instead.", exc)
-    if hub_xet.uses_xet():  # huggingface_hub would take Xet: the LFS batch API is asked here
-        call(action, lambda: lfs_preupload(api, repo_id, repo_type, op, revision, create_pr))
-        return None
-    call(
-        action,
-        lambda: api.preupload_lfs_files(
-            repo_id, [op], repo_type=repo_type, revision=revision, create_pr=create_pr or None, num_threads=1
-        ),
-    )
+    # The LFS batch API, asked here rather than by preupload_lfs_files: huggingface_hub would take
+    # Xet when hf_xet is importable, and its answer's links are checked before the upload uses them.
+    call(action, lambda: lfs_preupload(api, repo_id, repo_type, op, revision, create_pr))
     return None
 
 
 def lfs_preupload(
     api: Any, repo_id: str, repo_type: str, op: Any, revision: str | None, create_pr: bool
 ) -> None:
-    """What `preupload_lfs_files` does on the LFS path, for a Hub without Xet while hf_xet is
-    importable (huggingface_hub then takes Xet, process-wide): the upload mode from the preupload
+    """What `preupload_lfs_files` does on the LFS path (for a Hub without Xet while hf_xet is
+    importable huggingface_hub would take Xet, process-wide): the upload mode from the preupload
     answer, the LFS batch question, and the upload it answers with (none for an object the repo
-    holds)."""
+    holds), its verify link checked first (check_verify_link)."""
     from huggingface_hub._commit_api import _fetch_upload_modes
     from huggingface_hub.lfs import lfs_upload, post_lfs_batch_info
     from huggingface_hub.utils import build_hf_headers
@@ -103,8 +97,29 @@ def lfs_preupload(
     oid = op.upload_info.sha256.hex()
     for action in actions:
         if action.get("oid") == oid and action.get("actions"):
+            check_verify_link(action, api.endpoint, op.path_in_repo)
             lfs_upload(operation=op, lfs_batch_action=action, headers=headers, endpoint=api.endpoint)
     op._is_uploaded = True
+
+
+def check_verify_link(action: dict, endpoint: str, path: str) -> None:
+    """An LFS batch answer's `verify` link is sent the token (huggingface_hub posts to it with the
+    upload's headers), unlike the storage link of the upload itself: it must be on the Hub's own
+    origin, or a Hub (or anything answering for it) naming another host there would receive it."""
+    from huggingface_hub.lfs import fix_hf_endpoint_in_url
+
+    from hubpress.deadlines import url_without_secrets
+    from hubpress.targets.hub_failures import HubAnswerUnusable
+    from hubpress.targets.token_links import origin
+
+    href = ((action.get("actions") or {}).get("verify") or {}).get("href")
+    if isinstance(href, str) and origin(fix_hf_endpoint_in_url(href, endpoint)) != origin(endpoint):
+        raise HubAnswerUnusable(
+            f"The Hub at {url_without_secrets(endpoint)} answered the LFS batch question for {path} with a "
+            f"verify link on another host ({url_without_secrets(href)[:200]!r}), which would be sent the "
+            "token: nothing was uploaded. Check the Hub endpoint (HUBPRESS_HUB_ENDPOINT, HF_ENDPOINT) and "
+            "any proxy in between."
+        )
 
 
 class CreateOnFirstUpload:

@@ -14,6 +14,7 @@ import hashlib
 import os
 import shutil
 import tempfile
+import uuid
 from collections.abc import Callable, Collection, Iterator, Sequence
 from pathlib import Path
 
@@ -153,7 +154,7 @@ class LocalDir:
                     shutil.rmtree(build)
                 else:
                     if final.exists():  # that version, edited in place since: the new files replace it
-                        os.rename(final, self.versions / f"edited-{os.getpid()}")
+                        os.rename(final, self._aside("edited"))
                     os.rename(build, final)
             except BaseException:
                 shutil.rmtree(build, ignore_errors=True)
@@ -190,13 +191,18 @@ class LocalDir:
         if head == "unmanaged" or (head or "").startswith("external:"):
             # A plain directory (or foreign symlink) cannot be replaced by a rename: move it aside
             # into the versions store first. Its files were carried into the new version already.
-            aside = self.versions / f"previous-{os.getpid()}"
-            os.rename(self.path, aside)
+            os.rename(self.path, self._aside("previous"))
         link = self.path.parent / f".{self.path.name}.{os.getpid()}.link"
         with contextlib.suppress(FileNotFoundError):
             link.unlink()
         os.symlink(os.path.relpath(final, self.path.parent), link)
         os.replace(link, self.path)
+
+    def _aside(self, kind: str) -> Path:
+        """A new name in the versions store for a folder moved aside: never one in use. A name made
+        of the pid collided with the one a previous repair in this process (or a crashed run whose
+        pid came round again) left, and the rename failed on a folder that was not empty."""
+        return self.versions / f"{kind}-{uuid.uuid4().hex}"
 
     def _prune(self, keep: set[str]) -> None:
         entries = [p for p in self.versions.iterdir() if p.is_dir() and not p.name.startswith(".build-")]

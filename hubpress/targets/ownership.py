@@ -6,10 +6,17 @@ deleted by the next publish. A file is deletable only when all of these hold:
 
 - its name passes the name gate (`hubpress.storage.names.remote_path`): a `../x` or `/etc/x` in the
   manifest or in the repo's listing is refused, reported in one line, and never acted on;
-- it is of hubpress's own naming (`data/<name>.parquet`, or `data/<split>/<bucket>/<name>.parquet`
-  for a split too large for one folder: the shards every publish names);
-- the repo holds it now with the sha256 the manifest recorded for it (an LFS file, or a local
-  target's file, whose content is known without downloading it).
+- it is of hubpress's own naming, `data/<split>-<16 hex>.parquet` (or
+  `data/<split>/<bucket>/<split>-<16 hex>.parquet` for a split too large for one folder): the
+  shards every publish names by their key. A user's own `data/train-00000-of-00001.parquet` (the
+  name `datasets` gives) or `data/mine.parquet` is never hubpress's, whatever a manifest says;
+- when the manifest records the shard's key, the name is that key's (its first 16 hex digits);
+- the repo holds it now with the sha256 (and, when recorded, the size) the manifest recorded for
+  it (an LFS file, or a local target's file, whose content is known without downloading it).
+
+A hostile manifest can still claim a file of exactly hubpress's naming, which only hubpress or
+someone imitating it writes: the name is the proof a listing and a manifest can give without
+downloading the file.
 
 Anything else is left alone. Pure functions over the manifest's text and the target's listing.
 
@@ -33,7 +40,7 @@ from hubpress.targets.plan import RemoteFile
 # only ones it deletes. README.md and manifest.json are rewritten, never deleted.
 # A split with more shards than data/ may hold puts them in data/<split>/<bucket>/ (shards.in_folders).
 OWN_NAME = re.compile(
-    r"^data/(?:[A-Za-z0-9][A-Za-z0-9._-]*/[0-9a-f]{1,2}/)?[A-Za-z0-9][A-Za-z0-9._-]*\.parquet$"
+    r"^data/(?:[A-Za-z0-9][A-Za-z0-9._-]*/[0-9a-f]{1,2}/)?[A-Za-z0-9][A-Za-z0-9._-]*-(?P<key>[0-9a-f]{16})\.parquet$"
 )
 
 log = logging.getLogger("hubpress.publish")
@@ -74,16 +81,41 @@ class Ownership:
     refused: tuple[str, ...] = ()
 
 
-def _recorded(files: object) -> dict[object, object]:
-    """The manifest's `files` as name -> recorded sha256 (a dict of facts, or of sha256 strings)."""
+def names_its_key(path: str, key: str, split: str) -> bool:
+    """`path` is the name hubpress gives the shard `key` of `split` (in data/ or a bucket of it),
+    and passes the name gate."""
+    try:
+        remote_path(path, what="manifest.json file")
+    except UnsafeNameError:
+        return False
+    own = OWN_NAME.match(path)
+    return own is not None and own["key"] == key[:16] and path.endswith(f"/{split}-{key[:16]}.parquet")
+
+
+def _recorded(files: object) -> dict[object, Mapping[str, object]]:
+    """The manifest's `files` as name -> recorded facts (a dict of facts, or of sha256 strings)."""
     if isinstance(files, Mapping):
         return {
-            name: facts.get("sha256") if isinstance(facts, Mapping) else facts
-            for name, facts in files.items()
+            name: facts if isinstance(facts, Mapping) else {"sha256": facts} for name, facts in files.items()
         }
     if isinstance(files, list):
-        return {f.get("path"): f.get("sha256") for f in files if isinstance(f, Mapping)}
+        return {f.get("path"): f for f in files if isinstance(f, Mapping)}
     return {}
+
+
+def _proven(path: str, facts: Mapping[str, object], have: RemoteFile | None) -> bool:
+    """`path` is of hubpress's naming, and the listing holds it with the recorded content."""
+    own = OWN_NAME.match(path)
+    sha256, size, key = facts.get("sha256"), facts.get("size"), facts.get("key")
+    return (
+        own is not None
+        and have is not None
+        and isinstance(sha256, str)
+        and have.sha256 is not None
+        and have.sha256 == sha256
+        and (size is None or size == have.size)
+        and (key is None or (isinstance(key, str) and key[:16] == own["key"]))
+    )
 
 
 def owned_files(manifest_text: str | None, remote: Mapping[str, RemoteFile]) -> Ownership:
@@ -92,7 +124,7 @@ def owned_files(manifest_text: str | None, remote: Mapping[str, RemoteFile]) -> 
     recorded = _recorded(data.get("files") if data is not None else None)
     deletable: set[str] = set()
     refused: list[str] = []
-    for name, sha256 in recorded.items():
+    for name, facts in recorded.items():
         if not isinstance(name, str):
             continue
         try:
@@ -100,13 +132,6 @@ def owned_files(manifest_text: str | None, remote: Mapping[str, RemoteFile]) -> 
         except UnsafeNameError as exc:
             refused.append(f"{exc} It is ignored: hubpress deletes only files it wrote.")
             continue
-        have = remote.get(path)
-        if (
-            OWN_NAME.match(path)
-            and have is not None
-            and isinstance(sha256, str)
-            and have.sha256 is not None
-            and have.sha256 == sha256
-        ):
+        if _proven(path, facts, remote.get(path)):
             deletable.add(path)
     return Ownership(frozenset(deletable), tuple(refused))

@@ -86,3 +86,24 @@ def test_fix_source_prints_what_it_changed(tmp_path):
     assert "rewrote: train.csv" in result.output
     assert "correction" not in result.output.split("rewrote")[1]  # the rescanned source needs none
     assert (tmp_path / f"train/control/{sid}.jpg").exists()
+
+
+def test_more_workers_than_the_machine_can_use_is_one_line_exit_2(tmp_path):
+    """`--workers 100000` had loky start decoding processes until memory ran out: refused before
+    the source is listed, in one line, and the Python API says the same."""
+    import pytest
+
+    from hubpress.errors import ConfigError
+    from hubpress.sources.intake import run_intake
+    from tests.conftest import run_cli
+
+    write_dataset(tmp_path, samples=1, seed=3)
+    for args in (["--workers", "100000"], ["--workers", "100000", "--json"]):
+        code, out, err = run_cli("scan", str(tmp_path), *args)
+        lines = [line for line in err.splitlines() if line.strip()]
+        assert code == 2 and len(lines) == 1 and "--workers 100000" in lines[0], err
+        assert "Traceback" not in err
+    assert json.loads(out)["kind"] == "ConfigError"
+    with pytest.raises(ConfigError, match="decoding processes"):
+        run_intake(str(tmp_path), workers=100000)
+    assert run_cli("scan", str(tmp_path), "--workers", "2")[0] == 0

@@ -57,7 +57,7 @@ from .store import (
     decide_upload_mode,
     matches_pattern,
 )
-from .xet import XetCas, fetch_committed, token_routes
+from .xet import XetCas, fetch_committed, read_headers, token_routes
 
 TYPE_PREFIX = {"model": "", "dataset": "datasets/", "space": "spaces/"}
 _API_REPO = r"/api/(?P<type>model|dataset|space)s/(?P<ns>[^/]+)/(?P<name>[^/]+)"
@@ -828,6 +828,9 @@ class HubApp:
         if info.lfs is not None:
             headers.update({"ETag": f'"{info.lfs.oid}"', "X-Linked-Etag": f'"{info.lfs.oid}"'})
             headers["X-Linked-Size"] = str(info.size)
+            if self.xet is not None:
+                token_path = f"/api/{_web_type(p)}s/{_repo_id(p)}/xet-read-token/{sha}"
+                headers.update(read_headers(self.xet, request.base_url, token_path, info.lfs.oid))
             source: bytes | Path = repo.read_lfs(info.lfs.oid)
         else:
             headers["ETag"] = f'"{info.oid}"'

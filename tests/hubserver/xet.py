@@ -85,6 +85,10 @@ class XetCas:
         # shaped link (--mbytes-per-s) when the commit naming it arrives, so benches pay for it.
         self.on_stored: Callable[[int], None] = lambda nbytes: None
         self._charged = self.stored_bytes()
+        # Downloads through Xet, as the Hub serves a Xet-backed file: off unless a test asks
+        # (read_headers); `refresh_route` replaces the read-token URL a resolve answer names.
+        self.serve_reads = False
+        self.refresh_route: str | None = None
 
     @property
     def url(self) -> str:
@@ -158,6 +162,18 @@ class XetCas:
             target.unlink(missing_ok=True)
             raise
         return target
+
+
+def read_headers(cas: XetCas, base_url: str, token_path: str, sha256: str) -> dict[str, str]:
+    """What a resolve answer adds for a file the CAS holds, when `cas.serve_reads`: its Xet hash
+    and where to ask for a read token (huggingface_hub then downloads it through hf_xet)."""
+    found = cas.find(sha256) if cas.serve_reads else None
+    if found is None:
+        return {}
+    return {
+        "X-Xet-Hash": found.xet_hash,
+        "X-Xet-Refresh-Route": cas.refresh_route or f"{base_url}{token_path}",
+    }
 
 
 def token_routes(app, cas: XetCas) -> list[tuple[str, str, str, Callable[[Request], Response]]]:

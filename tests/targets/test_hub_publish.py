@@ -14,6 +14,12 @@ from tests.shard_helpers import staged_file, staged_manifest
 
 stage = staged_file
 manifest = staged_manifest
+# Shards of hubpress's naming (<split>-<16 hex>.parquet): the only files a publish deletes.
+A, B, C = (
+    "data/train-00000000000000aa.parquet",
+    "data/train-00000000000000bb.parquet",
+    "data/train-00000000000000cc.parquet",
+)
 
 
 def repo_name():
@@ -25,10 +31,10 @@ def test_publish_republish_and_delete_against_the_hub(hub, tmp_path, write_token
     repo = repo_name()
     target = open_target(repo, "dataset", Settings())
     files = [
-        stage(tmp_path, "data/a.parquet", os.urandom(2000)),
-        stage(tmp_path, "data/b.parquet", os.urandom(3000)),
+        stage(tmp_path, A, os.urandom(2000)),
+        stage(tmp_path, B, os.urandom(3000)),
     ]
-    files.append(manifest(tmp_path, ["data/a.parquet", "data/b.parquet"]))
+    files.append(manifest(tmp_path, [A, B]))
     out = publish_files(target, files, target_name=repo, message="first", card=lambda old: "card\n")
     assert out.created_repo and out.commit
     assert hub.head("dataset", repo) == out.commit
@@ -40,13 +46,13 @@ def test_publish_republish_and_delete_against_the_hub(hub, tmp_path, write_token
     assert again.commit is None
     assert hub.stats.commits == 0 and hub.stats.upload_bytes == 0
 
-    files2 = [files[0], manifest(tmp_path, ["data/a.parquet"])]
+    files2 = [files[0], manifest(tmp_path, [A])]
     out3 = publish_files(target, files2, target_name=repo, message="drop b", card=lambda old: "card\n")
-    assert out3.plan.summary()["deleted"] == ["data/b.parquet"]
+    assert out3.plan.summary()["deleted"] == [B]
     paths = {
         f.path for f in HfApi(token=WRITE_TOKEN).list_repo_tree(repo, repo_type="dataset", recursive=True)
     }
-    assert "data/b.parquet" not in paths and "data/a.parquet" in paths
+    assert B not in paths and A in paths
 
 
 def test_someone_elses_commit_between_plan_and_commit_is_kept(hub, tmp_path, write_token):

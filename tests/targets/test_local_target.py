@@ -12,33 +12,39 @@ from tests.shard_helpers import staged_file, staged_manifest
 
 stage = staged_file
 manifest = staged_manifest
+# Shards of hubpress's naming (<split>-<16 hex>.parquet): the only files a publish deletes.
+A, B, C = (
+    "data/train-00000000000000aa.parquet",
+    "data/train-00000000000000bb.parquet",
+    "data/train-00000000000000cc.parquet",
+)
 
 
 def test_publish_then_republish_is_a_noop_and_owned_files_are_deleted(tmp_path):
     target = LocalDir(tmp_path / "out")
-    first = [stage(tmp_path, "data/a.parquet", b"A"), stage(tmp_path, "data/b.parquet", b"B")]
-    first.append(manifest(tmp_path, ["data/a.parquet", "data/b.parquet"]))
+    first = [stage(tmp_path, A, b"A"), stage(tmp_path, B, b"B")]
+    first.append(manifest(tmp_path, [A, B]))
     out = publish_files(target, first, target_name="out", message="first", card=lambda old: "# card\n")
     assert out.commit and sorted(out.uploaded_files) == [
         "README.md",
-        "data/a.parquet",
-        "data/b.parquet",
+        A,
+        B,
         "manifest.json",
     ]
     assert (tmp_path / "out").is_symlink()
-    assert (tmp_path / "out" / "data" / "a.parquet").read_bytes() == b"A"
+    assert (tmp_path / "out" / A).read_bytes() == b"A"
 
     # A file the user put there is not hubpress's: it must survive every later publish.
     user_version = Path(os.path.realpath(tmp_path / "out"))
     again = publish_files(target, first, target_name="out", message="again", card=lambda old: "# card\n")
     assert again.commit is None and again.uploaded_bytes == 0
 
-    second = [stage(tmp_path, "data/a.parquet", b"A"), stage(tmp_path, "data/c.parquet", b"C")]
-    second.append(manifest(tmp_path, ["data/a.parquet", "data/c.parquet"]))
+    second = [stage(tmp_path, A, b"A"), stage(tmp_path, C, b"C")]
+    second.append(manifest(tmp_path, [A, C]))
     out2 = publish_files(target, second, target_name="out", message="second", card=lambda old: "# card\n")
-    assert out2.plan.summary()["deleted"] == ["data/b.parquet"]
-    assert sorted(out2.uploaded_files) == ["data/c.parquet", "manifest.json"]
-    assert not (tmp_path / "out" / "data" / "b.parquet").exists()
+    assert out2.plan.summary()["deleted"] == [B]
+    assert sorted(out2.uploaded_files) == [C, "manifest.json"]
+    assert not (tmp_path / "out" / B).exists()
     assert user_version != Path(os.path.realpath(tmp_path / "out"))
 
 

@@ -30,3 +30,22 @@ def test_a_shard_deleted_in_place_is_restored_by_the_next_publish(tmp_path, monk
     from hubpress.api import load_editing_dataset
 
     assert load_editing_dataset(str(out), split="train").num_rows == 3
+
+
+def test_the_same_version_edited_twice_in_one_process_is_repaired_twice(tmp_path, monkeypatch):
+    """Each repair moves the edited folder aside under a new name: named by the pid, the second
+    repair in one process (or a re-run whose pid came round again) found the first one's folder
+    there and the rename failed."""
+    monkeypatch.setenv("HUBPRESS_STAGING", str(tmp_path / "staging"))
+    monkeypatch.setenv("HUBPRESS_CACHE_DIR", str(tmp_path / "cache"))
+    write_dataset(tmp_path / "src", samples=2, image_size=16, seed=6)
+    out = tmp_path / "out"
+    params = PublishDatasetParams(source=str(tmp_path / "src"), target=str(out))
+    first = publish_dataset(params)["commit"]
+    for _ in range(2):
+        [shard] = sorted((out / "data").glob("*.parquet"))
+        shard.unlink()
+        assert publish_dataset(params)["commit"] == first
+        assert shard.is_file()
+    versions = out.parent / ".out.hubpress" / "versions"
+    assert sorted(p.name for p in versions.iterdir() if p.name.startswith("edited-"))  # kept aside

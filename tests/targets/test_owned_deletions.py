@@ -54,6 +54,16 @@ def _with_files(manifest: dict, extra: dict[str, bytes]) -> bytes:
     return json.dumps({**manifest, "files": files}, indent=2).encode()
 
 
+def _published(tmp_path, name: str, samples: int, seed: int) -> tuple[str, str]:
+    """A dataset published by the CLI to a new repo: (its source folder, the repo id)."""
+    src = tmp_path / "src"
+    write_dataset(src, samples=samples, image_size=16, seed=seed)
+    repo = f"alice/{name}-{uuid.uuid4().hex[:8]}"
+    code, _, err = run_cli("publish-dataset", str(src), repo)
+    assert code == 0, err
+    return str(src), repo
+
+
 def _hostile_listing_commit(hub, repo: str, names: dict[str, bytes], manifest: bytes) -> None:
     """A commit on main whose tree also holds `names` (which no Hub API call would accept)."""
     from tests.hubserver.gitobjects import MODE_FILE, Commit, TreeEntry, build_trees, decode_tree, encode_tree
@@ -75,20 +85,28 @@ def _hostile_listing_commit(hub, repo: str, names: dict[str, bytes], manifest: b
     store.write_ref("refs/heads/main", store.write_object("commit", commit.encode()))
 
 
-def test_a_collaborators_files_in_the_manifest_survive_an_unchanged_publish(hub, write_token, tmp_path):
-    src = tmp_path / "src"
-    write_dataset(src, samples=4, image_size=16, seed=5)
-    repo = f"alice/owned-{uuid.uuid4().hex[:8]}"
-    code, _, err = run_cli("publish-dataset", str(src), repo)
-    assert code == 0, err
-    theirs = {
-        ".gitattributes": b"*.parquet filter=lfs diff=lfs merge=lfs -text\n",
-        "notes/keep.md": b"keep\n",
-    }
+USERS_OWN_PARQUET = ["data/train-00000-of-00001.parquet", "data/mine.parquet", "data/train/3/x.parquet"]
+LFS_PARQUET = {".gitattributes": b"*.parquet filter=lfs diff=lfs merge=lfs -text\n"}
+
+
+@pytest.mark.parametrize(
+    "theirs",
+    [
+        {**LFS_PARQUET, "notes/keep.md": b"keep\n"},
+        # A manifest entry with the right sha256 and size proves nothing about a file hubpress did
+        # not name: the user's own parquet files (the name `datasets` gives, any other) survive.
+        {**LFS_PARQUET, **{name: f"PAR1 the user's own rows: {name}".encode() for name in USERS_OWN_PARQUET}},
+    ],
+    ids=["notes", "users-parquet"],
+)
+def test_a_collaborators_files_in_the_manifest_survive_an_unchanged_publish(
+    hub, write_token, tmp_path, theirs
+):
+    src, repo = _published(tmp_path, "owned", samples=4, seed=5)
     manifest = _with_files(_manifest(hub, repo), theirs)
     _commit_files(repo, {**theirs, "manifest.json": manifest}, "a collaborator's notes")
 
-    code, out, err = run_cli("publish-dataset", str(src), repo, "--json")
+    code, out, err = run_cli("publish-dataset", src, repo, "--json")
     assert code == 0, err
     result = json.loads(out.strip().splitlines()[-1])
     assert result["deleted_files"] == [] and result["plan"]["deleted"] == []
@@ -100,16 +118,12 @@ def test_a_collaborators_files_in_the_manifest_survive_an_unchanged_publish(hub,
 def test_hostile_names_in_the_manifest_and_the_listing_are_refused_in_one_line(
     hub, write_token, tmp_path, dry_run
 ):
-    src = tmp_path / "src"
-    write_dataset(src, samples=4, image_size=16, seed=6)
-    repo = f"alice/hostile-listing-{uuid.uuid4().hex[:8]}"
-    code, _, err = run_cli("publish-dataset", str(src), repo)
-    assert code == 0, err
+    src, repo = _published(tmp_path, "hostile-listing", samples=4, seed=6)
     odd = {name: f"not ours: {name}\n".encode() for name in HOSTILE_NAMES}
     _hostile_listing_commit(hub, repo, odd, _with_files(_manifest(hub, repo), odd))
     head = hub.head("dataset", repo)
 
-    args = ["publish-dataset", str(src), repo, *(["--dry-run"] if dry_run else [])]
+    args = ["publish-dataset", src, repo, *(["--dry-run"] if dry_run else [])]
     code, out, err = run_cli(*args, "--json")
     assert code == 0, err
     assert "Traceback" not in err
@@ -126,7 +140,7 @@ def test_hostile_names_in_the_manifest_and_the_listing_are_refused_in_one_line(
     assert result["deleted_files"] == []
     files = hub.commit_history("dataset", repo)[0]["files"]
     assert {n for n in HOSTILE_NAMES if not n.startswith("/")} <= set(files)
-    code, out, err = run_cli("publish-dataset", str(src), repo)
+    code, out, err = run_cli("publish-dataset", src, repo)
     assert code == 0, err
     if dry_run:  # a real publish follows the dry run: the refusals are warnings, one line each
         warnings = [line for line in err.splitlines() if line.startswith("warning:")]
@@ -187,3 +201,22 @@ def _commit_files_new(repo: str, files: dict[str, bytes]) -> None:
 
     HfApi(endpoint=HUB_URL, token=WRITE_TOKEN).create_repo(repo, repo_type="dataset")
     _commit_files(repo, files, "first")
+
+
+def test_a_manifest_key_on_a_file_of_another_name_holds_no_shard():
+    """Reuse needs the same proof: a manifest naming a user's parquet with a shard's key, sha256 and
+    size would have had that file published as the shard's rows."""
+    from hubpress.shards.reuse import target_holdings
+
+    key, sha = "ab" * 32, "cd" * 32
+    facts = {"key": key, "sha256": sha, "size": 5, "split": "train", "num_rows": 1, "num_bytes": 5}
+    for path in [
+        *USERS_OWN_PARQUET,
+        "data/train-0123456789abcdef.parquet",
+        "data/../train-abababababababab.parquet",
+    ]:
+        assert target_holdings({"files": {path: facts}}, {path: RemoteFile(path, 5, sha)}) == {}, path
+    ours = f"data/train-{key[:16]}.parquet"
+    assert set(target_holdings({"files": {ours: facts}}, {ours: RemoteFile(ours, 5, sha)})) == {key}
+    ownership = owned_files(json.dumps({"files": {ours: facts}}), {ours: RemoteFile(ours, 6, sha)})
+    assert ownership.deletable == frozenset()  # another size than the recorded one: unproven

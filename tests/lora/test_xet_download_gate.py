@@ -1,0 +1,83 @@
+"""A download through Xet is held to the same storage gate as an upload. The test Hub serves a
+Xet-backed file as the Hub does (its resolve answer names the file's Xet hash and where to ask for a
+read token); a Hub whose read-token answer names a folder of this machine as its storage, or whose
+resolve answer sends the token request to another host, ends `download-lora` in one line, exit 1,
+with nothing written there, no token sent away and nothing half-downloaded left in the cache."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+
+from hubpress.testdata.synth_lora import write_lora
+from tests.conftest import WRITE_TOKEN, requires_xet, run_cli
+from tests.lora.test_download_checks import WEIGHTS, _one_error_line, _upload
+from tests.tokenthief import TokenThief
+
+pytestmark = requires_xet
+
+
+def _lora_bytes(tmp_path: Path) -> bytes:
+    """Weights of their own: hf_xet rebuilds a file whose chunks it cached from any earlier
+    download without asking the Hub again."""
+    path = tmp_path / WEIGHTS
+    write_lora(path, seed=uuid.uuid4().int % 10_000)
+    return path.read_bytes()
+
+
+@pytest.fixture
+def xet_reads(hub, monkeypatch):
+    monkeypatch.setattr(hub.app.xet, "serve_reads", True)
+    return hub.app.xet
+
+
+def _left_in_cache(repo: str) -> list[Path]:
+    from huggingface_hub import constants
+
+    folder = Path(constants.HF_HUB_CACHE) / f"models--{repo.replace('/', '--')}" / "blobs"
+    return sorted(folder.glob("*")) if folder.is_dir() else []
+
+
+def test_a_xet_backed_file_downloads_through_xet(hub, write_token, tmp_path, xet_reads):
+    good = _lora_bytes(tmp_path)
+    repo = f"alice/xet-dl-{uuid.uuid4().hex[:8]}"
+    _upload(repo, {WEIGHTS: good})
+    hub.reset_stats()
+    code, out, err = run_cli("download-lora", repo)
+    assert code == 0, err
+    assert Path(out.strip()).read_bytes() == good
+    assert hub.stats.requests["xet_read_token"] >= 1 and hub.stats.download_bytes == 0
+
+
+def test_a_read_token_naming_a_folder_of_this_machine_is_refused(
+    hub, write_token, tmp_path, xet_reads, monkeypatch
+):
+    repo = f"alice/xet-dl-local-{uuid.uuid4().hex[:8]}"
+    _upload(repo, {WEIGHTS: _lora_bytes(tmp_path)})
+    elsewhere = tmp_path / "elsewhere"
+    monkeypatch.setattr(type(xet_reads), "url", property(lambda self: f"local://{elsewhere}"))
+    code, out, err = run_cli("download-lora", repo)
+    assert code == 1, err
+    line = _one_error_line(err)
+    assert "Xet storage" in line and "HUBPRESS_XET_LOCAL_CAS" in line, line
+    assert WRITE_TOKEN not in out + err
+    assert not elsewhere.exists()
+    assert _left_in_cache(repo) == []
+
+
+@pytest.mark.parametrize("route", ["http://{thief}/api/models/x/xet-read-token/main", "//{thief}/t"])
+def test_a_read_token_route_on_another_host_never_gets_the_token(
+    hub, write_token, tmp_path, xet_reads, monkeypatch, route
+):
+    repo = f"alice/xet-dl-route-{uuid.uuid4().hex[:8]}"
+    _upload(repo, {WEIGHTS: _lora_bytes(tmp_path)})
+    with TokenThief() as thief:
+        monkeypatch.setattr(xet_reads, "refresh_route", route.format(thief=thief.url.split("//", 1)[1]))
+        code, out, err = run_cli("download-lora", repo)
+    assert not thief.saw(WRITE_TOKEN), "the token was sent to another host"
+    assert code == 1, err
+    line = _one_error_line(err)
+    assert "Xet" in line and WRITE_TOKEN not in out + err, line
+    assert _left_in_cache(repo) == []
