@@ -249,26 +249,25 @@ def _validate_chunks(
     keep_for_build: bool,
 ) -> ValidationResult:
     result = ValidationResult()
-    scanned = _facts_by_scan(jobs, root, cache, max_pixels, decode, result.facts)
+    counts = result.stats
+    counts.files, counts.chunks, counts.cache_hits = len(jobs), -(-len(jobs) // chunk_size), len(jobs)
+    # After a scan, only the files it did not find are looked up and read (a night's new files).
+    missed = _facts_by_scan(jobs, root, cache, max_pixels, decode, result.facts)
     pool: Executor | None = None
     inline_storage: Storage | None = None
-    for chunk in _batched(jobs, chunk_size):
-        result.stats.chunks += 1
-        result.stats.files += len(chunk)
-        # After a scan, only the files it did not find are looked up (a night's new files).
-        pending = [job for job in chunk if job.relpath not in result.facts] if scanned else chunk
-        known = cache.get_many([(j.uri, j.size, j.version) for j in pending]) if pending else {}
+    for chunk in _batched(jobs if missed is None else missed, chunk_size):
+        known = cache.get_many([(j.uri, j.size, j.version) for j in chunk])
         from_cache = FactsFromCache()  # while `known` holds the parsed entries it keys on
         todo: list[FileJob] = []
-        for job in pending:
+        for job in chunk:
             hit = known.get((job.uri, job.size, job.version))
             facts = _usable(from_cache(job, *hit), job, max_pixels, decode) if hit else None
             if facts is None:
                 todo.append(job)
             else:
                 result.facts[job.relpath] = facts
-        result.stats.cache_hits += len(chunk) - len(todo)
-        del known, from_cache, pending
+        counts.cache_hits -= len(todo)
+        del known, from_cache
         if not todo:
             continue
         inline = checks_inline(todo, root, decode)
@@ -323,27 +322,29 @@ def _facts_by_scan(
     max_pixels: int,
     decode: bool,
     facts: dict[str, FileFacts],
-) -> bool:
+) -> list[FileJob] | None:
     """Put into `facts` what the cache knows of the jobs, from one range scan of its entries under
-    the root (HashCache.under) rather than chunk by chunk: a night's validation of a whole tree
-    wants nearly every entry there, and the scan costs about a third per file (a million samples'
-    two million lookups were a quarter of the plan). False, having done nothing, when it would
-    not pay: few files, or many more entries under the root than files (a tree mostly deleted)."""
+    the root (HashCache.under) rather than chunk by chunk, and return the jobs it did not find,
+    in order: a night's validation of a whole tree wants nearly every entry there, and the scan
+    costs about a third per file (a million samples' two million lookups were a quarter of the
+    plan). None, having done nothing, when it would not pay: few files, or many more entries
+    under the root than files (a tree mostly deleted)."""
     if len(jobs) < SCAN_FROM:
-        return False
+        return None
     prefix = root.rstrip("/") + "/"
     most = SCAN_ENTRIES_PER_FILE * len(jobs)
     if cache.count_under(prefix, most + 1) > most:
-        return False
-    by_uri = {job.uri: job for job in jobs}
+        return None
+    unfound = {job.uri: job for job in jobs}
     from_cache = FactsFromCache()  # while the scan holds the parsed entries it keys on
     for uri, size, version, sha, info in cache.under(prefix):
-        job = by_uri.get(uri)
+        job = unfound.get(uri)
         if job is not None and job.size == size and job.version == version:
             known = _usable(from_cache(job, sha, info), job, max_pixels, decode)
             if known is not None:
                 facts[job.relpath] = known
-    return True
+                del unfound[uri]
+    return list(unfound.values())
 
 
 def validate_samples(
