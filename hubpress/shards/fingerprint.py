@@ -4,11 +4,11 @@ built once is found again (hubpress.shards.staging.Staging.lookup) instead of be
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Mapping
 from typing import Any
 
 import hubpress
+from hubpress.shards.keys import json_encoder
 from hubpress.shards.shards import SHARD_FORMAT
 from hubpress.shards.staging import RECORD_FORMAT
 from hubpress.sources.discovery import gc_paused
@@ -44,8 +44,8 @@ def dataset_fingerprint(report: IntakeReport, options: Mapping[str, Any]) -> str
 # of json.dumps(value, ensure_ascii=False, sort_keys=True, default=str) for the fingerprint, and
 # of json.dumps(value, sort_keys=True, default=str) for a sample's digest. Values are plain, never
 # circular, so the check for cycles is skipped.
-_ENCODE = json.JSONEncoder(ensure_ascii=False, sort_keys=True, default=str, check_circular=False).encode
-_ENCODE_ASCII = json.JSONEncoder(sort_keys=True, default=str, check_circular=False).encode
+_ENCODE = json_encoder(ensure_ascii=False, sort_keys=True, default=str)
+_ENCODE_ASCII = json_encoder(sort_keys=True, default=str)
 
 
 @gc_paused()  # a digest per sample, all kept: nothing for the cyclic GC to find in the intake's heap

@@ -52,15 +52,22 @@ __all__ = [
 ]
 
 
+_SPLIT_DIRS = tuple(f"{split}/" for split in SPLITS)
+_SPLIT_CSVS = frozenset(CSV_NAMES.values())
+
+
 def detect_layout(relpaths: Iterable[str], requested: str = "auto") -> Layout:
     """csv when train.csv or test.csv is at the root, folder when train/ or test/ is; else SourceError."""
     has_csv = has_dirs = False
     for rel in relpaths:
-        top, slash, _ = rel.partition("/")
-        if not slash and top in ("train.csv", "test.csv"):
-            has_csv = True
-        elif slash and top in SPLITS:
+        if rel.startswith(_SPLIT_DIRS):
             has_dirs = True
+        elif rel in _SPLIT_CSVS:
+            has_csv = True
+        else:
+            continue
+        if has_csv and has_dirs:
+            break  # nothing later changes the answer: a CSV source is not read twice over
     if requested == "csv":
         if not has_csv:
             raise SourceError(

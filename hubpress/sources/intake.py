@@ -79,7 +79,8 @@ def list_source(storage: Storage) -> list[ListedFile]:
 
 
 def read_csv_texts(storage: Storage, listing: Iterable[ListedFile], options: IntakeOptions) -> dict[str, str]:
-    present = {lf.relpath for lf in listing}
+    wanted = set(CSV_NAMES.values())
+    present = {lf.relpath for lf in listing if lf.relpath in wanted}  # not a set of every path
     texts: dict[str, str] = {}
     for split, name in CSV_NAMES.items():
         if name not in present:

@@ -132,13 +132,13 @@ def _decide(
         keys = [_id_key(s.id) for s in samples]  # once per sample: counted, then looked up
         folded = Counter(keys)
         for sample, key in zip(samples, keys, strict=True):
-            verdict = judge(
-                sample,
-                facts,
-                options,
-                prior=sample_errors.get((split, sample.id), _NO_KINDS),
-                duplicate=folded[key] > 1,
-            )
+            prior = sample_errors.get((split, sample.id), _NO_KINDS)
+            duplicate = folded[key] > 1
+            kept = None if prior or duplicate else _plainly_kept(sample, facts)
+            if kept is not None:
+                manifest.samples.append(kept)
+                continue
+            verdict = judge(sample, facts, options, prior=prior, duplicate=duplicate)
             problems.extend(verdict.problems)
             for c, detail in verdict.corrections:
                 correct(c, detail)
@@ -151,6 +151,39 @@ def _decide(
 
 
 _NO_KINDS: frozenset[str] = frozenset()  # most samples: no error from discovery (not a new set each)
+
+
+def _plainly_kept(sample: Sample, facts: Mapping[str, FileFacts]) -> Sample | None:
+    """The kept sample, as `judge` keeps it, when nothing about it needs a word: a non-empty
+    prompt in the CSV, a target, no mask, and every file fine and named as its bytes are (most
+    samples of a dataset). None: `judge` decides. Here a sample costs no closures, sets or lists
+    of problems (a third of the decision's time at a million samples)."""
+    prompt, target = sample.prompt, sample.target
+    if sample.prompt_file is not None or sample.mask is not None or target is None or not prompt:
+        return None
+    controls = []
+    for ref in sample.controls:
+        checked = _plainly_fine(ref, facts)
+        if checked is None:
+            return None
+        controls.append(checked)
+    target = _plainly_fine(target, facts)
+    stripped = prompt.strip()
+    if target is None or not stripped:
+        return None
+    return Sample(sample.id, sample.split, stripped, controls, None, target, None, sample.row)
+
+
+def _plainly_fine(ref: FileRef, facts: Mapping[str, FileFacts]) -> FileRef | None:
+    """`judge`'s checked FileRef of a file it would say nothing about; else None."""
+    f = facts.get(ref.relpath)
+    if f is None or f.error is not None or f.orientation is not None or f.frames is not None:
+        return None
+    if not _name_agrees(ref.relpath, f.format):
+        return None
+    return FileRef(
+        ref.uri, ref.relpath, ref.size, f.format, f.sha256, f.width, f.height, ref.version, not f.decoded
+    )
 
 
 def _name_agrees(relpath: str, true_format: str | None) -> bool:
@@ -170,6 +203,8 @@ def _id_key(sample_id: str) -> str:
     """Ids that differ only in case or in Unicode normal form (é as one code point or as e + a
     combining accent) name the same sample on a case-insensitive or normalising file system and
     to a person: they are duplicates."""
+    if sample_id.isascii():  # most ids: NFC leaves ASCII as it is, and casefold is lower
+        return sample_id.lower()
     return unicodedata.normalize("NFC", sample_id).casefold()
 
 

@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import hubpress.shards.shards as shards_module
+from hubpress.shards.keys import json_encoder
 from hubpress.shards.shards import plan_shards
 from hubpress.sources.models import FileRef, Sample
 
@@ -163,3 +164,19 @@ def test_the_shard_format_is_part_of_every_key(batch):
     finally:
         shards_module.SHARD_FORMAT = saved
     assert set(after).isdisjoint(before)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner, max_size=4),
+        max_leaves=12,
+    ),
+    st.booleans(),
+    st.booleans(),
+)
+def test_the_made_once_encoder_writes_what_json_dumps_writes(value, ensure_ascii, sort_keys):
+    """json_encoder (the C encoder made once, for keys and digests) gives json.dumps's text."""
+    encode = json_encoder(ensure_ascii=ensure_ascii, sort_keys=sort_keys, default=str)
+    assert encode(value) == json.dumps(value, ensure_ascii=ensure_ascii, sort_keys=sort_keys, default=str)

@@ -1,0 +1,63 @@
+"""The decision's fast path for samples it has nothing to say about (policy._plainly_kept) keeps
+exactly what `judge` keeps, and steps aside whenever judge would say a word."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hubpress.sources.image_checks import FileFacts
+from hubpress.sources.models import FileRef, Sample
+from hubpress.sources.policy import IntakeOptions, _plainly_kept, judge
+
+NAMES = ["a.png", "b.jpg", "c.PNG", "d.jpeg", "e", "f.webp"]
+
+
+@st.composite
+def cases(draw):
+    def ref(n):
+        name = draw(st.sampled_from(NAMES))
+        rel = f"train/{n}/{name}"
+        return FileRef(f"/root/{rel}", rel, draw(st.integers(1, 99)), version="1:2")
+
+    controls = [ref(f"c{i}") for i in range(draw(st.integers(0, 2)))]
+    target = draw(st.none() | st.just(ref("t")))
+    mask = draw(st.none() | st.just(ref("m")))
+    facts = {}
+    for r in [*controls, target, mask]:
+        if r is None or draw(st.integers(0, 9)) == 0:
+            continue  # sometimes not validated
+        facts[r.relpath] = FileFacts(
+            draw(st.sampled_from(["a" * 64, "b" * 64])),
+            draw(st.sampled_from(["png", "jpeg", "webp", None])),
+            draw(st.sampled_from([4, 8])),
+            8,
+            error=draw(st.sampled_from([None, None, None, "undecodable_image"])),
+            orientation=draw(st.sampled_from([None, None, 6])),
+            decoded=draw(st.booleans()),
+            frames=draw(st.sampled_from([None, None, 3])),
+        )
+    prompt = draw(st.sampled_from([None, "", " ", "make it red", " padded \n"]))
+    split = draw(st.sampled_from(["train", "test"]))
+    sample = Sample("s1", split, prompt, controls, mask, target, row=3)
+    return sample, facts
+
+
+@settings(max_examples=300, deadline=None)
+@given(cases())
+def test_the_fast_path_keeps_what_judge_keeps(case):
+    sample, facts = case
+    verdict = judge(sample, facts, IntakeOptions())
+    fast = _plainly_kept(sample, facts)
+    if fast is not None:
+        assert verdict.kept == fast
+        assert (verdict.problems, verdict.corrections, verdict.kinds) == ([], [], [])
+
+
+def test_a_plain_sample_takes_the_fast_path():
+    refs = [FileRef(f"/root/train/{n}.png", f"train/{n}.png", 5, version="1:2") for n in ("c", "t")]
+    facts = {r.relpath: FileFacts("a" * 64, "png", 8, 8, decoded=False) for r in refs}
+    sample = Sample("s1", "train", " make it red\n", [refs[0]], None, refs[1], row=1)
+    fast = _plainly_kept(sample, facts)
+    assert fast is not None and fast == judge(sample, facts, IntakeOptions()).kept
+    assert fast.prompt == "make it red" and fast.target.sha256 == "a" * 64 and fast.target.decode_pending
