@@ -33,7 +33,7 @@ from hubpress.lora.weights import DEFAULT_WEIGHT_NAME, PICKLE_SUFFIXES
 from hubpress.parsers import MAX_DOCUMENT_BYTES, MAX_METRICS_BYTES, ParseLimitError, load_json, load_yaml
 from hubpress.settings import Settings
 from hubpress.storage import names
-from hubpress.storage.files import UNLISTED, open_storage
+from hubpress.storage.files import UNLISTED, open_storage, unless_outside
 
 WEIGHT_NAMES = (DEFAULT_WEIGHT_NAME, PEFT_WEIGHT_NAME)
 CONFIG_NAMES = (
@@ -143,7 +143,7 @@ def default_tag(checkpoint: Checkpoint) -> str:
 def discover_training_output(uri: str, settings: Settings | None = None) -> TrainingOutput:
     """One listing of the output, plus reads of its (small) metrics files."""
     storage = open_storage(uri, settings)
-    listed = list(storage.list(report_unlisted=True))
+    listed = [unless_outside(storage, f, "training output") for f in storage.list(report_unlisted=True)]
     if not listed:
         raise SourceError(f"{uri} is empty or does not exist: expected a training output directory.")
     # Devices, FIFOs, sockets and links that loop or dangle: reported, never read.

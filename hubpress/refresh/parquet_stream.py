@@ -20,12 +20,44 @@ structs, which is what a `decode=False` feature yields there.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from hubpress.errors import SourceError
 from hubpress.storage.names import repo_file_url
 
 BATCH_ROWS = 64  # rows converted to Python at a time, inside one row group
+
+
+def _shown_file(path: str) -> str:
+    """A data file's path in its repo: after the revision of an hf:// path, after the snapshot
+    folder of huggingface_hub's cached copy."""
+    if path.startswith("hf://"):
+        return path.split("@", 1)[-1].split("/", 1)[-1]
+    _, snapshot, rest = path.partition("/snapshots/")
+    return rest.split("/", 1)[-1] if snapshot else path
+
+
+@contextmanager
+def _damaged(dataset: str, path: str) -> Iterator[None]:
+    """pyarrow's refusal of a file that is not the parquet its footer says (a footer longer than
+    the file, page headers that are not there) as one line naming the dataset and the file. An
+    OSError with an errno (a full disk, a network failure) is not the file's fault: left as is."""
+    import pyarrow as pa
+
+    try:
+        yield
+    except (pa.ArrowException, OSError) as exc:
+        if isinstance(exc, KeyboardInterrupt) or (  # pyarrow's Ctrl-C stays one
+            isinstance(exc, OSError) and (exc.errno is not None or type(exc) is not OSError)
+        ):
+            raise
+        why = " ".join(str(exc).split())[:300]
+        raise SourceError(
+            f"Dataset {dataset!r}: {_shown_file(path)} is not readable parquet ({why}); "
+            "the refresh stops and publishes nothing: fix or remove the file upstream."
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -37,6 +69,7 @@ class ParquetStream:
     endpoint: str | None = None
     token: str | bool | None = None
     columns: tuple[str, ...] | None = None
+    dataset: str = ""  # the upstream's name, for an error about one of its files
     _fs: Any = field(default=None, compare=False, repr=False)
 
     @property
@@ -60,16 +93,17 @@ class ParquetStream:
             object.__setattr__(self, "_fs", fs)
         return fs.open(path, "rb")
 
-    def _row_groups(self) -> Iterator[tuple[Any, int, int]]:
-        """(open ParquetFile, row group number, index of its first row over all files), in order."""
+    def _row_groups(self) -> Iterator[tuple[str, Any, int, int]]:
+        """(file, open ParquetFile, row group number, index of its first row over all files), in
+        order."""
         import pyarrow.parquet as pq
 
         offset = 0
         for path in self.files:
-            with self._open(path) as handle:
+            with self._open(path) as handle, _damaged(self.dataset, path):
                 parquet = pq.ParquetFile(handle, pre_buffer=False)
                 for group in range(parquet.metadata.num_row_groups):
-                    yield parquet, group, offset
+                    yield path, parquet, group, offset
                     offset += parquet.metadata.row_group(group).num_rows
 
     def spans(self) -> list[tuple[str, int, int]]:
@@ -78,7 +112,7 @@ class ParquetStream:
 
         spans, offset = [], 0
         for path in self.files:
-            with self._open(path) as handle:
+            with self._open(path) as handle, _damaged(self.dataset, path):
                 rows = pq.ParquetFile(handle).metadata.num_rows
             spans.append((path, offset, rows))
             offset += rows
@@ -86,11 +120,17 @@ class ParquetStream:
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         columns = list(self.columns) if self.columns is not None else None
-        for parquet, group, _ in self._row_groups():
+        for path, parquet, group, _ in self._row_groups():
             # use_threads=False: the threaded reader reads further row groups ahead, unbounded.
-            for batch in parquet.iter_batches(
-                batch_size=BATCH_ROWS, row_groups=[group], columns=columns, use_threads=False
-            ):
+            with _damaged(self.dataset, path):
+                batches = parquet.iter_batches(
+                    batch_size=BATCH_ROWS, row_groups=[group], columns=columns, use_threads=False
+                )
+            while True:
+                with _damaged(self.dataset, path):
+                    batch = next(batches, None)
+                if batch is None:
+                    break
                 yield from batch.to_pylist()
 
     def rows_at(self, indices: list[int]) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -100,7 +140,7 @@ class ParquetStream:
         columns = list(self.columns) if self.columns is not None else None
         wanted = iter(indices)
         next_index = next(wanted, None)
-        for parquet, group, offset in self._row_groups():
+        for path, parquet, group, offset in self._row_groups():
             if next_index is None:
                 return
             end = offset + parquet.metadata.row_group(group).num_rows
@@ -109,23 +149,24 @@ class ParquetStream:
                 local.append(next_index - offset)
                 next_index = next(wanted, None)
             if local:
-                table = parquet.read_row_group(group, columns=columns, use_threads=False)
+                with _damaged(self.dataset, path):
+                    table = parquet.read_row_group(group, columns=columns, use_threads=False)
                 for position, row in zip(local, table.take(local).to_pylist(), strict=True):
                     yield offset + position, row
 
     @classmethod
     def open(
-        cls, files: list[str], endpoint: str | None = None, token: str | bool | None = None
+        cls, files: list[str], endpoint: str | None = None, token: str | bool | None = None, dataset: str = ""
     ) -> ParquetStream:
         """A stream over `files`, its features read from the first file's footer (the Hugging Face
         features metadata when the file carries it, else derived from the Arrow schema)."""
         import pyarrow.parquet as pq
         from datasets import Features
 
-        stream = cls(tuple(files), features=None, endpoint=endpoint, token=token)
+        stream = cls(tuple(files), features=None, endpoint=endpoint, token=token, dataset=dataset)
         if not files:
             return replace(stream, features=Features({}))
-        with stream._open(files[0]) as handle:
+        with stream._open(files[0]) as handle, _damaged(dataset, files[0]):
             schema = pq.ParquetFile(handle).schema_arrow
         return replace(stream, features=Features.from_arrow_schema(schema), _fs=stream._fs)
 

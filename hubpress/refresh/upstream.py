@@ -166,7 +166,7 @@ def _parquet_stream(
     base = _endpoint(endpoint)
     if not cfg.streaming:  # download once (cached), then scan the local files in two phases
         files = download_files(files, token or False, cfg.cache_dir, endpoint=base)
-    return ParquetStream.open(files, endpoint=base, token=token or False)
+    return ParquetStream.open(files, endpoint=base, token=token or False, dataset=cfg.dataset_name)
 
 
 def column_names(ds: Any) -> list[str]:

@@ -183,6 +183,21 @@ def _why_not_followed(
     return None, key
 
 
+def unless_outside(storage: Storage, listed: ListedFile, what: str) -> ListedFile:
+    """`listed`, or an UNLISTED entry when it is a local file reached through a symbolic link
+    that leads outside the storage's root (a config linked to a credentials file): such a file
+    is not `what`'s own, and is reported instead of read."""
+    if not isinstance(storage, LocalStorage) or listed.size == UNLISTED:
+        return listed
+    real_root = os.path.realpath(storage.root)
+    real = os.path.realpath(os.path.join(storage.root, listed.relpath))
+    if real.startswith(real_root.rstrip(os.sep) + os.sep):
+        return listed
+    return ListedFile(
+        listed.relpath, UNLISTED, f"is a symbolic link to a file outside the {what}; it is not read"
+    )
+
+
 def s3_session(settings: Settings):
     """(the boto3 session, the endpoint URL or None) that hubpress's S3 calls use."""
     import boto3

@@ -304,6 +304,20 @@ def test_a_wait_over_the_bound_stops_at_once(hub, hub_proxy, tmp_path, monkeypat
     assert ours(hub, repo) == [] if hub.head("dataset", repo) else True
 
 
+def test_a_retry_after_date_far_in_the_future_stops_at_once(hub, hub_proxy, tmp_path, monkeypatch):
+    """An HTTP date counts as the seconds until then: year 9999 is over the bound, never waited."""
+    from hubpress.targets.hub_waits import HubRateLimited
+
+    repo = name()
+    date = "Fri, 31 Dec 9999 23:59:59 GMT"
+    hub_proxy.answer(r"/preupload/", 429, {"error": "rate limited"}, {"Retry-After": date}, count=10)
+    with pytest.raises(
+        HubRateLimited, match=r"asked hubpress to wait [\d,]+ s \(Retry-After: Fri, 31 Dec 9999"
+    ):
+        api_publish(hub_proxy, tmp_path, monkeypatch, repo)
+    assert len(hub_proxy.fired) == 1  # not retried
+
+
 def test_a_rate_limit_reset_is_waited_for_and_logged(hub, hub_proxy, source, tmp_path):
     repo = name()
     headers = {"RateLimit": '"api";r=0;t=2', "RateLimit-Policy": '"fixed window";"api";q=500;w=300'}
