@@ -85,7 +85,7 @@ class HubRepo:
 
     def _retry(self, action: str, fn: Callable[[], T]) -> T:
         started, before = time.monotonic(), len(self.retry_messages)
-        with hub_errors(action, self.description, self.token):
+        with hub_errors(action, self.description, self.token), hub_waits.one_call():
             try:
                 return retry_transient(
                     f"{action} {self.description}", fn, on_retry=self.retry_messages.append

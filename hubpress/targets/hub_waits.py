@@ -13,6 +13,8 @@ deadlines) passes each such answer through `wait_for`, the one rule:
   window is 5 minutes) is waited, and logged with the reason;
 - a longer one stops the call at once with `HubRateLimited`, one line naming the Hub, the wait it
   asked for and the bound;
+- the waits of one call (`one_call`: hubpress's attempts and the library's retries inside them)
+  add up to at most CALL_WAITS times the bound; the wait that would pass it stops the call;
 - a value that is not a finite number of seconds (`-5`, `nan`, `inf`, garbage) counts as no value:
   the caller's own backoff applies. An HTTP date counts as the seconds until then.
 
@@ -22,10 +24,13 @@ wait and hubpress's own retry loop (`hub_calls.retry_transient`) wait the same, 
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
 import math
 import re
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -35,6 +40,11 @@ from hubpress.errors import PublishError
 log = logging.getLogger("hubpress.hub")
 
 DEFAULT_MAX_WAIT_SECONDS = 300.0
+# The waits one call may be asked for, in all, in bounds of one wait: each attempt's wait is bounded,
+# but huggingface_hub's own backoff (5 retries) runs inside each of hubpress's attempts (6), so a Hub
+# answering 429 with `Retry-After: 300` forever would hold one call for three hours. Three windows
+# of the Hub's rate limit is room for a burst shared with other jobs; beyond that, run again later.
+CALL_WAITS = 3
 WAIT_STATUSES = frozenset({429, 503})
 _RATELIMIT = re.compile(r'"(?P<kind>[^"]*)"\s*;\s*r\s*=\s*(?P<r>-?\d+)\s*;\s*t\s*=\s*(?P<t>[^;,\s]+)')
 
@@ -96,6 +106,48 @@ class _Bound:
     max_wait: float = DEFAULT_MAX_WAIT_SECONDS
 
 
+class _CallWaits:
+    """What the Hub's answers in one call (hubpress's attempts and the library's own retries, in
+    this thread) have asked hubpress to wait so far."""
+
+    __slots__ = ("waited",)
+
+    def __init__(self) -> None:
+        self.waited = 0.0
+
+
+_call: contextvars.ContextVar[_CallWaits | None] = contextvars.ContextVar("hub_call_waits", default=None)
+
+
+@contextlib.contextmanager
+def one_call() -> Iterator[None]:
+    """Count every wait the Hub asks for inside this block as one call's (see CALL_WAITS)."""
+    token = _call.set(_CallWaits())
+    try:
+        yield
+    finally:
+        _call.reset(token)
+
+
+def call_bound() -> float:
+    return CALL_WAITS * max_wait()
+
+
+def _charge(wait: Wait, where: str) -> None:
+    """Count `wait` against this call's waits; over the bound, the call stops (HubRateLimited)."""
+    call = _call.get()
+    if call is None:
+        return
+    if call.waited + wait.seconds > call_bound():
+        raise HubRateLimited(
+            f"The Hub at {where} kept asking hubpress to wait ({wait.source}): {call.waited:,.0f} s "
+            f"waited in this call already, and hubpress waits at most {call_bound():,.0f} s in all for "
+            f"one call ({CALL_WAITS} x HUBPRESS_HUB_MAX_WAIT_SECONDS). Nothing more was sent: run "
+            "again later, or raise the bound."
+        )
+    call.waited += wait.seconds
+
+
 def set_max_wait(seconds: float) -> None:
     with _Bound.lock:
         _Bound.max_wait = max(0.0, float(seconds))
@@ -125,6 +177,7 @@ def bounded_retry_after(status: int, headers: Any, where: str) -> str | None:
         return None
     if wait.seconds > max_wait():
         raise too_long(wait, f"The Hub at {where}")
+    _charge(wait, where)
     log.warning(
         "the Hub at %s answered HTTP %d (%s): waiting %.0f s before retrying (at most %.0f s)",
         where,

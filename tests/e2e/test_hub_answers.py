@@ -282,6 +282,26 @@ def test_a_retry_after_over_the_bound_stops_at_once_through_the_cli(hub, hub_pro
     assert "commit" not in hub.stats.requests and ours(hub, repo) == []
 
 
+def test_a_hub_asking_for_waits_forever_stops_the_call_at_its_bound_in_all(hub, hub_proxy, source, tmp_path):
+    # Each wait is within the bound, but they never end: the commit call waits three times the
+    # bound in all (1 s here), then stops in one line, rather than 6 attempts of the library's 5.
+    repo = name()
+    hub_proxy.answer(COMMIT, 429, {"error": "rate limited"}, {"Retry-After": "1"}, count=100)
+    out = cli(
+        "publish-dataset",
+        str(source),
+        repo,
+        endpoint=hub_proxy.url,
+        tmp_path=tmp_path,
+        HUBPRESS_HUB_MAX_WAIT_SECONDS="1",
+    )
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    line = error_lines(out)[-1]
+    assert line.startswith("error: The Hub at " + hub_proxy.url) and "at most 3 s in all" in line, out.stderr
+    assert len([f for f in hub_proxy.fired if "/commit/" in f[1]]) == 4  # three waits, then stopped
+    assert ours(hub, repo) == []
+
+
 @pytest.mark.parametrize(
     "where", [COMMIT, r"/preupload/", r"^GET /api/datasets/"], ids=["commit", "preupload", "read"]
 )
