@@ -1,0 +1,40 @@
+"""A HUBPRESS_HOME (or HUBPRESS_CACHE_DIR) where the cache cannot be created: every command that opens
+the cache says so in one line naming the directory and the setting, exit 1, never a traceback."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from hubpress.testdata.synth import write_dataset
+from tests.conftest import run_cli
+
+
+@pytest.fixture
+def home_under_a_file(tmp_cwd, monkeypatch):
+    write_dataset(tmp_cwd / "src", samples=2, image_size=16)
+    (tmp_cwd / "afile").write_text("not a folder")
+    for var in ("HUBPRESS_CACHE_DIR", "HUBPRESS_STAGING"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HUBPRESS_STAGING", str(tmp_cwd / "staging"))  # only the cache is unusable
+    monkeypatch.setenv("HUBPRESS_HOME", str(tmp_cwd / "afile" / "home"))
+    return tmp_cwd
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["scan", "./src"], ["scan", "./src", "--json"], ["staging", "list"], ["staging", "clean", "--json"]],
+    ids=" ".join,
+)
+def test_a_cache_that_cannot_be_created_is_one_line(home_under_a_file, args):
+    code, out, err = run_cli(*args)
+    assert "Traceback" not in err, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert str(home_under_a_file / "afile" / "home" / "cache") in lines[0]
+    assert "HUBPRESS_CACHE_DIR" in lines[0]
+    assert code == 1
+    if "--json" in args:
+        assert "cannot be" in json.loads(out)["error"]
+    assert not (home_under_a_file / "src" / ".hubpress").exists()
