@@ -159,6 +159,11 @@ def bytes_phrase(result: dict[str, object], verb: str = "") -> str:
     return f"{uploaded:,} bytes ({sent:,} sent after Xet deduplication)"
 
 
+# A warning the result carries (`warnings`, `refused_names`): the CLI prints it as its own
+# `warning:` line, so its console leaves out the log record (the API and the Prefect UI keep it).
+SAID_BY_THE_COMMAND = {"hubpress_said_by_command": True}
+
+
 def _warn_if_unseen(outcome: PublishOutcome, target: Target, state) -> None:
     """A dry run against a Hub repo it cannot see plans against an empty repo: say so, since a
     private repo looks the same as a missing one to a reader without a usable token."""
@@ -170,7 +175,7 @@ def _warn_if_unseen(outcome: PublishOutcome, target: Target, state) -> None:
         f"{outcome.target} could not be seen with {who}: it does not exist, or it is private and "
         "this token cannot read it. The plan below assumes an empty repo."
     )
-    log.warning(outcome.warnings[-1])
+    log.warning(outcome.warnings[-1], extra=SAID_BY_THE_COMMAND)
 
 
 CardFn = Callable[[str | None], str]
@@ -333,7 +338,7 @@ def publish_files(
                 outcome.notes.append(f"revision {revision!r} does not exist yet; it will be created")
             outcome.refused = [*state.refused, *ownership.refused]
             for line in outcome.refused if attempt == 1 else ():
-                log.warning("%s", line)
+                log.warning("%s", line, extra=SAID_BY_THE_COMMAND)
             if tag:
                 _check_tag_free(target, tag, head if plan.is_noop else None, target_name)
             if dry_run:
