@@ -29,6 +29,7 @@ from hubpress.targets.limits import Limits, check_limits
 from hubpress.targets.local import LocalDir, staged_text
 from hubpress.targets.ownership import owned_files, usable_manifest
 from hubpress.targets.plan import PublishPlan, StagedFile, make_plan
+from hubpress.targets.run_manifest import keep_their_manifest
 
 log = logging.getLogger("hubpress.publish")
 
@@ -317,7 +318,7 @@ def publish_files(
             # Only files hubpress provably wrote may go (hubpress.targets.ownership).
             ownership = owned_files(manifest_text if allow_deletes else None, state.files)
             owned = ownership.deletable
-            files = list(staged)
+            files = keep_their_manifest(list(staged), MANIFEST, manifest_text, materialise, scratch)
             if card is not None:
                 card_file, _ = staged_text(CARD, card(existing_card), scratch)
                 files = [f for f in files if f.path != CARD] + [card_file]
@@ -356,10 +357,10 @@ def publish_files(
             try:
                 result = target.commit(plan, by_path, local_paths, message, create_pr=create_pr)
             except CommitConflict as exc:
-                log.warning(
+                log.warning(  # one line: the Hub's answer spans several
                     "%s moved while publishing (%s); planning again (attempt %d/%d)",
                     target_name,
-                    exc,
+                    " ".join(str(exc).split()),
                     attempt,
                     max_attempts,
                 )
