@@ -186,7 +186,7 @@ def check_local_layout(uri: str, layout: str) -> None:
                 if files:
                     relpaths.append(f"{split}/{Path(folder, files[0]).relative_to(root / split)}")
                     break
-    detect_layout(relpaths, layout)
+    detect_layout(relpaths, layout, where=uri)
 
 
 def check_staging(staging: str | None) -> None:

@@ -86,3 +86,22 @@ def test_fix_source_prints_what_it_changed(tmp_path):
     assert "rewrote: train.csv" in result.output
     assert "correction" not in result.output.split("rewrote")[1]  # the rescanned source needs none
     assert (tmp_path / f"train/control/{sid}.jpg").exists()
+
+
+def test_a_folder_without_a_dataset_is_named_in_the_one_line(tmp_path, monkeypatch):
+    """`scan` and `publish-dataset` of a folder that holds no dataset say which folder: the line
+    said 'this source', no help when a script publishes several."""
+    from tests.conftest import run_cli
+
+    empty = tmp_path / "nothing hère"
+    empty.mkdir()
+    monkeypatch.chdir(tmp_path)
+    for args in (
+        ["scan", "./nothing hère"],
+        ["publish-dataset", "./nothing hère", "./out/x", "--layout", "csv"],
+    ):
+        code, out, err = run_cli(*args)
+        assert code == 1, err
+        [line] = err.strip().splitlines()
+        assert line.startswith("error: ") and "nothing hère" in line, line
+    assert not (tmp_path / "out").exists()
