@@ -1,5 +1,6 @@
-"""A HUBPRESS_HOME (or HUBPRESS_CACHE_DIR) where the cache cannot be created: every command that opens
-the cache says so in one line naming the directory and the setting, exit 1, never a traceback."""
+"""Settings a command cannot use, said in one line naming the setting, exit 1, never a traceback or a
+silent default: a HUBPRESS_HOME (or HUBPRESS_CACHE_DIR) where the cache cannot be created, for every
+command that opens the cache; a HUBPRESS_PREFECT_SERVER value that is neither mode."""
 
 from __future__ import annotations
 
@@ -38,3 +39,15 @@ def test_a_cache_that_cannot_be_created_is_one_line(home_under_a_file, args):
     if "--json" in args:
         assert "cannot be" in json.loads(out)["error"]
     assert not (home_under_a_file / "src" / ".hubpress").exists()
+
+
+def test_a_misspelt_prefect_server_mode_is_one_line(bed, monkeypatch):
+    """HUBPRESS_PREFECT_SERVER=temporay (a typo) was used as 'auto' whenever Prefect already had an
+    API or the local server ran: the person asked for temporary servers and silently got the
+    lasting one."""
+    monkeypatch.setenv("HUBPRESS_PREFECT_SERVER", "temporay")
+    code, out, err = run_cli("publish-dataset", "src", "./out/ds")
+    assert code == 1, err
+    [line] = err.strip().splitlines()
+    assert line == "error: HUBPRESS_PREFECT_SERVER='temporay': expected 'auto' (the default) or 'temporary'."
+    assert not (bed / "out" / "ds").exists()
