@@ -51,3 +51,15 @@ def test_a_misspelt_prefect_server_mode_is_one_line(bed, monkeypatch):
     [line] = err.strip().splitlines()
     assert line == "error: HUBPRESS_PREFECT_SERVER='temporay': expected 'auto' (the default) or 'temporary'."
     assert not (bed / "out" / "ds").exists()
+
+
+def test_a_staging_size_that_is_no_size_is_refused_before_the_run(bed, monkeypatch):
+    """HUBPRESS_STAGING_MAX_SIZE=abc failed a publish inside its flow run, at the staging sweep, in
+    a line that named no setting."""
+    monkeypatch.setenv("HUBPRESS_STAGING_MAX_SIZE", "abc")
+    for args in (["publish-dataset", "src", "./out/ds"], ["staging", "clean"]):
+        code, out, err = run_cli(*args)
+        assert code == 2, err
+        [line] = err.strip().splitlines()
+        assert "'abc' is not a size" in line and "HUBPRESS_STAGING_MAX_SIZE" in line, line
+    assert not (bed / "out" / "ds").exists()
