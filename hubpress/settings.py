@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from hubpress.errors import ConfigError, MissingTokenError, hide_userinfo
@@ -77,6 +77,20 @@ class Settings(BaseSettings):
     staging_max_size: str = Field(
         default="100GB", description="Above this, the oldest sealed shards no run uses are swept."
     )
+
+    @field_validator("staging_max_size")
+    @classmethod
+    def _a_size(cls, value: str) -> str:
+        # Checked where the settings are read (before any command's work), not by the sweep at the
+        # end of a publish's flow run, which failed there in a line that named no setting.
+        from hubpress.shards.sizes import parse_size
+
+        try:
+            parse_size(value)
+        except ConfigError as exc:
+            raise ValueError(f"{str(exc).rstrip('.')} (set by HUBPRESS_STAGING_MAX_SIZE).") from None
+        return value
+
     s3_endpoint_url: str | None = Field(default=None, description="S3-compatible endpoint (MinIO, moto).")
     aws_access_key_id: SecretStr | None = None
     aws_secret_access_key: SecretStr | None = None

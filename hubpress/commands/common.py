@@ -80,9 +80,16 @@ class _OneLineErrors(logging.Filter):
         return _expected_error_names()
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "hubpress_said_by_command", False):
+            return False  # a warning the result carries: the command prints it as its `warning:` line
         if record.getMessage().startswith("Still processing items"):
             return False  # Prefect's events worker flushing at exit: not news at the terminal
-        if record.getMessage().startswith("Crash detected! Execution was aborted by an interrupt"):
+        if record.getMessage().startswith(
+            (
+                "Crash detected! Execution was aborted by an interrupt",
+                "Crash detected! Execution was aborted by a termination",
+            )
+        ):
             return False  # Ctrl-C: the command's own `interrupted:` line says it, with the repo's state
         if not record.name.startswith(("prefect.flow_runs", "prefect.task_runs")):
             return True

@@ -12,7 +12,11 @@ import signal
 import sys
 from collections.abc import Callable
 
-from hubpress.commands.interrupt import INTERRUPTED_EXIT_CODE, interrupted_line  # stdlib only
+from hubpress.commands.interrupt import (  # stdlib only
+    INTERRUPTED_EXIT_CODE,
+    TERMINATED_EXIT_CODE,
+    interrupted_line,
+)
 
 
 def main() -> None:
@@ -34,6 +38,6 @@ def run_as_a_process(run: Callable[[], None]) -> None:
     try:
         run()
     except SystemExit as exc:
-        if exc.code == INTERRUPTED_EXIT_CODE:
+        if exc.code in (INTERRUPTED_EXIT_CODE, TERMINATED_EXIT_CODE):
             signal.signal(signal.SIGINT, signal.SIG_IGN)
         raise

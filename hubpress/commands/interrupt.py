@@ -23,6 +23,16 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 INTERRUPTED_EXIT_CODE = 130  # 128 + SIGINT, what shells report for a command stopped by Ctrl-C
+TERMINATED_EXIT_CODE = 143  # 128 + SIGTERM: `kill`, timeout(1), systemd, a CI job cancelled
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM during a run: stopped and tidied as Ctrl-C is, then the process exits 143.
+
+    Prefect answers SIGTERM inside a flow run with its own handler (the run is marked crashed),
+    then hands the signal on to the handler that was there before: this one. Before, that was the
+    default, which killed the process there: an empty repo the run had created stayed, the
+    terminal got Prefect's crash record, and no exit hook ran (a temporary Prefect server stayed)."""
 
 
 def cancel_uploads() -> None:
@@ -70,7 +80,7 @@ def _speak_again() -> None:
 def _on_sigint(signum, frame) -> None:
     cancel_uploads()
     _quiet_terminal()
-    raise KeyboardInterrupt
+    raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt
 
 
 @contextmanager
@@ -85,22 +95,33 @@ def interruptible(say: Callable[[str], None]) -> Iterator[None]:
         return
     interrupted.forget()
     previous = signal.signal(signal.SIGINT, _on_sigint)
+    previous_term = signal.signal(signal.SIGTERM, _on_sigint)
     try:
         yield
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stopped:
         signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, _exit_at_once)  # a second SIGTERM leaves the tidy-up
         try:
             states = interrupted.after_interrupt()
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, SystemExit):
             states = [
-                "a second Ctrl-C came before the Hub repos this run used were checked: look at them there"
+                "a second Ctrl-C (or SIGTERM) came before the Hub repos this run used were checked: look at "
+                "them there"
             ]
         said = "; ".join(states) if states else "nothing was sent to the Hub"
-        say(f"interrupted: {said}.")
+        say(f"{'terminated (SIGTERM)' if isinstance(stopped, Terminated) else 'interrupted'}: {said}.")
+        if isinstance(stopped, Terminated):
+            # SystemExit, not an exception a script might take for Ctrl-C: exit hooks still run.
+            raise SystemExit(TERMINATED_EXIT_CODE) from None
         raise
     finally:
         signal.signal(signal.SIGINT, previous)
+        signal.signal(signal.SIGTERM, previous_term)
         _speak_again()
+
+
+def _exit_at_once(signum, frame) -> None:
+    raise SystemExit(TERMINATED_EXIT_CODE)
 
 
 @contextmanager

@@ -7,7 +7,7 @@ import typer
 
 from hubpress.commands.common import emit_result, run_flow, unchanged
 from hubpress.commands.options import model_command
-from hubpress.commands.preflight import check_publish_dataset
+from hubpress.commands.preflight import check_dask_reachable, check_publish_dataset
 from hubpress.errors import ConfigError
 from hubpress.flows.params import PublishDatasetParams
 
@@ -32,6 +32,8 @@ def register(app: typer.Typer) -> None:
         except ConfigError as exc:  # an unusable argument: exit 2 like the others
             raise typer.BadParameter(str(exc), param_hint="--task-runner") from None
         check_publish_dataset(params)
+        if choice.dask_address:
+            check_dask_reachable(choice.dask_address)
 
         def run():
             from hubpress.flows.publish_dataset import publish_dataset

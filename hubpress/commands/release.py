@@ -9,6 +9,7 @@ blocks or fails the trainer: it gives up after a few seconds and always exits 0.
 from __future__ import annotations
 
 import json
+import shlex
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -136,11 +137,16 @@ def register(app: typer.Typer) -> None:
         except Exception as exc:  # the trainer's job is done; a lost announcement must not undo it
             typer.secho(
                 f"warning: could not announce {TRAINING_FINISHED_EVENT} ({type(exc).__name__}: {exc}); "
-                f"release it by hand with: hubpress release {output_uri} --repo {repo}",
+                f"release it by hand with: {_release_command(output_uri, repo)}",
                 err=True,
                 fg=typer.colors.YELLOW,
             )
         raise typer.Exit(0)
+
+
+def _release_command(output_uri: str, repo: str) -> str:
+    """The command a person pastes into a shell: a path with spaces stays one argument."""
+    return shlex.join(["hubpress", "release", output_uri, "--repo", repo])
 
 
 def _announce(
@@ -154,7 +160,7 @@ def _announce(
         typer.secho(
             f"warning: no Prefect server configured (PREFECT_API_URL, or `hubpress server start`), so "
             f"nothing listens for {TRAINING_FINISHED_EVENT}; release it by hand with: "
-            f"hubpress release {output_uri} --repo {repo}",
+            f"{_release_command(output_uri, repo)}",
             err=True,
             fg=typer.colors.YELLOW,
         )

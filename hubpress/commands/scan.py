@@ -34,6 +34,7 @@ def scan(
     from hubpress.sources.intake import fix_source as apply_fixes
     from hubpress.sources.intake import run_intake
     from hubpress.sources.report import render_text, scan_json
+    from hubpress.storage.hashcache import CacheError
 
     defaults = {n: PublishDatasetParams.model_fields[n].default for n in INTAKE_FIELDS}
 
@@ -70,8 +71,9 @@ def scan(
 
             typer.echo(json.dumps(error_object(exc), sort_keys=True))
         typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
-        # As publish-dataset: a source without a dataset exits 1, an option value it refuses 2.
-        raise typer.Exit(1 if isinstance(exc, SourceError) else 2)
+        # As publish-dataset: a source without a dataset, or a cache it cannot use, exits 1; an
+        # option value it refuses 2.
+        raise typer.Exit(1 if isinstance(exc, SourceError | CacheError) else 2)
 
 
 def register(app: typer.Typer) -> None:

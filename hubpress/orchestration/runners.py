@@ -19,6 +19,7 @@ import copyreg
 import os
 from dataclasses import dataclass
 from typing import Literal, TypeVar
+from urllib.parse import urlsplit
 
 from hubpress.errors import ConfigError
 
@@ -49,8 +50,29 @@ class TaskRunnerChoice:
             raise ConfigError(f"Unknown task runner {self.kind!r}: use 'threads' or 'dask'.")
         if self.dask_address and self.kind != "dask":
             raise ConfigError("--dask-address needs --task-runner dask.")
+        if self.dask_address:
+            scheduler_host_port(self.dask_address)
         if self.threads is not None and self.threads < 1:
             raise ConfigError(f"The thread count must be at least 1, not {self.threads}.")
+
+
+DASK_SCHEMES = ("tcp", "tls", "ws", "wss")  # what distributed's schedulers listen on over a network
+
+
+def scheduler_host_port(address: str) -> tuple[str, int]:
+    """The host and port of a Dask scheduler's address (`tcp://host:8786`); anything else is a
+    ConfigError, before distributed parses it inside the flow run (a traceback there)."""
+    parts = urlsplit(address if "://" in address else f"tcp://{address}")
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if parts.scheme not in DASK_SCHEMES or not parts.hostname or port is None or parts.path.strip("/"):
+        raise ConfigError(
+            f"--dask-address {address!r} is not a Dask scheduler's address: expected tcp://host:8786 "
+            f"(or {', '.join(s + '://' for s in DASK_SCHEMES[1:])})."
+        )
+    return parts.hostname, port
 
 
 def make_task_runner(choice: TaskRunnerChoice | None = None):

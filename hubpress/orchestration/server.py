@@ -129,6 +129,7 @@ def api_url_for_commands(start: bool = True, announce=None) -> str | None:
     started now and announced in one line through `announce`; else None (Prefect's temporary
     server, which `start` starts now in temporary mode). A local server's URL is exported to PREFECT_API_URL so flows and subprocesses see it
     (an address, not a secret)."""
+    autostart_enabled()  # a value other than auto or temporary is a typo: said even when unused
     configured = configured_api_url()
     if configured:
         return configured

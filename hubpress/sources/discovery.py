@@ -56,8 +56,9 @@ _SPLIT_DIRS = tuple(f"{split}/" for split in SPLITS)
 _SPLIT_CSVS = frozenset(CSV_NAMES.values())
 
 
-def detect_layout(relpaths: Iterable[str], requested: str = "auto") -> Layout:
-    """csv when train.csv or test.csv is at the root, folder when train/ or test/ is; else SourceError."""
+def detect_layout(relpaths: Iterable[str], requested: str = "auto", where: str = "the source") -> Layout:
+    """csv when train.csv or test.csv is at the root, folder when train/ or test/ is; else
+    SourceError naming `where` (the source's path or URI, when the caller knows it)."""
     has_csv = has_dirs = False
     for rel in relpaths:
         if rel.startswith(_SPLIT_DIRS):
@@ -71,14 +72,14 @@ def detect_layout(relpaths: Iterable[str], requested: str = "auto") -> Layout:
     if requested == "csv":
         if not has_csv:
             raise SourceError(
-                f"--layout csv: no train.csv or test.csv at the root of the source ({LAYOUT_HELP})."
+                f"--layout csv: no train.csv or test.csv at the root of {where} ({LAYOUT_HELP})."
             )
         return "csv"
     if requested == "folder":
         if not has_dirs:
             raise SourceError(
-                "--layout folder: neither train/ nor test/ exists (or both are empty) at the root of the "
-                "source; expected train/ and/or test/, each with control_images/ and training_images/."
+                f"--layout folder: neither train/ nor test/ exists (or both are empty) at the root of "
+                f"{where}; expected train/ and/or test/, each with control_images/ and training_images/."
             )
         return "folder"
     if requested != "auto":
@@ -87,7 +88,7 @@ def detect_layout(relpaths: Iterable[str], requested: str = "auto") -> Layout:
         return "csv"
     if has_dirs:
         return "folder"
-    raise SourceError(f"cannot tell the layout of this source: {LAYOUT_HELP}. Found neither.")
+    raise SourceError(f"cannot tell the layout of {where}: {LAYOUT_HELP}. Found neither.")
 
 
 def discover(

@@ -129,7 +129,7 @@ def run_intake(
 def discover_source(storage: Storage, options: IntakeOptions) -> Discovery:
     """One listing of the source, the CSV texts if that is the layout, then pure discovery."""
     listing = list_source(storage)
-    chosen = detect_layout((lf.relpath for lf in listing), options.layout)
+    chosen = detect_layout((lf.relpath for lf in listing), options.layout, where=str(storage.root))
     texts = read_csv_texts(storage, listing, options) if chosen == "csv" else {}
     return discover(
         listing,

@@ -92,7 +92,13 @@ class HashCache:
         self.path = None if path is None else Path(path)
         self._local = threading.local()
         if self.path is not None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:  # HUBPRESS_HOME under a file, on a read-only disk, not ours
+                raise CacheError(
+                    f"The cache directory {self.path.parent} cannot be created ({exc.strerror or exc}): "
+                    "point HUBPRESS_CACHE_DIR (or HUBPRESS_HOME) at a writable directory, then run again."
+                ) from None
             with _sqlite_errors(self.path), self._conn() as conn:
                 conn.execute(_SCHEMA)
 

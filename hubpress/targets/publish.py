@@ -29,6 +29,7 @@ from hubpress.targets.limits import Limits, check_limits
 from hubpress.targets.local import LocalDir, staged_text
 from hubpress.targets.ownership import owned_files, usable_manifest
 from hubpress.targets.plan import PublishPlan, StagedFile, make_plan
+from hubpress.targets.run_manifest import keep_their_manifest
 
 log = logging.getLogger("hubpress.publish")
 
@@ -159,6 +160,11 @@ def bytes_phrase(result: dict[str, object], verb: str = "") -> str:
     return f"{uploaded:,} bytes ({sent:,} sent after Xet deduplication)"
 
 
+# A warning the result carries (`warnings`, `refused_names`): the CLI prints it as its own
+# `warning:` line, so its console leaves out the log record (the API and the Prefect UI keep it).
+SAID_BY_THE_COMMAND = {"hubpress_said_by_command": True}
+
+
 def _warn_if_unseen(outcome: PublishOutcome, target: Target, state) -> None:
     """A dry run against a Hub repo it cannot see plans against an empty repo: say so, since a
     private repo looks the same as a missing one to a reader without a usable token."""
@@ -170,7 +176,7 @@ def _warn_if_unseen(outcome: PublishOutcome, target: Target, state) -> None:
         f"{outcome.target} could not be seen with {who}: it does not exist, or it is private and "
         "this token cannot read it. The plan below assumes an empty repo."
     )
-    log.warning(outcome.warnings[-1])
+    log.warning(outcome.warnings[-1], extra=SAID_BY_THE_COMMAND)
 
 
 CardFn = Callable[[str | None], str]
@@ -312,7 +318,7 @@ def publish_files(
             # Only files hubpress provably wrote may go (hubpress.targets.ownership).
             ownership = owned_files(manifest_text if allow_deletes else None, state.files)
             owned = ownership.deletable
-            files = list(staged)
+            files = keep_their_manifest(list(staged), MANIFEST, manifest_text, materialise, scratch)
             if card is not None:
                 card_file, _ = staged_text(CARD, card(existing_card), scratch)
                 files = [f for f in files if f.path != CARD] + [card_file]
@@ -333,7 +339,7 @@ def publish_files(
                 outcome.notes.append(f"revision {revision!r} does not exist yet; it will be created")
             outcome.refused = [*state.refused, *ownership.refused]
             for line in outcome.refused if attempt == 1 else ():
-                log.warning("%s", line)
+                log.warning("%s", line, extra=SAID_BY_THE_COMMAND)
             if tag:
                 _check_tag_free(target, tag, head if plan.is_noop else None, target_name)
             if dry_run:
@@ -351,10 +357,10 @@ def publish_files(
             try:
                 result = target.commit(plan, by_path, local_paths, message, create_pr=create_pr)
             except CommitConflict as exc:
-                log.warning(
+                log.warning(  # one line: the Hub's answer spans several
                     "%s moved while publishing (%s); planning again (attempt %d/%d)",
                     target_name,
-                    exc,
+                    " ".join(str(exc).split()),
                     attempt,
                     max_attempts,
                 )

@@ -107,3 +107,22 @@ def test_more_workers_than_the_machine_can_use_is_one_line_exit_2(tmp_path):
     with pytest.raises(ConfigError, match="decoding processes"):
         run_intake(str(tmp_path), workers=100000)
     assert run_cli("scan", str(tmp_path), "--workers", "2")[0] == 0
+
+
+def test_a_folder_without_a_dataset_is_named_in_the_one_line(tmp_path, monkeypatch):
+    """`scan` and `publish-dataset` of a folder that holds no dataset say which folder: the line
+    said 'this source', no help when a script publishes several."""
+    from tests.conftest import run_cli
+
+    empty = tmp_path / "nothing hère"
+    empty.mkdir()
+    monkeypatch.chdir(tmp_path)
+    for args in (
+        ["scan", "./nothing hère"],
+        ["publish-dataset", "./nothing hère", "./out/x", "--layout", "csv"],
+    ):
+        code, out, err = run_cli(*args)
+        assert code == 1, err
+        [line] = err.strip().splitlines()
+        assert line.startswith("error: ") and "nothing hère" in line, line
+    assert not (tmp_path / "out").exists()

@@ -49,7 +49,15 @@ def _publish_held_at_its_upload(tmp_path, hub, repo: str, seed: int, stdout) -> 
     return proc, marker
 
 
-def test_ctrl_c_during_the_upload_stops_tidily(tmp_path, hub):
+@pytest.mark.parametrize(
+    ("sig", "code", "word"),
+    [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated (SIGTERM)")],
+    ids=["ctrl-c", "sigterm"],
+)
+def test_ctrl_c_during_the_upload_stops_tidily(tmp_path, hub, sig, code, word):
+    """SIGTERM (`kill`, timeout(1), a supervisor stopping the job) is handled as Ctrl-C is, exit 143:
+    it killed the process inside Prefect's crash handling, leaving the empty repo, Prefect's crash
+    record as the only word, and the temporary Prefect server running."""
     repo = f"alice/interrupted-{uuid.uuid4().hex[:8]}"
     proc, marker = _publish_held_at_its_upload(tmp_path, hub, repo, seed=21, stdout=subprocess.PIPE)
     try:
@@ -59,16 +67,17 @@ def test_ctrl_c_during_the_upload_stops_tidily(tmp_path, hub):
             assert time.monotonic() < deadline, "the upload never started"
             time.sleep(0.2)
         assert hub.head("dataset", repo) is not None  # created by this run, still empty
-        os.killpg(proc.pid, signal.SIGINT)
+        # Ctrl-C reaches the terminal's whole process group; SIGTERM the command's process alone.
+        os.killpg(proc.pid, sig) if sig == signal.SIGINT else os.kill(proc.pid, sig)
         out, err = proc.communicate(timeout=300)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.communicate()
-    assert proc.returncode == 130, err
+    assert proc.returncode == code, err
     said = [line for line in err.splitlines() if line.strip() and not line.startswith("Prefect: ")]
     assert said == [
-        f"interrupted: nothing was committed; the empty repo {repo} (dataset) this run had created was deleted."
+        f"{word}: nothing was committed; the empty repo {repo} (dataset) this run had created was deleted."
     ], err
     assert out == ""
     assert hub.head("dataset", repo) is None

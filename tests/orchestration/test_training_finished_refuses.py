@@ -4,6 +4,8 @@ event, not an announcement whose release then fails in a run nobody is watching.
 
 from __future__ import annotations
 
+import shlex
+
 import pytest
 
 from tests.conftest import run_cli
@@ -29,3 +31,17 @@ def test_options_the_release_would_refuse_are_not_announced(tmp_path, monkeypatc
         "Nothing was announced: fix the option and run `hubpress training-finished` again."
     )
     assert "could not announce" not in err and ".. Nothing" not in err
+
+
+def test_the_release_to_run_by_hand_pastes_into_a_shell(tmp_path, monkeypatch):
+    """A lost announcement names the command to release by hand; pasted as printed, a training
+    output whose path has spaces stays one argument."""
+    run = tmp_path / "run ñ 42"
+    (run / "checkpoint-10").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")  # nothing listens there
+    code, out, err = run_cli("training-finished", str(run), "--repo", "./my lora", "--timeout", "1")
+    assert code == 0 and out == ""
+    assert err.startswith("warning: could not announce") and len(err.splitlines()) == 1
+    pasted = shlex.split(err.split("release it by hand with: ", 1)[1])
+    assert pasted == ["hubpress", "release", str(run), "--repo", str(tmp_path / "my lora")]

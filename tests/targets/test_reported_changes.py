@@ -86,3 +86,15 @@ def test_a_dry_run_that_cannot_see_the_private_repo_says_so(hub, tmp_path, write
         assert f"{repo} could not be seen with {who}" in warning and "assumes an empty repo" in warning
         assert f"warning: {warning}" in err
         assert token is None or token not in out + err
+
+
+def test_a_warning_the_result_carries_is_one_line_at_the_terminal(hub, tmp_path, write_token):
+    """The command prints the result's warnings as `warning:` lines; the flow's log record of the
+    same warning stays out of the console (it was printed twice, once in Prefect's log format)."""
+    src = tmp_path / "face_seg"
+    write_dataset(src, samples=2, test_fraction=0.0, image_size=16, seed=23)
+    repo = f"alice/unseen-{uuid.uuid4().hex[:8]}"
+    code, out, err = run_cli("publish-dataset", str(src), repo, "--dry-run")
+    assert code == 0, err
+    [line] = [line for line in err.splitlines() if "could not be seen" in line]
+    assert line.startswith(f"warning: {repo} could not be seen with the token from HF_TOKEN")
