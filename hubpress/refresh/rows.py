@@ -69,6 +69,15 @@ def _image_value(value: Any) -> dict[str, Any] | None:
     raise TypeError(f"unexpected media value of type {type(value).__name__}")
 
 
+def _control_values(value: Any) -> list[dict[str, Any] | None]:
+    """A control column's images, in order: one image, or a list of them (`datasets`'
+    `List(Image())`, the qflux schema's own `control_images`, so a dataset hubpress published
+    refreshes as it was published). An empty list gives none: the row lacks a control."""
+    if isinstance(value, (list, tuple)):
+        return [_image_value(v) for v in value]
+    return [_image_value(value)]
+
+
 def build_output_row(
     row: Mapping[str, Any], source_index: int, captions: list[str] | None, cfg: HuggingfaceBackend
 ) -> dict[str, Any]:
@@ -109,9 +118,9 @@ def build_editing_row(
     """The qflux editing schema: id, control_images, control_mask, target_image, prompt."""
     editing = cfg.editing
     assert editing is not None
-    controls = [_image_value(get_path(row, c)) for c in editing.control_columns]
+    controls = [image for c in editing.control_columns for image in _control_values(get_path(row, c))]
     target = _image_value(get_path(row, editing.target_column))
-    if target is None or any(c is None for c in controls):
+    if target is None or not controls or any(c is None for c in controls):
         raise ValueError(f"row {source_index} lacks a control or target image")
     prompt = text_value(get_path(row, editing.prompt_column)) if editing.prompt_column else None
     if prompt is None and captions:

@@ -441,3 +441,41 @@ def test_a_published_refresh_is_verified_against_its_manifest(hub, write_token, 
             fetch_json(hub, repo, "manifest.json", result["commit"]),
             WRITE_TOKEN,
         )
+
+
+def test_a_dataset_hubpress_published_refreshes_with_its_control_images_list(hub, write_token, tmp_path):
+    """The qflux schema's `control_images` holds a list of images: a refresh naming it as its
+    control column read it as one image, and left every row out as unreadable_image."""
+    from datasets import load_dataset
+
+    from hubpress.flows.params import PublishDatasetParams
+    from hubpress.flows.publish_dataset import publish_dataset
+    from hubpress.testdata.synth import write_dataset
+
+    source = tmp_path / "src"
+    write_dataset(source, samples=4, image_size=16)
+    upstream = f"alice/published-{uuid.uuid4().hex[:8]}"
+    publish_dataset(PublishDatasetParams(source=str(source), target=upstream))
+    config = hf_backend(
+        upstream,
+        tmp_path,
+        caption_column="prompt",
+        editing={
+            "control_columns": ["control_images"],
+            "target_column": "target_image",
+            "prompt_column": "prompt",
+            "id_column": "id",
+        },
+    )
+    out = tmp_path / "again"
+    result = refresh_dataset(RefreshParams(config=config, target=str(out)))
+    assert result["samples"] == {"train": 4} and result["skipped"] == {"train": 0}, result
+    before = load_dataset(upstream, split="train")
+    after = load_dataset(str(out), split="train")
+    assert after["id"] == before["id"] and after["prompt"] == before["prompt"]
+    for was, now in zip(before, after, strict=True):
+        assert len(now["control_images"]) == len(was["control_images"]) >= 1
+        assert [im.tobytes() for im in now["control_images"]] == [
+            im.tobytes() for im in was["control_images"]
+        ]
+        assert now["target_image"].tobytes() == was["target_image"].tobytes()
