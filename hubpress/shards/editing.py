@@ -13,7 +13,7 @@ from collections.abc import Callable
 from functools import cache
 from typing import TYPE_CHECKING
 
-from hubpress.shards.arrow_columns import bool_array, int32_array, string_array
+from hubpress.shards.arrow_columns import int32_array, string_array, struct_array
 from hubpress.sources.models import FileRef, Sample
 
 if TYPE_CHECKING:  # pyarrow is imported where a table is built: an unchanged publish never loads it
@@ -121,9 +121,7 @@ class _ImageColumn:
         count = len(self.paths)
         data = self._buffer.slice(0, self._length)
         binary = pa.Array.from_buffers(pa.binary(), count, [None, pa.py_buffer(self.offsets), data])
-        paths = string_array(self.paths)
-        nulls = None if all(self.present) else bool_array([not p for p in self.present])
-        return pa.StructArray.from_arrays([binary, paths], fields=list(image_type), mask=nulls)
+        return struct_array(image_type, [binary, string_array(self.paths)], self.present)
 
 
 _INT32_MAX = 2**31 - 1
