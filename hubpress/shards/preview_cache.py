@@ -14,12 +14,12 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 from hubpress.shards import preview
 from hubpress.sources.models import Sample
+from hubpress.storage.files import LocalStorage
 
 log = logging.getLogger("hubpress.preview")
 
@@ -68,17 +68,9 @@ def cached_preview(
 
 
 def _keep(folder: Path, path: Path, data: bytes) -> None:
-    """Write aside and rename (a reader sees a whole preview or none), then drop all but the
-    KEEP newest."""
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".preview-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Written aside, fsync'd and renamed (a reader sees a whole preview or none: a preview is
+    published as it is read), then all but the KEEP newest dropped."""
+    LocalStorage(folder).write_bytes(path.name, data)
     kept = sorted(folder.glob("*.webp"), key=lambda p: p.stat().st_mtime_ns, reverse=True)
     for old in kept[KEEP:]:
         old.unlink(missing_ok=True)
