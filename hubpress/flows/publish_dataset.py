@@ -180,7 +180,7 @@ def open_run(params: PublishDatasetParams) -> Run:
         pull_request=params.create_pr,
         defer_access_check=True,
     )
-    listing = list_source_task(params.source, settings)
+    listing = list_source_task(params.source, settings).files
     options = dataset_options(params, listing)
     digest = dataset_digest(params, listing, options)
     records = PublishedRecords(settings.cache_dir)

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from functools import cache
 from typing import TYPE_CHECKING
 
+from hubpress.shards.arrow_columns import int32_array, string_array, struct_array
 from hubpress.sources.models import FileRef, Sample
 
 if TYPE_CHECKING:  # pyarrow is imported where a table is built: an unchanged publish never loads it
@@ -120,9 +121,7 @@ class _ImageColumn:
         count = len(self.paths)
         data = self._buffer.slice(0, self._length)
         binary = pa.Array.from_buffers(pa.binary(), count, [None, pa.py_buffer(self.offsets), data])
-        paths = pa.array(self.paths, pa.string())
-        nulls = None if all(self.present) else pa.array([not p for p in self.present], pa.bool_())
-        return pa.StructArray.from_arrays([binary, paths], fields=list(image_type), mask=nulls)
+        return struct_array(image_type, [binary, string_array(self.paths)], self.present)
 
 
 _INT32_MAX = 2**31 - 1
@@ -147,13 +146,11 @@ def editing_table(group: tuple[Sample, ...], read_bytes: Callable[[FileRef], byt
     list_type = schema.field("control_images").type
     image_type = schema.field("control_mask").type
     columns = [
-        pa.array([s.id for s in group], pa.string()),
-        pa.ListArray.from_arrays(
-            pa.array(control_offsets, pa.int32()), controls.to_arrow(image_type), type=list_type
-        ),
+        string_array([s.id for s in group]),
+        pa.ListArray.from_arrays(int32_array(control_offsets), controls.to_arrow(image_type), type=list_type),
         mask.to_arrow(image_type),
         target.to_arrow(image_type),
-        pa.array([s.prompt for s in group], pa.string()),
+        string_array([s.prompt for s in group]),
     ]
     table = pa.Table.from_arrays(columns, schema=schema)
     table.validate()

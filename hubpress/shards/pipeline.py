@@ -35,6 +35,7 @@ from hubpress.shards.preview import (
     shard_cells,
     source_cells,
 )
+from hubpress.shards.preview_cache import cached_preview
 from hubpress.shards.reuse import BuildPlan, Planned, choose, target_holdings
 from hubpress.shards.runs import RunStage
 from hubpress.shards.shard_store import SealedShard, ShardStore, parquet_relpath
@@ -172,7 +173,11 @@ def stage_build(
         manifest = previous
     info = card_info_for(report, built, options)
     files = [s.staged() for s in shards] + [staging.add_bytes(stage, MANIFEST, json_bytes(manifest))]
-    preview = preview_image(_preview_cells(staging, report, shards))
+    preview = cached_preview(
+        preview_samples(report),
+        lambda: preview_image(_preview_cells(staging, report, shards)),
+        staging.settings.cache_dir,
+    )
     if preview is not None:
         files.append(staging.add_bytes(stage, PREVIEW_FILE, preview))
         info = replace(info, preview=PREVIEW_FILE)

@@ -160,9 +160,12 @@ def upload_all(send: Callable[[Any], None], additions: list, workers: int) -> No
         send(op)
         return op.upload_info.size
 
-    with library_bars_off(), ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        for done in as_completed([pool.submit(upload, op) for op in additions]):
-            progress.advance(done.result())
+    try:
+        with library_bars_off(), ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            for done in as_completed([pool.submit(upload, op) for op in additions]):
+                progress.advance(done.result())
+    finally:
+        progress.close()
 
 
 @contextmanager

@@ -26,7 +26,7 @@ from tests.e2e.fresh_process import run_fresh
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
-WATCHED = ("datasets", "aiohttp")
+WATCHED = ("datasets", "aiohttp", "pandas", "pyarrow.compute")
 
 SCRIPT = """
 import json, sys

@@ -100,3 +100,27 @@ def test_only_transient_failures_are_retried(prefect_harness):
 def test_artifacts_outside_a_flow_are_a_no_op(tmp_path):
     write_dataset(tmp_path, samples=2)
     assert publish_report_artifacts(run_intake(str(tmp_path), workers=1)) is False
+
+
+def test_the_listing_task_hands_its_files_over_without_prefect_tracking_each(prefect_harness, tmp_path):
+    """Prefect links every item of a returned list to its task run (a walk per run, unchanged
+    nights included); the listing comes back in a holder, so it links one object, not 80."""
+    import pickle
+
+    from prefect.context import FlowRunContext
+
+    from hubpress.tasks.intake import list_source_task
+
+    write_dataset(tmp_path, samples=20, seed=3)
+
+    @flow
+    def listing_flow(source: str):
+        before = len(FlowRunContext.get().run_results)
+        listing = list_source_task(source)
+        return len(listing.files), len(FlowRunContext.get().run_results) - before, listing
+
+    files, tracked, listing = listing_flow(str(tmp_path))
+    assert files >= 40  # a control and a target image per sample, and the prompts
+    assert tracked <= 2
+    names = [f.relpath for f in listing.files]
+    assert [f.relpath for f in pickle.loads(pickle.dumps(listing)).files] == names
