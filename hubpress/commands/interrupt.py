@@ -95,12 +95,17 @@ def interruptible(say: Callable[[str], None]) -> Iterator[None]:
         return
     interrupted.forget()
     previous = signal.signal(signal.SIGINT, _on_sigint)
-    previous_term = signal.signal(signal.SIGTERM, _on_sigint)
+    # SIGTERM only where it would kill the process (the CLI; a script that left it alone): a host
+    # program that calling hubpress.api set its own handler, or ignores SIGTERM, keeps its answer.
+    previous_term = signal.getsignal(signal.SIGTERM)
+    if previous_term is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _on_sigint)
     try:
         yield
     except KeyboardInterrupt as stopped:
         signal.signal(signal.SIGINT, signal.default_int_handler)
-        signal.signal(signal.SIGTERM, _exit_at_once)  # a second SIGTERM leaves the tidy-up
+        if previous_term is signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, _exit_at_once)  # a second SIGTERM leaves the tidy-up
         try:
             states = interrupted.after_interrupt()
         except (KeyboardInterrupt, SystemExit):
@@ -116,7 +121,8 @@ def interruptible(say: Callable[[str], None]) -> Iterator[None]:
         raise
     finally:
         signal.signal(signal.SIGINT, previous)
-        signal.signal(signal.SIGTERM, previous_term)
+        if previous_term is signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, previous_term)
         _speak_again()
 
 
