@@ -67,6 +67,11 @@ def _expected_error_names() -> set[str]:
     return names
 
 
+# Warnings the console left out because the command prints them from the result (the records
+# marked hubpress_said_by_command): when the run fails there is no result, and _run_flow says them.
+_held_for_the_command: list[str] = []
+
+
 class _OneLineErrors(logging.Filter):
     """On the terminal, an error hubpress raises on purpose is said once, by the command's own
     `error:` line. Prefect would also log it as the task's and the flow's exception and again in
@@ -81,6 +86,7 @@ class _OneLineErrors(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         if getattr(record, "hubpress_said_by_command", False):
+            _held_for_the_command.append(record.getMessage())
             return False  # a warning the result carries: the command prints it as its `warning:` line
         if record.getMessage().startswith("Still processing items"):
             return False  # Prefect's events worker flushing at exit: not news at the terminal
@@ -186,8 +192,17 @@ def _run_flow(run: Callable[[], Any], as_json: bool, before: Callable[[str | Non
     # A command waits ~1 s at the end of a run for the heartbeat thread. The person at the terminal
     # sees a crash for themselves, so command runs skip heartbeats; deployments keep them.
     # (Refused parameter values are pydantic ValidationErrors: hubpress.commands.cli prints them, exit 2.)
+    _held_for_the_command.clear()
     with prefect_api(where), temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
-        return run()
+        try:
+            return run()
+        except Exception:
+            # No result to print them from (a refused name, then a taken --tag): said before the error.
+            for line in dict.fromkeys(_held_for_the_command) if not as_json else ():
+                typer.secho(f"warning: {line}", err=True, fg=typer.colors.YELLOW)
+            raise
+        finally:
+            _held_for_the_command.clear()
 
 
 def unchanged(params: Any) -> Callable[[str | None], Any]:

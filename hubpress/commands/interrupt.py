@@ -77,7 +77,14 @@ def _speak_again() -> None:
         _silenced.pop().removeFilter(_SILENCED)
 
 
+# A host program's own SIGTERM handler (hubpress.api called from a service with a graceful
+# shutdown), in place while interruptible() holds SIGTERM: it is called first, then the run stops.
+_host_sigterm: list[Callable] = []
+
+
 def _on_sigint(signum, frame) -> None:
+    if signum == signal.SIGTERM and _host_sigterm:
+        _host_sigterm[-1](signum, frame)
     cancel_uploads()
     _quiet_terminal()
     raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt
@@ -96,6 +103,9 @@ def interruptible(say: Callable[[str], None]) -> Iterator[None]:
     interrupted.forget()
     previous = signal.signal(signal.SIGINT, _on_sigint)
     previous_term = signal.signal(signal.SIGTERM, _on_sigint)
+    host = callable(previous_term) and previous_term is not _on_sigint
+    if host:
+        _host_sigterm.append(previous_term)
     try:
         yield
     except KeyboardInterrupt as stopped:
@@ -115,6 +125,8 @@ def interruptible(say: Callable[[str], None]) -> Iterator[None]:
             raise SystemExit(TERMINATED_EXIT_CODE) from None
         raise
     finally:
+        if host:
+            _host_sigterm.pop()
         signal.signal(signal.SIGINT, previous)
         signal.signal(signal.SIGTERM, previous_term)
         _speak_again()

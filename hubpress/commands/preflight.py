@@ -63,6 +63,7 @@ def check_dask_reachable(address: str) -> None:
     from hubpress.targets.hub_failures import RemoteUnreachable
 
     host, port = scheduler_host_port(address)
+    host = f"[{host}]" if ":" in host else host  # an IPv6 address, bracketed as in a URL
     _check_reachable(f"tcp://{host}:{port}", "the Dask scheduler", "--dask-address", RemoteUnreachable)
 
 

@@ -78,14 +78,26 @@ def _usable_or_suggest(output: TrainingOutput, checkpoint: Checkpoint) -> Checkp
     never picks another checkpoint on its own: a release is the one the user chose)."""
     if checkpoint.weights is not None:
         return checkpoint
-    others = [
-        c for c in output.checkpoints if c.weights is not None and c.step is not None and c is not checkpoint
-    ]
     hint = ""
-    if others:
-        newest = others[-1]
-        hint = f" The newest checkpoint with usable weights is {newest.name}: release it with --select step:{newest.step}."
+    for newest in reversed(output.checkpoints):
+        select = (
+            _selecting(output, newest) if newest.weights is not None and newest is not checkpoint else None
+        )
+        if select is not None:
+            hint = f" The newest checkpoint with usable weights is {newest.name}: release it with --select {select}."
+            break
     raise SourceError(f"Cannot release {checkpoint.name}: {checkpoint.problem}.{hint}")
+
+
+def _selecting(output: TrainingOutput, checkpoint: Checkpoint) -> str | None:
+    """The --select that releases `checkpoint`, or None. The final weights carry the last step,
+    which `step:N` resolves to the checkpoint folder of that step: they are `latest`."""
+    if checkpoint.is_final:
+        return "latest" if checkpoint is output.checkpoints[-1] else None
+    if checkpoint.step is None:
+        return None
+    same_step = [c for c in output.checkpoints if c.step == checkpoint.step and not c.is_final]
+    return f"step:{checkpoint.step}" if same_step[-1] is checkpoint else None
 
 
 def _metric_at(output: TrainingOutput, metric: str, step: int, after: int | None) -> tuple[int, float] | None:

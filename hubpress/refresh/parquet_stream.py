@@ -49,7 +49,7 @@ def _damaged(dataset: str, path: str) -> Iterator[None]:
     try:
         yield
     except (pa.ArrowException, OSError) as exc:
-        if isinstance(exc, KeyboardInterrupt) or (  # pyarrow's Ctrl-C stays one
+        if isinstance(exc, (KeyboardInterrupt, MemoryError)) or (  # Ctrl-C, out of memory: not the file
             isinstance(exc, OSError) and (exc.errno is not None or type(exc) is not OSError)
         ):
             raise

@@ -72,9 +72,10 @@ def _image_value(value: Any) -> dict[str, Any] | None:
 def _control_values(value: Any) -> list[dict[str, Any] | None]:
     """A control column's images, in order: one image, or a list of them (`datasets`'
     `List(Image())`, the qflux schema's own `control_images`, so a dataset hubpress published
-    refreshes as it was published). An empty list gives none: the row lacks a control."""
+    refreshes as it was published). An empty list is a missing control, as None is: the row lacks
+    a control (skipping it would make the next column's image the main control, the mask's)."""
     if isinstance(value, (list, tuple)):
-        return [_image_value(v) for v in value]
+        return [_image_value(v) for v in value] or [None]
     return [_image_value(value)]
 
 

@@ -90,7 +90,7 @@ def resolve_revision(cfg: HuggingfaceBackend, token: str | None = None, endpoint
 
 def _cast_media(ds: Any, cfg: HuggingfaceBackend) -> Any:
     """Turn off decoding of every media column so that reading a row never decodes pixels or audio."""
-    from datasets import Audio, Image, Video
+    from datasets import Audio, Image, List, Video
 
     if isinstance(ds, ParquetStream):
         return ds  # its rows hold the stored {bytes, path} structs: nothing is ever decoded
@@ -108,6 +108,9 @@ def _cast_media(ds: Any, cfg: HuggingfaceBackend) -> Any:
             ds = ds.cast_column(column, Video(decode=False))
         elif isinstance(feature, Audio):
             ds = ds.cast_column(column, Audio(decode=False))
+        elif isinstance(feature, List) and isinstance(feature.feature, Image):
+            # A control column of several images (List(Image())): decoded, it gave PIL images.
+            ds = ds.cast_column(column, List(Image(decode=False), length=feature.length))
     return ds
 
 

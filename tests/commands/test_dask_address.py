@@ -42,3 +42,18 @@ def test_a_scheduler_that_does_not_answer_is_one_line(bed):
     assert "--dask-address" in lines[0]
     assert out.strip().startswith("{") and "Cannot reach the Dask scheduler" in out
     assert not (bed / "out" / "ds").exists()
+
+
+def test_a_scheduler_at_an_ipv6_address_is_reached():
+    # distributed writes an IPv6 scheduler as tcp://[::1]:8786; the check put the host back without
+    # its brackets (tcp://::1:8786) and died in a ValueError traceback on a scheduler that answers.
+    from hubpress.commands.preflight import check_dask_reachable
+
+    try:
+        listener = socket.socket(socket.AF_INET6)
+        listener.bind(("::1", 0))
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
+    with listener:
+        listener.listen()
+        check_dask_reachable(f"tcp://[::1]:{listener.getsockname()[1]}")

@@ -311,3 +311,17 @@ def test_a_newest_checkpoint_without_weights_names_the_step_to_release(tmp_path)
             select_checkpoint(output, select)
         assert "release it with --select step:1000" in str(caught.value)
     assert select_checkpoint(output, "step:1000").name == "checkpoint-1000"
+
+
+def test_the_hint_names_a_selection_that_releases_the_checkpoint_it_names(tmp_path):
+    # The final weights carry the last step (1500), as checkpoint-1500 does: `--select step:1500`
+    # picks checkpoint-1500, so a hint "release it with --select step:1500" for the final weights
+    # repeated the selection that had just failed. The final weights are released by `latest`.
+    root = make_training_output(tmp_path / "run", final=True)
+    (root / "checkpoint-1500" / "pytorch_lora_weights.safetensors").unlink()
+    output = discover_training_output(str(root))
+    with pytest.raises(SourceError, match="Cannot release checkpoint-1500") as caught:
+        select_checkpoint(output, "step:1500")
+    assert "--select step:1500" not in str(caught.value)
+    assert "release it with --select latest" in str(caught.value)
+    assert select_checkpoint(output, "latest").is_final

@@ -62,3 +62,14 @@ def test_a_parquet_file_whose_footer_lies_stops_the_refresh_in_one_line(
     errors = [line for line in stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and repo in errors[0] and "train-00000-of-00001.parquet" in errors[0], stderr
     assert not out.exists() or not any(out.rglob("*.parquet"))
+
+
+def test_running_out_of_memory_is_not_called_a_damaged_file():
+    # pyarrow's ArrowMemoryError is an ArrowException too: it read as "not readable parquet ...
+    # fix or remove the file upstream", sending the user to a file that is fine.
+    import pyarrow as pa
+
+    from hubpress.refresh.parquet_stream import _damaged
+
+    with pytest.raises(MemoryError), _damaged("alice/up", "data/train-0.parquet"):
+        raise pa.ArrowMemoryError("malloc of size 8589934592 failed")

@@ -413,6 +413,20 @@ def test_editing_mapping_gives_the_qflux_schema():
     check_columns(cfg, ["source", "edited", "mask", "instruction"])
 
 
+def test_an_empty_control_list_leaves_the_row_out_as_a_missing_control_does():
+    # A control column may hold a list of images. An empty list in the first of two control
+    # columns published the second column's image as the main control (the one the mask goes
+    # with): a missing control, as a None is, leaves the row out.
+    cfg = backend(
+        editing={"control_columns": ["first", "second"], "target_column": "edited", "mask_column": "mask"}
+    )
+    second, tgt, mask = ({"bytes": png(4, 4), "path": n} for n in ("b.png", "t.png", "m.png"))
+    report = RefreshReport("t")
+    rows = [(0, {"first": [], "second": [second], "edited": tgt, "mask": mask})]
+    assert list(process_rows(rows, cfg, report)) == []
+    assert report.dropped == {"unreadable_image": 1}
+
+
 # ---------------------------------------------------------------------------------------------
 # Index, fingerprint, mix
 

@@ -220,3 +220,20 @@ def test_a_manifest_key_on_a_file_of_another_name_holds_no_shard():
     assert set(target_holdings({"files": {ours: facts}}, {ours: RemoteFile(ours, 5, sha)})) == {key}
     ownership = owned_files(json.dumps({"files": {ours: facts}}), {ours: RemoteFile(ours, 6, sha)})
     assert ownership.deletable == frozenset()  # another size than the recorded one: unproven
+
+
+def test_refused_names_are_said_at_the_terminal_when_the_publish_then_fails(hub, write_token, tmp_path):
+    """The refusals are logged once the plan is made, and the console leaves that record out for
+    the command's own `warning:` lines, which come from the result. A publish that fails after the
+    plan (here: its --tag names another commit) has no result: the refusals were said nowhere at
+    the terminal."""
+    from huggingface_hub import HfApi
+
+    src, repo = _published(tmp_path, "refused-then-fails", samples=2, seed=8)
+    HfApi(endpoint=HUB_URL, token=WRITE_TOKEN).create_tag(repo, tag="v1", repo_type="dataset")
+    odd = {"../outside.txt": b"not ours\n"}
+    _hostile_listing_commit(hub, repo, odd, _with_files(_manifest(hub, repo), odd))
+
+    code, _, err = run_cli("publish-dataset", src, repo, "--tag", "v1")
+    assert code != 0 and "v1" in err and "Traceback" not in err
+    assert any("'../outside.txt'" in line for line in err.splitlines()), err
