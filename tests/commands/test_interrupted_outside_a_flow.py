@@ -48,6 +48,10 @@ def test_ctrl_c_during_staging_clean_says_what_was_kept(tmp_path, monkeypatch, c
 _CONSOLE_SCRIPT_CTRL_C_WHILE_IMPORTING = """
 import importlib.abc, importlib.metadata, os, signal, sys
 
+# As in a terminal, whose foreground command never starts with Ctrl-C ignored (a test runner
+# started in the background of a non-interactive shell passes SIGINT on ignored).
+signal.signal(signal.SIGINT, signal.default_int_handler)
+
 class CtrlCDuringImport(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
         if name == "hubpress.commands.scan":
