@@ -289,27 +289,53 @@ def _start_new(host: str, port: int, base: Path, timeout: float) -> LocalServer:
     home.mkdir(parents=True, exist_ok=True)
     log_path = base / "server.log"
     offset = log_path.stat().st_size if log_path.exists() else 0
-    with open(log_path, "ab") as log:
-        # A new session: the server outlives this command and ignores its Ctrl-C.
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "prefect", "server", "start", "--host", host, "--port", str(port)],
-            env=server_env(home, host, port),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    server = LocalServer(url=f"http://{host}:{port}/api", pid=proc.pid, home=str(home), log=str(log_path))
+    proc = None
     try:
+        # A Ctrl-C while the server is being started waits until its pid is known here.
+        with _ctrl_c_held(), open(log_path, "ab") as log:
+            # A new session: the server outlives this command and ignores its Ctrl-C.
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "prefect", "server", "start", "--host", host, "--port", str(port)],
+                env=server_env(home, host, port),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        server = LocalServer(url=f"http://{host}:{port}/api", pid=proc.pid, home=str(home), log=str(log_path))
         _wait_until_healthy(server, proc, log_path, offset, timeout)
     except KeyboardInterrupt:
         # Ctrl-C before it answered: its own session misses the terminal's SIGINT, and no state
         # file names it yet, so `hubpress server stop` could never find it. Stop it here.
-        _kill_group(proc.pid)
+        if proc is not None:
+            _kill_group(proc.pid)
         raise
     state_file(base).write_text(json.dumps(asdict(server), indent=2))
     (base / "port").write_text(f"{port}\n")
     return server
+
+
+@contextmanager
+def _ctrl_c_held() -> Iterator[None]:
+    """Hold a Ctrl-C (SIGINT) that arrives in the block, then hand it to the handler that was there.
+
+    Starting the server is a fork and an exec: a Ctrl-C landing after the exec but before Popen
+    returned (a busy machine leaves that window open for milliseconds) left a server running that
+    no state file names and nothing would stop. Held here, it is raised where the pid is known.
+    Only the main thread may set handlers; elsewhere there is no Ctrl-C to hold."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if held:
+            signal.raise_signal(signal.SIGINT)
 
 
 def _wait_until_healthy(server: LocalServer, proc, log_path: Path, offset: int, timeout: float) -> None:

@@ -166,3 +166,22 @@ def test_ctrl_c_while_the_server_starts_leaves_no_server_running(user):
     # ...and it says no server is up: none may be.
     status = _hubpress("server", "status", env=env, cwd=work)
     assert status.returncode == 1, status.stdout
+
+
+def test_a_ctrl_c_while_the_server_process_is_made_is_raised_once_its_pid_is_known():
+    """The fork-and-exec window of `server start` (see _ctrl_c_held): a Ctrl-C in it is handed to
+    the handler that was there only when the block has ended, where the new pid is known. The
+    trial above sends its Ctrl-C at a random point and met that window once on a busy machine."""
+    import signal
+
+    from hubpress.orchestration.server import _ctrl_c_held
+
+    before = signal.getsignal(signal.SIGINT)
+    reached = []
+    with pytest.raises(KeyboardInterrupt):
+        with _ctrl_c_held():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)  # a Python handler runs between bytecodes: it has had its chance
+            reached.append("the block ended")
+    assert reached == ["the block ended"]
+    assert signal.getsignal(signal.SIGINT) is before
