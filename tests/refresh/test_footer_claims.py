@@ -61,7 +61,7 @@ def _limit_memory():
 @pytest.mark.parametrize("streaming", [False, True])
 def test_a_footer_claiming_billions_of_rows_is_refused_in_one_line(hub, write_token, tmp_path, streaming):
     # Without streaming, pyarrow asked malloc for 16 GB reading the row group (a traceback here,
-    # under the limit); streaming, the 300 rows there were read and published as if whole.
+    # under the limit); streaming, the 300 rows there were read as if whole, with no word.
     from huggingface_hub import CommitOperationAdd, HfApi
 
     claimed = {ROWS: 5_000_000_000}
