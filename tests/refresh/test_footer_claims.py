@@ -6,18 +6,16 @@ process under an address-space limit, so a regression fails the test rather than
 from __future__ import annotations
 
 import io
-import json
 import resource
 import struct
 import subprocess
 import sys
-import uuid
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tests.conftest import HUB_URL, WRITE_TOKEN
+from tests.refresh.test_lying_footer import upstream_of_one_file
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 ROWS = 300  # its thrift compact encoding (zigzag varint d8 04) is found in the footer to patch
@@ -62,21 +60,8 @@ def _limit_memory():
 def test_a_footer_claiming_billions_of_rows_is_refused_in_one_line(hub, write_token, tmp_path, streaming):
     # Without streaming, pyarrow asked malloc for 16 GB reading the row group (a traceback here,
     # under the limit); streaming, the 300 rows there were read as if whole, with no word.
-    from huggingface_hub import CommitOperationAdd, HfApi
-
-    claimed = {ROWS: 5_000_000_000}
-    api = HfApi(endpoint=HUB_URL, token=WRITE_TOKEN)
-    repo = f"alice/footer-claims-{uuid.uuid4().hex[:8]}"
-    api.create_repo(repo, repo_type="dataset")
-    path = "data/train-00000-of-00001.parquet"
-    data = _parquet_claiming(claimed)
-    sha = api.create_commit(
-        repo, [CommitOperationAdd(path, data)], commit_message="rows", repo_type="dataset"
-    ).oid
-    config = tmp_path / "multidatabackend.json"
-    backend = {"id": "up", "type": "huggingface", "dataset_name": repo, "revision": sha}
-    backend |= {"caption_column": "caption", "streaming": streaming, "cache_dir": str(tmp_path / "cache")}
-    config.write_text(json.dumps([backend]))
+    data = _parquet_claiming({ROWS: 5_000_000_000})
+    repo, config = upstream_of_one_file(data, tmp_path, streaming, "footer-claims")
     out = tmp_path / "out"
 
     run = subprocess.run(
