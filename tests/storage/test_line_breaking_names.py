@@ -1,7 +1,7 @@
 """File names holding characters that break or reorder the line showing them: a C1 control
 (U+0085, a line end to many tools), the line and paragraph separators (U+2028, U+2029: a new line
-in many terminals and log viewers) and bidirectional controls (U+202E shows `x\\u202egnp.exe.png`
-as `xgnp.exe.png` reversed). The name gate refuses them as unsafe names, reported and escaped in
+in many terminals and log viewers) and bidirectional controls (U+202E shows the program `x\\u202egnp.exe`
+as the image `xexe.png`). The name gate refuses them as unsafe names, reported and escaped in
 the report, never dropped silently and never shown raw."""
 
 from __future__ import annotations
