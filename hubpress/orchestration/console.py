@@ -4,7 +4,8 @@ The CLI sets PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL=WARNING before Prefect confi
 the API runs inside someone else's process, where Prefect may already be configured, so it lowers
 Prefect's console handlers for the duration of a call and puts them back. Runs still log
 everything to the Prefect API and its UI. A user who wants the INFO lines on the console sets
-PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL=INFO (or HUBPRESS_DEBUG=1), and nothing is changed.
+PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL=INFO (the level is then left as chosen) or HUBPRESS_DEBUG=1
+(nothing is changed).
 
 Prefect's crash record of a Ctrl-C or SIGTERM ("Crash detected! Execution was aborted by ...") is
 left out of the console as the CLI leaves it out: hubpress's own `interrupted:` line says it, with
