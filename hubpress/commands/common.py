@@ -10,6 +10,8 @@ from typing import Any
 
 import typer
 
+from hubpress.orchestration.console import SIGNAL_CRASH
+
 
 def is_expected(exc: BaseException | None) -> bool:
     """Errors a person can act on from one line: hubpress's own, a disk that is full, read-only
@@ -90,12 +92,7 @@ class _OneLineErrors(logging.Filter):
             return False  # a warning the result carries: the command prints it as its `warning:` line
         if record.getMessage().startswith("Still processing items"):
             return False  # Prefect's events worker flushing at exit: not news at the terminal
-        if record.getMessage().startswith(
-            (
-                "Crash detected! Execution was aborted by an interrupt",
-                "Crash detected! Execution was aborted by a termination",
-            )
-        ):
+        if record.getMessage().startswith(SIGNAL_CRASH):
             return False  # Ctrl-C: the command's own `interrupted:` line says it, with the repo's state
         if not record.name.startswith(("prefect.flow_runs", "prefect.task_runs")):
             return True

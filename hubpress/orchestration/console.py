@@ -4,7 +4,14 @@ The CLI sets PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL=WARNING before Prefect confi
 the API runs inside someone else's process, where Prefect may already be configured, so it lowers
 Prefect's console handlers for the duration of a call and puts them back. Runs still log
 everything to the Prefect API and its UI. A user who wants the INFO lines on the console sets
-PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL=INFO (or HUBPRESS_DEBUG=1), and nothing is changed.
+PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL=INFO (the level is then left as chosen) or HUBPRESS_DEBUG=1
+(nothing is changed).
+
+Prefect's crash record of a Ctrl-C or SIGTERM ("Crash detected! Execution was aborted by ...") is
+left out of the console as the CLI leaves it out: hubpress's own `interrupted:` line says it, with
+the repo's state. On SIGTERM, Prefect's own handler (installed over hubpress's during a flow run)
+logged it before hubpress's ran, so a call stopped by `kill` printed two lines. The record still
+reaches the Prefect API and its UI (another handler).
 """
 
 from __future__ import annotations
@@ -31,19 +38,37 @@ def _prefect_console_handlers() -> list[logging.Handler]:
     return list(found.values())
 
 
+SIGNAL_CRASH = (  # how Prefect's records of a run stopped by Ctrl-C or SIGTERM begin
+    "Crash detected! Execution was aborted by an interrupt",
+    "Crash detected! Execution was aborted by a termination",
+)
+
+
+class _NoSignalCrash(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(SIGNAL_CRASH)
+
+
+_NO_SIGNAL_CRASH = _NoSignalCrash()
+
+
 @contextmanager
 def quiet_prefect_console(level: int = logging.WARNING) -> Iterator[None]:
-    """Prefect's console handlers show `level` and above inside the block, unless the user chose."""
-    if os.environ.get("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL") or os.environ.get("HUBPRESS_DEBUG"):
+    """Prefect's console handlers show `level` and above inside the block, unless the user chose,
+    and never Prefect's crash record of Ctrl-C or SIGTERM (unless HUBPRESS_DEBUG)."""
+    if os.environ.get("HUBPRESS_DEBUG"):
         yield
         return
     import prefect.main  # noqa: F401  (Prefect's logging handlers exist once this is loaded)
 
+    chose = bool(os.environ.get("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL"))
     saved = [(handler, handler.level) for handler in _prefect_console_handlers()]
     for handler, old in saved:
-        handler.setLevel(max(old, level))
+        handler.setLevel(old if chose else max(old, level))
+        handler.addFilter(_NO_SIGNAL_CRASH)
     try:
         yield
     finally:
         for handler, old in saved:
             handler.setLevel(old)
+            handler.removeFilter(_NO_SIGNAL_CRASH)

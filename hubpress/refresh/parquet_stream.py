@@ -28,6 +28,12 @@ from hubpress.errors import SourceError
 from hubpress.storage.names import repo_file_url
 
 BATCH_ROWS = 64  # rows converted to Python at a time, inside one row group
+# A row group is read whole (`rows_at`), and pyarrow allocates for the rows its footer claims
+# before reading a page: a footer claiming billions of rows in a file of a few KB asked malloc
+# for 16 GB. A footer claiming more rows in one row group than this is refused before any read
+# (2**27 rows is already a gigabyte per 8-byte column; the Hub's own parquet conversion writes
+# row groups of at most about 100 MB).
+MAX_ROW_GROUP_ROWS = 2**27
 
 
 def _shown_file(path: str) -> str:
@@ -58,6 +64,27 @@ def _damaged(dataset: str, path: str) -> Iterator[None]:
             f"Dataset {dataset!r}: {_shown_file(path)} is not readable parquet ({why}); "
             "the refresh stops and publishes nothing: fix or remove the file upstream."
         ) from None
+
+
+def _checked(metadata: Any) -> Any:
+    """`metadata` (a pyarrow FileMetaData) when its row counts are ones to read: each row group at
+    most MAX_ROW_GROUP_ROWS, and their sum the file's count (`spans` numbers rows by the file's
+    count and `rows_at` by the row groups': a footer where they differ would pick the wrong rows).
+    Else pyarrow's own kind of refusal, so `_damaged` reports it as a damaged file."""
+    import pyarrow as pa
+
+    counts = [metadata.row_group(group).num_rows for group in range(metadata.num_row_groups)]
+    for group, rows in enumerate(counts):
+        if not 0 <= rows <= MAX_ROW_GROUP_ROWS:
+            raise pa.ArrowInvalid(
+                f"its footer claims {rows:,} rows in row group {group}, more than the "
+                f"{MAX_ROW_GROUP_ROWS:,} hubpress reads at once"
+            )
+    if sum(counts) != metadata.num_rows:
+        raise pa.ArrowInvalid(
+            f"its footer claims {metadata.num_rows:,} rows but its row groups hold {sum(counts):,}"
+        )
+    return metadata
 
 
 @dataclass(frozen=True)
@@ -102,6 +129,7 @@ class ParquetStream:
         for path in self.files:
             with self._open(path) as handle, _damaged(self.dataset, path):
                 parquet = pq.ParquetFile(handle, pre_buffer=False)
+                _checked(parquet.metadata)
                 for group in range(parquet.metadata.num_row_groups):
                     yield path, parquet, group, offset
                     offset += parquet.metadata.row_group(group).num_rows
@@ -113,7 +141,7 @@ class ParquetStream:
         spans, offset = [], 0
         for path in self.files:
             with self._open(path) as handle, _damaged(self.dataset, path):
-                rows = pq.ParquetFile(handle).metadata.num_rows
+                rows = _checked(pq.ParquetFile(handle).metadata).num_rows
             spans.append((path, offset, rows))
             offset += rows
         return spans

@@ -6,6 +6,7 @@ from collections import Counter
 from typing import Any
 
 from hubpress.sources.models import IntakeReport, Problem
+from hubpress.storage.names import shown_name
 
 
 def scan_json(report: IntakeReport) -> dict[str, Any]:
@@ -57,8 +58,8 @@ def kind_counts(report: IntakeReport) -> list[tuple[str, str, int]]:
 
 
 def _line(p: Problem) -> str:
-    where = f"{p.split}/{p.sample}" if p.sample is not None else p.split
-    path = f" [{p.path}]" if p.path else ""
+    where = shown_name(f"{p.split}/{p.sample}" if p.sample is not None else p.split)
+    path = f" [{shown_name(p.path)}]" if p.path else ""  # a refused name is shown, escaped
     return f"{p.severity:7} {p.kind:20} {where}{path}: {p.detail}"
 
 

@@ -35,7 +35,11 @@ from hubpress.errors import ConfigError
 UNSAFE_NAME = "unsafe_name"  # the problem kind of a refused name
 MEDIA_OUTSIDE_UPSTREAM = "media_outside_upstream"  # a row's media names a file elsewhere
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # C0, DEL and C1 (U+0085 is a line end to many tools)
+# Characters that break or reorder the line showing a name: the line and paragraph separators
+# (a new line in many terminals and log viewers) and the bidirectional controls (U+202E shows
+# `x\u202egnp.exe` as `xexe.png`). A name holding one is refused like a control character.
+_LINE_BREAKING = re.compile("[\u2028\u2029\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 _DRIVE = re.compile(r"^[A-Za-z]:")
 # git check-ref-format: no "..", no ASCII control, space, ~ ^ : ? * [ \, no "@{", not "@",
 # no component starting with "." or ending with ".lock", no trailing "." or "/", no "//".
@@ -58,6 +62,19 @@ def _shown(name: str) -> str:
     return repr(name) if len(name) <= 200 else repr(name[:200] + "...")
 
 
+def shown_name(name: str) -> str:
+    """`name` for a line of a report, unquoted, with every character the gate refuses for breaking
+    or reordering a line (controls, separators, bidi controls) escaped as Python writes it: a
+    refused name is still shown, and cannot break the line or read reversed."""
+    if name.isascii() and name.isprintable():
+        return name
+    return _LINE_BREAKING.sub(_escaped, _CONTROL.sub(_escaped, name))
+
+
+def _escaped(match: re.Match[str]) -> str:
+    return match.group().encode("unicode_escape").decode("ascii")
+
+
 # A name every rule of why_unsafe accepts: segments of letters, digits, `_`, `-` and `.`, none
 # starting with a dot (so none is `.` or `..`), no empty segment, no colon, space or control
 # character. Most names of a dataset are such names: one match instead of the rules one by one
@@ -75,6 +92,8 @@ def why_unsafe(name: str) -> str | None:
         return "contains a NUL character"
     if _CONTROL.search(name):
         return "contains a control character"
+    if _LINE_BREAKING.search(name):
+        return "contains a line separator or a bidirectional control character"
     if "\\" in name:
         return "contains a backslash; use / between folders"
     if name.startswith("/"):

@@ -35,24 +35,31 @@ def _page_headers_not_there(data: bytes) -> bytes:
     return b"PAR1" + b"\xff" * pages + data[-8 - footer :]
 
 
-@pytest.mark.parametrize("lie", [_footer_longer_than_the_file, _page_headers_not_there])
-@pytest.mark.parametrize("streaming", [False, True])
-def test_a_parquet_file_whose_footer_lies_stops_the_refresh_in_one_line(
-    hub, write_token, tmp_path, lie, streaming
-):
+def upstream_of_one_file(data: bytes, tmp_path, streaming: bool, name: str):
+    """(repo, refresh config) of a new upstream dataset on the test Hub holding `data` as its one
+    parquet file, data/train-00000-of-00001.parquet."""
     from huggingface_hub import CommitOperationAdd, HfApi
 
     api = HfApi(endpoint=HUB_URL, token=WRITE_TOKEN)
-    repo = f"alice/lying-footer-{uuid.uuid4().hex[:8]}"
+    repo = f"alice/{name}-{uuid.uuid4().hex[:8]}"
     api.create_repo(repo, repo_type="dataset")
     path = "data/train-00000-of-00001.parquet"
     sha = api.create_commit(
-        repo, [CommitOperationAdd(path, lie(_parquet()))], commit_message="rows", repo_type="dataset"
+        repo, [CommitOperationAdd(path, data)], commit_message="rows", repo_type="dataset"
     ).oid
     config = tmp_path / "multidatabackend.json"
     backend = {"id": "up", "type": "huggingface", "dataset_name": repo, "revision": sha}
     backend |= {"caption_column": "caption", "streaming": streaming, "cache_dir": str(tmp_path / "cache")}
     config.write_text(json.dumps([backend]))
+    return repo, config
+
+
+@pytest.mark.parametrize("lie", [_footer_longer_than_the_file, _page_headers_not_there])
+@pytest.mark.parametrize("streaming", [False, True])
+def test_a_parquet_file_whose_footer_lies_stops_the_refresh_in_one_line(
+    hub, write_token, tmp_path, lie, streaming
+):
+    repo, config = upstream_of_one_file(lie(_parquet()), tmp_path, streaming, "lying-footer")
     out = tmp_path / "out"
 
     code, stdout, stderr = run_cli("refresh", str(config), str(out))

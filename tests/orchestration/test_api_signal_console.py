@@ -1,0 +1,69 @@
+"""A hubpress.api call stopped by SIGTERM says so in one line on the console, as the CLI does.
+
+Prefect's own SIGTERM handler (installed over hubpress's during a flow run) logged "Crash
+detected! Execution was aborted by a termination signal." on its console handler before
+hubpress's handler ran, so a script's stderr had Prefect's crash line above hubpress's
+`terminated (SIGTERM): ...` line. The record is kept from Prefect's console handler only: other
+handlers (the Prefect API's, a host program's own) still get it."""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import signal
+
+import pytest
+
+from hubpress.testdata.synth import write_dataset
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+
+class _Kill(logging.Handler):
+    """The host program's own handler: it sends SIGTERM once a task of the run has logged (a
+    supervisor stopping the job mid-run), and keeps every record it is given."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+        if record.name.startswith("prefect.task_runs") and "sent" not in self.messages:
+            self.messages.append("sent")
+            os.kill(os.getpid(), signal.SIGTERM)  # to the main thread, where the API call runs
+
+
+def test_sigterm_during_an_api_call_is_one_line_on_the_console(tmp_path, monkeypatch, capsys):
+    import prefect.main  # noqa: F401  (Prefect's console handler exists once this is loaded)
+
+    from hubpress import api
+    from hubpress.orchestration.console import _prefect_console_handlers
+
+    write_dataset(tmp_path / "src", samples=2, test_fraction=0.0, image_size=16, seed=5)
+    monkeypatch.setenv("HUBPRESS_STAGING", str(tmp_path / "staging"))
+    console = io.StringIO()
+    handlers = _prefect_console_handlers()
+    streams = [handler.console.file for handler in handlers]  # the handler writes through rich
+    for handler in handlers:
+        handler.console.file = console
+    kill = _Kill()
+    logging.getLogger().addHandler(kill)
+    before = signal.getsignal(signal.SIGTERM)
+    try:
+        with pytest.raises(SystemExit) as stopped:
+            api.upload_editing_dataset(str(tmp_path / "src"), str(tmp_path / "out"))
+    finally:
+        logging.getLogger().removeHandler(kill)
+        for handler, stream in zip(handlers, streams, strict=True):
+            handler.console.file = stream
+        signal.signal(signal.SIGTERM, before)
+
+    assert stopped.value.code == 143 and "sent" in kill.messages
+    assert any(m.startswith("Crash detected! Execution was aborted by a termination") for m in kill.messages)
+    assert handlers and "Crash detected" not in console.getvalue(), console.getvalue()
+    said = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert [line for line in said if "terminated (SIGTERM)" in line] == [
+        "hubpress: terminated (SIGTERM): nothing was sent to the Hub."
+    ], said
