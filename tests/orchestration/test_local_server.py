@@ -178,10 +178,9 @@ def test_a_ctrl_c_while_the_server_process_is_made_is_raised_once_its_pid_is_kno
 
     before = signal.getsignal(signal.SIGINT)
     reached = []
-    with pytest.raises(KeyboardInterrupt):
-        with _ctrl_c_held():
-            os.kill(os.getpid(), signal.SIGINT)
-            time.sleep(0.05)  # a Python handler runs between bytecodes: it has had its chance
-            reached.append("the block ended")
+    with pytest.raises(KeyboardInterrupt), _ctrl_c_held():
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)  # a Python handler runs between bytecodes: it has had its chance
+        reached.append("the block ended")
     assert reached == ["the block ended"]
     assert signal.getsignal(signal.SIGINT) is before
