@@ -206,6 +206,16 @@ def _environment_restored():
         os.environ.update(saved)
 
 
+def harness_api() -> dict[str, str]:
+    """PREFECT_API_URL of the test harness's server, for a CLI run in a child process: without it
+    the child starts a temporary Prefect server of its own (several seconds each), which only the
+    tests about that path need."""
+    from prefect.settings import PREFECT_API_URL
+
+    url = PREFECT_API_URL.value()
+    return {"PREFECT_API_URL": url} if url else {}
+
+
 def run_cli(*args: str) -> tuple[int, str, str]:
     """hubpress's real entry point (errors as one line, exit codes), in this process."""
     import contextlib

@@ -18,7 +18,7 @@ from PIL import Image
 
 from hubpress.flows.params import PublishDatasetParams
 from hubpress.flows.publish_dataset import publish_dataset
-from tests.conftest import WRITE_TOKEN
+from tests.conftest import WRITE_TOKEN, harness_api
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -29,7 +29,7 @@ def cli(*args, cwd=None):
         capture_output=True,
         text=True,
         cwd=cwd,
-        env={**os.environ, "HF_TOKEN": WRITE_TOKEN},
+        env={**os.environ, "HF_TOKEN": WRITE_TOKEN, **harness_api()},
         timeout=300,
     )
 

@@ -28,7 +28,7 @@ def _publish_held_at_its_upload(tmp_path, hub, repo: str, seed: int, stdout) -> 
     terminal's foreground job), whose upload's first request the test Hub holds, so the run is
     surely uploading when Ctrl-C comes. Returns the process and the marker its children carry."""
     write_dataset(tmp_path / "src", samples=4, test_fraction=0.0, image_size=16, seed=seed)
-    hub.arm_fault(UPLOAD_STARTS, "stall", stall_seconds=20)
+    hub.arm_fault(UPLOAD_STARTS, "stall", stall_seconds=8)
     marker = uuid.uuid4().hex
     env = {
         **os.environ,
@@ -102,7 +102,7 @@ def test_ctrl_c_during_an_api_upload_raises_keyboard_interrupt_and_tidies(tmp_pa
     repo = f"alice/interrupted-api-{uuid.uuid4().hex[:8]}"
     monkeypatch.setenv("HUBPRESS_STAGING", str(tmp_path / "staging"))
     monkeypatch.setenv("HUBPRESS_CACHE_DIR", str(tmp_path / "cache"))
-    hub.arm_fault(UPLOAD_STARTS, "stall", stall_seconds=20)
+    hub.arm_fault(UPLOAD_STARTS, "stall", stall_seconds=8)
 
     def press_ctrl_c_once_uploading() -> None:
         deadline = time.monotonic() + 300

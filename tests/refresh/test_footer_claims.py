@@ -6,6 +6,7 @@ process under an address-space limit, so a regression fails the test rather than
 from __future__ import annotations
 
 import io
+import os
 import resource
 import struct
 import subprocess
@@ -64,10 +65,14 @@ def test_a_footer_claiming_billions_of_rows_is_refused_in_one_line(hub, write_to
     repo, config = upstream_of_one_file(data, tmp_path, streaming, "footer-claims")
     out = tmp_path / "out"
 
+    from prefect.settings import PREFECT_API_URL
+
     run = subprocess.run(
         [sys.executable, "-m", "hubpress.commands.cli", "refresh", str(config), str(out)],
         capture_output=True,
         text=True,
+        # the harness's server: a temporary server of its own was most of the test's time
+        env={**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()},
         preexec_fn=_limit_memory,
         timeout=300,
     )

@@ -21,7 +21,7 @@ import pytest
 from PIL import Image as PILImage
 
 from hubpress.storage import names
-from tests.conftest import HUB_URL, WRITE_TOKEN, run_cli
+from tests.conftest import HUB_URL, WRITE_TOKEN, harness_api, run_cli
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -154,7 +154,7 @@ def test_rows_naming_files_elsewhere_are_refused_and_reported(
         [sys.executable, "-m", "hubpress.commands.cli", "refresh", str(config), str(out), "--json"],
         capture_output=True,
         text=True,
-        env={**os.environ, "HF_TOKEN": WRITE_TOKEN},
+        env={**os.environ, "HF_TOKEN": WRITE_TOKEN, **harness_api()},
         timeout=600,
     )
     code, stdout, stderr = done.returncode, done.stdout, done.stderr

@@ -21,7 +21,7 @@ from hubpress.flows.release_training_run import release_training_run
 from hubpress.refresh.config import parse_refresh_config
 from hubpress.testdata.synth import write_dataset
 from hubpress.testdata.synth_lora import write_lora
-from tests.conftest import OTHER_WRITE_TOKEN, WRITE_TOKEN
+from tests.conftest import OTHER_WRITE_TOKEN, WRITE_TOKEN, harness_api
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 TOKEN_VARS = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HUGGINGFACE_HUB_TOKEN", "HUBPRESS_TOKEN")
@@ -32,7 +32,7 @@ def hubpress(*args, cwd=None, env=None):
         [sys.executable, "-m", "hubpress.commands.cli", *args],
         capture_output=True,
         text=True,
-        env={**os.environ, **(env or {})},
+        env={**os.environ, **harness_api(), **(env or {})},
         cwd=cwd,
         timeout=300,
     )

@@ -16,7 +16,7 @@ from hubpress.errors import CommittedButFailed, PublishError
 from hubpress.flows.params import PublishLoraParams
 from hubpress.flows.publish_lora import publish_lora
 from hubpress.testdata.synth_lora import write_lora
-from tests.conftest import WRITE_TOKEN, requires_xet
+from tests.conftest import WRITE_TOKEN, harness_api, requires_xet
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -89,7 +89,7 @@ def test_a_failure_after_the_commit_names_the_commit(hub, tmp_path, write_token)
             ],
             capture_output=True,
             text=True,
-            env={**os.environ, "HF_TOKEN": WRITE_TOKEN},
+            env={**os.environ, "HF_TOKEN": WRITE_TOKEN, **harness_api()},
             timeout=300,
         )
     finally:
