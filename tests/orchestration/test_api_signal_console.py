@@ -27,8 +27,12 @@ class _Kill(logging.Handler):
     def __init__(self) -> None:
         super().__init__(logging.DEBUG)
         self.messages: list[str] = []
+        self.seen: list[logging.LogRecord] = []
 
     def emit(self, record: logging.LogRecord) -> None:
+        if record in self.seen:  # attached to the root and to "prefect": a record may come twice
+            return
+        self.seen.append(record)
         self.messages.append(record.getMessage())
         if record.name.startswith("prefect.task_runs") and "sent" not in self.messages:
             self.messages.append("sent")
@@ -49,13 +53,24 @@ def test_sigterm_during_an_api_call_is_one_line_on_the_console(tmp_path, monkeyp
     for handler in handlers:
         handler.console.file = console
     kill = _Kill()
-    logging.getLogger().addHandler(kill)
+    # Prefect's logging configuration keeps "prefect" records from the root once a flow has run in
+    # this process (propagate: false); the "prefect" logger sees them either way.
+    watched = [logging.getLogger(), logging.getLogger("prefect")]
+    for logger in watched:
+        logger.addHandler(kill)
+    # An in-process CLI run earlier in the session may have left "prefect" at WARNING: the task's
+    # INFO record this test waits for would then never be made.
+    level = logging.getLogger("prefect").level
+    logging.getLogger("prefect").setLevel(logging.INFO)
     before = signal.getsignal(signal.SIGTERM)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a script's own: whatever an earlier test left is not
     try:
         with pytest.raises(SystemExit) as stopped:
             api.upload_editing_dataset(str(tmp_path / "src"), str(tmp_path / "out"))
     finally:
-        logging.getLogger().removeHandler(kill)
+        for logger in watched:
+            logger.removeHandler(kill)
+        logging.getLogger("prefect").setLevel(level)
         for handler, stream in zip(handlers, streams, strict=True):
             handler.console.file = stream
         signal.signal(signal.SIGTERM, before)
