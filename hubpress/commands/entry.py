@@ -16,6 +16,7 @@ from hubpress.commands.interrupt import (  # stdlib only
     INTERRUPTED_EXIT_CODE,
     TERMINATED_EXIT_CODE,
     interrupted_line,
+    runs_one_command,
 )
 
 
@@ -35,6 +36,7 @@ def run_as_a_process(run: Callable[[], None]) -> None:
     traceback and exit -2, and could leave that server running. Those hooks are bounded (Prefect
     kills its server after 5 s). Only here, in the process's own entry: a script or test that calls
     hubpress.commands.cli.main in-process keeps its Ctrl-C."""
+    runs_one_command()
     try:
         run()
     except SystemExit as exc:

@@ -119,6 +119,10 @@ def interruptible(say: Callable[[str], None]) -> Iterator[None]:
                 "them there"
             ]
         said = "; ".join(states) if states else "nothing was sent to the Hub"
+        if _Process.runs_one_command:
+            # Before the line: an impatient second Ctrl-C between the line and the process's end
+            # (the tidy-up here, Prefect's atexit stop of its temporary server) was a traceback.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
         say(f"{'terminated (SIGTERM)' if isinstance(stopped, Terminated) else 'interrupted'}: {said}.")
         if isinstance(stopped, Terminated):
             # SystemExit, not an exception a script might take for Ctrl-C: exit hooks still run.
@@ -127,9 +131,21 @@ def interruptible(say: Callable[[str], None]) -> Iterator[None]:
     finally:
         if host:
             _host_sigterm.pop()
-        signal.signal(signal.SIGINT, previous)
+        if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN or not _Process.runs_one_command:
+            signal.signal(signal.SIGINT, previous)
         signal.signal(signal.SIGTERM, previous_term)
         _speak_again()
+
+
+class _Process:
+    """Whether this process is the console script's (hubpress.commands.entry): it runs one command
+    and exits, so once its `interrupted:` line is said, a further Ctrl-C has nothing left to stop."""
+
+    runs_one_command = False
+
+
+def runs_one_command() -> None:
+    _Process.runs_one_command = True
 
 
 def _exit_at_once(signum, frame) -> None:
