@@ -106,6 +106,7 @@ def interruptible(say: Callable[[str], None]) -> Iterator[None]:
     host = callable(previous_term) and previous_term is not _on_sigint
     if host:
         _host_sigterm.append(previous_term)
+    ctrl_c_ignored_to_the_end = False  # the console script's, once its line is said
     try:
         yield
     except KeyboardInterrupt as stopped:
@@ -123,6 +124,7 @@ def interruptible(say: Callable[[str], None]) -> Iterator[None]:
             # Before the line: an impatient second Ctrl-C between the line and the process's end
             # (the tidy-up here, Prefect's atexit stop of its temporary server) was a traceback.
             signal.signal(signal.SIGINT, signal.SIG_IGN)
+            ctrl_c_ignored_to_the_end = True
         say(f"{'terminated (SIGTERM)' if isinstance(stopped, Terminated) else 'interrupted'}: {said}.")
         if isinstance(stopped, Terminated):
             # SystemExit, not an exception a script might take for Ctrl-C: exit hooks still run.
@@ -131,7 +133,7 @@ def interruptible(say: Callable[[str], None]) -> Iterator[None]:
     finally:
         if host:
             _host_sigterm.pop()
-        if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN or not _Process.runs_one_command:
+        if not ctrl_c_ignored_to_the_end:
             signal.signal(signal.SIGINT, previous)
         signal.signal(signal.SIGTERM, previous_term)
         _speak_again()

@@ -22,6 +22,7 @@ from hubpress.sources.found import (
     Discovery,
     ambiguous,
     file_ref,
+    file_ref_under,
     problem,
 )
 from hubpress.sources.models import Correction, FileRef, Problem, Sample
@@ -255,11 +256,7 @@ class _CsvRows:
         )
 
     def ref(self, listed: ListedFile) -> FileRef:
-        """found.file_ref, with the root's prefix made once."""
-        version = f"{listed.version}:{listed.inode}" if listed.inode is not None else listed.version
-        return FileRef(
-            f"{self._prefix}{listed.relpath}", listed.relpath, listed.size, None, None, None, None, version
-        )
+        return file_ref_under(listed, self._prefix)
 
     def cell(self, row: list[str], col: str) -> str:
         i = self.position.get(col)

@@ -36,10 +36,14 @@ def problem(split: str, sample: str | None, kind: str, detail: str, path: str | 
 
 def file_ref(listed: ListedFile, root: str) -> FileRef:
     """A FileRef for a listed file; its version (mtime_ns[:inode] or ETag) keys the caches."""
+    return file_ref_under(listed, f"{root.rstrip('/')}/")
+
+
+def file_ref_under(listed: ListedFile, prefix: str) -> FileRef:
+    """file_ref, given the root as its URI prefix (ending in "/"): a caller making a million refs
+    under one root makes the prefix once. Positional: the fields' order, uri to version."""
     version = f"{listed.version}:{listed.inode}" if listed.inode is not None else listed.version
-    return FileRef(
-        uri=f"{root.rstrip('/')}/{listed.relpath}", relpath=listed.relpath, size=listed.size, version=version
-    )
+    return FileRef(f"{prefix}{listed.relpath}", listed.relpath, listed.size, None, None, None, None, version)
 
 
 def ambiguous(
