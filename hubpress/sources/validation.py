@@ -336,6 +336,9 @@ def _validate_chunks(
     return result
 
 
+_UNSEEN = object()
+
+
 def _facts_by_scan(
     jobs: Sequence[FileJob],
     root: str,
@@ -360,17 +363,15 @@ def _facts_by_scan(
     # An image entry's verdict (its usable facts but the sha256, or None: read the file), worked
     # out once per distinct entry: keyed by the parsed entry's identity, valid while the scan
     # holds the parsed entries (most images of a dataset share one).
-    verdicts: dict[int, tuple[Any, ...] | None] = {}
+    verdicts: dict[int, Any] = {}
     for uri, size, version, sha, info in cache.under(prefix):
         job = unfound.get(uri)
         if job is None or job.size != size or job.version != version:
             continue
         if info and job.kind == "image":
-            key = id(info)
-            if key in verdicts:
-                fields = verdicts[key]
-            else:
-                fields = verdicts[key] = cached_image_verdict(info, max_pixels, decode)
+            fields = verdicts.get(id(info), _UNSEEN)
+            if fields is _UNSEEN:
+                fields = verdicts[id(info)] = cached_image_verdict(info, max_pixels, decode)
             if fields is None:
                 continue
             known = FileFacts(sha, *fields)
