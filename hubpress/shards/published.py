@@ -23,6 +23,7 @@ import os
 import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -45,16 +46,17 @@ def listing_digest(listing: Iterable[ListedFile], options: Mapping[str, Any]) ->
     digest = hashlib.sha256()
     head = ["hubpress-listing", RECORD_FORMAT, hubpress.__version__, dict(options)]
     digest.update(json.dumps(head, sort_keys=True, default=str).encode() + b"\n")
-    # One line per file, the lines sorted as strings: for unique relpaths without NUL (every real
-    # listing) that is relpath order, and any listing's lines come out in one canonical order. The
-    # lines are made in the listing's own order (the objects as they lie in memory) and sorted
-    # without a key: half the time of sorting the files by relpath first (2,000,000 at a million
-    # samples). They are hashed LINES_PER_UPDATE at a time: the same bytes in the same order as
-    # one update per line (a hash of a stream does not see how it was cut).
-    lines = [f"{lf.relpath}\0{lf.size}\0{lf.version}\0{lf.inode}\n" for lf in listing]
-    lines.sort()
-    for start in range(0, len(lines), LINES_PER_UPDATE):
-        text = "".join(lines[start : start + LINES_PER_UPDATE])
+    ordered = sorted(listing, key=_RELPATH)
+    # One line per file, hashed LINES_PER_UPDATE lines at a time: the same bytes in the same order
+    # as one update per line (a hash of a stream does not see how it was cut), without a call and
+    # an encode per file (2,000,000 of each at a million samples), nor one text of them all.
+    for start in range(0, len(ordered), LINES_PER_UPDATE):
+        text = "".join(
+            [
+                f"{lf.relpath}\0{lf.size}\0{lf.version}\0{lf.inode}\n"
+                for lf in ordered[start : start + LINES_PER_UPDATE]
+            ]
+        )
         # surrogateescape: a name that is not UTF-8 (reported by intake as name_not_utf8) still
         # has bytes, and those bytes decide the digest
         digest.update(text.encode("utf-8", "surrogateescape"))
@@ -62,6 +64,7 @@ def listing_digest(listing: Iterable[ListedFile], options: Mapping[str, Any]) ->
 
 
 LINES_PER_UPDATE = 10_000
+_RELPATH = attrgetter("relpath")
 
 
 def local_listing(paths: Iterable[str | os.PathLike[str]]) -> list[ListedFile]:
