@@ -12,6 +12,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -88,14 +89,22 @@ class LocalStorage:
             return
         real_root = os.path.realpath(self.root)
         followed: set[tuple[int, int]] = set()  # folders reached through a symlink, each once
-        stack = [(start, prefix.strip("/"), frozenset({_dir_key(start)}))]
+        start_key = _dir_key(start)
+        stack = [(start, prefix.strip("/"), start_key, frozenset({start_key}))]
         while stack:
-            path, rel, ancestors = stack.pop()
+            path, rel, expected, ancestors = stack.pop()
             # Scanned through a descriptor of the folder: each entry's stat is then relative to
             # it (fstatat), not a walk of the whole path again (a tenth of a listing's time).
-            folder = os.open(path, os.O_RDONLY | os.O_DIRECTORY) if _SCAN_BY_FD else None
+            folder, gone = None, None
+            if _SCAN_BY_FD and path == start:  # the root: its errors are the caller's, as before
+                folder = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+            elif _SCAN_BY_FD:
+                folder, gone = _open_folder(path, expected)
+            if gone is not None:  # vanished or swapped since its parent was scanned: reported, not read
+                unlisted.append((rel, gone))
             try:
-                with os.scandir(path if folder is None else folder) as entries:
+                scan = os.scandir(path if folder is None else folder) if gone is None else nullcontext(())
+                with scan as entries:
                     for entry in entries:
                         child = f"{rel}/{entry.name}" if rel else entry.name
                         try:
@@ -106,11 +115,11 @@ class LocalStorage:
                             at = os.path.join(path, entry.name)  # entry.path is the bare name here
                             if entry.is_dir(follow_symlinks=False):
                                 key = (entry.stat(follow_symlinks=False).st_dev, entry.inode())
-                                stack.append((at, child, ancestors | {key}))
+                                stack.append((at, child, key, ancestors | {key}))
                             elif entry.is_symlink() and entry.is_dir():
                                 why, key = _why_not_followed(at, real_root, ancestors, followed)
                                 if why is None:
-                                    stack.append((at, child, ancestors | {key}))
+                                    stack.append((at, child, key, ancestors | {key}))
                                 else:
                                     unlisted.append((child, why))
                             elif entry.is_file():  # a symlink to a file
@@ -174,6 +183,21 @@ class LocalStorage:
 
     def delete(self, relpath: str) -> None:
         Path(self.uri(relpath)).unlink(missing_ok=True)
+
+
+def _open_folder(path: str, expected: tuple[int, int]) -> tuple[int | None, str | None]:
+    """(a descriptor of the folder at `path`, None), or (None, why it is not read): it vanished or
+    cannot be opened, or it is no longer the folder its parent's scan saw (replaced, say by a
+    symbolic link to a folder outside the source, between that scan and this open)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError as exc:
+        return None, f"is a folder that cannot be read ({exc.strerror or exc})"
+    st = os.fstat(fd)
+    if (st.st_dev, st.st_ino) != expected:
+        os.close(fd)
+        return None, "is a folder that was replaced while the source was listed; it is not read"
+    return fd, None
 
 
 def _dir_key(path: str) -> tuple[int, int]:
