@@ -54,8 +54,31 @@ def from_cache(job: FileJob, sha: str | None, info: dict[str, Any] | None) -> Fi
     if not info or info.get("v") != FACTS_VERSION or info.get("kind") != job.kind:
         return None
     if job.kind == "prompt":
-        return FileFacts(sha, text=base64.b64decode(info.get("text_b64", "")))
-    return FileFacts(sha, *image_facts_fields(info))
+        text = info.get("text_b64", "")
+        try:
+            return (
+                FileFacts(sha, text=base64.b64decode(text, validate=True)) if isinstance(text, str) else None
+            )
+        except ValueError:  # a damaged entry: the file is read again
+            return None
+    fields = image_facts_fields(info)
+    return FileFacts(sha, *fields) if _well_formed(fields) else None
+
+
+# FileFacts' fields but the sha256, as image_facts_fields gives them: the types a damaged or
+# hand-edited entry might break (None is always allowed, but for `decoded`).
+_FIELD_TYPES = (str, int, int, str, str, type(None), int, int, bool, int)
+
+
+def _well_formed(fields: tuple[Any, ...]) -> bool:
+    """Whether cached fields are what to_info writes: the rules multiply widths and compare
+    limits, so a damaged entry (a width as text) is read again, not a traceback."""
+    for value, kind in zip(fields, _FIELD_TYPES, strict=True):
+        if value is None and kind is not bool:
+            continue
+        if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+            return False
+    return True
 
 
 def image_facts_fields(info: dict[str, Any]) -> tuple[Any, ...]:
@@ -91,7 +114,7 @@ class FactsFromCache:
             if info.get("v") != FACTS_VERSION or info.get("kind") != "image":
                 return None
             fields = self._fields[id(info)] = image_facts_fields(info)
-        return FileFacts(sha, *fields)
+        return FileFacts(sha, *fields) if _well_formed(fields) else None
 
 
 def usable_facts(facts: FileFacts | None, job: FileJob, max_pixels: int, decode: bool) -> FileFacts | None:

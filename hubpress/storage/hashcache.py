@@ -52,6 +52,18 @@ def _sqlite_errors(path: Path | None) -> Iterator[None]:
         ) from None
 
 
+_UNPARSED: Any = object()
+
+
+def _parse_info(text: str) -> dict[str, Any] | None:
+    """An entry's info, or None (no info: the file is read again) when its text is damaged."""
+    try:
+        info = json.loads(text)
+    except ValueError:
+        return None
+    return info if isinstance(info, dict) else None
+
+
 def _prefix_range(prefix: str) -> tuple[str, str]:
     """[low, high) of the URIs that start with `prefix`: SQLite compares text by its UTF-8 bytes,
     whose order is that of the code points, so the bound is the prefix with its last character
@@ -127,7 +139,7 @@ class HashCache:
         )
         if row is None:
             return None
-        return row[0], (json.loads(row[1]) if row[1] else None)
+        return row[0], (_parse_info(row[1]) if row[1] else None)
 
     def get_many(
         self, keys: list[tuple[str, int, str]]
@@ -145,7 +157,7 @@ class HashCache:
         wanted = set(keys)
         # Most files of a dataset share their facts but the sha256 (format, size, orientation):
         # each distinct text is parsed once, and the parsed dicts are shared (callers only read them).
-        parsed: dict[str, dict[str, Any]] = {}
+        parsed: dict[str, dict[str, Any] | None] = {}
         for start in range(0, len(uris), 500):
             part = uris[start : start + 500]
             marks = ",".join("?" * len(part))
@@ -155,7 +167,7 @@ class HashCache:
                 key = (uri, size, version)
                 if key in wanted:
                     if info and info not in parsed:
-                        parsed[info] = json.loads(info)
+                        parsed[info] = _parse_info(info)
                     found[key] = (sha, parsed[info] if info else None)
         return found
 
@@ -177,7 +189,7 @@ class HashCache:
         order (no index lookup per entry: a quarter less per entry), else through the key's index."""
         if self.path is None:
             return
-        parsed: dict[str, dict[str, Any]] = {}
+        parsed: dict[str, dict[str, Any] | None] = {}
         with _sqlite_errors(self.path):
             conn = self._conn()
             bounds = _prefix_range(prefix)
@@ -189,9 +201,9 @@ class HashCache:
                 sql.format("NOT INDEXED" if whole_table else ""), bounds
             ):
                 if info:
-                    facts = parsed.get(info)
-                    if facts is None:
-                        facts = parsed[info] = json.loads(info)
+                    facts = parsed.get(info, _UNPARSED)
+                    if facts is _UNPARSED:
+                        facts = parsed[info] = _parse_info(info)
                     yield uri, size, version, sha, facts
                 else:
                     yield uri, size, version, sha, None
