@@ -24,6 +24,12 @@ CELLS = [
     " t/a.png ",
     " ",
     "t/a.png\t",
+    "t/a.png\xa0",  # NBSP and other unicode spaces: str.strip takes them off, PLAIN_PATH refuses them
+    "\u2003c/a.png",
+    "../t/a.png",
+    "t/../t/a.png",
+    "T/A.png",  # a case difference
+    "t/A.png",
 ]
 
 
@@ -45,7 +51,7 @@ def sources(draw):
             if col == "prompt":
                 row.append(draw(st.sampled_from(["red", " blue ", ""])))
             elif col == "id":
-                row.append(draw(st.sampled_from(["", "s1", "s2"])))
+                row.append(draw(st.sampled_from(["", "s1", "s2", "S1", " s1\xa0"])))
             else:
                 row.append(draw(st.sampled_from(CELLS)))
         if draw(st.integers(0, 5)) == 0:
