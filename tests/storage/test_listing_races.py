@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from hubpress.storage import files
 from hubpress.storage.files import UNLISTED, LocalStorage
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs (POSIX)")
@@ -73,3 +74,16 @@ def test_no_descriptor_is_left_open_by_a_full_or_an_abandoned_listing(tmp_path):
     next(listing)
     listing.close()
     assert len(os.listdir("/proc/self/fd")) == before
+
+
+def test_the_listing_by_path_where_folders_have_no_descriptors_finds_the_same(tmp_path, monkeypatch):
+    """Windows scans folders by path (files._SCAN_BY_FD is False there): same files, same reports."""
+    root, outside = _tree(tmp_path)
+    os.symlink(outside, root / "out")
+    os.symlink(root / "a" / "b", root / "inside")
+    os.symlink("loop", root / "loop")
+    by_fd = sorted(LocalStorage(root).list(report_unlisted=True), key=lambda lf: lf.relpath)
+    monkeypatch.setattr(files, "_SCAN_BY_FD", False)
+    by_path = sorted(LocalStorage(root).list(report_unlisted=True), key=lambda lf: lf.relpath)
+    assert by_path == by_fd
+    assert [lf.relpath for lf in by_fd] == ["a/b/f.png", "a/fifo", "a/g.png", "inside/f.png", "loop", "out"]
