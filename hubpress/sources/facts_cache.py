@@ -113,8 +113,9 @@ class FactsFromCache:
         if fields is None:
             if info.get("v") != FACTS_VERSION or info.get("kind") != "image":
                 return None
-            fields = self._fields[id(info)] = image_facts_fields(info)
-        return FileFacts(sha, *fields) if _well_formed(fields) else None
+            fields = image_facts_fields(info)
+            fields = self._fields[id(info)] = fields if _well_formed(fields) else ()  # (): damaged
+        return FileFacts(sha, *fields) if fields else None
 
 
 def usable_facts(facts: FileFacts | None, job: FileJob, max_pixels: int, decode: bool) -> FileFacts | None:
