@@ -19,9 +19,10 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from hubpress.errors import ConfigError, MissingTokenError, hide_userinfo
+from hubpress.errors import ConfigError, MissingTokenError, SettingsFileError, hide_userinfo
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
+DOTENV = ".env"  # settings read from the working directory's .env too (pydantic-settings)
 
 
 def hubpress_home() -> Path:
@@ -50,7 +51,9 @@ TOKEN_SOURCES_HELP = (
 class Settings(BaseSettings):
     """hubpress settings. Every field reads HUBPRESS_<FIELD> from the environment."""
 
-    model_config = SettingsConfigDict(env_prefix="HUBPRESS_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="HUBPRESS_", env_file=DOTENV, env_file_encoding="utf-8", extra="ignore"
+    )
 
     hub_endpoint: str | None = Field(
         default=None,
@@ -174,7 +177,17 @@ class Settings(BaseSettings):
 def get_settings(overrides: dict[str, Any] | Settings | None = None) -> Settings:
     if isinstance(overrides, Settings):
         return overrides
-    return Settings().with_overrides(overrides)
+    try:
+        settings = Settings()
+    except UnicodeDecodeError as exc:
+        # A project's own .env in the working directory (another tool's, Latin-1 or UTF-16) was a
+        # traceback in every command run there, though none of its keys need be hubpress's.
+        raise SettingsFileError(
+            f"{Path(DOTENV).absolute()} is not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset "
+            f"{exc.start}); hubpress reads HUBPRESS_* settings from a .env file in the working directory: "
+            "save it as UTF-8, or run hubpress from another directory."
+        ) from None
+    return settings.with_overrides(overrides)
 
 
 @dataclass(frozen=True)
