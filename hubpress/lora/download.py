@@ -145,7 +145,9 @@ def cached_offline(repo_id: str, name: str, revision: str | None) -> str:
         )
     blob = os.path.basename(os.path.realpath(local))
     sha256, blob_id = _digests(local)
-    problem = None if blob in (sha256, blob_id) else f"its bytes are not the blob {blob[:16]}... the cache names"
+    problem = (
+        None if blob in (sha256, blob_id) else f"its bytes are not the blob {blob[:16]}... the cache names"
+    )
     if problem is None:
         try:
             check_weights(local, name)
