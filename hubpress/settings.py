@@ -234,13 +234,16 @@ def call_token(token: str | None) -> Iterator[None]:
 def resolve_token(explicit: str | None = None, settings: Settings | None = None) -> ResolvedToken:
     """Find a Hub token: argument, Secret block, then the environment variables, in that order."""
     settings = settings or get_settings()
-    explicit = explicit or _CALL_TOKEN.get()
+    # Every source is stripped, as the HF_* variables below: a token read from a file or a secret
+    # store often ends in a newline, which made an illegal Authorization header that the error
+    # blamed on the endpoint.
+    explicit = (explicit or _CALL_TOKEN.get() or "").strip()
     if explicit:
         return ResolvedToken(explicit, "the token argument")
-    if settings.token is not None and settings.token.get_secret_value():
-        return ResolvedToken(settings.token.get_secret_value(), "HUBPRESS_TOKEN")
+    if settings.token is not None and settings.token.get_secret_value().strip():
+        return ResolvedToken(settings.token.get_secret_value().strip(), "HUBPRESS_TOKEN")
     if settings.token_secret_block:
-        value = _from_secret_block(settings.token_secret_block)
+        value = (_from_secret_block(settings.token_secret_block) or "").strip()
         if value:
             return ResolvedToken(value, f"Prefect Secret block {settings.token_secret_block!r}")
     for var in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HUGGINGFACE_HUB_TOKEN"):
