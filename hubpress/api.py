@@ -145,7 +145,7 @@ def upload_lora_safetensors(
     private: bool = True,
     remote_name: str | None = None,
     commit_message: str = "Upload LoRA weights",
-    extra_files: dict[str, str] | None = None,
+    extra_files: dict[str | os.PathLike[str], str | os.PathLike[str]] | None = None,
     token: str | None = None,
     **options: Any,
 ) -> str:
@@ -160,7 +160,7 @@ def upload_lora_safetensors(
         src_path=str(src_path),
         target=repo_id,
         remote_name=remote_name,
-        extra_files=extra_files or {},
+        extra_files={os.fspath(local): os.fspath(remote) for local, remote in (extra_files or {}).items()},
         public=not private,
         commit_message=commit_message,
         **options,

@@ -22,7 +22,10 @@ def test_path_objects_are_local_directories_in_every_call(tmp_cwd):
     assert load_editing_dataset(Path("out/face-seg"), split="train").num_rows == 2
 
     weights = write_lora(tmp_cwd / "w.safetensors", seed=4)
-    assert upload_lora_safetensors(Path("w.safetensors"), Path("lora")) == "lora"
+    (tmp_cwd / "train_config.yaml").write_text("lr: 1e-4\n")
+    extra = {Path("train_config.yaml"): Path("config") / "train.yaml"}
+    assert upload_lora_safetensors(Path("w.safetensors"), Path("lora"), extra_files=extra) == "lora"
+    assert (tmp_cwd / "lora" / "config" / "train.yaml").read_text() == "lr: 1e-4\n"
     downloaded = download_lora(Path("lora"))
     assert Path(downloaded) == tmp_cwd / "lora" / "pytorch_lora_weights.safetensors"
     assert Path(downloaded).read_bytes() == weights.read_bytes()
