@@ -42,3 +42,24 @@ def check_answers(url: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
             "start that Prefect server, or unset PREFECT_API_URL to use hubpress's local server "
             "(`hubpress server start`)."
         ) from None
+    if _not_an_api(url, timeout):
+        shown = hide_userinfo(url).rstrip("/")
+        raise ConfigError(
+            f"{where_it_came_from()} {shown} is a server but not its Prefect API (HTTP 404 for /admin/version): "
+            f"the API's URL ends in /api, as {shown}/api (the UI's address is without it)."
+        )
+
+
+def _not_an_api(url: str, timeout: float) -> bool:
+    """The server answers 404 where a Prefect API answers its version: most often the UI's address
+    (`http://127.0.0.1:4200`, copied from the browser) given for the API's. Prefect would fail there
+    after the intake with "Failed to reach API" under its traceback. Prefect Cloud is not asked (its
+    client skips that question too), and any other answer is left to Prefect."""
+    import httpx
+
+    if "api.prefect.cloud" in url:
+        return False
+    try:
+        return httpx.get(f"{url.rstrip('/')}/admin/version", timeout=timeout).status_code == 404
+    except httpx.HTTPError:
+        return False

@@ -45,3 +45,19 @@ def test_a_dead_prefect_api_is_one_error_from_the_python_api(tmp_path, dead_api)
     with pytest.raises(ConfigError, match="Nothing answers at PREFECT_API_URL"):
         upload_editing_dataset(str(tmp_path / "src"), str(tmp_path / "out"))
     assert not (tmp_path / "out").exists()
+
+
+def test_the_uis_address_given_as_the_api_is_one_line_saying_add_api(tmp_path, prefect_harness, monkeypatch):
+    """`http://127.0.0.1:4200`, copied from the browser, is the UI's address: the server answers,
+    but not as its API, and Prefect failed there after the intake with the same traceback."""
+    from tests.conftest import harness_api
+
+    ui = harness_api()["PREFECT_API_URL"].removesuffix("/api")
+    monkeypatch.setenv("PREFECT_API_URL", ui)
+    write_dataset(tmp_path / "src", samples=2)
+    code, out, err = run_cli("publish-dataset", str(tmp_path / "src"), str(tmp_path / "out"))
+    assert code == 1 and out == ""
+    assert len(err.strip().splitlines()) == 1, err
+    assert err.startswith(f"error: PREFECT_API_URL {ui} is a server but not its Prefect API")
+    assert f"as {ui}/api" in err
+    assert not (tmp_path / "out").exists()
