@@ -14,11 +14,9 @@ import uuid
 from pathlib import Path
 
 import pytest
-from huggingface_hub import HfApi
 
 from hubpress.testdata.synth import write_dataset
-from hubpress.testdata.synth_lora import write_lora
-from tests.conftest import WRITE_TOKEN, harness_api, run_cli
+from tests.conftest import WRITE_TOKEN, harness_api, lora_on_the_hub, run_cli
 
 
 def offline_cli(*args: str) -> subprocess.CompletedProcess:
@@ -32,12 +30,7 @@ def offline_cli(*args: str) -> subprocess.CompletedProcess:
 
 @pytest.fixture
 def lora_repo(hub, tmp_path):
-    repo = f"alice/offline-{uuid.uuid4().hex[:8]}"
-    weights = write_lora(tmp_path / "pytorch_lora_weights.safetensors", seed=5)
-    api = HfApi(endpoint=hub.url, token=WRITE_TOKEN)
-    api.create_repo(repo)
-    api.upload_file(path_or_fileobj=str(weights), path_in_repo=weights.name, repo_id=repo)
-    return repo, weights
+    return lora_on_the_hub(hub, tmp_path, "offline", seed=5)
 
 
 def test_download_lora_offline_hands_over_the_checked_cached_copy(lora_repo, write_token):

@@ -5,24 +5,16 @@ value", and the line told them to check the endpoint and any proxy."""
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 
 import pytest
-from huggingface_hub import HfApi
 
-from hubpress.testdata.synth_lora import write_lora
-from tests.conftest import WRITE_TOKEN, run_cli
+from tests.conftest import WRITE_TOKEN, lora_on_the_hub, run_cli
 
 
 @pytest.fixture
 def private_lora(hub, tmp_path):
-    repo = f"alice/token-ws-{uuid.uuid4().hex[:8]}"
-    weights = write_lora(tmp_path / "pytorch_lora_weights.safetensors", seed=6)
-    api = HfApi(endpoint=hub.url, token=WRITE_TOKEN)
-    api.create_repo(repo, private=True)
-    api.upload_file(path_or_fileobj=str(weights), path_in_repo=weights.name, repo_id=repo)
-    return repo, weights
+    return lora_on_the_hub(hub, tmp_path, "token-ws", seed=6, private=True)
 
 
 @pytest.mark.parametrize("spelling", [f"{WRITE_TOKEN}\n", f" {WRITE_TOKEN}\r\n"], ids=["lf", "crlf"])
