@@ -9,17 +9,28 @@ Uploads run the Prefect flows (so they show in the Prefect UI when a server is c
 PREFECT_API_URL, else the local server of `hubpress server start`, else Prefect's temporary one);
 an unchanged publish needs no flow run and is recorded as a `hubpress.publish.unchanged` event.
 Loading and downloading are plain reads. They work from a plain script (no `__main__` guard) and
-from a notebook, and leave no process behind.
+from a notebook, and leave no process behind. A target or repo given as a `pathlib.Path` is a local
+directory, whatever its spelling (`Path("out")` is `./out`, not a Hub repo).
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 from hubpress.flows.params import PublishDatasetParams
 from hubpress.settings import call_token
 from hubpress.targets.base import is_local_target, local_path
+
+
+def _where(target: str | os.PathLike[str]) -> str:
+    """A target or repo given as a path object (pathlib.Path) names a local directory, spelled so
+    (`./out`): as text, `out` or `out/face-seg` reads as a Hub repo id."""
+    if isinstance(target, os.PathLike):
+        text = os.fspath(target)
+        return text if is_local_target(text) else f"./{text}"
+    return target
 
 
 def _run_publish(params: Any) -> dict:
@@ -51,12 +62,17 @@ def _run_publish(params: Any) -> dict:
 
 
 def _publish(
-    root_dir: str, repo_id: str, private: bool, layout: str, token: str | None, **extra: Any
+    root_dir: str | os.PathLike[str],
+    repo_id: str | os.PathLike[str],
+    private: bool,
+    layout: str,
+    token: str | None,
+    **extra: Any,
 ) -> dict:
     from hubpress.commands.preflight import check_publish_dataset
 
     params = PublishDatasetParams(
-        source=str(root_dir), target=repo_id, public=not private, layout=layout, **extra
+        source=str(root_dir), target=_where(repo_id), public=not private, layout=layout, **extra
     )
     with call_token(token):
         check_publish_dataset(params)  # argument errors surface before Prefect starts
@@ -64,7 +80,12 @@ def _publish(
 
 
 def upload_editing_dataset(
-    root_dir: str, repo_id: str, private: bool = True, *, token: str | None = None, **options: Any
+    root_dir: str | os.PathLike[str],
+    repo_id: str | os.PathLike[str],
+    private: bool = True,
+    *,
+    token: str | None = None,
+    **options: Any,
 ) -> dict:
     """Publish a folder-layout dataset (train/ and/or test/ with control_images/ and
     training_images/). Returns the publish result (commit, files, counts). Keyword options are
@@ -73,14 +94,19 @@ def upload_editing_dataset(
 
 
 def upload_editing_dataset_from_csv(
-    root_dir: str, repo_id: str, private: bool = True, *, token: str | None = None, **options: Any
+    root_dir: str | os.PathLike[str],
+    repo_id: str | os.PathLike[str],
+    private: bool = True,
+    *,
+    token: str | None = None,
+    **options: Any,
 ) -> dict:
     """Publish a CSV-layout dataset (train.csv and/or test.csv at the root)."""
     return _publish(root_dir, repo_id, private, "csv", token, **options)
 
 
 def load_editing_dataset(
-    repo_id: str,
+    repo_id: str | os.PathLike[str],
     split: str | None = None,
     revision: str | None = None,
     *,
@@ -92,6 +118,7 @@ def load_editing_dataset(
     a version id it keeps (its two newest versions); one it does not hold raises SourceError."""
     import datasets
 
+    repo_id = _where(repo_id)
     if is_local_target(repo_id) or Path(repo_id).is_dir():
         root = local_path(repo_id)
         if not root.is_dir():  # else datasets looks for the path on the Hub too, and says so at length
@@ -113,12 +140,12 @@ def load_editing_dataset(
 
 
 def upload_lora_safetensors(
-    src_path: str,
-    repo_id: str,
+    src_path: str | os.PathLike[str],
+    repo_id: str | os.PathLike[str],
     private: bool = True,
     remote_name: str | None = None,
     commit_message: str = "Upload LoRA weights",
-    extra_files: dict[str, str] | None = None,
+    extra_files: dict[str | os.PathLike[str], str | os.PathLike[str]] | None = None,
     token: str | None = None,
     **options: Any,
 ) -> str:
@@ -128,11 +155,12 @@ def upload_lora_safetensors(
     from hubpress.flows.params import PublishLoraParams
     from hubpress.settings import get_settings
 
+    repo_id = _where(repo_id)
     params = PublishLoraParams(
         src_path=str(src_path),
         target=repo_id,
         remote_name=remote_name,
-        extra_files=extra_files or {},
+        extra_files={os.fspath(local): os.fspath(remote) for local, remote in (extra_files or {}).items()},
         public=not private,
         commit_message=commit_message,
         **options,
@@ -148,7 +176,7 @@ def upload_lora_safetensors(
 
 
 def download_lora(
-    repo_id: str,
+    repo_id: str | os.PathLike[str],
     filename: str = "pytorch_lora_weights.safetensors",
     revision: str | None = None,
     token: str | None = None,
@@ -160,4 +188,4 @@ def download_lora(
     from the cache and a one-line error says why (hubpress.lora.download)."""
     from hubpress.lora.download import download_checked
 
-    return download_checked(repo_id, filename, revision, token)
+    return download_checked(_where(repo_id), filename, revision, token)

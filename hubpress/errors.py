@@ -48,6 +48,10 @@ class ConfigError(HubpressError):
     """A setting, parameter or configuration file is unusable."""
 
 
+class SettingsFileError(HubpressError):
+    """The working directory's .env cannot be read as settings (exit 1: no option value is at fault)."""
+
+
 class MissingTokenError(ConfigError):
     """A write was asked for, but no Hub token was found anywhere."""
 

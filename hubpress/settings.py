@@ -19,9 +19,10 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from hubpress.errors import ConfigError, MissingTokenError, hide_userinfo
+from hubpress.errors import ConfigError, MissingTokenError, SettingsFileError, hide_userinfo
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
+DOTENV = ".env"  # settings read from the working directory's .env too (pydantic-settings)
 
 
 def hubpress_home() -> Path:
@@ -50,7 +51,9 @@ TOKEN_SOURCES_HELP = (
 class Settings(BaseSettings):
     """hubpress settings. Every field reads HUBPRESS_<FIELD> from the environment."""
 
-    model_config = SettingsConfigDict(env_prefix="HUBPRESS_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="HUBPRESS_", env_file=DOTENV, env_file_encoding="utf-8", extra="ignore"
+    )
 
     hub_endpoint: str | None = Field(
         default=None,
@@ -174,7 +177,17 @@ class Settings(BaseSettings):
 def get_settings(overrides: dict[str, Any] | Settings | None = None) -> Settings:
     if isinstance(overrides, Settings):
         return overrides
-    return Settings().with_overrides(overrides)
+    try:
+        settings = Settings()
+    except UnicodeDecodeError as exc:
+        # A project's own .env in the working directory (another tool's, Latin-1 or UTF-16) was a
+        # traceback in every command run there, though none of its keys need be hubpress's.
+        raise SettingsFileError(
+            f"{Path(DOTENV).absolute()} is not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset "
+            f"{exc.start}); hubpress reads HUBPRESS_* settings from a .env file in the working directory: "
+            "save it as UTF-8, or run hubpress from another directory."
+        ) from None
+    return settings.with_overrides(overrides)
 
 
 @dataclass(frozen=True)
@@ -221,13 +234,16 @@ def call_token(token: str | None) -> Iterator[None]:
 def resolve_token(explicit: str | None = None, settings: Settings | None = None) -> ResolvedToken:
     """Find a Hub token: argument, Secret block, then the environment variables, in that order."""
     settings = settings or get_settings()
-    explicit = explicit or _CALL_TOKEN.get()
+    # Every source is stripped, as the HF_* variables below: a token read from a file or a secret
+    # store often ends in a newline, which made an illegal Authorization header that the error
+    # blamed on the endpoint.
+    explicit = (explicit or _CALL_TOKEN.get() or "").strip()
     if explicit:
         return ResolvedToken(explicit, "the token argument")
-    if settings.token is not None and settings.token.get_secret_value():
-        return ResolvedToken(settings.token.get_secret_value(), "HUBPRESS_TOKEN")
+    if settings.token is not None and settings.token.get_secret_value().strip():
+        return ResolvedToken(settings.token.get_secret_value().strip(), "HUBPRESS_TOKEN")
     if settings.token_secret_block:
-        value = _from_secret_block(settings.token_secret_block)
+        value = (_from_secret_block(settings.token_secret_block) or "").strip()
         if value:
             return ResolvedToken(value, f"Prefect Secret block {settings.token_secret_block!r}")
     for var in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HUGGINGFACE_HUB_TOKEN"):

@@ -233,6 +233,23 @@ def run_cli(*args: str) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
+def lora_on_the_hub(hub, folder: Path, prefix: str, *, seed: int, private: bool = False) -> tuple[str, Path]:
+    """(repo id, weights): a model repo of alice's on the test Hub holding LoRA weights, created
+    with huggingface_hub directly (no publish, no Prefect)."""
+    import uuid
+
+    from huggingface_hub import HfApi
+
+    from hubpress.testdata.synth_lora import write_lora
+
+    repo = f"alice/{prefix}-{uuid.uuid4().hex[:8]}"
+    weights = write_lora(folder / "pytorch_lora_weights.safetensors", seed=seed)
+    api = HfApi(endpoint=hub.url, token=WRITE_TOKEN)
+    api.create_repo(repo, private=private)
+    api.upload_file(path_or_fileobj=str(weights), path_in_repo=weights.name, repo_id=repo)
+    return repo, weights
+
+
 @pytest.fixture
 def hostile_proxy(hub, monkeypatch):
     """tests/hostileproxy.py in front of the test Hub, with HF_ENDPOINT pointing at it and

@@ -15,6 +15,7 @@ import warnings
 import typer
 
 import hubpress  # noqa: F401  (HF_HUB_ENABLE_HF_TRANSFER translation, Prefect telemetry off)
+from hubpress.commands import colour
 from hubpress.commands.common import is_expected, json_error, validation_lines
 from hubpress.errors import HubpressError, disk_error
 
@@ -94,7 +95,7 @@ def _run(args: list[str], debug: bool) -> None:
     """The command; an exception a remote's answer caused inside a client library (not JSON, a
     stall, a truncated download) becomes hubpress's one-line error (hubpress.targets.hub_failures)."""
     try:
-        app(args=args, prog_name="hubpress", standalone_mode=True)
+        app(args=args, prog_name="hubpress", standalone_mode=True, **colour.typer_options())
     except SystemExit as exc:
         from hubpress.commands.interrupt import (
             INTERRUPTED_EXIT_CODE,
@@ -115,6 +116,11 @@ def _run(args: list[str], debug: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    with colour.no_colour_when_asked():  # NO_COLOR: the error lines below too
+        _main(argv)
+
+
+def _main(argv: list[str] | None) -> None:
     from pydantic import ValidationError
 
     args = list(argv if argv is not None else sys.argv[1:])

@@ -18,11 +18,13 @@ def register(app: typer.Typer) -> None:
         """Download LoRA weights and print the local path."""
         import os
 
+        from huggingface_hub import constants
+
         from hubpress.api import download_lora
         from hubpress.commands.preflight import check_hub_reachable
         from hubpress.targets.base import is_local_target
 
-        if not is_local_target(repo):
+        if not is_local_target(repo) and not constants.HF_HUB_OFFLINE:  # offline: the cached copy
             check_hub_reachable()
         path = download_lora(repo, filename=filename, revision=revision)
         if as_json:

@@ -18,8 +18,8 @@ import typer
 
 from hubpress.commands.common import emit_result, run_flow
 from hubpress.commands.preflight import check_local_input, check_release
-from hubpress.errors import SourceError
-from hubpress.orchestration.events import EMIT_TIMEOUT_S, post_event
+from hubpress.errors import SourceError, hide_userinfo
+from hubpress.orchestration.events import EMIT_TIMEOUT_S, listens_for, post_event
 from hubpress.targets.base import is_local_target, local_path
 
 TRAINING_FINISHED_EVENT = "training.job.finished"
@@ -161,6 +161,16 @@ def _announce(
             f"warning: no Prefect server configured (PREFECT_API_URL, or `hubpress server start`), so "
             f"nothing listens for {TRAINING_FINISHED_EVENT}; release it by hand with: "
             f"{_release_command(output_uri, repo)}",
+            err=True,
+            fg=typer.colors.YELLOW,
+        )
+        return
+    if listens_for(api_url, TRAINING_FINISHED_EVENT, timeout=timeout) is False:
+        # "Announced" here was a release that never happens: nothing on the server would start one.
+        typer.secho(
+            f"warning: nothing on {hide_userinfo(api_url.removesuffix('/api'))} listens for "
+            f"{TRAINING_FINISHED_EVENT} (run `hubpress serve` there, or `prefect deploy --all` for a work "
+            f"pool), so nothing was announced; release it by hand with: {_release_command(output_uri, repo)}",
             err=True,
             fg=typer.colors.YELLOW,
         )

@@ -68,6 +68,10 @@ def download_checked(repo_id: str, filename: str, revision: str | None, token: s
             raise SourceError(f"{path} does not exist.")
         check_weights(path, name)
         return str(path)
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return cached_offline(repo_id, name, revision)
     from hubpress.settings import get_settings, resolve_token
     from hubpress.targets.hub import HubRepo
     from hubpress.targets.hub_calls import hub_errors
@@ -104,5 +108,55 @@ def download_checked(repo_id: str, filename: str, revision: str | None, token: s
         raise DownloadCheckFailed(
             f"Downloaded {where}, but {problem}: it was removed from the cache. The repo or the "
             "connection returned other bytes than the Hub lists; do not use this file."
+        )
+    if pinned and pinned != (revision or "main"):
+        _remember_revision(local, name, revision or "main", pinned)
+    return local
+
+
+def _remember_revision(local: str, name: str, revision: str, commit: str) -> None:
+    """Record in the cache that `revision` was `commit`, as hf_hub_download does for a branch or
+    tag (refs/<revision>): the download was pinned to the commit, which records nothing, so
+    HF_HUB_OFFLINE later found no copy of `main` (cached_offline). Best effort, like the client's."""
+    from pathlib import PurePosixPath
+
+    storage = Path(local).parents[len(PurePosixPath(name).parts) + 1]
+    ref = storage / "refs" / revision
+    with contextlib.suppress(OSError):
+        ref.parent.mkdir(parents=True, exist_ok=True)
+        tmp = ref.with_name(f"{ref.name}.{os.getpid()}.tmp")
+        tmp.write_text(commit)
+        os.replace(tmp, ref)
+
+
+def cached_offline(repo_id: str, name: str, revision: str | None) -> str:
+    """With HF_HUB_OFFLINE set (a training node without the network), the copy huggingface_hub's
+    cache holds, as its own hf_hub_download and `datasets` hand it over offline. The Hub cannot be
+    asked for the file's sha256, but the cache names each blob by it (the git blob id for a small
+    file): the bytes must still match that name, and weights must pass the header check."""
+    from huggingface_hub import try_to_load_from_cache
+
+    where = f"{name} of model repo {repo_id} at {revision or 'main'}"
+    local = try_to_load_from_cache(repo_id, name, revision=revision or "main", repo_type="model")
+    if not isinstance(local, str):
+        raise SourceError(
+            f"HF_HUB_OFFLINE is set and no copy of {where} is cached here: unset HF_HUB_OFFLINE to "
+            "download it from the Hub."
+        )
+    blob = os.path.basename(os.path.realpath(local))
+    sha256, blob_id = _digests(local)
+    problem = (
+        None if blob in (sha256, blob_id) else f"its bytes are not the blob {blob[:16]}... the cache names"
+    )
+    if problem is None:
+        try:
+            check_weights(local, name)
+        except HubpressError as exc:
+            problem = str(exc).replace(local, "the cached copy")
+    if problem is not None:
+        _remove_from_cache(local)
+        raise DownloadCheckFailed(
+            f"HF_HUB_OFFLINE is set and the cached copy of {where} cannot be used: {problem}; it was removed "
+            "from the cache. Unset HF_HUB_OFFLINE to download it again."
         )
     return local

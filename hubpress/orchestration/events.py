@@ -75,3 +75,36 @@ def unchanged_event(found: Unchanged, entry: str) -> dict[str, Any]:
             "nothing was read or sent, and no flow run was created",
         },
     }
+
+
+def listens_for(api_url: str, event_name: str, timeout: float = EMIT_TIMEOUT_S) -> bool | None:
+    """Whether an enabled automation on the server expects `event_name` (a deployment's event
+    trigger is one: `hubpress serve`'s, a work pool's from `prefect deploy --all`, or the user's
+    own). False: the event would start nothing, now or later (a trigger made afterwards does not
+    see it). None: the server's answer does not say (the caller announces anyway). A server that
+    cannot be reached raises httpx's error, as post_event does: the announcement's one bound."""
+    import httpx
+
+    headers = {}
+    if os.environ.get("PREFECT_API_KEY"):
+        headers["Authorization"] = f"Bearer {os.environ['PREFECT_API_KEY']}"
+    try:
+        response = httpx.post(
+            f"{api_url.rstrip('/')}/automations/filter", json={}, headers=headers, timeout=timeout
+        )
+        response.raise_for_status()
+        automations = response.json()
+        return any(a.get("enabled") and _expects(a.get("trigger"), event_name) for a in automations)
+    except (httpx.HTTPStatusError, ValueError, AttributeError, TypeError):
+        return None
+
+
+def _expects(trigger: Any, event_name: str) -> bool:
+    """An event trigger, or a compound or sequence trigger holding one, that matches `event_name`
+    (Prefect's patterns: the exact name, or a prefix ending in `*`)."""
+    if not isinstance(trigger, dict):
+        return False
+    for pattern in trigger.get("expect") or ():
+        if pattern == event_name or (pattern.endswith("*") and event_name.startswith(pattern[:-1])):
+            return True
+    return any(_expects(inner, event_name) for inner in trigger.get("triggers") or ())

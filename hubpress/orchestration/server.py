@@ -132,6 +132,10 @@ def api_url_for_commands(start: bool = True, announce=None) -> str | None:
     autostart_enabled()  # a value other than auto or temporary is a typo: said even when unused
     configured = configured_api_url()
     if configured:
+        if start:  # training-finished (start=False) says a lost announcement itself, never failing
+            from hubpress.orchestration.configured_api import check_answers
+
+            check_answers(configured)
         return configured
     server = running_server()
     if server is None:

@@ -81,9 +81,10 @@ def check_image_bytes(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, decode:
     sha = hashlib.sha256(data).hexdigest()
     fmt = sniff_format(data)
     if fmt is None:
-        return FileFacts(
-            sha, None, error="undecodable_image", detail="not a recognisable image (unknown magic bytes)"
-        )
+        # An empty file (a copy that never finished, a placeholder) says so: "magic bytes" sent
+        # people looking for a format problem in a file with no bytes at all.
+        detail = "an empty file (0 bytes)" if not data else "not a recognisable image (unknown magic bytes)"
+        return FileFacts(sha, None, error="undecodable_image", detail=detail)
     if fmt not in SUPPORTED_FORMATS:
         detail = f"{fmt.upper()} images are not supported (use png, jpeg, webp, bmp or tiff)"
         return FileFacts(sha, fmt, error="unsupported_format", detail=detail)

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TypeVar
 
-from hubpress.errors import HubAccessError, HubpressError, PublishError
+from hubpress.errors import ConfigError, HubAccessError, HubpressError, PublishError
 from hubpress.settings import ResolvedToken
 from hubpress.targets import hub_waits
 
@@ -63,6 +63,8 @@ def is_transient(exc: BaseException) -> bool:
     if status is not None:
         return status in TRANSIENT_STATUS
     name = type(exc).__name__
+    if name == "OfflineModeIsEnabled":  # a ConnectionError, but HF_HUB_OFFLINE stays set on retry
+        return False
     return isinstance(exc, (ConnectionError, TimeoutError)) or any(
         part in name
         for part in ("Connect", "Timeout", "RemoteProtocol", "ReadError", "WriteError", "NetworkError")
@@ -147,6 +149,7 @@ def _hub_errors(action: str, where: str, token: ResolvedToken) -> Iterator[None]
         EntryNotFoundError,
         HfHubHTTPError,
         LocalEntryNotFoundError,
+        OfflineModeIsEnabled,
         RepositoryNotFoundError,
         RevisionNotFoundError,
     )
@@ -155,6 +158,11 @@ def _hub_errors(action: str, where: str, token: ResolvedToken) -> Iterator[None]
 
     try:
         yield
+    except OfflineModeIsEnabled:
+        raise ConfigError(
+            f"HF_HUB_OFFLINE is set, so hubpress cannot {action} {where}: unset HF_HUB_OFFLINE to reach "
+            "the Hub (a local directory target, and download-lora of a cached file, work offline)."
+        ) from None
     except RevisionNotFoundError:
         raise
     except RepositoryNotFoundError as exc:

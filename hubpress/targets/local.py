@@ -34,9 +34,30 @@ def _umask() -> int:
     return mask
 
 
+def _kept_version_owner(path: Path) -> Path | None:
+    """The target whose kept version `path` is (`D/.NAME.hubpress/versions/ID` -> `D/NAME`), else None.
+
+    `cd out/face-seg` enters the target's current version through its symlink, and the working
+    directory the process gets is the version itself: `publish-dataset SRC .` there made the
+    version a target of its own, nested in the store, and left `out/face-seg` a link to a link."""
+    home = path.parent.parent
+    if path.parent.name != "versions" or not (home.name.startswith(".") and home.name.endswith(".hubpress")):
+        return None
+    owner = home.parent / home.name[1 : -len(".hubpress")]
+    return owner if owner.name else None
+
+
 class LocalDir:
     def __init__(self, path: str | Path, cache: HashCache | None = None):
         self.path = Path(os.path.abspath(Path(path).expanduser()))
+        owner = _kept_version_owner(self.path)
+        if owner is not None:
+            if not (owner.is_symlink() and Path(os.path.realpath(owner)).parent == self.path.parent):
+                raise SourceError(
+                    f"{self.path} is a version hubpress keeps for the local target {owner}, not a target: "
+                    f"give {owner} itself."
+                )
+            self.path = owner  # the directory the person is in, as they named it
         self.home = self.path.parent / f".{self.path.name}.hubpress"
         self.versions = self.home / "versions"
         self.cache = cache or HashCache(None)
