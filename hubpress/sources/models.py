@@ -107,7 +107,7 @@ class FileRef:
         """This file with what validation found in its bytes (the decision's kept FileRef)."""
         ref = _new_ref(FileRef)
         _raw_init(
-            ref, _root_slot.__get__(self), self.relpath, self.size, format, sha256, width, height,
+            ref, _held_root(self), self.relpath, self.size, format, sha256, width, height,
             self.version, decode_pending,
         )  # fmt: skip
         return ref
@@ -158,6 +158,7 @@ class _WholeUri:
 
 
 _root_slot = FileRef.__dict__["uri"]  # the slot's own descriptor: it holds the root
+_held_root = _root_slot.__get__  # bound once: `uri` is read for every file validation checks
 _raw_init = FileRef.__init__  # quick_frozen_init's: sets each slot, the root into `uri`'s
 _new_ref = object.__new__
 _ROOTS: dict[str, str] = {}  # each root once, however many FileRefs were built from whole URIs
@@ -190,7 +191,7 @@ def _file_ref_init(
 
 
 def _uri(self: FileRef) -> str:
-    root = _root_slot.__get__(self)
+    root = _held_root(self)
     return root + self.relpath if root.__class__ is str else root.uri
 
 
