@@ -189,7 +189,7 @@ def _csv_split(
     samples: list[Sample] = []
     rows = _CsvRows(split, name, index, root, position, control_cols)
     for rowno, row in enumerate(reader, start=1):
-        if not any(cell.strip() for cell in row):
+        if not any(map(str.strip, row)):
             continue  # blank line
         samples.append(rows.sample(rowno, row, found))
     samples.sort(key=lambda s: s.id)
@@ -235,24 +235,36 @@ class _CsvRows:
         rules one by one (a third of discovery at a million samples); None: checked_sample."""
         if len(row) < self._width:
             return None
-        files, plain = self.index.files, PLAIN_PATH.fullmatch
-        image = row[self._image].strip()
-        target = files.get(image) if plain(image) else None
+        get, plain, prefix = self.index.files.get, PLAIN_PATH.fullmatch, self._prefix
+        # Path cells as written, not stripped: a cell with spaces around it is not plain, and
+        # checked_sample strips it.
+        image = row[self._image]
+        target = get(image) if plain(image) else None
         if target is None:
             return None
         controls = []
         for i in self._controls:
-            raw = row[i].strip()
+            raw = row[i]
             if raw:
-                listed = files.get(raw) if plain(raw) else None
+                listed = get(raw) if plain(raw) else None
                 if listed is None:
                     return None
-                controls.append(self.ref(listed))
+                controls.append(file_ref_under(listed, prefix))
         if not controls:
             return None
-        sid = (row[self._id].strip() if self._id is not None else "") or _stem_of(image)
+        # The stem of a plain path: no spaces or backslashes to take off first (_stem_of).
+        sid = (row[self._id].strip() if self._id is not None else "") or split_extension(
+            image.rpartition("/")[2]
+        )[0]
         return Sample(
-            sid, self.split, row[self._prompt].strip(), controls, None, self.ref(target), None, rowno
+            sid,
+            self.split,
+            row[self._prompt].strip(),
+            controls,
+            None,
+            file_ref_under(target, prefix),
+            None,
+            rowno,
         )
 
     def ref(self, listed: ListedFile) -> FileRef:

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterable
+from dataclasses import fields as dataclass_fields
+from operator import attrgetter
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
 from hubpress.settings import Settings, get_settings
-from hubpress.sources.image_checks import FileFacts
+from hubpress.sources.image_checks import FileFacts, apply_pixel_limit
 from hubpress.sources.models import FileRef
 from hubpress.storage.hashcache import HashCache
 
@@ -90,6 +92,29 @@ class FactsFromCache:
                 return None
             fields = self._fields[id(info)] = image_facts_fields(info)
         return FileFacts(sha, *fields)
+
+
+def usable_facts(facts: FileFacts | None, job: FileJob, max_pixels: int, decode: bool) -> FileFacts | None:
+    """Cached facts as this validation may use them: under its pixel limit, and decoded when it
+    decodes; None when the file must be read again."""
+    if facts is not None and job.kind == "image":
+        facts = apply_pixel_limit(facts, max_pixels)
+        if facts is not None and decode and not facts.decoded:
+            return None  # only its header was checked: decode it now
+    return facts
+
+
+_IMAGE = FileJob("", "", 0, "", "image")
+_FIELDS_BUT_SHA = attrgetter(*(f.name for f in dataclass_fields(FileFacts)[1:]))
+
+
+def cached_image_verdict(info: dict[str, Any], max_pixels: int, decode: bool) -> tuple[Any, ...] | None:
+    """What `usable_facts(from_cache(job, sha, info), job, max_pixels, decode)` says of an image job,
+    as the fields of its FileFacts but the sha256 (which none of the rules read), or None when
+    the file must be read again. A night's scan asks it once per distinct cache entry, not once
+    per file (tests/sources/test_scan_verdicts.py holds it equal to the per-file rule)."""
+    usable = usable_facts(from_cache(_IMAGE, None, info), _IMAGE, max_pixels, decode)
+    return None if usable is None else _FIELDS_BUT_SHA(usable)
 
 
 def record_build_problems(problems: Iterable[tuple[FileRef, str]], settings: Settings | None = None) -> None:

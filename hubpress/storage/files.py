@@ -26,6 +26,8 @@ from hubpress.storage.hashcache import stat_version
 from hubpress.storage.names import inside
 from hubpress.storage.regular import open_regular, why_not_regular
 
+# Folders are scanned through a descriptor where the platform can (not on Windows).
+_SCAN_BY_FD = os.scandir in os.supports_fd and hasattr(os, "O_DIRECTORY")
 UNLISTED = -1  # the size of a ListedFile that stands for an entry that could not be listed
 
 
@@ -89,28 +91,40 @@ class LocalStorage:
         stack = [(start, prefix.strip("/"), frozenset({_dir_key(start)}))]
         while stack:
             path, rel, ancestors = stack.pop()
-            with os.scandir(path) as entries:
-                for entry in entries:
-                    child = f"{rel}/{entry.name}" if rel else entry.name
-                    try:
-                        if entry.is_dir(follow_symlinks=False):
-                            key = (entry.stat(follow_symlinks=False).st_dev, entry.inode())
-                            stack.append((entry.path, child, ancestors | {key}))
-                        elif entry.is_symlink() and entry.is_dir():
-                            why, key = _why_not_followed(entry.path, real_root, ancestors, followed)
-                            if why is None:
-                                stack.append((entry.path, child, ancestors | {key}))
-                            else:
-                                unlisted.append((child, why))
-                        elif entry.is_file():
-                            st = entry.stat()
-                            yield ListedFile(child, st.st_size, stat_version(st), st.st_ino)
-                        elif entry.is_symlink() and not os.path.exists(entry.path):
-                            unlisted.append((child, "is a symbolic link to nothing (dangling)"))
-                        else:  # a device, FIFO or socket (or a symlink to one): never read
-                            unlisted.append((child, why_not_regular(entry.path) or "is not a regular file"))
-                    except OSError as exc:  # ELOOP: a link that points at itself, directly or not
-                        unlisted.append((child, f"cannot be followed ({exc.strerror or exc})"))
+            # Scanned through a descriptor of the folder: each entry's stat is then relative to
+            # it (fstatat), not a walk of the whole path again (a tenth of a listing's time).
+            folder = os.open(path, os.O_RDONLY | os.O_DIRECTORY) if _SCAN_BY_FD else None
+            try:
+                with os.scandir(path if folder is None else folder) as entries:
+                    for entry in entries:
+                        child = f"{rel}/{entry.name}" if rel else entry.name
+                        try:
+                            if entry.is_file(follow_symlinks=False):  # most entries: a regular file
+                                st = entry.stat(follow_symlinks=False)
+                                yield ListedFile(child, st.st_size, stat_version(st), st.st_ino)
+                                continue
+                            at = os.path.join(path, entry.name)  # entry.path is the bare name here
+                            if entry.is_dir(follow_symlinks=False):
+                                key = (entry.stat(follow_symlinks=False).st_dev, entry.inode())
+                                stack.append((at, child, ancestors | {key}))
+                            elif entry.is_symlink() and entry.is_dir():
+                                why, key = _why_not_followed(at, real_root, ancestors, followed)
+                                if why is None:
+                                    stack.append((at, child, ancestors | {key}))
+                                else:
+                                    unlisted.append((child, why))
+                            elif entry.is_file():  # a symlink to a file
+                                st = entry.stat()
+                                yield ListedFile(child, st.st_size, stat_version(st), st.st_ino)
+                            elif entry.is_symlink() and not os.path.exists(at):
+                                unlisted.append((child, "is a symbolic link to nothing (dangling)"))
+                            else:  # a device, FIFO or socket (or a symlink to one): never read
+                                unlisted.append((child, why_not_regular(at) or "is not a regular file"))
+                        except OSError as exc:  # ELOOP: a link that points at itself, directly or not
+                            unlisted.append((child, f"cannot be followed ({exc.strerror or exc})"))
+            finally:
+                if folder is not None:
+                    os.close(folder)
             if report_unlisted:
                 for child, why in unlisted:
                     yield ListedFile(child, UNLISTED, why)

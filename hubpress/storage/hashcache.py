@@ -172,13 +172,22 @@ class HashCache:
         """Every entry whose URI starts with `prefix` (which ends with "/"): one range scan of the
         key's index, about a third of the cost per entry of get_many's lookups when a caller wants
         most of them (a night's validation of a whole tree). Each distinct info text is parsed
-        once and the parsed dicts are shared, as get_many does: callers only read them."""
+        once and the parsed dicts are shared, as get_many does: callers only read them. In no
+        particular order: when the prefix holds most of the table, the table is read in its own
+        order (no index lookup per entry: a quarter less per entry), else through the key's index."""
         if self.path is None:
             return
         parsed: dict[str, dict[str, Any]] = {}
         with _sqlite_errors(self.path):
-            sql = "SELECT uri, size, version, sha256, info FROM facts WHERE uri >= ? AND uri < ?"
-            for uri, size, version, sha, info in self._conn().execute(sql, _prefix_range(prefix)):
+            conn = self._conn()
+            bounds = _prefix_range(prefix)
+            # max(rowid) bounds the table's size from above, from the table's b-tree alone.
+            half = (conn.execute("SELECT max(rowid) FROM facts").fetchone()[0] or 0) // 2
+            whole_table = self.count_under(prefix, half + 1) > half
+            sql = "SELECT uri, size, version, sha256, info FROM facts {} WHERE uri >= ? AND uri < ?"
+            for uri, size, version, sha, info in conn.execute(
+                sql.format("NOT INDEXED" if whole_table else ""), bounds
+            ):
                 if info:
                     facts = parsed.get(info)
                     if facts is None:

@@ -22,6 +22,8 @@ CELLS = [
     "c/b.png",
     "",
     " t/a.png ",
+    " ",
+    "t/a.png\t",
 ]
 
 
