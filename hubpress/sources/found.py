@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from hubpress.sources.models import Correction, FileRef, Layout, Problem, Sample, severity_of
 from hubpress.storage.files import ListedFile
@@ -36,14 +37,20 @@ def problem(split: str, sample: str | None, kind: str, detail: str, path: str | 
 
 def file_ref(listed: ListedFile, root: str) -> FileRef:
     """A FileRef for a listed file; its version (mtime_ns[:inode] or ETag) keys the caches."""
-    return file_ref_under(listed, f"{root.rstrip('/')}/")
+    return file_ref_under(listed, _prefix(root))
+
+
+@lru_cache(maxsize=64)
+def _prefix(root: str) -> str:
+    # One prefix string per root, shared by its FileRefs (they hold the root, not a whole URI).
+    return f"{root.rstrip('/')}/"
 
 
 def file_ref_under(listed: ListedFile, prefix: str) -> FileRef:
     """file_ref, given the root as its URI prefix (ending in "/"): a caller making a million refs
-    under one root makes the prefix once. Positional: the fields' order, uri to version."""
+    under one root makes the prefix once, and every FileRef holds that one string (FileRef.under)."""
     version = f"{listed.version}:{listed.inode}" if listed.inode is not None else listed.version
-    return FileRef(f"{prefix}{listed.relpath}", listed.relpath, listed.size, None, None, None, None, version)
+    return FileRef.under(prefix, listed.relpath, listed.size, version)
 
 
 def ambiguous(

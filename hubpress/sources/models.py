@@ -8,8 +8,8 @@ construction cheap on the 100,000-sample hot path).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import dataclass, field, fields
+from typing import Any, Literal
 
 from pydantic import TypeAdapter
 
@@ -64,7 +64,14 @@ def severity_of(kind: str) -> Severity:
 @quick_frozen_init  # one per file, in discovery and again in the decision
 @dataclass(frozen=True, slots=True)
 class FileRef:
-    """One source file. `uri` is an absolute local path or s3://bucket/key."""
+    """One source file. `uri` is an absolute local path or s3://bucket/key.
+
+    Held as the source root and `relpath`, not as a whole URI: the slot named `uri` holds the
+    root (`uri == root + relpath`), one string shared by every file under that root, and the
+    `uri` attribute is made from the two when asked. A whole URI per file was about 110 bytes,
+    220 MB of a million samples' plan (docs/performance.md, "the report's memory"). The
+    constructor, equality, hashing, repr, pickling, `dataclasses.replace` and the JSON are those
+    of a FileRef holding the whole URI (tests/sources/test_file_ref_roots.py)."""
 
     uri: str
     relpath: str  # POSIX path relative to the source root, as listed
@@ -80,6 +87,121 @@ class FileRef:
     @property
     def name(self) -> str:
         return self.relpath.rsplit("/", 1)[-1]
+
+    @classmethod
+    def under(cls, root: str, relpath: str, size: int, version: str | None) -> FileRef:
+        """A listed file under `root` (the URI prefix, ending in "/"): what discovery makes, a
+        million times under one root, so the root is passed once and shared, never split again."""
+        ref = _new_ref(cls)
+        _raw_init(ref, root, relpath, size, None, None, None, None, version, False)
+        return ref
+
+    def with_facts(
+        self,
+        format: str | None,
+        sha256: str | None,
+        width: int | None,
+        height: int | None,
+        decode_pending: bool,
+    ) -> FileRef:
+        """This file with what validation found in its bytes (the decision's kept FileRef)."""
+        ref = _new_ref(FileRef)
+        _raw_init(
+            ref, _held_root(self), self.relpath, self.size, format, sha256, width, height,
+            self.version, decode_pending,
+        )  # fmt: skip
+        return ref
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (FileRef, tuple(getattr(self, f.name) for f in fields(self)))
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: Any) -> Any:
+        """The JSON of the dataclass holding the whole URI: the same keys, in the same order."""
+        from pydantic_core import core_schema as cs
+
+        def field(schema: Any, required: bool) -> Any:
+            return cs.typed_dict_field(schema, required=required)
+
+        def maybe(schema: Any) -> Any:
+            return field(cs.nullable_schema(schema), False)
+
+        shape = cs.typed_dict_schema(
+            {
+                "uri": field(cs.str_schema(), True),
+                "relpath": field(cs.str_schema(), True),
+                "size": field(cs.int_schema(), True),
+                "format": maybe(cs.str_schema()),
+                "sha256": maybe(cs.str_schema()),
+                "width": maybe(cs.int_schema()),
+                "height": maybe(cs.int_schema()),
+                "version": maybe(cs.str_schema()),
+                "decode_pending": field(cs.bool_schema(), False),
+            }
+        )
+        from_dict = cs.no_info_after_validator_function(lambda values: cls(**values), shape)
+        return cs.json_or_python_schema(
+            json_schema=from_dict,
+            python_schema=cs.union_schema([cs.is_instance_schema(cls), from_dict]),
+            serialization=cs.plain_serializer_function_ser_schema(_ref_fields, when_used="always"),
+        )
+
+
+class _WholeUri:
+    """The root of a FileRef whose URI does not end in its relpath (a test's file, an S3 key
+    under another name): the whole URI, kept as it was given."""
+
+    __slots__ = ("uri",)
+
+    def __init__(self, uri: str) -> None:
+        self.uri = uri
+
+
+_root_slot = FileRef.__dict__["uri"]  # the slot's own descriptor: it holds the root
+_held_root = _root_slot.__get__  # bound once: `uri` is read for every file validation checks
+_raw_init = FileRef.__init__  # quick_frozen_init's: sets each slot, the root into `uri`'s
+_new_ref = object.__new__
+_ROOTS: dict[str, str] = {}  # each root once, however many FileRefs were built from whole URIs
+
+
+def _root_of(uri: str, relpath: str) -> str | _WholeUri:
+    if not uri.endswith(relpath):
+        return _WholeUri(uri)
+    root = uri[: len(uri) - len(relpath)]
+    if len(_ROOTS) >= 4096:  # a long-lived process sees many sources: keep the sharing bounded
+        _ROOTS.clear()
+    return _ROOTS.setdefault(root, root)
+
+
+def _file_ref_init(
+    self: FileRef,
+    uri: str,
+    relpath: str,
+    size: int,
+    format: str | None = None,
+    sha256: str | None = None,
+    width: int | None = None,
+    height: int | None = None,
+    version: str | None = None,
+    decode_pending: bool = False,
+) -> None:
+    _raw_init(
+        self, _root_of(uri, relpath), relpath, size, format, sha256, width, height, version, decode_pending
+    )
+
+
+def _uri(self: FileRef) -> str:
+    root = _held_root(self)
+    return root + self.relpath if root.__class__ is str else root.uri
+
+
+def _ref_fields(ref: FileRef) -> dict[str, Any]:
+    return {f.name: getattr(ref, f.name) for f in fields(ref)}
+
+
+_file_ref_init.__qualname__ = "FileRef.__init__"
+FileRef.__init__ = _file_ref_init  # type: ignore[method-assign]
+FileRef.uri = property(_uri, doc="The file's absolute local path or s3://bucket/key: root + relpath.")  # type: ignore[assignment,method-assign]
 
 
 @dataclass(frozen=True, slots=True)

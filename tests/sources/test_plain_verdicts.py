@@ -3,12 +3,15 @@ exactly what `judge` keeps, and steps aside whenever judge would say a word."""
 
 from __future__ import annotations
 
+import unicodedata
+from collections import Counter
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hubpress.sources.image_checks import FileFacts
 from hubpress.sources.models import FileRef, Sample
-from hubpress.sources.policy import IntakeOptions, _plainly_kept, judge
+from hubpress.sources.policy import IntakeOptions, _duplicated_keys, _id_key, _plainly_kept, judge
 
 NAMES = ["a.png", "b.jpg", "c.PNG", "d.jpeg", "e", "f.webp"]
 
@@ -61,3 +64,19 @@ def test_a_plain_sample_takes_the_fast_path():
     fast = _plainly_kept(sample, facts)
     assert fast is not None and fast == judge(sample, facts, IntakeOptions()).kept
     assert fast.prompt == "make it red" and fast.target.sha256 == "a" * 64 and fast.target.decode_pending
+
+
+ids = st.text(st.sampled_from("aAbB1é\u0065\u0301ẞß_-"), min_size=1, max_size=4)
+
+
+@given(st.lists(ids, max_size=30))
+def test_duplicated_keys_are_the_keys_counted_more_than_once(id_list):
+    def folded(sample_id: str) -> str:  # the rule as it was written before it kept ids' own strings
+        return (
+            sample_id.lower() if sample_id.isascii() else unicodedata.normalize("NFC", sample_id).casefold()
+        )
+
+    assert all(_id_key(i) == folded(i) for i in id_list)
+    counted = Counter(folded(i) for i in id_list)
+    samples = [Sample(i, "train", "p") for i in id_list]
+    assert _duplicated_keys(samples) == {key for key, n in counted.items() if n > 1}
