@@ -43,6 +43,7 @@ from hubpress.deadlines import DeadlineExceeded, Deadlines, url_without_secrets
 from hubpress.parsers import MAX_ANSWER_BYTES
 from hubpress.targets import hub_waits
 from hubpress.targets.hub_failures import HubAnswerUnusable
+from hubpress.targets.listing_pages import PageChains
 from hubpress.targets.token_links import TokenLinkRefused, check_token_links
 
 # When the current phase of the current request must end (time.monotonic), and what to call it.
@@ -297,6 +298,7 @@ class DeadlineTransport(httpx2.BaseTransport):
     def __init__(self, deadlines: Deadlines, max_connections: int = 32, local_cas: tuple[str, ...] = ()):
         self.deadlines = deadlines
         self.local_cas = local_cas
+        self._pages = PageChains()  # every listing's pages, so that one that loops is stopped
         self._pool = httpcore2.ConnectionPool(
             ssl_context=httpx2.create_ssl_context(),
             max_connections=max_connections,
@@ -310,6 +312,7 @@ class DeadlineTransport(httpx2.BaseTransport):
         return (time.monotonic() + seconds, seconds, str(request.url), what)
 
     def handle_request(self, request: httpx2.Request) -> httpx2.Response:
+        self._pages.asking(request)
         core_request = httpcore2.Request(
             method=request.method,
             url=httpcore2.URL(
@@ -333,6 +336,7 @@ class DeadlineTransport(httpx2.BaseTransport):
         try:
             _check_xet_storage(request, headers, self.local_cas)
             check_token_links(request, headers)
+            self._pages.answered(request, headers)
         except (XetStorageRefused, TokenLinkRefused):
             response.close()
             raise
