@@ -77,12 +77,14 @@ def download_checked(repo_id: str, filename: str, revision: str | None, token: s
     with hub_errors("download from", repo.description, repo.token):
         # Pinned to one commit, so the listing and the bytes are of the same file.
         pinned = repo.head(revision or "main") or revision
+        # Listed first: the download is held to the listed size (a Hub sending bytes without end
+        # must not fill the disk before the checks below could refuse them).
+        listed = repo.file_facts(name, pinned or "main")
         with warnings.catch_warnings():
             # A full disk is said once, by the error line (pinned to a sha, huggingface_hub
             # checks the free space before writing anything, and warns first).
             warnings.filterwarnings("ignore", message="Not enough free disk space")
-            local = repo.download(name, pinned)
-        listed = repo.file_facts(name, pinned or "main")
+            local = repo.download(name, pinned, listed_size=listed.size if listed else None)
     sha256, blob_id = _digests(local)
     where = f"{name} of {repo.description} at {(pinned or 'main')[:12]}"
     problem = None

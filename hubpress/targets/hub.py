@@ -395,9 +395,15 @@ class HubRepo:
     def commit_url(self, commit: str) -> str:
         return f"{self.web_url()}/commit/{commit}"
 
-    def download(self, filename: str, revision: str | None, cache_dir: str | None = None) -> str:
+    def download(
+        self,
+        filename: str,
+        revision: str | None,
+        cache_dir: str | None = None,
+        listed_size: int | None = None,
+    ) -> str:
         """The local path of `filename` at `revision`, or one line saying what is missing or failed
-        (hubpress.targets.hub_download)."""
+        (hubpress.targets.hub_download); held to `listed_size` bytes when given."""
         from hubpress.targets.hub_download import download
 
-        return download(self, filename, revision, cache_dir)
+        return download(self, filename, revision, cache_dir, listed_size)

@@ -43,6 +43,7 @@ from hubpress.deadlines import DeadlineExceeded, Deadlines, url_without_secrets
 from hubpress.parsers import MAX_ANSWER_BYTES
 from hubpress.targets import hub_waits
 from hubpress.targets.hub_failures import HubAnswerUnusable
+from hubpress.targets.listed_sizes import file_limit, longer_than_listed
 from hubpress.targets.listing_pages import PageChains
 from hubpress.targets.token_links import TokenLinkRefused, check_token_links
 
@@ -252,9 +253,11 @@ class _DeadlineBody(httpx2.SyncByteStream):
         phase: tuple[float, float, str, str],
         limit: int | None,
         decoders: list[_Inflate] | None = None,
+        too_large: Any = None,
     ):
         self._inner, self._request, self._phase, self._limit = inner, request, phase, limit
         self._decoders = decoders or []
+        self._too_large = too_large  # the error past `limit`, when it is not a JSON answer's
 
     def _decoded(self, chunk: bytes, received: int) -> bytes:
         for decode in self._decoders:
@@ -284,6 +287,8 @@ class _DeadlineBody(httpx2.SyncByteStream):
                 chunk = self._decoded(chunk, received)
             received += len(chunk)
             if self._limit is not None and received > self._limit:
+                if self._too_large is not None:
+                    raise self._too_large()
                 raise HubAnswerTooLarge(str(self._request.url), self._limit)
             yield chunk
 
@@ -346,6 +351,12 @@ class DeadlineTransport(httpx2.BaseTransport):
             raise HubAnswerTooLarge(str(request.url), limit)
         body_phase = self._phase(request, _declared(headers), "sending its answer")
         codings = _encodings(headers) if limit is not None else []
+        too_large = None
+        if limit is None and (listed := file_limit(request)) is not None:  # a file of a listed size
+            if (_declared(headers) or 0) > listed[0]:
+                response.close()
+                raise longer_than_listed(request, listed, _declared(headers))
+            limit, too_large = listed[0], lambda: longer_than_listed(request, listed)
         decoders = [_Inflate(c) for c in codings if c in _DECODED]  # httpx too skips the others
         if decoders:  # decoded here, within the limit: httpx must not decode again
             for name in ("content-encoding", "content-length"):
@@ -353,7 +364,7 @@ class DeadlineTransport(httpx2.BaseTransport):
         return httpx2.Response(
             status_code=response.status,
             headers=headers if decoders else response.headers,
-            stream=_DeadlineBody(response.stream, request, body_phase, limit, decoders),
+            stream=_DeadlineBody(response.stream, request, body_phase, limit, decoders, too_large),
             extensions=response.extensions,
         )
 
