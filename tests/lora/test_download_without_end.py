@@ -42,3 +42,30 @@ def test_a_download_that_sends_more_than_the_listed_size_stops_at_that_size(
         if p.is_file() and p.stat().st_size > weights.stat().st_size
     ]
     assert not left, left
+
+
+def test_a_card_read_from_the_target_that_never_ends_stops_at_its_listed_size(
+    hostile_proxy,
+    lora_repo,  # noqa: F811 - the fixture imported above
+    write_token,
+    tmp_path,
+    monkeypatch,
+):
+    """publish-lora reads the repo's README.md to merge its card: the same bound holds there
+    (the listed size, else the 16 MB document limit), before the bytes reach the disk."""
+    from huggingface_hub import HfApi
+
+    from tests.conftest import HUB_URL, WRITE_TOKEN
+
+    repo, weights = lora_repo
+    HfApi(endpoint=HUB_URL, token=WRITE_TOKEN).upload_file(
+        path_or_fileobj=b"# my notes\n", path_in_repo="README.md", repo_id=repo
+    )
+    monkeypatch.setenv("HUBPRESS_STAGING", str(tmp_path / "staging"))
+    monkeypatch.setenv("HUBPRESS_CACHE_DIR", str(tmp_path / "cache"))
+    hostile_proxy.arm(rf"^GET /{repo}/resolve/[^/]+/README.md", "endless_file", count=50)
+    code, out, err = run_cli("publish-lora", str(weights.parent), repo)
+    assert hostile_proxy.fired, "the fault was never reached"
+    assert hostile_proxy.file_bytes_sent < 32 * 1024**2, hostile_proxy.file_bytes_sent
+    line = one_line_failure(code, err, "endless README.md")
+    assert "README.md" in line and "lists" in line, line
