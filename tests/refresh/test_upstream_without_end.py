@@ -72,3 +72,19 @@ def test_a_byte_range_answered_without_end_is_held_to_the_range(hub, hostile_pro
     # read took all 300 MB into memory.
     assert hostile_proxy.file_bytes_sent < 32 * 1024**2, hostile_proxy.file_bytes_sent
     assert "Range" in one_error(run, out)
+
+
+def test_a_whole_upstream_file_answered_without_end_is_held_to_its_listed_size(
+    hub, hostile_proxy, write_token, tmp_path
+):
+    """Without streaming, a refresh downloads the upstream's parquet files whole, into the
+    upstream cache: each is held to the size the upstream lists for it."""
+    repo, config = upstream_of_one_file(_parquet(), tmp_path, False, "file-endless")
+    hostile_proxy.arm(rf"^GET /datasets/{repo}/resolve/[^/]+/data/", "endless_file", count=50)
+    out = tmp_path / "out"
+
+    run = refresh(config, out, tmp_path)
+
+    assert hostile_proxy.fired, "the fault was never reached"
+    assert hostile_proxy.file_bytes_sent < 32 * 1024**2, hostile_proxy.file_bytes_sent
+    assert "lists" in one_error(run, out)
