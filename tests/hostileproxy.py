@@ -21,6 +21,9 @@ A pattern is a regex searched in "METHOD /path?query". Kinds:
   link_loop      the upstream's answer with a `Link: <this same URL>; rel="next"` header: a listing
                  whose next page is the page just read, forever
   bad_sha        the upstream's answer with every `"sha": "<40 hex>"` replaced by `"sha": "../../x"`
+  endless_file   200 application/octet-stream, chunked without a length: a file's bytes without end
+                 (up to `huge_bytes`); `file_bytes_sent` counts what the client took
+  huge_file      the same declaring a Content-Length of 100 GB
   gzip_bomb      200 application/json, Content-Encoding: gzip twice over: a few hundred bytes on
                  the wire that decode to 80 MB of blanks before `{}` (over MAX_ANSWER_BYTES)
 Requests that match no armed fault are forwarded unchanged. `stop()` ends every held connection.
@@ -54,6 +57,8 @@ KINDS = (
     "echo_token",
     "echo_token_glued",
     "link_loop",
+    "endless_file",
+    "huge_file",
 )
 
 
@@ -79,6 +84,7 @@ class HostileProxy(ArmedFaults):
         self.upstream_port = parsed.port or 80
         self.interval = interval
         self.huge_bytes = huge_bytes
+        self.file_bytes_sent = 0  # what endless_file and huge_file got out before the client stopped
         self.stopping = threading.Event()
         self.other_saw: list[dict[str, str]] = []  # the headers of each request the other origin got
         proxy = self
@@ -185,6 +191,23 @@ class _Handler(QuietHandler):
             return
         self.close_connection = True
 
+    def _endless_file(self, declared: bool) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        if declared:
+            self.send_header("Content-Length", str(100 * 1024**3))
+        else:
+            self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        piece = b"\0" * 65536
+        try:
+            while self.owner.file_bytes_sent < self.owner.huge_bytes and not self.owner.stopping.is_set():
+                self.wfile.write(piece if declared else b"%x\r\n%s\r\n" % (len(piece), piece))
+                self.owner.file_bytes_sent += len(piece)
+        except OSError:
+            return
+        self.close_connection = True
+
     def _handle(self) -> None:
         body = self._body()
         kind = self.owner._take(f"{self.command} {self.path}")
@@ -217,6 +240,8 @@ class _Handler(QuietHandler):
             status, reason, headers, data = self._forward(body)
             data = re.sub(rb'"sha"\s*:\s*"[0-9a-f]{40}"', b'"sha": "../../x"', data)
             self.wfile.write(self._raw(status, reason, headers, data))
+        elif kind in ("endless_file", "huge_file"):
+            self._endless_file(declared=kind == "huge_file")
         elif kind == "gzip_bomb":
             headers = {"Content-Type": "application/json", "Content-Encoding": "gzip, gzip"}
             self._send(200, headers, gzip_bomb())

@@ -7,6 +7,7 @@ any header. In the spirit of tests/faultproxy.py (which fronts moto's S3).
     proxy.lose_answer(r"^POST /api/datasets/.*/commit/")  # forwarded and applied, then the connection closes
     proxy.answer(r"/preupload/", 429, headers={"Retry-After": "nan"})   # answered here, not forwarded
     proxy.rewrite(r"/commit/", lambda body: body.replace(b"a", b"b"))   # forwarded, body rewritten
+    proxy.link_loop(r"/commits/", count=300)           # forwarded, its next page is itself
     proxy.fired                                        # [(action, "METHOD /path"), ...]
 
 A pattern is a regex searched in "METHOD /path?query"; each rule fires `count` times (default 1),
@@ -33,7 +34,7 @@ Rewrite = Callable[[bytes], bytes]
 @dataclass
 class _Rule:
     pattern: re.Pattern[str]
-    action: str  # "lose" | "answer" | "rewrite"
+    action: str  # "lose" | "answer" | "rewrite" | "link_loop"
     remaining: int
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
@@ -89,6 +90,11 @@ class HubProxy:
     def rewrite(self, pattern: str, change: Rewrite, count: int = 1) -> None:
         """Forward the request, then send the Hub's answer with its body passed through `change`."""
         self._arm(_Rule(re.compile(pattern), "rewrite", count, rewrite=change))
+
+    def link_loop(self, pattern: str, count: int = 1) -> None:
+        """Forward the request, then send the Hub's answer with a `Link: <this same URL>; rel="next"`
+        header: a listing whose next page is the page just read, for as long as the rule fires."""
+        self._arm(_Rule(re.compile(pattern), "link_loop", count))
 
     def clear(self) -> None:
         with self._lock:
@@ -174,6 +180,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if rule is not None and rule.rewrite is not None:
             data, length = rule.rewrite(data), None
+        if rule is not None and rule.action == "link_loop":
+            headers = [*headers, ("Link", f'<{self.owner.url}{self.path}>; rel="next"')]
         self._send(status, headers, data, length)
 
     do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _handle

@@ -55,6 +55,19 @@ def _remove_from_cache(path: str) -> None:
             os.unlink(victim)
 
 
+def _listed(repo, name: str, revision: str):
+    """What the Hub lists for `name` at `revision`, or None when the repo, revision or file is not
+    there (the download then fails with the line that says which)."""
+    from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
+
+    from hubpress.targets.hub_calls import RepoNotFound
+
+    try:
+        return repo.file_facts(name, revision)
+    except (EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError, RepoNotFound):
+        return None
+
+
 def download_checked(repo_id: str, filename: str, revision: str | None, token: str | None) -> str:
     """The local path of `filename` after every check, or a one-line error."""
     from hubpress.targets.base import is_local_target, local_path
@@ -81,12 +94,17 @@ def download_checked(repo_id: str, filename: str, revision: str | None, token: s
     with hub_errors("download from", repo.description, repo.token):
         # Pinned to one commit, so the listing and the bytes are of the same file.
         pinned = repo.head(revision or "main") or revision
+        # Listed first: the download is held to the listed size (a Hub sending bytes without end
+        # must not fill the disk before the checks below could refuse them). A missing revision
+        # or file is left to the download, which says which in its own words.
+        listed = _listed(repo, name, pinned or "main")
         with warnings.catch_warnings():
             # A full disk is said once, by the error line (pinned to a sha, huggingface_hub
             # checks the free space before writing anything, and warns first).
             warnings.filterwarnings("ignore", message="Not enough free disk space")
-            local = repo.download(name, pinned)
-        listed = repo.file_facts(name, pinned or "main")
+            local = repo.download(name, pinned, listed_size=listed.size if listed else None)
+        if listed is None:
+            listed = repo.file_facts(name, pinned or "main")
     sha256, blob_id = _digests(local)
     where = f"{name} of {repo.description} at {(pinned or 'main')[:12]}"
     problem = None

@@ -204,23 +204,27 @@ def download_files(
 ) -> list[str]:
     """Local copies of hf:// files (huggingface_hub's cache: a file already there is not fetched
     again, and the revision in each path is a commit sha, so a cached copy is the right one)."""
-    from huggingface_hub import HfFileSystem, hf_hub_download
+    from huggingface_hub import HfFileSystem, hf_hub_download, try_to_load_from_cache
+
+    from hubpress.targets.listed_sizes import listed_size
 
     fs = HfFileSystem(endpoint=endpoint, token=token)
     local = []
     for path in files:
         resolved = fs.resolve_path(path)
-        local.append(
-            hf_hub_download(
-                resolved.repo_id,
-                resolved.path_in_repo,
-                repo_type=resolved.repo_type,
-                revision=resolved.revision,
-                token=token,
-                cache_dir=cache_dir,
-                endpoint=endpoint,
+        where = dict(repo_type=resolved.repo_type, revision=resolved.revision, cache_dir=cache_dir)
+        cached = try_to_load_from_cache(resolved.repo_id, resolved.path_in_repo, **where)
+        if isinstance(cached, str):
+            local.append(cached)
+            continue
+        # Held to the size the upstream lists (a body without end must not fill the disk).
+        size = int(fs.info(path)["size"])
+        with listed_size(size, f"{resolved.path_in_repo} of dataset {resolved.repo_id!r}"):
+            local.append(
+                hf_hub_download(
+                    resolved.repo_id, resolved.path_in_repo, token=token, endpoint=endpoint, **where
+                )
             )
-        )
     return local
 
 

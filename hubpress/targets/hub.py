@@ -22,7 +22,7 @@ from hubpress.errors import PublishError
 from hubpress.settings import ResolvedToken, Settings
 from hubpress.shards.parquet_footer import ParquetFooter, read_footer
 from hubpress.storage.names import split_remote_paths
-from hubpress.targets import blob_texts, hub_answers, hub_upload, hub_waits, interrupted
+from hubpress.targets import blob_texts, hub_answers, hub_upload, hub_waits, interrupted, listed_sizes
 from hubpress.targets.base import CommitResult, RemoteState, RepoType
 from hubpress.targets.hub_calls import (
     HubUnavailable,
@@ -246,8 +246,11 @@ class HubRepo:
                 self.repo_id, path, repo_type=self.repo_type, revision=revision, cache_dir=self._cache_dir()
             )
 
+        # Held to the listed size (else the document limit) while it arrives, not only once on disk.
+        bound = listed.size if listed else blob_texts.MAX_DOCUMENT_BYTES
         try:
-            local = self._retry(f"download {path} from", download)
+            with listed_sizes.listed_size(bound, f"{path} of {self.description}"):
+                local = self._retry(f"download {path} from", download)
         except LocalEntryNotFoundError:  # no Hub answered and nothing is cached: not "absent"
             raise HubUnavailable(
                 f"Could not read {path} of {self.description}: the Hub at {self.endpoint} could not "
@@ -395,9 +398,15 @@ class HubRepo:
     def commit_url(self, commit: str) -> str:
         return f"{self.web_url()}/commit/{commit}"
 
-    def download(self, filename: str, revision: str | None, cache_dir: str | None = None) -> str:
+    def download(
+        self,
+        filename: str,
+        revision: str | None,
+        cache_dir: str | None = None,
+        listed_size: int | None = None,
+    ) -> str:
         """The local path of `filename` at `revision`, or one line saying what is missing or failed
-        (hubpress.targets.hub_download)."""
+        (hubpress.targets.hub_download); held to `listed_size` bytes when given."""
         from hubpress.targets.hub_download import download
 
-        return download(self, filename, revision, cache_dir)
+        return download(self, filename, revision, cache_dir, listed_size)

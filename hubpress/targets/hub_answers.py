@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from hubpress.errors import PublishError
@@ -93,19 +93,31 @@ def listed_once(entries: Iterable[Any], who: str, action: str) -> list[Any]:
     """A paginated listing's entries, refused when it names a path twice: a `Link: rel="next"`
     back to a page already read would otherwise be followed forever, and two entries for one path
     leave no answer about which content it has (what a publish deletes and skips depends on it)."""
-    seen: set[str] = set()
-    kept = []
+    return list(each_once(entries, lambda entry: getattr(entry, "path", None), who, action))
+
+
+def each_once(entries: Iterable[Any], key: Callable[[Any], Any], who: str, action: str) -> Iterator[Any]:
+    """`entries` as they are read (a caller may stop early, and the next page is then never asked
+    for), refused at the first one whose `key` an earlier entry had: the listing repeats itself."""
+    seen: set[Any] = set()
     for entry in entries:
-        path = getattr(entry, "path", None)
-        if path in seen:
+        name = key(entry)
+        if name in seen:
             raise UnusableAnswer(
-                f"{who} answered the request to {action} with a listing that names {shown(path)} twice "
+                f"{who} answered the request to {action} with a listing that names {shown(name)} twice "
                 "(a next page that repeats one already read, or a duplicate entry): that answer cannot "
                 "be used. Check HF_ENDPOINT (or HUBPRESS_HUB_ENDPOINT) and any proxy in between."
             )
-        seen.add(path)
-        kept.append(entry)
-    return kept
+        seen.add(name)
+        yield entry
+
+
+def bad_history_entry(oid: object, who: str, action: str) -> UnusableAnswer:
+    return UnusableAnswer(
+        f"{who} answered the request to {action} with an entry whose commit id is {shown(oid)}, which "
+        "is not a git commit id (40 hex digits): that answer cannot be used. Check HF_ENDPOINT (or "
+        "HUBPRESS_HUB_ENDPOINT) and any proxy in between."
+    )
 
 
 def bad_head(oid: object, who: str, where: str) -> UnusableAnswer:

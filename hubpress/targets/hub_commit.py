@@ -181,27 +181,59 @@ def landed_pull_request(
     return None
 
 
-def _carrying(repo: HubRepo, head: str, plan: PublishPlan, fingerprint: str, pr_url: str | None) -> Any:
-    """The commit in `head`'s history since the planned parent that carries `fingerprint`."""
-    from huggingface_hub import CommitInfo
+# How far back from the head a lost commit is looked for: it was made on the planned parent a moment
+# ago, so it is among the newest commits. A history that has not reached the parent by then (a Hub
+# listing commits without end) is not read further: the commit is then taken as not landed, and its
+# retry names the planned parent, which the Hub refuses if the head moved.
+HISTORY_LIMIT = 1000
 
-    history = repo._retry(
-        "read the history of",
-        lambda: repo.api.list_repo_commits(repo.repo_id, repo_type=repo.repo_type, revision=head),
-    )
-    for entry in history:
-        if entry.commit_id == plan.parent_commit:
-            break
-        if hub_answers.carries_fingerprint(entry.message, fingerprint):
-            log.warning(
-                "the commit to %s landed though its answer was lost: %s%s carries this publish's plan "
-                "fingerprint, so it is reported and verified as this publish's commit",
-                repo.description,
-                entry.commit_id[:12],
-                f" (pull request {pr_url})" if pr_url else "",
-            )
-            url = repo.commit_url(entry.commit_id)
-            return CommitInfo(
-                url, entry.title, entry.message, entry.commit_id, _endpoint=repo.endpoint, pr_url=pr_url
-            )
-    return None
+
+def _carrying(repo: HubRepo, head: str, plan: PublishPlan, fingerprint: str, pr_url: str | None) -> Any:
+    """The commit in `head`'s history since the planned parent that carries `fingerprint`.
+
+    The history is read a page at a time and only back to the planned parent (huggingface_hub's
+    list_repo_commits reads every page first: a `Link: rel="next"` back to a page already read
+    was followed forever). A listing that names a commit twice, or an entry whose id is not a
+    commit id, is an answer that cannot be used."""
+    from urllib.parse import quote
+
+    from huggingface_hub import CommitInfo
+    from huggingface_hub.utils import paginate
+
+    who, action = f"The Hub at {repo.endpoint}", f"read the history of {repo.description}"
+
+    def walk() -> Any:
+        url = f"{repo.endpoint}/api/{repo.repo_type}s/{repo.repo_id}/commits/{quote(head, safe='')}"
+        pages = paginate(url, params={}, headers=repo.api._build_hf_headers())
+        for read, entry in enumerate(hub_answers.each_once(pages, _commit_id, who, action)):
+            oid = _commit_id(entry)
+            if not hub_answers.is_commit_id(oid):
+                raise hub_answers.bad_history_entry(oid, who, action)
+            if oid == plan.parent_commit or read >= HISTORY_LIMIT:
+                return None
+            if hub_answers.carries_fingerprint(_text(entry, "message"), fingerprint):
+                return CommitInfo(
+                    repo.commit_url(oid), _text(entry, "title"), _text(entry, "message"), oid,
+                    _endpoint=repo.endpoint, pr_url=pr_url,
+                )  # fmt: skip
+        return None
+
+    landed = repo._retry("read the history of", walk)
+    if landed is not None:
+        log.warning(
+            "the commit to %s landed though its answer was lost: %s%s carries this publish's plan "
+            "fingerprint, so it is reported and verified as this publish's commit",
+            repo.description,
+            landed.oid[:12],
+            f" (pull request {pr_url})" if pr_url else "",
+        )
+    return landed
+
+
+def _commit_id(entry: Any) -> Any:
+    return entry.get("id") if isinstance(entry, dict) else None
+
+
+def _text(entry: dict, field: str) -> str:
+    value = entry.get(field)
+    return value if isinstance(value, str) else ""

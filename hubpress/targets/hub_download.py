@@ -8,24 +8,43 @@ import os
 from typing import TYPE_CHECKING
 
 from hubpress.errors import disk_error
+from hubpress.targets import listed_sizes
 from hubpress.targets.hub_calls import HubUnavailable, RepoNotFound
 
 if TYPE_CHECKING:
     from hubpress.targets.hub import HubRepo
 
 
-def download(repo: HubRepo, filename: str, revision: str | None, cache_dir: str | None = None) -> str:
-    """The local path of `filename` at `revision` in huggingface_hub's cache."""
+def download(
+    repo: HubRepo,
+    filename: str,
+    revision: str | None,
+    cache_dir: str | None = None,
+    listed_size: int | None = None,
+) -> str:
+    """The local path of `filename` at `revision` in huggingface_hub's cache. With `listed_size`
+    (what the Hub lists for the file), an answer giving more bytes is stopped there
+    (hubpress.targets.listed_sizes) and its partial file removed."""
+    from huggingface_hub import constants
     from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError, RevisionNotFoundError
 
+    def fetch() -> str:
+        return repo.api.hf_hub_download(
+            repo.repo_id, filename, repo_type=repo.repo_type, revision=revision, cache_dir=cache_dir
+        )
+
+    bounded = (
+        listed_sizes.listed_size(listed_size, f"{filename} of {repo.description}")
+        if listed_size is not None
+        else contextlib.nullcontext()
+    )
     # A missing revision or file is the caller's mistake, not a crash: say which, and where.
     try:
-        return repo._retry(
-            f"download {filename} from",
-            lambda: repo.api.hf_hub_download(
-                repo.repo_id, filename, repo_type=repo.repo_type, revision=revision, cache_dir=cache_dir
-            ),
-        )
+        with bounded:
+            return repo._retry(f"download {filename} from", fetch)
+    except listed_sizes.FileLongerThanListed:
+        sweep_partial_download(repo, cache_dir or constants.HF_HUB_CACHE)
+        raise
     except LocalEntryNotFoundError:
         # huggingface_hub's own retries found no Hub and no cached copy: the endpoint failed,
         # not the file name.
@@ -45,8 +64,6 @@ def download(repo: HubRepo, filename: str, revision: str | None, cache_dir: str 
         ) from None
     # After the Hub's answers above: huggingface_hub's HTTP errors are OSErrors too.
     except OSError as exc:
-        from huggingface_hub import constants
-
         failure = disk_error(exc, cache_dir or constants.HF_HUB_CACHE)
         if failure is None:
             raise

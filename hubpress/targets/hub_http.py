@@ -43,6 +43,8 @@ from hubpress.deadlines import DeadlineExceeded, Deadlines, url_without_secrets
 from hubpress.parsers import MAX_ANSWER_BYTES
 from hubpress.targets import hub_waits
 from hubpress.targets.hub_failures import HubAnswerUnusable
+from hubpress.targets.listed_sizes import file_limit, longer_than_listed
+from hubpress.targets.listing_pages import PageChains
 from hubpress.targets.token_links import TokenLinkRefused, check_token_links
 
 # When the current phase of the current request must end (time.monotonic), and what to call it.
@@ -251,9 +253,11 @@ class _DeadlineBody(httpx2.SyncByteStream):
         phase: tuple[float, float, str, str],
         limit: int | None,
         decoders: list[_Inflate] | None = None,
+        too_large: Any = None,
     ):
         self._inner, self._request, self._phase, self._limit = inner, request, phase, limit
         self._decoders = decoders or []
+        self._too_large = too_large  # the error past `limit`, when it is not a JSON answer's
 
     def _decoded(self, chunk: bytes, received: int) -> bytes:
         for decode in self._decoders:
@@ -283,6 +287,8 @@ class _DeadlineBody(httpx2.SyncByteStream):
                 chunk = self._decoded(chunk, received)
             received += len(chunk)
             if self._limit is not None and received > self._limit:
+                if self._too_large is not None:
+                    raise self._too_large()
                 raise HubAnswerTooLarge(str(self._request.url), self._limit)
             yield chunk
 
@@ -297,6 +303,7 @@ class DeadlineTransport(httpx2.BaseTransport):
     def __init__(self, deadlines: Deadlines, max_connections: int = 32, local_cas: tuple[str, ...] = ()):
         self.deadlines = deadlines
         self.local_cas = local_cas
+        self._pages = PageChains()  # every listing's pages, so that one that loops is stopped
         self._pool = httpcore2.ConnectionPool(
             ssl_context=httpx2.create_ssl_context(),
             max_connections=max_connections,
@@ -310,6 +317,7 @@ class DeadlineTransport(httpx2.BaseTransport):
         return (time.monotonic() + seconds, seconds, str(request.url), what)
 
     def handle_request(self, request: httpx2.Request) -> httpx2.Response:
+        self._pages.asking(request)
         core_request = httpcore2.Request(
             method=request.method,
             url=httpcore2.URL(
@@ -333,6 +341,7 @@ class DeadlineTransport(httpx2.BaseTransport):
         try:
             _check_xet_storage(request, headers, self.local_cas)
             check_token_links(request, headers)
+            self._pages.answered(request, headers)
         except (XetStorageRefused, TokenLinkRefused):
             response.close()
             raise
@@ -342,6 +351,12 @@ class DeadlineTransport(httpx2.BaseTransport):
             raise HubAnswerTooLarge(str(request.url), limit)
         body_phase = self._phase(request, _declared(headers), "sending its answer")
         codings = _encodings(headers) if limit is not None else []
+        too_large = None
+        if limit is None and (listed := file_limit(request)) is not None:  # a file of a listed size
+            if (_declared(headers) or 0) > listed[0]:
+                response.close()
+                raise longer_than_listed(request, listed, _declared(headers))
+            limit, too_large = listed[0], lambda: longer_than_listed(request, listed)
         decoders = [_Inflate(c) for c in codings if c in _DECODED]  # httpx too skips the others
         if decoders:  # decoded here, within the limit: httpx must not decode again
             for name in ("content-encoding", "content-length"):
@@ -349,7 +364,7 @@ class DeadlineTransport(httpx2.BaseTransport):
         return httpx2.Response(
             status_code=response.status,
             headers=headers if decoders else response.headers,
-            stream=_DeadlineBody(response.stream, request, body_phase, limit, decoders),
+            stream=_DeadlineBody(response.stream, request, body_phase, limit, decoders, too_large),
             extensions=response.extensions,
         )
 
