@@ -8,10 +8,11 @@ import sys
 import pytest
 
 from hubpress.testdata.synth import write_dataset
+from tests.conftest import harness_api
 
 
-def hubpress(*args, env_drop=(), cwd=None):
-    env = {k: v for k, v in os.environ.items() if k not in env_drop}
+def hubpress(*args, env_drop=(), cwd=None, env_extra=None):
+    env = {k: v for k, v in os.environ.items() if k not in env_drop} | (env_extra or {})
     return subprocess.run(
         [sys.executable, "-m", "hubpress.commands.cli", *args],
         capture_output=True,
@@ -73,10 +74,19 @@ def test_help_lists_every_command():
         assert command in out.stdout
 
 
-def test_an_error_inside_a_flow_is_said_once(source, tmp_path):
+def test_an_error_inside_a_flow_is_said_once(source, tmp_path, prefect_harness):
     """ValidationFailed is raised inside the flow run: the terminal shows it once, as the command's
     own error line, not again as the task's, the flow's and each 'Finished in state Failed'."""
-    out = hubpress("publish-dataset", str(source), "./published", "--on-error", "fail", cwd=tmp_path)
+    # The harness's Prefect server: what is said is the point here, not the temporary server.
+    out = hubpress(
+        "publish-dataset",
+        str(source),
+        "./published",
+        "--on-error",
+        "fail",
+        cwd=tmp_path,
+        env_extra=harness_api(),
+    )
     assert out.returncode == 1
     said = out.stdout + out.stderr
     assert said.count("Nothing was built") == 1, said
