@@ -14,6 +14,8 @@ A pattern is a regex searched in "METHOD /path?query". Kinds:
   not_json       200 text/html with a page that is not JSON
   redirect_empty 302 to another origin (the proxy's second port) that answers `{}` to anything
   redirect_short 302 to another origin that answers 2 bytes (for a download: a short file)
+  redirect_dead  302 to http://127.0.0.1:1/x with a signed query string: a host nothing listens on
+  redirect_dead_schemeless  the same as `//127.0.0.1:1/x?...` (a network-path reference)
   echo_token     400 whose error message (JSON body and X-Error-Message) repeats the request's
                  Authorization header, as a careless or hostile server may
   echo_token_glued  the same, but only the token's value, glued to the word before it (`key=...`,
@@ -52,6 +54,8 @@ KINDS = (
     "not_json",
     "redirect_empty",
     "redirect_short",
+    "redirect_dead",
+    "redirect_dead_schemeless",
     "gzip_bomb",
     "bad_sha",
     "echo_token",
@@ -60,6 +64,12 @@ KINDS = (
     "endless_file",
     "huge_file",
 )
+
+
+# Where redirect_dead leads: port 1 on loopback, where nothing listens; the signature stands for the
+# signed query string a CDN redirect carries, which no message may repeat.
+DEAD_HOST = "http://127.0.0.1:1"
+SIGNATURE = "sig-0123456789abcdef"
 
 
 @functools.cache
@@ -247,6 +257,9 @@ class _Handler(QuietHandler):
             self._send(200, headers, gzip_bomb())
         elif kind == "redirect_short":
             self._send(302, {"Location": f"{self.owner.other_url}/short{self.path}"})
+        elif kind in ("redirect_dead", "redirect_dead_schemeless"):
+            where = DEAD_HOST.removeprefix("http:") if kind.endswith("schemeless") else DEAD_HOST
+            self._send(302, {"Location": f"{where}/x?X-Amz-Signature={SIGNATURE}"})
 
     do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _handle
 

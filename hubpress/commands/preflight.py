@@ -233,17 +233,13 @@ def check_publish_dataset(params: Any) -> None:
 
 def check_refresh(params: Any) -> None:
     """RefreshParams: the configuration parses (a missing file is one line), staging, target, token."""
-    from hubpress.refresh.backends import LocalBackend
+    from hubpress.refresh.backends import LocalBackend, local_folder
     from hubpress.refresh.config import parse_refresh_config
 
     config = parse_refresh_config(params.config)
     local = [b for b in config.backends if isinstance(b, LocalBackend)]
     for backend in local:
-        if not Path(backend.instance_data_dir).is_dir():  # as hubpress.refresh.local reads it
-            raise SourceError(
-                f"backend {backend.id!r}: instance_data_dir {backend.instance_data_dir!r} is not a "
-                "directory: fix the path in the configuration."
-            )
+        local_folder(backend)  # the flow's own check: the same line before Prefect starts
     check_staging(params.staging)
     check_target_not_ambiguous(params.target)
     fail_fast_without_token(params.target, params.dry_run)

@@ -4,6 +4,7 @@ the folders of runs) and the policy that sweeps it (hubpress.shards.runs)."""
 from __future__ import annotations
 
 import json
+import os
 import time
 
 import typer
@@ -119,4 +120,31 @@ def _open(staging: str | None):
     # As for a publish: a file, or a scheme that is not s3://, is one line, not an empty listing.
     check_staging(staging)
     settings = get_settings({"staging": staging} if staging else None)
-    return Staging(settings.staging, settings)
+    where = Staging(settings.staging, settings)
+    check_staging_exists(where.storage, settings.staging)
+    return where
+
+
+def check_staging_exists(storage, named: str) -> None:
+    """A staging location that is not there is a typo (or the wrong machine), never "0 sealed
+    shards": one line naming it. Only looked at: nothing is created."""
+    from hubpress.errors import ConfigError
+    from hubpress.storage.files import LocalStorage
+
+    if isinstance(storage, LocalStorage):
+        missing = not os.path.isdir(storage.root)
+    else:
+        from botocore.exceptions import ClientError
+
+        try:
+            storage.client.head_bucket(Bucket=storage.bucket)
+            missing = False
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") not in ("404", "NoSuchBucket"):
+                raise
+            missing = True
+    if missing:
+        raise ConfigError(
+            f"staging {named!r} does not exist ({storage.root}): nothing was ever staged there. "
+            "Check --staging or HUBPRESS_STAGING."
+        )

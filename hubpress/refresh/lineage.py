@@ -14,11 +14,10 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from hubpress.errors import SourceError
 from hubpress.parsers import load_json
+from hubpress.refresh.backends import local_folder
 from hubpress.refresh.config import HuggingfaceBackend, LocalBackend, RefreshConfig
 from hubpress.refresh.local import IMAGE_SUFFIXES
 from hubpress.refresh.mix import DEFAULT_STOPPING, Stopping
@@ -53,9 +52,7 @@ class RefreshOptions:
 
 def local_folder_revision(cfg: LocalBackend) -> str:
     """A local folder's "revision": a hash of its image and caption files' paths, sizes and mtimes."""
-    root = Path(cfg.instance_data_dir)
-    if not root.is_dir():
-        raise SourceError(f"backend {cfg.id!r}: instance_data_dir {str(root)!r} is not a directory")
+    root = local_folder(cfg)
     digest = hashlib.sha256()
     wanted = IMAGE_SUFFIXES | {".txt"}
     for path in sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in wanted):

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from hubpress.errors import SourceError
+from hubpress.refresh.backends import local_folder
 from hubpress.refresh.config import LocalBackend
 from hubpress.refresh.rows import (
     RefreshReport,
@@ -32,9 +32,7 @@ def _local_caption(image: Path, cfg: LocalBackend) -> str | None:
 
 def read_local(cfg: LocalBackend) -> BackendRead:
     """A folder of images in sorted path order; source_index is the position in that order."""
-    root = Path(cfg.instance_data_dir)
-    if not root.is_dir():
-        raise SourceError(f"backend {cfg.id!r}: instance_data_dir {str(root)!r} is not a directory")
+    root = local_folder(cfg)
     files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     report = RefreshReport(cfg.id)
     read = BackendRead(cfg, None, None, report)

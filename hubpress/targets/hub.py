@@ -24,6 +24,7 @@ from hubpress.shards.parquet_footer import ParquetFooter, read_footer
 from hubpress.storage.names import split_remote_paths
 from hubpress.targets import blob_texts, hub_answers, hub_upload, hub_waits, interrupted, listed_sizes
 from hubpress.targets.base import CommitResult, RemoteState, RepoType
+from hubpress.targets.download_retries import quiet_resume_chatter, unreachable_line
 from hubpress.targets.hub_calls import (
     HubUnavailable,
     RepoNotFound,
@@ -38,6 +39,7 @@ from hubpress.targets.limits import Limits
 from hubpress.targets.plan import PublishPlan, RemoteFile, StagedFile, commit_mismatches
 
 log = logging.getLogger("hubpress.hub")
+quiet_resume_chatter()  # huggingface_hub's per-retry download warnings: hubpress says the outcome once
 # Footer reads in flight at once when verifying a revision (each one or two small requests).
 FOOTER_READERS = 8
 
@@ -99,10 +101,9 @@ class HubRepo:
                 if not is_transient(exc):
                     raise
                 tries = len(self.retry_messages) - before + 1
+                reason = f"{failure_reason(exc)} ({tries} attempt(s) in {time.monotonic() - started:.0f} s)"
                 raise HubUnavailable(
-                    f"Could not {action} {self.description}: the Hub at {self.endpoint} {failure_reason(exc)} "
-                    f"({tries} attempt(s) in {time.monotonic() - started:.0f} s). Check HF_ENDPOINT "
-                    "(or HUBPRESS_HUB_ENDPOINT) and the network, then run again."
+                    unreachable_line(f"{action} {self.description}", self.endpoint, reason, exc)
                 ) from None
 
     def check_write_access(self, pull_request: bool = False) -> None:

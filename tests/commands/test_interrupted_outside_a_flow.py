@@ -33,6 +33,7 @@ def test_ctrl_c_during_a_scan_says_so_in_one_line(tmp_path, monkeypatch, capsys)
 def test_ctrl_c_during_staging_clean_says_what_was_kept(tmp_path, monkeypatch, capsys):
     import hubpress.shards.runs
 
+    (tmp_path / "staging").mkdir()  # a staging that is not there is refused before the sweep
     monkeypatch.setenv("HUBPRESS_STAGING", str(tmp_path / "staging"))
     monkeypatch.setattr(hubpress.shards.runs, "sweep", _stopped_by_ctrl_c)
     with pytest.raises(SystemExit) as stopped:

@@ -43,3 +43,30 @@ def test_a_nonsense_max_age_is_refused_not_read_as_sweep_everything(tmp_path, mo
     code, out, err = run_cli("staging", "clean")
     assert code == 2 and out == ""
     assert err.startswith("error: staging_max_age_hours: ") and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize("command", ["list", "clean"])
+def test_a_staging_folder_that_is_not_there_is_named_not_listed_as_empty(tmp_path, monkeypatch, command):
+    """`--staging ./typo` printed "0 sealed shard(s)" (and clean "Removed 0"): a typo read as an
+    empty staging area."""
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run_cli("staging", command, "--staging", "./typo")
+    assert code == 1 and out == "", (out, err)
+    [line] = err.splitlines()
+    assert line.startswith("error: staging './typo' does not exist") and str(tmp_path / "typo") in line
+    assert "--staging or HUBPRESS_STAGING" in line
+    assert list(tmp_path.iterdir()) == []  # the listing created nothing
+
+
+@pytest.mark.parametrize("command", ["list", "clean"])
+def test_an_s3_staging_bucket_that_is_not_there_is_one_line(s3, monkeypatch, tmp_path, command):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    _endpoint, bucket = s3
+    code, out, err = run_cli("staging", command, "--staging", f"s3://{bucket}-typo/stage", "--json")
+    assert code == 1 and json.loads(out)["kind"] == "ConfigError", (out, err)
+    [line] = err.splitlines()
+    assert f"staging 's3://{bucket}-typo/stage' does not exist" in line
+    # The bucket that is there, with nothing staged yet, is an empty listing.
+    code, out, err = run_cli("staging", command, "--staging", f"s3://{bucket}/stage", "--json")
+    assert code == 0, err
