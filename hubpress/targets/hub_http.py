@@ -353,6 +353,10 @@ class DeadlineTransport(httpx2.BaseTransport):
             raise HubAnswerTooLarge(str(request.url), limit)
         body_phase = self._phase(request, _declared(headers), "sending its answer")
         too_large = None
+        # A redirect to a file's storage is not the file ("Found. Redirecting to <signed URL>" is
+        # longer than a small file): httpx reads its body into memory, so it is held as an answer.
+        if limit is None and 300 <= response.status < 400 and "location" in headers:
+            limit = MAX_ANSWER_BYTES
         if limit is None and (listed := file_limit(request)) is not None:  # a file of a listed size
             # Content-Length counts the encoded bytes: an honest gzipped answer may declare more
             # than the file, so only an unencoded answer's declaration is refused up front.
