@@ -16,6 +16,11 @@ from tests.e2e.test_hostile_network import lora_repo, one_line_failure  # noqa: 
 pytestmark = [pytest.mark.timeout(300), pytest.mark.usefixtures("prefect_harness")]
 
 
+def _nothing_longer_left(hf_home, weights) -> None:
+    left = [p for p in hf_home.rglob("*") if p.is_file() and p.stat().st_size > weights.stat().st_size]
+    assert not left, left
+
+
 @pytest.mark.parametrize("kind", ["endless_file", "huge_file"])
 def test_a_download_that_sends_more_than_the_listed_size_stops_at_that_size(
     kind,
@@ -36,12 +41,7 @@ def test_a_download_that_sends_more_than_the_listed_size_stops_at_that_size(
     line = one_line_failure(code, err, kind)
     assert "lists" in line and "bytes" in line, line
     assert out == ""
-    left = [
-        p
-        for p in (tmp_cwd / "hf-home").rglob("*")
-        if p.is_file() and p.stat().st_size > weights.stat().st_size
-    ]
-    assert not left, left
+    _nothing_longer_left(tmp_cwd / "hf-home", weights)
 
 
 def test_a_card_read_from_the_target_that_never_ends_stops_at_its_listed_size(
@@ -89,9 +89,4 @@ def test_a_gzipped_download_is_held_to_the_listed_size_once_decoded(
     line = one_line_failure(code, err, "gzip_file")
     assert "sent more than" in line and "which the Hub lists at" in line, line
     assert out == ""
-    left = [
-        p
-        for p in (tmp_cwd / "hf-home").rglob("*")
-        if p.is_file() and p.stat().st_size > weights.stat().st_size
-    ]
-    assert not left, left
+    _nothing_longer_left(tmp_cwd / "hf-home", weights)

@@ -41,23 +41,7 @@ def test_an_event_nobody_listens_for_is_not_announced_and_one_that_is_heard_is(t
     assert "listens for training.job.finished (run `hubpress serve` there" in err
     assert err.rstrip().endswith(f"release it by hand with: hubpress release '{run}' --repo acme-org/lora")
 
-    created = api.post(
-        "/automations/",
-        json={
-            "name": f"listens-{uuid.uuid4().hex[:8]}",
-            "trigger": {"type": "event", "posture": "Reactive", "expect": ["training.*"], "threshold": 1},
-            "actions": [{"type": "do-nothing"}],
-            "enabled": True,
-        },
-    )
-    created.raise_for_status()
-    try:
-        code, out, err = run_cli("training-finished", str(run), "--repo", "acme-org/lora")
-        assert code == 0 and "warning" not in err, err
-        assert err.startswith("Announced training.job.finished")
-        assert json.loads(out)["payload"]["output_uri"] == str(run)
-    finally:
-        _delete(api, created.json()["id"])
+    _announced_while_listening(api, run, {"type": "event", "posture": "Reactive", "expect": ["training.*"]})
 
 
 def _automation(api, name: str, trigger: dict) -> str:
@@ -69,16 +53,9 @@ def _automation(api, name: str, trigger: dict) -> str:
     return created.json()["id"]
 
 
-def test_a_trigger_expecting_every_event_hears_it_so_it_is_announced(tmp_path, api):
-    """Prefect's event trigger with an empty `expect` reacts to every event (its `match` narrows
-    them): it was taken for nothing listening, and the release it would start was dropped."""
-    run = tmp_path / "run 43"
-    (run / "checkpoint-10").mkdir(parents=True)
-    made = _automation(
-        api,
-        f"any-{uuid.uuid4().hex[:8]}",
-        {"type": "event", "posture": "Reactive", "expect": [], "threshold": 1},
-    )
+def _announced_while_listening(api, run, trigger: dict) -> None:
+    """training-finished announces the event while an automation with `trigger` is on the server."""
+    made = _automation(api, f"listens-{uuid.uuid4().hex[:8]}", {**trigger, "threshold": 1})
     try:
         code, out, err = run_cli("training-finished", str(run), "--repo", "acme-org/lora")
         assert code == 0 and "warning" not in err, err
@@ -86,6 +63,14 @@ def test_a_trigger_expecting_every_event_hears_it_so_it_is_announced(tmp_path, a
         assert json.loads(out)["payload"]["output_uri"] == str(run)
     finally:
         _delete(api, made)
+
+
+def test_a_trigger_expecting_every_event_hears_it_so_it_is_announced(tmp_path, api):
+    """Prefect's event trigger with an empty `expect` reacts to every event (its `match` narrows
+    them): it was taken for nothing listening, and the release it would start was dropped."""
+    run = tmp_path / "run 43"
+    (run / "checkpoint-10").mkdir(parents=True)
+    _announced_while_listening(api, run, {"type": "event", "posture": "Reactive", "expect": []})
 
 
 def test_a_glob_trigger_past_the_first_page_of_automations_is_found(api, monkeypatch):
