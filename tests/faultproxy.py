@@ -99,7 +99,11 @@ def forward(handler: BaseHTTPRequestHandler, host: str, port: int, body: bytes):
     conn = http.client.HTTPConnection(host, port, timeout=60)
     try:
         headers = {k: v for k, v in handler.headers.items() if k.lower() != "connection"}
-        conn.request(handler.command, handler.path, body=body or None, headers=headers)
+        # Asked as an HTTP proxy (HTTP_PROXY), the path is a whole URL: upstream gets its path.
+        target = urlparse(handler.path)
+        path = (target.path or "/") + (f"?{target.query}" if target.query else "")
+        path = path if target.scheme else handler.path
+        conn.request(handler.command, path, body=body or None, headers=headers)
         response = conn.getresponse()
         return response.status, response.reason, response.getheaders(), response.read()
     finally:

@@ -28,6 +28,8 @@ A pattern is a regex searched in "METHOD /path?query". Kinds:
   huge_file      the same declaring a Content-Length of 100 GB
   gzip_bomb      200 application/json, Content-Encoding: gzip twice over: a few hundred bytes on
                  the wire that decode to 80 MB of blanks before `{}` (over MAX_ANSWER_BYTES)
+  gzip_file      the same bomb as a file body (application/octet-stream): small on the wire,
+                 80 MB once decoded, far past the size the Hub lists for the file
 Requests that match no armed fault are forwarded unchanged. `stop()` ends every held connection.
 Tests (tests/e2e/test_hostile_network.py) drive hubpress's CLI through it; the fixture is
 `hostile_proxy` in tests/conftest.py.
@@ -63,6 +65,7 @@ KINDS = (
     "link_loop",
     "endless_file",
     "huge_file",
+    "gzip_file",
 )
 
 
@@ -252,9 +255,9 @@ class _Handler(QuietHandler):
             self.wfile.write(self._raw(status, reason, headers, data))
         elif kind in ("endless_file", "huge_file"):
             self._endless_file(declared=kind == "huge_file")
-        elif kind == "gzip_bomb":
-            headers = {"Content-Type": "application/json", "Content-Encoding": "gzip, gzip"}
-            self._send(200, headers, gzip_bomb())
+        elif kind in ("gzip_bomb", "gzip_file"):
+            kind_of = "application/json" if kind == "gzip_bomb" else "application/octet-stream"
+            self._send(200, {"Content-Type": kind_of, "Content-Encoding": "gzip, gzip"}, gzip_bomb())
         elif kind == "redirect_short":
             self._send(302, {"Location": f"{self.owner.other_url}/short{self.path}"})
         elif kind in ("redirect_dead", "redirect_dead_schemeless"):

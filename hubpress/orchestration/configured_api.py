@@ -33,14 +33,16 @@ def check_answers(url: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
             f"{where_it_came_from()} {hide_userinfo(url)} is not an http(s) URL with a host: "
             "set it to the server's API (http://HOST:PORT/api), or unset it to use hubpress's local server."
         )
+    proxy = _proxy_for(parts.scheme, parts.hostname)
     try:
-        socket.create_connection((parts.hostname, port), timeout=timeout).close()
+        socket.create_connection(proxy[1:] if proxy else (parts.hostname, port), timeout=timeout).close()
     except OSError as exc:
         reason = exc.strerror or str(exc) or type(exc).__name__
+        through = f", through the proxy {hide_userinfo(proxy[0])}," if proxy else ""
         raise ConfigError(
-            f"Nothing answers at {where_it_came_from()} {hide_userinfo(url).removesuffix('/api')} ({reason}): "
-            "start that Prefect server, or unset PREFECT_API_URL to use hubpress's local server "
-            "(`hubpress server start`)."
+            f"Nothing answers at {where_it_came_from()} {hide_userinfo(url).removesuffix('/api')}{through} "
+            f"({reason}): start that Prefect server, or unset PREFECT_API_URL to use hubpress's local "
+            "server (`hubpress server start`)."
         ) from None
     if _not_an_api(url, timeout):
         shown = hide_userinfo(url).rstrip("/")
@@ -48,6 +50,24 @@ def check_answers(url: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
             f"{where_it_came_from()} {shown} is a server but not its Prefect API (HTTP 404 for /admin/version): "
             f"the API's URL ends in /api, as {shown}/api (the UI's address is without it)."
         )
+
+
+def _proxy_for(scheme: str, host: str) -> tuple[str, str, int] | None:
+    """(the proxy URL, its host, its port) when the environment sends `scheme://host` through a
+    proxy (HTTP(S)_PROXY, ALL_PROXY, not bypassed by NO_PROXY), as Prefect's client (httpx) does:
+    behind one the API's host is often not reachable, or not even resolvable, directly."""
+    import urllib.request
+
+    proxies = urllib.request.getproxies_environment()
+    proxy = proxies.get(scheme) or proxies.get("all")
+    if not proxy or urllib.request.proxy_bypass_environment(host, proxies):
+        return None
+    where = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+    try:
+        port = where.port or (443 if where.scheme == "https" else 80)
+    except ValueError:
+        return None
+    return (proxy, where.hostname, port) if where.hostname else None
 
 
 def _not_an_api(url: str, timeout: float) -> bool:

@@ -7,6 +7,7 @@ Python API, which is recorded as a `hubpress.publish.unchanged` event instead of
 
 from __future__ import annotations
 
+import fnmatch
 import logging
 import os
 import uuid
@@ -77,34 +78,53 @@ def unchanged_event(found: Unchanged, entry: str) -> dict[str, Any]:
     }
 
 
+# Automations asked for a page at a time (Prefect's default and largest page is 200), and at most
+# this many pages: a server with more does not say, and the event is announced anyway.
+AUTOMATIONS_PAGE = 200
+AUTOMATIONS_PAGES = 50
+
+
 def listens_for(api_url: str, event_name: str, timeout: float = EMIT_TIMEOUT_S) -> bool | None:
     """Whether an enabled automation on the server expects `event_name` (a deployment's event
     trigger is one: `hubpress serve`'s, a work pool's from `prefect deploy --all`, or the user's
     own). False: the event would start nothing, now or later (a trigger made afterwards does not
     see it). None: the server's answer does not say (the caller announces anyway). A server that
-    cannot be reached raises httpx's error, as post_event does: the announcement's one bound."""
+    cannot be reached raises httpx's error, as post_event does: the announcement's one bound.
+    Every page of automations is read: the server answers 200 at a time, and the one listening
+    may be past the first page."""
     import httpx
 
     headers = {}
     if os.environ.get("PREFECT_API_KEY"):
         headers["Authorization"] = f"Bearer {os.environ['PREFECT_API_KEY']}"
     try:
-        response = httpx.post(
-            f"{api_url.rstrip('/')}/automations/filter", json={}, headers=headers, timeout=timeout
-        )
-        response.raise_for_status()
-        automations = response.json()
-        return any(a.get("enabled") and _expects(a.get("trigger"), event_name) for a in automations)
+        for page in range(AUTOMATIONS_PAGES):
+            response = httpx.post(
+                f"{api_url.rstrip('/')}/automations/filter",
+                json={"limit": AUTOMATIONS_PAGE, "offset": page * AUTOMATIONS_PAGE},
+                headers=headers,
+                timeout=timeout,
+            )
+            response.raise_for_status()
+            automations = response.json()
+            if any(a.get("enabled") and _expects(a.get("trigger"), event_name) for a in automations):
+                return True
+            if len(automations) < AUTOMATIONS_PAGE:
+                return False
+        return None
     except (httpx.HTTPStatusError, ValueError, AttributeError, TypeError):
         return None
 
 
 def _expects(trigger: Any, event_name: str) -> bool:
     """An event trigger, or a compound or sequence trigger holding one, that matches `event_name`
-    (Prefect's patterns: the exact name, or a prefix ending in `*`)."""
+    as the Prefect server matches it: an empty `expect` expects every event, and each pattern is
+    a glob (`*` anywhere), negated by a leading `!`."""
     if not isinstance(trigger, dict):
         return False
+    if trigger.get("type") == "event" and not trigger.get("expect"):
+        return True
     for pattern in trigger.get("expect") or ():
-        if pattern == event_name or (pattern.endswith("*") and event_name.startswith(pattern[:-1])):
+        if fnmatch.fnmatchcase(event_name, pattern.removeprefix("!")) != pattern.startswith("!"):
             return True
     return any(_expects(inner, event_name) for inner in trigger.get("triggers") or ())

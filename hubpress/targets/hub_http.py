@@ -266,6 +266,8 @@ class _DeadlineBody(httpx2.SyncByteStream):
             except zlib.error as exc:
                 raise httpx2.DecodingError(f"an answer's Content-Encoding cannot be undone: {exc}") from None
             if out is None:
+                if self._too_large is not None:
+                    raise self._too_large()
                 raise HubAnswerTooLarge(str(self._request.url), self._limit or 0)
             chunk = out
         return chunk
@@ -350,13 +352,20 @@ class DeadlineTransport(httpx2.BaseTransport):
             response.close()
             raise HubAnswerTooLarge(str(request.url), limit)
         body_phase = self._phase(request, _declared(headers), "sending its answer")
-        codings = _encodings(headers) if limit is not None else []
         too_large = None
+        # A redirect to a file's storage is not the file ("Found. Redirecting to <signed URL>" is
+        # longer than a small file): httpx reads its body into memory, so it is held as an answer.
+        if limit is None and 300 <= response.status < 400 and "location" in headers:
+            limit = MAX_ANSWER_BYTES
         if limit is None and (listed := file_limit(request)) is not None:  # a file of a listed size
-            if (_declared(headers) or 0) > listed[0]:
+            # Content-Length counts the encoded bytes: an honest gzipped answer may declare more
+            # than the file, so only an unencoded answer's declaration is refused up front.
+            if not _encodings(headers) and (_declared(headers) or 0) > listed[0]:
                 response.close()
                 raise longer_than_listed(request, listed, _declared(headers))
             limit, too_large = listed[0], lambda: longer_than_listed(request, listed)
+        # Undone here, within the limit: the decoded bytes are what is held (httpx decodes after).
+        codings = _encodings(headers) if limit is not None else []
         decoders = [_Inflate(c) for c in codings if c in _DECODED]  # httpx too skips the others
         if decoders:  # decoded here, within the limit: httpx must not decode again
             for name in ("content-encoding", "content-length"):

@@ -16,6 +16,11 @@ from tests.e2e.test_hostile_network import lora_repo, one_line_failure  # noqa: 
 pytestmark = [pytest.mark.timeout(300), pytest.mark.usefixtures("prefect_harness")]
 
 
+def _nothing_longer_left(hf_home, weights) -> None:
+    left = [p for p in hf_home.rglob("*") if p.is_file() and p.stat().st_size > weights.stat().st_size]
+    assert not left, left
+
+
 @pytest.mark.parametrize("kind", ["endless_file", "huge_file"])
 def test_a_download_that_sends_more_than_the_listed_size_stops_at_that_size(
     kind,
@@ -36,12 +41,7 @@ def test_a_download_that_sends_more_than_the_listed_size_stops_at_that_size(
     line = one_line_failure(code, err, kind)
     assert "lists" in line and "bytes" in line, line
     assert out == ""
-    left = [
-        p
-        for p in (tmp_cwd / "hf-home").rglob("*")
-        if p.is_file() and p.stat().st_size > weights.stat().st_size
-    ]
-    assert not left, left
+    _nothing_longer_left(tmp_cwd / "hf-home", weights)
 
 
 def test_a_card_read_from_the_target_that_never_ends_stops_at_its_listed_size(
@@ -69,3 +69,24 @@ def test_a_card_read_from_the_target_that_never_ends_stops_at_its_listed_size(
     assert hostile_proxy.file_bytes_sent < 32 * 1024**2, hostile_proxy.file_bytes_sent
     line = one_line_failure(code, err, "endless README.md")
     assert "README.md" in line and "lists" in line, line
+
+
+def test_a_gzipped_download_is_held_to_the_listed_size_once_decoded(
+    hostile_proxy,
+    lora_repo,  # noqa: F811 - the fixture imported above
+    write_token,
+    tmp_cwd,
+    monkeypatch,
+):
+    """The bound counted the bytes on the wire, and httpx undid Content-Encoding after it: a few
+    hundred gzipped bytes (tests/hostileproxy.py's gzip_file) wrote 80 MB into the cache for a
+    LoRA the Hub lists at a few KB. The decoded bytes are what is held to the listed size."""
+    repo, weights = lora_repo
+    monkeypatch.setenv("HF_HOME", str(tmp_cwd / "hf-home"))
+    hostile_proxy.arm(rf"^GET /{repo}/resolve/", "gzip_file", count=50)
+    code, out, err = run_cli("download-lora", repo)
+    assert hostile_proxy.fired, "the fault was never reached"
+    line = one_line_failure(code, err, "gzip_file")
+    assert "sent more than" in line and "which the Hub lists at" in line, line
+    assert out == ""
+    _nothing_longer_left(tmp_cwd / "hf-home", weights)

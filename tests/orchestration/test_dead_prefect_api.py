@@ -61,3 +61,38 @@ def test_the_uis_address_given_as_the_api_is_one_line_saying_add_api(tmp_path, p
     assert err.startswith(f"error: PREFECT_API_URL {ui} is a server but not its Prefect API")
     assert f"as {ui}/api" in err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.fixture
+def behind_a_proxy(prefect_harness, monkeypatch):
+    """The Prefect API at a name only the proxy resolves (HTTP_PROXY), as on a company network."""
+    from tests.conftest import harness_api
+    from tests.faultproxy import FaultProxy
+
+    proxy = FaultProxy(harness_api()["PREFECT_API_URL"]).start()
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy", "https_proxy", "HTTPS_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", proxy.url)
+    monkeypatch.setenv("http_proxy", proxy.url)
+    yield proxy
+    proxy.stop()
+
+
+def test_an_api_reached_through_a_proxy_is_not_called_dead(behind_a_proxy):
+    """Prefect's client goes through HTTP(S)_PROXY; the check connected to the API's host directly,
+    so an API only the proxy reaches was "Nothing answers" and every command stopped."""
+    from hubpress.orchestration.configured_api import check_answers
+
+    check_answers("http://prefect-api.invalid:4200/api")
+
+
+def test_a_dead_proxy_is_named_in_the_one_line(behind_a_proxy, monkeypatch):
+    dead = _dead_url().removesuffix("/api")
+    monkeypatch.setenv("HTTP_PROXY", dead)
+    monkeypatch.setenv("http_proxy", dead)
+    monkeypatch.setenv("PREFECT_API_URL", "http://prefect-api.invalid:4200/api")
+    code, out, err = run_cli("serve")
+    assert code == 1 and out == "" and len(err.strip().splitlines()) == 1, err
+    assert err.startswith(
+        f"error: Nothing answers at PREFECT_API_URL http://prefect-api.invalid:4200, through the proxy {dead},"
+    )

@@ -7,6 +7,7 @@ when an enabled trigger on the server expects it."""
 from __future__ import annotations
 
 import json
+import time
 import uuid
 
 import httpx
@@ -21,6 +22,16 @@ def api(prefect_harness):
         yield client
 
 
+def _delete(api, automation: str) -> None:
+    """Delete an automation, asking again while the server answers 503 (its database busy with the
+    automation that just fired): one left behind listens for every later test of the session."""
+    for _ in range(20):
+        if api.delete(f"/automations/{automation}").status_code in (204, 404):
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"automation {automation} could not be deleted")
+
+
 def test_an_event_nobody_listens_for_is_not_announced_and_one_that_is_heard_is(tmp_path, api):
     run = tmp_path / "run 42"
     (run / "checkpoint-10").mkdir(parents=True)
@@ -30,20 +41,56 @@ def test_an_event_nobody_listens_for_is_not_announced_and_one_that_is_heard_is(t
     assert "listens for training.job.finished (run `hubpress serve` there" in err
     assert err.rstrip().endswith(f"release it by hand with: hubpress release '{run}' --repo acme-org/lora")
 
+    _announced_while_listening(api, run, {"type": "event", "posture": "Reactive", "expect": ["training.*"]})
+
+
+def _automation(api, name: str, trigger: dict) -> str:
     created = api.post(
         "/automations/",
-        json={
-            "name": f"listens-{uuid.uuid4().hex[:8]}",
-            "trigger": {"type": "event", "posture": "Reactive", "expect": ["training.*"], "threshold": 1},
-            "actions": [{"type": "do-nothing"}],
-            "enabled": True,
-        },
+        json={"name": name, "trigger": trigger, "actions": [{"type": "do-nothing"}], "enabled": True},
     )
     created.raise_for_status()
+    return created.json()["id"]
+
+
+def _announced_while_listening(api, run, trigger: dict) -> None:
+    """training-finished announces the event while an automation with `trigger` is on the server."""
+    made = _automation(api, f"listens-{uuid.uuid4().hex[:8]}", {**trigger, "threshold": 1})
     try:
         code, out, err = run_cli("training-finished", str(run), "--repo", "acme-org/lora")
         assert code == 0 and "warning" not in err, err
         assert err.startswith("Announced training.job.finished")
         assert json.loads(out)["payload"]["output_uri"] == str(run)
     finally:
-        api.delete(f"/automations/{created.json()['id']}")
+        _delete(api, made)
+
+
+def test_a_trigger_expecting_every_event_hears_it_so_it_is_announced(tmp_path, api):
+    """Prefect's event trigger with an empty `expect` reacts to every event (its `match` narrows
+    them): it was taken for nothing listening, and the release it would start was dropped."""
+    run = tmp_path / "run 43"
+    (run / "checkpoint-10").mkdir(parents=True)
+    _announced_while_listening(api, run, {"type": "event", "posture": "Reactive", "expect": []})
+
+
+def test_a_glob_trigger_past_the_first_page_of_automations_is_found(api, monkeypatch):
+    """The server matches `expect` as a glob (`*` anywhere, `!` negates) and lists automations a
+    page at a time: a listener named later than a page's worth, or spelt `training.*.finished`,
+    was missed."""
+    from hubpress.orchestration import events
+
+    monkeypatch.setattr(events, "AUTOMATIONS_PAGE", 1)
+    url = harness_api()["PREFECT_API_URL"]
+    tag = uuid.uuid4().hex[:8]
+    reactive = {"type": "event", "posture": "Reactive", "threshold": 1}
+    made = [
+        _automation(api, f"aaaa-{tag}-other", {**reactive, "expect": ["other.thing"]}),
+        _automation(api, f"aaaa-{tag}-not-this", {**reactive, "expect": ["!training.job.finished"]}),
+    ]
+    try:
+        assert events.listens_for(url, "training.job.finished", timeout=30) is False
+        made.append(_automation(api, f"zzzz-{tag}-glob", {**reactive, "expect": ["training.*.finished"]}))
+        assert events.listens_for(url, "training.job.finished", timeout=30) is True
+    finally:
+        for automation in made:
+            _delete(api, automation)
