@@ -196,6 +196,22 @@ def tmp_cwd(tmp_path, monkeypatch):
 
 
 @pytest.fixture(autouse=True)
+def _signal_handlers_restored():
+    """The Ctrl-C and SIGTERM handlers one test leaves are not the next test's: an ignored Ctrl-C
+    left in this process is inherited by every child process a later test starts (Python keeps an
+    ignored SIGINT ignored), so a later Ctrl-C trial's `hubpress server start` ran to exit 0."""
+    import signal
+
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    if saved[signal.SIGINT] is signal.SIG_IGN:  # left so by a session fixture or a library
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    for sig, handler in saved.items():
+        if handler is not None and signal.getsignal(sig) is not handler:
+            signal.signal(sig, handler)
+
+
+@pytest.fixture(autouse=True)
 def _environment_restored():
     """What one test (or an in-process CLI run: `--debug` sets HUBPRESS_DEBUG) writes into
     os.environ does not reach the next test or the subprocesses it starts."""
