@@ -44,12 +44,13 @@ def _run_publish(params: Any) -> dict:
     from hubpress.commands.interrupt import interruptible
     from hubpress.orchestration.before_run import skip_if_unchanged
     from hubpress.orchestration.console import quiet_prefect_console
-    from hubpress.orchestration.server import api_url_for_commands, prefect_api
+    from hubpress.orchestration.server import api_url_for_commands, check_configured_api, prefect_api
 
-    url = api_url_for_commands(announce=lambda line: print(f"hubpress: {line}", file=sys.stderr))
+    url = api_url_for_commands(announce=lambda line: print(f"hubpress: {line}", file=sys.stderr), check=False)
     result = skip_if_unchanged(params, url, entry="api")
     if result is not None:
         return result
+    check_configured_api()  # a flow run follows: the API must answer (asked only now, see there)
     if isinstance(params, PublishDatasetParams):
         from hubpress.flows.publish_dataset import publish_dataset as flow
     else:

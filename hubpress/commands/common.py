@@ -150,7 +150,7 @@ def _run_flow(run: Callable[[], Any], as_json: bool, before: Callable[[str | Non
         disable_progress_bars()  # huggingface_hub's upload bars (files, bytes, rate, ETA)
     else:
         artifacts.show_terminal_progress()  # shard building
-    from hubpress.orchestration.server import api_url_for_commands, prefect_api
+    from hubpress.orchestration.server import api_url_for_commands, check_configured_api, prefect_api
 
     # Prefect's configured API, else the local server (started by the first command that needs it).
     said = []
@@ -160,7 +160,7 @@ def _run_flow(run: Callable[[], Any], as_json: bool, before: Callable[[str | Non
         if not as_json:
             typer.secho(line, err=True, fg=typer.colors.BRIGHT_BLACK)
 
-    where = api_url_for_commands(announce=announce)
+    where = api_url_for_commands(announce=announce, check=before is None)
     if before is not None:
         result = before(where)
         if result is not None:
@@ -174,6 +174,7 @@ def _run_flow(run: Callable[[], Any], as_json: bool, before: Callable[[str | Non
                     fg=typer.colors.BRIGHT_BLACK,
                 )
             return result
+        check_configured_api()  # a flow run follows: the API must answer (asked only now, see there)
     if not as_json and not said:
         typer.secho(
             f"Prefect: runs are recorded at {hide_userinfo(where.removesuffix('/api'))}"
