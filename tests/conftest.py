@@ -197,13 +197,16 @@ def tmp_cwd(tmp_path, monkeypatch):
 
 @pytest.fixture(autouse=True)
 def _signal_handlers_restored():
-    """The Ctrl-C and SIGTERM handlers one test leaves are not the next test's: an ignored Ctrl-C
-    left in this process is inherited by every child process a later test starts (Python keeps an
-    ignored SIGINT ignored), so a later Ctrl-C trial's `hubpress server start` ran to exit 0."""
+    """The Ctrl-C and SIGTERM handlers one test leaves are not the next test's, and Ctrl-C is never
+    ignored while a test runs. An ignored SIGINT is inherited by every child process a test starts
+    (Python keeps an ignored SIGINT ignored), so a Ctrl-C trial's `hubpress server start` ran to
+    exit 0. The cause was not a test: a suite started in the background by a non-interactive shell
+    (`make test &` in a script, nohup, some CI runners) starts with SIGINT ignored, as POSIX shells
+    start background jobs."""
     import signal
 
     saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-    if saved[signal.SIGINT] is signal.SIG_IGN:  # left so by a session fixture or a library
+    if saved[signal.SIGINT] is signal.SIG_IGN:  # as inherited from a shell's background job
         signal.signal(signal.SIGINT, signal.default_int_handler)
     yield
     for sig, handler in saved.items():
