@@ -198,13 +198,15 @@ def _carrying(repo: HubRepo, head: str, plan: PublishPlan, fingerprint: str, pr_
     from urllib.parse import quote
 
     from huggingface_hub import CommitInfo
-    from huggingface_hub.utils import paginate
+    from huggingface_hub.utils import build_hf_headers, paginate
 
     who, action = f"The Hub at {repo.endpoint}", f"read the history of {repo.description}"
 
     def walk() -> Any:
         url = f"{repo.endpoint}/api/{repo.repo_type}s/{repo.repo_id}/commits/{quote(head, safe='')}"
-        pages = paginate(url, params={}, headers=repo.api._build_hf_headers())
+        pages = paginate(
+            url, params={}, headers=build_hf_headers(token=repo.api.token, library_name="hubpress")
+        )
         for read, entry in enumerate(hub_answers.each_once(pages, _commit_id, who, action)):
             oid = _commit_id(entry)
             if not hub_answers.is_commit_id(oid):
