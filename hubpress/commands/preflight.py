@@ -233,8 +233,9 @@ def check_publish_dataset(params: Any) -> None:
 
 def check_refresh(params: Any) -> None:
     """RefreshParams: the configuration parses (a missing file is one line), staging, target, token."""
-    from hubpress.refresh.backends import LocalBackend, local_folder
+    from hubpress.refresh.backends import LocalBackend
     from hubpress.refresh.config import parse_refresh_config
+    from hubpress.refresh.local import local_folder
 
     config = parse_refresh_config(params.config)
     local = [b for b in config.backends if isinstance(b, LocalBackend)]

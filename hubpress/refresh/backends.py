@@ -8,12 +8,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-
-from hubpress.errors import SourceError
 
 SUPPORTED_TYPES = ("huggingface", "local")
 ResolutionType = Literal["pixel", "area", "pixel_area"]
@@ -312,26 +309,6 @@ class LocalBackend(_BackendBase):
     @property
     def virtual_extension(self) -> str:
         return "jpg"
-
-
-def local_folder(cfg: LocalBackend) -> Path:
-    """The folder a `local` backend names. A relative `instance_data_dir` is read from the working
-    directory of the process that runs the refresh, as SimpleTuner reads it (not from the
-    configuration file's folder): the shell's for `hubpress refresh`, the serve process's or the
-    worker's (prefect.yaml's pull directory) for a deployment run. The same check for the CLI's
-    preflight and for the flow, so both say the same line, naming the folder it looked for."""
-    root = Path(cfg.instance_data_dir).expanduser()
-    if root.is_dir():
-        return root
-    where = (
-        ""
-        if root.is_absolute()
-        else f" (read as {root.absolute()}: a relative path is read from the working directory)"
-    )
-    raise SourceError(
-        f"backend {cfg.id!r}: instance_data_dir {cfg.instance_data_dir!r} is not a directory{where}: fix the "
-        "path in the configuration."
-    )
 
 
 Backend = Annotated[HuggingfaceBackend | LocalBackend, Field(discriminator="type")]

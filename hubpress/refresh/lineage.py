@@ -17,9 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from hubpress.parsers import load_json
-from hubpress.refresh.backends import local_folder
 from hubpress.refresh.config import HuggingfaceBackend, LocalBackend, RefreshConfig
-from hubpress.refresh.local import IMAGE_SUFFIXES
+from hubpress.refresh.local import IMAGE_SUFFIXES, local_folder
 from hubpress.refresh.mix import DEFAULT_STOPPING, Stopping
 from hubpress.refresh.training_keys import cache_entry, training_keys
 from hubpress.refresh.upstream import resolve_revision

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from hubpress.refresh.backends import local_folder
+from hubpress.errors import SourceError
 from hubpress.refresh.config import LocalBackend
 from hubpress.refresh.rows import (
     RefreshReport,
@@ -15,6 +15,26 @@ from hubpress.refresh.rows import (
 from hubpress.refresh.upstream import BackendRead
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
+
+
+def local_folder(cfg: LocalBackend) -> Path:
+    """The folder a `local` backend names. A relative `instance_data_dir` is read from the working
+    directory of the process that runs the refresh, as SimpleTuner reads it (not from the
+    configuration file's folder): the shell's for `hubpress refresh`, the serve process's or the
+    worker's (prefect.yaml's pull directory) for a deployment run. The same check for the CLI's
+    preflight and for the flow, so both say the same line, naming the folder it looked for."""
+    root = Path(cfg.instance_data_dir).expanduser()
+    if root.is_dir():
+        return root
+    where = (
+        ""
+        if root.is_absolute()
+        else f" (read as {root.absolute()}: a relative path is read from the working directory)"
+    )
+    raise SourceError(
+        f"backend {cfg.id!r}: instance_data_dir {cfg.instance_data_dir!r} is not a directory{where}: fix the "
+        "path in the configuration."
+    )
 
 
 def _local_caption(image: Path, cfg: LocalBackend) -> str | None:
