@@ -164,13 +164,17 @@ def _release_fingerprint(files) -> str:
     return "release-" + hashlib.sha256(json.dumps(facts).encode()).hexdigest()[:32]
 
 
-def prepare_release(output_uri: str, select: str, settings: Settings) -> PreparedRelease:
-    """Find the checkpoint, stage its files (local or S3 staging), and validate the weights."""
+def prepare_release(output_uri: str, select: str, settings: Settings, lease=None) -> PreparedRelease:
+    """Find the checkpoint, stage its files (local or S3 staging), and validate the weights.
+    `lease` (a hubpress.shards.runs.RunStage) is made to name the stage before it is looked up, so
+    no sweep removes it while this release uses it."""
     output = discover_training_output(output_uri, settings)
     checkpoint = select_checkpoint(output, select)
     chosen = release_files(output, checkpoint)
-    staging = Staging(settings.staging, settings)
+    staging = lease.staging if lease is not None else Staging(settings.staging, settings)
     fingerprint = _release_fingerprint(chosen)
+    if lease is not None:
+        lease.renew(keys=[fingerprint])
     staged = staging.lookup(fingerprint)
     if staged is None:
         from hubpress.storage.files import open_storage

@@ -18,6 +18,8 @@ The policy (`sweep`), applied when a publish starts and by `hubpress staging cle
   (default 168, a week), and the oldest go first while the store holds more than
   `HUBPRESS_STAGING_MAX_SIZE` (default 100GB);
 - a shard file without its seal (the run died between writing and sealing it) goes after an hour.
+A release's stage (`release-<fingerprint>/`, hubpress.shards.release_stages) is one more entry of
+the same rules; its run's lease names it while the release uses it.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from typing import Any
 
 from hubpress._env import pid_alive
 from hubpress.errors import disk_errors
+from hubpress.shards.release_stages import is_release_stage, release_stages
 from hubpress.shards.shard_store import SealedShard, ShardStore, StoredShard
 from hubpress.shards.sizes import parse_size
 from hubpress.shards.staging import STALE_AFTER_SECONDS, Staging
@@ -234,15 +237,21 @@ def plan_sweep(
 
 
 def sweep(staging: Staging, policy: StagingPolicy, everything: bool = False) -> SweepPlan:
-    """Apply the policy to a staging location; returns what was removed."""
+    """Apply the policy to a staging location (its sealed shards and the stages releases kept);
+    returns what was removed."""
     store = ShardStore(staging)
-    plan = plan_sweep(store.entries(), read_leases(staging), policy, time.time(), everything)
-    store.remove(s.key for s in plan.shards)
+    entries = [*store.entries(), *release_stages(staging)]
+    plan = plan_sweep(entries, read_leases(staging), policy, time.time(), everything)
+    store.remove(s.key for s in plan.shards if not is_release_stage(s.key))
+    for s in plan.shards:
+        if is_release_stage(s.key):
+            staging.discard(s.key)
     for run in plan.runs:
         staging.discard(f"{RUNS}/{run}")
     if plan.shards or plan.runs:
         log.info(
-            "Staging %s: removed %d shard(s) (%d bytes) and %d finished run folder(s) by the staging policy.",
+            "Staging %s: removed %d shard(s) or release stage(s) (%d bytes) and %d finished run folder(s) "
+            "by the staging policy.",
             staging.storage.root,
             len(plan.shards),
             plan.bytes,
@@ -277,3 +286,11 @@ def release_published(staging: Staging, stage: RunStage, keys: Iterable[str]) ->
     freed = ShardStore(staging).remove(k for k in set(keys) if k not in in_use)
     stage.renew(keys=())
     return freed
+
+
+def release_stage_done(staging: Staging, stage: RunStage, fingerprint: str) -> None:
+    """After a release's publish the target holds its files: remove its stage from staging, unless
+    another live run (the same release started twice) names it."""
+    if fingerprint not in keys_in_use(staging, except_run=stage.run):
+        staging.discard(fingerprint)
+    stage.renew(keys=())
