@@ -103,6 +103,7 @@ def report(params: ReleaseTrainingRunParams, release: Release, outcome) -> dict[
             "step": prep.checkpoint.step,
             "tag": tag,
             "released_commit": commit,
+            "stage_reused": prep.stage_reused,
             # What was left out while reading the output (unsafe S3 keys, unreadable metrics):
             # reported with the result, never dropped silently.
             "problems": list(prep.output.problems),

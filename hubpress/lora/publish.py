@@ -157,6 +157,7 @@ class PreparedRelease:
     bundle: LoraBundle
     staging: Staging
     fingerprint: str
+    stage_reused: bool = False  # an earlier run (failed, killed) had staged these files
 
 
 def _release_fingerprint(files) -> str:
@@ -176,6 +177,7 @@ def prepare_release(output_uri: str, select: str, settings: Settings, lease=None
     if lease is not None:
         lease.renew(keys=[fingerprint])
     staged = staging.lookup(fingerprint)
+    stage_reused = staged is not None
     if staged is None:
         from hubpress.storage.files import open_storage
 
@@ -206,7 +208,7 @@ def prepare_release(output_uri: str, select: str, settings: Settings, lease=None
         training_config=config,
         sample_images=samples,
     )
-    return PreparedRelease(output, checkpoint, bundle, staging, fingerprint)
+    return PreparedRelease(output, checkpoint, bundle, staging, fingerprint, stage_reused)
 
 
 def release_manifest(

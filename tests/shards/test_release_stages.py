@@ -99,3 +99,22 @@ def test_a_release_stage_left_behind_is_listed_and_swept_by_the_policy(tmp_path,
     code, out, err = run_cli("staging", "clean", "--all")
     assert code == 0 and "1 release stage(s)" in out, (out, err)
     assert _release_stages(staging) == [in_use.name]  # a live run names it: never removed
+
+
+def test_a_release_run_again_after_it_was_killed_reuses_its_stage_and_says_so(tmp_path, monkeypatch):
+    from hubpress.lora.publish import prepare_release
+    from hubpress.settings import get_settings
+
+    staging = tmp_path / "staging"
+    monkeypatch.setenv("HUBPRESS_STAGING", str(staging))
+    run = _training_run(tmp_path)
+    # What a release killed after its staging step leaves: the checkpoint's files, sealed.
+    prepare_release(str(run), "latest", get_settings())
+    [stage] = _release_stages(staging)
+
+    code, out, err = run_cli("release", str(run), "--repo", str(tmp_path / "out-lora"))
+    assert code == 0, err
+    assert "reused the files an earlier run of this release had staged" in out
+    assert _release_stages(staging) == []
+    code, out, err = run_cli("release", str(run), "--repo", str(tmp_path / "out-lora"), "--json")
+    assert code == 0 and json.loads(out)["stage_reused"] is False, err
