@@ -26,7 +26,7 @@ def register(app: typer.Typer) -> None:
     def list_command(staging: str = _STAGING, as_json: bool = _JSON) -> None:
         """Sealed and unsealed shards (count, bytes, age) and every run folder with its lease."""
         from hubpress.shards.release_stages import release_stages
-        from hubpress.shards.runs import read_leases
+        from hubpress.shards.runs import is_run_id, read_leases
         from hubpress.shards.shard_store import ShardStore
 
         where = _open(staging)
@@ -41,6 +41,8 @@ def register(app: typer.Typer) -> None:
                 "pid": lease.pid if lease else None,
                 "age_seconds": round(now - lease.renewed) if lease else None,
                 "shards_named": len(lease.keys) if lease else 0,
+                # no lease and not a run id of hubpress's: a user's folder, never cleaned
+                "left_alone": lease is None and not is_run_id(run),
             }
             for run, lease in read_leases(where)
         ]
@@ -84,6 +86,9 @@ def register(app: typer.Typer) -> None:
             f"{len(runs)} run folder(s); {len(releases)} release stage(s), {human_size(listing['release_bytes'])}"
         )
         for run in runs:
+            if run["left_alone"]:
+                typer.echo(f"  run {run['run']}: not a hubpress run folder (no lease): left alone")
+                continue
             state = "in use" if run["live"] else "ended"
             owner = f"{run['host']}:{run['pid']}" if run["host"] else "no lease"
             typer.echo(f"  run {run['run']}: {state} ({owner}), {run['shards_named']} shard(s) named")

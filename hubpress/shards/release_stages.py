@@ -17,7 +17,12 @@ RELEASE_PREFIX = "release-"
 
 
 def is_release_stage(name: str) -> bool:
-    return name.startswith(RELEASE_PREFIX) and "/" not in name and len(name) > len(RELEASE_PREFIX)
+    """`release-` and 32 hex digits (hubpress.lora.publish's fingerprint): a user's own
+    `release-2024/` in a shared folder is not one, and is never listed or removed."""
+    digest = name.removeprefix(RELEASE_PREFIX)
+    return (
+        name.startswith(RELEASE_PREFIX) and len(digest) == 32 and all(c in "0123456789abcdef" for c in digest)
+    )
 
 
 def release_stages(staging: Staging) -> list[StoredShard]:

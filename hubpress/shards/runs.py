@@ -129,6 +129,15 @@ class RunStage:
         self.staging.discard(self.relpath)
 
 
+def is_run_id(name: str) -> bool:
+    """The name of a run folder hubpress makes: a Prefect flow run id (a UUID) or uuid4().hex."""
+    try:
+        parsed = uuid.UUID(name)
+    except ValueError:
+        return False
+    return name in (str(parsed), parsed.hex)
+
+
 def read_leases(staging: Staging) -> list[tuple[str, Lease | None]]:
     """(run folder, its lease or None when unreadable) for every run folder in staging."""
     runs: dict[str, Lease | None] = {}
@@ -205,9 +214,14 @@ def plan_sweep(
     shards, leases = list(shards), list(leases)
     live = {run for run, lease in leases if lease is not None and lease.is_live(now, host)}
     in_use = {key for run, lease in leases if run in live and lease is not None for key in lease.keys}
-    # A folder without a readable lease may be a run writing its first lease: only --all takes it.
+    # A folder without a readable lease may be a run writing its first lease: only --all takes it,
+    # and only when its name is a run id hubpress makes (not a user's `runs/42/` beside staging).
     plan = SweepPlan(
-        runs=[run for run, lease in leases if run not in live and (lease is not None or everything)]
+        runs=[
+            run
+            for run, lease in leases
+            if run not in live and (lease is not None or everything and is_run_id(run))
+        ]
     )
     free = [s for s in shards if s.key not in in_use]
 
@@ -281,16 +295,20 @@ def sweep_once(staging: Staging, policy: StagingPolicy) -> SweepPlan | None:
 
 def release_published(staging: Staging, stage: RunStage, keys: Iterable[str]) -> int:
     """After a successful commit the target holds these shards: remove them from the store,
-    except those another live run's lease names. Returns the bytes freed."""
-    in_use = keys_in_use(staging, except_run=stage.run)
-    freed = ShardStore(staging).remove(k for k in set(keys) if k not in in_use)
+    except those another live run's lease names. Returns the bytes freed.
+
+    This run's lease stops naming them first: two runs of the same data that end at once then
+    cannot each see the other still naming the shards and both keep them (the one that looks
+    last sees the other's lease emptied, and removes them)."""
     stage.renew(keys=())
-    return freed
+    in_use = keys_in_use(staging, except_run=stage.run)
+    return ShardStore(staging).remove(k for k in set(keys) if k not in in_use)
 
 
 def release_stage_done(staging: Staging, stage: RunStage, fingerprint: str) -> None:
     """After a release's publish the target holds its files: remove its stage from staging, unless
-    another live run (the same release started twice) names it."""
+    another live run (the same release started twice) names it. Its own lease lets go first, as in
+    release_published."""
+    stage.renew(keys=())
     if fingerprint not in keys_in_use(staging, except_run=stage.run):
         staging.discard(fingerprint)
-    stage.renew(keys=())
