@@ -38,7 +38,7 @@ from hubpress.lora.weights import (
 )
 from hubpress.parsers import MAX_DOCUMENT_BYTES
 from hubpress.settings import Settings
-from hubpress.shards.staging import Staging
+from hubpress.shards.staging import RELEASE_PREFIX, Staging
 from hubpress.storage import names
 from hubpress.storage.hashcache import HashCache
 from hubpress.storage.regular import read_regular
@@ -162,7 +162,7 @@ class PreparedRelease:
 
 def _release_fingerprint(files) -> str:
     facts = sorted([f.source_uri, f.path_in_repo, f.size, f.version] for f in files)
-    return "release-" + hashlib.sha256(json.dumps(facts).encode()).hexdigest()[:32]
+    return RELEASE_PREFIX + hashlib.sha256(json.dumps(facts).encode()).hexdigest()[:32]
 
 
 def prepare_release(output_uri: str, select: str, settings: Settings, lease=None) -> PreparedRelease:

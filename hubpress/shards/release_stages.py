@@ -11,18 +11,9 @@ its folder, whose age is its seal's (or, unsealed, its newest file's) and whose 
 from __future__ import annotations
 
 from hubpress.shards.shard_store import StoredShard
-from hubpress.shards.staging import COMPLETE_RECORD, Staging
+from hubpress.shards.staging import COMPLETE_RECORD, Staging, is_release_stage
 
-RELEASE_PREFIX = "release-"
-
-
-def is_release_stage(name: str) -> bool:
-    """`release-` and 32 hex digits (hubpress.lora.publish's fingerprint): a user's own
-    `release-2024/` in a shared folder is not one, and is never listed or removed."""
-    digest = name.removeprefix(RELEASE_PREFIX)
-    return (
-        name.startswith(RELEASE_PREFIX) and len(digest) == 32 and all(c in "0123456789abcdef" for c in digest)
-    )
+__all__ = ["is_release_stage", "release_stages"]
 
 
 def release_stages(staging: Staging) -> list[StoredShard]:

@@ -42,3 +42,29 @@ def test_clean_all_leaves_folders_hubpress_did_not_make(tmp_path, monkeypatch):
     assert weights.read_bytes() == b"the only copy of a week of training"
     assert notes.read_text() == "what went out in 2024"
     assert not own.exists() and not dead.exists()
+
+
+def test_a_staging_location_is_swept_of_hubpress_temp_files_only(tmp_path, monkeypatch):
+    """Opening a staging location removed every hidden `*.tmp` file over an hour old anywhere
+    below it: `hubpress staging list --staging .` (a listing) deleted a project's
+    `data/.report.tmp`, and walked every folder of a shared data directory to find them."""
+    import os
+    import time
+
+    monkeypatch.chdir(tmp_path)
+    then = time.time() - 2 * 3600
+    theirs = tmp_path / "data" / ".report.tmp"
+    ours = [
+        tmp_path / "shards" / "ab" / (".ab" + "0" * 62 + ".parquet.123.parquet.tmp"),
+        tmp_path / "runs" / uuid.uuid4().hex / ".manifest.json.x1.tmp",
+        tmp_path / ("release-" + "f" * 32) / ".pytorch_lora_weights.safetensors.x2.tmp",
+    ]
+    for path in (theirs, *ours):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("partial")
+        os.utime(path, (then, then))
+
+    code, out, err = run_cli("staging", "list", "--staging", ".")
+    assert code == 0, err
+    assert theirs.read_text() == "partial"
+    assert [p for p in ours if p.exists()] == []
