@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hubpress._env import pid_alive
+from hubpress._env import pid_alive, process_started
 from hubpress.errors import disk_errors
 from hubpress.shards.release_stages import is_release_stage, release_stages
 from hubpress.shards.shard_store import SealedShard, ShardStore, StoredShard
@@ -58,11 +58,19 @@ class Lease:
     pid: int
     renewed: float
     keys: tuple[str, ...] = ()
+    started: float | None = None  # when its process started (None in leases written before)
 
     def is_live(self, now: float, host: str | None = None) -> bool:
-        """True while its run may still be working (see the module's docstring)."""
+        """True while its run may still be working (see the module's docstring). On this host,
+        while its process runs: the same id and, when the lease says, the same start (a container
+        whose command is always pid 1 reuses the id of every killed run)."""
         if self.host == (host or socket.gethostname()):
-            return pid_alive(self.pid)
+            if not pid_alive(self.pid):
+                return False
+            if self.started is None:
+                return True
+            started = process_started(self.pid)
+            return started is None or abs(started - self.started) < 1.0
         return now - self.renewed < LEASE_TIMEOUT
 
 
@@ -75,6 +83,7 @@ class RunStage:
         self.run = run_id or uuid.uuid4().hex
         self.relpath = f"{RUNS}/{self.run}"
         self.keys: tuple[str, ...] = ()
+        self._started: tuple[int, float | None] | None = None
 
     def __enter__(self) -> RunStage:
         self.renew()
@@ -95,8 +104,13 @@ class RunStage:
             self._write_lease()
 
     def _write_lease(self) -> None:
-        lease = Lease(self.run, socket.gethostname(), os.getpid(), time.time(), self.keys)
+        pid = os.getpid()
+        if self._started is None or self._started[0] != pid:  # asked once per process
+            self._started = (pid, process_started(pid))
+        lease = Lease(self.run, socket.gethostname(), pid, time.time(), self.keys, self._started[1])
         data = {"run": lease.run, "host": lease.host, "pid": lease.pid, "renewed": lease.renewed}
+        if lease.started is not None:
+            data["started"] = lease.started
         self.staging.storage.write_bytes(
             f"{self.relpath}/{LEASE}", json.dumps({**data, "keys": list(self.keys)}).encode()
         )
@@ -161,6 +175,7 @@ def _lease(staging: Staging, relpath: str) -> Lease | None:
             int(data["pid"]),
             float(data["renewed"]),
             tuple(data.get("keys") or ()),
+            None if data.get("started") is None else float(data["started"]),
         )
     except Exception:  # noqa: BLE001 - half-written or gone: treated as no lease
         return None
