@@ -85,6 +85,10 @@ def register(app: typer.Typer) -> None:
             f"{listing['unsealed_shards']} unsealed, {human_size(listing['unsealed_bytes'])}; "
             f"{len(runs)} run folder(s); {len(releases)} release stage(s), {human_size(listing['release_bytes'])}"
         )
+        for stage in listing["release_stages"]:
+            state = "sealed" if stage["sealed"] else "unsealed"
+            age = "" if stage["age_seconds"] is None else f", {_age(stage['age_seconds'])} old"
+            typer.echo(f"  release stage {stage['stage']}: {state}, {human_size(stage['size'])}{age}")
         for run in runs:
             if run["left_alone"]:
                 typer.echo(f"  run {run['run']}: not a hubpress run folder (no lease): left alone")
@@ -132,6 +136,13 @@ def register(app: typer.Typer) -> None:
             f"Removed {shards} shard(s), {len(releases)} release stage(s), {human_size(plan.bytes)} in all, "
             f"and {len(plan.runs)} ended run folder(s) from {where.storage.root}."
         )
+
+
+def _age(seconds: int) -> str:
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            return f"{seconds // size} {unit}(s)"
+    return f"{seconds} second(s)"
 
 
 def _open(staging: str | None):

@@ -89,6 +89,8 @@ def test_a_release_stage_left_behind_is_listed_and_swept_by_the_policy(tmp_path,
     )
     code, out, _ = run_cli("staging", "list")
     assert code == 0 and "4 release stage(s)" in out.splitlines()[0]
+    assert f"  release stage {old.name}: sealed, 1.1 kB, 10 day(s) old" in out.splitlines()
+    assert f"  release stage {half.name}: unsealed, 1.0 kB, 2 hour(s) old" in out.splitlines()
 
     code, out, err = run_cli("staging", "clean", "--json")
     assert code == 0, err
