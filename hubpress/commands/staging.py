@@ -54,25 +54,9 @@ def register(app: typer.Typer) -> None:
             "unsealed_shards": len(shards) - len(sealed),
             "unsealed_bytes": sum(s.size for s in shards if not s.sealed),
             "runs": runs,
-            "shards": [
-                {
-                    "key": s.key,
-                    "size": s.size,
-                    "sealed": s.sealed,
-                    "age_seconds": None if s.modified is None else round(now - s.modified),
-                }
-                for s in shards
-            ],
+            "shards": [_entry("key", s, now) for s in shards],
             # What post-training releases staged and have not published (or were killed in).
-            "release_stages": [
-                {
-                    "stage": s.key,
-                    "size": s.size,
-                    "sealed": s.sealed,
-                    "age_seconds": None if s.modified is None else round(now - s.modified),
-                }
-                for s in releases
-            ],
+            "release_stages": [_entry("stage", s, now) for s in releases],
             "release_bytes": sum(s.size for s in releases),
         }
         if as_json:
@@ -136,6 +120,12 @@ def register(app: typer.Typer) -> None:
             f"Removed {shards} shard(s), {len(releases)} release stage(s), {human_size(plan.bytes)} in all, "
             f"and {len(plan.runs)} ended run folder(s) from {where.storage.root}."
         )
+
+
+def _entry(name: str, stored, now: float) -> dict:
+    """One shard or release stage of `staging list --json`."""
+    age = None if stored.modified is None else round(now - stored.modified)
+    return {name: stored.key, "size": stored.size, "sealed": stored.sealed, "age_seconds": age}
 
 
 def _age(seconds: int) -> str:
