@@ -155,6 +155,7 @@ class LocalDir:
             if head != plan.parent_commit:
                 raise CommitConflict(f"{self.path} moved from {plan.parent_commit} to {head}")
             self.versions.mkdir(parents=True, exist_ok=True)
+            self._remove_dead_builds()
             current = Path(os.path.realpath(self.path)) if head is not None else None
             build = Path(tempfile.mkdtemp(prefix=".build-", dir=self.versions))
             os.chmod(build, 0o777 & ~_umask())  # mkdtemp makes 0700: readers of shared storage too
@@ -183,6 +184,13 @@ class LocalDir:
             self._swap(final, head)
             self._prune(keep={version})
         return CommitResult(commit=version, url=self.commit_url(version))
+
+    def _remove_dead_builds(self) -> None:
+        """A version is built only under the target's lock, which this process holds: a `.build-*`
+        folder here is what a killed commit left (SIGKILL, power loss), never one in progress."""
+        for p in self.versions.iterdir():
+            if p.name.startswith(".build-") and p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p, ignore_errors=True)
 
     def _carry_over(self, current: Path, build: Path, skip: set[str]) -> None:
         """Unchanged files and files hubpress does not own come along into the new version.
