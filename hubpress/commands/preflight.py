@@ -258,8 +258,12 @@ def check_publish_lora(params: Any) -> None:
         from hubpress.lora.weights import find_weights
 
         find_weights(params.src_path.removeprefix("file://"))  # a folder without (or with several) weights
-    for local in params.extra_files:
+    for local, remote in params.extra_files.items():
         check_local_input(local, "extra file", expect="file")
+        if remote == "README.md":
+            from hubpress.lora.publish import check_card_text
+
+            check_card_text(local)
     check_target_not_ambiguous(params.target)
     fail_fast_without_token(params.target, params.dry_run)
     check_cache()

@@ -78,6 +78,18 @@ def staged_local(path: str | Path, path_in_repo: str, cache: HashCache) -> Stage
     return StagedFile(path=path_in_repo, sha256=sha, size=size, source=path, git_oid=oid)
 
 
+def check_card_text(local: str) -> None:
+    """A card given as an extra file (`--extra card.md=README.md`) is the repo's README.md, which
+    every later publish reads back and merges: it must be UTF-8 text within the document limit
+    (weights given there by mistake, a card saved in Latin-1, are one line, before anything is sent)."""
+    from hubpress.targets.blob_texts import too_large, utf8_text
+
+    card = read_regular(local, MAX_DOCUMENT_BYTES)
+    if (refusal := too_large(local, "the card given as README.md", len(card))) is not None:
+        raise refusal
+    utf8_text(card, local, "the card given as README.md")
+
+
 def prepare_lora(
     src_path: str | Path,
     *,
@@ -111,6 +123,8 @@ def prepare_lora(
     files = [staged_local(weights, weight_name, cache)]
     config = None
     for local, remote in sorted(extra_files.items(), key=lambda kv: kv[1]):
+        if remote == "README.md":
+            check_card_text(local)
         files.append(staged_local(local, remote, cache))
         if remote.rsplit("/", 1)[-1] in {
             "train_config.yaml",

@@ -122,9 +122,16 @@ class LocalDir:
         return RemoteState(exists=True, head=head, files=files)
 
     def read_text(self, path: str, revision: str, git_oid: str | None = None) -> str | None:
+        """The file's text, held as the Hub's copy is (hubpress.targets.blob_texts): within the
+        document limit and UTF-8, else one line (a card re-saved in Latin-1 by an editor)."""
+        from hubpress.targets.blob_texts import too_large, utf8_text
+
         full = self.path / path
         try:
-            return full.read_text(encoding="utf-8")
+            size = full.stat().st_size
+            if (refusal := too_large(path, self.description, size)) is not None:
+                raise refusal
+            return utf8_text(full.read_bytes(), path, self.description)
         except (FileNotFoundError, NotADirectoryError):
             return None
 
