@@ -81,6 +81,17 @@ def release_free_memory() -> None:
         libc.malloc_trim(0)
 
 
+def process_started(pid: int) -> float | None:
+    """When the process with this id started (seconds since the epoch), or None when there is none
+    or it cannot be asked: with the id, it names one process, as an id that is reused does not."""
+    import psutil
+
+    try:
+        return psutil.Process(pid).create_time()
+    except (psutil.Error, OSError):
+        return None
+
+
 def pid_alive(pid: int) -> bool:
     """True while a process with this id exists on this host (one we may not signal counts)."""
     try:

@@ -217,11 +217,31 @@ def check_staging(staging: str | None) -> None:
         )
 
 
+def check_staging_outside_target(staging: str | None, target: str) -> None:
+    """A local staging inside a local target (`--staging ./out/stage`) writes into the version the
+    target's link names, and the next commit carries those files (leases, run folders) into the
+    published copy as files it does not own: refused in one line."""
+    uri = staging or get_settings().staging
+    if uri.startswith("s3://") or not is_local_target(target):
+        return
+    from hubpress.targets.base import local_path
+
+    where = Path(os.path.realpath(Path(uri.removeprefix("file://")).expanduser()))
+    named = Path(os.path.abspath(local_path(target)))
+    for inside in {named, Path(os.path.realpath(named)), named.parent / f".{named.name}.hubpress"}:
+        if where == inside or inside in where.parents:
+            raise ConfigError(
+                f"staging {uri!r} is inside the local target {target!r}: what a run stages there would "
+                "be published with it. Choose a staging outside the target (--staging or HUBPRESS_STAGING)."
+            )
+
+
 def check_publish_dataset(params: Any) -> None:
     """PublishDatasetParams: the source, the staging location, the target and its token."""
     check_local_input(params.source, "source")
     check_local_layout(params.source, params.layout)
     check_staging(params.staging)
+    check_staging_outside_target(params.staging, params.target)
     check_target_not_ambiguous(params.target)
     fail_fast_without_token(params.target, params.dry_run)
     check_cache()
@@ -242,6 +262,7 @@ def check_refresh(params: Any) -> None:
     for backend in local:
         local_folder(backend)  # the flow's own check: the same line before Prefect starts
     check_staging(params.staging)
+    check_staging_outside_target(params.staging, params.target)
     check_target_not_ambiguous(params.target)
     fail_fast_without_token(params.target, params.dry_run)
     check_cache()
@@ -259,8 +280,12 @@ def check_publish_lora(params: Any) -> None:
         from hubpress.lora.weights import find_weights
 
         find_weights(params.src_path.removeprefix("file://"))  # a folder without (or with several) weights
-    for local in params.extra_files:
+    for local, remote in params.extra_files.items():
         check_local_input(local, "extra file", expect="file")
+        if remote == "README.md":
+            from hubpress.lora.publish import check_card_text
+
+            check_card_text(local)
     check_target_not_ambiguous(params.target)
     fail_fast_without_token(params.target, params.dry_run)
     check_cache()
@@ -271,6 +296,7 @@ def check_publish_lora(params: Any) -> None:
 def check_release(params: Any) -> None:
     """ReleaseTrainingRunParams: the training output exists, the target and its token."""
     check_local_input(params.output_uri, "training output")
+    check_staging_outside_target(None, params.repo_id)
     check_target_not_ambiguous(params.repo_id)
     fail_fast_without_token(params.repo_id, False)
     check_cache()

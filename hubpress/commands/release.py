@@ -92,6 +92,10 @@ def register(app: typer.Typer) -> None:
                 f"  release: {result['checkpoint']} (step {result['step']}), commit {commit}, "
                 f"tagged {result['tag']}"
             )
+            if result.get("stage_reused"):
+                typer.echo(
+                    "  reused the files an earlier run of this release had staged (nothing copied again)"
+                )
 
     @app.command("training-finished")
     def training_finished_command(

@@ -25,12 +25,14 @@ def register(app: typer.Typer) -> None:
     @staging_app.command("list")
     def list_command(staging: str = _STAGING, as_json: bool = _JSON) -> None:
         """Sealed and unsealed shards (count, bytes, age) and every run folder with its lease."""
-        from hubpress.shards.runs import read_leases
+        from hubpress.shards.release_stages import release_stages
+        from hubpress.shards.runs import is_run_id, read_leases
         from hubpress.shards.shard_store import ShardStore
 
         where = _open(staging)
         now = time.time()
         shards = list(ShardStore(where).entries())
+        releases = release_stages(where)
         runs = [
             {
                 "run": run,
@@ -39,6 +41,8 @@ def register(app: typer.Typer) -> None:
                 "pid": lease.pid if lease else None,
                 "age_seconds": round(now - lease.renewed) if lease else None,
                 "shards_named": len(lease.keys) if lease else 0,
+                # no lease and not a run id of hubpress's: a user's folder, never cleaned
+                "left_alone": lease is None and not is_run_id(run),
             }
             for run, lease in read_leases(where)
         ]
@@ -50,15 +54,10 @@ def register(app: typer.Typer) -> None:
             "unsealed_shards": len(shards) - len(sealed),
             "unsealed_bytes": sum(s.size for s in shards if not s.sealed),
             "runs": runs,
-            "shards": [
-                {
-                    "key": s.key,
-                    "size": s.size,
-                    "sealed": s.sealed,
-                    "age_seconds": None if s.modified is None else round(now - s.modified),
-                }
-                for s in shards
-            ],
+            "shards": [_entry("key", s, now) for s in shards],
+            # What post-training releases staged and have not published (or were killed in).
+            "release_stages": [_entry("stage", s, now) for s in releases],
+            "release_bytes": sum(s.size for s in releases),
         }
         if as_json:
             typer.echo(json.dumps(listing, sort_keys=True))
@@ -68,9 +67,16 @@ def register(app: typer.Typer) -> None:
         typer.echo(
             f"{listing['staging']}: {len(sealed)} sealed shard(s), {human_size(listing['sealed_bytes'])}; "
             f"{listing['unsealed_shards']} unsealed, {human_size(listing['unsealed_bytes'])}; "
-            f"{len(runs)} run folder(s)"
+            f"{len(runs)} run folder(s); {len(releases)} release stage(s), {human_size(listing['release_bytes'])}"
         )
+        for stage in listing["release_stages"]:
+            state = "sealed" if stage["sealed"] else "unsealed"
+            age = "" if stage["age_seconds"] is None else f", {_age(stage['age_seconds'])} old"
+            typer.echo(f"  release stage {stage['stage']}: {state}, {human_size(stage['size'])}{age}")
         for run in runs:
+            if run["left_alone"]:
+                typer.echo(f"  run {run['run']}: not a hubpress run folder (no lease): left alone")
+                continue
             state = "in use" if run["live"] else "ended"
             owner = f"{run['host']}:{run['pid']}" if run["host"] else "no lease"
             typer.echo(f"  run {run['run']}: {state} ({owner}), {run['shards_named']} shard(s) named")
@@ -85,31 +91,48 @@ def register(app: typer.Typer) -> None:
         ),
         as_json: bool = _JSON,
     ) -> None:
-        """Apply the staging policy now: remove unused sealed shards older than
+        """Apply the staging policy now: remove unused sealed shards and release stages older than
         HUBPRESS_STAGING_MAX_AGE_HOURS (the oldest first while over HUBPRESS_STAGING_MAX_SIZE) and
-        ended runs' folders. A shard a live run names is never removed."""
+        ended runs' folders. Nothing a live run names is ever removed."""
         from hubpress.shards.card import human_size
+        from hubpress.shards.release_stages import is_release_stage
         from hubpress.shards.runs import StagingPolicy, sweep
 
         where = _open(staging)
         plan = sweep(where, StagingPolicy.from_settings(where.settings), everything=everything)
+        releases = sorted(s.key for s in plan.shards if is_release_stage(s.key))
+        shards = len(plan.shards) - len(releases)
         if as_json:
             typer.echo(
                 json.dumps(
                     {
                         "staging": where.storage.root,
-                        "removed_shards": len(plan.shards),
+                        "removed_shards": shards,
                         "removed_bytes": plan.bytes,
                         "removed_runs": plan.runs,
+                        "removed_release_stages": releases,
                     },
                     sort_keys=True,
                 )
             )
             return
         typer.echo(
-            f"Removed {len(plan.shards)} shard(s), {human_size(plan.bytes)}, and {len(plan.runs)} ended run "
-            f"folder(s) from {where.storage.root}."
+            f"Removed {shards} shard(s), {len(releases)} release stage(s), {human_size(plan.bytes)} in all, "
+            f"and {len(plan.runs)} ended run folder(s) from {where.storage.root}."
         )
+
+
+def _entry(name: str, stored, now: float) -> dict:
+    """One shard or release stage of `staging list --json`."""
+    age = None if stored.modified is None else round(now - stored.modified)
+    return {name: stored.key, "size": stored.size, "sealed": stored.sealed, "age_seconds": age}
+
+
+def _age(seconds: int) -> str:
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            return f"{seconds // size} {unit}(s)"
+    return f"{seconds} second(s)"
 
 
 def _open(staging: str | None):

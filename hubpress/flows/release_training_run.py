@@ -17,6 +17,8 @@ from hubpress.lora.publish import RELEASE_JSON, PreparedRelease, card_for, relea
 from hubpress.lora.release import default_tag
 from hubpress.orchestration import artifacts, assets
 from hubpress.settings import get_settings
+from hubpress.shards.runs import RunStage, release_stage_done
+from hubpress.shards.staging import Staging
 from hubpress.targets.base import Target
 from hubpress.targets.local import staged_text
 from hubpress.targets.publish import open_target
@@ -30,8 +32,13 @@ RELEASE_EVENT = "hubpress.release.published"
 def release_training_run(params: ReleaseTrainingRunParams) -> dict[str, Any]:
     """Select a checkpoint -> publish it with release.json in one tagged commit -> report (the
     `hubpress.release.published` event, the commit link, the asset)."""
-    release = select(params)
-    outcome = publish(params, release)
+    settings = get_settings()
+    # The run's lease names the release's stage while it is used; the stage goes once the target
+    # holds its files (a failed or killed release keeps it for the next run, and the policy sweeps it).
+    with RunStage(Staging(settings.staging, settings), artifacts.flow_run_id()) as lease:
+        release = select(params, lease)
+        outcome = publish(params, release)
+        release_stage_done(release.prep.staging, lease, release.prep.fingerprint)
     return report(params, release, outcome)
 
 
@@ -47,12 +54,12 @@ class Release:
     manifest: bytes  # release.json
 
 
-def select(params: ReleaseTrainingRunParams) -> Release:
+def select(params: ReleaseTrainingRunParams, lease: RunStage | None = None) -> Release:
     """The target (a token that cannot write it fails here), the checkpoint the selection picks,
     staged with its config and samples, and release.json against what the repo says now."""
     settings = get_settings()
     target = open_target(params.repo_id, "model", settings)
-    prep = prepare_release_task(params.output_uri, params.select, settings)
+    prep = prepare_release_task(params.output_uri, params.select, settings, lease)
     tag = params.tag or default_tag(prep.checkpoint)
     head = target.head(params.revision)  # only the commit: publish_task lists the files itself
     previous = target.read_text(RELEASE_JSON, head) if head else None
@@ -96,6 +103,7 @@ def report(params: ReleaseTrainingRunParams, release: Release, outcome) -> dict[
             "step": prep.checkpoint.step,
             "tag": tag,
             "released_commit": commit,
+            "stage_reused": prep.stage_reused,
             # What was left out while reading the output (unsafe S3 keys, unreadable metrics):
             # reported with the result, never dropped silently.
             "problems": list(prep.output.problems),

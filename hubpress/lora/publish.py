@@ -38,7 +38,7 @@ from hubpress.lora.weights import (
 )
 from hubpress.parsers import MAX_DOCUMENT_BYTES
 from hubpress.settings import Settings
-from hubpress.shards.staging import Staging
+from hubpress.shards.staging import RELEASE_PREFIX, Staging
 from hubpress.storage import names
 from hubpress.storage.hashcache import HashCache
 from hubpress.storage.regular import read_regular
@@ -78,6 +78,18 @@ def staged_local(path: str | Path, path_in_repo: str, cache: HashCache) -> Stage
     return StagedFile(path=path_in_repo, sha256=sha, size=size, source=path, git_oid=oid)
 
 
+def check_card_text(local: str) -> None:
+    """A card given as an extra file (`--extra card.md=README.md`) is the repo's README.md, which
+    every later publish reads back and merges: it must be UTF-8 text within the document limit
+    (weights given there by mistake, a card saved in Latin-1, are one line, before anything is sent)."""
+    from hubpress.targets.blob_texts import too_large, utf8_text
+
+    card = read_regular(local, MAX_DOCUMENT_BYTES)
+    if (refusal := too_large(local, "the card given as README.md", len(card))) is not None:
+        raise refusal
+    utf8_text(card, local, "the card given as README.md")
+
+
 def prepare_lora(
     src_path: str | Path,
     *,
@@ -111,6 +123,8 @@ def prepare_lora(
     files = [staged_local(weights, weight_name, cache)]
     config = None
     for local, remote in sorted(extra_files.items(), key=lambda kv: kv[1]):
+        if remote == "README.md":
+            check_card_text(local)
         files.append(staged_local(local, remote, cache))
         if remote.rsplit("/", 1)[-1] in {
             "train_config.yaml",
@@ -157,21 +171,27 @@ class PreparedRelease:
     bundle: LoraBundle
     staging: Staging
     fingerprint: str
+    stage_reused: bool = False  # an earlier run (failed, killed) had staged these files
 
 
 def _release_fingerprint(files) -> str:
     facts = sorted([f.source_uri, f.path_in_repo, f.size, f.version] for f in files)
-    return "release-" + hashlib.sha256(json.dumps(facts).encode()).hexdigest()[:32]
+    return RELEASE_PREFIX + hashlib.sha256(json.dumps(facts).encode()).hexdigest()[:32]
 
 
-def prepare_release(output_uri: str, select: str, settings: Settings) -> PreparedRelease:
-    """Find the checkpoint, stage its files (local or S3 staging), and validate the weights."""
+def prepare_release(output_uri: str, select: str, settings: Settings, lease=None) -> PreparedRelease:
+    """Find the checkpoint, stage its files (local or S3 staging), and validate the weights.
+    `lease` (a hubpress.shards.runs.RunStage) is made to name the stage before it is looked up, so
+    no sweep removes it while this release uses it."""
     output = discover_training_output(output_uri, settings)
     checkpoint = select_checkpoint(output, select)
     chosen = release_files(output, checkpoint)
-    staging = Staging(settings.staging, settings)
+    staging = lease.staging if lease is not None else Staging(settings.staging, settings)
     fingerprint = _release_fingerprint(chosen)
+    if lease is not None:
+        lease.renew(keys=[fingerprint])
     staged = staging.lookup(fingerprint)
+    stage_reused = staged is not None
     if staged is None:
         from hubpress.storage.files import open_storage
 
@@ -202,7 +222,7 @@ def prepare_release(output_uri: str, select: str, settings: Settings) -> Prepare
         training_config=config,
         sample_images=samples,
     )
-    return PreparedRelease(output, checkpoint, bundle, staging, fingerprint)
+    return PreparedRelease(output, checkpoint, bundle, staging, fingerprint, stage_reused)
 
 
 def release_manifest(

@@ -18,6 +18,8 @@ The policy (`sweep`), applied when a publish starts and by `hubpress staging cle
   (default 168, a week), and the oldest go first while the store holds more than
   `HUBPRESS_STAGING_MAX_SIZE` (default 100GB);
 - a shard file without its seal (the run died between writing and sealing it) goes after an hour.
+A release's stage (`release-<fingerprint>/`, hubpress.shards.release_stages) is one more entry of
+the same rules; its run's lease names it while the release uses it.
 """
 
 from __future__ import annotations
@@ -35,8 +37,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hubpress._env import pid_alive
+from hubpress._env import pid_alive, process_started
 from hubpress.errors import disk_errors
+from hubpress.shards.release_stages import is_release_stage, release_stages
 from hubpress.shards.shard_store import SealedShard, ShardStore, StoredShard
 from hubpress.shards.sizes import parse_size
 from hubpress.shards.staging import STALE_AFTER_SECONDS, Staging
@@ -55,11 +58,19 @@ class Lease:
     pid: int
     renewed: float
     keys: tuple[str, ...] = ()
+    started: float | None = None  # when its process started (None in leases written before)
 
     def is_live(self, now: float, host: str | None = None) -> bool:
-        """True while its run may still be working (see the module's docstring)."""
+        """True while its run may still be working (see the module's docstring). On this host,
+        while its process runs: the same id and, when the lease says, the same start (a container
+        whose command is always pid 1 reuses the id of every killed run)."""
         if self.host == (host or socket.gethostname()):
-            return pid_alive(self.pid)
+            if not pid_alive(self.pid):
+                return False
+            if self.started is None:
+                return True
+            started = process_started(self.pid)
+            return started is None or abs(started - self.started) < 1.0
         return now - self.renewed < LEASE_TIMEOUT
 
 
@@ -72,6 +83,7 @@ class RunStage:
         self.run = run_id or uuid.uuid4().hex
         self.relpath = f"{RUNS}/{self.run}"
         self.keys: tuple[str, ...] = ()
+        self._started: tuple[int, float | None] | None = None
 
     def __enter__(self) -> RunStage:
         self.renew()
@@ -92,8 +104,13 @@ class RunStage:
             self._write_lease()
 
     def _write_lease(self) -> None:
-        lease = Lease(self.run, socket.gethostname(), os.getpid(), time.time(), self.keys)
+        pid = os.getpid()
+        if self._started is None or self._started[0] != pid:  # asked once per process
+            self._started = (pid, process_started(pid))
+        lease = Lease(self.run, socket.gethostname(), pid, time.time(), self.keys, self._started[1])
         data = {"run": lease.run, "host": lease.host, "pid": lease.pid, "renewed": lease.renewed}
+        if lease.started is not None:
+            data["started"] = lease.started
         self.staging.storage.write_bytes(
             f"{self.relpath}/{LEASE}", json.dumps({**data, "keys": list(self.keys)}).encode()
         )
@@ -126,6 +143,15 @@ class RunStage:
         self.staging.discard(self.relpath)
 
 
+def is_run_id(name: str) -> bool:
+    """The name of a run folder hubpress makes: a Prefect flow run id (a UUID) or uuid4().hex."""
+    try:
+        parsed = uuid.UUID(name)
+    except ValueError:
+        return False
+    return name in (str(parsed), parsed.hex)
+
+
 def read_leases(staging: Staging) -> list[tuple[str, Lease | None]]:
     """(run folder, its lease or None when unreadable) for every run folder in staging."""
     runs: dict[str, Lease | None] = {}
@@ -149,6 +175,7 @@ def _lease(staging: Staging, relpath: str) -> Lease | None:
             int(data["pid"]),
             float(data["renewed"]),
             tuple(data.get("keys") or ()),
+            None if data.get("started") is None else float(data["started"]),
         )
     except Exception:  # noqa: BLE001 - half-written or gone: treated as no lease
         return None
@@ -202,9 +229,14 @@ def plan_sweep(
     shards, leases = list(shards), list(leases)
     live = {run for run, lease in leases if lease is not None and lease.is_live(now, host)}
     in_use = {key for run, lease in leases if run in live and lease is not None for key in lease.keys}
-    # A folder without a readable lease may be a run writing its first lease: only --all takes it.
+    # A folder without a readable lease may be a run writing its first lease: only --all takes it,
+    # and only when its name is a run id hubpress makes (not a user's `runs/42/` beside staging).
     plan = SweepPlan(
-        runs=[run for run, lease in leases if run not in live and (lease is not None or everything)]
+        runs=[
+            run
+            for run, lease in leases
+            if run not in live and (lease is not None or everything and is_run_id(run))
+        ]
     )
     free = [s for s in shards if s.key not in in_use]
 
@@ -234,15 +266,21 @@ def plan_sweep(
 
 
 def sweep(staging: Staging, policy: StagingPolicy, everything: bool = False) -> SweepPlan:
-    """Apply the policy to a staging location; returns what was removed."""
+    """Apply the policy to a staging location (its sealed shards and the stages releases kept);
+    returns what was removed."""
     store = ShardStore(staging)
-    plan = plan_sweep(store.entries(), read_leases(staging), policy, time.time(), everything)
-    store.remove(s.key for s in plan.shards)
+    entries = [*store.entries(), *release_stages(staging)]
+    plan = plan_sweep(entries, read_leases(staging), policy, time.time(), everything)
+    store.remove(s.key for s in plan.shards if not is_release_stage(s.key))
+    for s in plan.shards:
+        if is_release_stage(s.key):
+            staging.discard(s.key)
     for run in plan.runs:
         staging.discard(f"{RUNS}/{run}")
     if plan.shards or plan.runs:
         log.info(
-            "Staging %s: removed %d shard(s) (%d bytes) and %d finished run folder(s) by the staging policy.",
+            "Staging %s: removed %d shard(s) or release stage(s) (%d bytes) and %d finished run folder(s) "
+            "by the staging policy.",
             staging.storage.root,
             len(plan.shards),
             plan.bytes,
@@ -272,8 +310,20 @@ def sweep_once(staging: Staging, policy: StagingPolicy) -> SweepPlan | None:
 
 def release_published(staging: Staging, stage: RunStage, keys: Iterable[str]) -> int:
     """After a successful commit the target holds these shards: remove them from the store,
-    except those another live run's lease names. Returns the bytes freed."""
-    in_use = keys_in_use(staging, except_run=stage.run)
-    freed = ShardStore(staging).remove(k for k in set(keys) if k not in in_use)
+    except those another live run's lease names. Returns the bytes freed.
+
+    This run's lease stops naming them first: two runs of the same data that end at once then
+    cannot each see the other still naming the shards and both keep them (the one that looks
+    last sees the other's lease emptied, and removes them)."""
     stage.renew(keys=())
-    return freed
+    in_use = keys_in_use(staging, except_run=stage.run)
+    return ShardStore(staging).remove(k for k in set(keys) if k not in in_use)
+
+
+def release_stage_done(staging: Staging, stage: RunStage, fingerprint: str) -> None:
+    """After a release's publish the target holds its files: remove its stage from staging, unless
+    another live run (the same release started twice) names it. Its own lease lets go first, as in
+    release_published."""
+    stage.renew(keys=())
+    if fingerprint not in keys_in_use(staging, except_run=stage.run):
+        staging.discard(fingerprint)

@@ -229,7 +229,8 @@ class ShardStore:
 
 
 def _modified(store: ShardStore, relpath: str) -> float | None:
-    """When a shard was written: its mtime locally; on S3, the time its seal records."""
+    """When a shard was written: its mtime locally; on S3, the time its seal records, else (never
+    sealed: its run died before the seal) the object's LastModified, so the policy's hour applies."""
     if store.staging.is_local:
         try:
             return os.stat(store.storage.uri(relpath)).st_mtime
@@ -238,5 +239,5 @@ def _modified(store: ShardStore, relpath: str) -> float | None:
     try:
         key = relpath.rsplit("/", 1)[-1].removesuffix(".parquet")
         return float(json.loads(store.storage.read_bytes(seal_relpath(key)))["sealed_at"])
-    except Exception:  # noqa: BLE001 - unsealed, or a seal without the time: age unknown
-        return None
+    except Exception:  # noqa: BLE001 - unsealed, or a seal without the time
+        return store.storage.modified(relpath)

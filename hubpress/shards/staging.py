@@ -38,10 +38,34 @@ _swept: set[str] = set()
 _swept_lock = threading.Lock()
 
 
+RELEASE_PREFIX = "release-"
+
+
+def is_release_stage(name: str) -> bool:
+    """`release-` and 32 hex digits (a release's fingerprint, hubpress.lora.publish): a user's own
+    `release-2024/` in a shared folder is not one, and is never listed, swept or removed."""
+    digest = name.removeprefix(RELEASE_PREFIX)
+    return (
+        name.startswith(RELEASE_PREFIX) and len(digest) == 32 and all(c in "0123456789abcdef" for c in digest)
+    )
+
+
+def _own_folders(root: str) -> list[str]:
+    """The folders hubpress writes in a staging location: the shard store, the runs' folders and
+    the releases' stages. Whatever else the location holds (a `--staging .` project, a shared data
+    folder) is the user's: never walked, never touched."""
+    try:
+        with os.scandir(root) as entries:
+            names = [e.name for e in entries if e.is_dir(follow_symlinks=False)]
+    except OSError:
+        return []
+    return [os.path.join(root, n) for n in sorted(names) if n in ("shards", "runs") or is_release_stage(n)]
+
+
 def sweep_stale_temp_files(root: str, max_age: float = STALE_AFTER_SECONDS) -> list[str]:
     """Remove temporary files a crashed run left in a local staging directory (once per process
-    and directory). Only hidden `*.tmp` files older than `max_age` go: a write in progress is
-    never that old. Returns what was removed."""
+    and directory), in hubpress's own folders there. Only hidden `*.tmp` files older than
+    `max_age` go: a write in progress is never that old. Returns what was removed."""
     import time
 
     with _swept_lock:
@@ -50,7 +74,7 @@ def sweep_stale_temp_files(root: str, max_age: float = STALE_AFTER_SECONDS) -> l
         _swept.add(root)
     removed: list[str] = []
     cutoff = time.time() - max_age
-    for dirpath, _dirs, names in os.walk(root):
+    for dirpath, _dirs, names in (walked for own in _own_folders(root) for walked in os.walk(own)):
         for name in names:
             if not (name.startswith(".") and name.endswith(TEMP_SUFFIXES)):
                 continue

@@ -53,6 +53,8 @@ class Storage(Protocol):
     def put_file(self, relpath: str, local_path: str | Path) -> None: ...
     def get_file(self, relpath: str, local_path: str | Path) -> None: ...
     def delete(self, relpath: str) -> None: ...
+    def modified(self, relpath: str) -> float | None: ...
+    def folders(self) -> list[str]: ...
 
 
 def is_s3(uri: str) -> bool:
@@ -183,6 +185,21 @@ class LocalStorage:
 
     def delete(self, relpath: str) -> None:
         Path(self.uri(relpath)).unlink(missing_ok=True)
+
+    def modified(self, relpath: str) -> float | None:
+        """When the file was last written (seconds since the epoch), or None when it is gone."""
+        try:
+            return os.stat(self.uri(relpath), follow_symlinks=False).st_mtime
+        except OSError:
+            return None
+
+    def folders(self) -> list[str]:
+        """The names of the folders right under the root (no walk below them)."""
+        try:
+            with os.scandir(self.root) as entries:
+                return sorted(e.name for e in entries if e.is_dir(follow_symlinks=False))
+        except FileNotFoundError:
+            return []
 
 
 def _open_folder(path: str, expected: tuple[int, int]) -> tuple[int | None, str | None]:
@@ -353,3 +370,25 @@ class S3Storage:
 
     def delete(self, relpath: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self.key(relpath))
+
+    def modified(self, relpath: str) -> float | None:
+        """The object's LastModified (seconds since the epoch), or None when it is not there."""
+        from botocore.exceptions import ClientError
+
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=self.key(relpath))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
+                return None
+            raise
+        return head["LastModified"].timestamp()
+
+    def folders(self) -> list[str]:
+        """The names of the "folders" (common prefixes) right under the root: one delimited listing."""
+        base = self.prefix + "/" if self.prefix else ""
+        paginator = self.client.get_paginator("list_objects_v2")
+        names = set()
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=base, Delimiter="/"):
+            for common in page.get("CommonPrefixes", ()):
+                names.add(common["Prefix"][len(base) :].rstrip("/"))
+        return sorted(n for n in names if n)

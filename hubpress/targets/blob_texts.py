@@ -86,6 +86,12 @@ def checked_text(
             "or the connection returned other bytes. Run again; if it repeats, check what sits between "
             "this machine and the Hub."
         )
+    return utf8_text(data, path, where)
+
+
+def utf8_text(data: bytes, path: str, where: str) -> str:
+    """`data` as text, or the one line saying `path` of `where` is not UTF-8 (a Hub's or a local
+    target's copy: the same refusal)."""
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -122,9 +122,16 @@ class LocalDir:
         return RemoteState(exists=True, head=head, files=files)
 
     def read_text(self, path: str, revision: str, git_oid: str | None = None) -> str | None:
+        """The file's text, held as the Hub's copy is (hubpress.targets.blob_texts): within the
+        document limit and UTF-8, else one line (a card re-saved in Latin-1 by an editor)."""
+        from hubpress.targets.blob_texts import too_large, utf8_text
+
         full = self.path / path
         try:
-            return full.read_text(encoding="utf-8")
+            size = full.stat().st_size
+            if (refusal := too_large(path, self.description, size)) is not None:
+                raise refusal
+            return utf8_text(full.read_bytes(), path, self.description)
         except (FileNotFoundError, NotADirectoryError):
             return None
 
@@ -155,6 +162,7 @@ class LocalDir:
             if head != plan.parent_commit:
                 raise CommitConflict(f"{self.path} moved from {plan.parent_commit} to {head}")
             self.versions.mkdir(parents=True, exist_ok=True)
+            self._remove_dead_builds()
             current = Path(os.path.realpath(self.path)) if head is not None else None
             build = Path(tempfile.mkdtemp(prefix=".build-", dir=self.versions))
             os.chmod(build, 0o777 & ~_umask())  # mkdtemp makes 0700: readers of shared storage too
@@ -183,6 +191,13 @@ class LocalDir:
             self._swap(final, head)
             self._prune(keep={version})
         return CommitResult(commit=version, url=self.commit_url(version))
+
+    def _remove_dead_builds(self) -> None:
+        """A version is built only under the target's lock, which this process holds: a `.build-*`
+        folder here is what a killed commit left (SIGKILL, power loss), never one in progress."""
+        for p in self.versions.iterdir():
+            if p.name.startswith(".build-") and p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p, ignore_errors=True)
 
     def _carry_over(self, current: Path, build: Path, skip: set[str]) -> None:
         """Unchanged files and files hubpress does not own come along into the new version.

@@ -21,7 +21,7 @@ def prepare_lora_task(
 
 
 @task(name="stage-release", **NO_CACHE, **TRANSIENT_RETRIES)
-def prepare_release_task(output_uri: str, select: str, settings: Settings) -> PreparedRelease:
-    """Choose the checkpoint and stage its weights, config and samples."""
+def prepare_release_task(output_uri: str, select: str, settings: Settings, lease=None) -> PreparedRelease:
+    """Choose the checkpoint and stage its weights, config and samples (under the run's lease)."""
     with disk_errors(settings.staging):
-        return prepare_release(output_uri, select, settings)
+        return prepare_release(output_uri, select, settings, lease)

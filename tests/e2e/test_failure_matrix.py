@@ -199,7 +199,8 @@ def test_a_later_run_removes_the_temporary_files_a_crash_left(tmp_path):
     from hubpress.flows.publish_dataset import publish_dataset
 
     staging = tmp_path / "staging"
-    crashed = staging / "crashed-stage" / "data"
+    # Where hubpress writes shards (only its own folders in staging are swept: hubpress.shards.staging)
+    crashed = staging / "shards" / "ab"
     crashed.mkdir(parents=True)
     old = crashed / ".shard-crashed.parquet.tmp"
     old.write_bytes(b"half a shard")

@@ -103,7 +103,8 @@ def test_the_sweep_policy(tmp_path):
     ]
     live = Lease("live", "elsewhere", 1, now - 60, ("b" * 64,))
     dead = Lease("dead", "elsewhere", 2, now - 7 * 24 * hour, ("e" * 64,))
-    plan = plan_sweep(shards, [("live", live), ("dead", dead), ("half", None)], policy, now, host="here")
+    half = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"  # a run id (uuid4().hex) whose lease is not written yet
+    plan = plan_sweep(shards, [("live", live), ("dead", dead), (half, None)], policy, now, host="here")
     assert sorted(s.key[0] for s in plan.shards) == ["a", "c"]
     assert plan.runs == ["dead"]  # a live run's folder never goes; one without a lease only with --all
 
@@ -115,10 +116,10 @@ def test_the_sweep_policy(tmp_path):
     assert [s.key[0] for s in plan.shards] == ["s", "p"]
 
     everything = plan_sweep(
-        shards, [("live", live), ("half", None)], policy, now, everything=True, host="here"
+        shards, [("live", live), (half, None), ("42", None)], policy, now, everything=True, host="here"
     )
     assert "b" * 64 not in {s.key for s in everything.shards} and len(everything.shards) == 4
-    assert everything.runs == ["half"]
+    assert everything.runs == [half]  # not "42": no lease, and not a name hubpress gives a run
 
 
 def test_a_lease_on_this_host_lives_as_long_as_its_process(tmp_path):
