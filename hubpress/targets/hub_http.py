@@ -43,7 +43,7 @@ from hubpress.deadlines import DeadlineExceeded, Deadlines, url_without_secrets
 from hubpress.parsers import MAX_ANSWER_BYTES
 from hubpress.targets import hub_waits
 from hubpress.targets.hub_failures import HubAnswerUnusable
-from hubpress.targets.listed_sizes import file_limit, longer_than_listed
+from hubpress.targets.listed_sizes import announced_other_size, file_limit, longer_than_listed
 from hubpress.targets.listing_pages import PageChains
 from hubpress.targets.token_links import TokenLinkRefused, check_token_links
 
@@ -347,6 +347,9 @@ class DeadlineTransport(httpx2.BaseTransport):
         except (XetStorageRefused, TokenLinkRefused):
             response.close()
             raise
+        if (other_size := announced_other_size(request, headers)) is not None:
+            response.close()
+            raise other_size
         limit = _json_limit(request, headers)
         if limit is not None and (_declared(headers) or 0) > limit:
             response.close()

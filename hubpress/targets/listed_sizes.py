@@ -26,20 +26,31 @@ from hubpress.targets.hub_failures import HubAnswerUnusable
 _LISTED: contextvars.ContextVar[tuple[int, str] | None] = contextvars.ContextVar(
     "hubpress_listed", default=None
 )
+# Whether that size is the file's own (listed), not only a bound on it (a document limit).
+_EXACT: contextvars.ContextVar[bool] = contextvars.ContextVar("hubpress_listed_exact", default=True)
 
 
-class FileLongerThanListed(HubAnswerUnusable, httpx2.TransportError):
+class FileNotAsListed(HubAnswerUnusable, httpx2.TransportError):
+    """A download answered, or announced, as another size than the Hub lists for the file. Not retried."""
+
+
+class FileLongerThanListed(FileNotAsListed):
     """A download answered with more bytes than the Hub lists for the file. Not retried."""
 
 
 @contextmanager
-def listed_size(size: int, what: str) -> Iterator[None]:
-    """File bodies answered in this context (this thread, this task) are at most `size` bytes."""
+def listed_size(size: int, what: str, exact: bool = True) -> Iterator[None]:
+    """File bodies answered in this context (this thread, this task) are at most `size` bytes;
+    `exact`: `size` is what the Hub lists for the file, so a resolve answer announcing another
+    size is refused too (else `size` is only a bound, such as a document limit)."""
     size = max(0, int(size))
-    reset = _LISTED.set((size, f"{what}, which the Hub lists at {size:,} bytes"))
+    said = f"which the Hub lists at {size:,} bytes" if exact else f"which may have at most {size:,} bytes"
+    reset = _LISTED.set((size, f"{what}, {said}"))
+    reset_exact = _EXACT.set(exact)
     try:
         yield
     finally:
+        _EXACT.reset(reset_exact)
         _LISTED.reset(reset)
 
 
@@ -59,6 +70,31 @@ def file_limit(request: httpx2.Request) -> tuple[int, str] | None:
         size = max(0, end - start + 1)
         return size, f"a request for {size:,} bytes (Range: bytes={start}-{end})"
     return _LISTED.get()
+
+
+LINKED_SIZE = "x-linked-size"
+
+
+def announced_other_size(request: httpx2.Request, headers) -> Exception | None:
+    """The refusal of a resolve answer (HEAD or GET, a redirect included) for a file of a listed
+    size whose `X-Linked-Size` names another size. huggingface_hub hands that size to hf_xet as the
+    size of the file a Xet download rebuilds, and hf_xet writes that many bytes of whatever file the
+    answer's `X-Xet-Hash` names, outside this transport: a few-KB LoRA announced at 100 GB would
+    fill the disk before any check could see it."""
+    listed = _LISTED.get()
+    if listed is None or LINKED_SIZE not in headers:
+        return None
+    try:
+        announced = int(headers[LINKED_SIZE])
+    except ValueError:
+        announced = -1
+    if announced == listed[0] or (0 <= announced < listed[0] and not _EXACT.get()):
+        return None
+    return FileNotAsListed(
+        f"{url_without_secrets(str(request.url))} announced {headers[LINKED_SIZE][:40]!r} bytes "
+        f"(X-Linked-Size) for {listed[1]}: nothing of it was downloaded. Check the Hub endpoint "
+        "(HUBPRESS_HUB_ENDPOINT, HF_ENDPOINT) and any proxy in between."
+    )
 
 
 def longer_than_listed(
