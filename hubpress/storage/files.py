@@ -24,8 +24,9 @@ from hubpress.frozen_init import quick_frozen_init
 from hubpress.settings import Settings, get_settings
 from hubpress.storage import names
 from hubpress.storage.hashcache import stat_version
+from hubpress.storage.listed_reads import open_listed
 from hubpress.storage.names import inside
-from hubpress.storage.regular import open_regular, why_not_regular
+from hubpress.storage.regular import why_not_regular
 
 # Folders are scanned through a descriptor where the platform can (not on Windows).
 _SCAN_BY_FD = os.scandir in os.supports_fd and hasattr(os, "O_DIRECTORY")
@@ -48,6 +49,7 @@ class Storage(Protocol):
     def list(self, prefix: str = "", report_unlisted: bool = False) -> Iterator[ListedFile]: ...
     def exists(self, relpath: str) -> bool: ...
     def read_bytes(self, relpath: str) -> bytes: ...
+    def read_listed(self, listed: ListedFile) -> bytes: ...
     def open(self, relpath: str) -> BinaryIO: ...
     def write_bytes(self, relpath: str, data: bytes) -> None: ...
     def put_file(self, relpath: str, local_path: str | Path) -> None: ...
@@ -143,11 +145,17 @@ class LocalStorage:
         return os.path.exists(self.uri(relpath))
 
     def read_bytes(self, relpath: str) -> bytes:
-        with open_regular(self.uri(relpath)) as fh:
+        with open_listed(self.uri(relpath), self.root) as fh:
+            return fh.read()
+
+    def read_listed(self, listed: ListedFile) -> bytes:
+        """The bytes of a file this storage listed, when it still is that file (listed_reads)."""
+        path = self.uri(listed.relpath)
+        with open_listed(path, self.root, listed.size, listed.version, listed.inode) as fh:
             return fh.read()
 
     def open(self, relpath: str) -> BinaryIO:
-        return open_regular(self.uri(relpath))
+        return open_listed(self.uri(relpath), self.root)
 
     def write_bytes(self, relpath: str, data: bytes) -> None:
         target = Path(self.uri(relpath))
@@ -178,7 +186,7 @@ class LocalStorage:
             raise
 
     def get_file(self, relpath: str, local_path: str | Path) -> None:
-        with open_regular(self.uri(relpath)) as src, open(local_path, "wb") as dst:
+        with open_listed(self.uri(relpath), self.root) as src, open(local_path, "wb") as dst:
             shutil.copyfileobj(src, dst, 1024 * 1024)
 
     def delete(self, relpath: str) -> None:
@@ -337,6 +345,9 @@ class S3Storage:
 
     def read_bytes(self, relpath: str) -> bytes:
         return self.client.get_object(Bucket=self.bucket, Key=self.key(relpath))["Body"].read()
+
+    def read_listed(self, listed: ListedFile) -> bytes:
+        return self.read_bytes(listed.relpath)
 
     def open(self, relpath: str) -> BinaryIO:
         return self.client.get_object(Bucket=self.bucket, Key=self.key(relpath))["Body"]

@@ -34,8 +34,9 @@ def _parquet(caption: str) -> bytes:
 def test_an_upstream_file_rebuilt_from_another_xet_hash_is_refused_and_not_kept(
     hub, write_token, tmp_path, monkeypatch
 ):
-    import tests.hubserver.app as hub_app
     from huggingface_hub import CommitOperationAdd, HfApi
+
+    import tests.hubserver.app as hub_app
 
     listed, other = _parquet("the upstream row"), _parquet("the stranger row")
     assert len(listed) == len(other) and listed != other
