@@ -27,6 +27,7 @@ from hubpress.storage.hashcache import stat_version
 from hubpress.storage.listed_reads import open_listed
 from hubpress.storage.names import inside
 from hubpress.storage.regular import why_not_regular
+from hubpress.storage.s3_refusals import said_as_refusal
 
 # Folders are scanned through a descriptor where the platform can (not on Windows).
 _SCAN_BY_FD = os.scandir in os.supports_fd and hasattr(os, "O_DIRECTORY")
@@ -312,6 +313,7 @@ class S3Storage:
     def uri(self, relpath: str) -> str:
         return f"s3://{self.bucket}/{self.key(relpath)}"
 
+    @said_as_refusal("list")
     def list(self, prefix: str = "", report_unlisted: bool = False) -> Iterator[ListedFile]:
         """One paginated ListObjectsV2 over the prefix (every key is listed: unsafe names are
         reported by the caller's name gate). A key ending in '/' is a folder marker and left out;
@@ -332,6 +334,7 @@ class S3Storage:
                     continue
                 yield ListedFile(key[strip:], obj["Size"], obj["ETag"].strip('"'))
 
+    @said_as_refusal("read")
     def exists(self, relpath: str) -> bool:
         from botocore.exceptions import ClientError
 
@@ -343,24 +346,30 @@ class S3Storage:
                 return False
             raise
 
+    @said_as_refusal("read")
     def read_bytes(self, relpath: str) -> bytes:
         return self.client.get_object(Bucket=self.bucket, Key=self.key(relpath))["Body"].read()
 
     def read_listed(self, listed: ListedFile) -> bytes:
         return self.read_bytes(listed.relpath)
 
+    @said_as_refusal("read")
     def open(self, relpath: str) -> BinaryIO:
         return self.client.get_object(Bucket=self.bucket, Key=self.key(relpath))["Body"]
 
+    @said_as_refusal("write to")
     def write_bytes(self, relpath: str, data: bytes) -> None:
         self.client.put_object(Bucket=self.bucket, Key=self.key(relpath), Body=data)
 
+    @said_as_refusal("write to")
     def put_file(self, relpath: str, local_path: str | Path) -> None:
         # upload_file switches to multipart above 8 MB; the object appears only on completion.
         self.client.upload_file(str(local_path), self.bucket, self.key(relpath))
 
+    @said_as_refusal("read")
     def get_file(self, relpath: str, local_path: str | Path) -> None:
         self.client.download_file(self.bucket, self.key(relpath), str(local_path))
 
+    @said_as_refusal("delete from")
     def delete(self, relpath: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self.key(relpath))
