@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import contextvars
 import re
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
 import httpx2
@@ -69,7 +70,47 @@ def file_limit(request: httpx2.Request) -> tuple[int, str] | None:
         start, end = int(asked[1]), int(asked[2])
         size = max(0, end - start + 1)
         return size, f"a request for {size:,} bytes (Range: bytes={start}-{end})"
-    return _LISTED.get()
+    return _LISTED.get() or _listed_by_url(request)
+
+
+# Files of pinned commits whose sizes a listing gave, by the path of their resolve URL (and the
+# storage URLs a resolve answer redirected to): (size, what). Shared by every thread, as `datasets`
+# downloads on threads of its own, which a context variable does not reach; sound, as a path under
+# a commit sha names one content for ever.
+_BY_URL: dict[str, tuple[int, str]] = {}
+_BY_URL_LOCK = threading.Lock()
+_MAX_REMEMBERED = 500_000
+_COMMIT = re.compile(r"[0-9a-f]{40}")
+
+
+def remember_listing(repo_type: str, repo_id: str, commit: str, sizes: Mapping[str, int]) -> None:
+    """Hold every later download of these files of `repo_id` at `commit` (a resolve URL naming the
+    commit, whoever asks: `datasets` downloading an upstream's card or data files itself, HfFileSystem
+    opening its media) to the listed sizes, as `listed_size` holds one download."""
+    if not _COMMIT.fullmatch(commit):
+        return  # a branch name moves: its files' sizes are not facts
+    prefix = "" if repo_type == "model" else f"/{repo_type}s"
+    with _BY_URL_LOCK:
+        if len(_BY_URL) + len(sizes) > _MAX_REMEMBERED:
+            _BY_URL.clear()
+        for path, size in sizes.items():
+            what = f"{path} of {repo_type} repo {repo_id}, which the Hub lists at {size:,} bytes"
+            _BY_URL[f"{prefix}/{repo_id}/resolve/{commit}/{path}"] = (max(0, int(size)), what)
+
+
+def _listed_by_url(request: httpx2.Request) -> tuple[int, str] | None:
+    if not _BY_URL:
+        return None
+    return _BY_URL.get(request.url.path) or _BY_URL.get(str(request.url))
+
+
+def redirected(request: httpx2.Request, location: str) -> None:
+    """A resolve answer for a listed file redirected to `location` (its storage): the download
+    that follows is held to the same size."""
+    listed = _listed_by_url(request)
+    if listed is not None:
+        with _BY_URL_LOCK:
+            _BY_URL[str(request.url.join(location))] = listed
 
 
 LINKED_SIZE = "x-linked-size"
@@ -81,14 +122,16 @@ def announced_other_size(request: httpx2.Request, headers) -> Exception | None:
     size of the file a Xet download rebuilds, and hf_xet writes that many bytes of whatever file the
     answer's `X-Xet-Hash` names, outside this transport: a few-KB LoRA announced at 100 GB would
     fill the disk before any check could see it."""
-    listed = _LISTED.get()
+    listed, exact = _LISTED.get(), _EXACT.get()
+    if listed is None and (listed := _listed_by_url(request)) is not None:
+        exact = True
     if listed is None or LINKED_SIZE not in headers:
         return None
     try:
         announced = int(headers[LINKED_SIZE])
     except ValueError:
         announced = -1
-    if announced == listed[0] or (0 <= announced < listed[0] and not _EXACT.get()):
+    if announced == listed[0] or (0 <= announced < listed[0] and not exact):
         return None
     return FileNotAsListed(
         f"{url_without_secrets(str(request.url))} announced {headers[LINKED_SIZE][:40]!r} bytes "
