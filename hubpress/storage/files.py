@@ -316,7 +316,9 @@ class S3Storage:
     @said_as_refusal("list")
     def list(self, prefix: str = "", report_unlisted: bool = False) -> Iterator[ListedFile]:
         """One paginated ListObjectsV2 over the prefix (every key is listed: unsafe names are
-        reported by the caller's name gate). A key ending in '/' is a folder marker and left out;
+        reported by the caller's name gate). A key the answer names outside the prefix is not the
+        prefix's: cut to a relative path, it named another object (`other/x.bin` under `stage` read as `stage/x.bin`), so it is
+        left out (with `report_unlisted`, reported). A key ending in '/' is a folder marker and left out;
         one that holds bytes is, with `report_unlisted`, an UNLISTED entry saying so (never read):
         its bytes are not dropped silently."""
         base = self.key(prefix)
@@ -326,6 +328,12 @@ class S3Storage:
         for page in paginator.paginate(Bucket=self.bucket, Prefix=base):
             for obj in page.get("Contents", ()):
                 key = obj["Key"]
+                if not key.startswith(base):  # the answer names a key it was not asked for
+                    if report_unlisted:
+                        yield ListedFile(
+                            key, UNLISTED, f"is outside the prefix {base!r} that was listed; not read"
+                        )
+                    continue
                 if key.endswith("/"):
                     if report_unlisted and obj["Size"] > 0:
                         held = f"{obj['Size']:,} bytes"
