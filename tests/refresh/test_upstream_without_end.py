@@ -83,36 +83,15 @@ def test_an_upstream_file_answered_without_end_is_held_to_what_was_asked(
     assert said in one_error(run, out)
 
 
-def _upstream_of_jsonl(tmp_path, streaming: bool) -> tuple[str, object]:
-    """(repo, refresh config) of an upstream whose one data file is JSON lines: not parquet, so
-    `datasets` downloads it itself."""
-    import json
-    import uuid
-
-    from huggingface_hub import CommitOperationAdd, HfApi
-
-    from tests.conftest import HUB_URL, WRITE_TOKEN
-
-    api = HfApi(endpoint=HUB_URL, token=WRITE_TOKEN)
-    repo = f"alice/jsonl-endless-{uuid.uuid4().hex[:8]}"
-    api.create_repo(repo, repo_type="dataset")
-    rows = "".join(json.dumps({"caption": f"row {i}", "n": i}) + "\n" for i in range(20)).encode()
-    sha = api.create_commit(
-        repo, [CommitOperationAdd("data/train.jsonl", rows)], commit_message="rows", repo_type="dataset"
-    ).oid
-    config = tmp_path / "multidatabackend.json"
-    backend = {"id": "up", "type": "huggingface", "dataset_name": repo, "revision": sha}
-    backend |= {"caption_column": "caption", "streaming": streaming, "cache_dir": str(tmp_path / "cache")}
-    config.write_text(json.dumps([backend]))
-    return repo, config
-
-
 def test_a_file_datasets_downloads_itself_is_held_to_its_listed_size(
     hub, hostile_proxy, write_token, tmp_path
 ):
     """An upstream that is not parquet: `datasets` downloads its data file itself, on its own
     threads, and was bounded only by the deadline (the proxy's 300 MB went into the cache)."""
-    repo, config = _upstream_of_jsonl(tmp_path, streaming=False)
+    import json
+
+    rows = "".join(json.dumps({"caption": f"row {i}", "n": i}) + "\n" for i in range(20)).encode()
+    repo, config = upstream_of_one_file(rows, tmp_path, False, "jsonl-endless", path="data/train.jsonl")
     hostile_proxy.arm(rf"^GET /datasets/{repo}/resolve/[^/]+/data/", "endless_file", count=50)
     out = tmp_path / "out"
 
