@@ -136,7 +136,7 @@ def _read(storage: Storage, job: FileJob) -> tuple[bytes | None, FileFacts | Non
             )
         try:
             # The file listed (its inode), not one swapped in on any part of its path since.
-            with open_listed(real, root, inode=_listed_inode(job.version)) as fh:
+            with open_listed(real, root, inode=_listed_inode(job.version), resolved=True) as fh:
                 return fh.read(), None
         except NotTheListedFile:
             return None, FileFacts(

@@ -358,8 +358,24 @@ class S3Storage:
     def read_bytes(self, relpath: str) -> bytes:
         return self.client.get_object(Bucket=self.bucket, Key=self.key(relpath))["Body"].read()
 
+    @said_as_refusal("read")
     def read_listed(self, listed: ListedFile) -> bytes:
-        return self.read_bytes(listed.relpath)
+        """The object listed, by its ETag: one written over it since is not read (412)."""
+        from botocore.exceptions import ClientError
+
+        from hubpress.storage.listed_reads import NotTheListedFile
+
+        key = self.key(listed.relpath)
+        try:
+            answer = self.client.get_object(Bucket=self.bucket, Key=key, IfMatch=f'"{listed.version}"')
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") not in ("PreconditionFailed", "412"):
+                raise
+            raise NotTheListedFile(
+                f"s3://{self.bucket}/{key} is no longer the object that was listed (written over since); "
+                "it is not read. Run again once nothing writes to it."
+            ) from None
+        return answer["Body"].read()
 
     @said_as_refusal("read")
     def open(self, relpath: str) -> BinaryIO:

@@ -37,11 +37,13 @@ def open_listed(
     size: int | None = None,
     version: str | None = None,
     inode: int | None = None,
+    resolved: bool = False,
 ) -> BinaryIO:
     """`path` (under `root`) open for reading, when it is inside the root and, for what is given,
-    has the listed size, stat version and inode."""
-    real = os.path.realpath(path)
-    if not is_inside(real, os.path.realpath(root)):
+    has the listed size, stat version and inode. `resolved`: the caller gives both already
+    resolved and checked (validation does, for every file of a dataset)."""
+    real = path if resolved else os.path.realpath(path)
+    if not resolved and not is_inside(real, os.path.realpath(root)):
         raise NotTheListedFile(
             f"{path} is a symbolic link to a file outside {root}; it is not read. Replace the link "
             "with the file itself."

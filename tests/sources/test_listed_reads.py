@@ -97,3 +97,23 @@ def test_an_image_replaced_after_the_listing_is_reported_not_read(tmp_path):
     os.replace(outside, src / name)  # same bytes, another file: a rename over it
     [(relpath, facts)], _ = check_files(str(src), [job], max_pixels=10**8, storage=LocalStorage(src))
     assert relpath == name and facts.error == "missing_file" and "replaced" in facts.detail, facts
+
+
+def test_an_s3_csv_written_over_after_the_listing_is_not_read(s3):
+    """On S3 the listed object is read by its ETag (If-Match): one written over it since is not."""
+    import boto3
+
+    from hubpress.settings import Settings
+    from hubpress.storage.files import S3Storage
+
+    endpoint, bucket = s3
+    client = boto3.client("s3", endpoint_url=endpoint)
+    client.put_object(Bucket=bucket, Key="src/train.csv", Body=b"image,control,prompt\n")
+    storage = S3Storage(f"s3://{bucket}/src", Settings())
+    listing = list(storage.list())
+    assert storage.read_listed(listing[0]) == b"image,control,prompt\n"
+    client.put_object(
+        Bucket=bucket, Key="src/train.csv", Body=f"image,control,prompt\na,b,{SECRET}\n".encode()
+    )
+    with pytest.raises(NotTheListedFile, match="train.csv"):
+        read_csv_texts(storage, listing, IntakeOptions())
