@@ -27,6 +27,7 @@ from hubpress.storage.hashcache import stat_version
 from hubpress.storage.listed_reads import open_listed
 from hubpress.storage.names import inside
 from hubpress.storage.regular import why_not_regular
+from hubpress.storage.s3_listing import checked_objects
 from hubpress.storage.s3_refusals import said_as_refusal
 
 # Folders are scanned through a descriptor where the platform can (not on Windows).
@@ -317,30 +318,32 @@ class S3Storage:
     def list(self, prefix: str = "", report_unlisted: bool = False) -> Iterator[ListedFile]:
         """One paginated ListObjectsV2 over the prefix (every key is listed: unsafe names are
         reported by the caller's name gate). A key the answer names outside the prefix is not the
-        prefix's: cut to a relative path, it named another object (`other/x.bin` under `stage` read as `stage/x.bin`), so it is
-        left out (with `report_unlisted`, reported). A key ending in '/' is a folder marker and left out;
-        one that holds bytes is, with `report_unlisted`, an UNLISTED entry saying so (never read):
-        its bytes are not dropped silently."""
+        prefix's: cut to a relative path, it named another object (`other/x.bin` under `stage`
+        read as `stage/x.bin`), so it is left out (with `report_unlisted`, reported). A key ending
+        in '/' is a folder marker and left out; one that holds bytes is, with `report_unlisted`, an
+        UNLISTED entry saying so (never read): its bytes are not dropped silently. S3 lists keys in
+        ascending order, so a listing that names a key again or goes back (new continuation
+        tokens for ever), or gives empty truncated pages without end, would never end: refused
+        (hubpress.storage.s3_listing)."""
         base = self.key(prefix)
         base = base + "/" if base else ""
         strip = len(self.prefix) + 1 if self.prefix else 0
-        paginator = self.client.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=self.bucket, Prefix=base):
-            for obj in page.get("Contents", ()):
-                key = obj["Key"]
-                if not key.startswith(base):  # the answer names a key it was not asked for
-                    if report_unlisted:
-                        yield ListedFile(
-                            key, UNLISTED, f"is outside the prefix {base!r} that was listed; not read"
-                        )
-                    continue
-                if key.endswith("/"):
-                    if report_unlisted and obj["Size"] > 0:
-                        held = f"{obj['Size']:,} bytes"
-                        why = f"is not a regular file: an S3 folder marker (its key ends with '/') holding {held}"
-                        yield ListedFile(key[strip:], UNLISTED, why)
-                    continue
-                yield ListedFile(key[strip:], obj["Size"], obj["ETag"].strip('"'))
+        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=base)
+        for obj, under in checked_objects(pages, base, self.root):
+            key = obj["Key"]
+            if not under:  # the answer names a key it was not asked for
+                if report_unlisted:
+                    yield ListedFile(
+                        key, UNLISTED, f"is outside the prefix {base!r} that was listed; not read"
+                    )
+                continue
+            if key.endswith("/"):
+                if report_unlisted and obj["Size"] > 0:
+                    held = f"{obj['Size']:,} bytes"
+                    why = f"is not a regular file: an S3 folder marker (its key ends with '/') holding {held}"
+                    yield ListedFile(key[strip:], UNLISTED, why)
+                continue
+            yield ListedFile(key[strip:], obj["Size"], obj["ETag"].strip('"'))
 
     @said_as_refusal("read")
     def exists(self, relpath: str) -> bool:
