@@ -114,6 +114,7 @@ def redirected(request: httpx2.Request, location: str) -> None:
 
 
 LINKED_SIZE = "x-linked-size"
+XET_HASH = "x-xet-hash"
 
 
 def announced_other_size(request: httpx2.Request, headers) -> Exception | None:
@@ -125,19 +126,29 @@ def announced_other_size(request: httpx2.Request, headers) -> Exception | None:
     listed, exact = _LISTED.get(), _EXACT.get()
     if listed is None and (listed := _listed_by_url(request)) is not None:
         exact = True
-    if listed is None or LINKED_SIZE not in headers:
+    # Without X-Linked-Size, huggingface_hub takes a HEAD answer's Content-Length as the size, and
+    # hands it to hf_xet when the answer names a Xet hash.
+    header = LINKED_SIZE if LINKED_SIZE in headers else None
+    if header is None and request.method == "HEAD" and XET_HASH in headers and "content-length" in headers:
+        header = "content-length"
+    if listed is None or header is None:
         return None
     try:
-        announced = int(headers[LINKED_SIZE])
+        announced = int(headers[header])
     except ValueError:
         announced = -1
     if announced == listed[0] or (0 <= announced < listed[0] and not exact):
         return None
     return FileNotAsListed(
-        f"{url_without_secrets(str(request.url))} announced {headers[LINKED_SIZE][:40]!r} bytes "
-        f"(X-Linked-Size) for {listed[1]}: nothing of it was downloaded. Check the Hub endpoint "
+        f"{url_without_secrets(str(request.url))} announced {headers[header][:40]!r} bytes "
+        f"({headers_name(header)}) for {listed[1]}: nothing of it was downloaded. Check the Hub endpoint "
         "(HUBPRESS_HUB_ENDPOINT, HF_ENDPOINT) and any proxy in between."
     )
+
+
+def headers_name(header: str) -> str:
+    """`x-linked-size` as HTTP writes it: X-Linked-Size."""
+    return "-".join(part.capitalize() for part in header.split("-"))
 
 
 def longer_than_listed(

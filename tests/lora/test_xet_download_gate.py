@@ -141,3 +141,37 @@ def test_a_resolve_answer_announcing_another_size_is_refused_before_xet_download
     assert "X-Linked-Size" in line and f"lists at {len(good):,} bytes" in line, line
     assert hub.stats.requests["xet_read_token"] == 0
     assert _left_in_cache(repo) == []
+
+
+def test_a_head_answer_naming_a_xet_hash_and_another_content_length_is_refused(
+    hub, hub_proxy, write_token, tmp_path, xet_reads, monkeypatch
+):
+    """Without X-Linked-Size, huggingface_hub takes the HEAD answer's Content-Length as the size it
+    hands hf_xet: the same refusal, before any Xet request (hubpress/targets/listed_sizes.py)."""
+    import hashlib
+
+    from huggingface_hub import HfApi
+
+    good = _lora_bytes(tmp_path)
+    larger = _lora_bytes(tmp_path) * 3
+    repo = f"alice/xet-dl-length-{uuid.uuid4().hex[:8]}"
+    sha = _upload(repo, {WEIGHTS: good, "other.bin": larger})
+    other = hub.app.xet.find(hashlib.sha256(larger).hexdigest())
+    assert HfApi(endpoint=hub.url, token=WRITE_TOKEN).model_info(repo).sha == sha
+    headers = {
+        "X-Repo-Commit": sha,
+        "ETag": f'"{hashlib.sha256(good).hexdigest()}"',
+        "X-Xet-Hash": other.xet_hash,
+        "X-Xet-Refresh-Route": f"{hub_proxy.url}/api/models/{repo}/xet-read-token/{sha}",
+        "Content-Type": "application/octet-stream",
+    }
+    hub_proxy.answer(rf"^HEAD /{repo}/resolve/", 200, headers=headers, body=b"\0" * other.size, count=10)
+    monkeypatch.setenv("HUBPRESS_HUB_ENDPOINT", hub_proxy.url)
+    hub.reset_stats()
+    code, out, err = run_cli("download-lora", repo)
+    assert hub_proxy.fired, "the HEAD answer was never given"
+    assert code == 1, err
+    line = _one_error_line(err)
+    assert "Content-Length" in line and f"lists at {len(good):,} bytes" in line, line
+    assert hub.stats.requests["xet_read_token"] == 0
+    assert _left_in_cache(repo) == []
