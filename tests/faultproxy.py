@@ -11,6 +11,8 @@ A pattern is a regex searched in "METHOD /path?query". Kinds:
   slowdown  503 with S3's SlowDown error document (what S3 answers when throttling)
   500       500 InternalError
   503       503 ServiceUnavailable
+  access_denied  403 AccessDenied;  invalid_key  403 InvalidAccessKeyId
+  moved     301 PermanentRedirect (a bucket in another region), with x-amz-bucket-region: eu-west-1
   reset     the connection is reset (SO_LINGER 0) after the request was read
 Requests that match no armed fault are forwarded unchanged, body and headers included.
 """
@@ -30,6 +32,17 @@ _S3_ERRORS = {
     "slowdown": (503, "SlowDown", "Please reduce your request rate."),
     "500": (500, "InternalError", "We encountered an internal error. Please try again."),
     "503": (503, "ServiceUnavailable", "Service is unable to handle request."),
+    "access_denied": (403, "AccessDenied", "Access Denied"),
+    "invalid_key": (
+        403,
+        "InvalidAccessKeyId",
+        "The AWS Access Key Id you provided does not exist in our records.",
+    ),
+    "moved": (
+        301,
+        "PermanentRedirect",
+        "The bucket you are attempting to access must be addressed using the specified endpoint.",
+    ),
 }
 KINDS = (*_S3_ERRORS, "reset")
 
@@ -160,6 +173,8 @@ class _Handler(QuietHandler):
                 f"<Message>{message}</Message><RequestId>faultproxy</RequestId></Error>"
             ).encode()
             self.send_response(status)
+            if kind == "moved":
+                self.send_header("x-amz-bucket-region", "eu-west-1")
             self.send_header("Content-Type", "application/xml")
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()

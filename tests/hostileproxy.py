@@ -16,6 +16,8 @@ A pattern is a regex searched in "METHOD /path?query". Kinds:
   redirect_short 302 to another origin that answers 2 bytes (for a download: a short file)
   redirect_dead  302 to http://127.0.0.1:1/x with a signed query string: a host nothing listens on
   redirect_dead_schemeless  the same as `//127.0.0.1:1/x?...` (a network-path reference)
+  redirect_file  302 to file:///etc/passwd (another scheme)
+  redirect_userinfo  302 to the other origin with user information (`http://user:pass@host/short/...`)
   echo_token     400 whose error message (JSON body and X-Error-Message) repeats the request's
                  Authorization header, as a careless or hostile server may
   echo_token_glued  the same, but only the token's value, glued to the word before it (`key=...`,
@@ -58,6 +60,8 @@ KINDS = (
     "redirect_short",
     "redirect_dead",
     "redirect_dead_schemeless",
+    "redirect_file",
+    "redirect_userinfo",
     "gzip_bomb",
     "bad_sha",
     "echo_token",
@@ -73,6 +77,7 @@ KINDS = (
 # signed query string a CDN redirect carries, which no message may repeat.
 DEAD_HOST = "http://127.0.0.1:1"
 SIGNATURE = "sig-0123456789abcdef"
+USERINFO = "redirect-user:redirect-pass-5e1"  # what redirect_userinfo names; no message may repeat it
 
 
 @functools.cache
@@ -260,6 +265,11 @@ class _Handler(QuietHandler):
             self._send(200, {"Content-Type": kind_of, "Content-Encoding": "gzip, gzip"}, gzip_bomb())
         elif kind == "redirect_short":
             self._send(302, {"Location": f"{self.owner.other_url}/short{self.path}"})
+        elif kind == "redirect_file":
+            self._send(302, {"Location": "file:///etc/passwd"})
+        elif kind == "redirect_userinfo":
+            other = self.owner.other_url.replace("://", f"://{USERINFO}@", 1)
+            self._send(302, {"Location": f"{other}/short{self.path}"})
         elif kind in ("redirect_dead", "redirect_dead_schemeless"):
             where = DEAD_HOST.removeprefix("http:") if kind.endswith("schemeless") else DEAD_HOST
             self._send(302, {"Location": f"{where}/x?X-Amz-Signature={SIGNATURE}"})

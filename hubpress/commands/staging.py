@@ -164,7 +164,9 @@ def check_staging_exists(storage, named: str) -> None:
             missing = False
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") not in ("404", "NoSuchBucket"):
-                raise
+                from hubpress.storage.s3_refusals import s3_refusal
+
+                raise (s3_refusal(exc, storage.bucket, "read") or exc) from None
             missing = True
     if missing:
         raise ConfigError(

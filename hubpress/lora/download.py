@@ -12,7 +12,6 @@ must not find it there) and the download fails in one line.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import warnings
 from pathlib import Path
@@ -20,6 +19,7 @@ from pathlib import Path
 from hubpress.errors import HubpressError, SourceError
 from hubpress.lora.header import PICKLE_SUFFIXES
 from hubpress.storage.names import inside, path_in_repo
+from hubpress.targets.listed_bytes import digests, not_as_listed, remove_from_cache
 
 WEIGHT_SUFFIXES = (".safetensors", *PICKLE_SUFFIXES)
 
@@ -28,31 +28,12 @@ class DownloadCheckFailed(SourceError):
     """A downloaded file is not what the repo lists, or is not sound weights; it was removed."""
 
 
-def _digests(path: str) -> tuple[str, str]:
-    """(sha256, git blob id) of a file, in one read."""
-    sha256 = hashlib.sha256()
-    blob = hashlib.sha1(b"blob %d\0" % os.path.getsize(path))
-    with open(path, "rb") as fh:
-        while chunk := fh.read(8 * 1024 * 1024):
-            sha256.update(chunk)
-            blob.update(chunk)
-    return sha256.hexdigest(), blob.hexdigest()
-
-
 def check_weights(path: str | Path, name: str) -> None:
     """The safetensors header check of a publish, for a weights file (by its name in the repo)."""
     if name.lower().endswith(WEIGHT_SUFFIXES):
         from hubpress.lora.weights import inspect_safetensors
 
         inspect_safetensors(path)
-
-
-def _remove_from_cache(path: str) -> None:
-    """The snapshot entry and the blob it points to: nothing of a refused file stays cached."""
-    real = os.path.realpath(path)
-    for victim in (path, real):
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(victim)
 
 
 def _listed(repo, name: str, revision: str):
@@ -105,15 +86,11 @@ def download_checked(repo_id: str, filename: str, revision: str | None, token: s
             local = repo.download(name, pinned, listed_size=listed.size if listed else None)
         if listed is None:
             listed = repo.file_facts(name, pinned or "main")
-    sha256, blob_id = _digests(local)
     where = f"{name} of {repo.description} at {(pinned or 'main')[:12]}"
-    problem = None
     if listed is None:
         problem = "the Hub lists no such file at that commit"
-    elif listed.sha256 is not None and listed.sha256 != sha256:
-        problem = f"its sha256 is {sha256[:16]}..., the Hub lists {listed.sha256[:16]}..."
-    elif listed.sha256 is None and listed.git_oid and listed.git_oid != blob_id:
-        problem = f"its git blob id is {blob_id[:12]}, the Hub lists {listed.git_oid[:12]}"
+    else:
+        problem = not_as_listed(local, listed.size, listed.sha256, listed.git_oid)
     if problem is None:
         try:
             check_weights(local, name)
@@ -122,7 +99,7 @@ def download_checked(repo_id: str, filename: str, revision: str | None, token: s
         except Exception as exc:  # noqa: BLE001 - any other failure of the check refuses the file
             problem = f"its header check failed ({exc})"
     if problem is not None:
-        _remove_from_cache(local)
+        remove_from_cache(local)
         raise DownloadCheckFailed(
             f"Downloaded {where}, but {problem}: it was removed from the cache. The repo or the "
             "connection returned other bytes than the Hub lists; do not use this file."
@@ -162,7 +139,7 @@ def cached_offline(repo_id: str, name: str, revision: str | None) -> str:
             "download it from the Hub."
         )
     blob = os.path.basename(os.path.realpath(local))
-    sha256, blob_id = _digests(local)
+    _, sha256, blob_id = digests(local)
     problem = (
         None if blob in (sha256, blob_id) else f"its bytes are not the blob {blob[:16]}... the cache names"
     )
@@ -172,7 +149,7 @@ def cached_offline(repo_id: str, name: str, revision: str | None) -> str:
         except HubpressError as exc:
             problem = str(exc).replace(local, "the cached copy")
     if problem is not None:
-        _remove_from_cache(local)
+        remove_from_cache(local)
         raise DownloadCheckFailed(
             f"HF_HUB_OFFLINE is set and the cached copy of {where} cannot be used: {problem}; it was removed "
             "from the cache. Unset HF_HUB_OFFLINE to download it again."

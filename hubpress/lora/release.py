@@ -33,7 +33,7 @@ from hubpress.lora.weights import DEFAULT_WEIGHT_NAME, PICKLE_SUFFIXES
 from hubpress.parsers import MAX_DOCUMENT_BYTES, MAX_METRICS_BYTES, ParseLimitError, load_json, load_yaml
 from hubpress.settings import Settings
 from hubpress.storage import names
-from hubpress.storage.files import UNLISTED, open_storage, unless_outside
+from hubpress.storage.files import UNLISTED, ListedFile, open_storage, unless_outside
 
 WEIGHT_NAMES = (DEFAULT_WEIGHT_NAME, PEFT_WEIGHT_NAME)
 CONFIG_NAMES = (
@@ -157,14 +157,17 @@ def discover_training_output(uri: str, settings: Settings | None = None) -> Trai
         if names.is_safe(f.relpath)
     ]
     wanted = metric_files_to_read(files)
+    by_path = {f.relpath: f for f in files}
     sizes = {f.relpath: f.size for f in files}
     too_big = [
         f"{p!r} is over the {MAX_METRICS_BYTES:,}-byte limit for metrics; not read"
         for p in wanted
         if sizes[p] > MAX_METRICS_BYTES
     ]
-    texts = {
-        relpath: storage.read_bytes(relpath) for relpath in wanted if sizes[relpath] <= MAX_METRICS_BYTES
+    texts = {  # each the file listed, not what a link swapped in since leads to
+        relpath: storage.read_listed(_as_listed(by_path[relpath]))
+        for relpath in wanted
+        if sizes[relpath] <= MAX_METRICS_BYTES
     }
     output = build_training_output(storage.root, files, texts)
     if unsafe or unread or too_big:  # reported, never dropped silently, never joined to a path
@@ -408,4 +411,8 @@ def load_training_config(output: TrainingOutput, settings: Settings | None = Non
             "Fix the file or release without a config summary."
         )
     storage = open_storage(output.root, settings)
-    return parse_training_config(storage.read_bytes(output.config.relpath), output.config.relpath)
+    return parse_training_config(storage.read_listed(_as_listed(output.config)), output.config.relpath)
+
+
+def _as_listed(f: OutputFile) -> ListedFile:
+    return ListedFile(f.relpath, f.size, f.version)

@@ -45,6 +45,10 @@ def _shown_file(path: str) -> str:
     return rest.split("/", 1)[-1] if snapshot else path
 
 
+class UpstreamFileNotAsListed(SourceError):
+    """A downloaded upstream file whose size or sha256 is not what the upstream lists; removed."""
+
+
 @contextmanager
 def _damaged(dataset: str, path: str) -> Iterator[None]:
     """pyarrow's refusal of a file that is not the parquet its footer says (a footer longer than
@@ -206,6 +210,7 @@ def download_files(
     again, and the revision in each path is a commit sha, so a cached copy is the right one)."""
     from huggingface_hub import HfFileSystem, hf_hub_download, try_to_load_from_cache
 
+    from hubpress.targets.listed_bytes import not_as_listed, remove_from_cache
     from hubpress.targets.listed_sizes import listed_size
 
     fs = HfFileSystem(endpoint=endpoint, token=token)
@@ -217,14 +222,24 @@ def download_files(
         if isinstance(cached, str):
             local.append(cached)
             continue
-        # Held to the size the upstream lists (a body without end must not fill the disk).
-        size = int(fs.info(path)["size"])
+        # Held to the size the upstream lists (a body without end must not fill the disk), and
+        # then to its sha256: what the cache keeps is the file listed, or nothing.
+        info = fs.info(path)
+        size = int(info["size"])
         with listed_size(size, f"{resolved.path_in_repo} of dataset {resolved.repo_id!r}"):
-            local.append(
-                hf_hub_download(
-                    resolved.repo_id, resolved.path_in_repo, token=token, endpoint=endpoint, **where
-                )
+            got = hf_hub_download(
+                resolved.repo_id, resolved.path_in_repo, token=token, endpoint=endpoint, **where
             )
+        sha256 = (info.get("lfs") or {}).get("sha256")
+        if (problem := not_as_listed(got, size, sha256, info.get("blob_id"))) is not None:
+            remove_from_cache(got)
+            raise UpstreamFileNotAsListed(
+                f"Dataset {resolved.repo_id!r}: {resolved.path_in_repo} was downloaded, but {problem}: it was "
+                "removed from the cache and nothing was read from it. The upstream's Hub (or a proxy in "
+                "between) answered with other bytes than it lists; run again, and check the endpoint if "
+                "it repeats."
+            )
+        local.append(got)
     return local
 
 

@@ -35,6 +35,7 @@ from hubpress.refresh.rows import (
     process_rows,
     virtual_index,
 )
+from hubpress.refresh.upstream_listing import hold_to_listing
 from hubpress.settings import TOKEN_SOURCES_HELP, get_settings, resolve_token
 from hubpress.targets import hub_answers
 
@@ -152,6 +153,8 @@ def load_upstream(
 def _parquet_stream(
     cfg: HuggingfaceBackend, revision_sha: str, token: str | None, endpoint: str | None
 ) -> ParquetStream | None:
+    # Whoever downloads a file of the upstream from here on (datasets too) is held to its listed size.
+    hold_to_listing(cfg.dataset_name, revision_sha, token or False, _endpoint(endpoint))
     try:
         files = resolve_parquet_files(
             cfg.dataset_name,

@@ -80,12 +80,12 @@ def list_source(storage: Storage) -> list[ListedFile]:
 
 def read_csv_texts(storage: Storage, listing: Iterable[ListedFile], options: IntakeOptions) -> dict[str, str]:
     wanted = set(CSV_NAMES.values())
-    present = {lf.relpath for lf in listing if lf.relpath in wanted}  # not a set of every path
+    present = {lf.relpath: lf for lf in listing if lf.relpath in wanted}  # not a dict of every path
     texts: dict[str, str] = {}
     for split, name in CSV_NAMES.items():
         if name not in present:
             continue
-        data = storage.read_bytes(name)
+        data = storage.read_listed(present[name])  # not through a link out of the source
         try:
             texts[split] = data.decode(options.codec)
         except UnicodeDecodeError as exc:

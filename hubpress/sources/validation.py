@@ -51,7 +51,8 @@ from hubpress.sources.models import Sample
 from hubpress.storage.fetched import FetchedSpool
 from hubpress.storage.files import Storage, is_s3, open_storage
 from hubpress.storage.hashcache import HashCache
-from hubpress.storage.regular import NotRegularFile, open_regular
+from hubpress.storage.listed_reads import NotTheListedFile, open_listed
+from hubpress.storage.regular import NotRegularFile
 
 DEFAULT_CHUNK = 2000
 # Fewer files than this are checked inline: starting worker processes would cost more.
@@ -134,8 +135,13 @@ def _read(storage: Storage, job: FileJob) -> tuple[bytes | None, FileFacts | Non
                 error="path_outside_root", detail=f"a symlink that leaves the source root (-> {real})"
             )
         try:
-            with open_regular(real) as fh:
+            # The file listed (its inode), not one swapped in on any part of its path since.
+            with open_listed(real, root, inode=_listed_inode(job.version), resolved=True) as fh:
                 return fh.read(), None
+        except NotTheListedFile:
+            return None, FileFacts(
+                error="missing_file", detail="replaced after it was listed; it is not read"
+            )
         except FileNotFoundError:
             return None, FileFacts(error="missing_file", detail="listed, but gone before it could be read")
         except NotRegularFile as exc:  # swapped for a device or FIFO after the listing
@@ -150,6 +156,12 @@ def _read(storage: Storage, job: FileJob) -> tuple[bytes | None, FileFacts | Non
         if exc.response.get("Error", {}).get("Code") in {"NoSuchKey", "404", "NotFound"}:
             return None, FileFacts(error="missing_file", detail="listed, but gone before it could be read")
         raise
+
+
+def _listed_inode(version: str) -> int | None:
+    """The inode a local file's listed version ends with ("stat_version:inode"), if any."""
+    inode = version.rpartition(":")[2]
+    return int(inode) if ":" in version and inode.isdigit() else None
 
 
 def check_files(

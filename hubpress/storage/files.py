@@ -24,8 +24,11 @@ from hubpress.frozen_init import quick_frozen_init
 from hubpress.settings import Settings, get_settings
 from hubpress.storage import names
 from hubpress.storage.hashcache import stat_version
+from hubpress.storage.listed_reads import open_listed
 from hubpress.storage.names import inside
-from hubpress.storage.regular import open_regular, why_not_regular
+from hubpress.storage.regular import why_not_regular
+from hubpress.storage.s3_listing import checked_objects
+from hubpress.storage.s3_refusals import said_as_refusal
 
 # Folders are scanned through a descriptor where the platform can (not on Windows).
 _SCAN_BY_FD = os.scandir in os.supports_fd and hasattr(os, "O_DIRECTORY")
@@ -48,6 +51,7 @@ class Storage(Protocol):
     def list(self, prefix: str = "", report_unlisted: bool = False) -> Iterator[ListedFile]: ...
     def exists(self, relpath: str) -> bool: ...
     def read_bytes(self, relpath: str) -> bytes: ...
+    def read_listed(self, listed: ListedFile) -> bytes: ...
     def open(self, relpath: str) -> BinaryIO: ...
     def write_bytes(self, relpath: str, data: bytes) -> None: ...
     def put_file(self, relpath: str, local_path: str | Path) -> None: ...
@@ -145,11 +149,17 @@ class LocalStorage:
         return os.path.exists(self.uri(relpath))
 
     def read_bytes(self, relpath: str) -> bytes:
-        with open_regular(self.uri(relpath)) as fh:
+        with open_listed(self.uri(relpath), self.root) as fh:
+            return fh.read()
+
+    def read_listed(self, listed: ListedFile) -> bytes:
+        """The bytes of a file this storage listed, when it still is that file (listed_reads)."""
+        path = self.uri(listed.relpath)
+        with open_listed(path, self.root, listed.size, listed.version, listed.inode) as fh:
             return fh.read()
 
     def open(self, relpath: str) -> BinaryIO:
-        return open_regular(self.uri(relpath))
+        return open_listed(self.uri(relpath), self.root)
 
     def write_bytes(self, relpath: str, data: bytes) -> None:
         target = Path(self.uri(relpath))
@@ -180,7 +190,7 @@ class LocalStorage:
             raise
 
     def get_file(self, relpath: str, local_path: str | Path) -> None:
-        with open_regular(self.uri(relpath)) as src, open(local_path, "wb") as dst:
+        with open_listed(self.uri(relpath), self.root) as src, open(local_path, "wb") as dst:
             shutil.copyfileobj(src, dst, 1024 * 1024)
 
     def delete(self, relpath: str) -> None:
@@ -321,26 +331,38 @@ class S3Storage:
     def uri(self, relpath: str) -> str:
         return f"s3://{self.bucket}/{self.key(relpath)}"
 
+    @said_as_refusal("list")
     def list(self, prefix: str = "", report_unlisted: bool = False) -> Iterator[ListedFile]:
         """One paginated ListObjectsV2 over the prefix (every key is listed: unsafe names are
-        reported by the caller's name gate). A key ending in '/' is a folder marker and left out;
-        one that holds bytes is, with `report_unlisted`, an UNLISTED entry saying so (never read):
-        its bytes are not dropped silently."""
+        reported by the caller's name gate). A key the answer names outside the prefix is not the
+        prefix's: cut to a relative path, it named another object (`other/x.bin` under `stage`
+        read as `stage/x.bin`), so it is left out (with `report_unlisted`, reported). A key ending
+        in '/' is a folder marker and left out; one that holds bytes is, with `report_unlisted`, an
+        UNLISTED entry saying so (never read): its bytes are not dropped silently. S3 lists keys in
+        ascending order, so a listing that names a key again or goes back (new continuation
+        tokens for ever), or gives empty truncated pages without end, would never end: refused
+        (hubpress.storage.s3_listing)."""
         base = self.key(prefix)
         base = base + "/" if base else ""
         strip = len(self.prefix) + 1 if self.prefix else 0
-        paginator = self.client.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=self.bucket, Prefix=base):
-            for obj in page.get("Contents", ()):
-                key = obj["Key"]
-                if key.endswith("/"):
-                    if report_unlisted and obj["Size"] > 0:
-                        held = f"{obj['Size']:,} bytes"
-                        why = f"is not a regular file: an S3 folder marker (its key ends with '/') holding {held}"
-                        yield ListedFile(key[strip:], UNLISTED, why)
-                    continue
-                yield ListedFile(key[strip:], obj["Size"], obj["ETag"].strip('"'))
+        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=base)
+        for obj, under in checked_objects(pages, base, self.root):
+            key = obj["Key"]
+            if not under:  # the answer names a key it was not asked for
+                if report_unlisted:
+                    yield ListedFile(
+                        key, UNLISTED, f"is outside the prefix {base!r} that was listed; not read"
+                    )
+                continue
+            if key.endswith("/"):
+                if report_unlisted and obj["Size"] > 0:
+                    held = f"{obj['Size']:,} bytes"
+                    why = f"is not a regular file: an S3 folder marker (its key ends with '/') holding {held}"
+                    yield ListedFile(key[strip:], UNLISTED, why)
+                continue
+            yield ListedFile(key[strip:], obj["Size"], obj["ETag"].strip('"'))
 
+    @said_as_refusal("read")
     def exists(self, relpath: str) -> bool:
         from botocore.exceptions import ClientError
 
@@ -352,22 +374,47 @@ class S3Storage:
                 return False
             raise
 
+    @said_as_refusal("read")
     def read_bytes(self, relpath: str) -> bytes:
         return self.client.get_object(Bucket=self.bucket, Key=self.key(relpath))["Body"].read()
 
+    @said_as_refusal("read")
+    def read_listed(self, listed: ListedFile) -> bytes:
+        """The object listed, by its ETag: one written over it since is not read (412)."""
+        from botocore.exceptions import ClientError
+
+        from hubpress.storage.listed_reads import NotTheListedFile
+
+        key = self.key(listed.relpath)
+        try:
+            answer = self.client.get_object(Bucket=self.bucket, Key=key, IfMatch=f'"{listed.version}"')
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") not in ("PreconditionFailed", "412"):
+                raise
+            raise NotTheListedFile(
+                f"s3://{self.bucket}/{key} is no longer the object that was listed (written over since); "
+                "it is not read. Run again once nothing writes to it."
+            ) from None
+        return answer["Body"].read()
+
+    @said_as_refusal("read")
     def open(self, relpath: str) -> BinaryIO:
         return self.client.get_object(Bucket=self.bucket, Key=self.key(relpath))["Body"]
 
+    @said_as_refusal("write to")
     def write_bytes(self, relpath: str, data: bytes) -> None:
         self.client.put_object(Bucket=self.bucket, Key=self.key(relpath), Body=data)
 
+    @said_as_refusal("write to")
     def put_file(self, relpath: str, local_path: str | Path) -> None:
         # upload_file switches to multipart above 8 MB; the object appears only on completion.
         self.client.upload_file(str(local_path), self.bucket, self.key(relpath))
 
+    @said_as_refusal("read")
     def get_file(self, relpath: str, local_path: str | Path) -> None:
         self.client.download_file(self.bucket, self.key(relpath), str(local_path))
 
+    @said_as_refusal("delete from")
     def delete(self, relpath: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self.key(relpath))
 

@@ -250,7 +250,7 @@ class HubRepo:
         # Held to the listed size (else the document limit) while it arrives, not only once on disk.
         bound = listed.size if listed else blob_texts.MAX_DOCUMENT_BYTES
         try:
-            with listed_sizes.listed_size(bound, f"{path} of {self.description}"):
+            with listed_sizes.listed_size(bound, f"{path} of {self.description}", exact=bool(listed)):
                 local = self._retry(f"download {path} from", download)
         except LocalEntryNotFoundError:  # no Hub answered and nothing is cached: not "absent"
             raise HubUnavailable(

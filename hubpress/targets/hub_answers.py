@@ -134,3 +134,19 @@ def no_commit_made(head: str, who: str, where: str) -> PublishError:
         f"the Hub made no commit: {who} answered the commit to {where} with {head[:12]}, the head it "
         "was planned against. Nothing was published; run again, and if it repeats, check the Hub's status."
     )
+
+
+def ignored_by_the_hub(additions: list, who: str, where: str) -> PublishError | None:
+    """The refusal to commit when the Hub's preupload answer marked files of the plan `shouldIgnore`
+    (a `.gitignore` of the repo, or an answer that lies): huggingface_hub drops them from the commit
+    with a warning, so the commit lands without them and the publish fails after it (exit 3, an
+    empty or partial commit left in the history). Said before anything is committed."""
+    ignored = sorted(op.path_in_repo for op in additions if getattr(op, "_should_ignore", None))
+    if not ignored:
+        return None
+    shown = ", ".join(ignored[:3]) + (f" and {len(ignored) - 3} more" if len(ignored) > 3 else "")
+    return PublishError(
+        f"{who} would leave {shown} out of the commit to {where} (its preupload answer marks them "
+        "shouldIgnore: a .gitignore in the repo?). Nothing was committed; remove the rule that ignores "
+        "them, and if there is none, check the Hub endpoint and any proxy in between."
+    )

@@ -63,6 +63,8 @@ def commit(
         repo.settings.hub_max_concurrency,
     )
 
+    if ignored := hub_answers.ignored_by_the_hub(additions, f"The Hub at {repo.endpoint}", repo.description):
+        raise ignored
     fingerprint = hub_answers.plan_fingerprint(plan, files)
     lost: list[BaseException] = []  # attempts that ended without a usable answer
     # A pull request this commit opens is one not open now (its answer may be lost).

@@ -42,7 +42,7 @@ def download(
     try:
         with bounded:
             return repo._retry(f"download {filename} from", fetch)
-    except listed_sizes.FileLongerThanListed:
+    except listed_sizes.FileNotAsListed:
         sweep_partial_download(repo, cache_dir or constants.HF_HUB_CACHE)
         raise
     except LocalEntryNotFoundError:

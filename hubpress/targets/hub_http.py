@@ -43,7 +43,7 @@ from hubpress.deadlines import DeadlineExceeded, Deadlines, url_without_secrets
 from hubpress.parsers import MAX_ANSWER_BYTES
 from hubpress.targets import hub_waits
 from hubpress.targets.hub_failures import HubAnswerUnusable
-from hubpress.targets.listed_sizes import file_limit, longer_than_listed
+from hubpress.targets.listed_sizes import announced_other_size, file_limit, longer_than_listed, redirected
 from hubpress.targets.listing_pages import PageChains
 from hubpress.targets.token_links import TokenLinkRefused, check_token_links
 
@@ -347,6 +347,9 @@ class DeadlineTransport(httpx2.BaseTransport):
         except (XetStorageRefused, TokenLinkRefused):
             response.close()
             raise
+        if (other_size := announced_other_size(request, headers)) is not None:
+            response.close()
+            raise other_size
         limit = _json_limit(request, headers)
         if limit is not None and (_declared(headers) or 0) > limit:
             response.close()
@@ -357,6 +360,7 @@ class DeadlineTransport(httpx2.BaseTransport):
         # longer than a small file): httpx reads its body into memory, so it is held as an answer.
         if limit is None and 300 <= response.status < 400 and "location" in headers:
             limit = MAX_ANSWER_BYTES
+            redirected(request, headers["location"])
         if limit is None and (listed := file_limit(request)) is not None:  # a file of a listed size
             # Content-Length counts the encoded bytes: an honest gzipped answer may declare more
             # than the file, so only an unencoded answer's declaration is refused up front.

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import contextvars
 import re
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
 import httpx2
@@ -26,20 +27,31 @@ from hubpress.targets.hub_failures import HubAnswerUnusable
 _LISTED: contextvars.ContextVar[tuple[int, str] | None] = contextvars.ContextVar(
     "hubpress_listed", default=None
 )
+# Whether that size is the file's own (listed), not only a bound on it (a document limit).
+_EXACT: contextvars.ContextVar[bool] = contextvars.ContextVar("hubpress_listed_exact", default=True)
 
 
-class FileLongerThanListed(HubAnswerUnusable, httpx2.TransportError):
+class FileNotAsListed(HubAnswerUnusable, httpx2.TransportError):
+    """A download answered, or announced, as another size than the Hub lists for the file. Not retried."""
+
+
+class FileLongerThanListed(FileNotAsListed):
     """A download answered with more bytes than the Hub lists for the file. Not retried."""
 
 
 @contextmanager
-def listed_size(size: int, what: str) -> Iterator[None]:
-    """File bodies answered in this context (this thread, this task) are at most `size` bytes."""
+def listed_size(size: int, what: str, exact: bool = True) -> Iterator[None]:
+    """File bodies answered in this context (this thread, this task) are at most `size` bytes;
+    `exact`: `size` is what the Hub lists for the file, so a resolve answer announcing another
+    size is refused too (else `size` is only a bound, such as a document limit)."""
     size = max(0, int(size))
-    reset = _LISTED.set((size, f"{what}, which the Hub lists at {size:,} bytes"))
+    said = f"which the Hub lists at {size:,} bytes" if exact else f"which may have at most {size:,} bytes"
+    reset = _LISTED.set((size, f"{what}, {said}"))
+    reset_exact = _EXACT.set(exact)
     try:
         yield
     finally:
+        _EXACT.reset(reset_exact)
         _LISTED.reset(reset)
 
 
@@ -58,7 +70,85 @@ def file_limit(request: httpx2.Request) -> tuple[int, str] | None:
         start, end = int(asked[1]), int(asked[2])
         size = max(0, end - start + 1)
         return size, f"a request for {size:,} bytes (Range: bytes={start}-{end})"
-    return _LISTED.get()
+    return _LISTED.get() or _listed_by_url(request)
+
+
+# Files of pinned commits whose sizes a listing gave, by the path of their resolve URL (and the
+# storage URLs a resolve answer redirected to): (size, what). Shared by every thread, as `datasets`
+# downloads on threads of its own, which a context variable does not reach; sound, as a path under
+# a commit sha names one content for ever.
+_BY_URL: dict[str, tuple[int, str]] = {}
+_BY_URL_LOCK = threading.Lock()
+_MAX_REMEMBERED = 500_000
+_COMMIT = re.compile(r"[0-9a-f]{40}")
+
+
+def remember_listing(repo_type: str, repo_id: str, commit: str, sizes: Mapping[str, int]) -> None:
+    """Hold every later download of these files of `repo_id` at `commit` (a resolve URL naming the
+    commit, whoever asks: `datasets` downloading an upstream's card or data files itself, HfFileSystem
+    opening its media) to the listed sizes, as `listed_size` holds one download."""
+    if not _COMMIT.fullmatch(commit):
+        return  # a branch name moves: its files' sizes are not facts
+    prefix = "" if repo_type == "model" else f"/{repo_type}s"
+    with _BY_URL_LOCK:
+        if len(_BY_URL) + len(sizes) > _MAX_REMEMBERED:
+            _BY_URL.clear()
+        for path, size in sizes.items():
+            what = f"{path} of {repo_type} repo {repo_id}, which the Hub lists at {size:,} bytes"
+            _BY_URL[f"{prefix}/{repo_id}/resolve/{commit}/{path}"] = (max(0, int(size)), what)
+
+
+def _listed_by_url(request: httpx2.Request) -> tuple[int, str] | None:
+    if not _BY_URL:
+        return None
+    return _BY_URL.get(request.url.path) or _BY_URL.get(str(request.url))
+
+
+def redirected(request: httpx2.Request, location: str) -> None:
+    """A resolve answer for a listed file redirected to `location` (its storage): the download
+    that follows is held to the same size."""
+    listed = _listed_by_url(request)
+    if listed is not None:
+        with _BY_URL_LOCK:
+            _BY_URL[str(request.url.join(location))] = listed
+
+
+LINKED_SIZE = "x-linked-size"
+XET_HASH = "x-xet-hash"
+
+
+def announced_other_size(request: httpx2.Request, headers) -> Exception | None:
+    """The refusal of a resolve answer (HEAD or GET, a redirect included) for a file of a listed
+    size whose `X-Linked-Size` names another size. huggingface_hub hands that size to hf_xet as the
+    size of the file a Xet download rebuilds, and hf_xet writes that many bytes of whatever file the
+    answer's `X-Xet-Hash` names, outside this transport: a few-KB LoRA announced at 100 GB would
+    fill the disk before any check could see it."""
+    listed, exact = _LISTED.get(), _EXACT.get()
+    if listed is None and (listed := _listed_by_url(request)) is not None:
+        exact = True
+    # Without X-Linked-Size, huggingface_hub takes a HEAD answer's Content-Length as the size, and
+    # hands it to hf_xet when the answer names a Xet hash.
+    header = LINKED_SIZE if LINKED_SIZE in headers else None
+    if header is None and request.method == "HEAD" and XET_HASH in headers and "content-length" in headers:
+        header = "content-length"
+    if listed is None or header is None:
+        return None
+    try:
+        announced = int(headers[header])
+    except ValueError:
+        announced = -1
+    if announced == listed[0] or (0 <= announced < listed[0] and not exact):
+        return None
+    return FileNotAsListed(
+        f"{url_without_secrets(str(request.url))} announced {headers[header][:40]!r} bytes "
+        f"({headers_name(header)}) for {listed[1]}: nothing of it was downloaded. Check the Hub endpoint "
+        "(HUBPRESS_HUB_ENDPOINT, HF_ENDPOINT) and any proxy in between."
+    )
+
+
+def headers_name(header: str) -> str:
+    """`x-linked-size` as HTTP writes it: X-Linked-Size."""
+    return "-".join(part.capitalize() for part in header.split("-"))
 
 
 def longer_than_listed(

@@ -50,3 +50,21 @@ def test_release_reads_no_link_that_leaves_the_run_directory(tmp_path):
         assert SECRET.encode() not in path.read_bytes(), path
     assert not (target / "train_config.yaml").exists()
     assert SECRET not in out + err
+
+
+def test_a_config_swapped_for_a_link_out_after_the_listing_is_not_read(tmp_path):
+    """The listing saw the run's own config.yaml; a link to a credentials file put in its place
+    before the release reads it is refused in one line, not read as the run's config."""
+    from hubpress.lora.release import discover_training_output, load_training_config
+    from hubpress.storage.listed_reads import NotTheListedFile
+
+    (tmp_path / "credentials").write_text(SECRET)
+    run = tmp_path / "run"
+    write_lora(run / "checkpoint-10" / "pytorch_lora_weights.safetensors", seed=2)
+    (run / "config.yaml").write_text("learning_rate: 0.0001\n")
+    output = discover_training_output(str(run))
+    (run / "config.yaml").unlink()
+    (run / "config.yaml").symlink_to(tmp_path / "credentials")
+    with pytest.raises(NotTheListedFile, match="config.yaml") as refused:
+        load_training_config(output)
+    assert SECRET not in str(refused.value)

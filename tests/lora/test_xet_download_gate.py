@@ -81,3 +81,97 @@ def test_a_read_token_route_on_another_host_never_gets_the_token(
     line = _one_error_line(err)
     assert "Xet" in line and WRITE_TOKEN not in out + err, line
     assert _left_in_cache(repo) == []
+
+
+def _two_files_and_a_lying_resolve(hub, tmp_path, monkeypatch, announce_size: bool) -> tuple[str, bytes]:
+    """(repo, the weights) of a new repo holding the weights and a larger file, whose resolve answer
+    for the weights names the larger file's Xet hash (and, with `announce_size`, its size): what a
+    Hub, or a proxy in its place, may answer."""
+    import hashlib
+
+    import tests.hubserver.app as hub_app
+
+    good = _lora_bytes(tmp_path)
+    larger = _lora_bytes(tmp_path) * 3
+    repo = f"alice/xet-dl-lie-{uuid.uuid4().hex[:8]}"
+    _upload(repo, {WEIGHTS: good, "other.bin": larger})
+    weights_sha, other = (
+        hashlib.sha256(good).hexdigest(),
+        hub.app.xet.find(hashlib.sha256(larger).hexdigest()),
+    )
+    honest = hub_app.read_headers
+
+    def lying(cas, base_url, token_path, sha256):
+        headers = honest(cas, base_url, token_path, sha256)
+        if sha256 == weights_sha:
+            headers["X-Xet-Hash"] = other.xet_hash
+            if announce_size:
+                headers["X-Linked-Size"] = str(other.size)
+        return headers
+
+    monkeypatch.setattr(hub_app, "read_headers", lying)
+    return repo, good
+
+
+def test_a_resolve_answer_naming_another_files_xet_hash_keeps_nothing(
+    hub, write_token, tmp_path, xet_reads, monkeypatch
+):
+    """hf_xet rebuilds the file the answer names, cut to the listed size, without an error: the
+    sha256 check refuses it, and nothing of it stays in the cache (before, the repo's blob link to
+    the shared store was left behind)."""
+    repo, good = _two_files_and_a_lying_resolve(hub, tmp_path, monkeypatch, announce_size=False)
+    code, out, err = run_cli("download-lora", repo)
+    assert code == 1, err
+    line = _one_error_line(err)
+    assert "sha256" in line and "removed from the cache" in line, line
+    assert _left_in_cache(repo) == []
+
+
+def test_a_resolve_answer_announcing_another_size_is_refused_before_xet_downloads(
+    hub, write_token, tmp_path, xet_reads, monkeypatch
+):
+    """huggingface_hub gives hf_xet the size a resolve answer announces (X-Linked-Size), and hf_xet
+    writes that many bytes of the file the answer names: a few-KB LoRA announced at gigabytes would
+    fill the disk before the sha256 check. Refused at the answer, before any Xet request."""
+    repo, good = _two_files_and_a_lying_resolve(hub, tmp_path, monkeypatch, announce_size=True)
+    hub.reset_stats()
+    code, out, err = run_cli("download-lora", repo)
+    assert code == 1, err
+    line = _one_error_line(err)
+    assert "X-Linked-Size" in line and f"lists at {len(good):,} bytes" in line, line
+    assert hub.stats.requests["xet_read_token"] == 0
+    assert _left_in_cache(repo) == []
+
+
+def test_a_head_answer_naming_a_xet_hash_and_another_content_length_is_refused(
+    hub, hub_proxy, write_token, tmp_path, xet_reads, monkeypatch
+):
+    """Without X-Linked-Size, huggingface_hub takes the HEAD answer's Content-Length as the size it
+    hands hf_xet: the same refusal, before any Xet request (hubpress/targets/listed_sizes.py)."""
+    import hashlib
+
+    from huggingface_hub import HfApi
+
+    good = _lora_bytes(tmp_path)
+    larger = _lora_bytes(tmp_path) * 3
+    repo = f"alice/xet-dl-length-{uuid.uuid4().hex[:8]}"
+    sha = _upload(repo, {WEIGHTS: good, "other.bin": larger})
+    other = hub.app.xet.find(hashlib.sha256(larger).hexdigest())
+    assert HfApi(endpoint=hub.url, token=WRITE_TOKEN).model_info(repo).sha == sha
+    headers = {
+        "X-Repo-Commit": sha,
+        "ETag": f'"{hashlib.sha256(good).hexdigest()}"',
+        "X-Xet-Hash": other.xet_hash,
+        "X-Xet-Refresh-Route": f"{hub_proxy.url}/api/models/{repo}/xet-read-token/{sha}",
+        "Content-Type": "application/octet-stream",
+    }
+    hub_proxy.answer(rf"^HEAD /{repo}/resolve/", 200, headers=headers, body=b"\0" * other.size, count=10)
+    monkeypatch.setenv("HUBPRESS_HUB_ENDPOINT", hub_proxy.url)
+    hub.reset_stats()
+    code, out, err = run_cli("download-lora", repo)
+    assert hub_proxy.fired, "the HEAD answer was never given"
+    assert code == 1, err
+    line = _one_error_line(err)
+    assert "Content-Length" in line and f"lists at {len(good):,} bytes" in line, line
+    assert hub.stats.requests["xet_read_token"] == 0
+    assert _left_in_cache(repo) == []

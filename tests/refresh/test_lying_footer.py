@@ -35,15 +35,16 @@ def _page_headers_not_there(data: bytes) -> bytes:
     return b"PAR1" + b"\xff" * pages + data[-8 - footer :]
 
 
-def upstream_of_one_file(data: bytes, tmp_path, streaming: bool, name: str):
+def upstream_of_one_file(
+    data: bytes, tmp_path, streaming: bool, name: str, path: str = "data/train-00000-of-00001.parquet"
+):
     """(repo, refresh config) of a new upstream dataset on the test Hub holding `data` as its one
-    parquet file, data/train-00000-of-00001.parquet."""
+    data file, `path` (by default one parquet file)."""
     from huggingface_hub import CommitOperationAdd, HfApi
 
     api = HfApi(endpoint=HUB_URL, token=WRITE_TOKEN)
     repo = f"alice/{name}-{uuid.uuid4().hex[:8]}"
     api.create_repo(repo, repo_type="dataset")
-    path = "data/train-00000-of-00001.parquet"
     sha = api.create_commit(
         repo, [CommitOperationAdd(path, data)], commit_message="rows", repo_type="dataset"
     ).oid

@@ -81,3 +81,22 @@ def test_an_upstream_file_answered_without_end_is_held_to_what_was_asked(
     # were taken (into memory for each ranged read, into the cache for a whole file).
     assert hostile_proxy.file_bytes_sent < 32 * 1024**2, hostile_proxy.file_bytes_sent
     assert said in one_error(run, out)
+
+
+def test_a_file_datasets_downloads_itself_is_held_to_its_listed_size(
+    hub, hostile_proxy, write_token, tmp_path
+):
+    """An upstream that is not parquet: `datasets` downloads its data file itself, on its own
+    threads, and was bounded only by the deadline (the proxy's 300 MB went into the cache)."""
+    import json
+
+    rows = "".join(json.dumps({"caption": f"row {i}", "n": i}) + "\n" for i in range(20)).encode()
+    repo, config = upstream_of_one_file(rows, tmp_path, False, "jsonl-endless", path="data/train.jsonl")
+    hostile_proxy.arm(rf"^GET /datasets/{repo}/resolve/[^/]+/data/", "endless_file", count=50)
+    out = tmp_path / "out"
+
+    run = refresh(config, out, tmp_path)
+
+    assert hostile_proxy.fired, "the fault was never reached"
+    assert hostile_proxy.file_bytes_sent < 32 * 1024**2, hostile_proxy.file_bytes_sent
+    assert "lists" in one_error(run, out)

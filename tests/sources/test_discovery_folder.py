@@ -187,6 +187,10 @@ class CountingStorage(LocalStorage):
         self._count("read_bytes")
         return super().read_bytes(relpath)
 
+    def read_listed(self, listed):
+        self._count("read_listed")
+        return super().read_listed(listed)
+
     def open(self, relpath):
         self._count("open")
         return super().open(relpath)
@@ -200,5 +204,6 @@ def test_discovery_lists_once_and_checks_nothing_per_sample(tmp_path, layout):
     storage = CountingStorage(tmp_path)
     found = discover_source(storage, IntakeOptions())
     assert {k: [s.id for s in v] for k, v in found.samples.items()} == summary.expected
-    # One listing; the CSV layout also reads its two CSV files, and nothing else is touched.
-    assert storage.calls == ({"list": 1} if layout == "folder" else {"list": 1, "read_bytes": 2})
+    # One listing; the CSV layout also reads its two CSV files (as the files listed), and nothing
+    # else is touched.
+    assert storage.calls == ({"list": 1} if layout == "folder" else {"list": 1, "read_listed": 2})

@@ -1,0 +1,63 @@
+"""A local file read as the file the listing saw, inside the root it was listed under.
+
+A listing names files; reading comes later. Between the two, a file can be swapped for a symbolic
+link to a file outside the source (or a folder on its path for a link to a folder outside), and
+a file that was a link out at listing time is still one at reading time. A CSV (train.csv) linked
+to a file elsewhere was read as the source's own, and its cells published as prompts; a training
+output's config or metrics swapped for a link after the release listed them was read through it.
+
+So a read of a listed file (`open_listed`) resolves the path, refuses it unless it stays inside
+the root, opens the resolved path as a regular file, and holds the open file to the identity the
+listing recorded (size, the stat version of hubpress.storage.hashcache, which user space cannot
+restore, and the inode when known): whatever was swapped in between, on any component of the
+path, is another file and is not read. One line (`NotTheListedFile`) names the path and what to do.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import BinaryIO
+
+from hubpress.errors import SourceError
+from hubpress.storage.hashcache import stat_version
+from hubpress.storage.regular import open_regular
+
+
+class NotTheListedFile(SourceError):
+    """A listed file that leads outside its root, or was replaced since the listing: never read."""
+
+
+def is_inside(real: str, real_root: str) -> bool:
+    return real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep)
+
+
+def open_listed(
+    path: str,
+    root: str,
+    size: int | None = None,
+    version: str | None = None,
+    inode: int | None = None,
+    resolved: bool = False,
+) -> BinaryIO:
+    """`path` (under `root`) open for reading, when it is inside the root and, for what is given,
+    has the listed size, stat version and inode. `resolved`: the caller gives both already
+    resolved and checked (validation does, for every file of a dataset)."""
+    real = path if resolved else os.path.realpath(path)
+    if not resolved and not is_inside(real, os.path.realpath(root)):
+        raise NotTheListedFile(
+            f"{path} is a symbolic link to a file outside {root}; it is not read. Replace the link "
+            "with the file itself."
+        )
+    fh = open_regular(real)
+    st = os.fstat(fh.fileno())
+    if (
+        (size is not None and st.st_size != size)
+        or (version is not None and stat_version(st) != version)
+        or (inode is not None and st.st_ino != inode)
+    ):
+        fh.close()
+        raise NotTheListedFile(
+            f"{path} is no longer the file that was listed (replaced or changed since); it is not "
+            "read. Run again once nothing writes to it."
+        )
+    return fh
