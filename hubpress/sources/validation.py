@@ -36,6 +36,7 @@ from typing import Any
 
 from hubpress.settings import Settings, get_settings
 from hubpress.sources.discovery import gc_paused
+from hubpress.sources.facts_by_path import FactsByPath
 from hubpress.sources.facts_cache import (
     FactsFromCache,
     FileJob,
@@ -91,7 +92,8 @@ class ValidationStats:
 
 @dataclass(slots=True)
 class ValidationResult:
-    facts: dict[str, FileFacts] = field(default_factory=dict)  # by relpath
+    # By relpath; the facts most files share are held once (hubpress.sources.facts_by_path).
+    facts: FactsByPath = field(default_factory=FactsByPath)
     stats: ValidationStats = field(default_factory=ValidationStats)
 
 
@@ -346,7 +348,7 @@ def _facts_by_scan(
     cache: HashCache,
     max_pixels: int,
     decode: bool,
-    facts: dict[str, FileFacts],
+    facts: FactsByPath,
 ) -> list[FileJob] | None:
     """Put into `facts` what the cache knows of the jobs, from one range scan of its entries under
     the root (HashCache.under) rather than chunk by chunk, and return the jobs it did not find,
@@ -387,12 +389,12 @@ def _facts_by_scan(
                 fields = verdicts[id(info)] = cached_image_verdict(info, max_pixels, decode)
             if fields is None:
                 continue
-            known = FileFacts(sha, *fields)
+            facts.put_shared(job.relpath, sha, fields)
         else:
             known = usable_facts(from_cache(job, sha, info), job, max_pixels, decode)
             if known is None:
                 continue
-        facts[job.relpath] = known
+            facts[job.relpath] = known
         del unfound[under]
     if elsewhere:  # in the jobs' order, as always
         return [job for job in jobs if job[0] not in facts]
