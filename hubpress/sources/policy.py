@@ -8,15 +8,13 @@ from __future__ import annotations
 import codecs
 import unicodedata
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
-from functools import lru_cache
 from typing import Literal
 
 from hubpress.errors import ConfigError, ValidationFailed
 from hubpress.sources.discovery import Discovery, gc_paused
-from hubpress.sources.facts_by_path import FactsByPath
-from hubpress.sources.formats import DEFAULT_MAX_PIXELS, canonical_name, extension_agrees, split_extension
+from hubpress.sources.formats import DEFAULT_MAX_PIXELS, canonical_name, split_extension
 from hubpress.sources.image_checks import FileFacts
 from hubpress.sources.models import (
     Correction,
@@ -28,6 +26,7 @@ from hubpress.sources.models import (
     SplitManifest,
     severity_of,
 )
+from hubpress.sources.plain_verdicts import name_agrees, plainly_fine_in, plainly_kept
 
 OnError = Literal["skip", "fail"]
 
@@ -128,14 +127,14 @@ def _decide(
         if p.sample is not None and p.severity == "error":
             sample_errors.setdefault((p.split, p.sample), set()).add(p.kind)
 
-    fine = _plainly_fine_in(facts)
+    fine = plainly_fine_in(facts)
     for split, samples in found.samples.items():
         manifest = report.splits[split] = SplitManifest(split)
         duplicated = _duplicated_keys(samples)  # almost always empty
         for sample in samples:
             prior = sample_errors.get((split, sample.id), _NO_KINDS) if sample_errors else _NO_KINDS
             duplicate = bool(duplicated) and _id_key(sample.id) in duplicated
-            kept = None if prior or duplicate else _plainly_kept(sample, facts, fine)
+            kept = None if prior or duplicate else plainly_kept(sample, facts, fine)
             if kept is not None:
                 manifest.samples.append(kept)
                 continue
@@ -152,85 +151,6 @@ def _decide(
 
 
 _NO_KINDS: frozenset[str] = frozenset()  # most samples: no error from discovery (not a new set each)
-
-
-def _plainly_kept(
-    sample: Sample, facts: Mapping[str, FileFacts], fine: Callable[[FileRef], FileRef | None] | None = None
-) -> Sample | None:
-    """The kept sample, as `judge` keeps it, when nothing about it needs a word: a non-empty
-    prompt in the CSV, a target, no mask, and every file fine and named as its bytes are (most
-    samples of a dataset). None: `judge` decides. Here a sample costs no closures, sets or lists
-    of problems (a third of the decision's time at a million samples). `fine`: _plainly_fine_in(facts)."""
-    fine = fine or _plainly_fine_in(facts)
-    prompt, target = sample.prompt, sample.target
-    if sample.prompt_file is not None or sample.mask is not None or target is None or not prompt:
-        return None
-    if len(sample.controls) == 1:  # most samples: a list made by appending keeps room for four
-        only = fine(sample.controls[0])
-        if only is None:
-            return None
-        controls = [only]  # 24 bytes a sample less, kept for the whole plan
-    else:
-        controls = []
-        for ref in sample.controls:
-            checked = fine(ref)
-            if checked is None:
-                return None
-            controls.append(checked)
-    target = fine(target)
-    stripped = prompt.strip()
-    if target is None or not stripped:
-        return None
-    return Sample(sample.id, sample.split, stripped, controls, None, target, None, sample.row)
-
-
-def _plainly_fine(ref: FileRef, facts: Mapping[str, FileFacts]) -> FileRef | None:
-    """`judge`'s checked FileRef of a file it would say nothing about; else None."""
-    f = facts.get(ref.relpath)
-    if f is None or f.error is not None or f.orientation is not None or f.frames is not None:
-        return None
-    if not _name_agrees(ref.relpath, f.format):
-        return None
-    return ref.with_facts(f.format, f.sha256, f.width, f.height, not f.decoded)
-
-
-def _plainly_fine_in(facts: Mapping[str, FileFacts]) -> Callable[[FileRef], FileRef | None]:
-    """_plainly_fine over these facts. Over validation's FactsByPath whose shared facts need no
-    word, a file held as its sha256 alone is checked without making its FileFacts: two million
-    FileFacts at a million samples (tests/sources/test_plain_verdicts.py holds it equal)."""
-    shared = facts.shared() if isinstance(facts, FactsByPath) else None
-    if (
-        shared is None
-        or shared.error is not None
-        or shared.orientation is not None
-        or shared.frames is not None
-    ):
-        return lambda ref: _plainly_fine(ref, facts)
-    held_get = facts.held_get  # type: ignore[attr-defined]
-    true_format, width, height, pending = shared.format, shared.width, shared.height, not shared.decoded
-
-    def fine(ref: FileRef) -> FileRef | None:
-        held = held_get(ref.relpath)
-        if held.__class__ is not str:
-            return _plainly_fine(ref, facts)
-        if not _name_agrees(ref.relpath, true_format):
-            return None
-        return ref.with_facts(true_format, held, width, height, pending)
-
-    return fine
-
-
-def _name_agrees(relpath: str, true_format: str | None) -> bool:
-    """extension_agrees for a file's name, by its last suffix: a dataset has a handful of
-    (suffix, format) pairs, and working each out again was a tenth of the decision's time."""
-    stem, dot, suffix = relpath.rpartition("/")[2].rpartition(".")
-    return _suffix_agrees(suffix if dot and stem else None, true_format)
-
-
-@lru_cache(maxsize=1024)
-def _suffix_agrees(suffix: str | None, true_format: str | None) -> bool:
-    ext = split_extension(f"x.{suffix}")[1] if suffix is not None else None
-    return extension_agrees(ext, true_format)
 
 
 def _duplicated_keys(samples: Iterable[Sample]) -> set[str]:
@@ -306,7 +226,7 @@ def judge(
         if f.frames is not None:
             detail = f"has {f.frames} frames (animated or multi-page): a trainer sees only the first"
             problems.append(Problem(split, sample.id, "multi_frame_image", detail, ref.relpath, "warning"))
-        if not _name_agrees(ref.relpath, f.format):
+        if not name_agrees(ref.relpath, f.format):
             _, ext = split_extension(ref.name)
             new = _renamed(ref.relpath, f.format or "")
             detail = (

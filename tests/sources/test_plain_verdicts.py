@@ -1,5 +1,5 @@
-"""The decision's fast path for samples it has nothing to say about (policy._plainly_kept) keeps
-exactly what `judge` keeps, and steps aside whenever judge would say a word."""
+"""The decision's fast path for samples it has nothing to say about (plain_verdicts.plainly_kept)
+keeps exactly what `judge` keeps, and steps aside whenever judge would say a word."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 from hubpress.sources.facts_by_path import FactsByPath
 from hubpress.sources.image_checks import FileFacts
 from hubpress.sources.models import FileRef, Sample
-from hubpress.sources.policy import IntakeOptions, _duplicated_keys, _id_key, _plainly_kept, judge
+from hubpress.sources.plain_verdicts import plainly_kept
+from hubpress.sources.policy import IntakeOptions, _duplicated_keys, _id_key, judge
 
 NAMES = ["a.png", "b.jpg", "c.PNG", "d.jpeg", "e", "f.webp"]
 
@@ -53,7 +54,7 @@ def cases(draw):
 def test_the_fast_path_keeps_what_judge_keeps(case):
     sample, facts = case
     verdict = judge(sample, facts, IntakeOptions())
-    fast = _plainly_kept(sample, facts)
+    fast = plainly_kept(sample, facts)
     if fast is not None:
         assert verdict.kept == fast
         assert (verdict.problems, verdict.corrections, verdict.kinds) == ([], [], [])
@@ -63,7 +64,7 @@ def test_a_plain_sample_takes_the_fast_path():
     refs = [FileRef(f"/root/train/{n}.png", f"train/{n}.png", 5, version="1:2") for n in ("c", "t")]
     facts = {r.relpath: FileFacts("a" * 64, "png", 8, 8, decoded=False) for r in refs}
     sample = Sample("s1", "train", " make it red\n", [refs[0]], None, refs[1], row=1)
-    fast = _plainly_kept(sample, facts)
+    fast = plainly_kept(sample, facts)
     assert fast is not None and fast == judge(sample, facts, IntakeOptions()).kept
     assert fast.prompt == "make it red" and fast.target.sha256 == "a" * 64 and fast.target.decode_pending
 
@@ -127,4 +128,4 @@ def test_over_facts_held_by_their_sha256_the_fast_path_is_the_same(case, data):
         else:
             by_path[relpath] = f
     assert by_path == facts
-    assert _plainly_kept(sample, by_path) == _plainly_kept(sample, facts)
+    assert plainly_kept(sample, by_path) == plainly_kept(sample, facts)
