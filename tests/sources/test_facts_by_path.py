@@ -65,3 +65,27 @@ def test_it_is_the_dict_of_file_facts_it_stands_for(ops):
     merged.update(facts)  # as the flow merges its chunks' facts
     assert merged == model
     assert FactsByPath(model) == facts
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(OPS, min_size=1, max_size=4))
+def test_merging_several_is_merging_their_dicts(chunks):
+    """The flow merges each chunk's facts into one: whatever shared facts each chunk holds, the
+    merge reads as the dicts merged in the same order."""
+    merged, model = FactsByPath(), {}
+    for ops in chunks:
+        part = FactsByPath()
+        for op, *args in ops:
+            if op == "shared":
+                part.put_shared(*args)
+            elif op == "set":
+                part[args[0]] = args[1]
+            elif op == "del" and args[0] in part:
+                del part[args[0]]
+            elif op == "update":
+                part.update(args[0])
+        merged.update(part)
+        model.update(dict(part))
+    assert merged == model and list(merged.items()) == list(model.items())
+    merged.update({"new.png": FileFacts("1" * 64)}, **{"kw.png": FileFacts("2" * 64)})
+    assert merged["new.png"].sha256 == "1" * 64 and merged["kw.png"].sha256 == "2" * 64
