@@ -135,11 +135,14 @@ def plan_night(source: str, cache_dir: str, max_shard_size: str) -> dict:
         samples, root=storage.root, settings=settings, cache=intake_cache(settings), decode=False
     )
     step("validate")
-    report = decide(found, result.facts, source=storage.root, options=intake, stats=result.stats.as_dict())
+    del samples  # as the flow does: found's alone, which the decision hands over
+    report = decide(
+        found, result.facts, source=storage.root, options=intake, stats=result.stats.as_dict(), hand_over=True
+    )
     files_read = result.stats.files_read
     # As the flow does (tasks/intake.py returns the report alone): nothing after the decision
     # needs discovery's samples or validation's facts.
-    del found, samples, result
+    del found, result
     step("decide")
     fingerprint_and_digests(report, options)  # one pass, as the flow makes them
     step("fingerprint, sample digests")

@@ -7,13 +7,13 @@ from __future__ import annotations
 import base64
 from collections.abc import Iterable
 from dataclasses import fields as dataclass_fields
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal
 
 from hubpress.settings import Settings, get_settings
 from hubpress.sources.image_checks import FileFacts, apply_pixel_limit
-from hubpress.sources.models import FileRef
+from hubpress.sources.models import FileRef, held_root, joined_uri, uri_root
 from hubpress.storage.hashcache import HashCache
 
 # Bump when what a cached fact means changes: older entries are then checked again.
@@ -21,16 +21,47 @@ FACTS_VERSION = 3  # 2: EXIF orientation; 3: high bit depth, frame counts
 CACHE_FILE = "files.sqlite"
 
 
-class FileJob(NamedTuple):
-    """One file to validate. A tuple, not a dataclass: validation makes one per file of a
-    dataset (2,000,000 at a million samples), and a frozen dataclass costs three times as much
-    to build."""
+class FileJob(tuple):
+    """One file to validate: FileJob(relpath, uri, size, version, kind="image"), read as those
+    five attributes. A tuple, not a dataclass: validation makes one per file of a dataset
+    (2,000,000 at a million samples), and a frozen dataclass costs three times as much to build.
 
-    relpath: str
-    uri: str
-    size: int
-    version: str
-    kind: Literal["image", "prompt"] = "image"
+    Held as FileRef holds its file: the source root (shared by every file under it) in place of
+    the URI, which is made from root and relpath when asked. A whole URI made per file was about
+    110 bytes, 220 MB of a million samples' validation (docs/performance.md, "Planning
+    (eleventh session)"). Construction, equality, hashing, repr and pickling are those of the
+    tuple holding the whole URI (tests/sources/test_file_jobs.py)."""
+
+    __slots__ = ()
+    _fields = ("relpath", "uri", "size", "version", "kind")
+
+    def __new__(
+        cls, relpath: str, uri: str, size: int, version: str, kind: Literal["image", "prompt"] = "image"
+    ) -> FileJob:
+        return tuple.__new__(cls, (relpath, uri_root(uri, relpath), size, version, kind))
+
+    relpath: str = property(itemgetter(0))  # type: ignore[assignment]
+    size: int = property(itemgetter(2))  # type: ignore[assignment]
+    version: str = property(itemgetter(3))  # type: ignore[assignment]
+    kind: Literal["image", "prompt"] = property(itemgetter(4))  # type: ignore[assignment]
+
+    @property
+    def uri(self) -> str:
+        return joined_uri(self[1], self[0])
+
+    @classmethod
+    def of(cls, ref: FileRef, kind: Literal["image", "prompt"]) -> FileJob:
+        """The job of a discovered file, holding the FileRef's own root (no URI made)."""
+        return tuple.__new__(cls, (ref.relpath, held_root(ref), ref.size, ref.version or "", kind))
+
+    def __repr__(self) -> str:
+        return (
+            f"FileJob(relpath={self[0]!r}, uri={self.uri!r}, size={self[2]!r}, "
+            f"version={self[3]!r}, kind={self[4]!r})"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (FileJob, (self[0], self.uri, self[2], self[3], self[4]))
 
 
 def intake_cache(settings: Settings | None = None) -> HashCache:
@@ -149,7 +180,7 @@ def record_build_problems(problems: Iterable[tuple[FileRef, str]], settings: Set
         if ref.sha256 is None:
             continue
         facts = FileFacts(ref.sha256, ref.format, ref.width, ref.height, "undecodable_image", detail)
-        job = FileJob(ref.relpath, ref.uri, ref.size, ref.version or "", "image")
+        job = FileJob.of(ref, "image")
         rows.append((job.uri, job.size, job.version, facts.sha256, to_info(job, facts)))
     intake_cache(settings).put_many(rows)
 

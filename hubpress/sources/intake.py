@@ -123,7 +123,8 @@ def run_intake(
     stats = {"samples_discovered": len(samples), **result.stats.as_dict()}
     stats["discovery_ms"] = round((discovered - started) * 1000)
     stats["validation_ms"] = round((time.perf_counter() - discovered) * 1000)
-    return decide(found, result.facts, source=storage.root, options=options, stats=stats)
+    del samples  # discovery's samples are then found's alone, which the decision hands over
+    return decide(found, result.facts, source=storage.root, options=options, stats=stats, hand_over=True)
 
 
 def discover_source(storage: Storage, options: IntakeOptions) -> Discovery:

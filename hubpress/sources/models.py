@@ -149,12 +149,19 @@ class FileRef:
 
 class _WholeUri:
     """The root of a FileRef whose URI does not end in its relpath (a test's file, an S3 key
-    under another name): the whole URI, kept as it was given."""
+    under another name): the whole URI, kept as it was given. Equal by that URI, so values that
+    hold one (validation's FileJob, a tuple) compare as if they held the URI itself."""
 
     __slots__ = ("uri",)
 
     def __init__(self, uri: str) -> None:
         self.uri = uri
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _WholeUri) and other.uri == self.uri
+
+    def __hash__(self) -> int:
+        return hash(self.uri)
 
 
 _root_slot = FileRef.__dict__["uri"]  # the slot's own descriptor: it holds the root
@@ -193,6 +200,17 @@ def _file_ref_init(
 def _uri(self: FileRef) -> str:
     root = _held_root(self)
     return root + self.relpath if root.__class__ is str else root.uri
+
+
+# What other per-file values (validation's FileJob) hold instead of a whole URI, as FileRef does.
+UriRoot = str | _WholeUri
+uri_root = _root_of  # (uri, relpath) -> what to hold: the root shared by every file under it
+held_root = _held_root  # what a FileRef holds: hand it on without making the URI
+
+
+def joined_uri(root: UriRoot, relpath: str) -> str:
+    """The URI that `uri_root(uri, relpath)` was made from."""
+    return root + relpath if root.__class__ is str else root.uri  # type: ignore[union-attr,operator]
 
 
 def _ref_fields(ref: FileRef) -> dict[str, Any]:

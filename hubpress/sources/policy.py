@@ -10,12 +10,11 @@ import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
-from functools import lru_cache
 from typing import Literal
 
 from hubpress.errors import ConfigError, ValidationFailed
 from hubpress.sources.discovery import Discovery, gc_paused
-from hubpress.sources.formats import DEFAULT_MAX_PIXELS, canonical_name, extension_agrees, split_extension
+from hubpress.sources.formats import DEFAULT_MAX_PIXELS, canonical_name, split_extension
 from hubpress.sources.image_checks import FileFacts
 from hubpress.sources.models import (
     Correction,
@@ -27,6 +26,7 @@ from hubpress.sources.models import (
     SplitManifest,
     severity_of,
 )
+from hubpress.sources.plain_verdicts import name_agrees, plainly_fine_in, plainly_kept
 
 OnError = Literal["skip", "fail"]
 
@@ -83,14 +83,23 @@ def decide(
     source: str,
     options: IntakeOptions,
     stats: Mapping[str, int] | None = None,
+    hand_over: bool = False,
 ) -> IntakeReport:
     """Apply the policy to what discovery and validation found. Pure: no I/O.
 
     A sample with any error is skipped (reported as SkippedSample with the problem kinds), or,
     with on_error="fail", the whole intake raises ValidationFailed (carrying the report).
+
+    `hand_over`: each sample kept by the fast path (plain_verdicts: nothing to say about it)
+    takes the discovered sample's place in `found`, so that discovery's copy is freed as the
+    report grows (about 390 bytes a sample at the decision's peak, when the caller holds no
+    other reference to discovery's samples). Deciding again over that `found`, with the same or
+    newer facts, gives the report deciding over discovery's own samples gives
+    (tests/sources/test_decide_hand_over.py): such a kept sample differs from its discovered one
+    only in facts the policy reads from `facts` and in a prompt already stripped.
     """
     with gc_paused():  # a verdict and a kept sample per sample, none of them garbage
-        report = _decide(found, facts, source, options, stats)
+        report = _decide(found, facts, source, options, stats, hand_over)
     if options.on_error == "fail" and report.errors:
         exc = ValidationFailed(_failure_message(report))
         exc.report = report  # type: ignore[attr-defined]  # the CLI prints it; callers may inspect it
@@ -104,6 +113,7 @@ def _decide(
     source: str,
     options: IntakeOptions,
     stats: Mapping[str, int] | None,
+    hand_over: bool = False,
 ) -> IntakeReport:
     report = IntakeReport(
         source=source, layout=found.layout, options=options.as_dict(), stats=dict(stats or {})
@@ -127,15 +137,18 @@ def _decide(
         if p.sample is not None and p.severity == "error":
             sample_errors.setdefault((p.split, p.sample), set()).add(p.kind)
 
+    fine = plainly_fine_in(facts)
     for split, samples in found.samples.items():
         manifest = report.splits[split] = SplitManifest(split)
         duplicated = _duplicated_keys(samples)  # almost always empty
-        for sample in samples:
+        for at, sample in enumerate(samples):
             prior = sample_errors.get((split, sample.id), _NO_KINDS) if sample_errors else _NO_KINDS
             duplicate = bool(duplicated) and _id_key(sample.id) in duplicated
-            kept = None if prior or duplicate else _plainly_kept(sample, facts)
+            kept = None if prior or duplicate else plainly_kept(sample, facts, fine)
             if kept is not None:
                 manifest.samples.append(kept)
+                if hand_over:
+                    samples[at] = kept
                 continue
             verdict = judge(sample, facts, options, prior=prior, duplicate=duplicate)
             problems.extend(verdict.problems)
@@ -150,56 +163,6 @@ def _decide(
 
 
 _NO_KINDS: frozenset[str] = frozenset()  # most samples: no error from discovery (not a new set each)
-
-
-def _plainly_kept(sample: Sample, facts: Mapping[str, FileFacts]) -> Sample | None:
-    """The kept sample, as `judge` keeps it, when nothing about it needs a word: a non-empty
-    prompt in the CSV, a target, no mask, and every file fine and named as its bytes are (most
-    samples of a dataset). None: `judge` decides. Here a sample costs no closures, sets or lists
-    of problems (a third of the decision's time at a million samples)."""
-    prompt, target = sample.prompt, sample.target
-    if sample.prompt_file is not None or sample.mask is not None or target is None or not prompt:
-        return None
-    if len(sample.controls) == 1:  # most samples: a list made by appending keeps room for four
-        only = _plainly_fine(sample.controls[0], facts)
-        if only is None:
-            return None
-        controls = [only]  # 24 bytes a sample less, kept for the whole plan
-    else:
-        controls = []
-        for ref in sample.controls:
-            checked = _plainly_fine(ref, facts)
-            if checked is None:
-                return None
-            controls.append(checked)
-    target = _plainly_fine(target, facts)
-    stripped = prompt.strip()
-    if target is None or not stripped:
-        return None
-    return Sample(sample.id, sample.split, stripped, controls, None, target, None, sample.row)
-
-
-def _plainly_fine(ref: FileRef, facts: Mapping[str, FileFacts]) -> FileRef | None:
-    """`judge`'s checked FileRef of a file it would say nothing about; else None."""
-    f = facts.get(ref.relpath)
-    if f is None or f.error is not None or f.orientation is not None or f.frames is not None:
-        return None
-    if not _name_agrees(ref.relpath, f.format):
-        return None
-    return ref.with_facts(f.format, f.sha256, f.width, f.height, not f.decoded)
-
-
-def _name_agrees(relpath: str, true_format: str | None) -> bool:
-    """extension_agrees for a file's name, by its last suffix: a dataset has a handful of
-    (suffix, format) pairs, and working each out again was a tenth of the decision's time."""
-    stem, dot, suffix = relpath.rpartition("/")[2].rpartition(".")
-    return _suffix_agrees(suffix if dot and stem else None, true_format)
-
-
-@lru_cache(maxsize=1024)
-def _suffix_agrees(suffix: str | None, true_format: str | None) -> bool:
-    ext = split_extension(f"x.{suffix}")[1] if suffix is not None else None
-    return extension_agrees(ext, true_format)
 
 
 def _duplicated_keys(samples: Iterable[Sample]) -> set[str]:
@@ -275,7 +238,7 @@ def judge(
         if f.frames is not None:
             detail = f"has {f.frames} frames (animated or multi-page): a trainer sees only the first"
             problems.append(Problem(split, sample.id, "multi_frame_image", detail, ref.relpath, "warning"))
-        if not _name_agrees(ref.relpath, f.format):
+        if not name_agrees(ref.relpath, f.format):
             _, ext = split_extension(ref.name)
             new = _renamed(ref.relpath, f.format or "")
             detail = (

@@ -36,6 +36,7 @@ from typing import Any
 
 from hubpress.settings import Settings, get_settings
 from hubpress.sources.discovery import gc_paused
+from hubpress.sources.facts_by_path import FactsByPath
 from hubpress.sources.facts_cache import (
     FactsFromCache,
     FileJob,
@@ -47,7 +48,7 @@ from hubpress.sources.facts_cache import (
 )
 from hubpress.sources.formats import DEFAULT_MAX_PIXELS
 from hubpress.sources.image_checks import FileFacts, check_image_bytes, check_prompt_bytes
-from hubpress.sources.models import Sample
+from hubpress.sources.models import Sample, held_root
 from hubpress.storage.fetched import FetchedSpool
 from hubpress.storage.files import Storage, is_s3, open_storage
 from hubpress.storage.hashcache import HashCache
@@ -92,23 +93,25 @@ class ValidationStats:
 
 @dataclass(slots=True)
 class ValidationResult:
-    facts: dict[str, FileFacts] = field(default_factory=dict)  # by relpath
+    # By relpath; the facts most files share are held once (hubpress.sources.facts_by_path).
+    facts: FactsByPath = field(default_factory=FactsByPath)
     stats: ValidationStats = field(default_factory=ValidationStats)
 
 
 def file_jobs(samples: Iterable[Sample]) -> list[FileJob]:
     """Every file the samples use, once each, in a stable order."""
     jobs: dict[str, FileJob] = {}
-    new_job = tuple.__new__  # FileJob's own __new__ is a Python function: two million calls at 1M samples
+    # FileJob.of, inlined: two million calls at 1M samples
+    new_job, root_of = tuple.__new__, held_root
     for sample in samples:
         ref = sample.prompt_file
         if ref is not None and ref.relpath not in jobs:
-            jobs[ref.relpath] = FileJob(ref.relpath, ref.uri, ref.size, ref.version or "", "prompt")
+            jobs[ref.relpath] = FileJob.of(ref, "prompt")
         # Sample.images()'s order (controls, mask, target), without a list per sample.
         for ref in (*sample.controls, sample.mask, sample.target):
             if ref is not None and ref.relpath not in jobs:  # a job per file, not per mention
                 jobs[ref.relpath] = new_job(
-                    FileJob, (ref.relpath, ref.uri, ref.size, ref.version or "", "image")
+                    FileJob, (ref.relpath, root_of(ref), ref.size, ref.version or "", "image")
                 )
     return list(jobs.values())
 
@@ -357,7 +360,7 @@ def _facts_by_scan(
     cache: HashCache,
     max_pixels: int,
     decode: bool,
-    facts: dict[str, FileFacts],
+    facts: FactsByPath,
 ) -> list[FileJob] | None:
     """Put into `facts` what the cache knows of the jobs, from one range scan of its entries under
     the root (HashCache.under) rather than chunk by chunk, and return the jobs it did not find,
@@ -371,13 +374,25 @@ def _facts_by_scan(
     most = SCAN_ENTRIES_PER_FILE * len(jobs)
     if cache.count_under(prefix, most + 1) > most:
         return None
-    unfound = {job.uri: job for job in jobs}
+    # Indexed by the path under the prefix, which is the job's relpath when it holds the prefix as
+    # its root (every discovered file): no URI is made per file.
+    unfound: dict[str, FileJob] = {}
+    elsewhere = False
+    plen = len(prefix)
+    for job in jobs:
+        if job[1] == prefix:
+            unfound[job[0]] = job
+        elif (uri := job.uri).startswith(prefix):
+            unfound[uri[plen:]] = job
+        else:  # not under the root: the scan cannot find it
+            elsewhere = True
     # An image entry's verdict (its usable facts but the sha256, or None: read the file), worked
     # out once per distinct entry: keyed by the parsed entry's identity, valid while the scan
     # holds the parsed entries (most images of a dataset share one).
     verdicts: dict[int, Any] = {}
     for uri, size, version, sha, info in cache.under(prefix):
-        job = unfound.get(uri)
+        under = uri[plen:]
+        job = unfound.get(under)
         if job is None or job.size != size or job.version != version:
             continue
         if info and job.kind == "image":
@@ -386,13 +401,15 @@ def _facts_by_scan(
                 fields = verdicts[id(info)] = cached_image_verdict(info, max_pixels, decode)
             if fields is None:
                 continue
-            known = FileFacts(sha, *fields)
+            facts.put_shared(job.relpath, sha, fields)
         else:
             known = usable_facts(from_cache(job, sha, info), job, max_pixels, decode)
             if known is None:
                 continue
-        facts[job.relpath] = known
-        del unfound[uri]
+            facts[job.relpath] = known
+        del unfound[under]
+    if elsewhere:  # in the jobs' order, as always
+        return [job for job in jobs if job[0] not in facts]
     return list(unfound.values())
 
 

@@ -189,6 +189,7 @@ def intake_in_flow(
     del listing, futures
     samples = [s for split_samples in found.samples.values() for s in split_samples]
     chunks = _chunks(samples, chunk_size)
+    del samples  # the chunks' and found's: the decision hands found's over (policy.decide)
     merged = ValidationResult()
     if chunks:
         # carry(): Prefect would otherwise walk every Sample of every chunk looking for futures
@@ -212,7 +213,7 @@ def intake_in_flow(
         # A pure decision over what the tasks found: run in the flow, as a task would only add
         # an API round trip (and a walk over every sample) to every run.
         stats = {"samples_discovered": found.sample_count(), **merged.stats.as_dict()}
-        report = decide(found, merged.facts, source=root, options=options, stats=stats)
+        report = decide(found, merged.facts, source=root, options=options, stats=stats, hand_over=True)
         skipped_unseen = [] if decode else _undecoded_images_of_skipped(found, report, merged)
         if skipped_unseen:
             # A skipped sample is never built, so the build would never decode its images: decode
@@ -223,7 +224,7 @@ def intake_in_flow(
             merged.facts.update(again.facts)
             merged.stats.add(again.stats)
             stats = {"samples_discovered": found.sample_count(), **merged.stats.as_dict()}
-            report = decide(found, merged.facts, source=root, options=options, stats=stats)
+            report = decide(found, merged.facts, source=root, options=options, stats=stats, hand_over=True)
     except Exception as exc:
         failed = getattr(exc, "report", None)
         if artifacts and failed is not None:

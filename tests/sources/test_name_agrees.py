@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from hubpress.sources.formats import extension_agrees, split_extension
-from hubpress.sources.policy import _name_agrees
+from hubpress.sources.plain_verdicts import name_agrees
 
 NAMES = [
     "train/a.png",
@@ -29,4 +29,4 @@ def test_same_verdict_as_the_name_checked_in_full(relpath):
     name = relpath.rsplit("/", 1)[-1]
     for true_format in FORMATS:
         expected = extension_agrees(split_extension(name)[1], true_format)
-        assert _name_agrees(relpath, true_format) is expected, (relpath, true_format)
+        assert name_agrees(relpath, true_format) is expected, (relpath, true_format)

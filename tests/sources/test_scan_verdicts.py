@@ -91,3 +91,29 @@ def test_a_scan_over_shared_entries_gives_each_file_its_own_sha(tmp_path, monkey
     )
     assert limited.facts["big.png"].error == "image_too_large" and limited.stats.files_read == 0
     assert limited.facts["copy1.png"].sha256 == f"{1:064x}" and limited.facts["copy1.png"].error is None
+
+
+def test_the_scan_finds_files_by_uri_whatever_root_their_jobs_hold(tmp_path, monkeypatch):
+    """The scan indexes jobs by the path under the root, which is the relpath of every discovered
+    file; a job whose relpath is not that path (a URI of its own) or whose URI is outside the
+    root is found as the per-chunk lookups find it: the same facts, none read."""
+    root = f"{tmp_path}/src"
+    info = to_info(FileJob("r", "/u/r", 1, "v", "image"), FileFacts(None, "png", 4, 4, decoded=False))
+    jobs = [
+        FileJob("a.png", f"{root}/a.png", 5, "v"),  # holds the root, as discovery's do
+        FileJob("b.png", f"{root}/train/b.png", 5, "v"),  # under the root, not as root + relpath
+        FileJob("c.png", f"{tmp_path}/other/c.png", 5, "v"),  # outside the root
+        FileJob("d.png", f"{root}/x/y/d.png", 5, "v"),
+        FileJob("e.png", f"{tmp_path}/other/e.png", 5, "v"),  # root + its relpath is another file's
+    ]
+    cache = HashCache(tmp_path / "c.sqlite")
+    cache.put_many([(job.uri, 5, "v", f"{n:064x}", info) for n, job in enumerate(jobs)])
+    cache.put_many([(f"{root}/e.png", 5, "v", "f" * 64, info)])  # that other file: no job's
+    monkeypatch.setattr(validation, "SCAN_FROM", 10**9)
+    looked_up = validate_files(jobs, root=root, cache=cache, workers=1, decode=False)
+    monkeypatch.setattr(validation, "SCAN_FROM", 1)
+    monkeypatch.setattr(validation, "SCAN_ENTRIES_PER_FILE", 10)
+    scanned = validate_files(jobs, root=root, cache=cache, workers=1, decode=False)
+    assert scanned.stats.files_read == looked_up.stats.files_read == 0
+    assert scanned.facts == looked_up.facts and len(scanned.facts) == 5
+    assert [scanned.facts[job.relpath].sha256 for job in jobs] == [f"{n:064x}" for n in range(5)]
