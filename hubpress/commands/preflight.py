@@ -73,7 +73,7 @@ def check_s3_credentials(uri: str) -> None:
     settings = get_settings()
     if settings.aws_credentials_block:
         return
-    from hubpress.storage.files import s3_session
+    from hubpress.storage.s3 import s3_session
 
     if s3_session(settings)[0].get_credentials() is None:
         raise ConfigError(

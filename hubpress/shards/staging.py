@@ -24,9 +24,10 @@ from typing import Any
 
 from hubpress.errors import SourceError
 from hubpress.settings import Settings, get_settings
-from hubpress.storage.files import ListedFile, LocalStorage, S3Storage, Storage, open_storage
+from hubpress.storage.files import ListedFile, LocalStorage, Storage, open_storage
 from hubpress.storage.hashcache import HashCache, local_version, sha256_file
 from hubpress.storage.names import inside
+from hubpress.storage.s3 import S3Storage
 from hubpress.targets.plan import StagedFile, git_blob_oid
 
 log = logging.getLogger("hubpress.staging")

@@ -104,7 +104,7 @@ def test_an_s3_csv_written_over_after_the_listing_is_not_read(s3):
     import boto3
 
     from hubpress.settings import Settings
-    from hubpress.storage.files import S3Storage
+    from hubpress.storage.s3 import S3Storage
 
     endpoint, bucket = s3
     client = boto3.client("s3", endpoint_url=endpoint)

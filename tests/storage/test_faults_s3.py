@@ -1,5 +1,5 @@
 """S3 faults on staging: throttling, 5xx and dropped connections on reads and writes are retried by
-botocore's adaptive retry mode (hubpress.storage.files.s3_client); a staged file whose bytes no longer
+botocore's adaptive retry mode (hubpress.storage.s3.s3_client); a staged file whose bytes no longer
 match its recorded sha256 is never published: the stage is rebuilt.
 
 moto sits behind tests/faultproxy.py, which answers the next N matching requests with a fault."""

@@ -16,7 +16,8 @@ import pytest
 
 from hubpress.errors import SourceError
 from hubpress.settings import Settings
-from hubpress.storage.files import UNLISTED, S3Storage
+from hubpress.storage.files import UNLISTED
+from hubpress.storage.s3 import S3Storage
 
 KEYS = ["other/secret.bin", "stage/../x.bin", "stage/ok.bin", "stagex/evil.bin"]  # in S3 order
 
