@@ -144,6 +144,12 @@ class Settings(BaseSettings):
         ge=0,
         description="Longest wait a 429/503 answer (RateLimit, Retry-After) is honoured for; longer stops the call.",
     )
+    hub_retry_base_seconds: float = Field(
+        default=0.5,
+        ge=0,
+        description="First backoff of a Hub call that failed transiently (5xx, a dropped connection); "
+        "it doubles with each of the 6 attempts, with full jitter.",
+    )
     build_concurrency: int = Field(
         default_factory=lambda: os.cpu_count() or 1,
         description="Shards built at once per process; each holds one row group in memory.",

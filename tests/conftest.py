@@ -195,23 +195,40 @@ def tmp_cwd(tmp_path, monkeypatch):
     return tmp_path
 
 
-@pytest.fixture(autouse=True)
-def _signal_handlers_restored():
-    """The Ctrl-C and SIGTERM handlers one test leaves are not the next test's, and Ctrl-C is never
-    ignored while a test runs. An ignored SIGINT is inherited by every child process a test starts
-    (Python keeps an ignored SIGINT ignored), so a Ctrl-C trial's `hubpress server start` ran to
-    exit 0. The cause was not a test: a suite started in the background by a non-interactive shell
-    (`make test &` in a script, nohup, some CI runners) starts with SIGINT ignored, as POSIX shells
-    start background jobs."""
+def _handlers_restored_around(signals):
+    """Python's own Ctrl-C handler in place of an ignored one for the enclosed code, and the
+    handlers of `signals` put back afterwards."""
     import signal
 
-    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-    if saved[signal.SIGINT] is signal.SIG_IGN:  # as inherited from a shell's background job
+    saved = {sig: signal.getsignal(sig) for sig in signals}
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:  # see _signal_handlers_restored
         signal.signal(signal.SIGINT, signal.default_int_handler)
     yield
     for sig, handler in saved.items():
         if handler is not None and signal.getsignal(sig) is not handler:
             signal.signal(sig, handler)
+
+
+@pytest.fixture(autouse=True)
+def _signal_handlers_restored():
+    """The Ctrl-C and SIGTERM handlers one test leaves are not the next test's: an ignored Ctrl-C
+    left in this process is inherited by every child process a later test starts (Python keeps an
+    ignored SIGINT ignored), so a later Ctrl-C trial's `hubpress server start` ran to exit 0. A
+    session fixture, a library, or the shell that started pytest in the background (a
+    non-interactive shell starts its background jobs with Ctrl-C ignored) leaves it so."""
+    import signal
+
+    yield from _handlers_restored_around((signal.SIGINT, signal.SIGTERM))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _ctrl_c_heard_by_module_fixtures():
+    """The same for a module's own fixtures, which are set up before any test's: test_prefect_e2e's
+    `hubpress serve`, started by pytest running in the background, ignored the Ctrl-C that stops it
+    and was killed only after 30 s."""
+    import signal
+
+    yield from _handlers_restored_around((signal.SIGINT,))
 
 
 @pytest.fixture(autouse=True)

@@ -90,7 +90,10 @@ class HubRepo:
         with hub_errors(action, self.description, self.token), hub_waits.one_call():
             try:
                 return retry_transient(
-                    f"{action} {self.description}", fn, on_retry=self.retry_messages.append
+                    f"{action} {self.description}",
+                    fn,
+                    base_delay=self.settings.hub_retry_base_seconds,
+                    on_retry=self.retry_messages.append,
                 )
             except Exception as exc:
                 answer = hub_answers.unusable(

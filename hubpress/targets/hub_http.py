@@ -40,8 +40,9 @@ import httpcore2
 import httpx2
 
 from hubpress.deadlines import DeadlineExceeded, Deadlines, url_without_secrets
+from hubpress.errors import HubpressError
 from hubpress.parsers import MAX_ANSWER_BYTES
-from hubpress.targets import hub_waits
+from hubpress.targets import hub_waits, interrupted
 from hubpress.targets.hub_failures import HubAnswerUnusable
 from hubpress.targets.listed_sizes import announced_other_size, file_limit, longer_than_listed, redirected
 from hubpress.targets.listing_pages import PageChains
@@ -80,13 +81,39 @@ def _overran(exc: Exception) -> None:
     raise exc
 
 
+# A socket read waits in slices this long: Ctrl-C ends a request the Hub holds within one, not when
+# the Hub answers or the deadline ends it (the run's tidy-up and exit waited for it).
+STOP_CHECK_SECONDS = 0.25
+
+
+class HubRequestStopped(HubpressError, httpx2.TransportError):
+    """A request in flight when Ctrl-C came, ended then. Not retried: the run is stopping."""
+
+
+def _read_until_stopped(inner: httpcore2.NetworkStream, max_bytes: int, timeout: float | None) -> bytes:
+    phase = _PHASE_END.get()
+    if phase is None:
+        return inner.read(max_bytes, timeout)
+    end, seconds, url, what = phase
+    until = None if timeout is None else time.monotonic() + timeout
+    while True:
+        if interrupted.stopped_after(end - seconds):
+            raise HubRequestStopped(f"{url_without_secrets(url)}: stopped by Ctrl-C while {what}.")
+        wait = STOP_CHECK_SECONDS if until is None else min(STOP_CHECK_SECONDS, until - time.monotonic())
+        try:
+            return inner.read(max_bytes, max(wait, 0.001))
+        except httpcore2.ReadTimeout:  # nothing was read: a slice, or the caller's whole timeout
+            if until is not None and time.monotonic() >= until:
+                raise
+
+
 class _DeadlineStream(httpcore2.NetworkStream):
     def __init__(self, inner: httpcore2.NetworkStream):
         self._inner = inner
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         try:
-            return self._inner.read(max_bytes, _left(timeout))
+            return _read_until_stopped(self._inner, max_bytes, _left(timeout))
         except httpcore2.ReadTimeout as exc:
             _overran(exc)
             raise

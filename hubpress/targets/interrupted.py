@@ -13,6 +13,7 @@ The notes are per process (one command is one run); `forget()` starts over.
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,14 +43,22 @@ class _Notes:
 
 _NOTES = _Notes()
 _STOP = threading.Event()  # Ctrl-C was pressed: failures from here on are its echo, not news
+_STOPPED_AT: list[float] = []  # when (time.monotonic), while _STOP is set
 
 
 def request_stop() -> None:
+    _STOPPED_AT[:] = [time.monotonic()]
     _STOP.set()
 
 
 def stopping() -> bool:
     return _STOP.is_set()
+
+
+def stopped_after(began: float) -> bool:
+    """Ctrl-C came after `began` (time.monotonic): a request in flight then ends at once
+    (hubpress.targets.hub_http); the tidy-up's own requests, begun later, go on."""
+    return _STOP.is_set() and bool(_STOPPED_AT) and _STOPPED_AT[0] >= began
 
 
 def opened(repo: Any) -> None:
@@ -67,6 +76,7 @@ def commit_sent(repo: Any) -> None:
 
 def forget() -> None:
     _STOP.clear()
+    _STOPPED_AT.clear()
     with _NOTES.lock:
         _NOTES.repos.clear()
 

@@ -20,7 +20,7 @@ import pytest
 
 from hubpress.testdata.synth import write_dataset
 from hubpress.testdata.synth_lora import write_lora
-from tests.conftest import WRITE_TOKEN, _free_port
+from tests.conftest import WRITE_TOKEN, _free_port, harness_api
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -52,13 +52,21 @@ def survivors(marker: str, timeout: float = 15.0) -> list[str]:
         time.sleep(0.5)
 
 
-def child_env(tmp_path: Path, marker: str, **extra: str) -> dict[str, str]:
+@pytest.fixture(scope="module")
+def prefect_home(tmp_path_factory) -> Path:
+    """One PREFECT_HOME for the first hour, as a newcomer has one (~/.prefect): the first
+    temporary server creates its database (every migration, several seconds), the later ones
+    open it."""
+    return tmp_path_factory.mktemp("first-hour-prefect-home")
+
+
+def child_env(tmp_path: Path, marker: str, prefect_home: Path, **extra: str) -> dict[str, str]:
     env = dict(os.environ)
     env.pop("PREFECT_API_URL", None)  # ephemeral mode: hubpress's process starts a temporary server
     env.update(
         {
             "HUBPRESS_TEST_MARKER": marker,
-            "PREFECT_HOME": str(tmp_path / "prefect-home"),
+            "PREFECT_HOME": str(prefect_home),
             "HUBPRESS_PREFECT_DIR": str(tmp_path / "hubpress-prefect"),
             "HUBPRESS_STAGING": str(tmp_path / "staging"),
             "HUBPRESS_CACHE_DIR": str(tmp_path / "cache"),  # fresh: every image is decoded
@@ -69,7 +77,7 @@ def child_env(tmp_path: Path, marker: str, **extra: str) -> dict[str, str]:
 
 
 @pytest.mark.slow
-def test_readme_snippet_runs_as_a_plain_script_and_leaves_no_process(tmp_path, hub):
+def test_readme_snippet_runs_as_a_plain_script_and_leaves_no_process(tmp_path, hub, prefect_home):
     work = tmp_path / "work"
     # Enough files that the decode workers start (a handful is checked inline).
     write_dataset(work / "face_seg", samples=24, image_size=32, seed=3)
@@ -86,7 +94,7 @@ def test_readme_snippet_runs_as_a_plain_script_and_leaves_no_process(tmp_path, h
     done = subprocess.run(
         [sys.executable, str(script)],
         cwd=work,
-        env=child_env(tmp_path, marker, HF_TOKEN=WRITE_TOKEN),
+        env=child_env(tmp_path, marker, prefect_home, HF_TOKEN=WRITE_TOKEN),
         capture_output=True,
         text=True,
         timeout=600,
@@ -102,7 +110,7 @@ def test_readme_snippet_runs_as_a_plain_script_and_leaves_no_process(tmp_path, h
 
 
 @pytest.mark.slow
-def test_a_failing_script_leaves_no_process(tmp_path, hub):
+def test_a_failing_script_leaves_no_process(tmp_path, hub, prefect_home):
     """The same script, failing half-way (the Hub refuses the token): one error, no process left."""
     work = tmp_path / "work"
     write_dataset(work / "face_seg", samples=24, image_size=32, seed=4)
@@ -116,7 +124,7 @@ def test_a_failing_script_leaves_no_process(tmp_path, hub):
     done = subprocess.run(
         [sys.executable, str(script)],
         cwd=work,
-        env=child_env(tmp_path, marker, HF_TOKEN="hf_refused_0000000000"),
+        env=child_env(tmp_path, marker, prefect_home, HF_TOKEN="hf_refused_0000000000"),
         capture_output=True,
         text=True,
         timeout=600,
@@ -128,12 +136,18 @@ def test_a_failing_script_leaves_no_process(tmp_path, hub):
 
 
 @pytest.mark.slow
-def test_make_demo_twice(tmp_path):
-    """`make demo` runs `python -m hubpress.commands.demo`; the second run finds everything unchanged."""
+@pytest.mark.usefixtures("prefect_harness")
+def test_make_demo_twice(tmp_path, prefect_home):
+    """`make demo` runs `python -m hubpress.commands.demo`; the second run finds everything unchanged.
+
+    The first run is a user's first (its own temporary Prefect server, which must not outlive it).
+    The second records its runs on the test harness's server instead: what it finds unchanged is
+    in the demo's output folder, not in Prefect, and a temporary server of its own would cost
+    another 8-16 s to prove again what the first run proves."""
     assert "$(BIN)/python -m hubpress.commands.demo" in (ROOT / "Makefile").read_text()
     out = tmp_path / "demo-output"
     marker = uuid.uuid4().hex
-    env = child_env(tmp_path, marker)
+    env = child_env(tmp_path, marker, prefect_home)
     for var in ("HUBPRESS_STAGING", "HUBPRESS_CACHE_DIR"):  # the demo keeps them under its output
         env.pop(var)
     # As a user runs it: no server mode chosen (the demo says its flows run on a temporary server,
@@ -143,11 +157,11 @@ def test_make_demo_twice(tmp_path):
     (tmp_path / "hubpress-prefect").mkdir(exist_ok=True)  # child_env's HUBPRESS_PREFECT_DIR
     (tmp_path / "hubpress-prefect" / "port").write_text(f"{_free_port()}\n")  # never the user's 4200
     runs = []
-    for _ in range(2):
+    for prefect_api in ({}, harness_api()):
         done = subprocess.run(
             [sys.executable, "-m", "hubpress.commands.demo", str(out)],
             cwd=tmp_path,
-            env=env,
+            env={**env, **prefect_api},
             capture_output=True,
             text=True,
             timeout=600,

@@ -8,7 +8,10 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from hubpress.orchestration import artifacts
+from tests.conftest import harness_api
 
 
 def test_log_lines_print_through_the_live_bar_and_the_console_comes_back():
@@ -51,14 +54,17 @@ def test_importing_hubpress_turns_prefect_server_telemetry_off():
     assert out.stdout.strip() == "false"
 
 
+@pytest.mark.usefixtures("prefect_harness")
 def test_a_publish_with_stderr_piped_leaves_no_blank_line_there(tmp_path):
     """With stderr not a terminal (a log, a caller's pipe) the shard bar is not drawn: its stop
-    left a blank line there, e.g. between `Prefect: ...` and the one `interrupted:` line."""
+    left a blank line there, e.g. between `Prefect: ...` and the one `interrupted:` line.
+    (On the harness's Prefect server: a temporary server of its own, 8-16 s, is not the point.)"""
     from hubpress.testdata.synth import write_dataset
 
     write_dataset(tmp_path / "src", samples=3, test_fraction=0.0, image_size=16, seed=7)
     env = {
         **os.environ,
+        **harness_api(),
         "HUBPRESS_STAGING": str(tmp_path / "staging"),
         "HUBPRESS_CACHE_DIR": str(tmp_path / "cache"),
     }

@@ -22,7 +22,7 @@ import pytest
 
 from hubpress.deployments.serve import PUBLISH_DATASET
 from hubpress.testdata.synth import write_dataset
-from tests.conftest import WRITE_TOKEN, _free_port
+from tests.conftest import WRITE_TOKEN, _free_port, harness_api
 from tests.e2e.test_prefect_e2e import _post, _ui_form_parameters, _wait_for_run
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -76,8 +76,19 @@ def _run(
     return subprocess.run(args, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
 
 
-@pytest.mark.parametrize("entry", [[HUBPRESS], [sys.executable, "-m", "hubpress.commands.cli"]])
-def test_the_cli_works_from_a_directory_holding_namesakes(crowded, env, entry):
+@pytest.mark.parametrize(
+    ("entry", "own_prefect_server"),
+    [([HUBPRESS], False), ([sys.executable, "-m", "hubpress.commands.cli"], True)],
+    ids=["console-script", "python-m"],
+)
+def test_the_cli_works_from_a_directory_holding_namesakes(crowded, env, entry, own_prefect_server, request):
+    """`python -m` puts the working directory first on sys.path, for the command and for the
+    temporary Prefect server it starts (`python -m uvicorn`, there too). The console script does
+    not: its run records on the harness's server, as a temporary server of its own would only
+    prove again what the `python -m` run's proves (8-16 s)."""
+    if not own_prefect_server:
+        request.getfixturevalue("prefect_harness")
+        env = {**env, **harness_api()}
     target = f"./out/cli-{len(entry)}"
     done = _run([*entry, "publish-dataset", "face_seg", target, "--json"], env, crowded)
     assert done.returncode == 0, done.stderr[-3000:]

@@ -87,7 +87,9 @@ def test_the_first_command_starts_the_server_and_later_ones_reuse_it(user):
 def test_temporary_mode_starts_no_lasting_server(user):
     env, port, work = user
     write_dataset(work / "face_seg", samples=3, test_fraction=0.0, image_size=16, seed=5)
-    env = {**env, "HUBPRESS_PREFECT_SERVER": "temporary"}
+    # The session's Prefect home, as a user's ~/.prefect outlives their runs: its database was made
+    # by an earlier temporary server of this run (a fresh one costs every migration, 4-9 s).
+    env = {**env, "HUBPRESS_PREFECT_SERVER": "temporary", "PREFECT_HOME": os.environ["PREFECT_HOME"]}
     done = _hubpress("publish-dataset", "face_seg", "./out/a", env=env, cwd=work)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "Prefect: using a temporary server (HUBPRESS_PREFECT_SERVER=temporary)" in done.stderr

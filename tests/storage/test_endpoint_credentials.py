@@ -18,7 +18,7 @@ import pytest
 from hubpress.errors import ConfigError, HubpressError, hide_userinfo
 from hubpress.testdata.synth import write_dataset
 from hubpress.testdata.synth_lora import write_lora
-from tests.conftest import HUB_URL, WRITE_TOKEN
+from tests.conftest import HUB_URL, WRITE_TOKEN, harness_api
 
 PASSWORD = "pw-canary-5e1d0c9a"
 
@@ -82,11 +82,15 @@ def test_credentials_in_the_endpoint_are_refused_in_one_line_without_showing_the
     assert sum(hub.stats.requests.values()) == 0, hub.stats.requests
 
 
+@pytest.mark.usefixtures("prefect_harness")
 def test_a_local_target_needs_no_endpoint(tmp_path):
     src, out = tmp_path / "src", tmp_path / "out"
     write_dataset(src, samples=2, image_size=16, seed=2)
+    # On the harness's Prefect server: a temporary server of its own (8-16 s) is not the point.
     done = _cli(
-        ["publish-dataset", str(src), str(out)], {"HF_ENDPOINT": _with_userinfo(HUB_URL, "a:b")}, tmp_path
+        ["publish-dataset", str(src), str(out)],
+        {"HF_ENDPOINT": _with_userinfo(HUB_URL, "a:b"), **harness_api()},
+        tmp_path,
     )
     assert done.returncode == 0, done.stderr
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 import uuid
 from pathlib import Path
@@ -44,8 +45,14 @@ def one_line_error(out) -> str:
     return out.stderr
 
 
-def test_release_s3_keys_that_would_leave_staging_are_reported_not_written(hub, s3, tmp_path, write_token):
+def test_release_s3_keys_that_would_leave_staging_are_reported_not_written(
+    hub, s3, tmp_path, write_token, monkeypatch
+):
     endpoint, bucket = s3
+    # The release's temporary folders (where it fetches the checkpoint's files) go under tmp_path,
+    # searched whole below with everything else it writes to.
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
     client = boto3.client("s3", endpoint_url=endpoint)
     weights = write_lora(tmp_path / "w.safetensors", seed=3)
     client.upload_file(str(weights), bucket, "run/checkpoint-10/pytorch_lora_weights.safetensors")
@@ -65,10 +72,16 @@ def test_release_s3_keys_that_would_leave_staging_are_reported_not_written(hub, 
     problems = " ".join(result["problems"])
     for key in hostile:  # each hostile key is reported, none is dropped silently
         assert repr(key.removeprefix("run/")) in problems
+    # Every folder the release writes in (staging and caches under the session's folder, its
+    # temporary folders, the working directory) is searched whole; a key's `..` steps can only
+    # climb out of one, and what they name lands directly in a folder above it, up to /. (Searching
+    # all of /tmp instead, a shared machine's millions of files, took 16-25 s.)
     staging = Path(os.environ["HUBPRESS_STAGING"])
-    for base in {staging.parent, staging.parent.parent, Path.cwd(), tmp_path}:
-        # os.walk, not rglob: other runs' temporary folders may vanish under /tmp while we look
+    written_in = {staging.parent, tmp_path, Path.cwd()}
+    for base in written_in:
         assert not any(marker in names for _, dirs, files in os.walk(base) for names in (dirs, files))
+    for above in {folder for base in written_in for folder in base.parents}:
+        assert not (above / marker).exists(), above / marker
 
 
 def test_publish_lora_extra_destination_outside_the_target_is_refused_before_anything(hub, tmp_path):

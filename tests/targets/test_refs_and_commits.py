@@ -58,7 +58,9 @@ def test_a_tag_on_another_local_version_is_found_before_committing(tmp_path):
     assert os.path.realpath(target) == before
 
 
-def test_a_failure_after_the_commit_names_the_commit(hub, tmp_path, write_token):
+def test_a_failure_after_the_commit_names_the_commit(hub, tmp_path, write_token, monkeypatch):
+    # The tag keeps failing through every attempt: short backoffs (this is not about the backoff).
+    monkeypatch.setenv("HUBPRESS_HUB_RETRY_BASE_SECONDS", "0.01")
     repo = f"alice/after-{uuid.uuid4().hex[:8]}"
     weights = write_lora(tmp_path / "a.safetensors", seed=3)
     hub.arm_fault("tag_create", "500", count=50)
