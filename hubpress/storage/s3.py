@@ -1,6 +1,6 @@
 """The S3 side of `Storage`: an S3 prefix, through one boto3 client with botocore's retry mode
 and hubpress's timeouts. Refusals a retry cannot cure are said in one line naming the bucket
-(hubpress.storage.s3_refusals); listings are held to S3's order and to an end
+(hubpress.storage.s3_refusals); listings are held to naming each key once and to an end
 (hubpress.storage.s3_listing)."""
 
 from __future__ import annotations
@@ -95,10 +95,10 @@ class S3Storage:
         prefix's: cut to a relative path, it named another object (`other/x.bin` under `stage`
         read as `stage/x.bin`), so it is left out (with `report_unlisted`, reported). A key ending
         in '/' is a folder marker and left out; one that holds bytes is, with `report_unlisted`, an
-        UNLISTED entry saying so (never read): its bytes are not dropped silently. S3 lists keys in
-        ascending order, so a listing that names a key again or goes back (new continuation
-        tokens for ever), or gives empty truncated pages without end, would never end: refused
-        (hubpress.storage.s3_listing)."""
+        UNLISTED entry saying so (never read): its bytes are not dropped silently. S3 lists each key
+        once (in ascending order, except in directory buckets), so a listing that names a key
+        again (new continuation tokens for ever), or gives empty truncated pages without end,
+        would never end: refused (hubpress.storage.s3_listing)."""
         base = self.key(prefix)
         base = base + "/" if base else ""
         strip = len(self.prefix) + 1 if self.prefix else 0

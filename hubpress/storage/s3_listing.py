@@ -1,10 +1,12 @@
-"""What an S3 listing answer may name: keys under the prefix asked for, in S3's order, ending.
+"""What an S3 listing answer may name: keys under the prefix asked for, each once, ending.
 
-ListObjectsV2 lists the keys under a prefix in ascending order (UTF-8 bytes, which is the order of
-Python's code points), a page at a time. An answer naming a key outside the prefix (`other/x.bin`
-for `stage/`) is not the prefix's: cut to a relative path, it named another object of it. A
-listing whose pages name a key again or go back, each with a new continuation token, or give
-empty truncated pages, would never end (botocore's paginator stops only a token repeated at once).
+ListObjectsV2 lists the keys under a prefix a page at a time, each key once. General purpose
+buckets list them in ascending order, but S3 Express One Zone directory buckets (and some
+S3-compatible stores) do not: order is not something a listing can be held to. An answer naming a
+key outside the prefix (`other/x.bin` for `stage/`) is not the prefix's: cut to a relative path,
+it named another object of it. A listing whose pages name a key again, each with a new
+continuation token, or give empty truncated pages, would never end (botocore's paginator stops
+only a token repeated at once).
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ def checked_objects(
     pages: Iterable[dict[str, Any]], base: str, root: str
 ) -> Iterator[tuple[dict[str, Any], bool]]:
     """(object, whether its key is under `base`) for each object of the listing's pages; a
-    SourceError, one line, when the listing repeats, goes back or gives empty pages without end."""
-    last, empty = "", 0
+    SourceError, one line, when the listing names a key again or gives empty pages without end."""
+    seen: set[str] = set()  # the keys a caller keeps a ListedFile of anyway: the same order of memory
+    empty = 0
     for page in pages:
         empty = 0 if page.get("Contents") or not page.get("IsTruncated") else empty + 1
         if empty > MAX_EMPTY_PAGES:
@@ -32,14 +35,14 @@ def checked_objects(
             if not key.startswith(base):
                 yield obj, False
                 continue
-            if key <= last:
-                raise _never_ends(root, f"{key!r} after {last!r}")
-            last = key
+            if key in seen:
+                raise _never_ends(root, f"{key!r} named again")
+            seen.add(key)
             yield obj, True
 
 
 def _never_ends(root: str, seen: str) -> SourceError:
     return SourceError(
-        f"The S3 listing of {root} is not in S3's order ({seen}): a listing that repeats or goes "
-        "back would never end, so it was stopped. Check HUBPRESS_S3_ENDPOINT_URL and any proxy in between."
+        f"The S3 listing of {root} repeats itself ({seen}): a listing that names a key again would "
+        "never end, so it was stopped. Check HUBPRESS_S3_ENDPOINT_URL and any proxy in between."
     )

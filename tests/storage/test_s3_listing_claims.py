@@ -78,3 +78,19 @@ def test_a_listing_that_never_ends_is_stopped_in_one_line(lying_s3, keys):
     with pytest.raises(SourceError, match="never end"):
         list(storage.list())
     assert lying_s3.pages <= 102
+
+
+def test_a_listing_out_of_lexicographic_order_is_read_whole(lying_s3):
+    """S3 Express One Zone directory buckets (and stores that list by upload time) answer
+    ListObjectsV2 in no lexicographic order: each key once, honestly. Such a listing was refused
+    as one that "would never end"; only a key named again is."""
+    lying_s3.keys = ["stage/b.bin", "stage/a.bin", "stage/c/z.bin", "stage/c.bin"]
+    storage = S3Storage("s3://b/stage", Settings())
+    assert [f.relpath for f in storage.list()] == ["b.bin", "a.bin", "c/z.bin", "c.bin"]
+
+
+def test_a_key_named_twice_in_one_listing_is_stopped(lying_s3):
+    lying_s3.keys = ["stage/b.bin", "stage/a.bin", "stage/b.bin"]
+    storage = S3Storage("s3://b/stage", Settings())
+    with pytest.raises(SourceError, match="never end"):
+        list(storage.list())
