@@ -137,7 +137,10 @@ class S3Storage:
 
     @said_as_refusal("read")
     def read_listed(self, listed: ListedFile) -> bytes:
-        """The object listed, by its ETag: one written over it since is not read (412)."""
+        """The object listed, by its ETag: one written over it since is not read (412). Some
+        S3-compatible stores answer 412 to an If-Match that holds (SeaweedFS 3.97; stores comparing
+        the quoted and the unquoted ETag): then the answer without it is read when its own ETag is
+        the listed one (an answer's ETag is that of the bytes it carries), else refused as well."""
         from botocore.exceptions import ClientError
 
         from hubpress.storage.listed_reads import NotTheListedFile
@@ -148,10 +151,13 @@ class S3Storage:
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") not in ("PreconditionFailed", "412"):
                 raise
-            raise NotTheListedFile(
-                f"s3://{self.bucket}/{key} is no longer the object that was listed (written over since); "
-                "it is not read. Run again once nothing writes to it."
-            ) from None
+            answer = self.client.get_object(Bucket=self.bucket, Key=key)
+            if str(answer.get("ETag") or "").strip('"') != listed.version:
+                answer["Body"].close()
+                raise NotTheListedFile(
+                    f"s3://{self.bucket}/{key} is no longer the object that was listed (written over "
+                    "since); it is not read. Run again once nothing writes to it."
+                ) from None
         return answer["Body"].read()
 
     @said_as_refusal("read")
