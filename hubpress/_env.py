@@ -92,6 +92,22 @@ def process_started(pid: int) -> float | None:
         return None
 
 
+def process_boot_start(pid: int) -> str | None:
+    """`<boot id>/<clock ticks from boot to its start>` of the process with this id (Linux), or
+    None. Unlike `process_started`, whose boot time moves when the clock is set (an NTP step, a VM
+    resumed), this never changes while the process runs, and a process of another boot, or started
+    at another tick, is another process."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as fh:
+            boot = fh.read().strip()
+        with open(f"/proc/{int(pid)}/stat", "rb") as fh:
+            stat = fh.read()
+        ticks = int(stat[stat.rindex(b")") + 2 :].split()[19])  # field 22, starttime
+    except (OSError, ValueError, IndexError):
+        return None
+    return f"{boot}/{ticks}" if boot else None
+
+
 def pid_alive(pid: int) -> bool:
     """True while a process with this id exists on this host (one we may not signal counts)."""
     try:

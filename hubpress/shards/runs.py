@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hubpress._env import pid_alive, process_started
+from hubpress._env import pid_alive, process_boot_start, process_started
 from hubpress.errors import disk_errors
 from hubpress.shards.release_stages import is_release_stage, release_stages
 from hubpress.shards.shard_store import SealedShard, ShardStore, StoredShard
@@ -59,6 +59,9 @@ class Lease:
     renewed: float
     keys: tuple[str, ...] = ()
     started: float | None = None  # when its process started (None in leases written before)
+    # Its process's boot id and ticks from boot to its start (hubpress._env.process_boot_start):
+    # what names the process when the clock was set since `started` was read. None where unknown.
+    boot_start: str | None = None
 
     def is_live(self, now: float, host: str | None = None) -> bool:
         """True while its run may still be working (see the module's docstring). On this host,
@@ -67,6 +70,8 @@ class Lease:
         if self.host == (host or socket.gethostname()):
             if not pid_alive(self.pid):
                 return False
+            if self.boot_start is not None and (now_boot := process_boot_start(self.pid)) is not None:
+                return now_boot == self.boot_start
             if self.started is None:
                 return True
             started = process_started(self.pid)
@@ -83,7 +88,7 @@ class RunStage:
         self.run = run_id or uuid.uuid4().hex
         self.relpath = f"{RUNS}/{self.run}"
         self.keys: tuple[str, ...] = ()
-        self._started: tuple[int, float | None] | None = None
+        self._started: tuple[int, float | None, str | None] | None = None
 
     def __enter__(self) -> RunStage:
         self.renew()
@@ -106,11 +111,14 @@ class RunStage:
     def _write_lease(self) -> None:
         pid = os.getpid()
         if self._started is None or self._started[0] != pid:  # asked once per process
-            self._started = (pid, process_started(pid))
-        lease = Lease(self.run, socket.gethostname(), pid, time.time(), self.keys, self._started[1])
+            self._started = (pid, process_started(pid), process_boot_start(pid))
+        _, started, boot_start = self._started
+        lease = Lease(self.run, socket.gethostname(), pid, time.time(), self.keys, started, boot_start)
         data = {"run": lease.run, "host": lease.host, "pid": lease.pid, "renewed": lease.renewed}
         if lease.started is not None:
             data["started"] = lease.started
+        if lease.boot_start is not None:
+            data["boot_start"] = lease.boot_start
         self.staging.storage.write_bytes(
             f"{self.relpath}/{LEASE}", json.dumps({**data, "keys": list(self.keys)}).encode()
         )
@@ -176,6 +184,7 @@ def _lease(staging: Staging, relpath: str) -> Lease | None:
             float(data["renewed"]),
             tuple(data.get("keys") or ()),
             None if data.get("started") is None else float(data["started"]),
+            None if data.get("boot_start") is None else str(data["boot_start"]),
         )
     except Exception:  # noqa: BLE001 - half-written or gone: treated as no lease
         return None
