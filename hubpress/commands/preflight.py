@@ -220,20 +220,11 @@ def check_staging(staging: str | None) -> None:
 def check_staging_outside_target(staging: str | None, target: str) -> None:
     """A local staging inside a local target (`--staging ./out/stage`) writes into the version the
     target's link names, and the next commit carries those files (leases, run folders) into the
-    published copy as files it does not own: refused in one line."""
-    uri = staging or get_settings().staging
-    if uri.startswith("s3://") or not is_local_target(target):
-        return
-    from hubpress.targets.base import local_path
+    published copy as files it does not own: refused in one line. The flows ask the same
+    (hubpress.targets.local.refuse_staging_inside), for a served run that no CLI checked."""
+    from hubpress.targets.local import refuse_staging_inside
 
-    where = Path(os.path.realpath(Path(uri.removeprefix("file://")).expanduser()))
-    named = Path(os.path.abspath(local_path(target)))
-    for inside in {named, Path(os.path.realpath(named)), named.parent / f".{named.name}.hubpress"}:
-        if where == inside or inside in where.parents:
-            raise ConfigError(
-                f"staging {uri!r} is inside the local target {target!r}: what a run stages there would "
-                "be published with it. Choose a staging outside the target (--staging or HUBPRESS_STAGING)."
-            )
+    refuse_staging_inside(staging or get_settings().staging, target)
 
 
 def check_publish_dataset(params: Any) -> None:

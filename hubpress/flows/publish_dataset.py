@@ -43,6 +43,7 @@ from hubpress.sources.models import IntakeReport
 from hubpress.storage.files import ListedFile
 from hubpress.targets.base import Target
 from hubpress.targets.hub import HubRepo
+from hubpress.targets.local import refuse_staging_inside
 from hubpress.targets.publish import after_commit, open_target, require_write_access
 from hubpress.tasks.intake import intake_in_flow, list_source_task
 from hubpress.tasks.publish import plan_task, publish_task, stage_task, verify_task
@@ -77,6 +78,7 @@ def _publish(params: PublishDatasetParams) -> dict[str, Any]:
     if run.unchanged:
         return unchanged_result(params.target, run.record)
     _import_build_libraries()
+    refuse_staging_inside(run.settings.staging, params.target)  # as the CLI does, for a served run too
     staging = Staging(run.settings.staging, run.settings)
     with RunStage(staging, artifacts.flow_run_id()) as stage:
         sweep_once(staging, StagingPolicy.from_settings(run.settings))

@@ -33,6 +33,7 @@ from hubpress.shards.runs import RunStage, StagingPolicy, release_published, swe
 from hubpress.shards.sizes import parse_size
 from hubpress.shards.staging import Staging
 from hubpress.targets.base import Target
+from hubpress.targets.local import refuse_staging_inside
 from hubpress.targets.publish import bytes_phrase, open_target
 from hubpress.tasks.publish import publish_task
 from hubpress.tasks.refresh import (
@@ -52,6 +53,7 @@ def refresh_dataset(params: RefreshParams) -> dict[str, Any]:
     run = open_refresh(params)
     if run.previous is not None:
         return report_unchanged(params, run)
+    refuse_staging_inside(run.settings.staging, params.target)  # as the CLI does, for a served run too
     staging = Staging(run.settings.staging, run.settings)
     with RunStage(staging, artifacts.flow_run_id()) as stage:
         sweep_once(staging, StagingPolicy.from_settings(run.settings))

@@ -20,7 +20,7 @@ from hubpress.settings import get_settings
 from hubpress.shards.runs import RunStage, release_stage_done
 from hubpress.shards.staging import Staging
 from hubpress.targets.base import Target
-from hubpress.targets.local import staged_text
+from hubpress.targets.local import refuse_staging_inside, staged_text
 from hubpress.targets.publish import open_target
 from hubpress.tasks.lora import prepare_release_task
 from hubpress.tasks.publish import publish_task
@@ -33,6 +33,7 @@ def release_training_run(params: ReleaseTrainingRunParams) -> dict[str, Any]:
     """Select a checkpoint -> publish it with release.json in one tagged commit -> report (the
     `hubpress.release.published` event, the commit link, the asset)."""
     settings = get_settings()
+    refuse_staging_inside(settings.staging, params.repo_id)  # as the CLI does, for a served run too
     # The run's lease names the release's stage while it is used; the stage goes once the target
     # holds its files (a failed or killed release keeps it for the next run, and the policy sweeps it).
     with RunStage(Staging(settings.staging, settings), artifacts.flow_run_id()) as lease:

@@ -304,3 +304,22 @@ def staged_text(path: str, text: str, directory: Path) -> tuple[StagedFile, str]
         ),
         str(local),
     )
+
+
+def refuse_staging_inside(staging: str, target: str) -> None:
+    """A ConfigError (one line) when the local `staging` lies inside the local `target` (its link,
+    the version it names, or its `.NAME.hubpress` folder of versions): what a run stages there
+    would be published with it. The CLI's preflight and every flow that stages ask it."""
+    from hubpress.errors import ConfigError
+    from hubpress.targets.base import is_local_target, local_path
+
+    if staging.startswith("s3://") or not is_local_target(target):
+        return
+    where = Path(os.path.realpath(Path(staging.removeprefix("file://")).expanduser()))
+    named = Path(os.path.abspath(local_path(target)))
+    for folder in {named, Path(os.path.realpath(named)), named.parent / f".{named.name}.hubpress"}:
+        if where == folder or folder in where.parents:
+            raise ConfigError(
+                f"staging {staging!r} is inside the local target {target!r}: what a run stages there would "
+                "be published with it. Choose a staging outside the target (--staging or HUBPRESS_STAGING)."
+            )
