@@ -123,7 +123,7 @@ class Staging:
         hash_cache: HashCache | None = None,
     ):
         self.settings = get_settings(settings)
-        self.storage: Storage = open_storage(uri or self.settings.staging, self.settings)
+        self.storage: Storage = open_storage(uri or self.settings.staging, self.settings, own=True)
         self.hash_cache = hash_cache or HashCache(Path(self.settings.cache_dir) / "hashes.sqlite")
         if isinstance(self.storage, LocalStorage):
             sweep_stale_temp_files(self.storage.root)

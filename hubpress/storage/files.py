@@ -24,7 +24,7 @@ from hubpress.storage import names
 from hubpress.storage.hashcache import stat_version
 from hubpress.storage.listed_reads import open_listed
 from hubpress.storage.names import inside
-from hubpress.storage.regular import why_not_regular
+from hubpress.storage.regular import open_regular, why_not_regular
 
 # Folders are scanned through a descriptor where the platform can (not on Windows).
 _SCAN_BY_FD = os.scandir in os.supports_fd and hasattr(os, "O_DIRECTORY")
@@ -61,19 +61,27 @@ def is_s3(uri: str) -> bool:
     return uri.startswith("s3://")
 
 
-def open_storage(uri: str, settings: Settings | None = None) -> Storage:
+def open_storage(uri: str, settings: Settings | None = None, own: bool = False) -> Storage:
+    """The storage at `uri`. `own`: a location only hubpress writes (staging), whose local reads
+    follow links wherever they lead (a `shards` folder linked to a bigger disk); any other
+    location's reads are held to its root (hubpress.storage.listed_reads)."""
     if is_s3(uri):
         from hubpress.storage.s3 import S3Storage  # boto3 is imported only where S3 is used
 
         return S3Storage(uri, settings or get_settings())
     if uri.startswith("file://"):
         uri = names.file_uri_path(uri)
-    return LocalStorage(uri)
+    return LocalStorage(uri, own=own)
 
 
 class LocalStorage:
-    def __init__(self, root: str | Path):
+    def __init__(self, root: str | Path, own: bool = False):
         self.root = str(Path(root).expanduser().resolve())
+        self.own = own  # only hubpress writes here (staging): reads follow links, as written
+
+    def _open(self, relpath: str) -> BinaryIO:
+        path = self.uri(relpath)
+        return open_regular(path) if self.own else open_listed(path, self.root)
 
     def uri(self, relpath: str) -> str:
         """root/relpath; the name gate refuses a relpath that is absolute or holds `..` (etc.)."""
@@ -147,7 +155,7 @@ class LocalStorage:
         return os.path.exists(self.uri(relpath))
 
     def read_bytes(self, relpath: str) -> bytes:
-        with open_listed(self.uri(relpath), self.root) as fh:
+        with self._open(relpath) as fh:
             return fh.read()
 
     def read_listed(self, listed: ListedFile) -> bytes:
@@ -157,7 +165,7 @@ class LocalStorage:
             return fh.read()
 
     def open(self, relpath: str) -> BinaryIO:
-        return open_listed(self.uri(relpath), self.root)
+        return self._open(relpath)
 
     def write_bytes(self, relpath: str, data: bytes) -> None:
         target = Path(self.uri(relpath))
@@ -188,7 +196,7 @@ class LocalStorage:
             raise
 
     def get_file(self, relpath: str, local_path: str | Path) -> None:
-        with open_listed(self.uri(relpath), self.root) as src, open(local_path, "wb") as dst:
+        with self._open(relpath) as src, open(local_path, "wb") as dst:
             shutil.copyfileobj(src, dst, 1024 * 1024)
 
     def delete(self, relpath: str) -> None:
