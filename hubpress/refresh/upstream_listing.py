@@ -23,4 +23,4 @@ def hold_to_listing(dataset_name: str, revision_sha: str, token: str | bool | No
     api = HfApi(endpoint=endpoint, token=token)
     tree = api.list_repo_tree(dataset_name, revision=revision_sha, repo_type="dataset", recursive=True)
     sizes = {entry.path: entry.size for entry in tree if isinstance(entry, RepoFile)}
-    remember_listing("dataset", dataset_name, revision_sha, sizes)
+    remember_listing("dataset", dataset_name, revision_sha, sizes, endpoint=endpoint)

@@ -17,6 +17,7 @@ import re
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from urllib.parse import urlsplit
 
 import httpx2
 
@@ -83,13 +84,17 @@ _MAX_REMEMBERED = 500_000
 _COMMIT = re.compile(r"[0-9a-f]{40}")
 
 
-def remember_listing(repo_type: str, repo_id: str, commit: str, sizes: Mapping[str, int]) -> None:
+def remember_listing(
+    repo_type: str, repo_id: str, commit: str, sizes: Mapping[str, int], endpoint: str | None = None
+) -> None:
     """Hold every later download of these files of `repo_id` at `commit` (a resolve URL naming the
     commit, whoever asks: `datasets` downloading an upstream's card or data files itself, HfFileSystem
-    opening its media) to the listed sizes, as `listed_size` holds one download."""
+    opening its media) to the listed sizes, as `listed_size` holds one download. `endpoint`: the
+    Hub they come from, whose own path (a mirror's `/api/huggingfaceml/hf-remote`) comes first."""
     if not _COMMIT.fullmatch(commit):
         return  # a branch name moves: its files' sizes are not facts
-    prefix = "" if repo_type == "model" else f"/{repo_type}s"
+    prefix = urlsplit(endpoint).path.rstrip("/") if endpoint else ""
+    prefix += "" if repo_type == "model" else f"/{repo_type}s"
     with _BY_URL_LOCK:
         if len(_BY_URL) + len(sizes) > _MAX_REMEMBERED:
             _BY_URL.clear()
