@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from hubpress.refresh.rows import (
     image_size_from_bytes,
 )
 from hubpress.refresh.upstream import BackendRead
+from hubpress.storage.listed_reads import is_inside
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
 
@@ -37,10 +39,16 @@ def local_folder(cfg: LocalBackend) -> Path:
     )
 
 
-def _local_caption(image: Path, cfg: LocalBackend) -> str | None:
+def _leads_out(path: Path, real_root: str) -> bool:
+    """A link that leads outside the backend's folder (a caption linked to a credentials file, an
+    image of another folder): not read, as publish-dataset reads nothing outside its source."""
+    return not is_inside(os.path.realpath(path), real_root)
+
+
+def _local_caption(image: Path, cfg: LocalBackend, real_root: str) -> str | None:
     if cfg.caption_source in ("textfile_or_filename", "textfile"):
         text_file = image.with_suffix(".txt")
-        if text_file.is_file():
+        if text_file.is_file() and not _leads_out(text_file, real_root):
             text = text_file.read_text(encoding="utf-8", errors="replace").strip()
             if text:
                 return text
@@ -53,6 +61,7 @@ def _local_caption(image: Path, cfg: LocalBackend) -> str | None:
 def read_local(cfg: LocalBackend) -> BackendRead:
     """A folder of images in sorted path order; source_index is the position in that order."""
     root = local_folder(cfg)
+    real_root = os.path.realpath(root)
     files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     report = RefreshReport(cfg.id)
     read = BackendRead(cfg, None, None, report)
@@ -62,7 +71,10 @@ def read_local(cfg: LocalBackend) -> BackendRead:
         for index, path in enumerate(files):
             if only is not None and index not in only:
                 continue
-            caption = _local_caption(path, cfg)
+            if _leads_out(path, real_root):
+                report.drop(index, ["outside_source"])
+                continue
+            caption = _local_caption(path, cfg, real_root)
             data = path.read_bytes()
             size = image_size_from_bytes(data)
             reasons = [] if caption else ["no_caption"]
