@@ -7,6 +7,11 @@ key outside the prefix (`other/x.bin` for `stage/`) is not the prefix's: cut to 
 it named another object of it. A listing whose pages name a key again, each with a new
 continuation token, or give empty truncated pages, would never end (botocore's paginator stops
 only a token repeated at once).
+
+While keys ascend none can repeat, so nothing is kept; from the first key that goes back (a
+directory bucket's listing, or a loop), the keys seen from then on (and the one before) are kept,
+and a key named again stops the listing: a loop is stopped in its second pass at most, and an
+ascending listing of millions of keys costs no memory here.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ def checked_objects(
 ) -> Iterator[tuple[dict[str, Any], bool]]:
     """(object, whether its key is under `base`) for each object of the listing's pages; a
     SourceError, one line, when the listing names a key again or gives empty pages without end."""
-    seen: set[str] = set()  # the keys a caller keeps a ListedFile of anyway: the same order of memory
+    last, seen = "", None  # seen: only once a key went back (see the module's docstring)
     empty = 0
     for page in pages:
         empty = 0 if page.get("Contents") or not page.get("IsTruncated") else empty + 1
@@ -35,9 +40,17 @@ def checked_objects(
             if not key.startswith(base):
                 yield obj, False
                 continue
-            if key in seen:
+            if seen is None:
+                if key == last:
+                    raise _never_ends(root, f"{key!r} named again")
+                if key > last:
+                    last = key
+                else:  # not in ascending order: from here, the keys are kept
+                    seen = {last, key}
+            elif key in seen:
                 raise _never_ends(root, f"{key!r} named again")
-            seen.add(key)
+            else:
+                seen.add(key)
             yield obj, True
 
 
