@@ -45,10 +45,19 @@ def _leads_out(path: Path, real_root: str) -> bool:
     return not is_inside(os.path.realpath(path), real_root)
 
 
-def _local_caption(image: Path, cfg: LocalBackend, real_root: str) -> str | None:
+def _caption_file_leads_out(image: Path, cfg: LocalBackend, real_root: str) -> bool:
+    """The caption file beside `image` would be read and leads outside the folder: the sample is
+    left out, not captioned from its file name instead (a silent change of its caption)."""
+    if cfg.caption_source not in ("textfile_or_filename", "textfile"):
+        return False
+    text_file = image.with_suffix(".txt")
+    return text_file.is_file() and _leads_out(text_file, real_root)
+
+
+def _local_caption(image: Path, cfg: LocalBackend) -> str | None:
     if cfg.caption_source in ("textfile_or_filename", "textfile"):
         text_file = image.with_suffix(".txt")
-        if text_file.is_file() and not _leads_out(text_file, real_root):
+        if text_file.is_file():
             text = text_file.read_text(encoding="utf-8", errors="replace").strip()
             if text:
                 return text
@@ -71,10 +80,10 @@ def read_local(cfg: LocalBackend) -> BackendRead:
         for index, path in enumerate(files):
             if only is not None and index not in only:
                 continue
-            if _leads_out(path, real_root):
+            if _leads_out(path, real_root) or _caption_file_leads_out(path, cfg, real_root):
                 report.drop(index, ["outside_source"])
                 continue
-            caption = _local_caption(path, cfg, real_root)
+            caption = _local_caption(path, cfg)
             data = path.read_bytes()
             size = image_size_from_bytes(data)
             reasons = [] if caption else ["no_caption"]
