@@ -14,7 +14,7 @@ from hubpress.refresh.rows import (
     image_size_from_bytes,
 )
 from hubpress.refresh.upstream import BackendRead
-from hubpress.storage.listed_reads import is_inside
+from hubpress.storage.names import is_inside
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
 

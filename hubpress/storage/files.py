@@ -23,7 +23,7 @@ from hubpress.settings import Settings, get_settings
 from hubpress.storage import names
 from hubpress.storage.hashcache import stat_version
 from hubpress.storage.listed_reads import open_listed
-from hubpress.storage.names import inside
+from hubpress.storage.names import inside, is_inside
 from hubpress.storage.regular import open_regular, why_not_regular
 
 # Folders are scanned through a descriptor where the platform can (not on Windows).
@@ -244,7 +244,7 @@ def _why_not_followed(
     """(None, key) when the symlinked folder at `path` is walked; else (why not, key)."""
     real = os.path.realpath(path)
     key = _dir_key(path)
-    if real != real_root and not real.startswith(real_root.rstrip(os.sep) + os.sep):
+    if not is_inside(real, real_root):
         return "is a symbolic link to a folder outside the source; it is not read", key
     if key in ancestors:
         return "is a symbolic link to a folder that contains it (a loop); it is not read again", key
@@ -262,7 +262,7 @@ def unless_outside(storage: Storage, listed: ListedFile, what: str) -> ListedFil
         return listed
     real_root = os.path.realpath(storage.root)
     real = os.path.realpath(os.path.join(storage.root, listed.relpath))
-    if real.startswith(real_root.rstrip(os.sep) + os.sep):
+    if is_inside(real, real_root):
         return listed
     return ListedFile(
         listed.relpath, UNLISTED, f"is a symbolic link to a file outside the {what}; it is not read"

@@ -20,15 +20,12 @@ from typing import BinaryIO
 
 from hubpress.errors import SourceError
 from hubpress.storage.hashcache import stat_version
+from hubpress.storage.names import is_inside
 from hubpress.storage.regular import open_regular
 
 
 class NotTheListedFile(SourceError):
     """A listed file that leads outside its root, or was replaced since the listing: never read."""
-
-
-def is_inside(real: str, real_root: str) -> bool:
-    return real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep)
 
 
 def open_listed(

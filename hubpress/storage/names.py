@@ -134,6 +134,12 @@ def is_safe(name: str) -> bool:
     return why_unsafe(name) is None
 
 
+def is_inside(real: str, real_root: str) -> bool:
+    """`real` is `real_root` or a path under it (both already resolved): the one test of "stays
+    inside" for names, listings, reads and a Xet CAS folder."""
+    return real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep)
+
+
 def inside(root: str | Path, name: str, *, what: str = "name", follow_links: bool = True) -> Path:
     """root/name after checking the name, and that the result (symlinks resolved, when
     `follow_links`) stays inside root. The path itself need not exist."""
@@ -143,7 +149,7 @@ def inside(root: str | Path, name: str, *, what: str = "name", follow_links: boo
     if follow_links:
         real_base = os.path.realpath(base)
         real = os.path.realpath(joined)
-        if real != real_base and not real.startswith(real_base.rstrip(os.sep) + os.sep):
+        if not is_inside(real, real_base):
             raise UnsafeNameError(
                 f"{what} {_shown(name)} leads outside {base} (through a symbolic link).", name
             )

@@ -42,6 +42,7 @@ import httpx2
 from hubpress.deadlines import DeadlineExceeded, Deadlines, url_without_secrets
 from hubpress.errors import HubpressError
 from hubpress.parsers import MAX_ANSWER_BYTES
+from hubpress.storage.names import is_inside
 from hubpress.targets import hub_waits, interrupted
 from hubpress.targets.hub_failures import HubAnswerUnusable
 from hubpress.targets.listed_sizes import announced_other_size, file_limit, longer_than_listed, redirected
@@ -215,8 +216,7 @@ def xet_storage_refusal(cas_url: str, local_roots: tuple[str, ...]) -> str | Non
     if sep and scheme == "local" and rest:
         path = os.path.realpath(rest)
         for root in local_roots:
-            real = os.path.realpath(root)
-            if path == real or path.startswith(real.rstrip(os.sep) + os.sep):
+            if is_inside(path, os.path.realpath(root)):
                 return None
         return "it is a folder on this machine outside HUBPRESS_XET_LOCAL_CAS"
     return "it is not an http(s) address"
