@@ -17,8 +17,7 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -338,16 +337,6 @@ class Staging:
                 "unsealed: run again to rebuild it."
             )
         return str(dest)
-
-    @contextmanager
-    def local_paths(
-        self, files: Iterable[StagedFile], only: Iterable[str] | None = None
-    ) -> Iterator[dict[str, str]]:
-        """{path in repo: local path} for uploading; S3 files are downloaded to a temporary directory
-        (only the paths in `only`, when given) that is removed afterwards."""
-        wanted = set(only) if only is not None else None
-        with tempfile.TemporaryDirectory(prefix="hubpress-upload-") as tmp:
-            yield {f.path: self.local_copy(f, tmp) for f in files if wanted is None or f.path in wanted}
 
     def _relpath(self, uri: str) -> str:
         root = self.storage.root.rstrip("/") + "/"

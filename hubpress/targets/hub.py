@@ -322,6 +322,22 @@ class HubRepo:
         self._preupload(op, revision=None)
         self._preuploaded[(file.path, file.sha256)] = op
 
+    def send_ahead(self, file: StagedFile, local_path: str, revision: str, create_pr: bool = False) -> bool:
+        """Send one file of a planned commit ahead of it (hubpress.targets.send_ahead). True when the
+        Hub has its content now, so the commit will not read `local_path`; False for a file the
+        commit carries itself (a regular file, or one the Hub said it ignores)."""
+        op = hub_upload.addition(file, local_path)
+        self._preupload(op, revision, create_pr)
+        if not op._is_uploaded:
+            return False
+        self._preuploaded[(file.path, file.sha256)] = op
+        return True
+
+    def sent_ahead(self, file: StagedFile) -> bool:
+        """Whether this publish sent `file`'s content ahead already (its commit reuses that)."""
+        op = self._preuploaded.get((file.path, file.sha256))
+        return op is not None and op._is_uploaded
+
     def tag_commit(self, tag: str) -> str | None:
         """The commit `tag` points to, or None when there is no such tag (asked before committing)."""
         refs = self._retry(

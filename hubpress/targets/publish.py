@@ -16,6 +16,7 @@ from pathlib import Path
 from hubpress.errors import CommittedButFailed, ConfigError, HubpressError, PublishError
 from hubpress.settings import Settings, require_write_token, resolve_token
 from hubpress.storage.names import answer_url
+from hubpress.targets import send_ahead
 from hubpress.targets.base import (
     CommitConflict,
     RemoteState,
@@ -30,6 +31,7 @@ from hubpress.targets.local import LocalDir, staged_text
 from hubpress.targets.ownership import owned_files, usable_manifest
 from hubpress.targets.plan import PublishPlan, StagedFile, make_plan
 from hubpress.targets.run_manifest import keep_their_manifest
+from hubpress.targets.send_ahead import Materialise
 
 log = logging.getLogger("hubpress.publish")
 
@@ -180,7 +182,6 @@ def _warn_if_unseen(outcome: PublishOutcome, target: Target, state) -> None:
 
 
 CardFn = Callable[[str | None], str]
-Materialise = Callable[[StagedFile], str]
 
 
 def _local_source(staged: StagedFile) -> str:
@@ -283,6 +284,7 @@ def publish_files(
     tag: str | None = None,
     dry_run: bool = False,
     materialise: Materialise = _local_source,
+    discard: Callable[[str], None] | None = None,
     max_attempts: int = 5,
     on_plan: Callable[[PublishPlan], None] | None = None,
 ) -> PublishOutcome:
@@ -290,7 +292,9 @@ def publish_files(
 
     The plan is made against the target's head and the commit names that head as its parent;
     when someone else committed in between, the target refuses, and the plan is made again
-    (their commit is kept). Nothing changed: no upload and no commit.
+    (their commit is kept). Nothing changed: no upload and no commit. `materialise` gives a
+    staged file's local path; `discard`, when given, removes such a path (a copy from S3
+    staging) as soon as the commit no longer needs it (hubpress.targets.send_ahead).
     """
     created = False
     # A missing repo (or branch) is created once a plan against it has passed every check, just
@@ -353,7 +357,10 @@ def publish_files(
                     outcome.tag_created = apply_tag(target, head, tag) if head else False
                 return outcome
             by_path = {f.path: f for f in files}
-            local_paths = {c.path: materialise(by_path[c.path]) for c in plan.uploads}
+            workers = getattr(getattr(target, "settings", None), "hub_max_concurrency", 1)
+            local_paths = send_ahead.local_paths(
+                target, plan, by_path, materialise, discard, create_pr, workers
+            )
             try:
                 result = target.commit(plan, by_path, local_paths, message, create_pr=create_pr)
             except CommitConflict as exc:

@@ -6,7 +6,9 @@ Hub limit fail at once. The Hub client already retries 429/5xx inside a task wit
 
 from __future__ import annotations
 
+import os
 import tempfile
+from functools import partial
 
 from prefect import get_run_logger, task
 
@@ -18,6 +20,7 @@ from hubpress.shards.reuse import BuildPlan
 from hubpress.shards.runs import RunStage
 from hubpress.shards.staging import Staging
 from hubpress.shards.verify import VerifiedRevision
+from hubpress.storage.names import is_inside
 from hubpress.targets import interrupted
 from hubpress.targets.hub import HubRepo
 from hubpress.targets.hub_waits import HubRateLimited
@@ -61,15 +64,24 @@ def publish_task(target, staged_files, staging: Staging | None, **kwargs) -> Pub
 def _publish(target, staged_files, staging: Staging | None, **kwargs) -> PublishOutcome:
     if staging is None:  # files published from where they are (LoRA weights on local disk)
         return publish_files(target, staged_files, on_plan=artifacts.plan_table, **kwargs)
-    # Only files the plan uploads are fetched from S3 staging, and only once they are needed.
+    # Only files the plan uploads are fetched from S3 staging, and only once they are needed; each
+    # copy goes as soon as the Hub has it (hubpress.targets.send_ahead).
     with tempfile.TemporaryDirectory(prefix="hubpress-upload-") as tmp:
         return publish_files(
             target,
             staged_files,
             materialise=lambda f: _materialise(staging, f, tmp),
+            discard=None if staging.is_local else partial(_discard, tmp),
             on_plan=artifacts.plan_table,
             **kwargs,
         )
+
+
+def _discard(directory: str, path: str) -> None:
+    """Remove a copy `_materialise` made under `directory`; a file it named where it is (local
+    staging, a generated card) is never touched."""
+    if path != directory and is_inside(os.path.abspath(path), os.path.abspath(directory)):
+        os.unlink(path)
 
 
 def _materialise(staging: Staging, file: StagedFile, directory: str) -> str:

@@ -1,0 +1,62 @@
+"""Files staged on S3 reach the Hub one local copy at a time.
+
+A commit's files must be on local disk for the upload (hf_xet and the LFS upload read paths). From
+S3 staging, copying every file the plan uploads before the commit would need room for all of
+them at once: the whole dataset on a first publish, 1 TB in the temporary folder. Instead each
+copy is sent ahead of the commit (HubRepo.send_ahead, huggingface_hub's preupload-then-commit
+pattern) and removed as soon as the Hub has it, `workers` at a time, so the temporary folder
+holds at most `workers` files. The commit then names them without reading them again; files it
+carries itself (small regular files, and any the Hub did not take ahead) keep their copy until it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from hubpress.targets.plan import PublishPlan, StagedFile
+
+# A staged file -> a local path holding its bytes (the file itself, or a copy from S3 staging).
+Materialise = Callable[[StagedFile], str]
+
+
+def local_paths(
+    target: Any,
+    plan: PublishPlan,
+    files: dict[str, StagedFile],
+    materialise: Materialise,
+    discard: Callable[[str], None] | None,
+    create_pr: bool,
+    workers: int,
+) -> dict[str, str]:
+    """{path in repo: local path} of the plan's uploads that the commit must still read.
+
+    Without `discard` (the files are where they are: local staging, weights on disk), or for a
+    target that cannot send ahead (a local directory), every upload is materialised at once, as
+    before. With it, each copy the target took ahead is discarded at once."""
+    send = getattr(target, "send_ahead", None)
+    if discard is None or send is None:
+        return {change.path: materialise(files[change.path]) for change in plan.uploads}
+    from hubpress.orchestration.artifacts import Progress
+
+    uploads = [files[change.path] for change in plan.uploads]
+    progress = Progress(sum(f.size for f in uploads), f"Uploading {len(uploads)} file(s)", unit="bytes")
+
+    def one(file: StagedFile) -> str | None:
+        if target.sent_ahead(file):  # an earlier attempt of this publish sent it (a re-plan)
+            progress.advance(file.size)
+            return None
+        path = materialise(file)
+        if send(file, path, plan.revision, create_pr):
+            discard(path)
+            path = None
+        progress.advance(file.size)
+        return path
+
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            kept = list(pool.map(one, uploads))
+    finally:
+        progress.close()
+    return {file.path: path for file, path in zip(uploads, kept, strict=True) if path is not None}

@@ -1,0 +1,93 @@
+"""Files staged on S3 reach the Hub one local copy at a time (hubpress.targets.send_ahead): the
+temporary folder never holds more copies than there are upload workers, each copy goes as soon
+as the Hub has it, and the commit still holds every file, once."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import threading
+import uuid
+from pathlib import Path
+
+import pytest
+
+from hubpress.settings import Settings
+from hubpress.targets.plan import StagedFile, git_blob_oid
+from hubpress.targets.publish import open_target, publish_files
+
+
+class Copies:
+    """A materialiser as the S3 staging one works (a copy per file into a scratch folder), counting
+    how many copies are alive at once."""
+
+    def __init__(self, scratch: Path):
+        self.scratch = scratch
+        self.lock = threading.Lock()
+        self.alive: set[str] = set()
+        self.most = 0
+        self.discarded: list[str] = []
+
+    def materialise(self, staged: StagedFile) -> str:
+        dest = self.scratch / staged.path
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(staged.source, dest)
+        with self.lock:
+            self.alive.add(str(dest))
+            # Large files only: small ones travel inside the commit and keep their copy for it.
+            self.most = max(self.most, sum(p.endswith(".parquet") for p in self.alive))
+        return str(dest)
+
+    def discard(self, path: str) -> None:
+        os.unlink(path)
+        with self.lock:
+            self.alive.discard(path)
+            self.discarded.append(path)
+
+
+def _stage(tmp: Path, path: str, data: bytes) -> StagedFile:
+    src = tmp / "staged" / path.replace("/", "__")
+    src.parent.mkdir(parents=True, exist_ok=True)
+    src.write_bytes(data)
+    return StagedFile(path, hashlib.sha256(data).hexdigest(), len(data), str(src), git_blob_oid(data))
+
+
+@pytest.mark.lfs  # and on the LFS path (HF_HUB_DISABLE_XET=1, a Hub without Xet)
+def test_copies_from_s3_staging_are_sent_and_removed_two_at_a_time(hub, tmp_path, write_token):
+    name = f"alice/ahead-{uuid.uuid4().hex[:8]}"
+    target = open_target(name, "dataset", Settings(hub_max_concurrency=2))
+    shards = [_stage(tmp_path, f"data/train-{i:02d}.parquet", os.urandom(120_000)) for i in range(7)]
+    card = _stage(tmp_path, "README.md", b"---\nlicense: mit\n---\n# ours\n")
+    copies = Copies(tmp_path / "scratch")
+
+    out = publish_files(
+        target,
+        [*shards, card],
+        target_name=name,
+        message="ours",
+        materialise=copies.materialise,
+        discard=copies.discard,
+    )
+
+    assert out.commit and hub.head("dataset", name) == out.commit
+    for f in [*shards, card]:
+        assert hashlib.sha256(hub.read_file("dataset", name, f.path)).hexdigest() == f.sha256
+    # Never more shard copies than upload workers; each went once the Hub had it.
+    assert 1 <= copies.most <= 2, copies.most
+    assert sorted(Path(p).name for p in copies.discarded) == sorted(Path(f.path).name for f in shards)
+    # The card travels inside the commit (a regular file): its copy is kept for it, not discarded.
+    assert copies.alive == {str(copies.scratch / "README.md")}
+    assert out.to_dict()["uploaded_bytes"] == sum(f.size for f in [*shards, card])
+    assert [c["title"] for c in hub.commit_history("dataset", name)] == ["ours", "initial commit"]
+
+
+def test_without_discard_every_upload_is_materialised_as_before(hub, tmp_path, write_token):
+    """Local staging and weights on disk: the files are where they are, nothing is removed."""
+    name = f"alice/ahead-{uuid.uuid4().hex[:8]}"
+    target = open_target(name, "dataset", Settings(hub_max_concurrency=2))
+    shards = [_stage(tmp_path, f"data/train-{i:02d}.parquet", os.urandom(60_000)) for i in range(4)]
+    copies = Copies(tmp_path / "scratch")
+    out = publish_files(target, shards, target_name=name, message="ours", materialise=copies.materialise)
+    assert out.commit and copies.most == 4 and not copies.discarded
+    assert all(Path(f.source).exists() for f in shards)
