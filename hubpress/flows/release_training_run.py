@@ -5,7 +5,6 @@ Running it again on the same output makes no new commit and no new tag."""
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from hubpress.orchestration import artifacts, assets
 from hubpress.settings import get_settings
 from hubpress.shards.runs import RunStage, release_stage_done
 from hubpress.shards.staging import Staging
+from hubpress.storage.scratch import scratch_dir
 from hubpress.targets.base import Target
 from hubpress.targets.local import refuse_staging_inside, staged_text
 from hubpress.targets.publish import open_target
@@ -72,7 +72,7 @@ def publish(params: ReleaseTrainingRunParams, release: Release):
     """One commit of the weights, config, samples, card and release.json, tagged."""
     prep = release.prep
     # release.json is written here; the directory goes once the publish is over, however it ends.
-    with tempfile.TemporaryDirectory(prefix="hubpress-release-json-") as scratch:
+    with scratch_dir("release-json") as scratch:
         release_file, _ = staged_text(RELEASE_JSON, release.manifest.decode("utf-8"), Path(scratch))
         provenance = {
             "checkpoint": prep.checkpoint.name,

@@ -42,6 +42,7 @@ from hubpress.shards.staging import RELEASE_PREFIX, Staging
 from hubpress.storage import names
 from hubpress.storage.hashcache import HashCache
 from hubpress.storage.regular import read_regular
+from hubpress.storage.scratch import scratch_dir
 from hubpress.targets.plan import StagedFile, git_blob_oid
 
 log = logging.getLogger("hubpress.lora")
@@ -197,10 +198,9 @@ def prepare_release(output_uri: str, select: str, settings: Settings, lease=None
 
         source = open_storage(output.root, settings)
         root = source.root.rstrip("/") + "/"
-        import tempfile
 
         staged = []
-        with tempfile.TemporaryDirectory(prefix="hubpress-release-") as tmp:
+        with scratch_dir("release") as tmp:
             for f in chosen:
                 local = names.inside(tmp, f.path_in_repo, what="path in the repo")
                 local.parent.mkdir(parents=True, exist_ok=True)
@@ -209,9 +209,8 @@ def prepare_release(output_uri: str, select: str, settings: Settings, lease=None
                 staged.append(staging.add_file(fingerprint, f.path_in_repo, local))
         staged = staging.complete(fingerprint, staged)
     weights = next(f for f in staged if f.path in (DEFAULT_WEIGHT_NAME, PEFT_WEIGHT_NAME))
-    import tempfile
 
-    with tempfile.TemporaryDirectory(prefix="hubpress-inspect-") as tmp:
+    with scratch_dir("inspect") as tmp:
         info = inspect_safetensors(staging.local_copy(weights, tmp))
     config = load_training_config(output, settings)
     samples = sorted(f.path for f in staged if f.path.startswith("samples/"))

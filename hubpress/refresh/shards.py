@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -41,6 +40,7 @@ from hubpress.shards.keys import shard_key
 from hubpress.shards.parquet import BuiltShard, ShardWriter
 from hubpress.shards.shard_store import SHARDS, SealedShard, ShardStore
 from hubpress.shards.shards import SHARD_FORMAT, seal_written
+from hubpress.storage.scratch import scratch_dir
 
 Row = dict[str, Any]
 
@@ -199,7 +199,7 @@ def _scratch_dir(store: ShardStore, cleanup: ExitStack) -> Path:
     rename), or a temporary folder for S3 staging."""
     if store.staging.is_local:
         return Path(store.storage.uri(SHARDS))
-    return Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="hubpress-refresh-")))
+    return Path(cleanup.enter_context(scratch_dir("refresh")))
 
 
 def build_refresh_shards(

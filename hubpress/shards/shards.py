@@ -15,7 +15,6 @@ builds one and seals it under its key in the shard store (what hubpress/tasks/bu
 from __future__ import annotations
 
 import os
-import tempfile
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
@@ -42,6 +41,7 @@ from hubpress.shards.staging import Staging
 from hubpress.sources.discovery import gc_paused
 from hubpress.sources.models import FileRef, Sample
 from hubpress.sources.reader import SourceReader
+from hubpress.storage.scratch import scratch_dir
 
 # Bump when the bytes a plan produces change (columns, writer options, boundaries): it is part of
 # every name. 2: shards end where the boundary rule shared with refresh says (hubpress.shards.boundaries).
@@ -302,7 +302,7 @@ def seal_written(store: ShardStore, key: str, write: Callable[[Path], BuiltShard
     in_place = store.build_path(key)
     if in_place is not None:
         return store.seal(key, write(in_place))
-    with tempfile.TemporaryDirectory(prefix="hubpress-shard-") as tmp:
+    with scratch_dir("shard") as tmp:
         return store.seal(key, write(Path(tmp) / "shard.parquet"))
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import tempfile
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ from pathlib import Path
 from hubpress.errors import CommittedButFailed, ConfigError, HubpressError, PublishError
 from hubpress.settings import Settings, require_write_token, resolve_token
 from hubpress.storage.names import answer_url
+from hubpress.storage.scratch import scratch_dir
 from hubpress.targets import send_ahead
 from hubpress.targets.base import (
     CommitConflict,
@@ -301,8 +301,8 @@ def publish_files(
     # before the first upload: a publish refused before then leaves no empty repo behind.
     ready = dry_run
     # The merged card is written here; the directory goes when the publish ends, however it ends.
-    with tempfile.TemporaryDirectory(prefix="hubpress-publish-") as scratch_dir:
-        scratch = Path(scratch_dir)
+    with scratch_dir("publish") as scratch_path:
+        scratch = Path(scratch_path)
         attempt = 0
         while attempt < max_attempts:
             state = target.state(revision)

@@ -7,7 +7,6 @@ Hub limit fail at once. The Hub client already retries 429/5xx inside a task wit
 from __future__ import annotations
 
 import os
-import tempfile
 from functools import partial
 
 from prefect import get_run_logger, task
@@ -21,6 +20,7 @@ from hubpress.shards.runs import RunStage
 from hubpress.shards.staging import Staging
 from hubpress.shards.verify import VerifiedRevision
 from hubpress.storage.names import is_inside
+from hubpress.storage.scratch import scratch_dir
 from hubpress.targets import interrupted
 from hubpress.targets.hub import HubRepo
 from hubpress.targets.hub_waits import HubRateLimited
@@ -66,7 +66,7 @@ def _publish(target, staged_files, staging: Staging | None, **kwargs) -> Publish
         return publish_files(target, staged_files, on_plan=artifacts.plan_table, **kwargs)
     # Only files the plan uploads are fetched from S3 staging, and only once they are needed; each
     # copy goes as soon as the Hub has it (hubpress.targets.send_ahead).
-    with tempfile.TemporaryDirectory(prefix="hubpress-upload-") as tmp:
+    with scratch_dir("upload") as tmp:
         return publish_files(
             target,
             staged_files,
