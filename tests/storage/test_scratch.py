@@ -45,7 +45,11 @@ def test_a_killed_runs_folder_goes_and_a_live_runs_stays(tmp_path):
         os.kill(killed.pid, signal.SIGKILL)
         killed.wait()
         for d in (killed_dir, live_dir):
-            assert d.parent == tmp_path and d.name.startswith("hubpress-upload-") and (d / "shard.parquet").exists()
+            assert (
+                d.parent == tmp_path
+                and d.name.startswith("hubpress-upload-")
+                and (d / "shard.parquet").exists()
+            )
             _age(d)
         # Not hubpress's, or not provably a dead process's: kept.
         others = [
