@@ -1,7 +1,8 @@
 """What an interrupted run leaves on the Hub, and the one clean-up it may do there.
 
 While a command runs, the Hub repos it talks to are noted here: each repo it opened, each it
-created (HubRepo.ensure_exists) and each it sent a commit to. When the person presses Ctrl-C,
+created (HubRepo.ensure_exists) and each it sent a commit to; and each local directory target it
+opened, with whether its commit began and ended. When the person presses Ctrl-C,
 `after_interrupt` deletes a repo that this run created, never sent a commit to, and that still
 holds nothing but what the Hub creates with a repo (one initial commit with `.gitattributes`, no
 tag, every branch at that commit), and returns one sentence per repo saying what state it is in.
@@ -26,6 +27,7 @@ class _Noted:
     repo: Any  # the HubRepo (its HfApi and token: the clean-up asks with the run's credentials)
     created: bool = False
     commit_sent: bool = False
+    committed: bool = False  # a local directory's commit ended (the Hub's answer says that there)
 
 
 @dataclass
@@ -74,6 +76,11 @@ def commit_sent(repo: Any) -> None:
     _NOTES.note(repo, commit_sent=True)
 
 
+def committed(target: Any) -> None:
+    """Said when a local directory's new version is in place (its commit is one rename)."""
+    _NOTES.note(target, committed=True)
+
+
 def forget() -> None:
     _STOP.clear()
     _STOPPED_AT.clear()
@@ -113,8 +120,24 @@ def _shape(repo: Any) -> RepoShape:
     )
 
 
+def _local_state(noted: _Noted) -> str:
+    """A local directory target changes in one step (LocalDir.commit), so it shows one complete
+    version whatever the moment of the interrupt."""
+    where = noted.repo.description
+    if noted.committed:
+        return f"{where} holds this run's complete version"
+    if noted.commit_sent:
+        return (
+            f"{where} shows its previous complete version or this run's (it changes in one step); "
+            "run the command again to finish"
+        )
+    return f"nothing was written to {where}; it is as it was before this run"
+
+
 def _state(noted: _Noted) -> str:
     repo = noted.repo
+    if getattr(repo, "repo_id", None) is None:  # a local directory target
+        return _local_state(noted)
     name = f"{repo.repo_id} ({repo.repo_type})"
     if noted.commit_sent:
         return (

@@ -22,6 +22,7 @@ from hubpress.errors import PublishError, SourceError
 from hubpress.shards.parquet_footer import ParquetFooter, read_footer
 from hubpress.storage.hashcache import HashCache, sha256_file
 from hubpress.storage.names import inside
+from hubpress.targets import interrupted
 from hubpress.targets.base import CommitConflict, CommitResult, RemoteState
 from hubpress.targets.plan import PublishPlan, RemoteFile, StagedFile, commit_mismatches, git_blob_oid
 
@@ -161,6 +162,7 @@ class LocalDir:
             head = self._head()
             if head != plan.parent_commit:
                 raise CommitConflict(f"{self.path} moved from {plan.parent_commit} to {head}")
+            interrupted.commit_sent(self)  # on Ctrl-C, the command says what state it is in
             self.versions.mkdir(parents=True, exist_ok=True)
             self._remove_dead_builds()
             current = Path(os.path.realpath(self.path)) if head is not None else None
@@ -189,6 +191,7 @@ class LocalDir:
                 shutil.rmtree(build, ignore_errors=True)
                 raise
             self._swap(final, head)
+            interrupted.committed(self)
             self._prune(keep={version})
         return CommitResult(commit=version, url=self.commit_url(version))
 

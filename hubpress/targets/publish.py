@@ -53,11 +53,14 @@ def open_target(
     any work, with one message naming every way to provide one. `defer_access_check`: the caller
     first asks whether there is anything to write (an unchanged publish needs no write access, and
     its one round trip stays one) and then calls `require_write_access` before any work."""
+    from hubpress.targets import interrupted
+
     if is_local_target(target):
         from hubpress.storage.hashcache import HashCache
 
-        return LocalDir(local_path(target), cache=HashCache(Path(settings.cache_dir) / "hashes.sqlite"))
-    from hubpress.targets import interrupted
+        local = LocalDir(local_path(target), cache=HashCache(Path(settings.cache_dir) / "hashes.sqlite"))
+        interrupted.opened(local)  # on Ctrl-C, the command says what state it is in
+        return local
     from hubpress.targets.hub import HubRepo
 
     check_repo_id(target)

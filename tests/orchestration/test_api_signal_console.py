@@ -80,5 +80,6 @@ def test_sigterm_during_an_api_call_is_one_line_on_the_console(tmp_path, monkeyp
     assert handlers and "Crash detected" not in console.getvalue(), console.getvalue()
     said = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert [line for line in said if "terminated (SIGTERM)" in line] == [
-        "hubpress: terminated (SIGTERM): nothing was sent to the Hub."
+        f"hubpress: terminated (SIGTERM): nothing was written to local directory {tmp_path / 'out'}; "
+        "it is as it was before this run."
     ], said

@@ -72,3 +72,31 @@ def test_what_the_hub_creates():
     assert not interrupted.holds_only_what_the_hub_creates(shape(frozenset(), 2, frozenset("a"), 0))
     assert not interrupted.holds_only_what_the_hub_creates(shape(frozenset(), 1, frozenset("ab"), 0))
     assert not interrupted.holds_only_what_the_hub_creates(shape(frozenset(), 1, frozenset("a"), 1))
+
+
+def test_a_local_directory_target_is_said_as_it_is(tmp_path, notes):
+    """A local target changes in one step: before its commit it is as it was, once the commit began
+    it shows one complete version (the old or the new), and after it, this run's."""
+    import hashlib
+
+    from hubpress.targets.plan import StagedFile, git_blob_oid
+    from hubpress.targets.publish import publish_files
+
+    where = tmp_path / "out"
+    target = open_target(str(where), "dataset", get_settings())
+    assert interrupted.after_interrupt() == [
+        f"nothing was written to local directory {where}; it is as it was before this run"
+    ]
+    data = b"a shard's bytes"
+    (tmp_path / "shard").write_bytes(data)
+    staged = StagedFile(
+        "data/a.bin", hashlib.sha256(data).hexdigest(), len(data), str(tmp_path / "shard"), git_blob_oid(data)
+    )
+    assert publish_files(target, [staged], target_name=str(where), message="ours").commit
+    assert interrupted.after_interrupt() == [f"local directory {where} holds this run's complete version"]
+
+    interrupted.forget()
+    interrupted.opened(target)
+    interrupted.commit_sent(target)  # as LocalDir.commit says before it begins to write
+    (said,) = interrupted.after_interrupt()
+    assert said.startswith(f"local directory {where} shows its previous complete version or this run's")
