@@ -132,6 +132,25 @@ class S3Storage:
             raise
 
     @said_as_refusal("read")
+    def bucket_exists(self) -> bool:
+        """Whether the bucket is there (HeadBucket): False for a 404, a refusal or the failed
+        answer (named, hubpress.storage.s3_refusals) for anything else."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+            return True
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchBucket"):
+                return False
+            raise
+
+    @said_as_refusal("read")
+    def size(self, relpath: str) -> int:
+        """The object's size (HeadObject's ContentLength)."""
+        return self.client.head_object(Bucket=self.bucket, Key=self.key(relpath))["ContentLength"]
+
+    @said_as_refusal("read")
     def read_bytes(self, relpath: str) -> bytes:
         return self.client.get_object(Bucket=self.bucket, Key=self.key(relpath))["Body"].read()
 
@@ -181,6 +200,7 @@ class S3Storage:
     def delete(self, relpath: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self.key(relpath))
 
+    @said_as_refusal("read")
     def modified(self, relpath: str) -> float | None:
         """The object's LastModified (seconds since the epoch), or None when it is not there."""
         from botocore.exceptions import ClientError
@@ -193,6 +213,7 @@ class S3Storage:
             raise
         return head["LastModified"].timestamp()
 
+    @said_as_refusal("list")
     def folders(self) -> list[str]:
         """The names of the "folders" (common prefixes) right under the root: one delimited listing."""
         base = self.prefix + "/" if self.prefix else ""
