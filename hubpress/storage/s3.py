@@ -156,10 +156,27 @@ class S3Storage:
 
     @said_as_refusal("read")
     def read_listed(self, listed: ListedFile) -> bytes:
-        """The object listed, by its ETag: one written over it since is not read (412). Some
-        S3-compatible stores answer 412 to an If-Match that holds (SeaweedFS 3.97; stores comparing
-        the quoted and the unquoted ETag): then the answer without it is read when its own ETag is
-        the listed one (an answer's ETag is that of the bytes it carries), else refused as well."""
+        """The object listed, by its ETag, and of its listed size (`_listed_answer`)."""
+        from hubpress.storage.listed_reads import read_as_listed
+
+        with self._listed_answer(listed) as body:
+            return read_as_listed(body, listed.size, self.uri(listed.relpath))
+
+    @said_as_refusal("read")
+    def get_listed(self, listed: ListedFile, local_path: str | Path) -> None:
+        """A copy of the object listed, by its ETag, of its listed size; else nothing is left."""
+        from hubpress.storage.listed_reads import copied_as_listed
+
+        with self._listed_answer(listed) as body:
+            copied_as_listed(body, local_path, listed.size, self.uri(listed.relpath))
+
+    def _listed_answer(self, listed: ListedFile):
+        """The body of the object listed, asked by its ETag: one written over it since is not read
+        (412). Some S3-compatible stores answer 412 to an If-Match that holds (SeaweedFS 3.97;
+        stores comparing the quoted and the unquoted ETag): then the answer without it is read
+        when its own ETag is the listed one (an answer's ETag is that of the bytes it carries),
+        else refused as well. The caller holds the body to the listed size: a store may answer
+        other bytes under the listed ETag."""
         from botocore.exceptions import ClientError
 
         from hubpress.storage.listed_reads import NotTheListedFile
@@ -177,7 +194,7 @@ class S3Storage:
                     f"s3://{self.bucket}/{key} is no longer the object that was listed (written over "
                     "since); it is not read. Run again once nothing writes to it."
                 ) from None
-        return answer["Body"].read()
+        return answer["Body"]
 
     @said_as_refusal("read")
     def open(self, relpath: str) -> BinaryIO:
