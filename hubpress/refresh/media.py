@@ -108,7 +108,7 @@ class MediaOrigin:
         return data
 
     def _read_local_copy(self, path: str) -> bytes:
-        from hubpress.targets.listed_bytes import cached_not_as_listed, remove_from_cache
+        from hubpress.targets.listed_bytes import bytes_not_as_listed, remove_from_cache
 
         repo_cache = self._repo_cache()
         snapshot = os.path.join(repo_cache, "snapshots", self.revision) + os.sep
@@ -129,13 +129,16 @@ class MediaOrigin:
                 f"media path {path!r} is not a regular file.", path, kind=MEDIA_OUTSIDE_UPSTREAM
             )
         listed = self._listed(rel)
-        if cached_not_as_listed(str(real), listed.size, listed.sha256, listed.git_oid) is not None:
-            # Not the listed file (another tool wrote it, or it was kept unchecked): not read, and
-            # not kept for the next run; the upstream's own file is read instead.
-            remove_from_cache(os.path.join(snapshot, rel))
-            return self._read_remote(rel)
-        with open(real, "rb") as handle:
-            return handle.read()
+        if os.stat(real).st_size == listed.size:
+            with open(real, "rb") as handle:
+                data = handle.read()
+            # Checked as read (an image is small: hashing it costs less than asking a cache).
+            if bytes_not_as_listed(data, listed.size, listed.sha256, listed.git_oid) is None:
+                return data
+        # Not the listed file (another tool wrote it, or it was kept unchecked): not used, and not
+        # kept for the next run; the upstream's own file is read instead.
+        remove_from_cache(os.path.join(snapshot, rel))
+        return self._read_remote(rel)
 
 
 def _needs_read(value: Any) -> bool:

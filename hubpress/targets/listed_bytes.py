@@ -18,6 +18,7 @@ change times and inode, so an unchanged copy is read once, not on every run.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 
@@ -70,14 +71,21 @@ def cached_not_as_listed(path: str, size: int, sha256: str | None, git_oid: str 
     if got_size != size:
         return f"it has {got_size:,} bytes, the Hub lists {size:,}"
     if sha256 is not None:
-        from pathlib import Path
-
         from hubpress.settings import get_settings
-        from hubpress.storage.hashcache import HashCache
 
-        got = HashCache(Path(get_settings().cache_dir) / "hashes.sqlite").sha256_local(path)
+        got = _hash_cache(get_settings().cache_dir).sha256_local(path)
         return None if got == sha256 else f"its sha256 is {got[:16]}..., the Hub lists {sha256[:16]}..."
     return not_as_listed(path, size, None, git_oid)
+
+
+@functools.lru_cache(maxsize=4)
+def _hash_cache(cache_dir: str):
+    """One hash cache per cache folder (it opens its database once per thread)."""
+    from pathlib import Path
+
+    from hubpress.storage.hashcache import HashCache
+
+    return HashCache(Path(cache_dir) / "hashes.sqlite")
 
 
 def remove_from_cache(path: str) -> None:
