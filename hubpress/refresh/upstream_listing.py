@@ -20,8 +20,11 @@ read from the upstream are held to the listed size and sha256 (or git blob id) f
 
 from __future__ import annotations
 
+import re
 import threading
 from dataclasses import dataclass
+
+from hubpress.storage.names import shown_name
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,12 +58,9 @@ def hold_to_listing(
 
     api = HfApi(endpoint=endpoint, token=token)
     tree = api.list_repo_tree(dataset_name, revision=revision_sha, repo_type=repo_type, recursive=True)
+    where = f"{repo_type} {dataset_name!r} at {revision_sha[:12]}"
     files = {
-        entry.path: ListedUpstreamFile(
-            int(entry.size), entry.lfs.sha256 if entry.lfs else None, entry.blob_id or None
-        )
-        for entry in tree
-        if isinstance(entry, RepoFile)
+        entry.path: _listed_file(entry, where, endpoint) for entry in tree if isinstance(entry, RepoFile)
     }
     remember_listing(
         repo_type, dataset_name, revision_sha, {p: f.size for p, f in files.items()}, endpoint=endpoint
@@ -70,6 +70,34 @@ def hold_to_listing(
             _LISTINGS.pop(next(iter(_LISTINGS)))
         _LISTINGS[(repo_type, dataset_name, revision_sha)] = files
     return files
+
+
+_HEX_ID = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def _listed_file(entry, where: str, endpoint: str | None) -> ListedUpstreamFile:
+    """What the listing says of one file, or the one-line refusal of a listing whose facts are not
+    facts (a size that is not a count of bytes, an id that is not hex): every file of the upstream
+    is held to them."""
+    from hubpress.targets.hub_failures import HubAnswerUnusable
+
+    size, sha256 = entry.size, entry.lfs.sha256 if entry.lfs else None
+    blob_id = entry.blob_id or None
+    problem = None
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        problem = f"with the size {str(size)[:40]!r}"
+    elif sha256 is not None and not (isinstance(sha256, str) and _SHA256.fullmatch(sha256)):
+        problem = f"with the sha256 {str(sha256)[:80]!r}"
+    elif blob_id is not None and not (isinstance(blob_id, str) and _HEX_ID.fullmatch(blob_id)):
+        problem = f"with the git blob id {str(blob_id)[:80]!r}"
+    if problem is None:
+        return ListedUpstreamFile(size, sha256, blob_id)
+    raise HubAnswerUnusable(
+        f"The Hub at {endpoint or 'the default endpoint'} listed {shown_name(str(entry.path)[:200])} of "
+        f"{where} {problem}: that listing cannot be used, and nothing of the upstream is read. Check "
+        "HF_ENDPOINT (or HUBPRESS_HUB_ENDPOINT) and any proxy in between."
+    )
 
 
 def listed_upstream(

@@ -101,3 +101,27 @@ def test_a_cached_media_copy_that_is_not_the_listed_one_is_not_read(hub, write_t
     assert origin.read(str(planted)) == honest
     assert origin.read(str(shorter)) == b"x" * 40
     assert not planted.exists() or planted.read_bytes() == honest
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_an_upstream_listing_whose_sizes_are_not_numbers_is_one_line(
+    hub, write_token, hostile_proxy, tmp_path
+):
+    """The tree listing the upstream's files are held to, answered with `"size": "lots"`: one line
+    naming the upstream, exit 1, no traceback, nothing published."""
+    repo, sha = _upstream({DATA: _parquet("the upstream row")})
+    hostile_proxy.arm(r"^GET /api/datasets/[^ ]*/tree/", "bad_size", count=20)
+    backend = {"id": "up", "type": "huggingface", "dataset_name": repo, "revision": sha}
+    backend |= {"caption_column": "caption", "streaming": False, "cache_dir": str(tmp_path / "cache")}
+    config = tmp_path / "multidatabackend.json"
+    config.write_text(json.dumps([backend]))
+    out = tmp_path / "out"
+
+    code, stdout, stderr = run_cli("refresh", str(config), str(out))
+
+    assert hostile_proxy.fired, "the listing was not asked through the proxy"
+    assert code == 1, (stdout, stderr)
+    assert "Traceback" not in stderr
+    errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and repo in errors[0] and "listing" in errors[0], stderr
+    assert not out.exists() or not any(out.rglob("*.parquet"))
