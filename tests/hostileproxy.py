@@ -25,6 +25,7 @@ A pattern is a regex searched in "METHOD /path?query". Kinds:
   link_loop      the upstream's answer with a `Link: <this same URL>; rel="next"` header: a listing
                  whose next page is the page just read, forever
   bad_sha        the upstream's answer with every `"sha": "<40 hex>"` replaced by `"sha": "../../x"`
+  bad_size       the upstream's answer with every `"size": <n>` replaced by `"size": "lots"`
   endless_file   200 application/octet-stream, chunked without a length: a file's bytes without end
                  (up to `huge_bytes`); `file_bytes_sent` counts what the client took
   huge_file      the same declaring a Content-Length of 100 GB
@@ -64,6 +65,7 @@ KINDS = (
     "redirect_userinfo",
     "gzip_bomb",
     "bad_sha",
+    "bad_size",
     "echo_token",
     "echo_token_glued",
     "link_loop",
@@ -257,6 +259,10 @@ class _Handler(QuietHandler):
         elif kind == "bad_sha":
             status, reason, headers, data = self._forward(body)
             data = re.sub(rb'"sha"\s*:\s*"[0-9a-f]{40}"', b'"sha": "../../x"', data)
+            self.wfile.write(self._raw(status, reason, headers, data))
+        elif kind == "bad_size":
+            status, reason, headers, data = self._forward(body)
+            data = re.sub(rb'"size"\s*:\s*\d+', b'"size": "lots"', data)
             self.wfile.write(self._raw(status, reason, headers, data))
         elif kind in ("endless_file", "huge_file"):
             self._endless_file(declared=kind == "huge_file")

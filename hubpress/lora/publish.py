@@ -194,7 +194,7 @@ def prepare_release(output_uri: str, select: str, settings: Settings, lease=None
     staged = staging.lookup(fingerprint)
     stage_reused = staged is not None
     if staged is None:
-        from hubpress.storage.files import open_storage
+        from hubpress.storage.files import ListedFile, open_storage
 
         source = open_storage(output.root, settings)
         root = source.root.rstrip("/") + "/"
@@ -205,7 +205,9 @@ def prepare_release(output_uri: str, select: str, settings: Settings, lease=None
                 local = names.inside(tmp, f.path_in_repo, what="path in the repo")
                 local.parent.mkdir(parents=True, exist_ok=True)
                 rel = f.source_uri[len(root) :] if f.source_uri.startswith(root) else f.source_uri
-                source.get_file(rel, local)
+                # The file the selection listed, of its listed size and version, or nothing: weights
+                # rewritten since (or an S3 answer of other bytes) are never staged as the checkpoint.
+                source.get_listed(ListedFile(rel, f.size, f.version), local)
                 staged.append(staging.add_file(fingerprint, f.path_in_repo, local))
         staged = staging.complete(fingerprint, staged)
     weights = next(f for f in staged if f.path in (DEFAULT_WEIGHT_NAME, PEFT_WEIGHT_NAME))

@@ -13,6 +13,12 @@ Without streaming, `datasets` downloads such files first (huggingface_hub's cach
 local copies' paths. A local path is accepted only as such a copy: it must lie in the cache's
 snapshot of the upstream repo at the pinned revision, and is then gated as the file it copies.
 
+What is read is then held to the upstream's listing at that revision (size, sha256 or git blob
+id: hubpress.refresh.upstream_listing): a cached copy that is not the listed file (another tool
+wrote it, or an older hubpress kept it unchecked) is removed and the file read from the upstream
+instead; bytes the upstream answers that are not the listed file's drop the row as
+`media_not_as_listed`, and a path the listing does not name as `missing_media`.
+
 Rows hold undecoded values only: nothing downstream (filters, the output row) reads a path.
 """
 
@@ -31,6 +37,11 @@ from hubpress.storage.names import MEDIA_OUTSIDE_UPSTREAM, UnsafeNameError, insi
 log = logging.getLogger("hubpress.refresh")
 
 REFUSALS_LOGGED = 5  # warning lines per backend; the report counts every refused row
+MEDIA_NOT_AS_LISTED = "media_not_as_listed"  # the bytes read are not the file the upstream lists
+
+
+class MediaNotAsListed(Exception):
+    """Media bytes the upstream answered that are not the file its listing names."""
 
 
 @dataclass
@@ -61,21 +72,44 @@ class MediaOrigin:
         folder = repo_folder_name(repo_id=self.repo_id, repo_type=self.repo_type)
         return os.path.join(os.path.abspath(constants.HF_HUB_CACHE), folder)
 
+    def _listed(self, rel: str):
+        """What the upstream's listing at the pinned revision says of `rel`; FileNotFoundError
+        when it names no such file (the row is then `missing_media`)."""
+        from hubpress.refresh.upstream_listing import listed_upstream
+
+        listed = listed_upstream(self.repo_id, self.revision, self.token, self.endpoint, self.repo_type)
+        if rel not in listed:
+            raise FileNotFoundError(rel)
+        return listed[rel]
+
     def read(self, path: str) -> bytes:
         """The bytes `path` names, after the gate: an hf:// URL is read from the pinned repo and
         revision (named by us, never as the row spelled it); a local path only when it is the
-        cache's copy of such a file."""
+        cache's copy of such a file. Either is the file the upstream lists, or not read."""
         if "://" not in path:
             return self._read_local_copy(path)
-        rel = self.path_in_repo(path)
+        return self._read_remote(self.path_in_repo(path))
+
+    def _read_remote(self, rel: str) -> bytes:
+        from hubpress.targets.listed_bytes import bytes_not_as_listed
+
+        listed = self._listed(rel)
         if self._fs is None:
             from huggingface_hub import HfFileSystem
 
             self._fs = HfFileSystem(endpoint=self.endpoint, token=self.token or False)
         with self._fs.open(f"{self._pinned}/{rel}", "rb") as handle:
-            return handle.read()
+            data = handle.read()
+        if (problem := bytes_not_as_listed(data, listed.size, listed.sha256, listed.git_oid)) is not None:
+            raise MediaNotAsListed(
+                f"{rel} of {self.repo_id} at {self.revision[:12]} was read, but {problem}: the upstream's "
+                "Hub (or a proxy in between) answered other bytes than it lists."
+            )
+        return data
 
     def _read_local_copy(self, path: str) -> bytes:
+        from hubpress.targets.listed_bytes import bytes_not_as_listed, remove_from_cache
+
         repo_cache = self._repo_cache()
         snapshot = os.path.join(repo_cache, "snapshots", self.revision) + os.sep
         if not path.startswith(snapshot):
@@ -94,8 +128,17 @@ class MediaOrigin:
             raise UnsafeNameError(
                 f"media path {path!r} is not a regular file.", path, kind=MEDIA_OUTSIDE_UPSTREAM
             )
-        with open(real, "rb") as handle:
-            return handle.read()
+        listed = self._listed(rel)
+        if os.stat(real).st_size == listed.size:
+            with open(real, "rb") as handle:
+                data = handle.read()
+            # Checked as read (an image is small: hashing it costs less than asking a cache).
+            if bytes_not_as_listed(data, listed.size, listed.sha256, listed.git_oid) is None:
+                return data
+        # Not the listed file (another tool wrote it, or it was kept unchecked): not used, and not
+        # kept for the next run; the upstream's own file is read instead.
+        remove_from_cache(os.path.join(snapshot, rel))
+        return self._read_remote(rel)
 
 
 def _needs_read(value: Any) -> bool:
@@ -131,6 +174,13 @@ def resolve_media(
                     changed[column] = _resolved(value, origin)
         except UnsafeNameError as exc:
             report.drop(index, [MEDIA_OUTSIDE_UPSTREAM])
+            if len(origin.refusals) < REFUSALS_LOGGED:
+                line = f"backend {report.backend_id!r}: row {index} refused: {exc}"
+                origin.refusals.append(line)
+                log.warning("%s", line)
+            continue
+        except MediaNotAsListed as exc:
+            report.drop(index, [MEDIA_NOT_AS_LISTED])
             if len(origin.refusals) < REFUSALS_LOGGED:
                 line = f"backend {report.backend_id!r}: row {index} refused: {exc}"
                 origin.refusals.append(line)

@@ -19,13 +19,17 @@ structs, which is what a `decode=False` feature yields there.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from hubpress.errors import SourceError
+from hubpress.refresh.upstream_listing import ListedUpstreamFile
 from hubpress.storage.names import repo_file_url
+
+log = logging.getLogger("hubpress.refresh")
 
 BATCH_ROWS = 64  # rows converted to Python at a time, inside one row group
 # A row group is read whole (`rows_at`), and pyarrow allocates for the rows its footer claims
@@ -204,13 +208,20 @@ class ParquetStream:
 
 
 def download_files(
-    files: list[str], token: str | bool | None, cache_dir: str | None = None, endpoint: str | None = None
+    files: list[str],
+    token: str | bool | None,
+    cache_dir: str | None = None,
+    endpoint: str | None = None,
+    listing: Mapping[str, ListedUpstreamFile] | None = None,
 ) -> list[str]:
-    """Local copies of hf:// files (huggingface_hub's cache: a file already there is not fetched
-    again, and the revision in each path is a commit sha, so a cached copy is the right one)."""
+    """Local copies of hf:// files (huggingface_hub's cache: the revision in each path is a commit
+    sha), each the file the upstream lists, by `listing` (its files' facts at that commit) or, for
+    a file it does not name, by asking the Hub. A copy already cached is held to the listing
+    before it is used: one that is not the listed file (written by another tool, or before these
+    checks) is removed and downloaded again."""
     from huggingface_hub import HfFileSystem, hf_hub_download, try_to_load_from_cache
 
-    from hubpress.targets.listed_bytes import not_as_listed, remove_from_cache
+    from hubpress.targets.listed_bytes import cached_not_as_listed, not_as_listed, remove_from_cache
     from hubpress.targets.listed_sizes import listed_size
 
     fs = HfFileSystem(endpoint=endpoint, token=token)
@@ -218,23 +229,32 @@ def download_files(
     for path in files:
         resolved = fs.resolve_path(path)
         where = dict(repo_type=resolved.repo_type, revision=resolved.revision, cache_dir=cache_dir)
+        listed = (listing or {}).get(resolved.path_in_repo)
+        if listed is None:
+            info = fs.info(path)
+            lfs = info.get("lfs") or {}
+            listed = ListedUpstreamFile(int(info["size"]), lfs.get("sha256"), info.get("blob_id"))
+        named = f"Dataset {resolved.repo_id!r}: {resolved.path_in_repo}"
         cached = try_to_load_from_cache(resolved.repo_id, resolved.path_in_repo, **where)
         if isinstance(cached, str):
-            local.append(cached)
-            continue
+            problem = cached_not_as_listed(cached, listed.size, listed.sha256, listed.git_oid)
+            if problem is None:
+                local.append(cached)
+                continue
+            log.warning(
+                "%s: the cached copy is not the listed file (%s); it is downloaded again.", named, problem
+            )
+            remove_from_cache(cached)
         # Held to the size the upstream lists (a body without end must not fill the disk), and
         # then to its sha256: what the cache keeps is the file listed, or nothing.
-        info = fs.info(path)
-        size = int(info["size"])
-        with listed_size(size, f"{resolved.path_in_repo} of dataset {resolved.repo_id!r}"):
+        with listed_size(listed.size, f"{resolved.path_in_repo} of dataset {resolved.repo_id!r}"):
             got = hf_hub_download(
                 resolved.repo_id, resolved.path_in_repo, token=token, endpoint=endpoint, **where
             )
-        sha256 = (info.get("lfs") or {}).get("sha256")
-        if (problem := not_as_listed(got, size, sha256, info.get("blob_id"))) is not None:
+        if (problem := not_as_listed(got, listed.size, listed.sha256, listed.git_oid)) is not None:
             remove_from_cache(got)
             raise UpstreamFileNotAsListed(
-                f"Dataset {resolved.repo_id!r}: {resolved.path_in_repo} was downloaded, but {problem}: it was "
+                f"{named} was downloaded, but {problem}: it was "
                 "removed from the cache and nothing was read from it. The upstream's Hub (or a proxy in "
                 "between) answered with other bytes than it lists; run again, and check the endpoint if "
                 "it repeats."

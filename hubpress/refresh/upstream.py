@@ -154,7 +154,7 @@ def _parquet_stream(
     cfg: HuggingfaceBackend, revision_sha: str, token: str | None, endpoint: str | None
 ) -> ParquetStream | None:
     # Whoever downloads a file of the upstream from here on (datasets too) is held to its listed size.
-    hold_to_listing(cfg.dataset_name, revision_sha, token or False, _endpoint(endpoint))
+    listing = hold_to_listing(cfg.dataset_name, revision_sha, token or False, _endpoint(endpoint))
     try:
         files = resolve_parquet_files(
             cfg.dataset_name,
@@ -171,7 +171,7 @@ def _parquet_stream(
         return None
     base = _endpoint(endpoint)
     if not cfg.streaming:  # download once (cached), then scan the local files in two phases
-        files = download_files(files, token or False, cfg.cache_dir, endpoint=base)
+        files = download_files(files, token or False, cfg.cache_dir, endpoint=base, listing=listing)
     return ParquetStream.open(files, endpoint=base, token=token or False, dataset=cfg.dataset_name)
 
 

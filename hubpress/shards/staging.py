@@ -358,7 +358,7 @@ def _is_missing(exc: Exception) -> bool:
 
 
 def _remote_size(storage: S3Storage, relpath: str) -> int:
-    return storage.client.head_object(Bucket=storage.bucket, Key=storage.key(relpath))["ContentLength"]
+    return storage.size(relpath)
 
 
 def _copy_verified(source: Path, target: Path, expected_sha256: str) -> None:

@@ -22,7 +22,7 @@ from hubpress.frozen_init import quick_frozen_init
 from hubpress.settings import Settings, get_settings
 from hubpress.storage import names
 from hubpress.storage.hashcache import stat_version
-from hubpress.storage.listed_reads import open_listed
+from hubpress.storage.listed_reads import NotTheListedFile, copied_as_listed, open_listed, read_as_listed
 from hubpress.storage.names import inside, is_inside
 from hubpress.storage.regular import open_regular, why_not_regular
 
@@ -52,6 +52,7 @@ class Storage(Protocol):
     def write_bytes(self, relpath: str, data: bytes) -> None: ...
     def put_file(self, relpath: str, local_path: str | Path) -> None: ...
     def get_file(self, relpath: str, local_path: str | Path) -> None: ...
+    def get_listed(self, listed: ListedFile, local_path: str | Path) -> None: ...
     def delete(self, relpath: str) -> None: ...
     def modified(self, relpath: str) -> float | None: ...
     def folders(self) -> list[str]: ...
@@ -162,7 +163,7 @@ class LocalStorage:
         """The bytes of a file this storage listed, when it still is that file (listed_reads)."""
         path = self.uri(listed.relpath)
         with open_listed(path, self.root, listed.size, listed.version, listed.inode) as fh:
-            return fh.read()
+            return read_as_listed(fh, listed.size, path)  # not a byte more: one appended since
 
     def open(self, relpath: str) -> BinaryIO:
         return self._open(relpath)
@@ -198,6 +199,19 @@ class LocalStorage:
     def get_file(self, relpath: str, local_path: str | Path) -> None:
         with self._open(relpath) as src, open(local_path, "wb") as dst:
             shutil.copyfileobj(src, dst, 1024 * 1024)
+
+    def get_listed(self, listed: ListedFile, local_path: str | Path) -> None:
+        """A copy of a file this storage listed, when it is that file from the first byte to the
+        last (listed_reads): one rewritten before or while it is copied leaves nothing."""
+        path = self.uri(listed.relpath)
+        with open_listed(path, self.root, listed.size, listed.version, listed.inode) as src:
+            copied_as_listed(src, local_path, listed.size, path)
+            if listed.version is not None and stat_version(os.fstat(src.fileno())) != listed.version:
+                Path(local_path).unlink(missing_ok=True)
+                raise NotTheListedFile(
+                    f"{path} was written to while it was copied; nothing of it is kept. Run again once "
+                    "nothing writes to it."
+                )
 
     def delete(self, relpath: str) -> None:
         Path(self.uri(relpath)).unlink(missing_ok=True)

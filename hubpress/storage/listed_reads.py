@@ -11,11 +11,18 @@ the root, opens the resolved path as a regular file, and holds the open file to 
 listing recorded (size, the stat version of hubpress.storage.hashcache, which user space cannot
 restore, and the inode when known): whatever was swapped in between, on any component of the
 path, is another file and is not read. One line (`NotTheListedFile`) names the path and what to do.
+
+A copy of a listed file (`copied_as_listed`: the post-training release's copy of the chosen
+weights, config and samples, from a local folder or S3) is held to the listing the same way and to
+its listed size as it is written: an S3 store answering more or fewer bytes than the object it
+listed, or a local file rewritten while it is copied, leaves nothing at the destination.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+from pathlib import Path
 from typing import BinaryIO
 
 from hubpress.errors import SourceError
@@ -58,3 +65,41 @@ def open_listed(
             "read. Run again once nothing writes to it."
         )
     return fh
+
+
+COPY_CHUNK = 1024 * 1024
+
+
+def read_as_listed(source: BinaryIO, size: int, where: str) -> bytes:
+    """All of `source`, which must be `size` bytes (the listed size): at most one byte more is
+    read, so an answer without end is not held in memory."""
+    data = source.read(size + 1)
+    if len(data) != size:
+        raise _other_length(where, size, len(data))
+    return data
+
+
+def copied_as_listed(source: BinaryIO, local_path: str | os.PathLike[str], size: int, where: str) -> None:
+    """`source` written to `local_path`, which then holds exactly the listed `size` bytes; else
+    NotTheListedFile, and nothing is left at `local_path`. At most one byte over `size` is read."""
+    written = 0
+    try:
+        with open(local_path, "wb") as dst:
+            while written <= size and (chunk := source.read(min(COPY_CHUNK, size + 1 - written))):
+                written += len(chunk)
+                dst.write(chunk)
+        if written != size:
+            raise _other_length(where, size, written)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            Path(local_path).unlink()
+        raise
+
+
+def _other_length(where: str, size: int, got: int) -> NotTheListedFile:
+    said = f"more than {size:,}" if got > size else f"{got:,}"
+    return NotTheListedFile(
+        f"{where} gave {said} bytes, but it was listed at {size:,} bytes: it is not the file that was "
+        "listed (written to since, or the store answered other bytes) and nothing of it is kept. Run "
+        "again once nothing writes to it; if it repeats, check the store and any proxy in between."
+    )

@@ -132,15 +132,51 @@ class S3Storage:
             raise
 
     @said_as_refusal("read")
+    def bucket_exists(self) -> bool:
+        """Whether the bucket is there (HeadBucket): False for a 404, a refusal or the failed
+        answer (named, hubpress.storage.s3_refusals) for anything else."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+            return True
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchBucket"):
+                return False
+            raise
+
+    @said_as_refusal("read")
+    def size(self, relpath: str) -> int:
+        """The object's size (HeadObject's ContentLength)."""
+        return self.client.head_object(Bucket=self.bucket, Key=self.key(relpath))["ContentLength"]
+
+    @said_as_refusal("read")
     def read_bytes(self, relpath: str) -> bytes:
         return self.client.get_object(Bucket=self.bucket, Key=self.key(relpath))["Body"].read()
 
     @said_as_refusal("read")
     def read_listed(self, listed: ListedFile) -> bytes:
-        """The object listed, by its ETag: one written over it since is not read (412). Some
-        S3-compatible stores answer 412 to an If-Match that holds (SeaweedFS 3.97; stores comparing
-        the quoted and the unquoted ETag): then the answer without it is read when its own ETag is
-        the listed one (an answer's ETag is that of the bytes it carries), else refused as well."""
+        """The object listed, by its ETag, and of its listed size (`_listed_answer`)."""
+        from hubpress.storage.listed_reads import read_as_listed
+
+        with self._listed_answer(listed) as body:
+            return read_as_listed(body, listed.size, self.uri(listed.relpath))
+
+    @said_as_refusal("read")
+    def get_listed(self, listed: ListedFile, local_path: str | Path) -> None:
+        """A copy of the object listed, by its ETag, of its listed size; else nothing is left."""
+        from hubpress.storage.listed_reads import copied_as_listed
+
+        with self._listed_answer(listed) as body:
+            copied_as_listed(body, local_path, listed.size, self.uri(listed.relpath))
+
+    def _listed_answer(self, listed: ListedFile):
+        """The body of the object listed, asked by its ETag: one written over it since is not read
+        (412). Some S3-compatible stores answer 412 to an If-Match that holds (SeaweedFS 3.97;
+        stores comparing the quoted and the unquoted ETag): then the answer without it is read
+        when its own ETag is the listed one (an answer's ETag is that of the bytes it carries),
+        else refused as well. The caller holds the body to the listed size: a store may answer
+        other bytes under the listed ETag."""
         from botocore.exceptions import ClientError
 
         from hubpress.storage.listed_reads import NotTheListedFile
@@ -158,7 +194,7 @@ class S3Storage:
                     f"s3://{self.bucket}/{key} is no longer the object that was listed (written over "
                     "since); it is not read. Run again once nothing writes to it."
                 ) from None
-        return answer["Body"].read()
+        return answer["Body"]
 
     @said_as_refusal("read")
     def open(self, relpath: str) -> BinaryIO:
@@ -181,6 +217,7 @@ class S3Storage:
     def delete(self, relpath: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self.key(relpath))
 
+    @said_as_refusal("read")
     def modified(self, relpath: str) -> float | None:
         """The object's LastModified (seconds since the epoch), or None when it is not there."""
         from botocore.exceptions import ClientError
@@ -193,6 +230,7 @@ class S3Storage:
             raise
         return head["LastModified"].timestamp()
 
+    @said_as_refusal("list")
     def folders(self) -> list[str]:
         """The names of the "folders" (common prefixes) right under the root: one delimited listing."""
         base = self.prefix + "/" if self.prefix else ""

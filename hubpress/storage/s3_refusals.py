@@ -7,7 +7,11 @@ and the generic line for it sent the user to the Hub's endpoint settings. Access
 does not know, and a bucket in another region than the client's are refusals of this machine's
 configuration: `S3Refused` (a ConfigError: exit 1, never retried by Prefect) says which, for which
 bucket. Throttling and 5xx answers are not refusals: botocore's retry mode and the tasks' retries
-take them, and what persists past them is said by the CLI's line for any remote's answer.
+take them, so they stay the ClientError they are; each is marked with the call it failed (what was
+asked, of which object or prefix, with how many attempts), and what persists past the retries is
+said by `s3_answer_failure` in one line naming that object: botocore's own text names only the
+operation, and a run reading a source bucket and writing a staging bucket could not tell which
+one was down.
 """
 
 from __future__ import annotations
@@ -43,13 +47,8 @@ class S3Refused(ConfigError):
 def s3_refusal(exc: BaseException, bucket: str, action: str) -> S3Refused | None:
     """The one-line error for a ClientError S3 answered `action` on `bucket` with, when no retry
     can cure it; None for anything else (throttling, 5xx, a missing key: the caller's to judge)."""
-    from botocore.exceptions import ClientError
-
-    for _ in range(4):  # boto3's upload_file raises S3UploadFailedError from the ClientError
-        if isinstance(exc, ClientError) or exc is None:
-            break
-        exc = exc.__cause__ or exc.__context__
-    if not isinstance(exc, ClientError):
+    exc = _client_error(exc)
+    if exc is None:
         return None
     response = exc.response or {}
     meta = response.get("ResponseMetadata") or {}
@@ -79,32 +78,99 @@ def s3_refusal(exc: BaseException, bucket: str, action: str) -> S3Refused | None
     return None
 
 
+# The attribute a failed S3 call's exception carries: (action, s3:// URI of the object or prefix, attempts).
+S3_CALL = "hubpress_s3_call"
+
+
+def _client_error(exc: BaseException | None):
+    from botocore.exceptions import ClientError
+
+    for _ in range(4):  # boto3's upload_file raises S3UploadFailedError from the ClientError
+        if exc is None or isinstance(exc, ClientError):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def _called_on(storage: Any, args: tuple[Any, ...], listing: bool) -> str:
+    """The s3:// URI a storage call was for: its first argument's (a relative path or a listed
+    file), a prefix with its trailing '/' for a listing, the root without an argument."""
+    name = args[0] if args else ""
+    name = getattr(name, "relpath", name)
+    try:
+        uri = storage.uri(name) if isinstance(name, str) else storage.root
+    except Exception:  # noqa: BLE001 - a name the gate refuses: the root still says where
+        uri = storage.root
+    return uri.rstrip("/") + "/" if listing or not name else uri
+
+
+def s3_answer_failure(exc: BaseException) -> Exception | None:
+    """The one line for an S3 answer a storage call failed on past its retries (marked S3_CALL), or
+    None for an exception that is not one: a 5xx or throttling answer names the object, the
+    status and S3's code, and says to run again later or allow more attempts; any other answer
+    (NoSuchBucket, NoSuchKey) names the object and what to check."""
+    from hubpress.targets.hub_failures import HubAnswerUnusable, RemoteUnreachable
+    from hubpress.targets.retries import TRANSIENT_S3_CODES
+
+    call = getattr(exc, S3_CALL, None)
+    client_error = _client_error(exc)
+    if call is None or client_error is None:
+        return None
+    action, where, attempts = call
+    response = client_error.response or {}
+    status = int((response.get("ResponseMetadata") or {}).get("HTTPStatusCode") or 0)
+    error = response.get("Error") or {}
+    code = str(error.get("Code") or status)
+    said = " ".join(str(error.get("Message") or "").split())[:120]
+    answer = f"HTTP {status} {code}" + (f" ({said})" if said else "")
+    if status >= 500 or status == 429 or code in TRANSIENT_S3_CODES:
+        return RemoteUnreachable(
+            f"S3 kept failing to {action} {where}: {answer}, after {attempts} attempt(s) and the "
+            "task's retries. The store is down or overloaded: run again later, or raise "
+            "HUBPRESS_S3_MAX_ATTEMPTS to wait longer."
+        )
+    return HubAnswerUnusable(
+        f"Could not talk to S3 to {action} {where}: it answered {answer}. Check the bucket and key "
+        "names and HUBPRESS_S3_ENDPOINT_URL, then run again."
+    )
+
+
 def said_as_refusal(action: str) -> Callable[[F], F]:
-    """A storage method whose refusals (s3_refusal) become S3Refused, naming its bucket."""
+    """A storage method whose refusals (s3_refusal) become S3Refused, naming its bucket; any
+    other failed answer is marked with the call (S3_CALL) and raised as it is."""
 
     def wrap(method: F) -> F:
-        def refused(self, exc: Exception) -> S3Refused | None:
-            return s3_refusal(exc, self.bucket, action)
+        listing = inspect.isgeneratorfunction(method)
 
-        if inspect.isgeneratorfunction(method):  # a listing fails while it is read, not when called
+        def refused(self, exc: Exception, args: tuple[Any, ...]) -> S3Refused | None:
+            refusal = s3_refusal(exc, self.bucket, action)
+            if refusal is None and _client_error(exc) is not None:
+                attempts = getattr(getattr(self, "settings", None), "s3_max_attempts", "?")
+                try:
+                    setattr(exc, S3_CALL, (action, _called_on(self, args, listing), attempts))
+                except AttributeError:  # an exception type without a __dict__: left unmarked
+                    pass
+            return refusal
+
+        if listing:  # a listing fails while it is read, not when called
 
             @functools.wraps(method)
-            def listing(self, *args, **kwargs):
+            def listed(self, *args, **kwargs):
                 try:
                     yield from method(self, *args, **kwargs)
                 except Exception as exc:
-                    if (refusal := refused(self, exc)) is None:
+                    if (refusal := refused(self, exc, args)) is None:
                         raise
                     raise refusal from None
 
-            return listing  # type: ignore[return-value]
+            return listed  # type: ignore[return-value]
 
         @functools.wraps(method)
         def call(self, *args, **kwargs):
             try:
                 return method(self, *args, **kwargs)
             except Exception as exc:
-                if (refusal := refused(self, exc)) is None:
+                if (refusal := refused(self, exc, args)) is None:
                     raise
                 raise refusal from None
 

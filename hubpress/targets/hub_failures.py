@@ -86,6 +86,10 @@ def outbound_failure(
         pass
     if (local := aws_configuration_failure(exc)) is not None:
         return local
+    from hubpress.storage.s3_refusals import s3_answer_failure
+
+    if (s3_answer := s3_answer_failure(exc)) is not None:  # names the object the call was for
+        return s3_answer
     if type(exc).__module__.startswith(("botocore", "s3transfer")):
         where = "S3" if where == "a remote" else where
         url = url or (getattr(exc, "kwargs", None) or {}).get("endpoint_url")

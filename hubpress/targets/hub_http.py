@@ -45,7 +45,13 @@ from hubpress.parsers import MAX_ANSWER_BYTES
 from hubpress.storage.names import is_inside
 from hubpress.targets import hub_waits, interrupted
 from hubpress.targets.hub_failures import HubAnswerUnusable
-from hubpress.targets.listed_sizes import announced_other_size, file_limit, longer_than_listed, redirected
+from hubpress.targets.listed_sizes import (
+    announced_other_size,
+    file_limit,
+    longer_than_listed,
+    path_in_cache_header,
+    redirected,
+)
 from hubpress.targets.listing_pages import PageChains
 from hubpress.targets.token_links import TokenLinkRefused, check_token_links
 
@@ -374,9 +380,11 @@ class DeadlineTransport(httpx2.BaseTransport):
         except (XetStorageRefused, TokenLinkRefused):
             response.close()
             raise
-        if (other_size := announced_other_size(request, headers)) is not None:
+        if (
+            refusal := path_in_cache_header(request, headers) or announced_other_size(request, headers)
+        ) is not None:
             response.close()
-            raise other_size
+            raise refusal
         limit = _json_limit(request, headers)
         if limit is not None and (_declared(headers) or 0) > limit:
             response.close()

@@ -8,11 +8,17 @@ kept in the cache under the listed sha256, and read as that file. So every file 
 whole (download-lora's file, a refresh's upstream parquet files) is checked here after the
 download; a file that fails is removed from the cache (the snapshot entry and the blob it points
 to), so no later run finds it there.
+
+A copy already in the cache is held to the listing the same way before it is read
+(`cached_not_as_listed`): huggingface_hub hands such a copy over without any request, whoever put it
+there. Its sha256 comes through hubpress's hash cache, keyed by the copy's size, modification and
+change times and inode, so an unchanged copy is read once, not on every run.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 
@@ -39,6 +45,47 @@ def not_as_listed(path: str, size: int | None, sha256: str | None, git_oid: str 
     if sha256 is None and git_oid and got_blob != git_oid:
         return f"its git blob id is {got_blob[:12]}, the Hub lists {git_oid[:12]}"
     return None
+
+
+def bytes_not_as_listed(data: bytes, size: int | None, sha256: str | None, git_oid: str | None) -> str | None:
+    """Why `data` are not the bytes of the file listed (size, sha256 or blob id), or None."""
+    if size is not None and len(data) != size:
+        return f"it has {len(data):,} bytes, the Hub lists {size:,}"
+    if sha256 is not None and (got := hashlib.sha256(data).hexdigest()) != sha256:
+        return f"its sha256 is {got[:16]}..., the Hub lists {sha256[:16]}..."
+    if sha256 is None and git_oid:
+        blob = hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+        if blob != git_oid:
+            return f"its git blob id is {blob[:12]}, the Hub lists {git_oid[:12]}"
+    return None
+
+
+def cached_not_as_listed(path: str, size: int, sha256: str | None, git_oid: str | None) -> str | None:
+    """Why the cached copy at `path` is not the file listed, or None. The size comes from a stat;
+    a sha256 from the hash cache (the copy is read again only when it changed since it was last
+    hashed); a git blob id (a regular file, small) from a read."""
+    try:
+        got_size = os.stat(path).st_size
+    except OSError as exc:
+        return f"it cannot be read ({exc.strerror or exc})"
+    if got_size != size:
+        return f"it has {got_size:,} bytes, the Hub lists {size:,}"
+    if sha256 is not None:
+        from hubpress.settings import get_settings
+
+        got = _hash_cache(get_settings().cache_dir).sha256_local(path)
+        return None if got == sha256 else f"its sha256 is {got[:16]}..., the Hub lists {sha256[:16]}..."
+    return not_as_listed(path, size, None, git_oid)
+
+
+@functools.lru_cache(maxsize=4)
+def _hash_cache(cache_dir: str):
+    """One hash cache per cache folder (it opens its database once per thread)."""
+    from pathlib import Path
+
+    from hubpress.storage.hashcache import HashCache
+
+    return HashCache(Path(cache_dir) / "hashes.sqlite")
 
 
 def remove_from_cache(path: str) -> None:

@@ -118,6 +118,53 @@ def redirected(request: httpx2.Request, location: str) -> None:
             _BY_URL[str(request.url.join(location))] = listed
 
 
+class HeaderNamesAPath(HubAnswerUnusable, httpx2.TransportError):
+    """A resolve answer whose header huggingface_hub makes a cache path of names a path. Not retried."""
+
+
+# The headers of a resolve answer huggingface_hub joins into its cache's paths as they come: the
+# blob is `blobs/<X-Linked-Etag or ETag>`, the snapshot entry `snapshots/<X-Repo-Commit>/<file>`.
+_CACHE_NAMING = ("x-linked-etag", "etag")
+_REPO_COMMIT = "x-repo-commit"
+
+
+def _as_cache_name(etag: str) -> str:
+    """An ETag as huggingface_hub makes it a file name: without `W/` and the quotes."""
+    etag = etag.strip()
+    return etag.removeprefix("W/").strip('"')
+
+
+def path_in_cache_header(request: httpx2.Request, headers) -> Exception | None:
+    """The refusal of a resolve answer (HEAD or GET, a redirect included) whose ETag, X-Linked-Etag
+    or X-Repo-Commit is not a plain name: huggingface_hub writes the download to
+    `blobs/<etag>` as the header gives it, so `/home/me/.bashrc` (os.path.join keeps an absolute
+    part whole) or `../../x` put a Hub's bytes anywhere this user may write; a commit must be a
+    commit id. None for any other answer."""
+    from hubpress.storage.names import is_commit_id, why_unsafe
+
+    if "/resolve/" not in request.url.path:
+        return None
+    bad = None
+    commit = headers.get(_REPO_COMMIT)
+    if commit is not None and not is_commit_id(commit.strip()):
+        bad = _REPO_COMMIT
+    for header in _CACHE_NAMING:
+        value = headers.get(header)
+        if bad is None and value is not None:
+            name = _as_cache_name(value)
+            if name and ("/" in name or why_unsafe(name) is not None):
+                bad = header
+    if bad is None:
+        return None
+    shown = repr(headers[bad][:80])
+    return HeaderNamesAPath(
+        f"{url_without_secrets(str(request.url))} answered with {'ETag' if bad == 'etag' else headers_name(bad)} {shown}, which is "
+        "not a plain name: huggingface_hub would make a path of it and write the download there, "
+        "outside its cache. Nothing was downloaded. Check the Hub endpoint (HUBPRESS_HUB_ENDPOINT, "
+        "HF_ENDPOINT) and any proxy in between."
+    )
+
+
 LINKED_SIZE = "x-linked-size"
 XET_HASH = "x-xet-hash"
 

@@ -52,7 +52,7 @@ def test_a_persistent_500_ends_after_the_retries_in_one_line(refusing):
     proxy, bucket = refusing
     proxy.arm(".", "500", count=100)
     line = _one_line(*run_cli("staging", "list", "--staging", f"s3://{bucket}/stage"))
-    assert "500" in line, line
+    assert "500" in line and f"s3://{bucket}/stage/" in line, line  # which store was down
     assert len(proxy.requests) <= 3  # HUBPRESS_S3_MAX_ATTEMPTS=2: the first try and 2 retries
 
 
