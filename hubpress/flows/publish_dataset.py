@@ -33,7 +33,7 @@ from hubpress.shards.empty import refuse_empty_splits
 from hubpress.shards.fingerprint import fingerprint_and_digests
 from hubpress.shards.pipeline import card_renderer
 from hubpress.shards.published import PublishedRecord, PublishedRecords, opened_before, reported_changes
-from hubpress.shards.reuse import BuildPlan, retake, shard_counts
+from hubpress.shards.reuse import BuildPlan, kept_from_parent, retake, shard_counts
 from hubpress.shards.run_result import failure_summary, published_result, summary, unchanged_result
 from hubpress.shards.runs import RunStage, StagingPolicy, release_published, sweep_once
 from hubpress.shards.staging import Staging
@@ -115,9 +115,21 @@ def _publish(params: PublishDatasetParams) -> dict[str, Any]:
         opened = opened_before(run.record, outcome.plan.parent_commit)
         if outcome.commit and not params.create_pr:
             token = resolve_token(None, run.settings).value
+            # The shards kept from a verified parent are checked by their sha256 at the commit,
+            # not by their footers again (a night sends a few of a hundred shards).
+            unchanged = (c.path for c in outcome.plan.of("unchanged"))
+            kept = kept_from_parent(build_plan, unchanged) if opened is not None else {}
             with after_commit(outcome.commit, outcome.commit_url, params.target):
                 verified = verify_task(
-                    params.target, run.target, outcome.commit, staged, staging, run.settings, token, opened
+                    params.target,
+                    run.target,
+                    outcome.commit,
+                    staged,
+                    staging,
+                    run.settings,
+                    token,
+                    opened,
+                    quote(kept),
                 )
             rows, opened = verified.rows, verified.opened_shape
             artifacts.commit_link(

@@ -267,11 +267,13 @@ def verify_published(
     settings: Settings,
     token: str | None,
     opened_before: str | None = None,
+    checked_at_parent: dict[str, str] | None = None,
 ) -> VerifiedRevision:
     """Check a published editing dataset at `commit`. With `opened_before` (the card shape
     datasets opened at the parent commit: hubpress.shards.published.opened_before), by footers,
     the committed card and each split's first row, without importing datasets
-    (verify_changed_revision); otherwise, as a first publish, with datasets opening each split
+    (verify_changed_revision; `checked_at_parent`: the kept shards whose footers were checked at
+    the parent, path -> sha256); otherwise, as a first publish, with datasets opening each split
     (verify_dataset_revision)."""
     from hubpress.shards.editing_format import FEATURES_DICT
 
@@ -279,7 +281,14 @@ def verify_published(
     if opened_before is not None:
         try:
             rows = verify_changed_revision(
-                target_name, target, commit, staged.expected, FEATURES_DICT, columns, opened_before
+                target_name,
+                target,
+                commit,
+                staged.expected,
+                FEATURES_DICT,
+                columns,
+                opened_before,
+                checked_at_parent,
             )
             log.info(
                 "Verified %s@%s by its footers and card, shaped as the parent's.", target_name, commit[:12]

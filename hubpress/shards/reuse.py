@@ -131,6 +131,19 @@ def choose(
     return BuildPlan(tuple(choices), target_manifest)
 
 
+def kept_from_parent(build_plan: BuildPlan, unchanged_paths: Iterable[str]) -> dict[str, str]:
+    """path -> sha256 of the shards the target held when the build was planned (in its manifest
+    with their key, in its tree with that sha256 and size) that the commit left as they were at
+    its parent (`unchanged_paths`, the publish plan's): on a night whose parent this machine
+    verified, their footers were checked there (hubpress.shards.verify.verify_changed_revision)."""
+    unchanged = set(unchanged_paths)
+    return {
+        c.plan.path_in_repo: c.held.sha256
+        for c in build_plan.choices
+        if c.where == "target" and c.held is not None and c.plan.path_in_repo in unchanged
+    }
+
+
 # --- the retake after images that do not decode ------------------------------------------------
 
 # A pass builds every shard it must, so it finds every undecodable image and a second pass ends

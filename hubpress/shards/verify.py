@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 from hubpress.errors import PublishError
 from hubpress.shards.cards import split_front_matter
 from hubpress.targets.base import is_local_target
+from hubpress.targets.plan import StagedFile
 
 log = logging.getLogger("hubpress.dataset")
 CARD = "README.md"
@@ -225,14 +227,22 @@ def verify_changed_revision(
     expected_features: dict[str, Any],
     first_columns: list[str],
     opened_shape: str,
+    checked_at_parent: Mapping[str, str] | None = None,
 ) -> dict[str, int]:
     """Check a revision whose parent had been opened with `datasets` (by this verification, or by
-    this check when its own parent had), without importing datasets: every shard's footer carries
-    the manifest's row count and the expected features (as verify_dataset_revision); the card as
+    this check when its own parent had), without importing datasets: every shard carries the
+    manifest's row count and the expected features (as verify_dataset_revision); the card as
     committed has the shape the earlier open read (`opened_shape`, card_shape) and names exactly
     the committed shards of each split; and the first row's `first_columns` of each non-empty
-    split's first shard read with pyarrow. Raises PublishError saying what differs."""
+    split's first shard read with pyarrow. Raises PublishError saying what differs.
+
+    `checked_at_parent`: path -> sha256 of the shards the commit kept from the parent, whose
+    footers were checked there (the chain this check continues). Each is held to that sha256
+    and the manifest's size at the new commit (one paths-info request per 500; a sha256 names the
+    bytes, so their footer is the one checked); every other shard's footer is read. A local target
+    reads every footer: its check of a kept file would hash the whole file."""
     shards, per_split = _shards_and_rows(files)
+    kept = _kept_shards(target_name, shards, checked_at_parent or {})
     meta = _front_matter(committed_card(target_name, target, commit))
     problems = _shard_problems(meta, shards)
     if not problems and _card_split_sizes(meta) != {s: n for s, n in per_split.items() if n}:
@@ -248,10 +258,15 @@ def verify_changed_revision(
         listed = [path for path in entry["path"] if shards[path]["num_rows"]]
         if listed:
             first_shard[entry["split"]] = listed[0]
+    if kept:  # the kept shards are at the new commit as the parent held them
+        problems += target.verify(
+            commit, [StagedFile(p, shards[p]["sha256"], shards[p]["size"], "") for p in kept]
+        )
+    to_read = {p: facts for p, facts in shards.items() if p not in kept or p in first_shard.values()}
     footers = target.parquet_footers(
-        commit, sorted(shards), first_row_columns=first_columns, first_row_of=set(first_shard.values())
+        commit, sorted(to_read), first_row_columns=first_columns, first_row_of=set(first_shard.values())
     )
-    problems += _footer_problems(shards, footers, expected_features)
+    problems += _footer_problems(to_read, footers, expected_features)
     for split, path in sorted(first_shard.items()):
         first = footers[path].first_row if path in footers else None
         if first is None or set(first) != set(first_columns):
@@ -259,6 +274,22 @@ def verify_changed_revision(
     if problems:
         raise PublishError(f"Verification of {target_name}@{commit[:12]} failed: " + "; ".join(problems[:5]))
     return per_split
+
+
+def _kept_shards(
+    target_name: str, shards: dict[str, dict[str, Any]], checked_at_parent: Mapping[str, str]
+) -> set[str]:
+    """The manifest's shards whose footers were checked at the parent under the sha256 the
+    manifest names now (none on a local target)."""
+    if is_local_target(target_name):
+        return set()
+    return {
+        path
+        for path, sha256 in checked_at_parent.items()
+        if path in shards
+        and shards[path].get("sha256") == sha256
+        and isinstance(shards[path].get("size"), int)
+    }
 
 
 def committed_card(target_name: str, target: Any, commit: str) -> str | None:

@@ -114,9 +114,19 @@ def preupload_task(target: HubRepo, file: StagedFile) -> bool:
 
 @task(name="verify", **NO_CACHE, **TRANSIENT_RETRIES)
 def verify_task(
-    target_name, target, commit, staged, staging, settings: Settings, token, opened_before=None
+    target_name,
+    target,
+    commit,
+    staged,
+    staging,
+    settings: Settings,
+    token,
+    opened_before=None,
+    checked_at_parent=None,
 ) -> VerifiedRevision:
-    return verify_published(target_name, target, commit, staged, staging, settings, token, opened_before)
+    return verify_published(
+        target_name, target, commit, staged, staging, settings, token, opened_before, checked_at_parent
+    )
 
 
 __all__ = [
