@@ -17,7 +17,8 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from hubpress.storage.files import ListedFile, LocalStorage, Storage, open_stora
 from hubpress.storage.hashcache import HashCache, local_version, sha256_file
 from hubpress.storage.names import inside
 from hubpress.storage.s3 import S3Storage
+from hubpress.storage.scratch import scratch_dir
 from hubpress.targets.plan import StagedFile, git_blob_oid
 
 log = logging.getLogger("hubpress.staging")
@@ -337,6 +339,17 @@ class Staging:
                 "unsealed: run again to rebuild it."
             )
         return str(dest)
+
+    @contextmanager
+    def local_paths(
+        self, files: Iterable[StagedFile], only: Iterable[str] | None = None
+    ) -> Iterator[dict[str, str]]:
+        """{path in repo: local path}; S3 files are downloaded to a temporary directory
+        (only the paths in `only`, when given) that is removed afterwards. For reading staged files
+        (tests, tools); a publish copies one file at a time (hubpress.targets.send_ahead)."""
+        wanted = set(only) if only is not None else None
+        with scratch_dir("upload") as tmp:
+            yield {f.path: self.local_copy(f, tmp) for f in files if wanted is None or f.path in wanted}
 
     def _relpath(self, uri: str) -> str:
         root = self.storage.root.rstrip("/") + "/"
