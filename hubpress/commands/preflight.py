@@ -245,10 +245,11 @@ def check_publish_dataset(params: Any) -> None:
 def check_refresh(params: Any) -> None:
     """RefreshParams: the configuration parses (a missing file is one line), staging, target, token."""
     from hubpress.refresh.backends import LocalBackend
-    from hubpress.refresh.config import parse_refresh_config
+    from hubpress.refresh.config import parse_refresh_config, refuse_target_reading_itself
     from hubpress.refresh.local import local_folder
 
     config = parse_refresh_config(params.config)
+    refuse_target_reading_itself(config, params.target, params.revision)
     local = [b for b in config.backends if isinstance(b, LocalBackend)]
     for backend in local:
         local_folder(backend)  # the flow's own check: the same line before Prefect starts

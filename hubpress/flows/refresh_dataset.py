@@ -17,7 +17,7 @@ from prefect.context import FlowRunContext
 from hubpress.flows.params import RefreshParams
 from hubpress.orchestration import artifacts, assets
 from hubpress.refresh.card import render_refresh_card
-from hubpress.refresh.config import RefreshConfig, parse_refresh_config
+from hubpress.refresh.config import RefreshConfig, parse_refresh_config, refuse_target_reading_itself
 from hubpress.refresh.lineage import (
     RefreshOptions,
     config_fingerprint,
@@ -92,8 +92,10 @@ def open_refresh(params: RefreshParams) -> RefreshRun:
     upstream revisions, and whether the target already holds what they would publish."""
     log = _log()
     settings = get_settings({"staging": params.staging} if params.staging else None)
-    target = open_target(params.target, "dataset", settings, write=not params.dry_run)
     config = parse_refresh_config(params.config)
+    # As the CLI does, for a served run too: never a commit over the dataset the refresh reads.
+    refuse_target_reading_itself(config, params.target, params.revision)
+    target = open_target(params.target, "dataset", settings, write=not params.dry_run)
     options = refresh_options(params)
     check_single_kind(config)
     for note in config.warnings:
