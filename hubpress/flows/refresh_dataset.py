@@ -267,11 +267,13 @@ def _refuse_empty(staged: Any, target: str) -> None:
     )
 
 
-def _backend_counts(manifest: dict[str, Any]) -> dict[str, dict[str, int]]:
-    """Per backend: rows seen, kept by the filters, published, and left out or repeated by mixing."""
+def _backend_counts(manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Per backend: rows seen, kept by the filters, published, left out or repeated by mixing, and
+    `dropped`: the rows each of the configuration's rules left out (rule -> count)."""
     keys = ("seen", "kept", "published", "left_out_by_mixing", "repeated_by_mixing")
     return {
         backend_id: {k: counts.get(k, counts["kept"] if k == "published" else 0) for k in keys}
+        | {"dropped": dict(counts.get("dropped") or {})}
         for backend_id, counts in manifest.get("counts", {}).items()
     }
 
