@@ -14,7 +14,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.context import FlowRunContext
 
-from hubpress.flows.params import RefreshParams
+from hubpress.flows.params import RefreshParams, refuse_example_parameters
 from hubpress.orchestration import artifacts, assets
 from hubpress.refresh.card import render_refresh_card
 from hubpress.refresh.config import RefreshConfig, parse_refresh_config, refuse_target_reading_itself
@@ -50,6 +50,7 @@ def refresh_dataset(params: RefreshParams) -> dict[str, Any]:
     """Resolve upstream shas -> (nothing changed: stop) -> build and stage -> publish -> verify ->
     report. A page of named steps; each is a task over a plain function (hubpress.tasks.refresh,
     hubpress.refresh)."""
+    refuse_example_parameters(params.target)  # a schedule switched on before it was filled in
     run = open_refresh(params)
     if run.previous is not None:
         return report_unchanged(params, run)
