@@ -29,6 +29,9 @@ def register(app: typer.Typer) -> None:
         result = run_flow(run, as_json)
         if result.get("nothing_changed") and not as_json:
             typer.echo(f"{result['target']}: {result['message']}.")
+            if tag := result.get("tag"):  # --tag tags the head left in place: say it was done
+                done = ", made on" if result.get("tag_created") else " was already on"
+                typer.echo(f"  tag: {tag}{done} the unchanged head")
             return
         emit_result(result, as_json, skipped_lines=left_out_lines(result))
         if not as_json:

@@ -1,4 +1,5 @@
-"""A refresh says which rule left rows out, and where to read them.
+"""What a refresh's text output tells a person: which rule left rows out and where to read them,
+and the tag it made on a head that did not change.
 
 A refresh's "skipped" rows are the ones its configuration's rules dropped (a minimum size, a
 quality threshold). The line under the counts used to be publish-dataset's, pointing at
@@ -52,3 +53,16 @@ def test_json_carries_the_counts_by_rule(tmp_cwd, studio_config):
     result = json.loads(out)
     assert result["skipped"] == {"train": 2}
     assert result["backends"]["studio"]["dropped"] == {"minimum_image_size": 2}
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_a_tag_on_an_unchanged_refresh_is_said(tmp_cwd, studio_config):
+    assert run_cli("refresh", studio_config, "./refreshed")[0] == 0
+    code, out, err = run_cli("refresh", studio_config, "./refreshed", "--tag", "v1")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0].startswith("./refreshed: nothing changed upstream")
+    assert lines[1:] == ["  tag: v1, made on the unchanged head"]
+    code, out, err = run_cli("refresh", studio_config, "./refreshed", "--tag", "v1")
+    assert code == 0, err
+    assert out.splitlines()[1:] == ["  tag: v1 was already on the unchanged head"]
