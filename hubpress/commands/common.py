@@ -10,7 +10,7 @@ from typing import Any
 
 import typer
 
-from hubpress.orchestration.console import SIGNAL_CRASH
+from hubpress.orchestration.console import is_signal_crash
 
 
 def is_expected(exc: BaseException | None) -> bool:
@@ -92,7 +92,7 @@ class _OneLineErrors(logging.Filter):
             return False  # a warning the result carries: the command prints it as its `warning:` line
         if record.getMessage().startswith("Still processing items"):
             return False  # Prefect's events worker flushing at exit: not news at the terminal
-        if record.getMessage().startswith(SIGNAL_CRASH):
+        if is_signal_crash(record.getMessage()):
             return False  # Ctrl-C: the command's own `interrupted:` line says it, with the repo's state
         if not record.name.startswith(("prefect.flow_runs", "prefect.task_runs")):
             return True
