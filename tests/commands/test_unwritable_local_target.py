@@ -14,6 +14,8 @@ means the same whoever runs it.
 
 from __future__ import annotations
 
+import tempfile
+
 import pytest
 
 from hubpress.errors import DiskError
@@ -23,9 +25,21 @@ from tests.conftest import run_cli
 
 UNWRITABLE = "/sys"
 TARGET = f"{UNWRITABLE}/hubpress-test-target"
+
+
+def _refusal() -> str:
+    """What this machine's sysfs answers a new file (Permission denied; Read-only file system where
+    a container mounts it read-only)."""
+    try:
+        tempfile.mkstemp(dir=UNWRITABLE)
+    except OSError as exc:
+        return exc.strerror
+    raise AssertionError(f"{UNWRITABLE} took a new file: the test needs a folder that refuses them")
+
+
 EXPECTED = (
-    f"the local target {TARGET} cannot be written: its folder {UNWRITABLE} refuses new files (Permission "
-    "denied). Choose a target directory in a folder you can write, then run again; nothing was built or sent."
+    f"the local target {TARGET} cannot be written: its folder {UNWRITABLE} refuses new files ({_refusal()}). "
+    "Choose a target directory in a folder you can write, then run again; nothing was built or sent."
 )
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
