@@ -3,6 +3,7 @@
     from hubpress.api import (
         upload_editing_dataset, upload_editing_dataset_from_csv, load_editing_dataset,
         upload_lora_safetensors, download_lora,
+        refresh_dataset,  # hubpress's own: `hubpress refresh` from Python
     )
 
 Uploads run the Prefect flows (so they show in the Prefect UI when a server is configured:
@@ -42,17 +43,21 @@ def _run_publish(params: Any) -> dict:
     import sys
 
     from hubpress.commands.interrupt import interruptible
+    from hubpress.flows.params import RefreshParams
     from hubpress.orchestration.before_run import skip_if_unchanged
     from hubpress.orchestration.console import quiet_prefect_console
     from hubpress.orchestration.server import api_url_for_commands, check_configured_api, prefect_api
 
     url = api_url_for_commands(announce=lambda line: print(f"hubpress: {line}", file=sys.stderr), check=False)
-    result = skip_if_unchanged(params, url, entry="api")
-    if result is not None:
-        return result
+    if not isinstance(params, RefreshParams):  # a refresh asks its upstreams itself, in its flow
+        result = skip_if_unchanged(params, url, entry="api")
+        if result is not None:
+            return result
     check_configured_api()  # a flow run follows: the API must answer (asked only now, see there)
     if isinstance(params, PublishDatasetParams):
         from hubpress.flows.publish_dataset import publish_dataset as flow
+    elif isinstance(params, RefreshParams):
+        from hubpress.flows.refresh_dataset import refresh_dataset as flow
     else:
         from hubpress.flows.publish_lora import publish_lora as flow
     # Ctrl-C stops the run promptly, deletes an empty repo it created, says so on stderr and raises
@@ -174,6 +179,31 @@ def upload_lora_safetensors(
     if is_local_target(repo_id):
         return str(local_path(repo_id))
     return f"{get_settings().endpoint()}/{repo_id}"
+
+
+def refresh_dataset(
+    config: str | os.PathLike[str] | dict[str, Any] | list[dict[str, Any]],
+    target: str | os.PathLike[str],
+    *,
+    token: str | None = None,
+    **options: Any,
+) -> dict:
+    """Refresh a published dataset from its upstream datasets (docs/refresh.md), as `hubpress
+    refresh` does: `config` is the SimpleTuner dataloader JSON file or its parsed JSON (an object
+    or a list of backends). Keyword options are those of RefreshParams (seed, stopping,
+    max_shard_size, revision, tag, dry_run, public, ...). Returns the refresh result; when nothing
+    changed upstream, `nothing_changed` is true and nothing was downloaded or committed."""
+    from hubpress.commands.preflight import check_refresh
+    from hubpress.flows.params import RefreshParams
+
+    params = RefreshParams(
+        config=os.fspath(config) if isinstance(config, os.PathLike) else config,
+        target=_where(target),
+        **options,
+    )
+    with call_token(token):
+        check_refresh(params)  # argument errors surface before Prefect starts
+        return _run_publish(params)
 
 
 def download_lora(

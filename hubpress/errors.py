@@ -52,6 +52,13 @@ class SettingsFileError(HubpressError):
     """The working directory's .env cannot be read as settings (exit 1: no option value is at fault)."""
 
 
+class TargetIsInput(ConfigError):
+    """The target is what the run reads (the source, an upstream, a folder holding either): the
+    arguments cannot be used together, so the exit status is 2, as for any unusable argument."""
+
+    exit_code = 2
+
+
 class MissingTokenError(ConfigError):
     """A write was asked for, but no Hub token was found anywhere."""
 

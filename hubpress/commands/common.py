@@ -10,7 +10,7 @@ from typing import Any
 
 import typer
 
-from hubpress.orchestration.console import SIGNAL_CRASH
+from hubpress.orchestration.console import is_signal_crash
 
 
 def is_expected(exc: BaseException | None) -> bool:
@@ -92,7 +92,7 @@ class _OneLineErrors(logging.Filter):
             return False  # a warning the result carries: the command prints it as its `warning:` line
         if record.getMessage().startswith("Still processing items"):
             return False  # Prefect's events worker flushing at exit: not news at the terminal
-        if record.getMessage().startswith(SIGNAL_CRASH):
+        if is_signal_crash(record.getMessage()):
             return False  # Ctrl-C: the command's own `interrupted:` line says it, with the repo's state
         if not record.name.startswith(("prefect.flow_runs", "prefect.task_runs")):
             return True
@@ -223,7 +223,12 @@ def unchanged(params: Any) -> Callable[[str | None], Any]:
     return check
 
 
-def emit_result(result: dict[str, Any], as_json: bool, source: str | None = None) -> None:
+def emit_result(
+    result: dict[str, Any], as_json: bool, source: str | None = None, skipped_lines: list[str] | None = None
+) -> None:
+    """The result as a person reads it (or one JSON object). `skipped_lines`: what a command says
+    about its skipped rows in place of publish-dataset's pointer at `hubpress scan` (a refresh's
+    rows are left out by its configuration's rules, not by intake)."""
     from hubpress.targets.publish import bytes_phrase
 
     if not as_json:  # names of the target the gate refused: one line each (--json lists them)
@@ -269,7 +274,10 @@ def emit_result(result: dict[str, Any], as_json: bool, source: str | None = None
 
     if corrected := corrections_line(result.get("corrections") or []):
         typer.echo(f"  {corrected}")
-    if any((result.get("skipped") or {}).values()):
+    if skipped_lines is not None:
+        for line in skipped_lines if any((result.get("skipped") or {}).values()) else ():
+            typer.echo(f"  {line}")
+    elif any((result.get("skipped") or {}).values()):
         where = f"`hubpress scan {source}`" if source else "`hubpress scan SOURCE`"
         typer.echo(
             f"  skipped samples and why: {where} prints them; in the Prefect UI, the run's "

@@ -133,10 +133,11 @@ def check_token_accepted(target: str, repo_type: RepoType, dry_run: bool, pull_r
     """A wrong token, or one that cannot write the repo, is one line here (the Hub's account
     answer, whoami-v2, decided as the flow decides it: hubpress.targets.publish.open_target), not
     a failed flow run."""
-    if dry_run or is_local_target(target):
+    if dry_run:
         return
     from hubpress.targets.publish import open_target
 
+    # A local target: its folder must take new files (hubpress.targets.local.LocalDir.check_write_access).
     open_target(target, repo_type, get_settings(), write=True, pull_request=pull_request)
 
 
@@ -245,10 +246,11 @@ def check_publish_dataset(params: Any) -> None:
 def check_refresh(params: Any) -> None:
     """RefreshParams: the configuration parses (a missing file is one line), staging, target, token."""
     from hubpress.refresh.backends import LocalBackend
-    from hubpress.refresh.config import parse_refresh_config
+    from hubpress.refresh.config import parse_refresh_config, refuse_target_reading_itself
     from hubpress.refresh.local import local_folder
 
     config = parse_refresh_config(params.config)
+    refuse_target_reading_itself(config, params.target, params.revision)
     local = [b for b in config.backends if isinstance(b, LocalBackend)]
     for backend in local:
         local_folder(backend)  # the flow's own check: the same line before Prefect starts

@@ -4,7 +4,7 @@
   the flow's pydantic parameter model; the server refuses values the schema rejects).
 - release-training-run/on-training-finished: started by a `training.job.finished` event whose
   payload carries output_uri, repo_id and optionally tag, base_model, select.
-- refresh-dataset/nightly: a cron example (03:00 UTC), created INACTIVE; activate it in the UI
+- refresh-dataset/nightly: a cron example (03:00 UTC), created INACTIVE with example parameters; activate it in the UI
   after filling in its parameters. It also carries a DISABLED trigger example: a run when an
   upstream dataset's publish materializes it (`prefect.asset.materialization.succeeded` about
   `hf://datasets/YOUR-ORG/YOUR-UPSTREAM`); with the parameters filled in, set the upstream's key
@@ -35,7 +35,12 @@ SCHEDULED_PUBLISH = "publish-dataset/scheduled"
 SCHEDULED_PUBLISH_CRON = "0 2 * * *"
 # What the scheduled publish starts with: replace both with your own (UI: Edit deployment, or
 # `prefect deployment run publish-dataset/scheduled --param params='{...}'` to try it once).
+# A run whose target is still YOUR-ORG/... stops at its start and says to fill them in
+# (hubpress.flows.params.refuse_example_parameters).
 SCHEDULED_PUBLISH_EXAMPLE = {"source": "s3://YOUR-BUCKET/datasets/edits", "target": "YOUR-ORG/edits"}
+# The nightly refresh's, likewise: without any, a schedule switched on would start runs that crash
+# binding `params` (a traceback in the serve log, every night).
+REFRESH_EXAMPLE = {"config": "/path/to/multidatabackend.json", "target": "YOUR-ORG/refreshed"}
 # One run at a time: a run that comes due while the previous one still runs is cancelled, so two
 # nights never publish over each other (the next night picks up whatever the cancelled one missed).
 SCHEDULED_PUBLISH_CONCURRENCY = {"limit": 1, "collision_strategy": "CANCEL_NEW"}
@@ -111,6 +116,13 @@ def scheduled_publish_parameters() -> dict[str, Any]:
     return deployment_parameters(PublishDatasetParams(**SCHEDULED_PUBLISH_EXAMPLE))
 
 
+def refresh_parameters() -> dict[str, Any]:
+    """The nightly refresh's example parameters: the flow's full form, defaults included."""
+    from hubpress.flows.params import RefreshParams, deployment_parameters
+
+    return deployment_parameters(RefreshParams(**REFRESH_EXAMPLE))
+
+
 def build_deployments() -> list:
     """RunnerDeployments for every hubpress flow."""
     from prefect.client.schemas.objects import ConcurrencyLimitConfig
@@ -153,6 +165,7 @@ def build_deployments() -> list:
             "(03:00 UTC), inactive: fill in the parameters, then activate it in the UI.",
             schedules=[Cron(REFRESH_CRON, timezone="UTC", active=False)],
             triggers=[refresh_upstream_trigger()],
+            parameters=refresh_parameters(),
             **common,
         ),
         publish_dataset.to_deployment(

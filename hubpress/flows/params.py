@@ -395,3 +395,21 @@ def deployment_parameters(params: BaseModel) -> dict[str, Any]:
     out (the form's defaults apply), as Prefect checks saved parameters against the schema without
     admitting null where the schema says "string" (a run's parameters may hold null)."""
     return {"params": params.model_dump(mode="json", exclude_none=True)}
+
+
+# The organisation the scheduled deployments' example targets name (hubpress.deployments.serve,
+# prefect.yaml): a placeholder a person replaces before switching the schedule on. A fixed name, not
+# the editable examples themselves, so a user's own values written there are never refused.
+EXAMPLE_ORG = "YOUR-ORG"
+
+
+def refuse_example_parameters(target: str) -> None:
+    """A run whose target is still a deployment's example (`YOUR-ORG/...`): the schedule was
+    switched on before the parameters were filled in. One line saying so, at the run's start,
+    instead of a crash or an error about `YOUR-BUCKET`."""
+    if not is_local_target(target) and target.split("/", 1)[0] == EXAMPLE_ORG:
+        raise ConfigError(
+            f"this run has the deployment's example parameters (target {target}): fill in the deployment's "
+            "parameters (Prefect UI: Deployments, the deployment, Edit; prefect.yaml for a work pool), then "
+            "run it again"
+        )

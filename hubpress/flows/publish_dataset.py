@@ -25,7 +25,7 @@ from prefect.utilities.annotations import quote
 
 from hubpress.errors import UndecodableAtBuild
 from hubpress.flows.build_shards import build_all
-from hubpress.flows.params import PublishDatasetParams
+from hubpress.flows.params import PublishDatasetParams, refuse_example_parameters
 from hubpress.orchestration import artifacts, assets
 from hubpress.orchestration.runners import on_threads
 from hubpress.settings import Settings, get_settings, resolve_token
@@ -74,6 +74,7 @@ def publish_dataset(params: PublishDatasetParams) -> dict[str, Any]:
 
 
 def _publish(params: PublishDatasetParams) -> dict[str, Any]:
+    refuse_example_parameters(params.target)  # a schedule switched on before it was filled in
     run = open_run(params)
     if run.unchanged:
         return unchanged_result(params.target, run.record)

@@ -14,10 +14,10 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.context import FlowRunContext
 
-from hubpress.flows.params import RefreshParams
+from hubpress.flows.params import RefreshParams, refuse_example_parameters
 from hubpress.orchestration import artifacts, assets
 from hubpress.refresh.card import render_refresh_card
-from hubpress.refresh.config import RefreshConfig, parse_refresh_config
+from hubpress.refresh.config import RefreshConfig, parse_refresh_config, refuse_target_reading_itself
 from hubpress.refresh.lineage import (
     RefreshOptions,
     config_fingerprint,
@@ -50,6 +50,7 @@ def refresh_dataset(params: RefreshParams) -> dict[str, Any]:
     """Resolve upstream shas -> (nothing changed: stop) -> build and stage -> publish -> verify ->
     report. A page of named steps; each is a task over a plain function (hubpress.tasks.refresh,
     hubpress.refresh)."""
+    refuse_example_parameters(params.target)  # a schedule switched on before it was filled in
     run = open_refresh(params)
     if run.previous is not None:
         return report_unchanged(params, run)
@@ -92,8 +93,10 @@ def open_refresh(params: RefreshParams) -> RefreshRun:
     upstream revisions, and whether the target already holds what they would publish."""
     log = _log()
     settings = get_settings({"staging": params.staging} if params.staging else None)
-    target = open_target(params.target, "dataset", settings, write=not params.dry_run)
     config = parse_refresh_config(params.config)
+    # As the CLI does, for a served run too: never a commit over the dataset the refresh reads.
+    refuse_target_reading_itself(config, params.target, params.revision)
+    target = open_target(params.target, "dataset", settings, write=not params.dry_run)
     options = refresh_options(params)
     check_single_kind(config)
     for note in config.warnings:
@@ -265,11 +268,13 @@ def _refuse_empty(staged: Any, target: str) -> None:
     )
 
 
-def _backend_counts(manifest: dict[str, Any]) -> dict[str, dict[str, int]]:
-    """Per backend: rows seen, kept by the filters, published, and left out or repeated by mixing."""
+def _backend_counts(manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Per backend: rows seen, kept by the filters, published, left out or repeated by mixing, and
+    `dropped`: the rows each of the configuration's rules left out (rule -> count)."""
     keys = ("seen", "kept", "published", "left_out_by_mixing", "repeated_by_mixing")
     return {
         backend_id: {k: counts.get(k, counts["kept"] if k == "published" else 0) for k in keys}
+        | {"dropped": dict(counts.get("dropped") or {})}
         for backend_id, counts in manifest.get("counts", {}).items()
     }
 

@@ -42,11 +42,24 @@ SIGNAL_CRASH = (  # how Prefect's records of a run stopped by Ctrl-C or SIGTERM 
     "Crash detected! Execution was aborted by an interrupt",
     "Crash detected! Execution was aborted by a termination",
 )
+# The state Prefect records for each run and task run the signal stopped, as its "Finished in state
+# ..." line says it (prefect.states: the message of a Crashed state from a KeyboardInterrupt or
+# TerminationSignal): a task stopped mid-commit logged it at ERROR beside the command's own line.
+SIGNAL_CRASHED_STATE = (
+    "Finished in state Crashed('Execution was aborted by an interrupt signal.')",
+    "Finished in state Crashed('Execution was aborted by a termination signal.')",
+)
+
+
+def is_signal_crash(message: str) -> bool:
+    """Prefect's record of a run or task run stopped by Ctrl-C or SIGTERM: the command says that
+    itself, in its one `interrupted:`/`terminated` line (the Prefect UI keeps the record)."""
+    return message.startswith(SIGNAL_CRASH) or message in SIGNAL_CRASHED_STATE
 
 
 class _NoSignalCrash(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith(SIGNAL_CRASH)
+        return not is_signal_crash(record.getMessage())
 
 
 _NO_SIGNAL_CRASH = _NoSignalCrash()

@@ -85,6 +85,44 @@ class RefreshConfig:
         return {b.id: b.probability for b in self.backends}
 
 
+def target_reads_itself(config: RefreshConfig, target: str, revision: str) -> str | None:
+    """Why publishing to `target` (its branch `revision`) would write over what `config` reads, or
+    None. A Hub backend's own repo at the branch it reads: the commit would replace its card (its
+    `data_files`) and move the head every later refresh reads, so each night would read its own
+    output. The Hub's repo names ignore case. A local backend's folder that is, holds or lies inside
+    a local target: publish-dataset's rule for its source (hubpress.storage.names.overlap)."""
+    from hubpress.storage.names import overlap
+    from hubpress.targets.base import is_local_target
+
+    local_target = is_local_target(target)
+    for backend in config.backends:
+        if isinstance(backend, LocalBackend):
+            why = overlap(backend.instance_data_dir, target) if local_target else None
+            if why:
+                return (
+                    f"backend {backend.id!r}: {why}: the refresh would write into the folder it reads. "
+                    "Choose a target directory outside it (and it outside the target)."
+                )
+        elif not local_target and backend.dataset_name.casefold() == target.casefold():
+            read = backend.revision or "main"  # the Hub's default branch
+            if read == revision:
+                return (
+                    f"the target {target} is the upstream of backend {backend.id!r} ({backend.dataset_name}, "
+                    f"branch {read}): the refresh would commit over the dataset it reads. Publish to another "
+                    "repo, or to another branch of it (--revision)."
+                )
+    return None
+
+
+def refuse_target_reading_itself(config: RefreshConfig, target: str, revision: str) -> None:
+    """target_reads_itself as the error the CLI (before Prefect) and the flow (for a run no CLI
+    checked) both raise: one line, exit 2."""
+    from hubpress.errors import TargetIsInput
+
+    if why := target_reads_itself(config, target, revision):
+        raise TargetIsInput(why)
+
+
 # ---------------------------------------------------------------------------------------------
 # Parsing
 

@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Callable, Collection, Iterator, Sequence
 from pathlib import Path
 
-from hubpress.errors import PublishError, SourceError
+from hubpress.errors import DiskError, PublishError, SourceError
 from hubpress.shards.parquet_footer import ParquetFooter, read_footer
 from hubpress.storage.hashcache import HashCache, sha256_file
 from hubpress.storage.names import inside
@@ -63,6 +63,25 @@ class LocalDir:
         self.versions = self.home / "versions"
         self.cache = cache or HashCache(None)
         self.description = f"local directory {self.path}"
+
+    def check_write_access(self, pull_request: bool = False) -> None:
+        """The target's folder takes new files: the versions go in `.NAME.hubpress/` beside the
+        target and the target becomes a link to the newest, both written there. Asked before any
+        work, as a Hub repo is asked whether the token may write it: a read-only or foreign folder
+        was found only by the commit, after the whole build. Nothing is left behind."""
+        folder = self.path.parent
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent  # the publish creates the missing ones inside the nearest existing
+        try:
+            fd, probe = tempfile.mkstemp(dir=folder, prefix=".hubpress-write-check-")
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as exc:
+            raise DiskError(
+                f"the local target {self.path} cannot be written: its folder {folder} refuses new files "
+                f"({exc.strerror or exc}). Choose a target directory in a folder you can write, then run "
+                "again; nothing was built or sent."
+            ) from None
 
     # -- reading -------------------------------------------------------------------------------
 

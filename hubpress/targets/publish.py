@@ -60,6 +60,8 @@ def open_target(
 
         local = LocalDir(local_path(target), cache=HashCache(Path(settings.cache_dir) / "hashes.sqlite"))
         interrupted.opened(local)  # on Ctrl-C, the command says what state it is in
+        if write and not defer_access_check:
+            local.check_write_access()  # a folder that takes no files: one line before any work
         return local
     from hubpress.targets.hub import HubRepo
 
@@ -74,7 +76,7 @@ def open_target(
 
 def require_write_access(target: Target, pull_request: bool = False) -> None:
     """The write-access check open_target deferred: a Hub repo asks the Hub (whoami) and refuses a
-    token that cannot write it; a local directory has nothing to ask."""
+    token that cannot write it; a local directory's folder must take new files."""
     check = getattr(target, "check_write_access", None)
     if check is not None:
         check(pull_request)

@@ -14,6 +14,7 @@ from hubpress.deployments.serve import (
     PUBLISH_LORA,
     REFRESH_CRON,
     REFRESH_DATASET,
+    REFRESH_EXAMPLE,
     RELEASE_TRAINING_RUN,
     SCHEDULED_PUBLISH,
     SCHEDULED_PUBLISH_CONCURRENCY,
@@ -82,6 +83,7 @@ def test_prefect_yaml_names_the_served_deployments():
 
     (schedule,) = by_full_name[REFRESH_DATASET]["schedules"]
     assert schedule["cron"] == REFRESH_CRON and schedule["active"] is False
+    assert by_full_name[REFRESH_DATASET]["parameters"] == {"params": REFRESH_EXAMPLE}
 
     scheduled = by_full_name[SCHEDULED_PUBLISH]
     (schedule,) = scheduled["schedules"]
