@@ -37,6 +37,7 @@ import time
 from pathlib import Path
 
 from bench.common import REFERENCE, ROOT, TIMED_PUBLISH_PRELUDE, Servers, measure, workdir
+from tests.hubserver.xet import XetCas
 
 PUBLISH = TIMED_PUBLISH_PRELUDE + textwrap.dedent(
     """
@@ -46,7 +47,8 @@ PUBLISH = TIMED_PUBLISH_PRELUDE + textwrap.dedent(
         start = time.perf_counter()
         r = publish_dataset(params)
     print(json.dumps({{"seconds": time.perf_counter() - start, "uploaded_bytes": r["uploaded_bytes"],
-                      "uploaded_files": len(r["uploaded_files"]), "commit": r["commit"]}}))
+                      "uploaded_files": len(r["uploaded_files"]), "commit": r["commit"],
+                      "sent_bytes": r["sent_bytes"], "already_present_bytes": r["already_present_bytes"]}}))
     """
 )
 
@@ -84,9 +86,14 @@ def change_one_image(src: Path, size: int) -> str:
     return victim.name
 
 
-def killed_then_rerun(code: str, env: dict[str, str], after: float) -> dict:
-    """Start a publish, SIGKILL it `after` seconds into its timed part, then run it again (timed)."""
+def killed_then_rerun(code: str, env: dict[str, str], after: float, cas: XetCas | None = None) -> dict:
+    """Start a publish, SIGKILL it `after` seconds into its timed part, then run it again (timed).
+    With the test Hub's Xet store (`cas`), what it held after the kill and what the re-run wrote
+    there: its growth, and the xorbs the killed run had stored that the re-run wrote again (the
+    local store rewrites a xorb sent again, so its file changes)."""
     os.sync()
+    stored_before = cas.stored_bytes() if cas is not None else 0
+    xorbs_before = set(cas.xorb_files()) if cas is not None else set()
     proc = subprocess.Popen(
         [sys.executable, "-c", code], env=env, cwd=ROOT, stdout=subprocess.PIPE, text=True
     )
@@ -99,8 +106,21 @@ def killed_then_rerun(code: str, env: dict[str, str], after: float) -> dict:
     proc.wait()
     if proc.stdout is not None:
         proc.stdout.close()
+    # The killed run's xorbs: the store is shared with the bench's earlier runs.
+    held = {h: stamp for h, stamp in cas.xorb_files().items() if h not in xorbs_before} if cas else {}
+    stored = cas.stored_bytes() if cas is not None else 0
     result = measure(code, env)
     result["killed"] = not finished
+    if cas is not None:
+        after_rerun = cas.xorb_files()
+        result["cas_bytes_at_kill"] = stored
+        result["killed_run_stored"] = stored - stored_before
+        result["cas_grown_by_rerun"] = cas.stored_bytes() - stored
+        resent = [name for name, stamp in held.items() if after_rerun.get(name) != stamp]
+        result["xorbs_held_at_kill"] = len(held)
+        result["xorb_bytes_held_at_kill"] = sum(size for _, _, size in held.values())
+        result["xorbs_resent"] = len(resent)
+        result["xorb_bytes_resent"] = sum(held[name][2] for name in resent)
     return result
 
 
@@ -176,9 +196,9 @@ def main() -> None:
                 "HUBPRESS_CACHE_DIR": str(work / "cache-kill"),
             }
             code = PUBLISH.format(src=str(kill_src), repo="bench/incremental-kill", shard=args.max_shard_size)
-            rows.append(
-                ("re-run after a kill", killed_then_rerun(code, fresh, args.kill_at * first["seconds"]))
-            )
+            cas = XetCas(work / "hub" / "xet") if not servers.lfs else None
+            killed = killed_then_rerun(code, fresh, args.kill_at * first["seconds"], cas)
+            rows.append(("re-run after a kill", killed))
 
         floor = again["seconds"]
         print(
@@ -206,6 +226,15 @@ def main() -> None:
                 f"{ref['seconds'] / first['seconds']:.2f}x the reference's speed (on {args.samples:,} samples)"
             )
             figures["reference"] = ref
+        if args.kill_at > 0 and "cas_bytes_at_kill" in killed:
+            print(
+                f"\nkilled at {args.kill_at:.0%}: the killed run had stored {killed['killed_run_stored']:,} bytes in "
+                f"the Xet store ({killed['xorbs_held_at_kill']} xorbs, {killed['xorb_bytes_held_at_kill']:,} bytes); the re-run "
+                f"sent {killed['sent_bytes']:,} bytes (hf_xet's report), grew the store by "
+                f"{killed['cas_grown_by_rerun']:,} and wrote {killed['xorbs_resent']} of the held xorbs again "
+                f"({killed['xorb_bytes_resent']:,} bytes); it reported {killed['already_present_bytes']:,} bytes "
+                "of its files as already held"
+            )
         print(json.dumps(figures))
     finally:
         servers.stop()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -79,6 +80,11 @@ class HubRepo:
         self._preuploaded: dict[tuple[str, str], Any] = {}
         # What Xet uploads sent, ahead of a commit or for it (each commit reports what it added).
         self._xet_sent = hub_upload.hub_xet.XetTally()
+        # Files, by (path, sha256), whose whole content the Hub held when they were sent (a killed
+        # run's uploads among them), as the send itself found: the LFS batch answer, or hf_xet's
+        # dedupe against shards the CAS accepted. No record of an earlier run is consulted.
+        self._held: set[tuple[str, str]] = set()
+        self._held_lock = threading.Lock()
         # A missing repo created by the first file sent ahead (hub_upload.CreateOnFirstUpload).
         self.creation = hub_upload.CreateOnFirstUpload(self.ensure_exists)
         # The files of a commit's tree, by commit id: a commit never changes, so the publish step
@@ -306,8 +312,16 @@ class HubRepo:
         sent = hub_upload.preupload(
             self.api, self._retry, self.repo_id, self.repo_type, op, revision, create_pr
         )
-        if sent is not None:
-            self._xet_sent.add(sent)
+        if sent.xet is not None:
+            self._xet_sent.add(sent.xet)
+        if sent.held:
+            with self._held_lock:
+                self._held.add((op.path_in_repo, op.upload_info.sha256.hex()))
+
+    def was_held(self, op: Any) -> bool:
+        """Whether the Hub held all of this operation's content when it was sent (nothing crossed)."""
+        with self._held_lock:
+            return (op.path_in_repo, op.upload_info.sha256.hex()) in self._held
 
     def preupload(self, file: StagedFile, local_path: str) -> None:
         """Send one file's LFS object ahead of the commit, while the rest are still being built.

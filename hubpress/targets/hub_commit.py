@@ -49,14 +49,6 @@ def commit(
     operations += [CommitOperationDelete(path_in_repo=change.path) for change in plan.deletions]
 
     additions = [op for op in operations if isinstance(op, CommitOperationAdd)]
-    # "Already held" means something on the LFS path only: Xet deduplicates chunk by chunk.
-    present = (
-        set()
-        if hub_upload.hub_xet.served(repo.endpoint)
-        else hub_upload.already_present(
-            additions, repo.token.value, repo.repo_type, repo.repo_id, plan.revision, repo.endpoint
-        )
-    )
     hub_upload.upload_all(
         lambda op: repo._preupload(op, plan.revision, create_pr),
         additions,
@@ -126,8 +118,10 @@ def commit(
             raise hub_answers.bad_commit_id(oid, f"The Hub at {repo.endpoint}", repo.description)
     if oid == plan.parent_commit and not create_pr:
         raise hub_answers.no_commit_made(oid, f"The Hub at {repo.endpoint}", repo.description)
+    # Files whose content the Hub held when they were sent, ahead or just above (on LFS the batch
+    # answer had no upload action; on Xet no chunk was new): committed, but nothing of them crossed.
     held = tuple(
-        sorted(op.path_in_repo for op in additions if op.path_in_repo in present and op._upload_mode == "lfs")
+        sorted(op.path_in_repo for op in additions if op._upload_mode == "lfs" and repo.was_held(op))
     )
     url = info.commit_url if isinstance(info.commit_url, str) else repo.commit_url(oid)
     # The path the uploads took (a Hub found without Xet storage on the first one is taken through LFS).

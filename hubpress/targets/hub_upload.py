@@ -4,7 +4,9 @@ documented pattern: preupload_lfs_files, then create_commit with the same operat
 LFS objects belong to the repo, not to a revision: nothing in the repo changes until a commit
 names them. On the Xet path (the Hub's, hubpress.targets.hub_xet) hf_xet sends only the chunks
 the CAS does not hold; on the LFS path objects the repo already holds are not sent (the LFS batch
-answer has no upload action for them). Regular files travel inside the commit itself.
+answer has no upload action for them). Either way each send says whether the Hub held the whole
+file (`Sent.held`), so a re-run after a kill reports the killed run's uploads as already held.
+Regular files travel inside the commit itself.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
@@ -36,39 +39,72 @@ def addition(file: StagedFile, local_path: str) -> Any:
     return op
 
 
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """What sending one operation did: `held`, the Hub already held all of its content, so none
+    of it crossed (the LFS batch answer had no upload action for it, or hf_xet found every chunk
+    stored); `xet`, hf_xet's report on the Xet path."""
+
+    held: bool = False
+    xet: XetSent | None = None
+
+
 def preupload(
     api: Any, call: Call, repo_id: str, repo_type: str, op: Any, revision: str | None, create_pr: bool
-) -> XetSent | None:
-    """Send one operation's content. Through Xet (the Hub's path) it returns what hf_xet reports it
-    sent; through the LFS batch API (HF_HUB_DISABLE_XET=1, or a Hub without Xet) None, and nothing
-    is sent when the repo already holds the object. A Hub found without Xet storage (no Xet write
-    token, HTTP 404: older and self-hosted Hubs) is said once and then taken through LFS."""
+) -> Sent:
+    """Send one operation's content: through Xet (the Hub's path) with what hf_xet reports it sent;
+    through the LFS batch API (HF_HUB_DISABLE_XET=1, or a Hub without Xet) nothing is sent when the
+    repo already holds the object. A Hub found without Xet storage (no Xet write token, HTTP 404:
+    older and self-hosted Hubs) is said once and then taken through LFS."""
     action = f"upload {op.path_in_repo} to"
+    # An attempt that failed may have sent the file before it failed (the Hub then holds it when
+    # the retry asks): "held" is said only of a file no attempt of this run sent any of.
+    started: list[str] = []
     if hub_xet.served(api.endpoint):
+
+        def through_xet() -> XetSent:
+            started.append("xet")
+            return hub_xet.preupload(api, repo_id, repo_type, [op], revision, create_pr)
+
         try:
-            return call(action, lambda: hub_xet.preupload(api, repo_id, repo_type, [op], revision, create_pr))
+            sent = call(action, through_xet)
+            return Sent(held=bool(sent.held) and len(started) == 1, xet=sent)
         except hub_xet.XetNotServed as exc:
             if hub_xet.not_served(api.endpoint):
                 logging.getLogger("hubpress.hub").warning("%s: uploading through LFS instead.", exc)
+    started.clear()  # a Hub without Xet storage was sent nothing through it
     # The LFS batch API, asked here rather than by preupload_lfs_files: huggingface_hub would take
     # Xet when hf_xet is importable, and its answer's links are checked before the upload uses them.
-    call(action, lambda: lfs_preupload(api, repo_id, repo_type, op, revision, create_pr))
-    return None
+    held = call(
+        action,
+        lambda: lfs_preupload(
+            api, repo_id, repo_type, op, revision, create_pr, lambda: started.append("lfs")
+        ),
+    )
+    return Sent(held=held and not started)
 
 
 def lfs_preupload(
-    api: Any, repo_id: str, repo_type: str, op: Any, revision: str | None, create_pr: bool
-) -> None:
+    api: Any,
+    repo_id: str,
+    repo_type: str,
+    op: Any,
+    revision: str | None,
+    create_pr: bool,
+    on_send: Callable[[], None] = lambda: None,
+) -> bool:
     """What `preupload_lfs_files` does on the LFS path (for a Hub without Xet while hf_xet is
     importable huggingface_hub would take Xet, process-wide): the upload mode from the preupload
     answer, the LFS batch question, and the upload it answers with (none for an object the repo
-    holds), its verify link checked first (check_verify_link)."""
+    holds), its verify link checked first (check_verify_link), `on_send` called as it starts.
+    True when the repo held the object already (an earlier run's upload, committed or not):
+    nothing was sent."""
     from huggingface_hub._commit_api import _fetch_upload_modes
     from huggingface_hub.lfs import lfs_upload, post_lfs_batch_info
     from huggingface_hub.utils import build_hf_headers
 
     if op._is_uploaded:
-        return
+        return False
     headers = build_hf_headers(token=api.token, library_name="hubpress")
     if op._upload_mode is None:
         _fetch_upload_modes(
@@ -81,7 +117,7 @@ def lfs_preupload(
             create_pr=create_pr,
         )
     if op._upload_mode != "lfs" or op._should_ignore:
-        return  # a regular file travels inside the commit
+        return False  # a regular file travels inside the commit
     actions, errors, _transfer = post_lfs_batch_info(
         upload_infos=[op.upload_info],
         token=None,
@@ -95,11 +131,14 @@ def lfs_preupload(
     if errors:
         raise ValueError(f"the LFS batch answer refused {op.path_in_repo}: {errors[0].get('error')}")
     oid = op.upload_info.sha256.hex()
-    for action in actions:
-        if action.get("oid") == oid and action.get("actions"):
+    answers = [action for action in actions if action.get("oid") == oid]
+    for action in answers:
+        if action.get("actions"):
             check_verify_link(action, api.endpoint, op.path_in_repo)
+            on_send()
             lfs_upload(operation=op, lfs_batch_action=action, headers=headers, endpoint=api.endpoint)
     op._is_uploaded = True
+    return bool(answers) and not any(action.get("actions") for action in answers)
 
 
 def check_verify_link(action: dict, endpoint: str, path: str) -> None:
@@ -181,37 +220,3 @@ def library_bars_off() -> Iterator[None]:
     finally:
         if not was_disabled:
             enable_progress_bars()
-
-
-def already_present(
-    additions: list, token: str | None, repo_type: str, repo_id: str, revision: str, endpoint: str
-) -> set[str]:
-    """Paths whose LFS object the Hub already holds, from one LFS batch question (per 256 files)
-    for the additions not sent yet: the answer has no upload action for them. They are committed
-    but not sent, so uploaded_bytes leaves them out. Best effort: when the question fails, every
-    file counts as sent."""
-    from huggingface_hub.lfs import post_lfs_batch_info
-
-    pending = [op for op in additions if not op._is_uploaded]
-    if not pending:
-        return set()
-    by_oid = {op.upload_info.sha256.hex(): op.path_in_repo for op in pending}
-    present: set[str] = set()
-    try:
-        for start in range(0, len(pending), 256):
-            chunk = pending[start : start + 256]
-            actions, _errors, _transfer = post_lfs_batch_info(
-                [op.upload_info for op in chunk],
-                token,
-                repo_type,
-                repo_id,
-                revision=revision,
-                endpoint=endpoint,
-            )
-            present |= {
-                by_oid[a["oid"]] for a in actions if a.get("actions") is None and a.get("oid") in by_oid
-            }
-    except Exception as exc:  # noqa: BLE001 - accounting only: never fail a publish over it
-        logging.getLogger("hubpress.hub").debug("could not ask which LFS objects %s holds: %s", repo_id, exc)
-        return set()
-    return present

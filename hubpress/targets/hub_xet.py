@@ -62,10 +62,13 @@ def not_served(endpoint: str) -> bool:
 class XetSent:
     """One Xet upload, from hf_xet's report: `sent_bytes`, the xorb and shard bytes that crossed
     the wire (the new chunks, compressed, and the file records); `deduped`, per file sent
-    ((path, sha256) -> bytes of it whose chunks the CAS already held)."""
+    ((path, sha256) -> bytes of it whose chunks the CAS already held); `held`, the files of which
+    no chunk was new: the Hub held all of it (a killed run's upload, another repo's file), and
+    only its file record crossed."""
 
     sent_bytes: int = 0
     deduped: dict[tuple[str, str], int] = field(default_factory=dict)
+    held: frozenset[tuple[str, str]] = frozenset()
 
 
 class XetTally:
@@ -181,13 +184,24 @@ def preupload(
         commit.abort()
         raise
     deduped = {}
+    held = set()
     for op, handle in handles:
         result = handle.result()
         if not op.upload_info.is_hashed:  # hf_xet hashed it while chunking: the commit names it
             op.upload_info.sha256 = bytes.fromhex(result.xet_info.sha256)
         op._is_uploaded = True
-        deduped[(op.path_in_repo, op.upload_info.sha256.hex())] = result.dedup_metrics.deduped_bytes
-    return XetSent(report.dedup_metrics.total_bytes_uploaded, deduped)
+        key = (op.path_in_repo, op.upload_info.sha256.hex())
+        deduped[key] = result.dedup_metrics.deduped_bytes
+        if whole_file_held(op.upload_info.size, result.dedup_metrics.new_bytes):
+            held.add(key)
+    return XetSent(report.dedup_metrics.total_bytes_uploaded, deduped, frozenset(held))
+
+
+def whole_file_held(size: int, new_bytes: int) -> bool:
+    """Whether hf_xet found every chunk of a file of `size` bytes held by the Hub (`new_bytes`,
+    its report of the bytes no dedupe found): the chunks of a file an earlier (killed) run sent,
+    known from its shards in hf_xet's cache or from the Hub's dedupe answer."""
+    return size > 0 and new_bytes == 0
 
 
 # A CAS on a local path (`local://DIR`: test Hubs, and one machine's own store) keeps its dedup

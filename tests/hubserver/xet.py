@@ -47,8 +47,11 @@ def _hash_hex(raw: bytes) -> str:
 
 @dataclass(frozen=True, slots=True)
 class XetFile:
+    """A file a shard records: its Xet hash, size and the xorbs holding its chunks."""
+
     xet_hash: str
     size: int
+    xorbs: frozenset[str] = frozenset()
 
 
 def read_shard(data: bytes) -> dict[str, XetFile]:
@@ -62,11 +65,12 @@ def read_shard(data: bytes) -> dict[str, XetFile]:
         flags, entries = struct.unpack_from("<II", data, pos + 32)
         pos += _RECORD
         size = sum(struct.unpack_from("<I", data, pos + i * _RECORD + 36)[0] for i in range(entries))
+        xorbs = frozenset(_hash_hex(data[pos + i * _RECORD : pos + i * _RECORD + 32]) for i in range(entries))
         pos += _RECORD * entries
         if flags & _WITH_VERIFICATION:
             pos += _RECORD * entries
         if flags & _WITH_METADATA_EXT:
-            found[_hash_hex(data[pos : pos + 32])] = XetFile(_hash_hex(file_hash), size)
+            found[_hash_hex(data[pos : pos + 32])] = XetFile(_hash_hex(file_hash), size, xorbs)
             pos += _RECORD
     return found
 
@@ -112,8 +116,29 @@ class XetCas:
                     total += path.stat().st_size
         return total
 
+    def xorb_files(self) -> dict[str, tuple[int, int, int]]:
+        """Each xorb the CAS holds: hash -> (inode, mtime in ns, size). hf_xet's local store writes
+        a xorb sent again anew (a new file renamed over the old), so a changed inode or mtime says
+        a client sent that xorb again, though the CAS did not grow."""
+        found = {}
+        for path in (self.root / "xet" / "xorbs" / "xorbs").glob("*"):
+            if path.is_file() and not path.name.endswith(".tagset"):
+                stat = path.stat()
+                # Named "{prefix}.{hash}", the hash in the text form shard records use.
+                found[path.name.rpartition(".")[2]] = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+        return found
+
     def shard_names(self) -> set[str]:
         return {path.name for path in (self.root / "xet" / "xorbs" / "shards").glob("*.mdb")}
+
+    def files_recorded(self) -> dict[str, XetFile]:
+        """sha256 -> XetFile for every file the CAS's shards record: the files clients finished
+        sending (a file whose upload was cut off has xorbs here but no record)."""
+        shards = self.root / "xet" / "xorbs" / "shards"
+        found: dict[str, XetFile] = {}
+        for name in sorted(self.shard_names()):
+            found.update(read_shard((shards / name).read_bytes()))
+        return found
 
     def files_in(self, names: set[str]) -> int:
         """How many files (with their sha256) the named shards record: one per file a client sent."""

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from hubpress.testdata.synth import write_dataset
-from tests.conftest import WRITE_TOKEN
+from tests.conftest import WRITE_TOKEN, XET
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -114,3 +114,85 @@ def test_a_publish_killed_in_its_build_resumes_from_the_sealed_shards(hub, tmp_p
     assert sum(result["samples"].values()) == 90
     # The sweep removed the dead run's folder; the target holds every shard, so staging keeps none.
     assert not list(staging.rglob("*.parquet")) and not list((staging / "runs").glob("*/lease.json"))
+
+
+def _held_by_the_hub(hub, repo: str) -> dict[str, set[str]]:
+    """What the Hub holds of a repo's uncommitted uploads, by sha256 (with, on Xet, the xorbs of
+    each file): on Xet the files the CAS's shards record (a file whose send was cut off has xorbs
+    there but no record), on LFS the objects in the repo's LFS store."""
+    if XET:
+        return {sha: set(f.xorbs) for sha, f in hub.xet.files_recorded().items()}
+    objects = hub.data_dir / "datasets" / repo / "lfs" / "objects"
+    return {p.name: set() for p in objects.glob("*/*/*") if p.is_file()}
+
+
+@pytest.mark.lfs
+def test_a_rerun_sends_none_of_what_a_killed_run_sent(hub, tmp_path):
+    """SIGKILL a publish once the Hub holds two of the shards it sent ahead, run it again: the
+    Hub's store shows the re-run sent none of them again (on Xet no xorb of theirs was written
+    anew; on LFS one PUT per file the Hub lacked), and the re-run reports them as already held."""
+    src = tmp_path / "src"
+    write_dataset(src, samples=90, image_size=24, seed=37)
+    repo = f"alice/resent-{uuid.uuid4().hex[:8]}"
+    staging, cache = tmp_path / "staging", tmp_path / "cache"
+    before = set(_held_by_the_hub(hub, repo))  # the CAS is shared by every repo of the session
+
+    def sent_so_far() -> dict[str, set[str]]:
+        return {sha: xorbs for sha, xorbs in _held_by_the_hub(hub, repo).items() if sha not in before}
+
+    killed = _start(src, repo, staging, cache)
+    held: dict[str, set[str]] = {}
+    try:
+        deadline = time.monotonic() + 300
+        # The kill waits for one more file after the first two: the local Xet store writes a
+        # shard's file before it indexes the shard for dedupe, and a kill in between leaves a file
+        # it records but cannot find (the Hub answers a shard's upload once it is indexed).
+        while not held or len(sent_so_far()) <= len(held):
+            assert killed.poll() is None, (
+                f"the publish ended before the kill:\n{killed.stderr.read()[-2000:]}"
+            )
+            assert time.monotonic() < deadline, "no shard reached the Hub in time"
+            if not held and len(found := sent_so_far()) >= 2:
+                held = found
+            time.sleep(0.01)
+        os.kill(killed.pid, signal.SIGKILL)
+        killed.wait()
+    finally:
+        if killed.poll() is None:
+            killed.kill()
+            killed.wait()
+        killed.stdout.close()
+        killed.stderr.close()
+    at_kill = sent_so_far()
+    stamps = hub.xet.xorb_files() if XET else {}
+
+    hub.reset_stats()
+    again = _start(src, repo, staging, cache)
+    out, err = again.communicate(timeout=600)
+    assert again.returncode == 0, err[-3000:]
+    result = json.loads(out.strip().splitlines()[-1])
+
+    manifest = json.loads(hub.read_file("dataset", repo, "manifest.json"))
+    sha_of = {path: entry["sha256"] for path, entry in manifest["files"].items()}
+    reported = {sha_of[p] for p in result["already_present_files"] if p in sha_of}
+    # Every shard the killed run had sent is one the Hub held, and the re-run says so (on Xet the
+    # two at least: a file the store recorded at the kill but had not indexed may be sent again).
+    assert len(held) >= 2 and set(at_kill) <= set(sha_of.values())
+    assert set(held) <= reported <= set(at_kill)
+    # Its bytes leave them out: they are the files it committed that the Hub lacked.
+    not_sent = set(result["already_present_files"])
+    assert result["uploaded_bytes"] == sum(
+        len(hub.read_file("dataset", repo, p)) for p in result["uploaded_files"] if p not in not_sent
+    )
+    if XET:
+        # No xorb of a held file was sent again: hf_xet's local store writes a xorb sent again
+        # anew, so its file would have changed.
+        after = hub.xet.xorb_files()
+        xorbs = set().union(*held.values())
+        assert xorbs and xorbs <= set(stamps)
+        assert {x for x in xorbs if after.get(x) != stamps[x]} == set()
+    else:
+        # One PUT per file the Hub lacked: the shards it did not hold and the card's preview.
+        assert reported == set(at_kill)
+        lacked = [p for p in result["uploaded_files"] if p.endswith((".parquet", ".webp"))]
+        assert hub.stats.requests["lfs_upload"] == len(lacked) - len(at_kill)
