@@ -99,6 +99,7 @@ def plan_night(source: str, cache_dir: str, max_shard_size: str) -> dict:
     from hubpress.sources.intake import IntakeOptions, decide, list_source, read_csv_texts
     from hubpress.sources.validation import validate_samples
     from hubpress.storage.files import open_storage
+    from hubpress.storage.listing import relpaths_of
 
     settings = get_settings({"cache_dir": cache_dir})
     steps: dict[str, float] = {}
@@ -124,7 +125,7 @@ def plan_night(source: str, cache_dir: str, max_shard_size: str) -> dict:
     step("list")
     listing_digest(listing, options)
     step("listing digest")
-    layout = detect_layout((lf.relpath for lf in listing), intake.layout)
+    layout = detect_layout(relpaths_of(listing), intake.layout)
     found = discover(
         listing, root=storage.root, layout=layout, csv_texts=read_csv_texts(storage, listing, intake)
     )

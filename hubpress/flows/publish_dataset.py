@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -168,14 +169,14 @@ class Run:
 
     settings: Settings
     target: Target
-    listing: list[ListedFile] | None
+    listing: Sequence[ListedFile] | None
     options: dict[str, Any]
     digest: str
     records: PublishedRecords
     record: PublishedRecord | None
     unchanged: bool
 
-    def take_listing(self) -> list[ListedFile] | None:
+    def take_listing(self) -> Sequence[ListedFile] | None:
         """The listing, for the first intake only: at a million samples it is two million
         objects (about 600 MB) that nothing needs after discovery. A retake lists again."""
         listing, self.listing = self.listing, None

@@ -14,6 +14,7 @@ stat per file for a LoRA), a small file read and one round trip to the target.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +28,7 @@ from hubpress.shards.published import (
     local_listing,
 )
 from hubpress.storage.files import ListedFile
+from hubpress.storage.listing import relpaths_of
 from hubpress.targets.base import Target
 
 if TYPE_CHECKING:  # the flows' parameter models: the shards layer never imports the flows layer
@@ -55,7 +57,7 @@ def dataset_options(params: PublishDatasetParams, listing: list[ListedFile]) -> 
     return build_options(
         target=params.target,
         # The layout found, not the one asked for: "auto" (CLI) and "folder" (API) publish the same.
-        layout=detect_layout((f.relpath for f in listing), params.layout),
+        layout=detect_layout(relpaths_of(listing), params.layout),
         on_error=params.on_error,
         allow_missing_target=params.allow_missing_target,
         prompt_encoding=params.prompt_encoding,
@@ -66,7 +68,9 @@ def dataset_options(params: PublishDatasetParams, listing: list[ListedFile]) -> 
     )
 
 
-def dataset_digest(params: PublishDatasetParams, listing: list[ListedFile], options: dict[str, Any]) -> str:
+def dataset_digest(
+    params: PublishDatasetParams, listing: Sequence[ListedFile], options: dict[str, Any]
+) -> str:
     return listing_digest(listing, {**options, "max_pixels": params.max_pixels})
 
 

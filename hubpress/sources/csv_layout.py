@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from hubpress.errors import SourceError
@@ -27,6 +27,7 @@ from hubpress.sources.found import (
 )
 from hubpress.sources.models import Correction, FileRef, Problem, Sample
 from hubpress.storage.files import ListedFile
+from hubpress.storage.listing import ODD, Listing
 from hubpress.storage.names import PLAIN_PATH, why_unsafe
 
 _CONTROL_COLUMN = re.compile(r"control_([1-9][0-9]*)")
@@ -64,11 +65,68 @@ def is_path_column(name: str) -> bool:
 _URL_OR_DRIVE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 
 
+class _ListedByPath(Mapping[str, ListedFile]):
+    """A Listing's files by relpath, as the dict of its ListedFiles by relpath reads: each
+    relpath's index is kept, and its ListedFile made when asked (most never are: `ref_maker`)."""
+
+    __slots__ = ("listing", "at")
+
+    def __init__(self, listing: Listing) -> None:
+        self.listing = listing
+        self.at = listing.positions()
+
+    def __getitem__(self, relpath: str) -> ListedFile:
+        return self.listing[self.at[relpath]]
+
+    def __contains__(self, relpath: object) -> bool:
+        return relpath in self.at
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.at)
+
+    def __len__(self) -> int:
+        return len(self.at)
+
+
+def _files_by_path(listing: Iterable[ListedFile]) -> Mapping[str, ListedFile]:
+    if isinstance(listing, Listing):
+        return _ListedByPath(listing)
+    return {lf.relpath: lf for lf in listing}
+
+
+def _ref_maker(files: Mapping[str, ListedFile], prefix: str) -> Callable[[str], FileRef | None]:
+    """relpath -> the FileRef file_ref_under makes of its listed file under `prefix`, or None if it
+    is not listed; from a Listing's columns, without its ListedFile."""
+    if isinstance(files, _ListedByPath):
+        at, listing, under = files.at.get, files.listing, FileRef.under
+        relpaths, sizes, mtimes, ctimes, inodes = listing.columns()
+
+        def from_columns(relpath: str) -> FileRef | None:
+            n = at(relpath)
+            if n is None:
+                return None
+            inode = inodes[n]
+            if inode == ODD:  # held as its ListedFile
+                return file_ref_under(listing[n], prefix)
+            # file_ref_under's version, "{stamp_version(mtime, ctime)}:{inode}", written out: two
+            # calls per file were a tenth of discovery (tests/storage/test_listing_columns.py)
+            return under(prefix, relpaths[n], sizes[n], f"{mtimes[n]}+{ctimes[n]}:{inode}")
+
+        return from_columns
+    get = files.get
+
+    def from_listed(relpath: str) -> FileRef | None:
+        listed = get(relpath)
+        return None if listed is None else file_ref_under(listed, prefix)
+
+    return from_listed
+
+
 @dataclass(slots=True)
 class _Index:
-    """The listing, as a dict by relpath and (lazily) by (directory, stem) for image files."""
+    """The listing, as a mapping by relpath and (lazily) by (directory, stem) for image files."""
 
-    files: dict[str, ListedFile]
+    files: Mapping[str, ListedFile]
     _by_stem: dict[tuple[str, str], list[str]] | None = None
     _masks: dict[tuple[str, str], list[str]] | None = None
 
@@ -133,7 +191,7 @@ def discover_csv(
     allow_missing_target: bool = False,
     splits: Iterable[str] | None = None,
 ) -> Discovery:
-    index = _Index({lf.relpath: lf for lf in listing})
+    index = _Index(_files_by_path(listing))
     wanted = set(SPLITS if splits is None else splits)
     present = [s for s in SPLITS if CSV_NAMES[s] in index.files]
     if not present:
@@ -213,6 +271,7 @@ class _CsvRows:
     _width: int = field(init=False)
     _plain: bool = field(init=False)
     _prefix: str = field(init=False)
+    _ref: Callable[[str], FileRef | None] = field(init=False)
 
     def __post_init__(self) -> None:
         position = self.position
@@ -224,6 +283,7 @@ class _CsvRows:
         # No mask column and no `*_mask` file: a row's mask is None, as conventional_mask says.
         self._plain = self._image is not None and "mask" not in position and not self.index.has_masks()
         self._prefix = f"{self.root.rstrip('/')}/"
+        self._ref = _ref_maker(self.index.files, self._prefix)
 
     def sample(self, rowno: int, row: list[str], found: Discovery) -> Sample:
         return (self._plain and self.plain_sample(rowno, row)) or self.checked_sample(rowno, row, found)
@@ -235,21 +295,21 @@ class _CsvRows:
         rules one by one (a third of discovery at a million samples); None: checked_sample."""
         if len(row) < self._width:
             return None
-        get, plain, prefix = self.index.files.get, PLAIN_PATH.fullmatch, self._prefix
+        ref, plain = self._ref, PLAIN_PATH.fullmatch
         # Path cells as written, not stripped: a cell with spaces around it is not plain, and
         # checked_sample strips it.
         image = row[self._image]
-        target = get(image) if plain(image) else None
+        target = ref(image) if plain(image) else None
         if target is None:
             return None
         controls = []
         for i in self._controls:
             raw = row[i]
             if raw:
-                listed = get(raw) if plain(raw) else None
-                if listed is None:
+                control = ref(raw) if plain(raw) else None
+                if control is None:
                     return None
-                controls.append(file_ref_under(listed, prefix))
+                controls.append(control)
         if not controls:
             return None
         # The stem of a plain path: no spaces or backslashes to take off first (_stem_of).
@@ -262,7 +322,7 @@ class _CsvRows:
             row[self._prompt].strip(),
             controls,
             None,
-            file_ref_under(target, prefix),
+            target,
             None,
             rowno,
         )

@@ -34,6 +34,7 @@ from hubpress.sources.found import (
 )
 from hubpress.sources.models import Layout, Problem
 from hubpress.storage.files import UNLISTED, ListedFile
+from hubpress.storage.listing import Listing, relpaths_of
 from hubpress.storage.names import PLAIN_PATH, UNSAFE_NAME, why_unsafe
 
 __all__ = [
@@ -106,7 +107,7 @@ def discover(
     `csv_texts` maps a split to the decoded text of its CSV file.
     """
     listing, unnamed = _split_undecodable_names(listing)
-    chosen = detect_layout((lf.relpath for lf in listing), layout)
+    chosen = detect_layout(relpaths_of(listing), layout)
     with gc_paused():
         if chosen == "folder":
             found = discover_folder(listing, root=root, splits=splits)
@@ -128,34 +129,56 @@ def _split_undecodable_names(listing: Sequence[ListedFile]) -> tuple[Sequence[Li
     with backslash escapes, instead of breaking the whole run later. So are names the name gate
     refuses (an S3 key with `//`, `.` or `..` segments, a control character): reported, never
     dropped silently, never joined to a path."""
-    problems: list[Problem] = []
+    if isinstance(listing, Listing):
+        # Only the entries whose names are not plain, or that are held whole (every unlisted
+        # entry is), are looked at: no ListedFile is made for the others.
+        plain, relpaths = PLAIN_PATH.fullmatch, listing.relpaths
+        looked = sorted({n for n, rel in enumerate(relpaths) if not plain(rel)} | listing.held_whole_at())
+        left_out: set[int] = set()
+        problems: list[Problem] = []
+        for n in looked:
+            found = _name_problem(listing[n])
+            if found is not None:
+                left_out.add(n)
+                problems.append(found)
+        if not problems:
+            return listing, problems
+        return [lf for n, lf in enumerate(listing) if n not in left_out], problems
+    problems = []
     kept: list[ListedFile] = []
     for lf in listing:
         if lf.size != UNLISTED and PLAIN_PATH.fullmatch(lf.relpath):
             kept.append(lf)  # most names: ASCII, and safe by every rule below
             continue
-        try:
-            lf.relpath.encode("utf-8")
-        except UnicodeEncodeError:
-            shown = lf.relpath.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-            split = shown.split("/", 1)[0]
-            detail = f"the file name {shown!r} is not valid UTF-8; rename it"
-            problems.append(problem(split, None, "name_not_utf8", detail, shown))
+        found = _name_problem(lf)
+        if found is None:
+            kept.append(lf)
         else:
-            if lf.size == UNLISTED:  # a symlink that loops, dangles or leaves the root; a device, FIFO
-                split = lf.relpath.split("/", 1)[0]
-                detail = f"{lf.relpath!r} {lf.version}"
-                kind = "not_regular_file" if "not a regular file" in lf.version else "symlink_not_followed"
-                problems.append(problem(split, None, kind, detail, lf.relpath))
-                continue
-            why = why_unsafe(lf.relpath)
-            if why is None:
-                kept.append(lf)
-                continue
-            split = lf.relpath.split("/", 1)[0]
-            detail = f"the name {lf.relpath!r} {why}; it is left out"
-            problems.append(problem(split, None, UNSAFE_NAME, detail, lf.relpath))
+            problems.append(found)
     return (listing, problems) if not problems else (kept, problems)
+
+
+def _name_problem(lf: ListedFile) -> Problem | None:
+    """Why the listed entry `lf` is left out (a name not UTF-8, an unlisted entry, a name the gate
+    refuses), or None: it is kept."""
+    try:
+        lf.relpath.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = lf.relpath.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        split = shown.split("/", 1)[0]
+        detail = f"the file name {shown!r} is not valid UTF-8; rename it"
+        return problem(split, None, "name_not_utf8", detail, shown)
+    if lf.size == UNLISTED:  # a symlink that loops, dangles or leaves the root; a device, FIFO
+        split = lf.relpath.split("/", 1)[0]
+        detail = f"{lf.relpath!r} {lf.version}"
+        kind = "not_regular_file" if "not a regular file" in lf.version else "symlink_not_followed"
+        return problem(split, None, kind, detail, lf.relpath)
+    why = why_unsafe(lf.relpath)
+    if why is None:
+        return None
+    split = lf.relpath.split("/", 1)[0]
+    detail = f"the name {lf.relpath!r} {why}; it is left out"
+    return problem(split, None, UNSAFE_NAME, detail, lf.relpath)
 
 
 @contextmanager

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from hubpress.errors import SourceError
 from hubpress.settings import Settings, get_settings
@@ -31,6 +31,7 @@ from hubpress.sources.policy import IntakeOptions, OnError, decide, judge
 from hubpress.sources.validation import checked_workers, validate_samples
 from hubpress.storage.files import ListedFile, LocalStorage, Storage, is_s3, open_storage
 from hubpress.storage.hashcache import HashCache
+from hubpress.storage.listing import named, relpaths_of
 
 __all__ = [
     "IntakeOptions",
@@ -46,8 +47,9 @@ __all__ = [
 ]
 
 
-def list_source(storage: Storage) -> list[ListedFile]:
-    """The one listing of a source, or a SourceError saying why there is nothing to list."""
+def list_source(storage: Storage) -> Sequence[ListedFile]:
+    """The one listing of a source, or a SourceError saying why there is nothing to list. A local
+    source's is a Listing (its files held as columns: hubpress.storage.listing)."""
     if not is_s3(storage.root):
         if not os.path.isdir(storage.root):
             what = "is a file, not a directory" if os.path.exists(storage.root) else "does not exist"
@@ -57,7 +59,7 @@ def list_source(storage: Storage) -> list[ListedFile]:
         with gc_paused():  # hundreds of thousands of small objects, none of them garbage
             # Local listings also say what they could not list (symlink loops, links leaving the root).
             if isinstance(storage, LocalStorage):
-                return list(storage.list(report_unlisted=True))
+                return storage.listing(report_unlisted=True)
             return list(storage.list())
     from botocore.exceptions import ClientError, NoCredentialsError
 
@@ -79,8 +81,7 @@ def list_source(storage: Storage) -> list[ListedFile]:
 
 
 def read_csv_texts(storage: Storage, listing: Iterable[ListedFile], options: IntakeOptions) -> dict[str, str]:
-    wanted = set(CSV_NAMES.values())
-    present = {lf.relpath: lf for lf in listing if lf.relpath in wanted}  # not a dict of every path
+    present = {lf.relpath: lf for lf in named(listing, CSV_NAMES.values())}  # not a dict of every path
     texts: dict[str, str] = {}
     for split, name in CSV_NAMES.items():
         if name not in present:
@@ -130,7 +131,7 @@ def run_intake(
 def discover_source(storage: Storage, options: IntakeOptions) -> Discovery:
     """One listing of the source, the CSV texts if that is the layout, then pure discovery."""
     listing = list_source(storage)
-    chosen = detect_layout((lf.relpath for lf in listing), options.layout, where=str(storage.root))
+    chosen = detect_layout(relpaths_of(listing), options.layout, where=str(storage.root))
     texts = read_csv_texts(storage, listing, options) if chosen == "csv" else {}
     return discover(
         listing,

@@ -48,7 +48,7 @@ from hubpress.sources.facts_cache import (
 )
 from hubpress.sources.formats import DEFAULT_MAX_PIXELS
 from hubpress.sources.image_checks import FileFacts, check_image_bytes, check_prompt_bytes
-from hubpress.sources.models import Sample, held_root
+from hubpress.sources.models import FileRef, Sample, held_root
 from hubpress.storage.fetched import FetchedSpool
 from hubpress.storage.files import Storage, is_s3, open_storage
 from hubpress.storage.hashcache import HashCache
@@ -96,6 +96,48 @@ class ValidationResult:
     # By relpath; the facts most files share are held once (hubpress.sources.facts_by_path).
     facts: FactsByPath = field(default_factory=FactsByPath)
     stats: ValidationStats = field(default_factory=ValidationStats)
+
+
+class JobsOfRefs(Sequence[FileJob]):
+    """file_jobs(samples), held as the samples' own FileRefs: each FileJob is made when read. A
+    FileJob per file (a 5-tuple, about 90 bytes) was 180 MB of a million samples' validation peak
+    (docs/performance.md, "Planning (twelfth session)"); the cache scan (_facts_by_scan) indexes
+    the FileRefs themselves and makes a job for an entry it finds, for as long as it compares it.
+    Reads as the list file_jobs returns (tests/sources/test_jobs_of_refs.py)."""
+
+    __slots__ = ("refs", "prompts")
+
+    def __init__(self, refs: list[FileRef], prompts: frozenset[str]) -> None:
+        self.refs = refs
+        self.prompts = prompts  # the relpaths whose first mention is a prompt file (few or none)
+
+    @classmethod
+    def of(cls, samples: Iterable[Sample]) -> JobsOfRefs:
+        refs: dict[str, FileRef] = {}
+        prompts: set[str] = set()
+        for sample in samples:
+            ref = sample.prompt_file
+            if ref is not None and ref.relpath not in refs:
+                refs[ref.relpath] = ref
+                prompts.add(ref.relpath)
+            for ref in (*sample.controls, sample.mask, sample.target):  # file_jobs' order
+                if ref is not None and ref.relpath not in refs:
+                    refs[ref.relpath] = ref
+        return cls(list(refs.values()), frozenset(prompts))
+
+    def job(self, ref: FileRef) -> FileJob:
+        return FileJob.of(ref, "prompt" if ref.relpath in self.prompts else "image")
+
+    def __len__(self) -> int:
+        return len(self.refs)
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            return [self.job(ref) for ref in self.refs[i]]
+        return self.job(self.refs[i])
+
+    def __iter__(self) -> Iterator[FileJob]:
+        return map(self.job, self.refs)
 
 
 def file_jobs(samples: Iterable[Sample]) -> list[FileJob]:
@@ -376,16 +418,29 @@ def _facts_by_scan(
         return None
     # Indexed by the path under the prefix, which is the job's relpath when it holds the prefix as
     # its root (every discovered file): no URI is made per file.
-    unfound: dict[str, FileJob] = {}
+    # A JobsOfRefs is indexed by its FileRefs, and a job made for each entry found, while it is
+    # compared: no FileJob per file is alive at once.
+    unfound: dict[str, Any] = {}
     elsewhere = False
     plen = len(prefix)
-    for job in jobs:
-        if job[1] == prefix:
-            unfound[job[0]] = job
-        elif (uri := job.uri).startswith(prefix):
-            unfound[uri[plen:]] = job
-        else:  # not under the root: the scan cannot find it
-            elsewhere = True
+    if isinstance(jobs, JobsOfRefs):
+        as_job = jobs.job
+        for ref in jobs.refs:
+            if held_root(ref) == prefix:
+                unfound[ref.relpath] = ref
+            elif (uri := ref.uri).startswith(prefix):
+                unfound[uri[plen:]] = ref
+            else:
+                elsewhere = True
+    else:
+        as_job = None
+        for job in jobs:
+            if job[1] == prefix:
+                unfound[job[0]] = job
+            elif (uri := job.uri).startswith(prefix):
+                unfound[uri[plen:]] = job
+            else:  # not under the root: the scan cannot find it
+                elsewhere = True
     # An image entry's verdict (its usable facts but the sha256, or None: read the file), worked
     # out once per distinct entry: keyed by the parsed entry's identity, valid while the scan
     # holds the parsed entries (most images of a dataset share one).
@@ -393,7 +448,11 @@ def _facts_by_scan(
     for uri, size, version, sha, info in cache.under(prefix):
         under = uri[plen:]
         job = unfound.get(under)
-        if job is None or job.size != size or job.version != version:
+        if job is None:
+            continue
+        if as_job is not None:
+            job = as_job(job)
+        if job.size != size or job.version != version:
             continue
         if info and job.kind == "image":
             fields = verdicts.get(id(info), _UNSEEN)
@@ -410,7 +469,7 @@ def _facts_by_scan(
         del unfound[under]
     if elsewhere:  # in the jobs' order, as always
         return [job for job in jobs if job[0] not in facts]
-    return list(unfound.values())
+    return list(unfound.values()) if as_job is None else [as_job(ref) for ref in unfound.values()]
 
 
 def validate_samples(
@@ -427,7 +486,7 @@ def validate_samples(
 ) -> ValidationResult:
     """Validate every file of the samples (see validate_files), chunk by chunk."""
     with gc_paused():
-        jobs = file_jobs(samples)
+        jobs = JobsOfRefs.of(samples)
     return validate_files(
         jobs,
         root=root,

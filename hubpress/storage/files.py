@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 from hubpress.frozen_init import quick_frozen_init
 from hubpress.settings import Settings, get_settings
@@ -25,6 +25,9 @@ from hubpress.storage.hashcache import stat_version
 from hubpress.storage.listed_reads import NotTheListedFile, copied_as_listed, open_listed, read_as_listed
 from hubpress.storage.names import inside, is_inside
 from hubpress.storage.regular import open_regular, why_not_regular
+
+if TYPE_CHECKING:
+    from hubpress.storage.listing import Listing
 
 # Folders are scanned through a descriptor where the platform can (not on Windows).
 _SCAN_BY_FD = os.scandir in os.supports_fd and hasattr(os, "O_DIRECTORY")
@@ -96,6 +99,33 @@ class LocalStorage:
         root is not listed; with `report_unlisted` it comes out as an UNLISTED entry (size -1, the
         reason as its version) for the caller to report: nothing is dropped silently. File
         symlinks are listed (validation decides whether they leave the root)."""
+        for entry in self._entries(prefix, report_unlisted):
+            if entry.__class__ is tuple:
+                child, st = entry
+                yield ListedFile(child, st.st_size, stat_version(st), st.st_ino)
+            else:
+                yield entry
+
+    def listing(self, prefix: str = "", report_unlisted: bool = False) -> Listing:
+        """`list()`'s entries, in its order, held as columns (hubpress.storage.listing): no
+        ListedFile or version string is made per file."""
+        from hubpress.storage.listing import Listing
+
+        if type(self).list is not LocalStorage.list:  # a subclass that lists its own way: its entries
+            return Listing(self.list(prefix, report_unlisted))
+        listing = Listing()
+        add_stat, add = listing.append_stat, listing.append
+        for entry in self._entries(prefix, report_unlisted):
+            if entry.__class__ is tuple:
+                add_stat(*entry)
+            else:
+                add(entry)
+        return listing
+
+    def _entries(
+        self, prefix: str, report_unlisted: bool
+    ) -> Iterator[tuple[str, os.stat_result] | ListedFile]:
+        """list()'s walk: (relpath, stat) of each listed file, a ListedFile of each unlisted entry."""
         unlisted: list[tuple[str, str]] = []
         start = self.uri(prefix)
         if not os.path.isdir(start):
@@ -122,8 +152,7 @@ class LocalStorage:
                         child = f"{rel}/{entry.name}" if rel else entry.name
                         try:
                             if entry.is_file(follow_symlinks=False):  # most entries: a regular file
-                                st = entry.stat(follow_symlinks=False)
-                                yield ListedFile(child, st.st_size, stat_version(st), st.st_ino)
+                                yield child, entry.stat(follow_symlinks=False)
                                 continue
                             at = os.path.join(path, entry.name)  # entry.path is the bare name here
                             if entry.is_dir(follow_symlinks=False):
@@ -136,8 +165,7 @@ class LocalStorage:
                                 else:
                                     unlisted.append((child, why))
                             elif entry.is_file():  # a symlink to a file
-                                st = entry.stat()
-                                yield ListedFile(child, st.st_size, stat_version(st), st.st_ino)
+                                yield child, entry.stat()
                             elif entry.is_symlink() and not os.path.exists(at):
                                 unlisted.append((child, "is a symbolic link to nothing (dangling)"))
                             else:  # a device, FIFO or socket (or a symlink to one): never read

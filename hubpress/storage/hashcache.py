@@ -89,6 +89,12 @@ def stat_version(st: os.stat_result) -> str:
     return f"{st.st_mtime_ns}+{st.st_ctime_ns}"
 
 
+def stamp_version(mtime_ns: int, ctime_ns: int) -> str:
+    """stat_version of a stat whose st_mtime_ns and st_ctime_ns these are (a columnar listing
+    keeps the two numbers, hubpress.storage.listing)."""
+    return f"{mtime_ns}+{ctime_ns}"
+
+
 def local_version(path: str | os.PathLike[str], *, with_ctime: bool = True) -> tuple[int, str]:
     """(size, version) of a local file: version is `stat_version` and the inode, so an edited or
     replaced file misses. `with_ctime=False` is for files only hubpress writes and never edits

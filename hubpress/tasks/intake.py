@@ -35,6 +35,7 @@ from hubpress.sources.validation import (
     validate_samples,
 )
 from hubpress.storage.files import ListedFile, open_storage
+from hubpress.storage.listing import named, relpaths_of
 from hubpress.targets.retries import TRANSIENT_RETRIES
 
 # Inputs are large listings (intake has its own file-level cache); storage I/O retries only
@@ -50,7 +51,7 @@ class SourceListing:
 
     __slots__ = ("files",)
 
-    def __init__(self, files: list[ListedFile]) -> None:
+    def __init__(self, files: Sequence[ListedFile]) -> None:
         self.files = files
 
 
@@ -68,8 +69,8 @@ def discover_split_task(
     settings: Settings | None = None,
 ) -> Discovery:
     storage = open_storage(source, get_settings(settings))
-    layout = detect_layout((lf.relpath for lf in listing), options.layout)
-    own_csv = [lf for lf in listing if lf.relpath == f"{split}.csv"]  # read this split's CSV only
+    layout = detect_layout(relpaths_of(listing), options.layout)
+    own_csv = named(listing, [f"{split}.csv"])  # read this split's CSV only
     texts = read_csv_texts(storage, own_csv, options) if layout == "csv" else {}
     return discover(
         listing,
@@ -172,8 +173,8 @@ def intake_in_flow(
     options = IntakeOptions(layout, on_error, allow_missing_target, prompt_encoding, max_pixels).check()  # type: ignore[arg-type]
     if listing is None:
         listing = list_source_task(source, settings).files
-    layout_found = detect_layout((lf.relpath for lf in listing), options.layout)
-    tops = {lf.relpath.split("/", 1)[0] for lf in listing}
+    layout_found = detect_layout(relpaths_of(listing), options.layout)
+    tops = {rel.split("/", 1)[0] for rel in relpaths_of(listing)}
     present = [s for s in SPLITS if (f"{s}.csv" if layout_found == "csv" else s) in tops]
     futures = [
         discover_split_task.submit(source, carry(listing), split, options, settings) for split in present
