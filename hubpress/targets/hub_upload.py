@@ -200,11 +200,44 @@ def upload_all(send: Callable[[Any], None], additions: list, workers: int) -> No
         return op.upload_info.size
 
     try:
-        with library_bars_off(), ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-            for done in as_completed([pool.submit(upload, op) for op in additions]):
-                progress.advance(done.result())
+        with library_bars_off():
+            each_until_failure(upload, additions, workers, on_done=progress.advance)
     finally:
         progress.close()
+
+
+def each_until_failure(
+    work: Callable[[Any], Any], items: list, workers: int, on_done: Callable[[Any], None] | None = None
+) -> list:
+    """`work(item)` for each item, `workers` at a time; the results in the items' order, each also
+    given to `on_done` (on this thread) as it comes. The first failure ends it: no item is begun
+    after it (a queued one would be a file copied or sent for a commit that will not be made),
+    and it is raised once the items under way have ended."""
+    failed = threading.Event()
+    skipped = object()
+
+    def guarded(item: Any) -> Any:
+        if failed.is_set():
+            return skipped
+        try:
+            return work(item)
+        except BaseException:
+            failed.set()
+            raise
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        futures = [pool.submit(guarded, item) for item in items]
+        try:
+            for done in as_completed(futures):
+                result = done.result()
+                if on_done is not None and result is not skipped:
+                    on_done(result)
+        except BaseException:
+            failed.set()  # also for an interrupt of this thread: the queued items are not begun
+            for future in futures:
+                future.cancel()
+            raise
+    return [future.result() for future in futures]
 
 
 @contextmanager

@@ -12,9 +12,9 @@ carries itself (small regular files, and any the Hub did not take ahead) keep th
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from hubpress.targets.hub_upload import each_until_failure
 from hubpress.targets.plan import PublishPlan, StagedFile
 
 # A staged file -> a local path holding its bytes (the file itself, or a copy from S3 staging).
@@ -43,20 +43,20 @@ def local_paths(
     uploads = [files[change.path] for change in plan.uploads]
     progress = Progress(sum(f.size for f in uploads), f"Uploading {len(uploads)} file(s)", unit="bytes")
 
-    def one(file: StagedFile) -> str | None:
+    def one(file: StagedFile) -> tuple[int, str | None]:
         if target.sent_ahead(file):  # an earlier attempt of this publish sent it (a re-plan)
-            progress.advance(file.size)
-            return None
+            return file.size, None
         path = materialise(file)
         if send(file, path, plan.revision, create_pr):
             discard(path)
             path = None
-        progress.advance(file.size)
-        return path
+        return file.size, path
 
     try:
-        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-            kept = list(pool.map(one, uploads))
+        # A copy or send that fails ends the step: the files behind it are not copied from
+        # staging nor sent (each is up to a shard's size, for a commit that will not be made).
+        done = each_until_failure(one, uploads, workers, on_done=lambda sent: progress.advance(sent[0]))
     finally:
         progress.close()
+    kept = [path for _size, path in done]
     return {file.path: path for file, path in zip(uploads, kept, strict=True) if path is not None}

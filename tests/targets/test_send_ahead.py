@@ -91,3 +91,49 @@ def test_without_discard_every_upload_is_materialised_as_before(hub, tmp_path, w
     out = publish_files(target, shards, target_name=name, message="ours", materialise=copies.materialise)
     assert out.commit and copies.most == 4 and not copies.discarded
     assert all(Path(f.source).exists() for f in shards)
+
+
+def test_a_copy_that_fails_stops_the_copies_not_begun(hub, tmp_path, write_token):
+    """One staged file that cannot be copied (a damaged stage, S3 down) ends the publish: the
+    files after it are neither copied from staging nor sent (a first publish's terabyte is not
+    moved for a commit that cannot happen), and nothing is committed."""
+    from hubpress.errors import SourceError
+
+    name = f"alice/ahead-{uuid.uuid4().hex[:8]}"
+    target = open_target(name, "dataset", Settings(hub_max_concurrency=1))
+    shards = [_stage(tmp_path, f"data/train-{i:02d}.parquet", os.urandom(60_000)) for i in range(6)]
+    copies = Copies(tmp_path / "scratch")
+    asked: list[str] = []
+
+    def materialise(staged: StagedFile) -> str:
+        asked.append(staged.path)
+        if staged.path == shards[1].path:
+            raise SourceError(f"{staged.path} does not match its recorded sha256")
+        return copies.materialise(staged)
+
+    with pytest.raises(SourceError, match="train-01"):
+        publish_files(
+            target, shards, target_name=name, message="ours", materialise=materialise, discard=copies.discard
+        )
+    assert asked == [shards[0].path, shards[1].path]
+    assert [c["title"] for c in hub.commit_history("dataset", name)] == ["initial commit"]
+
+
+def test_an_upload_that_fails_stops_the_uploads_not_begun():
+    """The commit's own upload step (files not sent ahead) ends at its first failed file too: the
+    files queued behind it are not sent for a commit that will not be made."""
+    from huggingface_hub import CommitOperationAdd
+
+    from hubpress.targets.hub_upload import upload_all
+
+    ops = [CommitOperationAdd(f"data/train-{i:02d}.parquet", os.urandom(1000)) for i in range(6)]
+    sent: list[str] = []
+
+    def send(op) -> None:
+        sent.append(op.path_in_repo)
+        if op is ops[1]:
+            raise RuntimeError("the Hub refused data/train-01.parquet")
+
+    with pytest.raises(RuntimeError, match="train-01"):
+        upload_all(send, ops, workers=1)
+    assert sent == [ops[0].path_in_repo, ops[1].path_in_repo]
