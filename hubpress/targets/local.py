@@ -68,20 +68,24 @@ class LocalDir:
         """The target's folder takes new files: the versions go in `.NAME.hubpress/` beside the
         target and the target becomes a link to the newest, both written there. Asked before any
         work, as a Hub repo is asked whether the token may write it: a read-only or foreign folder
-        was found only by the commit, after the whole build. Nothing is left behind."""
+        was found only by the commit, after the whole build. `.NAME.hubpress/` and its folders,
+        where they exist already (made by an earlier run, perhaps as another user), are asked too:
+        a writable parent does not make them writable. Nothing is left behind."""
         folder = self.path.parent
         while not folder.exists() and folder != folder.parent:
             folder = folder.parent  # the publish creates the missing ones inside the nearest existing
-        try:
-            fd, probe = tempfile.mkstemp(dir=folder, prefix=".hubpress-write-check-")
-            os.close(fd)
-            os.unlink(probe)
-        except OSError as exc:
-            raise DiskError(
-                f"the local target {self.path} cannot be written: its folder {folder} refuses new files "
-                f"({exc.strerror or exc}). Choose a target directory in a folder you can write, then run "
-                "again; nothing was built or sent."
-            ) from None
+        made_before = [d for d in (self.home, self.versions, self.home / "tags") if os.path.lexists(d)]
+        for where in (folder, *made_before):
+            try:
+                fd, probe = tempfile.mkstemp(dir=where, prefix=".hubpress-write-check-")
+                os.close(fd)
+                os.unlink(probe)
+            except OSError as exc:
+                raise DiskError(
+                    f"the local target {self.path} cannot be written: its folder {where} refuses new files "
+                    f"({exc.strerror or exc}). Choose a target directory in a folder you can write, then "
+                    "run again; nothing was built or sent."
+                ) from None
 
     # -- reading -------------------------------------------------------------------------------
 

@@ -80,3 +80,20 @@ def test_a_run_no_cli_checked_refuses_it_too(tmp_path, staging):
         upload_editing_dataset(str(tmp_path / "src"), TARGET)
     assert str(refused.value) == EXPECTED
     assert staged_files(staging) == []
+
+
+def test_a_versions_store_that_refuses_files_is_refused_before_building(tmp_cwd, staging):
+    """The versions (and the target's lock) go in `.NAME.hubpress/`, which another user, or an
+    earlier run as another user, may have made: a writable parent folder is not enough. Here it
+    is a link to sysfs, which nobody may write."""
+    write_dataset(tmp_cwd / "src", samples=3, image_size=16)
+    (tmp_cwd / "out").mkdir()
+    (tmp_cwd / "out" / ".target.hubpress").symlink_to(UNWRITABLE)
+    code, out, err = run_cli("publish-dataset", "src", "./out/target")
+    assert (code, out) == (1, "")
+    assert err.splitlines() == [
+        f"error: the local target {tmp_cwd / 'out' / 'target'} cannot be written: its folder "
+        f"{tmp_cwd / 'out' / '.target.hubpress'} refuses new files ({_refusal()}). Choose a target "
+        "directory in a folder you can write, then run again; nothing was built or sent."
+    ]
+    assert staged_files(staging) == []
