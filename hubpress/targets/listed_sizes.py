@@ -136,10 +136,10 @@ def _as_cache_name(etag: str) -> str:
 
 def path_in_cache_header(request: httpx2.Request, headers) -> Exception | None:
     """The refusal of a resolve answer (HEAD or GET, a redirect included) whose ETag, X-Linked-Etag
-    or X-Repo-Commit is not a plain name: huggingface_hub writes the download to
-    `blobs/<etag>` as the header gives it, so `/home/me/.bashrc` (os.path.join keeps an absolute
-    part whole) or `../../x` put a Hub's bytes anywhere this user may write; a commit must be a
-    commit id. None for any other answer."""
+    or X-Repo-Commit is not a plain name: huggingface_hub writes the download to `blobs/<etag>` as
+    the header gives it, so `/home/me/.bashrc` (os.path.join keeps an absolute part whole) or
+    `../../x` put a Hub's bytes anywhere this user may write, and an empty one makes the download
+    the folder `blobs/` itself; a commit must be a commit id. None for any other answer."""
     from hubpress.storage.names import is_commit_id, why_unsafe
 
     if "/resolve/" not in request.url.path:
@@ -152,7 +152,8 @@ def path_in_cache_header(request: httpx2.Request, headers) -> Exception | None:
         value = headers.get(header)
         if bad is None and value is not None:
             name = _as_cache_name(value)
-            if name and ("/" in name or why_unsafe(name) is not None):
+            # An empty one names `blobs/` itself: the download is then that folder (a traceback).
+            if not name or "/" in name or why_unsafe(name) is not None:
                 bad = header
     if bad is None:
         return None

@@ -28,8 +28,17 @@ pytestmark = requires_xet
         ("X-Linked-Etag", "../../../../../../../../../..{planted}"),
         ("ETag", "{planted}"),
         ("X-Repo-Commit", "../../../../../../../../../..{planted}"),
+        ("X-Linked-Etag", ""),  # blobs/ itself: the folder of every blob
+        ("X-Linked-Etag", "."),
     ],
-    ids=["linked-etag-absolute", "linked-etag-dotdot", "etag-absolute", "repo-commit-dotdot"],
+    ids=[
+        "linked-etag-absolute",
+        "linked-etag-dotdot",
+        "etag-absolute",
+        "repo-commit-dotdot",
+        "linked-etag-empty",
+        "linked-etag-dot",
+    ],
 )
 def test_a_path_in_a_resolve_header_writes_nothing_there(
     hub, write_token, tmp_path, monkeypatch, header, spelling
