@@ -4,10 +4,11 @@ A run copies files through the temporary folder (`TMPDIR`): shards from S3 stagi
 to the Hub, a shard built for S3 staging, a checkpoint's files on their way into a release's stage.
 Python's TemporaryDirectory removes them when the run ends, but not when it is killed (SIGKILL,
 the OOM killer, a lost machine), and a checkpoint is gigabytes. So each folder's name says which
-process made it (`hubpress-<kind>-<host>.<pid>.<start>-...`: this host's name hashed, the process
-id, and its start in clock ticks from boot), and the first temporary folder a process makes
-removes the folders of processes of this host that are gone. A folder of a process that still
-runs, of another host sharing the folder, or of a name it did not make is never touched."""
+process made it (`hubpress-<kind>-<host>.<pid>.<start>-...`: this host's name and PID namespace
+hashed, the process id, and its start in clock ticks from boot), and the first temporary folder a
+process makes removes the folders of processes of this host and namespace that are gone. A folder
+of a process that still runs, of another host or container sharing the folder, or of a name it
+did not make is never touched."""
 
 from __future__ import annotations
 
@@ -34,8 +35,25 @@ _swept = False
 _swept_lock = threading.Lock()
 
 
+def host_tag(hostname: str, pid_namespace: str) -> str:
+    """The part of a folder's name that says where its process id means something: the host and
+    its PID namespace. Containers of one host (a Kubernetes pod's, or any run with the host's
+    name) may share a temporary folder but not their process ids: a process id of another
+    namespace names nobody here, or someone else, and its live run's folder was swept."""
+    where = hostname if not pid_namespace else f"{hostname}\0{pid_namespace}"
+    return hashlib.sha256(where.encode("utf-8", "replace")).hexdigest()[:8]
+
+
+def _pid_namespace() -> str:
+    """This process's PID namespace (`pid:[4026531836]`), or "" where /proc does not say."""
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return ""
+
+
 def _host_tag() -> str:
-    return hashlib.sha256(socket.gethostname().encode("utf-8", "replace")).hexdigest()[:8]
+    return host_tag(socket.gethostname(), _pid_namespace())
 
 
 def _start_ticks(pid: int) -> str | None:

@@ -38,6 +38,18 @@ def _age(path: Path, seconds: float = 3600) -> None:
     os.utime(path, (old, old))
 
 
+def _other_namespace() -> str:
+    """The host tag a process of this host in another PID namespace gives its folders."""
+    import socket
+
+    ours = os.readlink("/proc/self/ns/pid")
+    return scratch.host_tag(socket.gethostname(), ours.replace("[", "[1"))
+
+
+def _start_of(folder: Path) -> str:
+    return folder.name.split("-")[2].split(".")[2]
+
+
 def test_a_killed_runs_folder_goes_and_a_live_runs_stays(tmp_path):
     killed, killed_dir = _made_by_a_process(tmp_path)
     live, live_dir = _made_by_a_process(tmp_path)
@@ -57,6 +69,9 @@ def test_a_killed_runs_folder_goes_and_a_live_runs_stays(tmp_path):
             tmp_path / f"hubpress-upload-00000000.{killed.pid}.1-x",  # another host's
             tmp_path / f"hubpress-upload-{scratch._host_tag()}.{killed.pid}.0-x",  # start unknown
             tmp_path / f"someone-else-{scratch._host_tag()}.{killed.pid}.1-x",
+            # A container of this host with its own PID namespace, sharing the folder: its process
+            # ids name nobody here (its live run's folder was swept).
+            tmp_path / f"hubpress-upload-{_other_namespace()}.{killed.pid}.{_start_of(killed_dir)}-x",
         ]
         for d in others:
             d.mkdir()
