@@ -55,6 +55,10 @@ class MediaOrigin:
     repo_type: str = "dataset"
     refusals: list[str] = field(default_factory=list)  # one line per refused value (first few)
     _fs: Any = field(default=None, repr=False)
+    # The upstream's listing at `revision`, once asked: the process keeps only the last few
+    # upstreams' (upstream_listing), and a mix of more reads them in turns, so an origin asking
+    # there on every read listed its whole repo again each time another had been listed since.
+    _listing: Any = field(default=None, repr=False, compare=False)
 
     def path_in_repo(self, url: str) -> str:
         """The file's path in the upstream repo, or UnsafeNameError (kind media_outside_upstream)."""
@@ -77,7 +81,11 @@ class MediaOrigin:
         when it names no such file (the row is then `missing_media`)."""
         from hubpress.refresh.upstream_listing import listed_upstream
 
-        listed = listed_upstream(self.repo_id, self.revision, self.token, self.endpoint, self.repo_type)
+        if self._listing is None:
+            self._listing = listed_upstream(
+                self.repo_id, self.revision, self.token, self.endpoint, self.repo_type
+            )
+        listed = self._listing
         if rel not in listed:
             raise FileNotFoundError(rel)
         return listed[rel]

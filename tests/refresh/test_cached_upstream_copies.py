@@ -125,3 +125,29 @@ def test_an_upstream_listing_whose_sizes_are_not_numbers_is_one_line(
     errors = [line for line in stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and repo in errors[0] and "listing" in errors[0], stderr
     assert not out.exists() or not any(out.rglob("*.parquet"))
+
+
+def test_media_of_many_mixed_upstreams_is_held_to_listings_made_once(hub, write_token, hostile_proxy):
+    """A configuration mixing more upstreams than the listings kept process-wide (four) reads
+    their rows in turns: an upstream whose listing made at its open was let go is listed once
+    more for its media, however its reads alternate with the others' (not once per turn: a
+    recursive tree listing per row)."""
+    from hubpress.refresh.media import MediaOrigin
+    from hubpress.refresh.upstream_listing import hold_to_listing
+
+    image = b"\x89PNG one image"
+    origins = []
+    for _ in range(6):
+        repo, sha = _upstream({"train/a.png": image})
+        hold_to_listing(repo, sha, WRITE_TOKEN, hostile_proxy.url)  # as each backend's open does
+        origins.append((MediaOrigin(repo, sha, hostile_proxy.url, WRITE_TOKEN), repo, sha))
+    hostile_proxy.clear()
+
+    for _turn in range(3):
+        for origin, repo, sha in origins:
+            assert origin.read(f"hf://datasets/{repo}@{sha}/train/a.png") == image
+
+    # The upstream's listing is recursive (HfFileSystem's own look at a file's folder is not).
+    listings = [line for line in hostile_proxy.requests if "/tree/" in line and "recursive=true" in line]
+    listed = [line.split("/tree/")[0] for line in listings]
+    assert len(listed) == len(set(listed)) <= len(origins), listings
