@@ -21,6 +21,9 @@ import contextlib
 import functools
 import hashlib
 import os
+import re
+
+from hubpress.storage.names import is_inside
 
 
 def digests(path: str) -> tuple[int, str, str]:
@@ -90,7 +93,10 @@ def _hash_cache(cache_dir: str):
 
 def remove_from_cache(path: str) -> None:
     """The snapshot entry and the blob it points to (through the repo's blob link, when the cache
-    keeps blobs in a shared store): nothing of a refused file stays cached."""
+    keeps blobs in a shared store): nothing of a refused file stays cached. Only what lies in the
+    repo's cache folder or its blob store is removed: an entry another tool linked to a file of
+    its own elsewhere loses the link, never that file."""
+    roots = _cache_roots(path)
     chain = [path]
     with contextlib.suppress(OSError):
         while os.path.islink(chain[-1]) and len(chain) < 8:
@@ -98,5 +104,28 @@ def remove_from_cache(path: str) -> None:
             chain.append(os.path.join(os.path.dirname(chain[-1]), target))
     chain.append(os.path.realpath(path))
     for victim in chain:
+        # Where the name itself is (its folder resolved): a link is judged by where it lies.
+        where = os.path.join(os.path.realpath(os.path.dirname(victim)), os.path.basename(victim))
+        if victim != path and not any(is_inside(where, root) for root in roots):
+            continue
         with contextlib.suppress(FileNotFoundError, IsADirectoryError):
             os.unlink(victim)
+
+
+_SNAPSHOT = re.compile(r"(?:models|datasets|spaces)--.+")
+_COMMIT = re.compile(r"[0-9a-f]{40}")
+
+
+def _cache_roots(path: str) -> list[str]:
+    """The resolved folders of the cache holding a snapshot entry (`<cache>/<type>s--org--name/
+    snapshots/<commit>/<file>`): the cache folder, and the repo's and the cache's blob stores
+    (huggingface_hub's shared store, `<cache>/blobs`, or one either links to elsewhere); none
+    for a path not laid out so."""
+    parts = os.path.abspath(path).split(os.sep)
+    for i in range(1, len(parts) - 2):
+        if parts[i] == "snapshots" and _SNAPSHOT.fullmatch(parts[i - 1]) and _COMMIT.fullmatch(parts[i + 1]):
+            repo = os.sep.join(parts[:i])
+            cache = os.path.dirname(repo)
+            folders = (cache, os.path.join(repo, "blobs"), os.path.join(cache, "blobs"))
+            return [os.path.realpath(folder) for folder in folders]
+    return []

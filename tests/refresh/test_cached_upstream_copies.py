@@ -151,3 +151,35 @@ def test_media_of_many_mixed_upstreams_is_held_to_listings_made_once(hub, write_
     listings = [line for line in hostile_proxy.requests if "/tree/" in line and "recursive=true" in line]
     listed = [line.split("/tree/")[0] for line in listings]
     assert len(listed) == len(set(listed)) <= len(origins), listings
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_a_cached_copy_linked_out_of_the_cache_is_not_read_and_its_target_is_kept(
+    hub, write_token, tmp_path
+):
+    """A snapshot entry another tool made a link to a file of its own, outside the cache (a
+    user's edited copy): it is not the listed file, so it is not read; the link goes, and the
+    file it points to, which is not the cache's to remove, stays."""
+    listed, theirs = _parquet("the upstream row"), _parquet("their own row!!!")
+    repo, sha = _upstream({DATA: listed})
+    cache = tmp_path / "cache"
+    mine = tmp_path / "their-files" / "train.parquet"
+    mine.parent.mkdir()
+    mine.write_bytes(theirs)
+    entry = cache / f"datasets--{repo.replace('/', '--')}" / "snapshots" / sha / DATA
+    entry.parent.mkdir(parents=True)
+    entry.symlink_to(mine)
+    backend = {"id": "up", "type": "huggingface", "dataset_name": repo, "revision": sha}
+    backend |= {"caption_column": "caption", "streaming": False, "cache_dir": str(cache)}
+    config = tmp_path / "multidatabackend.json"
+    config.write_text(json.dumps([backend]))
+    out = tmp_path / "out"
+
+    code, _stdout, stderr = run_cli("refresh", str(config), str(out), "--json")
+
+    assert code == 0, stderr
+    assert mine.read_bytes() == theirs  # not the cache's: kept
+    from datasets import load_dataset
+
+    published = load_dataset(str(out), split="train")
+    assert set(published["caption"]) == {"the upstream row"}, published["caption"]
