@@ -6,6 +6,7 @@ so the publishing pipeline does not care which one it talks to.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
@@ -81,7 +82,7 @@ class Target(Protocol):
         self,
         plan: PublishPlan,
         files: dict[str, StagedFile],
-        local_paths: dict[str, str],
+        local_paths: Mapping[str, str],  # read once a file, in the plan's order
         message: str,
         create_pr: bool = False,
     ) -> CommitResult: ...

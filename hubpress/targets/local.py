@@ -15,7 +15,7 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 
 from hubpress.errors import DiskError, PublishError, SourceError
@@ -175,7 +175,7 @@ class LocalDir:
         self,
         plan: PublishPlan,
         files: dict[str, StagedFile],
-        local_paths: dict[str, str],
+        local_paths: Mapping[str, str],
         message: str,
         create_pr: bool = False,
     ) -> CommitResult:
@@ -199,6 +199,8 @@ class LocalDir:
                     if change.kind in ("added", "changed"):
                         dest = inside(build, change.path, what="path in the repo")
                         dest.parent.mkdir(parents=True, exist_ok=True)
+                        # Read once, as it is copied: from S3 staging the copy is made now, and the
+                        # one before it removed (hubpress.targets.send_ahead.CopiedWhenRead).
                         shutil.copyfile(local_paths[change.path], dest)
                         if sha256_file(dest) != files[change.path].sha256:
                             raise PublishError(f"{change.path} changed while it was copied into {self.path}.")

@@ -189,6 +189,12 @@ def _warn_if_unseen(outcome: PublishOutcome, target: Target, state) -> None:
 CardFn = Callable[[str | None], str]
 
 
+def _close(local_paths: object) -> None:
+    """The last copy a local directory's commit read (send_ahead.CopiedWhenRead) goes with it."""
+    if isinstance(local_paths, send_ahead.CopiedWhenRead):
+        local_paths.close()
+
+
 def _local_source(staged: StagedFile) -> str:
     if staged.source.startswith("s3://"):
         raise PublishError(f"{staged.path} is staged on S3 but no materialiser was given.")
@@ -377,6 +383,8 @@ def publish_files(
                     max_attempts,
                 )
                 continue
+            finally:
+                _close(local_paths)
             outcome.commit, outcome.pr_url = result.commit, _absolute(target, result.pr_url)
             outcome.already_present = tuple(getattr(result, "already_present", ()) or ())
             outcome.transfer = result.transfer

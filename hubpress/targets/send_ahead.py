@@ -11,7 +11,7 @@ carries itself (small regular files, and any the Hub did not take ahead) keep th
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from hubpress.targets.hub_upload import each_until_failure
@@ -29,15 +29,20 @@ def local_paths(
     discard: Callable[[str], None] | None,
     create_pr: bool,
     workers: int,
-) -> dict[str, str]:
+) -> Mapping[str, str]:
     """{path in repo: local path} of the plan's uploads that the commit must still read.
 
-    Without `discard` (the files are where they are: local staging, weights on disk), or for a
-    target that cannot send ahead (a local directory), every upload is materialised at once, as
-    before. With it, each copy the target took ahead is discarded at once."""
+    Without `discard` (the files are where they are: local staging, weights on disk), every
+    upload is materialised at once. With it, each copy the target took ahead is discarded at once;
+    a target that cannot send ahead (a local directory, which copies each file into its new
+    version itself) gets its copies one at a time (CopiedWhenRead)."""
     send = getattr(target, "send_ahead", None)
-    if discard is None or send is None:
+    if discard is None:
         return {change.path: materialise(files[change.path]) for change in plan.uploads}
+    if send is None:
+        return CopiedWhenRead(
+            {change.path: files[change.path] for change in plan.uploads}, materialise, discard
+        )
     from hubpress.orchestration.artifacts import Progress
 
     uploads = [files[change.path] for change in plan.uploads]
@@ -60,3 +65,38 @@ def local_paths(
         progress.close()
     kept = [path for _size, path in done]
     return {file.path: path for file, path in zip(uploads, kept, strict=True) if path is not None}
+
+
+class CopiedWhenRead(Mapping[str, str]):
+    """{path in repo: local path} for a target that copies each file itself (a local directory)
+    from S3 staging: a file's copy is made when its path is read, and the copy read before it is
+    removed then (the target copies one file at a time, and is done with a file when it asks for
+    the next); `close` removes the last. Without it the whole upload was copied to the temporary
+    folder before the commit began."""
+
+    def __init__(
+        self, files: dict[str, StagedFile], materialise: Materialise, discard: Callable[[str], None]
+    ):
+        self._files = files
+        self._materialise, self._discard = materialise, discard
+        self._held: str | None = None
+
+    def __getitem__(self, path: str) -> str:
+        staged = self._files[path]  # KeyError, as a dict's
+        self.close()
+        self._held = self._materialise(staged)
+        return self._held
+
+    def __contains__(self, path: object) -> bool:
+        return path in self._files
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._files)
+
+    def __len__(self) -> int:
+        return len(self._files)
+
+    def close(self) -> None:
+        held, self._held = self._held, None
+        if held is not None:
+            self._discard(held)

@@ -154,9 +154,7 @@ def test_media_of_many_mixed_upstreams_is_held_to_listings_made_once(hub, write_
 
 
 @pytest.mark.usefixtures("prefect_harness")
-def test_a_cached_copy_linked_out_of_the_cache_is_not_read_and_its_target_is_kept(
-    hub, write_token, tmp_path
-):
+def test_a_cached_copy_linked_out_of_the_cache_is_not_read_and_its_target_is_kept(hub, write_token, tmp_path):
     """A snapshot entry another tool made a link to a file of its own, outside the cache (a
     user's edited copy): it is not the listed file, so it is not read; the link goes, and the
     file it points to, which is not the cache's to remove, stays."""

@@ -137,3 +137,28 @@ def test_an_upload_that_fails_stops_the_uploads_not_begun():
     with pytest.raises(RuntimeError, match="train-01"):
         upload_all(send, ops, workers=1)
     assert sent == [ops[0].path_in_repo, ops[1].path_in_repo]
+
+
+def test_a_local_directory_target_holds_one_copy_from_s3_staging_at_a_time(tmp_path):
+    """A local directory target copies each file into its new version itself: from S3 staging,
+    each copy is made when the commit comes to it and removed when it comes to the next, so the
+    temporary folder never holds the whole dataset beside the target."""
+    target = open_target(str(tmp_path / "out"), "dataset", Settings(hub_max_concurrency=2))
+    shards = [_stage(tmp_path, f"data/train-{i:02d}.parquet", os.urandom(30_000)) for i in range(7)]
+    card = _stage(tmp_path, "README.md", b"---\nlicense: mit\n---\n# ours\n")
+    copies = Copies(tmp_path / "scratch")
+
+    out = publish_files(
+        target,
+        [*shards, card],
+        target_name=str(tmp_path / "out"),
+        message="ours",
+        materialise=copies.materialise,
+        discard=copies.discard,
+    )
+
+    assert out.commit
+    for f in [*shards, card]:
+        assert hashlib.sha256((tmp_path / "out" / f.path).read_bytes()).hexdigest() == f.sha256
+    assert copies.most == 1, copies.most
+    assert copies.alive == set()  # the last one too, once the commit is done with it
