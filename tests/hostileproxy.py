@@ -18,6 +18,10 @@ A pattern is a regex searched in "METHOD /path?query". Kinds:
   redirect_dead_schemeless  the same as `//127.0.0.1:1/x?...` (a network-path reference)
   redirect_file  302 to file:///etc/passwd (another scheme)
   redirect_userinfo  302 to the other origin with user information (`http://user:pass@host/short/...`)
+  redirect_moved 307 to `/moved<the same path, /resolve/ as /file/>` on this proxy (the same host:
+                 huggingface_hub follows it and takes the file's ETag and commit from the answer there)
+  moved_path_etag  for a `/moved/...` request: the upstream's answer to the path it stands for,
+                 its ETag and X-Linked-Etag replaced by `"<planted_etag>"` (set it on the proxy)
   echo_token     400 whose error message (JSON body and X-Error-Message) repeats the request's
                  Authorization header, as a careless or hostile server may
   echo_token_glued  the same, but only the token's value, glued to the word before it (`key=...`,
@@ -63,6 +67,8 @@ KINDS = (
     "redirect_dead_schemeless",
     "redirect_file",
     "redirect_userinfo",
+    "redirect_moved",
+    "moved_path_etag",
     "gzip_bomb",
     "bad_sha",
     "bad_size",
@@ -105,6 +111,7 @@ class HostileProxy(ArmedFaults):
         self.interval = interval
         self.huge_bytes = huge_bytes
         self.file_bytes_sent = 0  # what endless_file and huge_file got out before the client stopped
+        self.planted_etag = ""  # what moved_path_etag answers as the ETag and X-Linked-Etag
         self.stopping = threading.Event()
         self.other_saw: list[dict[str, str]] = []  # the headers of each request the other origin got
         proxy = self
@@ -269,6 +276,15 @@ class _Handler(QuietHandler):
         elif kind in ("gzip_bomb", "gzip_file"):
             kind_of = "application/json" if kind == "gzip_bomb" else "application/octet-stream"
             self._send(200, {"Content-Type": kind_of, "Content-Encoding": "gzip, gzip"}, gzip_bomb())
+        elif kind == "redirect_moved":
+            self._send(307, {"Location": "/moved" + self.path.replace("/resolve/", "/file/", 1)})
+        elif kind == "moved_path_etag":
+            self.path = self.path.removeprefix("/moved").replace("/file/", "/resolve/", 1)
+            status, reason, headers, data = self._forward(body)
+            planted = f'"{self.owner.planted_etag}"'
+            headers = [(k, v) for k, v in headers if k.lower() not in ("etag", "x-linked-etag")]
+            headers += [("ETag", planted), ("X-Linked-Etag", planted)]
+            self.wfile.write(self._raw(status, reason, headers, data))
         elif kind == "redirect_short":
             self._send(302, {"Location": f"{self.owner.other_url}/short{self.path}"})
         elif kind == "redirect_file":

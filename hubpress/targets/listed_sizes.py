@@ -135,14 +135,17 @@ def _as_cache_name(etag: str) -> str:
 
 
 def path_in_cache_header(request: httpx2.Request, headers) -> Exception | None:
-    """The refusal of a resolve answer (HEAD or GET, a redirect included) whose ETag, X-Linked-Etag
-    or X-Repo-Commit is not a plain name: huggingface_hub writes the download to `blobs/<etag>` as
-    the header gives it, so `/home/me/.bashrc` (os.path.join keeps an absolute part whole) or
+    """The refusal of a resolve answer (HEAD or GET, a redirect included, and an answer on the path
+    a resolve was redirected to) whose ETag, X-Linked-Etag or X-Repo-Commit is not a plain name:
+    huggingface_hub writes the download to `blobs/<etag>` as the header gives it, so `/home/me/.bashrc` (os.path.join keeps an absolute part whole) or
     `../../x` put a Hub's bytes anywhere this user may write, and an empty one makes the download
     the folder `blobs/` itself; a commit must be a commit id. None for any other answer."""
     from hubpress.storage.names import is_commit_id, why_unsafe
 
-    if "/resolve/" not in request.url.path:
+    # A resolve answer, or any answer huggingface_hub may take for one: it follows a resolve's
+    # redirect on the same host to any path (the Hub's own go to /api/resolve-cache/...) and takes
+    # the file's facts from the answer there, which carries the file's commit to be of use to it.
+    if "/resolve" not in request.url.path and not any(h in headers for h in (_REPO_COMMIT, "x-linked-etag")):
         return None
     bad = None
     commit = headers.get(_REPO_COMMIT)

@@ -68,3 +68,31 @@ def test_a_path_in_a_resolve_header_writes_nothing_there(
     assert code == 1, (out, err)
     line = _one_error_line(err)
     assert header in line and "resolve" in line, line
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_a_path_in_the_headers_of_a_resolve_moved_on_the_hub_writes_nothing_there(
+    hostile_proxy, write_token, tmp_path, monkeypatch
+):
+    """huggingface_hub follows a resolve answer's redirect on the same host to any path and takes
+    the file's ETag and commit from the answer there: the check holds on that answer too, not
+    only on a path with /resolve/ in it (a Hub's own redirects go to /api/resolve-cache/...)."""
+    from tests.conftest import run_cli
+
+    weights = write_lora(tmp_path / WEIGHTS, seed=uuid.uuid4().int % 10_000).read_bytes()
+    repo = f"alice/etag-moved-{uuid.uuid4().hex[:8]}"
+    _upload(repo, {WEIGHTS: weights})
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    planted = tmp_path / "elsewhere" / "planted"
+    planted.parent.mkdir()
+    hostile_proxy.planted_etag = str(planted)
+    hostile_proxy.arm(rf"^(HEAD|GET) /{repo}/resolve/", "redirect_moved", count=20)
+    hostile_proxy.arm(r"^(HEAD|GET) /moved/", "moved_path_etag", count=20)
+
+    code, out, err = run_cli("download-lora", repo)
+
+    assert any(kind == "moved_path_etag" for kind, _ in hostile_proxy.fired), hostile_proxy.fired
+    assert not any(planted.parent.iterdir()), list(planted.parent.iterdir())
+    assert code == 1, (out, err)
+    line = _one_error_line(err)
+    assert "X-Linked-Etag" in line, line
