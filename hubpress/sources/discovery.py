@@ -143,7 +143,7 @@ def _split_undecodable_names(listing: Sequence[ListedFile]) -> tuple[Sequence[Li
                 problems.append(found)
         if not problems:
             return listing, problems
-        return [lf for n, lf in enumerate(listing) if n not in left_out], problems
+        return listing.without(left_out), problems  # still columns: not a ListedFile per file
     problems = []
     kept: list[ListedFile] = []
     for lf in listing:

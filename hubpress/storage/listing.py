@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 from array import array
+from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, overload
 
@@ -115,6 +116,22 @@ class Listing(Sequence["ListedFile"]):
     def held_whole_at(self) -> set[int]:
         """The indices of the entries held as their ListedFile (every unlisted entry's)."""
         return set(self._whole)
+
+    def without(self, left_out: set[int]) -> Listing:
+        """This listing without the entries at `left_out`, in its order, held as columns still."""
+        listing = Listing()
+        listing.relpaths = [rel for n, rel in enumerate(self.relpaths) if n not in left_out]
+        for column, mine in (
+            (listing._sizes, self._sizes),
+            (listing._mtimes, self._mtimes),
+            (listing._ctimes, self._ctimes),
+            (listing._inodes, self._inodes),
+        ):
+            column.extend(value for n, value in enumerate(mine) if n not in left_out)
+        # An entry held whole moves down by the entries left out before it.
+        gone = sorted(left_out)
+        listing._whole = {n - bisect_left(gone, n): lf for n, lf in self._whole.items() if n not in left_out}
+        return listing
 
     def positions(self) -> dict[str, int]:
         """Each relpath's index (the last, if a relpath is listed twice, as a dict of the files by

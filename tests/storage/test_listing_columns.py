@@ -152,3 +152,19 @@ def test_a_local_listing_is_what_list_gives(tmp_path):
     assert any(lf.size == UNLISTED for lf in listed)
     assert storage.listing(report_unlisted=True) == listed
     assert list(storage.listing()) == list(storage.list())
+
+
+@settings(max_examples=200, deadline=None)
+@given(entries)
+def test_names_left_out_leave_a_listing_held_as_columns(drawn):
+    """A listing with a name the gate refuses (not UTF-8, `..`, an unlisted entry) keeps the rest
+    as columns: one such name among a million files made the whole listing a ListedFile each again
+    (the 450 MB the columns save), for all of discovery."""
+    from hubpress.sources.discovery import _split_undecodable_names
+
+    listing, plain = _both(drawn)
+    kept, problems = _split_undecodable_names(listing)
+    kept_plain, problems_plain = _split_undecodable_names(plain)
+    assert isinstance(kept, Listing)
+    assert list(kept) == list(kept_plain) and problems == problems_plain
+    assert pickle.loads(pickle.dumps(kept)) == kept_plain
