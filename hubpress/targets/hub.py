@@ -332,11 +332,11 @@ class HubRepo:
         answer names its oid at the head; on LFS the batch answer has no upload action for it).
         Small files that would travel inside the commit are left to it."""
         self.creation.before_upload()
-        op = hub_upload.addition(file, local_path)
-        self._preupload(op, revision=None)
-        self._preuploaded[(file.path, file.sha256)] = op
+        self.send_ahead(file, local_path, revision=None)
 
-    def send_ahead(self, file: StagedFile, local_path: str, revision: str, create_pr: bool = False) -> bool:
+    def send_ahead(
+        self, file: StagedFile, local_path: str, revision: str | None, create_pr: bool = False
+    ) -> bool:
         """Send one file of a planned commit ahead of it (hubpress.targets.send_ahead). True when the
         Hub has its content now, so the commit will not read `local_path`; False for a file the
         commit carries itself (a regular file, or one the Hub said it ignores)."""
