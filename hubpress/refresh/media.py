@@ -180,15 +180,10 @@ def resolve_media(
                     changed[column] = [_resolved(v, origin) for v in value]
                 elif _needs_read(value):
                     changed[column] = _resolved(value, origin)
-        except UnsafeNameError as exc:
-            report.drop(index, [MEDIA_OUTSIDE_UPSTREAM])
-            if len(origin.refusals) < REFUSALS_LOGGED:
-                line = f"backend {report.backend_id!r}: row {index} refused: {exc}"
-                origin.refusals.append(line)
-                log.warning("%s", line)
-            continue
-        except MediaNotAsListed as exc:
-            report.drop(index, [MEDIA_NOT_AS_LISTED])
+        except (UnsafeNameError, MediaNotAsListed) as exc:
+            report.drop(
+                index, [MEDIA_OUTSIDE_UPSTREAM if isinstance(exc, UnsafeNameError) else MEDIA_NOT_AS_LISTED]
+            )
             if len(origin.refusals) < REFUSALS_LOGGED:
                 line = f"backend {report.backend_id!r}: row {index} refused: {exc}"
                 origin.refusals.append(line)
