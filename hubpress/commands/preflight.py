@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import socket
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -107,12 +106,12 @@ def check_writable(path: str, what: str, setting: str) -> None:
     read-only disk is refused here, where os.access alone would not always tell."""
     if path.startswith("s3://"):
         return
+    from hubpress.storage.files import check_takes_new_files
+
     directory = os.path.abspath(os.path.expanduser(path.removeprefix("file://")))
     try:
         os.makedirs(directory, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=directory, prefix=".hubpress-write-check-")
-        os.close(fd)
-        os.unlink(probe)
+        check_takes_new_files(directory)
     except OSError as exc:
         raise ConfigError(
             f"The {what} directory {directory} cannot be written ({exc.strerror or exc}): free it, "

@@ -26,7 +26,7 @@ from typing import Any
 
 from hubpress.errors import SourceError
 from hubpress.shards.parquet import BuiltShard
-from hubpress.shards.staging import Staging, _is_missing, _remote_size
+from hubpress.shards.staging import Staging, _is_missing
 from hubpress.storage.files import ListedFile
 from hubpress.targets.plan import StagedFile
 
@@ -104,7 +104,7 @@ class ShardStore:
         target = self.build_path(key)
         if target is None:
             self.storage.put_file(relpath, built.local_path)
-            landed = _remote_size(self.storage, relpath)
+            landed = self.storage.size(relpath)
             if landed != built.size:
                 raise SourceError(
                     f"Staging {built.path_in_repo} to {self.storage.uri(relpath)} left {landed} bytes "
@@ -207,7 +207,7 @@ class ShardStore:
                 return 0
             return size
         try:
-            size = _remote_size(self.storage, relpath)
+            size = self.storage.size(relpath)
         except Exception as exc:  # noqa: BLE001
             if _is_missing(exc):
                 return 0

@@ -27,7 +27,6 @@ from hubpress.settings import Settings, get_settings
 from hubpress.storage.files import ListedFile, LocalStorage, Storage, open_storage
 from hubpress.storage.hashcache import HashCache, local_version, sha256_file
 from hubpress.storage.names import inside
-from hubpress.storage.s3 import S3Storage
 from hubpress.storage.scratch import scratch_dir
 from hubpress.targets.plan import StagedFile, git_blob_oid
 
@@ -239,7 +238,7 @@ class Staging:
             self.hash_cache.put(os.path.abspath(target), *local_version(target), expected)
         else:
             self.storage.put_file(relpath, local_path)
-            landed = _remote_size(self.storage, relpath)
+            landed = self.storage.size(relpath)
             if landed != size:
                 raise SourceError(
                     f"Staging {path_in_repo} to {self.storage.uri(relpath)} left {landed} bytes instead of "
@@ -368,10 +367,6 @@ def _is_missing(exc: Exception) -> bool:
         "NoSuchKey",
         "NotFound",
     }
-
-
-def _remote_size(storage: S3Storage, relpath: str) -> int:
-    return storage.size(relpath)
 
 
 def _copy_verified(source: Path, target: Path, expected_sha256: str) -> None:

@@ -61,6 +61,14 @@ class Storage(Protocol):
     def folders(self) -> list[str]: ...
 
 
+def check_takes_new_files(folder: str | os.PathLike[str]) -> None:
+    """OSError unless `folder` takes a new file: one is made there and removed at once (os.access
+    alone does not see a read-only mount, and a folder may refuse its owner). Nothing is left."""
+    fd, probe = tempfile.mkstemp(dir=folder, prefix=".hubpress-write-check-")
+    os.close(fd)
+    os.unlink(probe)
+
+
 def is_s3(uri: str) -> bool:
     return uri.startswith("s3://")
 

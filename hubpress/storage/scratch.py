@@ -62,10 +62,16 @@ def _start_ticks(pid: int) -> str | None:
     return boot_start.rsplit("/", 1)[1] if boot_start else None
 
 
+_OWNER: tuple[int, str] | None = None  # (pid, tag): asked of /proc once per process, not per folder
+
+
 def owner_tag() -> str:
     """This process's part of a temporary folder's name: host, pid and start."""
+    global _OWNER
     pid = os.getpid()
-    return f"{_host_tag()}.{pid}.{_start_ticks(pid) or 0}"
+    if _OWNER is None or _OWNER[0] != pid:  # a forked child is another process
+        _OWNER = (pid, f"{_host_tag()}.{pid}.{_start_ticks(pid) or 0}")
+    return _OWNER[1]
 
 
 def scratch_dir(kind: str) -> tempfile.TemporaryDirectory:

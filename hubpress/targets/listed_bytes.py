@@ -22,6 +22,7 @@ import functools
 import hashlib
 import os
 import re
+from collections.abc import Callable
 
 from hubpress.storage.names import is_inside
 
@@ -38,29 +39,42 @@ def digests(path: str) -> tuple[int, str, str]:
     return size, sha256.hexdigest(), blob.hexdigest()
 
 
-def not_as_listed(path: str, size: int | None, sha256: str | None, git_oid: str | None) -> str | None:
-    """Why the file at `path` is not the one listed (size, sha256 or blob id), or None."""
-    got_size, got_sha, got_blob = digests(path)
+def why_not_listed(
+    size: int | None,
+    sha256: str | None,
+    git_oid: str | None,
+    got_size: int,
+    got_sha256: Callable[[], str],
+    got_blob: Callable[[], str],
+) -> str | None:
+    """Why a file of `got_size` bytes is not the one listed (size, sha256 or blob id), or None: the
+    one comparison of a download, a cached copy and bytes read. Its digests are asked only when
+    needed (a file of another size is not read)."""
     if size is not None and got_size != size:
         return f"it has {got_size:,} bytes, the Hub lists {size:,}"
-    if sha256 is not None and got_sha != sha256:
-        return f"its sha256 is {got_sha[:16]}..., the Hub lists {sha256[:16]}..."
-    if sha256 is None and git_oid and got_blob != git_oid:
-        return f"its git blob id is {got_blob[:12]}, the Hub lists {git_oid[:12]}"
+    if sha256 is not None and (got := got_sha256()) != sha256:
+        return f"its sha256 is {got[:16]}..., the Hub lists {sha256[:16]}..."
+    if sha256 is None and git_oid and (blob := got_blob()) != git_oid:
+        return f"its git blob id is {blob[:12]}, the Hub lists {git_oid[:12]}"
     return None
+
+
+def not_as_listed(path: str, size: int | None, sha256: str | None, git_oid: str | None) -> str | None:
+    """Why the file at `path` is not the one listed (size, sha256 or blob id), or None."""
+    read = functools.cache(lambda: digests(path))
+    return why_not_listed(size, sha256, git_oid, os.path.getsize(path), lambda: read()[1], lambda: read()[2])
 
 
 def bytes_not_as_listed(data: bytes, size: int | None, sha256: str | None, git_oid: str | None) -> str | None:
     """Why `data` are not the bytes of the file listed (size, sha256 or blob id), or None."""
-    if size is not None and len(data) != size:
-        return f"it has {len(data):,} bytes, the Hub lists {size:,}"
-    if sha256 is not None and (got := hashlib.sha256(data).hexdigest()) != sha256:
-        return f"its sha256 is {got[:16]}..., the Hub lists {sha256[:16]}..."
-    if sha256 is None and git_oid:
-        blob = hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
-        if blob != git_oid:
-            return f"its git blob id is {blob[:12]}, the Hub lists {git_oid[:12]}"
-    return None
+    return why_not_listed(
+        size,
+        sha256,
+        git_oid,
+        len(data),
+        lambda: hashlib.sha256(data).hexdigest(),
+        lambda: hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest(),
+    )
 
 
 def cached_not_as_listed(path: str, size: int, sha256: str | None, git_oid: str | None) -> str | None:
@@ -71,14 +85,13 @@ def cached_not_as_listed(path: str, size: int, sha256: str | None, git_oid: str 
         got_size = os.stat(path).st_size
     except OSError as exc:
         return f"it cannot be read ({exc.strerror or exc})"
-    if got_size != size:
-        return f"it has {got_size:,} bytes, the Hub lists {size:,}"
-    if sha256 is not None:
+
+    def cached_sha256() -> str:
         from hubpress.settings import get_settings
 
-        got = _hash_cache(get_settings().cache_dir).sha256_local(path)
-        return None if got == sha256 else f"its sha256 is {got[:16]}..., the Hub lists {sha256[:16]}..."
-    return not_as_listed(path, size, None, git_oid)
+        return _hash_cache(get_settings().cache_dir).sha256_local(path)
+
+    return why_not_listed(size, sha256, git_oid, got_size, cached_sha256, lambda: digests(path)[2])
 
 
 @functools.lru_cache(maxsize=4)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from hubpress.errors import DiskError, PublishError, SourceError
 from hubpress.shards.parquet_footer import ParquetFooter, read_footer
+from hubpress.storage.files import check_takes_new_files
 from hubpress.storage.hashcache import HashCache, sha256_file
 from hubpress.storage.names import inside
 from hubpress.targets import interrupted
@@ -77,9 +78,7 @@ class LocalDir:
         made_before = [d for d in (self.home, self.versions, self.home / "tags") if os.path.lexists(d)]
         for where in (folder, *made_before):
             try:
-                fd, probe = tempfile.mkstemp(dir=where, prefix=".hubpress-write-check-")
-                os.close(fd)
-                os.unlink(probe)
+                check_takes_new_files(where)
             except OSError as exc:
                 raise DiskError(
                     f"the local target {self.path} cannot be written: its folder {where} refuses new files "
