@@ -40,9 +40,13 @@ docs: venv
 
 # The suite takes the Xet path, as uploads to the Hub do; then the LFS lane runs the tests marked
 # `lfs` against a --no-xet test Hub with HF_HUB_DISABLE_XET=1 (tests/conftest.py).
+# TEST_WORKERS pytest-xdist workers (each with its own test Hub, moto and Prefect harness, as
+# tests/conftest.py sets them up per process); a test file stays on one worker, in its order.
+# TEST_WORKERS=0 runs in this process alone.
+TEST_WORKERS ?= 2
 test: lint docs
-	$(BIN)/python -m pytest -q --durations=15
-	HUBPRESS_TEST_HUB=lfs $(BIN)/python -m pytest -q -m lfs --durations=5
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=15
+	HUBPRESS_TEST_HUB=lfs $(BIN)/python -m pytest -q -m lfs -n $(TEST_WORKERS) --dist loadfile --durations=5
 
 serve: venv
 	$(BIN)/hubpress serve
