@@ -139,8 +139,11 @@ def register(app: typer.Typer) -> None:
         try:
             _announce(output_uri, repo, tag, base_model, select, timeout)
         except Exception as exc:  # the trainer's job is done; a lost announcement must not undo it
+            # one line, and no password the API URL carried (httpx's message names the URL)
+            from hubpress.targets.hub_failures import short_reason
+
             typer.secho(
-                f"warning: could not announce {TRAINING_FINISHED_EVENT} ({type(exc).__name__}: {exc}); "
+                f"warning: could not announce {TRAINING_FINISHED_EVENT} ({short_reason(exc)}); "
                 f"release it by hand with: {_release_command(output_uri, repo)}",
                 err=True,
                 fg=typer.colors.YELLOW,

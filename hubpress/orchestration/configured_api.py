@@ -75,7 +75,7 @@ def _not_an_api(url: str, timeout: float) -> bool:
     (`http://127.0.0.1:4200`, copied from the browser) given for the API's. Prefect would fail there
     after the intake with "Failed to reach API" under its traceback. Prefect Cloud is not asked (its
     client skips that question too), and any other answer is left to Prefect."""
-    import httpx
+    import httpx2 as httpx  # huggingface_hub's client, loaded already on the no-op path
 
     if "api.prefect.cloud" in url:
         return False

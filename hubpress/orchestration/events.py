@@ -27,8 +27,8 @@ UNCHANGED_EVENT = "hubpress.publish.unchanged"
 
 
 def post_event(api_url: str, event: dict[str, Any], timeout: float = EMIT_TIMEOUT_S) -> None:
-    """POST one event to a Prefect server. Raises httpx errors; the caller decides what they mean."""
-    import httpx
+    """POST one event to a Prefect server. Raises httpx2 errors; the caller decides what they mean."""
+    import httpx2 as httpx  # huggingface_hub's client, loaded already on the no-op path
 
     headers = {}
     if os.environ.get("PREFECT_API_KEY"):
@@ -89,10 +89,10 @@ def listens_for(api_url: str, event_name: str, timeout: float = EMIT_TIMEOUT_S) 
     trigger is one: `hubpress serve`'s, a work pool's from `prefect deploy --all`, or the user's
     own). False: the event would start nothing, now or later (a trigger made afterwards does not
     see it). None: the server's answer does not say (the caller announces anyway). A server that
-    cannot be reached raises httpx's error, as post_event does: the announcement's one bound.
+    cannot be reached raises httpx2's error, as post_event does: the announcement's one bound.
     Every page of automations is read: the server answers 200 at a time, and the one listening
     may be past the first page."""
-    import httpx
+    import httpx2 as httpx  # huggingface_hub's client, loaded already on the no-op path
 
     headers = {}
     if os.environ.get("PREFECT_API_KEY"):

@@ -86,7 +86,7 @@ def read_state(base: Path | None = None) -> LocalServer | None:
 
 
 def is_healthy(api_url: str, timeout: float = HEALTH_TIMEOUT_S) -> bool:
-    import httpx
+    import httpx2 as httpx  # huggingface_hub's client, loaded already on the no-op path
 
     try:
         return httpx.get(f"{api_url}/health", timeout=timeout).status_code == 200

@@ -55,8 +55,9 @@ def _raised_in_client(exc: BaseException) -> bool:
     return False
 
 
-def _reason(exc: BaseException) -> str:
-    """What a client said of a failure, shortened, without any credential the remote repeated."""
+def short_reason(exc: BaseException) -> str:
+    """What a client said of a failure, as one shortened line, without any credential the remote
+    repeated or a URL in it carried."""
     text = " ".join(hide_userinfo(str(exc)).split())
     if len(text) > 160:
         text = text[:157] + "..."
@@ -99,15 +100,15 @@ def outbound_failure(
         part in name for part in ("Connect", "Timeout", "Network", "ReadError", "WriteError")
     ) or isinstance(exc, ConnectionError | TimeoutError):
         return RemoteUnreachable(
-            f"Could not {action} {where}{whom}: the connection failed or stalled ({_reason(exc)}). "
+            f"Could not {action} {where}{whom}: the connection failed or stalled ({short_reason(exc)}). "
             "Check the endpoint and the network, then run again."
         )
     if status is not None:
         return HubAnswerUnusable(
-            f"Could not {action} {where}{whom}: the server answered HTTP {status} ({_reason(exc)}). "
+            f"Could not {action} {where}{whom}: the server answered HTTP {status} ({short_reason(exc)}). "
             "Check the name, the token and the endpoint, then run again."
         )
-    what = _reason(exc)
+    what = short_reason(exc)
     return HubAnswerUnusable(
         f"Could not {action} {where}{whom}: its answer cannot be used ({what}). Check the endpoint "
         "(HF_ENDPOINT, HUBPRESS_HUB_ENDPOINT, HUBPRESS_S3_ENDPOINT_URL) and any proxy in between, then run again."
@@ -134,7 +135,7 @@ def aws_configuration_failure(exc: BaseException) -> HubpressError | None:
     from hubpress.errors import ConfigError
 
     return ConfigError(
-        f"the AWS configuration of this machine cannot be used ({_reason(exc)}): check AWS_PROFILE, "
+        f"the AWS configuration of this machine cannot be used ({short_reason(exc)}): check AWS_PROFILE, "
         "AWS_CONFIG_FILE and AWS_SHARED_CREDENTIALS_FILE, or set HUBPRESS_AWS_ACCESS_KEY_ID and "
         "HUBPRESS_AWS_SECRET_ACCESS_KEY."
     )
