@@ -43,7 +43,9 @@ def refusing_api():
     server.server_close()
 
 
-def test_a_refused_event_is_one_warning_line_without_the_urls_credentials(tmp_path, monkeypatch, refusing_api):
+def test_a_refused_event_is_one_warning_line_without_the_urls_credentials(
+    tmp_path, monkeypatch, refusing_api
+):
     run = tmp_path / "run"
     (run / "checkpoint-10").mkdir(parents=True)
     monkeypatch.setenv("PREFECT_API_URL", f"http://ops:pr3fect-s3cret@{refusing_api}/api")
