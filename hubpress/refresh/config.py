@@ -105,13 +105,18 @@ def target_reads_itself(config: RefreshConfig, target: str, revision: str) -> st
                 )
         elif not local_target and backend.dataset_name.casefold() == target.casefold():
             read = backend.revision or "main"  # the Hub's default branch
-            if read == revision:
+            if _branch(read) == _branch(revision):
                 return (
                     f"the target {target} is the upstream of backend {backend.id!r} ({backend.dataset_name}, "
                     f"branch {read}): the refresh would commit over the dataset it reads. Publish to another "
                     "repo, or to another branch of it (--revision)."
                 )
     return None
+
+
+def _branch(revision: str) -> str:
+    """A branch as the Hub names it: `refs/heads/main` is `main` (a revision in a URL may be either)."""
+    return revision.removeprefix("refs/heads/")
 
 
 def refuse_target_reading_itself(config: RefreshConfig, target: str, revision: str) -> None:

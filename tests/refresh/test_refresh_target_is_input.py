@@ -115,3 +115,24 @@ def test_the_cli_refuses_a_local_target_over_a_local_backend(tmp_cwd, folder, ta
     ]
     assert sorted(p.name for p in studio.iterdir()) == ["a.png", "a.txt"]
     assert not (tmp_cwd / f".{target.removeprefix('./')}.hubpress").exists()
+
+
+@pytest.mark.parametrize(
+    ("read", "written"),
+    [
+        ("refs/heads/main", "main"),
+        ("main", "refs/heads/main"),
+        (None, "refs/heads/main"),
+        ("dev", "refs/heads/dev"),
+    ],
+)
+def test_a_branch_spelled_as_a_full_ref_is_the_same_branch(read, written):
+    """The Hub takes `refs/heads/main` for `main` (a revision in a resolve or commit URL), so a
+    backend reading one and a target writing the other are the same branch."""
+    from hubpress.refresh.config import parse_refresh_config, target_reads_itself
+
+    entry = {"id": "art", "type": "huggingface", "dataset_name": "alice/art", "caption_column": "caption"}
+    config = parse_refresh_config([{**entry, **({"revision": read} if read else {})}])
+    why = target_reads_itself(config, "alice/art", written)
+    assert why is not None and "would commit over the dataset it reads" in why
+    assert target_reads_itself(config, "alice/art", "refs/heads/other") is None
