@@ -13,7 +13,9 @@ Hubs are used. `make test` runs both.
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import socket
 import tempfile
 from pathlib import Path
@@ -28,6 +30,11 @@ def _free_port() -> int:
 
 
 _SESSION_TMP = Path(tempfile.mkdtemp(prefix="hubpress-tests-"))
+# The test Hub's repos, caches and Prefect's database of this process (up to ~160 MB): removed when
+# the process ends (after the session's servers have stopped), so `make test` leaves nothing behind
+# in TMPDIR; HUBPRESS_KEEP_TEST_TMP=1 keeps it for a look after a failure.
+if not os.environ.get("HUBPRESS_KEEP_TEST_TMP"):
+    atexit.register(shutil.rmtree, _SESSION_TMP, ignore_errors=True)
 HUB_PORT = _free_port()
 HUB_URL = f"http://127.0.0.1:{HUB_PORT}"
 WRITE_TOKEN = "hf_testwrite_9f2c1e7b5a"
