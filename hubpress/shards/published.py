@@ -21,7 +21,7 @@ import json
 import logging
 import os
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from operator import attrgetter
 from pathlib import Path
@@ -47,19 +47,6 @@ def listing_digest(listing: Iterable[ListedFile], options: Mapping[str, Any]) ->
     digest = hashlib.sha256()
     head = ["hubpress-listing", RECORD_FORMAT, hubpress.__version__, dict(options)]
     digest.update(json.dumps(head, sort_keys=True, default=str).encode() + b"\n")
-    large = isinstance(listing, Listing) and len(listing) >= ARROW_FROM
-    texts = _column_texts(listing) if large else None
-    if texts is not None:  # a local listing's lines, written and ordered by Arrow from its columns
-        for text in texts:
-            digest.update(text)
-            del text  # holds a batch's lines
-        del texts  # and with it the sorted names
-        # Arrow's allocator keeps what it freed (about 130 MB at a million samples): given back
-        # before discovery, whose objects come from Python's allocator and would not reuse it.
-        import pyarrow as pa
-
-        pa.default_memory_pool().release_unused()
-        return digest.hexdigest()[:32]
     if isinstance(listing, Listing):  # its entries in relpath order, read from its columns
         relpaths, sizes, mtimes, ctimes, inodes = listing.columns()
         order = sorted(range(len(relpaths)), key=relpaths.__getitem__)
@@ -98,74 +85,6 @@ def listing_digest(listing: Iterable[ListedFile], options: Mapping[str, Any]) ->
 
 
 LINES_PER_UPDATE = 10_000
-ROWS_PER_BATCH = 100_000  # lines Arrow writes at a time: about 6 MB of text each
-# A Listing of at least this many files is digested by Arrow. Importing pyarrow costs about 0.4 s
-# of CPU and 50 MB of RSS (its libraries), which a smaller listing would not win back: the per-line
-# path took 0.7 s per 400,000 files, Arrow 0.35 s. A run that builds imports pyarrow before
-# discovery anyway (flows/publish_dataset._import_build_libraries); an unchanged night with a
-# listing this large now imports it too, and is the quicker for it.
-ARROW_FROM = 500_000
-
-
-def _column_texts(listing: Listing) -> Iterator[memoryview] | None:
-    """The UTF-8 bytes of a Listing's digest lines (`_line` of each entry, in relpath order), in
-    batches written by Arrow from its columns: the per-line f-string, sort key and encode were
-    5 s of CPU of a million samples' plan (docs/performance.md, "Planning (thirteenth session)"). The
-    same bytes (tests/shards/test_listing_digest.py): Arrow's sort is stable, as `sorted` is,
-    and orders UTF-8 by its bytes, which is the order of the code points `sorted` compares; a
-    name that is not UTF-8 (held surrogate-escaped) sorts otherwise, so a listing with one gets
-    None here and the per-line path."""
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    relpaths, sizes, mtimes, ctimes, inodes = listing.columns()
-    try:
-        names = pa.array(relpaths, type=pa.large_string())
-        held = listing.held_whole_at()
-        # The line of an entry held whole, at its index (null elsewhere): its version and inode are
-        # not columns (an unlisted entry's reason, an inode of None).
-        whole = None
-        if held:
-            at: list[str | None] = [None] * len(relpaths)
-            for n in held:
-                at[n] = _line(listing[n])
-            whole = pa.array(at, type=pa.large_string())
-    except UnicodeEncodeError:
-        return None
-
-    def column(values: Any) -> pa.Array:
-        return pa.array(np.frombuffer(values, dtype=np.int64), type=pa.int64())
-
-    numbers = [column(values) for values in (sizes, mtimes, ctimes, inodes)]
-    order = pc.sort_indices(names)
-
-    def text(value: str) -> pa.Scalar:
-        return pa.scalar(value, pa.large_string())
-
-    empty, plus, newline, nul = text(""), text("+"), text("\n"), text("\0")
-
-    def texts() -> Iterator[memoryview]:
-        for start in range(0, len(order), ROWS_PER_BATCH):
-            taken = order.slice(start, ROWS_PER_BATCH)
-            size, mtime, ctime, inode = (pc.cast(values.take(taken), pa.large_string()) for values in numbers)
-            lines = pc.binary_join_element_wise(
-                names.take(taken),
-                size,
-                pc.binary_join_element_wise(mtime, ctime, plus),
-                pc.binary_join_element_wise(inode, empty, newline),
-                nul,
-            )
-            if whole is not None:
-                lines = pc.coalesce(whole.take(taken), lines)
-            # A fresh array: its values, end to end from its first offset, are the lines' text.
-            offsets = np.frombuffer(lines.buffers()[1], dtype=np.int64)
-            first, last = offsets[lines.offset], offsets[lines.offset + len(lines)]
-            yield memoryview(lines.buffers()[2])[first:last]
-
-    return texts()
-
-
 _RELPATH = attrgetter("relpath")
 
 
