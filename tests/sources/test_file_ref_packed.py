@@ -1,7 +1,9 @@
-"""A FileRef, and validation's FactsByPath, hold a sha256 of 64 lowercase hex digits as its 32 bytes
-(hubpress.sources.models.held_sha256): each must read, compare, hash, pickle, replace and serialise
-as the dataclass holding the text, which this file keeps as the reference, for any value given:
-a digest, upper case, spaces, not hex, short, bytes, None."""
+"""A FileRef holds a sha256 of 64 lowercase hex digits as its 32 bytes (as validation's FactsByPath
+does: hubpress.sources.models.held_sha256), and the version of a local listing's file as the one
+int of its mtime, ctime and inode (FileRef.under_stamp): each must read, compare, hash, pickle,
+replace and serialise as the dataclass holding the text, which this file keeps as the reference,
+for any value given: a digest, upper case, spaces, not hex, short, bytes, None; any int64 stamps.
+"""
 
 from __future__ import annotations
 
@@ -126,3 +128,29 @@ def test_facts_held_as_digests_read_as_the_text(puts):
         assert fast(ref) == _plainly_fine(ref, model)
         if fast(ref) is not None and facts.held_get(path).__class__ is bytes:
             assert models._held_sha(fast(ref)) is facts.held_get(path)  # shared, not copied
+
+
+int64 = st.integers(-(2**63), 2**63 - 1)
+
+
+@given(int64, int64, st.integers(0, 2**64 - 1), st.sampled_from(["/data/", "s3://b/p/"]), shas)
+def test_a_stamp_held_as_one_int_reads_as_its_text(mtime, ctime, inode, root, sha):
+    text = f"{mtime}+{ctime}:{inode}"
+    packed = FileRef.under_stamp(root, "train/a.png", 5, mtime, ctime, inode)
+    plain = FileRef.under(root, "train/a.png", 5, text)
+    reference = TextShaRef(root + "train/a.png", "train/a.png", 5, version=text)
+    assert models._held_version(packed).__class__ is int and packed.version == text
+    assert packed == plain and hash(packed) == hash(plain) and repr(packed) == repr(plain)
+    assert repr(packed) == repr(reference).replace("TextShaRef(", "FileRef(", 1)
+    assert pickle.loads(pickle.dumps(packed)) == plain
+    assert TypeAdapter(FileRef).dump_json(packed) == TypeAdapter(TextShaRef).dump_json(reference)
+    assert dataclasses.replace(packed, size=6).version == text
+    assert dataclasses.replace(packed, version="etag").version == "etag"
+    kept = packed.with_facts("png", sha, 8, 8, True)
+    assert kept == plain.with_facts("png", sha, 8, 8, True) and kept.version == text
+    assert models._held_version(kept) is models._held_version(packed)  # shared, not remade
+
+
+def test_a_version_given_as_an_int_reads_as_given():
+    ref = FileRef("/data/a.png", "a.png", 3, version=7)  # not its type, but kept as given
+    assert ref.version == 7 and ref == FileRef("/data/a.png", "a.png", 3, version=7)
