@@ -36,15 +36,27 @@ class FactsByPath(MutableMapping[str, FileFacts]):
     def put_shared(self, relpath: str, sha256: str | None, fields: tuple[Any, ...]) -> None:
         """facts[relpath] = FileFacts(sha256, *fields), held as the sha256 alone when `fields`
         are the shared ones (the first given), as most files of a dataset's are."""
+        self._held[relpath] = self.held_of(sha256, fields)
+
+    def held_of(self, sha256: str | None, fields: tuple[Any, ...]) -> Any:
+        """What put_shared holds for FileFacts(sha256, *fields) (the first fields given become the
+        shared ones): for a caller that fills a dict of its own to `adopt`."""
         shared = self._shared
         if shared is None and sha256.__class__ is str:
             shared = self._shared = fields
         if sha256.__class__ is str and (fields is shared or fields == shared):
             # As a FileRef holds it (32 bytes for 64 hex digits), and shared with the decided
             # FileRef: 40 bytes a file less than the text.
-            self._held[relpath] = held_sha256(sha256)
-        else:
-            self._held[relpath] = FileFacts(sha256, *fields)
+            return held_sha256(sha256)
+        return FileFacts(sha256, *fields)
+
+    def adopt(self, held: dict[str, Any]) -> None:
+        """Hold `held` (relpath -> what held_of gave, or a FileFacts) as this mapping's own dict,
+        not a copy of it: validation's cache scan fills the dict it indexed its files in, which
+        a copy would double at validation's peak. This mapping must be empty."""
+        if self._held:
+            raise ValueError("FactsByPath.adopt: the mapping already holds facts")
+        self._held = held
 
     def shared(self) -> FileFacts | None:
         """The facts shared by the files held as their sha256 alone (with no sha256), if any."""
