@@ -5,8 +5,9 @@ A dict of a million samples' digests was about 165 bytes a sample (the `split/id
 value, the dict's entry), built beside the decided report: the top of a million samples' plan
 (docs/performance.md, "Planning (thirteenth session)"). Here a split's ids are the samples' own
 strings, in a list, and the digests one bytearray; a key and its value are made when read, and
-the index by key only if one is looked up. It reads, compares, pickles and serialises as the
-dict it replaces (tests/shards/test_sample_digests.py).
+the index by key only if one is looked up. It reads, compares and pickles as the dict it
+replaces, and PublishedRecords records it as that dict (tests/shards/test_sample_digests.py); it
+is no JSON object itself: sample_digests() gives the dict, for json.dumps and the like.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """fingerprint_and_digests gives each sample's digest in the report's order of splits (each split's
-samples by id), whatever that order, and the same fingerprint: the digests are written into one
-dict when the splits are in sorted order, into a dict per split otherwise."""
+samples by id), whatever that order, and the same fingerprint (the digests are made in sorted
+order of splits, and held as a SampleDigests in the report's)."""
 
 from __future__ import annotations
 
