@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
+from itertools import pairwise
+from operator import attrgetter
 from typing import Any
 
 import hubpress
 from hubpress.shards.keys import json_encoder
+from hubpress.shards.sample_digests import DIGEST_BYTES, SampleDigests
 from hubpress.shards.shards import SHARD_FORMAT
 from hubpress.shards.staging import RECORD_FORMAT
 from hubpress.sources.discovery import gc_paused
@@ -49,11 +52,15 @@ _ENCODE_ASCII = json_encoder(sort_keys=True, default=str)
 
 
 @gc_paused()  # a digest per sample, all kept: nothing for the cyclic GC to find in the intake's heap
-def fingerprint_and_digests(report: IntakeReport, options: Mapping[str, Any]) -> tuple[str, dict[str, str]]:
+def fingerprint_and_digests(
+    report: IntakeReport, options: Mapping[str, Any]
+) -> tuple[str, Mapping[str, str]]:
     """The dataset's fingerprint (dataset_fingerprint) and each sample's digest (`split/id` -> 16
     hex characters of the sha256 of its facts as ASCII JSON: hubpress.shards.published.
     sample_digests), in one pass: both are made of the same facts, and text of printable ASCII
-    encodes the same with or without ensure_ascii, so most samples are encoded once, not twice."""
+    encodes the same with or without ensure_ascii, so most samples are encoded once, not twice.
+    The digests are a SampleDigests (8 bytes a sample, not a dict entry of two strings), which
+    reads and compares as the dict but is not a JSON object: sample_digests gives the dict."""
     digest = hashlib.sha256()
 
     def feed(value: Any) -> None:
@@ -61,19 +68,37 @@ def fingerprint_and_digests(report: IntakeReport, options: Mapping[str, Any]) ->
 
     feed(["hubpress-stage", RECORD_FORMAT, SHARD_FORMAT, hubpress.__version__, report.source, report.layout])
     feed(dict(options))
-    by_split: dict[str, dict[str, str]] = {}
+    # Each split's digests as its ids and 8 bytes a sample (SampleDigests), in the report's order of
+    # splits, as sample_digests always gave them.
+    parts: dict[str, tuple[list[str], bytearray]] = {}
     for split in sorted(report.splits):
         manifest = report.splits[split]
         feed(["split", split, len(manifest.samples)])
-        digests = by_split[split] = {}
-        for sample in sorted(manifest.samples, key=lambda s: s.id):
+        ordered = sorted(manifest.samples, key=_ID)
+        ids = [sample.id for sample in ordered]
+        digests = bytearray()
+        for sample in ordered:
             facts = sample_facts(sample)
             text = _ENCODE(facts)
             digest.update(text.encode() + b"\n")
             # DEL (\x7f) is ASCII, but ensure_ascii escapes it: such text is encoded again too.
             ascii_text = text if text.isascii() and "\x7f" not in text else _ENCODE_ASCII(facts)
-            digests[f"{split}/{sample.id}"] = hashlib.sha256(ascii_text.encode()).hexdigest()[:16]
+            digests += hashlib.sha256(ascii_text.encode()).digest()[:DIGEST_BYTES]
+        parts[split] = (ids, digests)
         feed(sorted([s.id, list(s.reasons)] for s in manifest.skipped))
     feed(sorted([c.split, c.sample, c.path, c.from_, c.to, c.kind] for c in report.corrections))
-    # The digests in the report's own order of splits, as sample_digests always gave them.
-    return digest.hexdigest()[:32], {k: v for split in report.splits for k, v in by_split[split].items()}
+    made = SampleDigests()
+    for split in report.splits:
+        made.add_split(split, *parts[split])
+    if all("/" not in split and not _has_twins(parts[split][0]) for split in parts):
+        return digest.hexdigest()[:32], made
+    # Keys that meet (an id twice in a split, a split named with a "/"): the dict, in which a
+    # later digest takes an earlier one's place, as it always did.
+    return digest.hexdigest()[:32], dict(made.items())
+
+
+_ID = attrgetter("id")
+
+
+def _has_twins(sorted_ids: list[str]) -> bool:
+    return any(a == b for a, b in pairwise(sorted_ids))

@@ -22,7 +22,7 @@ import logging
 import os
 import tempfile
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from operator import attrgetter
 from pathlib import Path
 from typing import Any
@@ -109,7 +109,7 @@ def sample_digests(report: IntakeReport) -> dict[str, str]:
     in one pass: fingerprint_and_digests)."""
     from hubpress.shards.fingerprint import fingerprint_and_digests
 
-    return fingerprint_and_digests(report, {})[1]
+    return dict(fingerprint_and_digests(report, {})[1].items())  # a dict, for json and the like
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,12 +125,22 @@ class SampleChanges:
         )
 
 
+_ABSENT = object()
+
+
 def sample_changes(before: Mapping[str, str] | None, after: Mapping[str, str]) -> SampleChanges:
     """How the samples moved between two publishes (no earlier record: every sample is new)."""
     before = before or {}
-    added = sum(1 for key in after if key not in before)
-    changed = sum(1 for key, value in after.items() if key in before and before[key] != value)
-    removed = sum(1 for key in before if key not in after)
+    added = changed = 0
+    for key, value in after.items():
+        was = before.get(key, _ABSENT)
+        if was is _ABSENT:
+            added += 1
+        elif was != value:
+            changed += 1
+    # Keys are unique on both sides: those of `before` not in `after` are those `after` did not
+    # find there (no lookup in `after`, which SampleDigests would index for it).
+    removed = len(before) - (len(after) - added)
     return SampleChanges(added, changed, removed)
 
 
@@ -157,7 +167,7 @@ def reported_changes(
 class PublishedRecord:
     listing: str  # listing_digest of the source as published
     head: str  # the target's head after that publish
-    samples: dict[str, str] = field(default_factory=dict)  # sample_digests of what was published
+    samples: Mapping[str, str] = field(default_factory=dict)  # sample_digests of what was published
     # samples left out per split at that publish: an unchanged re-run reports them too, not {}
     skipped: dict[str, int] = field(default_factory=dict)
     # card_shape of the card `datasets` last opened at or before `head`, along a chain of this
@@ -226,7 +236,12 @@ class PublishedRecords:
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=".record-", dir=path.parent)
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump({"format": RECORD_FORMAT, **asdict(record)}, fh, sort_keys=True)
+                # The digests as a dict (a SampleDigests is no JSON object), copied once: asdict
+                # would copy them first.
+                fields = asdict(replace(record, samples={}))
+                json.dump(
+                    {"format": RECORD_FORMAT, **fields, "samples": dict(record.samples)}, fh, sort_keys=True
+                )
             os.replace(tmp, path)
         except OSError as exc:
             log.warning(

@@ -98,7 +98,7 @@ def _ref_maker(files: Mapping[str, ListedFile], prefix: str) -> Callable[[str], 
     """relpath -> the FileRef file_ref_under makes of its listed file under `prefix`, or None if it
     is not listed; from a Listing's columns, without its ListedFile."""
     if isinstance(files, _ListedByPath):
-        at, listing, under = files.at.get, files.listing, FileRef.under
+        at, listing, under = files.at.get, files.listing, FileRef.under_stamp
         relpaths, sizes, mtimes, ctimes, inodes = listing.columns()
 
         def from_columns(relpath: str) -> FileRef | None:
@@ -108,9 +108,9 @@ def _ref_maker(files: Mapping[str, ListedFile], prefix: str) -> Callable[[str], 
             inode = inodes[n]
             if inode == ODD:  # held as its ListedFile
                 return file_ref_under(listing[n], prefix)
-            # file_ref_under's version, "{stamp_version(mtime, ctime)}:{inode}", written out: two
-            # calls per file were a tenth of discovery (tests/storage/test_listing_columns.py)
-            return under(prefix, relpaths[n], sizes[n], f"{mtimes[n]}+{ctimes[n]}:{inode}")
+            # file_ref_under's version, "{stamp_version(mtime, ctime)}:{inode}", held as the three
+            # numbers (tests/storage/test_listing_columns.py, tests/sources/test_file_ref_packed.py)
+            return under(prefix, relpaths[n], sizes[n], mtimes[n], ctimes[n], inode)
 
         return from_columns
     get = files.get

@@ -71,7 +71,15 @@ class FileRef:
     `uri` attribute is made from the two when asked. A whole URI per file was about 110 bytes,
     220 MB of a million samples' plan (docs/performance.md, "the report's memory"). The
     constructor, equality, hashing, repr, pickling, `dataclasses.replace` and the JSON are those
-    of a FileRef holding the whole URI (tests/sources/test_file_ref_roots.py)."""
+    of a FileRef holding the whole URI (tests/sources/test_file_ref_roots.py).
+
+    A sha256 of 64 lowercase hex digits (every file's, once validated) is held as its 32 bytes
+    and written out when read: 72 bytes where the text was 112, 80 MB of a million samples' plan
+    (docs/performance.md, "Planning (thirteenth session)"); any other value is held as given.
+    So is the version of a local listing's file made by `under_stamp`, "mtime+ctime:inode", as
+    one int of the three numbers: 56 bytes where the text was 96, another 80 MB. Both are read,
+    compared, hashed, pickled, replaced and serialised as the text
+    (tests/sources/test_file_ref_packed.py)."""
 
     uri: str
     relpath: str  # POSIX path relative to the source root, as listed
@@ -89,6 +97,17 @@ class FileRef:
         return self.relpath.rsplit("/", 1)[-1]
 
     @classmethod
+    def under_stamp(cls, root: str, relpath: str, size: int, mtime: int, ctime: int, inode: int) -> FileRef:
+        """FileRef.under(root, relpath, size, f"{mtime}+{ctime}:{inode}"), the version a local
+        listing's file has (hubpress.storage.listing), held as one int and written out when read:
+        56 bytes where the text was 96, 80 MB of a million samples' plan. mtime and ctime as
+        int64 columns hold them, inode in [0, 2**64)."""
+        ref = _new_ref(cls)
+        packed = ((mtime + _STAMP_BIAS) << 128) | ((ctime + _STAMP_BIAS) << 64) | inode
+        _raw_init(ref, root, relpath, size, None, None, None, None, packed, False)
+        return ref
+
+    @classmethod
     def under(cls, root: str, relpath: str, size: int, version: str | None) -> FileRef:
         """A listed file under `root` (the URI prefix, ending in "/"): what discovery makes, a
         million times under one root, so the root is passed once and shared, never split again."""
@@ -104,11 +123,14 @@ class FileRef:
         height: int | None,
         decode_pending: bool,
     ) -> FileRef:
-        """This file with what validation found in its bytes (the decision's kept FileRef)."""
+        """This file with what validation found in its bytes (the decision's kept FileRef).
+        `sha256` may be given as the 32 bytes of its digest, as validation's FactsByPath holds
+        it (held as they are, shared with the facts); else as the text."""
         ref = _new_ref(FileRef)
         _raw_init(
-            ref, _held_root(self), self.relpath, self.size, format, sha256, width, height,
-            self.version, decode_pending,
+            ref, _held_root(self), self.relpath, self.size, format,
+            sha256 if sha256.__class__ is bytes else held_sha256(sha256), width, height,
+            _held_version(self), decode_pending,
         )  # fmt: skip
         return ref
 
@@ -165,6 +187,10 @@ class _WholeUri:
 
 
 _root_slot = FileRef.__dict__["uri"]  # the slot's own descriptor: it holds the root
+_held_sha = FileRef.__dict__["sha256"].__get__  # the slot: 32 bytes, or the value as given
+_held_version = FileRef.__dict__["version"].__get__  # the slot: a packed stamp, or as given
+_STAMP_BIAS = 1 << 63  # int64 mtime and ctime, made non-negative to be packed
+_LOW64 = (1 << 64) - 1
 _held_root = _root_slot.__get__  # bound once: `uri` is read for every file validation checks
 _raw_init = FileRef.__init__  # quick_frozen_init's: sets each slot, the root into `uri`'s
 _new_ref = object.__new__
@@ -180,6 +206,53 @@ def _root_of(uri: str, relpath: str) -> str | _WholeUri:
     return _ROOTS.setdefault(root, root)
 
 
+class _AsGiven:
+    """A slot's value given in the type the slot holds its packed form in (a sha256 as bytes, a
+    version as an int: not a FileRef's types, but kept as given): bytes in the sha256 slot mean
+    a digest to be written out as hex, an int in the version slot a packed stamp."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: bytes) -> None:
+        self.value = value
+
+
+def held_sha256(sha256: Any) -> Any:
+    """What a FileRef (and validation's FactsByPath) holds for a sha256: 64 lowercase hex digits
+    as their 32 bytes; anything else as given (bytes wrapped, so as not to be read as a digest)."""
+    if sha256.__class__ is str and len(sha256) == 64:
+        try:
+            digest = bytes.fromhex(sha256)
+        except ValueError:
+            return sha256
+        return digest if digest.hex() == sha256 else sha256  # upper case or spaces: as given
+    if isinstance(sha256, bytes):
+        return _AsGiven(sha256)
+    return sha256
+
+
+def sha256_text(held: Any) -> Any:
+    """The sha256 that `held_sha256` held `held` for."""
+    if held.__class__ is bytes:
+        return held.hex()
+    return held.value if held.__class__ is _AsGiven else held
+
+
+def _sha256(self: FileRef) -> str | None:
+    held = _held_sha(self)  # sha256_text, inlined: read for every file by the digests and keys
+    if held.__class__ is bytes:
+        return held.hex()
+    return held.value if held.__class__ is _AsGiven else held
+
+
+def _version(self: FileRef) -> str | None:
+    held = _held_version(self)
+    if held.__class__ is int:  # under_stamp's: mtime, ctime and inode
+        mtime = (held >> 128) - _STAMP_BIAS
+        return f"{mtime}+{((held >> 64) & _LOW64) - _STAMP_BIAS}:{held & _LOW64}"
+    return held.value if held.__class__ is _AsGiven else held
+
+
 def _file_ref_init(
     self: FileRef,
     uri: str,
@@ -193,8 +266,9 @@ def _file_ref_init(
     decode_pending: bool = False,
 ) -> None:
     _raw_init(
-        self, _root_of(uri, relpath), relpath, size, format, sha256, width, height, version, decode_pending
-    )
+        self, _root_of(uri, relpath), relpath, size, format, held_sha256(sha256), width, height,
+        _AsGiven(version) if version.__class__ is int else version, decode_pending,
+    )  # fmt: skip
 
 
 def _uri(self: FileRef) -> str:
@@ -220,6 +294,8 @@ def _ref_fields(ref: FileRef) -> dict[str, Any]:
 _file_ref_init.__qualname__ = "FileRef.__init__"
 FileRef.__init__ = _file_ref_init  # type: ignore[method-assign]
 FileRef.uri = property(_uri, doc="The file's absolute local path or s3://bucket/key: root + relpath.")  # type: ignore[assignment,method-assign]
+FileRef.sha256 = property(_sha256, doc="The file's sha256 (64 hex digits), or None if not read.")  # type: ignore[assignment,method-assign]
+FileRef.version = property(_version, doc="mtime_ns+ctime_ns:inode locally, the ETag on S3.")  # type: ignore[assignment,method-assign]
 
 
 @dataclass(frozen=True, slots=True)

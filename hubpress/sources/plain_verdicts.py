@@ -70,8 +70,8 @@ def plainly_fine_in(facts: Mapping[str, FileFacts]) -> Callable[[FileRef], FileR
     true_format, width, height, pending = shared.format, shared.width, shared.height, not shared.decoded
 
     def fine(ref: FileRef) -> FileRef | None:
-        held = held_get(ref.relpath)
-        if held.__class__ is not str:
+        held = held_get(ref.relpath)  # a sha256 (bytes: its digest, handed to the FileRef as is)
+        if held.__class__ is not bytes and held.__class__ is not str:
             return _plainly_fine(ref, facts)
         if not name_agrees(ref.relpath, true_format):
             return None

@@ -394,6 +394,9 @@ def _validate_chunks(
 
 
 _UNSEEN = object()
+# What FactsByPath holds for a file (FactsByPath.held_of): in the scan's index, a file found; a
+# FileRef or FileJob there is a file not found yet.
+_HELD = frozenset({bytes, str, FileFacts})
 
 
 def _facts_by_scan(
@@ -422,6 +425,7 @@ def _facts_by_scan(
     # compared: no FileJob per file is alive at once.
     unfound: dict[str, Any] = {}
     elsewhere = False
+    all_by_relpath = True  # every file indexed by its own relpath (held under the root itself)
     plen = len(prefix)
     if isinstance(jobs, JobsOfRefs):
         as_job = jobs.job
@@ -430,6 +434,7 @@ def _facts_by_scan(
                 unfound[ref.relpath] = ref
             elif (uri := ref.uri).startswith(prefix):
                 unfound[uri[plen:]] = ref
+                all_by_relpath = False
             else:
                 elsewhere = True
     else:
@@ -439,8 +444,14 @@ def _facts_by_scan(
                 unfound[job[0]] = job
             elif (uri := job.uri).startswith(prefix):
                 unfound[uri[plen:]] = job
+                all_by_relpath = False
             else:  # not under the root: the scan cannot find it
                 elsewhere = True
+    # Every file indexed by its relpath, and the facts empty (a whole tree's validation): a found
+    # file's facts take its place in the index itself, which becomes the facts' dict (adopt), so
+    # the two dicts of every file (about 85 MB each at a million samples) are not both alive at
+    # validation's peak. Otherwise each found file is put into `facts` and taken out of the index.
+    in_place = not elsewhere and not facts and all_by_relpath
     # An image entry's verdict (its usable facts but the sha256, or None: read the file), worked
     # out once per distinct entry: keyed by the parsed entry's identity, valid while the scan
     # holds the parsed entries (most images of a dataset share one).
@@ -448,7 +459,7 @@ def _facts_by_scan(
     for uri, size, version, sha, info in cache.under(prefix):
         under = uri[plen:]
         job = unfound.get(under)
-        if job is None:
+        if job is None or job.__class__ in _HELD:  # unknown, or found already (its facts in place)
             continue
         if as_job is not None:
             job = as_job(job)
@@ -460,13 +471,26 @@ def _facts_by_scan(
                 fields = verdicts[id(info)] = cached_image_verdict(info, max_pixels, decode)
             if fields is None:
                 continue
+            if in_place:
+                unfound[under] = facts.held_of(sha, fields)
+                continue
             facts.put_shared(job.relpath, sha, fields)
         else:
             known = usable_facts(from_cache(job, sha, info), job, max_pixels, decode)
             if known is None:
                 continue
+            if in_place:
+                unfound[under] = known
+                continue
             facts[job.relpath] = known
         del unfound[under]
+    if in_place:
+        # The files not found, in the jobs' order, out of the index; the rest are the facts.
+        missed = [held for held in unfound.values() if held.__class__ not in _HELD]
+        for held in missed:
+            del unfound[held.relpath if as_job is not None else held[0]]
+        facts.adopt(unfound)
+        return missed if as_job is None else [as_job(ref) for ref in missed]
     if elsewhere:  # in the jobs' order, as always
         return [job for job in jobs if job[0] not in facts]
     return list(unfound.values()) if as_job is None else [as_job(ref) for ref in unfound.values()]

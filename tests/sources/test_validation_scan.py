@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from hubpress.sources import validation
+from hubpress.sources.facts_by_path import FactsByPath
 from hubpress.sources.validation import validate_files
 from hubpress.storage.hashcache import HashCache
 from hubpress.testdata.synth import write_dataset
@@ -40,6 +41,33 @@ def test_the_scan_finds_what_the_lookups_find(tmp_path, tree, monkeypatch, decod
     changed = run(tree, cache, decode)
     assert (changed.stats.files_read, changed.stats.cache_hits) == (1, changed.stats.files - 1)
     assert changed.facts["train/control_images/s000003.png"].width == 9
+    # The cache now holds the file's old entry beside its new one: the scan, which puts a found
+    # file's facts in its index in place, takes the one that matches, whichever comes first.
+    again = run(tree, cache, decode)
+    monkeypatch.setattr(validation, "SCAN_FROM", 10**9)
+    assert again.facts == run(tree, cache, decode).facts == changed.facts
+    assert (again.stats.files_read, again.stats.cache_hits) == (0, again.stats.files)
+
+
+def test_the_scan_facts_are_its_index_and_a_late_file_is_added(tmp_path, tree, monkeypatch):
+    """A whole tree's scan hands its index over as the facts' dict (FactsByPath.adopt), and a file
+    it did not find (new tonight) is read and added to it."""
+    cache = HashCache(tmp_path / "cache.sqlite")
+    run(tree, cache)
+    (tmp_path / "ds/train/control_images/new.png").write_bytes(png((5, 5)))
+    monkeypatch.setattr(validation, "SCAN_FROM", 1)
+    adopted = []
+    real_adopt = FactsByPath.adopt
+    monkeypatch.setattr(
+        FactsByPath, "adopt", lambda self, held: adopted.append(held) or real_adopt(self, held)
+    )
+    night = run(tree, cache)
+    assert len(adopted) == 1 and night.stats.files_read == 1
+    assert night.facts["train/control_images/new.png"].width == 5
+    # the adopted dict is the facts' own: the file read afterwards went into it
+    assert set(adopted[0]) == set(night.facts) and "train/control_images/new.png" in adopted[0]
+    with pytest.raises(ValueError):
+        night.facts.adopt({})  # only an empty mapping takes a dict over
 
 
 def test_a_cache_holding_many_more_entries_under_the_root_is_looked_up(tmp_path, tree, monkeypatch):

@@ -1,0 +1,156 @@
+"""A FileRef holds a sha256 of 64 lowercase hex digits as its 32 bytes (as validation's FactsByPath
+does: hubpress.sources.models.held_sha256), and the version of a local listing's file as the one
+int of its mtime, ctime and inode (FileRef.under_stamp): each must read, compare, hash, pickle,
+replace and serialise as the dataclass holding the text, which this file keeps as the reference,
+for any value given: a digest, upper case, spaces, not hex, short, bytes, None; any int64 stamps.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pickle
+import re
+import sys
+
+from hypothesis import given
+from hypothesis import strategies as st
+from pydantic import TypeAdapter
+
+from hubpress.sources import models
+from hubpress.sources.facts_by_path import FactsByPath
+from hubpress.sources.image_checks import FileFacts
+from hubpress.sources.models import FileRef
+from hubpress.sources.plain_verdicts import _plainly_fine, plainly_fine_in
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TextShaRef:
+    """FileRef as it was: the sha256 as given, in a slot of its own."""
+
+    uri: str
+    relpath: str
+    size: int
+    format: str | None = None
+    sha256: str | None = None
+    width: int | None = None
+    height: int | None = None
+    version: str | None = None
+    decode_pending: bool = False
+
+
+digests = st.binary(min_size=32, max_size=32).map(bytes.hex)
+shas = st.one_of(
+    digests,  # most files: held as 32 bytes
+    digests.map(str.upper),  # fromhex reads it, but it is not what hex() writes: held as given
+    st.just("00 " * 16 + "0" * 16),  # 64 characters fromhex reads as 24 bytes
+    st.just("g" * 64),
+    st.text("0123456789abcdef", max_size=66),
+    st.just(""),
+    st.none(),
+)
+
+
+@st.composite
+def refs(draw) -> TextShaRef:
+    relpath = draw(st.sampled_from(["a.png", "train/b.png", "c.jpg"]))
+    return TextShaRef(
+        draw(st.sampled_from(["/data/", "s3://b/p/"])) + relpath,
+        relpath,
+        draw(st.integers(0, 2**40)),
+        draw(st.none() | st.sampled_from(["png", "jpeg"])),
+        draw(shas),
+        draw(st.none() | st.integers(0, 9000)),
+        draw(st.none() | st.integers(0, 9000)),
+        draw(st.none() | st.just("1+2:3")),
+        draw(st.booleans()),
+    )
+
+
+def _as_ref(text: TextShaRef) -> FileRef:
+    return FileRef(*(getattr(text, f.name) for f in dataclasses.fields(text)))
+
+
+@given(refs())
+def test_a_file_ref_reads_as_the_text_sha_dataclass(text):
+    ref = _as_ref(text)
+    assert [getattr(ref, f.name) for f in dataclasses.fields(FileRef)] == list(dataclasses.astuple(text))
+    assert repr(ref) == repr(text).replace("TextShaRef(", "FileRef(", 1)
+    assert ref == _as_ref(text) and hash(ref) == hash(_as_ref(text))
+    assert pickle.loads(pickle.dumps(ref)) == ref and pickle.loads(pickle.dumps(ref)).sha256 == text.sha256
+    assert dataclasses.replace(ref, size=1).sha256 == text.sha256
+    assert dataclasses.replace(ref, sha256="ab").sha256 == "ab"
+    json = TypeAdapter(FileRef).dump_json(ref)
+    assert json == TypeAdapter(TextShaRef).dump_json(text)
+    assert TypeAdapter(FileRef).validate_json(json) == ref
+    # what the decision makes of a discovered file, given the text or the bytes FactsByPath holds
+    bare = FileRef.under(text.uri[: -len(text.relpath)], text.relpath, text.size, text.version)
+    for given_sha in (text.sha256, models.held_sha256(text.sha256)):
+        if given_sha.__class__ is bytes or given_sha is None or given_sha.__class__ is str:
+            kept = bare.with_facts(text.format, given_sha, text.width, text.height, text.decode_pending)
+            assert kept == dataclasses.replace(ref, decode_pending=text.decode_pending)
+            assert kept.sha256 == text.sha256
+
+
+def test_a_digest_is_held_as_its_32_bytes():
+    sha = "0123456789abcdef" * 4
+    ref = FileRef("/data/a.png", "a.png", 3, "png", sha)
+    held = models._held_sha(ref)
+    assert held == bytes.fromhex(sha) and sys.getsizeof(held) < sys.getsizeof(sha) - 32
+    assert models._held_sha(FileRef("/data/a.png", "a.png", 3, "png", sha.upper())) == sha.upper()
+    given_bytes = FileRef("/data/a.png", "a.png", 3, "png", b"\x01" * 32)  # not its type: as given
+    assert given_bytes.sha256 == b"\x01" * 32
+
+
+FIELDS = ("png", 8, 8, None, None, None, 64, None, True, None)
+
+
+@given(st.lists(st.tuples(st.sampled_from(["a.png", "b.png", "c.jpg"]), shas), max_size=6))
+def test_facts_held_as_digests_read_as_the_text(puts):
+    facts, model = FactsByPath(), {}
+    for path, sha in puts:
+        facts.put_shared(path, sha, FIELDS)
+        model[path] = FileFacts(sha, *FIELDS)
+    assert dict(facts) == model and facts == model
+    assert {path: facts.get(path) for path in model} == model
+    assert pickle.loads(pickle.dumps(facts)) == model
+    for path, f in model.items():
+        held = facts.held_get(path)
+        if f.sha256 is None:  # not a sha256 to hold alone: its FileFacts
+            assert held == f
+            continue
+        assert models.sha256_text(held) == f.sha256
+        digest = f.sha256 is not None and re.fullmatch("[0-9a-f]{64}", f.sha256) is not None
+        assert held == (bytes.fromhex(f.sha256) if digest else f.sha256)
+    # The decision's fast path hands the held bytes to the kept FileRef: what the dict gives.
+    fast = plainly_fine_in(facts)
+    for path in model:
+        ref = FileRef(f"/data/{path}", path, 3)
+        assert fast(ref) == _plainly_fine(ref, model)
+        if fast(ref) is not None and facts.held_get(path).__class__ is bytes:
+            assert models._held_sha(fast(ref)) is facts.held_get(path)  # shared, not copied
+
+
+int64 = st.integers(-(2**63), 2**63 - 1)
+
+
+@given(int64, int64, st.integers(0, 2**64 - 1), st.sampled_from(["/data/", "s3://b/p/"]), shas)
+def test_a_stamp_held_as_one_int_reads_as_its_text(mtime, ctime, inode, root, sha):
+    text = f"{mtime}+{ctime}:{inode}"
+    packed = FileRef.under_stamp(root, "train/a.png", 5, mtime, ctime, inode)
+    plain = FileRef.under(root, "train/a.png", 5, text)
+    reference = TextShaRef(root + "train/a.png", "train/a.png", 5, version=text)
+    assert models._held_version(packed).__class__ is int and packed.version == text
+    assert packed == plain and hash(packed) == hash(plain) and repr(packed) == repr(plain)
+    assert repr(packed) == repr(reference).replace("TextShaRef(", "FileRef(", 1)
+    assert pickle.loads(pickle.dumps(packed)) == plain
+    assert TypeAdapter(FileRef).dump_json(packed) == TypeAdapter(TextShaRef).dump_json(reference)
+    assert dataclasses.replace(packed, size=6).version == text
+    assert dataclasses.replace(packed, version="etag").version == "etag"
+    kept = packed.with_facts("png", sha, 8, 8, True)
+    assert kept == plain.with_facts("png", sha, 8, 8, True) and kept.version == text
+    assert models._held_version(kept) is models._held_version(packed)  # shared, not remade
+
+
+def test_a_version_given_as_an_int_reads_as_given():
+    ref = FileRef("/data/a.png", "a.png", 3, version=7)  # not its type, but kept as given
+    assert ref.version == 7 and ref == FileRef("/data/a.png", "a.png", 3, version=7)
