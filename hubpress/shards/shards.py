@@ -26,7 +26,7 @@ from hubpress._env import release_free_memory
 from hubpress.errors import UndecodableAtBuild
 from hubpress.shards import editing_format
 from hubpress.shards.boundaries import ShardBounds, cut_rows
-from hubpress.shards.editing import editing_table, file_extension
+from hubpress.shards.editing import FORMAT_EXTENSIONS, editing_table, file_extension, image_file_name
 from hubpress.shards.editing_format import EDITING_PARQUET
 from hubpress.shards.keys import shard_key
 from hubpress.shards.parquet import BuiltShard, ShardWriter
@@ -118,10 +118,20 @@ def sample_key(sample: Sample) -> bytes:
     return sample.id.encode()
 
 
-def _ref_fact(ref: FileRef) -> list[Any]:
+def _ref_fact(ref: FileRef, usual_stem: str) -> list[Any]:
+    """What of an image shapes a shard's bytes: its content, format and size, and the name its
+    `path` field holds (editing.image_file_name). The name is left out when it is the one the
+    folder layout gives that place (`usual_stem` and the format's extension: `<id>.png`,
+    `<id>_mask.png`), which the id and format already say: a renamed file (a.png -> a.PNG, or
+    a.jpeg -> a.jpg) changes its shard's key, and the keys of shards named the usual way are those
+    they were before names counted."""
     # The sha256 identifies content; without one (never validated) fall back to the listing facts.
     identity = ref.sha256 or f"{ref.uri}|{ref.size}|{ref.version}"
-    return [identity, ref.format or file_extension(ref.relpath), ref.size]
+    fmt = ref.format or file_extension(ref.relpath)
+    name = image_file_name(ref)
+    if name == f"{usual_stem}.{FORMAT_EXTENSIONS.get(fmt.lower(), fmt)}":
+        return [identity, fmt, ref.size]
+    return [identity, fmt, ref.size, name]
 
 
 def _plan_key(split: str, samples: Iterable[Sample], row_group_rows: int, row_group_bytes: int) -> str:
@@ -129,9 +139,9 @@ def _plan_key(split: str, samples: Iterable[Sample], row_group_rows: int, row_gr
         [
             s.id,
             s.prompt,
-            [_ref_fact(r) for r in s.controls],
-            _ref_fact(s.mask) if s.mask else None,
-            _ref_fact(s.target) if s.target else None,
+            [_ref_fact(r, s.id if i == 0 else f"{s.id}_control_{i}") for i, r in enumerate(s.controls)],
+            _ref_fact(s.mask, f"{s.id}_mask") if s.mask else None,
+            _ref_fact(s.target, s.id) if s.target else None,
         ]
         for s in samples
     )

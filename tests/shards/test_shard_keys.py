@@ -180,3 +180,57 @@ def test_the_made_once_encoder_writes_what_json_dumps_writes(value, ensure_ascii
     """json_encoder (the C encoder made once, for keys and digests) gives json.dumps's text."""
     encode = json_encoder(ensure_ascii=ensure_ascii, sort_keys=sort_keys, default=str)
     assert encode(value) == json.dumps(value, ensure_ascii=ensure_ascii, sort_keys=sort_keys, default=str)
+
+
+def _content(ref: FileRef) -> bytes:
+    """Stand-in bytes of an image: a function of its sha256 and size, as a file's are."""
+    return (bytes.fromhex(ref.sha256) * (ref.size // 32 + 1))[: ref.size]
+
+
+@st.composite
+def _named_ref(draw) -> FileRef:
+    """An image under one of the names a tree gives the same sample's file: the id's own name in
+    any spelling of its extension (a.png, a.PNG, a.jpeg), a numbered or mask name, another name."""
+    stem = draw(st.sampled_from(["s1", "s1_control_1", "s1_mask", "other"]))
+    ext = draw(st.sampled_from(["png", "PNG", "Png", "jpg", "jpeg", "JPG"]))
+    return FileRef(
+        uri=f"/src/{draw(st.sampled_from(['a', 'b/c']))}/{stem}.{ext}",
+        relpath=f"train/{stem}.{ext}",
+        size=draw(st.sampled_from([40, 64])),
+        format=draw(st.sampled_from(["png", "jpeg"])),
+        sha256=draw(st.sampled_from([hashlib.sha256(b).hexdigest() for b in (b"x", b"y")])),
+    )
+
+
+@st.composite
+def _one_sample(draw) -> Sample:
+    return Sample(
+        id="s1",
+        split="train",
+        prompt="p",
+        controls=draw(st.lists(_named_ref(), min_size=1, max_size=2)),
+        mask=draw(st.none() | _named_ref()),
+        target=draw(st.none() | _named_ref()),
+    )
+
+
+@settings(max_examples=150, deadline=None)
+@given(_one_sample(), _one_sample())
+def test_two_shards_of_one_key_hold_the_same_bytes(first, second):
+    """A key names the bytes: a shard whose key the target or the staging holds is not built
+    again, so two plans of one key must write the same file. An image's `path` field holds its
+    file's name (editing.image_file_name), so a file renamed (a.png -> a.PNG, a.jpeg -> a.jpg)
+    with the same bytes writes another shard: its key must differ, or the published shard keeps
+    the old name and a first publish of the same source writes other bytes under the same name."""
+    import tempfile
+
+    from hubpress.shards.shards import write_shard
+
+    (plan_a,) = plan_shards("train", [first], "2MB")
+    (plan_b,) = plan_shards("train", [second], "2MB")
+    if plan_a.key != plan_b.key:
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        a = write_shard(plan_a, Path(tmp) / "a.parquet", _content)
+        b = write_shard(plan_b, Path(tmp) / "b.parquet", _content)
+        assert a.sha256 == b.sha256, (first, second)
