@@ -127,9 +127,16 @@ def _ref_fact(ref: FileRef, usual_stem: str) -> list[Any]:
     they were before names counted."""
     # The sha256 identifies content; without one (never validated) fall back to the listing facts.
     identity = ref.sha256 or f"{ref.uri}|{ref.size}|{ref.version}"
-    fmt = ref.format or file_extension(ref.relpath)
+    relpath = ref.relpath
+    fmt = ref.format or file_extension(relpath)
+    usual = f"{usual_stem}.{FORMAT_EXTENSIONS.get(fmt.lower(), fmt)}"
+    # A relpath whose last part is the usual name is given that name by image_file_name (its
+    # extension is the format's own): asked first, as it is for nearly every file of a dataset,
+    # it spares image_file_name's work, about 1.5 s of two million files' keys.
+    if relpath.endswith(usual) and (len(relpath) == len(usual) or relpath[-len(usual) - 1] in "/\\"):
+        return [identity, fmt, ref.size]
     name = image_file_name(ref)
-    if name == f"{usual_stem}.{FORMAT_EXTENSIONS.get(fmt.lower(), fmt)}":
+    if name == usual:
         return [identity, fmt, ref.size]
     return [identity, fmt, ref.size, name]
 

@@ -234,3 +234,31 @@ def test_two_shards_of_one_key_hold_the_same_bytes(first, second):
         a = write_shard(plan_a, Path(tmp) / "a.parquet", _content)
         b = write_shard(plan_b, Path(tmp) / "b.parquet", _content)
         assert a.sha256 == b.sha256, (first, second)
+
+
+def _ref_fact_by_the_name(ref: FileRef, usual_stem: str) -> list:
+    """What a shard's key holds for an image, asked of editing.image_file_name for every file (the
+    key's rule as written; shards._ref_fact asks the relpath first)."""
+    from hubpress.shards.editing import FORMAT_EXTENSIONS, file_extension, image_file_name
+
+    identity = ref.sha256 or f"{ref.uri}|{ref.size}|{ref.version}"
+    fmt = ref.format or file_extension(ref.relpath)
+    name = image_file_name(ref)
+    if name == f"{usual_stem}.{FORMAT_EXTENSIONS.get(fmt.lower(), fmt)}":
+        return [identity, fmt, ref.size]
+    return [identity, fmt, ref.size, name]
+
+
+@settings(max_examples=400)
+@given(
+    folder=st.sampled_from(["", "train/", "a\\b\\", "train/x.png/", "s1/"]),
+    stem=st.sampled_from(["s1", "S1", "xs1", "s1_mask", "s1_control_1", "", "s1.png"]),
+    ext=st.sampled_from(["png", "PNG", "jpg", "jpeg", "JPG", "webp", "tif", "", "bin"]),
+    fmt=st.sampled_from([None, "png", "jpeg", "jpg", "mpo", "webp", "tiff", "avif"]),
+    usual_stem=st.sampled_from(["s1", "s1_mask", "s1_control_1", "", "S1"]),
+    sha=st.sampled_from([None, "ab" * 32]),
+)
+def test_the_keys_quick_look_at_the_name_agrees_with_image_file_name(folder, stem, ext, fmt, usual_stem, sha):
+    relpath = f"{folder}{stem}.{ext}" if ext else f"{folder}{stem}"
+    ref = FileRef(f"/data/{relpath}", relpath, 10, fmt, sha, 8, 8, "1+2:3")
+    assert shards_module._ref_fact(ref, usual_stem) == _ref_fact_by_the_name(ref, usual_stem)
