@@ -33,6 +33,8 @@ from .messages import Request, Response
 from .store import AddLfsFile, Operation, Repo
 
 _RECORD = 48
+_DB_BUSY = "Database already open"  # hf_xet's redb error for a local:// CAS index another session holds
+_DB_BUSY_TRIES = 12  # about 15 s in all
 _HEADER = 48
 _WITH_VERIFICATION = 1 << 31
 _WITH_METADATA_EXT = 1 << 30
@@ -178,9 +180,20 @@ class XetCas:
             with self._lock:
                 if self._session is None:
                     self._session = hf_xet.XetSession()
-            group = self._session.new_file_download_group(
-                endpoint=self.url, token=token["accessToken"], token_expiry_unix_secs=token["exp"]
-            )
+            for attempt in range(_DB_BUSY_TRIES):
+                try:
+                    group = self._session.new_file_download_group(
+                        endpoint=self.url, token=token["accessToken"], token_expiry_unix_secs=token["exp"]
+                    )
+                    break
+                except RuntimeError as exc:
+                    # A local:// CAS keeps its index in one redb file that an hf_xet session holds
+                    # locked while it uploads: a client's upload (a re-run beside a killed run's
+                    # last commit, two publishes at once) makes this read wait its turn, as a real
+                    # CAS service never would. Not the Hub's behaviour to answer 500 for it.
+                    if _DB_BUSY not in str(exc) or attempt == _DB_BUSY_TRIES - 1:
+                        raise
+                    time.sleep(min(0.1 * 2**attempt, 2.0))
             group.start_download_file(hf_xet.XetFileInfo(found.xet_hash, found.size), str(target))
             group.wait_to_finish()
         except BaseException:
