@@ -21,6 +21,7 @@ from hubpress.commands.preflight import check_local_input, check_release
 from hubpress.errors import SourceError, hide_userinfo
 from hubpress.orchestration.events import EMIT_TIMEOUT_S, listens_for, post_event
 from hubpress.targets.base import is_local_target, local_path
+from hubpress.targets.hub_failures import short_reason
 
 TRAINING_FINISHED_EVENT = "training.job.finished"
 
@@ -140,8 +141,6 @@ def register(app: typer.Typer) -> None:
             _announce(output_uri, repo, tag, base_model, select, timeout)
         except Exception as exc:  # the trainer's job is done; a lost announcement must not undo it
             # one line, and no password the API URL carried (httpx's message names the URL)
-            from hubpress.targets.hub_failures import short_reason
-
             typer.secho(
                 f"warning: could not announce {TRAINING_FINISHED_EVENT} ({short_reason(exc)}); "
                 f"release it by hand with: {_release_command(output_uri, repo)}",
