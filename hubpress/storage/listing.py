@@ -200,8 +200,17 @@ def relpaths_of(listing: Iterable[ListedFile]) -> Iterable[str]:
 def named(listing: Iterable[ListedFile], wanted: Iterable[str]) -> list[ListedFile]:
     """The entries of `listing` whose relpath is one of `wanted`, in listing order."""
     names = set(wanted)
-    if isinstance(listing, Listing):
-        return [listing[n] for n, rel in enumerate(listing.relpaths) if rel in names]
+    if isinstance(listing, Listing):  # each name found by list.index: a scan in C, not a step per file
+        relpaths, at = listing.relpaths, []
+        for name in names:
+            n = -1
+            try:
+                while True:
+                    n = relpaths.index(name, n + 1)
+                    at.append(n)
+            except ValueError:
+                pass
+        return [listing[n] for n in sorted(at)]
     return [lf for lf in listing if lf.relpath in names]
 
 
