@@ -11,9 +11,10 @@ import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from operator import attrgetter
 
 from hubpress.errors import SourceError
-from hubpress.sources.formats import split_extension
+from hubpress.sources.formats import IMAGE_EXTENSIONS, split_extension
 from hubpress.sources.found import (
     CSV_COLUMNS_HELP,
     CSV_NAMES,
@@ -244,14 +245,13 @@ def _csv_split(
         )
     control_cols = ["control"] + [col for _, col in sorted(numbered_cols)]
 
-    samples: list[Sample] = []
     rows = _CsvRows(split, name, index, root, position, control_cols)
-    for rowno, row in enumerate(reader, start=1):
-        if not any(map(str.strip, row)):
-            continue  # blank line
-        samples.append(rows.sample(rowno, row, found))
-    samples.sort(key=lambda s: s.id)
+    samples = rows.read(reader, found)
+    samples.sort(key=_ID)
     return samples
+
+
+_ID = attrgetter("id")
 
 
 @dataclass(slots=True)
@@ -284,6 +284,81 @@ class _CsvRows:
         self._plain = self._image is not None and "mask" not in position and not self.index.has_masks()
         self._prefix = f"{self.root.rstrip('/')}/"
         self._ref = _ref_maker(self.index.files, self._prefix)
+
+    def read(self, reader: Iterable[list[str]], found: Discovery) -> list[Sample]:
+        """The samples of the rows `reader` gives (data row 1 onward), blank rows skipped."""
+        if self._plain and isinstance(self.index.files, _ListedByPath):
+            return self._read_plain_columns(reader, found)
+        samples = []
+        for rowno, row in enumerate(reader, start=1):
+            if not any(map(str.strip, row)):
+                continue  # blank line
+            samples.append(self.sample(rowno, row, found))
+        return samples
+
+    def _read_plain_columns(self, reader: Iterable[list[str]], found: Discovery) -> list[Sample]:
+        """read() over a Listing's columns: plain_sample and from_columns inlined in one loop,
+        with no call per row but the FileRefs' and the Sample's own (most of discovery's time at
+        a million samples was those calls). A row plain_sample would refuse goes to
+        checked_sample, a blank one is skipped, as read() does
+        (tests/sources/test_csv_plain_columns.py holds the two to each other)."""
+        files = self.index.files
+        assert isinstance(files, _ListedByPath)
+        at, listing = files.at.get, files.listing
+        relpaths, sizes, mtimes, ctimes, inodes = listing.columns()
+        under, prefix, plain = FileRef.under_stamp, self._prefix, PLAIN_PATH.fullmatch
+        split, width, image_at, id_at, prompt_at = (
+            self.split,
+            self._width,
+            self._image,
+            self._id,
+            self._prompt,
+        )
+        controls_at = self._controls
+        assert image_at is not None  # _plain
+        samples: list[Sample] = []
+        append = samples.append
+        for rowno, row in enumerate(reader, start=1):
+            if len(row) >= width:
+                image = row[image_at]
+                n = at(image)
+                if n is not None and plain(image):
+                    controls = []
+                    for i in controls_at:
+                        raw = row[i]
+                        if raw:
+                            m = at(raw)
+                            if m is None or not plain(raw):
+                                break
+                            inode = inodes[m]
+                            controls.append(
+                                under(prefix, relpaths[m], sizes[m], mtimes[m], ctimes[m], inode)
+                                if inode != ODD
+                                else file_ref_under(listing[m], prefix)
+                            )
+                    else:
+                        if controls:
+                            inode = inodes[n]
+                            target = (
+                                under(prefix, relpaths[n], sizes[n], mtimes[n], ctimes[n], inode)
+                                if inode != ODD
+                                else file_ref_under(listing[n], prefix)
+                            )
+                            sid = id_at is not None and row[id_at].strip()
+                            if not sid:
+                                name = image.rpartition("/")[2]
+                                stem, dot, ext = name.rpartition(".")
+                                sid = stem if dot and stem and ext.lower() in IMAGE_EXTENSIONS else name
+                            append(
+                                Sample(
+                                    sid, split, row[prompt_at].strip(), controls, None, target, None, rowno
+                                )
+                            )
+                            continue
+            if not any(map(str.strip, row)):
+                continue  # blank line
+            append(self.checked_sample(rowno, row, found))
+        return samples
 
     def sample(self, rowno: int, row: list[str], found: Discovery) -> Sample:
         return (self._plain and self.plain_sample(rowno, row)) or self.checked_sample(rowno, row, found)

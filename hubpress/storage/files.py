@@ -9,11 +9,11 @@ stay in hubpress.storage.s3.
 
 from __future__ import annotations
 
+import heapq
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Protocol
@@ -106,11 +106,19 @@ class LocalStorage:
         a loop, is not walked again); a symlink that loops, dangles or leads a folder outside the
         root is not listed; with `report_unlisted` it comes out as an UNLISTED entry (size -1, the
         reason as its version) for the caller to report: nothing is dropped silently. File
-        symlinks are listed (validation decides whether they leave the root)."""
+        symlinks are listed (validation decides whether they leave the root).
+
+        In name order: a folder's files by name (its unlisted entries after them, by name), then
+        its sub-folders, each in turn, by name. The order does not depend on the file system's
+        (a directory's own order is its hash order on ext4), and a listing comes nearly in relpath
+        order, which is the order the listing digest hashes it in and a CSV of sorted ids names
+        its files in: reading them in memory order is what makes both cheap at a million samples
+        (docs/performance.md, "Planning (fourteenth session)")."""
         for entry in self._entries(prefix, report_unlisted):
             if entry.__class__ is tuple:
-                child, st = entry
-                yield ListedFile(child, st.st_size, stat_version(st), st.st_ino)
+                folder, names, stats = entry
+                for name, st in zip(names, stats, strict=True):
+                    yield ListedFile(folder + name, st.st_size, stat_version(st), st.st_ino)
             else:
                 yield entry
 
@@ -122,18 +130,19 @@ class LocalStorage:
         if type(self).list is not LocalStorage.list:  # a subclass that lists its own way: its entries
             return Listing(self.list(prefix, report_unlisted))
         listing = Listing()
-        add_stat, add = listing.append_stat, listing.append
+        add_stats, add = listing.extend_stats, listing.append
         for entry in self._entries(prefix, report_unlisted):
             if entry.__class__ is tuple:
-                add_stat(*entry)
+                add_stats(*entry)
             else:
                 add(entry)
         return listing
 
     def _entries(
         self, prefix: str, report_unlisted: bool
-    ) -> Iterator[tuple[str, os.stat_result] | ListedFile]:
-        """list()'s walk: (relpath, stat) of each listed file, a ListedFile of each unlisted entry."""
+    ) -> Iterator[tuple[str, list[str], list[os.stat_result]] | ListedFile]:
+        """list()'s walk, in its order: (the folder's relpath and "/", names, their stats) for
+        files, a few thousand at a time; a ListedFile for each unlisted entry."""
         unlisted: list[tuple[str, str]] = []
         start = self.uri(prefix)
         if not os.path.isdir(start):
@@ -153,40 +162,65 @@ class LocalStorage:
                 folder, gone = _open_folder(path, expected)
             if gone is not None:  # vanished or swapped since its parent was scanned: reported, not read
                 unlisted.append((rel, gone))
+            pre = f"{rel}/" if rel else ""
+            subfolders: list[tuple[str, str, tuple[int, int], frozenset[tuple[int, int]]]] = []
             try:
-                scan = os.scandir(path if folder is None else folder) if gone is None else nullcontext(())
-                with scan as entries:
-                    for entry in entries:
-                        child = f"{rel}/{entry.name}" if rel else entry.name
+                # Regular files (most entries, known by their d_type) by name alone; the rest
+                # kept as entries, to be looked at one by one in name order.
+                files: list[str] = []
+                others: list[os.DirEntry[str]] = []
+                if gone is None:
+                    with os.scandir(path if folder is None else folder) as entries:
+                        for entry in entries:
+                            try:
+                                if entry.is_file(follow_symlinks=False):
+                                    files.append(entry.name)
+                                    continue
+                            except OSError:
+                                pass  # looked at again below, where its error is reported
+                            others.append(entry)
+                files.sort()
+                run = files
+                if others:
+                    others.sort(key=_entry_name)
+                    run = []
+                    for name, entry in _in_name_order(files, others):
+                        if entry is None:
+                            run.append(name)
+                            continue
+                        yield from _stats_of(folder, path, pre, run, unlisted)
+                        run = []
+                        child = pre + name
                         try:
-                            if entry.is_file(follow_symlinks=False):  # most entries: a regular file
-                                yield child, entry.stat(follow_symlinks=False)
-                                continue
-                            at = os.path.join(path, entry.name)  # entry.path is the bare name here
-                            if entry.is_dir(follow_symlinks=False):
+                            at = os.path.join(path, name)  # entry.path is the bare name here
+                            if entry.is_file(follow_symlinks=False):  # d_type unknown: lstat says
+                                yield pre, [name], [entry.stat(follow_symlinks=False)]
+                            elif entry.is_dir(follow_symlinks=False):
                                 key = (entry.stat(follow_symlinks=False).st_dev, entry.inode())
-                                stack.append((at, child, key, ancestors | {key}))
+                                subfolders.append((at, child, key, ancestors | {key}))
                             elif entry.is_symlink() and entry.is_dir():
                                 why, key = _why_not_followed(at, real_root, ancestors, followed)
                                 if why is None:
-                                    stack.append((at, child, key, ancestors | {key}))
+                                    subfolders.append((at, child, key, ancestors | {key}))
                                 else:
                                     unlisted.append((child, why))
                             elif entry.is_file():  # a symlink to a file
-                                yield child, entry.stat()
+                                yield pre, [name], [entry.stat()]
                             elif entry.is_symlink() and not os.path.exists(at):
                                 unlisted.append((child, "is a symbolic link to nothing (dangling)"))
                             else:  # a device, FIFO or socket (or a symlink to one): never read
                                 unlisted.append((child, why_not_regular(at) or "is not a regular file"))
                         except OSError as exc:  # ELOOP: a link that points at itself, directly or not
-                            unlisted.append((child, f"cannot be followed ({exc.strerror or exc})"))
+                            unlisted.append((child, _why_not_read(exc)))
+                yield from _stats_of(folder, path, pre, run, unlisted)
             finally:
                 if folder is not None:
                     os.close(folder)
+            stack.extend(reversed(subfolders))  # the first by name is walked first
             if report_unlisted:
                 for child, why in unlisted:
                     yield ListedFile(child, UNLISTED, why)
-                unlisted.clear()
+            unlisted.clear()
 
     def exists(self, relpath: str) -> bool:
         return os.path.exists(self.uri(relpath))
@@ -266,6 +300,62 @@ class LocalStorage:
                 return sorted(e.name for e in entries if e.is_dir(follow_symlinks=False))
         except FileNotFoundError:
             return []
+
+
+_STATS_AT_ONCE = 4096  # files stat-ed, then handed to the listing, at a time
+
+
+def _entry_name(entry: os.DirEntry[str]) -> str:
+    return entry.name
+
+
+def _in_name_order(
+    files: list[str], others: list[os.DirEntry[str]]
+) -> Iterator[tuple[str, os.DirEntry[str] | None]]:
+    """The sorted `files` (None: a regular file) and the sorted `others`, merged by name."""
+    return heapq.merge(
+        ((name, None) for name in files), ((entry.name, entry) for entry in others), key=_first
+    )
+
+
+def _first(pair: tuple[str, object]) -> str:
+    return pair[0]
+
+
+def _why_not_read(exc: OSError) -> str:
+    return f"cannot be followed ({exc.strerror or exc})"
+
+
+def _stats_of(
+    folder: int | None, path: str, pre: str, names: list[str], unlisted: list[tuple[str, str]]
+) -> Iterator[tuple[str, list[str], list[os.stat_result]]]:
+    """(pre, names, their stats) of the regular files `names` of the folder (its descriptor, or
+    its path where folders have none), _STATS_AT_ONCE at a time, in their order; a file gone
+    since the scan is unlisted, as any entry that cannot be stat-ed."""
+    stat = os.stat
+    for at in range(0, len(names), _STATS_AT_ONCE):
+        chunk = names[at : at + _STATS_AT_ONCE]
+        try:
+            if folder is not None:
+                stats = [stat(name, dir_fd=folder, follow_symlinks=False) for name in chunk]
+            else:
+                stats = [stat(os.path.join(path, name), follow_symlinks=False) for name in chunk]
+        except OSError:  # one of them is gone: each on its own, in order
+            found: list[str] = []
+            stats = []
+            for name in chunk:
+                try:
+                    stats.append(
+                        stat(name, dir_fd=folder, follow_symlinks=False)
+                        if folder is not None
+                        else stat(os.path.join(path, name), follow_symlinks=False)
+                    )
+                    found.append(name)
+                except OSError as exc:
+                    unlisted.append((pre + name, _why_not_read(exc)))
+            chunk = found
+        if chunk:
+            yield pre, chunk, stats
 
 
 def _open_folder(path: str, expected: tuple[int, int]) -> tuple[int | None, str | None]:

@@ -20,6 +20,7 @@ import os
 from array import array
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Sequence
+from operator import attrgetter
 from typing import Any, overload
 
 from hubpress.storage.files import ListedFile
@@ -27,6 +28,8 @@ from hubpress.storage.hashcache import stamp_version
 
 ODD = -1  # in the inode column: the entry is held as its ListedFile (in _whole)
 _INT64 = 2**63
+_SIZE, _MTIME = attrgetter("st_size"), attrgetter("st_mtime_ns")
+_CTIME, _INODE = attrgetter("st_ctime_ns"), attrgetter("st_ino")
 
 
 class Listing(Sequence["ListedFile"]):
@@ -63,6 +66,29 @@ class Listing(Sequence["ListedFile"]):
         self._mtimes.append(mtime)
         self._ctimes.append(ctime)
         self._inodes.append(inode)
+
+    def extend_stats(self, folder: str, names: list[str], stats: list[os.stat_result]) -> None:
+        """append_stat(folder + name, st) for each name and its stat, in order: the columns
+        extended a few thousand files at a time, each relpath made in listing order (so the
+        strings lie in memory in that order)."""
+        try:
+            sizes = array("q", map(_SIZE, stats))
+            mtimes = array("q", map(_MTIME, stats))
+            ctimes = array("q", map(_CTIME, stats))
+            inodes = array("q", map(_INODE, stats))
+        except OverflowError:  # a number that does not fit: append_stat holds that file whole
+            sizes = None
+        if sizes is None or (
+            names and (min(sizes) < 0 or min(inodes) < 0 or min(mtimes) == -_INT64 or min(ctimes) == -_INT64)
+        ):
+            for name, st in zip(names, stats, strict=True):
+                self.append_stat(folder + name, st)
+            return
+        self.relpaths += map(folder.__add__, names)
+        self._sizes += sizes
+        self._mtimes += mtimes
+        self._ctimes += ctimes
+        self._inodes += inodes
 
     def append(self, listed: ListedFile) -> None:
         self._whole[len(self.relpaths)] = listed
@@ -136,7 +162,7 @@ class Listing(Sequence["ListedFile"]):
     def positions(self) -> dict[str, int]:
         """Each relpath's index (the last, if a relpath is listed twice, as a dict of the files by
         relpath keeps the last)."""
-        return {rel: n for n, rel in enumerate(self.relpaths)}
+        return dict(zip(self.relpaths, range(len(self.relpaths)), strict=True))  # no bytecode per file
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, (Listing, list)):
@@ -174,8 +200,17 @@ def relpaths_of(listing: Iterable[ListedFile]) -> Iterable[str]:
 def named(listing: Iterable[ListedFile], wanted: Iterable[str]) -> list[ListedFile]:
     """The entries of `listing` whose relpath is one of `wanted`, in listing order."""
     names = set(wanted)
-    if isinstance(listing, Listing):
-        return [listing[n] for n, rel in enumerate(listing.relpaths) if rel in names]
+    if isinstance(listing, Listing):  # each name found by list.index: a scan in C, not a step per file
+        relpaths, at = listing.relpaths, []
+        for name in names:
+            n = -1
+            try:
+                while True:
+                    n = relpaths.index(name, n + 1)
+                    at.append(n)
+            except ValueError:
+                pass
+        return [listing[n] for n in sorted(at)]
     return [lf for lf in listing if lf.relpath in names]
 
 

@@ -10,7 +10,9 @@ from hubpress.sources import csv_layout
 from hubpress.sources.csv_layout import discover_csv
 from hubpress.storage.files import ListedFile
 
-FILES = ["t/a.png", "t/b.png", "c/a.png", "c/b.jpg", "c/b_mask.png", "t/d.PNG", "x y/e.png"]
+# t/f.txt and t/g: listed files whose names have no image extension (a sample id is then the
+# whole name)
+FILES = ["t/a.png", "t/b.png", "c/a.png", "c/b.jpg", "c/b_mask.png", "t/d.PNG", "x y/e.png", "t/f.txt", "t/g"]
 CELLS = [
     "t/a.png",
     "t/b.png",
@@ -30,6 +32,8 @@ CELLS = [
     "t/../t/a.png",
     "T/A.png",  # a case difference
     "t/A.png",
+    "t/f.txt",
+    "t/g",
 ]
 
 

@@ -168,3 +168,31 @@ def test_names_left_out_leave_a_listing_held_as_columns(drawn):
     assert isinstance(kept, Listing)
     assert list(kept) == list(kept_plain) and problems == problems_plain
     assert pickle.loads(pickle.dumps(kept)) == kept_plain
+
+
+edge_stats = st.builds(
+    SimpleNamespace,
+    st_size=st.integers(0, 2**63 - 1) | st.integers(2**63, 2**64) | st.just(0),
+    st_mtime_ns=st.integers(-(2**63), 2**63 - 1) | st.sampled_from([-(2**63), -(2**63) + 1, 2**63]),
+    st_ctime_ns=st.integers(-(2**63), 2**63 - 1) | st.sampled_from([-(2**63), 2**64]),
+    st_ino=st.integers(0, 2**63 - 1) | st.integers(2**63, 2**64 - 1),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(from_stat | given_whole, max_size=4),
+    folders,
+    st.lists(st.tuples(names, edge_stats), max_size=8),
+)
+def test_files_added_a_folder_at_a_time_are_held_as_files_added_one_by_one(drawn, folder, files):
+    """extend_stats (the listing's few thousand files at a time) holds what append_stat holds
+    for each file in turn: the same entries, columns, entries held whole, pickles."""
+    at_once, one_by_one = _both(drawn)[0], _both(drawn)[0]
+    at_once.extend_stats(folder, [name for name, _ in files], [st_ for _, st_ in files])
+    for name, st_ in files:
+        one_by_one.append_stat(folder + name, st_)
+    assert list(at_once) == list(one_by_one)
+    assert at_once.columns() == one_by_one.columns()
+    assert at_once.held_whole_at() == one_by_one.held_whole_at()
+    assert pickle.loads(pickle.dumps(at_once)) == one_by_one
