@@ -29,7 +29,7 @@ full validation (`hubpress scan`, the Python API) decodes the image again rather
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
@@ -365,8 +365,20 @@ def _validate_chunks(
     counts = result.stats
     counts.files, counts.chunks, counts.cache_hits = len(jobs), -(-len(jobs) // chunk_size), len(jobs)
     # After a scan, only the files it did not find are looked up and read (a night's new files).
-    missed = _facts_by_scan(jobs, root, cache, max_pixels, decode, result.facts)
     pool: Executor | None = None
+
+    def warm_up(new_files: int) -> None:
+        """Start the worker processes now, when that many files are sure to go to them (see
+        checks_inline): their start and imports (about half a second of wall time) then overlap
+        the cache scan, on the other CPU, rather than follow it."""
+        nonlocal pool
+        first_chunk = min(new_files, chunk_size)  # checks_inline asks of each chunk's files
+        if workers > 1 and first_chunk >= (INLINE_BELOW if decode or is_s3(root) else HEADERS_INLINE_BELOW):
+            pool = decode_pool(workers)
+            for _ in range(workers):  # no files: each worker imports what checking needs
+                pool.submit(check_files, root, [], max_pixels, settings, None, decode, False)
+
+    missed = _facts_by_scan(jobs, root, cache, max_pixels, decode, result.facts, warm_up)
     inline_storage: Storage | None = None
     for chunk in _batched(jobs if missed is None else missed, chunk_size):
         known = cache.get_many([(j.uri, j.size, j.version) for j in chunk])
@@ -431,20 +443,27 @@ def _facts_by_scan(
     max_pixels: int,
     decode: bool,
     facts: FactsByPath,
+    surely_new: Callable[[int], None] | None = None,
 ) -> list[FileJob] | None:
     """Put into `facts` what the cache knows of the jobs, from one range scan of its entries under
     the root (HashCache.under) rather than chunk by chunk, and return the jobs it did not find,
     in order: a night's validation of a whole tree wants nearly every entry there, and the scan
     costs about a third per file (a million samples' two million lookups were a quarter of the
     plan). None, having done nothing, when it would not pay: few files, or many more entries
-    under the root than files (a tree mostly deleted)."""
+    under the root than files (a tree mostly deleted). `surely_new` is told, before the scan of
+    a whole tree's samples, how many of its files the cache cannot hold (fewer entries under the
+    root than files: each file needs one of its own), so that the reading of them can be got
+    ready while the scan runs."""
     if len(jobs) < SCAN_FROM:
         return None
     prefix = root.rstrip("/") + "/"
     most = SCAN_ENTRIES_PER_FILE * len(jobs)
-    if cache.count_under(prefix, most + 1) > most:
+    entries = cache.count_under(prefix, most + 1)
+    if entries > most:
         return None
     if isinstance(jobs, JobsOfRefs) and not facts and _all_held_under(jobs, prefix):
+        if surely_new is not None and len(jobs) > entries:
+            surely_new(len(jobs) - entries)
         return _scan_refs_in_place(jobs, prefix, cache, max_pixels, decode, facts)
     # Indexed by the path under the prefix, which is the job's relpath when it holds the prefix as
     # its root (every discovered file): no URI is made per file.

@@ -144,3 +144,38 @@ def test_rows_under_marks_the_usual_info_and_under_reads_it_back(tmp_path):
         "/r/c": None,
     }
     assert cache.first_info_under("/none/") is None
+
+
+def test_the_files_the_cache_cannot_hold_are_told_before_the_scan(tmp_path, monkeypatch):
+    """Fewer entries under the root than files: that many files are surely read, and validation
+    may start its workers while the scan runs (validation._validate_chunks' warm_up)."""
+    monkeypatch.setattr(validation, "SCAN_FROM", 1)
+    monkeypatch.setattr(validation, "SCAN_ENTRIES_PER_FILE", 10)
+    refs = [FileRef.under_stamp(ROOT, f"{n}.png", 1, n, n, n) for n in range(5)]
+    cache = HashCache(tmp_path / "c.sqlite")
+    cache.put_many([(ref.uri, 1, ref.version, "ab" * 32, USUAL) for ref in refs[:3]])
+    cache.put_many([(f"{ROOT}gone.png", 1, "v", "ab" * 32, USUAL)])
+    jobs = JobsOfRefs.of([Sample(f"s{n}", "train", "p", [], None, ref) for n, ref in enumerate(refs)])
+    told = []
+    missed = _facts_by_scan(
+        jobs,
+        ROOT,
+        cache,
+        10**6,
+        False,
+        FactsByPath(),
+        lambda n: told.append((n, jobs.by_relpath is not None)),
+    )
+    assert told == [(1, True)]  # 5 files, 4 entries (one of a file gone): at least one is new
+    assert [job.relpath for job in missed] == ["3.png", "4.png"]
+    told.clear()
+    _facts_by_scan(
+        JobsOfRefs.of([Sample("s", "train", "p", [], None, refs[0])]),
+        ROOT,
+        cache,
+        10**6,
+        False,
+        FactsByPath(),
+        told.append,
+    )
+    assert told == []  # every file may be in the cache: nothing is sure
