@@ -58,6 +58,13 @@ class FactsByPath(MutableMapping[str, FileFacts]):
             raise ValueError("FactsByPath.adopt: the mapping already holds facts")
         self._held = held
 
+    @property
+    def shared_fields(self) -> tuple[Any, ...] | None:
+        """The shared fields themselves (FileFacts' but the sha256), the object held_of compares
+        by identity first: a caller that holds a file as `held_sha256(sha)` itself when its
+        fields are these (validation's cache scan) holds what held_of would."""
+        return self._shared
+
     def shared(self) -> FileFacts | None:
         """The facts shared by the files held as their sha256 alone (with no sha256), if any."""
         return None if self._shared is None else FileFacts(None, *self._shared)

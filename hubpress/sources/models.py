@@ -382,3 +382,10 @@ class IntakeReport:
 
 
 _REPORT = TypeAdapter(IntakeReport)
+
+
+# What a FileRef holds in its version slot (an int packed by `under_stamp`, else the value as
+# given) and the packing's constants: for a caller that compares two million versions with their
+# text (validation's cache scan) without making each through the `version` property.
+held_version = _held_version
+STAMP_BIAS, STAMP_LOW64 = _STAMP_BIAS, _LOW64

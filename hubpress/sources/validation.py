@@ -29,7 +29,7 @@ full validation (`hubpress scan`, the Python API) decodes the image again rather
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,10 +48,10 @@ from hubpress.sources.facts_cache import (
 )
 from hubpress.sources.formats import DEFAULT_MAX_PIXELS
 from hubpress.sources.image_checks import FileFacts, check_image_bytes, check_prompt_bytes
-from hubpress.sources.models import FileRef, Sample, held_root
+from hubpress.sources.models import STAMP_BIAS, STAMP_LOW64, FileRef, Sample, held_root, held_version
 from hubpress.storage.fetched import FetchedSpool
 from hubpress.storage.files import Storage, is_s3, open_storage
-from hubpress.storage.hashcache import HashCache
+from hubpress.storage.hashcache import USUAL_INFO, HashCache, parse_info
 from hubpress.storage.listed_reads import NotTheListedFile, open_listed
 from hubpress.storage.regular import NotRegularFile
 
@@ -101,35 +101,60 @@ class ValidationResult:
 class JobsOfRefs(Sequence[FileJob]):
     """file_jobs(samples), held as the samples' own FileRefs: each FileJob is made when read. A
     FileJob per file (a 5-tuple, about 90 bytes) was 180 MB of a million samples' validation peak
-    (docs/performance.md, "Planning (twelfth session)"); the cache scan (_facts_by_scan) indexes
-    the FileRefs themselves and makes a job for an entry it finds, for as long as it compares it.
-    Reads as the list file_jobs returns (tests/sources/test_jobs_of_refs.py)."""
+    (docs/performance.md, "Planning (twelfth session)"). The FileRefs are held by relpath, the
+    index the cache scan (_facts_by_scan) wants: when every file is held under the scan's root,
+    the scan takes this dict over as its own (`take_index`) rather than building another of two
+    million files. Reads as the list file_jobs returns (tests/sources/test_jobs_of_refs.py)."""
 
-    __slots__ = ("refs", "prompts")
+    __slots__ = ("by_relpath", "prompts", "_refs", "_count")
 
-    def __init__(self, refs: list[FileRef], prompts: frozenset[str]) -> None:
-        self.refs = refs
+    def __init__(self, by_relpath: dict[str, FileRef], prompts: frozenset[str]) -> None:
+        self.by_relpath: dict[str, FileRef] | None = by_relpath  # None once the scan took it
         self.prompts = prompts  # the relpaths whose first mention is a prompt file (few or none)
+        self._refs: list[FileRef] | None = None
+        self._count = len(by_relpath)
 
     @classmethod
     def of(cls, samples: Iterable[Sample]) -> JobsOfRefs:
         refs: dict[str, FileRef] = {}
         prompts: set[str] = set()
+        keep = refs.setdefault  # the first mention of a relpath is its job: one lookup a file
         for sample in samples:
             ref = sample.prompt_file
             if ref is not None and ref.relpath not in refs:
                 refs[ref.relpath] = ref
                 prompts.add(ref.relpath)
-            for ref in (*sample.controls, sample.mask, sample.target):  # file_jobs' order
-                if ref is not None and ref.relpath not in refs:
-                    refs[ref.relpath] = ref
-        return cls(list(refs.values()), frozenset(prompts))
+            for ref in sample.controls:  # file_jobs' order: controls, mask, target
+                keep(ref.relpath, ref)
+            if (ref := sample.mask) is not None:
+                keep(ref.relpath, ref)
+            if (ref := sample.target) is not None:
+                keep(ref.relpath, ref)
+        return cls(refs, frozenset(prompts))
+
+    @property
+    def refs(self) -> list[FileRef]:
+        """The FileRefs in file_jobs' order."""
+        if self._refs is None:
+            if self.by_relpath is None:
+                raise ValueError("JobsOfRefs: its files were handed to the cache scan (take_index)")
+            self._refs = list(self.by_relpath.values())
+        return self._refs
+
+    def take_index(self) -> dict[str, FileRef]:
+        """The dict of FileRefs by relpath, handed over to a caller that changes it (the cache
+        scan): this JobsOfRefs is not read afterwards but for its length and prompts."""
+        index, self.by_relpath = self.by_relpath, None
+        if index is None:
+            raise ValueError("JobsOfRefs: its files were handed to the cache scan already")
+        self._refs = None
+        return index
 
     def job(self, ref: FileRef) -> FileJob:
         return FileJob.of(ref, "prompt" if ref.relpath in self.prompts else "image")
 
     def __len__(self) -> int:
-        return len(self.refs)
+        return self._count
 
     def __getitem__(self, i: Any) -> Any:
         if isinstance(i, slice):
@@ -340,8 +365,20 @@ def _validate_chunks(
     counts = result.stats
     counts.files, counts.chunks, counts.cache_hits = len(jobs), -(-len(jobs) // chunk_size), len(jobs)
     # After a scan, only the files it did not find are looked up and read (a night's new files).
-    missed = _facts_by_scan(jobs, root, cache, max_pixels, decode, result.facts)
     pool: Executor | None = None
+
+    def warm_up(new_files: int) -> None:
+        """Start the worker processes now, when that many files are sure to go to them (see
+        checks_inline): their start and imports (about half a second of wall time) then overlap
+        the cache scan, on the other CPU, rather than follow it."""
+        nonlocal pool
+        first_chunk = min(new_files, chunk_size)  # checks_inline asks of each chunk's files
+        if workers > 1 and first_chunk >= (INLINE_BELOW if decode or is_s3(root) else HEADERS_INLINE_BELOW):
+            pool = decode_pool(workers)
+            for _ in range(workers):  # no files: each worker imports what checking needs
+                pool.submit(check_files, root, [], max_pixels, settings, None, decode, False)
+
+    missed = _facts_by_scan(jobs, root, cache, max_pixels, decode, result.facts, warm_up)
     inline_storage: Storage | None = None
     for chunk in _batched(jobs if missed is None else missed, chunk_size):
         known = cache.get_many([(j.uri, j.size, j.version) for j in chunk])
@@ -406,19 +443,28 @@ def _facts_by_scan(
     max_pixels: int,
     decode: bool,
     facts: FactsByPath,
+    surely_new: Callable[[int], None] | None = None,
 ) -> list[FileJob] | None:
     """Put into `facts` what the cache knows of the jobs, from one range scan of its entries under
     the root (HashCache.under) rather than chunk by chunk, and return the jobs it did not find,
     in order: a night's validation of a whole tree wants nearly every entry there, and the scan
     costs about a third per file (a million samples' two million lookups were a quarter of the
     plan). None, having done nothing, when it would not pay: few files, or many more entries
-    under the root than files (a tree mostly deleted)."""
+    under the root than files (a tree mostly deleted). `surely_new` is told, before the scan of
+    a whole tree's samples, how many of its files the cache cannot hold (fewer entries under the
+    root than files: each file needs one of its own), so that the reading of them can be got
+    ready while the scan runs."""
     if len(jobs) < SCAN_FROM:
         return None
     prefix = root.rstrip("/") + "/"
     most = SCAN_ENTRIES_PER_FILE * len(jobs)
-    if cache.count_under(prefix, most + 1) > most:
+    entries = cache.count_under(prefix, most + 1)
+    if entries > most:
         return None
+    if isinstance(jobs, JobsOfRefs) and not facts and _all_held_under(jobs, prefix):
+        if surely_new is not None and len(jobs) > entries:
+            surely_new(len(jobs) - entries)
+        return _scan_refs_in_place(jobs, prefix, cache, max_pixels, decode, facts)
     # Indexed by the path under the prefix, which is the job's relpath when it holds the prefix as
     # its root (every discovered file): no URI is made per file.
     # A JobsOfRefs is indexed by its FileRefs, and a job made for each entry found, while it is
@@ -494,6 +540,85 @@ def _facts_by_scan(
     if elsewhere:  # in the jobs' order, as always
         return [job for job in jobs if job[0] not in facts]
     return list(unfound.values()) if as_job is None else [as_job(ref) for ref in unfound.values()]
+
+
+def _all_held_under(jobs: JobsOfRefs, prefix: str) -> bool:
+    """Whether every FileRef of the jobs holds `prefix` as its root (every discovered file under
+    the source root): then each is the entry `prefix + relpath` of the cache. Not yet scanned."""
+    return jobs.by_relpath is not None and set(map(held_root, jobs.by_relpath.values())) == {prefix}
+
+
+def _verdict_of_text(info: str | None, max_pixels: int, decode: bool) -> tuple[Any, ...] | None:
+    """cached_image_verdict of an entry's info text (None, damaged or empty: read the file)."""
+    parsed = parse_info(info) if info else None
+    return cached_image_verdict(parsed, max_pixels, decode) if parsed else None
+
+
+def _scan_refs_in_place(
+    jobs: JobsOfRefs, prefix: str, cache: HashCache, max_pixels: int, decode: bool, facts: FactsByPath
+) -> list[FileJob]:
+    """_facts_by_scan of a whole tree's samples (every FileRef held under the root, the facts
+    empty), the night's case, at about half the cost per file of the general scan: the samples'
+    own index by relpath is the scan's (JobsOfRefs.take_index) and, as in the general scan's
+    in-place case, becomes the facts' dict; each cache row is compared with its file's packed
+    version without a FileJob or a version made through the FileRef's property, each distinct
+    info text is worked out once, and a file whose facts are the shared ones is held as
+    `held_sha256` holds its sha256 without a call per file. What it puts in `facts`, and the
+    files it misses, in order, are the general scan's (tests/sources/test_scan_in_place.py)."""
+    index: dict[str, Any] = jobs.take_index()
+    prompts = jobs.prompts
+    plen, get, fromhex = len(prefix), index.get, bytes.fromhex
+    bias, low64 = STAMP_BIAS, STAMP_LOW64
+    # By info text (None: read the file); the usual text's as rows_under gives it, USUAL_INFO.
+    usual = cache.first_info_under(prefix)
+    verdicts: dict[Any, Any] = {None: None, "": None, USUAL_INFO: _verdict_of_text(usual, max_pixels, decode)}
+    shared = facts.shared_fields
+    for rows in cache.rows_under(prefix, usual):
+        for uri, size, version, sha, info in rows:
+            rel = uri[plen:]
+            ref = get(rel)
+            if ref is None or ref.__class__ in _HELD or ref.size != size:  # unknown, found, other size
+                continue
+            held = held_version(ref)
+            if held.__class__ is int:  # under_stamp's "mtime+ctime:inode", as FileRef.version writes it
+                if version != f"{(held >> 128) - bias}+{((held >> 64) & low64) - bias}:{held & low64}":
+                    continue
+            elif (ref.version or "") != version:
+                continue
+            if prompts and rel in prompts:
+                job = FileJob.of(ref, "prompt")
+                text = usual if info.__class__ is int else info  # USUAL_INFO: the usual text
+                known = usable_facts(
+                    from_cache(job, sha, parse_info(text) if text else None), job, max_pixels, decode
+                )
+                if known is not None:
+                    index[rel] = known
+                continue
+            fields = verdicts.get(info, _UNSEEN)
+            if fields is _UNSEEN:
+                fields = verdicts[info] = _verdict_of_text(info, max_pixels, decode)
+            if fields is None:
+                continue
+            if fields is shared and sha.__class__ is str:
+                # held_sha256, inlined: 64 lowercase hex digits as their 32 bytes, else as given
+                if len(sha) == 64:
+                    try:
+                        digest = fromhex(sha)
+                    except ValueError:
+                        index[rel] = sha
+                        continue
+                    index[rel] = digest if digest.hex() == sha else sha
+                else:
+                    index[rel] = sha
+            else:  # the first entry (whose fields become the shared ones), or another's
+                index[rel] = facts.held_of(sha, fields)
+                shared = facts.shared_fields
+    # The files not found, in the jobs' order, out of the index; the rest are the facts.
+    missed = [held for held in index.values() if held.__class__ not in _HELD]
+    for ref in missed:
+        del index[ref.relpath]
+    facts.adopt(index)
+    return [jobs.job(ref) for ref in missed]
 
 
 def validate_samples(
