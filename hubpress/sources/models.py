@@ -280,6 +280,7 @@ def _uri(self: FileRef) -> str:
 UriRoot = str | _WholeUri
 uri_root = _root_of  # (uri, relpath) -> what to hold: the root shared by every file under it
 held_root = _held_root  # what a FileRef holds: hand it on without making the URI
+held_sha256_of = _held_sha  # what a FileRef holds for its sha256 (held_sha256's value), not written out
 
 
 def joined_uri(root: UriRoot, relpath: str) -> str:
