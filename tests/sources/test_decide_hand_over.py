@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from hubpress.sources.facts_by_path import FactsByPath
 from hubpress.sources.image_checks import FileFacts
 from hubpress.sources.intake import IntakeOptions, decide, discover_source
-from hubpress.sources.models import FileRef
+from hubpress.sources.models import FileRef, Sample
 from hubpress.sources.plain_verdicts import plainly_kept
 from hubpress.sources.policy import _kept_in_place
 from hubpress.sources.validation import validate_samples
@@ -107,3 +107,22 @@ def test_a_sample_kept_in_place_is_the_one_the_fast_path_keeps(case):
         assert repr(filled) == repr(made) and pickle.loads(pickle.dumps(filled)) == made
         assert filled.sha256 == made.sha256 and filled.version == made.version and filled.uri == made.uri
     assert repr(sample) == repr(expected)
+
+
+def test_the_in_place_keep_asks_each_name_as_name_agrees_does():
+    """The in-place keep remembers name_agrees by a name's suffix: a name that is all suffix
+    (".png"), or has none while its folder has a dot, is not taken for another name with it."""
+    names = ["a.png", ".png", "b.png", "x.png/c", "d.PNG", "e", "f.jpg", "g.png"]
+    by_path = FactsByPath()
+    for name in names:
+        for kind in ("c", "t"):
+            by_path.put_shared(
+                f"train/{kind}/{name}", "a" * 64, ("png", 8, 8, None, None, None, 64, None, False, None)
+            )
+    keep = _kept_in_place(by_path)
+    for name in names:
+        refs = [FileRef(f"/r/train/{kind}/{name}", f"train/{kind}/{name}", 5, version="1:2") for kind in "ct"]
+        sample = Sample("s1", "train", "p", [refs[0]], None, refs[1], row=1)
+        expected = plainly_kept(copy.deepcopy(sample), by_path)
+        assert keep(sample) == (expected is not None), name
+        assert expected is None or sample == expected
