@@ -59,7 +59,9 @@ _samples = _any_sample() | _nearly_plain_sample()
 def test_a_samples_facts_written_directly_are_their_json(sample):
     expected = json.dumps(sample_facts(sample), ensure_ascii=False, sort_keys=True, default=str)
     assert fingerprint._facts_text(sample) == _ENCODE(sample_facts(sample)) == expected
-    assert _ENCODE_ASCII(sample_facts(sample)) == json.dumps(sample_facts(sample), sort_keys=True, default=str)
+    assert _ENCODE_ASCII(sample_facts(sample)) == json.dumps(
+        sample_facts(sample), sort_keys=True, default=str
+    )
 
 
 @st.composite
@@ -70,7 +72,9 @@ def _reports(draw) -> IntakeReport:
         for n, sample in enumerate(draw(st.lists(_samples, max_size=8))):
             unique = draw(st.booleans())  # an id twice in a split now and then
             samples.append(Sample(f"{sample.id}{n}" if unique else sample.id, split, *_fields(sample)))
-        skipped = [SkippedSample(i, ["missing_control"]) for i in draw(st.lists(st.text(max_size=3), max_size=2))]
+        skipped = [
+            SkippedSample(i, ["missing_control"]) for i in draw(st.lists(st.text(max_size=3), max_size=2))
+        ]
         splits[split] = SplitManifest(split, samples, skipped)
     corrections = [Correction("train", "s1", "a.jpg", "a.jpg", "a.png")] if draw(st.booleans()) else []
     return IntakeReport("/src", "csv", splits, corrections=corrections)
