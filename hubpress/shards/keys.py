@@ -50,14 +50,21 @@ def json_encoder(**options: Any) -> Callable[[Any], str]:
 
 
 # One encoder for every row: the text of json.dumps(row, ensure_ascii=False). Rows are plain lists.
-_encode_row = json_encoder(ensure_ascii=False)
+encode_row = json_encoder(ensure_ascii=False)
+
+
+def shard_header(header: list[Any]) -> bytes:
+    """What a shard key hashes first: the header as JSON."""
+    return json.dumps(header).encode()
 
 
 def shard_key(header: list[Any], rows: Iterable[list[Any]]) -> str:
     """sha256 hex of the header, then each row, as JSON (one line each). Stable across processes
-    and machines: JSON of plain values, with no hash seeds or object ids."""
+    and machines: JSON of plain values, with no hash seeds or object ids. A build that writes its
+    rows' text itself (hubpress.shards.shards) hashes shard_header and then, for each row, a
+    newline and encode_row(row)'s text, as this does."""
     digest = hashlib.sha256()
-    digest.update(json.dumps(header).encode())
+    digest.update(shard_header(header))
     for row in rows:
-        digest.update(b"\n" + _encode_row(row).encode())
+        digest.update(b"\n" + encode_row(row).encode())
     return digest.hexdigest()

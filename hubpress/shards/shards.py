@@ -14,6 +14,8 @@ builds one and seals it under its key in the shard store (what hubpress/tasks/bu
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import threading
 from collections.abc import Callable, Iterable
@@ -25,10 +27,10 @@ from typing import Any
 from hubpress._env import release_free_memory
 from hubpress.errors import UndecodableAtBuild
 from hubpress.shards import editing_format
-from hubpress.shards.boundaries import ShardBounds, cut_rows
+from hubpress.shards.boundaries import ShardBounds, cut_counts
 from hubpress.shards.editing import FORMAT_EXTENSIONS, editing_table, file_extension, image_file_name
 from hubpress.shards.editing_format import EDITING_PARQUET
-from hubpress.shards.keys import shard_key
+from hubpress.shards.keys import encode_row, shard_header
 from hubpress.shards.parquet import BuiltShard, ShardWriter
 from hubpress.shards.shard_store import SealedShard, ShardStore
 from hubpress.shards.sizes import (
@@ -39,7 +41,7 @@ from hubpress.shards.sizes import (
 )
 from hubpress.shards.staging import Staging
 from hubpress.sources.discovery import gc_paused
-from hubpress.sources.models import FileRef, Sample
+from hubpress.sources.models import FileRef, Sample, held_sha256_of
 from hubpress.sources.reader import SourceReader
 from hubpress.storage.scratch import scratch_dir
 
@@ -142,17 +144,93 @@ def _ref_fact(ref: FileRef, usual_stem: str) -> list[Any]:
 
 
 def _plan_key(split: str, samples: Iterable[Sample], row_group_rows: int, row_group_bytes: int) -> str:
-    rows = (
-        [
-            s.id,
-            s.prompt,
-            [_ref_fact(r, s.id if i == 0 else f"{s.id}_control_{i}") for i, r in enumerate(s.controls)],
-            _ref_fact(s.mask, f"{s.id}_mask") if s.mask else None,
-            _ref_fact(s.target, s.id) if s.target else None,
-        ]
-        for s in samples
+    """keys.shard_key of the plan's header and each sample's row ([id, prompt, controls, mask,
+    target], each image as _ref_fact), each row's text made by _row_text and hashed a few
+    thousand rows at a time, not one call and one update a row."""
+    digest = hashlib.sha256(shard_header([SHARD_FORMAT, split, row_group_rows, row_group_bytes]))
+    texts: list[str] = []
+    for sample in samples:
+        texts.append(_row_text(sample))
+        if len(texts) == _ROWS_PER_UPDATE:
+            digest.update(("\n" + "\n".join(texts)).encode())
+            texts.clear()
+    if texts:
+        digest.update(("\n" + "\n".join(texts)).encode())
+    return digest.hexdigest()
+
+
+_ROWS_PER_UPDATE = 4096  # about 0.6 MB of text at a time
+_quote = json.encoder.encode_basestring  # a string's JSON text as the row encoder writes it (not ASCII-only)
+# format -> (its usual extension, its JSON text): a dataset has a handful of formats.
+_FORMATS: dict[str, tuple[str, str]] = {}
+
+
+def _format(fmt: str) -> tuple[str, str]:
+    """_FORMATS[fmt], made."""
+    if len(_FORMATS) >= 256:  # formats are a few, but any string may be given
+        _FORMATS.clear()
+    known = _FORMATS[fmt] = (FORMAT_EXTENSIONS.get(fmt.lower(), fmt), _quote(fmt))
+    return known
+
+
+def _row_text(s: Sample) -> str:
+    """The JSON text (keys.encode_row) of a sample's row in its shard's key: [id, prompt, [each
+    control's _ref_fact], the mask's, the target's]. Written directly for strings, and for the
+    images of _ref_text's plain case; held to encode_row of the row by tests/shards/test_shard_keys.py."""
+    sid, prompt, controls, mask, target = s.id, s.prompt, s.controls, s.mask, s.target
+    if len(controls) == 1 and mask is None and target is not None:
+        # Most samples: one control and a target of one format, validated, named <id>.<ext>.
+        control = controls[0]
+        held, target_held, fmt = held_sha256_of(control), held_sha256_of(target), target.format
+        size, target_size = control.size, target.size
+        if (
+            held.__class__ is bytes
+            and target_held.__class__ is bytes
+            and fmt.__class__ is str
+            and fmt
+            and control.format == fmt
+            and size.__class__ is int
+            and target_size.__class__ is int
+            and sid.__class__ is str
+            and prompt.__class__ is str
+        ):
+            known = _FORMATS.get(fmt) or _format(fmt)
+            usual = f"{sid}.{known[0]}"
+            cut = -len(usual) - 1
+            relpath, target_relpath = control.relpath, target.relpath
+            if (
+                relpath.endswith(usual)
+                and target_relpath.endswith(usual)
+                and (cut == -len(relpath) - 1 or relpath[cut] in "/\\")
+                and (cut == -len(target_relpath) - 1 or target_relpath[cut] in "/\\")
+            ):
+                return (
+                    f'[{_quote(sid)}, {_quote(prompt)}, [["{held.hex()}", {known[1]}, {size}]], null, '
+                    f'["{target_held.hex()}", {known[1]}, {target_size}]]'
+                )
+    if len(controls) == 1:
+        control_text = f"[{_ref_text(controls[0], sid)}]"
+    else:
+        parts = [_ref_text(r, sid if i == 0 else f"{sid}_control_{i}") for i, r in enumerate(controls)]
+        control_text = f"[{', '.join(parts)}]"
+    return (
+        f"[{_quote(sid) if sid.__class__ is str else encode_row(sid)}, "
+        f"{_quote(prompt) if prompt.__class__ is str else encode_row(prompt)}, {control_text}, "
+        f"{_ref_text(mask, f'{sid}_mask') if mask else 'null'}, {_ref_text(target, sid) if target else 'null'}]"
     )
-    return shard_key([SHARD_FORMAT, split, row_group_rows, row_group_bytes], rows)
+
+
+def _ref_text(ref: FileRef, usual_stem: str) -> str:
+    """encode_row(_ref_fact(ref, usual_stem)), written directly for a file validated (its sha256
+    held as its digest), with a format and named the usual way: nearly every image of a dataset."""
+    held, fmt, size = held_sha256_of(ref), ref.format, ref.size
+    if held.__class__ is bytes and fmt and fmt.__class__ is str and size.__class__ is int:
+        known = _FORMATS.get(fmt) or _format(fmt)
+        usual = f"{usual_stem}.{known[0]}"
+        relpath = ref.relpath
+        if relpath.endswith(usual) and (len(relpath) == len(usual) or relpath[-len(usual) - 1] in "/\\"):
+            return f'["{held.hex()}", {known[1]}, {size}]'
+    return encode_row(_ref_fact(ref, usual_stem))
 
 
 # A plan per shard and a tuple per sample, all kept: the cyclic GC would only rescan the intake's
@@ -182,40 +260,29 @@ def plan_shards(
                 f"Sample id {before.id!r} appears twice in split {split!r}; intake should have refused it."
             )
     plans: list[ShardPlan] = []
-    shard: list[Sample] = []
-    shard_size = 0
-    groups: list[int] = []
-    # Each sample's size is estimated once, for the cut and for the shard's estimate.
-    sized = [(s, estimate_sample_size(s)) for s in ordered]
-    for group, ends_shard in cut_rows(sized, bounds, _sized_key, _sized_size):
-        shard.extend(s for s, _ in group)
-        shard_size += sum(size for _, size in group)
-        groups.append(len(group))
-        if ends_shard:
-            plans.append(
-                ShardPlan(
-                    split=split,
-                    samples=tuple(shard),
-                    estimated_size=shard_size,
-                    key=_plan_key(split, shard, bounds.row_group_rows, bounds.row_group_bytes),
-                    row_group_rows=bounds.row_group_rows,
-                    row_group_bytes=bounds.row_group_bytes,
-                    row_groups=tuple(groups),
-                )
+    # Each row's key (sample_key) and size, made as the cut reads them: no list of either.
+    keys = (s.id.encode() for s in ordered)
+    sizes = (estimate_sample_size(s) for s in ordered)
+    start = 0
+    for groups, shard_size in cut_counts(keys, sizes, bounds):
+        stop = start + sum(groups)
+        shard = ordered[start:stop]
+        plans.append(
+            ShardPlan(
+                split=split,
+                samples=tuple(shard),
+                estimated_size=shard_size,
+                key=_plan_key(split, shard, bounds.row_group_rows, bounds.row_group_bytes),
+                row_group_rows=bounds.row_group_rows,
+                row_group_bytes=bounds.row_group_bytes,
+                row_groups=groups,
             )
-            shard, shard_size, groups = [], 0, []
+        )
+        start = stop
     return plans
 
 
 _ID = attrgetter("id")
-
-
-def _sized_key(sized: tuple[Sample, int]) -> bytes:
-    return sample_key(sized[0])
-
-
-def _sized_size(sized: tuple[Sample, int]) -> int:
-    return sized[1]
 
 
 def write_shard(

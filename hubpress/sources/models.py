@@ -188,6 +188,7 @@ class _WholeUri:
 
 _root_slot = FileRef.__dict__["uri"]  # the slot's own descriptor: it holds the root
 _held_sha = FileRef.__dict__["sha256"].__get__  # the slot: 32 bytes, or the value as given
+_set_held_sha = FileRef.__dict__["sha256"].__set__  # (with_facts_in_place)
 _held_version = FileRef.__dict__["version"].__get__  # the slot: a packed stamp, or as given
 _STAMP_BIAS = 1 << 63  # int64 mtime and ctime, made non-negative to be packed
 _LOW64 = (1 << 64) - 1
@@ -280,6 +281,32 @@ def _uri(self: FileRef) -> str:
 UriRoot = str | _WholeUri
 uri_root = _root_of  # (uri, relpath) -> what to hold: the root shared by every file under it
 held_root = _held_root  # what a FileRef holds: hand it on without making the URI
+held_sha256_of = _held_sha  # what a FileRef holds for its sha256 (held_sha256's value), not written out
+_set_format = FileRef.__dict__["format"].__set__
+_set_width = FileRef.__dict__["width"].__set__
+_set_height = FileRef.__dict__["height"].__set__
+_set_decode_pending = FileRef.__dict__["decode_pending"].__set__
+
+
+def with_facts_in_place(
+    ref: FileRef,
+    format: str | None,
+    sha256: Any,
+    width: int | None,
+    height: int | None,
+    decode_pending: bool,
+) -> FileRef:
+    """`ref.with_facts(...)`, made by filling `ref` itself: for the decision handing discovery's
+    samples over (hubpress.sources.policy), which holds every reference to `ref` that is read
+    again, so a new FileRef per file (two million at a million samples) need not be made while
+    discovery's is freed. `ref` must be in no set and no dict key (its hash is its fields');
+    to everyone else a FileRef is frozen."""
+    _set_format(ref, format)
+    _set_held_sha(ref, sha256 if sha256.__class__ is bytes else held_sha256(sha256))
+    _set_width(ref, width)
+    _set_height(ref, height)
+    _set_decode_pending(ref, decode_pending)
+    return ref
 
 
 def joined_uri(root: UriRoot, relpath: str) -> str:

@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import hubpress.shards.shards as shards_module
@@ -262,3 +262,138 @@ def test_the_keys_quick_look_at_the_name_agrees_with_image_file_name(folder, ste
     relpath = f"{folder}{stem}.{ext}" if ext else f"{folder}{stem}"
     ref = FileRef(f"/data/{relpath}", relpath, 10, fmt, sha, 8, 8, "1+2:3")
     assert shards_module._ref_fact(ref, usual_stem) == _ref_fact_by_the_name(ref, usual_stem)
+
+
+# --- the key's rows written directly (shards._row_text, _plan_key) -----------------------------
+
+_any_text = st.text(max_size=8) | st.sampled_from(["s1", 'q"uote\\', "é猫", "tab\t\x7f\x00", "s1_mask"])
+
+
+@st.composite
+def _any_ref(draw) -> FileRef:
+    """A file as discovery and the decision may give it: validated or not, a format or none (or
+    in another case), named the usual way or not, under any folder (backslashes too)."""
+    stem = draw(st.sampled_from(["s1", "s1_control_1", "s1_mask", "S1", "x"]) | _any_text)
+    ext = draw(st.sampled_from(["png", "PNG", "jpg", "jpeg", "tif", "", "bin"]))
+    relpath = draw(st.sampled_from(["", "train/", "a\\b\\", "t/x.png/"])) + (f"{stem}.{ext}" if ext else stem)
+    return FileRef(
+        uri=f"/src/{relpath}",
+        relpath=relpath,
+        size=draw(st.integers(0, 10**12) | st.sampled_from([True, 7.5])),
+        format=draw(st.sampled_from([None, "", "png", "PNG", "jpeg", "mpo", "tiff", "avif", 'we"ird'])),
+        sha256=draw(st.sampled_from([None, "", "ab" * 32, "AB" * 32, "abc"]) | _digest),
+        version=draw(st.sampled_from([None, "1+2:3"])),
+    )
+
+
+@st.composite
+def _any_sample(draw) -> Sample:
+    return Sample(
+        id=draw(st.sampled_from(["s1", "S1"]) | _any_text),
+        split="train",
+        prompt=draw(st.none() | _any_text),
+        controls=draw(st.lists(_any_ref(), max_size=3)),
+        mask=draw(st.none() | _any_ref()),
+        target=draw(st.none() | _any_ref()),
+    )
+
+
+def _row_as_written(s: Sample) -> list:
+    """A sample's row in its shard's key, as the key's rule writes it."""
+    fact = shards_module._ref_fact
+    return [
+        s.id,
+        s.prompt,
+        [fact(r, s.id if i == 0 else f"{s.id}_control_{i}") for i, r in enumerate(s.controls)],
+        fact(s.mask, f"{s.id}_mask") if s.mask else None,
+        fact(s.target, s.id) if s.target else None,
+    ]
+
+
+@st.composite
+def _nearly_plain_sample(draw) -> Sample:
+    """One control and a target, validated and named <id>.<ext> in the format's extension (the
+    quick case), each with at most one thing drawn otherwise: its name, folder, format, digest or
+    size."""
+    from hubpress.shards.editing import FORMAT_EXTENSIONS
+
+    sid = draw(st.sampled_from(["s1", "S1", 'q"1', "é猫", "a\\b", "s1.png"]))
+    fmt = draw(st.sampled_from(["png", "jpeg", "mpo", "tiff", "PNG", "webp"]))
+
+    def ref() -> FileRef:
+        plain = {
+            "folder": draw(st.sampled_from(["train/target/", "", "a\\"])),
+            "stem": sid,
+            "ext": FORMAT_EXTENSIONS.get(fmt.lower(), fmt),
+            "format": fmt,
+            "sha256": draw(_digest),
+            "size": draw(st.integers(0, 10**6)),
+        }
+        twist = draw(st.sampled_from([None, None, *plain]))
+        if twist is not None:
+            plain[twist] = draw(
+                {
+                    "folder": st.sampled_from(["x", "train/x", "s"]),
+                    "stem": st.sampled_from([sid + "x", "s1", "x" + sid]),
+                    "ext": st.sampled_from(["png", "jpg", "jpeg", "PNG", "tif"]),
+                    "format": st.sampled_from([None, "", "png", "jpeg"]),
+                    "sha256": st.sampled_from([None, "", "AB" * 32, "abc"]),
+                    "size": st.sampled_from([True, 2.0, -1]),
+                }[twist]
+            )
+        return FileRef(
+            uri="/src/x",
+            relpath=f"{plain['folder']}{plain['stem']}.{plain['ext']}",
+            size=plain["size"],
+            format=plain["format"],
+            sha256=plain["sha256"],
+        )
+
+    return Sample(sid, "train", draw(st.text(max_size=6) | st.none()), [ref()], None, ref())
+
+
+def _pair(control: dict, target: dict, sid: str = "s1", prompt: str | None = "p") -> Sample:
+    def ref(changed: dict) -> FileRef:
+        fields = {"relpath": f"train/{sid}.png", "size": 9, "format": "png", "sha256": "ab" * 32, **changed}
+        return FileRef(uri="/src/x", **fields)
+
+    return Sample(sid, "train", prompt, [ref(control)], None, ref(target))
+
+
+@settings(max_examples=500, deadline=None)
+@given(_any_sample() | _nearly_plain_sample())
+@example(_pair({}, {}))  # the quick case itself
+@example(_pair({"format": "mpo", "relpath": "train/s1.jpg"}, {"format": "jpeg", "relpath": "train/s1.jpg"}))
+@example(_pair({"format": "jpeg"}, {}))  # a control of another format under the target's usual name
+@example(_pair({}, {"relpath": "trains1.png"}))  # the usual name without a separator before it
+@example(_pair({"relpath": "a\\s1.png"}, {"relpath": "s1.png"}))
+@example(_pair({"size": True}, {}))
+@example(_pair({}, {"sha256": "AB" * 32}))
+@example(_pair({"sha256": None}, {}))  # never validated: the listing's facts stand for its content
+@example(_pair({}, {}, sid='q"1', prompt=None))
+def test_a_rows_text_written_directly_is_its_json(sample):
+    """shards._row_text writes the text json.dumps(row, ensure_ascii=False) gives (keys.encode_row),
+    for any id, prompt and images: the quick case (a validated file named the usual way) and
+    every other one."""
+    from hubpress.shards.keys import encode_row
+
+    assert shards_module._row_text(sample) == encode_row(_row_as_written(sample))
+    assert encode_row(_row_as_written(sample)) == json.dumps(_row_as_written(sample), ensure_ascii=False)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(_any_sample(), max_size=12), st.integers(1, 5))
+def test_a_plans_key_is_shard_key_of_its_rows(batch, rows_per_update):
+    """_plan_key hashes its rows' text a few thousand at a time: the key keys.shard_key gives of
+    the header and the rows, whatever the batch (checked at small batches too)."""
+    from hubpress.shards.keys import shard_key
+
+    header = [shards_module.SHARD_FORMAT, "train", 100, 1000]
+    expected = shard_key(header, [_row_as_written(s) for s in batch])
+    saved = shards_module._ROWS_PER_UPDATE
+    shards_module._ROWS_PER_UPDATE = rows_per_update
+    try:
+        assert shards_module._plan_key("train", batch, 100, 1000) == expected
+    finally:
+        shards_module._ROWS_PER_UPDATE = saved
+    assert shards_module._plan_key("train", batch, 100, 1000) == expected

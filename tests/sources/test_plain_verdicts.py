@@ -7,7 +7,7 @@ import unicodedata
 from collections import Counter
 from dataclasses import astuple
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from hubpress.sources.facts_by_path import FactsByPath
@@ -73,6 +73,8 @@ ids = st.text(st.sampled_from("aAbB1é\u0065\u0301ẞß_-"), min_size=1, max_siz
 
 
 @given(st.lists(ids, max_size=30))
+@example(["A", "a"])  # ASCII ids, distinct as strings, one key
+@example(["a", "b-1", "a"])
 def test_duplicated_keys_are_the_keys_counted_more_than_once(id_list):
     def folded(sample_id: str) -> str:  # the rule as it was written before it kept ids' own strings
         return (
