@@ -208,6 +208,7 @@ class RefreshNights(RuleBasedStateMachine):
         self.night: dict = {}
         self.user_text: str | None = None  # a paragraph someone added to the target's card
         self.indices: dict[str, dict[str, int]] = {}  # a head's commit -> its simpletuner_index.json
+        self.tags: dict[str, str] = {}  # tags the nights asked for -> the commit each named then
         self.staged_in_s3 = False
 
     # --- the upstream -------------------------------------------------------------------------
@@ -473,6 +474,38 @@ class RefreshNights(RuleBasedStateMachine):
         self.commit_upstream([f], [], f"caption of row {index}")
         self.refresh("repair", f"{lost} deleted from the target, row {index} changed", first_changed=index)
 
+    @precondition(lambda self: self.on_hub())
+    @rule(data=st.data(), change=st.booleans(), taken=st.booleans())
+    def a_tagged_night(self, data, change, taken):
+        """A scheduled refresh that tags what it publishes (--tag): a new tag names the new head, or
+        the unchanged head; a tag that names another commit stops the run before any commit."""
+        if change:
+            index = data.draw(st.integers(0, len(self.rows()) - 1))
+            f, at = self.place(index)
+            f.rows[at] = replace(f.rows[at], caption=f"tagged night {len(self.log)}")
+            self.commit_upstream([f], [], f"caption of row {index}")
+        others = sorted(tag for tag, commit in self.tags.items() if commit != self.head.commit)
+        if not (taken and others):
+            tag = f"night-{len(self.log)}"
+            self.refresh("local" if change else "unchanged", f"tagged {tag}", tag=tag, changed_rows=1)
+            return
+        tag = data.draw(st.sampled_from(others))
+        self.log.append(f"failed: tag {tag} is taken")
+        before = self.target.read_head()
+        self.hub.reset_stats()
+        with pytest.raises(Exception, match="already exists") as caught:
+            self.run(str(self.target.name), self.here / "cache", tag=tag)
+        assert "\n" not in str(caught.value) and "Traceback" not in str(caught.value), str(caught.value)
+        assert self.target.read_head() == before and self.hub.stats.commits == 0, self.hub.stats.as_dict()
+        self.note_read()
+        self.failed_before = True
+        self.sealed_by_failures |= self.staged_shards()
+
+    @invariant()
+    def a_tag_is_never_moved(self):
+        for tag, commit in self.tags.items():
+            assert self.hub.head("dataset", self.target.name, tag) == commit, (tag, self.log)
+
     @precondition(lambda self: self.on_hub() and self.head is not None)
     @rule(text=st.sampled_from(["Thanks to the photographers.", "Ask before you use it — merci."]))
     def someone_edits_the_card(self, text):
@@ -595,6 +628,7 @@ class RefreshNights(RuleBasedStateMachine):
         fault: str | None = None,
         changed_rows: int = 0,
         first_changed: int | None = None,
+        tag: str | None = None,
     ) -> None:
         if (self.upstream_sha, self.options_key()) == self.refreshed:
             kind = "unchanged"  # the upstream and the configuration are as the target records them
@@ -608,7 +642,7 @@ class RefreshNights(RuleBasedStateMachine):
         before = self.head
         unread = self.unread_media()
         try:
-            result = self.run(str(self.target.name), self.here / "cache")
+            result = self.run(str(self.target.name), self.here / "cache", **({"tag": tag} if tag else {}))
         except Exception as exc:
             if fault not in ("refused", "down"):
                 raise
@@ -641,6 +675,9 @@ class RefreshNights(RuleBasedStateMachine):
         }
         self.check_night()
         self.refreshed = (self.upstream_sha, self.options_key())
+        if tag:  # a new tag names the new head, or the head a nothing-changed night left in place
+            assert self.hub.head("dataset", self.target.name, tag) == self.head.commit, (tag, result)
+            self.tags[tag] = self.head.commit
         self.note_read()
         self.failed_before = self.after_dry = False
 
