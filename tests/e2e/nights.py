@@ -21,7 +21,7 @@ from tests.conftest import XET
 
 EXAMPLES = int(os.environ.get("HUBPRESS_NIGHTS_EXAMPLES", "2"))
 # The LFS lane runs the machines too (make test), shorter: its transfer path is what it adds.
-STEPS = int(os.environ.get("HUBPRESS_NIGHTS_STEPS", "8" if XET else "4"))
+STEPS = int(os.environ.get("HUBPRESS_NIGHTS_STEPS", "8" if XET else "3"))
 RANDOM = os.environ.get("HUBPRESS_NIGHTS_RANDOM", "") not in ("", "0")
 SHRINK = os.environ.get("HUBPRESS_NIGHTS_SHRINK", "1") != "0"  # a night costs a second or two
 
