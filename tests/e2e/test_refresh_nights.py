@@ -204,6 +204,7 @@ class RefreshNights(RuleBasedStateMachine):
         self.sealed_by_failures: set[str] = set()
         self.failed_before = False
         self.after_dry = False  # a dry run sealed this night's shards
+        self.unpublished_first: int | None = None  # the first upstream row a failed night changed
         self.counter = 0
         self.night: dict = {}
         self.user_text: str | None = None  # a paragraph someone added to the target's card
@@ -484,6 +485,7 @@ class RefreshNights(RuleBasedStateMachine):
             f, at = self.place(index)
             f.rows[at] = replace(f.rows[at], caption=f"tagged night {len(self.log)}")
             self.commit_upstream([f], [], f"caption of row {index}")
+            first = index if self.unpublished_first is None else min(index, self.unpublished_first)
         others = sorted(tag for tag, commit in self.tags.items() if commit != self.head.commit)
         if not (taken and others):
             tag = f"night-{len(self.log)}"
@@ -500,6 +502,8 @@ class RefreshNights(RuleBasedStateMachine):
         self.note_read()
         self.failed_before = True
         self.sealed_by_failures |= self.staged_shards()
+        if change:  # upstream, not yet published
+            self.unpublished_first = first
 
     @invariant()
     def a_tag_is_never_moved(self):
@@ -636,6 +640,13 @@ class RefreshNights(RuleBasedStateMachine):
             kind = "global"  # something changed since the last refresh that committed
         elif kind in ("local", "shift") and self.expected() == self.night.get("expected"):
             kind = "same rows"  # the change left the published rows as they were (a dropped row changed)
+        elif kind in ("local", "same rows") and self.night:
+            # A failed night's change is still upstream, unpublished: it is part of this night's.
+            old, new = self.night["expected"], self.expected()
+            pending = sum(1 for i in set(old) | set(new) if old.get(i) != new.get(i))
+            kind, changed_rows = ("local", max(changed_rows, pending)) if pending else (kind, changed_rows)
+        if first_changed is not None and self.unpublished_first is not None:
+            first_changed = min(first_changed, self.unpublished_first)
         self.log.append(f"{kind}: {what}")
         started = time.monotonic()
         self.hub.reset_stats()
@@ -680,6 +691,7 @@ class RefreshNights(RuleBasedStateMachine):
             self.tags[tag] = self.head.commit
         self.note_read()
         self.failed_before = self.after_dry = False
+        self.unpublished_first = None
 
     # --- what every night must leave ----------------------------------------------------------
 
