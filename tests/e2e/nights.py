@@ -78,6 +78,8 @@ class HubTarget:
         if self.hub.head("dataset", self.name) is None:
             return None
         newest = self.hub.commit_history("dataset", self.name)[0]
+        if "manifest.json" not in newest["files"]:
+            return None  # created, never published (a first night refused before its commit)
         read = lambda path: self.hub.read_file("dataset", self.name, path, newest["id"])  # noqa: E731
         shards = {p: read(p) for p in newest["files"] if p.startswith("data/")}
         return Head(

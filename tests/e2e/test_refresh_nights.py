@@ -505,6 +505,20 @@ class RefreshNights(RuleBasedStateMachine):
         if change:  # upstream, not yet published
             self.unpublished_first = first
 
+    def refused_as_empty(self, what: str) -> None:
+        """The rules leave no row: the refresh stops before any commit, in one line (docs/refresh.md,
+        Empty splits), and the head keeps the last good night's rows."""
+        self.log.append(f"refused: {what} (every row left out)")
+        before = self.target.read_head()
+        with pytest.raises(Exception, match="Refusing to publish an empty split") as caught:
+            self.run(str(self.target.name), self.here / "cache")
+        assert "\n" not in str(caught.value) and "nothing was committed" in str(caught.value)
+        assert self.target.read_head() == before
+        self.note_read()
+        self.failed_before = True
+        self.sealed_by_failures |= self.staged_shards()
+        self.unpublished_first = 0  # whatever changed is published on a later night
+
     @invariant()
     def a_tag_is_never_moved(self):
         for tag, commit in self.tags.items():
@@ -647,6 +661,9 @@ class RefreshNights(RuleBasedStateMachine):
             kind, changed_rows = ("local", max(changed_rows, pending)) if pending else (kind, changed_rows)
         if first_changed is not None and self.unpublished_first is not None:
             first_changed = min(first_changed, self.unpublished_first)
+        if not self.expected():
+            self.refused_as_empty(what)
+            return
         self.log.append(f"{kind}: {what}")
         started = time.monotonic()
         self.hub.reset_stats()
@@ -871,7 +888,7 @@ class RefreshNights(RuleBasedStateMachine):
             )
         # History independence: a first refresh of the final upstream into a fresh target (another
         # cache and staging: another machine) gives the same shard files and index.
-        if self.head is not None and os.environ.get("HUBPRESS_NIGHTS_FRESH", "1") != "0":
+        if self.head is not None and self.expected() and os.environ.get("HUBPRESS_NIGHTS_FRESH", "1") != "0":
             fresh = self.here / "fresh"
             os.environ["HUBPRESS_STAGING"] = str(fresh / "staging")
             os.environ["HUBPRESS_CACHE_DIR"] = str(fresh / "cache")
