@@ -24,6 +24,7 @@ from hubpress.refresh.training_keys import cache_entry, training_keys
 from hubpress.refresh.upstream import resolve_revision
 from hubpress.shards.run_result import NO_SHARDS
 from hubpress.shards.sizes import DEFAULT_MAX_SHARD_SIZE
+from hubpress.storage.hashcache import local_version
 from hubpress.storage.names import split_remote_paths
 from hubpress.targets.publish import CARD, MANIFEST
 
@@ -50,13 +51,17 @@ class RefreshOptions:
 
 
 def local_folder_revision(cfg: LocalBackend) -> str:
-    """A local folder's "revision": a hash of its image and caption files' paths, sizes and mtimes."""
+    """A local folder's "revision": a hash of its image and caption files' paths, sizes and
+    versions, by the one version rule of every local listing and cache key
+    (hubpress.storage.hashcache.local_version: mtime, ctime and inode). The mtime alone missed a
+    same-size edit that put the old mtime back (`cp -p`, `rsync -t`, `touch -d`): the refresh said
+    "nothing changed" over the old caption or image."""
     root = local_folder(cfg)
     digest = hashlib.sha256()
     wanted = IMAGE_SUFFIXES | {".txt"}
     for path in sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in wanted):
-        stat = path.stat()
-        digest.update(f"{path.relative_to(root).as_posix()}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+        size, version = local_version(path)
+        digest.update(f"{path.relative_to(root).as_posix()}\0{size}\0{version}\n".encode())
     return "local:" + digest.hexdigest()[:40]
 
 

@@ -2,11 +2,12 @@
 a change drawn by hypothesis (a hypothesis.stateful machine), and after every night hubpress held to
 what the README and docs/how-it-works.md claim:
 
-- the head holds exactly the source's valid samples (ids, prompts, image bytes and file names, read
-  back from the published parquet with pyarrow): nothing lost, nothing stale;
+- the head holds exactly the source's valid samples (ids, splits, prompts, every control's and the
+  target's and mask's bytes and file names, read back from the published parquet with pyarrow):
+  nothing lost, nothing stale;
 - every problem in the source is in the report (the manifest's skipped samples and corrections);
 - the manifest names exactly the shards the head holds, with their sha256 and size, and the card's
-  data_files list them;
+  data_files list them, train first, then test;
 - a shard's name is its key, a digest of its rows' content: two shards of that name hold the same
   bytes, in this repo's history and in a first publish of the same source to a fresh target;
 - a night costs what changed: an unchanged night sends nothing and commits nothing; a change in one
@@ -14,9 +15,13 @@ what the README and docs/how-it-works.md claim:
   log received;
 - a successful night leaves no shard in staging; a failed night's sealed shards are reused.
 
-The Hub is the session's test Hub (real huggingface_hub client, Xet lane) behind tests/hubproxy.py,
-which refuses or loses a commit's answer on the nights that draw it. Every night is a real publish
-through hubpress.api, in this process.
+The source is a folder or CSV tree with a train split and, drawn, a test split; a sample has one
+control or several (<id>_control_N, CSV columns control_1 ... control_K). It is read from disk or,
+drawn, from S3 (moto's session server: the tree is mirrored into a bucket before every night, an
+unchanged file keeping its object). The Hub is the session's test Hub (real huggingface_hub
+client; the Xet lane, and the LFS lane: `make test` runs this file in both) behind
+tests/hubproxy.py, which refuses or loses a commit's answer on the nights that draw it. Every night
+is a real publish through hubpress.api, in this process.
 
 CI runs a few short examples; hunt with more:
     HUBPRESS_NIGHTS_EXAMPLES=40 HUBPRESS_NIGHTS_STEPS=25 HUBPRESS_NIGHTS_RANDOM=1 \\
@@ -28,7 +33,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import json
 import os
 import shutil
 import time
@@ -40,7 +44,6 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -52,36 +55,23 @@ from hypothesis.stateful import (
 )
 from PIL import Image
 
-from tests.conftest import XET
-
-pytestmark = [pytest.mark.usefixtures("prefect_harness"), pytest.mark.skipif(not XET, reason="the Xet lane")]
-
-EXAMPLES = int(os.environ.get("HUBPRESS_NIGHTS_EXAMPLES", "2"))
-STEPS = int(os.environ.get("HUBPRESS_NIGHTS_STEPS", "8"))
-RANDOM = os.environ.get("HUBPRESS_NIGHTS_RANDOM", "") not in ("", "0")
-SHRINK = os.environ.get("HUBPRESS_NIGHTS_SHRINK", "1") != "0"  # a night costs a second or two
-
-NIGHTS = settings(
-    max_examples=EXAMPLES,
-    stateful_step_count=STEPS,
-    deadline=None,
-    derandomize=not RANDOM,
-    database=None,
-    suppress_health_check=list(HealthCheck),
-    report_multiple_bugs=False,
-    phases=list(Phase) if SHRINK else [Phase.explicit, Phase.reuse, Phase.generate],
+from tests.e2e.nights import (
+    NIGHTS,
+    Head,
+    HubTarget,
+    LocalTarget,
+    diff,
+    files_received,
+    no_file_content_received,
+    png,
+    sha,
 )
+
+pytestmark = [pytest.mark.usefixtures("prefect_harness"), pytest.mark.lfs]  # both lanes
 
 COMMIT = r"^POST /api/datasets/[^ ]+/commit/"
 SIZES = ("6KB", "9KB", "14KB")  # --max-shard-size: shards of a few samples each at 16-24 px
 SPLIT = "train"
-
-
-def png(seed: int, size: int = 16) -> bytes:
-    pixels = np.random.default_rng(seed).integers(0, 256, (size, size, 3), dtype=np.uint8)
-    buf = io.BytesIO()
-    Image.fromarray(pixels).save(buf, format="PNG")
-    return buf.getvalue()
 
 
 def jpeg(seed: int, size: int = 16) -> bytes:
@@ -94,10 +84,6 @@ def jpeg(seed: int, size: int = 16) -> bytes:
 def truncated_png(seed: int) -> bytes:
     data = png(seed)
     return data[: len(data) // 2]
-
-
-def sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def dimensions(data: bytes) -> tuple[int, int]:
@@ -121,7 +107,7 @@ def published_name(name: str, data: bytes) -> str:
 
 @dataclass(frozen=True)
 class SourceSample:
-    """One sample as the source holds it: file names (no folder) and bytes, and its caption."""
+    """One sample as the source holds it: its split, file names (no folder) and bytes, and its caption."""
 
     control_name: str
     control: bytes
@@ -130,6 +116,8 @@ class SourceSample:
     caption: str
     mask: bytes | None = None  # folder layout: control_images/<id>_mask.png
     mask_name: str = ""
+    extras: tuple[tuple[str, bytes], ...] = ()  # further controls: <id>_control_N.png, N = 1, 2, ...
+    split: str = SPLIT
 
     @property
     def problem(self) -> str | None:
@@ -160,72 +148,66 @@ class Source:
     layout: str
     samples: dict[str, SourceSample] = field(default_factory=dict)
 
-    def folders(self) -> tuple[Path, Path]:
+    def folders(self, split: str = SPLIT) -> tuple[Path, Path]:
         if self.layout == "folder":
-            return self.root / SPLIT / "control_images", self.root / SPLIT / "training_images"
-        return self.root / SPLIT / "control", self.root / SPLIT / "target"
+            return self.root / split / "control_images", self.root / split / "training_images"
+        return self.root / split / "control", self.root / split / "target"
+
+    def files_of(self, sid: str, s: SourceSample) -> dict[Path, bytes]:
+        """Every file of a sample (the CSV's rows aside), by path."""
+        controls, targets = self.folders(s.split)
+        files = {controls / s.control_name: s.control}
+        files |= {controls / name: data for name, data in s.extras}
+        if s.target is not None:
+            files[targets / s.target_name] = s.target
+        if s.mask is not None:
+            files[controls / s.mask_name] = s.mask
+        if self.layout == "folder":
+            files[targets / f"{sid}.txt"] = s.caption.encode("utf-8")
+        return files
 
     def put(self, sid: str, sample: SourceSample) -> None:
-        old = self.samples.get(sid)
-        controls, targets = self.folders()
-        controls.mkdir(parents=True, exist_ok=True)
-        targets.mkdir(parents=True, exist_ok=True)
-        if old is not None:
-            if old.control_name != sample.control_name or old.control != sample.control:
-                (controls / old.control_name).unlink()
-            if old.target is not None and (
-                old.target_name != sample.target_name or sample.target != old.target
-            ):
-                (targets / old.target_name).unlink()
-        if old is None or old.control_name != sample.control_name or old.control != sample.control:
-            (controls / sample.control_name).write_bytes(sample.control)
-        if sample.target is not None and (
-            old is None or old.target_name != sample.target_name or old.target != sample.target
-        ):
-            (targets / sample.target_name).write_bytes(sample.target)
-        if (
-            old is not None
-            and old.mask is not None
-            and (old.mask_name, old.mask) != (sample.mask_name, sample.mask)
-        ):
-            (controls / old.mask_name).unlink()
-        if sample.mask is not None and (
-            old is None or (old.mask_name, old.mask) != (sample.mask_name, sample.mask)
-        ):
-            (controls / sample.mask_name).write_bytes(sample.mask)
-        if self.layout == "folder" and (old is None or old.caption != sample.caption):
-            (targets / f"{sid}.txt").write_text(sample.caption, encoding="utf-8")
+        """Only the files that changed are written or removed."""
+        old = self.files_of(sid, self.samples[sid]) if sid in self.samples else {}
+        new = self.files_of(sid, sample)
+        for path, data in old.items():
+            if new.get(path) != data:
+                path.unlink()
+        for path, data in new.items():
+            if old.get(path) != data:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(data)
         self.samples[sid] = sample
         self._write_csv()
 
     def remove(self, sid: str) -> None:
-        old = self.samples.pop(sid)
-        controls, targets = self.folders()
-        (controls / old.control_name).unlink()
-        if old.target is not None:
-            (targets / old.target_name).unlink()
-        if old.mask is not None:
-            (controls / old.mask_name).unlink()
-        if self.layout == "folder":
-            (targets / f"{sid}.txt").unlink()
+        for path in self.files_of(sid, self.samples.pop(sid)):
+            path.unlink()
         self._write_csv()
+
+    def splits(self) -> list[str]:
+        return sorted({s.split for s in self.samples.values()}, key=lambda split: split != SPLIT)
 
     def _write_csv(self) -> None:
         if self.layout != "csv":
             return
-        controls, targets = self.folders()
-        buf = io.StringIO()
-        out = csv.writer(buf, lineterminator="\n")
-        out.writerow(["id", "image", "control", "prompt"])
-        for sid, s in sorted(self.samples.items()):
-            target = (targets / s.target_name).relative_to(self.root).as_posix()
-            out.writerow(
-                [sid, target, (controls / s.control_name).relative_to(self.root).as_posix(), s.caption]
-            )
-        path = self.root / f"{SPLIT}.csv"
-        text = buf.getvalue()
-        if not path.exists() or path.read_text(encoding="utf-8") != text:
-            path.write_text(text, encoding="utf-8")
+        for split in self.splits():
+            controls, targets = self.folders(split)
+            mine = sorted((sid, s) for sid, s in self.samples.items() if s.split == split)
+            extra = max(len(s.extras) for _, s in mine)
+            buf = io.StringIO()
+            out = csv.writer(buf, lineterminator="\n")
+            out.writerow(["id", "image", "control", *(f"control_{n}" for n in range(1, extra + 1)), "prompt"])
+            for sid, s in mine:
+                cells = [(controls / name).relative_to(self.root).as_posix() for name, _ in s.extras]
+                cells += [""] * (extra - len(cells))
+                target = (targets / s.target_name).relative_to(self.root).as_posix()
+                control = (controls / s.control_name).relative_to(self.root).as_posix()
+                out.writerow([sid, target, control, *cells, s.caption])
+            path = self.root / f"{split}.csv"
+            text = buf.getvalue()
+            if not path.exists() or path.read_text(encoding="utf-8") != text:
+                path.write_text(text, encoding="utf-8")
 
     def valid(self) -> dict[str, SourceSample]:
         return {sid: s for sid, s in self.samples.items() if s.problem is None}
@@ -238,17 +220,32 @@ class Source:
 class Published:
     """What the head must hold: a snapshot of the source's valid samples and problems."""
 
-    rows: dict[str, tuple]  # id -> (prompt, control name and sha256, target's, mask's or None)
+    rows: dict[str, tuple]  # id -> (split, prompt, controls' names and sha256, target's, mask's or None)
     broken: dict[str, str]
     mislabelled: frozenset[str]  # ids whose control's extension lies
+    broken_in: dict[str, tuple[str, str]] = field(default_factory=dict)  # id -> (split, kind)
+
+    def broken_by_split(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for split, _ in self.broken_in.values():
+            counts[split] = counts.get(split, 0) + 1
+        return counts
+
+    def splits(self) -> dict[str, int]:
+        """Each split's published samples, train first (the card's order)."""
+        counts: dict[str, int] = {}
+        for row in sorted(self.rows.values(), key=lambda row: row[0] != SPLIT):
+            counts[row[0]] = counts.get(row[0], 0) + 1
+        return counts
 
 
 def expected_rows(source: Source) -> Published:
     rows = {
         sid: (
+            s.split,
             s.caption.strip(),  # as qflux reads a caption (str.strip: a trailing newline is not part of it)
-            published_name(s.control_name, s.control),
-            sha(s.control),
+            ((published_name(s.control_name, s.control), sha(s.control)),)
+            + tuple((name, sha(data)) for name, data in s.extras),
             published_name(s.target_name, s.target),
             sha(s.target),
             None if s.mask is None else (s.mask_name, sha(s.mask)),
@@ -256,74 +253,8 @@ def expected_rows(source: Source) -> Published:
         for sid, s in source.valid().items()
     }
     lies = frozenset(sid for sid, s in source.samples.items() if s.problem is None and s.lies)
-    return Published(rows, source.broken(), lies)
-
-
-@dataclass(frozen=True)
-class Head:
-    """The target's head as read back: its commit (a local target: its version), its files' blob
-    ids (a local target: their sha256), its shards' bytes, its manifest and its card."""
-
-    commit: str
-    files: dict[str, str]
-    shards: dict[str, bytes]  # data/... -> the file's bytes
-    manifest: dict
-    card: str
-    preview: bytes | None
-
-    def shard_digests(self) -> dict[str, str]:
-        return {path: sha(data) for path, data in self.shards.items()}
-
-
-class HubTarget:
-    """A dataset repo on the test Hub, reached through the proxy (faults on the nights that draw them)."""
-
-    def __init__(self, hub, proxy):
-        self.hub, self.proxy = hub, proxy
-        self.name = f"alice/nights-{uuid.uuid4().hex[:8]}"
-
-    def read_head(self) -> Head | None:
-        if self.hub.head("dataset", self.name) is None:
-            return None
-        newest = self.hub.commit_history("dataset", self.name)[0]
-        read = lambda path: self.hub.read_file("dataset", self.name, path, newest["id"])  # noqa: E731
-        shards = {p: read(p) for p in newest["files"] if p.startswith("data/")}
-        return Head(
-            newest["id"],
-            newest["files"],
-            shards,
-            json.loads(read("manifest.json")),
-            read("README.md").decode(),
-            read("preview.webp") if "preview.webp" in newest["files"] else None,
-        )
-
-
-class LocalTarget:
-    """A local directory target: the current version behind a link, the versions beside it."""
-
-    def __init__(self, folder: Path):
-        self.folder = folder
-        self.name = folder
-
-    def read_head(self) -> Head | None:
-        if not self.folder.exists():
-            return None
-        files = {
-            p.relative_to(self.folder).as_posix(): p for p in sorted(self.folder.rglob("*")) if p.is_file()
-        }
-        shards = {p: f.read_bytes() for p, f in files.items() if p.startswith("data/")}
-        return Head(
-            Path(os.path.realpath(self.folder)).name,
-            {p: sha(f.read_bytes()) for p, f in files.items()},
-            shards,
-            json.loads(files["manifest.json"].read_text(encoding="utf-8")),
-            files["README.md"].read_text(encoding="utf-8"),
-            files["preview.webp"].read_bytes() if "preview.webp" in files else None,
-        )
-
-    def versions(self) -> list[str]:
-        home = self.folder.parent / f".{self.folder.name}.hubpress" / "versions"
-        return sorted(p.name for p in home.iterdir()) if home.exists() else []
+    broken = {sid: (source.samples[sid].split, kind) for sid, kind in source.broken().items()}
+    return Published(rows, {sid: kind for sid, (_, kind) in broken.items()}, lies, broken)
 
 
 class Nights(RuleBasedStateMachine):
@@ -331,6 +262,7 @@ class Nights(RuleBasedStateMachine):
 
     hub = None
     proxy = None
+    s3: tuple[str, str] | None = None  # moto's endpoint and a bucket
     workdir: Path = Path()
 
     def __init__(self) -> None:
@@ -341,6 +273,7 @@ class Nights(RuleBasedStateMachine):
         os.environ["HUBPRESS_CACHE_DIR"] = str(self.here / "cache")
         self.target: HubTarget | LocalTarget | None = None
         self.source: Source | None = None
+        self.in_s3 = False
         self.max_shard_size = SIZES[0]
         self.published: Published | None = None  # what the head must hold, after the last good night
         self.head: Head | None = None
@@ -360,13 +293,23 @@ class Nights(RuleBasedStateMachine):
         self.counter += 1
         return f"{prefix}{self.counter:04d}"
 
-    def new_sample(self, sid: str, seed: int) -> SourceSample:
+    def new_sample(self, sid: str, seed: int, split: str = SPLIT) -> SourceSample:
         sample = SourceSample(
-            f"{sid}.png", self.png(seed), f"{sid}.png", self.png(seed + 1), f"edit {sid} — étude {seed % 7}"
+            f"{sid}.png",
+            self.png(seed),
+            f"{sid}.png",
+            self.png(seed + 1),
+            f"edit {sid} — étude {seed % 7}",
+            split=split,
         )
         if self.source.layout == "folder" and seed % 3 == 0:
             sample = replace(sample, mask=self.png(seed + 2), mask_name=f"{sid}_mask.png")
+        if seed % 4 == 1:  # several controls
+            sample = replace(sample, extras=self.extras(sid, seed + 3, 1 + seed % 3 // 2))
         return sample
+
+    def extras(self, sid: str, seed: int, count: int) -> tuple[tuple[str, bytes], ...]:
+        return tuple((f"{sid}_control_{n}.png", self.png(seed + n)) for n in range(1, count + 1))
 
     def png(self, seed: int, size: int = 16) -> bytes:
         """This example's own images: the session's Xet store deduplicates across repos, and
@@ -377,15 +320,23 @@ class Nights(RuleBasedStateMachine):
         layout=st.sampled_from(["folder", "csv"]),
         where=st.sampled_from(["hub", "hub", "local"]),
         count=st.integers(12, 30),
+        tests=st.sampled_from([0, 0, 2, 3]),
+        s3=st.sampled_from([False, False, True]),
         seed=st.integers(0, 2**16),
     )
-    def first_night(self, layout, where, count, seed):
+    def first_night(self, layout, where, count, tests, s3, seed):
+        """A source of `count` train samples and `tests` test samples (0: no test split), on disk
+        or in S3 (moto's server: the local tree is mirrored there before every night)."""
         self.source = Source(self.here / "src", layout)
+        self.in_s3 = s3 and self.s3 is not None
         self.target = HubTarget(self.hub, self.proxy) if where == "hub" else LocalTarget(self.here / "out")
         for i in range(count):
             sid = f"m{i * 10:04d}"
             self.source.put(sid, self.new_sample(sid, seed + 2 * i))
-        self.counter = count * 10
+        for i in range(tests):
+            sid = f"t{i * 10:04d}"
+            self.source.put(sid, self.new_sample(sid, seed + 2 * (count + i), split="test"))
+        self.counter = (count + tests) * 10
         self.publish("first")
 
     def on_hub(self) -> bool:
@@ -414,10 +365,18 @@ class Nights(RuleBasedStateMachine):
             self.source.put(sid, self.new_sample(sid, seed + 2 * i))
         self.publish("local", f"add {new}")
 
-    @precondition(lambda self: len(self.source.valid()) > 4)
+    def removable(self) -> list[str]:
+        """Samples whose split keeps valid samples without them (an empty split is refused)."""
+        valid = self.source.valid()
+        left = {split: sum(1 for s in valid.values() if s.split == split) for split in self.source.splits()}
+        return [
+            sid for sid in self.ids() if left[self.source.samples[sid].split] > (4 if sid[0] != "t" else 1)
+        ]
+
+    @precondition(lambda self: self.removable())
     @rule(data=st.data())
     def remove_sample(self, data):
-        sid = data.draw(st.sampled_from(self.ids()))
+        sid = data.draw(st.sampled_from(self.removable()))
         self.removed[sid] = self.source.samples[sid]
         self.source.remove(sid)
         self.publish("local", f"remove {sid}")
@@ -430,10 +389,37 @@ class Nights(RuleBasedStateMachine):
         self.source.put(sid, self.removed.pop(sid))
         self.publish("local", f"restore {sid}")
 
+    @precondition(lambda self: "test" in self.source.splits())
+    @rule(seed=st.integers(0, 2**16), count=st.integers(1, 2))
+    def add_test_samples(self, seed, count):
+        new = [self.new_id("t") for _ in range(count)]
+        for i, sid in enumerate(new):
+            self.source.put(sid, self.new_sample(sid, seed + 2 * i, split="test"))
+        self.publish("local", f"add {new} to test")
+
+    @rule(data=st.data(), seed=st.integers(0, 2**16), count=st.integers(0, 3))
+    def change_extra_controls(self, data, seed, count):
+        """A sample's further controls (<id>_control_N) added, changed or removed."""
+        sid = data.draw(st.sampled_from(self.ids()))
+        self.source.put(
+            sid, replace(self.source.samples[sid], extras=self.extras(sid, self.salt + seed, count))
+        )
+        self.publish("local", f"{sid} has {count} further controls")
+
     @rule(data=st.data())
     def share_an_image(self, data):
         """Two samples' controls hold the same bytes (a reused control): one decode, both kept."""
-        first, second = data.draw(st.sampled_from(self.ids())), data.draw(st.sampled_from(self.ids()))
+        first = data.draw(st.sampled_from(self.ids()))
+        size = dimensions(self.source.samples[first].control)
+        second = data.draw(
+            st.sampled_from(
+                [
+                    sid
+                    for sid, s in sorted(self.source.samples.items())
+                    if s.split == SPLIT or s.mask is None or dimensions(s.mask) == size  # as above
+                ]
+            )
+        )
         self.source.put(
             second, replace(self.source.samples[second], control=self.source.samples[first].control)
         )
@@ -443,7 +429,9 @@ class Nights(RuleBasedStateMachine):
     def change_image(self, data, seed, which):
         sid = data.draw(st.sampled_from(self.ids()))
         s = self.source.samples[sid]
-        image = self.png(seed, 16 + seed % 9)
+        # A test sample keeps its control's size (16 px): a test split of two or three samples
+        # whose masks stopped matching would be empty, which a publish refuses.
+        image = self.png(seed, 16 + seed % 9 if s.split == SPLIT else 16)
         if which == "target" and s.target is not None:
             self.source.put(sid, replace(s, target=image))
         elif which == "mask" and self.source.layout == "folder":
@@ -546,7 +534,37 @@ class Nights(RuleBasedStateMachine):
         from hubpress.api import upload_editing_dataset, upload_editing_dataset_from_csv
 
         upload = upload_editing_dataset if self.source.layout == "folder" else upload_editing_dataset_from_csv
-        return upload(str(self.source.root), target, max_shard_size=self.max_shard_size, **options)
+        return upload(self.source_uri(), target, max_shard_size=self.max_shard_size, **options)
+
+    def source_uri(self) -> str:
+        if not self.in_s3:
+            return str(self.source.root)
+        return f"s3://{self.s3[1]}/{self.here.name}/src"
+
+    def mirror_to_s3(self) -> None:
+        """The S3 source made the local tree: only the objects that differ are written or deleted,
+        so an unchanged file keeps its object (ETag and LastModified), as a synced bucket does."""
+        import boto3
+
+        endpoint, bucket = self.s3
+        client = boto3.client("s3", endpoint_url=endpoint)
+        prefix = f"{self.here.name}/src/"
+        held = {
+            o["Key"]: o["ETag"].strip('"')
+            for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+            for o in page.get("Contents", [])
+        }
+        wanted = {
+            prefix + p.relative_to(self.source.root).as_posix(): p
+            for p in self.source.root.rglob("*")
+            if p.is_file()
+        }
+        for key, path in wanted.items():
+            data = path.read_bytes()
+            if held.get(key) != hashlib.md5(data).hexdigest():
+                client.put_object(Bucket=bucket, Key=key, Body=data)
+        for key in set(held) - set(wanted):
+            client.delete_object(Bucket=bucket, Key=key)
 
     def staging(self) -> Path:
         return Path(os.environ["HUBPRESS_STAGING"])
@@ -562,6 +580,8 @@ class Nights(RuleBasedStateMachine):
 
     def publish(self, kind: str, what: str = "", fault: str | None = None) -> None:
         tree = self.tree()
+        if self.in_s3:
+            self.mirror_to_s3()
         if tree == self.published_tree:
             kind = "unchanged"  # the rule drew no change (the same caption, an absent mask)
         self.log.append(f"{kind}: {what}")
@@ -635,14 +655,13 @@ class Nights(RuleBasedStateMachine):
                 # again, but one it never saw must.
                 failed = {name[:16] for name in self.sealed_by_failures}  # <key>.parquet in staging
                 new = {p for p in sent if p not in self.by_name and p.rsplit("-", 1)[1][:16] not in failed}
-                assert len(new) <= stats.xet_files <= len(sent) + preview, (stats.as_dict(), sent, preview)
+                received = files_received(stats)
+                assert len(new) <= received <= len(sent) + preview, (stats.as_dict(), sent, preview)
                 if night["kind"] == "again" and sent:
                     # The failed night sent its shards ahead: hf_xet may record the files again,
                     # but none of their bytes cross (the Hub's store grows by its file records).
-                    assert stats.xet_bytes < sum(len(head.shards[p]) for p in sent) / 2, (
-                        stats.as_dict(),
-                        sent,
-                    )
+                    held_bytes = sum(len(head.shards[p]) for p in sent)
+                    assert no_file_content_received(stats, held_bytes // 2), (stats.as_dict(), sent)
         if night["kind"] in ("local", "again") and before is not None:
             # A change in one place replaces its shard and at most the next; new samples may take
             # new shards of their own beside them.
@@ -664,20 +683,20 @@ class Nights(RuleBasedStateMachine):
             return
         rows = {}
         for path, data in self.head.shards.items():
-            assert path.startswith(f"data/{SPLIT}-")
+            split = path.removeprefix("data/").rsplit("-", 1)[0]
+            assert split in self.source.splits(), path
             for row in pq.read_table(io.BytesIO(data)).to_pylist():
                 assert row["id"] not in rows, f"{row['id']} twice"
-                (control,) = row["control_images"]
                 target, mask = row["target_image"], row["control_mask"]
                 rows[row["id"]] = (
+                    split,
                     row["prompt"],
-                    control["path"],
-                    sha(control["bytes"]),
+                    tuple((c["path"], sha(c["bytes"])) for c in row["control_images"]),
                     target["path"],
                     sha(target["bytes"]),
                     None if mask is None else (mask["path"], sha(mask["bytes"])),
                 )
-        assert rows == self.published.rows, _diff(rows, self.published.rows)
+        assert rows == self.published.rows, diff(rows, self.published.rows)
 
     @invariant()
     def the_manifest_and_card_name_what_is_published_and_every_problem(self):
@@ -686,8 +705,11 @@ class Nights(RuleBasedStateMachine):
         manifest = self.head.manifest
         assert {p: e["sha256"] for p, e in manifest["files"].items()} == self.head.shard_digests()
         assert all(e["size"] == len(self.head.shards[p]) for p, e in manifest["files"].items())
-        assert sorted(manifest["splits"][SPLIT]["files"]) == sorted(self.head.shards)
-        assert manifest["splits"][SPLIT]["num_examples"] == len(self.published.rows)
+        splits = self.published.splits()
+        assert set(manifest["splits"]) == set(splits), (manifest["splits"], splits)
+        for split, count in splits.items():
+            assert sorted(manifest["splits"][split]["files"]) == self.head.shards_of(split)
+            assert manifest["splits"][split]["num_examples"] == count
         skipped = {s["id"]: s["reasons"] for s in manifest["skipped"]}
         assert set(skipped) == set(self.published.broken), (skipped, self.published.broken)
         for sid, kind in self.published.broken.items():
@@ -700,11 +722,13 @@ class Nights(RuleBasedStateMachine):
         # The card's front matter: what `datasets` opens (every shard, none stale) and its counts.
         meta = yaml.safe_load(self.head.card.split("---\n", 2)[1])
         (config,) = meta["configs"]
-        (files,) = config["data_files"]
-        assert files["split"] == SPLIT and sorted(files["path"]) == sorted(self.head.shards), files
-        (split,) = meta["dataset_info"]["splits"]
-        assert (split["name"], split["num_examples"]) == (SPLIT, len(self.published.rows))
-        assert self.night["result"]["skipped"] == {SPLIT: len(self.published.broken)}
+        files = {f["split"]: sorted(f["path"]) for f in config["data_files"]}
+        assert [f["split"] for f in config["data_files"]] == list(splits), config["data_files"]  # train first
+        assert files == {split: self.head.shards_of(split) for split in splits}, files
+        info = {split["name"]: split["num_examples"] for split in meta["dataset_info"]["splits"]}
+        assert info == splits, (info, splits)
+        skipped = {k: v for k, v in self.night["result"]["skipped"].items() if v}
+        assert skipped == self.published.broken_by_split(), (skipped, self.published.broken)
 
     @invariant()
     def a_shard_name_always_names_the_same_bytes(self):
@@ -733,7 +757,12 @@ class Nights(RuleBasedStateMachine):
     def teardown(self):
         if os.environ.get("HUBPRESS_NIGHTS_VERBOSE"):
             where = "hub" if self.on_hub() else "local"
-            print(f"\n{self.source.layout if self.source else ''} {where}: " + "; ".join(self.log))
+            layout = (
+                f"{self.source.layout}{' s3' if self.in_s3 else ''} {self.source.splits()}"
+                if self.source
+                else ""
+            )
+            print(f"\n{layout} {where}: " + "; ".join(self.log))
         # History independence: a first publish of the same source to a fresh target (another
         # cache and staging: another machine) gives the same shard files, by name and bytes.
         if self.head is not None and os.environ.get("HUBPRESS_NIGHTS_FRESH", "1") != "0":
@@ -743,7 +772,7 @@ class Nights(RuleBasedStateMachine):
             self.upload(fresh / "out")
             first = LocalTarget(fresh / "out").read_head()
             shards = first.shard_digests()
-            assert shards == self.head.shard_digests(), (self.log, _diff(shards, self.head.shard_digests()))
+            assert shards == self.head.shard_digests(), (self.log, diff(shards, self.head.shard_digests()))
             # The preview and the manifest's account of the data are the same too.
             assert first.preview == self.head.preview, self.log
             for key in ("files", "splits", "skipped", "corrections"):
@@ -753,17 +782,8 @@ class Nights(RuleBasedStateMachine):
         shutil.rmtree(self.here, ignore_errors=True)
 
 
-def _diff(got: dict, want: dict) -> str:
-    lines = [f"missing {k}: {want[k]}" for k in sorted(set(want) - set(got))]
-    lines += [f"stale {k}: {got[k]}" for k in sorted(set(got) - set(want))]
-    lines += [
-        f"differs {k}: {got[k]} != {want[k]}" for k in sorted(set(got) & set(want)) if got[k] != want[k]
-    ]
-    return "\n".join(lines[:20])
-
-
 def test_night_after_night_the_head_is_the_source_and_costs_what_changed(
-    hub, hub_proxy, tmp_path, write_token, monkeypatch
+    hub, hub_proxy, s3, tmp_path, write_token, monkeypatch
 ):
     monkeypatch.setenv("HUBPRESS_HUB_ENDPOINT", hub_proxy.url)
     monkeypatch.setenv("HUBPRESS_HUB_RETRY_BASE_SECONDS", "0")
@@ -771,5 +791,5 @@ def test_night_after_night_the_head_is_the_source_and_costs_what_changed(
     class TheseNights(Nights):
         pass
 
-    TheseNights.hub, TheseNights.proxy, TheseNights.workdir = hub, hub_proxy, tmp_path
+    TheseNights.hub, TheseNights.proxy, TheseNights.s3, TheseNights.workdir = hub, hub_proxy, s3, tmp_path
     run_state_machine_as_test(TheseNights, settings=NIGHTS)
