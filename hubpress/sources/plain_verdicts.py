@@ -54,10 +54,10 @@ def _plainly_fine(ref: FileRef, facts: Mapping[str, FileFacts]) -> FileRef | Non
     return ref.with_facts(f.format, f.sha256, f.width, f.height, not f.decoded)
 
 
-def plainly_fine_in(facts: Mapping[str, FileFacts]) -> Callable[[FileRef], FileRef | None]:
-    """_plainly_fine over these facts. Over validation's FactsByPath whose shared facts need no
-    word, a file held as its sha256 alone is checked without making its FileFacts: two million
-    FileFacts at a million samples (tests/sources/test_plain_verdicts.py holds it equal)."""
+def plain_shared_facts(facts: Mapping[str, FileFacts]) -> FileFacts | None:
+    """The facts validation's FactsByPath shares between the files it holds as their sha256 alone,
+    when they need no word (no error, orientation or frames): the files the fast paths may keep
+    without making their FileFacts. None otherwise (other facts, or nothing shared)."""
     shared = facts.shared() if isinstance(facts, FactsByPath) else None
     if (
         shared is None
@@ -65,6 +65,16 @@ def plainly_fine_in(facts: Mapping[str, FileFacts]) -> Callable[[FileRef], FileR
         or shared.orientation is not None
         or shared.frames is not None
     ):
+        return None
+    return shared
+
+
+def plainly_fine_in(facts: Mapping[str, FileFacts]) -> Callable[[FileRef], FileRef | None]:
+    """_plainly_fine over these facts. Over validation's FactsByPath whose shared facts need no
+    word, a file held as its sha256 alone is checked without making its FileFacts: two million
+    FileFacts at a million samples (tests/sources/test_plain_verdicts.py holds it equal)."""
+    shared = plain_shared_facts(facts)
+    if shared is None:
         return lambda ref: _plainly_fine(ref, facts)
     held_get = facts.held_get  # type: ignore[attr-defined]
     true_format, width, height, pending = shared.format, shared.width, shared.height, not shared.decoded

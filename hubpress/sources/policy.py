@@ -16,7 +16,6 @@ from typing import Any, Literal
 
 from hubpress.errors import ConfigError, ValidationFailed
 from hubpress.sources.discovery import Discovery, gc_paused
-from hubpress.sources.facts_by_path import FactsByPath
 from hubpress.sources.formats import DEFAULT_MAX_PIXELS, canonical_name, split_extension
 from hubpress.sources.image_checks import FileFacts
 from hubpress.sources.models import (
@@ -30,7 +29,7 @@ from hubpress.sources.models import (
     severity_of,
     with_facts_in_place,
 )
-from hubpress.sources.plain_verdicts import name_agrees, plainly_fine_in, plainly_kept
+from hubpress.sources.plain_verdicts import name_agrees, plain_shared_facts, plainly_fine_in, plainly_kept
 
 OnError = Literal["skip", "fail"]
 
@@ -179,13 +178,8 @@ def _kept_in_place(facts: Mapping[str, FileFacts]) -> Callable[[Sample], bool] |
     Sample and two FileRefs a sample, made while discovery's were freed, were about a third of
     the decision's time. The report is the one plainly_kept gives
     (tests/sources/test_decide_hand_over.py). None: no shared facts, nothing is kept so."""
-    shared = facts.shared() if isinstance(facts, FactsByPath) else None
-    if (
-        shared is None
-        or shared.error is not None
-        or shared.orientation is not None
-        or shared.frames is not None
-    ):
+    shared = plain_shared_facts(facts)
+    if shared is None:
         return None
     held_get = facts.held_get  # type: ignore[attr-defined]
     true_format, width, height, pending = shared.format, shared.width, shared.height, not shared.decoded
