@@ -4,7 +4,6 @@ built once is found again (hubpress.shards.staging.Staging.lookup) instead of be
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Mapping
 from hashlib import sha256
 from itertools import pairwise
@@ -12,7 +11,7 @@ from operator import attrgetter
 from typing import Any
 
 import hubpress
-from hubpress.shards.keys import json_encoder
+from hubpress.shards.keys import format_json_string, json_encoder, json_string
 from hubpress.shards.sample_digests import DIGEST_BYTES, SampleDigests
 from hubpress.shards.shards import SHARD_FORMAT
 from hubpress.shards.staging import RECORD_FORMAT
@@ -107,8 +106,7 @@ def fingerprint_and_digests(
 
 _ID = attrgetter("id")
 _LINES_PER_UPDATE = 4096  # under 1 MB of text at a time
-_quote = json.encoder.encode_basestring  # a string's JSON text as _ENCODE writes it (not ASCII-only)
-_QUOTED: dict[str, str] = {}  # each format's JSON text: a dataset has a handful
+_quote = json_string  # a string's JSON text as _ENCODE writes it (not ASCII-only)
 
 
 def _facts_text(sample: Sample) -> str:
@@ -133,20 +131,13 @@ def _facts_text(sample: Sample) -> str:
             and relpath.__class__ is str
             and target_relpath.__class__ is str
         ):
-            quoted = _QUOTED.get(fmt) or _quoted(fmt)
-            target_quoted = quoted if target_fmt == fmt else (_QUOTED.get(target_fmt) or _quoted(target_fmt))
+            quoted = format_json_string(fmt)
+            target_quoted = quoted if target_fmt == fmt else format_json_string(target_fmt)
             return (
                 f'[{_quote(sid)}, {_quote(prompt)}, [[{_quote(relpath)}, "{held.hex()}", {quoted}, {size}]], '
                 f'null, [{_quote(target_relpath)}, "{target_held.hex()}", {target_quoted}, {target_size}]]'
             )
     return _ENCODE(sample_facts(sample))
-
-
-def _quoted(fmt: str) -> str:
-    if len(_QUOTED) >= 256:  # formats are a few, but any string may be given
-        _QUOTED.clear()
-    quoted = _QUOTED[fmt] = _quote(fmt)
-    return quoted
 
 
 def _has_twins(sorted_ids: list[str]) -> bool:

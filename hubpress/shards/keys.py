@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Iterable
+from functools import lru_cache
 from typing import Any
 
 
@@ -51,6 +52,17 @@ def json_encoder(**options: Any) -> Callable[[Any], str]:
 
 # One encoder for every row: the text of json.dumps(row, ensure_ascii=False). Rows are plain lists.
 encode_row = json_encoder(ensure_ascii=False)
+
+
+# A str's JSON text as encode_row writes it (not ASCII-only), for code that writes a row's text
+# itself (hubpress.shards.shards, hubpress.shards.fingerprint).
+json_string = json.encoder.encode_basestring  # type: ignore[attr-defined]
+
+
+@lru_cache(maxsize=256)  # formats are a handful a dataset, but any string may be given
+def format_json_string(fmt: str) -> str:
+    """json_string(fmt), remembered: an image format's text is written for every file."""
+    return json_string(fmt)
 
 
 def shard_header(header: list[Any]) -> bytes:

@@ -15,11 +15,11 @@ builds one and seals it under its key in the shard store (what hubpress/tasks/bu
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from operator import attrgetter
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,7 @@ from hubpress.shards import editing_format
 from hubpress.shards.boundaries import ShardBounds, cut_counts
 from hubpress.shards.editing import FORMAT_EXTENSIONS, editing_table, file_extension, image_file_name
 from hubpress.shards.editing_format import EDITING_PARQUET
-from hubpress.shards.keys import encode_row, shard_header
+from hubpress.shards.keys import encode_row, format_json_string, json_string, shard_header
 from hubpress.shards.parquet import BuiltShard, ShardWriter
 from hubpress.shards.shard_store import SealedShard, ShardStore
 from hubpress.shards.sizes import (
@@ -160,17 +160,13 @@ def _plan_key(split: str, samples: Iterable[Sample], row_group_rows: int, row_gr
 
 
 _ROWS_PER_UPDATE = 4096  # about 0.6 MB of text at a time
-_quote = json.encoder.encode_basestring  # a string's JSON text as the row encoder writes it (not ASCII-only)
-# format -> (its usual extension, its JSON text): a dataset has a handful of formats.
-_FORMATS: dict[str, tuple[str, str]] = {}
+_quote = json_string
 
 
+@lru_cache(maxsize=256)  # formats are a handful a dataset, but any string may be given
 def _format(fmt: str) -> tuple[str, str]:
-    """_FORMATS[fmt], made."""
-    if len(_FORMATS) >= 256:  # formats are a few, but any string may be given
-        _FORMATS.clear()
-    known = _FORMATS[fmt] = (FORMAT_EXTENSIONS.get(fmt.lower(), fmt), _quote(fmt))
-    return known
+    """An image format's usual extension and its JSON text."""
+    return FORMAT_EXTENSIONS.get(fmt.lower(), fmt), format_json_string(fmt)
 
 
 def _row_text(s: Sample) -> str:
@@ -194,7 +190,7 @@ def _row_text(s: Sample) -> str:
             and sid.__class__ is str
             and prompt.__class__ is str
         ):
-            known = _FORMATS.get(fmt) or _format(fmt)
+            known = _format(fmt)
             usual = f"{sid}.{known[0]}"
             cut = -len(usual) - 1
             relpath, target_relpath = control.relpath, target.relpath
@@ -225,7 +221,7 @@ def _ref_text(ref: FileRef, usual_stem: str) -> str:
     held as its digest), with a format and named the usual way: nearly every image of a dataset."""
     held, fmt, size = held_sha256_of(ref), ref.format, ref.size
     if held.__class__ is bytes and fmt and fmt.__class__ is str and size.__class__ is int:
-        known = _FORMATS.get(fmt) or _format(fmt)
+        known = _format(fmt)
         usual = f"{usual_stem}.{known[0]}"
         relpath = ref.relpath
         if relpath.endswith(usual) and (len(relpath) == len(usual) or relpath[-len(usual) - 1] in "/\\"):
