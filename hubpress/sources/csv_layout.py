@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from operator import attrgetter
 
 from hubpress.errors import SourceError
-from hubpress.sources.formats import IMAGE_EXTENSIONS, split_extension
+from hubpress.sources.formats import split_extension
 from hubpress.sources.found import (
     CSV_COLUMNS_HELP,
     CSV_NAMES,
@@ -344,11 +344,9 @@ class _CsvRows:
                                 if inode != ODD
                                 else file_ref_under(listing[n], prefix)
                             )
-                            sid = id_at is not None and row[id_at].strip()
-                            if not sid:
-                                name = image.rpartition("/")[2]
-                                stem, dot, ext = name.rpartition(".")
-                                sid = stem if dot and stem and ext.lower() in IMAGE_EXTENSIONS else name
+                            sid = (id_at is not None and row[id_at].strip()) or split_extension(
+                                image.rpartition("/")[2]
+                            )[0]
                             append(
                                 Sample(
                                     sid, split, row[prompt_at].strip(), controls, None, target, None, rowno
