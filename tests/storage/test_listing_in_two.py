@@ -290,3 +290,22 @@ def test_a_listing_that_fails_midway_leaves_no_process(tmp_path):
     with two_processes(worker_class=FailsAfterAPiece) as started, pytest.raises(Refused):
         LocalStorage(root).listing()
     assert _all_ended(started) and len(started) == 1
+
+
+def test_a_flow_lists_its_source_in_two_processes_from_its_task(tmp_path, prefect_harness):
+    """The flow lists a source in a Prefect task (tasks/intake.py), beside Prefect's threads: the
+    worker is started by fork and exec at once (subprocess), so no thread's lock is copied."""
+    from prefect import flow
+
+    from hubpress.tasks.intake import list_source_task
+
+    root = _folder(tmp_path, 40)
+
+    @flow(name="list-in-two")
+    def listing_flow(source: str):
+        return list_source_task(source).files
+
+    with two_processes() as started:
+        in_two = listing_flow(str(root))
+    _same(in_two, _one_process(root))
+    assert started[0].answered >= stat_worker.AHEAD and _all_ended(started)
