@@ -34,12 +34,15 @@ import subprocess
 import sys
 from array import array
 from collections.abc import Iterator
+from operator import attrgetter
 
 PIECE = 8192  # names stat-ed at a time by either side (about 25 ms of stat)
 START_FROM = 4 * PIECE  # a folder's files that pay for starting the process
 AHEAD = 3  # pieces sent and not yet answered: the worker never waits for the next
 STALLED_AFTER = 10.0  # seconds without a word from a worker the listing waits on: it is given up
 _LENGTH = struct.Struct("<Q")
+_SIZE, _MTIME = attrgetter("st_size"), attrgetter("st_mtime_ns")
+_CTIME, _INODE = attrgetter("st_ctime_ns"), attrgetter("st_ino")
 _PIPE_BYTES = 1 << 20  # a few pieces' names or answers fit in the pipes without a write blocking
 
 Columns = tuple[array, array, array, array]  # sizes, mtimes, ctimes, inodes
@@ -69,10 +72,10 @@ def columns_of(stats: list[os.stat_result]) -> Columns | None:
     """The stats' sizes, mtimes, ctimes and inodes as int64 columns; None if one does not fit."""
     try:
         return (
-            array("q", [st.st_size for st in stats]),
-            array("q", [st.st_mtime_ns for st in stats]),
-            array("q", [st.st_ctime_ns for st in stats]),
-            array("q", [st.st_ino for st in stats]),
+            array("q", map(_SIZE, stats)),
+            array("q", map(_MTIME, stats)),
+            array("q", map(_CTIME, stats)),
+            array("q", map(_INODE, stats)),
         )
     except OverflowError:
         return None
