@@ -178,12 +178,13 @@ class LocalStorage:
                 # kept as entries, to be looked at one by one in name order.
                 files: list[str] = []
                 others: list[os.DirEntry[str]] = []
+                add_file = files.append  # a million times in a big folder: no attribute look-up each
                 if gone is None:
                     with os.scandir(path if folder is None else folder) as entries:
                         for entry in entries:
                             try:
                                 if entry.is_file(follow_symlinks=False):
-                                    files.append(entry.name)
+                                    add_file(entry.name)
                                     continue
                             except OSError:
                                 pass  # looked at again below, where its error is reported

@@ -18,7 +18,7 @@ ends. A worker that cannot start, dies, is killed or stops answering leaves its 
 listing, which then completes alone.
 
 The messages are marshal'd, each behind its length: to the worker (run, piece, folder path,
-folder st_dev, st_ino, names); back, (run, piece, answer), the answer being None when the worker
+folder st_dev, st_ino, the piece's names joined by NUL), path and names as os.fsencode gives them; back, (run, piece, answer), the answer being None when the worker
 could not open that very folder (it checks the device and inode the listing holds open) or a
 number did not fit the columns, else the (index, why) of each name it could not stat and the
 found files' sizes, mtimes, ctimes and inodes as int64 bytes.
@@ -43,6 +43,9 @@ STALLED_AFTER = 10.0  # seconds without a word from a worker the listing waits o
 _LENGTH = struct.Struct("<Q")
 _SIZE, _MTIME = attrgetter("st_size"), attrgetter("st_mtime_ns")
 _CTIME, _INODE = attrgetter("st_ctime_ns"), attrgetter("st_ino")
+# A piece's names go as one string of them joined by NUL (which no name holds), encoded as
+# os.fsencode encodes each: the worker stats the bytes os.stat would have made of each name.
+_FS_ENCODING = (sys.getfilesystemencoding(), sys.getfilesystemencodeerrors())
 _PIPE_BYTES = 1 << 20  # a few pieces' names or answers fit in the pipes without a write blocking
 
 Columns = tuple[array, array, array, array]  # sizes, mtimes, ctimes, inodes
@@ -51,7 +54,9 @@ Columns = tuple[array, array, array, array]  # sizes, mtimes, ctimes, inodes
 Piece = tuple[list[str], Columns | list[os.stat_result], list[tuple[str, str]]]
 
 
-def stat_piece(folder: int, names: list[str]) -> tuple[list[tuple[int, str]], list[os.stat_result]]:
+def stat_piece(
+    folder: int, names: list[str] | list[bytes]
+) -> tuple[list[tuple[int, str]], list[os.stat_result]]:
     """(the index and why of each name that cannot be stat-ed, the others' stats in order): each
     name's lstat in the folder held open as `folder`, as the one-process listing takes it."""
     stat = os.stat
@@ -105,7 +110,8 @@ def _serve(requests: int, answers: int) -> None:
     while True:
         try:
             (size,) = _LENGTH.unpack(_read_exactly(requests, _LENGTH.size))
-            run, piece, path, dev, ino, names = marshal.loads(_read_exactly(requests, size))
+            run, piece, path, dev, ino, joined = marshal.loads(_read_exactly(requests, size))
+            names = joined.split(b"\0")  # stat-ed as bytes: what os.stat makes of the listing's str
         except EOFError:
             return
         if held != (path, dev, ino):
@@ -185,7 +191,7 @@ class StatWorker:
         """Each piece of `names` (files of the folder held open as `folder`, at `path`), in
         order, as soon as it and those before it are stat-ed."""
         st = os.fstat(folder)
-        dev, ino = st.st_dev, st.st_ino
+        dev, ino, at = st.st_dev, st.st_ino, os.fsencode(path)
         self._run += 1
         self._answers.clear()
         starts = range(0, len(names), PIECE)
@@ -209,9 +215,8 @@ class StatWorker:
                     yield _own(folder, piece_names) if answer is None else _received(piece_names, answer)
                 given += 1
             while self.alive and sent < back and sent - answered < AHEAD:
-                message = marshal.dumps(
-                    (self._run, sent, path, dev, ino, names[starts[sent] : starts[sent] + PIECE])
-                )
+                joined = "\0".join(names[starts[sent] : starts[sent] + PIECE]).encode(*_FS_ENCODING)
+                message = marshal.dumps((self._run, sent, at, dev, ino, joined))
                 self._outgoing += _LENGTH.pack(len(message)) + message
                 sent += 1
             if sent < back:  # a piece nobody was sent: the listing's own

@@ -138,14 +138,20 @@ def _folder(tmp_path: Path, count: int) -> Path:
     return root
 
 
+def _open_descriptors() -> int:
+    return len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else 0
+
+
 def test_the_worker_takes_pieces_from_the_front_and_ends_with_the_listing(tmp_path):
     root = _folder(tmp_path, 40)
+    before = _open_descriptors()
     with two_processes() as started:
         in_two = LocalStorage(root).listing()
     _same(in_two, _one_process(root))
     [worker] = started
     assert worker.answered >= stat_worker.AHEAD  # the first pieces are sent before the listing takes any
     assert worker.process.returncode is not None
+    assert _open_descriptors() == before  # its pipes closed too
 
 
 def test_a_worker_that_answers_every_piece_gives_the_same_listing(tmp_path):
@@ -243,12 +249,14 @@ def test_a_worker_killed_mid_run_leaves_the_listing_complete_and_no_process(tmp_
     (root / "val").mkdir()
     for n in range(30):
         (root / "val" / f"{n:03d}.png").write_bytes(b"v")
+    before = _open_descriptors()
     with two_processes(worker_class=KilledAfterItsFirstAnswer) as started:
         in_two = LocalStorage(root).listing()
     _same(in_two, _one_process(root))
     [worker] = started
     assert 1 <= worker.answered < 40 and not worker.alive
     assert worker.process.returncode == -signal.SIGKILL
+    assert _open_descriptors() == before
 
 
 def test_a_worker_that_stops_answering_is_given_up_and_killed(tmp_path):
