@@ -323,9 +323,10 @@ StatsOf = Callable[
 
 class _StatsInTwo:
     """listing()'s `stats_of`: a run of a folder's files big enough to pay for a second process
-    (stat_worker.START_FROM files; a tree of a few thousand never starts one) is stat-ed half by
-    it (hubpress.storage.stat_worker), giving the entries `_stats_of` gives, in its order. The
-    process is started at most once a listing, and `close` ends it."""
+    (stat_worker.START_FROM files; a tree of a few thousand never starts one), where there is a
+    second CPU to run it, is stat-ed half by it (hubpress.storage.stat_worker), giving the
+    entries `_stats_of` gives, in its order. The process is started at most once a listing, and
+    `close` ends it."""
 
     def __init__(self) -> None:
         self.worker: stat_worker.StatWorker | None = None
@@ -337,7 +338,8 @@ class _StatsInTwo:
         worker = self.worker
         if worker is None and not self.tried and folder is not None and len(names) >= stat_worker.START_FROM:
             self.tried = True
-            worker = self.worker = stat_worker.StatWorker.start()
+            if stat_worker.cpus_usable() > 1:
+                worker = self.worker = stat_worker.StatWorker.start()
         if worker is None or not worker.alive or folder is None or len(names) < 2 * stat_worker.PIECE:
             yield from _stats_of(folder, path, pre, names, unlisted)
             return

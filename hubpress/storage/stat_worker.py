@@ -13,7 +13,7 @@ hubpress, stdlib only), started through subprocess, which execs at once: no fork
 whose threads (a Prefect task's, the CLI's) hold locks, and no re-import of the caller's main
 module, which multiprocessing's spawn and forkserver do. It is started only for a folder of
 START_FROM files or more (a start costs about 20 ms of the other core; START_FROM files take
-about 0.1 s to stat), at most once a listing, and killed when the listing ends, whatever way it
+about 0.1 s to stat), where the listing may run on two CPUs or more, at most once a listing, and killed when the listing ends, whatever way it
 ends. A worker that cannot start, dies, is killed or stops answering leaves its pieces to the
 listing, which then completes alone.
 
@@ -52,6 +52,15 @@ Columns = tuple[array, array, array, array]  # sizes, mtimes, ctimes, inodes
 # A piece's outcome: the names found, their columns (or their stats, where a number does not fit
 # the columns), and the (name, why) of each name that could not be stat-ed.
 Piece = tuple[list[str], Columns | list[os.stat_result], list[tuple[str, str]]]
+
+
+def cpus_usable() -> int:
+    """The CPUs this thread may run on: with one, a second process only takes turns with the
+    listing (validation's default_workers counts them the same way)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def stat_piece(

@@ -162,6 +162,20 @@ def test_a_worker_that_answers_every_piece_gives_the_same_listing(tmp_path):
     assert started[0].answered == 20
 
 
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="sets this thread's CPUs (Linux)")
+def test_a_listing_that_may_run_on_one_cpu_starts_no_process(tmp_path):
+    root = _folder(tmp_path, 40)
+    cpus = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(cpus)})
+    try:
+        with two_processes() as started:
+            on_one = LocalStorage(root).listing()
+    finally:
+        os.sched_setaffinity(0, cpus)
+    assert started == []
+    _same(on_one, _one_process(root))
+
+
 def test_a_small_tree_starts_no_process(tmp_path):
     root = _folder(tmp_path, 99)
     with two_processes(piece=10, start_from=100) as started:
