@@ -347,6 +347,8 @@ class _CsvRows:
                             sid = (id_at is not None and row[id_at].strip()) or split_extension(
                                 image.rpartition("/")[2]
                             )[0]
+                            if len(controls) == 1:  # exact: a list filled by append keeps room for four
+                                controls = [controls[0]]
                             append(
                                 Sample(
                                     sid, split, row[prompt_at].strip(), controls, None, target, None, rowno
@@ -385,6 +387,8 @@ class _CsvRows:
                 controls.append(control)
         if not controls:
             return None
+        if len(controls) == 1:
+            controls = [controls[0]]  # exact, as _read_plain_columns makes it
         # The stem of a plain path: no spaces or backslashes to take off first (_stem_of).
         sid = (row[self._id].strip() if self._id is not None else "") or split_extension(
             image.rpartition("/")[2]
@@ -413,6 +417,8 @@ class _CsvRows:
         target = self.resolve(row, "image", rowno, pending, resolved) if "image" in self.position else None
         controls = [self.resolve(row, col, rowno, pending, resolved) for col in self.control_cols]
         controls = [ref for ref in controls if ref is not None]
+        if len(controls) == 1:
+            controls = [controls[0]]  # exact, as _read_plain_columns makes it
         if "mask" in self.position:
             mask = self.resolve(row, "mask", rowno, pending, resolved)
         else:
