@@ -28,7 +28,8 @@ from hubpress.sources.models import (
     SkippedSample,
     SplitManifest,
     severity_of,
-    with_facts_in_place,
+    shared_facts,
+    with_shared_facts_in_place,
 )
 from hubpress.sources.plain_verdicts import name_agrees, plain_shared_facts, plainly_fine_in, plainly_kept
 
@@ -183,7 +184,9 @@ def _kept_in_place(facts: Mapping[str, FileFacts]) -> Callable[[Sample], bool] |
     if shared is None:
         return None
     held_get = facts.held_get  # type: ignore[attr-defined]
-    true_format, width, height, pending = shared.format, shared.width, shared.height, not shared.decoded
+    true_format = shared.format
+    # What with_facts_in_place would hold for the four values, made once.
+    held_facts = shared_facts(true_format, shared.width, shared.height, not shared.decoded)
 
     by_suffix: dict[str, bool] = {}  # name_agrees(relpath, true_format) by the name's suffix
 
@@ -221,7 +224,7 @@ def _kept_in_place(facts: Mapping[str, FileFacts]) -> Callable[[Sample], bool] |
             stripped = prompt.strip()
             if not stripped:
                 return False
-            with_facts_in_place(control, true_format, held, width, height, pending)
+            with_shared_facts_in_place(control, held_facts, held)
             sample.controls = [control]  # exact, as plainly_kept's: discovery's keeps room for more
         else:
             helds = [plain(ref) for ref in controls]
@@ -230,8 +233,8 @@ def _kept_in_place(facts: Mapping[str, FileFacts]) -> Callable[[Sample], bool] |
             if target_held is None or None in helds or not stripped:
                 return False
             for ref, held in zip(controls, helds, strict=True):
-                with_facts_in_place(ref, true_format, held, width, height, pending)
-        with_facts_in_place(target, true_format, target_held, width, height, pending)
+                with_shared_facts_in_place(ref, held_facts, held)
+        with_shared_facts_in_place(target, held_facts, target_held)
         sample.prompt = stripped
         return True
 
