@@ -7,7 +7,7 @@ import hashlib
 from collections.abc import Mapping
 from hashlib import sha256
 from itertools import pairwise
-from operator import attrgetter
+from operator import attrgetter, itemgetter, methodcaller
 from typing import Any
 
 import hubpress
@@ -76,21 +76,25 @@ def fingerprint_and_digests(
         manifest = report.splits[split]
         feed(["split", split, len(manifest.samples)])
         ordered = sorted(manifest.samples, key=_ID)
-        ids = [sample.id for sample in ordered]
+        ids = list(map(_ID, ordered))
         digests = bytearray()
-        texts: list[str] = []  # the fingerprint's lines, hashed a few thousand at a time
-        for sample in ordered:
-            text = _facts_text(sample)
-            texts.append(text)
-            if len(texts) == _LINES_PER_UPDATE:
-                digest.update(("\n".join(texts) + "\n").encode())
-                texts.clear()
-            # DEL (\x7f) is ASCII, but ensure_ascii escapes it: such text is encoded again too.
-            if not text.isascii() or "\x7f" in text:
-                text = _ENCODE_ASCII(sample_facts(sample))
-            digests += sha256(text.encode()).digest()[:DIGEST_BYTES]
-        if texts:
-            digest.update(("\n".join(texts) + "\n").encode())
+        # The fingerprint's lines a few thousand at a time, and their digests by `map` over C
+        # functions: no Python frame per sample but the text's own.
+        for start in range(0, len(ordered), _LINES_PER_UPDATE):
+            batch = ordered[start : start + _LINES_PER_UPDATE]
+            texts = list(map(_facts_text, batch))
+            lines = "\n".join(texts) + "\n"
+            digest.update(lines.encode())
+            # A digest hashes the facts' ASCII JSON (ensure_ascii): text of printable ASCII is
+            # that already. DEL (\x7f) is ASCII, but ensure_ascii escapes it: such text, and any
+            # that is not ASCII, is encoded again.
+            if lines.isascii() and "\x7f" not in lines:
+                digests += b"".join(map(_SHORT, map(_DIGEST, map(sha256, map(str.encode, texts)))))
+                continue
+            for sample, text in zip(batch, texts, strict=True):
+                if not text.isascii() or "\x7f" in text:
+                    text = _ENCODE_ASCII(sample_facts(sample))
+                digests += sha256(text.encode()).digest()[:DIGEST_BYTES]
         parts[split] = (ids, digests)
         feed(sorted([s.id, list(s.reasons)] for s in manifest.skipped))
     feed(sorted([c.split, c.sample, c.path, c.from_, c.to, c.kind] for c in report.corrections))
@@ -105,6 +109,8 @@ def fingerprint_and_digests(
 
 
 _ID = attrgetter("id")
+_DIGEST = methodcaller("digest")
+_SHORT = itemgetter(slice(0, DIGEST_BYTES))  # a sample's digest: the first bytes of its sha256
 _LINES_PER_UPDATE = 4096  # under 1 MB of text at a time
 _quote = json_string  # a string's JSON text as _ENCODE writes it (not ASCII-only)
 

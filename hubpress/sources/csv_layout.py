@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import csv
 import re
+from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from operator import attrgetter
+from itertools import islice
+from operator import attrgetter, lt
 
 from hubpress.errors import SourceError
 from hubpress.sources.formats import split_extension
@@ -66,27 +68,63 @@ def is_path_column(name: str) -> bool:
 _URL_OR_DRIVE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 
 
+# A listing in relpath order is searched by bisection until this many searches (or a 64th of
+# its files, if more) have missed the next file's position: a CSV in another order than the
+# listing's is then looked up in a dict of every relpath, as it always was.
+BISECT_AT_MOST = 4096
+
+
 class _ListedByPath(Mapping[str, ListedFile]):
     """A Listing's files by relpath, as the dict of its ListedFiles by relpath reads: each
-    relpath's index is kept, and its ListedFile made when asked (most never are: `ref_maker`)."""
+    relpath's index is found, and its ListedFile made when asked (most never are: `ref_maker`).
 
-    __slots__ = ("listing", "at")
+    A local listing comes in relpath order (hubpress.storage.files), and a CSV of sorted ids
+    names its files in that order too: discovery tries the position after the last one a column
+    found (_CsvRows._read_plain_columns), then a bisection of the relpaths, and builds the dict of
+    every relpath only when neither pays (a listing out of order, a CSV in another order). The
+    dict was about 100 bytes a sample at discovery's peak and a second of CPU at a million."""
+
+    __slots__ = ("listing", "relpaths", "ordered", "_at", "_searches")
 
     def __init__(self, listing: Listing) -> None:
         self.listing = listing
-        self.at = listing.positions()
+        relpaths = self.relpaths = listing.relpaths
+        # Strictly increasing: in order, each relpath once (a dict keeps a repeated one's last).
+        self.ordered = all(map(lt, relpaths, islice(relpaths, 1, None)))
+        self._at: dict[str, int] | None = None
+        self._searches = max(BISECT_AT_MOST, len(relpaths) >> 6)
+
+    @property
+    def at(self) -> dict[str, int]:
+        """relpath -> its index in the listing (the last, if it is listed twice)."""
+        if self._at is None:
+            self._at = self.listing.positions()
+        return self._at
+
+    def position(self, relpath: str) -> int | None:
+        """at.get(relpath): by bisection while the listing is in order and that pays, else from
+        the dict."""
+        if self._at is None and self.ordered and relpath.__class__ is str and self._searches > 0:
+            self._searches -= 1
+            relpaths = self.relpaths
+            n = bisect_left(relpaths, relpath)
+            return n if n < len(relpaths) and relpaths[n] == relpath else None
+        return self.at.get(relpath)
 
     def __getitem__(self, relpath: str) -> ListedFile:
-        return self.listing[self.at[relpath]]
+        n = self.position(relpath)
+        if n is None:
+            raise KeyError(relpath)
+        return self.listing[n]
 
     def __contains__(self, relpath: object) -> bool:
-        return relpath in self.at
+        return self.position(relpath) is not None if relpath.__class__ is str else relpath in self.at
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self.at)
+        return iter(self.relpaths if self._at is None and self.ordered else self.at)
 
     def __len__(self) -> int:
-        return len(self.at)
+        return len(self.relpaths if self._at is None and self.ordered else self.at)
 
 
 def _files_by_path(listing: Iterable[ListedFile]) -> Mapping[str, ListedFile]:
@@ -99,7 +137,7 @@ def _ref_maker(files: Mapping[str, ListedFile], prefix: str) -> Callable[[str], 
     """relpath -> the FileRef file_ref_under makes of its listed file under `prefix`, or None if it
     is not listed; from a Listing's columns, without its ListedFile."""
     if isinstance(files, _ListedByPath):
-        at, listing, under = files.at.get, files.listing, FileRef.under_stamp
+        at, listing, under = files.position, files.listing, FileRef.under_stamp
         relpaths, sizes, mtimes, ctimes, inodes = listing.columns()
 
         def from_columns(relpath: str) -> FileRef | None:
@@ -304,7 +342,7 @@ class _CsvRows:
         (tests/sources/test_csv_plain_columns.py holds the two to each other)."""
         files = self.index.files
         assert isinstance(files, _ListedByPath)
-        at, listing = files.at.get, files.listing
+        at, listing = files.position, files.listing
         relpaths, sizes, mtimes, ctimes, inodes = listing.columns()
         under, prefix, plain = FileRef.under_stamp, self._prefix, PLAIN_PATH.fullmatch
         split, width, image_at, id_at, prompt_at = (
@@ -318,18 +356,28 @@ class _CsvRows:
         assert image_at is not None  # _plain
         samples: list[Sample] = []
         append = samples.append
+        # By column: the position after the file the column's last cell named, where a CSV in
+        # the listing's order names its next file; else _ListedByPath.position.
+        after = [0] * width
+        count = len(relpaths) if files.ordered else 0  # out of order, a relpath may be listed twice
         for rowno, row in enumerate(reader, start=1):
             if len(row) >= width:
                 image = row[image_at]
-                n = at(image)
+                n = after[image_at]
+                if n >= count or relpaths[n] != image:
+                    n = at(image)
                 if n is not None and plain(image):
+                    after[image_at] = n + 1
                     controls = []
                     for i in controls_at:
                         raw = row[i]
                         if raw:
-                            m = at(raw)
+                            m = after[i]
+                            if m >= count or relpaths[m] != raw:
+                                m = at(raw)
                             if m is None or not plain(raw):
                                 break
+                            after[i] = m + 1
                             inode = inodes[m]
                             controls.append(
                                 under(prefix, relpaths[m], sizes[m], mtimes[m], ctimes[m], inode)
@@ -347,6 +395,8 @@ class _CsvRows:
                             sid = (id_at is not None and row[id_at].strip()) or split_extension(
                                 image.rpartition("/")[2]
                             )[0]
+                            if len(controls) == 1:  # exact: a list filled by append keeps room for four
+                                controls = [controls[0]]
                             append(
                                 Sample(
                                     sid, split, row[prompt_at].strip(), controls, None, target, None, rowno
@@ -385,6 +435,8 @@ class _CsvRows:
                 controls.append(control)
         if not controls:
             return None
+        if len(controls) == 1:
+            controls = [controls[0]]  # exact, as _read_plain_columns makes it
         # The stem of a plain path: no spaces or backslashes to take off first (_stem_of).
         sid = (row[self._id].strip() if self._id is not None else "") or split_extension(
             image.rpartition("/")[2]
@@ -413,6 +465,8 @@ class _CsvRows:
         target = self.resolve(row, "image", rowno, pending, resolved) if "image" in self.position else None
         controls = [self.resolve(row, col, rowno, pending, resolved) for col in self.control_cols]
         controls = [ref for ref in controls if ref is not None]
+        if len(controls) == 1:
+            controls = [controls[0]]  # exact, as _read_plain_columns makes it
         if "mask" in self.position:
             mask = self.resolve(row, "mask", rowno, pending, resolved)
         else:

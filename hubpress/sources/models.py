@@ -13,8 +13,6 @@ from typing import Any, Literal
 
 from pydantic import TypeAdapter
 
-from hubpress.frozen_init import quick_frozen_init
-
 Severity = Literal["error", "warning"]
 Layout = Literal["folder", "csv"]
 
@@ -61,8 +59,7 @@ def severity_of(kind: str) -> Severity:
     return "warning" if kind in WARNING_KINDS else "error"
 
 
-@quick_frozen_init  # one per file, in discovery and again in the decision
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)  # slotted by hand, below: __slots__
 class FileRef:
     """One source file. `uri` is an absolute local path or s3://bucket/key.
 
@@ -79,7 +76,18 @@ class FileRef:
     So is the version of a local listing's file made by `under_stamp`, "mtime+ctime:inode", as
     one int of the three numbers: 56 bytes where the text was 96, another 80 MB. Both are read,
     compared, hashed, pickled, replaced and serialised as the text
-    (tests/sources/test_file_ref_packed.py)."""
+    (tests/sources/test_file_ref_packed.py).
+
+    What validation found in the bytes (format, width, height, decode_pending) is held as one
+    tuple, shared by every file whose four values are the same (nearly every file of a dataset,
+    and every file before the decision): 80 bytes a FileRef where nine slots were 104, 48 MB of a
+    million samples' plan (docs/performance.md, "Planning (fifteenth session"). Each reads as its
+    field through a property (tests/sources/test_file_ref_packed.py)."""
+
+    # The slot `uri` holds the root; `_sha256`, `_version` and `_facts` what the properties
+    # sha256, version and (format, width, height, decode_pending) read (not the fields' names:
+    # a slot may not share its name with a field's default).
+    __slots__ = ("uri", "relpath", "size", "_sha256", "_version", "_facts")
 
     uri: str
     relpath: str  # POSIX path relative to the source root, as listed
@@ -103,8 +111,9 @@ class FileRef:
         56 bytes where the text was 96, 80 MB of a million samples' plan. mtime and ctime as
         int64 columns hold them, inode in [0, 2**64)."""
         ref = _new_ref(cls)
-        packed = ((mtime + _STAMP_BIAS) << 128) | ((ctime + _STAMP_BIAS) << 64) | inode
-        _raw_init(ref, root, relpath, size, None, None, None, None, packed, False)
+        _bare_init(
+            ref, root, relpath, size, ((mtime + _STAMP_BIAS) << 128) | ((ctime + _STAMP_BIAS) << 64) | inode
+        )
         return ref
 
     @classmethod
@@ -112,7 +121,7 @@ class FileRef:
         """A listed file under `root` (the URI prefix, ending in "/"): what discovery makes, a
         million times under one root, so the root is passed once and shared, never split again."""
         ref = _new_ref(cls)
-        _raw_init(ref, root, relpath, size, None, None, None, None, version, False)
+        _bare_init(ref, root, relpath, size, version)
         return ref
 
     def with_facts(
@@ -187,14 +196,68 @@ class _WholeUri:
 
 
 _root_slot = FileRef.__dict__["uri"]  # the slot's own descriptor: it holds the root
-_held_sha = FileRef.__dict__["sha256"].__get__  # the slot: 32 bytes, or the value as given
-_set_held_sha = FileRef.__dict__["sha256"].__set__  # (with_facts_in_place)
-_held_version = FileRef.__dict__["version"].__get__  # the slot: a packed stamp, or as given
+_held_sha = FileRef.__dict__["_sha256"].__get__  # the slot: 32 bytes, or the value as given
+_set_held_sha = FileRef.__dict__["_sha256"].__set__  # (with_facts_in_place)
+_held_version = FileRef.__dict__["_version"].__get__  # the slot: a packed stamp, or as given
+_held_facts = FileRef.__dict__["_facts"].__get__  # (format, width, height, decode_pending)
+_set_facts = FileRef.__dict__["_facts"].__set__
 _STAMP_BIAS = 1 << 63  # int64 mtime and ctime, made non-negative to be packed
 _LOW64 = (1 << 64) - 1
 _held_root = _root_slot.__get__  # bound once: `uri` is read for every file validation checks
-_raw_init = FileRef.__init__  # quick_frozen_init's: sets each slot, the root into `uri`'s
+_set_root = _root_slot.__set__
+_set_relpath = FileRef.__dict__["relpath"].__set__
+_set_size = FileRef.__dict__["size"].__set__
+_set_version = FileRef.__dict__["_version"].__set__
 _new_ref = object.__new__
+NO_FACTS = (None, None, None, False)  # a FileRef's (format, width, height, decode_pending) unread
+_SHARED_FACTS: dict[tuple[Any, ...], tuple[Any, ...]] = {NO_FACTS: NO_FACTS}
+_PLAIN = frozenset({str, int, bool, type(None)})
+
+
+def shared_facts(format: Any, width: Any, height: Any, decode_pending: Any) -> tuple[Any, ...]:
+    """The tuple a FileRef holds for these four values: one per distinct four (a dataset has a
+    handful), each value of exactly the type it was given in (True and 1 are not shared)."""
+    facts = (format, width, height, decode_pending)
+    if (
+        format.__class__ not in _PLAIN
+        or width.__class__ not in _PLAIN
+        or height.__class__ not in _PLAIN
+        or decode_pending.__class__ not in _PLAIN
+    ):
+        return facts  # a float, a subclass: its own, as given
+    # Keyed by the values and their types: (1, True) and (True, 1) are equal tuples.
+    key = (facts, format.__class__, width.__class__, height.__class__, decode_pending.__class__)
+    held = _SHARED_FACTS.get(key)  # type: ignore[call-overload]
+    if held is None:
+        if len(_SHARED_FACTS) >= 1024:  # bounded, whatever a long-lived process sees
+            _SHARED_FACTS.clear()
+        held = _SHARED_FACTS[key] = facts  # type: ignore[index]
+    return held
+
+
+def _raw_init(
+    self: FileRef, root: Any, relpath: str, size: int, format: Any, sha256: Any, width: Any,
+    height: Any, version: Any, decode_pending: Any,
+) -> None:  # fmt: skip
+    """Sets each slot as given (the root into `uri`'s, the held sha256 and version)."""
+    _set_root(self, root)
+    _set_relpath(self, relpath)
+    _set_size(self, size)
+    _set_held_sha(self, sha256)
+    _set_version(self, version)
+    _set_facts(self, shared_facts(format, width, height, decode_pending))
+
+
+def _bare_init(self: FileRef, root: Any, relpath: str, size: int, version: Any) -> None:
+    """_raw_init of a file nothing was read of (discovery's): no facts to share out."""
+    _set_root(self, root)
+    _set_relpath(self, relpath)
+    _set_size(self, size)
+    _set_held_sha(self, None)
+    _set_version(self, version)
+    _set_facts(self, NO_FACTS)
+
+
 _ROOTS: dict[str, str] = {}  # each root once, however many FileRefs were built from whole URIs
 
 
@@ -282,10 +345,6 @@ UriRoot = str | _WholeUri
 uri_root = _root_of  # (uri, relpath) -> what to hold: the root shared by every file under it
 held_root = _held_root  # what a FileRef holds: hand it on without making the URI
 held_sha256_of = _held_sha  # what a FileRef holds for its sha256 (held_sha256's value), not written out
-_set_format = FileRef.__dict__["format"].__set__
-_set_width = FileRef.__dict__["width"].__set__
-_set_height = FileRef.__dict__["height"].__set__
-_set_decode_pending = FileRef.__dict__["decode_pending"].__set__
 
 
 def with_facts_in_place(
@@ -301,11 +360,17 @@ def with_facts_in_place(
     again, so a new FileRef per file (two million at a million samples) need not be made while
     discovery's is freed. `ref` must be in no set and no dict key (its hash is its fields');
     to everyone else a FileRef is frozen."""
-    _set_format(ref, format)
     _set_held_sha(ref, sha256 if sha256.__class__ is bytes else held_sha256(sha256))
-    _set_width(ref, width)
-    _set_height(ref, height)
-    _set_decode_pending(ref, decode_pending)
+    _set_facts(ref, shared_facts(format, width, height, decode_pending))
+    return ref
+
+
+def with_shared_facts_in_place(ref: FileRef, facts: tuple[Any, ...], sha256: Any) -> FileRef:
+    """with_facts_in_place(ref, format, sha256, width, height, decode_pending) given what
+    `shared_facts` made of the four values once: the decision's keep in place of two million
+    files, with two slot writes each."""
+    _set_held_sha(ref, sha256 if sha256.__class__ is bytes else held_sha256(sha256))
+    _set_facts(ref, facts)
     return ref
 
 
@@ -323,6 +388,12 @@ FileRef.__init__ = _file_ref_init  # type: ignore[method-assign]
 FileRef.uri = property(_uri, doc="The file's absolute local path or s3://bucket/key: root + relpath.")  # type: ignore[assignment,method-assign]
 FileRef.sha256 = property(_sha256, doc="The file's sha256 (64 hex digits), or None if not read.")  # type: ignore[assignment,method-assign]
 FileRef.version = property(_version, doc="mtime_ns+ctime_ns:inode locally, the ETag on S3.")  # type: ignore[assignment,method-assign]
+FileRef.format = property(lambda self: _held_facts(self)[0], doc="The true format read from the bytes.")  # type: ignore[assignment,method-assign]
+FileRef.width = property(lambda self: _held_facts(self)[1], doc="The width in pixels, once read.")  # type: ignore[assignment,method-assign]
+FileRef.height = property(lambda self: _held_facts(self)[2], doc="The height in pixels, once read.")  # type: ignore[assignment,method-assign]
+FileRef.decode_pending = property(  # type: ignore[assignment,method-assign]
+    lambda self: _held_facts(self)[3], doc="Validation read the header only: the build decodes the pixels."
+)
 
 
 @dataclass(frozen=True, slots=True)

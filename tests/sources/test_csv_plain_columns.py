@@ -81,3 +81,65 @@ def test_names_without_an_image_extension_are_their_own_ids_as_on_the_checked_pa
     found = discover_csv(_as_columns(files, [False] * len(files)), root="/r/", csv_texts={"train": text})
     assert found == _checked(files, text, monkeypatch)
     assert [s.id for s in found.samples["train"]] == ["f.txt", "g", "h.tar"]
+
+
+def test_a_single_control_is_held_in_a_list_of_its_size():
+    """A list filled by append keeps room for four: 24 bytes a sample at discovery's and
+    validation's peaks (24 MB at a million samples). One control's list is made at its size, as
+    the decision's kept sample's is; two controls are kept in their order."""
+    import sys
+
+    files = [
+        ListedFile(f"{d}/{i}.png", 5, "1+2", 10 + n * 3 + i) for n, d in enumerate("tcd") for i in range(3)
+    ]
+    files.append(ListedFile("train.csv", 1, "1+1", 1))
+    text = (
+        "image,control,control_1,prompt\nt/0.png,c/0.png,,p\nt/1.png,c/1.png,d/1.png,q\nt/2.png,,d/2.png,r\n"
+    )
+    found = discover_csv(_as_columns(files, [False] * len(files)), root="/r/", csv_texts={"train": text})
+    samples = found.samples["train"]
+    assert [[c.relpath for c in s.controls] for s in samples] == [
+        ["c/0.png"],
+        ["c/1.png", "d/1.png"],
+        ["d/2.png"],
+    ]
+    for s in (samples[0], samples[2]):
+        assert sys.getsizeof(s.controls) == sys.getsizeof([s.controls[0]])
+
+
+@settings(max_examples=300, deadline=None)
+@given(sources(), st.lists(st.booleans(), max_size=8), st.integers(0, 3), st.booleans())
+def test_a_listing_in_relpath_order_is_searched_as_the_dict_is(source, whole, searches, repeat):
+    """Over a listing in relpath order, each cell is looked for after the file its column named
+    last, then by bisection (at most `searches` times), then in the dict of every relpath: the
+    samples and problems found are the checked path's, whatever the rows' order."""
+    listing, text = source
+    listing = sorted(listing, key=lambda lf: lf.relpath)
+    if repeat:  # rows again, so that a column's next cell is often its listed file's neighbour
+        text += text.partition("\n")[2]
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        checked = _checked(listing, text, monkeypatch)
+        monkeypatch.setattr(csv_layout, "BISECT_AT_MOST", searches)
+        found = discover_csv(_as_columns(listing, whole), root="/r/", csv_texts={"train": text})
+    assert found == checked
+
+
+def test_a_csv_in_the_listing_order_needs_no_dict_of_every_relpath(monkeypatch):
+    """The dict of every relpath was about 100 bytes a sample at discovery's peak: a CSV naming
+    a listing in order (new rows out of order at its end, a file not listed, an odd cell) is read
+    without it."""
+    files = [ListedFile(f"train/{d}/{i:03d}.png", 5, "1+2", 10 + i) for d in ("c", "t") for i in range(200)]
+    files.insert(0, ListedFile("train.csv", 1, "1+1", 1))
+    rows = [f"train/t/{i:03d}.png,train/c/{i:03d}.png,p{i}\n" for i in range(3, 200)]
+    rows += [f"train/t/{i:03d}.png,train/c/{i:03d}.png,p{i}\n" for i in range(3)]  # appended
+    rows += ["train/t/404.png,train/c/000.png,gone\n", " train/t/001.png,train/c/001.png,odd\n"]
+    text = "image,control,prompt\n" + "".join(rows)
+    expected = _checked(files, text, monkeypatch)
+
+    def refused(self):
+        raise AssertionError("a dict of every relpath was made")
+
+    monkeypatch.setattr(Listing, "positions", refused)
+    found = discover_csv(_as_columns(files, [False] * len(files)), root="/r/", csv_texts={"train": text})
+    assert found == expected
+    assert len(found.samples["train"]) == 202 and found.problems
