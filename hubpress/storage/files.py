@@ -13,14 +13,14 @@ import heapq
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Protocol
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 from hubpress.frozen_init import quick_frozen_init
 from hubpress.settings import Settings, get_settings
-from hubpress.storage import names
+from hubpress.storage import names, stat_worker
 from hubpress.storage.hashcache import stat_version
 from hubpress.storage.listed_reads import NotTheListedFile, copied_as_listed, open_listed, read_as_listed
 from hubpress.storage.names import inside, is_inside
@@ -130,19 +130,28 @@ class LocalStorage:
         if type(self).list is not LocalStorage.list:  # a subclass that lists its own way: its entries
             return Listing(self.list(prefix, report_unlisted))
         listing = Listing()
-        add_stats, add = listing.extend_stats, listing.append
-        for entry in self._entries(prefix, report_unlisted):
-            if entry.__class__ is tuple:
-                add_stats(*entry)
-            else:
-                add(entry)
+        add_stats, add_columns, add = listing.extend_stats, listing.extend_columns, listing.append
+        in_two = _StatsInTwo()
+        try:
+            for entry in self._entries(prefix, report_unlisted, in_two.stats_of):
+                if entry.__class__ is not tuple:
+                    add(entry)
+                elif len(entry) == 3:
+                    add_stats(*entry)
+                else:
+                    add_columns(*entry)
+        finally:
+            in_two.close()
         return listing
 
     def _entries(
-        self, prefix: str, report_unlisted: bool
-    ) -> Iterator[tuple[str, list[str], list[os.stat_result]] | ListedFile]:
+        self, prefix: str, report_unlisted: bool, stats_of: StatsOf | None = None
+    ) -> Iterator[tuple[str, list[str], list[os.stat_result]] | tuple[Any, ...] | ListedFile]:
         """list()'s walk, in its order: (the folder's relpath and "/", names, their stats) for
-        files, a few thousand at a time; a ListedFile for each unlisted entry."""
+        files, a few thousand at a time; a ListedFile for each unlisted entry. `stats_of` stats a
+        run of a folder's files (default `_stats_of`; listing()'s may also give (relpath and "/",
+        names, sizes, mtimes, ctimes, inodes), the columns a second process sent)."""
+        stats_of = stats_of or _stats_of
         unlisted: list[tuple[str, str]] = []
         start = self.uri(prefix)
         if not os.path.isdir(start):
@@ -169,12 +178,13 @@ class LocalStorage:
                 # kept as entries, to be looked at one by one in name order.
                 files: list[str] = []
                 others: list[os.DirEntry[str]] = []
+                add_file = files.append  # a million times in a big folder: no attribute look-up each
                 if gone is None:
                     with os.scandir(path if folder is None else folder) as entries:
                         for entry in entries:
                             try:
                                 if entry.is_file(follow_symlinks=False):
-                                    files.append(entry.name)
+                                    add_file(entry.name)
                                     continue
                             except OSError:
                                 pass  # looked at again below, where its error is reported
@@ -188,7 +198,7 @@ class LocalStorage:
                         if entry is None:
                             run.append(name)
                             continue
-                        yield from _stats_of(folder, path, pre, run, unlisted)
+                        yield from stats_of(folder, path, pre, run, unlisted)
                         run = []
                         child = pre + name
                         try:
@@ -212,7 +222,7 @@ class LocalStorage:
                                 unlisted.append((child, why_not_regular(at) or "is not a regular file"))
                         except OSError as exc:  # ELOOP: a link that points at itself, directly or not
                             unlisted.append((child, _why_not_read(exc)))
-                yield from _stats_of(folder, path, pre, run, unlisted)
+                yield from stats_of(folder, path, pre, run, unlisted)
             finally:
                 if folder is not None:
                     os.close(folder)
@@ -303,6 +313,48 @@ class LocalStorage:
 
 
 _STATS_AT_ONCE = 4096  # files stat-ed, then handed to the listing, at a time
+
+
+StatsOf = Callable[
+    [int | None, str, str, list[str], list[tuple[str, str]]],
+    Iterator[tuple[str, list[str], Any] | tuple[Any, ...]],
+]
+
+
+class _StatsInTwo:
+    """listing()'s `stats_of`: a run of a folder's files big enough to pay for a second process
+    (stat_worker.START_FROM files; a tree of a few thousand never starts one), where there is a
+    second CPU to run it, is stat-ed half by it (hubpress.storage.stat_worker), giving the
+    entries `_stats_of` gives, in its order. The process is started at most once a listing, and
+    `close` ends it."""
+
+    def __init__(self) -> None:
+        self.worker: stat_worker.StatWorker | None = None
+        self.tried = False
+
+    def stats_of(
+        self, folder: int | None, path: str, pre: str, names: list[str], unlisted: list[tuple[str, str]]
+    ) -> Iterator[tuple[str, list[str], Any] | tuple[Any, ...]]:
+        worker = self.worker
+        if worker is None and not self.tried and folder is not None and len(names) >= stat_worker.START_FROM:
+            self.tried = True
+            if stat_worker.cpus_usable() > 1:
+                worker = self.worker = stat_worker.StatWorker.start()
+        if worker is None or not worker.alive or folder is None or len(names) < 2 * stat_worker.PIECE:
+            yield from _stats_of(folder, path, pre, names, unlisted)
+            return
+        for found, stats, missing in worker.pieces(folder, path, names):
+            unlisted.extend((pre + name, f"cannot be followed ({why})") for name, why in missing)
+            if not found:
+                continue
+            if stats.__class__ is list:  # a number that does not fit the columns: as _stats_of gives
+                yield pre, found, stats
+            else:
+                yield (pre, found, *stats)
+
+    def close(self) -> None:
+        if self.worker is not None:
+            self.worker.stop()
 
 
 def _entry_name(entry: os.DirEntry[str]) -> str:

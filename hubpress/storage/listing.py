@@ -78,11 +78,29 @@ class Listing(Sequence["ListedFile"]):
             inodes = array("q", map(_INODE, stats))
         except OverflowError:  # a number that does not fit: append_stat holds that file whole
             sizes = None
-        if sizes is None or (
-            names and (min(sizes) < 0 or min(inodes) < 0 or min(mtimes) == -_INT64 or min(ctimes) == -_INT64)
-        ):
+        if sizes is None:
             for name, st in zip(names, stats, strict=True):
                 self.append_stat(folder + name, st)
+            return
+        self.extend_columns(folder, names, sizes, mtimes, ctimes, inodes)
+
+    def extend_columns(
+        self, folder: str, names: list[str], sizes: array, mtimes: array, ctimes: array, inodes: array
+    ) -> None:
+        """As extend_stats, from the stats' four columns (the listing's second process sends them,
+        hubpress.storage.stat_worker): each file held as columns, or whole where a number falls
+        outside the columns' range, as append_stat holds it."""
+        if names and (min(sizes) < 0 or min(inodes) < 0 or min(mtimes) == -_INT64 or min(ctimes) == -_INT64):
+            for n, name in enumerate(names):
+                size, mtime, ctime, inode = sizes[n], mtimes[n], ctimes[n], inodes[n]
+                if inode < 0 or size < 0 or mtime == -_INT64 or ctime == -_INT64:
+                    self.append(ListedFile(folder + name, size, stamp_version(mtime, ctime), inode))
+                    continue
+                self.relpaths.append(folder + name)
+                self._sizes.append(size)
+                self._mtimes.append(mtime)
+                self._ctimes.append(ctime)
+                self._inodes.append(inode)
             return
         self.relpaths += map(folder.__add__, names)
         self._sizes += sizes

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import pickle
+from array import array
 from types import SimpleNamespace
 
 import pytest
@@ -196,3 +197,39 @@ def test_files_added_a_folder_at_a_time_are_held_as_files_added_one_by_one(drawn
     assert at_once.columns() == one_by_one.columns()
     assert at_once.held_whole_at() == one_by_one.held_whole_at()
     assert pickle.loads(pickle.dumps(at_once)) == one_by_one
+
+
+# Mostly what a stat gives (numbers >= 0), with every edge of the columns' range now and then.
+_stat_number = st.integers(0, 2**62)
+int64 = st.one_of(
+    _stat_number,
+    _stat_number,
+    _stat_number,
+    st.sampled_from([-(2**63), -(2**63) + 1, -1, 0, 2**63 - 1]),
+    st.integers(-(2**63), -1),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(from_stat | given_whole, max_size=4),
+    folders,
+    st.lists(st.tuples(names, int64, int64, int64, int64), max_size=8),
+)
+def test_files_added_as_columns_are_held_as_files_added_one_by_one(drawn, folder, files):
+    """extend_columns (the columns the listing's second process sends) holds what append_stat
+    holds for each file in turn, for any int64 in any column."""
+    as_columns, one_by_one = _both(drawn)[0], _both(drawn)[0]
+    as_columns.extend_columns(
+        folder,
+        [name for name, *_ in files],
+        *(array("q", [numbers[k] for _, *numbers in files]) for k in range(4)),
+    )
+    for name, size, mtime, ctime, inode in files:
+        one_by_one.append_stat(
+            folder + name, SimpleNamespace(st_size=size, st_mtime_ns=mtime, st_ctime_ns=ctime, st_ino=inode)
+        )
+    assert list(as_columns) == list(one_by_one)
+    assert as_columns.columns() == one_by_one.columns()
+    assert as_columns.held_whole_at() == one_by_one.held_whole_at()
+    assert pickle.loads(pickle.dumps(as_columns)) == one_by_one
