@@ -103,11 +103,12 @@ def test_the_python_api_works_from_a_directory_holding_namesakes(crowded, env):
         "import hubpress\n"
         "from hubpress.api import upload_editing_dataset\n"
         "result = upload_editing_dataset('face_seg', './out/api')\n"
-        "print(hubpress.__version__, hubpress.__file__)\n"
+        "print(hubpress.__version__)\n"
+        "print(hubpress.__file__)\n"  # a line of its own: the checkout's path may hold spaces
     )
     done = _run([sys.executable, "-c", code], env, crowded)
     assert done.returncode == 0, done.stderr[-3000:]
-    version, where = done.stdout.split()[-2:]
+    version, where = done.stdout.splitlines()[-2:]
     assert version == __import__("hubpress").__version__
     assert Path(where).resolve() == ROOT / "hubpress" / "__init__.py"
     assert (crowded / "out" / "api" / "README.md").exists()
