@@ -210,7 +210,10 @@ _set_size = FileRef.__dict__["size"].__set__
 _set_version = FileRef.__dict__["_version"].__set__
 _new_ref = object.__new__
 NO_FACTS = (None, None, None, False)  # a FileRef's (format, width, height, decode_pending) unread
-_SHARED_FACTS: dict[tuple[Any, ...], tuple[Any, ...]] = {NO_FACTS: NO_FACTS}
+# shared_facts' key of NO_FACTS (the values and their types): every FileRef nothing was read of
+# holds that one tuple, however it was made (discovery's, the constructor's, a pickle's).
+_NO_FACTS_KEY = (NO_FACTS, type(None), type(None), type(None), bool)
+_SHARED_FACTS: dict[tuple[Any, ...], tuple[Any, ...]] = {_NO_FACTS_KEY: NO_FACTS}
 _PLAIN = frozenset({str, int, bool, type(None)})
 
 
@@ -231,6 +234,7 @@ def shared_facts(format: Any, width: Any, height: Any, decode_pending: Any) -> t
     if held is None:
         if len(_SHARED_FACTS) >= 1024:  # bounded, whatever a long-lived process sees
             _SHARED_FACTS.clear()
+            _SHARED_FACTS[_NO_FACTS_KEY] = NO_FACTS
         held = _SHARED_FACTS[key] = facts  # type: ignore[index]
     return held
 

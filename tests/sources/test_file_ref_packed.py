@@ -196,3 +196,21 @@ def test_equal_facts_of_other_values_are_not_shared():
     zero = FileRef("/d/a.png", "a.png", 3, "png", None, 0.0, 8, None, False)
     negative = FileRef("/d/a.png", "a.png", 3, "png", None, -0.0, 8, None, False)
     assert (repr(zero.width), repr(negative.width)) == ("0.0", "-0.0")
+
+
+def test_a_file_ref_without_facts_holds_discovery_s_tuple_however_it_was_made():
+    """A FileRef nothing was read of holds the one NO_FACTS tuple discovery's hold, whether made
+    by discovery, the constructor, a pickle, `dataclasses.replace` or the JSON, and after the
+    table of shared tuples was emptied (a long-lived process seeing many distinct facts)."""
+    discovered = FileRef.under_stamp("/d/", "a.png", 5, 1, 2, 3)
+    made = [
+        FileRef("/d/a.png", "a.png", 5),
+        pickle.loads(pickle.dumps(discovered)),
+        dataclasses.replace(discovered),
+        TypeAdapter(FileRef).validate_json(TypeAdapter(FileRef).dump_json(discovered)),
+    ]
+    for n in range(1100):  # more distinct fours than the table keeps: it is emptied once
+        FileRef("/d/b.png", "b.png", 5, "png", None, n, 1)
+    made.append(FileRef("/d/a.png", "a.png", 5))
+    assert models._held_facts(discovered) is models.NO_FACTS
+    assert all(models._held_facts(ref) is models.NO_FACTS for ref in made)
