@@ -344,7 +344,7 @@ class _StatsInTwo:
             yield from _stats_of(folder, path, pre, names, unlisted)
             return
         for found, stats, missing in worker.pieces(folder, path, names):
-            unlisted.extend((pre + name, f"cannot be followed ({why})") for name, why in missing)
+            unlisted.extend((pre + name, _cannot_be_followed(why)) for name, why in missing)
             if not found:
                 continue
             if stats.__class__ is list:  # a number that does not fit the columns: as _stats_of gives
@@ -375,7 +375,12 @@ def _first(pair: tuple[str, object]) -> str:
 
 
 def _why_not_read(exc: OSError) -> str:
-    return f"cannot be followed ({exc.strerror or exc})"
+    return _cannot_be_followed(exc.strerror or exc)
+
+
+def _cannot_be_followed(why: object) -> str:
+    """An entry's problem when its stat failed `why` (here, or in the listing's second process)."""
+    return f"cannot be followed ({why})"
 
 
 def _stats_of(
@@ -387,25 +392,25 @@ def _stats_of(
     stat = os.stat
     for at in range(0, len(names), _STATS_AT_ONCE):
         chunk = names[at : at + _STATS_AT_ONCE]
-        try:
-            if folder is not None:
-                stats = [stat(name, dir_fd=folder, follow_symlinks=False) for name in chunk]
-            else:
+        if folder is not None:  # as the listing's second process stats a piece
+            missing, stats = stat_worker.stat_piece(folder, chunk)
+            if missing:
+                gone = {n for n, _ in missing}
+                unlisted.extend((pre + chunk[n], _cannot_be_followed(why)) for n, why in missing)
+                chunk = [name for n, name in enumerate(chunk) if n not in gone]
+        else:
+            try:
                 stats = [stat(os.path.join(path, name), follow_symlinks=False) for name in chunk]
-        except OSError:  # one of them is gone: each on its own, in order
-            found: list[str] = []
-            stats = []
-            for name in chunk:
-                try:
-                    stats.append(
-                        stat(name, dir_fd=folder, follow_symlinks=False)
-                        if folder is not None
-                        else stat(os.path.join(path, name), follow_symlinks=False)
-                    )
-                    found.append(name)
-                except OSError as exc:
-                    unlisted.append((pre + name, _why_not_read(exc)))
-            chunk = found
+            except OSError:  # one of them is gone: each on its own, in order
+                found: list[str] = []
+                stats = []
+                for name in chunk:
+                    try:
+                        stats.append(stat(os.path.join(path, name), follow_symlinks=False))
+                        found.append(name)
+                    except OSError as exc:
+                        unlisted.append((pre + name, _why_not_read(exc)))
+                chunk = found
         if chunk:
             yield pre, chunk, stats
 

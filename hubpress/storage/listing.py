@@ -20,16 +20,14 @@ import os
 from array import array
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Sequence
-from operator import attrgetter
 from typing import Any, overload
 
 from hubpress.storage.files import ListedFile
 from hubpress.storage.hashcache import stamp_version
+from hubpress.storage.stat_worker import columns_of
 
 ODD = -1  # in the inode column: the entry is held as its ListedFile (in _whole)
 _INT64 = 2**63
-_SIZE, _MTIME = attrgetter("st_size"), attrgetter("st_mtime_ns")
-_CTIME, _INODE = attrgetter("st_ctime_ns"), attrgetter("st_ino")
 
 
 class Listing(Sequence["ListedFile"]):
@@ -71,18 +69,12 @@ class Listing(Sequence["ListedFile"]):
         """append_stat(folder + name, st) for each name and its stat, in order: the columns
         extended a few thousand files at a time, each relpath made in listing order (so the
         strings lie in memory in that order)."""
-        try:
-            sizes = array("q", map(_SIZE, stats))
-            mtimes = array("q", map(_MTIME, stats))
-            ctimes = array("q", map(_CTIME, stats))
-            inodes = array("q", map(_INODE, stats))
-        except OverflowError:  # a number that does not fit: append_stat holds that file whole
-            sizes = None
-        if sizes is None:
+        columns = columns_of(stats)  # the rule the listing's second process makes its columns by
+        if columns is None:  # a number that does not fit: append_stat holds that file whole
             for name, st in zip(names, stats, strict=True):
                 self.append_stat(folder + name, st)
             return
-        self.extend_columns(folder, names, sizes, mtimes, ctimes, inodes)
+        self.extend_columns(folder, names, *columns)
 
     def extend_columns(
         self, folder: str, names: list[str], sizes: array, mtimes: array, ctimes: array, inodes: array
