@@ -17,7 +17,7 @@ Hub-protocol server) it prints:
   sent divided by the link rate plus the fixed cost of a publish on that link (a one-sample
   publish, timed in the same process), and each figure as a ratio to the reference and the floor;
 - a phase breakdown of the first publish from its Prefect task runs (intake, build+hash, send,
-  commit, verify; a shard's sha256 is taken while it is written, so build and hash are one
+  stage, commit, verify; a shard's sha256 is taken while it is written, so build and hash are one
   phase) and the overlap achieved: the summed busy time of the phases / the wall time between
   the first and the last task;
 - an unchanged re-publish of the dataset and of a `--lora-mb` LoRA as whole CLI commands (process
@@ -62,6 +62,8 @@ PHASES = {  # Prefect task name prefix -> phase
     "build-": "build",  # build-<shard name>
     "seal-stage": "build",
     "preupload": "send",
+    # The manifest, the card's facts and its preview, drawn after every shard is built and sent.
+    "stage": "stage",
     "publish": "commit",
     "verify": "verify",
 }
@@ -233,7 +235,7 @@ def bench_link(args, work: Path, src: Path, label: str, hub_args: list[str], sou
             f"| floor: {first['sent_bytes']:,} bytes / {args.mbytes_per_s} MB/s + fixed cost | {link_floor:.2f} | | | |"
         )
     print("\n| phase | busy seconds |\n|---|---:|")
-    for phase in ("intake", "build", "send", "commit", "verify"):
+    for phase in ("intake", "build", "send", "stage", "commit", "verify"):
         print(f"| {phase}{' (+hash)' if phase == 'build' else ''} | {split.get(phase, 0.0):.2f} |")
     print(
         f"\noverlap achieved: {split.get('overlap', 1.0):.2f} (summed phase busy time / wall time of the tasks)"

@@ -13,6 +13,7 @@ import os
 import select
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -221,3 +222,40 @@ def test_standalone_no_xet_serves_the_lfs_path_only(tmp_path):
     finally:
         process.terminate()
         assert process.wait(timeout=15) == 0
+
+
+@requires_xet
+def test_a_commit_rebuilds_its_xet_files_at_once_each_once(hub, repo_name, monkeypatch):
+    """The Hub answers a commit without rebuilding its files; this server rebuilds each into its
+    LFS store first, so a commit of many large files waited on one rebuild after another (a 1 GB
+    publish's commit: 5 s on one core of two). They are rebuilt at once, a file named twice once."""
+    api = HfApi(endpoint=hub.url, token=WRITE_TOKEN)
+    api.create_repo(repo_name)
+    files = {f"{n}.bin": content(300_000, seed=10 + n) for n in range(3)}
+    files["copy.bin"] = files["0.bin"]
+    rebuild = hub.xet.rebuild
+    met = threading.Barrier(2, timeout=20)  # the first two rebuilds meet only if both run at once
+    lock, calls, in_flight, most = threading.Lock(), [], [0], [0]
+
+    def counted(sha: str, directory: Path) -> Path | None:
+        with lock:
+            calls.append(sha)
+            in_flight[0] += 1
+            most[0] = max(most[0], in_flight[0])
+            first_two = len(calls) <= 2
+        try:
+            if first_two:
+                met.wait()
+            return rebuild(sha, directory)
+        finally:
+            with lock:
+                in_flight[0] -= 1
+
+    monkeypatch.setattr(hub.xet, "rebuild", counted)
+    operations = [CommitOperationAdd(path, data) for path, data in files.items()]
+    api.create_commit(repo_name, operations, commit_message="three files, one twice")
+
+    assert most[0] >= 2
+    assert sorted(calls) == sorted({sha256(data) for data in files.values()})
+    for path, data in files.items():
+        assert hub.read_file("model", repo_name, path) == data

@@ -64,3 +64,34 @@ def test_only_the_newest_previews_are_kept(tmp_path, monkeypatch):
     preview_cache.cached_preview([make_sample(tmp_path / "src", "s9")], lambda: b"p9", cache)
     kept = sorted(p.read_bytes() for p in (cache / "previews").glob("*.webp"))
     assert kept == [b"p2", b"p9"]
+
+
+def test_the_thumbnails_are_drawn_two_at_once_into_the_same_bytes(tmp_path, monkeypatch):
+    """The preview is drawn after every shard is built, with nothing beside it: its decodes (eight
+    1024 px PNGs at a first publish) ran one after another on one core of two. Two at once give
+    the same grid, byte for byte, with every image still decoded once."""
+    import threading
+
+    from hubpress.shards import preview
+
+    samples = [make_sample(tmp_path / "src", f"s{n}", target=n != 2) for n in range(4)]
+    cells = source_cells(samples, SourceReader())
+    monkeypatch.setattr(preview, "THUMBNAILS_AT_ONCE", 1, raising=False)
+    one_at_a_time = preview_image(cells)
+    monkeypatch.undo()
+
+    thumbnail = preview._thumbnail
+    met = threading.Barrier(2, timeout=20)  # the first two thumbnails meet only if both run at once
+    lock, drawn = threading.Lock(), []
+
+    def counted(data: bytes):
+        with lock:
+            drawn.append(data)
+            first_two = len(drawn) <= 2
+        if first_two:
+            met.wait()
+        return thumbnail(data)
+
+    monkeypatch.setattr(preview, "_thumbnail", counted)
+    assert preview_image(cells) == one_at_a_time
+    assert sorted(drawn) == sorted(data for pair in cells for data in pair if data is not None)
