@@ -17,8 +17,8 @@ Hub-protocol server) it prints:
   sent divided by the link rate plus the fixed cost of a publish on that link (a one-sample
   publish, timed in the same process), and each figure as a ratio to the reference and the floor;
 - a phase breakdown of the first publish from its Prefect task runs (intake, build+hash, send,
-  stage, commit, verify; a shard's sha256 is taken while it is written, so build and hash are one
-  phase) and the overlap achieved: the summed busy time of the phases / the wall time between
+  stage, commit, verify; a shard's sha256 is taken by its build task right after the file is
+  written, so build and hash are one phase) and the overlap achieved: the summed busy time of the phases / the wall time between
   the first and the last task;
 - an unchanged re-publish of the dataset and of a `--lora-mb` LoRA as whole CLI commands (process
   start to exit) against the running Prefect server, beside `python -c "import prefect"`.
