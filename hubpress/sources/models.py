@@ -74,7 +74,7 @@ class FileRef:
     and written out when read: 72 bytes where the text was 112, 80 MB of a million samples' plan
     (docs/performance.md, "Planning (thirteenth session)"); any other value is held as given.
     So is the version of a local listing's file made by `under_stamp`, "mtime+ctime:inode", as
-    one int of the three numbers: 56 bytes where the text was 96, another 80 MB. Both are read,
+    one int of the three numbers: 48 bytes where the text was 96, another 96 MB. Both are read,
     compared, hashed, pickled, replaced and serialised as the text
     (tests/sources/test_file_ref_packed.py).
 
@@ -108,12 +108,23 @@ class FileRef:
     def under_stamp(cls, root: str, relpath: str, size: int, mtime: int, ctime: int, inode: int) -> FileRef:
         """FileRef.under(root, relpath, size, f"{mtime}+{ctime}:{inode}"), the version a local
         listing's file has (hubpress.storage.listing), held as one int and written out when read:
-        56 bytes where the text was 96, 80 MB of a million samples' plan. mtime and ctime as
-        int64 columns hold them, inode in [0, 2**64)."""
+        48 bytes where the text was 96, 96 MB of a million samples' plan. mtime and ctime as
+        int64 columns hold them, inode in [0, 2**64).
+
+        Nearly every file's three numbers (mtime since 1970 and before 2116, ctime within 73
+        years of it, an inode under 2**56) are held in 180 bits, an int of 48 bytes (_COMPACT:
+        16 fewer than the 192 bits of the three as they are, 32 MB of a million samples' plan);
+        any other stamp in those 192 bits, STAMP_BIAS added to mtime and ctime, an int above
+        2**180; a stamp whose 192 bits would not be (an mtime before 1678) as its text."""
         ref = _new_ref(cls)
-        _bare_init(
-            ref, root, relpath, size, ((mtime + _STAMP_BIAS) << 128) | ((ctime + _STAMP_BIAS) << 64) | inode
-        )
+        delta = ctime - mtime + _DELTA_BIAS
+        if 0 <= mtime < _TWO62 and 0 <= delta < _TWO62 and 0 <= inode < _TWO56:
+            held: Any = (mtime << 118) | (delta << 56) | inode
+        else:
+            held = ((mtime + _STAMP_BIAS) << 128) | ((ctime + _STAMP_BIAS) << 64) | inode
+            if held < _COMPACT:  # would read as a compact stamp: held as the text instead
+                held = f"{mtime}+{ctime}:{inode}"
+        _bare_init(ref, root, relpath, size, held)
         return ref
 
     @classmethod
@@ -203,6 +214,11 @@ _held_facts = FileRef.__dict__["_facts"].__get__  # (format, width, height, deco
 _set_facts = FileRef.__dict__["_facts"].__set__
 _STAMP_BIAS = 1 << 63  # int64 mtime and ctime, made non-negative to be packed
 _LOW64 = (1 << 64) - 1
+# under_stamp's compact stamp: mtime in [0, 2**62) << 118 | ctime - mtime + 2**61 in [0, 2**62)
+# << 56 | inode in [0, 2**56); below _COMPACT, where no stamp of the 192-bit form lies.
+_COMPACT = 1 << 180
+_TWO62, _TWO56, _DELTA_BIAS = 1 << 62, 1 << 56, 1 << 61
+_LOW62, _LOW56 = _TWO62 - 1, _TWO56 - 1
 _held_root = _root_slot.__get__  # bound once: `uri` is read for every file validation checks
 _set_root = _root_slot.__set__
 _set_relpath = FileRef.__dict__["relpath"].__set__
@@ -316,9 +332,29 @@ def _sha256(self: FileRef) -> str | None:
 def _version(self: FileRef) -> str | None:
     held = _held_version(self)
     if held.__class__ is int:  # under_stamp's: mtime, ctime and inode
+        if held < _COMPACT:
+            mtime = held >> 118
+            return f"{mtime}+{mtime + ((held >> 56) & _LOW62) - _DELTA_BIAS}:{held & _LOW56}"
         mtime = (held >> 128) - _STAMP_BIAS
         return f"{mtime}+{((held >> 64) & _LOW64) - _STAMP_BIAS}:{held & _LOW64}"
     return held.value if held.__class__ is _AsGiven else held
+
+
+def held_version(ref: FileRef) -> Any:
+    """What a FileRef made by under_stamp holds for its version as one int of (mtime +
+    STAMP_BIAS) << 128 | (ctime + STAMP_BIAS) << 64 | inode (the 192-bit form), else the value
+    as given: for a caller that compares two million versions with their text (validation's
+    cache scan) without making each through the `version` property. A compact stamp is written
+    out in that form here (see under_stamp)."""
+    held = _held_version(ref)
+    if held.__class__ is int and held < _COMPACT:
+        mtime = held >> 118
+        return (
+            ((mtime + _STAMP_BIAS) << 128)
+            | ((mtime + ((held >> 56) & _LOW62) - _DELTA_BIAS + _STAMP_BIAS) << 64)
+            | (held & _LOW56)
+        )
+    return held
 
 
 def _file_ref_init(
@@ -486,8 +522,18 @@ class IntakeReport:
 _REPORT = TypeAdapter(IntakeReport)
 
 
-# What a FileRef holds in its version slot (an int packed by `under_stamp`, else the value as
-# given) and the packing's constants: for a caller that compares two million versions with their
-# text (validation's cache scan) without making each through the `version` property.
-held_version = _held_version
+# held_version's packing's constants.
 STAMP_BIAS, STAMP_LOW64 = _STAMP_BIAS, _LOW64
+# What a FileRef holds in its version slot, unexpanded: under_stamp's int (compact, below
+# STAMP_COMPACT, or of the 192-bit form) or the value as given; and the compact form's constants
+# (under_stamp): for validation's cache scan to write each stamp's text without a call per file.
+held_stamp = _held_version
+STAMP_COMPACT, STAMP_DELTA_BIAS, STAMP_LOW62, STAMP_LOW56 = _COMPACT, _DELTA_BIAS, _LOW62, _LOW56
+
+
+def stamp_text(held: int) -> str:
+    """The version text of an int held_stamp gave (FileRef.version's)."""
+    if held < _COMPACT:
+        mtime = held >> 118
+        return f"{mtime}+{mtime + ((held >> 56) & _LOW62) - _DELTA_BIAS}:{held & _LOW56}"
+    return f"{(held >> 128) - _STAMP_BIAS}+{((held >> 64) & _LOW64) - _STAMP_BIAS}:{held & _LOW64}"
