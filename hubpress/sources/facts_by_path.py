@@ -36,8 +36,8 @@ class FilesInOrder:
     and a dataset names its files after them), and no two runs overlap, so every relpath is there
     at most once and is found by following a cursor or, failing that, by bisecting its run. A
     dict of two million files by relpath was about 80 MB of a million samples' plan at its peak
-    (docs/performance.md, "Planning (sixteenth session: ...)"). `of` says None when the files are
-    not so: the caller indexes them by a dict, as before."""
+    (docs/performance.md, "Planning (sixteenth session: validation without a dict of every
+    file)"). `of` says None when the files are not so: the caller indexes them by a dict."""
 
     __slots__ = ("refs", "stride", "_firsts", "_runs")
 

@@ -104,7 +104,10 @@ class JobsOfRefs(Sequence[FileJob]):
     (docs/performance.md, "Planning (twelfth session)"). The FileRefs are held by relpath, the
     index the cache scan (_facts_by_scan) wants: when every file is held under the scan's root,
     the scan takes this dict over as its own (`take_index`) rather than building another of two
-    million files. Reads as the list file_jobs returns (tests/sources/test_jobs_of_refs.py)."""
+    million files. A dataset's usual samples (as many controls, a target, nothing else) have
+    their files held as one list in the samples' order and no dict at all (`of_in_order`,
+    FilesInOrder), which the cache scan follows (_scan_refs_in_order). Reads as the list
+    file_jobs returns (tests/sources/test_jobs_of_refs.py)."""
 
     __slots__ = ("by_relpath", "prompts", "_refs", "_count", "in_order")
 
