@@ -98,6 +98,9 @@ class ValidationResult:
     stats: ValidationStats = field(default_factory=ValidationStats)
 
 
+_TRIED_FIRST = 4096  # samples whose files JobsOfRefs.of_in_order tries in order before the rest
+
+
 class JobsOfRefs(Sequence[FileJob]):
     """file_jobs(samples), held as the samples' own FileRefs: each FileJob is made when read. A
     FileJob per file (a 5-tuple, about 90 bytes) was 180 MB of a million samples' validation peak
@@ -154,20 +157,23 @@ class JobsOfRefs(Sequence[FileJob]):
         stride = len(first.controls) + 1
         refs: list[FileRef] = []
         add, extend = refs.append, refs.extend
-        for sample in samples:
-            controls, target = sample.controls, sample.target
-            if (
-                target is None
-                or len(controls) + 1 != stride
-                or sample.mask is not None
-                or sample.prompt_file is not None
-            ):
+        # The first samples' files are tried alone first: files not in order are told at once
+        # rather than after a pass over a million samples (about 0.3 s).
+        for part in (samples[:_TRIED_FIRST], samples[_TRIED_FIRST:]):
+            for sample in part:
+                controls, target = sample.controls, sample.target
+                if (
+                    target is None
+                    or len(controls) + 1 != stride
+                    or sample.mask is not None
+                    or sample.prompt_file is not None
+                ):
+                    return None
+                extend(controls)
+                add(target)
+            files = FilesInOrder.of(refs, stride)
+            if files is None:
                 return None
-            extend(controls)
-            add(target)
-        files = FilesInOrder.of(refs, stride)
-        if files is None:
-            return None
         jobs = cls({}, frozenset())
         jobs.by_relpath, jobs._refs, jobs._count, jobs.in_order = None, refs, len(refs), files
         return jobs

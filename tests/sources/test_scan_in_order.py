@@ -107,10 +107,13 @@ def _as_dict(facts: FactsByPath) -> FactsByPath:
 
 
 @settings(max_examples=400, deadline=None)
-@given(trees(), st.sampled_from([10**6, 100]), st.booleans(), st.booleans())
-def test_the_scan_in_order_holds_and_decides_what_the_general_scan_does(tree, max_pixels, decode, give_up):
+@given(trees(), st.sampled_from([10**6, 100]), st.booleans(), st.booleans(), st.sampled_from([1, 3, 4096]))
+def test_the_scan_in_order_holds_and_decides_what_the_general_scan_does(
+    tree, max_pixels, decode, give_up, tried_first
+):
     samples, rows = tree
     with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(validation, "_TRIED_FIRST", tried_first)  # the first samples' files tried alone
         patch.setattr(validation, "SCAN_FROM", 1)
         patch.setattr(validation, "SCAN_ENTRIES_PER_FILE", 10)
         if give_up:  # any row out of order: the dict's scan, from the start
