@@ -36,7 +36,7 @@ from typing import Any
 
 from hubpress.settings import Settings, get_settings
 from hubpress.sources.discovery import gc_paused
-from hubpress.sources.facts_by_path import FactsByPath
+from hubpress.sources.facts_by_path import LOOK_AHEAD, FactsByPath, FilesInOrder
 from hubpress.sources.facts_cache import (
     FactsFromCache,
     FileJob,
@@ -98,24 +98,37 @@ class ValidationResult:
     stats: ValidationStats = field(default_factory=ValidationStats)
 
 
+_TRIED_FIRST = 4096  # samples whose files JobsOfRefs.of_in_order tries in order before the rest
+
+
 class JobsOfRefs(Sequence[FileJob]):
     """file_jobs(samples), held as the samples' own FileRefs: each FileJob is made when read. A
     FileJob per file (a 5-tuple, about 90 bytes) was 180 MB of a million samples' validation peak
     (docs/performance.md, "Planning (twelfth session)"). The FileRefs are held by relpath, the
     index the cache scan (_facts_by_scan) wants: when every file is held under the scan's root,
     the scan takes this dict over as its own (`take_index`) rather than building another of two
-    million files. Reads as the list file_jobs returns (tests/sources/test_jobs_of_refs.py)."""
+    million files. A dataset's usual samples (as many controls, a target, nothing else) have
+    their files held as one list in the samples' order and no dict at all (`of_in_order`,
+    FilesInOrder), which the cache scan follows (_scan_refs_in_order). Reads as the list
+    file_jobs returns (tests/sources/test_jobs_of_refs.py)."""
 
-    __slots__ = ("by_relpath", "prompts", "_refs", "_count")
+    __slots__ = ("by_relpath", "prompts", "_refs", "_count", "in_order")
 
     def __init__(self, by_relpath: dict[str, FileRef], prompts: frozenset[str]) -> None:
         self.by_relpath: dict[str, FileRef] | None = by_relpath  # None once the scan took it
         self.prompts = prompts  # the relpaths whose first mention is a prompt file (few or none)
         self._refs: list[FileRef] | None = None
         self._count = len(by_relpath)
+        # The files in order, found without a dict (of_in_order), or None: by_relpath holds them.
+        self.in_order: FilesInOrder | None = None
 
     @classmethod
     def of(cls, samples: Iterable[Sample]) -> JobsOfRefs:
+        if not isinstance(samples, list):
+            samples = list(samples)
+        in_order = cls.of_in_order(samples)
+        if in_order is not None:
+            return in_order
         refs: dict[str, FileRef] = {}
         prompts: set[str] = set()
         keep = refs.setdefault  # the first mention of a relpath is its job: one lookup a file
@@ -132,6 +145,39 @@ class JobsOfRefs(Sequence[FileJob]):
                 keep(ref.relpath, ref)
         return cls(refs, frozenset(prompts))
 
+    @classmethod
+    def of_in_order(cls, samples: list[Sample]) -> JobsOfRefs | None:
+        """The samples' files without a dict of them by relpath, when every sample has as many
+        controls, a target, no mask and no prompt file, and FilesInOrder can tell each relpath
+        is there once (a dataset's usual shape): file_jobs' order is then each sample's controls
+        and target in turn. None otherwise."""
+        if not samples:
+            return None
+        first = samples[0]
+        stride = len(first.controls) + 1
+        refs: list[FileRef] = []
+        add, extend = refs.append, refs.extend
+        # The first samples' files are tried alone first: files not in order are told at once
+        # rather than after a pass over a million samples (about 0.3 s).
+        for part in (samples[:_TRIED_FIRST], samples[_TRIED_FIRST:]):
+            for sample in part:
+                controls, target = sample.controls, sample.target
+                if (
+                    target is None
+                    or len(controls) + 1 != stride
+                    or sample.mask is not None
+                    or sample.prompt_file is not None
+                ):
+                    return None
+                extend(controls)
+                add(target)
+            files = FilesInOrder.of(refs, stride)
+            if files is None:
+                return None
+        jobs = cls({}, frozenset())
+        jobs.by_relpath, jobs._refs, jobs._count, jobs.in_order = None, refs, len(refs), files
+        return jobs
+
     @property
     def refs(self) -> list[FileRef]:
         """The FileRefs in file_jobs' order."""
@@ -144,11 +190,21 @@ class JobsOfRefs(Sequence[FileJob]):
     def take_index(self) -> dict[str, FileRef]:
         """The dict of FileRefs by relpath, handed over to a caller that changes it (the cache
         scan): this JobsOfRefs is not read afterwards but for its length and prompts."""
+        if self.by_relpath is None and self.in_order is not None:  # distinct: first mention is all
+            self.by_relpath, self.in_order = {ref.relpath: ref for ref in self.in_order.refs}, None
         index, self.by_relpath = self.by_relpath, None
         if index is None:
             raise ValueError("JobsOfRefs: its files were handed to the cache scan already")
         self._refs = None
         return index
+
+    def take_in_order(self) -> FilesInOrder:
+        """The files in order, handed over to the cache scan, whose facts then hold them: as
+        take_index, this JobsOfRefs is not read afterwards but for its length and prompts."""
+        files, self.in_order, self._refs = self.in_order, None, None
+        if files is None:
+            raise ValueError("JobsOfRefs: its files are not in order, or the cache scan has them already")
+        return files
 
     def job(self, ref: FileRef) -> FileJob:
         return FileJob.of(ref, "prompt" if ref.relpath in self.prompts else "image")
@@ -464,6 +520,10 @@ def _facts_by_scan(
     if isinstance(jobs, JobsOfRefs) and not facts and _all_held_under(jobs, prefix):
         if surely_new is not None and len(jobs) > entries:
             surely_new(len(jobs) - entries)
+        if jobs.in_order is not None:
+            missed = _scan_refs_in_order(jobs, prefix, cache, max_pixels, decode, facts)
+            if missed is not None:
+                return missed
         return _scan_refs_in_place(jobs, prefix, cache, max_pixels, decode, facts)
     # Indexed by the path under the prefix, which is the job's relpath when it holds the prefix as
     # its root (every discovered file): no URI is made per file.
@@ -545,6 +605,8 @@ def _facts_by_scan(
 def _all_held_under(jobs: JobsOfRefs, prefix: str) -> bool:
     """Whether every FileRef of the jobs holds `prefix` as its root (every discovered file under
     the source root): then each is the entry `prefix + relpath` of the cache. Not yet scanned."""
+    if jobs.in_order is not None:
+        return set(map(held_root, jobs.in_order.refs)) == {prefix}
     return jobs.by_relpath is not None and set(map(held_root, jobs.by_relpath.values())) == {prefix}
 
 
@@ -619,6 +681,84 @@ def _scan_refs_in_place(
         del index[ref.relpath]
     facts.adopt(index)
     return [jobs.job(ref) for ref in missed]
+
+
+# The in-order scan gives up (and the dict's scan runs) when more cache rows than this, plus one in
+# BISECTS_PER_ROW of those read, had to be looked for by bisection: a cache in another order.
+BISECTS_FREE = 4096
+BISECTS_PER_ROW = 8
+
+
+def _scan_refs_in_order(
+    jobs: JobsOfRefs, prefix: str, cache: HashCache, max_pixels: int, decode: bool, facts: FactsByPath
+) -> list[FileJob] | None:
+    """_scan_refs_in_place without a dict of the files by relpath: the files are in order
+    (jobs.in_order) and so, mostly, are the cache's rows (the table's order is the order
+    validation put them in, the samples'; the key's order is each folder's), so each row's file
+    is found at, or a few past, the one after the last row's, else by bisection; the facts are
+    held in a list beside the files (FactsByPath.adopt_in_order). What it puts in `facts`, and
+    the files it misses, in order, are the dict's scan's (tests/sources/test_scan_in_order.py).
+    None, having put nothing in `facts`, when too many rows were out of order: the caller scans
+    again with the dict."""
+    files = jobs.in_order
+    assert files is not None
+    refs = files.refs
+    vals: list[Any] = [None] * len(refs)
+    last = len(refs)
+    plen, find, fromhex = len(prefix), files.find, bytes.fromhex
+    bias, low64 = STAMP_BIAS, STAMP_LOW64
+    usual = cache.first_info_under(prefix)
+    verdicts: dict[Any, Any] = {None: None, "": None, USUAL_INFO: _verdict_of_text(usual, max_pixels, decode)}
+    shared = facts.shared_fields
+    at = 0
+    rows_read = bisected = 0
+    for rows in cache.rows_under(prefix, usual):
+        rows_read += len(rows)
+        for uri, size, version, sha, info in rows:
+            rel = uri[plen:]
+            if at < last and (ref := refs[at]).relpath == rel:
+                pos = at
+            else:
+                pos = find(rel, at)
+                if not at <= pos < at + LOOK_AHEAD:  # not in the look-ahead: bisected
+                    bisected += 1
+                    if bisected > BISECTS_FREE + rows_read // BISECTS_PER_ROW:
+                        facts._shared = None  # as it was: the dict's scan sets it anew, from the same row
+                        return None
+                if pos < 0:
+                    continue
+                ref = refs[pos]
+            at = pos + 1
+            if vals[pos] is not None or ref.size != size:  # found already, or another size
+                continue
+            held = held_version(ref)
+            if held.__class__ is int:  # under_stamp's "mtime+ctime:inode", as FileRef.version writes it
+                if version != f"{(held >> 128) - bias}+{((held >> 64) & low64) - bias}:{held & low64}":
+                    continue
+            elif (ref.version or "") != version:
+                continue
+            fields = verdicts.get(info, _UNSEEN)
+            if fields is _UNSEEN:
+                fields = verdicts[info] = _verdict_of_text(info, max_pixels, decode)
+            if fields is None:
+                continue
+            if fields is shared and sha.__class__ is str:
+                # held_sha256, inlined: 64 lowercase hex digits as their 32 bytes, else as given
+                if len(sha) == 64:
+                    try:
+                        digest = fromhex(sha)
+                    except ValueError:
+                        vals[pos] = sha
+                        continue
+                    vals[pos] = digest if digest.hex() == sha else sha
+                else:
+                    vals[pos] = sha
+            else:  # the first entry (whose fields become the shared ones), or another's
+                vals[pos] = facts.held_of(sha, fields)
+                shared = facts.shared_fields
+    missed = [jobs.job(ref) for ref, val in zip(refs, vals, strict=True) if val is None]
+    facts.adopt_in_order(jobs.take_in_order(), vals)
+    return missed
 
 
 def validate_samples(

@@ -95,10 +95,16 @@ def _scan(jobs, cache, max_pixels, decode):
 
 
 @settings(max_examples=300, deadline=None)
-@given(nights(), st.sampled_from([10**6, 100]), st.booleans(), st.booleans())
-def test_the_scan_in_place_holds_what_the_general_scan_holds(night, max_pixels, decode, damaged_text):
+@given(nights(), st.sampled_from([10**6, 100]), st.booleans(), st.booleans(), st.booleans())
+def test_the_scan_in_place_holds_what_the_general_scan_holds(
+    night, max_pixels, decode, damaged_text, in_order
+):
+    """in_order: the samples' files without a dict when they fit (_scan_refs_in_order), else
+    always the dict's in-place scan."""
     samples, rows = night
     with pytest.MonkeyPatch.context() as patch:
+        if not in_order:
+            patch.setattr(JobsOfRefs, "of_in_order", classmethod(lambda cls, samples: None))
         patch.setattr(validation, "SCAN_FROM", 1)
         patch.setattr(validation, "SCAN_ENTRIES_PER_FILE", 10)
         cache = HashCache(":memory:")  # one connection, this thread's: the test's own database
@@ -109,11 +115,11 @@ def test_the_scan_in_place_holds_what_the_general_scan_holds(night, max_pixels, 
         jobs = JobsOfRefs.of(samples)
         expected = file_jobs(samples)
         in_place, missed = _scan(jobs, cache, max_pixels, decode)
-        assert jobs.by_relpath is None  # the in-place scan took the samples' index over
+        assert jobs.by_relpath is None  # the in-place scan took the samples' index over, or had none
         general, general_missed = _scan(expected, cache, max_pixels, decode)
     assert missed == general_missed and [j.kind for j in missed] == [j.kind for j in general_missed]
-    assert list(in_place._held.items()) == list(general._held.items())
-    assert [type(held) for held in in_place._held.values()] == [type(h) for h in general._held.values()]
+    assert list(in_place.held_items()) == list(general.held_items())
+    assert [type(h) for _, h in in_place.held_items()] == [type(h) for _, h in general.held_items()]
     assert in_place.shared_fields == general.shared_fields
     assert dict(in_place) == dict(general)
 
@@ -126,7 +132,8 @@ def test_a_tree_not_all_under_the_root_takes_the_general_scan(tmp_path, monkeypa
     cache.put_many([(inside.uri, 1, inside.version, "ab" * 32, USUAL)])
     jobs = JobsOfRefs.of([Sample("s", "train", "p", [outside], None, inside)])
     facts, missed = _scan(jobs, cache, 10**6, False)
-    assert jobs.by_relpath is not None and [j.relpath for j in missed] == ["b.png"]
+    assert (jobs.by_relpath or jobs.in_order) is not None  # the general scan: the files not taken
+    assert [j.relpath for j in missed] == ["b.png"]
     assert facts["a.png"].sha256 == "ab" * 32
 
 
@@ -164,7 +171,7 @@ def test_the_files_the_cache_cannot_hold_are_told_before_the_scan(tmp_path, monk
         10**6,
         False,
         FactsByPath(),
-        lambda n: told.append((n, jobs.by_relpath is not None)),
+        lambda n: told.append((n, (jobs.by_relpath or jobs.in_order) is not None)),
     )
     assert told == [(1, True)]  # 5 files, 4 entries (one of a file gone): at least one is new
     assert [job.relpath for job in missed] == ["3.png", "4.png"]
