@@ -114,7 +114,7 @@ class FileRef:
         Nearly every file's three numbers (mtime since 1970 and before 2116, ctime within 73
         years of it, an inode under 2**56) are held in 180 bits, an int of 48 bytes (_COMPACT:
         16 fewer than the 192 bits of the three as they are, 32 MB of a million samples' plan);
-        any other stamp in those 192 bits, STAMP_BIAS added to mtime and ctime, an int above
+        any other stamp in those 192 bits, 2**63 added to mtime and ctime, an int above
         2**180; a stamp whose 192 bits would not be (an mtime before 1678) as its text."""
         ref = _new_ref(cls)
         delta = ctime - mtime + _DELTA_BIAS
@@ -332,29 +332,8 @@ def _sha256(self: FileRef) -> str | None:
 def _version(self: FileRef) -> str | None:
     held = _held_version(self)
     if held.__class__ is int:  # under_stamp's: mtime, ctime and inode
-        if held < _COMPACT:
-            mtime = held >> 118
-            return f"{mtime}+{mtime + ((held >> 56) & _LOW62) - _DELTA_BIAS}:{held & _LOW56}"
-        mtime = (held >> 128) - _STAMP_BIAS
-        return f"{mtime}+{((held >> 64) & _LOW64) - _STAMP_BIAS}:{held & _LOW64}"
+        return stamp_text(held)
     return held.value if held.__class__ is _AsGiven else held
-
-
-def held_version(ref: FileRef) -> Any:
-    """What a FileRef made by under_stamp holds for its version as one int of (mtime +
-    STAMP_BIAS) << 128 | (ctime + STAMP_BIAS) << 64 | inode (the 192-bit form), else the value
-    as given: for a caller that compares two million versions with their text (validation's
-    cache scan) without making each through the `version` property. A compact stamp is written
-    out in that form here (see under_stamp)."""
-    held = _held_version(ref)
-    if held.__class__ is int and held < _COMPACT:
-        mtime = held >> 118
-        return (
-            ((mtime + _STAMP_BIAS) << 128)
-            | ((mtime + ((held >> 56) & _LOW62) - _DELTA_BIAS + _STAMP_BIAS) << 64)
-            | (held & _LOW56)
-        )
-    return held
 
 
 def _file_ref_init(
@@ -522,13 +501,10 @@ class IntakeReport:
 _REPORT = TypeAdapter(IntakeReport)
 
 
-# held_version's packing's constants.
-STAMP_BIAS, STAMP_LOW64 = _STAMP_BIAS, _LOW64
 # What a FileRef holds in its version slot, unexpanded: under_stamp's int (compact, below
-# STAMP_COMPACT, or of the 192-bit form) or the value as given; and the compact form's constants
-# (under_stamp): for validation's cache scan to write each stamp's text without a call per file.
+# _COMPACT, or of the 192-bit form) or the value as given: for validation's cache scan, which
+# compares two million versions with their text (stamp_text) without the `version` property.
 held_stamp = _held_version
-STAMP_COMPACT, STAMP_DELTA_BIAS, STAMP_LOW62, STAMP_LOW56 = _COMPACT, _DELTA_BIAS, _LOW62, _LOW56
 
 
 def stamp_text(held: int) -> str:

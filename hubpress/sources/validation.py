@@ -48,7 +48,7 @@ from hubpress.sources.facts_cache import (
 )
 from hubpress.sources.formats import DEFAULT_MAX_PIXELS
 from hubpress.sources.image_checks import FileFacts, check_image_bytes, check_prompt_bytes
-from hubpress.sources.models import STAMP_BIAS, STAMP_LOW64, FileRef, Sample, held_root, held_version
+from hubpress.sources.models import FileRef, Sample, held_root, held_stamp, stamp_text
 from hubpress.storage.fetched import FetchedSpool
 from hubpress.storage.files import Storage, is_s3, open_storage
 from hubpress.storage.hashcache import USUAL_INFO, HashCache, parse_info
@@ -630,7 +630,6 @@ def _scan_refs_in_place(
     index: dict[str, Any] = jobs.take_index()
     prompts = jobs.prompts
     plen, get, fromhex = len(prefix), index.get, bytes.fromhex
-    bias, low64 = STAMP_BIAS, STAMP_LOW64
     # By info text (None: read the file); the usual text's as rows_under gives it, USUAL_INFO.
     usual = cache.first_info_under(prefix)
     verdicts: dict[Any, Any] = {None: None, "": None, USUAL_INFO: _verdict_of_text(usual, max_pixels, decode)}
@@ -641,9 +640,9 @@ def _scan_refs_in_place(
             ref = get(rel)
             if ref is None or ref.__class__ in _HELD or ref.size != size:  # unknown, found, other size
                 continue
-            held = held_version(ref)
+            held = held_stamp(ref)
             if held.__class__ is int:  # under_stamp's "mtime+ctime:inode", as FileRef.version writes it
-                if version != f"{(held >> 128) - bias}+{((held >> 64) & low64) - bias}:{held & low64}":
+                if version != stamp_text(held):
                     continue
             elif (ref.version or "") != version:
                 continue
@@ -706,7 +705,6 @@ def _scan_refs_in_order(
     vals: list[Any] = [None] * len(refs)
     last = len(refs)
     plen, find, fromhex = len(prefix), files.find, bytes.fromhex
-    bias, low64 = STAMP_BIAS, STAMP_LOW64
     usual = cache.first_info_under(prefix)
     verdicts: dict[Any, Any] = {None: None, "": None, USUAL_INFO: _verdict_of_text(usual, max_pixels, decode)}
     shared = facts.shared_fields
@@ -731,9 +729,9 @@ def _scan_refs_in_order(
             at = pos + 1
             if vals[pos] is not None or ref.size != size:  # found already, or another size
                 continue
-            held = held_version(ref)
+            held = held_stamp(ref)
             if held.__class__ is int:  # under_stamp's "mtime+ctime:inode", as FileRef.version writes it
-                if version != f"{(held >> 128) - bias}+{((held >> 64) & low64) - bias}:{held & low64}":
+                if version != stamp_text(held):
                     continue
             elif (ref.version or "") != version:
                 continue
