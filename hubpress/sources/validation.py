@@ -616,64 +616,79 @@ def _verdict_of_text(info: str | None, max_pixels: int, decode: bool) -> tuple[A
     return cached_image_verdict(parsed, max_pixels, decode) if parsed else None
 
 
+def _cached_row_reader(
+    facts: FactsByPath, usual: str | None, max_pixels: int, decode: bool, prompts: Any
+) -> Callable[[FileRef, str, str, Any, Any], Any]:
+    """What the facts hold for a facts-cache row of a file of the samples, as both whole-tree
+    scans (_scan_refs_in_place, _scan_refs_in_order) read it: the file's sha256 as `held_sha256`
+    holds it when its facts are the shared ones, else its FileFacts; None when the row does not
+    hold for the file (another version, an entry to read again). The row's size is the caller's
+    to compare. Each row is compared with its file's stamp as held (no version made through the
+    FileRef's property), each distinct info text is worked out once (`usual`: the text rows_under
+    gives as USUAL_INFO), and a prompt file (one of `prompts`) is judged as a prompt."""
+    verdicts: dict[Any, Any] = {None: None, "": None, USUAL_INFO: _verdict_of_text(usual, max_pixels, decode)}
+    shared = facts.shared_fields
+    fromhex = bytes.fromhex
+
+    def held_of_row(ref: FileRef, rel: str, version: str, sha: Any, info: Any) -> Any:
+        nonlocal shared
+        held = held_stamp(ref)
+        if held.__class__ is int:  # under_stamp's "mtime+ctime:inode", as FileRef.version writes it
+            if version != stamp_text(held):
+                return None
+        elif (ref.version or "") != version:
+            return None
+        if prompts and rel in prompts:
+            job = FileJob.of(ref, "prompt")
+            text = usual if info.__class__ is int else info  # USUAL_INFO: the usual text
+            return usable_facts(
+                from_cache(job, sha, parse_info(text) if text else None), job, max_pixels, decode
+            )
+        fields = verdicts.get(info, _UNSEEN)
+        if fields is _UNSEEN:
+            fields = verdicts[info] = _verdict_of_text(info, max_pixels, decode)
+        if fields is None:
+            return None
+        if fields is shared and sha.__class__ is str:
+            # held_sha256, inlined: 64 lowercase hex digits as their 32 bytes, else as given
+            if len(sha) == 64:
+                try:
+                    digest = fromhex(sha)
+                except ValueError:
+                    return sha
+                return digest if digest.hex() == sha else sha
+            return sha
+        # The first entry (whose fields become the shared ones), or another's.
+        held = facts.held_of(sha, fields)
+        shared = facts.shared_fields
+        return held
+
+    return held_of_row
+
+
 def _scan_refs_in_place(
     jobs: JobsOfRefs, prefix: str, cache: HashCache, max_pixels: int, decode: bool, facts: FactsByPath
 ) -> list[FileJob]:
     """_facts_by_scan of a whole tree's samples (every FileRef held under the root, the facts
     empty), the night's case, at about half the cost per file of the general scan: the samples'
     own index by relpath is the scan's (JobsOfRefs.take_index) and, as in the general scan's
-    in-place case, becomes the facts' dict; each cache row is compared with its file's packed
-    version without a FileJob or a version made through the FileRef's property, each distinct
-    info text is worked out once, and a file whose facts are the shared ones is held as
-    `held_sha256` holds its sha256 without a call per file. What it puts in `facts`, and the
+    in-place case, becomes the facts' dict; each cache row is read by _cached_row_reader
+    (without a FileJob, each distinct info text worked out once). What it puts in `facts`, and the
     files it misses, in order, are the general scan's (tests/sources/test_scan_in_place.py)."""
     index: dict[str, Any] = jobs.take_index()
-    prompts = jobs.prompts
-    plen, get, fromhex = len(prefix), index.get, bytes.fromhex
+    plen, get = len(prefix), index.get
     # By info text (None: read the file); the usual text's as rows_under gives it, USUAL_INFO.
     usual = cache.first_info_under(prefix)
-    verdicts: dict[Any, Any] = {None: None, "": None, USUAL_INFO: _verdict_of_text(usual, max_pixels, decode)}
-    shared = facts.shared_fields
+    held_of_row = _cached_row_reader(facts, usual, max_pixels, decode, jobs.prompts)
     for rows in cache.rows_under(prefix, usual):
         for uri, size, version, sha, info in rows:
             rel = uri[plen:]
             ref = get(rel)
             if ref is None or ref.__class__ in _HELD or ref.size != size:  # unknown, found, other size
                 continue
-            held = held_stamp(ref)
-            if held.__class__ is int:  # under_stamp's "mtime+ctime:inode", as FileRef.version writes it
-                if version != stamp_text(held):
-                    continue
-            elif (ref.version or "") != version:
-                continue
-            if prompts and rel in prompts:
-                job = FileJob.of(ref, "prompt")
-                text = usual if info.__class__ is int else info  # USUAL_INFO: the usual text
-                known = usable_facts(
-                    from_cache(job, sha, parse_info(text) if text else None), job, max_pixels, decode
-                )
-                if known is not None:
-                    index[rel] = known
-                continue
-            fields = verdicts.get(info, _UNSEEN)
-            if fields is _UNSEEN:
-                fields = verdicts[info] = _verdict_of_text(info, max_pixels, decode)
-            if fields is None:
-                continue
-            if fields is shared and sha.__class__ is str:
-                # held_sha256, inlined: 64 lowercase hex digits as their 32 bytes, else as given
-                if len(sha) == 64:
-                    try:
-                        digest = fromhex(sha)
-                    except ValueError:
-                        index[rel] = sha
-                        continue
-                    index[rel] = digest if digest.hex() == sha else sha
-                else:
-                    index[rel] = sha
-            else:  # the first entry (whose fields become the shared ones), or another's
-                index[rel] = facts.held_of(sha, fields)
-                shared = facts.shared_fields
+            held = held_of_row(ref, rel, version, sha, info)
+            if held is not None:
+                index[rel] = held
     # The files not found, in the jobs' order, out of the index; the rest are the facts.
     missed = [held for held in index.values() if held.__class__ not in _HELD]
     for ref in missed:
@@ -704,10 +719,9 @@ def _scan_refs_in_order(
     refs = files.refs
     vals: list[Any] = [None] * len(refs)
     last = len(refs)
-    plen, find, fromhex = len(prefix), files.find, bytes.fromhex
+    plen, find = len(prefix), files.find
     usual = cache.first_info_under(prefix)
-    verdicts: dict[Any, Any] = {None: None, "": None, USUAL_INFO: _verdict_of_text(usual, max_pixels, decode)}
-    shared = facts.shared_fields
+    held_of_row = _cached_row_reader(facts, usual, max_pixels, decode, None)
     at = 0
     rows_read = bisected = 0
     for rows in cache.rows_under(prefix, usual):
@@ -729,31 +743,7 @@ def _scan_refs_in_order(
             at = pos + 1
             if vals[pos] is not None or ref.size != size:  # found already, or another size
                 continue
-            held = held_stamp(ref)
-            if held.__class__ is int:  # under_stamp's "mtime+ctime:inode", as FileRef.version writes it
-                if version != stamp_text(held):
-                    continue
-            elif (ref.version or "") != version:
-                continue
-            fields = verdicts.get(info, _UNSEEN)
-            if fields is _UNSEEN:
-                fields = verdicts[info] = _verdict_of_text(info, max_pixels, decode)
-            if fields is None:
-                continue
-            if fields is shared and sha.__class__ is str:
-                # held_sha256, inlined: 64 lowercase hex digits as their 32 bytes, else as given
-                if len(sha) == 64:
-                    try:
-                        digest = fromhex(sha)
-                    except ValueError:
-                        vals[pos] = sha
-                        continue
-                    vals[pos] = digest if digest.hex() == sha else sha
-                else:
-                    vals[pos] = sha
-            else:  # the first entry (whose fields become the shared ones), or another's
-                vals[pos] = facts.held_of(sha, fields)
-                shared = facts.shared_fields
+            vals[pos] = held_of_row(ref, rel, version, sha, info)
     missed = [jobs.job(ref) for ref, val in zip(refs, vals, strict=True) if val is None]
     facts.adopt_in_order(jobs.take_in_order(), vals)
     return missed
