@@ -275,8 +275,8 @@ class FactsByPath(MutableMapping[str, FileFacts]):
         del self._materialise()[relpath]
 
     def __contains__(self, relpath: object) -> bool:
-        if self._files is not None and relpath.__class__ is str:
-            return self._held_of_path(relpath) is not None  # type: ignore[arg-type]
+        if self._files is not None and isinstance(relpath, str):  # any str, as a dict finds it
+            return self._held_of_path(relpath) is not None
         return relpath in self._held
 
     def __iter__(self) -> Iterator[str]:
