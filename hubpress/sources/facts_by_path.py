@@ -85,6 +85,8 @@ class FilesInOrder:
 
     def bisect(self, relpath: str) -> int:
         """The position of the file `relpath`, or -1, by bisecting its run."""
+        if not isinstance(relpath, str):  # None, a number: no file's, as a dict's key would be
+            return -1
         r = bisect_right(self._firsts, relpath) - 1
         if r < 0:
             return -1
