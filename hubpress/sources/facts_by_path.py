@@ -85,6 +85,8 @@ class FilesInOrder:
 
     def bisect(self, relpath: str) -> int:
         """The position of the file `relpath`, or -1, by bisecting its run."""
+        if not isinstance(relpath, str):  # None, a number: no file's, as a dict's key would be
+            return -1
         r = bisect_right(self._firsts, relpath) - 1
         if r < 0:
             return -1
@@ -275,8 +277,8 @@ class FactsByPath(MutableMapping[str, FileFacts]):
         del self._materialise()[relpath]
 
     def __contains__(self, relpath: object) -> bool:
-        if self._files is not None and relpath.__class__ is str:
-            return self._held_of_path(relpath) is not None  # type: ignore[arg-type]
+        if self._files is not None and isinstance(relpath, str):  # any str, as a dict finds it
+            return self._held_of_path(relpath) is not None
         return relpath in self._held
 
     def __iter__(self) -> Iterator[str]:

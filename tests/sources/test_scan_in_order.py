@@ -212,3 +212,47 @@ def test_a_dataset_named_after_its_ids_is_followed_without_a_dict():
     # the same file twice: the dict, as before
     twice = [*samples, Sample("zzz", "train", "p", [refs[0]], None, refs[1], None, 50)]
     assert JobsOfRefs.of(twice).in_order is None
+
+
+class Relpath(str):
+    """A relpath of a str subclass (numpy's str_, a pyarrow scalar's as_py() subclassed, ...):
+    a dict finds it as the str it equals."""
+
+
+def test_facts_held_in_order_answer_in_as_a_dict_does_for_any_str():
+    """`in` asks what `get` and `[]` ask: a relpath of a str subclass is the file it equals,
+    found or not, as it is in the dict the facts stand for."""
+    refs = [
+        FileRef.under(ROOT, f"train/{c}/{n:03d}.png", 1, "v") for n in range(5) for c in ("control", "target")
+    ]
+    files = FilesInOrder.of(refs, 2)
+    assert files is not None
+    facts = FactsByPath()
+    fact = FileFacts("ab" * 32, "png", 1, 1)
+    facts.adopt_in_order(files, [fact if n % 3 else None for n in range(len(refs))])
+    facts["train/extra.png"] = fact
+    as_dict = dict(facts.items())
+    for name in [ref.relpath for ref in refs] + ["train/extra.png", "train/none.png"]:
+        for key in (name, Relpath(name)):
+            assert (key in facts) == (key in as_dict) == (facts.get(key) is not None)
+
+
+def test_facts_held_in_order_take_any_key_a_dict_takes():
+    """A key that is no str (None, a number) is a key the facts do not hold, as in a dict: `get`
+    gives the default, `[]` a KeyError, `in` False, and it can be set and read back."""
+    refs = [
+        FileRef.under(ROOT, f"train/{c}/{n:03d}.png", 1, "v") for n in range(3) for c in ("control", "target")
+    ]
+    files = FilesInOrder.of(refs, 2)
+    assert files is not None
+    facts = FactsByPath()
+    fact = FileFacts("ab" * 32, "png", 1, 1)
+    facts.adopt_in_order(files, [fact] * len(refs))
+    for key in (None, 5, b"train/control/000.png"):
+        assert key not in facts and facts.get(key, "absent") == "absent" and facts.held_get(key) is None
+        with pytest.raises(KeyError):
+            facts[key]
+    facts[None] = fact
+    assert (
+        facts[None] == fact and None in facts and facts.held_get(None) == fact and len(facts) == len(refs) + 1
+    )
