@@ -10,6 +10,8 @@ and of a dict of the facts."""
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -219,17 +221,26 @@ class Relpath(str):
     a dict finds it as the str it equals."""
 
 
-def test_facts_held_in_order_answer_in_as_a_dict_does_for_any_str():
-    """`in` asks what `get` and `[]` ask: a relpath of a str subclass is the file it equals,
-    found or not, as it is in the dict the facts stand for."""
+def facts_in_order(samples: int, fact_of: Callable[[int], Any]) -> tuple[list[FileRef], FactsByPath]:
+    """The files of `samples` samples (a control and a target each), in order, and facts held
+    in their order: the n-th file's is fact_of(n)."""
     refs = [
-        FileRef.under(ROOT, f"train/{c}/{n:03d}.png", 1, "v") for n in range(5) for c in ("control", "target")
+        FileRef.under(ROOT, f"train/{c}/{n:03d}.png", 1, "v")
+        for n in range(samples)
+        for c in ("control", "target")
     ]
     files = FilesInOrder.of(refs, 2)
     assert files is not None
     facts = FactsByPath()
+    facts.adopt_in_order(files, [fact_of(n) for n in range(len(refs))])
+    return refs, facts
+
+
+def test_facts_held_in_order_answer_in_as_a_dict_does_for_any_str():
+    """`in` asks what `get` and `[]` ask: a relpath of a str subclass is the file it equals,
+    found or not, as it is in the dict the facts stand for."""
     fact = FileFacts("ab" * 32, "png", 1, 1)
-    facts.adopt_in_order(files, [fact if n % 3 else None for n in range(len(refs))])
+    refs, facts = facts_in_order(5, lambda n: fact if n % 3 else None)
     facts["train/extra.png"] = fact
     as_dict = dict(facts.items())
     for name in [ref.relpath for ref in refs] + ["train/extra.png", "train/none.png"]:
@@ -240,14 +251,8 @@ def test_facts_held_in_order_answer_in_as_a_dict_does_for_any_str():
 def test_facts_held_in_order_take_any_key_a_dict_takes():
     """A key that is no str (None, a number) is a key the facts do not hold, as in a dict: `get`
     gives the default, `[]` a KeyError, `in` False, and it can be set and read back."""
-    refs = [
-        FileRef.under(ROOT, f"train/{c}/{n:03d}.png", 1, "v") for n in range(3) for c in ("control", "target")
-    ]
-    files = FilesInOrder.of(refs, 2)
-    assert files is not None
-    facts = FactsByPath()
     fact = FileFacts("ab" * 32, "png", 1, 1)
-    facts.adopt_in_order(files, [fact] * len(refs))
+    refs, facts = facts_in_order(3, lambda n: fact)
     for key in (None, 5, b"train/control/000.png"):
         assert key not in facts and facts.get(key, "absent") == "absent" and facts.held_get(key) is None
         with pytest.raises(KeyError):
