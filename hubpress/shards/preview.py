@@ -82,7 +82,7 @@ def preview_image(cells: Cells) -> bytes | None:
     thumbs = iter(_thumbnails([data for pair in cells for data in pair]))
     for row, pair in enumerate(cells):
         top = GAP + row * (CELL + GAP)
-        for col, _data in enumerate(pair):
+        for col in range(len(pair)):
             left = GAP + col * (CELL + GAP)
             thumb = next(thumbs)
             if thumb is None:

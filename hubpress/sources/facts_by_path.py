@@ -194,6 +194,13 @@ class FactsByPath(MutableMapping[str, FileFacts]):
         fields are these (validation's cache scan) holds what held_of would."""
         return self._shared
 
+    def forget_shared(self) -> None:
+        """Forget the shared fields a scan that put nothing in this mapping chose (validation's
+        in-order scan, giving up): the scan run instead chooses them anew, from its first row."""
+        if self._held or self._files is not None:
+            raise ValueError("FactsByPath.forget_shared: the mapping holds facts that share them")
+        self._shared = None
+
     def shared(self) -> FileFacts | None:
         """The facts shared by the files held as their sha256 alone (with no sha256), if any."""
         return None if self._shared is None else FileFacts(None, *self._shared)

@@ -735,7 +735,7 @@ def _scan_refs_in_order(
                 if not at <= pos < at + LOOK_AHEAD:  # not in the look-ahead: bisected
                     bisected += 1
                     if bisected > BISECTS_FREE + rows_read // BISECTS_PER_ROW:
-                        facts._shared = None  # as it was: the dict's scan sets it anew, from the same row
+                        facts.forget_shared()  # the dict's scan chooses them anew, from the same row
                         return None
                 if pos < 0:
                     continue

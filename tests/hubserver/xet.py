@@ -276,9 +276,7 @@ def fetch_committed(cas: XetCas, repo: Repo, operations: list[Operation]) -> Non
             failed.set()
             raise
 
-    if len(wanted) <= 1:
-        for oid, size in wanted.items():
-            bring(oid, size)
+    if not wanted:
         return
     with ThreadPoolExecutor(max_workers=min(REBUILDS_AT_ONCE, len(wanted))) as pool:
         futures = [pool.submit(bring, oid, size) for oid, size in wanted.items()]
